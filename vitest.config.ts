@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config'
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Media tests shell out to ffmpeg/x264; give them room on a 2-core machine.
+    testTimeout: 180_000,
+    hookTimeout: 300_000,
+    // Fixtures are generated once per run and shared through the OS temp dir.
+    globalSetup: ['test/global-setup.ts'],
+    pool: 'forks',
+    maxWorkers: 2
+  }
+})
