@@ -1,0 +1,125 @@
+import { mkdir, rm, stat } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { execa } from 'execa'
+import { AbortError } from './errors.js'
+import type { Rational } from './probe.js'
+import { parseX264Settings, type X264Settings } from './settings.js'
+import { toToolError } from './tools.js'
+
+export interface EncodeProgress {
+  framesDone: number
+  frameCount: number
+  fps: number
+}
+
+export interface EncodeChunkOptions {
+  segmentPath: string
+  /** From the segment: decoded frames before this timestamp are pre-roll, not the chunk's. */
+  selectFromTime: number
+  frameCount: number
+  /** Untrusted settings are re-checked here, whatever the caller checked before. */
+  settings: string | X264Settings
+  /** Nominal rate of the source, so every chunk's rate control sees the same frame rate. */
+  frameRate: Rational
+  /** Pixel format of the source video; chooses the y4m format fed to x264. */
+  sourcePixFmt: string
+  outputPath: string
+  /** x264 --threads; default lets x264 pick. */
+  threads?: number
+  signal?: AbortSignal
+  onProgress?: (progress: EncodeProgress) => void
+}
+
+export interface EncodedChunk {
+  path: string
+  sizeBytes: number
+  frameCount: number
+  seconds: number
+}
+
+/** y4m carries planar YUV only; other formats are converted at the source's depth. */
+export function y4mPixFmt (sourcePixFmt: string): string {
+  const m = /^yuv(420|422|444)p(9|10|12|14|16)?(le|be)?$/.exec(sourcePixFmt)
+  if (m !== null) return m[2] === undefined ? `yuv${m[1]}p` : `yuv${m[1]}p${m[2]}le`
+  if (/^yuvj4(20|22|44)p$/.test(sourcePixFmt)) return sourcePixFmt
+  const deep = /(9|10|12|14|16)(le|be)$/.test(sourcePixFmt)
+  return deep ? 'yuv420p10le' : 'yuv420p'
+}
+
+// A function, so TypeScript does not carry a narrowing of `aborted` across awaits.
+function isAborted (signal?: AbortSignal): boolean { return signal?.aborted === true }
+
+const PROGRESS_RE = /(\d+)(?:\/\d+)? frames[:,] ([\d.]+) fps/g
+
+/** The decoder half of the pipe: exactly the chunk's frames, in display order, as y4m. */
+export function decoderArgs (o: Pick<EncodeChunkOptions, 'segmentPath' | 'selectFromTime' | 'frameCount' | 'sourcePixFmt'>): string[] {
+  const from = (o.selectFromTime - 0.0005).toFixed(6)
+  return [
+    '-v', 'error', '-nostdin',
+    // Keep the segment's own timestamps so the select below can name the first frame by time.
+    '-copyts', '-i', o.segmentPath, '-map', '0:v:0',
+    '-vf', `select='gte(t,${from})'`,
+    '-frames:v', String(o.frameCount),
+    // Never duplicate or drop frames to fit a rate: VFR timestamps are restored at merge.
+    '-fps_mode', 'passthrough',
+    '-pix_fmt', y4mPixFmt(o.sourcePixFmt),
+    '-strict', '-1', '-f', 'yuv4mpegpipe', '-'
+  ]
+}
+
+export function encoderArgs (settings: X264Settings, o: { frameRate: Rational, frameCount: number, threads?: number, outputPath: string }): string[] {
+  return [
+    ...settings.args,
+    ...(o.threads !== undefined ? ['--threads', String(o.threads)] : []),
+    // Chunks are concatenated, so every one must carry the same self-contained headers.
+    '--stitchable',
+    '--fps', `${o.frameRate.num}/${o.frameRate.den}`,
+    '--frames', String(o.frameCount),
+    '--demuxer', 'y4m',
+    '--output', o.outputPath,
+    '-'
+  ]
+}
+
+/**
+ * Encodes one chunk: ffmpeg decodes the segment and selects exactly the chunk's frames, x264
+ * encodes them from a y4m pipe. The result starts with an IDR frame and is raw H.264 (Annex B),
+ * ready to be concatenated. On failure or abort both processes are stopped and the output removed.
+ */
+export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk> {
+  const settings = typeof o.settings === 'string' ? parseX264Settings(o.settings) : parseX264Settings(o.settings.raw)
+  if (o.signal?.aborted === true) throw new AbortError(`encoding ${o.segmentPath}: aborted`)
+  await mkdir(dirname(o.outputPath), { recursive: true })
+  const started = Date.now()
+  const decoder = execa('ffmpeg', decoderArgs(o), {
+    cancelSignal: o.signal, buffer: { stdout: false }, stdin: 'ignore', forceKillAfterDelay: 2000
+  })
+  const encoder = execa('x264', encoderArgs(settings, { ...o, outputPath: o.outputPath }), {
+    cancelSignal: o.signal, stdin: 'pipe', forceKillAfterDelay: 2000
+  })
+  let lastReport = 0
+  encoder.stderr?.on('data', (data: Buffer) => {
+    if (o.onProgress === undefined) return
+    let match: RegExpExecArray | null
+    let latest: EncodeProgress | undefined
+    PROGRESS_RE.lastIndex = 0
+    while ((match = PROGRESS_RE.exec(data.toString())) !== null) {
+      latest = { framesDone: Number(match[1]), frameCount: o.frameCount, fps: Number(match[2]) }
+    }
+    const now = Date.now()
+    if (latest !== undefined && now - lastReport >= 200) { lastReport = now; o.onProgress(latest) }
+  })
+  decoder.stdout?.pipe(encoder.stdin as NodeJS.WritableStream)
+  // x264 may exit first (bad settings); the decoder then sees EPIPE, which is not the story to tell.
+  encoder.stdin?.on('error', () => {})
+  const [dec, enc] = await Promise.allSettled([decoder, encoder])
+  if (dec.status === 'rejected' || enc.status === 'rejected') {
+    await rm(o.outputPath, { force: true })
+    if (isAborted(o.signal)) throw new AbortError(`encoding ${o.segmentPath}: aborted`)
+    if (enc.status === 'rejected') throw toToolError('x264', enc.reason, `encoding ${o.segmentPath}`)
+    throw toToolError('ffmpeg', (dec as PromiseRejectedResult).reason, `decoding ${o.segmentPath}`)
+  }
+  const sizeBytes = (await stat(o.outputPath)).size
+  o.onProgress?.({ framesDone: o.frameCount, frameCount: o.frameCount, fps: o.frameCount / Math.max(0.001, (Date.now() - started) / 1000) })
+  return { path: o.outputPath, sizeBytes, frameCount: o.frameCount, seconds: (Date.now() - started) / 1000 }
+}

@@ -1,0 +1,11 @@
+// The media layer's public face: probe, plan, cut, encode, verify and merge. Knows nothing of libp2p or jobs.
+export { MediaError, ToolError, SettingsError, VerificationError, SourceError, AbortError } from './errors.js'
+export { probeMedia, frameTimes, bitDepthOf, type MediaInfo, type StreamInfo, type VideoInfo, type VideoFrame, type Rational } from './probe.js'
+export { planChunks, cutPoints, DEFAULT_GOPS_PER_CHUNK, type ChunkPlan, type ChunkRange, type PlanOptions } from './plan.js'
+export { cutSegment, extractVideo, TIMESTAMP_TOLERANCE, type Segment, type CutSource } from './split.js'
+export { parseX264Settings, splitSettings, type X264Settings } from './settings.js'
+export { encodeChunk, decoderArgs, encoderArgs, y4mPixFmt, type EncodeChunkOptions, type EncodeProgress, type EncodedChunk } from './encode.js'
+export { verifyEncodedChunk, type VerifiedChunk, type VerifyExpectations } from './verify.js'
+export { mergeChunks, checkSourceCrc, defaultOutputStem, timestampFileV2, type MergeOptions, type MergeResult } from './merge.js'
+export { sha256File, crc32File, crcInName, stripCrcTag } from './hash.js'
+export { encodeFileLocally, verifyMergedOutput, type LocalEncodeOptions, type LocalEncodeReport } from './pipeline.js'

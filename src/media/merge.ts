@@ -1,0 +1,125 @@
+import { createReadStream, createWriteStream } from 'node:fs'
+import { access, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { basename, dirname, extname, join } from 'node:path'
+import { once } from 'node:events'
+import { execa } from 'execa'
+import { AbortError, SourceError } from './errors.js'
+import { crc32File, crcInName, stripCrcTag } from './hash.js'
+import type { MediaInfo } from './probe.js'
+import { toToolError } from './tools.js'
+
+export interface MergeOptions {
+  source: MediaInfo
+  /** Encoded chunks (raw H.264), in chunk order. */
+  chunkPaths: string[]
+  /** Scratch space for the joined video and the timestamp file. */
+  workDir: string
+  /** Where to write; default beside the source (see defaultOutputName). */
+  outputPath?: string
+  signal?: AbortSignal
+}
+
+export interface MergeResult {
+  path: string
+  sizeBytes: number
+  crc32: string
+  /** mkvmerge warnings, if it had any (exit code 1). */
+  warnings: string[]
+}
+
+/** `NAME [x264].mkv` beside the source; the CRC tag, if the source had one, is replaced later. */
+export function defaultOutputStem (sourcePath: string): string {
+  const stem = basename(sourcePath, extname(sourcePath))
+  return `${stripCrcTag(stem)} [x264]`
+}
+
+/** Checks a source whose name carries a CRC32 against it, before any work is spent on it. */
+export async function checkSourceCrc (sourcePath: string): Promise<{ expected?: string, actual?: string }> {
+  const expected = crcInName(basename(sourcePath))
+  if (expected === undefined) return {}
+  const actual = await crc32File(sourcePath)
+  if (actual !== expected) {
+    throw new SourceError(`${sourcePath}: CRC32 is ${actual} but the name says [${expected}]; the file is damaged or incomplete — fetch it again before encoding`)
+  }
+  return { expected, actual }
+}
+
+async function exists (path: string): Promise<boolean> {
+  try { await access(path); return true } catch { return false }
+}
+
+/** A name that does not overwrite anything already there. */
+async function freePath (dir: string, stem: string, ext: string): Promise<string> {
+  let candidate = join(dir, `${stem}${ext}`)
+  for (let n = 2; await exists(candidate); n++) candidate = join(dir, `${stem} (${n})${ext}`)
+  return candidate
+}
+
+/** mkvmerge's v2 timestamp file: one line per frame, in display order, in milliseconds. */
+export function timestampFileV2 (source: MediaInfo): string {
+  const lines = ['# timestamp format v2']
+  for (const f of source.video.frames) lines.push((f.time * 1000).toFixed(6).replace(/\.?0+$/, ''))
+  return lines.join('\n') + '\n'
+}
+
+/**
+ * Joins the encoded chunks into one Matroska file: the new video carries the source's exact frame
+ * timestamps (so VFR stays VFR and audio stays in sync), and every other track of the source comes
+ * along untouched — audio, subtitles, attachments, chapters, tags, names, languages and flags.
+ * Written to a temporary name and renamed, so a crash never leaves a half file under the real name.
+ */
+export async function mergeChunks (o: MergeOptions): Promise<MergeResult> {
+  const { source } = o
+  if (o.chunkPaths.length === 0) throw new SourceError('nothing to merge: no encoded chunks')
+  await mkdir(o.workDir, { recursive: true })
+  const videoPath = join(o.workDir, 'video.264')
+  const out = createWriteStream(videoPath)
+  for (const p of o.chunkPaths) {
+    if (o.signal?.aborted === true) throw new AbortError('merge aborted')
+    for await (const buf of createReadStream(p, { highWaterMark: 1 << 20 })) {
+      if (!out.write(buf)) await once(out, 'drain')
+    }
+  }
+  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => err != null ? reject(err) : resolve()))
+  const tcPath = join(o.workDir, 'timestamps.txt')
+  await writeFile(tcPath, timestampFileV2(source))
+
+  const explicit = o.outputPath !== undefined
+  const outDir = explicit ? dirname(o.outputPath as string) : dirname(source.path)
+  await mkdir(outDir, { recursive: true })
+  const tmpPath = join(outDir, `.swarm-merge-${process.pid}-${Date.now()}.mkv`)
+  const v = source.video
+  const args = ['--quiet', '--output', tmpPath]
+  if (v.language !== undefined) args.push('--language', `0:${v.language}`)
+  if (v.title !== undefined) args.push('--track-name', `0:${v.title}`)
+  args.push('--default-track-flag', `0:${v.default ? 'yes' : 'no'}`)
+  if (v.forced) args.push('--forced-display-flag', '0:yes')
+  args.push('--timestamps', `0:${tcPath}`, videoPath)
+  // Everything but the source's video: mkvmerge keeps track properties, attachments, chapters and tags.
+  args.push('--no-video', source.path)
+  const warnings: string[] = []
+  try {
+    await execa('mkvmerge', args, { cancelSignal: o.signal, stdin: 'ignore' })
+  } catch (err) {
+    const e = err as { exitCode?: number, stdout?: string }
+    if (e.exitCode === 1) {
+      warnings.push(...String(e.stdout ?? '').split('\n').filter(l => l.startsWith('Warning')))
+    } else {
+      await rm(tmpPath, { force: true })
+      if (o.signal?.aborted === true) throw new AbortError('merge aborted')
+      throw toToolError('mkvmerge', err, `merging into ${outDir}`)
+    }
+  }
+  const crc = await crc32File(tmpPath)
+  let finalPath: string
+  if (explicit) {
+    finalPath = o.outputPath as string
+  } else {
+    const stem = defaultOutputStem(source.path)
+    finalPath = await freePath(outDir, crcInName(basename(source.path)) !== undefined ? `${stem} [${crc}]` : stem, '.mkv')
+  }
+  await rename(tmpPath, finalPath)
+  const { size } = await stat(finalPath)
+  await rm(videoPath, { force: true })
+  return { path: finalPath, sizeBytes: size, crc32: crc, warnings }
+}

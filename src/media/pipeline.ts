@@ -1,0 +1,93 @@
+import { mkdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { encodeChunk, type EncodeProgress } from './encode.js'
+import { VerificationError } from './errors.js'
+import { checkSourceCrc, mergeChunks, type MergeResult } from './merge.js'
+import { planChunks, type ChunkPlan, type PlanOptions } from './plan.js'
+import { probeMedia, type MediaInfo } from './probe.js'
+import { parseX264Settings } from './settings.js'
+import { cutSegment, extractVideo, type Segment } from './split.js'
+import { verifyEncodedChunk } from './verify.js'
+
+export interface LocalEncodeOptions extends PlanOptions {
+  workDir: string
+  outputPath?: string
+  threads?: number
+  signal?: AbortSignal
+  onChunkProgress?: (chunkIndex: number, progress: EncodeProgress) => void
+  onStage?: (stage: 'probe' | 'split' | 'encode' | 'merge' | 'verify', detail?: string) => void
+  /** Keep segments and encoded chunks (for inspection); default removes them. */
+  keepWork?: boolean
+}
+
+export interface LocalEncodeReport {
+  source: MediaInfo
+  plan: ChunkPlan
+  segments: Segment[]
+  output: MergeResult
+  outputInfo: MediaInfo
+  timings: { splitSec: number, encodeSec: number, mergeSec: number, totalSec: number }
+}
+
+/** Output must hold as many video frames as the source, or the merge is not accepted. */
+export async function verifyMergedOutput (source: MediaInfo, outputPath: string): Promise<MediaInfo> {
+  const out = await probeMedia(outputPath)
+  if (out.video.frameCount !== source.video.frameCount) {
+    throw new VerificationError(`${outputPath}: has ${out.video.frameCount} video frames, the source has ${source.video.frameCount}`)
+  }
+  return out
+}
+
+/**
+ * The whole pipeline on one machine: probe, plan, cut, encode chunk after chunk, verify each,
+ * merge and verify the result. The swarm runs the same steps, spread over peers.
+ */
+export async function encodeFileLocally (sourcePath: string, settingsString: string, o: LocalEncodeOptions): Promise<LocalEncodeReport> {
+  const t0 = performance.now()
+  const settings = parseX264Settings(settingsString)
+  o.onStage?.('probe', sourcePath)
+  await checkSourceCrc(sourcePath)
+  const source = await probeMedia(sourcePath, { signal: o.signal })
+  const plan = planChunks(source, o)
+  await mkdir(o.workDir, { recursive: true })
+  o.onStage?.('split', `${plan.chunks.length} chunks`)
+  const cutSource = await extractVideo(source, join(o.workDir, 'video-only.mkv'), { signal: o.signal })
+  const segments: Segment[] = []
+  for (const chunk of plan.chunks) {
+    segments.push(await cutSegment(source, cutSource, chunk, join(o.workDir, `segment-${chunk.index}.mkv`), { signal: o.signal }))
+  }
+  const t1 = performance.now()
+  o.onStage?.('encode')
+  const encoded: string[] = []
+  for (const segment of segments) {
+    const result = await encodeChunk({
+      segmentPath: segment.path,
+      selectFromTime: segment.selectFromTime,
+      frameCount: segment.frameCount,
+      settings,
+      frameRate: source.video.frameRate,
+      sourcePixFmt: source.video.pixFmt,
+      outputPath: join(o.workDir, `chunk-${segment.chunkIndex}.264`),
+      ...(o.threads !== undefined ? { threads: o.threads } : {}),
+      ...(o.signal !== undefined ? { signal: o.signal } : {}),
+      onProgress: (p) => o.onChunkProgress?.(segment.chunkIndex, p)
+    })
+    await verifyEncodedChunk(result.path, { frameCount: segment.frameCount, width: source.video.width, height: source.video.height })
+    encoded.push(result.path)
+  }
+  const t2 = performance.now()
+  o.onStage?.('merge')
+  const output = await mergeChunks({ source, chunkPaths: encoded, workDir: o.workDir, ...(o.outputPath !== undefined ? { outputPath: o.outputPath } : {}), ...(o.signal !== undefined ? { signal: o.signal } : {}) })
+  const t3 = performance.now()
+  o.onStage?.('verify', output.path)
+  const outputInfo = await verifyMergedOutput(source, output.path)
+  if (o.keepWork !== true) await rm(o.workDir, { recursive: true, force: true })
+  return {
+    source,
+    plan,
+    segments,
+    output,
+    outputInfo,
+    timings: { splitSec: (t1 - t0) / 1000, encodeSec: (t2 - t1) / 1000, mergeSec: (t3 - t2) / 1000, totalSec: (performance.now() - t0) / 1000 }
+  }
+}

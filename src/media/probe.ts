@@ -1,0 +1,224 @@
+import { stat } from 'node:fs/promises'
+import { SourceError } from './errors.js'
+import { runTool, type RunOptions } from './tools.js'
+
+export interface Rational { num: number, den: number }
+
+export interface StreamInfo {
+  index: number
+  type: 'video' | 'audio' | 'subtitle' | 'attachment' | 'data' | string
+  codec: string
+  profile?: string
+  language?: string
+  title?: string
+  default: boolean
+  forced: boolean
+  attachedPic: boolean
+  width?: number
+  height?: number
+  pixFmt?: string
+  channels?: number
+  sampleRate?: number
+  durationSec?: number
+  tags: Record<string, string>
+}
+
+/** One video packet; `pts` is in the stream's time base, `time` in seconds. */
+export interface VideoFrame {
+  /** Position in decode (file) order. */
+  decodeIndex: number
+  /** Position in display order. */
+  displayIndex: number
+  pts: number
+  time: number
+  key: boolean
+}
+
+export interface VideoInfo {
+  streamIndex: number
+  codec: string
+  profile?: string
+  width: number
+  height: number
+  pixFmt: string
+  bitDepth: number
+  timeBase: Rational
+  /** Average frame rate; for VFR sources only a nominal figure for x264's rate control. */
+  frameRate: Rational
+  frameCount: number
+  /** Frames in display order (sorted by pts). */
+  frames: VideoFrame[]
+  /** The same frames in decode order. */
+  decodeOrder: VideoFrame[]
+  language?: string
+  title?: string
+  default: boolean
+  forced: boolean
+}
+
+export interface MediaInfo {
+  path: string
+  sizeBytes: number
+  formatName: string
+  durationSec: number
+  streams: StreamInfo[]
+  chapterCount: number
+  video: VideoInfo
+}
+
+function parseRational (s: unknown): Rational | undefined {
+  if (typeof s !== 'string') return undefined
+  const m = /^(\d+)\/(\d+)$/.exec(s)
+  if (m === null) return undefined
+  const num = Number(m[1]); const den = Number(m[2])
+  return num > 0 && den > 0 ? { num, den } : undefined
+}
+
+export function bitDepthOf (pixFmt: string): number {
+  const m = /p(9|10|12|14|16)(le|be)?$/.exec(pixFmt)
+  return m === null ? 8 : Number(m[1])
+}
+
+interface FfprobeStream {
+  index: number
+  codec_type?: string
+  codec_name?: string
+  profile?: string
+  width?: number
+  height?: number
+  pix_fmt?: string
+  channels?: number
+  sample_rate?: string
+  time_base?: string
+  avg_frame_rate?: string
+  r_frame_rate?: string
+  duration?: string
+  tags?: Record<string, string>
+  disposition?: Record<string, number>
+}
+
+function tag (tags: Record<string, string> | undefined, key: string): string | undefined {
+  if (tags === undefined) return undefined
+  const found = Object.keys(tags).find(k => k.toLowerCase() === key)
+  return found === undefined ? undefined : tags[found]
+}
+
+/**
+ * Describes a media file: every stream, and the first real video stream frame by frame.
+ * Frames come from packets (no decode), which is fast and matches what a decoder outputs for the
+ * progressive H.264/HEVC/etc. sources swarm targets; verification later counts decoded frames.
+ */
+export async function probeMedia (path: string, options: RunOptions = {}): Promise<MediaInfo> {
+  let sizeBytes: number
+  try {
+    const st = await stat(path)
+    if (!st.isFile()) throw new SourceError(`${path}: not a regular file`)
+    sizeBytes = st.size
+  } catch (err) {
+    if (err instanceof SourceError) throw err
+    throw new SourceError(`${path}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? String(err)}); check the path`)
+  }
+  let parsed: { streams?: FfprobeStream[], format?: { format_name?: string, duration?: string }, chapters?: unknown[] }
+  try {
+    const { stdout } = await runTool('ffprobe', ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', '-show_chapters', '--', path], `probing ${path}`, options)
+    parsed = JSON.parse(stdout)
+  } catch (err) {
+    if ((err as Error).name === 'ToolError' && !/not found on PATH/.test((err as Error).message)) {
+      throw new SourceError(`${path}: ffprobe cannot read it as a media file: ${(err as Error).message.split('\n').slice(-1)[0] ?? ''}`)
+    }
+    throw err
+  }
+  const streams: StreamInfo[] = (parsed.streams ?? []).map((s) => ({
+    index: s.index,
+    type: s.codec_type ?? 'data',
+    codec: s.codec_name ?? 'unknown',
+    ...(s.profile !== undefined ? { profile: s.profile } : {}),
+    ...(tag(s.tags, 'language') !== undefined ? { language: tag(s.tags, 'language') } : {}),
+    ...(tag(s.tags, 'title') !== undefined ? { title: tag(s.tags, 'title') } : {}),
+    default: s.disposition?.default === 1,
+    forced: s.disposition?.forced === 1,
+    attachedPic: s.disposition?.attached_pic === 1,
+    ...(s.width !== undefined ? { width: s.width } : {}),
+    ...(s.height !== undefined ? { height: s.height } : {}),
+    ...(s.pix_fmt !== undefined ? { pixFmt: s.pix_fmt } : {}),
+    ...(s.channels !== undefined ? { channels: s.channels } : {}),
+    ...(s.sample_rate !== undefined ? { sampleRate: Number(s.sample_rate) } : {}),
+    ...(s.duration !== undefined ? { durationSec: Number(s.duration) } : {}),
+    tags: s.tags ?? {}
+  }))
+  const videoStream = (parsed.streams ?? []).find(s => s.codec_type === 'video' && s.disposition?.attached_pic !== 1)
+  if (videoStream === undefined) throw new SourceError(`${path}: has no video stream to encode`)
+  const timeBase = parseRational(videoStream.time_base)
+  if (timeBase === undefined) throw new SourceError(`${path}: video stream has no usable time base`)
+
+  const { stdout: packetText } = await runTool('ffprobe', [
+    '-v', 'error', '-select_streams', String(videoStream.index),
+    '-show_entries', 'packet=pts,flags', '-of', 'compact=p=0:nk=0', '--', path
+  ], `reading video packets of ${path}`, options)
+  const decodeOrder: VideoFrame[] = []
+  for (const line of packetText.split('\n')) {
+    if (line === '') continue
+    let pts: number | undefined
+    let flags = ''
+    for (const field of line.split('|')) {
+      const eq = field.indexOf('=')
+      const k = field.slice(0, eq); const v = field.slice(eq + 1)
+      if (k === 'pts') pts = v === 'N/A' ? undefined : Number(v)
+      else if (k === 'flags') flags = v
+    }
+    // Packets the demuxer marks discardable (edit-list pre-roll) are never displayed.
+    if (flags.includes('D')) continue
+    if (pts === undefined || !Number.isFinite(pts)) {
+      throw new SourceError(`${path}: video packet ${decodeOrder.length} has no timestamp; remux the file to MKV (mkvmerge -o fixed.mkv "${path}") and add that`)
+    }
+    decodeOrder.push({ decodeIndex: decodeOrder.length, displayIndex: -1, pts, time: (pts * timeBase.num) / timeBase.den, key: flags.includes('K') })
+  }
+  if (decodeOrder.length === 0) throw new SourceError(`${path}: the video stream has no frames`)
+  const frames = [...decodeOrder].sort((a, b) => a.pts - b.pts || a.decodeIndex - b.decodeIndex)
+  frames.forEach((f, i) => { f.displayIndex = i })
+  for (let i = 1; i < frames.length; i++) {
+    if ((frames[i] as VideoFrame).pts === (frames[i - 1] as VideoFrame).pts) {
+      throw new SourceError(`${path}: two video frames share timestamp ${(frames[i] as VideoFrame).time.toFixed(6)}s; remux the file to MKV first`)
+    }
+  }
+
+  const first = frames[0] as VideoFrame
+  const last = frames[frames.length - 1] as VideoFrame
+  const span = last.time - first.time
+  const frameRate = parseRational(videoStream.avg_frame_rate) ??
+    parseRational(videoStream.r_frame_rate) ??
+    (span > 0 ? { num: Math.round(((frames.length - 1) / span) * 1000), den: 1000 } : { num: 25, den: 1 })
+  const pixFmt = videoStream.pix_fmt ?? 'yuv420p'
+  const video: VideoInfo = {
+    streamIndex: videoStream.index,
+    codec: videoStream.codec_name ?? 'unknown',
+    ...(videoStream.profile !== undefined ? { profile: videoStream.profile } : {}),
+    width: videoStream.width ?? 0,
+    height: videoStream.height ?? 0,
+    pixFmt,
+    bitDepth: bitDepthOf(pixFmt),
+    timeBase,
+    frameRate,
+    frameCount: frames.length,
+    frames,
+    decodeOrder,
+    ...(tag(videoStream.tags, 'language') !== undefined ? { language: tag(videoStream.tags, 'language') } : {}),
+    ...(tag(videoStream.tags, 'title') !== undefined ? { title: tag(videoStream.tags, 'title') } : {}),
+    default: videoStream.disposition?.default === 1,
+    forced: videoStream.disposition?.forced === 1
+  }
+  return {
+    path,
+    sizeBytes,
+    formatName: parsed.format?.format_name ?? 'unknown',
+    durationSec: Number(parsed.format?.duration ?? span),
+    streams,
+    chapterCount: parsed.chapters?.length ?? 0,
+    video
+  }
+}
+
+/** Times of the frames in display order, in seconds. */
+export function frameTimes (info: MediaInfo): number[] {
+  return info.video.frames.map(f => f.time)
+}

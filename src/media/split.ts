@@ -1,0 +1,156 @@
+import { mkdir, rm, stat } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { VerificationError } from './errors.js'
+import { sha256File } from './hash.js'
+import type { ChunkRange } from './plan.js'
+import { probeMedia, type MediaInfo, type VideoFrame, type VideoInfo } from './probe.js'
+import { runTool, type RunOptions } from './tools.js'
+
+/**
+ * A chunk's segment: a stream copy of the source video (no re-encode) that holds every packet
+ * needed to decode the chunk's frames, possibly a few more. `selectFromTime` and `frameCount` tell
+ * the encoder exactly which decoded frames are the chunk's.
+ */
+export interface Segment {
+  chunkIndex: number
+  path: string
+  sizeBytes: number
+  sha256: string
+  /** Timestamp (seconds, as stored in the segment) of the chunk's first frame. */
+  selectFromTime: number
+  frameCount: number
+  /** Packets in the segment, which exceeds frameCount by the pre-roll/tail overlap. */
+  packetCount: number
+}
+
+/** Matroska stores milliseconds; a source on a finer time base is rounded by up to half of one. */
+export const TIMESTAMP_TOLERANCE = 0.0006
+
+/**
+ * ffmpeg 5.x moves an input seek 3/23 s earlier when the video has B-frames (a dts heuristic);
+ * aiming this far past the keyframe lands on it with or without that heuristic.
+ */
+const SEEK_PAST_KEYFRAME = 3 / 23 + 0.001
+
+interface SegmentPacket { time: number, key: boolean }
+
+async function readSegmentPackets (path: string, options: RunOptions): Promise<SegmentPacket[]> {
+  const { stdout } = await runTool('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pts_time,flags', '-of', 'compact=p=0:nk=0', '--', path], `reading segment ${path}`, options)
+  const packets: SegmentPacket[] = []
+  for (const line of stdout.split('\n')) {
+    if (line === '') continue
+    let time = Number.NaN; let flags = ''
+    for (const field of line.split('|')) {
+      const eq = field.indexOf('=')
+      if (field.slice(0, eq) === 'pts_time') time = Number(field.slice(eq + 1))
+      else if (field.slice(0, eq) === 'flags') flags = field.slice(eq + 1)
+    }
+    packets.push({ time, key: flags.includes('K') })
+  }
+  return packets
+}
+
+function nextKeyframeTime (decodeOrder: VideoFrame[], after: number): number {
+  for (let i = after + 1; i < decodeOrder.length; i++) {
+    const f = decodeOrder[i] as VideoFrame
+    if (f.key) return f.time
+  }
+  return Number.POSITIVE_INFINITY
+}
+
+/** The source's video alone, stream-copied with its timestamps intact: what segments are cut from. */
+export interface CutSource {
+  path: string
+  video: VideoInfo
+}
+
+/**
+ * Copies the source's video stream into a video-only Matroska file once per job. Cutting from it
+ * rather than from the source keeps ffmpeg's seeks on the chunk's keyframe: with subtitle tracks in
+ * the file, the Matroska demuxer seeks further back to catch subtitles still on screen.
+ */
+export async function extractVideo (source: MediaInfo, outPath: string, options: RunOptions = {}): Promise<CutSource> {
+  await mkdir(dirname(outPath), { recursive: true })
+  await runTool('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-copyts', '-i', source.path, '-map', `0:${source.video.streamIndex}`,
+    '-c', 'copy', '-avoid_negative_ts', 'disabled', '-map_metadata', '-1', '-map_chapters', '-1', '-f', 'matroska', outPath],
+  `copying the video of ${source.path}`, options)
+  const probed = await probeMedia(outPath, options)
+  if (probed.video.frameCount !== source.video.frameCount) {
+    throw new VerificationError(`${source.path}: copying the video stream gave ${probed.video.frameCount} frames instead of ${source.video.frameCount}; remux the source with mkvmerge and retry`)
+  }
+  return { path: outPath, video: probed.video }
+}
+
+/**
+ * Cuts one chunk's segment by stream copy. The cut is checked against the source's own frame
+ * list: the segment must start on the chunk's keyframe (or an earlier one) and contain every frame
+ * of the range, so an open-GOP or B-pyramid source cannot silently lose frames at the cut.
+ */
+export async function cutSegment (source: MediaInfo, cutSource: CutSource, chunk: ChunkRange, outPath: string, options: RunOptions = {}): Promise<Segment> {
+  const rangeTimes = source.video.frames.slice(chunk.startFrame, chunk.endFrame).map(f => f.time)
+  const chunkStart = rangeTimes[0] as number
+  const { frames, decodeOrder } = cutSource.video
+  // The cut source has the same frames; find the chunk in its (possibly ms-rounded) timestamps.
+  const startIdx = frames.findIndex(f => Math.abs(f.time - chunkStart) <= TIMESTAMP_TOLERANCE)
+  if (startIdx < 0) throw new VerificationError(`chunk ${chunk.index}: frame at ${chunkStart.toFixed(3)}s is missing from the copied video`)
+  let decodeEnd = 0
+  for (let i = startIdx; i < Math.min(frames.length, startIdx + chunk.frameCount); i++) decodeEnd = Math.max(decodeEnd, (frames[i] as VideoFrame).decodeIndex)
+  await mkdir(dirname(outPath), { recursive: true })
+
+  let startDecode = startIdx === 0 ? 0 : (frames[startIdx] as VideoFrame).decodeIndex
+  const startKey = decodeOrder[startDecode] as VideoFrame
+  let seekTo: number | undefined
+  if (startDecode > 0) {
+    seekTo = startKey.time + SEEK_PAST_KEYFRAME
+    if (seekTo >= nextKeyframeTime(decodeOrder, startDecode) - 0.001) seekTo = startKey.time + 0.0005
+  }
+  const tried = new Set<string>()
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const packetCount = decodeEnd - startDecode + 1
+    const key = `${seekTo ?? 'none'}/${packetCount}`
+    if (tried.has(key)) break
+    tried.add(key)
+    const args = ['-v', 'error', '-nostdin', '-y']
+    if (seekTo !== undefined) args.push('-ss', seekTo.toFixed(6))
+    args.push('-copyts', '-i', cutSource.path,
+      '-map', '0:v:0', '-c', 'copy', '-copypriorss', '1', '-frames:v', String(packetCount),
+      '-avoid_negative_ts', 'disabled', '-map_metadata', '-1', '-map_chapters', '-1', '-f', 'matroska', outPath)
+    await runTool('ffmpeg', args, `cutting chunk ${chunk.index} of ${source.path}`, options)
+    const packets = await readSegmentPackets(outPath, options)
+    const first = packets[0]
+    if (first === undefined) {
+      await rm(outPath, { force: true })
+      throw new VerificationError(`chunk ${chunk.index}: the cut segment is empty`)
+    }
+    const expectedFirst = decodeOrder[startDecode] as VideoFrame
+    if (Math.abs(first.time - expectedFirst.time) > TIMESTAMP_TOLERANCE) {
+      if (first.time < expectedFirst.time) {
+        // Landed on an earlier keyframe: keep that pre-roll and take correspondingly more packets.
+        const landed = decodeOrder.find(f => f.key && Math.abs(f.time - first.time) <= TIMESTAMP_TOLERANCE)
+        if (landed !== undefined && landed.decodeIndex < startDecode) { startDecode = landed.decodeIndex; continue }
+      }
+      seekTo = startKey.time + 0.0005
+      startDecode = startIdx === 0 ? 0 : (frames[startIdx] as VideoFrame).decodeIndex
+      continue
+    }
+    // Every frame of the range must be present, in display order, from the chunk's first frame on.
+    const shown = packets.map(p => p.time).filter(t => t >= chunkStart - TIMESTAMP_TOLERANCE).sort((a, b) => a - b)
+    const missing = rangeTimes.findIndex((t, i) => shown[i] === undefined || Math.abs((shown[i] as number) - t) > TIMESTAMP_TOLERANCE)
+    if (missing >= 0) {
+      await rm(outPath, { force: true })
+      throw new VerificationError(`chunk ${chunk.index}: the cut segment lacks frame ${chunk.startFrame + missing} (t=${(rangeTimes[missing] as number).toFixed(3)}s); the source's keyframe index may be damaged, remux it with mkvmerge and retry`)
+    }
+    const sizeBytes = (await stat(outPath)).size
+    return {
+      chunkIndex: chunk.index,
+      path: outPath,
+      sizeBytes,
+      sha256: await sha256File(outPath),
+      selectFromTime: shown[0] as number,
+      frameCount: chunk.frameCount,
+      packetCount: packets.length
+    }
+  }
+  await rm(outPath, { force: true })
+  throw new VerificationError(`chunk ${chunk.index}: ffmpeg could not seek to the keyframe at ${startKey.time.toFixed(3)}s of ${source.path}`)
+}
