@@ -112,6 +112,8 @@ export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk>
   decoder.stdout?.pipe(encoder.stdin as NodeJS.WritableStream)
   // x264 may exit first (bad settings); the decoder then sees EPIPE, which is not the story to tell.
   encoder.stdin?.on('error', () => {})
+  // Once x264 has failed nobody reads the pipe; without this the decoder would block on it forever.
+  encoder.catch(() => { decoder.kill('SIGKILL') })
   const [dec, enc] = await Promise.allSettled([decoder, encoder])
   if (dec.status === 'rejected' || enc.status === 'rejected') {
     await rm(o.outputPath, { force: true })

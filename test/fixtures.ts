@@ -1,0 +1,150 @@
+/**
+ * Test material made with ffmpeg's lavfi sources, once per machine and fixture version, cached under
+ * the OS temp dir. Small on purpose (≤ 320x180, ≤ 10 s) so the whole suite stays fast.
+ */
+import { execa } from 'execa'
+import { existsSync, readdirSync } from 'node:fs'
+import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { crc32File } from '../src/media/index.js'
+
+/** Bump when a fixture's recipe changes, so stale caches are not reused. */
+const FIXTURE_VERSION = 3
+export const FIXTURE_DIR = join(tmpdir(), `swarm-fixtures-v${FIXTURE_VERSION}`)
+
+export interface Fixtures {
+  /** Open-GOP, B-pyramid, High 10 MKV: two audio tracks, ASS subtitles, a font, chapters. 240 frames at 24 fps. */
+  openGop10bit: string
+  /** Variable frame rate MP4 with AAC audio: 60 frames at 24 fps then 60 at 12 fps. */
+  vfrMp4: string
+  /** 18 frames, less than one GOP. */
+  shortClip: string
+  /** A name with spaces, brackets, quotes and a correct CRC32 tag. */
+  awkwardName: string
+  /** Same content as awkwardName but a CRC32 tag that does not match. */
+  wrongCrc: string
+}
+
+function paths (): Fixtures {
+  return {
+    openGop10bit: join(FIXTURE_DIR, 'open-gop-10bit.mkv'),
+    vfrMp4: join(FIXTURE_DIR, 'vfr.mp4'),
+    shortClip: join(FIXTURE_DIR, 'short.mkv'),
+    awkwardName: join(FIXTURE_DIR, 'names', 'Show\'s "Best" - 01 [v2] [CRC].mkv'),
+    wrongCrc: join(FIXTURE_DIR, 'names', 'Broken - 02 [DEADBEEF].mkv')
+  }
+}
+
+const ASS = `[Script Info]
+ScriptType: v4.00+
+PlayResX: 320
+PlayResY: 180
+
+[V4+ Styles]
+Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding
+Style: Default,DejaVu Sans,20,&H00FFFFFF,&H000000FF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,1
+
+[Events]
+Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text
+Dialogue: 0,0:00:01.00,0:00:03.00,Default,,0,0,0,,First line
+Dialogue: 0,0:00:05.00,0:00:08.00,Default,,0,0,0,,Second line
+`
+
+const CHAPTERS = `CHAPTER01=00:00:00.000
+CHAPTER01NAME=Opening
+CHAPTER02=00:00:04.000
+CHAPTER02NAME=Middle
+CHAPTER03=00:00:08.000
+CHAPTER03NAME=End
+`
+
+const FONT_CANDIDATES = ['/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf']
+
+async function x264FromLavfi (work: string, out: string, o: { seconds: number, pixFmt: string, x264: string[], size?: string, rate?: number, src?: string }): Promise<void> {
+  const ff = execa('ffmpeg', ['-v', 'error', '-nostdin', '-f', 'lavfi', '-i', `${o.src ?? 'testsrc2'}=size=${o.size ?? '320x180'}:rate=${o.rate ?? 24}`,
+    '-t', String(o.seconds), '-pix_fmt', o.pixFmt, '-strict', '-1', '-f', 'yuv4mpegpipe', '-'], { buffer: { stdout: false }, cwd: work })
+  const enc = execa('x264', ['--quiet', '--no-progress', '--demuxer', 'y4m', ...o.x264, '-o', out, '-'], { stdin: 'pipe', cwd: work })
+  ff.stdout?.pipe(enc.stdin as NodeJS.WritableStream)
+  await Promise.all([ff, enc])
+}
+
+async function makeOpenGop10bit (work: string, out: string): Promise<void> {
+  const video = join(work, 'v10.264')
+  // keyint 50 with 3 B-frames puts open-GOP leading B-frames after each I-frame: the case a naive cut loses.
+  await x264FromLavfi(work, video, {
+    seconds: 10, pixFmt: 'yuv420p10le',
+    x264: ['--profile', 'high10', '--output-depth', '10', '--preset', 'veryfast', '--open-gop', '--b-pyramid', 'normal', '--bframes', '3',
+      '--b-adapt', '0', '--keyint', '50', '--min-keyint', '50', '--no-scenecut', '--crf', '24']
+  })
+  const a1 = join(work, 'a1.opus'); const a2 = join(work, 'a2.m4a')
+  await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'sine=frequency=440:duration=10', '-c:a', 'libopus', '-b:a', '48k', a1])
+  await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'sine=frequency=880:duration=10', '-ac', '2', '-c:a', 'aac', '-b:a', '64k', a2])
+  const subs = join(work, 'subs.ass'); const chapters = join(work, 'chapters.txt')
+  await writeFile(subs, ASS); await writeFile(chapters, CHAPTERS)
+  const font = FONT_CANDIDATES.find(f => existsSync(f))
+  let fontPath = font
+  if (fontPath === undefined) {
+    // No system font: attach a stand-in so the attachment path is still exercised.
+    fontPath = join(work, 'StandIn.ttf'); await writeFile(fontPath, Buffer.alloc(4096, 7))
+  }
+  await execa('mkvmerge', ['--quiet', '-o', out,
+    '--track-name', '0:Main video', '--language', '0:jpn', '--default-duration', '0:24fps', video,
+    '--language', '0:jpn', '--track-name', '0:Japanese 2.0', '--default-track-flag', '0:yes', a1,
+    '--language', '0:eng', '--track-name', '0:English commentary', '--default-track-flag', '0:no', a2,
+    '--language', '0:eng', '--track-name', '0:Signs & Songs', '--forced-display-flag', '0:yes', subs,
+    '--attachment-mime-type', 'font/ttf', '--attach-file', fontPath,
+    '--chapters', chapters])
+}
+
+async function makeVfrMp4 (work: string, out: string): Promise<void> {
+  await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y',
+    '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=24', '-f', 'lavfi', '-i', 'sine=frequency=330:duration=7.5',
+    '-frames:v', '120', '-vf', "setpts='if(lt(N,60),N/24,2.5+(N-60)/12)/TB'", '-fps_mode', 'vfr',
+    '-c:v', 'libx264', '-preset', 'veryfast', '-bf', '3', '-g', '36', '-pix_fmt', 'yuv420p',
+    '-c:a', 'aac', '-b:a', '64k', '-shortest', '-video_track_timescale', '90000', out])
+}
+
+async function makeShortClip (work: string, out: string): Promise<void> {
+  const video = join(work, 'short.264')
+  await x264FromLavfi(work, video, { seconds: 0.75, pixFmt: 'yuv420p', x264: ['--preset', 'veryfast', '--keyint', '250', '--bframes', '2'] })
+  const audio = join(work, 'short.flac')
+  await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'sine=frequency=550:duration=0.75', '-c:a', 'flac', audio])
+  await execa('mkvmerge', ['--quiet', '-o', out, '--default-duration', '0:24fps', video, audio])
+}
+
+/** Generates whatever is missing; safe to call from several processes (each fixture is renamed into place). */
+export async function ensureFixtures (): Promise<Fixtures> {
+  const p = paths()
+  const marker = join(FIXTURE_DIR, 'complete')
+  if (existsSync(marker)) return resolveAwkward(p)
+  const work = join(FIXTURE_DIR, `work-${process.pid}`)
+  await mkdir(join(FIXTURE_DIR, 'names'), { recursive: true })
+  await mkdir(work, { recursive: true })
+  const build = async (target: string, make: (w: string, o: string) => Promise<void>): Promise<void> => {
+    if (existsSync(target)) return
+    const tmp = join(work, `out-${Math.random().toString(16).slice(2)}${target.slice(target.lastIndexOf('.'))}`)
+    await make(work, tmp)
+    await rename(tmp, target)
+  }
+  await build(p.openGop10bit, makeOpenGop10bit)
+  await build(p.vfrMp4, makeVfrMp4)
+  await build(p.shortClip, makeShortClip)
+  // The awkward name carries the real CRC32 of its content.
+  const awkwardTmp = join(work, 'awkward.mkv')
+  await x264FromLavfi(work, join(work, 'aw.264'), { seconds: 2, pixFmt: 'yuv420p', x264: ['--preset', 'veryfast', '--keyint', '24'] })
+  await execa('mkvmerge', ['--quiet', '-o', awkwardTmp, '--default-duration', '0:24fps', join(work, 'aw.264')])
+  const crc = await crc32File(awkwardTmp)
+  await copyFile(awkwardTmp, p.wrongCrc)
+  await rename(awkwardTmp, p.awkwardName.replace('[CRC]', `[${crc}]`))
+  await rm(work, { recursive: true, force: true })
+  await writeFile(marker, new Date().toISOString())
+  return resolveAwkward(p)
+}
+
+function resolveAwkward (p: Fixtures): Fixtures {
+  const names = readdirSync(join(FIXTURE_DIR, 'names'))
+  const awkward = names.find(n => n.startsWith('Show\'s'))
+  if (awkward === undefined) throw new Error(`fixture with an awkward name is missing from ${FIXTURE_DIR}/names`)
+  return { ...p, awkwardName: join(FIXTURE_DIR, 'names', awkward) }
+}

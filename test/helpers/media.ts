@@ -1,0 +1,43 @@
+import { execa } from 'execa'
+
+export interface MkvIdentity {
+  tracks: Array<{ id: number, type: string, codec: string, properties: { language?: string, track_name?: string, default_track?: boolean, forced_track?: boolean } }>
+  attachments: Array<{ file_name: string, content_type?: string, size: number }>
+  chapters: Array<{ num_entries: number }>
+}
+
+/** mkvmerge's own view of a file: tracks with their properties, attachments and chapters. */
+export async function identify (path: string): Promise<MkvIdentity> {
+  const { stdout } = await execa('mkvmerge', ['-J', path])
+  return JSON.parse(stdout) as MkvIdentity
+}
+
+/** Video frame timestamps (seconds) in display order. */
+export async function videoTimes (path: string): Promise<number[]> {
+  const { stdout } = await execa('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pts_time', '-of', 'csv=p=0', path])
+  return stdout.split('\n').filter(l => l !== '').map(Number).sort((a, b) => a - b)
+}
+
+/** Frames a decoder really produces (decodes the whole stream). */
+export async function decodedFrameCount (path: string): Promise<number> {
+  const { stdout } = await execa('ffprobe', ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', path])
+  return Number(stdout.trim())
+}
+
+export async function streamSummary (path: string): Promise<Array<{ codec_type: string, codec_name: string, profile?: string, pix_fmt?: string, duration?: number }>> {
+  const { stdout } = await execa('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_type,codec_name,profile,pix_fmt:format=duration', '-of', 'json', path])
+  return (JSON.parse(stdout) as { streams: Array<{ codec_type: string, codec_name: string, profile?: string, pix_fmt?: string }> }).streams
+}
+
+/** Duration of each stream in seconds, measured from its packets (container tags can lie). */
+export async function streamDurations (path: string): Promise<number[]> {
+  const { stdout } = await execa('ffprobe', ['-v', 'error', '-show_entries', 'packet=stream_index,pts_time,duration_time', '-of', 'csv=p=0', path])
+  const ends = new Map<number, number>()
+  for (const line of stdout.split('\n')) {
+    const [idx, pts, dur] = line.split(',')
+    if (idx === undefined || pts === undefined || pts === 'N/A') continue
+    const end = Number(pts) + (dur === undefined || dur === 'N/A' ? 0 : Number(dur))
+    ends.set(Number(idx), Math.max(ends.get(Number(idx)) ?? 0, end))
+  }
+  return [...ends.entries()].sort((a, b) => a[0] - b[0]).map(e => e[1])
+}

@@ -1,0 +1,92 @@
+import { execa } from 'execa'
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { AbortError, cutSegment, encodeChunk, extractVideo, planChunks, probeMedia, SettingsError, ToolError, VerificationError, verifyEncodedChunk, type EncodeProgress, type MediaInfo, type Segment } from '../../src/media/index.js'
+import { ensureFixtures } from '../fixtures.js'
+
+let scratch: string
+let source: MediaInfo
+let segment: Segment
+
+beforeAll(async () => {
+  const fx = await ensureFixtures()
+  scratch = await mkdtemp(join(tmpdir(), 'swarm-encode-'))
+  source = await probeMedia(fx.openGop10bit)
+  const cut = await extractVideo(source, join(scratch, 'v.mkv'))
+  // One chunk over the whole file: long enough to abort mid-way.
+  const plan = planChunks(source, { gopsPerChunk: 100 })
+  segment = await cutSegment(source, cut, plan.chunks[0]!, join(scratch, 'seg.mkv'))
+})
+afterAll(async () => { await rm(scratch, { recursive: true, force: true }) })
+
+function base (out: string, settings: string) {
+  return {
+    segmentPath: segment.path, selectFromTime: segment.selectFromTime, frameCount: segment.frameCount,
+    settings, frameRate: source.video.frameRate, sourcePixFmt: source.video.pixFmt, outputPath: out, threads: 1
+  }
+}
+
+async function childrenOf (pid: number): Promise<string[]> {
+  const { stdout } = await execa('ps', ['-o', 'comm=', '--ppid', String(pid)], { reject: false })
+  return stdout.split('\n').map(s => s.trim()).filter(s => s === 'ffmpeg' || s === 'x264')
+}
+
+describe('encodeChunk', () => {
+  it('encodes exactly the chunk, reports progress, and keeps 10-bit when asked', async () => {
+    const progress: EncodeProgress[] = []
+    const out = join(scratch, 'ten.264')
+    const result = await encodeChunk({ ...base(out, '--preset superfast --crf 30 --profile high10 --output-depth 10'), onProgress: p => progress.push(p) })
+    expect(result.frameCount).toBe(240)
+    const verified = await verifyEncodedChunk(out, { frameCount: 240, width: 320, height: 180 })
+    expect(verified).toMatchObject({ codec: 'h264', profile: 'High 10', pixFmt: 'yuv420p10le' })
+    expect(progress.at(-1)?.framesDone).toBe(240)
+    expect(progress.every((p, i) => i === 0 || p.framesDone >= progress[i - 1]!.framesDone)).toBe(true)
+  })
+
+  it('re-checks untrusted settings itself', async () => {
+    await expect(encodeChunk(base(join(scratch, 'x.264'), '--preset fast --dump-yuv /tmp/stolen.yuv'))).rejects.toThrow(SettingsError)
+    expect(existsSync('/tmp/stolen.yuv')).toBe(false)
+  })
+
+  it('reports x264 failures with x264s own words and leaves no file', async () => {
+    const out = join(scratch, 'bad.264')
+    // Allowed by the allowlist, refused by x264 itself: lossless is not possible in the High profile.
+    const err = await encodeChunk(base(out, '--profile high --qp 0')).catch(e => e)
+    expect(err).toBeInstanceOf(ToolError)
+    expect(String(err.message)).toMatch(/x264 failed/)
+    expect(existsSync(out)).toBe(false)
+  })
+
+  it('stops both processes at once on abort and leaves no file behind', async () => {
+    const out = join(scratch, 'aborted.264')
+    const controller = new AbortController()
+    const started = encodeChunk({ ...base(out, '--preset veryslow --crf 18'), signal: controller.signal, onProgress: () => controller.abort() })
+    await expect(started).rejects.toThrow(AbortError)
+    expect(existsSync(out)).toBe(false)
+    expect(await childrenOf(process.pid)).toEqual([])
+  })
+})
+
+describe('verifyEncodedChunk', () => {
+  it('refuses bytes that are not H.264', async () => {
+    const junk = join(scratch, 'junk.264')
+    await writeFile(junk, Buffer.from(Array.from({ length: 50_000 }, (_, i) => (i * 7919) % 251)))
+    await expect(verifyEncodedChunk(junk, { frameCount: 10 })).rejects.toThrow(VerificationError)
+  })
+  it('refuses a chunk with the wrong frame count', async () => {
+    const out = join(scratch, 'count.264')
+    await encodeChunk(base(out, '--preset ultrafast'))
+    await expect(verifyEncodedChunk(out, { frameCount: 239 })).rejects.toThrow(/holds 240 frames, expected 239/)
+  })
+  it('refuses a truncated chunk', async () => {
+    const out = join(scratch, 'count.264')
+    const { readFile } = await import('node:fs/promises')
+    const bytes = await readFile(out)
+    const cut = join(scratch, 'truncated.264')
+    await writeFile(cut, bytes.subarray(0, Math.floor(bytes.length / 2)))
+    await expect(verifyEncodedChunk(cut, { frameCount: 240 })).rejects.toThrow(VerificationError)
+  })
+})

@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest'
+import { cutPoints, planChunks, type MediaInfo, type VideoFrame } from '../../src/media/index.js'
+
+/** A synthetic stream: frames in decode order given as [pts, key]. */
+function fakeInfo (decode: Array<[number, boolean]>): MediaInfo {
+  const decodeOrder: VideoFrame[] = decode.map(([pts, key], i) => ({ decodeIndex: i, displayIndex: -1, pts, time: pts / 1000, key }))
+  const frames = [...decodeOrder].sort((a, b) => a.pts - b.pts)
+  frames.forEach((f, i) => { f.displayIndex = i })
+  return {
+    path: 'fake', sizeBytes: 0, formatName: 'fake', durationSec: 0, streams: [], chapterCount: 0,
+    video: { streamIndex: 0, codec: 'h264', width: 16, height: 16, pixFmt: 'yuv420p', bitDepth: 8, timeBase: { num: 1, den: 1000 }, frameRate: { num: 25, den: 1 }, frameCount: frames.length, frames, decodeOrder, default: true, forced: false }
+  }
+}
+
+/** Closed GOPs of `gop` frames, no reordering. */
+function closedGops (count: number, gop: number): MediaInfo {
+  return fakeInfo(Array.from({ length: count }, (_, i) => [i * 40, i % gop === 0]))
+}
+
+function assertExactCover (info: MediaInfo, plan: ReturnType<typeof planChunks>): void {
+  expect(plan.chunks[0]?.startFrame).toBe(0)
+  for (let i = 1; i < plan.chunks.length; i++) expect(plan.chunks[i]?.startFrame).toBe(plan.chunks[i - 1]?.endFrame)
+  expect(plan.chunks.at(-1)?.endFrame).toBe(info.video.frameCount)
+  expect(plan.chunks.reduce((n, c) => n + c.frameCount, 0)).toBe(info.video.frameCount)
+}
+
+describe('planChunks', () => {
+  it('groups 7 GOPs per chunk by default, the last chunk takes the rest', () => {
+    const info = closedGops(24 * 20, 24)
+    const plan = planChunks(info)
+    expect(plan.chunks.map(c => c.frameCount)).toEqual([168, 168, 144])
+    assertExactCover(info, plan)
+  })
+  it('honours gopsPerChunk and chunkSeconds', () => {
+    const info = closedGops(240, 24)
+    expect(planChunks(info, { gopsPerChunk: 1 }).chunks).toHaveLength(10)
+    const bySeconds = planChunks(info, { chunkSeconds: 2 })
+    expect(bySeconds.chunks.map(c => c.startFrame)).toEqual([0, 72, 144, 216])
+    assertExactCover(info, bySeconds)
+  })
+  it('always has at least one chunk, even for a clip shorter than one GOP', () => {
+    const info = closedGops(10, 250)
+    const plan = planChunks(info, { gopsPerChunk: 1 })
+    expect(plan.chunks).toHaveLength(1)
+    expect(plan.chunks[0]).toMatchObject({ startFrame: 0, endFrame: 10, frameCount: 10 })
+  })
+  it('splits finer to reach minChunks when keyframes allow', () => {
+    const info = closedGops(240, 24)
+    expect(planChunks(info, { minChunks: 5 }).chunks.length).toBeGreaterThanOrEqual(5)
+  })
+  it('is deterministic', () => {
+    const info = closedGops(1000, 37)
+    expect(planChunks(info, { gopsPerChunk: 3 })).toEqual(planChunks(info, { gopsPerChunk: 3 }))
+  })
+  it('refuses nonsense options', () => {
+    expect(() => planChunks(closedGops(10, 5), { gopsPerChunk: 0 })).toThrow(/GOPs per chunk/)
+    expect(() => planChunks(closedGops(10, 5), { chunkSeconds: -1 })).toThrow(/positive/)
+  })
+
+  it('includes open-GOP leading B-frames of the next keyframe in the chunk they are shown in', () => {
+    // Display: I0 B1 B2 P3 | I4 ... ; decode order puts B2,B3-like leading frames after the next I.
+    // decode: I(0) P(3) B(1) B(2) I(6) B(4) B(5) P(9) B(7) B(8)
+    const info = fakeInfo([[0, true], [120, false], [40, false], [80, false], [240, true], [160, false], [200, false], [360, false], [280, false], [320, false]])
+    const plan = planChunks(info, { gopsPerChunk: 1 })
+    expect(plan.chunks.map(c => [c.startFrame, c.endFrame])).toEqual([[0, 6], [6, 10]])
+    // Chunk 0 shows frames 160 and 200, which are decoded after the keyframe at 240.
+    expect(plan.chunks[0]?.decodeEnd).toBe(6)
+    expect(plan.chunks[1]?.decodeStart).toBe(4)
+  })
+
+  it('does not cut at a keyframe that a later-shown frame was decoded before', () => {
+    // The key at display 2 is decoded after a frame shown at display 3: not a safe cut.
+    const info = fakeInfo([[0, true], [120, false], [80, true], [40, false], [160, true], [200, false]])
+    expect(cutPoints(info.video.frames)).toEqual([0, 4])
+  })
+})

@@ -1,0 +1,66 @@
+import { execa } from 'execa'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { cutSegment, decoderArgs, extractVideo, planChunks, probeMedia, sha256File, type CutSource, type MediaInfo } from '../../src/media/index.js'
+import { ensureFixtures, type Fixtures } from '../fixtures.js'
+
+let fx: Fixtures
+let scratch: string
+beforeAll(async () => {
+  fx = await ensureFixtures()
+  scratch = await mkdtemp(join(tmpdir(), 'swarm-split-'))
+})
+afterAll(async () => { await rm(scratch, { recursive: true, force: true }) })
+
+/** MD5 of every decoded frame, in display order. */
+async function frameHashes (args: string[]): Promise<string[]> {
+  const { stdout } = await execa('ffmpeg', [...args.slice(0, -3), '-f', 'framemd5', '-'])
+  return stdout.split('\n').filter(l => l !== '' && !l.startsWith('#')).map(l => l.split(',').at(-1)?.trim() ?? '')
+}
+
+describe('cutSegment on an open-GOP source', () => {
+  let source: MediaInfo
+  let cut: CutSource
+  beforeAll(async () => {
+    source = await probeMedia(fx.openGop10bit)
+    cut = await extractVideo(source, join(scratch, 'video-only.mkv'))
+  })
+
+  it('the fixture really has open-GOP leading B-frames decoded after their keyframe', () => {
+    const { decodeOrder } = source.video
+    const leading = decodeOrder.filter((f, i) => i > 0 && decodeOrder[i - 1]?.key === true && decodeOrder[i - 1]!.decodeIndex > 0 && f.pts < decodeOrder[i - 1]!.pts)
+    expect(leading.length).toBeGreaterThan(0)
+  })
+
+  it('gives each chunk exactly its frames, bit-identical to decoding the whole file', async () => {
+    const plan = planChunks(source, { gopsPerChunk: 1 })
+    expect(plan.chunks.length).toBe(5)
+    const whole = await frameHashes(['-v', 'error', '-i', fx.openGop10bit, '-map', '0:v:0', '-fps_mode', 'passthrough', '-f', 'null', '-'])
+    expect(whole).toHaveLength(240)
+    const pieces: string[] = []
+    for (const chunk of plan.chunks) {
+      const segment = await cutSegment(source, cut, chunk, join(scratch, `seg-${chunk.index}.mkv`))
+      expect(segment.frameCount).toBe(chunk.frameCount)
+      expect(segment.sha256).toBe(await sha256File(segment.path))
+      // Pre-roll/tail overlap stays small: at most one GOP's worth of extra packets.
+      expect(segment.packetCount - segment.frameCount).toBeLessThan(50)
+      const args = decoderArgs({ segmentPath: segment.path, selectFromTime: segment.selectFromTime, frameCount: segment.frameCount, sourcePixFmt: source.video.pixFmt })
+      // Decode to the source's own pixel format so the hashes compare like for like.
+      pieces.push(...await frameHashes(args))
+    }
+    expect(pieces).toEqual(whole)
+  })
+
+  it('a plain keyframe split (what mkvmerge --split does) would lose frames here', async () => {
+    const out = join(scratch, 'naive.mkv')
+    await execa('mkvmerge', ['--quiet', '-o', out, '--split', 'timestamps:2.1s,4.2s,6.3s,8.4s', fx.openGop10bit]).catch(() => {})
+    let total = 0
+    for (let i = 1; i <= 5; i++) {
+      const { stdout } = await execa('ffprobe', ['-v', 'quiet', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', join(scratch, `naive-00${i}.mkv`)]).catch(() => ({ stdout: '0' }))
+      total += Number(stdout.trim())
+    }
+    expect(total).toBeLessThan(240)
+  })
+})
