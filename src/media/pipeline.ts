@@ -26,6 +26,8 @@ export interface LocalEncodeReport {
   segments: Segment[]
   output: MergeResult
   outputInfo: MediaInfo
+  /** Bytes of all encoded chunks together (the new video bitstream). */
+  encodedBytes: number
   timings: { splitSec: number, encodeSec: number, mergeSec: number, totalSec: number }
 }
 
@@ -59,6 +61,7 @@ export async function encodeFileLocally (sourcePath: string, settingsString: str
   const t1 = performance.now()
   o.onStage?.('encode')
   const encoded: string[] = []
+  let encodedBytes = 0
   for (const segment of segments) {
     const result = await encodeChunk({
       segmentPath: segment.path,
@@ -74,6 +77,7 @@ export async function encodeFileLocally (sourcePath: string, settingsString: str
     })
     await verifyEncodedChunk(result.path, { frameCount: segment.frameCount, width: source.video.width, height: source.video.height })
     encoded.push(result.path)
+    encodedBytes += result.sizeBytes
   }
   const t2 = performance.now()
   o.onStage?.('merge')
@@ -88,6 +92,7 @@ export async function encodeFileLocally (sourcePath: string, settingsString: str
     segments,
     output,
     outputInfo,
+    encodedBytes,
     timings: { splitSec: (t1 - t0) / 1000, encodeSec: (t2 - t1) / 1000, mergeSec: (t3 - t2) / 1000, totalSec: (performance.now() - t0) / 1000 }
   }
 }

@@ -1,0 +1,94 @@
+import { z } from 'zod'
+
+/**
+ * The local control API between the `swarm` CLI and a running `swarm join`. Bound to 127.0.0.1
+ * only, every request carries the bearer token from `<home>/control.json`. These shapes are also
+ * what `swarm status --json` prints, so scripts can rely on them.
+ */
+export const API_VERSION = 1
+
+export const JOB_STATES = ['splitting', 'encoding', 'merging', 'done', 'failed'] as const
+export type JobState = typeof JOB_STATES[number]
+
+export interface ChunkCounts { total: number, open: number, leased: number, done: number }
+
+export interface ChunkStatus {
+  index: number
+  state: 'pending' | 'open' | 'leased' | 'done'
+  frames: number
+  /** Peer holding the lease, while leased. */
+  holder?: string
+  /** Progress the holder reported in its last heartbeat. */
+  framesDone?: number
+  fps?: number
+  /** Peer whose verified result was taken. */
+  encodedBy?: string
+}
+
+export interface JobStatus {
+  id: string
+  file: string
+  settings: string
+  state: JobState
+  output: string | null
+  error?: string
+  /** This node is the originator (it added the job). */
+  local: boolean
+  originator: string
+  createdAt: string
+  updatedAt: string
+  totalFrames: number
+  framesDone: number
+  chunks: ChunkCounts
+  encodedBy: Record<string, number>
+  chunkList?: ChunkStatus[]
+}
+
+export interface PeerStatus {
+  id: string
+  addresses: string[]
+  /** What this peer encodes for jobs we know about: chunk labels like "<jobId prefix>#<chunk>". */
+  encoding: string[]
+}
+
+export interface WorkerStatus {
+  slots: number
+  active: Array<{ jobId: string, chunk: number, framesDone: number, frames: number, fps: number, stage: 'fetching' | 'queued' | 'encoding' | 'uploading' }>
+}
+
+export interface StatusJson {
+  peerId: string
+  addresses: string[]
+  peers: PeerStatus[]
+  jobs: JobStatus[]
+  worker: WorkerStatus
+}
+
+export const AddJobRequest = z.object({
+  file: z.string().min(1).max(4096),
+  settings: z.string().max(4096),
+  output: z.string().min(1).max(4096).optional()
+}).strict()
+export type AddJobRequest = z.infer<typeof AddJobRequest>
+
+export interface AddJobResponse {
+  job: JobStatus
+  /** True when the same file with the same settings was already a job: nothing new was queued. */
+  existing: boolean
+}
+
+export interface ApiError {
+  error: string
+  /** HTTP-ish category the CLI maps to an exit code: 'input' → 2, anything else → 1. */
+  kind: 'input' | 'not-found' | 'auth' | 'internal'
+}
+
+/** What `swarm join` writes to `<home>/control.json` (mode 0600) for the other commands. */
+export const ControlFile = z.object({
+  url: z.string().url(),
+  token: z.string().min(32),
+  pid: z.number().int(),
+  peerId: z.string(),
+  apiVersion: z.number().int()
+})
+export type ControlFile = z.infer<typeof ControlFile>

@@ -1,0 +1,457 @@
+import { randomBytes, createHash } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { existsSync } from 'node:fs'
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { isAbsolute, join, resolve } from 'node:path'
+import {
+  checkSourceCrc, cutSegment, extractVideo, mergeChunks, parseX264Settings, planChunks, probeMedia,
+  sha256File, verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions
+} from '../media/index.js'
+import {
+  JOB_RECORD_VERSION, type ChunkEncodeMeta, type ChunkRecord, type JobRecord, type LeaseGrant,
+  type LeaseRecord, type Refusal, type RefusalCode
+} from './types.js'
+
+export interface OriginatorOptions {
+  /** The node's home; jobs live in `<home>/jobs/<id>/`. */
+  home: string
+  /** This node's peer id: the originator of every job added here. */
+  peerId: string
+  /** Lease length. Short, so a dead worker costs little; heartbeats renew it. */
+  leaseMs?: number
+  /** A chunk that failed on this many distinct peers fails the job instead of looping. */
+  maxChunkFailures?: number
+  plan?: PlanOptions
+  now?: () => number
+  log?: (line: string) => void
+  /** Called to learn how many peers could encode, so a job is planned with enough chunks. */
+  swarmSize?: () => number
+}
+
+export const DEFAULT_LEASE_MS = 30_000
+const DEFAULT_MAX_CHUNK_FAILURES = 3
+
+function refusal (code: RefusalCode, message: string): Refusal {
+  return { ok: false, code, message }
+}
+
+export class InputError extends Error {
+  readonly kind = 'input'
+}
+
+/**
+ * The originator of jobs added on this node: it splits, hands out leases, takes verified results
+ * and merges. It is the only arbiter of its jobs, and everything it knows is on disk so a
+ * restarted node resumes where it stopped without re-encoding a verified chunk.
+ */
+export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
+  private readonly jobs = new Map<string, JobRecord>()
+  private readonly sources = new Map<string, MediaInfo>()
+  private readonly running = new Map<string, Promise<void>>()
+  private readonly saving = new Map<string, Promise<void>>()
+  private readonly dirty = new Set<string>()
+  private readonly aborts = new Map<string, AbortController>()
+  private readonly leaseMs: number
+  private readonly maxChunkFailures: number
+  private readonly now: () => number
+  private readonly log: (line: string) => void
+  private expiryTimer?: NodeJS.Timeout
+  private stopped = false
+
+  constructor (private readonly o: OriginatorOptions) {
+    super()
+    this.leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS
+    this.maxChunkFailures = o.maxChunkFailures ?? DEFAULT_MAX_CHUNK_FAILURES
+    this.now = o.now ?? Date.now
+    this.log = o.log ?? (() => {})
+  }
+
+  get jobsDir (): string { return join(this.o.home, 'jobs') }
+  jobDir (id: string): string { return join(this.jobsDir, id) }
+
+  /** Loads every job from disk and resumes the ones that were not finished. */
+  async start (): Promise<void> {
+    await mkdir(this.jobsDir, { recursive: true, mode: 0o700 })
+    for (const name of await readdir(this.jobsDir)) {
+      const file = join(this.jobsDir, name, 'job.json')
+      if (!existsSync(file)) continue
+      try {
+        const job = JSON.parse(await readFile(file, 'utf8')) as JobRecord
+        if (job.version !== JOB_RECORD_VERSION || job.id !== name) throw new Error(`unexpected version ${job.version}`)
+        this.jobs.set(job.id, job)
+      } catch (err) {
+        this.log(`jobs: skipping ${file}: ${(err as Error).message}`)
+      }
+    }
+    for (const job of this.jobs.values()) {
+      if (job.state === 'splitting' || job.state === 'merging' || (job.state === 'encoding' && job.chunks.every(c => c.state === 'done'))) {
+        this.log(`jobs: resuming ${job.id.slice(0, 12)} (${job.state})`)
+        this.runInBackground(job.id)
+      }
+    }
+    this.expiryTimer = setInterval(() => { this.expireLeases() }, 1000)
+    this.expiryTimer.unref()
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    if (this.expiryTimer !== undefined) clearInterval(this.expiryTimer)
+    for (const c of this.aborts.values()) c.abort()
+    await Promise.allSettled([...this.running.values()])
+    for (const id of [...this.dirty]) await this.save(id)
+    await Promise.allSettled([...this.saving.values()])
+  }
+
+  list (): JobRecord[] { return [...this.jobs.values()].sort((a, b) => a.createdAt - b.createdAt) }
+  get (id: string): JobRecord | undefined { return this.jobs.get(id) }
+
+  /**
+   * Adds a job, or returns the existing one for the same source content and settings. Bad input
+   * (missing file, refused settings, CRC mismatch, no video) throws InputError and queues nothing.
+   */
+  async addJob (req: { file: string, settings: string, output?: string }): Promise<{ job: JobRecord, existing: boolean }> {
+    if (!isAbsolute(req.file)) throw new InputError(`${req.file}: give an absolute path`)
+    let settings
+    try { settings = parseX264Settings(req.settings) } catch (err) { throw new InputError((err as Error).message) }
+    let source: MediaInfo
+    try {
+      await checkSourceCrc(req.file)
+      source = await probeMedia(req.file)
+    } catch (err) {
+      throw new InputError((err as Error).message)
+    }
+    const sourceSha256 = await sha256File(req.file)
+    const id = createHash('sha256').update(`swarm-job/v1\n${sourceSha256}\n${settings.args.join('\u0000')}`).digest('hex')
+    const existing = this.jobs.get(id)
+    if (existing !== undefined) {
+      // A failed job added again is retried from where it stopped: verified chunks are kept.
+      if (existing.state === 'failed') {
+        existing.state = existing.chunks.some(c => c.state === 'pending') ? 'splitting' : 'encoding'
+        delete existing.error
+        for (const c of existing.chunks) c.failures = []
+        this.touch(existing)
+        await this.save(existing.id)
+        this.runInBackground(existing.id)
+        return { job: existing, existing: true }
+      }
+      return { job: existing, existing: true }
+    }
+    const minChunks = Math.max(1, this.o.swarmSize?.() ?? 1)
+    const plan = planChunks(source, { ...this.o.plan, minChunks: Math.max(this.o.plan?.minChunks ?? 1, minChunks) })
+    const now = this.now()
+    const job: JobRecord = {
+      version: JOB_RECORD_VERSION,
+      id,
+      sourcePath: req.file,
+      sourceSha256,
+      sourceSize: source.sizeBytes,
+      settings: req.settings,
+      ...(req.output !== undefined ? { requestedOutput: resolve(req.output) } : {}),
+      output: null,
+      state: 'splitting',
+      originator: this.o.peerId,
+      createdAt: now,
+      updatedAt: now,
+      totalFrames: source.video.frameCount,
+      video: { frameRate: source.video.frameRate, pixFmt: source.video.pixFmt, width: source.video.width, height: source.video.height },
+      chunks: plan.chunks.map(c => ({ index: c.index, startFrame: c.startFrame, frames: c.frameCount, state: 'pending', pastHolders: [], failures: [] }))
+    }
+    this.sources.set(id, source)
+    this.jobs.set(id, job)
+    await mkdir(this.jobDir(id), { recursive: true, mode: 0o700 })
+    this.dirty.add(id)
+    await this.save(id)
+    this.log(`jobs: added ${id.slice(0, 12)} ${req.file} (${plan.chunks.length} chunks, ${source.video.frameCount} frames)`)
+    this.runInBackground(id)
+    this.emit('changed', id)
+    return { job, existing: false }
+  }
+
+  /** Stops a job: no more leases, its files are removed; the output, if merged, stays. */
+  async cancelJob (id: string): Promise<boolean> {
+    const job = this.jobs.get(id)
+    if (job === undefined) return false
+    this.aborts.get(id)?.abort()
+    await this.running.get(id)?.catch(() => {})
+    this.jobs.delete(id)
+    this.sources.delete(id)
+    await rm(this.jobDir(id), { recursive: true, force: true })
+    this.emit('changed', id)
+    return true
+  }
+
+  // ---- leases -------------------------------------------------------------------------------
+
+  /** First valid claim wins: the chunk must exist, be open, and the job still be running. */
+  requestLease (jobId: string, chunkIndex: number, claimant: string): LeaseGrant | Refusal {
+    const job = this.jobs.get(jobId)
+    if (job === undefined) return refusal('unknown-job', `no job ${jobId.slice(0, 12)} here`)
+    if (job.state === 'done' || job.state === 'failed' || job.state === 'merging') return refusal('job-finished', `job ${jobId.slice(0, 12)} is ${job.state}`)
+    const chunk = job.chunks[chunkIndex]
+    if (chunk === undefined || !Number.isInteger(chunkIndex)) return refusal('unknown-chunk', `job ${jobId.slice(0, 12)} has no chunk ${chunkIndex}`)
+    if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
+    if (chunk.state === 'pending') return refusal('not-open', `chunk ${chunkIndex} is not cut yet`)
+    if (chunk.state === 'leased') return refusal('not-open', `chunk ${chunkIndex} is leased to another peer`)
+    const now = this.now()
+    const lease: LeaseRecord = { id: randomBytes(12).toString('hex'), holder: claimant, issuedAt: now, expiresAt: now + this.leaseMs, framesDone: 0, fps: 0 }
+    chunk.state = 'leased'
+    chunk.lease = lease
+    this.touch(job)
+    this.log(`jobs: lease ${jobId.slice(0, 8)}#${chunkIndex} → ${claimant.slice(-8)}`)
+    return { ok: true, lease, jobId, chunk: chunkIndex }
+  }
+
+  private currentLease (jobId: string, chunkIndex: number, leaseId: string, peer: string): { job: JobRecord, chunk: ChunkRecord } | Refusal {
+    const job = this.jobs.get(jobId)
+    if (job === undefined) return refusal('unknown-job', `no job ${jobId.slice(0, 12)} here`)
+    const chunk = job.chunks[chunkIndex]
+    if (chunk === undefined) return refusal('unknown-chunk', `job ${jobId.slice(0, 12)} has no chunk ${chunkIndex}`)
+    if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
+    if (chunk.lease === undefined || chunk.lease.id !== leaseId || chunk.lease.holder !== peer) {
+      return refusal(chunk.pastHolders.includes(peer) ? 'lease-expired' : 'not-holder', `no current lease ${leaseId.slice(0, 8)} on chunk ${chunkIndex} for this peer`)
+    }
+    return { job, chunk }
+  }
+
+  /** Heartbeat: renews the lease and records progress. */
+  renewLease (jobId: string, chunkIndex: number, leaseId: string, peer: string, progress: { framesDone: number, fps: number }): { ok: true, expiresAt: number } | Refusal {
+    const found = this.currentLease(jobId, chunkIndex, leaseId, peer)
+    if ('ok' in found) return found
+    const lease = found.chunk.lease as LeaseRecord
+    lease.expiresAt = this.now() + this.leaseMs
+    lease.framesDone = Math.max(0, Math.min(found.chunk.frames, Math.floor(progress.framesDone)))
+    lease.fps = Math.max(0, Number.isFinite(progress.fps) ? progress.fps : 0)
+    this.touch(found.job, false)
+    return { ok: true, expiresAt: lease.expiresAt }
+  }
+
+  /** The holder gives the chunk back, saying why; a chunk that fails everywhere fails the job. */
+  releaseLease (jobId: string, chunkIndex: number, leaseId: string, peer: string, reason: string): { ok: true } | Refusal {
+    const found = this.currentLease(jobId, chunkIndex, leaseId, peer)
+    if ('ok' in found) return found
+    const { job, chunk } = found
+    this.reopen(chunk, peer)
+    if (reason !== '' && reason !== 'shutdown') {
+      chunk.failures.push({ peer, reason: reason.slice(0, 500), at: this.now() })
+      this.log(`jobs: ${peer.slice(-8)} released ${jobId.slice(0, 8)}#${chunkIndex}: ${reason}`)
+      const peers = new Set(chunk.failures.map(f => f.peer))
+      if (peers.size >= this.maxChunkFailures) {
+        this.fail(job, `chunk ${chunkIndex} failed on ${peers.size} peers; last error: ${reason}`)
+      }
+    }
+    this.touch(job)
+    return { ok: true }
+  }
+
+  private reopen (chunk: ChunkRecord, holder: string): void {
+    if (!chunk.pastHolders.includes(holder)) chunk.pastHolders.push(holder)
+    if (chunk.pastHolders.length > 16) chunk.pastHolders.shift()
+    delete chunk.lease
+    chunk.state = 'open'
+  }
+
+  /** Leases not renewed in time lapse and their chunks are open again. */
+  expireLeases (): number {
+    const now = this.now()
+    let expired = 0
+    for (const job of this.jobs.values()) {
+      if (job.state !== 'encoding' && job.state !== 'splitting') continue
+      let changed = false
+      for (const chunk of job.chunks) {
+        if (chunk.state === 'leased' && chunk.lease !== undefined && chunk.lease.expiresAt <= now) {
+          this.log(`jobs: lease on ${job.id.slice(0, 8)}#${chunk.index} held by ${chunk.lease.holder.slice(-8)} expired`)
+          this.reopen(chunk, chunk.lease.holder)
+          changed = true
+          expired++
+        }
+      }
+      if (changed) this.touch(job)
+    }
+    return expired
+  }
+
+  // ---- chunk bytes and results ---------------------------------------------------------------
+
+  /** The segment a leaseholder may fetch, with what it needs to encode it. */
+  segmentFor (jobId: string, chunkIndex: number, leaseId: string, peer: string): { path: string, size: number, sha256: string, meta: ChunkEncodeMeta } | Refusal {
+    const found = this.currentLease(jobId, chunkIndex, leaseId, peer)
+    if ('ok' in found) return found
+    const { job, chunk } = found
+    if (chunk.segment === undefined) return refusal('not-open', `chunk ${chunkIndex} has no segment yet`)
+    return {
+      path: join(this.jobDir(jobId), 'segments', chunk.segment.file),
+      size: chunk.segment.size,
+      sha256: chunk.segment.sha256,
+      meta: {
+        jobId, chunk: chunkIndex, frames: chunk.frames, selectFromTime: chunk.segment.selectFromTime, settings: job.settings,
+        frameRate: job.video.frameRate, pixFmt: job.video.pixFmt, width: job.video.width, height: job.video.height
+      }
+    }
+  }
+
+  /**
+   * May this peer upload a result for this chunk? Its current lease, or a lapsed one on a chunk
+   * that is still not done (no work thrown away), qualifies. Returns where to write the bytes.
+   */
+  resultSlot (jobId: string, chunkIndex: number, leaseId: string, peer: string): { ok: true, tmpPath: string } | Refusal {
+    const job = this.jobs.get(jobId)
+    if (job === undefined) return refusal('unknown-job', `no job ${jobId.slice(0, 12)} here`)
+    const chunk = job.chunks[chunkIndex]
+    if (chunk === undefined) return refusal('unknown-chunk', `job ${jobId.slice(0, 12)} has no chunk ${chunkIndex}`)
+    if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
+    if (job.state !== 'encoding' && job.state !== 'splitting') return refusal('job-finished', `job ${jobId.slice(0, 12)} is ${job.state}`)
+    const holds = chunk.lease?.holder === peer && chunk.lease.id === leaseId
+    if (!holds && !chunk.pastHolders.includes(peer)) return refusal('not-holder', `peer holds no lease on chunk ${chunkIndex}`)
+    const tmpPath = join(this.jobDir(jobId), 'incoming', `chunk-${chunkIndex}-${randomBytes(6).toString('hex')}.264`)
+    return { ok: true, tmpPath }
+  }
+
+  /**
+   * Takes a received result: verifies it as media (decodes, H.264, exact frame count, size) and
+   * keeps it if the chunk is still not done. Nothing unverified ever counts.
+   */
+  async acceptResult (jobId: string, chunkIndex: number, peer: string, tmpPath: string, sha256: string): Promise<{ accepted: true } | Refusal> {
+    const job = this.jobs.get(jobId)
+    const chunk = job?.chunks[chunkIndex]
+    if (job === undefined || chunk === undefined) { await rm(tmpPath, { force: true }); return refusal('unknown-job', 'job or chunk vanished') }
+    try {
+      await verifyEncodedChunk(tmpPath, { frameCount: chunk.frames, width: job.video.width, height: job.video.height })
+    } catch (err) {
+      await rm(tmpPath, { force: true })
+      const reason = (err as Error).message.replace(tmpPath, `result for chunk ${chunkIndex}`)
+      this.log(`jobs: refused result for ${jobId.slice(0, 8)}#${chunkIndex} from ${peer.slice(-8)}: ${reason}`)
+      return refusal('bad-result', reason)
+    }
+    // Re-check after the await: another copy may have been taken meanwhile.
+    if (chunk.state === 'done') { await rm(tmpPath, { force: true }); return refusal('already-done', `chunk ${chunkIndex} is already done`) }
+    const file = `chunk-${chunkIndex}.264`
+    await mkdir(join(this.jobDir(jobId), 'results'), { recursive: true })
+    await rename(tmpPath, join(this.jobDir(jobId), 'results', file))
+    const size = (await stat(join(this.jobDir(jobId), 'results', file))).size
+    chunk.result = { file, size, sha256, encodedBy: peer, at: this.now() }
+    chunk.state = 'done'
+    delete chunk.lease
+    this.log(`jobs: chunk ${jobId.slice(0, 8)}#${chunkIndex} done by ${peer.slice(-8)}`)
+    this.touch(job)
+    await this.save(jobId)
+    if (job.chunks.every(c => c.state === 'done') && job.state === 'encoding') this.runInBackground(jobId)
+    return { accepted: true }
+  }
+
+  // ---- background work: split and merge ------------------------------------------------------
+
+  private runInBackground (id: string): void {
+    if (this.running.has(id) || this.stopped) return
+    const controller = new AbortController()
+    this.aborts.set(id, controller)
+    const task = this.advance(id, controller.signal)
+      .catch((err: Error) => {
+        const job = this.jobs.get(id)
+        if (job !== undefined && !controller.signal.aborted) this.fail(job, err.message)
+      })
+      .finally(() => {
+        this.running.delete(id)
+        this.aborts.delete(id)
+        // A state change during the run (e.g. the last result) may need another pass.
+        const job = this.jobs.get(id)
+        if (job !== undefined && !controller.signal.aborted && (job.state === 'splitting' || (job.state === 'encoding' && job.chunks.every(c => c.state === 'done')))) this.runInBackground(id)
+      })
+    this.running.set(id, task)
+  }
+
+  private async sourceOf (job: JobRecord, signal: AbortSignal): Promise<MediaInfo> {
+    const known = this.sources.get(job.id)
+    if (known !== undefined) return known
+    const source = await probeMedia(job.sourcePath, { signal })
+    if (source.video.frameCount !== job.totalFrames) throw new Error(`${job.sourcePath} changed since it was added (${source.video.frameCount} frames, was ${job.totalFrames})`)
+    this.sources.set(job.id, source)
+    return source
+  }
+
+  private async advance (id: string, signal: AbortSignal): Promise<void> {
+    const job = this.jobs.get(id)
+    if (job === undefined) return
+    if (job.state === 'splitting') await this.split(job, signal)
+    if (job.state === 'encoding' && job.chunks.every(c => c.state === 'done')) {
+      job.state = 'merging'
+      this.touch(job)
+      await this.save(id)
+    }
+    if (job.state === 'merging') await this.merge(job, signal)
+  }
+
+  /** Cuts segments in order; each chunk opens as soon as its segment exists, so workers start early. */
+  private async split (job: JobRecord, signal: AbortSignal): Promise<void> {
+    const source = await this.sourceOf(job, signal)
+    const dir = this.jobDir(job.id)
+    const cutSource = await extractVideo(source, join(dir, 'work', 'video-only.mkv'), { signal })
+    const plan = planChunks(source, { ...this.o.plan, minChunks: job.chunks.length })
+    if (plan.chunks.length !== job.chunks.length) throw new Error(`the plan for ${job.sourcePath} no longer matches the job (${plan.chunks.length} chunks, was ${job.chunks.length})`)
+    for (const chunk of job.chunks) {
+      if (chunk.state !== 'pending') continue
+      const range = plan.chunks[chunk.index]
+      if (range === undefined) throw new Error(`chunk ${chunk.index} missing from plan`)
+      const file = `segment-${chunk.index}.mkv`
+      const seg = await cutSegment(source, cutSource, range, join(dir, 'segments', file), { signal })
+      chunk.segment = { file, size: seg.sizeBytes, sha256: seg.sha256, selectFromTime: seg.selectFromTime, packetCount: seg.packetCount }
+      chunk.state = 'open'
+      this.touch(job)
+    }
+    await rm(join(dir, 'work'), { recursive: true, force: true })
+    job.state = 'encoding'
+    this.touch(job)
+    await this.save(job.id)
+  }
+
+  private async merge (job: JobRecord, signal: AbortSignal): Promise<void> {
+    const source = await this.sourceOf(job, signal)
+    const dir = this.jobDir(job.id)
+    const chunkPaths = job.chunks.map(c => join(dir, 'results', c.result?.file ?? `chunk-${c.index}.264`))
+    this.log(`jobs: merging ${job.id.slice(0, 12)}`)
+    const result = await mergeChunks({ source, chunkPaths, workDir: join(dir, 'merge'), ...(job.requestedOutput !== undefined ? { outputPath: job.requestedOutput } : {}), signal })
+    await verifyMergedOutput(source, result.path)
+    job.output = result.path
+    job.state = 'done'
+    this.touch(job)
+    await this.save(job.id)
+    // The output is verified: segments and results have done their work.
+    await Promise.all(['segments', 'results', 'merge', 'incoming'].map(async d => await rm(join(dir, d), { recursive: true, force: true })))
+    this.log(`jobs: ${job.id.slice(0, 12)} done → ${result.path}`)
+  }
+
+  private fail (job: JobRecord, error: string): void {
+    if (job.state === 'done') return
+    job.state = 'failed'
+    job.error = error
+    for (const c of job.chunks) if (c.state === 'leased') { delete c.lease; c.state = 'open' }
+    this.log(`jobs: ${job.id.slice(0, 12)} failed: ${error}`)
+    this.touch(job)
+    void this.save(job.id)
+  }
+
+  // ---- persistence -----------------------------------------------------------------------------
+
+  private touch (job: JobRecord, announce = true): void {
+    job.updatedAt = this.now()
+    this.dirty.add(job.id)
+    queueMicrotask(() => { void this.save(job.id) })
+    if (announce) this.emit('changed', job.id)
+  }
+
+  /** Writes job.json atomically; overlapping saves are serialised per job. */
+  async save (id: string): Promise<void> {
+    const previous = this.saving.get(id) ?? Promise.resolve()
+    const next = previous.then(async () => {
+      const job = this.jobs.get(id)
+      if (job === undefined || !this.dirty.has(id)) return
+      this.dirty.delete(id)
+      const file = join(this.jobDir(id), 'job.json')
+      const tmp = `${file}.tmp`
+      await mkdir(this.jobDir(id), { recursive: true, mode: 0o700 })
+      await writeFile(tmp, JSON.stringify(job, null, 1), { mode: 0o600 })
+      await rename(tmp, file)
+    }).catch((err: Error) => { this.log(`jobs: could not save ${id.slice(0, 12)}: ${err.message}`) })
+    this.saving.set(id, next)
+    await next
+  }
+}

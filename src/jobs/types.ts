@@ -1,0 +1,99 @@
+import type { Rational } from '../media/index.js'
+
+/** On-disk format version of job.json; bump with a migration when the shape changes. */
+export const JOB_RECORD_VERSION = 1
+
+export type JobState = 'splitting' | 'encoding' | 'merging' | 'done' | 'failed'
+/** pending: segment not cut yet; open: anyone may claim; leased: one peer holds it; done: verified result kept. */
+export type ChunkState = 'pending' | 'open' | 'leased' | 'done'
+
+export interface SegmentRecord {
+  /** File name inside the job's segments/ folder. */
+  file: string
+  size: number
+  sha256: string
+  selectFromTime: number
+  packetCount: number
+}
+
+export interface LeaseRecord {
+  id: string
+  holder: string
+  issuedAt: number
+  expiresAt: number
+  framesDone: number
+  fps: number
+  /** A backup copy of a straggling chunk rather than the first lease on it. */
+  backup?: boolean
+}
+
+export interface ChunkFailure { peer: string, reason: string, at: number }
+
+export interface ResultRecord {
+  file: string
+  size: number
+  sha256: string
+  encodedBy: string
+  at: number
+}
+
+export interface ChunkRecord {
+  index: number
+  startFrame: number
+  frames: number
+  state: ChunkState
+  segment?: SegmentRecord
+  lease?: LeaseRecord
+  /** Peers whose lease on this chunk lapsed or was released: their late result is still welcome. */
+  pastHolders: string[]
+  failures: ChunkFailure[]
+  result?: ResultRecord
+}
+
+/** What the worker needs to encode a chunk, sent along with the segment bytes. */
+export interface ChunkEncodeMeta {
+  jobId: string
+  chunk: number
+  frames: number
+  selectFromTime: number
+  settings: string
+  frameRate: Rational
+  pixFmt: string
+  width: number
+  height: number
+}
+
+export interface JobRecord {
+  version: typeof JOB_RECORD_VERSION
+  id: string
+  sourcePath: string
+  sourceSha256: string
+  sourceSize: number
+  settings: string
+  /** Output path the user asked for, if any. */
+  requestedOutput?: string
+  /** Final output path once merged. */
+  output: string | null
+  state: JobState
+  error?: string
+  originator: string
+  createdAt: number
+  updatedAt: number
+  totalFrames: number
+  video: { frameRate: Rational, pixFmt: string, width: number, height: number }
+  chunks: ChunkRecord[]
+}
+
+export type RefusalCode =
+  | 'unknown-job'
+  | 'unknown-chunk'
+  | 'not-open'
+  | 'already-done'
+  | 'not-holder'
+  | 'lease-expired'
+  | 'job-finished'
+  | 'bad-result'
+  | 'busy'
+
+export interface Refusal { ok: false, code: RefusalCode, message: string }
+export interface LeaseGrant { ok: true, lease: LeaseRecord, jobId: string, chunk: number }

@@ -1,0 +1,317 @@
+import { createHash } from 'node:crypto'
+import { mkdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import {
+  encodeChunk, parseX264Settings, sha256File, verifyEncodedChunk,
+  type EncodeProgress, type EncodedChunk, type EncodeChunkOptions
+} from '../media/index.js'
+
+/** A lease as the worker sees it. */
+export interface HeldLease {
+  jobId: string
+  chunk: number
+  leaseId: string
+  originator: string
+  expiresAt: number
+}
+
+export interface SegmentMeta {
+  frames: number
+  selectFromTime: number
+  settings: string
+  frameRate: { num: number, den: number }
+  pixFmt: string
+  width: number
+  height: number
+}
+
+export type ClaimAnswer = { ok: true, lease: HeldLease } | { ok: false, code: string, message: string }
+export type PlainAnswer = { ok: true } | { ok: false, code: string, message: string }
+
+/**
+ * How a worker reaches one originator. Remote originators are reached over libp2p streams; the
+ * node's own originator in-process. The worker knows nothing else about transport.
+ */
+export interface OriginatorLink {
+  claim: (jobId: string, chunk: number, signal: AbortSignal) => Promise<ClaimAnswer>
+  heartbeat: (lease: HeldLease, progress: { framesDone: number, fps: number }, signal: AbortSignal) => Promise<{ ok: true, expiresAt: number } | { ok: false, code: string, message: string }>
+  release: (lease: HeldLease, reason: string, signal: AbortSignal) => Promise<PlainAnswer>
+  /** Fetches the segment to destPath (or returns a path the worker may read but not delete). */
+  fetchSegment: (lease: HeldLease, destPath: string, signal: AbortSignal) => Promise<{ path: string, owned: boolean, meta: SegmentMeta }>
+  uploadResult: (lease: HeldLease, path: string, sha256: string, signal: AbortSignal) => Promise<PlainAnswer>
+}
+
+/** What the worker knows of a job from its announcements. */
+export interface JobView {
+  jobId: string
+  originator: string
+  settings: string
+  totalChunks: number
+  open: number[]
+  /** Announce sequence number; older announcements are ignored. */
+  seq: number
+}
+
+export type ChunkEncoder = (o: EncodeChunkOptions) => Promise<EncodedChunk>
+
+export interface WorkerOptions {
+  peerId: string
+  slots: number
+  /** Scratch space; names from the network never become paths outside it. */
+  workDir: string
+  linkFor: (originator: string) => OriginatorLink
+  /** x264 --threads per encode; default lets x264 decide. */
+  threads?: number
+  /** Leases held but not yet encoding (prefetched), beyond the slots. */
+  prefetch?: number
+  heartbeatMs?: number
+  /** Test hook: a stand-in encoder. Not reachable from the network. */
+  encoder?: ChunkEncoder
+  log?: (line: string) => void
+  now?: () => number
+}
+
+type Stage = 'fetching' | 'queued' | 'encoding' | 'uploading'
+
+interface Task {
+  lease: HeldLease
+  stage: Stage
+  framesDone: number
+  frames: number
+  fps: number
+  controller: AbortController
+  segment?: { path: string, owned: boolean, meta: SegmentMeta }
+}
+
+const HEX_ID = /^[0-9a-f]{64}$/
+
+/**
+ * The claimant side: watches announced jobs, claims chunks, keeps leases alive with progress,
+ * encodes, verifies its own output and returns it. Runs `slots` encodes at once and keeps
+ * `prefetch` more chunks downloaded, so the next encode starts without waiting on the network.
+ */
+export class Worker {
+  private readonly jobs = new Map<string, JobView>()
+  private readonly tasks = new Map<string, Task>()
+  private readonly ready: Task[] = []
+  /** chunk key → time until which we do not try it again (it was refused to us). */
+  private readonly backoff = new Map<string, number>()
+  /** Jobs whose settings this machine cannot encode: stop claiming them. */
+  private readonly unable = new Map<string, string>()
+  private readonly encoder: ChunkEncoder
+  private readonly now: () => number
+  private readonly log: (line: string) => void
+  private heartbeatTimer?: NodeJS.Timeout
+  private pumping = false
+  private repump = false
+  private stopped = false
+  private encodingCount = 0
+  private rr = 0
+  readonly completed: Array<{ jobId: string, chunk: number }> = []
+
+  constructor (private readonly o: WorkerOptions) {
+    this.encoder = o.encoder ?? encodeChunk
+    this.now = o.now ?? Date.now
+    this.log = o.log ?? (() => {})
+  }
+
+  start (): void {
+    this.heartbeatTimer = setInterval(() => { void this.heartbeatAll() }, this.o.heartbeatMs ?? 5000)
+    this.heartbeatTimer.unref()
+  }
+
+  /** Gives every lease back (reason "shutdown", which does not count as a failure) and stops. */
+  async stop (): Promise<void> {
+    this.stopped = true
+    if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer)
+    const held = [...this.tasks.values()]
+    for (const t of held) t.controller.abort()
+    await Promise.allSettled(held.map(async t => await this.o.linkFor(t.lease.originator).release(t.lease, 'shutdown', AbortSignal.timeout(3000))))
+    await rm(this.o.workDir, { recursive: true, force: true })
+  }
+
+  updateJob (view: JobView): void {
+    if (!HEX_ID.test(view.jobId)) return
+    const known = this.jobs.get(view.jobId)
+    if (known !== undefined && known.seq > view.seq) return
+    this.jobs.set(view.jobId, view)
+    // A job whose chunks are all gone has nothing for us; tasks on it end via their own answers.
+    void this.pump()
+  }
+
+  removeJob (jobId: string): void {
+    this.jobs.delete(jobId)
+    for (const t of this.tasks.values()) if (t.lease.jobId === jobId) t.controller.abort()
+  }
+
+  status (): { slots: number, active: Array<{ jobId: string, chunk: number, framesDone: number, frames: number, fps: number, stage: Stage }> } {
+    return {
+      slots: this.o.slots,
+      active: [...this.tasks.values()].map(t => ({ jobId: t.lease.jobId, chunk: t.lease.chunk, framesDone: t.framesDone, frames: t.frames, fps: t.fps, stage: t.stage }))
+    }
+  }
+
+  private key (jobId: string, chunk: number): string { return `${jobId}#${chunk}` }
+
+  /** Picks a chunk to claim: jobs in turn (fair sharing), and within a job a spot that depends on our peer id so peers rarely collide. */
+  private pickCandidate (): { view: JobView, chunk: number } | undefined {
+    const views = [...this.jobs.values()].filter(v => !this.unable.has(v.jobId) && v.open.length > 0)
+    if (views.length === 0) return undefined
+    const now = this.now()
+    for (let n = 0; n < views.length; n++) {
+      const view = views[(this.rr + n) % views.length] as JobView
+      const candidates = view.open.filter(c => !this.tasks.has(this.key(view.jobId, c)) && (this.backoff.get(this.key(view.jobId, c)) ?? 0) <= now)
+      if (candidates.length === 0) continue
+      const h = createHash('sha256').update(`${this.o.peerId}/${view.jobId}`).digest().readUInt32BE(0)
+      this.rr = (this.rr + n + 1) % views.length
+      return { view, chunk: candidates[h % candidates.length] as number }
+    }
+    return undefined
+  }
+
+  private wantMore (): boolean {
+    const held = this.tasks.size
+    return !this.stopped && held < this.o.slots + (this.o.prefetch ?? 1)
+  }
+
+  /** Claims and fetches until slots and the prefetch queue are full, then starts encodes. */
+  async pump (): Promise<void> {
+    if (this.pumping) { this.repump = true; return }
+    this.pumping = true
+    try {
+      do {
+        this.repump = false
+        while (this.wantMore()) {
+          const pick = this.pickCandidate()
+          if (pick === undefined) break
+          await this.claimAndFetch(pick.view, pick.chunk)
+        }
+        this.startEncodes()
+      } while (this.repump && !this.stopped)
+    } finally {
+      this.pumping = false
+    }
+  }
+
+  private async claimAndFetch (view: JobView, chunk: number): Promise<void> {
+    const k = this.key(view.jobId, chunk)
+    const link = this.o.linkFor(view.originator)
+    let answer: ClaimAnswer
+    try {
+      answer = await link.claim(view.jobId, chunk, AbortSignal.timeout(10_000))
+    } catch (err) {
+      this.backoff.set(k, this.now() + 5000)
+      this.log(`worker: claim ${view.jobId.slice(0, 8)}#${chunk} failed: ${(err as Error).message}`)
+      return
+    }
+    if (!answer.ok) {
+      this.backoff.set(k, this.now() + (answer.code === 'already-done' ? 600_000 : 3000))
+      // Drop it from our view right away so we do not ask again before the next announcement.
+      view.open = view.open.filter(c => c !== chunk)
+      return
+    }
+    const task: Task = { lease: answer.lease, stage: 'fetching', framesDone: 0, frames: 0, fps: 0, controller: new AbortController() }
+    this.tasks.set(k, task)
+    view.open = view.open.filter(c => c !== chunk)
+    this.log(`worker: leased ${view.jobId.slice(0, 8)}#${chunk}`)
+    try {
+      const dir = join(this.o.workDir, view.jobId)
+      await mkdir(dir, { recursive: true })
+      task.segment = await link.fetchSegment(answer.lease, join(dir, `segment-${chunk}.mkv`), task.controller.signal)
+      task.frames = task.segment.meta.frames
+      task.stage = 'queued'
+      this.ready.push(task)
+    } catch (err) {
+      await this.giveUp(task, `fetching the segment failed: ${(err as Error).message}`, false)
+    }
+  }
+
+  private startEncodes (): void {
+    while (this.encodingCount < this.o.slots && this.ready.length > 0 && !this.stopped) {
+      const task = this.ready.shift() as Task
+      if (task.controller.signal.aborted) continue
+      this.encodingCount++
+      void this.runEncode(task).finally(() => {
+        this.encodingCount--
+        void this.pump()
+      })
+    }
+  }
+
+  private async runEncode (task: Task): Promise<void> {
+    const { lease } = task
+    const segment = task.segment as { path: string, owned: boolean, meta: SegmentMeta }
+    const meta = segment.meta
+    const out = join(this.o.workDir, lease.jobId, `chunk-${lease.chunk}.264`)
+    task.stage = 'encoding'
+    try {
+      // The worker never trusts the originator's check of the settings.
+      parseX264Settings(meta.settings)
+      const options: EncodeChunkOptions = {
+        segmentPath: segment.path, selectFromTime: meta.selectFromTime, frameCount: meta.frames, settings: meta.settings,
+        frameRate: meta.frameRate, sourcePixFmt: meta.pixFmt, outputPath: out, signal: task.controller.signal,
+        ...(this.o.threads !== undefined ? { threads: this.o.threads } : {}),
+        onProgress: (p: EncodeProgress) => { task.framesDone = p.framesDone; task.fps = p.fps }
+      }
+      await this.encoder(options)
+      await verifyEncodedChunk(out, { frameCount: meta.frames, width: meta.width, height: meta.height })
+    } catch (err) {
+      if (task.controller.signal.aborted) { await this.cleanup(task, out); return }
+      const reason = (err as Error).message
+      // Settings this machine cannot encode: stop taking this job's chunks.
+      if ((err as Error).name === 'SettingsError' || (err as Error).name === 'ToolError') this.unable.set(lease.jobId, reason)
+      await this.giveUp(task, `encode failed: ${reason}`, true, out)
+      return
+    }
+    task.stage = 'uploading'
+    try {
+      const answer = await this.o.linkFor(lease.originator).uploadResult(lease, out, await sha256File(out), task.controller.signal)
+      if (answer.ok) {
+        this.completed.push({ jobId: lease.jobId, chunk: lease.chunk })
+        this.log(`worker: delivered ${lease.jobId.slice(0, 8)}#${lease.chunk}`)
+      } else {
+        this.log(`worker: result for ${lease.jobId.slice(0, 8)}#${lease.chunk} refused: ${answer.message}`)
+      }
+    } catch (err) {
+      this.log(`worker: upload of ${lease.jobId.slice(0, 8)}#${lease.chunk} failed: ${(err as Error).message}`)
+      await this.giveUp(task, `upload failed: ${(err as Error).message}`, false, out)
+      return
+    }
+    await this.cleanup(task, out)
+  }
+
+  private async giveUp (task: Task, reason: string, countsAsFailure: boolean, out?: string): Promise<void> {
+    this.log(`worker: giving back ${task.lease.jobId.slice(0, 8)}#${task.lease.chunk}: ${reason}`)
+    this.backoff.set(this.key(task.lease.jobId, task.lease.chunk), this.now() + 10_000)
+    try {
+      await this.o.linkFor(task.lease.originator).release(task.lease, countsAsFailure ? reason : '', AbortSignal.timeout(5000))
+    } catch { /* the lease will lapse on its own */ }
+    await this.cleanup(task, out)
+  }
+
+  private async cleanup (task: Task, out?: string): Promise<void> {
+    this.tasks.delete(this.key(task.lease.jobId, task.lease.chunk))
+    const idx = this.ready.indexOf(task)
+    if (idx >= 0) this.ready.splice(idx, 1)
+    if (task.segment?.owned === true) await rm(task.segment.path, { force: true })
+    if (out !== undefined) await rm(out, { force: true })
+  }
+
+  /** Renews every held lease with its progress; a refused renewal means the chunk is no longer ours. */
+  private async heartbeatAll (): Promise<void> {
+    await Promise.allSettled([...this.tasks.values()].map(async (task) => {
+      if (task.stage === 'uploading') return
+      try {
+        const answer = await this.o.linkFor(task.lease.originator).heartbeat(task.lease, { framesDone: task.framesDone, fps: task.fps }, AbortSignal.timeout(10_000))
+        if (answer.ok) task.lease.expiresAt = answer.expiresAt
+        else if (answer.code !== 'lease-expired' || task.stage !== 'encoding') {
+          // Done elsewhere, or the job is gone: stop at once. An expired lease mid-encode still
+          // finishes: a late result is taken if the chunk is still open.
+          this.log(`worker: lost ${task.lease.jobId.slice(0, 8)}#${task.lease.chunk}: ${answer.message}`)
+          task.controller.abort()
+          if (task.stage !== 'encoding') await this.cleanup(task)
+        }
+      } catch { /* transient; the lease has slack */ }
+    }))
+  }
+}

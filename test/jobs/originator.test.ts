@@ -1,0 +1,172 @@
+import { existsSync } from 'node:fs'
+import { copyFile, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { encodeChunk } from '../../src/media/index.js'
+import { InputError, Originator, type JobRecord } from '../../src/jobs/index.js'
+import { ensureFixtures, type Fixtures } from '../fixtures.js'
+
+let fx: Fixtures
+const cleanup: Array<() => Promise<void>> = []
+beforeAll(async () => { fx = await ensureFixtures() })
+afterEach(async () => { for (const c of cleanup.splice(0)) await c() })
+
+class FakeClock { t = 1_000_000; now = (): number => this.t }
+
+async function makeOriginator (clock = new FakeClock(), home?: string): Promise<{ o: Originator, home: string, clock: FakeClock }> {
+  const dir = home ?? await mkdtemp(join(tmpdir(), 'swarm-orig-'))
+  const o = new Originator({ home: dir, peerId: '12D3KooWorigin', leaseMs: 30_000, now: clock.now, plan: { gopsPerChunk: 1 } })
+  await o.start()
+  cleanup.push(async () => { await o.stop(); if (home === undefined) await rm(dir, { recursive: true, force: true }) })
+  return { o, home: dir, clock }
+}
+
+async function waitFor (pred: () => boolean, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!pred()) {
+    if (Date.now() > end) throw new Error('timed out waiting')
+    await new Promise(r => setTimeout(r, 50))
+  }
+}
+
+const SETTINGS = '--preset ultrafast --crf 30'
+
+async function encodeFor (o: Originator, job: JobRecord, chunk: number, leaseId: string, peer: string, scratch: string): Promise<string> {
+  const seg = o.segmentFor(job.id, chunk, leaseId, peer)
+  if ('ok' in seg) throw new Error(seg.message)
+  const out = join(scratch, `c${chunk}-${peer}.264`)
+  await encodeChunk({ segmentPath: seg.path, selectFromTime: seg.meta.selectFromTime, frameCount: seg.meta.frames, settings: seg.meta.settings, frameRate: seg.meta.frameRate, sourcePixFmt: seg.meta.pixFmt, outputPath: out })
+  const slot = o.resultSlot(job.id, chunk, leaseId, peer)
+  if (!slot.ok) throw new Error(slot.message)
+  await copyFile(out, slot.tmpPath).catch(async () => {
+    const { mkdir } = await import('node:fs/promises'); await mkdir(join(slot.tmpPath, '..'), { recursive: true }); await copyFile(out, slot.tmpPath)
+  })
+  return slot.tmpPath
+}
+
+describe('Originator', () => {
+  it('refuses bad input clearly and queues nothing', async () => {
+    const { o } = await makeOriginator()
+    await expect(o.addJob({ file: '/nope/missing.mkv', settings: SETTINGS })).rejects.toThrow(InputError)
+    await expect(o.addJob({ file: fx.shortClip, settings: '--crf 18 --output /tmp/x' })).rejects.toThrow(/--output is not allowed/)
+    await expect(o.addJob({ file: fx.wrongCrc, settings: SETTINGS })).rejects.toThrow(/CRC32/)
+    await expect(o.addJob({ file: 'relative.mkv', settings: SETTINGS })).rejects.toThrow(/absolute path/)
+    expect(o.list()).toEqual([])
+  })
+
+  it('derives the job id from content and settings: adding again reports the existing job', async () => {
+    const { o } = await makeOriginator()
+    const a = await o.addJob({ file: fx.shortClip, settings: SETTINGS })
+    const b = await o.addJob({ file: fx.shortClip, settings: SETTINGS })
+    expect(a.existing).toBe(false)
+    expect(b.existing).toBe(true)
+    expect(b.job.id).toBe(a.job.id)
+    const c = await o.addJob({ file: fx.shortClip, settings: '--preset ultrafast --crf 31' })
+    expect(c.job.id).not.toBe(a.job.id)
+    expect(o.list()).toHaveLength(2)
+  })
+
+  it('first claim wins; a lapsed lease reopens the chunk (fake clock); heartbeats keep it alive', async () => {
+    const { o, clock } = await makeOriginator()
+    const { job } = await o.addJob({ file: fx.openGop10bit, settings: SETTINGS })
+    await waitFor(() => job.state === 'encoding')
+    const first = o.requestLease(job.id, 0, 'peerA')
+    expect(first.ok).toBe(true)
+    const second = o.requestLease(job.id, 0, 'peerB')
+    expect(second).toMatchObject({ ok: false, code: 'not-open' })
+    if (!first.ok) return
+    clock.t += 20_000
+    expect(o.renewLease(job.id, 0, first.lease.id, 'peerA', { framesDone: 10, fps: 5 })).toMatchObject({ ok: true })
+    clock.t += 20_000
+    expect(o.expireLeases()).toBe(0)
+    expect(o.renewLease(job.id, 0, first.lease.id, 'peerB', { framesDone: 10, fps: 5 })).toMatchObject({ ok: false, code: 'not-holder' })
+    clock.t += 31_000
+    expect(o.expireLeases()).toBe(1)
+    expect(job.chunks[0]?.state).toBe('open')
+    expect(o.renewLease(job.id, 0, first.lease.id, 'peerA', { framesDone: 20, fps: 5 })).toMatchObject({ ok: false, code: 'lease-expired' })
+    expect(o.requestLease(job.id, 0, 'peerB').ok).toBe(true)
+    expect(o.requestLease(job.id, 99, 'peerB')).toMatchObject({ ok: false, code: 'unknown-chunk' })
+    expect(o.requestLease('f'.repeat(64), 0, 'peerB')).toMatchObject({ ok: false, code: 'unknown-job' })
+  })
+
+  it('takes a late result from a lapsed lease, drops a second copy, refuses strangers and garbage, then merges', async () => {
+    const scratch = await mkdtemp(join(tmpdir(), 'swarm-orig-enc-'))
+    cleanup.push(async () => { await rm(scratch, { recursive: true, force: true }) })
+    const { o, clock } = await makeOriginator()
+    const { job } = await o.addJob({ file: fx.openGop10bit, settings: SETTINGS })
+    await waitFor(() => job.state === 'encoding')
+    // peerA leases chunk 0 and goes silent; the lease lapses and peerB takes the chunk.
+    const a = o.requestLease(job.id, 0, 'peerA'); if (!a.ok) throw new Error('lease')
+    clock.t += 31_000; o.expireLeases()
+    const b = o.requestLease(job.id, 0, 'peerB'); if (!b.ok) throw new Error('lease')
+    // peerA's late result still counts: the chunk is not done yet.
+    const fileA = await encodeFor(o, job, 0, a.lease.id, 'peerA', scratch).catch(e => e)
+    expect(fileA).toBeInstanceOf(Error) // segmentFor needs a current lease...
+    const slotA = o.resultSlot(job.id, 0, a.lease.id, 'peerA')
+    expect(slotA.ok).toBe(true) // ...but a lapsed holder may still deliver
+    const tmpB = await encodeFor(o, job, 0, b.lease.id, 'peerB', scratch)
+    if (!slotA.ok) return
+    const { mkdir } = await import('node:fs/promises')
+    await mkdir(join(slotA.tmpPath, '..'), { recursive: true })
+    await copyFile(tmpB, slotA.tmpPath)
+    expect(await o.acceptResult(job.id, 0, 'peerA', slotA.tmpPath, 'x')).toEqual({ accepted: true })
+    expect(job.chunks[0]?.result?.encodedBy).toBe('peerA')
+    // peerB's copy arrives second and is dropped.
+    expect(await o.acceptResult(job.id, 0, 'peerB', tmpB, 'x')).toMatchObject({ ok: false, code: 'already-done' })
+    expect(existsSync(tmpB)).toBe(false)
+    // A stranger cannot even get a slot.
+    expect(o.resultSlot(job.id, 1, 'nolease', 'peerC')).toMatchObject({ ok: false, code: 'not-holder' })
+    // Garbage from a real holder is verified and refused.
+    const c = o.requestLease(job.id, 1, 'peerC'); if (!c.ok) throw new Error('lease')
+    const slotC = o.resultSlot(job.id, 1, c.lease.id, 'peerC'); if (!slotC.ok) throw new Error('slot')
+    const { writeFile } = await import('node:fs/promises')
+    await writeFile(slotC.tmpPath, Buffer.alloc(10_000, 1))
+    expect(await o.acceptResult(job.id, 1, 'peerC', slotC.tmpPath, 'x')).toMatchObject({ ok: false, code: 'bad-result' })
+    expect(job.chunks[1]?.state).toBe('leased')
+    // Finish every chunk honestly; the job merges by itself.
+    for (const chunk of job.chunks) {
+      if (chunk.state === 'done') continue
+      const lease = chunk.state === 'leased' && chunk.lease !== undefined ? { ok: true as const, lease: chunk.lease } : o.requestLease(job.id, chunk.index, 'peerC')
+      if (!lease.ok) throw new Error('lease')
+      const tmp = await encodeFor(o, job, chunk.index, lease.lease.id, lease.lease.holder, scratch)
+      expect(await o.acceptResult(job.id, chunk.index, lease.lease.holder, tmp, 'x')).toEqual({ accepted: true })
+    }
+    await waitFor(() => job.state === 'done' || job.state === 'failed')
+    expect(job.error).toBeUndefined()
+    expect(job.output).not.toBeNull()
+    cleanup.push(async () => { await rm(job.output as string, { force: true }) })
+  })
+
+  it('fails a job whose chunk fails on several peers, with the reason', async () => {
+    const { o } = await makeOriginator()
+    const { job } = await o.addJob({ file: fx.shortClip, settings: SETTINGS })
+    await waitFor(() => job.state === 'encoding')
+    for (const peer of ['p1', 'p2', 'p3']) {
+      const l = o.requestLease(job.id, 0, peer); if (!l.ok) throw new Error(l.message)
+      o.releaseLease(job.id, 0, l.lease.id, peer, 'x264 [error]: no disk space')
+    }
+    expect(job.state).toBe('failed')
+    expect(job.error).toMatch(/chunk 0 failed on 3 peers; last error: x264 \[error\]: no disk space/)
+  })
+
+  it('resumes from disk after a restart without losing verified chunks', async () => {
+    const scratch = await mkdtemp(join(tmpdir(), 'swarm-orig-resume-'))
+    cleanup.push(async () => { await rm(scratch, { recursive: true, force: true }) })
+    const clock = new FakeClock()
+    const first = await makeOriginator(clock)
+    const { job } = await first.o.addJob({ file: fx.openGop10bit, settings: SETTINGS })
+    await waitFor(() => job.state === 'encoding')
+    const l = first.o.requestLease(job.id, 2, 'peerA'); if (!l.ok) throw new Error('lease')
+    const tmp = await encodeFor(first.o, job, 2, l.lease.id, 'peerA', scratch)
+    await first.o.acceptResult(job.id, 2, 'peerA', tmp, 'x')
+    const held = first.o.requestLease(job.id, 3, 'peerB'); if (!held.ok) throw new Error('lease')
+    await first.o.stop()
+    const second = await makeOriginator(clock, first.home)
+    const again = second.o.get(job.id)
+    expect(again?.chunks[2]?.state).toBe('done')
+    expect(again?.chunks[2]?.result?.encodedBy).toBe('peerA')
+    // The lease on chunk 3 survived the restart: its holder may keep renewing it.
+    expect(second.o.renewLease(job.id, 3, held.lease.id, 'peerB', { framesDone: 1, fps: 1 })).toMatchObject({ ok: true })
+  })
+})
