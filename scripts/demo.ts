@@ -1,0 +1,111 @@
+/**
+ * The demo behind `bash scripts/demo.sh`: three `swarm join` processes on 127.0.0.1 with mDNS off,
+ * a generated 10-bit sample with two audio tracks, subtitles, a font and chapters, `swarm add --wait`
+ * on the first node, then checks of the output: frame count, profile, and every track kept.
+ */
+import { execa, type ResultPromise } from 'execa'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { probeMedia } from '../src/media/index.js'
+import { makeOpenGop10bit } from './sample.js'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const SWARM = resolve(here, '..', 'cli', 'swarm.js')
+
+const { values } = parseArgs({
+  options: {
+    nodes: { type: 'string', default: '3' },
+    settings: { type: 'string', default: '--preset fast --crf 20 --profile high' },
+    seconds: { type: 'string', default: '12' },
+    out: { type: 'string', default: 'demo-output' },
+    keep: { type: 'boolean', default: false }
+  }
+})
+
+function say (line: string): void { process.stdout.write(`[demo] ${line}\n`) }
+
+interface RunningNode { home: string, proc: ResultPromise, addresses: string[], peerId: string }
+
+async function startNode (home: string, bootstrap: string[]): Promise<RunningNode> {
+  const args = ['join', '--home', home, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--slots', '1']
+  for (const b of bootstrap) args.push('--bootstrap', b)
+  const proc = execa(process.execPath, [SWARM, ...args], { buffer: false, stdin: 'ignore', reject: false, env: { SWARM_HOME: home } })
+  const addresses: string[] = []
+  let peerId = ''
+  await new Promise<void>((resolvePromise, reject) => {
+    let text = ''
+    const onData = (data: Buffer): void => {
+      text += data.toString()
+      for (const line of text.split('\n')) {
+        const m = /^listening: (\S+)/.exec(line)
+        if (m !== null && !addresses.includes(m[1] as string)) addresses.push(m[1] as string)
+        const p = /^peer id: (\S+)/.exec(line)
+        if (p !== null) peerId = p[1] as string
+      }
+      if (addresses.length > 0 && peerId !== '' && /control: /.test(text)) { proc.stdout?.off('data', onData); resolvePromise() }
+    }
+    proc.stdout?.on('data', onData)
+    proc.stderr?.on('data', (d: Buffer) => process.stderr.write(`[node ${home.slice(-6)}] ${d.toString()}`))
+    void proc.then((r) => { reject(new Error(`swarm join exited early (${r.exitCode ?? r.signal})`)) })
+  })
+  return { home, proc, addresses, peerId }
+}
+
+async function main (): Promise<void> {
+  const outDir = resolve(values.out)
+  await mkdir(outDir, { recursive: true })
+  const sample = join(outDir, 'Demo Sample - 01.mkv')
+  if (!existsSync(sample)) {
+    say(`making a ${values.seconds} s 10-bit sample with two audio tracks, ASS subtitles, a font and chapters`)
+    const work = await mkdtemp(join(tmpdir(), 'swarm-demo-sample-'))
+    await makeOpenGop10bit(work, sample, { seconds: Number(values.seconds), size: '640x360' })
+    await rm(work, { recursive: true, force: true })
+  }
+  const root = await mkdtemp(join(tmpdir(), 'swarm-demo-'))
+  const nodes: RunningNode[] = []
+  const stopAll = async (): Promise<void> => {
+    for (const n of nodes) n.proc.kill('SIGINT')
+    await Promise.allSettled(nodes.map(async n => await n.proc))
+    if (!values.keep) await rm(root, { recursive: true, force: true })
+  }
+  process.on('SIGINT', () => { void stopAll().then(() => process.exit(130)) })
+  try {
+    const count = Math.max(1, Number(values.nodes))
+    for (let i = 0; i < count; i++) {
+      const node = await startNode(join(root, `node${i + 1}`), i === 0 ? [] : [nodes[0]!.addresses[0]!])
+      nodes.push(node)
+      say(`node ${i + 1}: ${node.peerId} on ${node.addresses.join(', ')}`)
+    }
+    const output = join(outDir, 'Demo Sample - 01 [x264].mkv')
+    await rm(output, { force: true })
+    say(`swarm add "${sample}" "${values.settings}" --wait`)
+    const started = performance.now()
+    const add = await execa(process.execPath, [SWARM, 'add', sample, values.settings, '--home', nodes[0]!.home, '--output', output, '--wait'], { stdout: 'pipe', stderr: 'inherit', reject: false })
+    if (add.exitCode !== 0) throw new Error(`swarm add failed (exit ${add.exitCode}): ${add.stdout}`)
+    process.stdout.write(add.stdout + '\n')
+    const seconds = (performance.now() - started) / 1000
+    const status = await execa(process.execPath, [SWARM, 'status', '--home', nodes[0]!.home, '--json'])
+    const job = (JSON.parse(status.stdout) as { jobs: Array<{ encodedBy: Record<string, number>, output: string | null }> }).jobs.find(j => j.output === output)
+    const [src, out] = await Promise.all([probeMedia(sample), probeMedia(output)])
+    const kinds = (info: typeof src): string => ['audio', 'subtitle', 'attachment'].map(t => `${info.streams.filter(s => s.type === t).length} ${t}`).join(', ')
+    const video = out.streams.find(s => s.index === out.video.streamIndex)
+    const checks: Array<[string, boolean, string]> = [
+      ['frames', out.video.frameCount === src.video.frameCount, `${out.video.frameCount} out, ${src.video.frameCount} in`],
+      ['video', video?.codec === 'h264' && out.video.bitDepth === 8, `${video?.codec ?? '?'} ${video?.profile ?? ''} ${out.video.pixFmt} (source ${src.video.profile ?? ''} ${src.video.pixFmt})`],
+      ['tracks kept', kinds(out) === kinds(src), `${kinds(out)} (source: ${kinds(src)})`],
+      ['chapters kept', out.chapterCount === src.chapterCount, `${out.chapterCount} of ${src.chapterCount}`],
+      ['peers that encoded', Object.keys(job?.encodedBy ?? {}).length >= Math.min(2, nodes.length), JSON.stringify(job?.encodedBy ?? {})]
+    ]
+    say(`output: ${output} (${seconds.toFixed(1)} s with ${nodes.length} nodes)`)
+    for (const [name, ok, detail] of checks) say(`${ok ? 'ok  ' : 'FAIL'} ${name}: ${detail}`)
+    if (checks.some(c => !c[1])) process.exitCode = 1
+  } finally {
+    await stopAll()
+  }
+}
+
+main().catch((err) => { console.error(`[demo] ${err instanceof Error ? err.message : String(err)}`); process.exit(1) })
