@@ -1,6 +1,6 @@
 import { execa } from 'execa'
 import { existsSync } from 'node:fs'
-import { mkdir, rename, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -26,11 +26,24 @@ export async function ensureBenchClip (seconds = 30): Promise<BenchClip> {
   return { path, seconds, width: 1280, height: 720 }
 }
 
-/** Mean SSIM ("All") of `distorted` against `reference`, by ffmpeg's ssim filter. */
+/**
+ * Mean SSIM ("All") of `distorted` against `reference`, frame by frame in display order. Each file
+ * is decoded on its own with frames passed through untouched (no rate conversion) into a FIFO, so
+ * the ssim filter pairs frame N with frame N whatever the containers say about timing.
+ */
 export async function ssim (distorted: string, reference: string): Promise<number> {
-  // Pair frames by position, not timestamp: a raw bitstream carries no timestamps of its own.
-  const { stderr } = await execa('ffmpeg', ['-nostdin', '-i', distorted, '-i', reference, '-lavfi', '[0:v:0]setpts=N[a];[1:v:0]setpts=N[b];[a][b]ssim', '-f', 'null', '-'])
-  const m = /SSIM .*All:([0-9.]+)/.exec(stderr)
-  if (m === null) throw new Error(`ffmpeg printed no SSIM for ${distorted}`)
-  return Number(m[1])
+  const dir = await mkdtemp(join(tmpdir(), 'swarm-ssim-'))
+  const fifos = [join(dir, 'a.y4m'), join(dir, 'b.y4m')]
+  try {
+    await execa('mkfifo', fifos)
+    const decode = (input: string, fifo: string) => execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-i', input, '-map', '0:v:0', '-fps_mode', 'passthrough', '-pix_fmt', 'yuv420p', '-f', 'yuv4mpegpipe', fifo])
+    const decoders = [decode(distorted, fifos[0]!), decode(reference, fifos[1]!)]
+    const measure = execa('ffmpeg', ['-nostdin', '-i', fifos[0]!, '-i', fifos[1]!, '-lavfi', '[0:v][1:v]ssim', '-f', 'null', '-'])
+    const [{ stderr }] = await Promise.all([measure, ...decoders])
+    const m = /SSIM .*All:([0-9.]+)/.exec(stderr)
+    if (m === null) throw new Error(`ffmpeg printed no SSIM for ${distorted}`)
+    return Number(m[1])
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
 }
