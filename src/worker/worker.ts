@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { mkdir, rm } from 'node:fs/promises'
+import { mkdir, rm, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
   encodeChunk, parseX264Settings, sha256File, verifyEncodedChunk,
@@ -295,6 +295,8 @@ export class Worker {
     if (idx >= 0) this.ready.splice(idx, 1)
     if (task.segment?.owned === true) await rm(task.segment.path, { force: true })
     if (out !== undefined) await rm(out, { force: true })
+    // Leave no empty per-job folders behind; fails harmlessly while another chunk of the job is held.
+    await rmdir(join(this.o.workDir, task.lease.jobId)).catch(() => {})
   }
 
   /** Renews every held lease with its progress; a refused renewal means the chunk is no longer ours. */
