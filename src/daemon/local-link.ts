@@ -28,7 +28,7 @@ export function localLink (originator: Originator, self: string): OriginatorLink
       await mkdir(dirname(slot.tmpPath), { recursive: true })
       await rename(path, slot.tmpPath)
       const answer = await originator.acceptResult(lease.jobId, lease.chunk, self, slot.tmpPath, sha256)
-      return answer.ok === false ? answer : { ok: true }
+      return answer
     }
   }
 }

@@ -310,7 +310,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
    * Takes a received result: verifies it as media (decodes, H.264, exact frame count, size) and
    * keeps it if the chunk is still not done. Nothing unverified ever counts.
    */
-  async acceptResult (jobId: string, chunkIndex: number, peer: string, tmpPath: string, sha256: string): Promise<{ accepted: true } | Refusal> {
+  async acceptResult (jobId: string, chunkIndex: number, peer: string, tmpPath: string, sha256: string): Promise<{ ok: true } | Refusal> {
     const job = this.jobs.get(jobId)
     const chunk = job?.chunks[chunkIndex]
     if (job === undefined || chunk === undefined) { await rm(tmpPath, { force: true }); return refusal('unknown-job', 'job or chunk vanished') }
@@ -335,7 +335,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     this.touch(job)
     await this.save(jobId)
     if (job.chunks.every(c => c.state === 'done') && job.state === 'encoding') this.runInBackground(jobId)
-    return { accepted: true }
+    return { ok: true }
   }
 
   // ---- background work: split and merge ------------------------------------------------------

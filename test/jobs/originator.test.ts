@@ -110,7 +110,7 @@ describe('Originator', () => {
     const { mkdir } = await import('node:fs/promises')
     await mkdir(join(slotA.tmpPath, '..'), { recursive: true })
     await copyFile(tmpB, slotA.tmpPath)
-    expect(await o.acceptResult(job.id, 0, 'peerA', slotA.tmpPath, 'x')).toEqual({ accepted: true })
+    expect(await o.acceptResult(job.id, 0, 'peerA', slotA.tmpPath, 'x')).toEqual({ ok: true })
     expect(job.chunks[0]?.result?.encodedBy).toBe('peerA')
     // peerB's copy arrives second and is dropped.
     expect(await o.acceptResult(job.id, 0, 'peerB', tmpB, 'x')).toMatchObject({ ok: false, code: 'already-done' })
@@ -130,7 +130,7 @@ describe('Originator', () => {
       const lease = chunk.state === 'leased' && chunk.lease !== undefined ? { ok: true as const, lease: chunk.lease } : o.requestLease(job.id, chunk.index, 'peerC')
       if (!lease.ok) throw new Error('lease')
       const tmp = await encodeFor(o, job, chunk.index, lease.lease.id, lease.lease.holder, scratch)
-      expect(await o.acceptResult(job.id, chunk.index, lease.lease.holder, tmp, 'x')).toEqual({ accepted: true })
+      expect(await o.acceptResult(job.id, chunk.index, lease.lease.holder, tmp, 'x')).toEqual({ ok: true })
     }
     await waitFor(() => job.state === 'done' || job.state === 'failed')
     expect(job.error).toBeUndefined()
