@@ -293,7 +293,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
    * May this peer upload a result for this chunk? Its current lease, or a lapsed one on a chunk
    * that is still not done (no work thrown away), qualifies. Returns where to write the bytes.
    */
-  resultSlot (jobId: string, chunkIndex: number, leaseId: string, peer: string): { ok: true, tmpPath: string } | Refusal {
+  resultSlot (jobId: string, chunkIndex: number, leaseId: string, peer: string): { ok: true, tmpPath: string, maxBytes: number } | Refusal {
     const job = this.jobs.get(jobId)
     if (job === undefined) return refusal('unknown-job', `no job ${jobId.slice(0, 12)} here`)
     const chunk = job.chunks[chunkIndex]
@@ -303,7 +303,9 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const holds = chunk.lease?.holder === peer && chunk.lease.id === leaseId
     if (!holds && !chunk.pastHolders.includes(peer)) return refusal('not-holder', `peer holds no lease on chunk ${chunkIndex}`)
     const tmpPath = join(this.jobDir(jobId), 'incoming', `chunk-${chunkIndex}-${randomBytes(6).toString('hex')}.264`)
-    return { ok: true, tmpPath }
+    // No H.264 encode of a chunk is larger than twice its raw frames even at 10-bit 4:4:4 (3.75 B/pixel); anything bigger is not a result.
+    const maxBytes = chunk.frames * job.video.width * job.video.height * 8 + 1024 * 1024
+    return { ok: true, tmpPath, maxBytes }
   }
 
   /**

@@ -97,6 +97,10 @@ export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk>
   const encoder = execa('x264', encoderArgs(settings, { ...o, outputPath: o.outputPath }), {
     cancelSignal: o.signal, stdin: 'pipe', forceKillAfterDelay: 2000
   })
+  // Abort means stop now: SIGKILL both, rather than SIGTERM and a grace period ffmpeg may spend
+  // blocked on a pipe nobody reads any more.
+  const killBoth = (): void => { decoder.kill('SIGKILL'); encoder.kill('SIGKILL') }
+  o.signal?.addEventListener('abort', killBoth, { once: true })
   let lastReport = 0
   encoder.stderr?.on('data', (data: Buffer) => {
     if (o.onProgress === undefined) return
@@ -115,6 +119,7 @@ export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk>
   // Once x264 has failed nobody reads the pipe; without this the decoder would block on it forever.
   encoder.catch(() => { decoder.kill('SIGKILL') })
   const [dec, enc] = await Promise.allSettled([decoder, encoder])
+  o.signal?.removeEventListener('abort', killBoth)
   if (dec.status === 'rejected' || enc.status === 'rejected') {
     await rm(o.outputPath, { force: true })
     if (isAborted(o.signal)) throw new AbortError(`encoding ${o.segmentPath}: aborted`)

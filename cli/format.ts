@@ -1,0 +1,54 @@
+import type { JobStatus, StatusJson } from '../src/daemon/index.js'
+
+/** Peer ids are long; the tail is what tells them apart in a table. */
+export function shortPeer (id: string): string { return id.length > 14 ? `…${id.slice(-10)}` : id }
+
+function table (rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map(r => (r[i] ?? '').length))) ?? []
+  return rows.map(r => '  ' + r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)).join('  ')).join('\n')
+}
+
+function percent (job: JobStatus): string {
+  return job.totalFrames > 0 ? `${Math.floor(100 * job.framesDone / job.totalFrames)}%` : '-'
+}
+
+export function formatProgressLine (job: JobStatus): string {
+  const c = job.chunks
+  return `job ${job.id.slice(0, 12)} ${job.state}: ${c.done}/${c.total} chunks done, ${c.leased} encoding, ${percent(job)} of ${job.totalFrames} frames`
+}
+
+export function formatStatus (s: StatusJson): string {
+  const lines = [`peer id   ${s.peerId}`, ...s.addresses.map((a, i) => `${i === 0 ? 'listening' : '         '} ${a}`), '']
+  lines.push(`PEERS (${s.peers.length})`)
+  if (s.peers.length > 0) lines.push(table([['ID', 'ADDRESS', 'ENCODING FOR US'], ...s.peers.map(p => [shortPeer(p.id), p.addresses[0] ?? '-', p.encoding.join(' ') || '-'])]))
+  lines.push('', `JOBS (${s.jobs.length})`)
+  if (s.jobs.length > 0) {
+    lines.push(table([['ID', 'STATE', 'CHUNKS done/leased/open', 'FRAMES', 'ORIGIN', 'FILE'],
+      ...s.jobs.map(j => [j.id.slice(0, 12), j.state, `${j.chunks.done}/${j.chunks.leased}/${j.chunks.open} of ${j.chunks.total}`, j.local ? percent(j) : '-', j.local ? 'here' : shortPeer(j.originator), j.output ?? j.file])]))
+  }
+  lines.push('', `WORKER (${s.worker.slots} slot${s.worker.slots === 1 ? '' : 's'})`)
+  if (s.worker.active.length === 0) lines.push('  idle')
+  else lines.push(table([['CHUNK', 'STAGE', 'FRAMES', 'FPS'], ...s.worker.active.map(a => [`${a.jobId.slice(0, 8)}#${a.chunk}`, a.stage, `${a.framesDone}/${a.frames}`, a.fps.toFixed(1)])]))
+  return lines.join('\n')
+}
+
+export function formatJob (j: JobStatus): string {
+  const lines = [
+    `job       ${j.id}`,
+    `file      ${j.file}`,
+    `settings  ${j.settings}`,
+    `state     ${j.state}${j.error !== undefined ? ` (${j.error})` : ''}`,
+    `output    ${j.output ?? '-'}`,
+    `origin    ${j.local ? 'this node' : j.originator}`,
+    `chunks    ${j.chunks.done} done, ${j.chunks.leased} leased, ${j.chunks.open} open, ${j.chunks.total} in all; ${percent(j)} of ${j.totalFrames} frames`
+  ]
+  const by = Object.entries(j.encodedBy)
+  if (by.length > 0) lines.push(`encoded   ${by.map(([p, n]) => `${shortPeer(p)}: ${n}`).join(', ')}`)
+  if (j.chunkList !== undefined) {
+    lines.push('', table([['CHUNK', 'STATE', 'FRAMES', 'PEER', 'PROGRESS'], ...j.chunkList.map(c => [
+      String(c.index), c.state, String(c.frames), shortPeer(c.holder ?? c.encodedBy ?? '-'),
+      c.state === 'leased' ? `${c.framesDone ?? 0}/${c.frames} at ${(c.fps ?? 0).toFixed(1)} fps` : ''
+    ])]))
+  }
+  return lines.join('\n')
+}

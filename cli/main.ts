@@ -1,0 +1,225 @@
+import { readFile, stat } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { parseX264Settings } from '../src/media/index.js'
+import {
+  connectControl, ControlApiError, defaultSlots, NodeNotRunningError, resolveHome, startDaemon,
+  type JobStatus, type StatusJson
+} from '../src/daemon/index.js'
+import { parseCommandArgs, UsageError, type FlagSpec } from './args.js'
+import { formatJob, formatProgressLine, formatStatus } from './format.js'
+
+const VERSION = '0.1.0'
+
+const EXIT_OK = 0
+const EXIT_FAILED = 1
+const EXIT_USAGE = 2
+
+const HOME_HELP = '  --home DIR          node home (default: $SWARM_HOME, else $XDG_DATA_HOME/swarm or ~/.local/share/swarm)'
+
+const HELP: Record<string, string> = {
+  main: `swarm ${VERSION}: encode video with x264 across a peer-to-peer swarm, no central server.
+
+Usage:
+  swarm join [options]                 run a node in the foreground
+  swarm add FILE "SETTINGS" [options]  encode FILE with x264 SETTINGS across the swarm
+  swarm status [JOB] [options]         peers, jobs, chunks and who encodes what
+  swarm cancel JOB [options]           stop a job this node originated
+
+Run \`swarm COMMAND --help\` for a command's options.
+Exit codes: 0 success, 1 the work failed, 2 bad usage or input.`,
+  join: `Usage: swarm join [--home DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--slots N] [--no-mdns]
+
+Runs a node until SIGINT or SIGTERM, then stops cleanly (leases it holds are given back).
+It encodes chunks of every job it hears of and originates the jobs added on it.
+
+${HOME_HELP}
+  --listen MULTIADDR   where to listen (repeatable; default /ip4/0.0.0.0/tcp/4010)
+  --bootstrap MULTIADDR  a peer to dial at start, e.g. /ip4/192.168.1.20/tcp/4010/p2p/12D3Koo... (repeatable)
+  --slots N            concurrent encodes (default: one per 4 cores, at least 1; here ${defaultSlots()})
+  --threads N          x264 --threads per encode (default: x264 decides with one slot, cores/slots with more)
+  --no-mdns            do not look for peers on the LAN with multicast DNS
+  --swarm-key FILE     private swarm: only nodes with this pre-shared key can connect
+  --verbose            log the protocol story (claims, leases, transfers) to stderr`,
+  add: `Usage: swarm add FILE "SETTINGS" [--home DIR] [--output PATH] [--wait] [--json]
+
+Queues FILE on the local node, which becomes the job's originator. SETTINGS is one argument with
+x264 options, e.g. "--preset slow --crf 18 --profile high"; no -- separator is needed. Options
+that name files or change x264's input/output are refused. Adding the same file with the same
+settings again reports the existing job.
+
+${HOME_HELP}
+  --output PATH        where to write the result (default: beside FILE, "NAME [x264].mkv")
+  --wait               block until the output is merged and print its path
+  --json               print JSON instead of text`,
+  status: `Usage: swarm status [JOB] [--home DIR] [--json]
+
+Without JOB: this node's peer id and addresses, its peers, every job it knows and its worker.
+With JOB (an id or a unique prefix): that job's chunks and who holds each.
+
+${HOME_HELP}
+  --json               print one JSON object (the shape is documented in docs/operations.md)`,
+  cancel: `Usage: swarm cancel JOB [--home DIR]
+
+Stops a job this node originated: no more leases, its segments and results are removed.
+
+${HOME_HELP}`
+}
+
+const COMMON: Record<string, FlagSpec> = { home: { type: 'string' }, help: { type: 'boolean' } }
+const SPECS: Record<string, Record<string, FlagSpec>> = {
+  join: { ...COMMON, listen: { type: 'string', multiple: true }, bootstrap: { type: 'string', multiple: true }, slots: { type: 'number' }, threads: { type: 'number' }, 'no-mdns': { type: 'boolean' }, 'swarm-key': { type: 'string' }, verbose: { type: 'boolean' } },
+  add: { ...COMMON, output: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' } },
+  status: { ...COMMON, json: { type: 'boolean' } },
+  cancel: { ...COMMON, json: { type: 'boolean' } }
+}
+
+function out (text: string): void { process.stdout.write(text.endsWith('\n') ? text : `${text}\n`) }
+function err (text: string): void { process.stderr.write(`swarm: ${text}\n`) }
+
+export async function main (argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    const topic = command === 'help' && rest[0] !== undefined ? rest[0] : 'main'
+    out(HELP[topic] ?? HELP.main as string)
+    return command === undefined ? EXIT_USAGE : EXIT_OK
+  }
+  if (command === '--version' || command === '-v') { out(VERSION); return EXIT_OK }
+  const spec = SPECS[command]
+  if (spec === undefined) { err(`unknown command "${command}"; run \`swarm --help\``); return EXIT_USAGE }
+  try {
+    const { flags, positionals } = parseCommandArgs(rest, spec, `swarm ${command}`)
+    if (flags.help === true) { out(HELP[command] as string); return EXIT_OK }
+    const home = resolveHome(flags.home as string | undefined)
+    switch (command) {
+      case 'join': return await join(home, flags, positionals)
+      case 'add': return await add(home, flags, positionals)
+      case 'status': return await status(home, flags, positionals)
+      case 'cancel': return await cancel(home, positionals)
+    }
+    return EXIT_USAGE
+  } catch (e) {
+    if (e instanceof UsageError) { err(`${e.message}\nrun \`swarm ${command} --help\` for usage`); return EXIT_USAGE }
+    if (e instanceof NodeNotRunningError) { err(e.message); return EXIT_FAILED }
+    if (e instanceof ControlApiError) { err(e.message); return e.kind === 'input' ? EXIT_USAGE : EXIT_FAILED }
+    err((e as Error).message)
+    return EXIT_FAILED
+  }
+}
+
+function noExtra (command: string, positionals: string[], max: number, takes: string): void {
+  if (positionals.length > max) {
+    const extra = positionals[max] as string
+    throw new UsageError(extra.startsWith('-')
+      ? `unknown option ${extra} for ${command} (it takes ${takes})`
+      : `unexpected argument ${JSON.stringify(extra)} (${command} takes ${takes})`)
+  }
+}
+
+async function join (home: string, flags: Record<string, unknown>, positionals: string[]): Promise<number> {
+  noExtra('swarm join', positionals, 0, 'no positional arguments')
+  const verbose = flags.verbose === true || /(^|,)swarm(:\*|\b)/.test(process.env.DEBUG ?? '')
+  // Quiet by default: what a person watching the terminal wants to know.
+  const important = /(added|resuming| done →|failed|refused|expired|released)/
+  const log = (line: string): void => {
+    if (verbose || important.test(line)) process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`)
+  }
+  let swarmKey: Uint8Array | undefined
+  if (typeof flags['swarm-key'] === 'string') {
+    try { swarmKey = await readFile(resolve(flags['swarm-key'])) } catch (e) { throw new UsageError(`cannot read swarm key ${flags['swarm-key']}: ${(e as Error).message}`) }
+  }
+  let daemon
+  try {
+    daemon = await startDaemon({
+      home,
+      ...(flags.listen !== undefined ? { listen: flags.listen as string[] } : {}),
+      bootstrap: (flags.bootstrap as string[] | undefined) ?? [],
+      mdns: flags['no-mdns'] !== true,
+      ...(flags.slots !== undefined ? { slots: flags.slots as number } : {}),
+      ...(flags.threads !== undefined ? { threads: flags.threads as number } : {}),
+      ...(swarmKey !== undefined ? { swarmKey } : {}),
+      log
+    })
+  } catch (e) {
+    const message = (e as Error).message
+    if (/multiaddr|EADDRINUSE|another swarm node|pre-shared|psk/i.test(message)) throw new UsageError(message)
+    throw e
+  }
+  out(`swarm node started (home ${home})`)
+  out(`peer id: ${daemon.peerId}`)
+  for (const a of daemon.addresses()) out(`listening: ${a}`)
+  out(`control: ${daemon.controlUrl}`)
+  const running = daemon
+  await new Promise<void>((resolveStop) => {
+    let stopping = false
+    const onSignal = (sig: string): void => {
+      if (stopping) { err(`${sig} again: exiting without a clean stop`); process.exit(EXIT_FAILED) }
+      stopping = true
+      err(`${sig}: stopping (giving leases back)…`)
+      void running.stop().then(resolveStop, (e: Error) => { err(`stop failed: ${e.message}`); resolveStop() })
+    }
+    process.on('SIGINT', () => { onSignal('SIGINT') })
+    process.on('SIGTERM', () => { onSignal('SIGTERM') })
+  })
+  return EXIT_OK
+}
+
+async function add (home: string, flags: Record<string, unknown>, positionals: string[]): Promise<number> {
+  const [file, settings] = positionals
+  if (file === undefined || settings === undefined) throw new UsageError('swarm add needs FILE and "SETTINGS", e.g. swarm add movie.mkv "--preset slow --crf 18"')
+  noExtra('swarm add', positionals, 2, 'FILE and "SETTINGS"')
+  const path = resolve(file)
+  // Checked here first so bad input fails fast and nothing is queued.
+  let info
+  try { info = await stat(path) } catch { throw new UsageError(`${file}: no such file`) }
+  if (!info.isFile()) throw new UsageError(`${file}: not a regular file`)
+  try { parseX264Settings(settings) } catch (e) { throw new UsageError(`settings ${JSON.stringify(settings)}: ${(e as Error).message}`) }
+  const client = await connectControl(home)
+  const json = flags.json === true
+  const { job, existing } = await client.addJob({ file: path, settings, ...(typeof flags.output === 'string' ? { output: resolve(flags.output) } : {}) })
+  if (!json) out(`${existing ? 'already known' : 'queued'}: job ${job.id} (${job.chunks.total} chunks, ${job.totalFrames} frames)`)
+  if (flags.wait !== true) {
+    if (json) out(JSON.stringify({ job, existing }))
+    return EXIT_OK
+  }
+  const final = await waitForJob(client, job.id, json)
+  if (json) out(JSON.stringify({ job: final, existing }))
+  if (final.state === 'failed') { if (!json) err(`job ${final.id.slice(0, 12)} failed: ${final.error ?? 'unknown error'}`); return EXIT_FAILED }
+  if (!json) out(final.output ?? '')
+  return EXIT_OK
+}
+
+async function waitForJob (client: Awaited<ReturnType<typeof connectControl>>, id: string, quiet: boolean): Promise<JobStatus> {
+  let last = ''
+  for (;;) {
+    const job = await client.job(id)
+    if (!quiet) {
+      const line = formatProgressLine(job)
+      if (line !== last) { process.stderr.write(`${line}\n`); last = line }
+    }
+    if (job.state === 'done' || job.state === 'failed') return job
+    await new Promise(r => setTimeout(r, 1000))
+  }
+}
+
+async function status (home: string, flags: Record<string, unknown>, positionals: string[]): Promise<number> {
+  noExtra('swarm status', positionals, 1, 'at most one JOB')
+  const client = await connectControl(home)
+  const json = flags.json === true
+  if (positionals[0] !== undefined) {
+    const job = await client.job(positionals[0])
+    out(json ? JSON.stringify(job) : formatJob(job))
+    return EXIT_OK
+  }
+  const s: StatusJson = await client.status()
+  out(json ? JSON.stringify(s) : formatStatus(s))
+  return EXIT_OK
+}
+
+async function cancel (home: string, positionals: string[]): Promise<number> {
+  if (positionals[0] === undefined) throw new UsageError('swarm cancel needs a JOB id (see swarm status)')
+  noExtra('swarm cancel', positionals, 1, 'one JOB')
+  const client = await connectControl(home)
+  await client.cancelJob(positionals[0])
+  out(`cancelled ${positionals[0]}`)
+  return EXIT_OK
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env node
+// Checked before anything else loads: libp2p 3 needs Node.js 22 and fails obscurely on older ones.
+const major = Number(process.versions.node.split('.')[0])
+if (major < 22) {
+  process.stderr.write(`swarm needs Node.js 22 or newer; this is ${process.version}.\n` +
+    'Run `source scripts/setup.sh` in the swarm checkout (it fetches node@22 from the npm registry), or install Node.js 22 LTS.\n')
+  process.exit(2)
+}
+const { main } = await import('./main.js')
+process.exitCode = await main(process.argv.slice(2))

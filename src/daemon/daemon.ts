@@ -1,0 +1,299 @@
+import { existsSync } from 'node:fs'
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
+import { basename, join } from 'node:path'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { InputError, Originator, type JobRecord } from '../jobs/index.js'
+import type { PlanOptions } from '../media/index.js'
+import {
+  ANNOUNCE_INTERVAL_MS, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, fromRanges, JobBoard, loadOrCreateIdentity, toRanges,
+  type JobAnnouncement, type SwarmNode
+} from '../swarm/index.js'
+import { Worker, type ChunkEncoder } from '../worker/index.js'
+import { API_VERSION, type AddJobResponse, type JobStatus, type PeerStatus, type StatusJson } from './api.js'
+import { ControlError, ControlServer } from './control-server.js'
+import { CONTROL_FILE, LOCK_FILE } from './home.js'
+import { localLink } from './local-link.js'
+
+export interface DaemonOptions {
+  home: string
+  listen?: string[]
+  bootstrap?: string[]
+  /** Multicast DNS discovery on the LAN; on unless turned off. */
+  mdns?: boolean
+  /** Concurrent encodes; default one per four cores, at least one. */
+  slots?: number
+  /** x264 --threads per encode; default: x264's own choice with one slot, cores / slots with more. */
+  threads?: number
+  swarmKey?: Uint8Array
+  leaseMs?: number
+  plan?: PlanOptions
+  log?: (line: string) => void
+  /** Test hook: a stand-in encoder. Not reachable from the network or the CLI. */
+  encoder?: ChunkEncoder
+}
+
+export interface Daemon {
+  peerId: string
+  addresses: () => string[]
+  controlUrl: string
+  status: () => StatusJson
+  stop: () => Promise<void>
+}
+
+/** A remote job stops being listed (and worked on) when its originator has been silent this long. */
+const REMOTE_JOB_TTL_MS = 6 * ANNOUNCE_INTERVAL_MS
+
+export function defaultSlots (cores = availableParallelism()): number {
+  return Math.max(1, Math.round(cores / 4))
+}
+
+/** Takes the home's lock, or says which process holds it. */
+async function lockHome (home: string): Promise<() => Promise<void>> {
+  const file = join(home, LOCK_FILE)
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(file, String(process.pid), { flag: 'wx', mode: 0o600 })
+      return async () => { await rm(file, { force: true }) }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim())
+      let alive = false
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
+        try { process.kill(pid, 0); alive = true } catch (e) { alive = (e as NodeJS.ErrnoException).code === 'EPERM' }
+      }
+      if (alive) throw new Error(`another swarm node (pid ${pid}) is running with home ${home}; stop it, or give this one its own --home`)
+      await rm(file, { force: true })
+    }
+  }
+  throw new Error(`could not lock ${file}`)
+}
+
+/**
+ * One swarm node: the libp2p node, the originator of jobs added here, the worker that encodes
+ * chunks of every job it hears of, and the local control API for the CLI.
+ */
+export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
+  const log = o.log ?? (() => {})
+  await mkdir(o.home, { recursive: true, mode: 0o700 })
+  const unlock = await lockHome(o.home)
+  const cleanups: Array<() => Promise<void>> = [unlock]
+  const undo = async (): Promise<void> => { for (const c of cleanups.reverse()) await c().catch(() => {}) }
+  try {
+    const { privateKey } = await loadOrCreateIdentity(o.home)
+    const self = peerIdFromPrivateKey(privateKey).toString()
+    let node: SwarmNode | undefined
+    const encodePeers = (): number => node?.services.pubsub.getSubscribers(JOBS_TOPIC).length ?? 0
+    const originator = new Originator({
+      home: o.home, peerId: self, log, swarmSize: () => 1 + encodePeers(),
+      ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}),
+      ...(o.plan !== undefined ? { plan: o.plan } : {})
+    })
+    await originator.start()
+    cleanups.push(async () => { await originator.stop() })
+
+    node = await createSwarmNode({
+      privateKey,
+      listen: o.listen ?? DEFAULT_LISTEN,
+      bootstrap: o.bootstrap ?? [],
+      mdns: o.mdns ?? true,
+      ...(o.swarmKey !== undefined ? { swarmKey: o.swarmKey } : {}),
+      encode: { arbiter: originator, log }
+    })
+    const libp2p = node
+    cleanups.push(async () => { await libp2p.stop() })
+    const ownAddrs = (): string[] => libp2p.getMultiaddrs().map(a => a.toString())
+
+    const remoteJobs = new Map<string, { ann: JobAnnouncement, seen: number }>()
+    /** Where each originator said it listens, for dialing one we have not met. */
+    const originatorAddrs = new Map<string, string[]>()
+    const slots = o.slots ?? defaultSlots()
+    const threads = o.threads ?? (slots > 1 ? Math.max(1, Math.floor(availableParallelism() / slots)) : undefined)
+    const workDir = join(o.home, 'work')
+    // Anything here is from a previous run that did not stop cleanly: its leases are long gone.
+    await rm(workDir, { recursive: true, force: true })
+    const worker = new Worker({
+      peerId: self, slots, workDir, log,
+      ...(threads !== undefined ? { threads } : {}),
+      ...(o.encoder !== undefined ? { encoder: o.encoder } : {}),
+      linkFor: (originatorId) => originatorId === self
+        ? localLink(originator, self)
+        : libp2p.services.encode.linkTo(originatorId, originatorAddrs.get(originatorId) ?? [])
+    })
+    worker.start()
+    cleanups.push(async () => { await worker.stop() })
+
+    const board = new JobBoard(libp2p.services.pubsub, {
+      self,
+      log,
+      onAnnouncement: (ann) => {
+        if (ann.originator === self) return
+        const known = remoteJobs.get(ann.jobId)
+        if (known !== undefined && known.ann.seq > ann.seq) return
+        remoteJobs.set(ann.jobId, { ann, seen: Date.now() })
+        originatorAddrs.set(ann.originator, ann.addrs)
+        worker.updateJob({ jobId: ann.jobId, originator: ann.originator, settings: ann.settings, totalChunks: ann.chunks.total, open: fromRanges(ann.open, ann.chunks.total), seq: ann.seq })
+      },
+      onWithdrawal: (w) => {
+        const known = remoteJobs.get(w.jobId)
+        if (known === undefined || known.ann.originator !== w.originator) return
+        remoteJobs.delete(w.jobId)
+        worker.removeJob(w.jobId)
+      }
+    })
+    board.start()
+    cleanups.push(async () => { board.stop() })
+
+    // ---- announcing our own jobs ----
+    let seq = Date.now()
+    const announce = (job: JobRecord): void => {
+      const open = job.chunks.filter(c => c.state === 'open').map(c => c.index)
+      const counts = countChunks(job)
+      const next = ++seq
+      worker.updateJob({ jobId: job.id, originator: self, settings: job.settings, totalChunks: job.chunks.length, open, seq: next })
+      void board.publish({
+        v: 1, type: 'job', jobId: job.id, originator: self, seq: next, state: job.state,
+        name: basename(job.sourcePath).slice(0, 512), settings: job.settings, totalFrames: job.totalFrames,
+        chunks: { total: counts.total, open: counts.open, leased: counts.leased, done: counts.done },
+        open: toRanges(open).slice(0, 4000),
+        addrs: ownAddrs().map(a => a.replace(`/p2p/${self}`, '')).slice(0, 16)
+      })
+    }
+    const pending = new Set<string>()
+    let flushTimer: NodeJS.Timeout | undefined
+    originator.on('changed', (id) => {
+      pending.add(id)
+      flushTimer ??= setTimeout(() => {
+        flushTimer = undefined
+        for (const jobId of pending) {
+          const job = originator.get(jobId)
+          if (job !== undefined) announce(job)
+          else {
+            worker.removeJob(jobId)
+            void board.publish({ v: 1, type: 'gone', jobId, originator: self, seq: ++seq })
+          }
+        }
+        pending.clear()
+      }, 100)
+    })
+    const periodic = setInterval(() => {
+      for (const job of originator.list()) if (job.state === 'splitting' || job.state === 'encoding' || job.state === 'merging') announce(job)
+      const now = Date.now()
+      for (const [id, r] of remoteJobs) {
+        if (now - r.seen > REMOTE_JOB_TTL_MS) { remoteJobs.delete(id); worker.removeJob(id) }
+      }
+    }, ANNOUNCE_INTERVAL_MS)
+    periodic.unref()
+    cleanups.push(async () => { clearInterval(periodic); if (flushTimer !== undefined) clearTimeout(flushTimer) })
+    for (const job of originator.list()) if (job.state === 'encoding' || job.state === 'splitting') announce(job)
+
+    // ---- status and control ----
+    const jobStatus = (job: JobRecord, withChunks: boolean): JobStatus => {
+      const encodedBy: Record<string, number> = {}
+      let framesDone = 0
+      for (const c of job.chunks) {
+        if (c.result !== undefined) { encodedBy[c.result.encodedBy] = (encodedBy[c.result.encodedBy] ?? 0) + 1; framesDone += c.frames }
+        else if (c.lease !== undefined) framesDone += c.lease.framesDone
+      }
+      return {
+        id: job.id, file: job.sourcePath, settings: job.settings, state: job.state, output: job.output,
+        ...(job.error !== undefined ? { error: job.error } : {}),
+        local: true, originator: self, createdAt: new Date(job.createdAt).toISOString(), updatedAt: new Date(job.updatedAt).toISOString(),
+        totalFrames: job.totalFrames, framesDone, chunks: countChunks(job), encodedBy,
+        ...(withChunks
+          ? {
+              chunkList: job.chunks.map(c => ({
+                index: c.index, state: c.state, frames: c.frames,
+                ...(c.lease !== undefined ? { holder: c.lease.holder, framesDone: c.lease.framesDone, fps: c.lease.fps } : {}),
+                ...(c.result !== undefined ? { encodedBy: c.result.encodedBy } : {})
+              }))
+            }
+          : {})
+      }
+    }
+    const remoteStatus = (r: { ann: JobAnnouncement, seen: number }): JobStatus => ({
+      id: r.ann.jobId, file: r.ann.name, settings: r.ann.settings, state: r.ann.state, output: null, local: false,
+      originator: r.ann.originator, createdAt: '', updatedAt: new Date(r.seen).toISOString(), totalFrames: r.ann.totalFrames,
+      framesDone: 0, chunks: r.ann.chunks, encodedBy: {}
+    })
+    const status = (): StatusJson => {
+      const local = originator.list()
+      const holders = new Map<string, string[]>()
+      for (const job of local) {
+        for (const c of job.chunks) {
+          if (c.lease === undefined) continue
+          const list = holders.get(c.lease.holder) ?? []
+          list.push(`${job.id.slice(0, 8)}#${c.index}`)
+          holders.set(c.lease.holder, list)
+        }
+      }
+      const peers: PeerStatus[] = libp2p.getPeers().map(p => ({
+        id: p.toString(),
+        addresses: libp2p.getConnections(p).map(c => c.remoteAddr.toString()),
+        encoding: holders.get(p.toString()) ?? []
+      }))
+      return {
+        peerId: self,
+        addresses: ownAddrs(),
+        peers,
+        jobs: [...local.map(j => jobStatus(j, false)), ...[...remoteJobs.values()].filter(r => originator.get(r.ann.jobId) === undefined).map(remoteStatus)],
+        worker: worker.status()
+      }
+    }
+    const findJob = (prefix: string): JobStatus => {
+      const local = originator.list().filter(j => j.id.startsWith(prefix))
+      const remote = [...remoteJobs.values()].filter(r => r.ann.jobId.startsWith(prefix) && originator.get(r.ann.jobId) === undefined)
+      if (local.length + remote.length > 1) throw new ControlError(400, 'input', `job id ${prefix} is ambiguous: give more characters`)
+      if (local[0] !== undefined) return jobStatus(local[0], true)
+      if (remote[0] !== undefined) return remoteStatus(remote[0])
+      throw new ControlError(404, 'not-found', `no job ${prefix} is known to this node`)
+    }
+    const control = new ControlServer({
+      status,
+      job: findJob,
+      addJob: async (req): Promise<AddJobResponse> => {
+        try {
+          const { job, existing } = await originator.addJob(req)
+          return { job: jobStatus(job, false), existing }
+        } catch (err) {
+          if (err instanceof InputError) throw new ControlError(400, 'input', err.message)
+          throw err
+        }
+      },
+      cancelJob: async (prefix) => {
+        const matches = originator.list().filter(j => j.id.startsWith(prefix))
+        if (matches.length > 1) throw new ControlError(400, 'input', `job id ${prefix} is ambiguous: give more characters`)
+        if (matches[0] === undefined) return false
+        return await originator.cancelJob(matches[0].id)
+      }
+    }, log)
+    await control.start()
+    cleanups.push(async () => { await control.stop() })
+    const controlFile = join(o.home, CONTROL_FILE)
+    await writeFile(`${controlFile}.tmp`, JSON.stringify({ url: control.url, token: control.token, pid: process.pid, peerId: self, apiVersion: API_VERSION }), { mode: 0o600 })
+    await rename(`${controlFile}.tmp`, controlFile)
+    cleanups.push(async () => { if (existsSync(controlFile)) await rm(controlFile, { force: true }) })
+
+    let stopping: Promise<void> | undefined
+    return {
+      peerId: self,
+      addresses: ownAddrs,
+      controlUrl: control.url,
+      status,
+      stop: async () => { stopping ??= undo(); await stopping }
+    }
+  } catch (err) {
+    await undo()
+    throw err
+  }
+}
+
+function countChunks (job: JobRecord): { total: number, open: number, leased: number, done: number } {
+  const counts = { total: job.chunks.length, open: 0, leased: 0, done: 0 }
+  for (const c of job.chunks) {
+    if (c.state === 'open' || c.state === 'pending') counts.open++
+    else if (c.state === 'leased') counts.leased++
+    else counts.done++
+  }
+  return counts
+}

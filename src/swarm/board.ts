@@ -1,0 +1,77 @@
+import { TopicValidatorResult, type GossipSub, type Message } from '@libp2p/gossipsub'
+import { JOBS_TOPIC, MAX_ANNOUNCEMENT_BYTES } from './protocol.js'
+import { encodeFrame, parseFrame, TopicMessage, type JobAnnouncement, type JobWithdrawal } from './messages.js'
+
+export interface JobBoardOptions {
+  self: string
+  onAnnouncement: (a: JobAnnouncement) => void
+  onWithdrawal: (w: JobWithdrawal) => void
+  log?: (line: string) => void
+}
+
+/**
+ * Job announcements over gossipsub. The topic validator is the edge: a message that is too big,
+ * does not parse, is unsigned, or speaks for an originator other than its signer is rejected
+ * (gossipsub then scores its sender down) and never reaches the handlers.
+ */
+export class JobBoard {
+  rejected = 0
+  private readonly log: (line: string) => void
+  private readonly onMessage = (evt: CustomEvent<Message>): void => {
+    if (evt.detail.topic !== JOBS_TOPIC) return
+    const msg = this.check(evt.detail)
+    if (msg === undefined) return
+    if (msg.type === 'job') this.o.onAnnouncement(msg)
+    else this.o.onWithdrawal(msg)
+  }
+
+  constructor (private readonly pubsub: GossipSub, private readonly o: JobBoardOptions) {
+    this.log = o.log ?? (() => {})
+  }
+
+  start (): void {
+    this.pubsub.topicValidators.set(JOBS_TOPIC, (_peer, message) => {
+      if (this.check(message) === undefined) { this.rejected++; return TopicValidatorResult.Reject }
+      return TopicValidatorResult.Accept
+    })
+    this.pubsub.addEventListener('message', this.onMessage)
+    this.pubsub.subscribe(JOBS_TOPIC)
+  }
+
+  stop (): void {
+    this.pubsub.removeEventListener('message', this.onMessage)
+    this.pubsub.topicValidators.delete(JOBS_TOPIC)
+    try { this.pubsub.unsubscribe(JOBS_TOPIC) } catch { /* already stopped */ }
+  }
+
+  /** Parses and authenticates a topic message; undefined means reject. */
+  check (message: Message): TopicMessage | undefined {
+    if (message.data.byteLength > MAX_ANNOUNCEMENT_BYTES) {
+      this.log(`swarm: rejected a ${message.data.byteLength}-byte announcement (limit ${MAX_ANNOUNCEMENT_BYTES})`)
+      return undefined
+    }
+    if (message.type !== 'signed') { this.log('swarm: rejected an unsigned announcement'); return undefined }
+    let parsed: TopicMessage
+    try {
+      parsed = parseFrame(TopicMessage, message.data, 'announcement')
+    } catch (err) {
+      this.log(`swarm: rejected an announcement from ${message.from.toString().slice(-8)}: ${(err as Error).message}`)
+      return undefined
+    }
+    if (parsed.originator !== message.from.toString()) {
+      this.log(`swarm: rejected an announcement from ${message.from.toString().slice(-8)} in the name of ${parsed.originator.slice(-8)}`)
+      return undefined
+    }
+    return parsed
+  }
+
+  async publish (msg: TopicMessage): Promise<void> {
+    const data = encodeFrame(msg)
+    if (data.byteLength > MAX_ANNOUNCEMENT_BYTES) throw new Error(`announcement of ${data.byteLength} bytes exceeds ${MAX_ANNOUNCEMENT_BYTES}`)
+    try {
+      await this.pubsub.publish(JOBS_TOPIC, data)
+    } catch (err) {
+      this.log(`swarm: could not publish: ${(err as Error).message}`)
+    }
+  }
+}

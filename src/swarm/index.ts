@@ -1,0 +1,11 @@
+export * from './protocol.js'
+export {
+  JobAnnouncement, JobWithdrawal, TopicMessage, Claim, SignedClaim, Lease, SignedLease, LeaseRequest,
+  ChunkRequest, ChunkHeader, ResultRequest, ProtocolViolation, parseFrame, encodeFrame, toRanges, fromRanges
+} from './messages.js'
+export { signClaim, signLease, verifyClaim, verifyLease, claimBytes, leaseBytes, NonceCache, type Verdict } from './signing.js'
+export { loadOrCreateIdentity, IDENTITY_FILE } from './identity.js'
+export { createSwarmNode, DEFAULT_LISTEN, type SwarmNode, type SwarmNodeOptions } from './node.js'
+export { SwarmEncode, swarmEncode, type LeaseArbiter, type RemoteOriginatorLink, type RemoteLease, type TransferStats } from './service.js'
+export { JobBoard } from './board.js'
+export { FramedStream } from './streams.js'

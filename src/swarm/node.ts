@@ -1,0 +1,75 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { bootstrap } from '@libp2p/bootstrap'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import type { PrivateKey, PeerDiscovery, ComponentLogger } from '@libp2p/interface'
+import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
+import { mdns } from '@libp2p/mdns'
+import { ping, type Ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { KAD_PROTOCOL, MAX_ANNOUNCEMENT_BYTES } from './protocol.js'
+import { swarmEncode, type SwarmEncode, type SwarmEncodeInit } from './service.js'
+
+export interface SwarmNodeOptions {
+  privateKey: PrivateKey
+  /** Listen multiaddrs; users default to all interfaces, tests pass /ip4/127.0.0.1/tcp/0. */
+  listen: string[]
+  /** Peers to dial at start. There is no public bootstrap list. */
+  bootstrap: string[]
+  /** Find peers on the LAN by multicast DNS. */
+  mdns: boolean
+  /** A pre-shared key (the `/key/swarm/psk/1.0.0/` file format): only nodes with it can connect. */
+  swarmKey?: Uint8Array
+  encode: SwarmEncodeInit
+}
+
+export type SwarmServices = {
+  identify: ReturnType<ReturnType<typeof identify>>
+  ping: Ping
+  dht: KadDHT
+  pubsub: GossipSub
+  encode: SwarmEncode
+}
+
+export type SwarmNode = Libp2p<SwarmServices>
+
+export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/4010']
+
+/**
+ * A swarm node: TCP, Noise, Yamux, identify, ping, our own kad-dht, gossipsub and the encode
+ * protocols. Nothing here talks to a router (no UPnP, no AutoNAT) or to a public bootstrap list.
+ */
+export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> {
+  for (const a of [...o.listen, ...o.bootstrap]) {
+    try { multiaddr(a) } catch (err) { throw new Error(`${a} is not a multiaddr (${(err as Error).message}); try /ip4/127.0.0.1/tcp/4010`) }
+  }
+  const peerDiscovery: Array<(components: { logger: ComponentLogger }) => PeerDiscovery> = []
+  if (o.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: o.bootstrap, timeout: 0 }) as never)
+  if (o.mdns) peerDiscovery.push(mdns() as never)
+  return await createLibp2p({
+    privateKey: o.privateKey,
+    addresses: { listen: o.listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    ...(o.swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: o.swarmKey }) } : {}),
+    peerDiscovery,
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({ protocol: KAD_PROTOCOL, clientMode: false, peerInfoMapper: passthroughMapper }),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        maxInboundDataLength: MAX_ANNOUNCEMENT_BYTES * 2,
+        // Peers we know are encode peers: keep them in the mesh even in a tiny swarm.
+        D: 6
+      }),
+      encode: swarmEncode(o.encode)
+    }
+  }) as SwarmNode
+}

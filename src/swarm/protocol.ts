@@ -1,0 +1,40 @@
+/**
+ * Protocol identifiers and limits. Every id carries a version: a change that an older node could
+ * misread gets a new id, and docs/protocol.md describes each one byte for byte.
+ */
+export const PROTOCOL_PREFIX = '/swarm-encode'
+
+/** Claims, heartbeats and releases: one request frame, one answer frame. */
+export const LEASE_PROTOCOL = `${PROTOCOL_PREFIX}/lease/1.0.0`
+/** A leaseholder downloads its chunk's segment from the originator. */
+export const CHUNK_PROTOCOL = `${PROTOCOL_PREFIX}/chunk/1.0.0`
+/** A worker uploads an encoded chunk to the originator. */
+export const RESULT_PROTOCOL = `${PROTOCOL_PREFIX}/result/1.0.0`
+/** Our own DHT, never the public IPFS one. */
+export const KAD_PROTOCOL = `${PROTOCOL_PREFIX}/kad/1.0.0`
+/** Gossipsub topic for job announcements. */
+export const JOBS_TOPIC = 'swarm-encode/jobs/1'
+
+/** Largest JSON frame on any stream (requests, answers, headers). */
+export const MAX_CONTROL_FRAME = 16 * 1024
+/** Largest announcement; a 2,000-chunk job needs far less because open chunks travel as ranges. */
+export const MAX_ANNOUNCEMENT_BYTES = 64 * 1024
+/** File bytes travel in frames of at most this size; a zero-length frame ends the file. */
+export const DATA_FRAME_BYTES = 256 * 1024
+/** Largest segment or result we accept. */
+export const MAX_TRANSFER_BYTES = 8 * 1024 * 1024 * 1024
+
+/** No byte for this long on a stream → it is aborted. */
+export const STREAM_IDLE_TIMEOUT_MS = 30_000
+/** A request/answer exchange (claim, heartbeat, release) must finish within this. */
+export const REQUEST_TIMEOUT_MS = 15_000
+
+/** How far in the future a claim's issue time may be (clock skew between peers). */
+export const CLAIM_MAX_SKEW_MS = 30_000
+/** A claim is valid for at most this long after it was issued. */
+export const CLAIM_MAX_LIFETIME_MS = 60_000
+/** How long a claim a worker makes stays valid. */
+export const CLAIM_LIFETIME_MS = 20_000
+
+/** Originators re-announce their jobs this often, so peers that join late learn of them. */
+export const ANNOUNCE_INTERVAL_MS = 5_000

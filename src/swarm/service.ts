@@ -1,0 +1,261 @@
+import { mkdir, stat } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import type { Connection, PeerId, PeerStore, PrivateKey, Startable, Stream } from '@libp2p/interface'
+import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import {
+  ChunkHeader, ChunkRequest, ClaimAnswer, HeartbeatAnswer, LeaseRequest, PlainAnswer, ResultRequest,
+  ProtocolViolation, type Refusal, type SegmentMeta
+} from './messages.js'
+import {
+  CHUNK_PROTOCOL, LEASE_PROTOCOL, MAX_TRANSFER_BYTES, REQUEST_TIMEOUT_MS, RESULT_PROTOCOL, STREAM_IDLE_TIMEOUT_MS
+} from './protocol.js'
+import { NonceCache, signClaim, signLease, verifyClaim, verifyLease } from './signing.js'
+import { FramedStream } from './streams.js'
+
+/** The originator decodes a whole chunk before it answers an upload. */
+const RESULT_VERIFY_TIMEOUT_MS = 10 * 60_000
+
+type Answer<T> = ({ ok: true } & T) | { ok: false, code: string, message: string }
+
+/**
+ * What the protocol handlers need from the node's originator. The swarm layer only moves bytes
+ * and checks signatures; whether a claim wins or a result counts is the originator's call.
+ */
+export interface LeaseArbiter {
+  requestLease: (jobId: string, chunk: number, claimant: string) => Answer<{ lease: { id: string, issuedAt: number, expiresAt: number } }>
+  renewLease: (jobId: string, chunk: number, leaseId: string, peer: string, progress: { framesDone: number, fps: number }) => Answer<{ expiresAt: number }>
+  releaseLease: (jobId: string, chunk: number, leaseId: string, peer: string, reason: string) => Answer<object>
+  segmentFor: (jobId: string, chunk: number, leaseId: string, peer: string) => { path: string, size: number, sha256: string, meta: SegmentMetaWire } | Refusal
+  resultSlot: (jobId: string, chunk: number, leaseId: string, peer: string) => Answer<{ tmpPath: string, maxBytes: number }>
+  acceptResult: (jobId: string, chunk: number, peer: string, tmpPath: string, sha256: string) => Promise<Answer<object>>
+}
+
+export type SegmentMetaWire = SegmentMeta
+
+/** A lease as a worker holds it (the signed original was checked when it arrived). */
+export interface RemoteLease { jobId: string, chunk: number, leaseId: string, originator: string, expiresAt: number }
+
+/** The worker's view of one remote originator: the same calls as the in-process link. */
+export interface RemoteOriginatorLink {
+  claim: (jobId: string, chunk: number, signal: AbortSignal) => Promise<Answer<{ lease: RemoteLease }>>
+  heartbeat: (lease: RemoteLease, progress: { framesDone: number, fps: number }, signal: AbortSignal) => Promise<Answer<{ expiresAt: number }>>
+  release: (lease: RemoteLease, reason: string, signal: AbortSignal) => Promise<Answer<object>>
+  fetchSegment: (lease: RemoteLease, destPath: string, signal: AbortSignal) => Promise<{ path: string, owned: boolean, meta: SegmentMetaWire }>
+  uploadResult: (lease: RemoteLease, path: string, sha256: string, signal: AbortSignal) => Promise<Answer<object>>
+}
+
+export interface SwarmEncodeInit {
+  arbiter: LeaseArbiter
+  log?: (line: string) => void
+  now?: () => number
+  /** Concurrent inbound streams per connection for each protocol. */
+  maxInboundStreams?: number
+  idleTimeoutMs?: number
+}
+
+export interface SwarmEncodeComponents {
+  peerId: PeerId
+  privateKey: PrivateKey
+  registrar: Registrar
+  connectionManager: ConnectionManager
+  peerStore: PeerStore
+}
+
+/** Counters for `swarm status` and the benchmark: what crossed the wire. */
+export interface TransferStats { segmentBytesOut: number, segmentBytesIn: number, resultBytesOut: number, resultBytesIn: number, refusedClaims: number, refusedResults: number }
+
+/**
+ * The swarm's encode protocols as a libp2p service, in the shape of @libp2p/ping: a factory that
+ * takes components and options, handlers registered on start, every stream bounded in size, time
+ * and by an AbortSignal.
+ */
+export class SwarmEncode implements Startable {
+  readonly stats: TransferStats = { segmentBytesOut: 0, segmentBytesIn: 0, resultBytesOut: 0, resultBytesIn: 0, refusedClaims: 0, refusedResults: 0 }
+  private readonly nonces = new NonceCache()
+  private readonly log: (line: string) => void
+  private readonly now: () => number
+  private readonly idleMs: number
+  private readonly shutdown = new AbortController()
+
+  constructor (private readonly components: SwarmEncodeComponents, private readonly init: SwarmEncodeInit) {
+    this.log = init.log ?? (() => {})
+    this.now = init.now ?? Date.now
+    this.idleMs = init.idleTimeoutMs ?? STREAM_IDLE_TIMEOUT_MS
+  }
+
+  readonly [Symbol.toStringTag] = 'swarm-encode'
+
+  async start (): Promise<void> {
+    const opts = { maxInboundStreams: this.init.maxInboundStreams ?? 32, maxOutboundStreams: 64 }
+    await this.components.registrar.handle(LEASE_PROTOCOL, async (s, c) => { await this.serve(s, c, 'lease', this.handleLease.bind(this)) }, opts)
+    await this.components.registrar.handle(CHUNK_PROTOCOL, async (s, c) => { await this.serve(s, c, 'chunk', this.handleChunk.bind(this)) }, opts)
+    await this.components.registrar.handle(RESULT_PROTOCOL, async (s, c) => { await this.serve(s, c, 'result', this.handleResult.bind(this)) }, opts)
+  }
+
+  async stop (): Promise<void> {
+    this.shutdown.abort()
+    for (const p of [LEASE_PROTOCOL, CHUNK_PROTOCOL, RESULT_PROTOCOL]) await this.components.registrar.unhandle(p)
+  }
+
+  // ---- originator side ------------------------------------------------------------------------
+
+  private async serve (stream: Stream, connection: Connection, what: string, handler: (f: FramedStream, peer: string) => Promise<void>): Promise<void> {
+    const peer = connection.remotePeer.toString()
+    const f = new FramedStream(stream, this.shutdown.signal, this.idleMs)
+    try {
+      await handler(f, peer)
+      await f.close()
+    } catch (err) {
+      const e = err as Error
+      this.log(`swarm: ${what} stream from ${peer.slice(-8)} refused: ${e.message}`)
+      if (e instanceof ProtocolViolation) {
+        // Tell an honest-but-buggy peer what was wrong before hanging up.
+        await f.writeMessage({ ok: false, code: 'bad-request', message: e.message.slice(0, 500) }).catch(() => {})
+        await f.close()
+      } else {
+        f.abort(e)
+      }
+    }
+  }
+
+  private async handleLease (f: FramedStream, peer: string): Promise<void> {
+    const req = await f.readMessage(LeaseRequest, 'lease request')
+    const a = this.init.arbiter
+    if (req.type === 'claim') {
+      const verdict = await verifyClaim({ claim: req.claim, signature: req.signature }, { remotePeer: peer, now: this.now(), nonces: this.nonces })
+      if (!verdict.ok) {
+        this.stats.refusedClaims++
+        this.log(`swarm: claim from ${peer.slice(-8)} refused: ${verdict.message}`)
+        await f.writeMessage({ ok: false, code: verdict.code, message: verdict.message })
+        return
+      }
+      const grant = a.requestLease(req.claim.jobId, req.claim.chunk, peer)
+      if (!grant.ok) { await f.writeMessage(grant); return }
+      const signed = await signLease(this.components.privateKey, {
+        v: 1, jobId: req.claim.jobId, chunk: req.claim.chunk, holder: peer, originator: this.components.peerId.toString(),
+        leaseId: grant.lease.id, issuedAt: grant.lease.issuedAt, expiresAt: grant.lease.expiresAt
+      })
+      await f.writeMessage({ ok: true, ...signed })
+    } else if (req.type === 'heartbeat') {
+      await f.writeMessage(a.renewLease(req.jobId, req.chunk, req.leaseId, peer, { framesDone: req.framesDone, fps: req.fps }))
+    } else {
+      await f.writeMessage(a.releaseLease(req.jobId, req.chunk, req.leaseId, peer, req.reason))
+    }
+  }
+
+  private async handleChunk (f: FramedStream, peer: string): Promise<void> {
+    const req = await f.readMessage(ChunkRequest, 'chunk request')
+    const seg = this.init.arbiter.segmentFor(req.jobId, req.chunk, req.leaseId, peer)
+    if ('ok' in seg) { await f.writeMessage(seg); return }
+    const m = seg.meta
+    await f.writeMessage({ ok: true, size: seg.size, sha256: seg.sha256, meta: { frames: m.frames, selectFromTime: m.selectFromTime, settings: m.settings, frameRate: { num: m.frameRate.num, den: m.frameRate.den }, pixFmt: m.pixFmt, width: m.width, height: m.height } })
+    await f.sendFile(seg.path, seg.size)
+    this.stats.segmentBytesOut += seg.size
+    this.log(`swarm: sent segment ${req.jobId.slice(0, 8)}#${req.chunk} (${seg.size} bytes) to ${peer.slice(-8)}`)
+  }
+
+  private async handleResult (f: FramedStream, peer: string): Promise<void> {
+    const req = await f.readMessage(ResultRequest, 'result request')
+    f.stream.inactivityTimeout = RESULT_VERIFY_TIMEOUT_MS
+    const a = this.init.arbiter
+    const slot = a.resultSlot(req.jobId, req.chunk, req.leaseId, peer)
+    if (!slot.ok) { this.stats.refusedResults++; await f.writeMessage(slot); return }
+    if (req.size > slot.maxBytes || req.size > MAX_TRANSFER_BYTES) {
+      this.stats.refusedResults++
+      await f.writeMessage({ ok: false, code: 'too-large', message: `result of ${req.size} bytes is larger than the ${slot.maxBytes} a chunk of this job can be` })
+      return
+    }
+    await f.writeMessage({ ok: true })
+    await mkdir(dirname(slot.tmpPath), { recursive: true })
+    await f.receiveFile(slot.tmpPath, req.size, req.sha256, `result for chunk ${req.chunk} from ${peer.slice(-8)}`)
+    this.stats.resultBytesIn += req.size
+    const answer = await a.acceptResult(req.jobId, req.chunk, peer, slot.tmpPath, req.sha256)
+    if (!answer.ok) this.stats.refusedResults++
+    await f.writeMessage(answer.ok ? { ok: true } : answer)
+  }
+
+  // ---- worker side ----------------------------------------------------------------------------
+
+  /** A link to a remote originator; `addrs` (from its announcement) let us dial a peer we never met. */
+  linkTo (originator: string, addrs: string[] = []): RemoteOriginatorLink {
+    const target = peerIdFromString(originator)
+    const self = this.components.peerId.toString()
+    const remember = async (): Promise<void> => {
+      if (addrs.length === 0) return
+      const multiaddrs = addrs.flatMap(a => { try { return [multiaddr(a)] } catch { return [] } })
+      await this.components.peerStore.merge(target, { multiaddrs }).catch(() => {})
+    }
+    const open = async (protocol: string, signal: AbortSignal): Promise<FramedStream> => {
+      await remember()
+      const stream = await this.components.connectionManager.openStream(target, protocol, { signal })
+      return new FramedStream(stream, signal, this.idleMs)
+    }
+    const request = async <T extends import('zod').ZodTypeAny>(body: unknown, schema: T, what: string, signal: AbortSignal): Promise<import('zod').infer<T>> => {
+      const s = AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)])
+      const f = await open(LEASE_PROTOCOL, s)
+      try {
+        await f.writeMessage(body)
+        const answer = await f.readMessage(schema, what)
+        await f.close()
+        return answer
+      } catch (err) {
+        f.abort(err as Error)
+        throw err
+      }
+    }
+    return {
+      claim: async (jobId, chunk, signal) => {
+        const signed = await signClaim(this.components.privateKey, self, jobId, chunk, this.now())
+        const answer = await request({ type: 'claim', ...signed }, ClaimAnswer, 'claim answer', signal)
+        if (!answer.ok) return answer
+        const verdict = await verifyLease({ lease: answer.lease, signature: answer.signature }, { originator, holder: self, jobId, chunk })
+        if (!verdict.ok) throw new Error(`originator ${originator.slice(-8)} sent a bad lease: ${verdict.message}`)
+        return { ok: true, lease: { jobId, chunk, leaseId: answer.lease.leaseId, originator, expiresAt: answer.lease.expiresAt } }
+      },
+      heartbeat: async (lease, progress, signal) => await request({ type: 'heartbeat', jobId: lease.jobId, chunk: lease.chunk, leaseId: lease.leaseId, framesDone: Math.floor(progress.framesDone), fps: Math.round(progress.fps * 100) / 100 }, HeartbeatAnswer, 'heartbeat answer', signal),
+      release: async (lease, reason, signal) => await request({ type: 'release', jobId: lease.jobId, chunk: lease.chunk, leaseId: lease.leaseId, reason: reason.slice(0, 2000) }, PlainAnswer, 'release answer', signal),
+      fetchSegment: async (lease, destPath, signal) => {
+        const f = await open(CHUNK_PROTOCOL, signal)
+        try {
+          await f.writeMessage({ jobId: lease.jobId, chunk: lease.chunk, leaseId: lease.leaseId })
+          const header = await f.readMessage(ChunkHeader, 'chunk header')
+          if (!header.ok) throw new Error(`originator refused the segment: ${header.message}`)
+          if (header.size > MAX_TRANSFER_BYTES) throw new ProtocolViolation(`segment of ${header.size} bytes is over the ${MAX_TRANSFER_BYTES} limit`)
+          await mkdir(dirname(destPath), { recursive: true })
+          await f.receiveFile(destPath, header.size, header.sha256, `segment ${lease.jobId.slice(0, 8)}#${lease.chunk}`)
+          this.stats.segmentBytesIn += header.size
+          await f.close()
+          return { path: destPath, owned: true, meta: header.meta }
+        } catch (err) {
+          f.abort(err as Error)
+          throw err
+        }
+      },
+      uploadResult: async (lease, path, sha256, signal) => {
+        const size = (await stat(path)).size
+        const f = await open(RESULT_PROTOCOL, signal)
+        f.stream.inactivityTimeout = RESULT_VERIFY_TIMEOUT_MS
+        try {
+          await f.writeMessage({ jobId: lease.jobId, chunk: lease.chunk, leaseId: lease.leaseId, size, sha256 })
+          const go = await f.readMessage(PlainAnswer, 'result go-ahead')
+          if (!go.ok) { await f.close(); return go }
+          await f.sendFile(path, size)
+          this.stats.resultBytesOut += size
+          // Verification on the other side decodes the whole chunk: allow it time beyond the idle limit.
+          const answer = await f.readMessage(PlainAnswer, 'result answer', RESULT_VERIFY_TIMEOUT_MS)
+          await f.close()
+          return answer
+        } catch (err) {
+          f.abort(err as Error)
+          throw err
+        }
+      }
+    }
+  }
+}
+
+export function swarmEncode (init: SwarmEncodeInit): (components: SwarmEncodeComponents) => SwarmEncode {
+  return (components) => new SwarmEncode(components, init)
+}

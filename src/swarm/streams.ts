@@ -1,0 +1,92 @@
+import { createHash } from 'node:crypto'
+import { open, rm } from 'node:fs/promises'
+import type { Stream } from '@libp2p/interface'
+import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
+import type { z } from 'zod'
+import { DATA_FRAME_BYTES, MAX_CONTROL_FRAME, STREAM_IDLE_TIMEOUT_MS } from './protocol.js'
+import { encodeFrame, parseFrame, ProtocolViolation } from './messages.js'
+
+/**
+ * Framing shared by every swarm protocol: unsigned-varint length-prefixed frames, JSON for
+ * control messages (at most MAX_CONTROL_FRAME bytes), raw bytes for files (at most
+ * DATA_FRAME_BYTES per frame). Every read has an idle timeout on top of the caller's signal.
+ */
+export class FramedStream {
+  readonly lp: LengthPrefixedStream<Stream>
+  constructor (readonly stream: Stream, private readonly signal: AbortSignal, private readonly idleMs = STREAM_IDLE_TIMEOUT_MS) {
+    this.lp = lpStream(stream, { maxDataLength: Math.max(MAX_CONTROL_FRAME, DATA_FRAME_BYTES) })
+  }
+
+  private readSignal (idleMs = this.idleMs): AbortSignal {
+    return AbortSignal.any([this.signal, AbortSignal.timeout(idleMs)])
+  }
+
+  /** Reads one JSON frame; `idleMs` overrides the idle limit for an answer that takes work to produce. */
+  async readMessage<T extends z.ZodTypeAny>(schema: T, what: string, idleMs?: number): Promise<z.infer<T>> {
+    const frame = await this.lp.read({ signal: this.readSignal(idleMs) })
+    if (frame.byteLength > MAX_CONTROL_FRAME) throw new ProtocolViolation(`${what}: ${frame.byteLength} bytes is more than the ${MAX_CONTROL_FRAME} allowed`)
+    return parseFrame(schema, frame.subarray(), what)
+  }
+
+  async writeMessage (value: unknown): Promise<void> {
+    await this.lp.write(encodeFrame(value), { signal: this.signal })
+  }
+
+  /** Sends exactly `size` bytes of a file. */
+  async sendFile (path: string, size: number): Promise<void> {
+    const fh = await open(path, 'r')
+    try {
+      let sent = 0
+      while (sent < size) {
+        const buf = Buffer.allocUnsafe(Math.min(DATA_FRAME_BYTES, size - sent))
+        const { bytesRead } = await fh.read(buf, 0, buf.length, sent)
+        if (bytesRead === 0) throw new Error(`${path} is shorter than the ${size} bytes announced`)
+        await this.lp.write(buf.subarray(0, bytesRead), { signal: this.signal })
+        sent += bytesRead
+      }
+    } finally {
+      await fh.close()
+    }
+  }
+
+  /**
+   * Receives exactly `size` bytes into `dest` and checks their SHA-256. On any failure the partial
+   * file is removed, so nothing half-written is ever mistaken for a complete one.
+   */
+  async receiveFile (dest: string, size: number, sha256: string, what: string): Promise<void> {
+    const fh = await open(dest, 'w', 0o600)
+    const hash = createHash('sha256')
+    let ok = false
+    try {
+      let received = 0
+      while (received < size) {
+        const frame = await this.lp.read({ signal: this.readSignal() })
+        if (frame.byteLength === 0) throw new ProtocolViolation(`${what}: empty data frame`)
+        if (received + frame.byteLength > size) throw new ProtocolViolation(`${what}: more bytes than the ${size} announced`)
+        for (const part of frame) {
+          hash.update(part)
+          await fh.write(part)
+        }
+        received += frame.byteLength
+      }
+      const got = hash.digest('hex')
+      if (got !== sha256) throw new ProtocolViolation(`${what}: SHA-256 mismatch (got ${got.slice(0, 12)}, expected ${sha256.slice(0, 12)})`)
+      ok = true
+    } finally {
+      await fh.close()
+      if (!ok) await rm(dest, { force: true })
+    }
+  }
+
+  async close (): Promise<void> {
+    try {
+      await this.stream.close({ signal: AbortSignal.any([this.signal, AbortSignal.timeout(this.idleMs)]) })
+    } catch (err) {
+      this.stream.abort(err as Error)
+    }
+  }
+
+  abort (err: Error): void {
+    this.stream.abort(err)
+  }
+}
