@@ -3,18 +3,15 @@
  * a generated 10-bit sample with two audio tracks, subtitles, a font and chapters, `swarm add --wait`
  * on the first node, then checks of the output: frame count, profile, and every track kept.
  */
-import { execa, type ResultPromise } from 'execa'
+import { execa } from 'execa'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { probeMedia } from '../src/media/index.js'
+import { startLocalNode, SWARM_CLI as SWARM, type LocalNode } from './local-swarm.js'
 import { makeOpenGop10bit } from './sample.js'
-
-const here = dirname(fileURLToPath(import.meta.url))
-const SWARM = resolve(here, '..', 'cli', 'swarm.js')
 
 const { values } = parseArgs({
   options: {
@@ -28,33 +25,6 @@ const { values } = parseArgs({
 
 function say (line: string): void { process.stdout.write(`[demo] ${line}\n`) }
 
-interface RunningNode { home: string, proc: ResultPromise, addresses: string[], peerId: string }
-
-async function startNode (home: string, bootstrap: string[]): Promise<RunningNode> {
-  const args = ['join', '--home', home, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--slots', '1']
-  for (const b of bootstrap) args.push('--bootstrap', b)
-  const proc = execa(process.execPath, [SWARM, ...args], { buffer: false, stdin: 'ignore', reject: false, env: { SWARM_HOME: home } })
-  const addresses: string[] = []
-  let peerId = ''
-  await new Promise<void>((resolvePromise, reject) => {
-    let text = ''
-    const onData = (data: Buffer): void => {
-      text += data.toString()
-      for (const line of text.split('\n')) {
-        const m = /^listening: (\S+)/.exec(line)
-        if (m !== null && !addresses.includes(m[1] as string)) addresses.push(m[1] as string)
-        const p = /^peer id: (\S+)/.exec(line)
-        if (p !== null) peerId = p[1] as string
-      }
-      if (addresses.length > 0 && peerId !== '' && /control: /.test(text)) { proc.stdout?.off('data', onData); resolvePromise() }
-    }
-    proc.stdout?.on('data', onData)
-    proc.stderr?.on('data', (d: Buffer) => process.stderr.write(`[node ${home.slice(-6)}] ${d.toString()}`))
-    void proc.then((r) => { reject(new Error(`swarm join exited early (${r.exitCode ?? r.signal})`)) })
-  })
-  return { home, proc, addresses, peerId }
-}
-
 async function main (): Promise<void> {
   const outDir = resolve(values.out)
   await mkdir(outDir, { recursive: true })
@@ -66,17 +36,17 @@ async function main (): Promise<void> {
     await rm(work, { recursive: true, force: true })
   }
   const root = await mkdtemp(join(tmpdir(), 'swarm-demo-'))
-  const nodes: RunningNode[] = []
+  const nodes: LocalNode[] = []
   const stopAll = async (): Promise<void> => {
-    for (const n of nodes) n.proc.kill('SIGINT')
-    await Promise.allSettled(nodes.map(async n => await n.proc))
+    await Promise.allSettled(nodes.map(async n => await n.stop()))
     if (!values.keep) await rm(root, { recursive: true, force: true })
   }
   process.on('SIGINT', () => { void stopAll().then(() => process.exit(130)) })
   try {
     const count = Math.max(1, Number(values.nodes))
     for (let i = 0; i < count; i++) {
-      const node = await startNode(join(root, `node${i + 1}`), i === 0 ? [] : [nodes[0]!.addresses[0]!])
+      const home = join(root, `node${i + 1}`)
+      const node = await startLocalNode(home, { bootstrap: i === 0 ? [] : [nodes[0]!.addresses[0]!], onStderr: (d) => { process.stderr.write(`[node ${i + 1}] ${d}`) } })
       nodes.push(node)
       say(`node ${i + 1}: ${node.peerId} on ${node.addresses.join(', ')}`)
     }

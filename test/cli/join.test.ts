@@ -1,0 +1,51 @@
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runSwarm, startLocalNode } from '../../scripts/local-swarm.js'
+
+let root: string
+beforeAll(async () => { root = await mkdtemp(join(tmpdir(), 'swarm-join-')) })
+afterAll(async () => { await rm(root, { recursive: true, force: true }) })
+
+describe('swarm join', () => {
+  it('prints its peer id and loopback addresses, keeps its key private and its peer id across restarts, stops cleanly', async () => {
+    const home = join(root, 'a')
+    const first = await startLocalNode(home)
+    expect(first.peerId).toMatch(/^12D3KooW/)
+    expect(first.addresses.length).toBeGreaterThan(0)
+    for (const a of first.addresses) expect(a).toMatch(new RegExp(`^/ip4/127\\.0\\.0\\.1/tcp/\\d+/p2p/${first.peerId}$`))
+    expect(first.controlUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+    expect((await stat(join(home, 'identity.key'))).mode & 0o777).toBe(0o600)
+    expect((await stat(join(home, 'control.json'))).mode & 0o777).toBe(0o600)
+    const control = JSON.parse(await readFile(join(home, 'control.json'), 'utf8')) as { url: string, token: string }
+    expect(control.url).toBe(first.controlUrl)
+    expect(control.token).toMatch(/^[0-9a-f]{64}$/)
+
+    // A second node on the same home would fight over its jobs: refused, and the first keeps running.
+    const clash = await runSwarm(['join', '--home', home, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns'])
+    expect(clash.exitCode).toBe(2)
+    expect(clash.stderr).toMatch(/another swarm node \(pid \d+\) is running with home/)
+
+    expect(await first.stop('SIGTERM')).toBe(0)
+    expect(existsSync(join(home, 'control.json'))).toBe(false)
+    expect(existsSync(join(home, 'node.lock'))).toBe(false)
+
+    const again = await startLocalNode(home)
+    expect(again.peerId).toBe(first.peerId)
+    expect(await again.stop()).toBe(0)
+  })
+
+  it('refuses a listen address that is not a multiaddr, with usage exit code 2', async () => {
+    const r = await runSwarm(['join', '--home', join(root, 'b'), '--listen', '127.0.0.1:4010', '--no-mdns'])
+    expect(r.exitCode).toBe(2)
+    expect(r.stderr).toMatch(/127\.0\.0\.1:4010 is not a multiaddr/)
+  })
+
+  it('has help that lists the options it takes', async () => {
+    const r = await runSwarm(['join', '--help'])
+    expect(r.exitCode).toBe(0)
+    for (const flag of ['--home', '--listen', '--bootstrap', '--slots', '--no-mdns']) expect(r.stdout).toContain(flag)
+  })
+})

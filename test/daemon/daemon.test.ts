@@ -1,0 +1,126 @@
+import { readFile, mkdtemp, rm } from 'node:fs/promises'
+import { request } from 'node:http'
+import { tmpdir } from 'node:os'
+import { basename, join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startDaemon, type Daemon, type JobStatus } from '../../src/daemon/index.js'
+import { encodeChunk, probeMedia, type EncodeChunkOptions } from '../../src/media/index.js'
+import { ensureFixtures, type Fixtures } from '../fixtures.js'
+
+let root: string
+let fx: Fixtures
+beforeAll(async () => {
+  fx = await ensureFixtures()
+  root = await mkdtemp(join(tmpdir(), 'swarm-daemon-'))
+})
+afterAll(async () => { await rm(root, { recursive: true, force: true }) })
+
+const loopback = { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, bootstrap: [] as string[], slots: 1 }
+
+async function http (url: string, o: { method?: string, headers?: Record<string, string>, body?: string } = {}): Promise<{ status: number, body: any }> {
+  return await new Promise((resolve, reject) => {
+    const req = request(url, { method: o.method ?? 'GET', headers: o.headers }, (res) => {
+      let text = ''
+      res.on('data', (d: Buffer) => { text += d.toString() })
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }) })
+    })
+    req.on('error', reject)
+    if (o.body !== undefined) req.write(o.body)
+    req.end()
+  })
+}
+
+async function waitFor<T> (what: string, check: () => T | undefined, timeoutMs = 120_000): Promise<T> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const value = check()
+    if (value !== undefined) return value
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(r => setTimeout(r, 100))
+  }
+}
+
+describe('control API', () => {
+  let daemon: Daemon
+  let token: string
+  beforeAll(async () => {
+    daemon = await startDaemon({ home: join(root, 'control'), ...loopback })
+    token = (JSON.parse(await readFile(join(root, 'control', 'control.json'), 'utf8')) as { token: string }).token
+  })
+  afterAll(async () => { await daemon.stop() })
+
+  it('listens on 127.0.0.1 only', () => {
+    expect(daemon.controlUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+  })
+  it('answers with the token', async () => {
+    const r = await http(`${daemon.controlUrl}/v1/status`, { headers: { authorization: `Bearer ${token}` } })
+    expect(r.status).toBe(200)
+    expect(r.body.peerId).toBe(daemon.peerId)
+  })
+  it('refuses a request without a token or with a wrong one', async () => {
+    expect((await http(`${daemon.controlUrl}/v1/status`)).status).toBe(401)
+    const wrong = await http(`${daemon.controlUrl}/v1/status`, { headers: { authorization: `Bearer ${'0'.repeat(64)}` } })
+    expect(wrong).toMatchObject({ status: 401, body: { kind: 'auth' } })
+  })
+  it('refuses a foreign Host or Origin even with the token (DNS rebinding, cross-site requests)', async () => {
+    const host = await http(`${daemon.controlUrl}/v1/status`, { headers: { authorization: `Bearer ${token}`, host: 'evil.example:80' } })
+    expect(host.status).toBe(403)
+    const origin = await http(`${daemon.controlUrl}/v1/status`, { headers: { authorization: `Bearer ${token}`, origin: 'http://evil.example' } })
+    expect(origin.status).toBe(403)
+  })
+  it('refuses a job for a path that is not a video with kind "input", and an oversized body', async () => {
+    const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' }
+    const r = await http(`${daemon.controlUrl}/v1/jobs`, { method: 'POST', headers: auth, body: JSON.stringify({ file: join(root, 'none.mkv'), settings: '--crf 20' }) })
+    expect(r).toMatchObject({ status: 400, body: { kind: 'input' } })
+    const extra = await http(`${daemon.controlUrl}/v1/jobs`, { method: 'POST', headers: auth, body: JSON.stringify({ file: '/x', settings: '', shell: 'rm -rf /' }) })
+    expect(extra).toMatchObject({ status: 400, body: { kind: 'input' } })
+    const big = await http(`${daemon.controlUrl}/v1/jobs`, { method: 'POST', headers: auth, body: 'x'.repeat(100_000) }).catch(() => ({ status: 413 }))
+    expect(big.status).toBe(413)
+  })
+})
+
+describe('restart', () => {
+  it('resumes a job from its home without encoding a verified chunk again', async () => {
+    const home = join(root, 'resume')
+    const firstRun: string[] = []
+    // First life: encodes two chunks for real, then stalls on the third until it is stopped.
+    const stalling = async (o: EncodeChunkOptions) => {
+      if (firstRun.length >= 2) {
+        await new Promise<void>((_resolve, reject) => { o.signal?.addEventListener('abort', () => { reject(new Error('aborted')) }) })
+      }
+      firstRun.push(basename(o.segmentPath))
+      return await encodeChunk(o)
+    }
+    const first = await startDaemon({ home, ...loopback, plan: { gopsPerChunk: 1 }, encoder: stalling })
+    const output = join(root, 'resumed.mkv')
+    const added = await postJson(first, home, '/v1/jobs', { file: fx.openGop10bit, settings: '--preset superfast --crf 28', output })
+    const jobId = (added.job as JobStatus).id
+    await waitFor('two verified chunks', () => { const j = first.status().jobs[0]; return j !== undefined && j.chunks.done >= 2 ? j : undefined })
+    const before = JSON.parse(await readFile(join(home, 'jobs', jobId, 'job.json'), 'utf8')) as { chunks: Array<{ index: number, result?: { at: number, sha256: string } }> }
+    const doneBefore = before.chunks.filter(c => c.result !== undefined)
+    expect(doneBefore.length).toBeGreaterThanOrEqual(2)
+    expect(doneBefore.length).toBeLessThan(before.chunks.length)
+    await first.stop()
+
+    const secondRun: string[] = []
+    const second = await startDaemon({ home, ...loopback, plan: { gopsPerChunk: 1 }, encoder: async (o) => { secondRun.push(basename(o.segmentPath)); return await encodeChunk(o) } })
+    expect(second.peerId).toBe(first.peerId)
+    const done = await waitFor('the resumed job', () => second.status().jobs.find(j => j.id === jobId && (j.state === 'done' || j.state === 'failed')))
+    await second.stop()
+    expect(done.error).toBeUndefined()
+    expect(done.state).toBe('done')
+    // No chunk verified before the restart was encoded again.
+    for (const c of doneBefore) expect(secondRun).not.toContain(`segment-${c.index}.mkv`)
+    expect(secondRun.length).toBe(before.chunks.length - doneBefore.length)
+    const after = JSON.parse(await readFile(join(home, 'jobs', jobId, 'job.json'), 'utf8')) as typeof before
+    for (const c of doneBefore) expect(after.chunks[c.index]?.result).toEqual(c.result)
+    expect((await probeMedia(output)).video.frameCount).toBe(240)
+  })
+})
+
+async function postJson (d: Daemon, home: string, path: string, body: unknown): Promise<Record<string, unknown>> {
+  const file = JSON.parse(await readFile(join(home, 'control.json'), 'utf8')) as { token: string }
+  const r = await http(`${d.controlUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${file.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  if (r.status !== 200) throw new Error(JSON.stringify(r.body))
+  return r.body
+}
