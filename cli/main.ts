@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { parseX264Settings } from '../src/media/index.js'
+import { generateSwarmKey, parseSwarmKey } from '../src/swarm/index.js'
 import {
   connectControl, ControlApiError, defaultSlots, NodeNotRunningError, resolveHome, startDaemon,
   type JobStatus, type StatusJson
@@ -24,6 +25,7 @@ Usage:
   swarm add FILE "SETTINGS" [options]  encode FILE with x264 SETTINGS across the swarm
   swarm status [JOB] [options]         peers, jobs, chunks and who encodes what
   swarm cancel JOB [options]           stop a job this node originated
+  swarm key generate FILE              make a pre-shared key for a private swarm
 
 Run \`swarm COMMAND --help\` for a command's options.
 Exit codes: 0 success, 1 the work failed, 2 bad usage or input.`,
@@ -58,6 +60,11 @@ With JOB (an id or a unique prefix): that job's chunks and who holds each.
 
 ${HOME_HELP}
   --json               print one JSON object (the shape is documented in docs/operations.md)`,
+  key: `Usage: swarm key generate FILE
+
+Writes a new random pre-shared key (mode 0600; an existing file is never overwritten). Copy it to
+every machine of the swarm and start each node with --swarm-key FILE: nodes without the key cannot
+connect to nodes with it.`,
   cancel: `Usage: swarm cancel JOB [--home DIR]
 
 Stops a job this node originated: no more leases, its segments and results are removed.
@@ -70,7 +77,8 @@ const SPECS: Record<string, Record<string, FlagSpec>> = {
   join: { ...COMMON, listen: { type: 'string', multiple: true }, bootstrap: { type: 'string', multiple: true }, slots: { type: 'number' }, threads: { type: 'number' }, 'no-mdns': { type: 'boolean' }, 'swarm-key': { type: 'string' }, verbose: { type: 'boolean' } },
   add: { ...COMMON, output: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' } },
   status: { ...COMMON, json: { type: 'boolean' } },
-  cancel: { ...COMMON, json: { type: 'boolean' } }
+  cancel: { ...COMMON },
+  key: { help: { type: 'boolean' } }
 }
 
 function out (text: string): void { process.stdout.write(text.endsWith('\n') ? text : `${text}\n`) }
@@ -95,6 +103,7 @@ export async function main (argv: string[]): Promise<number> {
       case 'add': return await add(home, flags, positionals)
       case 'status': return await status(home, flags, positionals)
       case 'cancel': return await cancel(home, positionals)
+      case 'key': return await key(positionals)
     }
     return EXIT_USAGE
   } catch (e) {
@@ -125,7 +134,9 @@ async function join (home: string, flags: Record<string, unknown>, positionals: 
   }
   let swarmKey: Uint8Array | undefined
   if (typeof flags['swarm-key'] === 'string') {
-    try { swarmKey = await readFile(resolve(flags['swarm-key'])) } catch (e) { throw new UsageError(`cannot read swarm key ${flags['swarm-key']}: ${(e as Error).message}`) }
+    let bytes: Buffer
+    try { bytes = await readFile(resolve(flags['swarm-key'])) } catch (e) { throw new UsageError(`cannot read swarm key ${flags['swarm-key']}: ${(e as Error).message}`) }
+    try { swarmKey = parseSwarmKey(bytes, flags['swarm-key']) } catch (e) { throw new UsageError((e as Error).message) }
   }
   let daemon
   try {
@@ -141,7 +152,7 @@ async function join (home: string, flags: Record<string, unknown>, positionals: 
     })
   } catch (e) {
     const message = (e as Error).message
-    if (/multiaddr|EADDRINUSE|another swarm node|pre-shared|psk/i.test(message)) throw new UsageError(message)
+    if (/multiaddr|EADDRINUSE|another swarm node/i.test(message)) throw new UsageError(message)
     throw e
   }
   out(`swarm node started (home ${home})`)
@@ -212,6 +223,20 @@ async function status (home: string, flags: Record<string, unknown>, positionals
   }
   const s: StatusJson = await client.status()
   out(json ? JSON.stringify(s) : formatStatus(s))
+  return EXIT_OK
+}
+
+async function key (positionals: string[]): Promise<number> {
+  if (positionals[0] !== 'generate' || positionals[1] === undefined) throw new UsageError('usage: swarm key generate FILE')
+  noExtra('swarm key generate', positionals, 2, 'one FILE')
+  const path = resolve(positionals[1])
+  try {
+    await generateSwarmKey(path)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new UsageError(`${positionals[1]} already exists; a key is never overwritten (delete it first if you mean to replace it)`)
+    throw e
+  }
+  out(`wrote ${path}: copy it to every node and start each with --swarm-key ${JSON.stringify(path)}`)
   return EXIT_OK
 }
 

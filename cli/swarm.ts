@@ -3,7 +3,7 @@
 const major = Number(process.versions.node.split('.')[0])
 if (major < 22) {
   process.stderr.write(`swarm needs Node.js 22 or newer; this is ${process.version}.\n` +
-    'Run `source scripts/setup.sh` in the swarm checkout (it fetches node@22 from the npm registry), or install Node.js 22 LTS.\n')
+    'Run `bash scripts/setup.sh` in the swarm checkout (it fetches node@22 from the npm registry) and put .tools/node22/node_modules/.bin on PATH, or install Node.js 22 LTS.\n')
   process.exit(2)
 }
 const { main } = await import('./main.js')

@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs'
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { basename, join } from 'node:path'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
 import { InputError, Originator, type JobRecord } from '../jobs/index.js'
 import type { PlanOptions } from '../media/index.js'
 import {
@@ -103,6 +104,15 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     const libp2p = node
     cleanups.push(async () => { await libp2p.stop() })
     const ownAddrs = (): string[] => libp2p.getMultiaddrs().map(a => a.toString())
+    // The bootstrap module dials once, at start; a peer started later, or restarted, is redialled.
+    const bootstrapPeers = (o.bootstrap ?? []).map(a => ({ addr: multiaddr(a), peer: peerIdFromString(/\/p2p\/([^/]+)$/.exec(a)?.[1] ?? '') }))
+    const redial = setInterval(() => {
+      for (const b of bootstrapPeers) {
+        if (libp2p.getConnections(b.peer).length === 0) void libp2p.dial(b.addr, { signal: AbortSignal.timeout(10_000) }).catch(() => {})
+      }
+    }, 10_000)
+    redial.unref()
+    cleanups.push(async () => { clearInterval(redial) })
 
     const remoteJobs = new Map<string, { ann: JobAnnouncement, seen: number }>()
     /** Where each originator said it listens, for dialing one we have not met. */
@@ -147,7 +157,9 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     // ---- announcing our own jobs ----
     let seq = Date.now()
     const announce = (job: JobRecord): void => {
-      const open = job.chunks.filter(c => c.state === 'open').map(c => c.index)
+      // A failed job reopens its leases, but nothing in it is to be claimed until it is added again.
+      const claimable = job.state === 'splitting' || job.state === 'encoding'
+      const open = claimable ? job.chunks.filter(c => c.state === 'open').map(c => c.index) : []
       const counts = countChunks(job)
       const next = ++seq
       worker.updateJob({ jobId: job.id, originator: self, settings: job.settings, totalChunks: job.chunks.length, open, seq: next })
@@ -155,7 +167,8 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
         v: 1, type: 'job', jobId: job.id, originator: self, seq: next, state: job.state,
         name: basename(job.sourcePath).slice(0, 512), settings: job.settings, totalFrames: job.totalFrames,
         chunks: { total: counts.total, open: counts.open, leased: counts.leased, done: counts.done },
-        open: toRanges(open).slice(0, 4000),
+        // 2,000 ranges stay well under the announcement limit; peers learn the rest as these go.
+        open: toRanges(open).slice(0, 2000),
         addrs: ownAddrs().map(a => a.replace(`/p2p/${self}`, '')).slice(0, 16)
       })
     }

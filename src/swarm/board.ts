@@ -67,7 +67,10 @@ export class JobBoard {
 
   async publish (msg: TopicMessage): Promise<void> {
     const data = encodeFrame(msg)
-    if (data.byteLength > MAX_ANNOUNCEMENT_BYTES) throw new Error(`announcement of ${data.byteLength} bytes exceeds ${MAX_ANNOUNCEMENT_BYTES}`)
+    if (data.byteLength > MAX_ANNOUNCEMENT_BYTES) {
+      this.log(`swarm: not publishing a ${data.byteLength}-byte announcement (limit ${MAX_ANNOUNCEMENT_BYTES})`)
+      return
+    }
     try {
       await this.pubsub.publish(JOBS_TOPIC, data)
     } catch (err) {

@@ -47,6 +47,10 @@ export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> 
   for (const a of [...o.listen, ...o.bootstrap]) {
     try { multiaddr(a) } catch (err) { throw new Error(`${a} is not a multiaddr (${(err as Error).message}); try /ip4/127.0.0.1/tcp/4010`) }
   }
+  for (const a of o.bootstrap) {
+    // Without the peer id the bootstrap module silently ignores the address.
+    if (!/\/p2p\/[1-9A-HJ-NP-Za-km-z]+$/.test(a)) throw new Error(`bootstrap address ${a} is not a multiaddr ending in /p2p/PEERID; copy a whole "listening:" line that swarm join printed on that machine`)
+  }
   const peerDiscovery: Array<(components: { logger: ComponentLogger }) => PeerDiscovery> = []
   if (o.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: o.bootstrap, timeout: 0 }) as never)
   if (o.mdns) peerDiscovery.push(mdns() as never)

@@ -19,7 +19,7 @@ export const JOBS_TOPIC = 'swarm-encode/jobs/1'
 export const MAX_CONTROL_FRAME = 16 * 1024
 /** Largest announcement; a 2,000-chunk job needs far less because open chunks travel as ranges. */
 export const MAX_ANNOUNCEMENT_BYTES = 64 * 1024
-/** File bytes travel in frames of at most this size; a zero-length frame ends the file. */
+/** File bytes travel in frames of at most this size, exactly as many bytes as the header announced. */
 export const DATA_FRAME_BYTES = 256 * 1024
 /** Largest segment or result we accept. */
 export const MAX_TRANSFER_BYTES = 8 * 1024 * 1024 * 1024

@@ -302,10 +302,11 @@ export class Worker {
   /** Renews every held lease with its progress; a refused renewal means the chunk is no longer ours. */
   private async heartbeatAll (): Promise<void> {
     await Promise.allSettled([...this.tasks.values()].map(async (task) => {
-      if (task.stage === 'uploading') return
       try {
         const answer = await this.o.linkFor(task.lease.originator).heartbeat(task.lease, { framesDone: task.framesDone, fps: task.fps }, AbortSignal.timeout(10_000))
         if (answer.ok) task.lease.expiresAt = answer.expiresAt
+        // While uploading, a refusal usually means our own result was just taken: let the upload finish.
+        else if (task.stage === 'uploading') return
         else if (answer.code !== 'lease-expired' || task.stage !== 'encoding') {
           // Done elsewhere, or the job is gone: stop at once. An expired lease mid-encode still
           // finishes: a late result is taken if the chunk is still open.
