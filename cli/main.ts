@@ -3,7 +3,7 @@ import { resolve } from 'node:path'
 import { parseX264Settings } from '../src/media/index.js'
 import { generateSwarmKey, parseSwarmKey } from '../src/swarm/index.js'
 import {
-  connectControl, ControlApiError, defaultSlots, NodeNotRunningError, resolveHome, startDaemon,
+  connectControl, ControlApiError, defaultSlots, NodeNotRunningError, resolveHome, standInEncoder, startDaemon,
   type JobStatus, type StatusJson
 } from '../src/daemon/index.js'
 import { parseCommandArgs, UsageError, type FlagSpec } from './args.js'
@@ -40,6 +40,7 @@ ${HOME_HELP}
   --slots N            concurrent encodes (default: one per 4 cores, at least 1; here ${defaultSlots()})
   --threads N          x264 --threads per encode (default: x264 decides with one slot, cores/slots with more)
   --no-mdns            do not look for peers on the LAN with multicast DNS
+  --lease-seconds N    how long a lease on a chunk of a job added here lasts without a heartbeat (default 30)
   --swarm-key FILE     private swarm: only nodes with this pre-shared key can connect
   --verbose            log the protocol story (claims, leases, transfers) to stderr`,
   add: `Usage: swarm add FILE "SETTINGS" [--home DIR] [--output PATH] [--wait] [--json]
@@ -74,7 +75,7 @@ ${HOME_HELP}`
 
 const COMMON: Record<string, FlagSpec> = { home: { type: 'string' }, help: { type: 'boolean' } }
 const SPECS: Record<string, Record<string, FlagSpec>> = {
-  join: { ...COMMON, listen: { type: 'string', multiple: true }, bootstrap: { type: 'string', multiple: true }, slots: { type: 'number' }, threads: { type: 'number' }, 'no-mdns': { type: 'boolean' }, 'swarm-key': { type: 'string' }, verbose: { type: 'boolean' } },
+  join: { ...COMMON, listen: { type: 'string', multiple: true }, bootstrap: { type: 'string', multiple: true }, slots: { type: 'number' }, threads: { type: 'number' }, 'lease-seconds': { type: 'number' }, 'no-mdns': { type: 'boolean' }, 'swarm-key': { type: 'string' }, verbose: { type: 'boolean' } },
   add: { ...COMMON, output: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' } },
   status: { ...COMMON, json: { type: 'boolean' } },
   cancel: { ...COMMON },
@@ -148,6 +149,8 @@ async function join (home: string, flags: Record<string, unknown>, positionals: 
       ...(flags.slots !== undefined ? { slots: flags.slots as number } : {}),
       ...(flags.threads !== undefined ? { threads: flags.threads as number } : {}),
       ...(swarmKey !== undefined ? { swarmKey } : {}),
+      ...(flags['lease-seconds'] !== undefined ? { leaseMs: (flags['lease-seconds'] as number) * 1000 } : {}),
+      ...(process.env.SWARM_TEST_ENCODER !== undefined && process.env.SWARM_TEST_ENCODER !== '' ? { encoder: standInEncoder(process.env.SWARM_TEST_ENCODER) } : {}),
       log
     })
   } catch (e) {

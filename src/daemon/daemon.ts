@@ -142,7 +142,10 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
         if (known !== undefined && known.ann.seq > ann.seq) return
         remoteJobs.set(ann.jobId, { ann, seen: Date.now() })
         originatorAddrs.set(ann.originator, ann.addrs)
-        worker.updateJob({ jobId: ann.jobId, originator: ann.originator, settings: ann.settings, totalChunks: ann.chunks.total, open: fromRanges(ann.open, ann.chunks.total), seq: ann.seq })
+        worker.updateJob({
+          jobId: ann.jobId, originator: ann.originator, settings: ann.settings, totalChunks: ann.chunks.total,
+          open: fromRanges(ann.open, ann.chunks.total), backup: ann.backup ?? [], settled: ann.settled ?? [], seq: ann.seq
+        })
       },
       onWithdrawal: (w) => {
         const known = remoteJobs.get(w.jobId)
@@ -162,13 +165,17 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       const open = claimable ? job.chunks.filter(c => c.state === 'open').map(c => c.index) : []
       const counts = countChunks(job)
       const next = ++seq
-      worker.updateJob({ jobId: job.id, originator: self, settings: job.settings, totalChunks: job.chunks.length, open, seq: next })
+      const backup = originator.backupCandidates(job)
+      const settled = originator.settledRecently(job.id).slice(-64)
+      worker.updateJob({ jobId: job.id, originator: self, settings: job.settings, totalChunks: job.chunks.length, open, backup, settled, seq: next })
       void board.publish({
         v: 1, type: 'job', jobId: job.id, originator: self, seq: next, state: job.state,
         name: basename(job.sourcePath).slice(0, 512), settings: job.settings, totalFrames: job.totalFrames,
         chunks: { total: counts.total, open: counts.open, leased: counts.leased, done: counts.done },
         // 2,000 ranges stay well under the announcement limit; peers learn the rest as these go.
         open: toRanges(open).slice(0, 2000),
+        ...(backup.length > 0 ? { backup } : {}),
+        ...(settled.length > 0 ? { settled } : {}),
         addrs: ownAddrs().map(a => a.replace(`/p2p/${self}`, '')).slice(0, 16)
       })
     }

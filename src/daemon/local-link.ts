@@ -13,7 +13,7 @@ export function localLink (originator: Originator, self: string): OriginatorLink
     claim: async (jobId, chunk) => {
       const answer = originator.requestLease(jobId, chunk, self)
       if (!answer.ok) return answer
-      return { ok: true, lease: { jobId, chunk, leaseId: answer.lease.id, originator: self, expiresAt: answer.lease.expiresAt } }
+      return { ok: true, lease: { jobId, chunk, leaseId: answer.lease.id, originator: self, expiresAt: answer.lease.expiresAt, issuedAt: answer.lease.issuedAt } }
     },
     heartbeat: async (lease, progress) => originator.renewLease(lease.jobId, lease.chunk, lease.leaseId, self, progress),
     release: async (lease, reason) => originator.releaseLease(lease.jobId, lease.chunk, lease.leaseId, self, reason),

@@ -51,6 +51,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   private readonly saving = new Map<string, Promise<void>>()
   private readonly dirty = new Set<string>()
   private readonly aborts = new Map<string, AbortController>()
+  private readonly settled = new Map<string, Array<{ chunk: number, at: number }>>()
   private readonly leaseMs: number
   private readonly maxChunkFailures: number
   private readonly now: () => number
@@ -191,7 +192,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     if (chunk === undefined || !Number.isInteger(chunkIndex)) return refusal('unknown-chunk', `job ${jobId.slice(0, 12)} has no chunk ${chunkIndex}`)
     if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
     if (chunk.state === 'pending') return refusal('not-open', `chunk ${chunkIndex} is not cut yet`)
-    if (chunk.state === 'leased') return refusal('not-open', `chunk ${chunkIndex} is leased to another peer`)
+    if (chunk.state === 'leased') return this.backupLease(job, chunk, claimant)
     const now = this.now()
     const lease: LeaseRecord = { id: randomBytes(12).toString('hex'), holder: claimant, issuedAt: now, expiresAt: now + this.leaseMs, framesDone: 0, fps: 0 }
     chunk.state = 'leased'
@@ -201,23 +202,57 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     return { ok: true, lease, jobId, chunk: chunkIndex }
   }
 
-  private currentLease (jobId: string, chunkIndex: number, leaseId: string, peer: string): { job: JobRecord, chunk: ChunkRecord } | Refusal {
+  /**
+   * Backup tasks, as MapReduce does them: once nothing is open, an idle peer may take a second copy
+   * of a leased chunk so one slow or vanished worker does not hold up the whole job's tail.
+   */
+  private backupLease (job: JobRecord, chunk: ChunkRecord, claimant: string): LeaseGrant | Refusal {
+    const lease = chunk.lease as LeaseRecord
+    if (job.state !== 'encoding' || job.chunks.some(c => c.state === 'open' || c.state === 'pending')) return refusal('not-open', `chunk ${chunk.index} is leased to another peer`)
+    if (chunk.backup !== undefined || lease.holder === claimant) return refusal('not-open', `chunk ${chunk.index} already has two holders`)
+    const now = this.now()
+    const backup: LeaseRecord = { id: randomBytes(12).toString('hex'), holder: claimant, issuedAt: now, expiresAt: now + this.leaseMs, framesDone: 0, fps: 0, backup: true }
+    chunk.backup = backup
+    job.stats = { backupLeases: (job.stats?.backupLeases ?? 0) + 1, droppedResults: job.stats?.droppedResults ?? 0 }
+    this.touch(job)
+    this.log(`jobs: backup lease ${job.id.slice(0, 8)}#${chunk.index} → ${claimant.slice(-8)} (holder ${lease.holder.slice(-8)} at ${lease.framesDone}/${chunk.frames})`)
+    return { ok: true, lease: backup, jobId: job.id, chunk: chunk.index }
+  }
+
+  /** Leased chunks that could use a second copy, furthest from done first; empty while anything is open. */
+  backupCandidates (job: JobRecord, max = 8): number[] {
+    if (job.state !== 'encoding' || job.chunks.some(c => c.state === 'open' || c.state === 'pending')) return []
+    return job.chunks
+      .filter(c => c.state === 'leased' && c.backup === undefined && c.lease !== undefined)
+      .sort((a, b) => (b.frames - (b.lease?.framesDone ?? 0)) - (a.frames - (a.lease?.framesDone ?? 0)))
+      .slice(0, max)
+      .map(c => c.index)
+  }
+
+  /** Chunks of a job that were done while a second peer still worked on them: that peer should stop. */
+  settledRecently (jobId: string, withinMs = 30_000): number[] {
+    const now = this.now()
+    return (this.settled.get(jobId) ?? []).filter(s => now - s.at <= withinMs).map(s => s.chunk)
+  }
+
+  private currentLease (jobId: string, chunkIndex: number, leaseId: string, peer: string): { job: JobRecord, chunk: ChunkRecord, lease: LeaseRecord } | Refusal {
     const job = this.jobs.get(jobId)
     if (job === undefined) return refusal('unknown-job', `no job ${jobId.slice(0, 12)} here`)
     const chunk = job.chunks[chunkIndex]
     if (chunk === undefined) return refusal('unknown-chunk', `job ${jobId.slice(0, 12)} has no chunk ${chunkIndex}`)
     if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
-    if (chunk.lease === undefined || chunk.lease.id !== leaseId || chunk.lease.holder !== peer) {
+    const lease = [chunk.lease, chunk.backup].find(l => l !== undefined && l.id === leaseId && l.holder === peer)
+    if (lease === undefined) {
       return refusal(chunk.pastHolders.includes(peer) ? 'lease-expired' : 'not-holder', `no current lease ${leaseId.slice(0, 8)} on chunk ${chunkIndex} for this peer`)
     }
-    return { job, chunk }
+    return { job, chunk, lease }
   }
 
   /** Heartbeat: renews the lease and records progress. */
   renewLease (jobId: string, chunkIndex: number, leaseId: string, peer: string, progress: { framesDone: number, fps: number }): { ok: true, expiresAt: number } | Refusal {
     const found = this.currentLease(jobId, chunkIndex, leaseId, peer)
     if ('ok' in found) return found
-    const lease = found.chunk.lease as LeaseRecord
+    const lease = found.lease
     lease.expiresAt = this.now() + this.leaseMs
     lease.framesDone = Math.max(0, Math.min(found.chunk.frames, Math.floor(progress.framesDone)))
     lease.fps = Math.max(0, Number.isFinite(progress.fps) ? progress.fps : 0)
@@ -230,7 +265,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const found = this.currentLease(jobId, chunkIndex, leaseId, peer)
     if ('ok' in found) return found
     const { job, chunk } = found
-    this.reopen(chunk, peer)
+    this.dropLease(chunk, found.lease)
     if (reason !== '' && reason !== 'shutdown') {
       chunk.failures.push({ peer, reason: reason.slice(0, 500), at: this.now() })
       this.log(`jobs: ${peer.slice(-8)} released ${jobId.slice(0, 8)}#${chunkIndex}: ${reason}`)
@@ -243,9 +278,16 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     return { ok: true }
   }
 
-  private reopen (chunk: ChunkRecord, holder: string): void {
-    if (!chunk.pastHolders.includes(holder)) chunk.pastHolders.push(holder)
+  /** A holder lets go (released or lapsed): a backup takes over the chunk, else it is open again. */
+  private dropLease (chunk: ChunkRecord, lease: LeaseRecord): void {
+    if (!chunk.pastHolders.includes(lease.holder)) chunk.pastHolders.push(lease.holder)
     if (chunk.pastHolders.length > 16) chunk.pastHolders.shift()
+    if (chunk.backup === lease) { delete chunk.backup; return }
+    if (chunk.backup !== undefined) {
+      chunk.lease = { ...chunk.backup, backup: false }
+      delete chunk.backup
+      return
+    }
     delete chunk.lease
     chunk.state = 'open'
   }
@@ -258,9 +300,11 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       if (job.state !== 'encoding' && job.state !== 'splitting') continue
       let changed = false
       for (const chunk of job.chunks) {
-        if (chunk.state === 'leased' && chunk.lease !== undefined && chunk.lease.expiresAt <= now) {
-          this.log(`jobs: lease on ${job.id.slice(0, 8)}#${chunk.index} held by ${chunk.lease.holder.slice(-8)} expired`)
-          this.reopen(chunk, chunk.lease.holder)
+        if (chunk.state !== 'leased') continue
+        for (const lease of [chunk.backup, chunk.lease]) {
+          if (lease === undefined || lease.expiresAt > now) continue
+          this.log(`jobs: lease on ${job.id.slice(0, 8)}#${chunk.index} held by ${lease.holder.slice(-8)} expired`)
+          this.dropLease(chunk, lease)
           changed = true
           expired++
         }
@@ -300,7 +344,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     if (chunk === undefined) return refusal('unknown-chunk', `job ${jobId.slice(0, 12)} has no chunk ${chunkIndex}`)
     if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
     if (job.state !== 'encoding' && job.state !== 'splitting') return refusal('job-finished', `job ${jobId.slice(0, 12)} is ${job.state}`)
-    const holds = chunk.lease?.holder === peer && chunk.lease.id === leaseId
+    const holds = [chunk.lease, chunk.backup].some(l => l?.holder === peer && l.id === leaseId)
     if (!holds && !chunk.pastHolders.includes(peer)) return refusal('not-holder', `peer holds no lease on chunk ${chunkIndex}`)
     const tmpPath = join(this.jobDir(jobId), 'incoming', `chunk-${chunkIndex}-${randomBytes(6).toString('hex')}.264`)
     // No H.264 encode of a chunk is larger than twice its raw frames even at 10-bit 4:4:4 (3.75 B/pixel); anything bigger is not a result.
@@ -325,14 +369,26 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       return refusal('bad-result', reason)
     }
     // Re-check after the await: another copy may have been taken meanwhile.
-    if (chunk.state === 'done') { await rm(tmpPath, { force: true }); return refusal('already-done', `chunk ${chunkIndex} is already done`) }
+    if (chunk.state === 'done') {
+      await rm(tmpPath, { force: true })
+      job.stats = { backupLeases: job.stats?.backupLeases ?? 0, droppedResults: (job.stats?.droppedResults ?? 0) + 1 }
+      return refusal('already-done', `chunk ${chunkIndex} is already done`)
+    }
     const file = `chunk-${chunkIndex}.264`
     await mkdir(join(this.jobDir(jobId), 'results'), { recursive: true })
     await rename(tmpPath, join(this.jobDir(jobId), 'results', file))
     const size = (await stat(join(this.jobDir(jobId), 'results', file))).size
     chunk.result = { file, size, sha256, encodedBy: peer, at: this.now() }
     chunk.state = 'done'
+    // Whoever else still works on it should stop now rather than at its next heartbeat.
+    const others = [chunk.lease, chunk.backup].filter(l => l !== undefined && l.holder !== peer)
+    if (others.length > 0) {
+      const list = (this.settled.get(jobId) ?? []).filter(s => this.now() - s.at <= 30_000)
+      list.push({ chunk: chunkIndex, at: this.now() })
+      this.settled.set(jobId, list)
+    }
     delete chunk.lease
+    delete chunk.backup
     this.log(`jobs: chunk ${jobId.slice(0, 8)}#${chunkIndex} done by ${peer.slice(-8)}`)
     this.touch(job)
     await this.save(jobId)
@@ -425,7 +481,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     if (job.state === 'done') return
     job.state = 'failed'
     job.error = error
-    for (const c of job.chunks) if (c.state === 'leased') { delete c.lease; c.state = 'open' }
+    for (const c of job.chunks) if (c.state === 'leased') { delete c.lease; delete c.backup; c.state = 'open' }
     this.log(`jobs: ${job.id.slice(0, 12)} failed: ${error}`)
     this.touch(job)
     void this.save(job.id)

@@ -44,6 +44,8 @@ export interface ChunkRecord {
   state: ChunkState
   segment?: SegmentRecord
   lease?: LeaseRecord
+  /** A second copy of a straggling chunk, given out when nothing is open; first verified result wins. */
+  backup?: LeaseRecord
   /** Peers whose lease on this chunk lapsed or was released: their late result is still welcome. */
   pastHolders: string[]
   failures: ChunkFailure[]
@@ -82,6 +84,8 @@ export interface JobRecord {
   totalFrames: number
   video: { frameRate: Rational, pixFmt: string, width: number, height: number }
   chunks: ChunkRecord[]
+  /** Counters for status and the benchmark. */
+  stats?: { backupLeases: number, droppedResults: number }
 }
 
 export type RefusalCode =

@@ -36,6 +36,10 @@ export const JobAnnouncement = z.object({
   totalFrames: z.number().int().min(0).max(100_000_000),
   chunks: z.object({ total: ChunkIndex, open: ChunkIndex, leased: ChunkIndex, done: ChunkIndex }).strict(),
   open: ChunkRanges,
+  /** When nothing is open: leased chunks a second peer may take a backup copy of, furthest from done first. */
+  backup: z.array(ChunkIndex).max(64).optional(),
+  /** Chunks just done while another peer still held them: that peer should stop encoding them. */
+  settled: z.array(ChunkIndex).max(64).optional(),
   /** Where the originator listens, so a worker that has never met it can dial it. */
   addrs: z.array(z.string().max(256)).max(16)
 }).strict()

@@ -35,7 +35,7 @@ export interface LeaseArbiter {
 export type SegmentMetaWire = SegmentMeta
 
 /** A lease as a worker holds it (the signed original was checked when it arrived). */
-export interface RemoteLease { jobId: string, chunk: number, leaseId: string, originator: string, expiresAt: number }
+export interface RemoteLease { jobId: string, chunk: number, leaseId: string, originator: string, expiresAt: number, issuedAt?: number }
 
 /** The worker's view of one remote originator: the same calls as the in-process link. */
 export interface RemoteOriginatorLink {
@@ -212,7 +212,7 @@ export class SwarmEncode implements Startable {
         if (!answer.ok) return answer
         const verdict = await verifyLease({ lease: answer.lease, signature: answer.signature }, { originator, holder: self, jobId, chunk })
         if (!verdict.ok) throw new Error(`originator ${originator.slice(-8)} sent a bad lease: ${verdict.message}`)
-        return { ok: true, lease: { jobId, chunk, leaseId: answer.lease.leaseId, originator, expiresAt: answer.lease.expiresAt } }
+        return { ok: true, lease: { jobId, chunk, leaseId: answer.lease.leaseId, originator, expiresAt: answer.lease.expiresAt, issuedAt: answer.lease.issuedAt } }
       },
       heartbeat: async (lease, progress, signal) => await request({ type: 'heartbeat', jobId: lease.jobId, chunk: lease.chunk, leaseId: lease.leaseId, framesDone: Math.floor(progress.framesDone), fps: Math.round(progress.fps * 100) / 100 }, HeartbeatAnswer, 'heartbeat answer', signal),
       release: async (lease, reason, signal) => await request({ type: 'release', jobId: lease.jobId, chunk: lease.chunk, leaseId: lease.leaseId, reason: reason.slice(0, 2000) }, PlainAnswer, 'release answer', signal),

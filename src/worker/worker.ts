@@ -13,6 +13,8 @@ export interface HeldLease {
   leaseId: string
   originator: string
   expiresAt: number
+  /** When the originator issued it (its clock); with expiresAt, the lease's length. */
+  issuedAt?: number
 }
 
 export interface SegmentMeta {
@@ -48,6 +50,10 @@ export interface JobView {
   settings: string
   totalChunks: number
   open: number[]
+  /** Chunks this worker may take a backup copy of when nothing is open anywhere. */
+  backup?: number[]
+  /** Chunks done elsewhere: stop encoding them. */
+  settled?: number[]
   /** Announce sequence number; older announcements are ignored. */
   seq: number
 }
@@ -64,6 +70,7 @@ export interface WorkerOptions {
   threads?: number
   /** Leases held but not yet encoding (prefetched), beyond the slots. */
   prefetch?: number
+  /** Longest gap between heartbeats; shorter when the originator's leases are short (a third of their length). */
   heartbeatMs?: number
   /** Test hook: a stand-in encoder. Not reachable from the network. */
   encoder?: ChunkEncoder
@@ -80,6 +87,9 @@ interface Task {
   frames: number
   fps: number
   controller: AbortController
+  lastBeat: number
+  /** Heartbeat period for this lease. */
+  beatEvery: number
   segment?: { path: string, owned: boolean, meta: SegmentMeta }
 }
 
@@ -116,7 +126,7 @@ export class Worker {
   }
 
   start (): void {
-    this.heartbeatTimer = setInterval(() => { void this.heartbeatAll() }, this.o.heartbeatMs ?? 5000)
+    this.heartbeatTimer = setInterval(() => { void this.heartbeatAll() }, Math.min(1000, this.o.heartbeatMs ?? 5000))
     this.heartbeatTimer.unref()
   }
 
@@ -135,7 +145,14 @@ export class Worker {
     const known = this.jobs.get(view.jobId)
     if (known !== undefined && known.seq > view.seq) return
     this.jobs.set(view.jobId, view)
-    // A job whose chunks are all gone has nothing for us; tasks on it end via their own answers.
+    for (const chunk of view.settled ?? []) {
+      const task = this.tasks.get(this.key(view.jobId, chunk))
+      if (task !== undefined && task.stage !== 'uploading') {
+        this.log(`worker: ${view.jobId.slice(0, 8)}#${chunk} was done by another peer; stopping`)
+        task.controller.abort()
+        if (task.stage !== 'encoding') void this.cleanup(task)
+      }
+    }
     void this.pump()
   }
 
@@ -155,15 +172,21 @@ export class Worker {
 
   /** Picks a chunk to claim: jobs in turn (fair sharing), and within a job a spot that depends on our peer id so peers rarely collide. */
   private pickCandidate (): { view: JobView, chunk: number } | undefined {
-    const views = [...this.jobs.values()].filter(v => !this.unable.has(v.jobId) && v.open.length > 0)
+    // Open chunks of any job come before backup copies of anyone's stragglers.
+    return this.pickFrom(v => v.open, true) ?? this.pickFrom(v => v.backup ?? [], false)
+  }
+
+  private pickFrom (chunksOf: (v: JobView) => number[], spread: boolean): { view: JobView, chunk: number } | undefined {
+    const views = [...this.jobs.values()].filter(v => !this.unable.has(v.jobId) && chunksOf(v).length > 0)
     if (views.length === 0) return undefined
     const now = this.now()
     for (let n = 0; n < views.length; n++) {
       const view = views[(this.rr + n) % views.length] as JobView
-      const candidates = view.open.filter(c => !this.tasks.has(this.key(view.jobId, c)) && (this.backoff.get(this.key(view.jobId, c)) ?? 0) <= now)
+      const candidates = chunksOf(view).filter(c => !this.tasks.has(this.key(view.jobId, c)) && (this.backoff.get(this.key(view.jobId, c)) ?? 0) <= now)
       if (candidates.length === 0) continue
-      const h = createHash('sha256').update(`${this.o.peerId}/${view.jobId}`).digest().readUInt32BE(0)
       this.rr = (this.rr + n + 1) % views.length
+      // Open chunks: a spot that depends on our peer id, so peers rarely collide. Backups: the furthest behind.
+      const h = spread ? createHash('sha256').update(`${this.o.peerId}/${view.jobId}`).digest().readUInt32BE(0) : 0
       return { view, chunk: candidates[h % candidates.length] as number }
     }
     return undefined
@@ -208,11 +231,15 @@ export class Worker {
       this.backoff.set(k, this.now() + (answer.code === 'already-done' ? 600_000 : 3000))
       // Drop it from our view right away so we do not ask again before the next announcement.
       view.open = view.open.filter(c => c !== chunk)
+      view.backup = view.backup?.filter(c => c !== chunk)
       return
     }
-    const task: Task = { lease: answer.lease, stage: 'fetching', framesDone: 0, frames: 0, fps: 0, controller: new AbortController() }
+    const span = answer.lease.issuedAt !== undefined ? answer.lease.expiresAt - answer.lease.issuedAt : answer.lease.expiresAt - this.now()
+    const beatEvery = Math.max(200, Math.min(this.o.heartbeatMs ?? 5000, Math.floor(span / 3)))
+    const task: Task = { lease: answer.lease, stage: 'fetching', framesDone: 0, frames: 0, fps: 0, controller: new AbortController(), lastBeat: this.now(), beatEvery }
     this.tasks.set(k, task)
     view.open = view.open.filter(c => c !== chunk)
+    view.backup = view.backup?.filter(c => c !== chunk)
     this.log(`worker: leased ${view.jobId.slice(0, 8)}#${chunk}`)
     try {
       const dir = join(this.o.workDir, view.jobId)
@@ -301,7 +328,10 @@ export class Worker {
 
   /** Renews every held lease with its progress; a refused renewal means the chunk is no longer ours. */
   private async heartbeatAll (): Promise<void> {
+    const now = this.now()
     await Promise.allSettled([...this.tasks.values()].map(async (task) => {
+      if (now - task.lastBeat < task.beatEvery) return
+      task.lastBeat = now
       try {
         const answer = await this.o.linkFor(task.lease.originator).heartbeat(task.lease, { framesDone: task.framesDone, fps: task.fps }, AbortSignal.timeout(10_000))
         if (answer.ok) task.lease.expiresAt = answer.expiresAt

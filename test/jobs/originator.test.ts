@@ -90,6 +90,47 @@ describe('Originator', () => {
     expect(o.requestLease('f'.repeat(64), 0, 'peerB')).toMatchObject({ ok: false, code: 'unknown-job' })
   })
 
+  it('gives a backup copy of a straggler only when nothing is open; first verified result wins, the other is told to stop', async () => {
+    const scratch = await mkdtemp(join(tmpdir(), 'swarm-orig-backup-'))
+    cleanup.push(async () => { await rm(scratch, { recursive: true, force: true }) })
+    const { o, clock } = await makeOriginator()
+    const { job } = await o.addJob({ file: fx.openGop10bit, settings: SETTINGS })
+    await waitFor(() => job.state === 'encoding')
+    const leases = job.chunks.map(c => o.requestLease(job.id, c.index, `peer${c.index}`))
+    expect(leases.every(l => l.ok)).toBe(true)
+    // Chunk 0 has made progress; chunk 1 has not: chunk 1 is the furthest from done.
+    const l0 = leases[0]; const l1 = leases[1]
+    if (l0 === undefined || !l0.ok || l1 === undefined || !l1.ok) throw new Error('lease')
+    o.renewLease(job.id, 0, l0.lease.id, 'peer0', { framesDone: 40, fps: 10 })
+    expect(o.backupCandidates(job)[0]).not.toBe(0)
+    expect(o.backupCandidates(job)).toContain(1)
+    // The holder itself cannot take a backup of its own chunk; a second backup is refused.
+    expect(o.requestLease(job.id, 1, 'peer1')).toMatchObject({ ok: false, code: 'not-open' })
+    const backup = o.requestLease(job.id, 1, 'idle')
+    expect(backup).toMatchObject({ ok: true, lease: { backup: true, holder: 'idle' } })
+    expect(o.requestLease(job.id, 1, 'idle2')).toMatchObject({ ok: false, code: 'not-open' })
+    expect(o.backupCandidates(job)).not.toContain(1)
+    if (!backup.ok) return
+    // Both may heartbeat and fetch; the backup delivers first and wins.
+    expect(o.renewLease(job.id, 1, backup.lease.id, 'idle', { framesDone: 5, fps: 10 })).toMatchObject({ ok: true })
+    const tmpBackup = await encodeFor(o, job, 1, backup.lease.id, 'idle', scratch)
+    const tmpPrimary = await encodeFor(o, job, 1, l1.lease.id, 'peer1', scratch)
+    expect(await o.acceptResult(job.id, 1, 'idle', tmpBackup, 'x')).toEqual({ ok: true })
+    expect(o.settledRecently(job.id)).toEqual([1])
+    expect(o.renewLease(job.id, 1, l1.lease.id, 'peer1', { framesDone: 9, fps: 10 })).toMatchObject({ ok: false, code: 'already-done' })
+    expect(await o.acceptResult(job.id, 1, 'peer1', tmpPrimary, 'x')).toMatchObject({ ok: false, code: 'already-done' })
+    expect(job.chunks[1]?.result?.encodedBy).toBe('idle')
+    expect(job.stats).toEqual({ backupLeases: 1, droppedResults: 1 })
+    // A lapsed primary hands the chunk to its backup instead of reopening it.
+    const b2 = o.requestLease(job.id, 2, 'idle'); if (!b2.ok) throw new Error('backup')
+    clock.t += 20_000
+    o.renewLease(job.id, 2, b2.lease.id, 'idle', { framesDone: 1, fps: 1 })
+    clock.t += 15_000
+    o.expireLeases()
+    expect(job.chunks[2]).toMatchObject({ state: 'leased', lease: { holder: 'idle' } })
+    expect(job.chunks[2]?.backup).toBeUndefined()
+  })
+
   it('takes a late result from a lapsed lease, drops a second copy, refuses strangers and garbage, then merges', async () => {
     const scratch = await mkdtemp(join(tmpdir(), 'swarm-orig-enc-'))
     cleanup.push(async () => { await rm(scratch, { recursive: true, force: true }) })

@@ -1,0 +1,28 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { AbortError, encodeChunk } from '../media/index.js'
+import type { ChunkEncoder } from './worker.js'
+
+/**
+ * Test-only encoders, chosen by the SWARM_TEST_ENCODER environment variable of `swarm join`
+ * (never by anything from the network):
+ *   delay:MS   wait MS milliseconds per frame (reporting progress as it goes), then encode for real,
+ *              so tests can kill, freeze or race a worker in the middle of a chunk;
+ *   sleep:MS   wait MS milliseconds per frame and then encode with --preset ultrafast: a stand-in
+ *              for long encodes whose output still passes the originator's checks.
+ */
+export function standInEncoder (spec: string): ChunkEncoder {
+  const m = /^(delay|sleep):(\d+(?:\.\d+)?)$/.exec(spec)
+  if (m === null) throw new Error(`SWARM_TEST_ENCODER=${spec} is not delay:MS or sleep:MS`)
+  const msPerFrame = Number(m[2])
+  const fast = m[1] === 'sleep'
+  return async (o) => {
+    const started = Date.now()
+    for (let done = 0; done < o.frameCount; done++) {
+      if (o.signal?.aborted === true) throw new AbortError(`encoding ${o.segmentPath}: aborted`)
+      if (msPerFrame > 0) await sleep(msPerFrame, undefined, o.signal !== undefined ? { signal: o.signal } : {}).catch(() => {})
+      if (done % 5 === 0) o.onProgress?.({ framesDone: done, frameCount: o.frameCount, fps: done / Math.max(0.001, (Date.now() - started) / 1000) })
+    }
+    if (o.signal?.aborted === true) throw new AbortError(`encoding ${o.segmentPath}: aborted`)
+    return await encodeChunk(fast ? { ...o, settings: '--preset ultrafast' } : o)
+  }
+}

@@ -1,0 +1,58 @@
+import { appendFileSync, existsSync, readFileSync } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
+
+/**
+ * The reliability tally: fault and hostile-input tests record what they did and what happened;
+ * after the run, docs/reliability.md is written from these rows (see test/global-setup.ts), so
+ * the document says what the last full run saw, not what someone remembers.
+ */
+export interface TallyRow {
+  /** Section heading, e.g. "Faults" or "Hostile input: claims". */
+  section: string
+  /** The fault or input, e.g. "worker SIGKILL mid-encode". */
+  fault: string
+  /** What the swarm did, with measured figures (seconds, counts). */
+  happened: string
+  /** What was lost: "nothing", unless the test found otherwise (then it fails). */
+  lost: string
+}
+
+export const TALLY_ENV = 'SWARM_TALLY_FILE'
+
+export function recordTally (row: TallyRow): void {
+  const file = process.env[TALLY_ENV]
+  if (file === undefined || file === '') return
+  appendFileSync(file, JSON.stringify({ ...row, file: expectFileName() }) + '\n')
+}
+
+function expectFileName (): string {
+  // vitest sets this for the running test file.
+  return (globalThis as { __vitest_worker__?: { filepath?: string } }).__vitest_worker__?.filepath?.replace(/^.*\/test\//, 'test/') ?? ''
+}
+
+/** Writes the tally as Markdown; called once after the whole run. Rows keep the order of sections first seen. */
+export async function writeReliabilityDoc (tallyFile: string, docPath: string, meta: { command: string, date: string, passed: boolean }): Promise<boolean> {
+  if (!existsSync(tallyFile)) return false
+  const rows = readFileSync(tallyFile, 'utf8').split('\n').filter(l => l.trim() !== '').map(l => JSON.parse(l) as TallyRow & { file: string })
+  if (rows.length === 0) return false
+  const sections = [...new Set(rows.map(r => r.section))]
+  const cell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' ')
+  const lines = [
+    '# Reliability tally',
+    '',
+    'Written by the test run (`test/helpers/tally.ts`), not by hand: every row is a fault injected or a',
+    'hostile input sent by an automated test against real `swarm join` processes or real libp2p nodes',
+    'on 127.0.0.1, and what the test measured. A test fails if anything is lost, so a row that says',
+    '"nothing" is an assertion that held.',
+    '',
+    `Run: \`${meta.command}\` on ${meta.date}${meta.passed ? '' : ' (**some tests failed in this run**)'}.`,
+    ''
+  ]
+  for (const section of sections) {
+    lines.push(`## ${section}`, '', '| Fault or input | What happened | Lost | Test |', '|---|---|---|---|')
+    for (const r of rows.filter(x => x.section === section)) lines.push(`| ${cell(r.fault)} | ${cell(r.happened)} | ${cell(r.lost)} | \`${cell(r.file)}\` |`)
+    lines.push('')
+  }
+  await writeFile(docPath, lines.join('\n'))
+  return true
+}
