@@ -100,9 +100,10 @@ export type LeaseRequest = z.infer<typeof LeaseRequest>
 export const Refusal = z.object({ ok: z.literal(false), code: Code, message: Reason }).strict()
 export type Refusal = z.infer<typeof Refusal>
 
-export const ClaimAnswer = z.union([z.object({ ok: z.literal(true), ...SignedLease.shape }).strict(), Refusal])
-export const HeartbeatAnswer = z.union([z.object({ ok: z.literal(true), expiresAt: Millis }).strict(), Refusal])
-export const PlainAnswer = z.union([z.object({ ok: z.literal(true) }).strict(), Refusal])
+// Discriminated on `ok`, so a bad answer's error names the field that is wrong.
+export const ClaimAnswer = z.discriminatedUnion('ok', [z.object({ ok: z.literal(true), ...SignedLease.shape }).strict(), Refusal])
+export const HeartbeatAnswer = z.discriminatedUnion('ok', [z.object({ ok: z.literal(true), expiresAt: Millis }).strict(), Refusal])
+export const PlainAnswer = z.discriminatedUnion('ok', [z.object({ ok: z.literal(true) }).strict(), Refusal])
 
 // ---- chunk and result protocols -----------------------------------------------------------------
 
@@ -122,7 +123,7 @@ export const SegmentMeta = z.object({
 }).strict()
 export type SegmentMeta = z.infer<typeof SegmentMeta>
 
-export const ChunkHeader = z.union([
+export const ChunkHeader = z.discriminatedUnion('ok', [
   z.object({ ok: z.literal(true), size: z.number().int().min(0), sha256: Sha256Hex, meta: SegmentMeta }).strict(),
   Refusal
 ])
@@ -142,7 +143,8 @@ export function parseFrame<T extends z.ZodTypeAny> (schema: T, bytes: Uint8Array
   const parsed = schema.safeParse(value)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]
-    throw new ProtocolViolation(`${what}: ${issue?.path.join('.') ?? ''} ${issue?.message ?? 'invalid'}`.trim())
+    const where = issue?.path.join('.') ?? ''
+    throw new ProtocolViolation(`${what}: ${where !== '' ? `${where}: ` : ''}${issue?.message ?? 'invalid'}`)
   }
   return parsed.data
 }
@@ -167,11 +169,16 @@ export function toRanges (indexes: number[]): Array<[number, number]> {
   return ranges
 }
 
-/** Ranges → indexes, capped so a hostile announcement cannot make us allocate without bound. */
+/**
+ * Ranges → indexes, each at most once and below `total`, so a hostile announcement (overlapping
+ * ranges repeated thousands of times) cannot make us allocate more than `total` numbers.
+ */
 export function fromRanges (ranges: Array<[number, number]>, total: number): number[] {
   const out: number[] = []
-  for (const [a, b] of ranges) {
-    for (let i = a; i < Math.min(b, total); i++) out.push(i)
+  let next = 0
+  for (const [a, b] of [...ranges].sort((x, y) => x[0] - y[0])) {
+    for (let i = Math.max(a, next); i < Math.min(b, total); i++) out.push(i)
+    next = Math.max(next, b)
   }
   return out
 }

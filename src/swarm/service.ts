@@ -17,6 +17,11 @@ import { FramedStream } from './streams.js'
 /** The originator decodes a whole chunk before it answers an upload. */
 const RESULT_VERIFY_TIMEOUT_MS = 10 * 60_000
 
+/** A refusal as the wire schema allows it: a short code, a message of at most 2,000 characters. */
+function wireRefusal (r: { code: string, message: string }): { ok: false, code: string, message: string } {
+  return { ok: false, code: /^[a-z-]{1,64}$/.test(r.code) ? r.code : 'refused', message: r.message.slice(0, 2000) }
+}
+
 type Answer<T> = ({ ok: true } & T) | { ok: false, code: string, message: string }
 
 /**
@@ -132,23 +137,25 @@ export class SwarmEncode implements Startable {
         return
       }
       const grant = a.requestLease(req.claim.jobId, req.claim.chunk, peer)
-      if (!grant.ok) { await f.writeMessage(grant); return }
+      if (!grant.ok) { await f.writeMessage(wireRefusal(grant)); return }
       const signed = await signLease(this.components.privateKey, {
         v: 1, jobId: req.claim.jobId, chunk: req.claim.chunk, holder: peer, originator: this.components.peerId.toString(),
         leaseId: grant.lease.id, issuedAt: grant.lease.issuedAt, expiresAt: grant.lease.expiresAt
       })
       await f.writeMessage({ ok: true, ...signed })
     } else if (req.type === 'heartbeat') {
-      await f.writeMessage(a.renewLease(req.jobId, req.chunk, req.leaseId, peer, { framesDone: req.framesDone, fps: req.fps }))
+      const r = a.renewLease(req.jobId, req.chunk, req.leaseId, peer, { framesDone: req.framesDone, fps: req.fps })
+      await f.writeMessage(r.ok ? { ok: true, expiresAt: r.expiresAt } : wireRefusal(r))
     } else {
-      await f.writeMessage(a.releaseLease(req.jobId, req.chunk, req.leaseId, peer, req.reason))
+      const r = a.releaseLease(req.jobId, req.chunk, req.leaseId, peer, req.reason)
+      await f.writeMessage(r.ok ? { ok: true } : wireRefusal(r))
     }
   }
 
   private async handleChunk (f: FramedStream, peer: string): Promise<void> {
     const req = await f.readMessage(ChunkRequest, 'chunk request')
     const seg = this.init.arbiter.segmentFor(req.jobId, req.chunk, req.leaseId, peer)
-    if ('ok' in seg) { await f.writeMessage(seg); return }
+    if ('ok' in seg) { await f.writeMessage(wireRefusal(seg)); return }
     const m = seg.meta
     await f.writeMessage({ ok: true, size: seg.size, sha256: seg.sha256, meta: { frames: m.frames, selectFromTime: m.selectFromTime, settings: m.settings, frameRate: { num: m.frameRate.num, den: m.frameRate.den }, pixFmt: m.pixFmt, width: m.width, height: m.height } })
     await f.sendFile(seg.path, seg.size)
@@ -161,7 +168,7 @@ export class SwarmEncode implements Startable {
     f.stream.inactivityTimeout = RESULT_VERIFY_TIMEOUT_MS
     const a = this.init.arbiter
     const slot = a.resultSlot(req.jobId, req.chunk, req.leaseId, peer)
-    if (!slot.ok) { this.stats.refusedResults++; await f.writeMessage(slot); return }
+    if (!slot.ok) { this.stats.refusedResults++; await f.writeMessage(wireRefusal(slot)); return }
     if (req.size > slot.maxBytes || req.size > MAX_TRANSFER_BYTES) {
       this.stats.refusedResults++
       await f.writeMessage({ ok: false, code: 'too-large', message: `result of ${req.size} bytes is larger than the ${slot.maxBytes} a chunk of this job can be` })
@@ -169,11 +176,16 @@ export class SwarmEncode implements Startable {
     }
     await f.writeMessage({ ok: true })
     await mkdir(dirname(slot.tmpPath), { recursive: true })
-    await f.receiveFile(slot.tmpPath, req.size, req.sha256, `result for chunk ${req.chunk} from ${peer.slice(-8)}`)
+    try {
+      await f.receiveFile(slot.tmpPath, req.size, req.sha256, `result for chunk ${req.chunk} from ${peer.slice(-8)}`)
+    } catch (err) {
+      this.stats.refusedResults++
+      throw err
+    }
     this.stats.resultBytesIn += req.size
     const answer = await a.acceptResult(req.jobId, req.chunk, peer, slot.tmpPath, req.sha256)
     if (!answer.ok) this.stats.refusedResults++
-    await f.writeMessage(answer.ok ? { ok: true } : answer)
+    await f.writeMessage(answer.ok ? { ok: true } : wireRefusal(answer))
   }
 
   // ---- worker side ----------------------------------------------------------------------------

@@ -63,10 +63,11 @@ export class NonceCache {
   remember (key: string, until: number, now: number): boolean {
     if (this.seen.has(key)) return false
     if (this.seen.size >= this.max) {
-      for (const [k, t] of this.seen) {
-        if (t <= now || this.seen.size >= this.max) this.seen.delete(k)
-        else break
-      }
+      // Expired entries go first; only if the cache is still full do the oldest live ones go
+      // (down to 90%, so this work is not repeated on every insert).
+      for (const [k, t] of this.seen) if (t <= now) this.seen.delete(k)
+      const keep = Math.floor(this.max * 0.9)
+      for (const k of this.seen.keys()) { if (this.seen.size <= keep) break; this.seen.delete(k) }
     }
     this.seen.set(key, until)
     return true

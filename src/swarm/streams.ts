@@ -2,9 +2,31 @@ import { createHash } from 'node:crypto'
 import { open, rm } from 'node:fs/promises'
 import type { Stream } from '@libp2p/interface'
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
+import type { Uint8ArrayList } from 'uint8arraylist'
 import type { z } from 'zod'
 import { DATA_FRAME_BYTES, MAX_CONTROL_FRAME, STREAM_IDLE_TIMEOUT_MS } from './protocol.js'
 import { encodeFrame, parseFrame, ProtocolViolation } from './messages.js'
+
+/** Bytes of varint needed for the largest frame (256 KiB → 3). */
+const MAX_LENGTH_BYTES = 3
+
+/**
+ * lpStream checks a length prefix only once it is decoded, so an endless run of 0xff bytes would
+ * be read one byte at a time until the idle timeout. This decoder gives up after `maxBytes`.
+ */
+function boundedVarint (maxBytes: number): (buf: Uint8ArrayList) => number {
+  return (buf) => {
+    let value = 0
+    for (let i = 0; i < buf.byteLength; i++) {
+      const b = buf.get(i)
+      value += (b & 0x7f) * 2 ** (7 * i)
+      if (b < 0x80) return value
+      if (i + 1 >= maxBytes) throw new ProtocolViolation(`frame length prefix longer than ${maxBytes} bytes`)
+    }
+    // lpStream reads one more byte and calls us again.
+    throw new RangeError('incomplete varint')
+  }
+}
 
 /**
  * Framing shared by every swarm protocol: unsigned-varint length-prefixed frames, JSON for
@@ -14,7 +36,7 @@ import { encodeFrame, parseFrame, ProtocolViolation } from './messages.js'
 export class FramedStream {
   readonly lp: LengthPrefixedStream<Stream>
   constructor (readonly stream: Stream, private readonly signal: AbortSignal, private readonly idleMs = STREAM_IDLE_TIMEOUT_MS) {
-    this.lp = lpStream(stream, { maxDataLength: Math.max(MAX_CONTROL_FRAME, DATA_FRAME_BYTES) })
+    this.lp = lpStream(stream, { maxDataLength: Math.max(MAX_CONTROL_FRAME, DATA_FRAME_BYTES), lengthDecoder: boundedVarint(MAX_LENGTH_BYTES) })
   }
 
   private readSignal (idleMs = this.idleMs): AbortSignal {
