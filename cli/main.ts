@@ -52,6 +52,8 @@ settings again reports the existing job.
 
 ${HOME_HELP}
   --output PATH        where to write the result (default: beside FILE, "NAME [x264].mkv")
+  --chunk-gops N       keyframe intervals per chunk (default 7; more chunks are cut when the swarm is bigger)
+  --chunk-seconds N    target chunk duration in seconds instead of --chunk-gops
   --wait               block until the output is merged and print its path
   --json               print JSON instead of text`,
   status: `Usage: swarm status [JOB] [--home DIR] [--json]
@@ -76,7 +78,7 @@ ${HOME_HELP}`
 const COMMON: Record<string, FlagSpec> = { home: { type: 'string' }, help: { type: 'boolean' } }
 const SPECS: Record<string, Record<string, FlagSpec>> = {
   join: { ...COMMON, listen: { type: 'string', multiple: true }, bootstrap: { type: 'string', multiple: true }, slots: { type: 'number' }, threads: { type: 'number' }, 'lease-seconds': { type: 'number' }, 'no-mdns': { type: 'boolean' }, 'swarm-key': { type: 'string' }, verbose: { type: 'boolean' } },
-  add: { ...COMMON, output: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' } },
+  add: { ...COMMON, output: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, 'chunk-gops': { type: 'number' }, 'chunk-seconds': { type: 'number' } },
   status: { ...COMMON, json: { type: 'boolean' } },
   cancel: { ...COMMON },
   key: { help: { type: 'boolean' } }
@@ -189,7 +191,14 @@ async function add (home: string, flags: Record<string, unknown>, positionals: s
   try { parseX264Settings(settings) } catch (e) { throw new UsageError(`settings ${JSON.stringify(settings)}: ${(e as Error).message}`) }
   const client = await connectControl(home)
   const json = flags.json === true
-  const { job, existing } = await client.addJob({ file: path, settings, ...(typeof flags.output === 'string' ? { output: resolve(flags.output) } : {}) })
+  if (flags['chunk-gops'] !== undefined && flags['chunk-seconds'] !== undefined) throw new UsageError('give --chunk-gops or --chunk-seconds, not both')
+  const { job, existing } = await client.addJob({
+    file: path,
+    settings,
+    ...(typeof flags.output === 'string' ? { output: resolve(flags.output) } : {}),
+    ...(flags['chunk-gops'] !== undefined ? { gopsPerChunk: flags['chunk-gops'] as number } : {}),
+    ...(flags['chunk-seconds'] !== undefined ? { chunkSeconds: flags['chunk-seconds'] as number } : {})
+  })
   if (!json) out(`${existing ? 'already known' : 'queued'}: job ${job.id} (${job.chunks.total} chunks, ${job.totalFrames} frames)`)
   if (flags.wait !== true) {
     if (json) out(JSON.stringify({ job, existing }))

@@ -67,7 +67,10 @@ export interface StatusJson {
 export const AddJobRequest = z.object({
   file: z.string().min(1).max(4096),
   settings: z.string().max(4096),
-  output: z.string().min(1).max(4096).optional()
+  output: z.string().min(1).max(4096).optional(),
+  /** Chunk size for this job: keyframe intervals per chunk, or a target duration. Default: the node's (7 GOPs). */
+  gopsPerChunk: z.number().int().min(1).max(100_000).optional(),
+  chunkSeconds: z.number().positive().max(86_400).optional()
 }).strict()
 export type AddJobRequest = z.infer<typeof AddJobRequest>
 

@@ -273,7 +273,9 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       job: findJob,
       addJob: async (req): Promise<AddJobResponse> => {
         try {
-          const { job, existing } = await originator.addJob(req)
+          const { gopsPerChunk, chunkSeconds, ...rest } = req
+          const plan = { ...(gopsPerChunk !== undefined ? { gopsPerChunk } : {}), ...(chunkSeconds !== undefined ? { chunkSeconds } : {}) }
+          const { job, existing } = await originator.addJob({ ...rest, plan })
           return { job: jobStatus(job, false), existing }
         } catch (err) {
           if (err instanceof InputError) throw new ControlError(400, 'input', err.message)

@@ -110,7 +110,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
    * Adds a job, or returns the existing one for the same source content and settings. Bad input
    * (missing file, refused settings, CRC mismatch, no video) throws InputError and queues nothing.
    */
-  async addJob (req: { file: string, settings: string, output?: string }): Promise<{ job: JobRecord, existing: boolean }> {
+  async addJob (req: { file: string, settings: string, output?: string, plan?: Pick<PlanOptions, 'gopsPerChunk' | 'chunkSeconds'> }): Promise<{ job: JobRecord, existing: boolean }> {
     if (!isAbsolute(req.file)) throw new InputError(`${req.file}: give an absolute path`)
     let settings
     try { settings = parseX264Settings(req.settings) } catch (err) { throw new InputError((err as Error).message) }
@@ -138,7 +138,9 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       return { job: existing, existing: true }
     }
     const minChunks = Math.max(1, this.o.swarmSize?.() ?? 1)
-    const plan = planChunks(source, { ...this.o.plan, minChunks: Math.max(this.o.plan?.minChunks ?? 1, minChunks) })
+    // The job's own chunk size, if given, replaces the node's default; kept in job.json so a resumed split cuts the same chunks.
+    const planOptions: PlanOptions = req.plan?.gopsPerChunk !== undefined || req.plan?.chunkSeconds !== undefined ? { ...req.plan } : { ...this.o.plan }
+    const plan = planChunks(source, { ...planOptions, minChunks: Math.max(planOptions.minChunks ?? 1, minChunks) })
     const now = this.now()
     const job: JobRecord = {
       version: JOB_RECORD_VERSION,
@@ -155,6 +157,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       updatedAt: now,
       totalFrames: source.video.frameCount,
       video: { frameRate: source.video.frameRate, pixFmt: source.video.pixFmt, width: source.video.width, height: source.video.height },
+      plan: planOptions,
       chunks: plan.chunks.map(c => ({ index: c.index, startFrame: c.startFrame, frames: c.frameCount, state: 'pending', pastHolders: [], failures: [] }))
     }
     this.sources.set(id, source)
@@ -443,7 +446,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const source = await this.sourceOf(job, signal)
     const dir = this.jobDir(job.id)
     const cutSource = await extractVideo(source, join(dir, 'work', 'video-only.mkv'), { signal })
-    const plan = planChunks(source, { ...this.o.plan, minChunks: job.chunks.length })
+    const plan = planChunks(source, { ...(job.plan ?? this.o.plan), minChunks: job.chunks.length })
     if (plan.chunks.length !== job.chunks.length) throw new Error(`the plan for ${job.sourcePath} no longer matches the job (${plan.chunks.length} chunks, was ${job.chunks.length})`)
     for (const chunk of job.chunks) {
       if (chunk.state !== 'pending') continue

@@ -1,4 +1,4 @@
-import type { Rational } from '../media/index.js'
+import type { PlanOptions, Rational } from '../media/index.js'
 
 /** On-disk format version of job.json; bump with a migration when the shape changes. */
 export const JOB_RECORD_VERSION = 1
@@ -83,6 +83,8 @@ export interface JobRecord {
   updatedAt: number
   totalFrames: number
   video: { frameRate: Rational, pixFmt: string, width: number, height: number }
+  /** How the job was planned (chunk size), so a resumed split cuts exactly the same chunks. */
+  plan?: PlanOptions
   chunks: ChunkRecord[]
   /** Counters for status and the benchmark. */
   stats?: { backupLeases: number, droppedResults: number }

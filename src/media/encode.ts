@@ -99,7 +99,10 @@ export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk>
   })
   // Abort means stop now: SIGKILL both, rather than SIGTERM and a grace period ffmpeg may spend
   // blocked on a pipe nobody reads any more.
-  const killBoth = (): void => { decoder.kill('SIGKILL'); encoder.kill('SIGKILL') }
+  // Once x264 is gone nobody reads the decoder's pipe: let it drain to nowhere, or its stream never
+  // ends (a paused stream with data in it emits no 'end') and waiting for the decoder hangs.
+  const drainDecoder = (): void => { decoder.stdout?.unpipe(); decoder.stdout?.resume() }
+  const killBoth = (): void => { decoder.kill('SIGKILL'); encoder.kill('SIGKILL'); drainDecoder() }
   o.signal?.addEventListener('abort', killBoth, { once: true })
   let lastReport = 0
   encoder.stderr?.on('data', (data: Buffer) => {
@@ -115,9 +118,9 @@ export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk>
   })
   decoder.stdout?.pipe(encoder.stdin as NodeJS.WritableStream)
   // x264 may exit first (bad settings); the decoder then sees EPIPE, which is not the story to tell.
-  encoder.stdin?.on('error', () => {})
+  encoder.stdin?.on('error', drainDecoder)
   // Once x264 has failed nobody reads the pipe; without this the decoder would block on it forever.
-  encoder.catch(() => { decoder.kill('SIGKILL') })
+  encoder.catch(() => { decoder.kill('SIGKILL'); drainDecoder() })
   const [dec, enc] = await Promise.allSettled([decoder, encoder])
   o.signal?.removeEventListener('abort', killBoth)
   if (dec.status === 'rejected' || enc.status === 'rejected') {
