@@ -28,8 +28,10 @@ export async function ensureBenchClip (seconds = 30): Promise<BenchClip> {
 
 /**
  * Mean SSIM ("All") of `distorted` against `reference`, frame by frame in display order. Each file
- * is decoded on its own with frames passed through untouched (no rate conversion) into a FIFO, so
- * the ssim filter pairs frame N with frame N whatever the containers say about timing.
+ * is decoded on its own with frames passed through untouched (no rate conversion) into a FIFO.
+ * y4m carries a frame rate that ffmpeg guesses from the container (a merged MKV with a timestamp
+ * file reads as 500/21 fps, the source as 24/1), and the ssim filter pairs frames by timestamp, so
+ * both inputs are restamped as 0, 1, 2, … in one time base: frame N is paired with frame N.
  */
 export async function ssim (distorted: string, reference: string): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'swarm-ssim-'))
@@ -38,7 +40,7 @@ export async function ssim (distorted: string, reference: string): Promise<numbe
     await execa('mkfifo', fifos)
     const decode = (input: string, fifo: string) => execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-i', input, '-map', '0:v:0', '-fps_mode', 'passthrough', '-pix_fmt', 'yuv420p', '-f', 'yuv4mpegpipe', fifo])
     const decoders = [decode(distorted, fifos[0]!), decode(reference, fifos[1]!)]
-    const measure = execa('ffmpeg', ['-nostdin', '-i', fifos[0]!, '-i', fifos[1]!, '-lavfi', '[0:v][1:v]ssim', '-f', 'null', '-'])
+    const measure = execa('ffmpeg', ['-nostdin', '-i', fifos[0]!, '-i', fifos[1]!, '-lavfi', '[0:v]settb=AVTB,setpts=N[a];[1:v]settb=AVTB,setpts=N[b];[a][b]ssim', '-f', 'null', '-'])
     const [{ stderr }] = await Promise.all([measure, ...decoders])
     const m = /SSIM .*All:([0-9.]+)/.exec(stderr)
     if (m === null) throw new Error(`ffmpeg printed no SSIM for ${distorted}`)

@@ -31,13 +31,16 @@ export interface StartNodeOptions {
   onStderr?: (text: string) => void
   /** How long to wait for the node to print its addresses. */
   timeoutMs?: number
+  /** A command put in front of the node, e.g. ['taskset', '-c', '1'] to pin it to a core; none by default. */
+  wrapper?: string[]
 }
 
 /** Starts `swarm join` on 127.0.0.1 with mDNS off and waits until it prints its peer id, addresses and control URL. */
 export async function startLocalNode (home: string, o: StartNodeOptions = {}): Promise<LocalNode> {
   const args = ['join', '--home', home, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--slots', String(o.slots ?? 1), ...(o.extraArgs ?? [])]
   for (const b of o.bootstrap ?? []) args.push('--bootstrap', b)
-  const proc = execa(process.execPath, [SWARM_CLI, ...args], { buffer: false, stdin: 'ignore', reject: false, env: { ...o.env } })
+  const [file, ...pre] = o.wrapper !== undefined && o.wrapper.length > 0 ? [...o.wrapper, process.execPath] : [process.execPath]
+  const proc = execa(file as string, [...pre, SWARM_CLI, ...args], { buffer: false, stdin: 'ignore', reject: false, env: { ...o.env } })
   let stderr = ''
   proc.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); o.onStderr?.(d.toString()) })
   const addresses: string[] = []

@@ -8,7 +8,7 @@ import { InputError, Originator, type JobRecord } from '../jobs/index.js'
 import type { PlanOptions } from '../media/index.js'
 import {
   ANNOUNCE_INTERVAL_MS, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, fromRanges, JobBoard, loadOrCreateIdentity, toRanges,
-  type JobAnnouncement, type SwarmNode
+  type JobAnnouncement, type SwarmNode, type TransferStats
 } from '../swarm/index.js'
 import { Worker, type ChunkEncoder } from '../worker/index.js'
 import { API_VERSION, type AddJobResponse, type JobStatus, type PeerStatus, type StatusJson } from './api.js'
@@ -39,6 +39,8 @@ export interface Daemon {
   addresses: () => string[]
   controlUrl: string
   status: () => StatusJson
+  /** Counters for benchmarks and the scale simulation: streams served, bytes moved, announcements. */
+  metrics: () => { transfer: TransferStats, announcementsPublished: number, announcementsRejected: number }
   stop: () => Promise<void>
 }
 
@@ -302,6 +304,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       addresses: ownAddrs,
       controlUrl: control.url,
       status,
+      metrics: () => ({ transfer: libp2p.services.encode.stats, announcementsPublished: board.published, announcementsRejected: board.rejected }),
       stop: async () => { stopping ??= undo(); await stopping }
     }
   } catch (err) {

@@ -8,7 +8,7 @@ import {
   sha256File, verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions
 } from '../media/index.js'
 import {
-  JOB_RECORD_VERSION, type ChunkEncodeMeta, type ChunkRecord, type JobRecord, type LeaseGrant,
+  JOB_RECORD_VERSION, type ChunkEncodeMeta, type ChunkRecord, type JobRecord, type JobStats, type LeaseGrant,
   type LeaseRecord, type Refusal, type RefusalCode
 } from './types.js'
 
@@ -137,9 +137,12 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       }
       return { job: existing, existing: true }
     }
-    const minChunks = Math.max(1, this.o.swarmSize?.() ?? 1)
     // The job's own chunk size, if given, replaces the node's default; kept in job.json so a resumed split cuts the same chunks.
-    const planOptions: PlanOptions = req.plan?.gopsPerChunk !== undefined || req.plan?.chunkSeconds !== undefined ? { ...req.plan } : { ...this.o.plan }
+    const explicit = req.plan?.gopsPerChunk !== undefined || req.plan?.chunkSeconds !== undefined
+    const planOptions: PlanOptions = explicit ? { ...req.plan } : { ...this.o.plan }
+    // About four chunks per peer by default, so the last chunk to finish is a small share of the
+    // job; never fewer chunks than peers, whatever size was asked for.
+    const minChunks = Math.max(1, this.o.swarmSize?.() ?? 1) * (explicit ? 1 : 4)
     const plan = planChunks(source, { ...planOptions, minChunks: Math.max(planOptions.minChunks ?? 1, minChunks) })
     const now = this.now()
     const job: JobRecord = {
@@ -200,6 +203,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const lease: LeaseRecord = { id: randomBytes(12).toString('hex'), holder: claimant, issuedAt: now, expiresAt: now + this.leaseMs, framesDone: 0, fps: 0 }
     chunk.state = 'leased'
     chunk.lease = lease
+    this.count(job, 'leases')
     this.touch(job)
     this.log(`jobs: lease ${jobId.slice(0, 8)}#${chunkIndex} → ${claimant.slice(-8)}`)
     return { ok: true, lease, jobId, chunk: chunkIndex }
@@ -216,7 +220,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const now = this.now()
     const backup: LeaseRecord = { id: randomBytes(12).toString('hex'), holder: claimant, issuedAt: now, expiresAt: now + this.leaseMs, framesDone: 0, fps: 0, backup: true }
     chunk.backup = backup
-    job.stats = { backupLeases: (job.stats?.backupLeases ?? 0) + 1, droppedResults: job.stats?.droppedResults ?? 0 }
+    this.count(job, 'backupLeases')
     this.touch(job)
     this.log(`jobs: backup lease ${job.id.slice(0, 8)}#${chunk.index} → ${claimant.slice(-8)} (holder ${lease.holder.slice(-8)} at ${lease.framesDone}/${chunk.frames})`)
     return { ok: true, lease: backup, jobId: job.id, chunk: chunk.index }
@@ -273,8 +277,14 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       chunk.failures.push({ peer, reason: reason.slice(0, 500), at: this.now() })
       this.log(`jobs: ${peer.slice(-8)} released ${jobId.slice(0, 8)}#${chunkIndex}: ${reason}`)
       const peers = new Set(chunk.failures.map(f => f.peer))
+      // Peers that failed this job twice stop claiming it; once every peer has, nobody will finish it.
+      const perPeer = new Map<string, number>()
+      for (const c of job.chunks) for (const f of c.failures) perPeer.set(f.peer, (perPeer.get(f.peer) ?? 0) + 1)
+      const givenUp = [...perPeer.values()].filter(n => n >= 2).length
       if (peers.size >= this.maxChunkFailures) {
         this.fail(job, `chunk ${chunkIndex} failed on ${peers.size} peers; last error: ${reason}`)
+      } else if (givenUp >= Math.max(1, this.o.swarmSize?.() ?? 1)) {
+        this.fail(job, `every peer (${givenUp}) failed to encode this job twice; last error, from chunk ${chunkIndex}: ${reason}`)
       }
     }
     this.touch(job)
@@ -374,7 +384,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     // Re-check after the await: another copy may have been taken meanwhile.
     if (chunk.state === 'done') {
       await rm(tmpPath, { force: true })
-      job.stats = { backupLeases: job.stats?.backupLeases ?? 0, droppedResults: (job.stats?.droppedResults ?? 0) + 1 }
+      this.count(job, 'droppedResults')
       return refusal('already-done', `chunk ${chunkIndex} is already done`)
     }
     const file = `chunk-${chunkIndex}.264`
@@ -478,6 +488,11 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     // The output is verified: segments and results have done their work.
     await Promise.all(['segments', 'results', 'merge', 'incoming'].map(async d => await rm(join(dir, d), { recursive: true, force: true })))
     this.log(`jobs: ${job.id.slice(0, 12)} done → ${result.path}`)
+  }
+
+  private count (job: JobRecord, what: keyof JobStats): void {
+    job.stats ??= { leases: 0, backupLeases: 0, droppedResults: 0 }
+    job.stats[what]++
   }
 
   private fail (job: JobRecord, error: string): void {

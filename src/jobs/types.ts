@@ -87,7 +87,15 @@ export interface JobRecord {
   plan?: PlanOptions
   chunks: ChunkRecord[]
   /** Counters for status and the benchmark. */
-  stats?: { backupLeases: number, droppedResults: number }
+  stats?: JobStats
+}
+
+export interface JobStats {
+  /** First leases and re-leases after a lapse or release (not backups). */
+  leases: number
+  backupLeases: number
+  /** Verified results that arrived for a chunk already done. */
+  droppedResults: number
 }
 
 export type RefusalCode =

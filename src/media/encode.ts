@@ -1,7 +1,7 @@
 import { mkdir, rm, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { execa } from 'execa'
-import { AbortError } from './errors.js'
+import { AbortError, VerificationError } from './errors.js'
 import type { Rational } from './probe.js'
 import { parseX264Settings, type X264Settings } from './settings.js'
 import { toToolError } from './tools.js'
@@ -128,6 +128,12 @@ export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk>
     if (isAborted(o.signal)) throw new AbortError(`encoding ${o.segmentPath}: aborted`)
     if (enc.status === 'rejected') throw toToolError('x264', enc.reason, `encoding ${o.segmentPath}`)
     throw toToolError('ffmpeg', (dec as PromiseRejectedResult).reason, `decoding ${o.segmentPath}`)
+  }
+  // x264 reports what it wrote; a short count (a decoder that stopped early) is not a chunk.
+  const encoded = /encoded (\d+) frames/.exec(enc.value.stderr)
+  if (encoded === null || Number(encoded[1]) !== o.frameCount) {
+    await rm(o.outputPath, { force: true })
+    throw new VerificationError(`encoding ${o.segmentPath}: x264 encoded ${encoded?.[1] ?? 'an unknown number of'} frames, expected ${o.frameCount}`)
   }
   const sizeBytes = (await stat(o.outputPath)).size
   o.onProgress?.({ framesDone: o.frameCount, frameCount: o.frameCount, fps: o.frameCount / Math.max(0.001, (Date.now() - started) / 1000) })

@@ -16,6 +16,7 @@ export interface JobBoardOptions {
  */
 export class JobBoard {
   rejected = 0
+  published = 0
   private readonly log: (line: string) => void
   private readonly onMessage = (evt: CustomEvent<Message>): void => {
     if (evt.detail.topic !== JOBS_TOPIC) return
@@ -72,6 +73,7 @@ export class JobBoard {
       return
     }
     try {
+      this.published++
       await this.pubsub.publish(JOBS_TOPIC, data)
     } catch (err) {
       this.log(`swarm: could not publish: ${(err as Error).message}`)

@@ -69,7 +69,16 @@ export interface SwarmEncodeComponents {
 }
 
 /** Counters for `swarm status` and the benchmark: what crossed the wire. */
-export interface TransferStats { segmentBytesOut: number, segmentBytesIn: number, resultBytesOut: number, resultBytesIn: number, refusedClaims: number, refusedResults: number }
+export interface TransferStats {
+  segmentBytesOut: number
+  segmentBytesIn: number
+  resultBytesOut: number
+  resultBytesIn: number
+  refusedClaims: number
+  refusedResults: number
+  /** Streams this node served, by protocol: the originator's message load. */
+  served: { claim: number, heartbeat: number, release: number, chunk: number, result: number }
+}
 
 /**
  * The swarm's encode protocols as a libp2p service, in the shape of @libp2p/ping: a factory that
@@ -77,7 +86,10 @@ export interface TransferStats { segmentBytesOut: number, segmentBytesIn: number
  * and by an AbortSignal.
  */
 export class SwarmEncode implements Startable {
-  readonly stats: TransferStats = { segmentBytesOut: 0, segmentBytesIn: 0, resultBytesOut: 0, resultBytesIn: 0, refusedClaims: 0, refusedResults: 0 }
+  readonly stats: TransferStats = {
+    segmentBytesOut: 0, segmentBytesIn: 0, resultBytesOut: 0, resultBytesIn: 0, refusedClaims: 0, refusedResults: 0,
+    served: { claim: 0, heartbeat: 0, release: 0, chunk: 0, result: 0 }
+  }
   private readonly nonces = new NonceCache()
   private readonly log: (line: string) => void
   private readonly now: () => number
@@ -127,6 +139,7 @@ export class SwarmEncode implements Startable {
 
   private async handleLease (f: FramedStream, peer: string): Promise<void> {
     const req = await f.readMessage(LeaseRequest, 'lease request')
+    this.stats.served[req.type]++
     const a = this.init.arbiter
     if (req.type === 'claim') {
       const verdict = await verifyClaim({ claim: req.claim, signature: req.signature }, { remotePeer: peer, now: this.now(), nonces: this.nonces })
@@ -154,6 +167,7 @@ export class SwarmEncode implements Startable {
 
   private async handleChunk (f: FramedStream, peer: string): Promise<void> {
     const req = await f.readMessage(ChunkRequest, 'chunk request')
+    this.stats.served.chunk++
     const seg = this.init.arbiter.segmentFor(req.jobId, req.chunk, req.leaseId, peer)
     if ('ok' in seg) { await f.writeMessage(wireRefusal(seg)); return }
     const m = seg.meta
@@ -165,6 +179,7 @@ export class SwarmEncode implements Startable {
 
   private async handleResult (f: FramedStream, peer: string): Promise<void> {
     const req = await f.readMessage(ResultRequest, 'result request')
+    this.stats.served.result++
     f.stream.inactivityTimeout = RESULT_VERIFY_TIMEOUT_MS
     const a = this.init.arbiter
     const slot = a.resultSlot(req.jobId, req.chunk, req.leaseId, peer)

@@ -7,6 +7,12 @@ import type { z } from 'zod'
 import { DATA_FRAME_BYTES, MAX_CONTROL_FRAME, STREAM_IDLE_TIMEOUT_MS } from './protocol.js'
 import { encodeFrame, parseFrame, ProtocolViolation } from './messages.js'
 
+/** Flow control for received bytes: pause the stream above 2 MiB unread, resume below 512 KiB. */
+const PAUSE_ABOVE = 2 * 1024 * 1024
+const RESUME_BELOW = 512 * 1024
+/** What may still arrive after a pause (in-flight yamux window and frames) must fit. */
+const BUFFER_LIMIT = 16 * 1024 * 1024
+
 /** Bytes of varint needed for the largest frame (256 KiB → 3). */
 const MAX_LENGTH_BYTES = 3
 
@@ -35,8 +41,24 @@ function boundedVarint (maxBytes: number): (buf: Uint8ArrayList) => number {
  */
 export class FramedStream {
   readonly lp: LengthPrefixedStream<Stream>
+  /** Bytes received but not yet read as frames. */
+  private buffered = 0
+  private paused = false
+
   constructor (readonly stream: Stream, private readonly signal: AbortSignal, private readonly idleMs = STREAM_IDLE_TIMEOUT_MS) {
-    this.lp = lpStream(stream, { maxDataLength: Math.max(MAX_CONTROL_FRAME, DATA_FRAME_BYTES), lengthDecoder: boundedVarint(MAX_LENGTH_BYTES) })
+    this.lp = lpStream(stream, { maxDataLength: Math.max(MAX_CONTROL_FRAME, DATA_FRAME_BYTES), lengthDecoder: boundedVarint(MAX_LENGTH_BYTES), maxBufferSize: BUFFER_LIMIT })
+    // The byte stream under lpStream buffers whatever arrives and aborts past its limit; it never
+    // tells the sender to slow down. A receiver busy writing to disk pauses the stream instead,
+    // which stops yamux window updates and so the sender, until it has caught up.
+    stream.addEventListener('message', (evt) => {
+      this.buffered += evt.data.byteLength
+      if (!this.paused && this.buffered > PAUSE_ABOVE) { this.paused = true; stream.pause() }
+    })
+  }
+
+  private consumed (frameBytes: number): void {
+    this.buffered -= frameBytes + (frameBytes < 0x80 ? 1 : frameBytes < 0x4000 ? 2 : 3)
+    if (this.paused && this.buffered < RESUME_BELOW) { this.paused = false; this.stream.resume() }
   }
 
   private readSignal (idleMs = this.idleMs): AbortSignal {
@@ -46,6 +68,7 @@ export class FramedStream {
   /** Reads one JSON frame; `idleMs` overrides the idle limit for an answer that takes work to produce. */
   async readMessage<T extends z.ZodTypeAny>(schema: T, what: string, idleMs?: number): Promise<z.infer<T>> {
     const frame = await this.lp.read({ signal: this.readSignal(idleMs) })
+    this.consumed(frame.byteLength)
     if (frame.byteLength > MAX_CONTROL_FRAME) throw new ProtocolViolation(`${what}: ${frame.byteLength} bytes is more than the ${MAX_CONTROL_FRAME} allowed`)
     return parseFrame(schema, frame.subarray(), what)
   }
@@ -83,6 +106,7 @@ export class FramedStream {
       let received = 0
       while (received < size) {
         const frame = await this.lp.read({ signal: this.readSignal() })
+        this.consumed(frame.byteLength)
         if (frame.byteLength === 0) throw new ProtocolViolation(`${what}: empty data frame`)
         if (received + frame.byteLength > size) throw new ProtocolViolation(`${what}: more bytes than the ${size} announced`)
         for (const part of frame) {

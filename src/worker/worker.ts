@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { mkdir, rm, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  encodeChunk, parseX264Settings, sha256File, verifyEncodedChunk,
+  encodeChunk, parseX264Settings, sha256File,
   type EncodeProgress, type EncodedChunk, type EncodeChunkOptions
 } from '../media/index.js'
 
@@ -108,6 +108,8 @@ export class Worker {
   private readonly backoff = new Map<string, number>()
   /** Jobs whose settings this machine cannot encode: stop claiming them. */
   private readonly unable = new Map<string, string>()
+  /** Tool failures per job: one may be transient, two mean this machine cannot do it. */
+  private readonly toolFailures = new Map<string, number>()
   private readonly encoder: ChunkEncoder
   private readonly now: () => number
   private readonly log: (line: string) => void
@@ -126,7 +128,11 @@ export class Worker {
   }
 
   start (): void {
-    this.heartbeatTimer = setInterval(() => { void this.heartbeatAll() }, Math.min(1000, this.o.heartbeatMs ?? 5000))
+    this.heartbeatTimer = setInterval(() => {
+      void this.heartbeatAll()
+      // A chunk we backed off from becomes claimable again with no event to say so.
+      if (this.wantMore()) void this.pump()
+    }, Math.min(1000, this.o.heartbeatMs ?? 5000))
     this.heartbeatTimer.unref()
   }
 
@@ -177,7 +183,9 @@ export class Worker {
   }
 
   private pickFrom (chunksOf: (v: JobView) => number[], spread: boolean): { view: JobView, chunk: number } | undefined {
-    const views = [...this.jobs.values()].filter(v => !this.unable.has(v.jobId) && chunksOf(v).length > 0)
+    // Our own node's chunks need no download, so prefetching them only keeps them from other peers.
+    const full = this.tasks.size >= this.o.slots
+    const views = [...this.jobs.values()].filter(v => !this.unable.has(v.jobId) && chunksOf(v).length > 0 && !(full && v.originator === this.o.peerId))
     if (views.length === 0) return undefined
     const now = this.now()
     for (let n = 0; n < views.length; n++) {
@@ -280,13 +288,17 @@ export class Worker {
         ...(this.o.threads !== undefined ? { threads: this.o.threads } : {}),
         onProgress: (p: EncodeProgress) => { task.framesDone = p.framesDone; task.fps = p.fps }
       }
+      // x264's own frame count is checked by encodeChunk; the full decode is the originator's
+      // (it must verify anyway, and a second decode here would cost every worker ~5% of its time).
       await this.encoder(options)
-      await verifyEncodedChunk(out, { frameCount: meta.frames, width: meta.width, height: meta.height })
     } catch (err) {
       if (task.controller.signal.aborted) { await this.cleanup(task, out); return }
       const reason = (err as Error).message
       // Settings this machine cannot encode: stop taking this job's chunks.
-      if ((err as Error).name === 'SettingsError' || (err as Error).name === 'ToolError') this.unable.set(lease.jobId, reason)
+      const name = (err as Error).name
+      const failures = (this.toolFailures.get(lease.jobId) ?? 0) + (name === 'ToolError' || name === 'VerificationError' ? 1 : 0)
+      this.toolFailures.set(lease.jobId, failures)
+      if (name === 'SettingsError' || failures >= 2) this.unable.set(lease.jobId, reason)
       await this.giveUp(task, `encode failed: ${reason}`, true, out)
       return
     }
@@ -322,8 +334,9 @@ export class Worker {
     if (idx >= 0) this.ready.splice(idx, 1)
     if (task.segment?.owned === true) await rm(task.segment.path, { force: true })
     if (out !== undefined) await rm(out, { force: true })
-    // Leave no empty per-job folders behind; fails harmlessly while another chunk of the job is held.
-    await rmdir(join(this.o.workDir, task.lease.jobId)).catch(() => {})
+    // Leave no empty per-job folders behind, but never pull one from under another chunk of the
+    // same job (its encoder may be about to create its output there).
+    if (![...this.tasks.values()].some(t => t.lease.jobId === task.lease.jobId)) await rmdir(join(this.o.workDir, task.lease.jobId)).catch(() => {})
   }
 
   /** Renews every held lease with its progress; a refused renewal means the chunk is no longer ours. */

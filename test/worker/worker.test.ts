@@ -25,12 +25,12 @@ function viewOf (job: JobRecord): JobView {
   return { jobId: job.id, originator: job.originator, settings: job.settings, totalChunks: job.chunks.length, open: job.chunks.filter(c => c.state === 'open').map(c => c.index), seq: job.updatedAt }
 }
 
-async function setup (settings: string, workerOptions: { slots?: number, link?: (o: Originator) => OriginatorLink, encoder?: (o: EncodeChunkOptions) => Promise<never> } = {}) {
+async function setup (settings: string, workerOptions: { slots?: number, link?: (o: Originator) => OriginatorLink, encoder?: (o: EncodeChunkOptions) => Promise<never>, now?: () => number } = {}) {
   const home = await mkdtemp(join(tmpdir(), 'swarm-worker-'))
   const originator = new Originator({ home, peerId: 'self', plan: { gopsPerChunk: 1 } })
   await originator.start()
   const link = workerOptions.link?.(originator) ?? localLink(originator, 'self')
-  const worker = new Worker({ peerId: 'self', slots: workerOptions.slots ?? 2, workDir: join(home, 'work'), linkFor: () => link, heartbeatMs: 200, ...(workerOptions.encoder !== undefined ? { encoder: workerOptions.encoder } : {}) })
+  const worker = new Worker({ peerId: 'self', slots: workerOptions.slots ?? 2, workDir: join(home, 'work'), linkFor: () => link, heartbeatMs: 200, log: process.env.DEBUG_WORKER !== undefined ? console.log : undefined, ...(workerOptions.encoder !== undefined ? { encoder: workerOptions.encoder } : {}), ...(workerOptions.now !== undefined ? { now: workerOptions.now } : {}) })
   worker.start()
   originator.on('changed', (id) => { const job = originator.get(id); if (job !== undefined) worker.updateJob(viewOf(job)) })
   cleanup.push(async () => { await worker.stop(); await originator.stop(); await rm(home, { recursive: true, force: true }) })
@@ -50,16 +50,29 @@ describe('Worker with its own node as originator', () => {
     expect(out.video.frameCount).toBe(240)
   })
 
-  it('gives a chunk back with the reason when its encode fails, and stops claiming that job', async () => {
+  it('gives a chunk back with the reason when its encode fails, tries once more after a pause, then stops claiming that job', async () => {
     const failing = async (): Promise<never> => { const e = new Error('x264 [error]: could not open output file'); e.name = 'ToolError'; throw e }
-    const { originator, worker, home } = await setup('--preset ultrafast', { slots: 1, encoder: failing })
+    let offset = 0
+    const now = (): number => Date.now() + offset
+    const { originator, worker, home } = await setup('--preset ultrafast', { slots: 1, encoder: failing, now })
     const { job } = await originator.addJob({ file: fx.shortClip, settings: '--preset ultrafast' })
     await waitFor(() => (job.chunks[0]?.failures.length ?? 0) > 0)
     expect(job.chunks[0]?.failures[0]?.reason).toMatch(/could not open output file/)
     expect(job.chunks[0]?.state).toBe('open')
-    // It does not come back for more: one failure only, and no leftover files.
-    await new Promise(r => setTimeout(r, 1500))
+    // Backed off: no second try within the pause.
+    await new Promise(r => setTimeout(r, 1000))
     expect(job.chunks[0]?.failures).toHaveLength(1)
+    // After the pause it tries once more (a failure may be transient), fails again, and gives up on the job.
+    offset += 11_000
+    worker.updateJob(viewOf(job))
+    await waitFor(() => (job.chunks[0]?.failures.length ?? 0) > 1 || job.state === 'failed')
+    offset += 11_000
+    worker.updateJob(viewOf(job))
+    await new Promise(r => setTimeout(r, 1000))
+    expect(job.chunks[0]?.failures).toHaveLength(2)
+    // The only peer gave up twice: the job fails with the reason rather than waiting forever.
+    expect(job.state).toBe('failed')
+    expect(job.error).toMatch(/every peer \(1\) failed to encode this job twice.*could not open output file/)
     expect(worker.status().active).toEqual([])
     expect(await readdir(join(home, 'work')).catch(() => [])).toEqual([])
   })

@@ -1,0 +1,481 @@
+/**
+ * `npm run bench` (second half): the swarm against plain `ffmpeg | x264` on the generated clip.
+ *
+ *   1. baseline-T   one plain ffmpeg|x264 over the whole file, x264 --threads T (T = cores)
+ *   2. swarm-1      one `swarm join --slots 1 --threads T` node; `swarm add --wait` from spawn to exit
+ *   3. baseline-1   plain ffmpeg|x264, --threads 1, both processes pinned to core 0 (taskset)
+ *   4. swarm-k      k nodes, node i pinned to core i, --slots 1 --threads 1, nodes 2..k bootstrapped to node 1
+ *   5. from swarm-k: wire bytes of the originator's TCP connections (kernel counters via `ss`) against
+ *      segment + result bytes, time from `swarm add` to the first lease, merge time as a share of the whole
+ *   6. video size and SSIM of swarm-k's output against baseline-1
+ *
+ * Prints a table and writes <out>/swarm.json (plus every node's stderr under <out>/swarm-logs/).
+ * Real `swarm join` processes on 127.0.0.1 with mDNS off; every node is stopped (SIGINT) at the end.
+ */
+import { execa } from 'execa'
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import type { JobStatus, StatusJson } from '../src/daemon/index.js'
+import type { JobRecord } from '../src/jobs/index.js'
+import { encoderArgs, parseX264Settings, probeMedia, y4mPixFmt, type MediaInfo, type X264Settings } from '../src/media/index.js'
+import { runSwarm, startLocalNode, type LocalNode, type StartNodeOptions } from '../scripts/local-swarm.js'
+import { ensureBenchClip, ssim } from './clip.js'
+
+const { values } = parseArgs({
+  options: {
+    settings: { type: 'string', default: '--preset medium --crf 20' },
+    seconds: { type: 'string', default: '30' },
+    nodes: { type: 'string', default: String(availableParallelism()) },
+    out: { type: 'string', default: 'bench-results' },
+    quick: { type: 'boolean', default: false }
+  }
+})
+
+const CORES = availableParallelism()
+const live = new Set<LocalNode>()
+
+// ---- small helpers ------------------------------------------------------------------------------
+
+const sleep = async (ms: number): Promise<void> => { await new Promise(r => setTimeout(r, ms)) }
+const round = (n: number, digits = 3): number => Math.round(n * 10 ** digits) / 10 ** digits
+
+/** The command, prefixed with `taskset -c CORE` when pinned. */
+function pinned (core: number | undefined, file: string, args: string[]): [string, string[]] {
+  return core === undefined ? [file, args] : ['taskset', ['-c', String(core), file, ...args]]
+}
+
+/** One plain decoder piped into one x264 over the whole file; returns wall seconds. */
+async function plainEncode (clip: string, source: MediaInfo, settings: X264Settings, threads: number, outputPath: string, core?: number): Promise<number> {
+  const decArgs = ['-v', 'error', '-nostdin', '-i', clip, '-map', '0:v:0', '-fps_mode', 'passthrough', '-pix_fmt', y4mPixFmt(source.video.pixFmt), '-strict', '-1', '-f', 'yuv4mpegpipe', '-']
+  // As bench/pipeline.ts: the whole file in one go needs no --stitchable.
+  const encArgs = encoderArgs(settings, { frameRate: source.video.frameRate, frameCount: source.video.frameCount, threads, outputPath }).filter(a => a !== '--stitchable')
+  const t0 = performance.now()
+  const dec = execa(...pinned(core, 'ffmpeg', decArgs), { buffer: { stdout: false }, stdin: 'ignore' })
+  const enc = execa(...pinned(core, 'x264', encArgs), { stdin: 'pipe' })
+  dec.stdout?.pipe(enc.stdin as NodeJS.WritableStream)
+  await Promise.all([dec, enc])
+  return (performance.now() - t0) / 1000
+}
+
+/** Sum of the video stream's packet sizes, as ffprobe reads them from a container. */
+async function videoPacketBytes (path: string): Promise<number> {
+  const { stdout } = await execa('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=size', '-of', 'csv=p=0', path])
+  return stdout.split('\n').reduce((sum, l) => sum + (Number(l.trim()) || 0), 0)
+}
+
+async function nodeStatus (home: string): Promise<StatusJson | undefined> {
+  const r = await runSwarm(['status', '--home', home, '--json'])
+  if (r.exitCode !== 0) return undefined
+  try { return JSON.parse(r.stdout) as StatusJson } catch { return undefined }
+}
+
+async function waitForPeers (home: string, want: number, timeoutMs = 60_000): Promise<number> {
+  const t0 = performance.now()
+  for (;;) {
+    const s = await nodeStatus(home)
+    if (s !== undefined && s.peers.length >= want) return (performance.now() - t0) / 1000
+    if (performance.now() - t0 > timeoutMs) throw new Error(`node at ${home} sees ${s?.peers.length ?? 0} peers after ${timeoutMs} ms, wanted ${want}`)
+    await sleep(200)
+  }
+}
+
+/** Timestamped lines of one node's stderr, as they arrive in this process. */
+class LineLog {
+  readonly lines: Array<{ t: number, line: string }> = []
+  private partial = ''
+  constructor (private readonly onLine?: (line: string, t: number) => void) {}
+  feed = (text: string): void => {
+    const t = performance.now()
+    const parts = (this.partial + text).split('\n')
+    this.partial = parts.pop() ?? ''
+    for (const line of parts) { this.lines.push({ t, line }); this.onLine?.(line, t) }
+  }
+
+  first (re: RegExp, after = 0): number | undefined { return this.lines.find(l => l.t >= after && re.test(l.line))?.t }
+}
+
+async function startNode (home: string, o: StartNodeOptions, log: LineLog): Promise<LocalNode> {
+  const node = await startLocalNode(home, { ...o, onStderr: log.feed })
+  live.add(node)
+  return node
+}
+
+async function stopNodes (nodes: LocalNode[]): Promise<void> {
+  await Promise.allSettled(nodes.map(async n => { await n.stop('SIGINT'); live.delete(n) }))
+}
+
+// ---- wire bytes from the kernel -----------------------------------------------------------------
+
+interface SocketSample { local: string, peer: string, pid?: number, acked: number, sent: number, received: number }
+
+/** `ss -tinpH state established`: a header line per socket, then an indented line of counters. */
+function parseSs (text: string): SocketSample[] {
+  const out: SocketSample[] = []
+  let current: Omit<SocketSample, 'acked' | 'sent' | 'received'> | undefined
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue
+    if (!/^\s/.test(line)) {
+      const cols = line.trim().split(/\s+/)
+      const pid = /pid=(\d+)/.exec(line)?.[1]
+      current = { local: cols[2] ?? '', peer: cols[3] ?? '', ...(pid !== undefined ? { pid: Number(pid) } : {}) }
+      continue
+    }
+    if (current === undefined) continue
+    const num = (name: string): number => Number(new RegExp(`\\b${name}:(\\d+)`).exec(line)?.[1] ?? 0)
+    out.push({ ...current, acked: num('bytes_acked'), sent: num('bytes_sent'), received: num('bytes_received') })
+    current = undefined
+  }
+  return out
+}
+
+/**
+ * Samples the originator's established TCP sockets every `everyMs` and keeps, per socket, the first
+ * and the largest counters seen (they only grow while the socket lives). Its sockets: local address
+ * 127.0.0.1:<listen port> (inbound connections), or owned by its pid (outbound ones), never the
+ * control API's port.
+ */
+class WireSampler {
+  private readonly first = new Map<string, SocketSample>()
+  private readonly max = new Map<string, SocketSample>()
+  private readonly baseline = new Set<string>()
+  private timer?: NodeJS.Timeout
+  private running?: Promise<void>
+  samples = 0
+
+  constructor (private readonly listen: string, private readonly pid: number | undefined, private readonly controlPort: string, private readonly everyMs = 200) {}
+
+  private mine (s: SocketSample): boolean {
+    if (s.local.endsWith(`:${this.controlPort}`) || s.peer.endsWith(`:${this.controlPort}`)) return false
+    return s.local === this.listen || (this.pid !== undefined && s.pid === this.pid)
+  }
+
+  async sample (): Promise<void> {
+    const { stdout } = await execa('ss', ['-tinpH', 'state', 'established'], { reject: false })
+    this.samples++
+    for (const s of parseSs(stdout)) {
+      if (!this.mine(s)) continue
+      const key = `${s.local} ${s.peer}`
+      if (!this.first.has(key)) this.first.set(key, s)
+      const m = this.max.get(key)
+      this.max.set(key, { ...s, acked: Math.max(s.acked, m?.acked ?? 0), sent: Math.max(s.sent, m?.sent ?? 0), received: Math.max(s.received, m?.received ?? 0) })
+    }
+  }
+
+  /** Takes the snapshot that is subtracted later (connections already open, with their setup traffic), then samples on. */
+  async start (): Promise<void> {
+    await this.sample()
+    for (const k of this.max.keys()) this.baseline.add(k)
+    const loop = async (): Promise<void> => {
+      await this.sample()
+      this.timer = setTimeout(() => { this.running = loop() }, this.everyMs)
+    }
+    this.timer = setTimeout(() => { this.running = loop() }, this.everyMs)
+  }
+
+  async stop (): Promise<void> {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    await this.running
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    await this.sample()
+  }
+
+  /** Bytes since start(): sockets open at start count from their snapshot, sockets opened later from zero. */
+  totals (): { sentAcked: number, sentIncludingRetransmits: number, received: number, connections: Array<{ local: string, peer: string, sentAcked: number, received: number, openAtStart: boolean }> } {
+    const connections = [...this.max.entries()].map(([key, m]) => {
+      const base = this.baseline.has(key) ? this.first.get(key) : undefined
+      return { local: m.local, peer: m.peer, openAtStart: base !== undefined, sentAcked: m.acked - (base?.acked ?? 0), sent: m.sent - (base?.sent ?? 0), received: m.received - (base?.received ?? 0) }
+    })
+    return {
+      sentAcked: connections.reduce((a, c) => a + c.sentAcked, 0),
+      sentIncludingRetransmits: connections.reduce((a, c) => a + c.sent, 0),
+      received: connections.reduce((a, c) => a + c.received, 0),
+      connections: connections.map(({ sent: _sent, ...c }) => c)
+    }
+  }
+}
+
+// ---- one swarm job ------------------------------------------------------------------------------
+
+interface SwarmRun {
+  seconds: number
+  t0: number
+  job: JobStatus
+  record: JobRecord
+  output: string
+}
+
+/** `swarm add FILE SETTINGS --wait --json` on `home`, timed from spawn to exit; reads the job's record afterwards. */
+async function addAndWait (home: string, clip: string, settings: string, output: string): Promise<SwarmRun> {
+  const t0 = performance.now()
+  const r = await runSwarm(['add', clip, settings, '--home', home, '--output', output, '--wait', '--json'])
+  const seconds = (performance.now() - t0) / 1000
+  if (r.exitCode !== 0) throw new Error(`swarm add exited ${r.exitCode}: ${r.stderr.trim()}`)
+  const { job } = JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as { job: JobStatus }
+  if (job.state !== 'done') throw new Error(`job ${job.id.slice(0, 12)} ended ${job.state}: ${job.error ?? ''}`)
+  const record = JSON.parse(await readFile(join(home, 'jobs', job.id, 'job.json'), 'utf8')) as JobRecord
+  return { seconds, t0, job, record, output }
+}
+
+async function saveLogs (dir: string, name: string, logs: LineLog[]): Promise<void> {
+  await mkdir(dir, { recursive: true })
+  await Promise.all(logs.map(async (l, i) => await writeFile(join(dir, `${name}-node${i + 1}.log`), l.lines.map(x => x.line).join('\n') + '\n')))
+}
+
+// ---- main ---------------------------------------------------------------------------------------
+
+async function main (): Promise<void> {
+  const quick = values.quick === true
+  const seconds = quick ? 10 : Number(values.seconds)
+  const k = Number(values.nodes)
+  if (!Number.isInteger(k) || k < 2) throw new Error(`--nodes must be 2 or more (got ${values.nodes})`)
+  if (k > CORES) console.warn(`warning: ${k} nodes on ${CORES} cores: node i is pinned to core i mod ${CORES}, so some share a core`)
+  const T = CORES
+  const settings = parseX264Settings(values.settings)
+  const clip = await ensureBenchClip(seconds)
+  const source = await probeMedia(clip.path)
+  const work = join(tmpdir(), `swarm-bench-swarm-${process.pid}`)
+  const outDir = resolve(values.out)
+  const logDir = join(outDir, 'swarm-logs')
+  await rm(work, { recursive: true, force: true })
+  await mkdir(work, { recursive: true })
+  const x264Version = (await execa('x264', ['--version'])).stdout.split('\n')[0] ?? ''
+  const load: Record<string, number[]> = { start: loadavg().map(n => round(n, 2)) }
+  console.log(`clip: ${clip.path} (${source.video.width}x${source.video.height}, ${source.video.frameCount} frames)${quick ? '  [--quick]' : ''}`)
+  console.log(`settings: ${settings.raw}   cores: ${CORES}   nodes (k): ${k}   load average: ${load.start!.join(' ')}`)
+
+  try {
+    // 1. baseline-T
+    const baseTOut = join(work, 'baseline-T.264')
+    const baseTSec = await plainEncode(clip.path, source, settings, T, baseTOut)
+    console.log(`baseline-${T}: ${baseTSec.toFixed(2)} s`)
+
+    // 2. swarm-1
+    load.beforeSwarm1 = loadavg().map(n => round(n, 2))
+    const s1Log = new LineLog()
+    const s1Node = await startNode(join(work, 'swarm-1', 'n1'), { slots: 1, extraArgs: ['--threads', String(T), '--verbose'] }, s1Log)
+    let s1: SwarmRun
+    try {
+      s1 = await addAndWait(s1Node.home, clip.path, settings.raw, join(work, 'swarm-1', 'out.mkv'))
+    } finally {
+      await stopNodes([s1Node])
+      await saveLogs(logDir, 'swarm-1', [s1Log])
+    }
+    const s1FirstLease = s1Log.first(/jobs: lease \S+#\d+ → /, s1.t0)
+    const s1FirstLeaseSec = s1FirstLease !== undefined ? (s1FirstLease - s1.t0) / 1000 : undefined
+    console.log(`swarm-1 (--threads ${T}): ${s1.seconds.toFixed(2)} s, ${s1.record.chunks.length} chunks`)
+
+    // 3. baseline-1, pinned to core 0
+    load.beforeBaseline1 = loadavg().map(n => round(n, 2))
+    const base1Out = join(work, 'baseline-1.264')
+    const base1Sec = await plainEncode(clip.path, source, settings, 1, base1Out, 0)
+    console.log(`baseline-1 (core 0): ${base1Sec.toFixed(2)} s`)
+
+    // 4. swarm-k: node i (0-based) under `taskset -c i`, so node 1, the originator, shares core 0 with nothing else of ours, like baseline-1
+    load.beforeSwarmK = loadavg().map(n => round(n, 2))
+    const kLogs = Array.from({ length: k }, () => new LineLog())
+    const kNodes: LocalNode[] = []
+    let sk: SwarmRun
+    let wire: ReturnType<WireSampler['totals']> & { samples: number }
+    let peersSec: number
+    try {
+      const nodeOpts = (i: number): StartNodeOptions => ({ slots: 1, wrapper: ['taskset', '-c', String(i % CORES)], extraArgs: ['--threads', '1', '--verbose'] })
+      const first = await startNode(join(work, 'swarm-k', 'n1'), nodeOpts(0), kLogs[0]!)
+      kNodes.push(first)
+      const boot = first.addresses.find(a => a.startsWith('/ip4/127.0.0.1/')) ?? first.addresses[0] as string
+      const rest = await Promise.all(Array.from({ length: k - 1 }, async (_, j) => await startNode(join(work, 'swarm-k', `n${j + 2}`), { ...nodeOpts(j + 1), bootstrap: [boot] }, kLogs[j + 1]!)))
+      kNodes.push(...rest)
+      peersSec = await waitForPeers(first.home, k - 1)
+      const listen = `127.0.0.1:${/\/tcp\/(\d+)/.exec(boot)?.[1] ?? ''}`
+      const controlPort = new URL(first.controlUrl).port
+      const sampler = new WireSampler(listen, first.proc.pid, controlPort)
+      await sampler.start()
+      try {
+        sk = await addAndWait(first.home, clip.path, settings.raw, join(work, 'swarm-k', 'out.mkv'))
+      } finally {
+        await sampler.stop()
+      }
+      wire = { ...sampler.totals(), samples: sampler.samples }
+    } finally {
+      await stopNodes(kNodes)
+      await saveLogs(logDir, 'swarm-k', kLogs)
+    }
+    console.log(`swarm-${k} (--threads 1, pinned): ${sk.seconds.toFixed(2)} s, ${sk.record.chunks.length} chunks`)
+    load.end = loadavg().map(n => round(n, 2))
+
+    // 5. from swarm-k's originator: leases, merge, bytes
+    const origin = kLogs[0]!
+    const self = sk.record.originator
+    const leaseLines = origin.lines.filter(l => l.t >= sk.t0 && /jobs: (backup )?lease \S+#\d+ → /.test(l.line)).map(l => {
+      const m = /jobs: (backup )?lease \S+#(\d+) → (\S+)/.exec(l.line)!
+      return { atSec: round((l.t - sk.t0) / 1000), chunk: Number(m[2]), holder: m[3] as string, backup: m[1] !== undefined }
+    })
+    const firstLeaseSec = leaseLines[0]?.atSec
+    const firstRemoteLeaseSec = leaseLines.find(l => !self.endsWith(l.holder))?.atSec
+    const added = origin.first(/jobs: added /, sk.t0)
+    const addedSec = added !== undefined ? (added - sk.t0) / 1000 : undefined
+    const mergeStart = origin.first(/jobs: merging /, sk.t0)
+    const mergeEnd = origin.first(/jobs: \S+ done → /, sk.t0)
+    const mergeSec = mergeStart !== undefined && mergeEnd !== undefined ? (mergeEnd - mergeStart) / 1000 : undefined
+    const segmentsSent = origin.lines.filter(l => l.t >= sk.t0).flatMap(l => {
+      const m = /swarm: sent segment (\S+) \((\d+) bytes\)/.exec(l.line)
+      return m === null ? [] : [{ chunk: m[1] as string, bytes: Number(m[2]) }]
+    })
+    // What had to cross the wire: for every chunk whose kept result came from another peer, its segment
+    // out and its result back (sizes from job.json). Everything else the originator's sockets carried
+    // (gossip, claims, heartbeats, aborted transfers, backup copies) is overhead.
+    const remoteChunks = sk.record.chunks.filter(c => c.result !== undefined && c.result.encodedBy !== self)
+    const segmentBytes = remoteChunks.reduce((a, c) => a + (c.segment?.size ?? 0), 0)
+    const resultBytes = remoteChunks.reduce((a, c) => a + (c.result?.size ?? 0), 0)
+    const payload = segmentBytes + resultBytes
+    const wireBytes = wire.sentAcked + wire.received
+    const chunksOverWire = remoteChunks.length
+    // Segment transfers that did not complete: the originator's stream refused or a worker's fetch failed.
+    const failedTransfers = origin.lines.filter(l => l.t >= sk.t0 && /swarm: chunk stream from \S+ refused/.test(l.line)).map(l => l.line.replace(/^\S+ /, ''))
+    const failedFetches = kLogs.flatMap(log => log.lines.filter(l => l.t >= sk.t0 && /fetching the segment failed/.test(l.line)).map(l => l.line.replace(/^\S+ /, '')))
+    // The best efficiency this chunk plan allows on k equal nodes: no schedule ends before the largest chunk, nor before total / k.
+    const frames = sk.record.chunks.map(c => c.frames)
+    const totalFrames = frames.reduce((a, b) => a + b, 0)
+    const planBound = totalFrames / (k * Math.max(Math.max(...frames), totalFrames / k))
+    const encodedBy: Record<string, number> = {}
+    for (const c of sk.record.chunks) if (c.result !== undefined) encodedBy[c.result.encodedBy] = (encodedBy[c.result.encodedBy] ?? 0) + 1
+
+    // 6. size and SSIM against baseline-1
+    const base1Bytes = (await stat(base1Out)).size
+    const baseTBytes = (await stat(baseTOut)).size
+    const skVideoBytes = sk.record.chunks.reduce((a, c) => a + (c.result?.size ?? 0), 0)
+    const s1VideoBytes = s1.record.chunks.reduce((a, c) => a + (c.result?.size ?? 0), 0)
+    const skPacketBytes = await videoPacketBytes(sk.output)
+    const skFileBytes = (await stat(sk.output)).size
+    const ssimBase1 = await ssim(base1Out, clip.path)
+    const ssimSk = await ssim(sk.output, clip.path)
+
+    const s1Ratio = s1.seconds / baseTSec
+    const speedup = base1Sec / sk.seconds
+    const efficiency = speedup / k
+    const wireRatio = payload > 0 ? wireBytes / payload : undefined
+    const sizeRatio = skVideoBytes / base1Bytes
+    const ssimDelta = ssimSk - ssimBase1
+
+    const fmt = (n: number | undefined, d = 3): string => n === undefined ? 'n/a' : n.toFixed(d)
+    const met = (ok: boolean | undefined): string => ok === undefined ? 'n/a' : ok ? 'yes' : 'NO'
+    const rows: string[][] = [
+      ['measure', 'value', 'goal', 'met?'],
+      [`baseline-${T} time (s), --threads ${T}`, fmt(baseTSec, 2), '', ''],
+      [`swarm-1 time (s), --threads ${T}`, fmt(s1.seconds, 2), '', ''],
+      [`swarm-1 / baseline-${T}`, fmt(s1Ratio), '<= 1.05', met(s1Ratio <= 1.05)],
+      ['baseline-1 time (s), core 0', fmt(base1Sec, 2), '', ''],
+      [`swarm-${k} time (s), 1 core per node`, fmt(sk.seconds, 2), '', ''],
+      [`speedup baseline-1 / swarm-${k}`, fmt(speedup), `~ ${k}`, ''],
+      [`efficiency speedup / ${k}`, fmt(efficiency), '>= 0.95', met(efficiency >= 0.95)],
+      [`chunks (encoded by peers other than the originator)`, `${sk.record.chunks.length} (${remoteChunks.length})`, `>= ${k}`, met(sk.record.chunks.length >= k)],
+      ['chunk frames', frames.join(' '), '', ''],
+      [`efficiency this chunk plan allows on ${k} nodes`, fmt(planBound), '', ''],
+      ['backup leases / results dropped', `${sk.record.stats?.backupLeases ?? 0} / ${sk.record.stats?.droppedResults ?? 0}`, '', ''],
+      ['segment transfers that failed', String(Math.max(failedTransfers.length, failedFetches.length)), '0', met(failedTransfers.length + failedFetches.length === 0)],
+      ['originator wire bytes during the job (sent / received)', `${wire.sentAcked} / ${wire.received}`, '', ''],
+      ['wire bytes per remote chunk', chunksOverWire > 0 ? String(Math.round(wireBytes / chunksOverWire)) : 'n/a', '', ''],
+      ['segment + result bytes per remote chunk', chunksOverWire > 0 ? String(Math.round(payload / chunksOverWire)) : 'n/a', '', ''],
+      ['wire / (segment + result)', fmt(wireRatio, 4), '<= 1.05', met(wireRatio === undefined ? undefined : wireRatio <= 1.05)],
+      ['swarm add → job added on the originator (s)', fmt(addedSec), '', ''],
+      ['swarm add → first lease (s)', fmt(firstLeaseSec), '< 1', met(firstLeaseSec === undefined ? undefined : firstLeaseSec < 1)],
+      ['swarm add → first lease to another peer (s)', fmt(firstRemoteLeaseSec), '', ''],
+      ['merge time (s)', fmt(mergeSec, 2), '', ''],
+      ['merge share of swarm-k time', mergeSec === undefined ? 'n/a' : `${(100 * mergeSec / sk.seconds).toFixed(1)}%`, '', ''],
+      [`video bytes swarm-${k} / baseline-1`, fmt(sizeRatio, 4), 'within 3%', met(Math.abs(sizeRatio - 1) <= 0.03)],
+      ['SSIM baseline-1', fmt(ssimBase1, 5), '', ''],
+      [`SSIM swarm-${k}`, fmt(ssimSk, 5), '', ''],
+      [`SSIM swarm-${k} - baseline-1`, fmt(ssimDelta, 5), 'within 0.002', met(Math.abs(ssimDelta) <= 0.002)]
+    ]
+    const widths = rows[0]!.map((_, c) => Math.max(...rows.map(r => r[c]!.length)))
+    console.log('')
+    for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd())
+    console.log(`load average: start ${load.start!.join(' ')}, end ${load.end.join(' ')}${load.start![0]! > 0.5 ? '  (the machine was not idle: figures are under contention)' : ''}`)
+
+    const json = {
+      quick,
+      clip: clip.path,
+      frames: source.video.frameCount,
+      seconds,
+      settings: settings.raw,
+      machine: { cores: CORES, cpu: cpus()[0]?.model ?? '', node: process.version, x264: x264Version, loadavg: load },
+      baselineT: { threads: T, seconds: baseTSec, videoBytes: baseTBytes },
+      swarm1: { threads: T, seconds: s1.seconds, chunks: s1.record.chunks.length, chunkFrames: s1.record.chunks.map(c => c.frames), chunkResultBytes: s1.record.chunks.map(c => c.result?.size ?? null), firstLeaseSec: s1FirstLeaseSec ?? null, videoBytes: s1VideoBytes, ratioToBaselineT: s1Ratio },
+      baseline1: { threads: 1, core: 0, seconds: base1Sec, videoBytes: base1Bytes, ssim: ssimBase1 },
+      swarmK: {
+        nodes: k,
+        threads: 1,
+        seconds: sk.seconds,
+        secondsToSeePeers: peersSec,
+        speedup,
+        efficiency,
+        chunks: sk.record.chunks.length,
+        chunkFrames: frames,
+        chunkSegmentBytes: sk.record.chunks.map(c => c.segment?.size ?? null),
+        chunkResultBytes: sk.record.chunks.map(c => c.result?.size ?? null),
+        planEfficiencyBound: planBound,
+        failedSegmentTransfers: { originator: failedTransfers, workers: failedFetches },
+        encodedBy,
+        originator: self,
+        jobStats: sk.record.stats ?? null,
+        leases: leaseLines,
+        addedSec: addedSec ?? null,
+        firstLeaseSec: firstLeaseSec ?? null,
+        firstRemoteLeaseSec: firstRemoteLeaseSec ?? null,
+        mergeSec: mergeSec ?? null,
+        mergeShare: mergeSec !== undefined ? mergeSec / sk.seconds : null,
+        wire: {
+          method: 'ss -tinpH state established every 200 ms; originator sockets (local 127.0.0.1:<listen port>, or owned by its pid; control API excluded); max per socket minus the snapshot taken just before swarm add',
+          samples: wire.samples,
+          sentAcked: wire.sentAcked,
+          sentIncludingRetransmits: wire.sentIncludingRetransmits,
+          received: wire.received,
+          total: wireBytes,
+          connections: wire.connections
+        },
+        // "swarm: sent segment" lines: logged once the originator has written the bytes, also when the worker then aborted the transfer.
+        segmentsSentLog: segmentsSent,
+        segmentBytes,
+        resultBytes,
+        payloadBytes: payload,
+        chunksOverWire,
+        wirePerChunk: chunksOverWire > 0 ? wireBytes / chunksOverWire : null,
+        payloadPerChunk: chunksOverWire > 0 ? payload / chunksOverWire : null,
+        wireRatio: wireRatio ?? null,
+        videoBytes: skVideoBytes,
+        videoPacketBytes: skPacketBytes,
+        outputFileBytes: skFileBytes,
+        ssim: ssimSk
+      },
+      goals: {
+        swarm1Ratio: { value: s1Ratio, goal: '<= 1.05', met: s1Ratio <= 1.05 },
+        efficiency: { value: efficiency, goal: '>= 0.95 at k = 2', met: efficiency >= 0.95 },
+        wireRatio: { value: wireRatio ?? null, goal: '<= 1.05', met: wireRatio === undefined ? null : wireRatio <= 1.05 },
+        firstLeaseSec: { value: firstLeaseSec ?? null, goal: '< 1', met: firstLeaseSec === undefined ? null : firstLeaseSec < 1 },
+        sizeRatio: { value: sizeRatio, goal: 'within 3%', met: Math.abs(sizeRatio - 1) <= 0.03 },
+        ssimDelta: { value: ssimDelta, goal: 'within 0.002', met: Math.abs(ssimDelta) <= 0.002 }
+      }
+    }
+    await mkdir(outDir, { recursive: true })
+    await writeFile(join(outDir, 'swarm.json'), JSON.stringify(json, null, 2) + '\n')
+    console.log(`wrote ${join(values.out, 'swarm.json')} (node logs in ${join(values.out, 'swarm-logs')})`)
+  } finally {
+    await stopNodes([...live])
+    await rm(work, { recursive: true, force: true })
+  }
+}
+
+// Ctrl-C: stop every node this run started before leaving.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    console.error(`${sig}: stopping ${live.size} node(s)…`)
+    void stopNodes([...live]).finally(() => process.exit(130))
+  })
+}
+
+main().catch(async (err) => {
+  console.error(err instanceof Error ? err.message : err)
+  await stopNodes([...live])
+  process.exit(1)
+})
