@@ -458,16 +458,21 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const cutSource = await extractVideo(source, join(dir, 'work', 'video-only.mkv'), { signal })
     const plan = planChunks(source, { ...(job.plan ?? this.o.plan), minChunks: job.chunks.length })
     if (plan.chunks.length !== job.chunks.length) throw new Error(`the plan for ${job.sourcePath} no longer matches the job (${plan.chunks.length} chunks, was ${job.chunks.length})`)
-    for (const chunk of job.chunks) {
-      if (chunk.state !== 'pending') continue
-      const range = plan.chunks[chunk.index]
-      if (range === undefined) throw new Error(`chunk ${chunk.index} missing from plan`)
-      const file = `segment-${chunk.index}.mkv`
-      const seg = await cutSegment(source, cutSource, range, join(dir, 'segments', file), { signal })
-      chunk.segment = { file, size: seg.sizeBytes, sha256: seg.sha256, selectFromTime: seg.selectFromTime, packetCount: seg.packetCount }
-      chunk.state = 'open'
-      this.touch(job)
+    // Two cuts at a time, in chunk order: a cut is mostly waiting on ffmpeg/ffprobe start-up, and a
+    // big swarm can take chunks faster than one cut after another opens them.
+    const pending = job.chunks.filter(c => c.state === 'pending')
+    const cutNext = async (): Promise<void> => {
+      for (let chunk = pending.shift(); chunk !== undefined; chunk = pending.shift()) {
+        const range = plan.chunks[chunk.index]
+        if (range === undefined) throw new Error(`chunk ${chunk.index} missing from plan`)
+        const file = `segment-${chunk.index}.mkv`
+        const seg = await cutSegment(source, cutSource, range, join(dir, 'segments', file), { signal })
+        chunk.segment = { file, size: seg.sizeBytes, sha256: seg.sha256, selectFromTime: seg.selectFromTime, packetCount: seg.packetCount }
+        chunk.state = 'open'
+        this.touch(job)
+      }
     }
+    await Promise.all([cutNext(), cutNext()])
     await rm(join(dir, 'work'), { recursive: true, force: true })
     job.state = 'encoding'
     this.touch(job)

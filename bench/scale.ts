@@ -1,0 +1,154 @@
+/**
+ * `npm run bench:scale`: many swarm nodes in one process on 127.0.0.1 (mDNS off), each a full node
+ * (libp2p, originator, worker) as `swarm join` runs it, with a stand-in encoder that sleeps in
+ * proportion to the frames and then hands back a real H.264 chunk (encoded once per chunk shape and
+ * copied), so the originator still verifies every result. Measures, for each swarm size:
+ *   - makespan (add → every chunk verified) against the ideal, total sleep / nodes;
+ *   - leases that were not first leases nor backups (unplanned duplicate encodes) and backup leases;
+ *   - messages per chunk the originator served (claims, heartbeats, releases, chunk and result
+ *     streams) plus announcements it published.
+ * Writes <out>/scale.json. Not part of the tests.
+ */
+import { execa } from 'execa'
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { connectControl, startDaemon, type Daemon } from '../src/daemon/index.js'
+import { AbortError, encodeChunk, type EncodeChunkOptions, type EncodedChunk } from '../src/media/index.js'
+
+const { values } = parseArgs({
+  options: {
+    nodes: { type: 'string', default: '10,50' },
+    chunks: { type: 'string', default: '200' },
+    'frames-per-chunk': { type: 'string', default: '10' },
+    'ms-per-frame': { type: 'string', default: '400' },
+    out: { type: 'string', default: 'bench-results' }
+  }
+})
+
+const sleep = async (ms: number, signal?: AbortSignal): Promise<void> => {
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(resolve, ms)
+    signal?.addEventListener('abort', () => { clearTimeout(t); reject(new AbortError('aborted')) }, { once: true })
+  })
+}
+
+/** Sleeps msPerFrame per frame, then copies a real encode of the same shape (made once). */
+function simEncoder (msPerFrame: number, cacheDir: string): (o: EncodeChunkOptions) => Promise<EncodedChunk> {
+  const cache = new Map<string, Promise<string>>()
+  return async (o) => {
+    const started = Date.now()
+    for (let done = 0; done < o.frameCount; done++) {
+      await sleep(msPerFrame, o.signal)
+      o.onProgress?.({ framesDone: done + 1, frameCount: o.frameCount, fps: (done + 1) / ((Date.now() - started) / 1000) })
+    }
+    const key = `${o.frameCount}`
+    let made = cache.get(key)
+    if (made === undefined) {
+      const path = join(cacheDir, `shape-${key}.264`)
+      made = encodeChunk({ ...o, settings: '--preset ultrafast', outputPath: path, onProgress: () => {} }).then(() => path)
+      cache.set(key, made)
+    }
+    await mkdir(join(o.outputPath, '..'), { recursive: true })
+    await copyFile(await made, o.outputPath)
+    return { path: o.outputPath, sizeBytes: 0, frameCount: o.frameCount, seconds: (Date.now() - started) / 1000 }
+  }
+}
+
+async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk: number, msPerFrame: number): Promise<Record<string, number>> {
+  const root = await mkdtemp(join(tmpdir(), `swarm-scale-${k}-`))
+  const encoder = simEncoder(msPerFrame, join(root, 'cache'))
+  await mkdir(join(root, 'cache'), { recursive: true })
+  const nodes: Daemon[] = []
+  try {
+    const common = { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, slots: 1, encoder }
+    nodes.push(await startDaemon({ home: join(root, 'n0'), bootstrap: [], ...common }))
+    const first = nodes[0] as Daemon
+    const boot = [first.addresses()[0] as string]
+    for (let i = 1; i < k; i += 10) {
+      // Start in batches so the first node is not flooded with handshakes all at once.
+      nodes.push(...await Promise.all(Array.from({ length: Math.min(10, k - i) }, async (_, j) => await startDaemon({ home: join(root, `n${i + j}`), bootstrap: boot, ...common }))))
+    }
+    const until = Date.now() + 120_000
+    while (first.status().peers.length < k - 1 && Date.now() < until) await sleep(200)
+    // Gossipsub needs a heartbeat or two to put every peer in a mesh.
+    await sleep(3000)
+    const client = await connectControl(join(root, 'n0'))
+    const t0 = Date.now()
+    const { job } = await client.addJob({ file: clip, settings: '--preset ultrafast', gopsPerChunk: 1 })
+    const added = Date.now()
+    let allDone = 0
+    let splitDone = 0
+    let firstLease = 0
+    for (;;) {
+      const s = first.status().jobs.find(j => j.id === job.id)
+      if (s === undefined) throw new Error('job vanished')
+      if (splitDone === 0 && s.state !== 'splitting') splitDone = Date.now()
+      if (firstLease === 0 && s.chunks.leased + s.chunks.done > 0) firstLease = Date.now()
+      if (s.state === 'failed') throw new Error(`job failed: ${s.error ?? ''}`)
+      if (allDone === 0 && s.chunks.done === s.chunks.total) allDone = Date.now()
+      if (s.state === 'done') break
+      await sleep(100)
+    }
+    const record = JSON.parse(await import('node:fs/promises').then(async fs => await fs.readFile(join(root, 'n0', 'jobs', job.id, 'job.json'), 'utf8'))) as { chunks: unknown[], stats?: { leases: number, backupLeases: number, droppedResults: number } }
+    const m = first.metrics()
+    const served = m.transfer.served
+    const messages = served.claim + served.heartbeat + served.release + served.chunk + served.result + m.announcementsPublished
+    const total = record.chunks.length
+    const ideal = total * framesPerChunk * msPerFrame / 1000 / k
+    const makespan = (allDone - t0) / 1000
+    const encodedBy = first.status().jobs.find(j => j.id === job.id)?.encodedBy ?? {}
+    return {
+      nodes: k,
+      chunks: total,
+      peersThatEncoded: Object.keys(encodedBy).length,
+      idealSeconds: Math.round(ideal * 100) / 100,
+      makespanSeconds: Math.round(makespan * 100) / 100,
+      makespanOverIdeal: Math.round(makespan / ideal * 1000) / 1000,
+      addSeconds: Math.round((added - t0) / 10) / 100,
+      firstLeaseSeconds: Math.round((firstLease - t0) / 10) / 100,
+      splitSeconds: Math.round((splitDone - t0) / 10) / 100,
+      unplannedDuplicates: (record.stats?.leases ?? 0) - total,
+      backupLeases: record.stats?.backupLeases ?? 0,
+      droppedResults: record.stats?.droppedResults ?? 0,
+      messagesPerChunk: Math.round(messages / total * 100) / 100,
+      claimsPerChunk: Math.round(served.claim / total * 100) / 100,
+      heartbeatsPerChunk: Math.round(served.heartbeat / total * 100) / 100,
+      announcementsPerChunk: Math.round(m.announcementsPublished / total * 100) / 100
+    }
+  } finally {
+    await Promise.allSettled(nodes.map(async n => await n.stop()))
+    await rm(root, { recursive: true, force: true })
+  }
+}
+
+async function main (): Promise<void> {
+  const chunks = Number(values.chunks)
+  const fpc = Number(values['frames-per-chunk'])
+  const msPerFrame = Number(values['ms-per-frame'])
+  const dir = await mkdtemp(join(tmpdir(), 'swarm-scale-clip-'))
+  const clip = join(dir, 'scale.mkv')
+  // One keyframe every `fpc` frames and no B-frames: one chunk per GOP.
+  await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=64x36:rate=25', '-frames:v', String(chunks * fpc),
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-g', String(fpc), '-keyint_min', String(fpc), '-sc_threshold', '0', '-bf', '0', '-pix_fmt', 'yuv420p', clip])
+  const rows: Array<Record<string, number>> = []
+  try {
+    for (const k of values.nodes.split(',').map(Number)) {
+      console.log(`scale: ${k} nodes, ${chunks} chunks of ${fpc} frames, ${msPerFrame} ms per frame…`)
+      const row = await runSwarm(k, clip, chunks, fpc, msPerFrame)
+      console.log(JSON.stringify(row))
+      rows.push(row)
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+  const cols = Object.keys(rows[0] ?? {})
+  console.log(['', ...cols].join('\t'))
+  for (const r of rows) console.log(['', ...cols.map(c => String(r[c]))].join('\t'))
+  await mkdir(values.out, { recursive: true })
+  await import('node:fs/promises').then(async fs => { await fs.writeFile(join(values.out, 'scale.json'), JSON.stringify({ chunks, framesPerChunk: fpc, msPerFrame, rows }, null, 2) + '\n') })
+  process.exit(0)
+}
+
+main().catch((err) => { console.error(err); process.exit(1) })
