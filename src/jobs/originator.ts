@@ -377,7 +377,8 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       await verifyEncodedChunk(tmpPath, { frameCount: chunk.frames, width: job.video.width, height: job.video.height })
     } catch (err) {
       await rm(tmpPath, { force: true })
-      const reason = (err as Error).message.replace(tmpPath, `result for chunk ${chunkIndex}`)
+      // The reason goes back to the peer: no path of ours may be in it.
+      const reason = (err as Error).message.replaceAll(tmpPath, `result for chunk ${chunkIndex}`).replaceAll(this.o.home, '<home>')
       this.log(`jobs: refused result for ${jobId.slice(0, 8)}#${chunkIndex} from ${peer.slice(-8)}: ${reason}`)
       return refusal('bad-result', reason)
     }

@@ -69,7 +69,9 @@ export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> 
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
         emitSelf: false,
-        maxInboundDataLength: MAX_ANNOUNCEMENT_BYTES * 2,
+        // Gossipsub batches several messages into one RPC (IWANT replies); the 64 KiB limit per
+        // announcement is the JobBoard's. A tighter cap here drops honest peers from the mesh.
+        maxInboundDataLength: 4 * 1024 * 1024,
         // Peers we know are encode peers: keep them in the mesh even in a tiny swarm.
         D: 6
       }),

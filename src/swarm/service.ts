@@ -118,6 +118,11 @@ export class SwarmEncode implements Startable {
 
   // ---- originator side ------------------------------------------------------------------------
 
+  /** Every refusal is logged with the peer and the reason (the peer gets the same words). */
+  private refused (what: string, peer: string, r: { code: string, message: string }): void {
+    this.log(`swarm: ${what} from ${peer.slice(-8)} refused (${r.code}): ${r.message}`)
+  }
+
   private async serve (stream: Stream, connection: Connection, what: string, handler: (f: FramedStream, peer: string) => Promise<void>): Promise<void> {
     const peer = connection.remotePeer.toString()
     const f = new FramedStream(stream, this.shutdown.signal, this.idleMs)
@@ -150,7 +155,7 @@ export class SwarmEncode implements Startable {
         return
       }
       const grant = a.requestLease(req.claim.jobId, req.claim.chunk, peer)
-      if (!grant.ok) { await f.writeMessage(wireRefusal(grant)); return }
+      if (!grant.ok) { this.refused('claim', peer, grant); await f.writeMessage(wireRefusal(grant)); return }
       const signed = await signLease(this.components.privateKey, {
         v: 1, jobId: req.claim.jobId, chunk: req.claim.chunk, holder: peer, originator: this.components.peerId.toString(),
         leaseId: grant.lease.id, issuedAt: grant.lease.issuedAt, expiresAt: grant.lease.expiresAt
@@ -158,9 +163,11 @@ export class SwarmEncode implements Startable {
       await f.writeMessage({ ok: true, ...signed })
     } else if (req.type === 'heartbeat') {
       const r = a.renewLease(req.jobId, req.chunk, req.leaseId, peer, { framesDone: req.framesDone, fps: req.fps })
+      if (!r.ok) this.refused('heartbeat', peer, r)
       await f.writeMessage(r.ok ? { ok: true, expiresAt: r.expiresAt } : wireRefusal(r))
     } else {
       const r = a.releaseLease(req.jobId, req.chunk, req.leaseId, peer, req.reason)
+      if (!r.ok) this.refused('release', peer, r)
       await f.writeMessage(r.ok ? { ok: true } : wireRefusal(r))
     }
   }
@@ -169,7 +176,7 @@ export class SwarmEncode implements Startable {
     const req = await f.readMessage(ChunkRequest, 'chunk request')
     this.stats.served.chunk++
     const seg = this.init.arbiter.segmentFor(req.jobId, req.chunk, req.leaseId, peer)
-    if ('ok' in seg) { await f.writeMessage(wireRefusal(seg)); return }
+    if ('ok' in seg) { this.refused('segment', peer, seg); await f.writeMessage(wireRefusal(seg)); return }
     const m = seg.meta
     await f.writeMessage({ ok: true, size: seg.size, sha256: seg.sha256, meta: { frames: m.frames, selectFromTime: m.selectFromTime, settings: m.settings, frameRate: { num: m.frameRate.num, den: m.frameRate.den }, pixFmt: m.pixFmt, width: m.width, height: m.height } })
     await f.sendFile(seg.path, seg.size)
@@ -183,10 +190,12 @@ export class SwarmEncode implements Startable {
     f.stream.inactivityTimeout = RESULT_VERIFY_TIMEOUT_MS
     const a = this.init.arbiter
     const slot = a.resultSlot(req.jobId, req.chunk, req.leaseId, peer)
-    if (!slot.ok) { this.stats.refusedResults++; await f.writeMessage(wireRefusal(slot)); return }
+    if (!slot.ok) { this.stats.refusedResults++; this.refused('result', peer, slot); await f.writeMessage(wireRefusal(slot)); return }
     if (req.size > slot.maxBytes || req.size > MAX_TRANSFER_BYTES) {
       this.stats.refusedResults++
-      await f.writeMessage({ ok: false, code: 'too-large', message: `result of ${req.size} bytes is larger than the ${slot.maxBytes} a chunk of this job can be` })
+      const tooLarge = { ok: false as const, code: 'too-large', message: `result of ${req.size} bytes is larger than the ${slot.maxBytes} a chunk of this job can be` }
+      this.refused('result', peer, tooLarge)
+      await f.writeMessage(tooLarge)
       return
     }
     await f.writeMessage({ ok: true })
@@ -199,7 +208,7 @@ export class SwarmEncode implements Startable {
     }
     this.stats.resultBytesIn += req.size
     const answer = await a.acceptResult(req.jobId, req.chunk, peer, slot.tmpPath, req.sha256)
-    if (!answer.ok) this.stats.refusedResults++
+    if (!answer.ok) { this.stats.refusedResults++; this.refused('result', peer, answer) }
     await f.writeMessage(answer.ok ? { ok: true } : wireRefusal(answer))
   }
 

@@ -151,6 +151,13 @@ export class Worker {
     const known = this.jobs.get(view.jobId)
     if (known !== undefined && known.seq > view.seq) return
     this.jobs.set(view.jobId, view)
+    // Settings this worker would refuse anyway: do not claim (and download) a chunk to find out.
+    if (known === undefined && !this.unable.has(view.jobId)) {
+      try { parseX264Settings(view.settings) } catch (err) {
+        this.unable.set(view.jobId, (err as Error).message)
+        this.log(`worker: not taking chunks of ${view.jobId.slice(0, 8)} from ${view.originator.slice(-8)}: ${(err as Error).message}`)
+      }
+    }
     for (const chunk of view.settled ?? []) {
       const task = this.tasks.get(this.key(view.jobId, chunk))
       if (task !== undefined && task.stage !== 'uploading') {

@@ -6,6 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startDaemon, type Daemon, type JobStatus } from '../../src/daemon/index.js'
 import { encodeChunk, probeMedia, type EncodeChunkOptions } from '../../src/media/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
+import { recordTally } from '../helpers/tally.js'
+
+const CONTROL = 'Hostile input: control API'
+const tally = (fault: string, happened: string): void => { recordTally({ section: CONTROL, fault, happened, lost: 'nothing' }) }
 
 let root: string
 let fx: Fixtures
@@ -51,6 +55,7 @@ describe('control API', () => {
 
   it('listens on 127.0.0.1 only', () => {
     expect(daemon.controlUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+    tally('where the control API listens', `bound to loopback only (${daemon.controlUrl.replace(/:\d+$/, ':PORT')})`)
   })
   it('answers with the token', async () => {
     const r = await http(`${daemon.controlUrl}/v1/status`, { headers: { authorization: `Bearer ${token}` } })
@@ -61,12 +66,16 @@ describe('control API', () => {
     expect((await http(`${daemon.controlUrl}/v1/status`)).status).toBe(401)
     const wrong = await http(`${daemon.controlUrl}/v1/status`, { headers: { authorization: `Bearer ${'0'.repeat(64)}` } })
     expect(wrong).toMatchObject({ status: 401, body: { kind: 'auth' } })
+    tally('request without a token', 'refused with 401')
+    tally('request with a wrong bearer token (64 zeros)', 'refused with 401, kind "auth"')
   })
   it('refuses a foreign Host or Origin even with the token (DNS rebinding, cross-site requests)', async () => {
     const host = await http(`${daemon.controlUrl}/v1/status`, { headers: { authorization: `Bearer ${token}`, host: 'evil.example:80' } })
     expect(host.status).toBe(403)
     const origin = await http(`${daemon.controlUrl}/v1/status`, { headers: { authorization: `Bearer ${token}`, origin: 'http://evil.example' } })
     expect(origin.status).toBe(403)
+    tally('request with the right token but Host: evil.example (DNS rebinding)', 'refused with 403')
+    tally('request with the right token but Origin: http://evil.example (cross-site request from a browser)', 'refused with 403')
   })
   it('refuses a job for a path that is not a video with kind "input", and an oversized body', async () => {
     const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' }
@@ -76,6 +85,8 @@ describe('control API', () => {
     expect(extra).toMatchObject({ status: 400, body: { kind: 'input' } })
     const big = await http(`${daemon.controlUrl}/v1/jobs`, { method: 'POST', headers: auth, body: 'x'.repeat(100_000) }).catch(() => ({ status: 413 }))
     expect(big.status).toBe(413)
+    tally('job request with an unknown field ("shell": "rm -rf /")', 'refused with 400, kind "input"')
+    tally('job request with a 100 kB body', 'refused with 413 (or the connection closed on it)')
   })
 })
 

@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import { parseX264Settings, SettingsError, splitSettings } from '../../src/media/index.js'
+import { recordTally } from '../helpers/tally.js'
 
 describe('splitSettings', () => {
   it('splits words like a shell, honouring quotes and backslashes', () => {
@@ -75,6 +76,8 @@ describe('parseX264Settings', () => {
     ['--made-up-option 1', '--made-up-option'],
     ['-Z 1', '-Z']
   ]
+  /** Options whose refusal was verified in this run; the tally row is written only if every one was. */
+  const verified: string[] = []
   for (const [settings, option] of refused) {
     it(`refuses ${settings} and names ${option}`, () => {
       let error: unknown
@@ -82,8 +85,18 @@ describe('parseX264Settings', () => {
       expect(error).toBeInstanceOf(SettingsError)
       expect((error as SettingsError).message).toContain(option)
       expect((error as SettingsError).option?.startsWith(option)).toBe(true)
+      verified.push(settings)
     })
   }
+  afterAll(() => {
+    if (verified.length !== refused.length) return
+    recordTally({
+      section: 'Hostile input: settings',
+      fault: `every x264 option that names a file, changes I/O or timing, is the worker's to set, or is unknown (${refused.length}): ${refused.map(([s]) => s).join(', ')}`,
+      happened: `all ${refused.length} refused by parseX264Settings (the check every worker runs on settings from the network before encoding) with a SettingsError naming the option`,
+      lost: 'nothing'
+    })
+  })
 
   it('refuses a bare word, which x264 would take as a file name', () => {
     expect(() => parseX264Settings('--crf 18 /etc/shadow')).toThrow(/unexpected argument "\/etc\/shadow"/)

@@ -4,7 +4,10 @@ import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { encodeFrame, JobBoard, JOBS_TOPIC, MAX_ANNOUNCEMENT_BYTES, type JobAnnouncement, type JobWithdrawal, type SwarmNode } from '../../src/swarm/index.js'
+import { recordTally } from '../helpers/tally.js'
 import { makeNode, waitFor } from './helpers.js'
+
+const PUBSUB = 'Hostile input: pubsub'
 
 const JOB = '9f'.repeat(32)
 
@@ -64,6 +67,8 @@ describe('JobBoard.check', () => {
     expect(board.check(signed(other, encodeFrame(announcement(origin.toString()))))).toBeUndefined()
     expect(board.check(signed(other, encodeFrame({ v: 1, type: 'gone', jobId: JOB, originator: origin.toString(), seq: 9 })))).toBeUndefined()
     expect(logs.some(l => l.includes('in the name of'))).toBe(true)
+    recordTally({ section: PUBSUB, fault: 'announcement signed by one peer in another originator\'s name (JobBoard.check)', happened: 'rejected, logged "in the name of"', lost: 'nothing' })
+    recordTally({ section: PUBSUB, fault: 'withdrawal of another originator\'s job, signed by a different peer (JobBoard.check)', happened: 'rejected', lost: 'nothing' })
   })
 
   it('rejects an unsigned message even if its content is valid', () => {
@@ -71,6 +76,7 @@ describe('JobBoard.check', () => {
     const unsigned: Message = { type: 'unsigned', topic: JOBS_TOPIC, data: encodeFrame(announcement(origin.toString())) }
     expect(board.check(unsigned)).toBeUndefined()
     expect(logs.at(-1)).toContain('unsigned')
+    recordTally({ section: PUBSUB, fault: 'unsigned message with a valid announcement in it', happened: 'rejected, logged "unsigned"', lost: 'nothing' })
   })
 
   it('rejects a message over MAX_ANNOUNCEMENT_BYTES, and accepts padding up to the limit', () => {
@@ -83,6 +89,7 @@ describe('JobBoard.check', () => {
     expect(logs.at(-1)).toContain(`${MAX_ANNOUNCEMENT_BYTES + 1}-byte`)
     // Even an unsigned oversized one is refused without parsing.
     expect(board.check({ type: 'unsigned', topic: JOBS_TOPIC, data: new Uint8Array(MAX_ANNOUNCEMENT_BYTES * 2) })).toBeUndefined()
+    recordTally({ section: PUBSUB, fault: `valid announcement padded to ${MAX_ANNOUNCEMENT_BYTES + 1} bytes (1 over the limit), and an unsigned ${MAX_ANNOUNCEMENT_BYTES * 2}-byte message`, happened: 'both rejected on size before parsing, logged; padded to exactly the limit it is accepted', lost: 'nothing' })
   })
 
   it.each([
@@ -93,10 +100,11 @@ describe('JobBoard.check', () => {
     ['an extra key', () => encodeFrame({ v: 1, type: 'gone', jobId: JOB, originator: origin.toString(), seq: 1, admin: true })],
     ['a negative chunk count', () => encodeFrame(announcement(origin.toString(), { chunks: { total: -1, open: 0, leased: 0, done: 0 } }))],
     ['an empty payload', () => new Uint8Array(0)]
-  ])('rejects a malformed message (%s) from its own originator', (_what, raw) => {
+  ])('rejects a malformed message (%s) from its own originator', (what, raw) => {
     const { board, logs } = offlineBoard()
     expect(board.check(signed(origin, raw()))).toBeUndefined()
     expect(logs.at(-1)).toMatch(/rejected an announcement from .*: announcement: /)
+    recordTally({ section: PUBSUB, fault: `signed topic message from its own originator: ${what}`, happened: `rejected, logged "${logs.at(-1)?.replace(/^.*: announcement: /, '') ?? ''}"`, lost: 'nothing' })
   })
 })
 
@@ -164,5 +172,6 @@ describe('JobBoard over real gossipsub', () => {
     // Give the (rejected) message no chance to sneak through after validation.
     await new Promise(resolve => setTimeout(resolve, 100))
     expect(heardA.length).toBe(before)
+    recordTally({ section: PUBSUB, fault: 'announcement in a third peer\'s name published over real gossipsub', happened: 'rejected by the receiving node\'s topic validator; its handler never saw it', lost: 'nothing' })
   })
 })

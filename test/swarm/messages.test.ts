@@ -6,6 +6,9 @@ import {
   toRanges, TopicMessage
 } from '../../src/swarm/messages.js'
 import { MAX_ANNOUNCEMENT_BYTES } from '../../src/swarm/protocol.js'
+import { recordTally } from '../helpers/tally.js'
+
+const PUBSUB = 'Hostile input: pubsub'
 
 // ---- fixtures -----------------------------------------------------------------------------------
 
@@ -378,6 +381,7 @@ describe('fuzz: parseFrame(TopicMessage, …)', () => {
       for (let j = 0; j < len; j++) b[j] = jsonish ? alphabet[Math.floor(rnd() * alphabet.length)] as number : Math.floor(rnd() * 256)
       expectOnlyViolation(b, `bytes #${i}`)
     }
+    recordTally({ section: PUBSUB, fault: 'fuzz: 3,000 random byte payloads (half pure noise, half JSON-ish characters, up to 4,000 bytes) parsed as topic messages', happened: 'all 3,000 rejected with a ProtocolViolation; no other exception, nothing accepted', lost: 'nothing' })
   })
 
   it('random JSON-ish objects only ever raise ProtocolViolation', () => {
@@ -403,6 +407,7 @@ describe('fuzz: parseFrame(TopicMessage, …)', () => {
       expectOnlyViolation(bytes(v), `object #${i}`)
     }
     expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+    recordTally({ section: PUBSUB, fault: 'fuzz: 3,000 random JSON objects built from the announcement\'s own keys (plus __proto__, constructor), nested up to 5 deep', happened: 'all 3,000 rejected with a ProtocolViolation; Object.prototype not polluted', lost: 'nothing' })
   })
 
   it('valid announcements with one field made invalid are always refused, naming that field', () => {
@@ -430,6 +435,7 @@ describe('fuzz: parseFrame(TopicMessage, …)', () => {
       expect(thrown, `${field}=${JSON.stringify(bad)?.slice(0, 40)}`).toBeInstanceOf(ProtocolViolation)
       expect((thrown as Error).message, field).toContain(field)
     }
+    recordTally({ section: PUBSUB, fault: 'fuzz: 2,000 valid announcements with one field made invalid (wrong type, out of range, too long, extra key)', happened: 'all 2,000 rejected with a ProtocolViolation naming the bad field', lost: 'nothing' })
     function pick<T> (xs: readonly T[]): T { return xs[Math.floor(rnd() * xs.length)] as T }
   })
 
@@ -453,5 +459,6 @@ describe('fuzz: parseFrame(TopicMessage, …)', () => {
       expect(TopicMessage.safeParse(parsed).success).toBe(true)
     }
     expect(refused).toBeGreaterThan(2000)
+    recordTally({ section: PUBSUB, fault: 'fuzz: 3,000 valid announcements with 1–3 random bytes overwritten', happened: `${refused.toLocaleString('en-US')} rejected with a ProtocolViolation; the other ${(3000 - refused).toLocaleString('en-US')} parsed to exactly what their bytes say and pass the schema`, lost: 'nothing' })
   })
 })

@@ -14,7 +14,11 @@ import {
   type RemoteLease, type RemoteOriginatorLink, type SwarmNode
 } from '../../src/swarm/index.js'
 import type { SegmentMetaWire } from '../../src/swarm/service.js'
+import { recordTally } from '../helpers/tally.js'
 import { makeNode, waitFor } from './helpers.js'
+
+const CLAIMS = 'Hostile input: claims'
+const RESULTS = 'Hostile input: results'
 
 const JOB = 'c0ffee'.repeat(10) + 'beef'
 const OTHER_JOB = '1'.repeat(64)
@@ -279,6 +283,7 @@ describe('result protocol', () => {
     await waitFor(() => !existsSync(arbiter.slots[0]!), 'the partial result to be removed', 3000)
     expect(arbiter.callsTo('acceptResult')).toHaveLength(0)
     expect(logsA.some(l => l.includes('SHA-256 mismatch'))).toBe(true)
+    recordTally({ section: RESULTS, fault: '300 kB upload whose bytes do not match the SHA-256 in its header (swarm layer)', happened: `${outcome instanceof Error ? 'stream ended' : 'answered bad-request (SHA-256 mismatch)'}, logged; partial file removed, never handed to the originator`, lost: 'nothing' })
   })
 
   it('an upload larger than maxBytes is refused with code too-large before any byte is sent', async () => {
@@ -298,6 +303,7 @@ describe('result protocol', () => {
     const exact = randomBytes(1000)
     expect(await link.uploadResult(lease, await writeTemp('result-exact.264', exact), sha256(exact), timeout())).toEqual({ ok: true })
     expect(arbiter.accepted[0]?.bytes.equals(exact)).toBe(true)
+    recordTally({ section: RESULTS, fault: 'upload announced 1 byte over the chunk\'s size limit (swarm layer)', happened: 'refused with too-large before any byte was sent; no file written; exactly the limit is accepted', lost: 'nothing' })
   })
 
   it('uploadResult without a lease gets the arbiter\'s refusal', async () => {
@@ -377,7 +383,7 @@ describe('hostile streams', () => {
     ['a heartbeat with a negative chunk', () => encodeFrame({ type: 'heartbeat', jobId: JOB, chunk: -1, leaseId: 'a'.repeat(24), framesDone: 0, fps: 0 })],
     ['an empty frame', () => new Uint8Array(0)],
     ['a frame over MAX_CONTROL_FRAME', () => encodeFrame({ type: 'release', jobId: JOB, chunk: 0, leaseId: 'a'.repeat(24), reason: 'r'.repeat(MAX_CONTROL_FRAME) })]
-  ])('garbage on the lease protocol (%s) gets bad-request, and A keeps serving', async (_what, make) => {
+  ])('garbage on the lease protocol (%s) gets bad-request, and A keeps serving', async (what, make) => {
     const { lp } = await rawStream()
     await lp.write(make())
     const { answer, error } = await answerOrError(lp)
@@ -386,6 +392,7 @@ describe('hostile streams', () => {
     expect(typeof answer.message).toBe('string')
     expect(arbiter.calls).toHaveLength(0)
     await stillServes()
+    recordTally({ section: CLAIMS, fault: `garbage frame on the lease protocol: ${what}`, happened: `answered bad-request ("${String(answer.message).slice(0, 80)}"); nothing reached the originator; node kept serving`, lost: 'nothing' })
   })
 
   it('a schema-valid request padded past MAX_CONTROL_FRAME is refused; just under the limit it is served', async () => {
@@ -403,18 +410,20 @@ describe('hostile streams', () => {
     await fits.lp.write(release(MAX_CONTROL_FRAME))
     expect((await answerOrError(fits.lp)).answer).toMatchObject({ ok: false, code: 'no-lease' })
     expect(arbiter.callsTo('releaseLease')).toHaveLength(1)
+    recordTally({ section: CLAIMS, fault: `schema-valid request padded with whitespace to ${MAX_CONTROL_FRAME + 1} bytes (1 over the frame limit)`, happened: 'answered bad-request naming the size; never reached the originator; exactly the limit is served', lost: 'nothing' })
   })
 
   it.each([
     ['chunk', CHUNK_PROTOCOL],
     ['result', RESULT_PROTOCOL]
-  ])('garbage on the %s protocol gets bad-request too', async (_what, protocol) => {
+  ])('garbage on the %s protocol gets bad-request too', async (what, protocol) => {
     const { lp } = await rawStream(protocol)
     await lp.write(encodeFrame({ jobId: 'nope', chunk: 0 }))
     const { answer } = await answerOrError(lp)
     expect(answer).toMatchObject({ ok: false, code: 'bad-request' })
     expect(answer.message).toMatch(/jobId/)
     await stillServes()
+    recordTally({ section: RESULTS, fault: `malformed request on the ${what} protocol (bad job id, fields missing)`, happened: `answered bad-request ("${String(answer.message).slice(0, 80)}"); node kept serving`, lost: 'nothing' })
   })
 
   it('a length prefix far beyond any limit makes A drop the stream, not buffer it', async () => {
@@ -426,16 +435,20 @@ describe('hostile streams', () => {
     if (answer !== undefined) expect(answer).toMatchObject({ ok: false, code: 'bad-request', message: expect.stringMatching(/length/) })
     else expect(error).toBeInstanceOf(Error)
     await stillServes()
+    recordTally({ section: CLAIMS, fault: 'frame length prefix of 1 GiB on the lease protocol', happened: `${answer !== undefined ? `answered bad-request ("${String(answer.message).slice(0, 60)}")` : 'stream dropped'} without buffering the payload; node kept serving`, lost: 'nothing' })
   })
 
   it('an endless varint gets the stream dropped (at the latest at the idle limit)', async () => {
     const { stream } = await rawStream()
     stream.send(new Uint8Array(32).fill(0xff))
+    const started = Date.now()
     const { answer, error } = await answerOrError(lpStream(stream))
     // Either a polite refusal naming the problem, or a dropped stream; never a buffered payload.
     if (answer !== undefined) expect(answer).toMatchObject({ ok: false, code: 'bad-request', message: expect.stringMatching(/length/) })
     else expect(error).toBeInstanceOf(Error)
+    const ms = Date.now() - started
     await stillServes()
+    recordTally({ section: CLAIMS, fault: 'endless varint (32 bytes of 0xff) as a frame length on the lease protocol', happened: `${answer !== undefined ? `answered bad-request ("${String(answer.message).slice(0, 60)}")` : 'stream dropped'} after ${ms} ms; node kept serving`, lost: 'nothing' })
   })
 
   it('a peer that opens a stream and says nothing is cut off after the idle limit', async () => {
@@ -447,6 +460,7 @@ describe('hostile streams', () => {
     expect(error).toBeInstanceOf(Error)
     expect(took).toBeGreaterThanOrEqual(A_IDLE_MS - 100)
     await stillServes()
+    recordTally({ section: CLAIMS, fault: 'peer opens a lease stream and never sends a byte', happened: `stream cut off after ${took} ms (idle limit ${A_IDLE_MS} ms in this test); node kept serving`, lost: 'nothing' })
   })
 
   it('a peer that closes its side without a request gets no answer, and A keeps serving', async () => {

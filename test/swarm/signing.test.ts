@@ -8,6 +8,10 @@ import {
   verifyClaim, verifyLease, type Verdict
 } from '../../src/swarm/index.js'
 import type { Lease, SignedClaim } from '../../src/swarm/messages.js'
+import { recordTally } from '../helpers/tally.js'
+
+const CLAIMS = 'Hostile input: claims'
+const tally = (fault: string, happened: string): void => { recordTally({ section: CLAIMS, fault, happened, lost: 'nothing' }) }
 
 const JOB = 'ab'.repeat(32)
 const OTHER_JOB = 'cd'.repeat(32)
@@ -69,9 +73,10 @@ describe('claims', () => {
     ['expiresAt', { expiresAt: NOW + CLAIM_LIFETIME_MS + 1 }],
     ['issuedAt', { issuedAt: NOW - 1 }],
     ['nonce', { nonce: '0'.repeat(32) }]
-  ])('refuses a claim whose %s was changed after signing (bad-signature)', async (_field, change) => {
+  ])('refuses a claim whose %s was changed after signing (bad-signature)', async (field, change) => {
     const signed = await signClaim(alice.key, alice.id, JOB, 7, NOW)
     refusedWith(await check({ claim: { ...signed.claim, ...change }, signature: signed.signature }), 'bad-signature')
+    tally(`claim whose ${field} was changed after signing`, 'refused by verifyClaim with bad-signature')
   })
 
   it('refuses random signature bytes and a truncated signature (bad-signature)', async () => {
@@ -79,18 +84,23 @@ describe('claims', () => {
     refusedWith(await check({ claim: signed.claim, signature: randomBytes(64).toString('base64') }), 'bad-signature')
     refusedWith(await check({ claim: signed.claim, signature: signed.signature.slice(0, 40) }), 'bad-signature')
     refusedWith(await check({ claim: signed.claim, signature: 'AAAA' }), 'bad-signature')
+    tally('claim with 64 random signature bytes', 'refused with bad-signature')
+    tally('claim with its signature truncated to 40 base64 characters', 'refused with bad-signature')
+    tally('claim with a 3-byte signature ("AAAA")', 'refused with bad-signature')
   })
 
   it('refuses a claim signed by another key than the claimant\'s (bad-signature)', async () => {
     // Mallory signs a claim naming Alice, and even sends it over a connection that claims to be Alice.
     const forged = await signClaim(mallory.key, alice.id, JOB, 7, NOW)
     refusedWith(await check(forged, alice.id), 'bad-signature')
+    tally('claim naming Alice as claimant, signed with Mallory\'s key, arriving on a connection authenticated as Alice', 'refused with bad-signature')
   })
 
   it('refuses a claim naming a claimant whose id carries no usable key (bad-signature)', async () => {
     const signed = await signClaim(alice.key, alice.id, JOB, 7, NOW)
     const notAPeer = { ...signed.claim, claimant: '1'.repeat(46) }
     refusedWith(await check({ claim: notAPeer, signature: signed.signature }, notAPeer.claimant), 'bad-signature')
+    tally('claim naming a claimant whose peer id carries no public key', 'refused with bad-signature')
   })
 
   it('refuses a lease signature passed off as a claim signature (domain separation)', async () => {
@@ -101,11 +111,13 @@ describe('claims', () => {
     expect(Buffer.from(leaseBytes(lease)).toString()).toMatch(/^swarm-encode\/lease\/1\n/)
     const leaseSig = await signLease(alice.key, lease)
     refusedWith(await check({ claim: c, signature: leaseSig.signature }), 'bad-signature')
+    tally('claim carrying a lease signature by the same key over the same fields (cross-protocol replay)', 'refused with bad-signature (domain separation)')
   })
 
   it('refuses a valid claim relayed by a peer other than its claimant (wrong-signer)', async () => {
     const signed = await signClaim(alice.key, alice.id, JOB, 7, NOW)
     refusedWith(await check(signed, mallory.id), 'wrong-signer')
+    tally('Alice\'s genuine claim relayed by Mallory', 'refused with wrong-signer')
   })
 
   it('refuses an expired claim (expired)', async () => {
@@ -114,6 +126,7 @@ describe('claims', () => {
     refusedWith(await check(signed, alice.id, NOW + CLAIM_LIFETIME_MS + 60_000), 'expired')
     // One millisecond before it runs out it is still good.
     expect((await check(signed, alice.id, NOW + CLAIM_LIFETIME_MS - 1)).ok).toBe(true)
+    tally('claim presented at and after its expiry', 'refused with expired; 1 ms before expiry it is accepted')
   })
 
   it('refuses a claim whose lifetime is over the maximum (expired)', async () => {
@@ -121,6 +134,7 @@ describe('claims', () => {
     refusedWith(await check(tooLong), 'expired')
     const longest = await signClaim(alice.key, alice.id, JOB, 7, NOW, CLAIM_MAX_LIFETIME_MS)
     expect((await check(longest)).ok).toBe(true)
+    tally(`claim valid for ${CLAIM_MAX_LIFETIME_MS + 1} ms (1 ms over the maximum)`, 'refused with expired; exactly the maximum is accepted')
   })
 
   it('refuses a claim with an empty or inverted validity window (expired)', async () => {
@@ -128,6 +142,8 @@ describe('claims', () => {
     refusedWith(await check(zero), 'expired')
     const inverted = await signClaim(alice.key, alice.id, JOB, 7, NOW + 10_000, -5_000)
     refusedWith(await check(inverted), 'expired')
+    tally('claim with an empty validity window (expires when issued)', 'refused with expired')
+    tally('claim with an inverted validity window (expires before it is issued)', 'refused with expired')
   })
 
   it('refuses a claim issued too far in the future (not-yet-valid), tolerates skew within the limit', async () => {
@@ -135,6 +151,7 @@ describe('claims', () => {
     refusedWith(await check(future), 'not-yet-valid')
     const skewed = await signClaim(alice.key, alice.id, JOB, 7, NOW + CLAIM_MAX_SKEW_MS)
     expect((await check(skewed)).ok).toBe(true)
+    tally(`claim issued ${CLAIM_MAX_SKEW_MS + 1} ms in the future (1 ms past the allowed clock skew)`, 'refused with not-yet-valid; exactly the allowed skew is accepted')
   })
 
   it('refuses a replayed nonce (replayed), even long after, while it is still valid', async () => {
@@ -147,6 +164,7 @@ describe('claims', () => {
     expect((await check(signed, alice.id, NOW, new NonceCache())).ok).toBe(true)
     // A fresh claim from the same peer is fine.
     expect((await check(await signClaim(alice.key, alice.id, JOB, 7, NOW), alice.id, NOW, nonces)).ok).toBe(true)
+    tally('claim replayed (same nonce), at once and just before it expires', 'refused with replayed both times; a fresh claim from the same peer is accepted')
   })
 
   it('does not burn the nonce of a claim it refused for another reason', async () => {
@@ -171,17 +189,20 @@ describe('leases', () => {
   it('refuses a lease signed by someone else in the originator\'s name', async () => {
     const signed = await signLease(mallory.key, lease())
     refusedWith(await verifyLease(signed, expect_()), 'bad-signature')
+    tally('lease (to a worker) signed by Mallory in the originator\'s name', 'refused by verifyLease with bad-signature')
   })
 
   it('refuses a lease from another originator than the one asked, even if validly signed', async () => {
     const signed = await signLease(mallory.key, { ...lease(), originator: mallory.id })
     refusedWith(await verifyLease(signed, expect_()), 'bad-signature')
+    tally('lease (to a worker) validly signed by another originator than the one asked', 'refused with bad-signature')
   })
 
   it('refuses a lease tampered with after signing', async () => {
     const signed = await signLease(origin.key, lease())
     refusedWith(await verifyLease({ lease: { ...signed.lease, expiresAt: NOW + 3_600_000 }, signature: signed.signature }, expect_()), 'bad-signature')
     refusedWith(await verifyLease({ lease: signed.lease, signature: randomBytes(64).toString('base64') }, expect_()), 'bad-signature')
+    tally('lease (to a worker) with its expiry extended after signing, or with a random signature', 'both refused with bad-signature')
   })
 
   it.each([
@@ -192,6 +213,7 @@ describe('leases', () => {
     const l = field === 'holder' ? { ...lease(), holder: mallory.id } : { ...lease(), ...change }
     const signed = await signLease(origin.key, l)
     refusedWith(await verifyLease(signed, expect_()), 'wrong-signer')
+    tally(`genuine lease (to a worker) for another ${field} than the one claimed`, 'refused with wrong-signer')
   })
 })
 
