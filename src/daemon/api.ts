@@ -38,7 +38,10 @@ export interface JobStatus {
   createdAt: string
   updatedAt: string
   totalFrames: number
+  /** Frames of done chunks plus the progress holders reported (0 for other originators' jobs). */
   framesDone: number
+  /** Aggregate speed: the sum of the fps the holders of leased chunks last reported (0 for other originators' jobs). */
+  fps: number
   chunks: ChunkCounts
   encodedBy: Record<string, number>
   chunkList?: ChunkStatus[]
@@ -49,6 +52,34 @@ export interface PeerStatus {
   addresses: string[]
   /** What this peer encodes for jobs we know about: chunk labels like "<jobId prefix>#<chunk>". */
   encoding: string[]
+}
+
+/** A connected peer as `swarm peers` shows it (GET /v1/peers). */
+export interface PeerInfo {
+  id: string
+  /** Remote addresses of the open connections. */
+  addresses: string[]
+  /** Round trip of a libp2p ping in milliseconds; null when the peer did not answer in time. */
+  latencyMs: number | null
+  /** Chunks of this node's jobs the peer holds leases on, with the progress it last reported. */
+  encoding: Array<{ jobId: string, chunk: number, framesDone: number, frames: number, fps: number }>
+  /** Sum of `encoding[].fps`. */
+  fps: number
+}
+
+export interface PeersJson {
+  peerId: string
+  peers: PeerInfo[]
+}
+
+/**
+ * One message of the dashboard's event stream (GET /v1/events): the node's status, with
+ * `chunkList` filled in for every job this node originated.
+ */
+export interface DashboardEvent {
+  /** Milliseconds since the epoch when the snapshot was taken. */
+  at: number
+  status: StatusJson
 }
 
 export interface WorkerStatus {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { request } from 'node:http'
-import { ControlFile, type AddJobRequest, type AddJobResponse, type ApiError, type JobStatus, type StatusJson } from './api.js'
+import { ControlFile, type AddJobRequest, type AddJobResponse, type ApiError, type JobStatus, type PeersJson, type StatusJson } from './api.js'
 import { CONTROL_FILE } from './home.js'
 
 /** No node runs for this home: the message says how to start one. */
@@ -21,6 +21,7 @@ export interface ControlClient {
   addJob: (req: AddJobRequest) => Promise<AddJobResponse>
   job: (id: string) => Promise<JobStatus>
   cancelJob: (id: string) => Promise<void>
+  peers: () => Promise<PeersJson>
 }
 
 export async function connectControl (home: string): Promise<ControlClient> {
@@ -69,6 +70,7 @@ export async function connectControl (home: string): Promise<ControlClient> {
     status: async () => await call<StatusJson>('GET', '/v1/status'),
     addJob: async (req) => await call<AddJobResponse>('POST', '/v1/jobs', req),
     job: async (id) => await call<JobStatus>('GET', `/v1/jobs/${encodeURIComponent(id)}`),
-    cancelJob: async (id) => { await call('DELETE', `/v1/jobs/${encodeURIComponent(id)}`) }
+    cancelJob: async (id) => { await call('DELETE', `/v1/jobs/${encodeURIComponent(id)}`) },
+    peers: async () => await call<PeersJson>('GET', '/v1/peers')
   }
 }

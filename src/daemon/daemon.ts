@@ -11,7 +11,7 @@ import {
   type JobAnnouncement, type SwarmNode, type TransferStats
 } from '../swarm/index.js'
 import { Worker, type ChunkEncoder } from '../worker/index.js'
-import { API_VERSION, type AddJobResponse, type JobStatus, type PeerStatus, type StatusJson } from './api.js'
+import { API_VERSION, type AddJobResponse, type JobStatus, type PeerInfo, type PeersJson, type PeerStatus, type StatusJson } from './api.js'
 import { ControlError, ControlServer } from './control-server.js'
 import { CONTROL_FILE, LOCK_FILE } from './home.js'
 import { localLink } from './local-link.js'
@@ -38,7 +38,11 @@ export interface Daemon {
   peerId: string
   addresses: () => string[]
   controlUrl: string
+  /** The web dashboard, token included in the URL (loopback only). */
+  dashboardUrl: string
   status: () => StatusJson
+  /** Connected peers with ping latency and what they encode for this node's jobs. */
+  peers: () => Promise<PeersJson>
   /** Counters for benchmarks and the scale simulation: streams served, bytes moved, announcements. */
   metrics: () => { transfer: TransferStats, announcementsPublished: number, announcementsRejected: number }
   stop: () => Promise<void>
@@ -46,6 +50,8 @@ export interface Daemon {
 
 /** A remote job stops being listed (and worked on) when its originator has been silent this long. */
 const REMOTE_JOB_TTL_MS = 6 * ANNOUNCE_INTERVAL_MS
+/** How long `swarm peers` waits for a ping answer. */
+const PING_TIMEOUT_MS = 2000
 
 export function defaultSlots (cores = availableParallelism()): number {
   return Math.max(1, Math.round(cores / 4))
@@ -210,23 +216,36 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     for (const job of originator.list()) if (job.state === 'encoding' || job.state === 'splitting') announce(job)
 
     // ---- status and control ----
+    /**
+     * Progress of a lease: what the holder last reported in a heartbeat (every few seconds), or,
+     * for a chunk this node's own worker encodes, its live figures.
+     */
+    const leaseProgress = (jobId: string, c: JobRecord['chunks'][number], live: Map<string, { framesDone: number, fps: number }>): { framesDone: number, fps: number } => {
+      const lease = c.lease
+      if (lease === undefined) return { framesDone: 0, fps: 0 }
+      const own = lease.holder === self ? live.get(`${jobId}#${c.index}`) : undefined
+      if (own === undefined) return { framesDone: lease.framesDone, fps: Math.round(lease.fps * 10) / 10 }
+      return { framesDone: Math.max(lease.framesDone, Math.min(c.frames, own.framesDone)), fps: Math.round(own.fps * 10) / 10 }
+    }
     const jobStatus = (job: JobRecord, withChunks: boolean): JobStatus => {
       const encodedBy: Record<string, number> = {}
+      const live = new Map(worker.status().active.map(a => [`${a.jobId}#${a.chunk}`, a]))
       let framesDone = 0
+      let fps = 0
       for (const c of job.chunks) {
         if (c.result !== undefined) { encodedBy[c.result.encodedBy] = (encodedBy[c.result.encodedBy] ?? 0) + 1; framesDone += c.frames }
-        else if (c.lease !== undefined) framesDone += c.lease.framesDone
+        else if (c.lease !== undefined) { const p = leaseProgress(job.id, c, live); framesDone += p.framesDone; fps += p.fps }
       }
       return {
         id: job.id, file: job.sourcePath, settings: job.settings, state: job.state, output: job.output,
         ...(job.error !== undefined ? { error: job.error } : {}),
         local: true, originator: self, createdAt: new Date(job.createdAt).toISOString(), updatedAt: new Date(job.updatedAt).toISOString(),
-        totalFrames: job.totalFrames, framesDone, chunks: countChunks(job), encodedBy,
+        totalFrames: job.totalFrames, framesDone, fps: Math.round(fps * 10) / 10, chunks: countChunks(job), encodedBy,
         ...(withChunks
           ? {
               chunkList: job.chunks.map(c => ({
                 index: c.index, state: c.state, frames: c.frames,
-                ...(c.lease !== undefined ? { holder: c.lease.holder, framesDone: c.lease.framesDone, fps: c.lease.fps } : {}),
+                ...(c.lease !== undefined ? { holder: c.lease.holder, ...leaseProgress(job.id, c, live) } : {}),
                 ...(c.result !== undefined ? { encodedBy: c.result.encodedBy } : {})
               }))
             }
@@ -236,9 +255,9 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     const remoteStatus = (r: { ann: JobAnnouncement, seen: number }): JobStatus => ({
       id: r.ann.jobId, file: r.ann.name, settings: r.ann.settings, state: r.ann.state, output: null, local: false,
       originator: r.ann.originator, createdAt: '', updatedAt: new Date(r.seen).toISOString(), totalFrames: r.ann.totalFrames,
-      framesDone: 0, chunks: r.ann.chunks, encodedBy: {}
+      framesDone: 0, fps: 0, chunks: r.ann.chunks, encodedBy: {}
     })
-    const status = (): StatusJson => {
+    const status = (withChunks = false): StatusJson => {
       const local = originator.list()
       const holders = new Map<string, string[]>()
       for (const job of local) {
@@ -258,9 +277,36 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
         peerId: self,
         addresses: ownAddrs(),
         peers,
-        jobs: [...local.map(j => jobStatus(j, false)), ...[...remoteJobs.values()].filter(r => originator.get(r.ann.jobId) === undefined).map(remoteStatus)],
+        jobs: [...local.map(j => jobStatus(j, withChunks)), ...[...remoteJobs.values()].filter(r => originator.get(r.ann.jobId) === undefined).map(remoteStatus)],
         worker: worker.status()
       }
+    }
+    const peers = async (): Promise<PeersJson> => {
+      const encoding = new Map<string, PeerInfo['encoding']>()
+      const live = new Map(worker.status().active.map(a => [`${a.jobId}#${a.chunk}`, a]))
+      for (const job of originator.list()) {
+        for (const c of job.chunks) {
+          if (c.lease === undefined || c.state !== 'leased') continue
+          const list = encoding.get(c.lease.holder) ?? []
+          list.push({ jobId: job.id, chunk: c.index, frames: c.frames, ...leaseProgress(job.id, c, live) })
+          encoding.set(c.lease.holder, list)
+        }
+      }
+      const list = await Promise.all(libp2p.getPeers().map(async (p): Promise<PeerInfo> => {
+        let latencyMs: number | null = null
+        try {
+          latencyMs = await libp2p.services.ping.ping(p, { signal: AbortSignal.timeout(PING_TIMEOUT_MS) })
+        } catch {}
+        const chunks = encoding.get(p.toString()) ?? []
+        return {
+          id: p.toString(),
+          addresses: libp2p.getConnections(p).map(c => c.remoteAddr.toString()),
+          latencyMs,
+          encoding: chunks,
+          fps: Math.round(chunks.reduce((sum, c) => sum + c.fps, 0) * 10) / 10
+        }
+      }))
+      return { peerId: self, peers: list.sort((a, b) => a.id.localeCompare(b.id)) }
     }
     const findJob = (prefix: string): JobStatus => {
       const local = originator.list().filter(j => j.id.startsWith(prefix))
@@ -271,7 +317,9 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       throw new ControlError(404, 'not-found', `no job ${prefix} is known to this node`)
     }
     const control = new ControlServer({
-      status,
+      status: () => status(),
+      snapshot: () => status(true),
+      peers,
       job: findJob,
       addJob: async (req): Promise<AddJobResponse> => {
         try {
@@ -303,7 +351,9 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       peerId: self,
       addresses: ownAddrs,
       controlUrl: control.url,
-      status,
+      dashboardUrl: control.dashboardUrl,
+      status: () => status(),
+      peers,
       metrics: () => ({ transfer: libp2p.services.encode.stats, announcementsPublished: board.published, announcementsRejected: board.rejected }),
       stop: async () => { stopping ??= undo(); await stopping }
     }

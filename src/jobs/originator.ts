@@ -85,6 +85,10 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       }
     }
     for (const job of this.jobs.values()) {
+      // Our own worker restarted with us and holds nothing: leases it had would only lapse.
+      for (const chunk of job.chunks) {
+        for (const lease of [chunk.backup, chunk.lease]) if (lease?.holder === this.o.peerId) this.dropLease(chunk, lease)
+      }
       if (job.state === 'splitting' || job.state === 'merging' || (job.state === 'encoding' && job.chunks.every(c => c.state === 'done'))) {
         this.log(`jobs: resuming ${job.id.slice(0, 12)} (${job.state})`)
         this.runInBackground(job.id)

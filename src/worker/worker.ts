@@ -132,7 +132,8 @@ export class Worker {
       void this.heartbeatAll()
       // A chunk we backed off from becomes claimable again with no event to say so.
       if (this.wantMore()) void this.pump()
-    }, Math.min(1000, this.o.heartbeatMs ?? 5000))
+      // Ticks often; each lease is only renewed when its own period (a third of its length) is due.
+    }, Math.min(250, this.o.heartbeatMs ?? 5000))
     this.heartbeatTimer.unref()
   }
 
@@ -311,7 +312,7 @@ export class Worker {
     }
     task.stage = 'uploading'
     try {
-      const answer = await this.o.linkFor(lease.originator).uploadResult(lease, out, await sha256File(out), task.controller.signal)
+      const answer = await this.uploadWithRetry(task, out)
       if (answer.ok) {
         this.completed.push({ jobId: lease.jobId, chunk: lease.chunk })
         this.log(`worker: delivered ${lease.jobId.slice(0, 8)}#${lease.chunk}`)
@@ -324,6 +325,24 @@ export class Worker {
       return
     }
     await this.cleanup(task, out)
+  }
+
+  /**
+   * A finished encode is worth keeping: an upload that fails (the originator restarting, a dropped
+   * connection) is tried again for about a lease's length before the chunk is given back.
+   */
+  private async uploadWithRetry (task: Task, out: string): Promise<PlainAnswer> {
+    const sha256 = await sha256File(out)
+    const giveUpAt = this.now() + Math.max(10_000, task.beatEvery * 3)
+    for (let delay = 1000; ; delay = Math.min(delay * 2, 8000)) {
+      try {
+        return await this.o.linkFor(task.lease.originator).uploadResult(task.lease, out, sha256, task.controller.signal)
+      } catch (err) {
+        if (task.controller.signal.aborted || this.stopped || this.now() + delay > giveUpAt) throw err
+        this.log(`worker: upload of ${task.lease.jobId.slice(0, 8)}#${task.lease.chunk} failed (${(err as Error).message}); trying again in ${delay / 1000} s`)
+        await new Promise(resolve => setTimeout(resolve, delay))
+      }
+    }
   }
 
   private async giveUp (task: Task, reason: string, countsAsFailure: boolean, out?: string): Promise<void> {
