@@ -20,9 +20,9 @@ import { AbortError, encodeChunk, type EncodeChunkOptions, type EncodedChunk } f
 const { values } = parseArgs({
   options: {
     nodes: { type: 'string', default: '10,50' },
-    chunks: { type: 'string', default: '200' },
+    'chunks-per-node': { type: 'string', default: '4' },
     'frames-per-chunk': { type: 'string', default: '10' },
-    'ms-per-frame': { type: 'string', default: '400' },
+    'ms-per-frame': { type: 'string', default: '1000' },
     out: { type: 'string', default: 'bench-results' }
   }
 })
@@ -124,17 +124,19 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
 }
 
 async function main (): Promise<void> {
-  const chunks = Number(values.chunks)
+  const perNode = Number(values['chunks-per-node'])
   const fpc = Number(values['frames-per-chunk'])
   const msPerFrame = Number(values['ms-per-frame'])
   const dir = await mkdtemp(join(tmpdir(), 'swarm-scale-clip-'))
-  const clip = join(dir, 'scale.mkv')
-  // One keyframe every `fpc` frames and no B-frames: one chunk per GOP.
-  await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=64x36:rate=25', '-frames:v', String(chunks * fpc),
-    '-c:v', 'libx264', '-preset', 'ultrafast', '-g', String(fpc), '-keyint_min', String(fpc), '-sc_threshold', '0', '-bf', '0', '-pix_fmt', 'yuv420p', clip])
   const rows: Array<Record<string, number>> = []
   try {
     for (const k of values.nodes.split(',').map(Number)) {
+      // The same work per node at every size, so the ideal makespan is the same and rows compare.
+      const chunks = perNode * k
+      const clip = join(dir, `scale-${k}.mkv`)
+      // One keyframe every `fpc` frames and no B-frames: one chunk per GOP.
+      await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=64x36:rate=25', '-frames:v', String(chunks * fpc),
+        '-c:v', 'libx264', '-preset', 'ultrafast', '-g', String(fpc), '-keyint_min', String(fpc), '-sc_threshold', '0', '-bf', '0', '-pix_fmt', 'yuv420p', clip])
       console.log(`scale: ${k} nodes, ${chunks} chunks of ${fpc} frames, ${msPerFrame} ms per frame…`)
       const row = await runSwarm(k, clip, chunks, fpc, msPerFrame)
       console.log(JSON.stringify(row))
@@ -147,7 +149,7 @@ async function main (): Promise<void> {
   console.log(['', ...cols].join('\t'))
   for (const r of rows) console.log(['', ...cols.map(c => String(r[c]))].join('\t'))
   await mkdir(values.out, { recursive: true })
-  await import('node:fs/promises').then(async fs => { await fs.writeFile(join(values.out, 'scale.json'), JSON.stringify({ chunks, framesPerChunk: fpc, msPerFrame, rows }, null, 2) + '\n') })
+  await import('node:fs/promises').then(async fs => { await fs.writeFile(join(values.out, 'scale.json'), JSON.stringify({ chunksPerNode: perNode, framesPerChunk: fpc, msPerFrame, rows }, null, 2) + '\n') })
   process.exit(0)
 }
 
