@@ -1,4 +1,4 @@
-import type { JobStatus, StatusJson } from '../src/daemon/index.js'
+import type { JobStatus, PeersJson, StatusJson } from '../src/daemon/index.js'
 
 /** Peer ids are long; the tail is what tells them apart in a table. */
 export function shortPeer (id: string): string { return id.length > 14 ? `…${id.slice(-10)}` : id }
@@ -49,6 +49,20 @@ export function formatJob (j: JobStatus): string {
       String(c.index), c.state, String(c.frames), shortPeer(c.holder ?? c.encodedBy ?? '-'),
       c.state === 'leased' ? `${c.framesDone ?? 0}/${c.frames} at ${(c.fps ?? 0).toFixed(1)} fps` : ''
     ])]))
+  }
+  return lines.join('\n')
+}
+
+/** `swarm peers`: one block per peer, full ids (they are what --bootstrap needs). */
+export function formatPeers (p: PeersJson): string {
+  const lines = [`this node ${p.peerId}`, `${p.peers.length} peer${p.peers.length === 1 ? '' : 's'} connected`]
+  for (const peer of p.peers) {
+    lines.push('', peer.id)
+    lines.push(`  latency   ${peer.latencyMs === null ? 'no answer to ping' : `${peer.latencyMs} ms`}`)
+    for (const [i, a] of (peer.addresses.length > 0 ? peer.addresses : ['-']).entries()) lines.push(`  ${i === 0 ? 'address ' : '        '}  ${a}`)
+    lines.push(`  encoding  ${peer.encoding.length === 0
+      ? 'nothing for this node'
+      : `${peer.encoding.map(c => `${c.jobId.slice(0, 8)}#${c.chunk} ${c.framesDone}/${c.frames}`).join(', ')} (${peer.fps.toFixed(1)} fps)`}`)
   }
   return lines.join('\n')
 }

@@ -1,13 +1,15 @@
 import { readFile, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { parseX264Settings } from '../src/media/index.js'
 import { generateSwarmKey, parseSwarmKey } from '../src/swarm/index.js'
 import {
   connectControl, ControlApiError, defaultSlots, NodeNotRunningError, resolveHome, standInEncoder, startDaemon,
-  type JobStatus, type StatusJson
+  type ControlClient, type JobStatus, type StatusJson
 } from '../src/daemon/index.js'
 import { parseCommandArgs, UsageError, type FlagSpec } from './args.js'
-import { formatJob, formatProgressLine, formatStatus } from './format.js'
+import { formatJob, formatPeers, formatProgressLine, formatStatus } from './format.js'
+import { liveCapable, LiveScreen, renderJob, renderStatus } from './live.js'
 
 const VERSION = '0.1.0'
 
@@ -23,7 +25,8 @@ const HELP: Record<string, string> = {
 Usage:
   swarm join [options]                 run a node in the foreground
   swarm add FILE "SETTINGS" [options]  encode FILE with x264 SETTINGS across the swarm
-  swarm status [JOB] [options]         peers, jobs, chunks and who encodes what
+  swarm status [JOB] [options]         peers, jobs, chunks and who encodes what (--watch: live)
+  swarm peers [options]                connected peers: addresses, latency, what they encode for us
   swarm cancel JOB [options]           stop a job this node originated
   swarm key generate FILE              make a pre-shared key for a private swarm
 
@@ -32,7 +35,8 @@ Exit codes: 0 success, 1 the work failed, 2 bad usage or input.`,
   join: `Usage: swarm join [--home DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--slots N] [--no-mdns]
 
 Runs a node until SIGINT or SIGTERM, then stops cleanly (leases it holds are given back).
-It encodes chunks of every job it hears of and originates the jobs added on it.
+It encodes chunks of every job it hears of and originates the jobs added on it. It prints a
+"dashboard:" line: open that URL (127.0.0.1 only, token included) in a browser on this machine.
 
 ${HOME_HELP}
   --listen MULTIADDR   where to listen (repeatable; default /ip4/0.0.0.0/tcp/4010)
@@ -54,15 +58,27 @@ ${HOME_HELP}
   --output PATH        where to write the result (default: beside FILE, "NAME [x264].mkv")
   --chunk-gops N       keyframe intervals per chunk (default 7; more chunks are cut when the swarm is bigger)
   --chunk-seconds N    target chunk duration in seconds instead of --chunk-gops
-  --wait               block until the output is merged and print its path
+  --wait               block until the output is merged and print its path; shows live progress
+                       on a terminal (plain lines when stderr is not one or NO_COLOR is set)
   --json               print JSON instead of text`,
-  status: `Usage: swarm status [JOB] [--home DIR] [--json]
+  status: `Usage: swarm status [JOB] [--home DIR] [--watch] [--json]
 
 Without JOB: this node's peer id and addresses, its peers, every job it knows and its worker.
 With JOB (an id or a unique prefix): that job's chunks and who holds each.
 
 ${HOME_HELP}
-  --json               print one JSON object (the shape is documented in docs/operations.md)`,
+  --watch              refresh every second until Ctrl-C (with JOB: until the job is done or
+                       failed): a live view per job (frames, fps, ETA, per peer) on a terminal,
+                       plain lines when something changes when stdout is not one or NO_COLOR is set
+  --json               print one JSON object (the shape is documented in docs/operations.md);
+                       with --watch one object per line per refresh`,
+  peers: `Usage: swarm peers [--home DIR] [--json]
+
+The peers this node is connected to: peer id, addresses, ping latency, and which chunks of this
+node's jobs each one encodes, at what speed.
+
+${HOME_HELP}
+  --json               print one JSON object {"peerId", "peers": [...]} (see docs/operations.md)`,
   key: `Usage: swarm key generate FILE
 
 Writes a new random pre-shared key (mode 0600; an existing file is never overwritten). Copy it to
@@ -79,7 +95,8 @@ const COMMON: Record<string, FlagSpec> = { home: { type: 'string' }, help: { typ
 const SPECS: Record<string, Record<string, FlagSpec>> = {
   join: { ...COMMON, listen: { type: 'string', multiple: true }, bootstrap: { type: 'string', multiple: true }, slots: { type: 'number' }, threads: { type: 'number' }, 'lease-seconds': { type: 'number' }, 'no-mdns': { type: 'boolean' }, 'swarm-key': { type: 'string' }, verbose: { type: 'boolean' } },
   add: { ...COMMON, output: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, 'chunk-gops': { type: 'number' }, 'chunk-seconds': { type: 'number' } },
-  status: { ...COMMON, json: { type: 'boolean' } },
+  status: { ...COMMON, json: { type: 'boolean' }, watch: { type: 'boolean' } },
+  peers: { ...COMMON, json: { type: 'boolean' } },
   cancel: { ...COMMON },
   key: { help: { type: 'boolean' } }
 }
@@ -105,6 +122,7 @@ export async function main (argv: string[]): Promise<number> {
       case 'join': return await join(home, flags, positionals)
       case 'add': return await add(home, flags, positionals)
       case 'status': return await status(home, flags, positionals)
+      case 'peers': return await peers(home, flags, positionals)
       case 'cancel': return await cancel(home, positionals)
       case 'key': return await key(positionals)
     }
@@ -160,12 +178,9 @@ async function join (home: string, flags: Record<string, unknown>, positionals: 
     if (/multiaddr|EADDRINUSE|another swarm node/i.test(message)) throw new UsageError(message)
     throw e
   }
-  out(`swarm node started (home ${home})`)
-  out(`peer id: ${daemon.peerId}`)
-  for (const a of daemon.addresses()) out(`listening: ${a}`)
-  out(`control: ${daemon.controlUrl}`)
   const running = daemon
-  await new Promise<void>((resolveStop) => {
+  // Handlers first: whoever reads the lines below may signal at once (tests, service managers).
+  const stopped = new Promise<void>((resolveStop) => {
     let stopping = false
     const onSignal = (sig: string): void => {
       if (stopping) { err(`${sig} again: exiting without a clean stop`); process.exit(EXIT_FAILED) }
@@ -176,6 +191,12 @@ async function join (home: string, flags: Record<string, unknown>, positionals: 
     process.on('SIGINT', () => { onSignal('SIGINT') })
     process.on('SIGTERM', () => { onSignal('SIGTERM') })
   })
+  out(`swarm node started (home ${home})`)
+  out(`peer id: ${daemon.peerId}`)
+  for (const a of daemon.addresses()) out(`listening: ${a}`)
+  out(`control: ${daemon.controlUrl}`)
+  out(`dashboard: ${daemon.dashboardUrl}`)
+  await stopped
   return EXIT_OK
 }
 
@@ -204,23 +225,29 @@ async function add (home: string, flags: Record<string, unknown>, positionals: s
     if (json) out(JSON.stringify({ job, existing }))
     return EXIT_OK
   }
-  const final = await waitForJob(client, job.id, json)
+  const final = await waitForJob(client, job.id, json ? 'quiet' : liveCapable(process.stderr) ? 'live' : 'plain')
   if (json) out(JSON.stringify({ job: final, existing }))
   if (final.state === 'failed') { if (!json) err(`job ${final.id.slice(0, 12)} failed: ${final.error ?? 'unknown error'}`); return EXIT_FAILED }
   if (!json) out(final.output ?? '')
   return EXIT_OK
 }
 
-async function waitForJob (client: Awaited<ReturnType<typeof connectControl>>, id: string, quiet: boolean): Promise<JobStatus> {
+type ProgressMode = 'quiet' | 'plain' | 'live'
+const REFRESH_MS = 1000
+
+async function waitForJob (client: ControlClient, id: string, mode: ProgressMode): Promise<JobStatus> {
   let last = ''
+  const screen = mode === 'live' ? new LiveScreen(process.stderr) : undefined
   for (;;) {
     const job = await client.job(id)
-    if (!quiet) {
+    if (screen !== undefined) {
+      screen.draw(renderJob(job, { color: true, self: job.originator }))
+    } else if (mode === 'plain') {
       const line = formatProgressLine(job)
       if (line !== last) { process.stderr.write(`${line}\n`); last = line }
     }
     if (job.state === 'done' || job.state === 'failed') return job
-    await new Promise(r => setTimeout(r, 1000))
+    await new Promise(r => setTimeout(r, REFRESH_MS))
   }
 }
 
@@ -228,6 +255,7 @@ async function status (home: string, flags: Record<string, unknown>, positionals
   noExtra('swarm status', positionals, 1, 'at most one JOB')
   const client = await connectControl(home)
   const json = flags.json === true
+  if (flags.watch === true) return await watch(client, positionals[0], json ? 'json' : liveCapable(process.stdout) ? 'live' : 'plain')
   if (positionals[0] !== undefined) {
     const job = await client.job(positionals[0])
     out(json ? JSON.stringify(job) : formatJob(job))
@@ -235,6 +263,61 @@ async function status (home: string, flags: Record<string, unknown>, positionals
   }
   const s: StatusJson = await client.status()
   out(json ? JSON.stringify(s) : formatStatus(s))
+  return EXIT_OK
+}
+
+/**
+ * `swarm status --watch`: refreshes every second until Ctrl-C, or with JOB until that job is done
+ * (exit 0) or failed (exit 1). 'json' prints one object per refresh, 'plain' a job's progress line
+ * when it changes, 'live' redraws a view of every job on the terminal.
+ */
+async function watch (client: ControlClient, jobId: string | undefined, mode: 'json' | 'plain' | 'live'): Promise<number> {
+  const interrupted = new AbortController()
+  const onSigint = (): void => { interrupted.abort() }
+  process.once('SIGINT', onSigint)
+  const screen = mode === 'live' ? new LiveScreen(process.stdout) : undefined
+  const lastLines = new Map<string, string>()
+  const plain = (jobs: JobStatus[]): void => {
+    for (const job of jobs) {
+      const line = formatProgressLine(job)
+      if (lastLines.get(job.id) !== line) { out(line); lastLines.set(job.id, line) }
+    }
+    for (const id of [...lastLines.keys()]) {
+      if (!jobs.some(j => j.id === id)) { out(`job ${id.slice(0, 12)} is gone`); lastLines.delete(id) }
+    }
+  }
+  try {
+    while (!interrupted.signal.aborted) {
+      if (jobId !== undefined) {
+        const job = await client.job(jobId)
+        if (mode === 'json') out(JSON.stringify(job))
+        else if (screen !== undefined) screen.draw(renderJob(job, { color: true, ...(job.local ? { self: job.originator } : {}) }))
+        else plain([job])
+        if (job.state === 'done') return EXIT_OK
+        if (job.state === 'failed') return EXIT_FAILED
+      } else {
+        const s = await client.status()
+        if (mode === 'json') out(JSON.stringify(s))
+        else if (screen !== undefined) {
+          // Chunk lists (who encodes what, at what speed) for the jobs added here that are still running.
+          const running = s.jobs.filter(j => j.local && j.state !== 'done' && j.state !== 'failed')
+          const detailed = new Map((await Promise.all(running.map(async j => await client.job(j.id).catch(() => j)))).map(j => [j.id, j]))
+          screen.draw(renderStatus(s, detailed, { color: true, self: s.peerId }))
+        } else plain(s.jobs)
+      }
+      await sleep(REFRESH_MS, undefined, { signal: interrupted.signal }).catch(() => {})
+    }
+    return EXIT_OK
+  } finally {
+    process.off('SIGINT', onSigint)
+  }
+}
+
+async function peers (home: string, flags: Record<string, unknown>, positionals: string[]): Promise<number> {
+  noExtra('swarm peers', positionals, 0, 'no positional arguments')
+  const client = await connectControl(home)
+  const p = await client.peers()
+  out(flags.json === true ? JSON.stringify(p) : formatPeers(p))
   return EXIT_OK
 }
 

@@ -17,6 +17,8 @@ export interface LocalNode {
   peerId: string
   addresses: string[]
   controlUrl: string
+  /** The web dashboard's URL with its token, from the `dashboard:` line. */
+  dashboardUrl: string
   /** Everything the node wrote to stderr so far. */
   stderr: () => string
   /** SIGINT (clean stop) and wait; resolves with the exit code. */
@@ -46,20 +48,24 @@ export async function startLocalNode (home: string, o: StartNodeOptions = {}): P
   const addresses: string[] = []
   let peerId = ''
   let controlUrl = ''
+  let dashboardUrl = ''
   await new Promise<void>((resolvePromise, reject) => {
     let text = ''
     const timer = setTimeout(() => { reject(new Error(`swarm join did not start within ${o.timeoutMs ?? 30_000} ms: ${stderr}`)) }, o.timeoutMs ?? 30_000)
     const onData = (data: Buffer): void => {
       text += data.toString()
-      for (const line of text.split('\n')) {
+      // Complete lines only: a line cut between two reads would give a truncated URL.
+      for (const line of text.split('\n').slice(0, -1)) {
         const m = /^listening: (\S+)/.exec(line)
         if (m !== null && !addresses.includes(m[1] as string)) addresses.push(m[1] as string)
         const p = /^peer id: (\S+)/.exec(line)
         if (p !== null) peerId = p[1] as string
         const c = /^control: (\S+)/.exec(line)
         if (c !== null) controlUrl = c[1] as string
+        const d = /^dashboard: (\S+)/.exec(line)
+        if (d !== null) dashboardUrl = d[1] as string
       }
-      if (addresses.length > 0 && peerId !== '' && controlUrl !== '') { clearTimeout(timer); proc.stdout?.off('data', onData); resolvePromise() }
+      if (addresses.length > 0 && peerId !== '' && controlUrl !== '' && dashboardUrl !== '') { clearTimeout(timer); proc.stdout?.off('data', onData); resolvePromise() }
     }
     proc.stdout?.on('data', onData)
     void proc.then((r) => { clearTimeout(timer); reject(new Error(`swarm join exited early (${r.exitCode ?? r.signal}): ${stderr}`)) })
@@ -70,6 +76,7 @@ export async function startLocalNode (home: string, o: StartNodeOptions = {}): P
     peerId,
     addresses,
     controlUrl,
+    dashboardUrl,
     stderr: () => stderr,
     stop: async (signal: NodeJS.Signals = 'SIGINT') => {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal)

@@ -62,10 +62,12 @@ function drawSparkline (): void {
   const line = $('sparkline-line')
   const last = samples.at(-1)
   if (last === undefined) return
-  const from = last.at - WINDOW_MS
-  while (samples.length > 2 && (samples[0]?.at ?? 0) < from) samples.shift()
+  while (samples.length > 2 && (samples[0]?.at ?? 0) < last.at - WINDOW_MS) samples.shift()
+  // Until two minutes have been seen, the samples so far fill the width.
+  const from = samples[0]?.at ?? last.at
+  const span = Math.max(1000, last.at - from)
   const max = Math.max(1, ...samples.map(h => h.fps))
-  const points = samples.map(h => `${(300 * (h.at - from) / WINDOW_MS).toFixed(1)},${(58 - 56 * h.fps / max).toFixed(1)}`)
+  const points = samples.map(h => `${(300 * (h.at - from) / span).toFixed(1)},${(58 - 56 * h.fps / max).toFixed(1)}`)
   setAttr(line, 'points', points.join(' '))
 }
 
@@ -172,7 +174,7 @@ function renderPeers (s: StatusJson): void {
     const h = perHolder.get(r.id)
     const id = el('td', 'id', r.label)
     id.title = r.id
-    tr.append(id, el('td', '', r.address), el('td', '', h?.chunks.join(', ') ?? '–'), el('td', 'num', h !== undefined ? h.fps.toFixed(1) : '–'))
+    tr.append(id, el('td', 'address', r.address), el('td', '', h?.chunks.join(', ') ?? '–'), el('td', 'num', h !== undefined ? h.fps.toFixed(1) : '–'))
     return tr
   }))
   setText($('peer-count'), String(s.peers.length))
@@ -206,7 +208,7 @@ function connect (): void {
     render(JSON.parse(m.data) as DashboardEvent)
   }
   source.onerror = () => {
-    show(source.readyState === EventSource.CLOSED ? 'lost' : 'connecting', source.readyState === EventSource.CLOSED ? 'disconnected (reload to retry)' : 'reconnecting…')
+    show(source.readyState === EventSource.CLOSED ? 'lost' : 'connecting', source.readyState === EventSource.CLOSED ? 'disconnected: reload (a restarted node prints a new dashboard URL)' : 'reconnecting…')
   }
   // The node sends at least every 2 s: a longer silence means it is gone or stuck.
   setInterval(() => { if (lastEvent > 0 && Date.now() - lastEvent > 6000) show('connecting', 'no updates…') }, 2000)
