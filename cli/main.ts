@@ -101,6 +101,34 @@ const SPECS: Record<string, Record<string, FlagSpec>> = {
   key: { help: { type: 'boolean' } }
 }
 
+/** Positional arguments each command takes at most. */
+const MAX_POSITIONALS: Record<string, number> = { join: 0, add: 2, status: 1, peers: 0, cancel: 1, key: 2 }
+
+/**
+ * Checks a command line as the docs show it, without running it: the command exists, every option
+ * is one of its own, and it has no extra arguments. Placeholders like N stand in for numbers. The
+ * docs test runs every `swarm` line of README.md and docs/ through this, so the docs cannot rot.
+ */
+export function checkCommandLine (argv: string[]): string | undefined {
+  const [command, ...rest] = argv
+  if (command === undefined) return 'no command'
+  if (['--help', '-h', 'help', '--version', '-v'].includes(command)) return undefined
+  const spec = SPECS[command]
+  if (spec === undefined) return `unknown command "${command}"`
+  const args = rest.map((a, i) => {
+    const flag = /^--([a-z-]+)$/.exec(rest[i - 1] ?? '')?.[1]
+    return flag !== undefined && spec[flag]?.type === 'number' && /^[A-Z_]+$/.test(a) ? '1' : a
+  })
+  try {
+    const { positionals } = parseCommandArgs(args, spec, `swarm ${command}`)
+    const max = MAX_POSITIONALS[command] ?? 0
+    if (positionals.length > max) return `swarm ${command} takes at most ${max} arguments; extra: ${positionals.slice(max).join(' ')}`
+  } catch (e) {
+    return (e as Error).message
+  }
+  return undefined
+}
+
 function out (text: string): void { process.stdout.write(text.endsWith('\n') ? text : `${text}\n`) }
 function err (text: string): void { process.stderr.write(`swarm: ${text}\n`) }
 

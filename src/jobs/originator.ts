@@ -147,7 +147,9 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     // About four chunks per peer by default, so the last chunk to finish is a small share of the
     // job; never fewer chunks than peers, whatever size was asked for.
     const minChunks = Math.max(1, this.o.swarmSize?.() ?? 1) * (explicit ? 1 : 4)
-    const plan = planChunks(source, { ...planOptions, minChunks: Math.max(planOptions.minChunks ?? 1, minChunks) })
+    // Exactly these options are kept with the job: the split plans again from them and must get the same chunks.
+    planOptions.minChunks = Math.max(planOptions.minChunks ?? 1, minChunks)
+    const plan = planChunks(source, planOptions)
     const now = this.now()
     const job: JobRecord = {
       version: JOB_RECORD_VERSION,
@@ -461,7 +463,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const source = await this.sourceOf(job, signal)
     const dir = this.jobDir(job.id)
     const cutSource = await extractVideo(source, join(dir, 'work', 'video-only.mkv'), { signal })
-    const plan = planChunks(source, { ...(job.plan ?? this.o.plan), minChunks: job.chunks.length })
+    const plan = planChunks(source, job.plan ?? { ...this.o.plan, minChunks: job.chunks.length })
     if (plan.chunks.length !== job.chunks.length) throw new Error(`the plan for ${job.sourcePath} no longer matches the job (${plan.chunks.length} chunks, was ${job.chunks.length})`)
     // Two cuts at a time, in chunk order: a cut is mostly waiting on ffmpeg/ffprobe start-up, and a
     // big swarm can take chunks faster than one cut after another opens them.

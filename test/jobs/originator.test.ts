@@ -191,6 +191,26 @@ describe('Originator', () => {
     expect(job.error).toMatch(/chunk 0 failed on 3 peers; last error: x264 \[error\]: no disk space/)
   })
 
+  it('splits exactly the chunks it planned when the swarm size forced a finer plan', async () => {
+    // 35 GOPs of 2 frames; a swarm of 2 asks for at least 8 chunks: 4 GOPs each gives 9 chunks,
+    // while planning again for "at least 9" would give 12. The job keeps the options it was planned with.
+    const dir = await mkdtemp(join(tmpdir(), 'swarm-orig-plan-'))
+    cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
+    const clip = join(dir, 'gops.mkv')
+    const { execa } = await import('execa')
+    await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=64x36:rate=25', '-frames:v', '70',
+      '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '2', '-keyint_min', '2', '-sc_threshold', '0', '-bf', '0', clip])
+    const o = new Originator({ home: join(dir, 'home'), peerId: '12D3KooWorigin', swarmSize: () => 2 })
+    await o.start()
+    cleanup.push(async () => { await o.stop() })
+    const { job } = await o.addJob({ file: clip, settings: SETTINGS })
+    expect(job.chunks.length).toBe(9)
+    await waitFor(() => job.state !== 'splitting')
+    expect(job.error).toBeUndefined()
+    expect(job.state).toBe('encoding')
+    expect(job.chunks.every(c => c.state === 'open')).toBe(true)
+  })
+
   it('resumes from disk after a restart without losing verified chunks', async () => {
     const scratch = await mkdtemp(join(tmpdir(), 'swarm-orig-resume-'))
     cleanup.push(async () => { await rm(scratch, { recursive: true, force: true }) })
