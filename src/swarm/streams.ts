@@ -3,15 +3,22 @@ import { open, rm } from 'node:fs/promises'
 import type { Stream } from '@libp2p/interface'
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import type { Uint8ArrayList } from 'uint8arraylist'
-import type { z } from 'zod'
+import { z } from 'zod'
 import { DATA_FRAME_BYTES, MAX_CONTROL_FRAME, STREAM_IDLE_TIMEOUT_MS } from './protocol.js'
 import { encodeFrame, parseFrame, ProtocolViolation } from './messages.js'
 
-/** Flow control for received bytes: pause the stream above 2 MiB unread, resume below 512 KiB. */
-const PAUSE_ABOVE = 2 * 1024 * 1024
-const RESUME_BELOW = 512 * 1024
-/** What may still arrive after a pause (in-flight yamux window and frames) must fit. */
-const BUFFER_LIMIT = 16 * 1024 * 1024
+/**
+ * Flow control for file bytes, at the application level: the receiver acknowledges every ACK_EVERY
+ * bytes it has written to disk, and the sender keeps at most SEND_WINDOW bytes unacknowledged. The
+ * byte stream under lpStream buffers whatever arrives and aborts past its limit, and pausing a
+ * libp2p stream does not bound what is already in flight, so the sender must be told.
+ */
+export const ACK_EVERY = 1024 * 1024
+export const SEND_WINDOW = 4 * 1024 * 1024
+/** Room for a full send window plus frames in flight. */
+const BUFFER_LIMIT = SEND_WINDOW + 4 * DATA_FRAME_BYTES
+
+const Ack = z.object({ ack: z.number().int().min(0) }).strict()
 
 /** Bytes of varint needed for the largest frame (256 KiB → 3). */
 const MAX_LENGTH_BYTES = 3
@@ -41,24 +48,9 @@ function boundedVarint (maxBytes: number): (buf: Uint8ArrayList) => number {
  */
 export class FramedStream {
   readonly lp: LengthPrefixedStream<Stream>
-  /** Bytes received but not yet read as frames. */
-  private buffered = 0
-  private paused = false
 
   constructor (readonly stream: Stream, private readonly signal: AbortSignal, private readonly idleMs = STREAM_IDLE_TIMEOUT_MS) {
     this.lp = lpStream(stream, { maxDataLength: Math.max(MAX_CONTROL_FRAME, DATA_FRAME_BYTES), lengthDecoder: boundedVarint(MAX_LENGTH_BYTES), maxBufferSize: BUFFER_LIMIT })
-    // The byte stream under lpStream buffers whatever arrives and aborts past its limit; it never
-    // tells the sender to slow down. A receiver busy writing to disk pauses the stream instead,
-    // which stops yamux window updates and so the sender, until it has caught up.
-    stream.addEventListener('message', (evt) => {
-      this.buffered += evt.data.byteLength
-      if (!this.paused && this.buffered > PAUSE_ABOVE) { this.paused = true; stream.pause() }
-    })
-  }
-
-  private consumed (frameBytes: number): void {
-    this.buffered -= frameBytes + (frameBytes < 0x80 ? 1 : frameBytes < 0x4000 ? 2 : 3)
-    if (this.paused && this.buffered < RESUME_BELOW) { this.paused = false; this.stream.resume() }
   }
 
   private readSignal (idleMs = this.idleMs): AbortSignal {
@@ -68,7 +60,6 @@ export class FramedStream {
   /** Reads one JSON frame; `idleMs` overrides the idle limit for an answer that takes work to produce. */
   async readMessage<T extends z.ZodTypeAny>(schema: T, what: string, idleMs?: number): Promise<z.infer<T>> {
     const frame = await this.lp.read({ signal: this.readSignal(idleMs) })
-    this.consumed(frame.byteLength)
     if (frame.byteLength > MAX_CONTROL_FRAME) throw new ProtocolViolation(`${what}: ${frame.byteLength} bytes is more than the ${MAX_CONTROL_FRAME} allowed`)
     return parseFrame(schema, frame.subarray(), what)
   }
@@ -77,18 +68,31 @@ export class FramedStream {
     await this.lp.write(encodeFrame(value), { signal: this.signal })
   }
 
-  /** Sends exactly `size` bytes of a file. */
+  /**
+   * Sends exactly `size` bytes of a file, never more than SEND_WINDOW ahead of the receiver's
+   * acknowledgements, and returns once every acknowledgement due has arrived.
+   */
   async sendFile (path: string, size: number): Promise<void> {
     const fh = await open(path, 'r')
+    let acked = 0
+    const readAck = async (): Promise<void> => {
+      const { ack } = await this.readMessage(Ack, 'transfer acknowledgement')
+      if (ack <= acked || ack > size || ack % ACK_EVERY !== 0) throw new ProtocolViolation(`transfer acknowledgement of ${ack} bytes does not follow ${acked}`)
+      acked = ack
+    }
     try {
       let sent = 0
       while (sent < size) {
+        while (sent - acked >= SEND_WINDOW) await readAck()
         const buf = Buffer.allocUnsafe(Math.min(DATA_FRAME_BYTES, size - sent))
         const { bytesRead } = await fh.read(buf, 0, buf.length, sent)
         if (bytesRead === 0) throw new Error(`${path} is shorter than the ${size} bytes announced`)
         await this.lp.write(buf.subarray(0, bytesRead), { signal: this.signal })
         sent += bytesRead
       }
+      // The receiver acknowledges every whole ACK_EVERY bytes; read them all so the next frame
+      // the caller reads is the answer that follows the file.
+      while (acked < size - (size % ACK_EVERY)) await readAck()
     } finally {
       await fh.close()
     }
@@ -106,14 +110,16 @@ export class FramedStream {
       let received = 0
       while (received < size) {
         const frame = await this.lp.read({ signal: this.readSignal() })
-        this.consumed(frame.byteLength)
         if (frame.byteLength === 0) throw new ProtocolViolation(`${what}: empty data frame`)
         if (received + frame.byteLength > size) throw new ProtocolViolation(`${what}: more bytes than the ${size} announced`)
         for (const part of frame) {
           hash.update(part)
           await fh.write(part)
         }
+        const before = received
         received += frame.byteLength
+        // Written to disk: the sender may send more.
+        if (Math.floor(received / ACK_EVERY) > Math.floor(before / ACK_EVERY)) await this.writeMessage({ ack: received - (received % ACK_EVERY) })
       }
       const got = hash.digest('hex')
       if (got !== sha256) throw new ProtocolViolation(`${what}: SHA-256 mismatch (got ${got.slice(0, 12)}, expected ${sha256.slice(0, 12)})`)

@@ -1,0 +1,63 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { FramedStream, type SwarmNode } from '../../src/swarm/index.js'
+import { SEND_WINDOW } from '../../src/swarm/streams.js'
+import { makeNode } from './helpers.js'
+
+/**
+ * Flow control of file transfers: a receiver that falls behind must hold the sender back (it may
+ * run at most SEND_WINDOW ahead) instead of buffering without bound (the byte stream under
+ * lpStream aborts past its limit), and still get every byte.
+ */
+const BULK = '/swarm-encode-test/bulk/1.0.0'
+let a: SwarmNode
+let b: SwarmNode
+let dir: string
+let source: string
+let digest: string
+let sentAhead: () => number = () => 0
+const SIZE = 64 * 1024 * 1024
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'swarm-streams-'))
+  source = join(dir, 'source.bin')
+  const bytes = randomBytes(SIZE)
+  await writeFile(source, bytes)
+  digest = createHash('sha256').update(bytes).digest('hex')
+  a = await makeNode()
+  b = await makeNode()
+  // A sends the whole file as soon as a stream opens, then closes its end.
+  await a.handle(BULK, async (stream) => {
+    const f = new FramedStream(stream, AbortSignal.timeout(60_000))
+    // Measure how far ahead of the receiver the sender gets: what it has written minus what was read.
+    let written = 0
+    const send = stream.send.bind(stream)
+    stream.send = (data) => { written += data.byteLength; return send(data) }
+    sentAhead = () => written
+    await f.sendFile(source, SIZE)
+    await f.close()
+  })
+})
+afterAll(async () => {
+  await Promise.allSettled([a.stop(), b.stop()])
+  await rm(dir, { recursive: true, force: true })
+})
+
+describe('FramedStream flow control', () => {
+  it('a receiver that starts late gets every byte of a 64 MiB file intact, with the sender never more than the send window ahead', async () => {
+    const stream = await b.dialProtocol(a.getMultiaddrs()[0]!, BULK)
+    const f = new FramedStream(stream, AbortSignal.timeout(60_000))
+    // Let the sender run ahead: without flow control it would send everything into our buffer.
+    await new Promise(r => setTimeout(r, 1500))
+    expect(sentAhead()).toBeLessThanOrEqual(SEND_WINDOW + 2 * 1024 * 1024)
+    const dest = join(dir, 'received.bin')
+    await f.receiveFile(dest, SIZE, digest, 'bulk')
+    await f.close()
+    const got = await readFile(dest)
+    expect(got.byteLength).toBe(SIZE)
+    expect(createHash('sha256').update(got).digest('hex')).toBe(digest)
+  })
+})
