@@ -72,8 +72,12 @@ export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> 
         // Gossipsub batches several messages into one RPC (IWANT replies); the 64 KiB limit per
         // announcement is the JobBoard's. A tighter cap here drops honest peers from the mesh.
         maxInboundDataLength: 4 * 1024 * 1024,
-        // Peers we know are encode peers: keep them in the mesh even in a tiny swarm.
-        D: 6
+        D: 6,
+        // Gossipsub scores down peers that share an IP address beyond ten of them, an anti-Sybil
+        // measure for public networks. Here many nodes on one host (containers, a test or the scale
+        // simulation on 127.0.0.1) are normal, and every message is authenticated anyway: without
+        // this, an eleventh node on one address never hears of any job.
+        scoreParams: { IPColocationFactorWeight: 0 }
       }),
       encode: swarmEncode(o.encode)
     }
