@@ -172,7 +172,12 @@ export class Worker {
 
   removeJob (jobId: string): void {
     this.jobs.delete(jobId)
-    for (const t of this.tasks.values()) if (t.lease.jobId === jobId) t.controller.abort()
+    for (const t of this.tasks.values()) {
+      if (t.lease.jobId !== jobId) continue
+      t.controller.abort()
+      // A prefetched chunk waiting for a slot has no running encode to clean up after it.
+      if (t.stage === 'queued') void this.cleanup(t)
+    }
   }
 
   status (): { slots: number, active: Array<{ jobId: string, chunk: number, framesDone: number, frames: number, fps: number, stage: Stage }> } {
