@@ -164,7 +164,8 @@ export async function main (argv: string[]): Promise<number> {
   }
 }
 
-function noExtra (command: string, positionals: string[], max: number, takes: string): void {
+function noExtra (command: string, positionals: string[], takes: string): void {
+  const max = MAX_POSITIONALS[command.split(' ')[1] as string] ?? 0
   if (positionals.length > max) {
     const extra = positionals[max] as string
     throw new UsageError(extra.startsWith('-')
@@ -174,7 +175,7 @@ function noExtra (command: string, positionals: string[], max: number, takes: st
 }
 
 async function join (home: string, flags: Record<string, unknown>, positionals: string[]): Promise<number> {
-  noExtra('swarm join', positionals, 0, 'no positional arguments')
+  noExtra('swarm join', positionals, 'no positional arguments')
   const verbose = flags.verbose === true || /(^|,)swarm(:\*|\b)/.test(process.env.DEBUG ?? '')
   // Quiet by default: what a person watching the terminal wants to know.
   const important = /(added|resuming| done →|failed|refused|expired|released)/
@@ -231,7 +232,7 @@ async function join (home: string, flags: Record<string, unknown>, positionals: 
 async function add (home: string, flags: Record<string, unknown>, positionals: string[]): Promise<number> {
   const [file, settings] = positionals
   if (file === undefined || settings === undefined) throw new UsageError('swarm add needs FILE and "SETTINGS", e.g. swarm add movie.mkv "--preset slow --crf 18"')
-  noExtra('swarm add', positionals, 2, 'FILE and "SETTINGS"')
+  noExtra('swarm add', positionals, 'FILE and "SETTINGS"')
   const path = resolve(file)
   // Checked here first so bad input fails fast and nothing is queued.
   let info
@@ -280,7 +281,7 @@ async function waitForJob (client: ControlClient, id: string, mode: ProgressMode
 }
 
 async function status (home: string, flags: Record<string, unknown>, positionals: string[]): Promise<number> {
-  noExtra('swarm status', positionals, 1, 'at most one JOB')
+  noExtra('swarm status', positionals, 'at most one JOB')
   const client = await connectControl(home)
   const json = flags.json === true
   if (flags.watch === true) return await watch(client, positionals[0], json ? 'json' : liveCapable(process.stdout) ? 'live' : 'plain')
@@ -342,7 +343,7 @@ async function watch (client: ControlClient, jobId: string | undefined, mode: 'j
 }
 
 async function peers (home: string, flags: Record<string, unknown>, positionals: string[]): Promise<number> {
-  noExtra('swarm peers', positionals, 0, 'no positional arguments')
+  noExtra('swarm peers', positionals, 'no positional arguments')
   const client = await connectControl(home)
   const p = await client.peers()
   out(flags.json === true ? JSON.stringify(p) : formatPeers(p))
@@ -351,7 +352,7 @@ async function peers (home: string, flags: Record<string, unknown>, positionals:
 
 async function key (positionals: string[]): Promise<number> {
   if (positionals[0] !== 'generate' || positionals[1] === undefined) throw new UsageError('usage: swarm key generate FILE')
-  noExtra('swarm key generate', positionals, 2, 'one FILE')
+  noExtra('swarm key generate', positionals, 'one FILE')
   const path = resolve(positionals[1])
   try {
     await generateSwarmKey(path)
@@ -365,7 +366,7 @@ async function key (positionals: string[]): Promise<number> {
 
 async function cancel (home: string, positionals: string[]): Promise<number> {
   if (positionals[0] === undefined) throw new UsageError('swarm cancel needs a JOB id (see swarm status)')
-  noExtra('swarm cancel', positionals, 1, 'one JOB')
+  noExtra('swarm cancel', positionals, 'one JOB')
   const client = await connectControl(home)
   await client.cancelJob(positionals[0])
   out(`cancelled ${positionals[0]}`)

@@ -163,8 +163,7 @@ export class Worker {
       const task = this.tasks.get(this.key(view.jobId, chunk))
       if (task !== undefined && task.stage !== 'uploading') {
         this.log(`worker: ${view.jobId.slice(0, 8)}#${chunk} was done by another peer; stopping`)
-        task.controller.abort()
-        if (task.stage !== 'encoding') void this.cleanup(task)
+        this.stopTask(task)
       }
     }
     void this.pump()
@@ -172,12 +171,16 @@ export class Worker {
 
   removeJob (jobId: string): void {
     this.jobs.delete(jobId)
-    for (const t of this.tasks.values()) {
-      if (t.lease.jobId !== jobId) continue
-      t.controller.abort()
-      // A prefetched chunk waiting for a slot has no running encode to clean up after it.
-      if (t.stage === 'queued') void this.cleanup(t)
-    }
+    for (const t of this.tasks.values()) if (t.lease.jobId === jobId) this.stopTask(t)
+  }
+
+  /**
+   * Stops work on a chunk now. A running fetch or encode notices the abort and cleans up after
+   * itself; a prefetched chunk waiting for a slot has nothing running, so it is cleaned up here.
+   */
+  private stopTask (task: Task): void {
+    task.controller.abort()
+    if (task.stage === 'queued') void this.cleanup(task)
   }
 
   status (): { slots: number, active: Array<{ jobId: string, chunk: number, framesDone: number, frames: number, fps: number, stage: Stage }> } {
@@ -385,8 +388,7 @@ export class Worker {
           // Done elsewhere, or the job is gone: stop at once. An expired lease mid-encode still
           // finishes: a late result is taken if the chunk is still open.
           this.log(`worker: lost ${task.lease.jobId.slice(0, 8)}#${task.lease.chunk}: ${answer.message}`)
-          task.controller.abort()
-          if (task.stage !== 'encoding') await this.cleanup(task)
+          this.stopTask(task)
         }
       } catch { /* transient; the lease has slack */ }
     }))

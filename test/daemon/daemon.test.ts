@@ -1,5 +1,4 @@
 import { readFile, mkdtemp, rm } from 'node:fs/promises'
-import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -7,6 +6,7 @@ import { startDaemon, type Daemon, type JobStatus } from '../../src/daemon/index
 import { encodeChunk, probeMedia, type EncodeChunkOptions } from '../../src/media/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 import { recordTally } from '../helpers/tally.js'
+import { http } from '../helpers/http.js'
 
 const CONTROL = 'Hostile input: control API'
 const tally = (fault: string, happened: string): void => { recordTally({ section: CONTROL, fault, happened, lost: 'nothing' }) }
@@ -20,19 +20,6 @@ beforeAll(async () => {
 afterAll(async () => { await rm(root, { recursive: true, force: true }) })
 
 const loopback = { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, bootstrap: [] as string[], slots: 1 }
-
-async function http (url: string, o: { method?: string, headers?: Record<string, string>, body?: string } = {}): Promise<{ status: number, body: any }> {
-  return await new Promise((resolve, reject) => {
-    const req = request(url, { method: o.method ?? 'GET', headers: o.headers }, (res) => {
-      let text = ''
-      res.on('data', (d: Buffer) => { text += d.toString() })
-      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }) })
-    })
-    req.on('error', reject)
-    if (o.body !== undefined) req.write(o.body)
-    req.end()
-  })
-}
 
 async function waitFor<T> (what: string, check: () => T | undefined, timeoutMs = 120_000): Promise<T> {
   const until = Date.now() + timeoutMs

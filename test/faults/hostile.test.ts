@@ -13,7 +13,6 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -29,6 +28,8 @@ import { ensureFixtures, type Fixtures } from '../fixtures.js'
 import { decodedFrameCount } from '../helpers/media.js'
 import { recordTally } from '../helpers/tally.js'
 import { makeNode } from '../swarm/helpers.js'
+import { prng } from '../helpers/random.js'
+import { http } from '../helpers/http.js'
 
 const CLAIMS = 'Hostile input: claims'
 const RESULTS = 'Hostile input: results'
@@ -52,19 +53,6 @@ async function waitFor<T> (what: string, check: () => T | undefined | false | Pr
     if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await sleep(everyMs)
   }
-}
-
-async function http (url: string, o: { method?: string, headers?: Record<string, string>, body?: string } = {}): Promise<{ status: number, body: any }> {
-  return await new Promise((resolve, reject) => {
-    const req = request(url, { method: o.method ?? 'GET', headers: o.headers }, (res) => {
-      let text = ''
-      res.on('data', (d: Buffer) => { text += d.toString() })
-      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }) })
-    })
-    req.on('error', reject)
-    if (o.body !== undefined) req.write(o.body)
-    req.end()
-  })
 }
 
 /**
@@ -567,18 +555,6 @@ describe('settings', () => {
 })
 
 // ---- pubsub -------------------------------------------------------------------------------------
-
-/** mulberry32: a small seeded PRNG so the fuzz is the same on every run. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 describe('pubsub', () => {
   const rejectedFromH = (): number => logsA.filter(l => l.startsWith(`swarm: rejected an announcement from ${hId.slice(-8)}`)).length

@@ -7,6 +7,7 @@ import {
 } from '../../src/swarm/messages.js'
 import { MAX_ANNOUNCEMENT_BYTES } from '../../src/swarm/protocol.js'
 import { recordTally } from '../helpers/tally.js'
+import { prng } from '../helpers/random.js'
 
 const PUBSUB = 'Hostile input: pubsub'
 
@@ -292,18 +293,6 @@ describe('parseFrame at the byte level', () => {
 })
 
 // ---- ranges ------------------------------------------------------------------------------------
-
-/** mulberry32: a small seeded PRNG so the random tests are the same on every run. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 describe('toRanges / fromRanges', () => {
   it('handles the simple cases', () => {
