@@ -8,7 +8,7 @@ import { mkdir, rm, stat, writeFile } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { encodeFileLocally, encoderArgs, parseX264Settings, probeMedia, y4mPixFmt } from '../src/media/index.js'
+import { encodeFileLocally, encoderArgs, parseX264Settings, probeMedia, startPipeSource, y4mPixFmt } from '../src/media/index.js'
 import { ensureBenchClip, ssim } from './clip.js'
 
 const { values } = parseArgs({
@@ -33,10 +33,11 @@ async function main (): Promise<void> {
   // Baseline: one decoder piped into one x264 over the whole file.
   const plainOut = join(work, 'plain.264')
   const t0 = performance.now()
-  const dec = execa('ffmpeg', ['-v', 'error', '-nostdin', '-i', clip.path, '-map', '0:v:0', '-fps_mode', 'passthrough', '-pix_fmt', y4mPixFmt(source.video.pixFmt), '-strict', '-1', '-f', 'yuv4mpegpipe', '-'], { buffer: { stdout: false } })
-  const enc = execa('x264', [...encoderArgs(settings, { frameRate: source.video.frameRate, frameCount: source.video.frameCount, threads, outputPath: plainOut })].filter(a => a !== '--stitchable'), { stdin: 'pipe' })
-  dec.stdout?.pipe(enc.stdin as NodeJS.WritableStream)
-  await Promise.all([dec, enc])
+  // A plain OS pipe between the two, as a shell's `ffmpeg | x264` (and as the product's encoder does).
+  const dec = startPipeSource('ffmpeg', ['-v', 'error', '-nostdin', '-i', clip.path, '-map', '0:v:0', '-fps_mode', 'passthrough', '-pix_fmt', y4mPixFmt(source.video.pixFmt), '-strict', '-1', '-f', 'yuv4mpegpipe', '-'], 'baseline decode')
+  const enc = execa('x264', [...encoderArgs(settings, { frameRate: source.video.frameRate, frameCount: source.video.frameCount, threads, outputPath: plainOut })].filter(a => a !== '--stitchable'), { stdin: dec.stdout })
+  dec.release()
+  await Promise.all([dec.done, enc])
   const plainSec = (performance.now() - t0) / 1000
 
   const report = await encodeFileLocally(clip.path, settings.raw, { workDir: join(work, 'pipeline'), outputPath: join(work, 'pipeline.mkv'), threads, keepWork: true })

@@ -4,7 +4,7 @@ import { execa } from 'execa'
 import { AbortError, VerificationError } from './errors.js'
 import type { Rational } from './probe.js'
 import { parseX264Settings, type X264Settings } from './settings.js'
-import { toToolError } from './tools.js'
+import { startPipeSource, toToolError } from './tools.js'
 
 export interface EncodeProgress {
   framesDone: number
@@ -91,18 +91,17 @@ export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk>
   if (o.signal?.aborted === true) throw new AbortError(`encoding ${o.segmentPath}: aborted`)
   await mkdir(dirname(o.outputPath), { recursive: true })
   const started = Date.now()
-  const decoder = execa('ffmpeg', decoderArgs(o), {
-    cancelSignal: o.signal, buffer: { stdout: false }, stdin: 'ignore', forceKillAfterDelay: 2000
-  })
+  const decoder = startPipeSource('ffmpeg', decoderArgs(o), `decoding ${o.segmentPath}`, o.signal)
+  // Failures are read from the settled promises below; this only keeps an early one from going unhandled.
+  decoder.done.catch(() => {})
   const encoder = execa('x264', encoderArgs(settings, { ...o, outputPath: o.outputPath }), {
-    cancelSignal: o.signal, stdin: 'pipe', forceKillAfterDelay: 2000
+    cancelSignal: o.signal, stdin: decoder.stdout, forceKillAfterDelay: 2000
   })
-  // Abort means stop now: SIGKILL both, rather than SIGTERM and a grace period ffmpeg may spend
-  // blocked on a pipe nobody reads any more.
-  // Once x264 is gone nobody reads the decoder's pipe: let it drain to nowhere, or its stream never
-  // ends (a paused stream with data in it emits no 'end') and waiting for the decoder hangs.
-  const drainDecoder = (): void => { decoder.stdout?.unpipe(); decoder.stdout?.resume() }
-  const killBoth = (): void => { decoder.kill('SIGKILL'); encoder.kill('SIGKILL'); drainDecoder() }
+  // x264 holds its own end now. Without ours, a decoder whose x264 died gets EPIPE and stops
+  // rather than blocking on a pipe nobody reads.
+  decoder.release()
+  // Abort means stop now: SIGKILL both, rather than SIGTERM and a grace period.
+  const killBoth = (): void => { decoder.kill(); encoder.kill('SIGKILL') }
   o.signal?.addEventListener('abort', killBoth, { once: true })
   let lastReport = 0
   encoder.stderr?.on('data', (data: Buffer) => {
@@ -116,18 +115,16 @@ export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk>
     const now = Date.now()
     if (latest !== undefined && now - lastReport >= 200) { lastReport = now; o.onProgress(latest) }
   })
-  decoder.stdout?.pipe(encoder.stdin as NodeJS.WritableStream)
-  // x264 may exit first (bad settings); the decoder then sees EPIPE, which is not the story to tell.
-  encoder.stdin?.on('error', drainDecoder)
-  // Once x264 has failed nobody reads the pipe; without this the decoder would block on it forever.
-  encoder.catch(() => { decoder.kill('SIGKILL'); drainDecoder() })
-  const [dec, enc] = await Promise.allSettled([decoder, encoder])
+  // Once x264 has failed, the decoder is of no use.
+  encoder.catch(() => { decoder.kill() })
+  const [dec, enc] = await Promise.allSettled([decoder.done, encoder])
   o.signal?.removeEventListener('abort', killBoth)
   if (dec.status === 'rejected' || enc.status === 'rejected') {
     await rm(o.outputPath, { force: true })
     if (isAborted(o.signal)) throw new AbortError(`encoding ${o.segmentPath}: aborted`)
+    // x264 may exit first (bad settings); the decoder then sees EPIPE, which is not the story to tell.
     if (enc.status === 'rejected') throw toToolError('x264', enc.reason, `encoding ${o.segmentPath}`)
-    throw toToolError('ffmpeg', (dec as PromiseRejectedResult).reason, `decoding ${o.segmentPath}`)
+    throw (dec as PromiseRejectedResult).reason
   }
   // x264 reports what it wrote; a short count (a decoder that stopped early) is not a chunk.
   const encoded = /encoded (\d+) frames/.exec(enc.value.stderr)

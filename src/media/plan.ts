@@ -11,6 +11,14 @@ export interface PlanOptions {
   chunkSeconds?: number
   /** Split finer (down to one GOP per chunk) until there are at least this many chunks, when the keyframes allow it. */
   minChunks?: number
+  /**
+   * Encodes expected to run at once across the swarm. With it, the job's last chunks shrink (down
+   * to one GOP each) so the encoders run out of work at about the same time rather than one chunk
+   * apart: each chunk is at most 1/(2P) of the frames still to come (guided self-scheduling).
+   */
+  tailParallelism?: number
+  /** A last chunk shorter than half a typical GOP joins the chunk before it. */
+  absorbShortTail?: boolean
 }
 
 /** A chunk is an exact range of frames in display order: [startFrame, endFrame). */
@@ -66,6 +74,41 @@ function chooseStarts (frames: VideoFrame[], points: number[], options: PlanOpti
   return points.filter((_, i) => i % gops === 0)
 }
 
+/** Splits chunks near the end so that none exceeds 1/(2P) of the frames from its start to the end. */
+function shrinkTail (starts: number[], points: number[], frameCount: number, parallel: number): number[] {
+  const out: number[] = []
+  let p = 0
+  for (let c = 0; c < starts.length; c++) {
+    const end = c + 1 < starts.length ? starts[c + 1] as number : frameCount
+    let cur = starts[c] as number
+    out.push(cur)
+    for (;;) {
+      const target = Math.max(1, Math.ceil((frameCount - cur) / (2 * parallel)))
+      if (end - cur <= target) break
+      // The last cut point within the target, or the very next one (a chunk is at least one GOP).
+      while (p < points.length && (points[p] as number) <= cur) p++
+      while (p + 1 < points.length && (points[p + 1] as number) <= cur + target) p++
+      const next = points[p]
+      if (next === undefined || next >= end) break
+      out.push(next)
+      cur = next
+    }
+  }
+  return out
+}
+
+/**
+ * A last chunk shorter than half a typical GOP (a keyframe a few frames before the end) costs a
+ * whole claim, transfer and encoder start for almost nothing: it joins the chunk before it.
+ */
+function dropStub (starts: number[], points: number[], frameCount: number): number[] {
+  if (starts.length < 2 || points.length < 2) return starts
+  const gaps = points.map((q, i) => (i + 1 < points.length ? points[i + 1] as number : frameCount) - q).sort((a, b) => a - b)
+  const medianGop = gaps[Math.floor(gaps.length / 2)] as number
+  const last = frameCount - (starts[starts.length - 1] as number)
+  return last * 2 < medianGop ? starts.slice(0, -1) : starts
+}
+
 /**
  * Plans chunks for a probed file. Deterministic: the same file and options give the same plan,
  * which is what lets a restarted originator and its workers agree on chunk numbers.
@@ -80,6 +123,8 @@ export function planChunks (info: MediaInfo, options: PlanOptions = {}): ChunkPl
     const gops = Math.max(1, Math.floor(points.length / minChunks))
     starts = points.filter((_, i) => i % gops === 0)
   }
+  if (options.tailParallelism !== undefined && options.tailParallelism > 1) starts = shrinkTail(starts, points, frames.length, options.tailParallelism)
+  if (options.absorbShortTail === true) starts = dropStub(starts, points, frames.length)
   const chunks: ChunkRange[] = starts.map((startFrame, index) => {
     const endFrame = index + 1 < starts.length ? starts[index + 1] as number : frames.length
     let decodeEnd = 0

@@ -62,6 +62,17 @@ function nextKeyframeTime (decodeOrder: VideoFrame[], after: number): number {
 export interface CutSource {
   path: string
   video: VideoInfo
+  /** ffmpeg -map of the video stream in `path` (default 0:v:0). */
+  map?: string
+}
+
+/**
+ * The source itself as a cut source. Only good for a chunk that starts at the first frame: no
+ * seek, so the subtitle back-seek that extractVideo avoids never happens. Lets the first segment
+ * be cut while the video is still being copied out for the others.
+ */
+export function sourceAsCutSource (source: MediaInfo): CutSource {
+  return { path: source.path, video: source.video, map: `0:${source.video.streamIndex}` }
 }
 
 /**
@@ -113,7 +124,7 @@ export async function cutSegment (source: MediaInfo, cutSource: CutSource, chunk
     const args = ['-v', 'error', '-nostdin', '-y']
     if (seekTo !== undefined) args.push('-ss', seekTo.toFixed(6))
     args.push('-copyts', '-i', cutSource.path,
-      '-map', '0:v:0', '-c', 'copy', '-copypriorss', '1', '-frames:v', String(packetCount),
+      '-map', cutSource.map ?? '0:v:0', '-c', 'copy', '-copypriorss', '1', '-frames:v', String(packetCount),
       '-avoid_negative_ts', 'disabled', '-map_metadata', '-1', '-map_chapters', '-1', '-f', 'matroska', outPath)
     await runTool('ffmpeg', args, `cutting chunk ${chunk.index} of ${source.path}`, options)
     const packets = await readSegmentPackets(outPath, options)

@@ -60,6 +60,19 @@ describe('encodeChunk', () => {
     expect(existsSync(out)).toBe(false)
   })
 
+  it('reports a segment ffmpeg cannot decode with ffmpeg\'s own words, and x264 does not wait for it forever', async () => {
+    const junk = join(scratch, 'junk-segment.mkv')
+    await writeFile(junk, Buffer.alloc(4096, 7))
+    const out = join(scratch, 'from-junk.264')
+    const err = await encodeChunk({ ...base(out, '--preset ultrafast'), segmentPath: junk }).catch(e => e)
+    expect(err).toBeInstanceOf(Error)
+    // Either side may notice first (x264 sees an empty y4m stream); both name what failed.
+    expect(String(err.message)).toMatch(/(ffmpeg|x264) failed/)
+    expect(String(err.message)).toContain('junk-segment.mkv')
+    expect(existsSync(out)).toBe(false)
+    expect(await childrenOf(process.pid)).toEqual([])
+  })
+
   it('stops both processes at once on abort and leaves no file behind', async () => {
     const out = join(scratch, 'aborted.264')
     const controller = new AbortController()
@@ -88,5 +101,23 @@ describe('verifyEncodedChunk', () => {
     const cut = join(scratch, 'truncated.264')
     await writeFile(cut, bytes.subarray(0, Math.floor(bytes.length / 2)))
     await expect(verifyEncodedChunk(cut, { frameCount: 240 })).rejects.toThrow(VerificationError)
+  })
+  it('decodes every slice of a peer\'s chunk: damage inside a frame is caught, also without deblocking', async () => {
+    const out = join(scratch, 'count.264')
+    const { readFile } = await import('node:fs/promises')
+    const bytes = Buffer.from(await readFile(out))
+    // Flip bits well inside the stream, away from any start code (0x000001), keeping the length.
+    for (let i = Math.floor(bytes.length * 0.6), n = 0; n < 64; i++) {
+      if (bytes[i] !== 0 && bytes[i] !== 1 && bytes[i - 1] !== 0 && bytes[i + 1] !== 0) { bytes[i] = (bytes[i] as number) ^ 0x5a; n++ }
+    }
+    const damaged = join(scratch, 'damaged.264')
+    await writeFile(damaged, bytes)
+    await expect(verifyEncodedChunk(damaged, { frameCount: 240 })).rejects.toThrow(/decoding reported errors/)
+  })
+  it('only parses this node\'s own chunk when asked, and still checks its frame count and keyframe', async () => {
+    const out = join(scratch, 'count.264')
+    const parsed = await verifyEncodedChunk(out, { frameCount: 240, width: 320, height: 180, decode: false })
+    expect(parsed).toMatchObject({ frameCount: 240, codec: 'h264', width: 320, height: 180 })
+    await expect(verifyEncodedChunk(out, { frameCount: 239, decode: false })).rejects.toThrow(/holds 240 frames, expected 239/)
   })
 })

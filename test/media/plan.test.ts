@@ -44,6 +44,42 @@ describe('planChunks', () => {
     expect(plan.chunks).toHaveLength(1)
     expect(plan.chunks[0]).toMatchObject({ startFrame: 0, endFrame: 10, frameCount: 10 })
   })
+  it('shrinks the last chunks for the swarm\'s parallelism so encoders run out of work together', () => {
+    // 30 one-second GOPs, 8 chunks of 3 GOPs for 2 encoders: the tail goes down to single GOPs.
+    const info = closedGops(24 * 30, 24)
+    const uniform = planChunks(info, { minChunks: 8 })
+    const guided = planChunks(info, { minChunks: 8, tailParallelism: 2 })
+    assertExactCover(info, guided)
+    expect(guided.chunks.length).toBeGreaterThan(uniform.chunks.length)
+    // Never larger than the uniform chunks, never more than a quarter of what is left (down to one GOP), non-increasing.
+    for (const c of guided.chunks) {
+      expect(c.frameCount).toBeLessThanOrEqual(Math.max(...uniform.chunks.map(u => u.frameCount)))
+      expect(c.frameCount).toBeLessThanOrEqual(Math.max(24, Math.ceil((720 - c.startFrame) / 4)))
+    }
+    for (let i = 1; i < guided.chunks.length; i++) expect(guided.chunks[i]!.frameCount).toBeLessThanOrEqual(guided.chunks[i - 1]!.frameCount)
+    expect(guided.chunks.at(-1)?.frameCount).toBe(24)
+    expect(guided.chunks.at(-2)?.frameCount).toBe(24)
+    // The head keeps the uniform size: only the tail is finer.
+    expect(guided.chunks[0]?.frameCount).toBe(uniform.chunks[0]?.frameCount)
+    // Deterministic, and parallelism 1 changes nothing.
+    expect(planChunks(info, { minChunks: 8, tailParallelism: 2 })).toEqual(guided)
+    expect(planChunks(info, { minChunks: 8, tailParallelism: 1 })).toEqual(uniform)
+  })
+
+  it('joins a last chunk of a few frames to the one before it, when asked', () => {
+    // 10 GOPs of 24 frames, then a keyframe 4 frames before the end.
+    const info = fakeInfo(Array.from({ length: 244 }, (_, i) => [i * 40, i % 24 === 0]))
+    const plain = planChunks(info, { gopsPerChunk: 1 })
+    expect(plain.chunks.at(-1)?.frameCount).toBe(4)
+    const absorbed = planChunks(info, { gopsPerChunk: 1, absorbShortTail: true })
+    assertExactCover(info, absorbed)
+    expect(absorbed.chunks).toHaveLength(plain.chunks.length - 1)
+    expect(absorbed.chunks.at(-1)?.frameCount).toBe(28)
+    // A last GOP of half the usual length or more stays a chunk of its own.
+    const half = fakeInfo(Array.from({ length: 252 }, (_, i) => [i * 40, i % 24 === 0]))
+    expect(planChunks(half, { gopsPerChunk: 1, absorbShortTail: true }).chunks.at(-1)?.frameCount).toBe(12)
+  })
+
   it('splits finer to reach minChunks when keyframes allow', () => {
     const info = closedGops(240, 24)
     expect(planChunks(info, { minChunks: 5 }).chunks.length).toBeGreaterThanOrEqual(5)

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { cutSegment, decoderArgs, extractVideo, planChunks, probeMedia, sha256File, type CutSource, type MediaInfo } from '../../src/media/index.js'
+import { cutSegment, decoderArgs, extractVideo, planChunks, probeMedia, sha256File, sourceAsCutSource, type CutSource, type MediaInfo } from '../../src/media/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 
 let fx: Fixtures
@@ -34,14 +34,15 @@ describe('cutSegment on an open-GOP source', () => {
     expect(leading.length).toBeGreaterThan(0)
   })
 
-  it('gives each chunk exactly its frames, bit-identical to decoding the whole file', async () => {
-    const plan = planChunks(source, { gopsPerChunk: 1 })
+  /** Cuts every chunk from `from` and decodes each piece: together they must be the whole file's frames. */
+  async function expectExactPieces (info: MediaInfo, from: CutSource, tag: string): Promise<void> {
+    const plan = planChunks(info, { gopsPerChunk: 1 })
     expect(plan.chunks.length).toBe(5)
-    const whole = await frameHashes(['-v', 'error', '-i', fx.openGop10bit, '-map', '0:v:0', '-fps_mode', 'passthrough', '-f', 'null', '-'])
+    const whole = await frameHashes(['-v', 'error', '-i', info.path, '-map', `0:${info.video.streamIndex}`, '-fps_mode', 'passthrough', '-f', 'null', '-'])
     expect(whole).toHaveLength(240)
     const pieces: string[] = []
     for (const chunk of plan.chunks) {
-      const segment = await cutSegment(source, cut, chunk, join(scratch, `seg-${chunk.index}.mkv`))
+      const segment = await cutSegment(info, from, chunk, join(scratch, `seg-${tag}-${chunk.index}.mkv`))
       expect(segment.frameCount).toBe(chunk.frameCount)
       expect(segment.sha256).toBe(await sha256File(segment.path))
       // Pre-roll/tail overlap stays small: at most one GOP's worth of extra packets.
@@ -51,6 +52,21 @@ describe('cutSegment on an open-GOP source', () => {
       pieces.push(...await frameHashes(args))
     }
     expect(pieces).toEqual(whole)
+  }
+
+  it('gives each chunk exactly its frames, bit-identical to decoding the whole file', async () => {
+    await expectExactPieces(source, cut, 'copy')
+  })
+
+  it('cuts the first chunk straight from the source as exactly as from the copy (no seek, so subtitles cannot pull it back)', async () => {
+    expect(source.streams.some(st => st.type === 'subtitle')).toBe(true)
+    const first = planChunks(source, { gopsPerChunk: 1 }).chunks[0]!
+    const direct = await cutSegment(source, sourceAsCutSource(source), first, join(scratch, 'seg-first-direct.mkv'))
+    const copied = await cutSegment(source, cut, first, join(scratch, 'seg-first-copy.mkv'))
+    expect(direct.packetCount).toBe(copied.packetCount)
+    expect(direct.selectFromTime).toBeCloseTo(copied.selectFromTime, 3)
+    const hashes = async (seg: typeof direct): Promise<string[]> => await frameHashes(decoderArgs({ segmentPath: seg.path, selectFromTime: seg.selectFromTime, frameCount: seg.frameCount, sourcePixFmt: source.video.pixFmt }))
+    expect(await hashes(direct)).toEqual(await hashes(copied))
   })
 
   it('a plain keyframe split (what mkvmerge --split does) would lose frames here', async () => {
