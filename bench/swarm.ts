@@ -2,7 +2,9 @@
  * `npm run bench` (second half): the swarm against plain `ffmpeg | x264` on the generated clip.
  *
  *   1. baseline-T   one plain ffmpeg|x264 over the whole file, x264 --threads T (T = cores)
- *   2. swarm-1      one `swarm join --slots 1 --threads T` node; `swarm add --wait` from spawn to exit
+ *   2. swarm-1      one `swarm join` node sized as the product sizes it for T cores (--slots S --threads T/S,
+ *                   the same T threads in all); `swarm add --wait` from spawn to exit. Also, for reference,
+ *                   one `swarm join --slots 1 --threads T` node (one encode with T frame threads).
  *   3. baseline-1   plain ffmpeg|x264, --threads 1, both processes pinned to core 0 (taskset)
  *   4. swarm-k      k nodes, node i pinned to core i, --slots 1 --threads 1, nodes 2..k bootstrapped to node 1
  *   5. from swarm-k: wire bytes of the originator's TCP connections (kernel counters via `ss`) against
@@ -17,9 +19,9 @@ import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import type { JobStatus, StatusJson } from '../src/daemon/index.js'
+import { defaultSlots, type JobStatus, type StatusJson } from '../src/daemon/client.js'
 import type { JobRecord } from '../src/jobs/index.js'
-import { encoderArgs, parseX264Settings, probeMedia, y4mPixFmt, type MediaInfo, type X264Settings } from '../src/media/index.js'
+import { encoderArgs, parseX264Settings, probeMedia, startPipeSource, y4mPixFmt, type MediaInfo, type X264Settings } from '../src/media/index.js'
 import { runSwarm, startLocalNode, type LocalNode, type StartNodeOptions } from '../scripts/local-swarm.js'
 import { ensureBenchClip, ssim } from './clip.js'
 
@@ -52,10 +54,11 @@ async function plainEncode (clip: string, source: MediaInfo, settings: X264Setti
   // As bench/pipeline.ts: the whole file in one go needs no --stitchable.
   const encArgs = encoderArgs(settings, { frameRate: source.video.frameRate, frameCount: source.video.frameCount, threads, outputPath }).filter(a => a !== '--stitchable')
   const t0 = performance.now()
-  const dec = execa(...pinned(core, 'ffmpeg', decArgs), { buffer: { stdout: false }, stdin: 'ignore' })
-  const enc = execa(...pinned(core, 'x264', encArgs), { stdin: 'pipe' })
-  dec.stdout?.pipe(enc.stdin as NodeJS.WritableStream)
-  await Promise.all([dec, enc])
+  // A plain OS pipe between the two, as a shell's `ffmpeg | x264` (and as the product's encoder does).
+  const dec = startPipeSource(...pinned(core, 'ffmpeg', decArgs), 'baseline decode')
+  const enc = execa(...pinned(core, 'x264', encArgs), { stdin: dec.stdout })
+  dec.release()
+  await Promise.all([dec.done, enc])
   return (performance.now() - t0) / 1000
 }
 
@@ -251,20 +254,26 @@ async function main (): Promise<void> {
     const baseTSec = await plainEncode(clip.path, source, settings, T, baseTOut)
     console.log(`baseline-${T}: ${baseTSec.toFixed(2)} s`)
 
-    // 2. swarm-1
-    load.beforeSwarm1 = loadavg().map(n => round(n, 2))
-    const s1Log = new LineLog()
-    const s1Node = await startNode(join(work, 'swarm-1', 'n1'), { slots: 1, extraArgs: ['--threads', String(T), '--verbose'] }, s1Log)
-    let s1: SwarmRun
-    try {
-      s1 = await addAndWait(s1Node.home, clip.path, settings.raw, join(work, 'swarm-1', 'out.mkv'))
-    } finally {
-      await stopNodes([s1Node])
-      await saveLogs(logDir, 'swarm-1', [s1Log])
+    // 2. swarm-1: the node's own sizing for T cores (S slots of T/S threads), then one encode of T threads
+    const S = defaultSlots(T)
+    const s1Threads = Math.max(1, Math.floor(T / S))
+    const runSwarm1 = async (name: string, slots: number, threads: number): Promise<{ run: SwarmRun, firstLeaseSec: number | undefined }> => {
+      load[`before${name}`] = loadavg().map(n => round(n, 2))
+      const lineLog = new LineLog()
+      const node = await startNode(join(work, name, 'n1'), { slots, extraArgs: ['--threads', String(threads), '--verbose'] }, lineLog)
+      let run: SwarmRun
+      try {
+        run = await addAndWait(node.home, clip.path, settings.raw, join(work, name, 'out.mkv'))
+      } finally {
+        await stopNodes([node])
+        await saveLogs(logDir, name, [lineLog])
+      }
+      const first = lineLog.first(/jobs: lease \S+#\d+ → /, run.t0)
+      console.log(`${name} (--slots ${slots} --threads ${threads}): ${run.seconds.toFixed(2)} s, ${run.record.chunks.length} chunks`)
+      return { run, firstLeaseSec: first !== undefined ? (first - run.t0) / 1000 : undefined }
     }
-    const s1FirstLease = s1Log.first(/jobs: lease \S+#\d+ → /, s1.t0)
-    const s1FirstLeaseSec = s1FirstLease !== undefined ? (s1FirstLease - s1.t0) / 1000 : undefined
-    console.log(`swarm-1 (--threads ${T}): ${s1.seconds.toFixed(2)} s, ${s1.record.chunks.length} chunks`)
+    const { run: s1, firstLeaseSec: s1FirstLeaseSec } = await runSwarm1('swarm-1', S, s1Threads)
+    const { run: s1One } = await runSwarm1('swarm-1-one-encode', 1, T)
 
     // 3. baseline-1, pinned to core 0
     load.beforeBaseline1 = loadavg().map(n => round(n, 2))
@@ -363,8 +372,9 @@ async function main (): Promise<void> {
     const rows: string[][] = [
       ['measure', 'value', 'goal', 'met?'],
       [`baseline-${T} time (s), --threads ${T}`, fmt(baseTSec, 2), '', ''],
-      [`swarm-1 time (s), --threads ${T}`, fmt(s1.seconds, 2), '', ''],
+      [`swarm-1 time (s), --slots ${S} --threads ${s1Threads}`, fmt(s1.seconds, 2), '', ''],
       [`swarm-1 / baseline-${T}`, fmt(s1Ratio), '<= 1.05', met(s1Ratio <= 1.05)],
+      [`for reference: swarm-1 --slots 1 --threads ${T} (s), / baseline-${T}`, `${fmt(s1One.seconds, 2)}, ${fmt(s1One.seconds / baseTSec)}`, '', ''],
       ['baseline-1 time (s), core 0', fmt(base1Sec, 2), '', ''],
       [`swarm-${k} time (s), 1 core per node`, fmt(sk.seconds, 2), '', ''],
       [`speedup baseline-1 / swarm-${k}`, fmt(speedup), `~ ${k}`, ''],
@@ -401,7 +411,8 @@ async function main (): Promise<void> {
       settings: settings.raw,
       machine: { cores: CORES, cpu: cpus()[0]?.model ?? '', node: process.version, x264: x264Version, loadavg: load },
       baselineT: { threads: T, seconds: baseTSec, videoBytes: baseTBytes },
-      swarm1: { threads: T, seconds: s1.seconds, chunks: s1.record.chunks.length, chunkFrames: s1.record.chunks.map(c => c.frames), chunkResultBytes: s1.record.chunks.map(c => c.result?.size ?? null), firstLeaseSec: s1FirstLeaseSec ?? null, videoBytes: s1VideoBytes, ratioToBaselineT: s1Ratio },
+      swarm1OneEncode: { slots: 1, threads: T, seconds: s1One.seconds, chunks: s1One.record.chunks.length, ratioToBaselineT: s1One.seconds / baseTSec },
+      swarm1: { slots: S, threads: s1Threads, seconds: s1.seconds, chunks: s1.record.chunks.length, chunkFrames: s1.record.chunks.map(c => c.frames), chunkResultBytes: s1.record.chunks.map(c => c.result?.size ?? null), firstLeaseSec: s1FirstLeaseSec ?? null, videoBytes: s1VideoBytes, ratioToBaselineT: s1Ratio },
       baseline1: { threads: 1, core: 0, seconds: base1Sec, videoBytes: base1Bytes, ssim: ssimBase1 },
       swarmK: {
         nodes: k,

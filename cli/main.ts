@@ -2,11 +2,11 @@ import { readFile, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseX264Settings } from '../src/media/index.js'
-import { generateSwarmKey, parseSwarmKey } from '../src/swarm/index.js'
+// Only `join` and `key` load libp2p (about 0.4 s), and only when they run: see their handlers.
 import {
-  connectControl, ControlApiError, defaultSlots, NodeNotRunningError, resolveHome, standInEncoder, startDaemon,
+  connectControl, ControlApiError, defaultSlots, NodeNotRunningError, resolveHome,
   type ControlClient, type JobStatus, type StatusJson
-} from '../src/daemon/index.js'
+} from '../src/daemon/client.js'
 import { parseCommandArgs, UsageError, type FlagSpec } from './args.js'
 import { formatJob, formatPeers, formatProgressLine, formatStatus } from './format.js'
 import { liveCapable, LiveScreen, renderJob, renderStatus } from './live.js'
@@ -41,7 +41,7 @@ It encodes chunks of every job it hears of and originates the jobs added on it. 
 ${HOME_HELP}
   --listen MULTIADDR   where to listen (repeatable; default /ip4/0.0.0.0/tcp/4010)
   --bootstrap MULTIADDR  a peer to dial at start, e.g. /ip4/192.168.1.20/tcp/4010/p2p/12D3Koo... (repeatable)
-  --slots N            concurrent encodes (default: one per 4 cores, at least 1; here ${defaultSlots()})
+  --slots N            concurrent encodes (default: one per core up to 4 cores, else 4; here ${defaultSlots()})
   --threads N          x264 --threads per encode (default: x264 decides with one slot, cores/slots with more)
   --no-mdns            do not look for peers on the LAN with multicast DNS
   --lease-seconds N    how long a lease on a chunk of a job added here lasts without a heartbeat (default 30)
@@ -186,8 +186,10 @@ async function join (home: string, flags: Record<string, unknown>, positionals: 
   if (typeof flags['swarm-key'] === 'string') {
     let bytes: Buffer
     try { bytes = await readFile(resolve(flags['swarm-key'])) } catch (e) { throw new UsageError(`cannot read swarm key ${flags['swarm-key']}: ${(e as Error).message}`) }
+    const { parseSwarmKey } = await import('../src/swarm/index.js')
     try { swarmKey = parseSwarmKey(bytes, flags['swarm-key']) } catch (e) { throw new UsageError((e as Error).message) }
   }
+  const { startDaemon, standInEncoder } = await import('../src/daemon/index.js')
   let daemon
   try {
     daemon = await startDaemon({
@@ -355,6 +357,7 @@ async function key (positionals: string[]): Promise<number> {
   noExtra('swarm key generate', positionals, 'one FILE')
   const path = resolve(positionals[1])
   try {
+    const { generateSwarmKey } = await import('../src/swarm/index.js')
     await generateSwarmKey(path)
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new UsageError(`${positionals[1]} already exists; a key is never overwritten (delete it first if you mean to replace it)`)

@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
-import { availableParallelism } from 'node:os'
 import { basename, join } from 'node:path'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -15,6 +14,7 @@ import { API_VERSION, type AddJobResponse, type JobStatus, type PeerInfo, type P
 import { ControlError, ControlServer } from './control-server.js'
 import { CONTROL_FILE, LOCK_FILE } from './home.js'
 import { localLink } from './local-link.js'
+import { defaultSlots, defaultThreads } from './sizing.js'
 
 export interface DaemonOptions {
   home: string
@@ -53,9 +53,6 @@ const REMOTE_JOB_TTL_MS = 6 * ANNOUNCE_INTERVAL_MS
 /** How long `swarm peers` waits for a ping answer. */
 const PING_TIMEOUT_MS = 2000
 
-export function defaultSlots (cores = availableParallelism()): number {
-  return Math.max(1, Math.round(cores / 4))
-}
 
 /** Takes the home's lock, or says which process holds it. */
 async function lockHome (home: string): Promise<() => Promise<void>> {
@@ -93,8 +90,10 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     const self = peerIdFromPrivateKey(privateKey).toString()
     let node: SwarmNode | undefined
     const encodePeers = (): number => node?.services.pubsub.getSubscribers(JOBS_TOPIC).length ?? 0
+    const slots = o.slots ?? defaultSlots()
+    const threads = o.threads ?? defaultThreads(slots)
     const originator = new Originator({
-      home: o.home, peerId: self, log, swarmSize: () => 1 + encodePeers(),
+      home: o.home, peerId: self, log, swarmSize: () => 1 + encodePeers(), slotsPerPeer: slots,
       ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}),
       ...(o.plan !== undefined ? { plan: o.plan } : {})
     })
@@ -125,8 +124,6 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     const remoteJobs = new Map<string, { ann: JobAnnouncement, seen: number }>()
     /** Where each originator said it listens, for dialing one we have not met. */
     const originatorAddrs = new Map<string, string[]>()
-    const slots = o.slots ?? defaultSlots()
-    const threads = o.threads ?? (slots > 1 ? Math.max(1, Math.floor(availableParallelism() / slots)) : undefined)
     const workDir = join(o.home, 'work')
     // Anything here is from a previous run that did not stop cleanly: its leases are long gone.
     await rm(workDir, { recursive: true, force: true })
@@ -152,7 +149,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
         originatorAddrs.set(ann.originator, ann.addrs)
         worker.updateJob({
           jobId: ann.jobId, originator: ann.originator, settings: ann.settings, totalChunks: ann.chunks.total,
-          open: fromRanges(ann.open, ann.chunks.total), backup: ann.backup ?? [], settled: ann.settled ?? [], seq: ann.seq
+          open: fromRanges(ann.open, ann.chunks.total), backup: ann.backup ?? [], settled: ann.settled ?? [], waiting: ann.waiting ?? [], seq: ann.seq
         })
       },
       onWithdrawal: (w) => {
@@ -175,7 +172,8 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       const next = ++seq
       const backup = originator.backupCandidates(job)
       const settled = originator.settledRecently(job.id).slice(-64)
-      worker.updateJob({ jobId: job.id, originator: self, settings: job.settings, totalChunks: job.chunks.length, open, backup, settled, seq: next })
+      const waiting = claimable ? originator.waitingPeers(job.id) : []
+      worker.updateJob({ jobId: job.id, originator: self, settings: job.settings, totalChunks: job.chunks.length, open, backup, settled, waiting, seq: next })
       void board.publish({
         v: 1, type: 'job', jobId: job.id, originator: self, seq: next, state: job.state,
         name: basename(job.sourcePath).slice(0, 512), settings: job.settings, totalFrames: job.totalFrames,
@@ -184,6 +182,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
         open: toRanges(open).slice(0, 2000),
         ...(backup.length > 0 ? { backup } : {}),
         ...(settled.length > 0 ? { settled } : {}),
+        ...(waiting.length > 0 ? { waiting } : {}),
         addrs: ownAddrs().map(a => a.replace(`/p2p/${self}`, '')).slice(0, 16)
       })
     }

@@ -5,7 +5,7 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { isAbsolute, join, resolve } from 'node:path'
 import {
   checkSourceCrc, cutSegment, extractVideo, mergeChunks, parseX264Settings, planChunks, probeMedia,
-  sha256File, verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions
+  sha256File, sourceAsCutSource, verifyEncodedChunk, verifyMergedOutput, type CutSource, type MediaInfo, type PlanOptions
 } from '../media/index.js'
 import {
   JOB_RECORD_VERSION, type ChunkEncodeMeta, type ChunkRecord, type JobRecord, type JobStats, type LeaseGrant,
@@ -26,10 +26,20 @@ export interface OriginatorOptions {
   log?: (line: string) => void
   /** Called to learn how many peers could encode, so a job is planned with enough chunks. */
   swarmSize?: () => number
+  /** Concurrent encodes per peer, as an estimate of the swarm's (peers do not announce theirs): this node's own slots. */
+  slotsPerPeer?: number
 }
 
 export const DEFAULT_LEASE_MS = 30_000
+/** A waiting peer that has not asked again for this long leaves the queue (it found work elsewhere, or left). */
+const WAITING_TTL_MS = 15_000
 const DEFAULT_MAX_CHUNK_FAILURES = 3
+
+function median (values: number[]): number | undefined {
+  if (values.length === 0) return undefined
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]
+}
 
 function refusal (code: RefusalCode, message: string): Refusal {
   return { ok: false, code, message }
@@ -52,6 +62,10 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   private readonly dirty = new Set<string>()
   private readonly aborts = new Map<string, AbortController>()
   private readonly settled = new Map<string, Array<{ chunk: number, at: number }>>()
+  /** Per job: peers whose claims found nothing to take, in the order they first asked → when they last asked. */
+  private readonly waiting = new Map<string, Map<string, number>>()
+  /** Per job: seconds per frame of recent chunks, lease to verified result; how long a fresh copy of a chunk would take. */
+  private readonly secondsPerFrame = new Map<string, number[]>()
   private readonly leaseMs: number
   private readonly maxChunkFailures: number
   private readonly now: () => number
@@ -119,13 +133,16 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     let settings
     try { settings = parseX264Settings(req.settings) } catch (err) { throw new InputError((err as Error).message) }
     let source: MediaInfo
+    // The content hash (the job's id) is read alongside the probe: both read the whole file.
+    const hashing = sha256File(req.file)
+    hashing.catch(() => {}) // a missing or unreadable file is reported by the checks below
     try {
       await checkSourceCrc(req.file)
       source = await probeMedia(req.file)
     } catch (err) {
       throw new InputError((err as Error).message)
     }
-    const sourceSha256 = await sha256File(req.file)
+    const sourceSha256 = await hashing
     const id = createHash('sha256').update(`swarm-job/v1\n${sourceSha256}\n${settings.args.join('\u0000')}`).digest('hex')
     const existing = this.jobs.get(id)
     if (existing !== undefined) {
@@ -144,11 +161,17 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     // The job's own chunk size, if given, replaces the node's default; kept in job.json so a resumed split cuts the same chunks.
     const explicit = req.plan?.gopsPerChunk !== undefined || req.plan?.chunkSeconds !== undefined
     const planOptions: PlanOptions = explicit ? { ...req.plan } : { ...this.o.plan }
-    // About four chunks per peer by default, so the last chunk to finish is a small share of the
-    // job; never fewer chunks than peers, whatever size was asked for.
-    const minChunks = Math.max(1, this.o.swarmSize?.() ?? 1) * (explicit ? 1 : 4)
+    // About four chunks per encoder by default, with the last ones shrinking so every encoder runs
+    // out of work at about the same time; never fewer chunks than peers, whatever size was asked for.
+    const peers = Math.max(1, this.o.swarmSize?.() ?? 1)
+    const parallel = peers * Math.max(1, this.o.slotsPerPeer ?? 1)
+    const minChunks = explicit ? peers : 4 * parallel
     // Exactly these options are kept with the job: the split plans again from them and must get the same chunks.
     planOptions.minChunks = Math.max(planOptions.minChunks ?? 1, minChunks)
+    if (!explicit) {
+      planOptions.tailParallelism ??= parallel
+      planOptions.absorbShortTail ??= true
+    }
     const plan = planChunks(source, planOptions)
     const now = this.now()
     const job: JobRecord = {
@@ -187,6 +210,8 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     this.aborts.get(id)?.abort()
     await this.running.get(id)?.catch(() => {})
     this.jobs.delete(id)
+    this.waiting.delete(id)
+    this.secondsPerFrame.delete(id)
     this.sources.delete(id)
     await rm(this.jobDir(id), { recursive: true, force: true })
     this.emit('changed', id)
@@ -195,8 +220,38 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
 
   // ---- leases -------------------------------------------------------------------------------
 
-  /** First valid claim wins: the chunk must exist, be open, and the job still be running. */
+  /**
+   * First valid claim wins: the chunk must exist, be open, and the job still be running. A peer
+   * whose claim found nothing to take joins the job's waiting queue (see waitingPeers).
+   */
   requestLease (jobId: string, chunkIndex: number, claimant: string): LeaseGrant | Refusal {
+    const answer = this.leaseOrRefuse(jobId, chunkIndex, claimant)
+    const queue = this.waiting.get(jobId)
+    if (answer.ok) queue?.delete(claimant)
+    else if (answer.code === 'not-open' || answer.code === 'already-done') {
+      const q = queue ?? new Map<string, number>()
+      // Re-inserted at the back only when new; a peer keeps its place while it keeps asking.
+      q.set(claimant, this.now())
+      this.waiting.set(jobId, q)
+    }
+    return answer
+  }
+
+  /**
+   * Peers that asked this job for a chunk and found none, longest waiting first (at most `max`,
+   * none that last asked more than WAITING_TTL_MS ago). Announced with the job: when chunks open,
+   * the i-th waiting peer claims the i-th open chunk and the rest wait, so a chunk draws about one
+   * claim however many peers are idle, instead of one from each of them.
+   */
+  waitingPeers (jobId: string, max = 64): string[] {
+    const queue = this.waiting.get(jobId)
+    if (queue === undefined) return []
+    const now = this.now()
+    for (const [peer, at] of queue) if (now - at > WAITING_TTL_MS) queue.delete(peer)
+    return [...queue.keys()].slice(0, max)
+  }
+
+  private leaseOrRefuse (jobId: string, chunkIndex: number, claimant: string): LeaseGrant | Refusal {
     const job = this.jobs.get(jobId)
     if (job === undefined) return refusal('unknown-job', `no job ${jobId.slice(0, 12)} here`)
     if (job.state === 'done' || job.state === 'failed' || job.state === 'merging') return refusal('job-finished', `job ${jobId.slice(0, 12)} is ${job.state}`)
@@ -223,6 +278,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const lease = chunk.lease as LeaseRecord
     if (job.state !== 'encoding' || job.chunks.some(c => c.state === 'open' || c.state === 'pending')) return refusal('not-open', `chunk ${chunk.index} is leased to another peer`)
     if (chunk.backup !== undefined || lease.holder === claimant) return refusal('not-open', `chunk ${chunk.index} already has two holders`)
+    if (!this.backupWorthwhile(job, chunk)) return refusal('not-open', `chunk ${chunk.index} is leased to another peer, which should finish it before a second copy could`)
     const now = this.now()
     const backup: LeaseRecord = { id: randomBytes(12).toString('hex'), holder: claimant, issuedAt: now, expiresAt: now + this.leaseMs, framesDone: 0, fps: 0, backup: true }
     chunk.backup = backup
@@ -232,11 +288,30 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     return { ok: true, lease: backup, jobId: job.id, chunk: chunk.index }
   }
 
+  /**
+   * Whether a second copy of a leased chunk would likely finish before its holder does (the LATE
+   * scheduler's rule): a copy takes what chunks of this job have taken per frame so far, lease to
+   * verified result. The holder's own pace comes from its heartbeats; before the first one it is
+   * assumed to go at the usual pace from its lease on, so it only counts as late once it has had
+   * half as long again as a fresh copy would need. A holder that reported no frames is waiting
+   * (a prefetched chunk queued behind another): any copy would beat it.
+   */
+  private backupWorthwhile (job: JobRecord, chunk: ChunkRecord): boolean {
+    const lease = chunk.lease
+    const perFrame = median(this.secondsPerFrame.get(job.id) ?? [])
+    if (lease === undefined || perFrame === undefined || perFrame <= 0) return true
+    const fresh = chunk.frames * perFrame
+    const age = (this.now() - lease.issuedAt) / 1000
+    if (lease.fps > 0) return (chunk.frames - lease.framesDone) / lease.fps > fresh
+    if (lease.renewedAt !== undefined) return true
+    return age > 1.5 * fresh
+  }
+
   /** Leased chunks that could use a second copy, furthest from done first; empty while anything is open. */
   backupCandidates (job: JobRecord, max = 8): number[] {
     if (job.state !== 'encoding' || job.chunks.some(c => c.state === 'open' || c.state === 'pending')) return []
     return job.chunks
-      .filter(c => c.state === 'leased' && c.backup === undefined && c.lease !== undefined)
+      .filter(c => c.state === 'leased' && c.backup === undefined && c.lease !== undefined && this.backupWorthwhile(job, c))
       .sort((a, b) => (b.frames - (b.lease?.framesDone ?? 0)) - (a.frames - (a.lease?.framesDone ?? 0)))
       .slice(0, max)
       .map(c => c.index)
@@ -267,6 +342,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     if ('ok' in found) return found
     const lease = found.lease
     lease.expiresAt = this.now() + this.leaseMs
+    lease.renewedAt = this.now()
     lease.framesDone = Math.max(0, Math.min(found.chunk.frames, Math.floor(progress.framesDone)))
     lease.fps = Math.max(0, Number.isFinite(progress.fps) ? progress.fps : 0)
     this.touch(found.job, false)
@@ -380,7 +456,8 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const chunk = job?.chunks[chunkIndex]
     if (job === undefined || chunk === undefined) { await rm(tmpPath, { force: true }); return refusal('unknown-job', 'job or chunk vanished') }
     try {
-      await verifyEncodedChunk(tmpPath, { frameCount: chunk.frames, width: job.video.width, height: job.video.height })
+      // Every frame of a peer's result is decoded; this node's own x264 output is only parsed.
+      await verifyEncodedChunk(tmpPath, { frameCount: chunk.frames, width: job.video.width, height: job.video.height, decode: peer !== this.o.peerId })
     } catch (err) {
       await rm(tmpPath, { force: true })
       // The reason goes back to the peer: no path of ours may be in it.
@@ -400,6 +477,12 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const size = (await stat(join(this.jobDir(jobId), 'results', file))).size
     chunk.result = { file, size, sha256, encodedBy: peer, at: this.now() }
     chunk.state = 'done'
+    const winner = [chunk.lease, chunk.backup].find(l => l?.holder === peer)
+    if (winner !== undefined && chunk.frames > 0) {
+      const samples = this.secondsPerFrame.get(jobId) ?? []
+      samples.push((this.now() - winner.issuedAt) / 1000 / chunk.frames)
+      this.secondsPerFrame.set(jobId, samples.slice(-64))
+    }
     // Whoever else still works on it should stop now rather than at its next heartbeat.
     const others = [chunk.lease, chunk.backup].filter(l => l !== undefined && l.holder !== peer)
     if (others.length > 0) {
@@ -462,22 +545,42 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   private async split (job: JobRecord, signal: AbortSignal): Promise<void> {
     const source = await this.sourceOf(job, signal)
     const dir = this.jobDir(job.id)
-    const cutSource = await extractVideo(source, join(dir, 'work', 'video-only.mkv'), { signal })
     const plan = planChunks(source, job.plan ?? { ...this.o.plan, minChunks: job.chunks.length })
     if (plan.chunks.length !== job.chunks.length) throw new Error(`the plan for ${job.sourcePath} no longer matches the job (${plan.chunks.length} chunks, was ${job.chunks.length})`)
+    const pending = job.chunks.filter(c => c.state === 'pending')
+    const cut = async (chunk: ChunkRecord, from: CutSource): Promise<void> => {
+      const range = plan.chunks[chunk.index]
+      if (range === undefined) throw new Error(`chunk ${chunk.index} missing from plan`)
+      const file = `segment-${chunk.index}.mkv`
+      const seg = await cutSegment(source, from, range, join(dir, 'segments', file), { signal })
+      chunk.segment = { file, size: seg.sizeBytes, sha256: seg.sha256, selectFromTime: seg.selectFromTime, packetCount: seg.packetCount }
+      chunk.state = 'open'
+      this.touch(job)
+    }
+    // Segments are cut from a copy of the video alone: seeking in the source itself lands a keyframe
+    // or more early once other tracks are interleaved (subtitles pull it back further still), which
+    // makes segments bigger. The first chunk needs no seek, so it is cut straight from the source
+    // while the copy is made, and a worker starts on it about half a second sooner.
+    const copying = extractVideo(source, join(dir, 'work', 'video-only.mkv'), { signal })
+    copying.catch(() => {}) // awaited below; this only keeps a failure from going unhandled meanwhile
+    let cutFromSource = pending[0]?.index === 0
+    const cutChunk = async (chunk: ChunkRecord): Promise<void> => {
+      if (chunk.index === 0 && cutFromSource) {
+        try {
+          await cut(chunk, sourceAsCutSource(source))
+          return
+        } catch (err) {
+          if (signal.aborted) throw err
+          this.log(`jobs: ${job.id.slice(0, 8)}#0 cut from the source failed (${(err as Error).message.split('\n')[0] ?? ''}); cutting it from the copy of the video`)
+          cutFromSource = false
+        }
+      }
+      await cut(chunk, await copying)
+    }
     // Two cuts at a time, in chunk order: a cut is mostly waiting on ffmpeg/ffprobe start-up, and a
     // big swarm can take chunks faster than one cut after another opens them.
-    const pending = job.chunks.filter(c => c.state === 'pending')
     const cutNext = async (): Promise<void> => {
-      for (let chunk = pending.shift(); chunk !== undefined; chunk = pending.shift()) {
-        const range = plan.chunks[chunk.index]
-        if (range === undefined) throw new Error(`chunk ${chunk.index} missing from plan`)
-        const file = `segment-${chunk.index}.mkv`
-        const seg = await cutSegment(source, cutSource, range, join(dir, 'segments', file), { signal })
-        chunk.segment = { file, size: seg.sizeBytes, sha256: seg.sha256, selectFromTime: seg.selectFromTime, packetCount: seg.packetCount }
-        chunk.state = 'open'
-        this.touch(job)
-      }
+      for (let chunk = pending.shift(); chunk !== undefined; chunk = pending.shift()) await cutChunk(chunk)
     }
     await Promise.all([cutNext(), cutNext()])
     await rm(join(dir, 'work'), { recursive: true, force: true })

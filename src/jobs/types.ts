@@ -23,6 +23,8 @@ export interface LeaseRecord {
   expiresAt: number
   framesDone: number
   fps: number
+  /** Last heartbeat; absent until the first. */
+  renewedAt?: number
   /** A backup copy of a straggling chunk rather than the first lease on it. */
   backup?: boolean
 }

@@ -40,6 +40,11 @@ export const JobAnnouncement = z.object({
   backup: z.array(ChunkIndex).max(64).optional(),
   /** Chunks just done while another peer still held them: that peer should stop encoding them. */
   settled: z.array(ChunkIndex).max(64).optional(),
+  /**
+   * Peers that asked for a chunk and found none, longest waiting first: the i-th of them claims the
+   * i-th lowest open chunk, the others leave those chunks alone for a moment.
+   */
+  waiting: z.array(PeerIdString).max(64).optional(),
   /** Where the originator listens, so a worker that has never met it can dial it. */
   addrs: z.array(z.string().max(256)).max(16)
 }).strict()

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import { mkdir, rm, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
@@ -54,6 +53,8 @@ export interface JobView {
   backup?: number[]
   /** Chunks done elsewhere: stop encoding them. */
   settled?: number[]
+  /** Peers the originator has told no chunk was left for, longest waiting first: the i-th takes the i-th open chunk. */
+  waiting?: string[]
   /** Announce sequence number; older announcements are ignored. */
   seq: number
 }
@@ -94,6 +95,11 @@ interface Task {
 }
 
 const HEX_ID = /^[0-9a-f]{64}$/
+/** After losing a claim race, for this long, a worker chooses among the lowest-numbered few open chunks rather than the lowest. */
+const CLAIM_SPREAD = 4
+const CONTENDED_MS = 2000
+/** How long a chunk meant for a waiting peer is left to it before anyone may claim it (that peer may have found work elsewhere). */
+const DEFER_MS = 1000
 
 /**
  * The claimant side: watches announced jobs, claims chunks, keeps leases alive with progress,
@@ -106,6 +112,10 @@ export class Worker {
   private readonly ready: Task[] = []
   /** chunk key → time until which we do not try it again (it was refused to us). */
   private readonly backoff = new Map<string, number>()
+  /** job → when a claim of ours last lost to another peer's. */
+  private readonly lostRace = new Map<string, number>()
+  /** chunk key → when we first saw it open (for chunks open now). */
+  private readonly openSince = new Map<string, number>()
   /** Jobs whose settings this machine cannot encode: stop claiming them. */
   private readonly unable = new Map<string, string>()
   /** Tool failures per job: one may be transient, two mean this machine cannot do it. */
@@ -152,6 +162,10 @@ export class Worker {
     const known = this.jobs.get(view.jobId)
     if (known !== undefined && known.seq > view.seq) return
     this.jobs.set(view.jobId, view)
+    const now = this.now()
+    const openNow = new Set(view.open.map(c => this.key(view.jobId, c)))
+    for (const k of this.openSince.keys()) if (k.startsWith(`${view.jobId}#`) && !openNow.has(k)) this.openSince.delete(k)
+    for (const k of openNow) if (!this.openSince.has(k)) this.openSince.set(k, now)
     // Settings this worker would refuse anyway: do not claim (and download) a chunk to find out.
     if (known === undefined && !this.unable.has(view.jobId)) {
       try { parseX264Settings(view.settings) } catch (err) {
@@ -171,6 +185,8 @@ export class Worker {
 
   removeJob (jobId: string): void {
     this.jobs.delete(jobId)
+    this.lostRace.delete(jobId)
+    for (const k of this.openSince.keys()) if (k.startsWith(`${jobId}#`)) this.openSince.delete(k)
     for (const t of this.tasks.values()) if (t.lease.jobId === jobId) this.stopTask(t)
   }
 
@@ -199,25 +215,57 @@ export class Worker {
   }
 
   private pickFrom (chunksOf: (v: JobView) => number[], spread: boolean): { view: JobView, chunk: number } | undefined {
-    // Our own node's chunks need no download, so prefetching them only keeps them from other peers.
-    const full = this.tasks.size >= this.o.slots
-    const views = [...this.jobs.values()].filter(v => !this.unable.has(v.jobId) && chunksOf(v).length > 0 && !(full && v.originator === this.o.peerId))
+    // With every slot busy a claim is a prefetch, which must not take work an idle peer could start
+    // now: never our own node's chunks (they need no download), never a backup copy, never a job's
+    // last open chunk, and nothing while idle peers wait for this job's chunks.
+    const full = this.busyCount() >= this.o.slots
+    const views = [...this.jobs.values()].filter(v => !this.unable.has(v.jobId) && chunksOf(v).length > (full ? (spread ? 1 : Number.POSITIVE_INFINITY) : 0) && !(full && (v.originator === this.o.peerId || (v.waiting?.length ?? 0) > 0)))
     if (views.length === 0) return undefined
     const now = this.now()
     for (let n = 0; n < views.length; n++) {
       const view = views[(this.rr + n) % views.length] as JobView
       const candidates = chunksOf(view).filter(c => !this.tasks.has(this.key(view.jobId, c)) && (this.backoff.get(this.key(view.jobId, c)) ?? 0) <= now)
       if (candidates.length === 0) continue
+      // Backups: the furthest behind.
+      const chunk = spread ? this.pickOpen(view, candidates.sort((a, b) => a - b), now) : candidates[0]
+      if (chunk === undefined) continue
       this.rr = (this.rr + n + 1) % views.length
-      // Open chunks: a spot that depends on our peer id, so peers rarely collide. Backups: the furthest behind.
-      const h = spread ? createHash('sha256').update(`${this.o.peerId}/${view.jobId}`).digest().readUInt32BE(0) : 0
-      return { view, chunk: candidates[h % candidates.length] as number }
+      return { view, chunk }
     }
     return undefined
   }
 
+  /**
+   * Which open chunk to claim (candidates ascending), or none for now. In order, because a job's
+   * last chunks are its smallest and the tail ends together only if they are taken last. When the
+   * originator lists peers waiting for chunks, the i-th of them takes the i-th open chunk and peers
+   * further back (or not listed, if the queue covers every open chunk) leave them alone: one claim
+   * per chunk rather than one per idle peer. A chunk nobody took within DEFER_MS is anyone's.
+   * Right after losing a claim race, a random one of the first few, so racing peers stop colliding.
+   */
+  private pickOpen (view: JobView, candidates: number[], now: number): number | undefined {
+    const queue = view.waiting ?? []
+    if (queue.length > 0) {
+      const place = queue.indexOf(this.o.peerId)
+      const share = place >= 0 ? place : queue.length
+      if (share < candidates.length) return candidates[share]
+      const leftOver = candidates.find(c => now - (this.openSince.get(this.key(view.jobId, c)) ?? now) >= DEFER_MS)
+      if (leftOver !== undefined) return leftOver
+      return undefined
+    }
+    const contended = now - (this.lostRace.get(view.jobId) ?? Number.NEGATIVE_INFINITY) < CONTENDED_MS
+    return candidates[contended ? Math.floor(Math.random() * Math.min(candidates.length, CLAIM_SPREAD)) : 0]
+  }
+
+  /** Leases that hold or wait for a slot; a chunk being uploaded no longer does. */
+  private busyCount (): number {
+    let n = 0
+    for (const t of this.tasks.values()) if (t.stage !== 'uploading') n++
+    return n
+  }
+
   private wantMore (): boolean {
-    const held = this.tasks.size
+    const held = this.busyCount()
     return !this.stopped && held < this.o.slots + (this.o.prefetch ?? 1)
   }
 
@@ -253,6 +301,7 @@ export class Worker {
     }
     if (!answer.ok) {
       this.backoff.set(k, this.now() + (answer.code === 'already-done' ? 600_000 : 3000))
+      if (answer.code === 'not-open') this.lostRace.set(view.jobId, this.now())
       // Drop it from our view right away so we do not ask again before the next announcement.
       view.open = view.open.filter(c => c !== chunk)
       view.backup = view.backup?.filter(c => c !== chunk)
@@ -282,14 +331,18 @@ export class Worker {
       const task = this.ready.shift() as Task
       if (task.controller.signal.aborted) continue
       this.encodingCount++
-      void this.runEncode(task).finally(() => {
+      void this.runEncode(task).then(async (out) => {
+        // The slot is free once x264 is done: the upload (and the originator's check of it)
+        // overlaps the next encode instead of holding this core idle.
         this.encodingCount--
         void this.pump()
+        if (out !== undefined) await this.deliver(task, out)
       })
     }
   }
 
-  private async runEncode (task: Task): Promise<void> {
+  /** Encodes a task's segment; returns the output path, or undefined when the chunk was given back. */
+  private async runEncode (task: Task): Promise<string | undefined> {
     const { lease } = task
     const segment = task.segment as { path: string, owned: boolean, meta: SegmentMeta }
     const meta = segment.meta
@@ -308,7 +361,7 @@ export class Worker {
       // (it must verify anyway, and a second decode here would cost every worker ~5% of its time).
       await this.encoder(options)
     } catch (err) {
-      if (task.controller.signal.aborted) { await this.cleanup(task, out); return }
+      if (task.controller.signal.aborted) { await this.cleanup(task, out); return undefined }
       const reason = (err as Error).message
       // Settings this machine cannot encode: stop taking this job's chunks.
       const name = (err as Error).name
@@ -316,9 +369,16 @@ export class Worker {
       this.toolFailures.set(lease.jobId, failures)
       if (name === 'SettingsError' || failures >= 2) this.unable.set(lease.jobId, reason)
       await this.giveUp(task, `encode failed: ${reason}`, true, out)
-      return
+      return undefined
     }
     task.stage = 'uploading'
+    // The segment is not needed any more; only the result is.
+    if (segment.owned) await rm(segment.path, { force: true })
+    return out
+  }
+
+  private async deliver (task: Task, out: string): Promise<void> {
+    const { lease } = task
     try {
       const answer = await this.uploadWithRetry(task, out)
       if (answer.ok) {

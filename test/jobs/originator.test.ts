@@ -90,6 +90,52 @@ describe('Originator', () => {
     expect(o.requestLease('f'.repeat(64), 0, 'peerB')).toMatchObject({ ok: false, code: 'unknown-job' })
   })
 
+  it('queues peers that found nothing to claim, in order, until they get a lease or stop asking', async () => {
+    const { o, clock } = await makeOriginator()
+    const { job } = await o.addJob({ file: fx.openGop10bit, settings: SETTINGS })
+    await waitFor(() => job.state === 'encoding')
+    expect(o.requestLease(job.id, 0, 'a')).toMatchObject({ ok: true })
+    expect(o.requestLease(job.id, 0, 'b')).toMatchObject({ ok: false, code: 'not-open' })
+    expect(o.requestLease(job.id, 0, 'c')).toMatchObject({ ok: false, code: 'not-open' })
+    expect(o.requestLease(job.id, 0, 'b')).toMatchObject({ ok: false })
+    // First come, first in line; asking again keeps one's place.
+    expect(o.waitingPeers(job.id)).toEqual(['b', 'c'])
+    expect(o.requestLease(job.id, 1, 'b')).toMatchObject({ ok: true })
+    expect(o.waitingPeers(job.id)).toEqual(['c'])
+    clock.t += 16_000
+    expect(o.waitingPeers(job.id)).toEqual([])
+    // Unknown jobs and chunks do not queue anyone.
+    o.requestLease(job.id, 999, 'd')
+    expect(o.waitingPeers(job.id)).toEqual([])
+  })
+
+  it('offers a backup copy only of a chunk whose holder would finish later than a fresh copy', async () => {
+    const scratch = await mkdtemp(join(tmpdir(), 'swarm-orig-late-'))
+    cleanup.push(async () => { await rm(scratch, { recursive: true, force: true }) })
+    const { o, clock } = await makeOriginator()
+    const { job } = await o.addJob({ file: fx.openGop10bit, settings: SETTINGS })
+    await waitFor(() => job.state === 'encoding')
+    const leases = job.chunks.map(c => o.requestLease(job.id, c.index, `peer${c.index}`))
+    const lease = (i: number): { id: string } => { const l = leases[i]; if (l === undefined || !l.ok) throw new Error('lease'); return l.lease }
+    // Chunk 0 comes back after 0.1 s per frame: that is what a fresh copy is expected to take.
+    clock.t += 100 * (job.chunks[0]?.frames ?? 0)
+    expect(await o.acceptResult(job.id, 0, 'peer0', await encodeFor(o, job, 0, lease(0).id, 'peer0', scratch), 'x')).toEqual({ ok: true })
+    const fresh = (i: number): number => 100 * (job.chunks[i]?.frames ?? 0)
+    // Just leased, no heartbeat yet: assumed on its way; not worth a second copy.
+    expect(o.backupCandidates(job)).toEqual([])
+    expect(o.requestLease(job.id, 1, 'idle')).toMatchObject({ ok: false, code: 'not-open' })
+    // A holder that reports a good pace keeps its chunk to itself...
+    o.renewLease(job.id, 1, lease(1).id, 'peer1', { framesDone: 10, fps: 100 })
+    // ...one that reports no frames at all is waiting for a slot, and one that is slow is late.
+    o.renewLease(job.id, 2, lease(2).id, 'peer2', { framesDone: 0, fps: 0 })
+    o.renewLease(job.id, 3, lease(3).id, 'peer3', { framesDone: 1, fps: 0.5 })
+    expect(o.backupCandidates(job).sort()).toEqual([2, 3])
+    // Without any heartbeat a holder counts as late once it has had half as long again as a fresh copy needs.
+    clock.t += Math.ceil(1.5 * fresh(4)) + 1
+    expect(o.backupCandidates(job)).toContain(4)
+    expect(o.requestLease(job.id, 4, 'idle')).toMatchObject({ ok: true, lease: { backup: true } })
+  })
+
   it('gives a backup copy of a straggler only when nothing is open; first verified result wins, the other is told to stop', async () => {
     const scratch = await mkdtemp(join(tmpdir(), 'swarm-orig-backup-'))
     cleanup.push(async () => { await rm(scratch, { recursive: true, force: true }) })
@@ -192,8 +238,9 @@ describe('Originator', () => {
   })
 
   it('splits exactly the chunks it planned when the swarm size forced a finer plan', async () => {
-    // 35 GOPs of 2 frames; a swarm of 2 asks for at least 8 chunks: 4 GOPs each gives 9 chunks,
-    // while planning again for "at least 9" would give 12. The job keeps the options it was planned with.
+    // 35 GOPs of 2 frames; a swarm of 2 asks for at least 8 chunks: 4 GOPs each gives 9 chunks, and
+    // the tail shrunk for 2 encoders gives 14, while planning again for "at least 14" would give
+    // more. The job keeps the options it was planned with.
     const dir = await mkdtemp(join(tmpdir(), 'swarm-orig-plan-'))
     cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
     const clip = join(dir, 'gops.mkv')
@@ -204,7 +251,9 @@ describe('Originator', () => {
     await o.start()
     cleanup.push(async () => { await o.stop() })
     const { job } = await o.addJob({ file: clip, settings: SETTINGS })
-    expect(job.chunks.length).toBe(9)
+    expect(job.plan).toMatchObject({ minChunks: 8, tailParallelism: 2, absorbShortTail: true })
+    expect(job.chunks.length).toBe(14)
+    expect(job.chunks.at(-1)?.frames).toBe(2)
     await waitFor(() => job.state !== 'splitting')
     expect(job.error).toBeUndefined()
     expect(job.state).toBe('encoding')

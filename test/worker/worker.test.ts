@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -75,5 +75,103 @@ describe('Worker with its own node as originator', () => {
     expect(job.error).toMatch(/every peer \(1\) failed to encode this job twice.*could not open output file/)
     expect(worker.status().active).toEqual([])
     expect(await readdir(join(home, 'work')).catch(() => [])).toEqual([])
+  })
+})
+
+describe('Worker scheduling (a scripted originator link)', () => {
+  const JOB = 'ab'.repeat(32)
+  const META = { frames: 10, selectFromTime: 0, settings: '--preset ultrafast', frameRate: { num: 25, den: 1 }, pixFmt: 'yuv420p', width: 64, height: 36 }
+
+  /** A link that leases whatever is claimed and lets the test hold uploads and encodes open. */
+  function scripted (workDir: string) {
+    const claims: number[] = []
+    const uploads = new Map<number, () => void>()
+    const encodes = new Map<number, () => void>()
+    const link: OriginatorLink = {
+      claim: async (jobId, chunk) => { claims.push(chunk); return { ok: true, lease: { jobId, chunk, leaseId: `l${chunk}`, originator: 'origin', expiresAt: Date.now() + 30_000, issuedAt: Date.now() } } },
+      heartbeat: async () => ({ ok: true, expiresAt: Date.now() + 30_000 }),
+      release: async () => ({ ok: true }),
+      fetchSegment: async (_lease, dest) => { await writeFile(dest, 'segment'); return { path: dest, owned: true, meta: META } },
+      uploadResult: async (lease) => { await new Promise<void>(resolve => uploads.set(lease.chunk, resolve)); return { ok: true } }
+    }
+    const encoder = async (o: EncodeChunkOptions): Promise<{ path: string, sizeBytes: number, frameCount: number, seconds: number }> => {
+      const chunk = Number(/segment-(\d+)/.exec(o.segmentPath)?.[1])
+      await new Promise<void>(resolve => encodes.set(chunk, resolve))
+      await writeFile(o.outputPath, 'h264')
+      return { path: o.outputPath, sizeBytes: 4, frameCount: o.frameCount, seconds: 0 }
+    }
+    const worker = new Worker({ peerId: 'worker', slots: 1, workDir, linkFor: () => link, encoder, heartbeatMs: 200 })
+    cleanup.push(async () => {
+      for (const release of [...uploads.values(), ...encodes.values()]) release()
+      await worker.stop()
+    })
+    return { worker, claims, uploads, encodes }
+  }
+
+  const view = (open: number[], seq: number): JobView => ({ jobId: JOB, originator: 'origin', settings: '--preset ultrafast', totalChunks: 4, open, seq })
+
+  it('starts the next encode while the last result is still uploading', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'swarm-worker-overlap-'))
+    cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
+    const { worker, uploads, encodes } = scripted(dir)
+    worker.start()
+    worker.updateJob(view([0, 1, 2], 1))
+    await waitFor(() => encodes.size === 1, 5000)
+    const [first] = [...encodes.keys()] as [number]
+    encodes.get(first)?.()
+    // The first result's upload is held open by the originator; the prefetched chunk must encode meanwhile.
+    await waitFor(() => uploads.has(first), 5000)
+    await waitFor(() => encodes.size === 2, 5000)
+    const second = [...encodes.keys()].find(c => c !== first)
+    expect(worker.status().active.find(t => t.chunk === first)?.stage).toBe('uploading')
+    expect(worker.status().active.find(t => t.chunk === second)?.stage).toBe('encoding')
+    uploads.get(first)?.()
+    await waitFor(() => worker.completed.some(c => c.chunk === first), 5000)
+  })
+
+  it('follows the originator\'s waiting queue: its own share of the open chunks, else leaves them to the peers ahead', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'swarm-worker-queue-'))
+    cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
+    const { worker, claims } = scripted(dir)
+    worker.start()
+    // Third in line with two chunks open: both are for the two peers ahead.
+    worker.updateJob({ ...view([4, 7], 1), waiting: ['peerA', 'peerB', 'worker'] })
+    await new Promise(resolve => setTimeout(resolve, 400))
+    expect(claims).toEqual([])
+    // Second in line: the second open chunk is ours.
+    worker.updateJob({ ...view([4, 7], 2), waiting: ['peerA', 'worker'] })
+    await waitFor(() => claims.length === 1, 5000)
+    expect(claims).toEqual([7])
+  })
+
+  it('takes a chunk its waiting peer left alone for a second', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'swarm-worker-leftover-'))
+    cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
+    const { worker, claims } = scripted(dir)
+    worker.start()
+    // Not in the queue, and the queue covers the one open chunk: leave it to peerA for now.
+    worker.updateJob({ ...view([2], 1), waiting: ['peerA'] })
+    await new Promise(resolve => setTimeout(resolve, 300))
+    expect(claims).toEqual([])
+    // peerA found work elsewhere: about a second later the chunk is anyone's.
+    await waitFor(() => claims.length === 1, 5000)
+    expect(claims).toEqual([2])
+  })
+
+  it('does not prefetch a job\'s last open chunk while busy: an idle peer can start it now', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'swarm-worker-lastopen-'))
+    cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
+    const { worker, claims, encodes } = scripted(dir)
+    worker.start()
+    worker.updateJob(view([0], 1))
+    await waitFor(() => encodes.has(0), 5000)
+    // Busy with chunk 0; one chunk left open: leave it.
+    worker.updateJob(view([1], 2))
+    await new Promise(resolve => setTimeout(resolve, 600))
+    expect(claims).toEqual([0])
+    // Two open: prefetching one still leaves one for an idle peer.
+    worker.updateJob(view([1, 2], 3))
+    await waitFor(() => claims.length === 2, 5000)
+    expect([1, 2]).toContain(claims[1])
   })
 })
