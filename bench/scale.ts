@@ -1,5 +1,5 @@
 /**
- * `npm run bench:scale`: many swarm nodes in one process on 127.0.0.1 (mDNS off), each a full node
+ * `npm run bench:scale`: many swarm nodes in a few processes on 127.0.0.1 (mDNS off), each a full node
  * (libp2p, originator, worker) as `swarm join` runs it, with a stand-in encoder that sleeps in
  * proportion to the frames and then hands back a real H.264 chunk (encoded once per chunk shape and
  * copied), so the originator still verifies every result. Measures, for each swarm size:
@@ -7,6 +7,9 @@
  *   - leases that were not first leases nor backups (unplanned duplicate encodes) and backup leases;
  *   - messages per chunk the originator served (claims, heartbeats, releases, chunk and result
  *     streams) plus announcements it published.
+ * The originator (node 0) runs in this process; the other nodes in `--processes` child processes
+ * (this same script with --host-nodes), so the originator's event loop is not shared with dozens of
+ * other nodes (in one process, 50 nodes kept one core busy and the split of a job crawled).
  * Writes <out>/scale.json. Not part of the tests.
  */
 import { execa } from 'execa'
@@ -23,7 +26,12 @@ const { values } = parseArgs({
     'chunks-per-node': { type: 'string', default: '4' },
     'frames-per-chunk': { type: 'string', default: '10' },
     'ms-per-frame': { type: 'string', default: '1000' },
-    out: { type: 'string', default: 'bench-results' }
+    processes: { type: 'string', default: '4' },
+    out: { type: 'string', default: 'bench-results' },
+    // Internal: run as a child that hosts this many nodes bootstrapped to --bootstrap, until SIGINT.
+    'host-nodes': { type: 'string' },
+    bootstrap: { type: 'string' },
+    root: { type: 'string' }
   }
 })
 
@@ -56,19 +64,50 @@ function simEncoder (msPerFrame: number, cacheDir: string): (o: EncodeChunkOptio
   }
 }
 
+/** Starts `count` nodes (homes <root>/n<first>…) bootstrapped to `boot`, in batches of 10. */
+async function startNodes (root: string, first: number, count: number, boot: string[], msPerFrame: number, cacheDir: string): Promise<Daemon[]> {
+  await mkdir(cacheDir, { recursive: true })
+  const common = { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, slots: 1, encoder: simEncoder(msPerFrame, cacheDir) }
+  const nodes: Daemon[] = []
+  for (let i = 0; i < count; i += 10) {
+    // Batches, so the bootstrap node is not flooded with handshakes all at once.
+    nodes.push(...await Promise.all(Array.from({ length: Math.min(10, count - i) }, async (_, j) => await startDaemon({ home: join(root, `n${first + i + j}`), bootstrap: boot, ...common }))))
+  }
+  return nodes
+}
+
+/** Child mode: host nodes until told to stop. */
+async function hostNodes (): Promise<void> {
+  const root = values.root as string
+  const count = Number(values['host-nodes'])
+  const first = Number(process.env.SWARM_SCALE_FIRST ?? '1')
+  const nodes = await startNodes(root, first, count, [values.bootstrap as string], Number(values['ms-per-frame']), join(root, `cache-${process.pid}`))
+  const stop = (): void => { void Promise.allSettled(nodes.map(async n => await n.stop())).then(() => process.exit(0)) }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+  process.stdout.write('ready\n')
+}
+
 async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk: number, msPerFrame: number): Promise<Record<string, number>> {
   const root = await mkdtemp(join(tmpdir(), `swarm-scale-${k}-`))
-  const encoder = simEncoder(msPerFrame, join(root, 'cache'))
-  await mkdir(join(root, 'cache'), { recursive: true })
   const nodes: Daemon[] = []
+  const children: Array<ReturnType<typeof execa>> = []
   try {
-    const common = { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, slots: 1, encoder }
-    nodes.push(await startDaemon({ home: join(root, 'n0'), bootstrap: [], ...common }))
+    nodes.push(...await startNodes(root, 0, 1, [], msPerFrame, join(root, 'cache-0')))
     const first = nodes[0] as Daemon
-    const boot = [first.addresses()[0] as string]
-    for (let i = 1; i < k; i += 10) {
-      // Start in batches so the first node is not flooded with handshakes all at once.
-      nodes.push(...await Promise.all(Array.from({ length: Math.min(10, k - i) }, async (_, j) => await startDaemon({ home: join(root, `n${i + j}`), bootstrap: boot, ...common }))))
+    const boot = first.addresses()[0] as string
+    const processes = Math.max(1, Math.min(Number(values.processes), k - 1))
+    let next = 1
+    for (let p = 0; p < processes && next < k; p++) {
+      const count = Math.ceil((k - next) / (processes - p))
+      const child = execa(process.execPath, [process.argv[1] as string, '--host-nodes', String(count), '--bootstrap', boot, '--root', root, '--ms-per-frame', String(msPerFrame)],
+        { env: { SWARM_SCALE_FIRST: String(next) }, stdin: 'ignore', stderr: 'inherit', buffer: false, reject: false })
+      children.push(child)
+      await new Promise<void>((resolve, reject) => {
+        child.stdout?.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve() })
+        void child.then(r => { reject(new Error(`node host exited early (${r.exitCode ?? r.signal ?? '?'})`)) })
+      })
+      next += count
     }
     const until = Date.now() + 120_000
     while (first.status().peers.length < k - 1 && Date.now() < until) await sleep(200)
@@ -118,7 +157,8 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
       announcementsPerChunk: Math.round(m.announcementsPublished / total * 100) / 100
     }
   } finally {
-    await Promise.allSettled(nodes.map(async n => await n.stop()))
+    for (const c of children) c.kill('SIGINT')
+    await Promise.allSettled([...children, ...nodes.map(async n => await n.stop())])
     await rm(root, { recursive: true, force: true })
   }
 }
@@ -153,4 +193,4 @@ async function main (): Promise<void> {
   process.exit(0)
 }
 
-main().catch((err) => { console.error(err); process.exit(1) })
+(values['host-nodes'] !== undefined ? hostNodes() : main()).catch((err) => { console.error(err); process.exit(1) })

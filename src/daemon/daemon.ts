@@ -189,6 +189,12 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     const pending = new Set<string>()
     let flushTimer: NodeJS.Timeout | undefined
     originator.on('changed', (id) => {
+      // Our own worker hears of a change at once (a local call; the first chunk of a job is
+      // claimed about 100 ms sooner), the swarm with the next debounced announcement.
+      const job = originator.get(id)
+      if (job !== undefined && (job.state === 'splitting' || job.state === 'encoding')) {
+        worker.updateJob({ jobId: job.id, originator: self, settings: job.settings, totalChunks: job.chunks.length, open: job.chunks.filter(c => c.state === 'open').map(c => c.index), waiting: originator.waitingPeers(job.id), seq: ++seq })
+      }
       pending.add(id)
       flushTimer ??= setTimeout(() => {
         flushTimer = undefined
