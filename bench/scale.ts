@@ -65,9 +65,9 @@ function simEncoder (msPerFrame: number, cacheDir: string): (o: EncodeChunkOptio
 }
 
 /** Starts `count` nodes (homes <root>/n<first>…) bootstrapped to `boot`, in batches of 10. */
-async function startNodes (root: string, first: number, count: number, boot: string[], msPerFrame: number, cacheDir: string): Promise<Daemon[]> {
+async function startNodes (root: string, first: number, count: number, boot: string[], msPerFrame: number, cacheDir: string, log?: (line: string) => void): Promise<Daemon[]> {
   await mkdir(cacheDir, { recursive: true })
-  const common = { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, slots: 1, encoder: simEncoder(msPerFrame, cacheDir) }
+  const common = { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, slots: 1, encoder: simEncoder(msPerFrame, cacheDir), ...(log !== undefined ? { log } : {}) }
   const nodes: Daemon[] = []
   for (let i = 0; i < count; i += 10) {
     // Batches, so the bootstrap node is not flooded with handshakes all at once.
@@ -88,12 +88,15 @@ async function hostNodes (): Promise<void> {
   process.stdout.write('ready\n')
 }
 
-async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk: number, msPerFrame: number): Promise<Record<string, number>> {
+async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk: number, msPerFrame: number): Promise<Record<string, number | string[]>> {
   const root = await mkdtemp(join(tmpdir(), `swarm-scale-${k}-`))
   const nodes: Daemon[] = []
   const children: Array<ReturnType<typeof execa>> = []
   try {
-    nodes.push(...await startNodes(root, 0, 1, [], msPerFrame, join(root, 'cache-0')))
+    // Why a chunk was leased more than once: the originator's lapses and releases.
+    const leaseLosses: string[] = []
+    const originatorLog = (line: string): void => { if (/ expired$| released /.test(line)) leaseLosses.push(line) }
+    nodes.push(...await startNodes(root, 0, 1, [], msPerFrame, join(root, 'cache-0'), originatorLog))
     const first = nodes[0] as Daemon
     const boot = first.addresses()[0] as string
     const processes = Math.max(1, Math.min(Number(values.processes), k - 1))
@@ -154,7 +157,8 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
       messagesPerChunk: Math.round(messages / total * 100) / 100,
       claimsPerChunk: Math.round(served.claim / total * 100) / 100,
       heartbeatsPerChunk: Math.round(served.heartbeat / total * 100) / 100,
-      announcementsPerChunk: Math.round(m.announcementsPublished / total * 100) / 100
+      announcementsPerChunk: Math.round(m.announcementsPublished / total * 100) / 100,
+      leaseLosses
     }
   } finally {
     for (const c of children) c.kill('SIGINT')
@@ -168,7 +172,7 @@ async function main (): Promise<void> {
   const fpc = Number(values['frames-per-chunk'])
   const msPerFrame = Number(values['ms-per-frame'])
   const dir = await mkdtemp(join(tmpdir(), 'swarm-scale-clip-'))
-  const rows: Array<Record<string, number>> = []
+  const rows: Array<Record<string, number | string[]>> = []
   try {
     for (const k of values.nodes.split(',').map(Number)) {
       // The same work per node at every size, so the ideal makespan is the same and rows compare.
@@ -185,7 +189,8 @@ async function main (): Promise<void> {
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
-  const cols = Object.keys(rows[0] ?? {})
+  const cols = Object.keys(rows[0] ?? {}).filter(c => typeof rows[0]?.[c] === 'number')
+  for (const r of rows) for (const line of r.leaseLosses as string[]) console.log(`${String(r.nodes)} nodes: ${line}`)
   console.log(['', ...cols].join('\t'))
   for (const r of rows) console.log(['', ...cols.map(c => String(r[c]))].join('\t'))
   await mkdir(values.out, { recursive: true })
