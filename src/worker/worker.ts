@@ -183,11 +183,20 @@ export class Worker {
     void this.pump()
   }
 
+  /**
+   * Forgets a job (withdrawn, or its announcements stopped) and stops its chunks. Their leases are
+   * given back, best effort: an originator that is still there (only its gossip did not reach us)
+   * can hand the chunks out at once instead of after the lease runs out.
+   */
   removeJob (jobId: string): void {
     this.jobs.delete(jobId)
     this.lostRace.delete(jobId)
     for (const k of this.openSince.keys()) if (k.startsWith(`${jobId}#`)) this.openSince.delete(k)
-    for (const t of this.tasks.values()) if (t.lease.jobId === jobId) this.stopTask(t)
+    for (const t of this.tasks.values()) {
+      if (t.lease.jobId !== jobId) continue
+      this.stopTask(t)
+      void this.o.linkFor(t.lease.originator).release(t.lease, '', AbortSignal.timeout(3000)).catch(() => {})
+    }
   }
 
   /**

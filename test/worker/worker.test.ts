@@ -85,18 +85,22 @@ describe('Worker scheduling (a scripted originator link)', () => {
   /** A link that leases whatever is claimed and lets the test hold uploads and encodes open. */
   function scripted (workDir: string) {
     const claims: number[] = []
+    const releases: Array<{ chunk: number, reason: string }> = []
     const uploads = new Map<number, () => void>()
     const encodes = new Map<number, () => void>()
     const link: OriginatorLink = {
       claim: async (jobId, chunk) => { claims.push(chunk); return { ok: true, lease: { jobId, chunk, leaseId: `l${chunk}`, originator: 'origin', expiresAt: Date.now() + 30_000, issuedAt: Date.now() } } },
       heartbeat: async () => ({ ok: true, expiresAt: Date.now() + 30_000 }),
-      release: async () => ({ ok: true }),
+      release: async (lease, reason) => { releases.push({ chunk: lease.chunk, reason }); return { ok: true } },
       fetchSegment: async (_lease, dest) => { await writeFile(dest, 'segment'); return { path: dest, owned: true, meta: META } },
       uploadResult: async (lease) => { await new Promise<void>(resolve => uploads.set(lease.chunk, resolve)); return { ok: true } }
     }
     const encoder = async (o: EncodeChunkOptions): Promise<{ path: string, sizeBytes: number, frameCount: number, seconds: number }> => {
       const chunk = Number(/segment-(\d+)/.exec(o.segmentPath)?.[1])
-      await new Promise<void>(resolve => encodes.set(chunk, resolve))
+      await new Promise<void>((resolve, reject) => {
+        encodes.set(chunk, resolve)
+        o.signal?.addEventListener('abort', () => { reject(new Error('aborted')) }, { once: true })
+      })
       await writeFile(o.outputPath, 'h264')
       return { path: o.outputPath, sizeBytes: 4, frameCount: o.frameCount, seconds: 0 }
     }
@@ -105,7 +109,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
       for (const release of [...uploads.values(), ...encodes.values()]) release()
       await worker.stop()
     })
-    return { worker, claims, uploads, encodes }
+    return { worker, claims, uploads, encodes, releases }
   }
 
   const view = (open: number[], seq: number): JobView => ({ jobId: JOB, originator: 'origin', settings: '--preset ultrafast', totalChunks: 4, open, seq })
@@ -156,6 +160,22 @@ describe('Worker scheduling (a scripted originator link)', () => {
     // peerA found work elsewhere: about a second later the chunk is anyone's.
     await waitFor(() => claims.length === 1, 5000)
     expect(claims).toEqual([2])
+  })
+
+  it('gives the leases of a job it forgets back to the originator, without counting a failure', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'swarm-worker-forget-'))
+    cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
+    const { worker, encodes, releases } = scripted(dir)
+    worker.start()
+    worker.updateJob(view([0, 1, 2], 1))
+    // One encoding, one prefetched.
+    await waitFor(() => encodes.size === 1 && worker.status().active.length === 2, 5000)
+    const held = worker.status().active.map(t => t.chunk).sort()
+    worker.removeJob(JOB)
+    await waitFor(() => releases.length === 2, 5000)
+    expect(releases.map(r => r.reason)).toEqual(['', ''])
+    expect(releases.map(r => r.chunk).sort()).toEqual(held)
+    await waitFor(() => worker.status().active.length === 0, 5000)
   })
 
   it('does not prefetch a job\'s last open chunk while busy: an idle peer can start it now', async () => {
