@@ -188,12 +188,17 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     }
     const pending = new Set<string>()
     let flushTimer: NodeJS.Timeout | undefined
+    /** Jobs announced at least once since this node started. */
+    const announced = new Set<string>()
     originator.on('changed', (id) => {
-      // Our own worker hears of a change at once (a local call; the first chunk of a job is
-      // claimed about 100 ms sooner), the swarm with the next debounced announcement.
+      // A job's first open chunk is announced at once (about 100 ms sooner to the first lease);
+      // later changes are batched. Our own worker hears of a chunk when the swarm does, never
+      // sooner: with chunks that encode faster than they are cut it would otherwise take every one.
       const job = originator.get(id)
-      if (job !== undefined && (job.state === 'splitting' || job.state === 'encoding')) {
-        worker.updateJob({ jobId: job.id, originator: self, settings: job.settings, totalChunks: job.chunks.length, open: job.chunks.filter(c => c.state === 'open').map(c => c.index), waiting: originator.waitingPeers(job.id), seq: ++seq })
+      if (job !== undefined && !announced.has(id) && job.chunks.some(c => c.state === 'open')) {
+        announced.add(id)
+        announce(job)
+        return
       }
       pending.add(id)
       flushTimer ??= setTimeout(() => {

@@ -6,7 +6,7 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { isAbsolute, join, resolve } from 'node:path'
 import {
   checkSourceCrc, cutSegment, extractVideo, mergeChunks, parseX264Settings, planChunks, probeMedia,
-  sha256File, sourceAsCutSource, verifyEncodedChunk, verifyMergedOutput, type CutSource, type MediaInfo, type PlanOptions
+  sha256File, sourceAsCutSource, verifyEncodedChunk, verifyMergedOutput, type ChunkRange, type CutSource, type MediaInfo, type PlanOptions
 } from '../media/index.js'
 import {
   JOB_RECORD_VERSION, type ChunkEncodeMeta, type ChunkRecord, type JobRecord, type JobStats, type LeaseGrant,
@@ -549,7 +549,8 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const plan = planChunks(source, job.plan ?? { ...this.o.plan, minChunks: job.chunks.length })
     if (plan.chunks.length !== job.chunks.length) throw new Error(`the plan for ${job.sourcePath} no longer matches the job (${plan.chunks.length} chunks, was ${job.chunks.length})`)
     const pending = job.chunks.filter(c => c.state === 'pending')
-    const cut = async (chunk: ChunkRecord, from: CutSource): Promise<void> => {
+    /** Cuts a chunk's segment and opens the chunk; returns the segment's packet count. */
+    const cut = async (chunk: ChunkRecord, from: CutSource): Promise<number> => {
       const range = plan.chunks[chunk.index]
       if (range === undefined) throw new Error(`chunk ${chunk.index} missing from plan`)
       const file = `segment-${chunk.index}.mkv`
@@ -557,35 +558,42 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       chunk.segment = { file, size: seg.sizeBytes, sha256: seg.sha256, selectFromTime: seg.selectFromTime, packetCount: seg.packetCount }
       chunk.state = 'open'
       this.touch(job)
+      return seg.packetCount
     }
-    // Segments are cut from a copy of the video alone: seeking in the source itself lands a keyframe
-    // early once other tracks are interleaved (a GOP of pre-roll, about a quarter more bytes for a
-    // 4-GOP chunk), and subtitles pull it back further still. While the copy is being made,
-    // chunks are cut straight from the source anyway — the first needs no seek at all, and for a
-    // source without subtitles the pre-roll is a fair price for a worker starting a second sooner.
-    // A cut the checks refuse is cut again from the copy.
+    // Segments are cut straight from the source while its seeks land on the chunk's keyframe. With
+    // subtitle tracks the Matroska demuxer seeks further back (to catch subtitles still on screen),
+    // and with some interleavings of other tracks a keyframe early: then the video is copied out
+    // once and later chunks are cut from the copy, where every seek lands. The first chunk needs no
+    // seek at all. A segment that landed early is still exact (it keeps the pre-roll, a GOP more to
+    // send and decode); a cut the checks refuse is cut again from the copy.
     let copying: Promise<CutSource> | undefined
-    let copied = false
-    const videoCopy = async (): Promise<CutSource> => await (copying ??= extractVideo(source, join(dir, 'work', 'video-only.mkv'), { signal }).then(c => { copied = true; return c }))
-    let cutFromSource = true
-    const noSubtitles = !source.streams.some(st => st.type === 'subtitle')
-    // With a core to spare the copy starts alongside the first cut; on one core the two would only
-    // slow each other down (the first cut took 0.56 s instead of 0.31), so the first cut goes first.
+    const videoCopy = async (): Promise<CutSource> => await (copying ??= extractVideo(source, join(dir, 'work', 'video-only.mkv'), { signal }))
+    let direct = !source.streams.some(st => st.type === 'subtitle')
+    const switchToCopy = (why: string): void => {
+      if (!direct) return
+      direct = false
+      this.log(`jobs: ${job.id.slice(0, 8)}: ${why}; cutting the rest from a copy of the video`)
+      videoCopy().catch(() => {}) // awaited by the next cut
+    }
+    // When the copy is needed from the start, it runs alongside the first cut if there is a core to
+    // spare; on one core the two would only slow each other down (the first cut took 0.56 s instead
+    // of 0.31), so the first cut, the one a worker is waiting for, goes first.
     const oneCore = availableParallelism() === 1
-    if (pending[0]?.index !== 0 || !oneCore) videoCopy().catch(() => {}) // awaited when needed
+    if (!direct && (pending[0]?.index !== 0 || !oneCore)) videoCopy().catch(() => {})
     let firstCut = (): void => {}
     const firstCutDone = pending[0]?.index === 0 ? new Promise<void>(resolve => { firstCut = resolve }) : Promise.resolve()
     const cutChunk = async (chunk: ChunkRecord): Promise<void> => {
+      // On one core, the first cut (the chunk a worker is waiting for) goes alone.
       if (chunk.index !== 0 && oneCore) await firstCutDone
-      if (cutFromSource && (chunk.index === 0 || (noSubtitles && !copied))) {
+      if (chunk.index === 0 || direct) {
         try {
-          if (chunk.index !== 0) videoCopy().catch(() => {})
-          await cut(chunk, sourceAsCutSource(source))
+          const packets = await cut(chunk, sourceAsCutSource(source))
+          const range = plan.chunks[chunk.index] as ChunkRange
+          if (chunk.index !== 0 && packets > range.decodeEnd - range.decodeStart + 1) switchToCopy(`seeking in the source landed before chunk ${chunk.index}'s keyframe`)
           return
         } catch (err) {
           if (signal.aborted) throw err
-          this.log(`jobs: ${job.id.slice(0, 8)}#${chunk.index} cut from the source failed (${(err as Error).message.split('\n')[0] ?? ''}); cutting from the copy of the video`)
-          cutFromSource = false
+          switchToCopy(`chunk ${chunk.index} cut from the source failed (${(err as Error).message.split('\n')[0] ?? ''})`)
         } finally {
           if (chunk.index === 0) firstCut()
         }

@@ -67,9 +67,9 @@ export interface CutSource {
 }
 
 /**
- * The source itself as a cut source. Only good for a chunk that starts at the first frame: no
- * seek, so the subtitle back-seek that extractVideo avoids never happens. Lets the first segment
- * be cut while the video is still being copied out for the others.
+ * The source itself as a cut source. Always exact for the chunk that starts at the first frame
+ * (no seek); for later chunks exact too, but a seek may land early and add pre-roll (see
+ * extractVideo), which the caller can see in the segment's packet count.
  */
 export function sourceAsCutSource (source: MediaInfo): CutSource {
   return { path: source.path, video: source.video, map: `0:${source.video.streamIndex}` }
@@ -78,7 +78,8 @@ export function sourceAsCutSource (source: MediaInfo): CutSource {
 /**
  * Copies the source's video stream into a video-only Matroska file once per job. Cutting from it
  * rather than from the source keeps ffmpeg's seeks on the chunk's keyframe: with subtitle tracks in
- * the file, the Matroska demuxer seeks further back to catch subtitles still on screen.
+ * the file, the Matroska demuxer seeks further back to catch subtitles still on screen, and some
+ * interleavings of other tracks make it land a keyframe early.
  */
 export async function extractVideo (source: MediaInfo, outPath: string, options: RunOptions = {}): Promise<CutSource> {
   await mkdir(dirname(outPath), { recursive: true })

@@ -260,6 +260,41 @@ describe('Originator', () => {
     expect(job.chunks.every(c => c.state === 'open')).toBe(true)
   })
 
+  it('cuts straight from a source whose seeks land on the keyframe, and from a copy of the video once one does not', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'swarm-orig-direct-'))
+    cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
+    const { execa } = await import('execa')
+    const { planChunks, probeMedia } = await import('../../src/media/index.js')
+    // The open-GOP fixture without its subtitles: its two interleaved audio tracks make ffmpeg's
+    // seek land a keyframe early.
+    const interleaved = join(dir, 'two-audio.mkv')
+    await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-i', fx.openGop10bit, '-map', '0', '-map', '-0:s', '-map', '-0:t', '-c', 'copy', interleaved])
+    // Video alone: every seek lands.
+    const plain = join(dir, 'video-only.mkv')
+    await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-i', fx.openGop10bit, '-map', '0:v', '-c', 'copy', plain])
+    const lines: string[] = []
+    const o = new Originator({ home: join(dir, 'home'), peerId: '12D3KooWorigin', plan: { gopsPerChunk: 1 }, log: (l) => lines.push(l) })
+    await o.start()
+    cleanup.push(async () => { await o.stop() })
+    const tight = async (file: string): Promise<number[]> => planChunks(await probeMedia(file), { gopsPerChunk: 1 }).chunks.map(c => c.decodeEnd - c.decodeStart + 1)
+
+    const { job: direct } = await o.addJob({ file: plain, settings: SETTINGS })
+    await waitFor(() => direct.state !== 'splitting')
+    expect(direct.state).toBe('encoding')
+    expect(direct.chunks.map(c => c.segment?.packetCount)).toEqual(await tight(plain))
+    expect(lines.some(l => l.includes('copy of the video'))).toBe(false)
+
+    const { job: switched } = await o.addJob({ file: interleaved, settings: SETTINGS })
+    await waitFor(() => switched.state !== 'splitting')
+    expect(switched.state).toBe('encoding')
+    expect(lines.some(l => /landed before chunk \d+'s keyframe; cutting the rest from a copy of the video/.test(l))).toBe(true)
+    // Every segment holds at least its chunk's packets; the ones cut after the switch hold exactly those.
+    const want = await tight(interleaved)
+    const got = switched.chunks.map(c => c.segment?.packetCount ?? 0)
+    got.forEach((n, i) => { expect(n).toBeGreaterThanOrEqual(want[i] as number) })
+    expect(got.at(-1)).toBe(want.at(-1))
+  })
+
   it('resumes from disk after a restart without losing verified chunks', async () => {
     const scratch = await mkdtemp(join(tmpdir(), 'swarm-orig-resume-'))
     cleanup.push(async () => { await rm(scratch, { recursive: true, force: true }) })
