@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { encoderArgs, startPipeSource, y4mPixFmt, type MediaInfo, type X264Settings } from '../src/media/index.js'
 
 export interface BenchClip { path: string, seconds: number, width: number, height: number }
 
@@ -48,4 +49,25 @@ export async function ssim (distorted: string, reference: string): Promise<numbe
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
+}
+
+/** The command, prefixed with `taskset -c CORE` when pinned. */
+function pinned (core: number | undefined, file: string, args: string[]): [string, string[]] {
+  return core === undefined ? [file, args] : ['taskset', ['-c', String(core), file, ...args]]
+}
+
+/**
+ * The baseline: one plain decoder piped into one x264 over the whole file (an OS pipe between the
+ * two, as a shell's `ffmpeg | x264` and as the product's encoder does), both pinned to `core` when
+ * given. The whole file in one go needs no --stitchable. Returns wall seconds.
+ */
+export async function plainEncode (clip: string, source: MediaInfo, settings: X264Settings, threads: number, outputPath: string, core?: number): Promise<number> {
+  const decArgs = ['-v', 'error', '-nostdin', '-i', clip, '-map', '0:v:0', '-fps_mode', 'passthrough', '-pix_fmt', y4mPixFmt(source.video.pixFmt), '-strict', '-1', '-f', 'yuv4mpegpipe', '-']
+  const encArgs = encoderArgs(settings, { frameRate: source.video.frameRate, frameCount: source.video.frameCount, threads, outputPath }).filter(a => a !== '--stitchable')
+  const t0 = performance.now()
+  const dec = startPipeSource(...pinned(core, 'ffmpeg', decArgs), 'baseline decode')
+  const enc = execa(...pinned(core, 'x264', encArgs), { stdin: dec.stdout })
+  dec.release()
+  await Promise.all([dec.done, enc])
+  return (performance.now() - t0) / 1000
 }

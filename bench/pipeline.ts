@@ -3,13 +3,12 @@
  * against one plain `ffmpeg | x264` run over the whole file with the same settings and threads.
  * Prints a table and writes bench-results/pipeline.json. Not part of the tests.
  */
-import { execa } from 'execa'
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { encodeFileLocally, encoderArgs, parseX264Settings, probeMedia, startPipeSource, y4mPixFmt } from '../src/media/index.js'
-import { ensureBenchClip, ssim } from './clip.js'
+import { encodeFileLocally, parseX264Settings, probeMedia } from '../src/media/index.js'
+import { ensureBenchClip, plainEncode, ssim } from './clip.js'
 
 const { values } = parseArgs({
   options: {
@@ -32,13 +31,7 @@ async function main (): Promise<void> {
 
   // Baseline: one decoder piped into one x264 over the whole file.
   const plainOut = join(work, 'plain.264')
-  const t0 = performance.now()
-  // A plain OS pipe between the two, as a shell's `ffmpeg | x264` (and as the product's encoder does).
-  const dec = startPipeSource('ffmpeg', ['-v', 'error', '-nostdin', '-i', clip.path, '-map', '0:v:0', '-fps_mode', 'passthrough', '-pix_fmt', y4mPixFmt(source.video.pixFmt), '-strict', '-1', '-f', 'yuv4mpegpipe', '-'], 'baseline decode')
-  const enc = execa('x264', [...encoderArgs(settings, { frameRate: source.video.frameRate, frameCount: source.video.frameCount, threads, outputPath: plainOut })].filter(a => a !== '--stitchable'), { stdin: dec.stdout })
-  dec.release()
-  await Promise.all([dec.done, enc])
-  const plainSec = (performance.now() - t0) / 1000
+  const plainSec = await plainEncode(clip.path, source, settings, threads, plainOut)
 
   const report = await encodeFileLocally(clip.path, settings.raw, { workDir: join(work, 'pipeline'), outputPath: join(work, 'pipeline.mkv'), threads, keepWork: true })
   const pipelineSec = report.timings.totalSec

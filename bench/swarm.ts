@@ -21,9 +21,9 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { defaultSlots, type JobStatus, type StatusJson } from '../src/daemon/client.js'
 import type { JobRecord } from '../src/jobs/index.js'
-import { encoderArgs, parseX264Settings, probeMedia, startPipeSource, y4mPixFmt, type MediaInfo, type X264Settings } from '../src/media/index.js'
+import { parseX264Settings, probeMedia } from '../src/media/index.js'
 import { runSwarm, startLocalNode, type LocalNode, type StartNodeOptions } from '../scripts/local-swarm.js'
-import { ensureBenchClip, ssim } from './clip.js'
+import { ensureBenchClip, plainEncode, ssim } from './clip.js'
 
 const { values } = parseArgs({
   options: {
@@ -42,25 +42,6 @@ const live = new Set<LocalNode>()
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(r => setTimeout(r, ms)) }
 const round = (n: number, digits = 3): number => Math.round(n * 10 ** digits) / 10 ** digits
-
-/** The command, prefixed with `taskset -c CORE` when pinned. */
-function pinned (core: number | undefined, file: string, args: string[]): [string, string[]] {
-  return core === undefined ? [file, args] : ['taskset', ['-c', String(core), file, ...args]]
-}
-
-/** One plain decoder piped into one x264 over the whole file; returns wall seconds. */
-async function plainEncode (clip: string, source: MediaInfo, settings: X264Settings, threads: number, outputPath: string, core?: number): Promise<number> {
-  const decArgs = ['-v', 'error', '-nostdin', '-i', clip, '-map', '0:v:0', '-fps_mode', 'passthrough', '-pix_fmt', y4mPixFmt(source.video.pixFmt), '-strict', '-1', '-f', 'yuv4mpegpipe', '-']
-  // As bench/pipeline.ts: the whole file in one go needs no --stitchable.
-  const encArgs = encoderArgs(settings, { frameRate: source.video.frameRate, frameCount: source.video.frameCount, threads, outputPath }).filter(a => a !== '--stitchable')
-  const t0 = performance.now()
-  // A plain OS pipe between the two, as a shell's `ffmpeg | x264` (and as the product's encoder does).
-  const dec = startPipeSource(...pinned(core, 'ffmpeg', decArgs), 'baseline decode')
-  const enc = execa(...pinned(core, 'x264', encArgs), { stdin: dec.stdout })
-  dec.release()
-  await Promise.all([dec.done, enc])
-  return (performance.now() - t0) / 1000
-}
 
 /** Sum of the video stream's packet sizes, as ffprobe reads them from a container. */
 async function videoPacketBytes (path: string): Promise<number> {

@@ -207,6 +207,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
           const job = originator.get(jobId)
           if (job !== undefined) announce(job)
           else {
+            announced.delete(jobId)
             worker.removeJob(jobId)
             void board.publish({ v: 1, type: 'gone', jobId, originator: self, seq: ++seq })
           }

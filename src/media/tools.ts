@@ -26,12 +26,12 @@ function missingToolError (tool: string, cause: unknown): ToolError {
 
 /** Turns an execa failure into an error that names the tool and carries its stderr. */
 export function toToolError (tool: string, err: unknown, what: string): Error {
-  const e = err as { code?: string, isCanceled?: boolean, isTerminated?: boolean, stderr?: unknown, shortMessage?: string, exitCode?: number }
+  const e = err as { code?: string, isCanceled?: boolean, isTerminated?: boolean, stderr?: unknown, shortMessage?: string, exitCode?: number, signal?: string }
   if (e?.code === 'ENOENT') return missingToolError(tool, err)
   if (e?.isCanceled === true || (e as { cause?: { name?: string } })?.cause?.name === 'AbortError') return new AbortError(`${what}: aborted`)
   const stderr = typeof e?.stderr === 'string' ? e.stderr : ''
   const tail = stderr.trim().split('\n').slice(-6).join('\n')
-  const code = e?.exitCode !== undefined ? ` (exit ${e.exitCode})` : ''
+  const code = e?.exitCode !== undefined ? ` (exit ${e.exitCode})` : e?.signal !== undefined ? ` (signal ${e.signal})` : ''
   return new ToolError(tool, `${what}: ${tool} failed${code}${tail !== '' ? `:\n${tail}` : ''}`, stderr, { cause: err })
 }
 
@@ -86,14 +86,13 @@ export function startPipeSource (tool: string, args: string[], what: string, sig
   const done = new Promise<void>((resolve, reject) => {
     child.once('error', (err) => {
       signal?.removeEventListener('abort', kill)
-      reject((err as NodeJS.ErrnoException).code === 'ENOENT' ? missingToolError(tool, err) : err)
+      reject(toToolError(tool, err, what))
     })
     child.once('close', (code, sig) => {
       signal?.removeEventListener('abort', kill)
       if (signal?.aborted === true) { reject(new AbortError(`${what}: aborted`)); return }
       if (code === 0) { resolve(); return }
-      const tail = stderr.trim().split('\n').slice(-6).join('\n')
-      reject(new ToolError(tool, `${what}: ${tool} failed (${code !== null ? `exit ${code}` : `signal ${sig ?? '?'}`})${tail !== '' ? `:\n${tail}` : ''}`, stderr))
+      reject(toToolError(tool, { stderr, ...(code !== null ? { exitCode: code } : { signal: sig ?? '?' }) }, what))
     })
   })
   return { stdout: child.stdout, release: () => { child.stdout.destroy() }, kill, done }

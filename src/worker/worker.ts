@@ -223,12 +223,13 @@ export class Worker {
     return this.pickFrom(v => v.open, true) ?? this.pickFrom(v => v.backup ?? [], false)
   }
 
-  private pickFrom (chunksOf: (v: JobView) => number[], spread: boolean): { view: JobView, chunk: number } | undefined {
+  private pickFrom (chunksOf: (v: JobView) => number[], open: boolean): { view: JobView, chunk: number } | undefined {
     // With every slot busy a claim is a prefetch, which must not take work an idle peer could start
     // now: never our own node's chunks (they need no download), never a backup copy, never a job's
     // last open chunk, and nothing while idle peers wait for this job's chunks.
     const full = this.busyCount() >= this.o.slots
-    const views = [...this.jobs.values()].filter(v => !this.unable.has(v.jobId) && chunksOf(v).length > (full ? (spread ? 1 : Number.POSITIVE_INFINITY) : 0) && !(full && (v.originator === this.o.peerId || (v.waiting?.length ?? 0) > 0)))
+    const mayPrefetch = (v: JobView): boolean => open && chunksOf(v).length > 1 && v.originator !== this.o.peerId && (v.waiting?.length ?? 0) === 0
+    const views = [...this.jobs.values()].filter(v => !this.unable.has(v.jobId) && chunksOf(v).length > 0 && (!full || mayPrefetch(v)))
     if (views.length === 0) return undefined
     const now = this.now()
     for (let n = 0; n < views.length; n++) {
@@ -236,7 +237,7 @@ export class Worker {
       const candidates = chunksOf(view).filter(c => !this.tasks.has(this.key(view.jobId, c)) && (this.backoff.get(this.key(view.jobId, c)) ?? 0) <= now)
       if (candidates.length === 0) continue
       // Backups: the furthest behind.
-      const chunk = spread ? this.pickOpen(view, candidates.sort((a, b) => a - b), now) : candidates[0]
+      const chunk = open ? this.pickOpen(view, candidates.sort((a, b) => a - b), now) : candidates[0]
       if (chunk === undefined) continue
       this.rr = (this.rr + n + 1) % views.length
       return { view, chunk }
