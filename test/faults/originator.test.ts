@@ -64,7 +64,10 @@ describe('the originator killed and restarted with the same home', () => {
     // Kill once some chunks are verified and a remote worker is in the middle of another.
     await waitFor('two verified chunks and a worker mid-chunk', async () => {
       const j = await jobStatus(o.home, job.id)
-      return j.chunks.done >= 2 && (j.chunkList ?? []).some(c => c.state === 'leased' && c.holder !== o.peerId && (c.framesDone ?? 0) > 0)
+      if (!(j.chunks.done >= 2 && (j.chunkList ?? []).some(c => c.state === 'leased' && c.holder !== o.peerId && (c.framesDone ?? 0) > 0))) return false
+      // Status reports a chunk done a moment before job.json is written (the worker is answered
+      // only after the write): wait for the file too, since that is what the restart reads.
+      return (await jobRecord(o.home, job.id)).chunks.filter(c => c.result !== undefined).length >= 2
     }, 40_000, 50)
     const peerId = o.peerId
     o.proc.kill('SIGKILL')
