@@ -94,7 +94,15 @@ describe('restart', () => {
     const added = await postJson(first, home, '/v1/jobs', { file: fx.openGop10bit, settings: '--preset superfast --crf 28', output })
     const jobId = (added.job as JobStatus).id
     await waitFor('two verified chunks', () => { const j = first.status().jobs[0]; return j !== undefined && j.chunks.done >= 2 ? j : undefined })
-    const before = JSON.parse(await readFile(join(home, 'jobs', jobId, 'job.json'), 'utf8')) as { chunks: Array<{ index: number, result?: { at: number, sha256: string } }> }
+    // Status reports a chunk done a moment before job.json is written (the worker is answered only
+    // after the write); the restart reads the file, so wait for it too.
+    type Record = { chunks: Array<{ index: number, result?: { at: number, sha256: string } }> }
+    const readRecord = async (): Promise<Record> => JSON.parse(await readFile(join(home, 'jobs', jobId, 'job.json'), 'utf8')) as Record
+    let before = await readRecord()
+    for (let i = 0; i < 100 && before.chunks.filter(c => c.result !== undefined).length < 2; i++) {
+      await new Promise(r => setTimeout(r, 50))
+      before = await readRecord()
+    }
     const doneBefore = before.chunks.filter(c => c.result !== undefined)
     expect(doneBefore.length).toBeGreaterThanOrEqual(2)
     expect(doneBefore.length).toBeLessThan(before.chunks.length)
