@@ -3,10 +3,11 @@ import { EventEmitter } from 'node:events'
 import { existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
-import { isAbsolute, join, resolve } from 'node:path'
+import { basename, isAbsolute, join, resolve } from 'node:path'
 import {
   checkSourceCrc, cutSegment, extractVideo, mergeChunks, parseX264Settings, planChunks, probeMedia,
-  sha256File, sourceAsCutSource, verifyEncodedChunk, verifyMergedOutput, type ChunkRange, type CutSource, type MediaInfo, type PlanOptions
+  sha256File, sourceAsCutSource, splitInOnePass, splitsInOnePass, verifyEncodedChunk, verifyMergedOutput, type ChunkRange, type CutSource,
+  type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import {
   JOB_RECORD_VERSION, type ChunkEncodeMeta, type ChunkRecord, type JobRecord, type JobStats, type LeaseGrant,
@@ -548,16 +549,44 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const dir = this.jobDir(job.id)
     const plan = planChunks(source, job.plan ?? { ...this.o.plan, minChunks: job.chunks.length })
     if (plan.chunks.length !== job.chunks.length) throw new Error(`the plan for ${job.sourcePath} no longer matches the job (${plan.chunks.length} chunks, was ${job.chunks.length})`)
-    const pending = job.chunks.filter(c => c.state === 'pending')
+    let pending = job.chunks.filter(c => c.state === 'pending')
+    const openChunk = (chunk: ChunkRecord, seg: Segment): void => {
+      chunk.segment = { file: basename(seg.path), size: seg.sizeBytes, sha256: seg.sha256, selectFromTime: seg.selectFromTime, packetCount: seg.packetCount }
+      chunk.state = 'open'
+      this.touch(job)
+    }
+    const segmentPath = (index: number): string => join(dir, 'segments', `segment-${index}.mkv`)
+    if (pending.length > 0 && splitsInOnePass(plan.chunks)) {
+      // One sequential pass cuts every segment (one ffmpeg start, no seeks); a segment that fails
+      // its check, or all that remain when the pass fails, are cut one by one below.
+      const wanted = new Map(pending.map(c => [c.index, c]))
+      const started = performance.now()
+      try {
+        await splitInOnePass(source, plan.chunks, join(dir, 'work', 'split'), {
+          signal,
+          pathOf: segmentPath,
+          wanted: (index) => wanted.has(index),
+          onSegment: (index, result) => {
+            const chunk = wanted.get(index)
+            if (chunk === undefined) return
+            if (result instanceof Error) { this.log(`jobs: ${job.id.slice(0, 8)}: ${result.message}; cutting it on its own`); return }
+            openChunk(chunk, result)
+            wanted.delete(index)
+          }
+        })
+        this.log(`jobs: ${job.id.slice(0, 8)}: cut ${pending.length - wanted.size} segments in one pass (${((performance.now() - started) / 1000).toFixed(2)} s)`)
+      } catch (err) {
+        if (signal.aborted) throw err
+        this.log(`jobs: ${job.id.slice(0, 8)}: splitting in one pass failed (${(err as Error).message.split('\n')[0] ?? ''}); cutting the remaining ${wanted.size} chunks one by one`)
+      }
+      pending = pending.filter(c => wanted.has(c.index))
+    }
     /** Cuts a chunk's segment and opens the chunk; returns the segment's packet count. */
     const cut = async (chunk: ChunkRecord, from: CutSource): Promise<number> => {
       const range = plan.chunks[chunk.index]
       if (range === undefined) throw new Error(`chunk ${chunk.index} missing from plan`)
-      const file = `segment-${chunk.index}.mkv`
-      const seg = await cutSegment(source, from, range, join(dir, 'segments', file), { signal })
-      chunk.segment = { file, size: seg.sizeBytes, sha256: seg.sha256, selectFromTime: seg.selectFromTime, packetCount: seg.packetCount }
-      chunk.state = 'open'
-      this.touch(job)
+      const seg = await cutSegment(source, from, range, segmentPath(chunk.index), { signal })
+      openChunk(chunk, seg)
       return seg.packetCount
     }
     // Segments are cut straight from the source while its seeks land on the chunk's keyframe. With

@@ -2,7 +2,7 @@
 export { MediaError, ToolError, SettingsError, VerificationError, SourceError, AbortError } from './errors.js'
 export { probeMedia, frameTimes, bitDepthOf, type MediaInfo, type StreamInfo, type VideoInfo, type VideoFrame, type Rational } from './probe.js'
 export { planChunks, cutPoints, DEFAULT_GOPS_PER_CHUNK, type ChunkPlan, type ChunkRange, type PlanOptions } from './plan.js'
-export { cutSegment, extractVideo, sourceAsCutSource, TIMESTAMP_TOLERANCE, type Segment, type CutSource } from './split.js'
+export { cutSegment, extractVideo, sourceAsCutSource, splitInOnePass, splitsInOnePass, TIMESTAMP_TOLERANCE, type Segment, type CutSource, type OnePassSplitOptions } from './split.js'
 export { parseX264Settings, splitSettings, type X264Settings } from './settings.js'
 export { encodeChunk, decoderArgs, encoderArgs, y4mPixFmt, type EncodeChunkOptions, type EncodeProgress, type EncodedChunk } from './encode.js'
 export { startPipeSource, type PipeSource } from './tools.js'

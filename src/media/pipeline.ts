@@ -6,7 +6,7 @@ import { checkSourceCrc, mergeChunks, type MergeResult } from './merge.js'
 import { planChunks, type ChunkPlan, type PlanOptions } from './plan.js'
 import { probeMedia, type MediaInfo } from './probe.js'
 import { parseX264Settings } from './settings.js'
-import { cutSegment, extractVideo, type Segment } from './split.js'
+import { cutSegment, extractVideo, splitInOnePass, splitsInOnePass, type Segment } from './split.js'
 import { verifyEncodedChunk } from './verify.js'
 
 export interface LocalEncodeOptions extends PlanOptions {
@@ -53,11 +53,27 @@ export async function encodeFileLocally (sourcePath: string, settingsString: str
   const plan = planChunks(source, o)
   await mkdir(o.workDir, { recursive: true })
   o.onStage?.('split', `${plan.chunks.length} chunks`)
-  const cutSource = await extractVideo(source, join(o.workDir, 'video-only.mkv'), { signal: o.signal })
-  const segments: Segment[] = []
-  for (const chunk of plan.chunks) {
-    segments.push(await cutSegment(source, cutSource, chunk, join(o.workDir, `segment-${chunk.index}.mkv`), { signal: o.signal }))
+  const segmentPath = (index: number): string => join(o.workDir, `segment-${index}.mkv`)
+  const cutSegments: Array<Segment | undefined> = plan.chunks.map(() => undefined)
+  if (splitsInOnePass(plan.chunks)) {
+    try {
+      await splitInOnePass(source, plan.chunks, join(o.workDir, 'split'), {
+        ...(o.signal !== undefined ? { signal: o.signal } : {}),
+        pathOf: segmentPath,
+        wanted: () => true,
+        onSegment: (index, result) => { if (!(result instanceof Error)) cutSegments[index] = result }
+      })
+    } catch (err) {
+      if (o.signal?.aborted === true) throw err
+    }
   }
+  // Open-GOP plans, and whatever the one pass could not cut, one chunk at a time from a copy of the video.
+  const rest = plan.chunks.filter(c => cutSegments[c.index] === undefined)
+  if (rest.length > 0) {
+    const cutSource = await extractVideo(source, join(o.workDir, 'video-only.mkv'), { signal: o.signal })
+    for (const chunk of rest) cutSegments[chunk.index] = await cutSegment(source, cutSource, chunk, segmentPath(chunk.index), { signal: o.signal })
+  }
+  const segments = cutSegments as Segment[]
   const t1 = performance.now()
   o.onStage?.('encode')
   const encoded: string[] = []

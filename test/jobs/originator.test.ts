@@ -295,6 +295,27 @@ describe('Originator', () => {
     expect(got.at(-1)).toBe(want.at(-1))
   })
 
+  it('splits a closed-GOP source in one pass, subtitle tracks and all, without a copy of the video', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'swarm-orig-onepass-'))
+    cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
+    const { execa } = await import('execa')
+    // Cut by seeking, this source's subtitles pull the seeks a keyframe back (see the test above);
+    // read once from start to end, they cannot.
+    const withSubs = join(dir, 'vfr-subs.mkv')
+    await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-i', fx.vfrMp4, '-i', fx.openGop10bit, '-map', '0:v', '-map', '1:a', '-map', '1:s', '-c', 'copy', withSubs])
+    const lines: string[] = []
+    const o = new Originator({ home: join(dir, 'home'), peerId: '12D3KooWorigin', plan: { gopsPerChunk: 1 }, log: (l) => lines.push(l) })
+    await o.start()
+    cleanup.push(async () => { await o.stop() })
+    const { job } = await o.addJob({ file: withSubs, settings: SETTINGS })
+    await waitFor(() => job.state !== 'splitting')
+    expect(job.state).toBe('encoding')
+    expect(job.chunks.length).toBeGreaterThan(2)
+    expect(job.chunks.map(c => c.segment?.packetCount)).toEqual(job.chunks.map(c => c.frames))
+    expect(lines.some(l => new RegExp(`cut ${job.chunks.length} segments in one pass`).test(l))).toBe(true)
+    expect(lines.filter(l => /copy of the video|one by one|on its own/.test(l))).toEqual([])
+  })
+
   it('resumes from disk after a restart without losing verified chunks', async () => {
     const scratch = await mkdtemp(join(tmpdir(), 'swarm-orig-resume-'))
     cleanup.push(async () => { await rm(scratch, { recursive: true, force: true }) })

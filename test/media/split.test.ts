@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { cutSegment, decoderArgs, extractVideo, planChunks, probeMedia, sha256File, sourceAsCutSource, type CutSource, type MediaInfo } from '../../src/media/index.js'
+import { cutSegment, decoderArgs, extractVideo, planChunks, probeMedia, sha256File, sourceAsCutSource, splitInOnePass, splitsInOnePass, type CutSource, type MediaInfo, type Segment } from '../../src/media/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 
 let fx: Fixtures
@@ -78,5 +78,85 @@ describe('cutSegment on an open-GOP source', () => {
       total += Number(stdout.trim())
     }
     expect(total).toBeLessThan(240)
+  })
+})
+
+describe('splitInOnePass on a closed-GOP source', () => {
+  let source: MediaInfo
+  beforeAll(async () => {
+    // The VFR B-frame video with the open-GOP fixture's audio and subtitles around it: one read
+    // of the file must still give every chunk exactly its frames.
+    const withTracks = join(scratch, 'vfr-with-tracks.mkv')
+    await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-i', fx.vfrMp4, '-i', fx.openGop10bit, '-map', '0:v', '-map', '1:a', '-map', '1:s', '-c', 'copy', withTracks])
+    source = await probeMedia(withTracks)
+    expect(source.streams.some(st => st.type === 'subtitle')).toBe(true)
+  })
+
+  it('cuts every chunk in one pass, in order, each decoding to exactly its frames and nothing more', async () => {
+    const plan = planChunks(source, { gopsPerChunk: 1 })
+    expect(plan.chunks.length).toBeGreaterThan(2)
+    expect(splitsInOnePass(plan.chunks)).toBe(true)
+    const order: number[] = []
+    const segments: Segment[] = []
+    await splitInOnePass(source, plan.chunks, join(scratch, 'onepass-tmp'), {
+      pathOf: (i) => join(scratch, `onepass-${i}.mkv`),
+      wanted: () => true,
+      onSegment: (i, r) => { order.push(i); if (r instanceof Error) throw r; segments.push(r) }
+    })
+    expect(order).toEqual(plan.chunks.map(c => c.index))
+    const copy = await extractVideo(source, join(scratch, 'onepass-video-only.mkv'))
+    const whole = await frameHashes(['-v', 'error', '-i', source.path, '-map', `0:${source.video.streamIndex}`, '-fps_mode', 'passthrough', '-f', 'null', '-'])
+    const pieces: string[] = []
+    for (const seg of segments) {
+      const chunk = plan.chunks[seg.chunkIndex]!
+      expect(seg.path).toBe(join(scratch, `onepass-${chunk.index}.mkv`))
+      expect(seg.sha256).toBe(await sha256File(seg.path))
+      // Closed GOPs: a segment is its chunk's packets, no overlap with the next.
+      expect(seg.packetCount).toBe(chunk.frameCount)
+      // The same segment a seek-and-cut from the copied video gives, to the packet.
+      const cut = await cutSegment(source, copy, chunk, join(scratch, `onepass-cut-${chunk.index}.mkv`))
+      expect(seg.selectFromTime).toBeCloseTo(cut.selectFromTime, 6)
+      expect(seg.packetCount).toBe(cut.packetCount)
+      pieces.push(...await frameHashes(decoderArgs({ segmentPath: seg.path, selectFromTime: seg.selectFromTime, frameCount: seg.frameCount, sourcePixFmt: source.video.pixFmt })))
+    }
+    expect(pieces).toEqual(whole)
+  })
+
+  it('keeps only the wanted segments (a restarted job has the others)', async () => {
+    const plan = planChunks(source, { gopsPerChunk: 1 })
+    const got: number[] = []
+    await splitInOnePass(source, plan.chunks, join(scratch, 'wanted-tmp'), {
+      pathOf: (i) => join(scratch, `wanted-${i}.mkv`),
+      wanted: (i) => i % 2 === 1,
+      onSegment: (i) => { got.push(i) }
+    })
+    expect(got).toEqual(plan.chunks.filter(c => c.index % 2 === 1).map(c => c.index))
+    const { readdir } = await import('node:fs/promises')
+    const left = (await readdir(scratch)).filter(f => f.startsWith('wanted-') && f.endsWith('.mkv')).sort()
+    expect(left).toEqual(got.map(i => `wanted-${i}.mkv`).sort())
+    expect(await readdir(join(scratch, 'wanted-tmp'))).toEqual([])
+  })
+
+  it('reports a segment that does not start on its chunk\'s keyframe, and fails the pass when segments go missing', async () => {
+    const plan = planChunks(source, { gopsPerChunk: 1 })
+    // A doctored plan: chunk 1 "starts" one frame after its keyframe, where ffmpeg cannot split.
+    const doctored = plan.chunks.map(c => c.index === 1 ? { ...c, decodeStart: c.decodeStart + 1, startFrame: c.startFrame + 1, frameCount: c.frameCount - 1 } : c)
+    doctored[0] = { ...doctored[0]!, endFrame: doctored[0]!.endFrame + 1, frameCount: doctored[0]!.frameCount + 1, decodeEnd: doctored[0]!.decodeEnd + 1 }
+    expect(splitsInOnePass(doctored)).toBe(true)
+    const results = new Map<number, Segment | Error>()
+    await expect(splitInOnePass(source, doctored, join(scratch, 'bad-tmp'), {
+      pathOf: (i) => join(scratch, `bad-${i}.mkv`),
+      wanted: () => true,
+      onSegment: (i, r) => { results.set(i, r) }
+    })).rejects.toThrow(/segments for \d+ chunks/)
+    // Chunk 0's segment runs on to the next keyframe ffmpeg could split at: more packets, still exact.
+    const first = results.get(0) as Segment
+    expect(first.packetCount).toBeGreaterThan(first.frameCount)
+    expect((results.get(1) as Error).message).toMatch(/chunk 1: the segment starts at [\d.]+ instead of the keyframe/)
+  })
+
+  it('is refused for an open-GOP plan, whose segments must overlap', async () => {
+    const open = await probeMedia(fx.openGop10bit)
+    expect(splitsInOnePass(planChunks(open, { gopsPerChunk: 1 }).chunks)).toBe(false)
   })
 })
