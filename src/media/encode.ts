@@ -4,7 +4,7 @@ import { execa } from 'execa'
 import { AbortError, VerificationError } from './errors.js'
 import type { Rational } from './probe.js'
 import { parseX264Settings, type X264Settings } from './settings.js'
-import { startPipeSource, toToolError } from './tools.js'
+import { lowerPriority, startPipeSource, toToolError } from './tools.js'
 
 export interface EncodeProgress {
   framesDone: number
@@ -26,6 +26,8 @@ export interface EncodeChunkOptions {
   outputPath: string
   /** x264 --threads; default lets x264 pick. */
   threads?: number
+  /** Nice value for the decoder and x264 (0 or unset: the caller's priority). */
+  niceness?: number
   signal?: AbortSignal
   onProgress?: (progress: EncodeProgress) => void
 }
@@ -97,6 +99,8 @@ export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk>
   const encoder = execa('x264', encoderArgs(settings, { ...o, outputPath: o.outputPath }), {
     cancelSignal: o.signal, stdin: decoder.stdout, forceKillAfterDelay: 2000
   })
+  lowerPriority(decoder.pid, o.niceness)
+  lowerPriority(encoder.pid, o.niceness)
   // x264 holds its own end now. Without ours, a decoder whose x264 died gets EPIPE and stops
   // rather than blocking on a pipe nobody reads.
   decoder.release()

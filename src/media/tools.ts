@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { setPriority } from 'node:os'
 import type { Readable } from 'node:stream'
 import { execa, type Options, type ResultPromise } from 'execa'
 import { AbortError, ToolError } from './errors.js'
@@ -59,8 +60,19 @@ export function spawnTool (tool: string, args: string[], options: Options = {}):
   return execa(tool, args, { ...options, reject: true })
 }
 
+/**
+ * Lowers a just-started tool's CPU priority (a nice value, 1-19). Linux keeps one per thread and
+ * new threads inherit it; a tool creates its threads after loading its libraries and reading its
+ * input's header, tens of milliseconds after exec, by which time this has run.
+ */
+export function lowerPriority (pid: number | undefined, niceness: number | undefined): void {
+  if (pid === undefined || niceness === undefined || niceness <= 0) return
+  try { setPriority(pid, Math.min(19, niceness)) } catch { /* already gone: its own failure is reported elsewhere */ }
+}
+
 /** The first process of a two-process pipe; see startPipeSource. */
 export interface PipeSource {
+  pid: number | undefined
   /** Its stdout: hand it to the next process as stdin (execa passes it straight through), then call release(). */
   stdout: Readable
   /** Drops this process's copy of the pipe, so the writer sees EPIPE if the reader dies. */
@@ -95,5 +107,5 @@ export function startPipeSource (tool: string, args: string[], what: string, sig
       reject(toToolError(tool, { stderr, ...(code !== null ? { exitCode: code } : { signal: sig ?? '?' }) }, what))
     })
   })
-  return { stdout: child.stdout, release: () => { child.stdout.destroy() }, kill, done }
+  return { pid: child.pid, stdout: child.stdout, release: () => { child.stdout.destroy() }, kill, done }
 }

@@ -69,6 +69,8 @@ export interface WorkerOptions {
   linkFor: (originator: string) => OriginatorLink
   /** x264 --threads per encode; default lets x264 decide. */
   threads?: number
+  /** Nice value of the encoding processes (default ENCODE_NICENESS; 0 keeps the node's own). */
+  niceness?: number
   /** Leases held but not yet encoding (prefetched), beyond the slots. */
   prefetch?: number
   /** Longest gap between heartbeats; shorter when the originator's leases are short (a third of their length). */
@@ -95,6 +97,13 @@ interface Task {
 }
 
 const HEX_ID = /^[0-9a-f]{64}$/
+/**
+ * Encodes run below the node's own priority. The node's control work (claims, heartbeats, serving
+ * segments, cutting and verifying an originator's chunks) is short but the whole swarm waits on
+ * it, and on a machine whose cores all encode it used to queue behind x264. On an otherwise idle
+ * machine the encodes still get every cycle; other programs on it stay responsive too.
+ */
+export const ENCODE_NICENESS = 10
 /** After losing a claim race, for this long, a worker chooses among the lowest-numbered few open chunks rather than the lowest. */
 const CLAIM_SPREAD = 4
 const CONTENDED_MS = 2000
@@ -365,6 +374,7 @@ export class Worker {
         segmentPath: segment.path, selectFromTime: meta.selectFromTime, frameCount: meta.frames, settings: meta.settings,
         frameRate: meta.frameRate, sourcePixFmt: meta.pixFmt, outputPath: out, signal: task.controller.signal,
         ...(this.o.threads !== undefined ? { threads: this.o.threads } : {}),
+        niceness: this.o.niceness ?? ENCODE_NICENESS,
         onProgress: (p: EncodeProgress) => { task.framesDone = p.framesDone; task.fps = p.fps }
       }
       // x264's own frame count is checked by encodeChunk; the full decode is the originator's

@@ -81,6 +81,26 @@ describe('encodeChunk', () => {
     expect(existsSync(out)).toBe(false)
     expect(await childrenOf(process.pid)).toEqual([])
   })
+
+  it('runs the decoder and x264 at the nice value asked for, every thread of them', async () => {
+    const out = join(scratch, 'niced.264')
+    let seen: string[] = []
+    let looked: Promise<void> | undefined
+    await encodeChunk({
+      ...base(out, '--preset veryslow --crf 18'),
+      threads: 2,
+      niceness: 7,
+      onProgress: () => {
+        // Mid-encode: the nice value of every thread of this process's ffmpeg and x264 children.
+        looked ??= execa('ps', ['-L', '-o', 'comm=,ni=', '--ppid', String(process.pid)], { reject: false }).then(({ stdout }) => {
+          seen = stdout.split('\n').map(l => l.trim().split(/\s+/)).filter(([c]) => c === 'ffmpeg' || c === 'x264').map(([c, ni]) => `${c} ${ni}`)
+        })
+      }
+    })
+    await looked
+    expect(new Set(seen.map(s => s.split(' ')[0]))).toEqual(new Set(['ffmpeg', 'x264']))
+    expect(seen.filter(s => !s.endsWith(' 7'))).toEqual([])
+  })
 })
 
 describe('verifyEncodedChunk', () => {

@@ -5,7 +5,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { localLink } from '../../src/daemon/local-link.js'
 import { Originator, type JobRecord } from '../../src/jobs/index.js'
 import { probeMedia, type EncodeChunkOptions } from '../../src/media/index.js'
-import { Worker, type JobView, type OriginatorLink } from '../../src/worker/index.js'
+import { ENCODE_NICENESS, Worker, type JobView, type OriginatorLink } from '../../src/worker/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 
 let fx: Fixtures
@@ -51,7 +51,8 @@ describe('Worker with its own node as originator', () => {
   })
 
   it('gives a chunk back with the reason when its encode fails, tries once more after a pause, then stops claiming that job', async () => {
-    const failing = async (): Promise<never> => { const e = new Error('x264 [error]: could not open output file'); e.name = 'ToolError'; throw e }
+    const niceness: Array<number | undefined> = []
+    const failing = async (o: EncodeChunkOptions): Promise<never> => { niceness.push(o.niceness); const e = new Error('x264 [error]: could not open output file'); e.name = 'ToolError'; throw e }
     let offset = 0
     const now = (): number => Date.now() + offset
     const { originator, worker, home } = await setup('--preset ultrafast', { slots: 1, encoder: failing, now })
@@ -59,6 +60,8 @@ describe('Worker with its own node as originator', () => {
     await waitFor(() => (job.chunks[0]?.failures.length ?? 0) > 0)
     expect(job.chunks[0]?.failures[0]?.reason).toMatch(/could not open output file/)
     expect(job.chunks[0]?.state).toBe('open')
+    // Encodes run below the node's own priority.
+    expect(niceness).toEqual([ENCODE_NICENESS])
     // Backed off: no second try within the pause.
     await new Promise(r => setTimeout(r, 1000))
     expect(job.chunks[0]?.failures).toHaveLength(1)
