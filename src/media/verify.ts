@@ -1,4 +1,6 @@
-import { VerificationError } from './errors.js'
+import { readFile } from 'node:fs/promises'
+import { AbortError, VerificationError } from './errors.js'
+import { summarizeAnnexB } from './h264.js'
 import { runTool, type RunOptions } from './tools.js'
 
 export interface VerifiedChunk {
@@ -15,10 +17,28 @@ export interface VerifyExpectations {
   width?: number
   height?: number
   /**
-   * Decode every frame (default). Off, only the bitstream is parsed (access units, keyframe, SPS):
-   * for a chunk this machine's own x264 just wrote, whose frame count x264 already reported.
+   * Decode every frame (default). Off, only the bitstream is parsed, in this process (pictures,
+   * IDR first, SPS and PPS, size from the SPS): for a chunk this machine's own x264 just wrote,
+   * whose frame count x264 already reported.
    */
   decode?: boolean
+}
+
+const PROFILE_NAMES: Record<number, string> = { 66: 'Constrained Baseline', 77: 'Main', 88: 'Extended', 100: 'High', 110: 'High 10', 122: 'High 4:2:2', 244: 'High 4:4:4 Predictive' }
+const CHROMA: Record<number, string> = { 0: 'gray', 1: 'yuv420p', 2: 'yuv422p', 3: 'yuv444p' }
+
+async function parseOnly (path: string, expect: VerifyExpectations, options: RunOptions): Promise<VerifiedChunk> {
+  if (options.signal?.aborted === true) throw new AbortError(`verifying ${path}: aborted`)
+  const s = summarizeAnnexB(await readFile(path))
+  if (s.sps === undefined || !s.hasPps) throw new VerificationError(`${path}: not an H.264 stream with its parameter sets (no ${s.sps === undefined ? 'SPS' : 'PPS'} found)`)
+  if (s.pictures !== expect.frameCount) throw new VerificationError(`${path}: holds ${s.pictures} frames, expected ${expect.frameCount}`)
+  if (!s.startsWithIdr) throw new VerificationError(`${path}: does not start with a keyframe`)
+  const { width, height, profileIdc, chromaFormatIdc, bitDepth } = s.sps
+  if ((expect.width !== undefined && width !== expect.width) || (expect.height !== undefined && height !== expect.height)) {
+    throw new VerificationError(`${path}: is ${width}x${height}, expected ${expect.width}x${expect.height}`)
+  }
+  const chroma = CHROMA[chromaFormatIdc] ?? 'unknown'
+  return { frameCount: s.pictures, codec: 'h264', profile: PROFILE_NAMES[profileIdc] ?? `profile ${profileIdc}`, pixFmt: bitDepth > 8 ? `${chroma}${bitDepth}le` : chroma, width, height }
 }
 
 /**
@@ -27,16 +47,16 @@ export interface VerifyExpectations {
  * Results come from other machines, so nothing here trusts what the file claims about itself.
  */
 export async function verifyEncodedChunk (path: string, expect: VerifyExpectations, options: RunOptions = {}): Promise<VerifiedChunk> {
-  let parsed: { streams?: Array<{ codec_name?: string, profile?: string, pix_fmt?: string, width?: number, height?: number, nb_read_frames?: string, nb_read_packets?: string }>, packets?: Array<{ flags?: string }> }
+  if (expect.decode === false) return await parseOnly(path, expect, options)
+  let parsed: { streams?: Array<{ codec_name?: string, profile?: string, pix_fmt?: string, width?: number, height?: number, nb_read_frames?: string }>, packets?: Array<{ flags?: string }> }
   let stderr: string
   try {
-    const decode = expect.decode !== false
     const result = await runTool('ffprobe', [
       // Deblocking cannot fail, so skipping it (a fifth of the decode) still parses and
       // reconstructs every slice: any bitstream error is still reported.
-      '-v', 'error', ...(decode ? ['-skip_loop_filter', 'all'] : []),
-      '-f', 'h264', decode ? '-count_frames' : '-count_packets', '-select_streams', 'v:0',
-      '-show_entries', `stream=codec_name,profile,pix_fmt,width,height,${decode ? 'nb_read_frames' : 'nb_read_packets'}`,
+      '-v', 'error', '-skip_loop_filter', 'all',
+      '-f', 'h264', '-count_frames', '-select_streams', 'v:0',
+      '-show_entries', 'stream=codec_name,profile,pix_fmt,width,height,nb_read_frames',
       '-show_entries', 'packet=flags',
       '-of', 'json', '--', path
     ], `verifying ${path}`, options)
@@ -53,7 +73,7 @@ export async function verifyEncodedChunk (path: string, expect: VerifyExpectatio
   if (stderr.trim() !== '') {
     throw new VerificationError(`${path}: decoding reported errors: ${stderr.trim().split('\n').slice(0, 3).join('; ')}`)
   }
-  const frames = Number(stream.nb_read_frames ?? stream.nb_read_packets ?? '0')
+  const frames = Number(stream.nb_read_frames ?? '0')
   if (frames !== expect.frameCount) {
     throw new VerificationError(`${path}: holds ${frames} frames, expected ${expect.frameCount}`)
   }
