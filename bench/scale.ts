@@ -13,7 +13,7 @@
  * Writes <out>/scale.json. Not part of the tests.
  */
 import { execa } from 'execa'
-import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -95,7 +95,13 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
   try {
     // Why a chunk was leased more than once: the originator's lapses and releases.
     const leaseLosses: string[] = []
-    const originatorLog = (line: string): void => { if (/ expired$| released /.test(line)) leaseLosses.push(line) }
+    // Every lease and verified result with its time, written beside scale.json for a closer look.
+    const timeline: string[] = []
+    let t0 = 0
+    const originatorLog = (line: string): void => {
+      if (/ expired$| released /.test(line)) leaseLosses.push(line)
+      if (t0 > 0 && /jobs: (lease|backup lease|chunk \S+ done)|refused/.test(line)) timeline.push(`${((Date.now() - t0) / 1000).toFixed(2)} ${line}`)
+    }
     nodes.push(...await startNodes(root, 0, 1, [], msPerFrame, join(root, 'cache-0'), originatorLog))
     const first = nodes[0] as Daemon
     const boot = first.addresses()[0] as string
@@ -117,15 +123,18 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
     // Gossipsub needs a heartbeat or two to put every peer in a mesh.
     await sleep(3000)
     const client = await connectControl(join(root, 'n0'))
-    const t0 = Date.now()
+    t0 = Date.now()
     const { job } = await client.addJob({ file: clip, settings: '--preset ultrafast', gopsPerChunk: 1 })
     const added = Date.now()
     let allDone = 0
     let splitDone = 0
     let firstLease = 0
+    // When a quarter, half, three quarters of the chunks were done: where a long makespan comes from.
+    const quarters: number[] = []
     for (;;) {
       const s = first.status().jobs.find(j => j.id === job.id)
       if (s === undefined) throw new Error('job vanished')
+      while (quarters.length < 3 && s.chunks.done >= s.chunks.total * (quarters.length + 1) / 4) quarters.push(Math.round((Date.now() - t0) / 100) / 10)
       if (splitDone === 0 && s.state !== 'splitting') splitDone = Date.now()
       if (firstLease === 0 && s.chunks.leased + s.chunks.done > 0) firstLease = Date.now()
       if (s.state === 'failed') throw new Error(`job failed: ${s.error ?? ''}`)
@@ -134,6 +143,8 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
       await sleep(100)
     }
     const record = JSON.parse(await import('node:fs/promises').then(async fs => await fs.readFile(join(root, 'n0', 'jobs', job.id, 'job.json'), 'utf8'))) as { chunks: unknown[], stats?: { leases: number, backupLeases: number, droppedResults: number } }
+    await mkdir(values.out, { recursive: true })
+    await writeFile(join(values.out, `scale-${k}-timeline.txt`), timeline.join('\n') + '\n')
     const m = first.metrics()
     const served = m.transfer.served
     const messages = served.claim + served.heartbeat + served.release + served.chunk + served.result + m.announcementsPublished
@@ -145,6 +156,9 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
       nodes: k,
       chunks: total,
       peersThatEncoded: Object.keys(encodedBy).length,
+      chunksPerPeerMin: Math.min(...Object.values(encodedBy)),
+      chunksPerPeerMax: Math.max(...Object.values(encodedBy)),
+      doneAtQuarters: quarters.map(String),
       idealSeconds: Math.round(ideal * 100) / 100,
       makespanSeconds: Math.round(makespan * 100) / 100,
       makespanOverIdeal: Math.round(makespan / ideal * 1000) / 1000,
