@@ -128,7 +128,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     // Anything here is from a previous run that did not stop cleanly: its leases are long gone.
     await rm(workDir, { recursive: true, force: true })
     const worker = new Worker({
-      peerId: self, slots, workDir, log,
+      peerId: self, slots, workDir, log, swarmSize: () => 1 + encodePeers(),
       ...(threads !== undefined ? { threads } : {}),
       ...(o.encoder !== undefined ? { encoder: o.encoder } : {}),
       linkFor: (originatorId) => originatorId === self

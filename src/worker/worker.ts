@@ -71,6 +71,8 @@ export interface WorkerOptions {
   threads?: number
   /** Nice value of the encoding processes (default ENCODE_NICENESS; 0 keeps the node's own). */
   niceness?: number
+  /** Peers in the swarm that encode, this one included (default 1); with slots, how many encoders may want a job's open chunks. */
+  swarmSize?: () => number
   /** Leases held but not yet encoding (prefetched), beyond the slots. */
   prefetch?: number
   /** Longest gap between heartbeats; shorter when the originator's leases are short (a third of their length). */
@@ -234,10 +236,13 @@ export class Worker {
 
   private pickFrom (chunksOf: (v: JobView) => number[], open: boolean): { view: JobView, chunk: number } | undefined {
     // With every slot busy a claim is a prefetch, which must not take work an idle peer could start
-    // now: never our own node's chunks (they need no download), never a backup copy, never a job's
-    // last open chunk, and nothing while idle peers wait for this job's chunks.
+    // now: never our own node's chunks (they need no download), never a backup copy, nothing while
+    // idle peers wait for this job's chunks, and only while the job has more open chunks than the
+    // swarm has encoders. Near the end a prefetched chunk waits a whole encode for its holder while
+    // another encoder runs dry: with 200 equal chunks on 50 peers, some did 5 and some 3.
     const full = this.busyCount() >= this.o.slots
-    const mayPrefetch = (v: JobView): boolean => open && chunksOf(v).length > 1 && v.originator !== this.o.peerId && (v.waiting?.length ?? 0) === 0
+    const encoders = Math.max(1, this.o.swarmSize?.() ?? 1) * this.o.slots
+    const mayPrefetch = (v: JobView): boolean => open && chunksOf(v).length > encoders && v.originator !== this.o.peerId && (v.waiting?.length ?? 0) === 0
     const views = [...this.jobs.values()].filter(v => !this.unable.has(v.jobId) && chunksOf(v).length > 0 && (!full || mayPrefetch(v)))
     if (views.length === 0) return undefined
     const now = this.now()

@@ -86,7 +86,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
   const META = { frames: 10, selectFromTime: 0, settings: '--preset ultrafast', frameRate: { num: 25, den: 1 }, pixFmt: 'yuv420p', width: 64, height: 36 }
 
   /** A link that leases whatever is claimed and lets the test hold uploads and encodes open. */
-  function scripted (workDir: string) {
+  function scripted (workDir: string, extra: { swarmSize?: () => number } = {}) {
     const claims: number[] = []
     const releases: Array<{ chunk: number, reason: string }> = []
     const uploads = new Map<number, () => void>()
@@ -107,7 +107,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
       await writeFile(o.outputPath, 'h264')
       return { path: o.outputPath, sizeBytes: 4, frameCount: o.frameCount, seconds: 0 }
     }
-    const worker = new Worker({ peerId: 'worker', slots: 1, workDir, linkFor: () => link, encoder, heartbeatMs: 200 })
+    const worker = new Worker({ peerId: 'worker', slots: 1, workDir, linkFor: () => link, encoder, heartbeatMs: 200, ...extra })
     cleanup.push(async () => {
       for (const release of [...uploads.values(), ...encodes.values()]) release()
       await worker.stop()
@@ -196,5 +196,22 @@ describe('Worker scheduling (a scripted originator link)', () => {
     worker.updateJob(view([1, 2], 3))
     await waitFor(() => claims.length === 2, 5000)
     expect([1, 2]).toContain(claims[1])
+  })
+
+  it('prefetches only while a job has more open chunks than the swarm has encoders', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'swarm-worker-swarmsize-'))
+    cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
+    // Four peers of one slot each (as far as this worker can tell).
+    const { worker, claims, encodes } = scripted(dir, { swarmSize: () => 4 })
+    worker.start()
+    worker.updateJob(view([0], 1))
+    await waitFor(() => encodes.has(0), 5000)
+    // Busy; four open chunks for four encoders: each of the other three could start one now.
+    worker.updateJob(view([1, 2, 3, 4], 2))
+    await new Promise(resolve => setTimeout(resolve, 600))
+    expect(claims).toEqual([0])
+    // Five open: one more than the encoders, so taking it ahead leaves nobody short.
+    worker.updateJob(view([1, 2, 3, 4, 5], 3))
+    await waitFor(() => claims.length === 2, 5000)
   })
 })
