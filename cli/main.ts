@@ -265,20 +265,31 @@ async function add (home: string, flags: Record<string, unknown>, positionals: s
 
 type ProgressMode = 'quiet' | 'plain' | 'live'
 const REFRESH_MS = 1000
+/** `add --wait` asks this often, so it returns within a fifth of a second of the job ending (a status request costs the node ~1 ms). */
+const WAIT_POLL_MS = 200
 
 async function waitForJob (client: ControlClient, id: string, mode: ProgressMode): Promise<JobStatus> {
   let last = ''
+  let lastState = ''
+  let drawnAt = 0
   const screen = mode === 'live' ? new LiveScreen(process.stderr) : undefined
   for (;;) {
     const job = await client.job(id)
-    if (screen !== undefined) {
-      screen.draw(renderJob(job, { color: true, self: job.originator }))
-    } else if (mode === 'plain') {
-      const line = formatProgressLine(job)
-      if (line !== last) { process.stderr.write(`${line}\n`); last = line }
+    const ended = job.state === 'done' || job.state === 'failed'
+    // The screen and the log keep their once-a-second pace; only the end is seen sooner.
+    const due = ended || job.state !== lastState || Date.now() - drawnAt >= REFRESH_MS
+    if (due) {
+      drawnAt = Date.now()
+      lastState = job.state
+      if (screen !== undefined) {
+        screen.draw(renderJob(job, { color: true, self: job.originator }))
+      } else if (mode === 'plain') {
+        const line = formatProgressLine(job)
+        if (line !== last) { process.stderr.write(`${line}\n`); last = line }
+      }
     }
-    if (job.state === 'done' || job.state === 'failed') return job
-    await new Promise(r => setTimeout(r, REFRESH_MS))
+    if (ended) return job
+    await new Promise(r => setTimeout(r, WAIT_POLL_MS))
   }
 }
 
