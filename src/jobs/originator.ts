@@ -30,6 +30,8 @@ export interface OriginatorOptions {
   swarmSize?: () => number
   /** Concurrent encodes per peer, as an estimate of the swarm's (peers do not announce theirs): this node's own slots. */
   slotsPerPeer?: number
+  /** Peers' results decoded at once (default: this machine's cores); the rest wait their turn. */
+  verifyConcurrency?: number
 }
 
 export const DEFAULT_LEASE_MS = 30_000
@@ -41,6 +43,25 @@ function median (values: number[]): number | undefined {
   if (values.length === 0) return undefined
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.floor(sorted.length / 2)]
+}
+
+/** At most `limit` holders at once; the others wait in arrival order. */
+class Turns {
+  private active = 0
+  private readonly waiting: Array<() => void> = []
+  constructor (private readonly limit: number) {}
+
+  async run<T> (work: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>(resolve => this.waiting.push(resolve))
+    else this.active++
+    try {
+      return await work()
+    } finally {
+      const next = this.waiting.shift()
+      if (next !== undefined) next()
+      else this.active--
+    }
+  }
 }
 
 function refusal (code: RefusalCode, message: string): Refusal {
@@ -58,6 +79,7 @@ export class InputError extends Error {
  */
 export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   private readonly jobs = new Map<string, JobRecord>()
+  private readonly verifyTurns: Turns
   private readonly sources = new Map<string, MediaInfo>()
   private readonly running = new Map<string, Promise<void>>()
   private readonly saving = new Map<string, Promise<void>>()
@@ -79,6 +101,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     super()
     this.leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS
     this.maxChunkFailures = o.maxChunkFailures ?? DEFAULT_MAX_CHUNK_FAILURES
+    this.verifyTurns = new Turns(Math.max(1, o.verifyConcurrency ?? availableParallelism()))
     this.now = o.now ?? Date.now
     this.log = o.log ?? (() => {})
   }
@@ -458,8 +481,12 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const chunk = job?.chunks[chunkIndex]
     if (job === undefined || chunk === undefined) { await rm(tmpPath, { force: true }); return refusal('unknown-job', 'job or chunk vanished') }
     try {
-      // Every frame of a peer's result is decoded; this node's own x264 output is only parsed.
-      await verifyEncodedChunk(tmpPath, { frameCount: chunk.frames, width: job.video.width, height: job.video.height, decode: peer !== this.o.peerId })
+      // Every frame of a peer's result is decoded, a few at a time: fifty peers that finish in the
+      // same second would otherwise start fifty decoders (all finishing late, and each holding a
+      // decoder's memory). This node's own x264 output is only parsed, in-process.
+      const expectations = { frameCount: chunk.frames, width: job.video.width, height: job.video.height }
+      if (peer === this.o.peerId) await verifyEncodedChunk(tmpPath, { ...expectations, decode: false })
+      else await this.verifyTurns.run(async () => await verifyEncodedChunk(tmpPath, expectations))
     } catch (err) {
       await rm(tmpPath, { force: true })
       // The reason goes back to the peer: no path of ours may be in it.
