@@ -1,18 +1,36 @@
 import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
+import { open } from 'node:fs/promises'
 import { crc32 } from 'node:zlib'
+
+/**
+ * Feeds a file to `take` in 1 MiB reads through one reused buffer. Against a read stream's fresh
+ * 64 KiB (or 1 MiB) buffers: 0.12 s instead of 0.24 s (0.15-0.20 s) of CPU for a 140 MB source,
+ * most of the difference garbage; the originator reads every source and segment this way.
+ */
+async function eachBlock (path: string, take: (block: Buffer) => void): Promise<void> {
+  const fh = await open(path, 'r')
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20)
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null)
+      if (bytesRead === 0) return
+      take(buf.subarray(0, bytesRead))
+    }
+  } finally {
+    await fh.close()
+  }
+}
 
 export async function sha256File (path: string): Promise<string> {
   const hash = createHash('sha256')
-  // 1 MiB reads: a third faster than the default 64 KiB on a 140 MB file (0.16 s instead of 0.24 s).
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer)
+  await eachBlock(path, (block) => { hash.update(block) })
   return hash.digest('hex')
 }
 
 /** CRC32 as fansub release names carry it: eight upper-case hex digits. */
 export async function crc32File (path: string): Promise<string> {
   let crc = 0
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) crc = crc32(chunk as Buffer, crc)
+  await eachBlock(path, (block) => { crc = crc32(block, crc) })
   return crc.toString(16).toUpperCase().padStart(8, '0')
 }
 
