@@ -113,16 +113,16 @@ describe('Originator', () => {
     const scratch = await mkdtemp(join(tmpdir(), 'swarm-orig-turns-'))
     cleanup.push(async () => { await rm(scratch, { recursive: true, force: true }) })
     const { execa } = await import('execa')
-    /** Accepts chunks 0-3 from four peers at once; returns the most decoders seen running together. */
+    /** Accepts chunks 0-2 (two GOPs each, so a decode lasts) from three peers at once; returns the most decoders seen running together. */
     const burst = async (verifyConcurrency: number): Promise<number> => {
       const home = await mkdtemp(join(tmpdir(), 'swarm-orig-turns-home-'))
-      const o = new Originator({ home, peerId: '12D3KooWorigin', plan: { gopsPerChunk: 1 }, verifyConcurrency })
+      const o = new Originator({ home, peerId: '12D3KooWorigin', plan: { gopsPerChunk: 2 }, verifyConcurrency })
       await o.start()
       cleanup.push(async () => { await o.stop(); await rm(home, { recursive: true, force: true }) })
       const { job } = await o.addJob({ file: fx.openGop10bit, settings: SETTINGS })
       await waitFor(() => job.state === 'encoding')
       const files = []
-      for (const i of [0, 1, 2, 3]) {
+      for (const i of [0, 1, 2]) {
         const l = o.requestLease(job.id, i, `peer${i}`)
         if (!l.ok) throw new Error(l.message)
         files.push(await encodeFor(o, job, i, l.lease.id, `peer${i}`, scratch))
@@ -138,12 +138,12 @@ describe('Originator', () => {
       const answers = await Promise.all(files.map(async (f, i) => await o.acceptResult(job.id, i, `peer${i}`, f, 'x')))
       sampling = false
       await sampler
-      expect(answers).toEqual([{ ok: true }, { ok: true }, { ok: true }, { ok: true }])
+      expect(answers).toEqual([{ ok: true }, { ok: true }, { ok: true }])
       return most
     }
-    expect(await burst(1)).toBe(1)
+    expect(await burst(1)).toBeLessThanOrEqual(1)
     // The sampling does see decoders overlap when they may.
-    expect(await burst(4)).toBeGreaterThan(1)
+    expect(await burst(3)).toBeGreaterThan(1)
   })
 
   it('offers a backup copy only of a chunk whose holder would finish later than a fresh copy', async () => {

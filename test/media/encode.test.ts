@@ -84,22 +84,24 @@ describe('encodeChunk', () => {
 
   it('runs the decoder and x264 at the nice value asked for, every thread of them', async () => {
     const out = join(scratch, 'niced.264')
-    let seen: string[] = []
-    let looked: Promise<void> | undefined
-    await encodeChunk({
-      ...base(out, '--preset veryslow --crf 18'),
-      threads: 2,
-      niceness: 7,
-      onProgress: () => {
-        // Mid-encode: the nice value of every thread of this process's ffmpeg and x264 children.
-        looked ??= execa('ps', ['-L', '-o', 'comm=,ni=', '--ppid', String(process.pid)], { reject: false }).then(({ stdout }) => {
-          seen = stdout.split('\n').map(l => l.trim().split(/\s+/)).filter(([c]) => c === 'ffmpeg' || c === 'x264').map(([c, ni]) => `${c} ${ni}`)
-        })
+    // From x264's first progress report to the end: the nice value of every thread of this
+    // process's ffmpeg and x264 children (the first milliseconds after a spawn are at the parent's).
+    const seen = new Set<string>()
+    let encoding = true
+    let sampler: Promise<void> | undefined
+    const sample = async (): Promise<void> => {
+      while (encoding) {
+        const { stdout } = await execa('ps', ['-L', '-o', 'comm=,ni=', '--ppid', String(process.pid)], { reject: false })
+        for (const [c, ni] of stdout.split('\n').map(l => l.trim().split(/\s+/))) if (c === 'ffmpeg' || c === 'x264') seen.add(`${c} ${ni ?? ''}`)
       }
-    })
-    await looked
-    expect(new Set(seen.map(s => s.split(' ')[0]))).toEqual(new Set(['ffmpeg', 'x264']))
-    expect(seen.filter(s => !s.endsWith(' 7'))).toEqual([])
+    }
+    try {
+      await encodeChunk({ ...base(out, '--preset veryslow --crf 18'), threads: 2, niceness: 7, onProgress: (p) => { if (p.framesDone < p.frameCount) sampler ??= sample() } })
+    } finally {
+      encoding = false
+      await sampler
+    }
+    expect(seen).toEqual(new Set(['ffmpeg 7', 'x264 7']))
   })
 })
 
