@@ -184,10 +184,7 @@ export async function cutSegment (source: MediaInfo, cutSource: CutSource, chunk
  */
 export function splitsInOnePass (chunks: ChunkRange[]): boolean {
   if (chunks.length < 2 || chunks[0]?.decodeStart !== 0) return false
-  return chunks.every((c, i) => {
-    const next = chunks[i + 1]
-    return c.index === i && (next === undefined || (c.decodeEnd < next.decodeStart && c.decodeStart < next.decodeStart))
-  })
+  return chunks.every((c, i) => c.index === i && c.decodeEnd < (chunks[i + 1]?.decodeStart ?? Number.POSITIVE_INFINITY))
 }
 
 export interface OnePassSplitOptions extends RunOptions {

@@ -32,6 +32,17 @@ async function waitFor (pred: () => boolean, ms = 60_000): Promise<void> {
 
 const SETTINGS = '--preset ultrafast --crf 30'
 
+/** The open-GOP fixture split and every chunk leased to its own peer (`peer<i>`), plus a scratch dir. */
+async function everyChunkLeased (tag: string): Promise<{ o: Originator, clock: FakeClock, job: JobRecord, leases: ReturnType<Originator['requestLease']>[], scratch: string }> {
+  const scratch = await mkdtemp(join(tmpdir(), `swarm-orig-${tag}-`))
+  cleanup.push(async () => { await rm(scratch, { recursive: true, force: true }) })
+  const { o, clock } = await makeOriginator()
+  const { job } = await o.addJob({ file: fx.openGop10bit, settings: SETTINGS })
+  await waitFor(() => job.state === 'encoding')
+  const leases = job.chunks.map(c => o.requestLease(job.id, c.index, `peer${c.index}`))
+  return { o, clock, job, leases, scratch }
+}
+
 async function encodeFor (o: Originator, job: JobRecord, chunk: number, leaseId: string, peer: string, scratch: string): Promise<string> {
   const seg = o.segmentFor(job.id, chunk, leaseId, peer)
   if ('ok' in seg) throw new Error(seg.message)
@@ -147,12 +158,7 @@ describe('Originator', () => {
   })
 
   it('offers a backup copy only of a chunk whose holder would finish later than a fresh copy', async () => {
-    const scratch = await mkdtemp(join(tmpdir(), 'swarm-orig-late-'))
-    cleanup.push(async () => { await rm(scratch, { recursive: true, force: true }) })
-    const { o, clock } = await makeOriginator()
-    const { job } = await o.addJob({ file: fx.openGop10bit, settings: SETTINGS })
-    await waitFor(() => job.state === 'encoding')
-    const leases = job.chunks.map(c => o.requestLease(job.id, c.index, `peer${c.index}`))
+    const { o, clock, job, leases, scratch } = await everyChunkLeased('late')
     const lease = (i: number): { id: string } => { const l = leases[i]; if (l === undefined || !l.ok) throw new Error('lease'); return l.lease }
     // Chunk 0 comes back after 0.1 s per frame: that is what a fresh copy is expected to take.
     clock.t += 100 * (job.chunks[0]?.frames ?? 0)
@@ -174,12 +180,7 @@ describe('Originator', () => {
   })
 
   it('gives a backup copy of a straggler only when nothing is open; first verified result wins, the other is told to stop', async () => {
-    const scratch = await mkdtemp(join(tmpdir(), 'swarm-orig-backup-'))
-    cleanup.push(async () => { await rm(scratch, { recursive: true, force: true }) })
-    const { o, clock } = await makeOriginator()
-    const { job } = await o.addJob({ file: fx.openGop10bit, settings: SETTINGS })
-    await waitFor(() => job.state === 'encoding')
-    const leases = job.chunks.map(c => o.requestLease(job.id, c.index, `peer${c.index}`))
+    const { o, clock, job, leases, scratch } = await everyChunkLeased('backup')
     expect(leases.every(l => l.ok)).toBe(true)
     // Chunk 0 has made progress; chunk 1 has not: chunk 1 is the furthest from done.
     const l0 = leases[0]; const l1 = leases[1]

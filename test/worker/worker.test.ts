@@ -85,8 +85,13 @@ describe('Worker scheduling (a scripted originator link)', () => {
   const JOB = 'ab'.repeat(32)
   const META = { frames: 10, selectFromTime: 0, settings: '--preset ultrafast', frameRate: { num: 25, den: 1 }, pixFmt: 'yuv420p', width: 64, height: 36 }
 
-  /** A link that leases whatever is claimed and lets the test hold uploads and encodes open. */
-  function scripted (workDir: string, extra: { swarmSize?: () => number } = {}) {
+  /**
+   * A started worker in a fresh temp dir (removed after the test), with a link that leases whatever
+   * is claimed and lets the test hold uploads and encodes open.
+   */
+  async function scripted (tag: string, extra: { swarmSize?: () => number } = {}) {
+    const workDir = await mkdtemp(join(tmpdir(), `swarm-worker-${tag}-`))
+    cleanup.push(async () => { await rm(workDir, { recursive: true, force: true }) })
     const claims: number[] = []
     const releases: Array<{ chunk: number, reason: string }> = []
     const uploads = new Map<number, () => void>()
@@ -112,16 +117,14 @@ describe('Worker scheduling (a scripted originator link)', () => {
       for (const release of [...uploads.values(), ...encodes.values()]) release()
       await worker.stop()
     })
+    worker.start()
     return { worker, claims, uploads, encodes, releases }
   }
 
   const view = (open: number[], seq: number): JobView => ({ jobId: JOB, originator: 'origin', settings: '--preset ultrafast', totalChunks: 4, open, seq })
 
   it('starts the next encode while the last result is still uploading', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'swarm-worker-overlap-'))
-    cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
-    const { worker, uploads, encodes } = scripted(dir)
-    worker.start()
+    const { worker, uploads, encodes } = await scripted('overlap')
     worker.updateJob(view([0, 1, 2], 1))
     await waitFor(() => encodes.size === 1, 5000)
     const [first] = [...encodes.keys()] as [number]
@@ -137,10 +140,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
   })
 
   it('follows the originator\'s waiting queue: its own share of the open chunks, else leaves them to the peers ahead', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'swarm-worker-queue-'))
-    cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
-    const { worker, claims } = scripted(dir)
-    worker.start()
+    const { worker, claims } = await scripted('queue')
     // Third in line with two chunks open: both are for the two peers ahead.
     worker.updateJob({ ...view([4, 7], 1), waiting: ['peerA', 'peerB', 'worker'] })
     await new Promise(resolve => setTimeout(resolve, 400))
@@ -152,10 +152,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
   })
 
   it('takes a chunk its waiting peer left alone for a second', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'swarm-worker-leftover-'))
-    cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
-    const { worker, claims } = scripted(dir)
-    worker.start()
+    const { worker, claims } = await scripted('leftover')
     // Not in the queue, and the queue covers the one open chunk: leave it to peerA for now.
     worker.updateJob({ ...view([2], 1), waiting: ['peerA'] })
     await new Promise(resolve => setTimeout(resolve, 300))
@@ -166,10 +163,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
   })
 
   it('gives the leases of a job it forgets back to the originator, without counting a failure', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'swarm-worker-forget-'))
-    cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
-    const { worker, encodes, releases } = scripted(dir)
-    worker.start()
+    const { worker, encodes, releases } = await scripted('forget')
     worker.updateJob(view([0, 1, 2], 1))
     // One encoding, one prefetched.
     await waitFor(() => encodes.size === 1 && worker.status().active.length === 2, 5000)
@@ -182,10 +176,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
   })
 
   it('does not prefetch a job\'s last open chunk while busy: an idle peer can start it now', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'swarm-worker-lastopen-'))
-    cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
-    const { worker, claims, encodes } = scripted(dir)
-    worker.start()
+    const { worker, claims, encodes } = await scripted('lastopen')
     worker.updateJob(view([0], 1))
     await waitFor(() => encodes.has(0), 5000)
     // Busy with chunk 0; one chunk left open: leave it.
@@ -199,11 +190,8 @@ describe('Worker scheduling (a scripted originator link)', () => {
   })
 
   it('prefetches only while a job has more open chunks than the swarm has encoders', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'swarm-worker-swarmsize-'))
-    cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
     // Four peers of one slot each (as far as this worker can tell).
-    const { worker, claims, encodes } = scripted(dir, { swarmSize: () => 4 })
-    worker.start()
+    const { worker, claims, encodes } = await scripted('swarmsize', { swarmSize: () => 4 })
     worker.updateJob(view([0], 1))
     await waitFor(() => encodes.has(0), 5000)
     // Busy; four open chunks for four encoders: each of the other three could start one now.
