@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createSwarmNode, generateSwarmKey, parseSwarmKey, SwarmKeyError, type SwarmNode } from '../../src/swarm/index.js'
+import { createSwarmNode, generateSwarmKey, gossipFastMessageId, parseSwarmKey, SwarmKeyError, type SwarmNode } from '../../src/swarm/index.js'
 import { makeNode, refusingArbiter, waitFor } from './helpers.js'
 
 let dir: string
@@ -122,5 +122,28 @@ describe('private swarms', () => {
     expect(await Promise.all(attempts)).toEqual(['refused', 'refused', 'refused'])
     expect(a!.getConnections(c!.peerId)).toHaveLength(0)
     expect(a!.getConnections(d!.peerId)).toHaveLength(0)
+  })
+})
+
+describe('gossipFastMessageId', () => {
+  const base = { from: Uint8Array.of(1, 2, 3), seqno: Uint8Array.of(0, 0, 7), topic: 'swarm-encode/jobs/1', data: Buffer.from('{"v":1}'), signature: Uint8Array.of(9, 9), key: undefined }
+
+  it('is the same for the same message and differs when any field differs', () => {
+    const id = gossipFastMessageId(base)
+    expect(gossipFastMessageId({ ...base, data: Buffer.from('{"v":1}') })).toBe(id)
+    const variants = [
+      { ...base, from: Uint8Array.of(1, 2, 4) },
+      { ...base, seqno: Uint8Array.of(0, 0, 8) },
+      { ...base, topic: 'other' },
+      { ...base, data: Buffer.from('{"v":2}') },
+      { ...base, signature: Uint8Array.of(9, 8) },
+      { ...base, key: Uint8Array.of(5) },
+      { ...base, signature: undefined },
+      { ...base, signature: new Uint8Array(0) },
+      // Bytes moved from one field to the next.
+      { ...base, from: Uint8Array.of(1, 2), seqno: Uint8Array.of(3, 0, 0, 7) }
+    ]
+    const ids = new Set([id, ...variants.map(v => gossipFastMessageId(v))])
+    expect(ids.size).toBe(variants.length + 1)
   })
 })
