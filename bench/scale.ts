@@ -13,7 +13,8 @@
  * Writes <out>/scale.json. Not part of the tests.
  */
 import { execa } from 'execa'
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { appendFileSync } from 'node:fs'
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -43,38 +44,61 @@ const sleep = async (ms: number, signal?: AbortSignal): Promise<void> => {
   })
 }
 
+/**
+ * A host's trace: `<ms since epoch> <line>` per line, appended synchronously (a line per event, a
+ * few hundred per run), merged into the timeline by the parent.
+ */
+function tracer (file: string | undefined): (line: string) => void {
+  return file === undefined ? () => {} : (line) => { appendFileSync(file, `${Date.now()} ${line}\n`) }
+}
+
 /** Sleeps msPerFrame per frame, then copies a real encode of the same shape (made once). */
-function simEncoder (msPerFrame: number, cacheDir: string): (o: EncodeChunkOptions) => Promise<EncodedChunk> {
+function simEncoder (msPerFrame: number, cacheDir: string, trace: (line: string) => void): (o: EncodeChunkOptions) => Promise<EncodedChunk> {
   const cache = new Map<string, Promise<string>>()
   return async (o) => {
     const started = Date.now()
-    for (let done = 0; done < o.frameCount; done++) {
-      await sleep(msPerFrame, o.signal)
-      o.onProgress?.({ framesDone: done + 1, frameCount: o.frameCount, fps: (done + 1) / ((Date.now() - started) / 1000) })
-    }
+    // The segment's path names the worker's home (…/n<i>/…) and the chunk.
+    trace(`encode start ${o.segmentPath}`)
     const key = `${o.frameCount}`
     let made = cache.get(key)
     if (made === undefined) {
       const path = join(cacheDir, `shape-${key}.264`)
-      // Not at the worker's low priority: every node of this process waits for this one encode,
-      // which stands in for nothing (the sleep was the work).
-      made = encodeChunk({ ...o, settings: '--preset ultrafast', outputPath: path, onProgress: () => {}, niceness: 0 }).then(() => path)
+      // Made while the first chunk of this shape sleeps, not after: every node of this process
+      // waits for this one encode, which stands in for nothing (the sleep was the work); made
+      // after the sleep, on a host busy with the start of a job, it added 1–4 s to every first chunk.
+      // Not under this chunk's signal: a chunk given up must not take the shape with it.
+      const { signal: _unused, ...unabortable } = o
+      made = encodeChunk({ ...unabortable, settings: '--preset ultrafast', outputPath: path, onProgress: () => {}, niceness: 0 }).then(() => path)
+      made.catch(() => { cache.delete(key) })
       cache.set(key, made)
+    }
+    for (let done = 0; done < o.frameCount; done++) {
+      // To a deadline per frame, not msPerFrame after the last wake-up: a real encoder runs in its
+      // own process and does not slow down when this one's event loop (a dozen nodes) runs late;
+      // sleeping relative to each late wake-up stretched a 10 s chunk to 14 s on a busy host.
+      await sleep(Math.max(0, started + (done + 1) * msPerFrame - Date.now()), o.signal)
+      o.onProgress?.({ framesDone: done + 1, frameCount: o.frameCount, fps: (done + 1) / ((Date.now() - started) / 1000) })
     }
     await mkdir(join(o.outputPath, '..'), { recursive: true })
     await copyFile(await made, o.outputPath)
+    trace(`encode end ${o.segmentPath}`)
     return { path: o.outputPath, sizeBytes: 0, frameCount: o.frameCount, seconds: (Date.now() - started) / 1000 }
   }
 }
 
 /** Starts `count` nodes (homes <root>/n<first>…) bootstrapped to `boot`, in batches of 10. */
-async function startNodes (root: string, first: number, count: number, boot: string[], msPerFrame: number, cacheDir: string, log?: (line: string) => void): Promise<Daemon[]> {
+async function startNodes (root: string, first: number, count: number, boot: string[], msPerFrame: number, cacheDir: string, log?: (line: string) => void, trace: (line: string) => void = () => {}): Promise<Daemon[]> {
   await mkdir(cacheDir, { recursive: true })
-  const common = { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, slots: 1, encoder: simEncoder(msPerFrame, cacheDir), ...(log !== undefined ? { log } : {}) }
+  const common = { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, slots: 1, encoder: simEncoder(msPerFrame, cacheDir, trace) }
   const nodes: Daemon[] = []
   for (let i = 0; i < count; i += 10) {
     // Batches, so the bootstrap node is not flooded with handshakes all at once.
-    nodes.push(...await Promise.all(Array.from({ length: Math.min(10, count - i) }, async (_, j) => await startDaemon({ home: join(root, `n${first + i + j}`), bootstrap: boot, ...common }))))
+    nodes.push(...await Promise.all(Array.from({ length: Math.min(10, count - i) }, async (_, j) => {
+      const name = `n${first + i + j}`
+      const node = await startDaemon({ home: join(root, name), bootstrap: boot, ...common, log: log ?? ((line) => { if (line.startsWith('worker:')) trace(`${name} ${line}`) }) })
+      trace(`${name} is ${node.peerId.slice(-8)}`)
+      return node
+    })))
   }
   return nodes
 }
@@ -84,13 +108,16 @@ async function hostNodes (): Promise<void> {
   const root = values.root as string
   const count = Number(values['host-nodes'])
   const first = Number(process.env.SWARM_SCALE_FIRST ?? '1')
-  const nodes = await startNodes(root, first, count, [values.bootstrap as string], Number(values['ms-per-frame']), join(root, `cache-${process.pid}`))
+  const trace = tracer(join(root, `trace-${process.pid}.txt`))
+  const nodes = await startNodes(root, first, count, [values.bootstrap as string], Number(values['ms-per-frame']), join(root, `cache-${process.pid}`), undefined, trace)
   // How late this process's event loop ran while it hosted its nodes: a node hears announcements
   // and answers claims no sooner than its loop gets to them.
   const lag = monitorEventLoopDelay({ resolution: 20 })
   lag.enable()
   const cpu = process.cpuUsage()
   const started = Date.now()
+  // Connections per node, every 10 s: a node with more of them relays more gossip.
+  setInterval(() => { trace(`host: connections per node ${nodes.map(n => n.status().peers.length).join(' ')}`) }, 10_000).unref()
   const stop = (): void => {
     lag.disable()
     const used = process.cpuUsage(cpu)
@@ -114,7 +141,7 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
     let t0 = 0
     const originatorLog = (line: string): void => {
       if (/ expired$| released /.test(line)) leaseLosses.push(line)
-      if (t0 > 0 && /jobs: (lease|backup lease|chunk \S+ done)|refused/.test(line)) timeline.push(`${((Date.now() - t0) / 1000).toFixed(2)} ${line}`)
+      if (t0 > 0 && /jobs: (lease|backup lease|chunk \S+ done)|refused|sent segment/.test(line)) timeline.push(`${((Date.now() - t0) / 1000).toFixed(2)} ${line}`)
     }
     nodes.push(...await startNodes(root, 0, 1, [], msPerFrame, join(root, 'cache-0'), originatorLog))
     const first = nodes[0] as Daemon
@@ -145,7 +172,12 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
     let firstLease = 0
     // When a quarter, half, three quarters of the chunks were done: where a long makespan comes from.
     const quarters: number[] = []
+    let announced = 0
     for (;;) {
+      // How many announcements went out, per tenth of a second with any: what the swarm had to relay.
+      const published = first.metrics().announcementsPublished
+      if (published > announced) timeline.push(`${((Date.now() - t0) / 1000).toFixed(2)} announcements published: ${published - announced}`)
+      announced = published
       const s = first.status().jobs.find(j => j.id === job.id)
       if (s === undefined) throw new Error('job vanished')
       while (quarters.length < 3 && s.chunks.done >= s.chunks.total * (quarters.length + 1) / 4) quarters.push(Math.round((Date.now() - t0) / 100) / 10)
@@ -157,6 +189,14 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
       await sleep(100)
     }
     const record = JSON.parse(await import('node:fs/promises').then(async fs => await fs.readFile(join(root, 'n0', 'jobs', job.id, 'job.json'), 'utf8'))) as { chunks: unknown[], stats?: { leases: number, backupLeases: number, droppedResults: number } }
+    // The hosts' worker logs and stand-in encodes, on the same clock (one machine), after t0.
+    for (const f of (await readdir(root)).filter(f => f.startsWith('trace-'))) {
+      for (const line of (await readFile(join(root, f), 'utf8')).split('\n')) {
+        const m = /^(\d+) (.*)$/.exec(line)
+        if (m !== null && (Number(m[1]) >= t0 || / is \S{8}$/.test(m[2] as string))) timeline.push(`${((Number(m[1]) - t0) / 1000).toFixed(2)} ${m[2] as string}`)
+      }
+    }
+    timeline.sort((a, b) => parseFloat(a) - parseFloat(b))
     await mkdir(values.out, { recursive: true })
     await writeFile(join(values.out, `scale-${k}-timeline.txt`), timeline.join('\n') + '\n')
     const m = first.metrics()
