@@ -91,9 +91,10 @@ async function startNodes (root: string, first: number, count: number, boot: str
   await mkdir(cacheDir, { recursive: true })
   const common = { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, slots: 1, encoder: simEncoder(msPerFrame, cacheDir, trace) }
   const nodes: Daemon[] = []
-  for (let i = 0; i < count; i += 10) {
-    // Batches, so the bootstrap node is not flooded with handshakes all at once.
-    nodes.push(...await Promise.all(Array.from({ length: Math.min(10, count - i) }, async (_, j) => {
+  for (let i = 0; i < count; i += 3) {
+    // Small batches (hosts start theirs at the same time), so the bootstrap node is not flooded
+    // with handshakes all at once.
+    nodes.push(...await Promise.all(Array.from({ length: Math.min(3, count - i) }, async (_, j) => {
       const name = `n${first + i + j}`
       const node = await startDaemon({ home: join(root, name), bootstrap: boot, ...common, log: log ?? ((line) => { if (line.startsWith('worker:')) trace(`${name} ${line}`) }) })
       trace(`${name} is ${node.peerId.slice(-8)}`)
@@ -148,17 +149,23 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
     const boot = first.addresses()[0] as string
     const processes = Math.max(1, Math.min(Number(values.processes), k - 1))
     let next = 1
+    // All hosts start together, each in batches of a few nodes, so the first nodes to join (the
+    // ones every later node grafts onto, up to twice the gossip mesh degree) are spread over the
+    // hosts: started one host after another they were all in the first, which then ran late
+    // (its event loop 2-3 s behind at the start of a job) while the others had time to spare.
+    const ready: Array<Promise<void>> = []
     for (let p = 0; p < processes && next < k; p++) {
       const count = Math.ceil((k - next) / (processes - p))
       const child = execa(process.execPath, [process.argv[1] as string, '--host-nodes', String(count), '--bootstrap', boot, '--root', root, '--ms-per-frame', String(msPerFrame)],
         { env: { SWARM_SCALE_FIRST: String(next) }, stdin: 'ignore', stderr: 'inherit', buffer: false, reject: false })
       children.push(child)
-      await new Promise<void>((resolve, reject) => {
+      ready.push(new Promise<void>((resolve, reject) => {
         child.stdout?.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve() })
         void child.then(r => { reject(new Error(`node host exited early (${r.exitCode ?? r.signal ?? '?'})`)) })
-      })
+      }))
       next += count
     }
+    await Promise.all(ready)
     const until = Date.now() + 120_000
     while (first.status().peers.length < k - 1 && Date.now() < until) await sleep(200)
     // Gossipsub needs a heartbeat or two to put every peer in a mesh.
