@@ -247,19 +247,27 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
 
   /**
    * First valid claim wins: the chunk must exist, be open, and the job still be running. A peer
-   * whose claim found nothing to take joins the job's waiting queue (see waitingPeers).
+   * whose claim found nothing to take joins the job's waiting queue (see waitingPeers), unless it
+   * holds a lease on the job: then it is busy and its claim was for its next chunk. Queued, busy
+   * peers were handed chunks they would not start for a whole encode, and while any peer is queued
+   * nobody prefetches: one lost prefetch race at 50 nodes turned prefetching off for everyone.
    */
   requestLease (jobId: string, chunkIndex: number, claimant: string): LeaseGrant | Refusal {
     const answer = this.leaseOrRefuse(jobId, chunkIndex, claimant)
     const queue = this.waiting.get(jobId)
     if (answer.ok) queue?.delete(claimant)
-    else if (answer.code === 'not-open' || answer.code === 'already-done') {
+    else if ((answer.code === 'not-open' || answer.code === 'already-done') && !this.holdsLease(jobId, claimant)) {
       const q = queue ?? new Map<string, number>()
       // Re-inserted at the back only when new; a peer keeps its place while it keeps asking.
       q.set(claimant, this.now())
       this.waiting.set(jobId, q)
     }
     return answer
+  }
+
+  private holdsLease (jobId: string, peer: string): boolean {
+    const job = this.jobs.get(jobId)
+    return job?.chunks.some(c => c.state === 'leased' && (c.lease?.holder === peer || c.backup?.holder === peer)) ?? false
   }
 
   /**

@@ -118,6 +118,11 @@ describe('Originator', () => {
     // Unknown jobs and chunks do not queue anyone.
     o.requestLease(job.id, 999, 'd')
     expect(o.waitingPeers(job.id)).toEqual([])
+    // A peer that holds a lease is busy: its refused claim was for its next chunk, not a sign it waits.
+    expect(o.requestLease(job.id, 0, 'b')).toMatchObject({ ok: false, code: 'not-open' })
+    expect(o.waitingPeers(job.id)).toEqual([])
+    expect(o.requestLease(job.id, 0, 'e')).toMatchObject({ ok: false, code: 'not-open' })
+    expect(o.waitingPeers(job.id)).toEqual(['e'])
   })
 
   it('decodes peers\' results a few at a time, however many arrive at once', async () => {
