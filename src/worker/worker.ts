@@ -251,7 +251,7 @@ export class Worker {
       const candidates = chunksOf(view).filter(c => !this.tasks.has(this.key(view.jobId, c)) && (this.backoff.get(this.key(view.jobId, c)) ?? 0) <= now)
       if (candidates.length === 0) continue
       // Backups: the furthest behind.
-      const chunk = open ? this.pickOpen(view, candidates.sort((a, b) => a - b), now) : candidates[0]
+      const chunk = open ? this.pickOpen(view, candidates.sort((a, b) => a - b), now, full ? encoders : 0) : candidates[0]
       if (chunk === undefined) continue
       this.rr = (this.rr + n + 1) % views.length
       return { view, chunk }
@@ -265,9 +265,10 @@ export class Worker {
    * originator lists peers waiting for chunks, the i-th of them takes the i-th open chunk and peers
    * further back (or not listed, if the queue covers every open chunk) leave them alone: one claim
    * per chunk rather than one per idle peer. A chunk nobody took within DEFER_MS is anyone's.
-   * Right after losing a claim race, a random one of the first few, so racing peers stop colliding.
+   * Right after losing a claim race, a random one of the first few, so racing peers stop colliding;
+   * a prefetch (prefetchSpread > 0), a random one of the first prefetchSpread.
    */
-  private pickOpen (view: JobView, candidates: number[], now: number): number | undefined {
+  private pickOpen (view: JobView, candidates: number[], now: number, prefetchSpread: number): number | undefined {
     const queue = view.waiting ?? []
     if (queue.length > 0) {
       const place = queue.indexOf(this.o.peerId)
@@ -277,8 +278,11 @@ export class Worker {
       if (leftOver !== undefined) return leftOver
       return undefined
     }
+    // A prefetch is for after the current encode, so any of the next `encoders` chunks will do; busy
+    // peers all asking for the lowest one at once made 50-60 refused claims a second at 50 nodes.
     const contended = now - (this.lostRace.get(view.jobId) ?? Number.NEGATIVE_INFINITY) < CONTENDED_MS
-    return candidates[contended ? Math.floor(Math.random() * Math.min(candidates.length, CLAIM_SPREAD)) : 0]
+    const spread = Math.max(prefetchSpread, contended ? CLAIM_SPREAD : 1)
+    return candidates[Math.floor(Math.random() * Math.min(candidates.length, spread))]
   }
 
   /** Leases that hold or wait for a slot; a chunk being uploaded no longer does. */
@@ -345,6 +349,9 @@ export class Worker {
       task.frames = task.segment.meta.frames
       task.stage = 'queued'
       this.ready.push(task)
+      // Now, not when pump() has finished claiming: the next claims (a prefetch that loses a few
+      // races) took up to 5 s at the start of a 50-node job while this chunk sat on disk.
+      this.startEncodes()
     } catch (err) {
       await this.giveUp(task, `fetching the segment failed: ${(err as Error).message}`, false)
     }

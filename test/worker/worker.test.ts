@@ -89,7 +89,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
    * A started worker in a fresh temp dir (removed after the test), with a link that leases whatever
    * is claimed and lets the test hold uploads and encodes open.
    */
-  async function scripted (tag: string, extra: { swarmSize?: () => number } = {}) {
+  async function scripted (tag: string, extra: { swarmSize?: () => number } = {}, claimGate: (chunk: number) => Promise<void> = async () => {}) {
     const workDir = await mkdtemp(join(tmpdir(), `swarm-worker-${tag}-`))
     cleanup.push(async () => { await rm(workDir, { recursive: true, force: true }) })
     const claims: number[] = []
@@ -97,7 +97,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
     const uploads = new Map<number, () => void>()
     const encodes = new Map<number, () => void>()
     const link: OriginatorLink = {
-      claim: async (jobId, chunk) => { claims.push(chunk); return { ok: true, lease: { jobId, chunk, leaseId: `l${chunk}`, originator: 'origin', expiresAt: Date.now() + 30_000, issuedAt: Date.now() } } },
+      claim: async (jobId, chunk) => { claims.push(chunk); await claimGate(chunk); return { ok: true, lease: { jobId, chunk, leaseId: `l${chunk}`, originator: 'origin', expiresAt: Date.now() + 30_000, issuedAt: Date.now() } } },
       heartbeat: async () => ({ ok: true, expiresAt: Date.now() + 30_000 }),
       release: async (lease, reason) => { releases.push({ chunk: lease.chunk, reason }); return { ok: true } },
       fetchSegment: async (_lease, dest) => { await writeFile(dest, 'segment'); return { path: dest, owned: true, meta: META } },
@@ -137,6 +137,19 @@ describe('Worker scheduling (a scripted originator link)', () => {
     expect(worker.status().active.find(t => t.chunk === second)?.stage).toBe('encoding')
     uploads.get(first)?.()
     await waitFor(() => worker.completed.some(c => c.chunk === first), 5000)
+  })
+
+  it('starts encoding a fetched chunk at once, while its claim on the next one is still unanswered', async () => {
+    let answerSecondClaim: () => void = () => {}
+    const secondClaim = new Promise<void>(resolve => { answerSecondClaim = resolve })
+    const { worker, claims, encodes } = await scripted('eager', {}, async (chunk) => { if (chunk !== 0) await secondClaim })
+    cleanup.push(async () => { answerSecondClaim() })
+    worker.updateJob(view([0, 1, 2], 1))
+    // Chunk 0 is fetched; the prefetch claim on chunk 1 hangs at the originator.
+    await waitFor(() => claims.length === 2, 5000)
+    await waitFor(() => encodes.has(0), 5000)
+    expect(worker.status().active.find(t => t.chunk === 0)?.stage).toBe('encoding')
+    answerSecondClaim()
   })
 
   it('follows the originator\'s waiting queue: its own share of the open chunks, else leaves them to the peers ahead', async () => {
@@ -201,5 +214,23 @@ describe('Worker scheduling (a scripted originator link)', () => {
     // Five open: one more than the encoders, so taking it ahead leaves nobody short.
     worker.updateJob(view([1, 2, 3, 4, 5], 3))
     await waitFor(() => claims.length === 2, 5000)
+  })
+
+  it('spreads prefetch claims over as many of the lowest open chunks as the swarm has encoders', async () => {
+    // Eight busy peers of a ten-encoder swarm, all seeing the same open chunks: asking for the lowest
+    // one each, seven would be refused.
+    const open = Array.from({ length: 40 }, (_, i) => i + 1)
+    const prefetched: number[] = []
+    for (let i = 0; i < 8; i++) {
+      const { worker, claims, encodes } = await scripted(`spread${i}`, { swarmSize: () => 10 })
+      worker.updateJob(view([0], 1))
+      await waitFor(() => encodes.has(0), 5000)
+      worker.updateJob(view(open, 2))
+      await waitFor(() => claims.length === 2, 5000)
+      prefetched.push(claims[1] as number)
+    }
+    for (const c of prefetched) expect(c).toBeGreaterThanOrEqual(1)
+    for (const c of prefetched) expect(c).toBeLessThanOrEqual(10)
+    expect(new Set(prefetched).size).toBeGreaterThan(1)
   })
 })
