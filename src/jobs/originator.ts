@@ -248,9 +248,10 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   /**
    * First valid claim wins: the chunk must exist, be open, and the job still be running. A peer
    * whose claim found nothing to take joins the job's waiting queue (see waitingPeers), unless it
-   * holds a lease on the job: then it is busy and its claim was for its next chunk. Queued, busy
-   * peers were handed chunks they would not start for a whole encode, and while any peer is queued
-   * nobody prefetches: one lost prefetch race at 50 nodes turned prefetching off for everyone.
+   * holds a lease on the job: then its claim was for its next chunk (or another of its slots), and
+   * peers with nothing to do go first. Queued, busy peers were handed chunks they would not start
+   * for a whole encode, and while any peer is queued nobody prefetches: one lost prefetch race at
+   * 50 nodes turned prefetching off for everyone.
    */
   requestLease (jobId: string, chunkIndex: number, claimant: string): LeaseGrant | Refusal {
     const answer = this.leaseOrRefuse(jobId, chunkIndex, claimant)

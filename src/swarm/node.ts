@@ -43,7 +43,7 @@ export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/4010']
 /**
  * Gossipsub checks a message's signature before it looks the message up among those it has seen,
  * unless it is given a cheap id to look up first; each node hears every message from several mesh
- * peers, so without one it verified every copy (at 50 nodes on one host, a third of each node's CPU).
+ * peers, so without one it verified every copy (at 50 nodes on one host, a sixth of all their CPU).
  * The id covers every field, so two messages that differ anywhere never share it; it is remembered
  * only for a message whose signature checked out.
  */
