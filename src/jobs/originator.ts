@@ -581,6 +581,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
 
   /** Cuts segments in order; each chunk opens as soon as its segment exists, so workers start early. */
   private async split (job: JobRecord, signal: AbortSignal): Promise<void> {
+    const splitStarted = performance.now()
     const source = await this.sourceOf(job, signal)
     const dir = this.jobDir(job.id)
     const plan = planChunks(source, job.plan ?? { ...this.o.plan, minChunks: job.chunks.length })
@@ -670,6 +671,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     await Promise.all([first.then(cutNext), cutNext()])
     await rm(join(dir, 'work'), { recursive: true, force: true })
     job.state = 'encoding'
+    this.log(`jobs: ${job.id.slice(0, 8)}: every chunk cut (${((performance.now() - splitStarted) / 1000).toFixed(2)} s)`)
     this.touch(job)
     await this.save(job.id)
   }

@@ -344,8 +344,10 @@ export class Worker {
     this.log(`worker: leased ${view.jobId.slice(0, 8)}#${chunk}`)
     try {
       const dir = join(this.o.workDir, view.jobId)
+      const asked = Date.now()
       await mkdir(dir, { recursive: true })
       task.segment = await link.fetchSegment(answer.lease, join(dir, `segment-${chunk}.mkv`), task.controller.signal)
+      this.log(`worker: fetched ${view.jobId.slice(0, 8)}#${chunk} in ${((Date.now() - asked) / 1000).toFixed(2)} s`)
       task.frames = task.segment.meta.frames
       task.stage = 'queued'
       this.ready.push(task)
