@@ -96,6 +96,8 @@ interface Task {
   /** Heartbeat period for this lease. */
   beatEvery: number
   segment?: { path: string, owned: boolean, meta: SegmentMeta }
+  /** This encode is close enough to its end that the next chunk should be fetched (see prefetchDue). */
+  nearEnd?: boolean
 }
 
 const HEX_ID = /^[0-9a-f]{64}$/
@@ -111,6 +113,14 @@ const CLAIM_SPREAD = 4
 const CONTENDED_MS = 2000
 /** How long a chunk meant for a waiting peer is left to it before anyone may claim it (that peer may have found work elsewhere). */
 const DEFER_MS = 1000
+/**
+ * A prefetch starts when a running encode has less than twice the last download's time left, plus
+ * this much: soon enough for the download to land before the slot frees, late enough not to hold
+ * a chunk another peer could start now, and not all at the start of a job, when every peer's first
+ * download is still on its way (at 50 nodes, prefetches then doubled the originator's transfers
+ * and the first downloads took 1-2.5 s).
+ */
+const PREFETCH_MARGIN_MS = 1000
 
 /**
  * The claimant side: watches announced jobs, claims chunks, keeps leases alive with progress,
@@ -131,6 +141,8 @@ export class Worker {
   private readonly unable = new Map<string, string>()
   /** Tool failures per job: one may be transient, two mean this machine cannot do it. */
   private readonly toolFailures = new Map<string, number>()
+  /** How long our last segment download took (ms); 0 before the first. */
+  private lastFetchMs = 0
   private readonly encoder: ChunkEncoder
   private readonly now: () => number
   private readonly log: (line: string) => void
@@ -242,7 +254,8 @@ export class Worker {
     // another encoder runs dry: with 200 equal chunks on 50 peers, some did 5 and some 3.
     const full = this.busyCount() >= this.o.slots
     const encoders = Math.max(1, this.o.swarmSize?.() ?? 1) * this.o.slots
-    const mayPrefetch = (v: JobView): boolean => open && chunksOf(v).length > encoders && v.originator !== this.o.peerId && (v.waiting?.length ?? 0) === 0
+    const due = full && this.prefetchDue()
+    const mayPrefetch = (v: JobView): boolean => due && open && chunksOf(v).length > encoders && v.originator !== this.o.peerId && (v.waiting?.length ?? 0) === 0
     const views = [...this.jobs.values()].filter(v => !this.unable.has(v.jobId) && chunksOf(v).length > 0 && (!full || mayPrefetch(v)))
     if (views.length === 0) return undefined
     const now = this.now()
@@ -283,6 +296,23 @@ export class Worker {
     const contended = now - (this.lostRace.get(view.jobId) ?? Number.NEGATIVE_INFINITY) < CONTENDED_MS
     const spread = Math.max(prefetchSpread, contended ? CLAIM_SPREAD : 1)
     return candidates[Math.floor(Math.random() * Math.min(candidates.length, spread))]
+  }
+
+  /**
+   * Whether a running encode is near enough its end to fetch the next chunk now: less than twice
+   * the last download's time plus PREFETCH_MARGIN_MS left, at its current speed.
+   */
+  private prefetchDue (): boolean {
+    for (const t of this.tasks.values()) if (t.stage === 'encoding' && t.nearEnd === true) return true
+    return false
+  }
+
+  private noteProgress (task: Task): void {
+    if (task.nearEnd === true || task.fps <= 0) return
+    const leftMs = (task.frames - task.framesDone) / task.fps * 1000
+    if (leftMs > 2 * this.lastFetchMs + PREFETCH_MARGIN_MS) return
+    task.nearEnd = true
+    void this.pump()
   }
 
   /** Leases that hold or wait for a slot; a chunk being uploaded no longer does. */
@@ -347,7 +377,8 @@ export class Worker {
       const asked = Date.now()
       await mkdir(dir, { recursive: true })
       task.segment = await link.fetchSegment(answer.lease, join(dir, `segment-${chunk}.mkv`), task.controller.signal)
-      this.log(`worker: fetched ${view.jobId.slice(0, 8)}#${chunk} in ${((Date.now() - asked) / 1000).toFixed(2)} s`)
+      this.lastFetchMs = Date.now() - asked
+      this.log(`worker: fetched ${view.jobId.slice(0, 8)}#${chunk} in ${(this.lastFetchMs / 1000).toFixed(2)} s`)
       task.frames = task.segment.meta.frames
       task.stage = 'queued'
       this.ready.push(task)
@@ -389,7 +420,7 @@ export class Worker {
         frameRate: meta.frameRate, sourcePixFmt: meta.pixFmt, outputPath: out, signal: task.controller.signal,
         ...(this.o.threads !== undefined ? { threads: this.o.threads } : {}),
         niceness: this.o.niceness ?? ENCODE_NICENESS,
-        onProgress: (p: EncodeProgress) => { task.framesDone = p.framesDone; task.fps = p.fps }
+        onProgress: (p: EncodeProgress) => { task.framesDone = p.framesDone; task.fps = p.fps; this.noteProgress(task) }
       }
       // x264's own frame count is checked by encodeChunk; the full decode is the originator's
       // (it must verify anyway, and a second decode here would cost every worker ~5% of its time).

@@ -89,13 +89,14 @@ describe('Worker scheduling (a scripted originator link)', () => {
    * A started worker in a fresh temp dir (removed after the test), with a link that leases whatever
    * is claimed and lets the test hold uploads and encodes open.
    */
-  async function scripted (tag: string, extra: { swarmSize?: () => number } = {}, claimGate: (chunk: number) => Promise<void> = async () => {}) {
+  async function scripted (tag: string, extra: { swarmSize?: () => number, slots?: number } = {}, claimGate: (chunk: number) => Promise<void> = async () => {}) {
     const workDir = await mkdtemp(join(tmpdir(), `swarm-worker-${tag}-`))
     cleanup.push(async () => { await rm(workDir, { recursive: true, force: true }) })
     const claims: number[] = []
     const releases: Array<{ chunk: number, reason: string }> = []
     const uploads = new Map<number, () => void>()
     const encodes = new Map<number, () => void>()
+    const progress = new Map<number, EncodeChunkOptions['onProgress']>()
     const link: OriginatorLink = {
       claim: async (jobId, chunk) => { claims.push(chunk); await claimGate(chunk); return { ok: true, lease: { jobId, chunk, leaseId: `l${chunk}`, originator: 'origin', expiresAt: Date.now() + 30_000, issuedAt: Date.now() } } },
       heartbeat: async () => ({ ok: true, expiresAt: Date.now() + 30_000 }),
@@ -105,6 +106,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
     }
     const encoder = async (o: EncodeChunkOptions): Promise<{ path: string, sizeBytes: number, frameCount: number, seconds: number }> => {
       const chunk = Number(/segment-(\d+)/.exec(o.segmentPath)?.[1])
+      progress.set(chunk, o.onProgress)
       await new Promise<void>((resolve, reject) => {
         encodes.set(chunk, resolve)
         o.signal?.addEventListener('abort', () => { reject(new Error('aborted')) }, { once: true })
@@ -118,7 +120,9 @@ describe('Worker scheduling (a scripted originator link)', () => {
       await worker.stop()
     })
     worker.start()
-    return { worker, claims, uploads, encodes, releases }
+    // x264 reports the chunk nearly done: from now on the worker may fetch its next chunk.
+    const nearEnd = (chunk: number): void => { progress.get(chunk)?.({ framesDone: META.frames, frameCount: META.frames, fps: 100 }) }
+    return { worker, claims, uploads, encodes, releases, nearEnd }
   }
 
   const view = (open: number[], seq: number): JobView => ({ jobId: JOB, originator: 'origin', settings: '--preset ultrafast', totalChunks: 4, open, seq })
@@ -142,10 +146,10 @@ describe('Worker scheduling (a scripted originator link)', () => {
   it('starts encoding a fetched chunk at once, while its claim on the next one is still unanswered', async () => {
     let answerSecondClaim: () => void = () => {}
     const secondClaim = new Promise<void>(resolve => { answerSecondClaim = resolve })
-    const { worker, claims, encodes } = await scripted('eager', {}, async (chunk) => { if (chunk !== 0) await secondClaim })
+    const { worker, claims, encodes } = await scripted('eager', { slots: 2 }, async (chunk) => { if (chunk !== 0) await secondClaim })
     cleanup.push(async () => { answerSecondClaim() })
     worker.updateJob(view([0, 1, 2], 1))
-    // Chunk 0 is fetched; the prefetch claim on chunk 1 hangs at the originator.
+    // Chunk 0 is fetched; the claim on chunk 1 (for the second slot) hangs at the originator.
     await waitFor(() => claims.length === 2, 5000)
     await waitFor(() => encodes.has(0), 5000)
     expect(worker.status().active.find(t => t.chunk === 0)?.stage).toBe('encoding')
@@ -176,8 +180,10 @@ describe('Worker scheduling (a scripted originator link)', () => {
   })
 
   it('gives the leases of a job it forgets back to the originator, without counting a failure', async () => {
-    const { worker, encodes, releases } = await scripted('forget')
+    const { worker, encodes, releases, nearEnd } = await scripted('forget')
     worker.updateJob(view([0, 1, 2], 1))
+    await waitFor(() => encodes.size === 1, 5000)
+    nearEnd([...encodes.keys()][0] as number)
     // One encoding, one prefetched.
     await waitFor(() => encodes.size === 1 && worker.status().active.length === 2, 5000)
     const held = worker.status().active.map(t => t.chunk).sort()
@@ -189,9 +195,10 @@ describe('Worker scheduling (a scripted originator link)', () => {
   })
 
   it('does not prefetch a job\'s last open chunk while busy: an idle peer can start it now', async () => {
-    const { worker, claims, encodes } = await scripted('lastopen')
+    const { worker, claims, encodes, nearEnd } = await scripted('lastopen')
     worker.updateJob(view([0], 1))
     await waitFor(() => encodes.has(0), 5000)
+    nearEnd(0)
     // Busy with chunk 0; one chunk left open: leave it.
     worker.updateJob(view([1], 2))
     await new Promise(resolve => setTimeout(resolve, 600))
@@ -204,9 +211,10 @@ describe('Worker scheduling (a scripted originator link)', () => {
 
   it('prefetches only while a job has more open chunks than the swarm has encoders', async () => {
     // Four peers of one slot each (as far as this worker can tell).
-    const { worker, claims, encodes } = await scripted('swarmsize', { swarmSize: () => 4 })
+    const { worker, claims, encodes, nearEnd } = await scripted('swarmsize', { swarmSize: () => 4 })
     worker.updateJob(view([0], 1))
     await waitFor(() => encodes.has(0), 5000)
+    nearEnd(0)
     // Busy; four open chunks for four encoders: each of the other three could start one now.
     worker.updateJob(view([1, 2, 3, 4], 2))
     await new Promise(resolve => setTimeout(resolve, 600))
@@ -216,15 +224,31 @@ describe('Worker scheduling (a scripted originator link)', () => {
     await waitFor(() => claims.length === 2, 5000)
   })
 
+  it('fetches its next chunk only when the running encode is about to end', async () => {
+    const { worker, claims, encodes, nearEnd } = await scripted('justintime')
+    worker.updateJob(view([0, 1, 2, 3], 1))
+    await waitFor(() => encodes.has(0), 5000)
+    // Just started, with chunks open and no download history: no prefetch yet (an idle peer may
+    // start chunk 1 now, and at the start of a job every peer's first download is still on its way).
+    worker.updateJob(view([1, 2, 3], 2))
+    await new Promise(resolve => setTimeout(resolve, 400))
+    expect(claims).toEqual([0])
+    // x264 says the chunk is nearly done: now the next one is fetched, without a new announcement.
+    nearEnd(0)
+    await waitFor(() => claims.length === 2, 5000)
+    expect(worker.status().active.find(t => t.chunk === 0)?.stage).toBe('encoding')
+  })
+
   it('spreads prefetch claims over as many of the lowest open chunks as the swarm has encoders', async () => {
     // Eight busy peers of a ten-encoder swarm, all seeing the same open chunks: asking for the lowest
     // one each, seven would be refused.
     const open = Array.from({ length: 40 }, (_, i) => i + 1)
     const prefetched: number[] = []
     for (let i = 0; i < 8; i++) {
-      const { worker, claims, encodes } = await scripted(`spread${i}`, { swarmSize: () => 10 })
+      const { worker, claims, encodes, nearEnd } = await scripted(`spread${i}`, { swarmSize: () => 10 })
       worker.updateJob(view([0], 1))
       await waitFor(() => encodes.has(0), 5000)
+      nearEnd(0)
       worker.updateJob(view(open, 2))
       await waitFor(() => claims.length === 2, 5000)
       prefetched.push(claims[1] as number)
