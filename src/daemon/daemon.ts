@@ -6,7 +6,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { InputError, Originator, type JobRecord } from '../jobs/index.js'
 import type { PlanOptions } from '../media/index.js'
 import {
-  ANNOUNCE_INTERVAL_MS, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, fromRanges, JobBoard, loadOrCreateIdentity, toRanges,
+  ANNOUNCE_INTERVAL_MS, announcementBatchMs, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, fromRanges, JobBoard, loadOrCreateIdentity, toRanges,
   type JobAnnouncement, type SwarmNode, type TransferStats
 } from '../swarm/index.js'
 import { Worker, type ChunkEncoder } from '../worker/index.js'
@@ -192,7 +192,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     const announced = new Set<string>()
     originator.on('changed', (id) => {
       // A job's first open chunk is announced at once (about 100 ms sooner to the first lease);
-      // later changes are batched. Our own worker hears of a chunk when the swarm does, never
+      // later changes are batched, longer in a bigger swarm (announcementBatchMs). Our own worker hears of a chunk when the swarm does, never
       // sooner: with chunks that encode faster than they are cut it would otherwise take every one.
       const job = originator.get(id)
       if (job !== undefined && !announced.has(id) && job.chunks.some(c => c.state === 'open')) {
@@ -213,7 +213,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
           }
         }
         pending.clear()
-      }, 100)
+      }, announcementBatchMs(1 + encodePeers()))
     })
     const periodic = setInterval(() => {
       for (const job of originator.list()) if (job.state === 'splitting' || job.state === 'encoding' || job.state === 'merging') announce(job)

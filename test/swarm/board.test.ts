@@ -3,7 +3,7 @@ import type { GossipSub, Message } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { encodeFrame, JobBoard, JOBS_TOPIC, MAX_ANNOUNCEMENT_BYTES, type JobAnnouncement, type JobWithdrawal, type SwarmNode } from '../../src/swarm/index.js'
+import { announcementBatchMs, encodeFrame, JobBoard, JOBS_TOPIC, MAX_ANNOUNCEMENT_BYTES, type JobAnnouncement, type JobWithdrawal, type SwarmNode } from '../../src/swarm/index.js'
 import { recordTally } from '../helpers/tally.js'
 import { makeNode, waitFor } from './helpers.js'
 
@@ -173,5 +173,11 @@ describe('JobBoard over real gossipsub', () => {
     await new Promise(resolve => setTimeout(resolve, 100))
     expect(heardA.length).toBe(before)
     recordTally({ section: PUBSUB, fault: 'announcement in a third peer\'s name published over real gossipsub', happened: 'rejected by the receiving node\'s topic validator; its handler never saw it', lost: 'nothing' })
+  })
+})
+
+describe('announcementBatchMs', () => {
+  it('gathers changes for 10 ms per peer, at least 100 ms and at most a second', () => {
+    expect([1, 2, 10, 11, 50, 100, 5000].map(announcementBatchMs)).toEqual([100, 100, 100, 110, 500, 1000, 1000])
   })
 })
