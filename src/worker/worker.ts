@@ -264,7 +264,7 @@ export class Worker {
       const candidates = chunksOf(view).filter(c => !this.tasks.has(this.key(view.jobId, c)) && (this.backoff.get(this.key(view.jobId, c)) ?? 0) <= now)
       if (candidates.length === 0) continue
       // Backups: the furthest behind.
-      const chunk = open ? this.pickOpen(view, candidates.sort((a, b) => a - b), now, full ? encoders : 0) : candidates[0]
+      const chunk = open ? this.pickOpen(view, candidates.sort((a, b) => a - b), now, full ? 2 * encoders : 0) : candidates[0]
       if (chunk === undefined) continue
       this.rr = (this.rr + n + 1) % views.length
       return { view, chunk }
@@ -279,7 +279,7 @@ export class Worker {
    * further back (or not listed, if the queue covers every open chunk) leave them alone: one claim
    * per chunk rather than one per idle peer. A chunk nobody took within DEFER_MS is anyone's.
    * Right after losing a claim race, a random one of the first few, so racing peers stop colliding;
-   * a prefetch (prefetchSpread > 0), a random one of the first prefetchSpread.
+   * a prefetch (prefetchSpread > 0), a random one of the first prefetchSpread (twice the encoders).
    */
   private pickOpen (view: JobView, candidates: number[], now: number, prefetchSpread: number): number | undefined {
     const queue = view.waiting ?? []
@@ -291,8 +291,9 @@ export class Worker {
       if (leftOver !== undefined) return leftOver
       return undefined
     }
-    // A prefetch is for after the current encode, so any of the next `encoders` chunks will do; busy
-    // peers all asking for the lowest one at once made 50-60 refused claims a second at 50 nodes.
+    // A prefetch is for after the current encode, so any of the next few will do: busy peers all
+    // asking for the lowest one at once made 50-60 refused claims a second at 50 nodes. Twice the
+    // swarm's encoders, because the lowest ones go first and a view can be half a second old.
     const contended = now - (this.lostRace.get(view.jobId) ?? Number.NEGATIVE_INFINITY) < CONTENDED_MS
     const spread = Math.max(prefetchSpread, contended ? CLAIM_SPREAD : 1)
     return candidates[Math.floor(Math.random() * Math.min(candidates.length, spread))]

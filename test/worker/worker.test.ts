@@ -239,7 +239,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
     expect(worker.status().active.find(t => t.chunk === 0)?.stage).toBe('encoding')
   })
 
-  it('spreads prefetch claims over as many of the lowest open chunks as the swarm has encoders', async () => {
+  it('spreads prefetch claims over twice as many of the lowest open chunks as the swarm has encoders', async () => {
     // Eight busy peers of a ten-encoder swarm, all seeing the same open chunks: asking for the lowest
     // one each, seven would be refused.
     const open = Array.from({ length: 40 }, (_, i) => i + 1)
@@ -254,7 +254,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
       prefetched.push(claims[1] as number)
     }
     for (const c of prefetched) expect(c).toBeGreaterThanOrEqual(1)
-    for (const c of prefetched) expect(c).toBeLessThanOrEqual(10)
+    for (const c of prefetched) expect(c).toBeLessThanOrEqual(20)
     expect(new Set(prefetched).size).toBeGreaterThan(1)
   })
 })
