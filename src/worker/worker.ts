@@ -141,7 +141,7 @@ export class Worker {
   private readonly unable = new Map<string, string>()
   /** Tool failures per job: one may be transient, two mean this machine cannot do it. */
   private readonly toolFailures = new Map<string, number>()
-  /** How long our last segment download took (ms); 0 before the first. */
+  /** How long our last segment download from another node took (ms); 0 before the first. */
   private lastFetchMs = 0
   private readonly encoder: ChunkEncoder
   private readonly now: () => number
@@ -378,8 +378,11 @@ export class Worker {
       const asked = Date.now()
       await mkdir(dir, { recursive: true })
       task.segment = await link.fetchSegment(answer.lease, join(dir, `segment-${chunk}.mkv`), task.controller.signal)
-      this.lastFetchMs = Date.now() - asked
-      this.log(`worker: fetched ${view.jobId.slice(0, 8)}#${chunk} in ${(this.lastFetchMs / 1000).toFixed(2)} s`)
+      const tookMs = Date.now() - asked
+      // Only downloads: our own node's chunks need none, and timing a prefetch of another node's
+      // chunk by them would start it a second before it is needed.
+      if (task.segment.owned) this.lastFetchMs = tookMs
+      this.log(`worker: fetched ${view.jobId.slice(0, 8)}#${chunk} in ${(tookMs / 1000).toFixed(2)} s`)
       task.frames = task.segment.meta.frames
       task.stage = 'queued'
       this.ready.push(task)

@@ -89,7 +89,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
    * A started worker in a fresh temp dir (removed after the test), with a link that leases whatever
    * is claimed and lets the test hold uploads and encodes open.
    */
-  async function scripted (tag: string, extra: { swarmSize?: () => number, slots?: number } = {}, claimGate: (chunk: number) => Promise<void> = async () => {}) {
+  async function scripted (tag: string, extra: { swarmSize?: () => number, slots?: number } = {}, claimGate: (chunk: number) => Promise<void> = async () => {}, fetch = { ms: 0, owned: true }) {
     const workDir = await mkdtemp(join(tmpdir(), `swarm-worker-${tag}-`))
     cleanup.push(async () => { await rm(workDir, { recursive: true, force: true }) })
     const claims: number[] = []
@@ -101,7 +101,12 @@ describe('Worker scheduling (a scripted originator link)', () => {
       claim: async (jobId, chunk) => { claims.push(chunk); await claimGate(chunk); return { ok: true, lease: { jobId, chunk, leaseId: `l${chunk}`, originator: 'origin', expiresAt: Date.now() + 30_000, issuedAt: Date.now() } } },
       heartbeat: async () => ({ ok: true, expiresAt: Date.now() + 30_000 }),
       release: async (lease, reason) => { releases.push({ chunk: lease.chunk, reason }); return { ok: true } },
-      fetchSegment: async (_lease, dest) => { await writeFile(dest, 'segment'); return { path: dest, owned: true, meta: META } },
+      fetchSegment: async (_lease, dest, signal) => {
+        if (fetch.ms > 0) await new Promise(resolve => setTimeout(resolve, fetch.ms))
+        signal.throwIfAborted()
+        await writeFile(dest, 'segment')
+        return { path: dest, owned: fetch.owned, meta: META }
+      },
       uploadResult: async (lease) => { await new Promise<void>(resolve => uploads.set(lease.chunk, resolve)); return { ok: true } }
     }
     const encoder = async (o: EncodeChunkOptions): Promise<{ path: string, sizeBytes: number, frameCount: number, seconds: number }> => {
@@ -122,7 +127,9 @@ describe('Worker scheduling (a scripted originator link)', () => {
     worker.start()
     // x264 reports the chunk nearly done: from now on the worker may fetch its next chunk.
     const nearEnd = (chunk: number): void => { progress.get(chunk)?.({ framesDone: META.frames, frameCount: META.frames, fps: 100 }) }
-    return { worker, claims, uploads, encodes, releases, nearEnd }
+    // x264 reports `framesLeft` frames to go at 1 frame a second.
+    const report = (chunk: number, framesLeft: number): void => { progress.get(chunk)?.({ framesDone: META.frames - framesLeft, frameCount: META.frames, fps: 1 }) }
+    return { worker, claims, uploads, encodes, releases, nearEnd, report }
   }
 
   const view = (open: number[], seq: number): JobView => ({ jobId: JOB, originator: 'origin', settings: '--preset ultrafast', totalChunks: 4, open, seq })
@@ -237,6 +244,28 @@ describe('Worker scheduling (a scripted originator link)', () => {
     nearEnd(0)
     await waitFor(() => claims.length === 2, 5000)
     expect(worker.status().active.find(t => t.chunk === 0)?.stage).toBe('encoding')
+  })
+
+  it('times the prefetch by its last download from another node: twice that, plus a second, before the end', async () => {
+    for (const owned of [true, false]) {
+      // A 1 s download: from another node it makes the prefetch due 3 s before the end; our own
+      // node's chunks need no download, so after one of those it is due 1 s before the end.
+      const { worker, claims, encodes, report } = await scripted(`timing-${String(owned)}`, {}, async () => {}, { ms: 1000, owned })
+      worker.updateJob(view([0, 1, 2, 3], 1))
+      await waitFor(() => encodes.has(0), 5000)
+      worker.updateJob(view([1, 2, 3], 2))
+      report(0, 4)
+      await new Promise(resolve => setTimeout(resolve, 300))
+      expect(claims).toEqual([0])
+      report(0, 2)
+      if (owned) await waitFor(() => claims.length === 2, 5000)
+      else {
+        await new Promise(resolve => setTimeout(resolve, 300))
+        expect(claims).toEqual([0])
+        report(0, 1)
+        await waitFor(() => claims.length === 2, 5000)
+      }
+    }
   })
 
   it('spreads prefetch claims over twice as many of the lowest open chunks as the swarm has encoders', async () => {
