@@ -121,6 +121,8 @@ const DEFER_MS = 1000
  * and the first downloads took 1-2.5 s).
  */
 const PREFETCH_MARGIN_MS = 1000
+/** How long stop() waits for aborted fetches, encodes and uploads to wind down. */
+const STOP_GRACE_MS = 5000
 
 /**
  * The claimant side: watches announced jobs, claims chunks, keeps leases alive with progress,
@@ -148,6 +150,8 @@ export class Worker {
   private readonly log: (line: string) => void
   private heartbeatTimer?: NodeJS.Timeout
   private pumping = false
+  /** Fetches, encodes and uploads under way: stop() lets them wind down before removing their files. */
+  private readonly inFlight = new Set<Promise<unknown>>()
   private repump = false
   private stopped = false
   private encodingCount = 0
@@ -177,6 +181,9 @@ export class Worker {
     const held = [...this.tasks.values()]
     for (const t of held) t.controller.abort()
     await Promise.allSettled(held.map(async t => await this.o.linkFor(t.lease.originator).release(t.lease, 'shutdown', AbortSignal.timeout(3000))))
+    // An aborted transfer can still be writing its file; removed under it, the directory came back
+    // with a stray segment in it (or rm failed with ENOTEMPTY).
+    await Promise.race([Promise.allSettled([...this.inFlight]), new Promise(resolve => setTimeout(resolve, STOP_GRACE_MS).unref())])
     await rm(this.o.workDir, { recursive: true, force: true })
   }
 
@@ -316,6 +323,11 @@ export class Worker {
     void this.pump()
   }
 
+  private async track<T> (work: Promise<T>): Promise<T> {
+    this.inFlight.add(work)
+    try { return await work } finally { this.inFlight.delete(work) }
+  }
+
   /** Leases that hold or wait for a slot; a chunk being uploaded no longer does. */
   private busyCount (): number {
     let n = 0
@@ -338,7 +350,7 @@ export class Worker {
         while (this.wantMore()) {
           const pick = this.pickCandidate()
           if (pick === undefined) break
-          await this.claimAndFetch(pick.view, pick.chunk)
+          await this.track(this.claimAndFetch(pick.view, pick.chunk))
         }
         this.startEncodes()
       } while (this.repump && !this.stopped)
@@ -399,13 +411,13 @@ export class Worker {
       const task = this.ready.shift() as Task
       if (task.controller.signal.aborted) continue
       this.encodingCount++
-      void this.runEncode(task).then(async (out) => {
+      void this.track(this.runEncode(task).then(async (out) => {
         // The slot is free once x264 is done: the upload (and the originator's check of it)
         // overlaps the next encode instead of holding this core idle.
         this.encodingCount--
         void this.pump()
         if (out !== undefined) await this.deliver(task, out)
-      })
+      }))
     }
   }
 
@@ -477,7 +489,11 @@ export class Worker {
       } catch (err) {
         if (task.controller.signal.aborted || this.stopped || this.now() + delay > giveUpAt) throw err
         this.log(`worker: upload of ${task.lease.jobId.slice(0, 8)}#${task.lease.chunk} failed (${(err as Error).message}); trying again in ${delay / 1000} s`)
-        await new Promise(resolve => setTimeout(resolve, delay))
+        await new Promise<void>(resolve => {
+          // Cut short when the task is given up or the worker stops (stop() waits for this).
+          const t = setTimeout(resolve, delay)
+          task.controller.signal.addEventListener('abort', () => { clearTimeout(t); resolve() }, { once: true })
+        })
       }
     }
   }

@@ -1,6 +1,7 @@
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { localLink } from '../../src/daemon/local-link.js'
 import { Originator, type JobRecord } from '../../src/jobs/index.js'
@@ -89,7 +90,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
    * A started worker in a fresh temp dir (removed after the test), with a link that leases whatever
    * is claimed and lets the test hold uploads and encodes open.
    */
-  async function scripted (tag: string, extra: { swarmSize?: () => number, slots?: number } = {}, claimGate: (chunk: number) => Promise<void> = async () => {}, fetch = { ms: 0, owned: true }) {
+  async function scripted (tag: string, extra: { swarmSize?: () => number, slots?: number } = {}, claimGate: (chunk: number) => Promise<void> = async () => {}, fetch = { ms: 0, owned: true, heedsAbort: true }) {
     const workDir = await mkdtemp(join(tmpdir(), `swarm-worker-${tag}-`))
     cleanup.push(async () => { await rm(workDir, { recursive: true, force: true }) })
     const claims: number[] = []
@@ -103,7 +104,8 @@ describe('Worker scheduling (a scripted originator link)', () => {
       release: async (lease, reason) => { releases.push({ chunk: lease.chunk, reason }); return { ok: true } },
       fetchSegment: async (_lease, dest, signal) => {
         if (fetch.ms > 0) await new Promise(resolve => setTimeout(resolve, fetch.ms))
-        signal.throwIfAborted()
+        if (fetch.heedsAbort) signal.throwIfAborted()
+        await mkdir(dirname(dest), { recursive: true })
         await writeFile(dest, 'segment')
         return { path: dest, owned: fetch.owned, meta: META }
       },
@@ -129,7 +131,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
     const nearEnd = (chunk: number): void => { progress.get(chunk)?.({ framesDone: META.frames, frameCount: META.frames, fps: 100 }) }
     // x264 reports `framesLeft` frames to go at 1 frame a second.
     const report = (chunk: number, framesLeft: number): void => { progress.get(chunk)?.({ framesDone: META.frames - framesLeft, frameCount: META.frames, fps: 1 }) }
-    return { worker, claims, uploads, encodes, releases, nearEnd, report }
+    return { worker, claims, uploads, encodes, releases, nearEnd, report, workDir }
   }
 
   const view = (open: number[], seq: number): JobView => ({ jobId: JOB, originator: 'origin', settings: '--preset ultrafast', totalChunks: 4, open, seq })
@@ -250,7 +252,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
     for (const owned of [true, false]) {
       // A 1 s download: from another node it makes the prefetch due 3 s before the end; our own
       // node's chunks need no download, so after one of those it is due 1 s before the end.
-      const { worker, claims, encodes, report } = await scripted(`timing-${String(owned)}`, {}, async () => {}, { ms: 1000, owned })
+      const { worker, claims, encodes, report } = await scripted(`timing-${String(owned)}`, {}, async () => {}, { ms: 1000, owned, heedsAbort: true })
       worker.updateJob(view([0, 1, 2, 3], 1))
       await waitFor(() => encodes.has(0), 5000)
       worker.updateJob(view([1, 2, 3], 2))
@@ -266,6 +268,16 @@ describe('Worker scheduling (a scripted originator link)', () => {
         await waitFor(() => claims.length === 2, 5000)
       }
     }
+  })
+
+  it('on stop, lets a download that is slow to notice the abort finish before removing its files', async () => {
+    const { worker, claims, workDir } = await scripted('stop', {}, async () => {}, { ms: 400, owned: true, heedsAbort: false })
+    worker.updateJob(view([0, 1], 1))
+    await waitFor(() => claims.length === 1, 5000)
+    await worker.stop()
+    // The download wrote its segment (directories and all) after the abort; nothing of it is left.
+    await new Promise(resolve => setTimeout(resolve, 600))
+    expect(existsSync(workDir)).toBe(false)
   })
 
   it('spreads prefetch claims over twice as many of the lowest open chunks as the swarm has encoders', async () => {
