@@ -152,6 +152,8 @@ export class Worker {
   private pumping = false
   /** Fetches, encodes and uploads under way: stop() lets them wind down before removing their files. */
   private readonly inFlight = new Set<Promise<unknown>>()
+  /** Aborted by stop(): cuts short a claim still waiting for its answer. */
+  private readonly stopping = new AbortController()
   private repump = false
   private stopped = false
   private encodingCount = 0
@@ -177,6 +179,7 @@ export class Worker {
   /** Gives every lease back (reason "shutdown", which does not count as a failure) and stops. */
   async stop (): Promise<void> {
     this.stopped = true
+    this.stopping.abort()
     if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer)
     const held = [...this.tasks.values()]
     for (const t of held) t.controller.abort()
@@ -364,7 +367,7 @@ export class Worker {
     const link = this.o.linkFor(view.originator)
     let answer: ClaimAnswer
     try {
-      answer = await link.claim(view.jobId, chunk, AbortSignal.timeout(10_000))
+      answer = await link.claim(view.jobId, chunk, AbortSignal.any([AbortSignal.timeout(10_000), this.stopping.signal]))
     } catch (err) {
       this.backoff.set(k, this.now() + 5000)
       this.log(`worker: claim ${view.jobId.slice(0, 8)}#${chunk} failed: ${(err as Error).message}`)

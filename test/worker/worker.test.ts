@@ -90,6 +90,12 @@ describe('Worker scheduling (a scripted originator link)', () => {
    * A started worker in a fresh temp dir (removed after the test), with a link that leases whatever
    * is claimed and lets the test hold uploads and encodes open.
    */
+  /** Rejects when the signal aborts, as a real stream does. */
+  const aborted = async (signal: AbortSignal): Promise<never> => await new Promise<never>((_resolve, reject) => {
+    if (signal.aborted) { reject(new Error('aborted')); return }
+    signal.addEventListener('abort', () => { reject(new Error('aborted')) }, { once: true })
+  })
+
   async function scripted (tag: string, extra: { swarmSize?: () => number, slots?: number } = {}, claimGate: (chunk: number) => Promise<void> = async () => {}, fetch = { ms: 0, owned: true, heedsAbort: true }) {
     const workDir = await mkdtemp(join(tmpdir(), `swarm-worker-${tag}-`))
     cleanup.push(async () => { await rm(workDir, { recursive: true, force: true }) })
@@ -99,7 +105,11 @@ describe('Worker scheduling (a scripted originator link)', () => {
     const encodes = new Map<number, () => void>()
     const progress = new Map<number, EncodeChunkOptions['onProgress']>()
     const link: OriginatorLink = {
-      claim: async (jobId, chunk) => { claims.push(chunk); await claimGate(chunk); return { ok: true, lease: { jobId, chunk, leaseId: `l${chunk}`, originator: 'origin', expiresAt: Date.now() + 30_000, issuedAt: Date.now() } } },
+      claim: async (jobId, chunk, signal) => {
+        claims.push(chunk)
+        await Promise.race([claimGate(chunk), aborted(signal)])
+        return { ok: true, lease: { jobId, chunk, leaseId: `l${chunk}`, originator: 'origin', expiresAt: Date.now() + 30_000, issuedAt: Date.now() } }
+      },
       heartbeat: async () => ({ ok: true, expiresAt: Date.now() + 30_000 }),
       release: async (lease, reason) => { releases.push({ chunk: lease.chunk, reason }); return { ok: true } },
       fetchSegment: async (_lease, dest, signal) => {
@@ -109,7 +119,10 @@ describe('Worker scheduling (a scripted originator link)', () => {
         await writeFile(dest, 'segment')
         return { path: dest, owned: fetch.owned, meta: META }
       },
-      uploadResult: async (lease) => { await new Promise<void>(resolve => uploads.set(lease.chunk, resolve)); return { ok: true } }
+      uploadResult: async (lease, _path, _sha256, signal) => {
+        await Promise.race([new Promise<void>(resolve => uploads.set(lease.chunk, resolve)), aborted(signal)])
+        return { ok: true }
+      }
     }
     const encoder = async (o: EncodeChunkOptions): Promise<{ path: string, sizeBytes: number, frameCount: number, seconds: number }> => {
       const chunk = Number(/segment-(\d+)/.exec(o.segmentPath)?.[1])
