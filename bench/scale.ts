@@ -48,8 +48,8 @@ const sleep = async (ms: number, signal?: AbortSignal): Promise<void> => {
  * A host's trace: `<ms since epoch> <line>` per line, appended synchronously (a line per event, a
  * few hundred per run), merged into the timeline by the parent.
  */
-function tracer (file: string | undefined): (line: string) => void {
-  return file === undefined ? () => {} : (line) => { appendFileSync(file, `${Date.now()} ${line}\n`) }
+function tracer (file: string): (line: string) => void {
+  return (line) => { appendFileSync(file, `${Date.now()} ${line}\n`) }
 }
 
 /** Sleeps msPerFrame per frame, then copies a real encode of the same shape (made once). */
@@ -140,6 +140,8 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
     // Every lease and verified result with its time, written beside scale.json for a closer look.
     const timeline: string[] = []
     let t0 = 0
+    /** A timeline line: seconds since the add, then the event. */
+    const stamp = (ms: number, what: string): string => `${((ms - t0) / 1000).toFixed(2)} ${what}`
     // Taken from the originator's log lines as they are written, so the bench need not poll the
     // originator's status often (at 10 polls a second that cost its process about 2% of a core).
     let splitDone = 0
@@ -150,7 +152,7 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
       if (t0 > 0 && splitDone === 0 && /jobs: \S+: every chunk cut/.test(line)) splitDone = Date.now()
       if (t0 > 0 && /jobs: chunk \S+ done by/.test(line)) doneTimes.push(Date.now())
       if (/ expired$| released /.test(line)) leaseLosses.push(line)
-      if (t0 > 0 && /jobs: (lease|backup lease|chunk \S+ done)|refused|sent segment/.test(line)) timeline.push(`${((Date.now() - t0) / 1000).toFixed(2)} ${line}`)
+      if (t0 > 0 && /jobs: (lease|backup lease|chunk \S+ done)|refused|sent segment/.test(line)) timeline.push(stamp(Date.now(), line))
     }
     nodes.push(...await startNodes(root, 0, 1, [], msPerFrame, join(root, 'cache-0'), originatorLog))
     const first = nodes[0] as Daemon
@@ -186,7 +188,7 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
     for (;;) {
       // How many announcements went out since the last poll (half a second): what the swarm relayed.
       const published = first.metrics().announcementsPublished
-      if (published > announced) timeline.push(`${((Date.now() - t0) / 1000).toFixed(2)} announcements published: ${published - announced}`)
+      if (published > announced) timeline.push(stamp(Date.now(), `announcements published: ${published - announced}`))
       announced = published
       const s = first.status().jobs.find(j => j.id === job.id)
       if (s === undefined) throw new Error('job vanished')
@@ -202,7 +204,7 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
     for (const f of (await readdir(root)).filter(f => f.startsWith('trace-'))) {
       for (const line of (await readFile(join(root, f), 'utf8')).split('\n')) {
         const m = /^(\d+) (.*)$/.exec(line)
-        if (m !== null && (Number(m[1]) >= t0 || / is \S{8}$/.test(m[2] as string))) timeline.push(`${((Number(m[1]) - t0) / 1000).toFixed(2)} ${m[2] as string}`)
+        if (m !== null && (Number(m[1]) >= t0 || / is \S{8}$/.test(m[2] as string))) timeline.push(stamp(Number(m[1]), m[2] as string))
       }
     }
     timeline.sort((a, b) => parseFloat(a) - parseFloat(b))

@@ -90,10 +90,12 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     const self = peerIdFromPrivateKey(privateKey).toString()
     let node: SwarmNode | undefined
     const encodePeers = (): number => node?.services.pubsub.getSubscribers(JOBS_TOPIC).length ?? 0
+    /** This node and the peers that listen for jobs. */
+    const swarmSize = (): number => 1 + encodePeers()
     const slots = o.slots ?? defaultSlots()
     const threads = o.threads ?? defaultThreads(slots)
     const originator = new Originator({
-      home: o.home, peerId: self, log, swarmSize: () => 1 + encodePeers(), slotsPerPeer: slots,
+      home: o.home, peerId: self, log, swarmSize, slotsPerPeer: slots,
       ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}),
       ...(o.plan !== undefined ? { plan: o.plan } : {})
     })
@@ -128,7 +130,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     // Anything here is from a previous run that did not stop cleanly: its leases are long gone.
     await rm(workDir, { recursive: true, force: true })
     const worker = new Worker({
-      peerId: self, slots, workDir, log, swarmSize: () => 1 + encodePeers(),
+      peerId: self, slots, workDir, log, swarmSize,
       ...(threads !== undefined ? { threads } : {}),
       ...(o.encoder !== undefined ? { encoder: o.encoder } : {}),
       linkFor: (originatorId) => originatorId === self
@@ -192,8 +194,9 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     const announced = new Set<string>()
     originator.on('changed', (id) => {
       // A job's first open chunk is announced at once (about 100 ms sooner to the first lease);
-      // later changes are batched, longer in a bigger swarm (announcementBatchMs). Our own worker hears of a chunk when the swarm does, never
-      // sooner: with chunks that encode faster than they are cut it would otherwise take every one.
+      // later changes are batched, longer in a bigger swarm (announcementBatchMs). Our own worker
+      // hears of a chunk when the swarm does, never sooner: with chunks that encode faster than
+      // they are cut it would otherwise take every one.
       const job = originator.get(id)
       if (job !== undefined && !announced.has(id) && job.chunks.some(c => c.state === 'open')) {
         announced.add(id)
@@ -213,7 +216,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
           }
         }
         pending.clear()
-      }, announcementBatchMs(1 + encodePeers()))
+      }, announcementBatchMs(swarmSize()))
     })
     const periodic = setInterval(() => {
       for (const job of originator.list()) if (job.state === 'splitting' || job.state === 'encoding' || job.state === 'merging') announce(job)

@@ -96,7 +96,18 @@ describe('Worker scheduling (a scripted originator link)', () => {
     signal.addEventListener('abort', () => { reject(new Error('aborted')) }, { once: true })
   })
 
-  async function scripted (tag: string, extra: { swarmSize?: () => number, slots?: number } = {}, claimGate: (chunk: number) => Promise<void> = async () => {}, fetch = { ms: 0, owned: true, heedsAbort: true }) {
+  interface Script {
+    /** Worker options. */
+    swarmSize?: () => number
+    slots?: number
+    /** Held before a claim is answered. */
+    claimGate?: (chunk: number) => Promise<void>
+    /** A download: how long it takes, whether it is from another node, whether it stops when aborted. */
+    fetch?: { ms: number, owned: boolean, heedsAbort: boolean }
+  }
+
+  async function scripted (tag: string, script: Script = {}) {
+    const { claimGate = async () => {}, fetch = { ms: 0, owned: true, heedsAbort: true }, ...extra } = script
     const workDir = await mkdtemp(join(tmpdir(), `swarm-worker-${tag}-`))
     cleanup.push(async () => { await rm(workDir, { recursive: true, force: true }) })
     const claims: number[] = []
@@ -168,7 +179,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
   it('starts encoding a fetched chunk at once, while its claim on the next one is still unanswered', async () => {
     let answerSecondClaim: () => void = () => {}
     const secondClaim = new Promise<void>(resolve => { answerSecondClaim = resolve })
-    const { worker, claims, encodes } = await scripted('eager', { slots: 2 }, async (chunk) => { if (chunk !== 0) await secondClaim })
+    const { worker, claims, encodes } = await scripted('eager', { slots: 2, claimGate: async (chunk) => { if (chunk !== 0) await secondClaim } })
     cleanup.push(async () => { answerSecondClaim() })
     worker.updateJob(view([0, 1, 2], 1))
     // Chunk 0 is fetched; the claim on chunk 1 (for the second slot) hangs at the originator.
@@ -265,7 +276,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
     for (const owned of [true, false]) {
       // A 1 s download: from another node it makes the prefetch due 3 s before the end; our own
       // node's chunks need no download, so after one of those it is due 1 s before the end.
-      const { worker, claims, encodes, report } = await scripted(`timing-${String(owned)}`, {}, async () => {}, { ms: 1000, owned, heedsAbort: true })
+      const { worker, claims, encodes, report } = await scripted(`timing-${String(owned)}`, { fetch: { ms: 1000, owned, heedsAbort: true } })
       worker.updateJob(view([0, 1, 2, 3], 1))
       await waitFor(() => encodes.has(0), 5000)
       worker.updateJob(view([1, 2, 3], 2))
@@ -284,7 +295,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
   })
 
   it('on stop, lets a download that is slow to notice the abort finish before removing its files', async () => {
-    const { worker, claims, workDir } = await scripted('stop', {}, async () => {}, { ms: 400, owned: true, heedsAbort: false })
+    const { worker, claims, workDir } = await scripted('stop', { fetch: { ms: 400, owned: true, heedsAbort: false } })
     worker.updateJob(view([0, 1], 1))
     await waitFor(() => claims.length === 1, 5000)
     await worker.stop()
