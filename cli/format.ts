@@ -20,7 +20,8 @@ export function formatProgressLine (job: JobStatus): string {
 export function formatStatus (s: StatusJson): string {
   const lines = [`peer id   ${s.peerId}`, ...s.addresses.map((a, i) => `${i === 0 ? 'listening' : '         '} ${a}`), '']
   lines.push(`PEERS (${s.peers.length})`)
-  if (s.peers.length > 0) lines.push(table([['ID', 'ADDRESS', 'ENCODING FOR US'], ...s.peers.map(p => [shortPeer(p.id), p.addresses[0] ?? '-', p.encoding.join(' ') || '-'])]))
+  if (s.peers.length > 0) lines.push(table([['ID', 'ADDRESS', 'FOUND BY', 'ENCODING FOR US'], ...s.peers.map(p => [shortPeer(p.id), p.addresses[0] ?? '-', p.foundBy.join(',') || '-', p.encoding.join(' ') || '-'])]))
+  if (s.unreachable.length > 0) lines.push(`  found but not connected: ${s.unreachable.map(u => `${shortPeer(u.id)} (${u.foundBy.join(',')}, ${u.attempts} failed)`).join(', ')}; see swarm peers`)
   lines.push('', `JOBS (${s.jobs.length})`)
   if (s.jobs.length > 0) {
     lines.push(table([['ID', 'STATE', 'CHUNKS done/leased/open', 'FRAMES', 'ORIGIN', 'FILE'],
@@ -58,11 +59,18 @@ export function formatPeers (p: PeersJson): string {
   const lines = [`this node ${p.peerId}`, `${p.peers.length} peer${p.peers.length === 1 ? '' : 's'} connected`]
   for (const peer of p.peers) {
     lines.push('', peer.id)
+    lines.push(`  found by  ${peer.foundBy.join(', ')}`)
     lines.push(`  latency   ${peer.latencyMs === null ? 'no answer to ping' : `${peer.latencyMs} ms`}`)
     for (const [i, a] of (peer.addresses.length > 0 ? peer.addresses : ['-']).entries()) lines.push(`  ${i === 0 ? 'address ' : '        '}  ${a}`)
     lines.push(`  encoding  ${peer.encoding.length === 0
       ? 'nothing for this node'
       : `${peer.encoding.map(c => `${c.jobId.slice(0, 8)}#${c.chunk} ${c.framesDone}/${c.frames}`).join(', ')} (${peer.fps.toFixed(1)} fps)`}`)
+  }
+  if (p.unreachable.length > 0) {
+    lines.push('', `${p.unreachable.length} found but not connected`)
+    for (const u of p.unreachable) {
+      lines.push('', u.id, `  found by  ${u.foundBy.join(', ')}`, `  failed    ${u.attempts} time${u.attempts === 1 ? '' : 's'}: ${u.error}`, `  next try  in ${Math.ceil(u.retryInMs / 1000)} s`)
+    }
   }
   return lines.join('\n')
 }

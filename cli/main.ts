@@ -178,7 +178,7 @@ async function join (home: string, flags: Record<string, unknown>, positionals: 
   noExtra('swarm join', positionals, 'no positional arguments')
   const verbose = flags.verbose === true || /(^|,)swarm(:\*|\b)/.test(process.env.DEBUG ?? '')
   // Quiet by default: what a person watching the terminal wants to know.
-  const important = /(added|resuming| done →|failed|refused|expired|released)/
+  const important = /(added|resuming| done →|failed|refused|expired|released|connected to peer|could not connect)/
   const log = (line: string): void => {
     if (verbose || important.test(line)) process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`)
   }

@@ -47,9 +47,13 @@ export interface JobStatus {
   chunkList?: ChunkStatus[]
 }
 
+/** How a peer was found: by mDNS on the LAN, a --bootstrap address, the DHT, or it dialled us (`inbound`). */
+export type FoundBy = 'mdns' | 'bootstrap' | 'dht' | 'inbound'
+
 export interface PeerStatus {
   id: string
   addresses: string[]
+  foundBy: FoundBy[]
   /** What this peer encodes for jobs we know about: chunk labels like "<jobId prefix>#<chunk>". */
   encoding: string[]
 }
@@ -59,6 +63,8 @@ export interface PeerInfo {
   id: string
   /** Remote addresses of the open connections. */
   addresses: string[]
+  /** How the peer was found (several when more than one source reported it). */
+  foundBy: FoundBy[]
   /** Round trip of a libp2p ping in milliseconds; null when the peer did not answer in time. */
   latencyMs: number | null
   /** Chunks of this node's jobs the peer holds leases on, with the progress it last reported. */
@@ -67,9 +73,22 @@ export interface PeerInfo {
   fps: number
 }
 
+/** A peer that was found (mDNS, bootstrap, DHT) but could not be connected to. */
+export interface UnreachablePeerInfo {
+  id: string
+  foundBy: FoundBy[]
+  /** Failed dials in a row; the next one is `retryInMs` away (the delay doubles up to 5 minutes). */
+  attempts: number
+  /** Why the first failure happened, in words. */
+  error: string
+  retryInMs: number
+}
+
 export interface PeersJson {
   peerId: string
   peers: PeerInfo[]
+  /** Found but not connected: another swarm's node (a different --swarm-key), a firewall, a node gone. */
+  unreachable: UnreachablePeerInfo[]
 }
 
 /**
@@ -91,6 +110,8 @@ export interface StatusJson {
   peerId: string
   addresses: string[]
   peers: PeerStatus[]
+  /** Peers found but not connected (see PeersJson). */
+  unreachable: UnreachablePeerInfo[]
   jobs: JobStatus[]
   worker: WorkerStatus
 }

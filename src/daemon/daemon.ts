@@ -1,8 +1,7 @@
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { InputError, Originator, type JobRecord } from '../jobs/index.js'
 import type { PlanOptions } from '../media/index.js'
 import {
@@ -108,21 +107,12 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       bootstrap: o.bootstrap ?? [],
       mdns: o.mdns ?? true,
       ...(o.swarmKey !== undefined ? { swarmKey: o.swarmKey } : {}),
-      encode: { arbiter: originator, log }
+      encode: { arbiter: originator, log },
+      log
     })
     const libp2p = node
     cleanups.push(async () => { await libp2p.stop() })
     const ownAddrs = (): string[] => libp2p.getMultiaddrs().map(a => a.toString())
-    // The bootstrap module dials once, at start; a peer started later, or restarted, is redialled.
-    const bootstrapPeers = (o.bootstrap ?? []).map(a => ({ addr: multiaddr(a), peer: peerIdFromString(/\/p2p\/([^/]+)$/.exec(a)?.[1] ?? '') }))
-    const redial = setInterval(() => {
-      for (const b of bootstrapPeers) {
-        if (libp2p.getConnections(b.peer).length === 0) void libp2p.dial(b.addr, { signal: AbortSignal.timeout(10_000) }).catch(() => {})
-      }
-    }, 10_000)
-    redial.unref()
-    cleanups.push(async () => { clearInterval(redial) })
-
     const remoteJobs = new Map<string, { ann: JobAnnouncement, seen: number }>()
     /** Where each originator said it listens, for dialing one we have not met. */
     const originatorAddrs = new Map<string, string[]>()
@@ -285,12 +275,14 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       const peers: PeerStatus[] = libp2p.getPeers().map(p => ({
         id: p.toString(),
         addresses: libp2p.getConnections(p).map(c => c.remoteAddr.toString()),
+        foundBy: libp2p.services.dialer.foundBy(p.toString()),
         encoding: holders.get(p.toString()) ?? []
       }))
       return {
         peerId: self,
         addresses: ownAddrs(),
         peers,
+        unreachable: libp2p.services.dialer.unreachable(),
         jobs: [...local.map(j => jobStatus(j, withChunks)), ...[...remoteJobs.values()].filter(r => originator.get(r.ann.jobId) === undefined).map(remoteStatus)],
         worker: worker.status()
       }
@@ -315,12 +307,13 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
         return {
           id: p.toString(),
           addresses: libp2p.getConnections(p).map(c => c.remoteAddr.toString()),
+          foundBy: libp2p.services.dialer.foundBy(p.toString()),
           latencyMs,
           encoding: chunks,
           fps: Math.round(chunks.reduce((sum, c) => sum + c.fps, 0) * 10) / 10
         }
       }))
-      return { peerId: self, peers: list.sort((a, b) => a.id.localeCompare(b.id)) }
+      return { peerId: self, peers: list.sort((a, b) => a.id.localeCompare(b.id)), unreachable: libp2p.services.dialer.unreachable() }
     }
     const findJob = (prefix: string): JobStatus => {
       const local = originator.list().filter(j => j.id.startsWith(prefix))

@@ -1,6 +1,5 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { bootstrap } from '@libp2p/bootstrap'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import type { PrivateKey, PeerDiscovery, ComponentLogger } from '@libp2p/interface'
@@ -14,6 +13,7 @@ import { createHash } from 'node:crypto'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { KAD_PROTOCOL, MAX_ANNOUNCEMENT_BYTES } from './protocol.js'
 import { swarmEncode, type SwarmEncode, type SwarmEncodeInit } from './service.js'
+import { DiscoveredPeers, peerDialer, tagDiscovery, type PeerDialer } from './discovery.js'
 
 export interface SwarmNodeOptions {
   privateKey: PrivateKey
@@ -26,6 +26,8 @@ export interface SwarmNodeOptions {
   /** A pre-shared key (the `/key/swarm/psk/1.0.0/` file format): only nodes with it can connect. */
   swarmKey?: Uint8Array
   encode: SwarmEncodeInit
+  /** Where connection events and failures to reach a discovered peer are logged. */
+  log?: (line: string) => void
 }
 
 export type SwarmServices = {
@@ -34,11 +36,15 @@ export type SwarmServices = {
   dht: KadDHT
   pubsub: GossipSub
   encode: SwarmEncode
+  /** Dials what mDNS, bootstrap and the DHT find; knows how each peer was found. */
+  dialer: PeerDialer
 }
 
 export type SwarmNode = Libp2p<SwarmServices>
 
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/4010']
+/** mDNS service name: our own, so a node dials only swarm nodes, not every libp2p program on the LAN. */
+export const MDNS_SERVICE_TAG = '_swarm-encode._udp.local'
 
 /**
  * Gossipsub checks a message's signature before it looks the message up among those it has seen,
@@ -61,7 +67,9 @@ export function gossipFastMessageId (msg: { from?: Uint8Array, seqno?: Uint8Arra
 
 /**
  * A swarm node: TCP, Noise, Yamux, identify, ping, our own kad-dht, gossipsub and the encode
- * protocols. Nothing here talks to a router (no UPnP, no AutoNAT) or to a public bootstrap list.
+ * protocols, and a dialer that connects to every swarm node mDNS, bootstrap or the DHT finds (js-libp2p
+ * does not dial discovered peers by itself). Nothing here talks to a router (no UPnP, no AutoNAT) or
+ * to a public bootstrap list.
  */
 export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> {
   for (const a of [...o.listen, ...o.bootstrap]) {
@@ -71,9 +79,11 @@ export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> 
     // Without the peer id the bootstrap module silently ignores the address.
     if (!/\/p2p\/[1-9A-HJ-NP-Za-km-z]+$/.test(a)) throw new Error(`bootstrap address ${a} is not a multiaddr ending in /p2p/PEERID; copy a whole "listening:" line that swarm join printed on that machine`)
   }
+  const discovered = new DiscoveredPeers()
   const peerDiscovery: Array<(components: { logger: ComponentLogger }) => PeerDiscovery> = []
-  if (o.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: o.bootstrap, timeout: 0 }) as never)
-  if (o.mdns) peerDiscovery.push(mdns() as never)
+  // Bootstrap addresses need no discovery module: the dialer reports them as found at start and
+  // keeps them connected.
+  if (o.mdns) peerDiscovery.push(tagDiscovery('mdns', discovered, mdns({ serviceTag: MDNS_SERVICE_TAG }) as never))
   return await createLibp2p({
     privateKey: o.privateKey,
     addresses: { listen: o.listen },
@@ -85,7 +95,7 @@ export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> 
     services: {
       identify: identify(),
       ping: ping(),
-      dht: kadDHT({ protocol: KAD_PROTOCOL, clientMode: false, peerInfoMapper: passthroughMapper }),
+      dht: tagDiscovery('dht', discovered, kadDHT({ protocol: KAD_PROTOCOL, clientMode: false, peerInfoMapper: passthroughMapper }) as never) as unknown as (components: unknown) => KadDHT,
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
         emitSelf: false,
@@ -105,7 +115,8 @@ export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> 
         // this, an eleventh node on one address never hears of any job.
         scoreParams: { IPColocationFactorWeight: 0 }
       }),
-      encode: swarmEncode(o.encode)
+      encode: swarmEncode(o.encode),
+      dialer: peerDialer({ peers: discovered, bootstrap: o.bootstrap, ...(o.log !== undefined ? { log: o.log } : {}) })
     }
   }) as SwarmNode
 }

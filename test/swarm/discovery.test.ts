@@ -1,0 +1,162 @@
+/**
+ * The peer dialer on real libp2p nodes over 127.0.0.1. What reports peers is a scripted discovery
+ * module (the layer below: mDNS itself is exercised in test/cli/lan.test.ts, inside namespaces).
+ */
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerDiscoverySymbol, type PeerDiscovery, type PeerInfo, type PrivateKey } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { createServer } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import { DiscoveredPeers, describeDialError, peerDialer, tagDiscovery, type PeerDialer } from '../../src/swarm/index.js'
+import { waitFor } from '../helpers/faults.js'
+
+/** A discovery module whose `peer` events the test fires. */
+class ScriptedDiscovery extends EventTarget {
+  readonly [peerDiscoverySymbol] = this as unknown as PeerDiscovery
+  readonly [Symbol.toStringTag] = 'scripted-discovery'
+  report (info: PeerInfo): void { this.dispatchEvent(new CustomEvent('peer', { detail: info })) }
+}
+
+type DialerNode = Libp2p<{ dialer: PeerDialer }>
+const started: Libp2p[] = []
+afterEach(async () => { await Promise.all(started.splice(0).map(async n => { await n.stop() })) })
+
+async function plainNode (privateKey?: PrivateKey, port = 0): Promise<Libp2p> {
+  const node = await createLibp2p({
+    ...(privateKey !== undefined ? { privateKey } : {}),
+    addresses: { listen: [`/ip4/127.0.0.1/tcp/${port}`] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()]
+  })
+  started.push(node)
+  return node
+}
+
+async function dialerNode (o: { bootstrap?: string[], minBackoffMs?: number, redialIntervalMs?: number, log?: string[] } = {}): Promise<{ node: DialerNode, discovery: ScriptedDiscovery, peers: DiscoveredPeers }> {
+  const peers = new DiscoveredPeers()
+  const discovery = new ScriptedDiscovery()
+  const node = await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery: [tagDiscovery('mdns', peers, () => discovery as unknown as PeerDiscovery)],
+    services: {
+      dialer: peerDialer({
+        peers,
+        bootstrap: o.bootstrap ?? [],
+        ...(o.minBackoffMs !== undefined ? { minBackoffMs: o.minBackoffMs } : {}),
+        ...(o.redialIntervalMs !== undefined ? { redialIntervalMs: o.redialIntervalMs } : {}),
+        log: (line) => { o.log?.push(line) }
+      })
+    }
+  })
+  started.push(node)
+  return { node, discovery, peers }
+}
+
+const infoOf = (n: Libp2p): PeerInfo => ({ id: n.peerId, multiaddrs: n.getMultiaddrs().map(a => a.decapsulateCode(421)) })
+const connected = (a: Libp2p, b: Libp2p): boolean => a.getConnections(b.peerId).length > 0
+
+/** A port where nothing listens: bound and closed again. */
+async function closedPort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as { port: number }).port
+  await new Promise<void>(resolve => server.close(() => { resolve() }))
+  return port
+}
+
+describe('PeerDialer', () => {
+  it('dials a peer as soon as discovery reports it, and records how it was found', async () => {
+    const log: string[] = []
+    const { node, discovery } = await dialerNode({ log })
+    const other = await plainNode()
+    expect(connected(node, other)).toBe(false)
+    discovery.report(infoOf(other))
+    await waitFor('the dialer to connect', () => connected(node, other), 5000, 20)
+    expect(node.services.dialer.foundBy(other.peerId.toString())).toEqual(['mdns'])
+    // A peer that dialled us and was never reported is "inbound".
+    const caller = await plainNode()
+    await caller.dial(node.getMultiaddrs()[0] as never)
+    expect(node.services.dialer.foundBy(caller.peerId.toString())).toEqual(['inbound'])
+    expect(log.some(l => l.startsWith(`connected to peer ${other.peerId.toString()} (found by mdns)`))).toBe(true)
+  })
+
+  it('never dials itself, nor a peer it is already connected to', async () => {
+    const { node, discovery } = await dialerNode()
+    const other = await plainNode()
+    discovery.report(infoOf(node))
+    discovery.report(infoOf(other))
+    await waitFor('the dialer to connect', () => connected(node, other), 5000, 20)
+    const dials = node.services.dialer.stats.dials
+    for (let i = 0; i < 10; i++) discovery.report(infoOf(other))
+    await new Promise(resolve => setTimeout(resolve, 200))
+    expect(node.services.dialer.stats.dials).toBe(dials)
+    expect(node.getConnections(node.peerId)).toEqual([])
+  })
+
+  it('backs off from a peer that cannot be reached: one dial per backoff period, logged once, listed as unreachable', async () => {
+    const log: string[] = []
+    const { node, discovery } = await dialerNode({ minBackoffMs: 400, log })
+    const ghost = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    const port = await closedPort()
+    const report = (): void => { discovery.report({ id: ghost, multiaddrs: [multiaddr(`/ip4/127.0.0.1/tcp/${port}`)] }) }
+    report()
+    await waitFor('the first dial to fail', () => node.services.dialer.stats.failed === 1, 5000, 10)
+    // mDNS answers every few seconds; reports inside the backoff do not dial.
+    for (let i = 0; i < 20; i++) report()
+    await new Promise(resolve => setTimeout(resolve, 100))
+    expect(node.services.dialer.stats.dials).toBe(1)
+    const [u] = node.services.dialer.unreachable()
+    expect(u?.id).toBe(ghost.toString())
+    expect(u?.attempts).toBe(1)
+    expect(u?.error).toMatch(/connection refused/)
+    expect(u?.retryInMs).toBeGreaterThan(0)
+    // After the backoff the next report dials again, and the delay doubles.
+    await new Promise(resolve => setTimeout(resolve, 500))
+    report()
+    await waitFor('the second dial to fail', () => node.services.dialer.stats.failed === 2, 5000, 10)
+    expect(node.services.dialer.unreachable()[0]?.retryInMs).toBeGreaterThan(600)
+    expect(log.filter(l => l.includes(`could not connect to peer ${ghost.toString()}`))).toHaveLength(1)
+  })
+
+  it('dials a peer again when it comes back (a restart on another port) and discovery reports it anew', async () => {
+    const { node, discovery } = await dialerNode()
+    const key = await generateKeyPair('Ed25519')
+    const first = await plainNode(key)
+    discovery.report(infoOf(first))
+    await waitFor('the first connection', () => connected(node, first), 5000, 20)
+    await first.stop()
+    await waitFor('the connection to close', () => node.getConnections(first.peerId).length === 0, 5000, 20)
+    const again = await plainNode(key)
+    expect(again.peerId.equals(first.peerId)).toBe(true)
+    discovery.report(infoOf(again))
+    await waitFor('the connection to the restarted peer', () => connected(node, again), 5000, 20)
+  })
+
+  it('keeps bootstrap peers connected: redials one that hung up', async () => {
+    const other = await plainNode()
+    const addr = other.getMultiaddrs()[0]?.toString() as string
+    const { node } = await dialerNode({ bootstrap: [addr], redialIntervalMs: 100 })
+    await waitFor('the bootstrap dial', () => connected(node, other), 5000, 20)
+    expect(node.services.dialer.foundBy(other.peerId.toString())).toEqual(['bootstrap'])
+    await other.hangUp(node.peerId)
+    await waitFor('the hang-up', () => !connected(node, other), 5000, 10)
+    await waitFor('the redial', () => connected(node, other), 5000, 20)
+  })
+})
+
+describe('describeDialError', () => {
+  it('says what a failure means to someone running swarm join', () => {
+    expect(describeDialError(new Error('connect ECONNREFUSED 10.0.0.2:4010'))).toMatch(/nothing listens there/)
+    expect(describeDialError(Object.assign(new Error('The operation was aborted due to timeout'), { name: 'TimeoutError' }))).toMatch(/no answer in time.*--swarm-key/)
+    expect(describeDialError(new Error('Unexpected EOF - stream closed while reading 0/24 bytes'))).toMatch(/not in this swarm/)
+  })
+})
