@@ -2,7 +2,8 @@
 # The test command: installs what it needs, builds, and runs the whole suite.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-# The dashboard test drives Debian's chromium (through playwright-core); setup.sh installs it when missing.
-export SWARM_SETUP_EXTRA_APT="chromium"
+# The dashboard test drives Debian's chromium (through playwright-core) and the LAN test builds network
+# namespaces with iproute2; setup.sh installs them when missing.
+export SWARM_SETUP_EXTRA_APT="chromium iproute2"
 source scripts/setup.sh
 exec npx vitest run "$@"
