@@ -3,6 +3,7 @@ import { dirname } from 'node:path'
 import { execa } from 'execa'
 import { AbortError, VerificationError } from './errors.js'
 import type { Rational } from './probe.js'
+import { inspectSegment, peerInputArgs } from './peer-bytes.js'
 import { parseX264Settings, type X264Settings } from './settings.js'
 import { lowerPriority, startPipeSource, toToolError } from './tools.js'
 
@@ -21,6 +22,8 @@ export interface EncodeChunkOptions {
   settings: string | X264Settings
   /** Nominal rate of the source, so every chunk's rate control sees the same frame rate. */
   frameRate: Rational
+  /** The segment came from another peer: check it is a one-stream Matroska video before decoding it. */
+  segmentFromPeer?: boolean
   /** Pixel format of the source video; chooses the y4m format fed to x264. */
   sourcePixFmt: string
   outputPath: string
@@ -59,7 +62,9 @@ export function decoderArgs (o: Pick<EncodeChunkOptions, 'segmentPath' | 'select
   return [
     '-v', 'error', '-nostdin',
     // Keep the segment's own timestamps so the select below can name the first frame by time.
-    '-copyts', '-i', o.segmentPath, '-map', '0:v:0',
+    '-copyts',
+    // Segments are Matroska, and may come from a peer: never let ffmpeg guess (peer-bytes.ts).
+    ...peerInputArgs('matroska', o.segmentPath), '-map', '0:v:0',
     '-vf', `select='gte(t,${from})'`,
     '-frames:v', String(o.frameCount),
     // Never duplicate or drop frames to fit a rate: VFR timestamps are restored at merge.
@@ -91,6 +96,7 @@ export function encoderArgs (settings: X264Settings, o: { frameRate: Rational, f
 export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk> {
   const settings = typeof o.settings === 'string' ? parseX264Settings(o.settings) : parseX264Settings(o.settings.raw)
   if (o.signal?.aborted === true) throw new AbortError(`encoding ${o.segmentPath}: aborted`)
+  if (o.segmentFromPeer === true) await inspectSegment(o.segmentPath, o.signal !== undefined ? { signal: o.signal } : {})
   await mkdir(dirname(o.outputPath), { recursive: true })
   const started = Date.now()
   const decoder = startPipeSource('ffmpeg', decoderArgs(o), `decoding ${o.segmentPath}`, o.signal)

@@ -6,6 +6,7 @@ export { cutSegment, extractVideo, sourceAsCutSource, splitInOnePass, splitsInOn
 export { parseX264Settings, splitSettings, type X264Settings } from './settings.js'
 export { encodeChunk, decoderArgs, encoderArgs, y4mPixFmt, type EncodeChunkOptions, type EncodeProgress, type EncodedChunk } from './encode.js'
 export { startPipeSource, type PipeSource } from './tools.js'
+export { inspectSegment, peerInputArgs, type SegmentShape } from './peer-bytes.js'
 export { verifyEncodedChunk, type VerifiedChunk, type VerifyExpectations } from './verify.js'
 export { mergeChunks, checkSourceCrc, defaultOutputStem, timestampFileV2, type MergeOptions, type MergeResult } from './merge.js'
 export { sha256File, crc32File, crcInName, stripCrcTag } from './hash.js'

@@ -55,10 +55,11 @@ export async function verifyEncodedChunk (path: string, expect: VerifyExpectatio
       // Deblocking cannot fail, so skipping it (a fifth of the decode) still parses and
       // reconstructs every slice: any bitstream error is still reported.
       '-v', 'error', '-skip_loop_filter', 'all',
-      '-f', 'h264', '-count_frames', '-select_streams', 'v:0',
+      // A peer's bytes: raw H.264 forced, the file protocol only (peer-bytes.ts).
+      '-f', 'h264', '-protocol_whitelist', 'file', '-count_frames', '-select_streams', 'v:0',
       '-show_entries', 'stream=codec_name,profile,pix_fmt,width,height,nb_read_frames',
       '-show_entries', 'packet=flags',
-      '-of', 'json', '--', path
+      '-of', 'json', `file:${path}`
     ], `verifying ${path}`, options)
     parsed = JSON.parse(result.stdout)
     stderr = result.stderr

@@ -432,11 +432,12 @@ export class Worker {
     const out = join(this.o.workDir, lease.jobId, `chunk-${lease.chunk}.264`)
     task.stage = 'encoding'
     try {
-      // The worker never trusts the originator's check of the settings.
+      // The worker never trusts the originator's check of the settings, nor its bytes.
       parseX264Settings(meta.settings)
       const options: EncodeChunkOptions = {
         segmentPath: segment.path, selectFromTime: meta.selectFromTime, frameCount: meta.frames, settings: meta.settings,
         frameRate: meta.frameRate, sourcePixFmt: meta.pixFmt, outputPath: out, signal: task.controller.signal,
+        segmentFromPeer: lease.originator !== this.o.peerId,
         ...(this.o.threads !== undefined ? { threads: this.o.threads } : {}),
         niceness: this.o.niceness ?? ENCODE_NICENESS,
         onProgress: (p: EncodeProgress) => { task.framesDone = p.framesDone; task.fps = p.fps; this.noteProgress(task) }

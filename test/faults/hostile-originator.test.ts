@@ -1,0 +1,142 @@
+/**
+ * A hostile originator against a real worker. W is an in-process daemon with the real encoder;
+ * H is a libp2p node that announces a job of its own with clean settings, grants W's claims and
+ * serves, as the chunk's "segment", a DASH or HLS manifest that names a video on W's own disk.
+ * Left to guess the format, ffmpeg would follow the manifest, and W would encode its own private
+ * file and upload it to H. W must refuse the segment before any decode and upload nothing.
+ */
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { execa } from 'execa'
+import { createHash, randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startDaemon, type Daemon } from '../../src/daemon/index.js'
+import { createSwarmNode, encodeFrame, JOBS_TOPIC, type JobAnnouncement, type LeaseArbiter, type SwarmNode } from '../../src/swarm/index.js'
+import type { SegmentMetaWire } from '../../src/swarm/service.js'
+import { waitFor } from '../helpers/faults.js'
+import { recordTally } from '../helpers/tally.js'
+
+const hex = (bytes: number): string => randomBytes(bytes).toString('hex')
+const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+
+/** Grants every claim on its armed jobs and serves the armed file as the segment; records every call. */
+class ManifestServingArbiter implements LeaseArbiter {
+  readonly armed = new Map<string, { path: string, size: number, sha256: string, meta: SegmentMetaWire }>()
+  readonly calls: Array<{ fn: string, jobId: string, chunk: number, peer: string, reason?: string }> = []
+  private readonly no = { ok: false as const, code: 'no-such-job', message: 'no such job' }
+  callsFor (jobId: string, fn: string): typeof this.calls { return this.calls.filter(c => c.jobId === jobId && c.fn === fn) }
+  requestLease (jobId: string, chunk: number, peer: string): ReturnType<LeaseArbiter['requestLease']> {
+    this.calls.push({ fn: 'requestLease', jobId, chunk, peer })
+    const now = Date.now()
+    return this.armed.has(jobId) ? { ok: true, lease: { id: hex(12), issuedAt: now, expiresAt: now + 30_000 } } : this.no
+  }
+
+  renewLease (jobId: string, chunk: number, _l: string, peer: string): ReturnType<LeaseArbiter['renewLease']> {
+    this.calls.push({ fn: 'renewLease', jobId, chunk, peer })
+    return this.armed.has(jobId) ? { ok: true, expiresAt: Date.now() + 30_000 } : this.no
+  }
+
+  releaseLease (jobId: string, chunk: number, _l: string, peer: string, reason: string): ReturnType<LeaseArbiter['releaseLease']> {
+    this.calls.push({ fn: 'releaseLease', jobId, chunk, peer, reason })
+    return this.armed.has(jobId) ? { ok: true } : this.no
+  }
+
+  segmentFor (jobId: string, chunk: number, _l: string, peer: string): ReturnType<LeaseArbiter['segmentFor']> {
+    this.calls.push({ fn: 'segmentFor', jobId, chunk, peer })
+    return this.armed.get(jobId) ?? this.no
+  }
+
+  resultSlot (jobId: string, chunk: number, _l: string, peer: string): ReturnType<LeaseArbiter['resultSlot']> {
+    this.calls.push({ fn: 'resultSlot', jobId, chunk, peer })
+    return this.no
+  }
+
+  async acceptResult (jobId: string, chunk: number, peer: string): ReturnType<LeaseArbiter['acceptResult']> {
+    this.calls.push({ fn: 'acceptResult', jobId, chunk, peer })
+    return this.no
+  }
+}
+
+let root: string
+let W: Daemon
+let H: SwarmNode
+let hId: string
+let secret: string
+const arbiter = new ManifestServingArbiter()
+const logsW: string[] = []
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'swarm-hostile-originator-'))
+  // W's private video, which H knows (or guesses) the path of.
+  await mkdir(join(root, 'private'), { recursive: true })
+  secret = join(root, 'private', 'home-video.mp4')
+  await execa('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=160x90:rate=24', '-frames:v', '48', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', secret])
+  W = await startDaemon({ home: join(root, 'w'), listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, bootstrap: [], slots: 1, log: l => logsW.push(l) })
+  const hKey = await generateKeyPair('Ed25519')
+  hId = peerIdFromPrivateKey(hKey).toString()
+  H = await createSwarmNode({ privateKey: hKey, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [W.addresses()[0] as string], mdns: false, encode: { arbiter } })
+  H.services.pubsub.subscribe(JOBS_TOPIC)
+  await waitFor('H to see W on the jobs topic', () => H.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.toString() === W.peerId), 20_000, 50)
+})
+
+afterAll(async () => {
+  await H?.stop()
+  await W?.stop()
+  if (root !== undefined) await rm(root, { recursive: true, force: true })
+})
+
+const manifests: Record<string, (file: string) => string> = {
+  DASH: (file) => `<?xml version="1.0"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT2S" minBufferTime="PT1S" profiles="urn:mpeg:dash:profile:isoff-on-demand:2011">
+ <Period><AdaptationSet mimeType="video/mp4"><Representation id="1" bandwidth="100000" codecs="avc1.64001e" width="160" height="90">
+  <BaseURL>file://${file}</BaseURL>
+ </Representation></AdaptationSet></Period>
+</MPD>
+`,
+  HLS: (file) => `#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n${file}\n#EXT-X-ENDLIST\n`
+}
+
+describe('a hostile originator serving a manifest as a segment', () => {
+  it.each(Object.keys(manifests))('%s: W refuses the segment before decoding it, uploads nothing and stops claiming that job', async (kind) => {
+    const bytes = Buffer.from((manifests[kind] as (f: string) => string)(secret))
+    const path = join(root, `${kind}.mkv`)
+    await writeFile(path, bytes)
+    const id = hex(32)
+    const meta: SegmentMetaWire = { frames: 48, selectFromTime: 0, settings: '--preset ultrafast', frameRate: { num: 24, den: 1 }, pixFmt: 'yuv420p', width: 160, height: 90 }
+    arbiter.armed.set(id, { path, size: bytes.length, sha256: sha256(bytes), meta })
+    const announcement: JobAnnouncement = {
+      v: 1, type: 'job', jobId: id, originator: hId, seq: Date.now(), state: 'encoding', name: 'free-encode.mkv', settings: '--preset ultrafast',
+      totalFrames: 192, chunks: { total: 4, open: 4, leased: 0, done: 0 }, open: [[0, 4]],
+      addrs: H.getMultiaddrs().map(a => a.toString().replace(`/p2p/${hId}`, ''))
+    }
+    await H.services.pubsub.publish(JOBS_TOPIC, encodeFrame(announcement))
+    const release = await waitFor('W to give the chunk back', () => arbiter.callsFor(id, 'releaseLease')[0], 30_000, 50)
+    expect(arbiter.callsFor(id, 'segmentFor').length).toBeGreaterThanOrEqual(1)
+    expect(release.peer).toBe(W.peerId)
+    expect(release.reason).toMatch(/not a Matroska file/)
+    // Re-announced: W has learnt it cannot encode this job's segments and claims no more of it.
+    await new Promise(resolve => setTimeout(resolve, 2500))
+    await H.services.pubsub.publish(JOBS_TOPIC, encodeFrame({ ...announcement, seq: announcement.seq + 1 }))
+    await new Promise(resolve => setTimeout(resolve, 1500))
+    const claims = arbiter.callsFor(id, 'requestLease').length
+    expect(claims).toBeLessThanOrEqual(3)
+    expect(arbiter.callsFor(id, 'resultSlot')).toHaveLength(0)
+    expect(arbiter.callsFor(id, 'acceptResult')).toHaveLength(0)
+    expect(W.status().worker.active.filter(t => t.jobId === id)).toEqual([])
+    expect(await readdir(join(root, 'w', 'work', id)).catch(() => [])).toEqual([])
+    // The private file is untouched and W kept running.
+    expect(existsSync(secret)).toBe(true)
+    expect((await readFile(secret)).length).toBeGreaterThan(0)
+    expect(W.status().peerId).toBe(W.peerId)
+    recordTally({
+      section: 'Hostile input: segments',
+      fault: `H announces a job and serves a ${kind} manifest naming a video on W's disk as the chunk's segment`,
+      happened: `W claimed ${claims}, refused each segment before any decode ("${release.reason?.slice(0, 80) ?? ''}…") and gave it back; 0 uploads`,
+      lost: 'nothing'
+    })
+  })
+})
