@@ -11,7 +11,7 @@ import { crc32File } from '../src/media/index.js'
 import { makeOpenGop10bit, x264FromLavfi } from '../scripts/sample.js'
 
 /** Bump when a fixture's recipe changes, so stale caches are not reused. */
-const FIXTURE_VERSION = 4
+const FIXTURE_VERSION = 5
 export const FIXTURE_DIR = join(tmpdir(), `swarm-fixtures-v${FIXTURE_VERSION}`)
 
 export interface Fixtures {
@@ -25,6 +25,11 @@ export interface Fixtures {
   awkwardName: string
   /** Same content as awkwardName but a CRC32 tag that does not match. */
   wrongCrc: string
+  /**
+   * A broadcast-style MPEG-TS that does not start at 0: video from about 11.4 s (10 s of
+   * output_ts_offset plus the muxer's own 1.4 s), audio 0.4 s after it. 6 s at 30000/1001 fps.
+   */
+  offsetTs: string
 }
 
 function paths (): Fixtures {
@@ -33,8 +38,16 @@ function paths (): Fixtures {
     vfrMp4: join(FIXTURE_DIR, 'vfr.mp4'),
     shortClip: join(FIXTURE_DIR, 'short.mkv'),
     awkwardName: join(FIXTURE_DIR, 'names', 'Show\'s "Best" - 01 [v2] [CRC].mkv'),
-    wrongCrc: join(FIXTURE_DIR, 'names', 'Broken - 02 [DEADBEEF].mkv')
+    wrongCrc: join(FIXTURE_DIR, 'names', 'Broken - 02 [DEADBEEF].mkv'),
+    offsetTs: join(FIXTURE_DIR, 'offset-10s.ts')
   }
+}
+
+async function makeOffsetTs (_work: string, out: string): Promise<void> {
+  await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y',
+    '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=30000/1001:duration=6', '-itsoffset', '0.4', '-f', 'lavfi', '-i', 'sine=frequency=440:duration=5',
+    '-map', '0:v', '-map', '1:a', '-c:v', 'libx264', '-preset', 'veryfast', '-g', '48', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '64k',
+    '-output_ts_offset', '10', '-f', 'mpegts', out])
 }
 
 async function makeVfrMp4 (work: string, out: string): Promise<void> {
@@ -70,6 +83,7 @@ export async function ensureFixtures (): Promise<Fixtures> {
   await build(p.openGop10bit, makeOpenGop10bit)
   await build(p.vfrMp4, makeVfrMp4)
   await build(p.shortClip, makeShortClip)
+  await build(p.offsetTs, makeOffsetTs)
   // The awkward name carries the real CRC32 of its content.
   const awkwardTmp = join(work, 'awkward.mkv')
   await x264FromLavfi(work, join(work, 'aw.264'), { seconds: 2, pixFmt: 'yuv420p', x264: ['--preset', 'veryfast', '--keyint', '24'] })

@@ -6,7 +6,7 @@ import { execa } from 'execa'
 import { AbortError, SourceError } from './errors.js'
 import { crc32File, crcInName, stripCrcTag } from './hash.js'
 import type { MediaInfo } from './probe.js'
-import { toToolError } from './tools.js'
+import { runTool, toToolError } from './tools.js'
 
 export interface MergeOptions {
   source: MediaInfo
@@ -55,11 +55,74 @@ async function freePath (dir: string, stem: string, ext: string): Promise<string
   return candidate
 }
 
-/** mkvmerge's v2 timestamp file: one line per frame, in display order, in milliseconds. */
-export function timestampFileV2 (source: MediaInfo): string {
+/**
+ * mkvmerge's v2 timestamp file: one line per frame, in display order, in milliseconds, moved by
+ * `shiftSec` (never below 0, which Matroska cannot hold).
+ */
+export function timestampFileV2 (source: MediaInfo, shiftSec = 0): string {
   const lines = ['# timestamp format v2']
-  for (const f of source.video.frames) lines.push((f.time * 1000).toFixed(6).replace(/\.?0+$/, ''))
+  for (const f of source.video.frames) lines.push((Math.max(0, f.time + shiftSec) * 1000).toFixed(6).replace(/\.?0+$/, '') || '0')
   return lines.join('\n') + '\n'
+}
+
+function mergeArgs (source: MediaInfo, outPath: string, tcPath: string, videoPath: string): string[] {
+  const v = source.video
+  const args = ['--quiet', '--output', outPath]
+  if (v.language !== undefined) args.push('--language', `0:${v.language}`)
+  if (v.title !== undefined) args.push('--track-name', `0:${v.title}`)
+  args.push('--default-track-flag', `0:${v.default ? 'yes' : 'no'}`)
+  if (v.forced) args.push('--forced-display-flag', '0:yes')
+  args.push('--timestamps', `0:${tcPath}`, videoPath)
+  // Everything but the source's video: mkvmerge keeps track properties, attachments, chapters and tags.
+  args.push('--no-video', source.path)
+  return args
+}
+
+/** Runs mkvmerge; its warnings (exit code 1) are returned, anything worse is thrown. */
+async function runMkvmerge (args: string[], outDir: string, signal?: AbortSignal): Promise<string[]> {
+  try {
+    await execa('mkvmerge', args, { cancelSignal: signal, stdin: 'ignore' })
+    return []
+  } catch (err) {
+    const e = err as { exitCode?: number, stdout?: string }
+    if (e.exitCode === 1) return String(e.stdout ?? '').split('\n').filter(l => l.startsWith('Warning'))
+    if (signal?.aborted === true) throw new AbortError('merge aborted')
+    throw toToolError('mkvmerge', err, `merging into ${outDir}`)
+  }
+}
+
+/** Where each track starts, by ffprobe (first packet, edit lists applied), per type in file order. */
+export async function trackStarts (path: string, signal?: AbortSignal): Promise<Array<{ type: string, start: number }>> {
+  const r = await runTool('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_type,start_time:stream_disposition=attached_pic', '-of', 'json', path],
+    `reading track start times of ${path}`, signal !== undefined ? { signal } : {})
+  const streams = (JSON.parse(r.stdout) as { streams?: Array<{ codec_type?: string, start_time?: string, disposition?: { attached_pic?: number } }> }).streams ?? []
+  return streams
+    .filter(x => x.codec_type !== 'attachment' && x.disposition?.attached_pic !== 1 && x.start_time !== undefined && Number.isFinite(Number(x.start_time)))
+    .map(x => ({ type: x.codec_type ?? 'data', start: Number(x.start_time) }))
+}
+
+/**
+ * How far the video must move so every other track keeps its offset to it: the shift mkvmerge gave
+ * the source's other tracks (the k-th audio of the output against the k-th audio of the source,
+ * and so on), minus the shift the video got. 0 when they agree within half a millisecond.
+ */
+async function videoShiftToKeepOffsets (sourcePath: string, outputPath: string, signal?: AbortSignal): Promise<number> {
+  const [src, out] = await Promise.all([trackStarts(sourcePath, signal), trackStarts(outputPath, signal)])
+  const srcVideo = src.find(t => t.type === 'video')
+  const outVideo = out.find(t => t.type === 'video')
+  if (srcVideo === undefined || outVideo === undefined) return 0
+  const shifts: number[] = []
+  for (const type of new Set(src.filter(t => t.type !== 'video').map(t => t.type))) {
+    const a = src.filter(t => t.type === type)
+    const b = out.filter(t => t.type === type)
+    for (let k = 0; k < Math.min(a.length, b.length); k++) shifts.push((b[k] as { start: number }).start - (a[k] as { start: number }).start)
+  }
+  if (shifts.length === 0) return 0
+  shifts.sort((x, y) => x - y)
+  const othersShift = shifts[Math.floor(shifts.length / 2)] as number
+  const videoShift = outVideo.start - srcVideo.start
+  const drift = othersShift - videoShift
+  return Math.abs(drift) < 0.0005 ? 0 : drift
 }
 
 /**
@@ -88,27 +151,20 @@ export async function mergeChunks (o: MergeOptions): Promise<MergeResult> {
   const outDir = explicit ? dirname(o.outputPath as string) : dirname(source.path)
   await mkdir(outDir, { recursive: true })
   const tmpPath = join(outDir, `.swarm-merge-${process.pid}-${Date.now()}.mkv`)
-  const v = source.video
-  const args = ['--quiet', '--output', tmpPath]
-  if (v.language !== undefined) args.push('--language', `0:${v.language}`)
-  if (v.title !== undefined) args.push('--track-name', `0:${v.title}`)
-  args.push('--default-track-flag', `0:${v.default ? 'yes' : 'no'}`)
-  if (v.forced) args.push('--forced-display-flag', '0:yes')
-  args.push('--timestamps', `0:${tcPath}`, videoPath)
-  // Everything but the source's video: mkvmerge keeps track properties, attachments, chapters and tags.
-  args.push('--no-video', source.path)
   const warnings: string[] = []
   try {
-    await execa('mkvmerge', args, { cancelSignal: o.signal, stdin: 'ignore' })
-  } catch (err) {
-    const e = err as { exitCode?: number, stdout?: string }
-    if (e.exitCode === 1) {
-      warnings.push(...String(e.stdout ?? '').split('\n').filter(l => l.startsWith('Warning')))
-    } else {
-      await rm(tmpPath, { force: true })
-      if (o.signal?.aborted === true) throw new AbortError('merge aborted')
-      throw toToolError('mkvmerge', err, `merging into ${outDir}`)
+    warnings.push(...await runMkvmerge(mergeArgs(source, tmpPath, tcPath, videoPath), outDir, o.signal))
+    // mkvmerge moves the source's other tracks (a TS that starts at 10 s comes out starting at 0;
+    // MP4 edit lists shift audio) while the timestamp file places the video where it says: measure
+    // where they landed, and mux again with the video moved by the same amount if they drifted apart.
+    const shiftSec = await videoShiftToKeepOffsets(source.path, tmpPath, o.signal)
+    if (shiftSec !== 0) {
+      await writeFile(tcPath, timestampFileV2(source, shiftSec))
+      warnings.push(...await runMkvmerge(mergeArgs(source, tmpPath, tcPath, videoPath), outDir, o.signal))
     }
+  } catch (err) {
+    await rm(tmpPath, { force: true })
+    throw err
   }
   const crc = await crc32File(tmpPath)
   let finalPath: string

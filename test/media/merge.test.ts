@@ -1,0 +1,56 @@
+/**
+ * The merge keeps every track where it was relative to the video, whatever the source's container
+ * did with its start times: a TS that starts at 11.4 s, an MP4 with edit lists.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { encodeFileLocally, timestampFileV2, trackStarts } from '../../src/media/index.js'
+import { ensureFixtures, type Fixtures } from '../fixtures.js'
+
+let fx: Fixtures
+let work: string
+beforeAll(async () => {
+  fx = await ensureFixtures()
+  work = await mkdtemp(join(tmpdir(), 'swarm-merge-'))
+})
+afterAll(async () => { await rm(work, { recursive: true, force: true }) })
+
+/** Each track's start minus the video's, in file order, per type. */
+async function offsets (path: string): Promise<Array<{ type: string, offsetMs: number }>> {
+  const starts = await trackStarts(path)
+  const video = starts.find(t => t.type === 'video')?.start ?? 0
+  return starts.filter(t => t.type !== 'video').map(t => ({ type: t.type, offsetMs: (t.start - video) * 1000 }))
+}
+
+describe('merge', () => {
+  it('keeps the audio 0.4 s after the video for a TS that starts at 11.4 s (it used to come out 11 s apart)', async () => {
+    const src = await offsets(fx.offsetTs)
+    expect(src).toHaveLength(1)
+    expect(src[0]?.offsetMs).toBeGreaterThan(350)
+    expect(src[0]?.offsetMs).toBeLessThan(450)
+    const report = await encodeFileLocally(fx.offsetTs, '--preset ultrafast --crf 30', { workDir: join(work, 'ts'), outputPath: join(work, 'ts.mkv') })
+    const out = await offsets(report.output.path)
+    expect(out.map(t => t.type)).toEqual(['audio'])
+    // Matroska keeps milliseconds.
+    expect(Math.abs((out[0]?.offsetMs ?? 0) - (src[0]?.offsetMs ?? 0))).toBeLessThanOrEqual(1)
+    // And like a plain mkvmerge of the TS, the output starts at 0, not at 11.4 s.
+    expect((await trackStarts(report.output.path)).find(t => t.type === 'video')?.start).toBeLessThan(0.001)
+  })
+
+  it('keeps every track\'s offset for the VFR MP4 (edit lists, AAC priming)', async () => {
+    const src = await offsets(fx.vfrMp4)
+    const report = await encodeFileLocally(fx.vfrMp4, '--preset ultrafast --crf 30', { workDir: join(work, 'mp4'), outputPath: join(work, 'mp4.mkv') })
+    const out = await offsets(report.output.path)
+    expect(out.map(t => t.type)).toEqual(src.map(t => t.type))
+    for (const [i, t] of out.entries()) expect(Math.abs(t.offsetMs - (src[i]?.offsetMs ?? 0))).toBeLessThanOrEqual(1)
+  })
+
+  it('writes a timestamp file moved by a shift, never below 0', () => {
+    const source = { video: { frames: [{ time: 11.4 }, { time: 11.4333 }, { time: 11.5 }] } } as unknown as Parameters<typeof timestampFileV2>[0]
+    expect(timestampFileV2(source)).toBe('# timestamp format v2\n11400\n11433.3\n11500\n')
+    expect(timestampFileV2(source, -11.4)).toBe('# timestamp format v2\n0\n33.3\n100\n')
+    expect(timestampFileV2(source, -12)).toBe('# timestamp format v2\n0\n0\n0\n')
+  })
+})
