@@ -11,7 +11,7 @@ import { crc32File } from '../src/media/index.js'
 import { makeOpenGop10bit, x264FromLavfi } from '../scripts/sample.js'
 
 /** Bump when a fixture's recipe changes, so stale caches are not reused. */
-const FIXTURE_VERSION = 5
+const FIXTURE_VERSION = 6
 export const FIXTURE_DIR = join(tmpdir(), `swarm-fixtures-v${FIXTURE_VERSION}`)
 
 export interface Fixtures {
@@ -30,6 +30,11 @@ export interface Fixtures {
    * output_ts_offset plus the muxer's own 1.4 s), audio 0.4 s after it. 6 s at 30000/1001 fps.
    */
   offsetTs: string
+  /**
+   * An MP4 whose video states its colour (tv range, BT.709 primaries, transfer and matrix, chroma
+   * left) and a 16:15 sample aspect ratio, with two audio tracks: eng (default) and jpn (not default).
+   */
+  taggedMp4: string
 }
 
 function paths (): Fixtures {
@@ -39,7 +44,8 @@ function paths (): Fixtures {
     shortClip: join(FIXTURE_DIR, 'short.mkv'),
     awkwardName: join(FIXTURE_DIR, 'names', 'Show\'s "Best" - 01 [v2] [CRC].mkv'),
     wrongCrc: join(FIXTURE_DIR, 'names', 'Broken - 02 [DEADBEEF].mkv'),
-    offsetTs: join(FIXTURE_DIR, 'offset-10s.ts')
+    offsetTs: join(FIXTURE_DIR, 'offset-10s.ts'),
+    taggedMp4: join(FIXTURE_DIR, 'tagged-bt709.mp4')
   }
 }
 
@@ -48,6 +54,15 @@ async function makeOffsetTs (_work: string, out: string): Promise<void> {
     '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=30000/1001:duration=6', '-itsoffset', '0.4', '-f', 'lavfi', '-i', 'sine=frequency=440:duration=5',
     '-map', '0:v', '-map', '1:a', '-c:v', 'libx264', '-preset', 'veryfast', '-g', '48', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '64k',
     '-output_ts_offset', '10', '-f', 'mpegts', out])
+}
+
+async function makeTaggedMp4 (_work: string, out: string): Promise<void> {
+  await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y',
+    '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=25:duration=3', '-f', 'lavfi', '-i', 'sine=duration=3', '-f', 'lavfi', '-i', 'sine=frequency=880:duration=3',
+    '-map', '0:v', '-map', '1:a', '-map', '2:a', '-vf', 'setsar=16/15', '-c:v', 'libx264', '-preset', 'veryfast', '-g', '25', '-pix_fmt', 'yuv420p',
+    '-color_range', 'tv', '-color_primaries', 'bt709', '-color_trc', 'bt709', '-colorspace', 'bt709', '-chroma_sample_location', 'left',
+    '-c:a', 'aac', '-b:a', '64k', '-metadata:s:a:0', 'language=eng', '-metadata:s:a:1', 'language=jpn',
+    '-disposition:a:0', 'default', '-disposition:a:1', '0', '-f', 'mp4', out])
 }
 
 async function makeVfrMp4 (work: string, out: string): Promise<void> {
@@ -84,6 +99,7 @@ export async function ensureFixtures (): Promise<Fixtures> {
   await build(p.vfrMp4, makeVfrMp4)
   await build(p.shortClip, makeShortClip)
   await build(p.offsetTs, makeOffsetTs)
+  await build(p.taggedMp4, makeTaggedMp4)
   // The awkward name carries the real CRC32 of its content.
   const awkwardTmp = join(work, 'awkward.mkv')
   await x264FromLavfi(work, join(work, 'aw.264'), { seconds: 2, pixFmt: 'yuv420p', x264: ['--preset', 'veryfast', '--keyint', '24'] })

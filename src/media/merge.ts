@@ -65,17 +65,64 @@ export function timestampFileV2 (source: MediaInfo, shiftSec = 0): string {
   return lines.join('\n') + '\n'
 }
 
-function mergeArgs (source: MediaInfo, outPath: string, tcPath: string, videoPath: string): string[] {
+/** The source's tracks as mkvmerge numbers them (`mkvmerge -J`), which its track options need. */
+async function mkvmergeTracks (path: string, signal?: AbortSignal): Promise<Array<{ id: number, type: string }>> {
+  const r = await runTool('mkvmerge', ['-J', path], `identifying the tracks of ${path}`, signal !== undefined ? { signal } : {})
+  const tracks = (JSON.parse(r.stdout) as { tracks?: Array<{ id?: number, type?: string }> }).tracks ?? []
+  return tracks.filter(t => typeof t.id === 'number').map(t => ({ id: t.id as number, type: t.type === 'subtitles' ? 'subtitle' : t.type ?? 'data' }))
+}
+
+/**
+ * Language, name, default and forced flags of every other track, passed explicitly: mkvmerge
+ * reads some of them differently from the source (an MP4's language can come out `und`), and
+ * ffprobe's reading is the one a plain ffmpeg remux keeps. Tracks are paired by type and order.
+ */
+export function trackPropertyArgs (source: Pick<MediaInfo, 'streams' | 'video'>, tracks: Array<{ id: number, type: string }>): string[] {
+  const args: string[] = []
+  const others = source.streams.filter(x => x.index !== source.video.streamIndex && !x.attachedPic && (x.type === 'audio' || x.type === 'subtitle'))
+  for (const type of ['audio', 'subtitle']) {
+    const ours = others.filter(x => x.type === type)
+    const theirs = tracks.filter(t => t.type === type)
+    for (let k = 0; k < Math.min(ours.length, theirs.length); k++) {
+      const st = ours[k] as MediaInfo['streams'][number]
+      const id = (theirs[k] as { id: number }).id
+      if (st.language !== undefined && st.language !== 'und') args.push('--language', `${id}:${st.language}`)
+      if (st.title !== undefined && st.title !== '') args.push('--track-name', `${id}:${st.title}`)
+      args.push('--default-track-flag', `${id}:${st.default ? 'yes' : 'no'}`)
+      if (st.forced) args.push('--forced-display-flag', `${id}:yes`)
+    }
+  }
+  return args
+}
+
+function mergeArgs (source: MediaInfo, outPath: string, tcPath: string, videoPath: string, sourceTrackArgs: string[] = []): string[] {
   const v = source.video
   const args = ['--quiet', '--output', outPath]
   if (v.language !== undefined) args.push('--language', `0:${v.language}`)
   if (v.title !== undefined) args.push('--track-name', `0:${v.title}`)
   args.push('--default-track-flag', `0:${v.default ? 'yes' : 'no'}`)
   if (v.forced) args.push('--forced-display-flag', '0:yes')
+  const dims = displayDimensions(v)
+  if (dims !== undefined) args.push('--display-dimensions', `0:${dims}`)
   args.push('--timestamps', `0:${tcPath}`, videoPath)
   // Everything but the source's video: mkvmerge keeps track properties, attachments, chapters and tags.
-  args.push('--no-video', source.path)
+  args.push('--no-video', ...sourceTrackArgs, source.path)
   return args
+}
+
+/**
+ * Matroska states the aspect ratio as display dimensions; mkvmerge rounds what it reads from the
+ * H.264 stream to whole pixels (320x180 at 16:15 becomes 341x180, a SAR of 341:320). Dimensions
+ * in the exact ratio keep the source's SAR, and players scale to their ratio, not their size.
+ */
+export function displayDimensions (v: Pick<MediaInfo['video'], 'width' | 'height' | 'colour'>): string | undefined {
+  const m = /^(\d+):(\d+)$/.exec(v.colour?.sar ?? '')
+  if (m === null || v.width <= 0 || v.height <= 0) return undefined
+  const w = v.width * Number(m[1])
+  const h = v.height * Number(m[2])
+  const gcd = (a: number, b: number): number => b === 0 ? a : gcd(b, a % b)
+  const g = gcd(w, h)
+  return `${w / g}x${h / g}`
 }
 
 /** Runs mkvmerge; its warnings (exit code 1) are returned, anything worse is thrown. */
@@ -152,15 +199,16 @@ export async function mergeChunks (o: MergeOptions): Promise<MergeResult> {
   await mkdir(outDir, { recursive: true })
   const tmpPath = join(outDir, `.swarm-merge-${process.pid}-${Date.now()}.mkv`)
   const warnings: string[] = []
+  const trackArgs = trackPropertyArgs(source, await mkvmergeTracks(source.path, o.signal))
   try {
-    warnings.push(...await runMkvmerge(mergeArgs(source, tmpPath, tcPath, videoPath), outDir, o.signal))
+    warnings.push(...await runMkvmerge(mergeArgs(source, tmpPath, tcPath, videoPath, trackArgs), outDir, o.signal))
     // mkvmerge moves the source's other tracks (a TS that starts at 10 s comes out starting at 0;
     // MP4 edit lists shift audio) while the timestamp file places the video where it says: measure
     // where they landed, and mux again with the video moved by the same amount if they drifted apart.
     const shiftSec = await videoShiftToKeepOffsets(source.path, tmpPath, o.signal)
     if (shiftSec !== 0) {
       await writeFile(tcPath, timestampFileV2(source, shiftSec))
-      warnings.push(...await runMkvmerge(mergeArgs(source, tmpPath, tcPath, videoPath), outDir, o.signal))
+      warnings.push(...await runMkvmerge(mergeArgs(source, tmpPath, tcPath, videoPath, trackArgs), outDir, o.signal))
     }
   } catch (err) {
     await rm(tmpPath, { force: true })

@@ -5,6 +5,7 @@ import { VerificationError } from './errors.js'
 import { checkSourceCrc, mergeChunks, type MergeResult } from './merge.js'
 import { planChunks, type ChunkPlan, type PlanOptions } from './plan.js'
 import { probeMedia, type MediaInfo } from './probe.js'
+import { effectiveSettings } from './colour.js'
 import { parseX264Settings } from './settings.js'
 import { cutSegment, extractVideo, splitInOnePass, splitsInOnePass, type Segment } from './split.js'
 import { verifyEncodedChunk } from './verify.js'
@@ -46,11 +47,13 @@ export async function verifyMergedOutput (source: MediaInfo, outputPath: string)
  */
 export async function encodeFileLocally (sourcePath: string, settingsString: string, o: LocalEncodeOptions): Promise<LocalEncodeReport> {
   const t0 = performance.now()
-  const settings = parseX264Settings(settingsString)
+  // Checked before any work; the chunks get the source's colour description added (colour.ts).
+  parseX264Settings(settingsString)
   o.onStage?.('probe', sourcePath)
   await checkSourceCrc(sourcePath)
   const source = await probeMedia(sourcePath, { signal: o.signal })
   const plan = planChunks(source, o)
+  const settings = effectiveSettings(settingsString, source.video)
   await mkdir(o.workDir, { recursive: true })
   o.onStage?.('split', `${plan.chunks.length} chunks`)
   const segmentPath = (index: number): string => join(o.workDir, `segment-${index}.mkv`)

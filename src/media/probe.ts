@@ -54,6 +54,35 @@ export interface VideoInfo {
   title?: string
   default: boolean
   forced: boolean
+  /** The colour description and sample aspect ratio as ffprobe names them; absent when unknown. */
+  colour: VideoColour
+}
+
+export interface VideoColour {
+  range?: string
+  primaries?: string
+  transfer?: string
+  matrix?: string
+  chromaLocation?: string
+  /** Sample aspect ratio as `num:den`, only when it is not square (1:1) or undefined (0:1). */
+  sar?: string
+}
+
+/** ffprobe's names for unknown values: nothing to carry over. */
+const UNKNOWN_COLOUR = new Set(['unknown', 'unspecified', 'reserved', 'N/A', ''])
+
+export function videoColourOf (s: Pick<FfprobeStream, 'color_range' | 'color_primaries' | 'color_transfer' | 'color_space' | 'chroma_location' | 'sample_aspect_ratio'>): VideoColour {
+  const known = (v: string | undefined): string | undefined => v === undefined || UNKNOWN_COLOUR.has(v) ? undefined : v
+  const sar = /^(\d+):(\d+)$/.exec(s.sample_aspect_ratio ?? '')
+  const colour: VideoColour = {}
+  const set = (key: keyof VideoColour, v: string | undefined): void => { if (v !== undefined) colour[key] = v }
+  set('range', known(s.color_range))
+  set('primaries', known(s.color_primaries))
+  set('transfer', known(s.color_transfer))
+  set('matrix', known(s.color_space))
+  set('chromaLocation', known(s.chroma_location))
+  if (sar !== null && Number(sar[1]) > 0 && Number(sar[2]) > 0 && sar[1] !== sar[2]) colour.sar = `${sar[1]}:${sar[2]}`
+  return colour
 }
 
 export interface MediaInfo {
@@ -95,6 +124,12 @@ interface FfprobeStream {
   duration?: string
   tags?: Record<string, string>
   disposition?: Record<string, number>
+  color_range?: string
+  color_primaries?: string
+  color_transfer?: string
+  color_space?: string
+  chroma_location?: string
+  sample_aspect_ratio?: string
 }
 
 function tag (tags: Record<string, string> | undefined, key: string): string | undefined {
@@ -205,7 +240,8 @@ export async function probeMedia (path: string, options: RunOptions = {}): Promi
     ...(tag(videoStream.tags, 'language') !== undefined ? { language: tag(videoStream.tags, 'language') } : {}),
     ...(tag(videoStream.tags, 'title') !== undefined ? { title: tag(videoStream.tags, 'title') } : {}),
     default: videoStream.disposition?.default === 1,
-    forced: videoStream.disposition?.forced === 1
+    forced: videoStream.disposition?.forced === 1,
+    colour: videoColourOf(videoStream)
   }
   return {
     path,

@@ -6,7 +6,8 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { encodeFileLocally, timestampFileV2, trackStarts } from '../../src/media/index.js'
+import { execa } from 'execa'
+import { effectiveSettings, encodeFileLocally, probeMedia, timestampFileV2, trackPropertyArgs, trackStarts } from '../../src/media/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 
 let fx: Fixtures
@@ -45,6 +46,43 @@ describe('merge', () => {
     const out = await offsets(report.output.path)
     expect(out.map(t => t.type)).toEqual(src.map(t => t.type))
     for (const [i, t] of out.entries()) expect(Math.abs(t.offsetMs - (src[i]?.offsetMs ?? 0))).toBeLessThanOrEqual(1)
+  })
+
+  it('carries the colour description and sample aspect ratio into the encode, and every audio track\'s language and default flag', async () => {
+    const source = await probeMedia(fx.taggedMp4)
+    expect(source.video.colour).toEqual({ range: 'tv', primaries: 'bt709', transfer: 'bt709', matrix: 'bt709', chromaLocation: 'left', sar: '16:15' })
+    const report = await encodeFileLocally(fx.taggedMp4, '--preset ultrafast --crf 30', { workDir: join(work, 'tagged'), outputPath: join(work, 'tagged.mkv') })
+    const out = await probeMedia(report.output.path)
+    // It used to read "unknown" for all four, and a square SAR.
+    expect(out.video.colour).toEqual(source.video.colour)
+    const audio = (info: typeof source): Array<{ language?: string, default: boolean }> => info.streams.filter(x => x.type === 'audio').map(x => ({ language: x.language, default: x.default }))
+    expect(audio(out)).toEqual([{ language: 'eng', default: true }, { language: 'jpn', default: false }])
+    expect(audio(out)).toEqual(audio(source))
+  })
+
+  it('lets the user\'s settings win over the source\'s colour, and leaves unknown values out', () => {
+    const video = { colour: { range: 'tv', primaries: 'bt709', transfer: 'gamma28', matrix: 'ycgco', sar: '16:15' } }
+    expect(effectiveSettings('--crf 18 --colorprim bt470bg --sar 1:1', video).args).toEqual(
+      ['--crf', '18', '--colorprim', 'bt470bg', '--sar', '1:1', '--range', 'tv', '--transfer', 'bt470bg', '--colormatrix', 'YCgCo'])
+    expect(effectiveSettings('--crf 18', { colour: {} }).args).toEqual(['--crf', '18'])
+  })
+
+  it('names every audio and subtitle track\'s language, name and flags to mkvmerge explicitly', () => {
+    const source = {
+      video: { streamIndex: 0 },
+      streams: [
+        { index: 0, type: 'video', default: true, forced: false, attachedPic: false },
+        { index: 1, type: 'audio', language: 'eng', title: 'Main', default: true, forced: false, attachedPic: false },
+        { index: 2, type: 'subtitle', language: 'und', default: false, forced: true, attachedPic: false },
+        { index: 3, type: 'audio', language: 'jpn', default: false, forced: false, attachedPic: false }
+      ]
+    } as unknown as Parameters<typeof trackPropertyArgs>[0]
+    const tracks = [{ id: 0, type: 'video' }, { id: 1, type: 'audio' }, { id: 2, type: 'subtitle' }, { id: 3, type: 'audio' }]
+    expect(trackPropertyArgs(source, tracks)).toEqual([
+      '--language', '1:eng', '--track-name', '1:Main', '--default-track-flag', '1:yes',
+      '--language', '3:jpn', '--default-track-flag', '3:no',
+      '--default-track-flag', '2:no', '--forced-display-flag', '2:yes'
+    ])
   })
 
   it('writes a timestamp file moved by a shift, never below 0', () => {
