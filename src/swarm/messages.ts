@@ -115,7 +115,11 @@ export const PlainAnswer = z.discriminatedUnion('ok', [z.object({ ok: z.literal(
 export const ChunkRequest = z.object(LeaseRef).strict()
 export type ChunkRequest = z.infer<typeof ChunkRequest>
 
-const Rational = z.object({ num: z.number().int().min(1).max(1_000_000), den: z.number().int().min(1).max(1_000_000) }).strict()
+/**
+ * Any rational ffprobe reports and x264's --fps takes (32-bit signed terms): screen recorders and
+ * phones give rates like 243090000/8111111, which a tighter bound made every peer refuse.
+ */
+const Rational = z.object({ num: z.number().int().min(1).max(0x7fffffff), den: z.number().int().min(1).max(0x7fffffff) }).strict()
 
 export const SegmentMeta = z.object({
   frames: z.number().int().min(1).max(10_000_000),

@@ -197,6 +197,7 @@ describe('field rules', () => {
     ['a result of zero bytes', ResultRequest, () => ({ jobId: JOB, chunk: 3, leaseId: LEASE_ID, size: 1, sha256: JOB }), 'size', 0],
     ['a sha256 that is not hex', ResultRequest, () => ({ jobId: JOB, chunk: 3, leaseId: LEASE_ID, size: 1, sha256: JOB }), 'sha256', 'Z'.repeat(64)],
     ['a frame rate of zero', SegmentMeta, meta, 'frameRate.den', 0],
+    ['a frame rate past 32 bits', SegmentMeta, meta, 'frameRate.num', 2 ** 31],
     ['a null select time', SegmentMeta, meta, 'selectFromTime', null],
     ['a pixel format with a path in it', SegmentMeta, meta, 'pixFmt', '../../etc/passwd'],
     ['a huge width', SegmentMeta, meta, 'width', 16385]
@@ -223,6 +224,8 @@ describe('field rules', () => {
     expect(parseFrame(JobAnnouncement, bytes({ ...announcement(), name: 'n'.repeat(512) }), 'x').name).toHaveLength(512)
     expect(parseFrame(JobAnnouncement, bytes({ ...announcement(), addrs: Array.from({ length: 16 }, () => '/ip4/1.2.3.4/tcp/1') }), 'x').addrs).toHaveLength(16)
     expect(parseFrame(JobWithdrawal, bytes({ ...withdrawal(), seq: Number.MAX_SAFE_INTEGER }), 'x').seq).toBe(Number.MAX_SAFE_INTEGER)
+    // A screen recorder's frame rate crosses the wire as it is (it used to be refused past 1,000,000).
+    expect(parseFrame(SegmentMeta, bytes({ ...meta(), frameRate: { num: 243090000, den: 8111111 } }), 'x').frameRate).toEqual({ num: 243090000, den: 8111111 })
     // A CIDv1 (base32) peer id is accepted as well as a base58 one.
     expect(parseFrame(Claim, bytes({ ...claim(), claimant: 'b' + 'a'.repeat(58) }), 'x').claimant).toBe('b' + 'a'.repeat(58))
   })
