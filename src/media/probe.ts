@@ -213,7 +213,7 @@ export async function probeMedia (path: string, options: RunOptions = {}): Promi
   frames.forEach((f, i) => { f.displayIndex = i })
   for (let i = 1; i < frames.length; i++) {
     if ((frames[i] as VideoFrame).pts === (frames[i - 1] as VideoFrame).pts) {
-      throw new SourceError(`${path}: two video frames share timestamp ${(frames[i] as VideoFrame).time.toFixed(6)}s; remux the file to MKV first`)
+      throw new SourceError(`${path}: two video frames share timestamp ${(frames[i] as VideoFrame).time.toFixed(6)}s; remux it with mkvmerge, which rewrites the timestamps (mkvmerge -o fixed.mkv "${path}"), and add fixed.mkv`)
     }
   }
 

@@ -24,6 +24,15 @@ const NUMBER_RE = /^[-+]?(\d+(\.\d*)?|\.\d+)$/
 const INT_RE = /^[-+]?\d+$/
 const num: ValueCheck = (v) => NUMBER_RE.test(v) ? undefined : 'must be a number'
 const int: ValueCheck = (v) => INT_RE.test(v) ? undefined : 'must be an integer'
+/**
+ * A number within x264's range. x264 clamps some out-of-range values without a word (--crf 99 is
+ * encoded as 51), which is never what the person meant.
+ */
+const numIn = (min: number, max: number, integer = false): ValueCheck => (v) => {
+  if (!(integer ? INT_RE : NUMBER_RE).test(v)) return integer ? 'must be an integer' : 'must be a number'
+  const n = Number(v)
+  return n >= min && n <= max ? undefined : `must be between ${min} and ${max}`
+}
 const keyint: ValueCheck = (v) => v === 'infinite' || INT_RE.test(v) ? undefined : 'must be an integer or "infinite"'
 /** Values like "1.0:0.15", "-1:-1", "0,1,2": numbers and separators, nothing that could be a path. */
 const numericTuple: ValueCheck = (v) => /^[-+0-9.:,x]+$/.test(v) ? undefined : 'must be numbers separated by ":" or ","'
@@ -44,13 +53,13 @@ const ALLOWED: Record<string, OptionSpec> = {
   'no-scenecut': flag,
   scenecut: value(int),
   'intra-refresh': flag,
-  bframes: value(int),
-  'b-adapt': value(int),
+  bframes: value(numIn(0, 16, true)),
+  'b-adapt': value(numIn(0, 2, true)),
   'b-bias': value(int),
   'b-pyramid': value(oneOf(['none', 'strict', 'normal', '0', '1', '2'])),
   'open-gop': flag,
   'no-cabac': flag,
-  ref: value(int),
+  ref: value(numIn(1, 16, true)),
   'no-deblock': flag,
   deblock: value(numericTuple),
   slices: value(int),
@@ -63,22 +72,22 @@ const ALLOWED: Record<string, OptionSpec> = {
   'constrained-intra': flag,
   'fake-interlaced': flag,
   'frame-packing': value(int),
-  qp: value(int),
+  qp: value(numIn(0, 81, true)),
   bitrate: value(int),
-  crf: value(num),
+  crf: value(numIn(-12, 51)),
   'rc-lookahead': value(int),
   'vbv-maxrate': value(int),
   'vbv-bufsize': value(int),
   'vbv-init': value(num),
-  'crf-max': value(num),
-  qpmin: value(int),
-  qpmax: value(int),
+  'crf-max': value(numIn(-12, 51)),
+  qpmin: value(numIn(0, 81, true)),
+  qpmax: value(numIn(0, 81, true)),
   qpstep: value(int),
   ratetol: value(num),
   ipratio: value(num),
   pbratio: value(num),
   'chroma-qp-offset': value(int),
-  'aq-mode': value(int),
+  'aq-mode': value(numIn(0, 3, true)),
   'aq-strength': value(num),
   'no-mbtree': flag,
   qcomp: value(num),
@@ -92,13 +101,13 @@ const ALLOWED: Record<string, OptionSpec> = {
   merange: value(int),
   mvrange: value(int),
   'mvrange-thread': value(int),
-  subme: value(int),
+  subme: value(numIn(0, 11, true)),
   'psy-rd': value(numericTuple),
   'no-psy': flag,
   'no-mixed-refs': flag,
   'no-chroma-me': flag,
   'no-8x8dct': flag,
-  trellis: value(int),
+  trellis: value(numIn(0, 2, true)),
   'no-fast-pskip': flag,
   'no-dct-decimate': flag,
   nr: value(int),
@@ -253,8 +262,14 @@ export interface X264Settings {
   profile?: string
 }
 
+/** A value for a message: quoted, at most about 80 characters (a settings string can be 4 KiB). */
+export function quoteShort (v: string, max = 80): string {
+  return JSON.stringify(v.length > max ? `${v.slice(0, max)}…` : v) + (v.length > max ? ` (${v.length} characters)` : '')
+}
+
 function refuse (option: string, why: string): never {
-  throw new SettingsError(`x264 settings: option ${option} is not allowed: ${why}`, option)
+  const shown = option.length > 80 ? `${option.slice(0, 80)}… (${option.length} characters)` : option
+  throw new SettingsError(`x264 settings: option ${shown} is not allowed: ${why}`, option.slice(0, 80))
 }
 
 /**
@@ -290,7 +305,7 @@ export function parseX264Settings (raw: string): X264Settings {
       name = long
       if (word.length > 2) inlineValue = word.slice(2)
     } else {
-      throw new SettingsError(`x264 settings: unexpected argument "${word}": x264 would take it as an input or output file name`, word)
+      throw new SettingsError(`x264 settings: unexpected argument ${quoteShort(word)}: x264 would take it as an input or output file name`, word.slice(0, 80))
     }
     const refusedWhy = REFUSED[name]
     if (refusedWhy !== undefined) refuse(shown === `--${name}` ? shown : `${shown} (--${name})`, refusedWhy)
@@ -307,7 +322,7 @@ export function parseX264Settings (raw: string): X264Settings {
       val = words[++i] as string
     }
     const problem = spec.check?.(val)
-    if (problem !== undefined) throw new SettingsError(`x264 settings: value "${val}" of ${shown} ${problem}`, shown)
+    if (problem !== undefined) throw new SettingsError(`x264 settings: value ${quoteShort(val)} of ${shown} ${problem}`, shown)
     if (name === 'output-depth') outputDepth = val === '10' ? 10 : 8
     if (name === 'profile') profile = val
     args.push(`--${name}`, val)

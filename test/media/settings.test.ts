@@ -118,4 +118,21 @@ describe('parseX264Settings', () => {
     expect(() => parseX264Settings('--crf 18\n--output x')).toThrow(/control characters/)
     expect(() => parseX264Settings('--crf 18 '.repeat(1000))).toThrow(/too long/)
   })
+  it('refuses values outside x264\'s range, saying the range, instead of letting x264 clamp them', () => {
+    expect(() => parseX264Settings('--crf 99')).toThrow(/value "99" of --crf must be between -12 and 51/)
+    expect(() => parseX264Settings('--qp 100')).toThrow(/--qp must be between 0 and 81/)
+    expect(() => parseX264Settings('--bframes 17')).toThrow(/--bframes must be between 0 and 16/)
+    expect(() => parseX264Settings('--ref 0')).toThrow(/--ref must be between 1 and 16/)
+    expect(() => parseX264Settings('-b 2.5')).toThrow(/-b must be an integer/)
+    expect(parseX264Settings('--crf 51 --qpmax 81 --bframes 16 --ref 16 --crf-max 30.5').args).toContain('51')
+  })
+  it('quotes at most about 80 characters of a huge value or option in its message', () => {
+    const huge = 'x'.repeat(100_000)
+    for (const settings of [`--crf ${huge}`, `--${huge}`, `--crf 18 ${huge}`]) {
+      const err = (() => { try { parseX264Settings(settings.slice(0, 4096)) } catch (e) { return e as Error } })()
+      expect(err).toBeInstanceOf(SettingsError)
+      expect((err as Error).message.length).toBeLessThan(260)
+      expect((err as Error).message).toMatch(/…"? \(\d+ characters\)/)
+    }
+  })
 })
