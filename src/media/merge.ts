@@ -138,14 +138,32 @@ async function runMkvmerge (args: string[], outDir: string, signal?: AbortSignal
   }
 }
 
-/** Where each track starts, by ffprobe (first packet, edit lists applied), per type in file order. */
+/** How much of a file's start is read for its tracks' first packets (a whole file can be 40 GB). */
+const START_WINDOW_S = 60
+
+/**
+ * Where each track starts: its earliest packet time in the first minute of the file (edit lists
+ * applied), per type in file order. A stream with no packet that early (a sparse subtitle track)
+ * falls back to ffprobe's stream start, which for such a track is only an estimate.
+ */
 export async function trackStarts (path: string, signal?: AbortSignal): Promise<Array<{ type: string, start: number }>> {
-  const r = await runTool('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_type,start_time:stream_disposition=attached_pic', '-of', 'json', path],
-    `reading track start times of ${path}`, signal !== undefined ? { signal } : {})
-  const streams = (JSON.parse(r.stdout) as { streams?: Array<{ codec_type?: string, start_time?: string, disposition?: { attached_pic?: number } }> }).streams ?? []
-  return streams
-    .filter(x => x.codec_type !== 'attachment' && x.disposition?.attached_pic !== 1 && x.start_time !== undefined && Number.isFinite(Number(x.start_time)))
-    .map(x => ({ type: x.codec_type ?? 'data', start: Number(x.start_time) }))
+  const r = await runTool('ffprobe', ['-v', 'error', '-read_intervals', `%+${START_WINDOW_S}`,
+    '-show_entries', 'stream=index,codec_type,start_time:stream_disposition=attached_pic:packet=stream_index,pts_time', '-of', 'json', path],
+  `reading track start times of ${path}`, signal !== undefined ? { signal } : {})
+  const parsed = JSON.parse(r.stdout) as {
+    streams?: Array<{ index?: number, codec_type?: string, start_time?: string, disposition?: { attached_pic?: number } }>
+    packets?: Array<{ stream_index?: number, pts_time?: string }>
+  }
+  const first = new Map<number, number>()
+  for (const p of parsed.packets ?? []) {
+    const t = Number(p.pts_time)
+    if (p.stream_index === undefined || p.pts_time === undefined || !Number.isFinite(t)) continue
+    first.set(p.stream_index, Math.min(first.get(p.stream_index) ?? Infinity, t))
+  }
+  return (parsed.streams ?? [])
+    .filter(x => x.codec_type !== 'attachment' && x.disposition?.attached_pic !== 1)
+    .map(x => ({ type: x.codec_type ?? 'data', start: first.get(x.index ?? -1) ?? Number(x.start_time) }))
+    .filter(x => Number.isFinite(x.start))
 }
 
 /**

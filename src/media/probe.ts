@@ -56,6 +56,8 @@ export interface VideoInfo {
   forced: boolean
   /** The colour description and sample aspect ratio as ffprobe names them; absent when unknown. */
   colour: VideoColour
+  /** CEA-608/708 captions ride inside the video stream (H.264 SEI). */
+  closedCaptions: boolean
 }
 
 export interface VideoColour {
@@ -130,6 +132,14 @@ interface FfprobeStream {
   color_space?: string
   chroma_location?: string
   sample_aspect_ratio?: string
+  closed_captions?: number
+}
+
+/** A stream's duration: ffprobe's, or Matroska's DURATION tag (HH:MM:SS.nnnnnnnnn) where ffprobe has none. */
+function streamDuration (s: Pick<FfprobeStream, 'duration' | 'tags'>): number | undefined {
+  if (s.duration !== undefined && Number.isFinite(Number(s.duration))) return Number(s.duration)
+  const m = /^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$/.exec(tag(s.tags, 'duration') ?? '')
+  return m === null ? undefined : Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3])
 }
 
 function tag (tags: Record<string, string> | undefined, key: string): string | undefined {
@@ -178,7 +188,7 @@ export async function probeMedia (path: string, options: RunOptions = {}): Promi
     ...(s.pix_fmt !== undefined ? { pixFmt: s.pix_fmt } : {}),
     ...(s.channels !== undefined ? { channels: s.channels } : {}),
     ...(s.sample_rate !== undefined ? { sampleRate: Number(s.sample_rate) } : {}),
-    ...(s.duration !== undefined ? { durationSec: Number(s.duration) } : {}),
+    ...(streamDuration(s) !== undefined ? { durationSec: streamDuration(s) } : {}),
     tags: s.tags ?? {}
   }))
   const videoStream = (parsed.streams ?? []).find(s => s.codec_type === 'video' && s.disposition?.attached_pic !== 1)
@@ -241,7 +251,8 @@ export async function probeMedia (path: string, options: RunOptions = {}): Promi
     ...(tag(videoStream.tags, 'title') !== undefined ? { title: tag(videoStream.tags, 'title') } : {}),
     default: videoStream.disposition?.default === 1,
     forced: videoStream.disposition?.forced === 1,
-    colour: videoColourOf(videoStream)
+    colour: videoColourOf(videoStream),
+    closedCaptions: videoStream.closed_captions === 1
   }
   return {
     path,

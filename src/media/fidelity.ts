@@ -1,0 +1,184 @@
+import { basename } from 'node:path'
+import { runTool } from './tools.js'
+import { trackStarts } from './merge.js'
+import { probeMedia, type MediaInfo, type StreamInfo, type VideoColour } from './probe.js'
+import { parseX264Settings, type X264Settings } from './settings.js'
+
+/**
+ * The one place where "nothing lost" is decided: the merged output against its source, from
+ * metadata and packet times only (no decode). Every check says what the source had and what the
+ * output has, so a failed job can print the table.
+ */
+export interface FidelityCheck {
+  name: string
+  ok: boolean
+  source: string
+  output: string
+  /** Why it failed, or what was deliberately not carried. */
+  detail?: string
+}
+
+export interface FidelityReport {
+  ok: boolean
+  checks: FidelityCheck[]
+}
+
+/** Matroska stores times in milliseconds; half of one is rounding, a whole one is the promise. */
+const OFFSET_TOLERANCE_S = 0.001
+
+const COLOUR_OPTIONS: Record<keyof VideoColour, string> = {
+  range: 'range', primaries: 'colorprim', transfer: 'transfer', matrix: 'colormatrix', chromaLocation: 'chromaloc', sar: 'sar'
+}
+
+function describeTrack (s: StreamInfo): string {
+  const flags = [s.default ? 'default' : '', s.forced ? 'forced' : ''].filter(Boolean).join('+')
+  // Matroska writes "und" for a track without a language; other containers leave it out.
+  return `${s.type} ${s.codec}${s.language !== undefined && s.language !== 'und' ? ` ${s.language}` : ''}${s.title !== undefined ? ` "${s.title}"` : ''}${flags !== '' ? ` (${flags})` : ''}`
+}
+
+/** Audio and subtitle tracks: what the output must carry, in order. */
+const carriedTracks = (info: MediaInfo): StreamInfo[] => info.streams.filter(s => (s.type === 'audio' || s.type === 'subtitle') && !s.attachedPic)
+
+async function attachmentNames (path: string): Promise<string[]> {
+  const r = await runTool('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_type:stream_tags=filename', '-of', 'json', path], `listing attachments of ${path}`)
+  const streams = (JSON.parse(r.stdout) as { streams?: Array<{ codec_type?: string, tags?: { filename?: string } }> }).streams ?? []
+  return streams.filter(s => s.codec_type === 'attachment').map(s => s.tags?.filename ?? '?')
+}
+
+function frameChecks (source: MediaInfo, output: MediaInfo): FidelityCheck[] {
+  const sf = source.video.frames
+  const of = output.video.frames
+  const frames: FidelityCheck = { name: 'video frames', ok: sf.length === of.length, source: String(sf.length), output: String(of.length) }
+  let worst = 0
+  let worstAt = 0
+  const s0 = sf[0]?.time ?? 0
+  const o0 = of[0]?.time ?? 0
+  for (let i = 0; i < Math.min(sf.length, of.length); i++) {
+    const d = Math.abs(((of[i]?.time ?? 0) - o0) - ((sf[i]?.time ?? 0) - s0))
+    if (d > worst) { worst = d; worstAt = i }
+  }
+  const times: FidelityCheck = {
+    name: 'video timestamps',
+    ok: frames.ok && worst <= OFFSET_TOLERANCE_S,
+    source: `${sf.length} frames over ${((sf[sf.length - 1]?.time ?? 0) - s0).toFixed(3)} s`,
+    output: `largest difference ${(worst * 1000).toFixed(3)} ms (frame ${worstAt})`,
+    ...(worst > OFFSET_TOLERANCE_S ? { detail: 'a frame is shown at another time than in the source (more than 1 ms)' } : {})
+  }
+  return [frames, times]
+}
+
+function trackChecks (source: MediaInfo, output: MediaInfo): FidelityCheck[] {
+  const st = carriedTracks(source).map(describeTrack)
+  const ot = carriedTracks(output).map(describeTrack)
+  const checks: FidelityCheck[] = [{
+    name: 'tracks', ok: st.length === ot.length && st.every((t, i) => t === ot[i]), source: st.join('; ') || 'none', output: ot.join('; ') || 'none'
+  }]
+  const others = source.streams.filter(s => s.type !== 'video' && s.type !== 'audio' && s.type !== 'subtitle' && s.type !== 'attachment')
+  if (others.length > 0) {
+    checks.push({
+      name: 'data streams', ok: true, source: others.map(s => `${s.type} ${s.codec}`).join('; '), output: 'none',
+      detail: 'not carried: Matroska holds audio, video and subtitles only (a plain mkvmerge of the source drops them too)'
+    })
+  }
+  return checks
+}
+
+async function offsetChecks (source: MediaInfo, output: MediaInfo): Promise<FidelityCheck[]> {
+  const [ss, os] = await Promise.all([trackStarts(source.path), trackStarts(output.path)])
+  const sv = ss.find(t => t.type === 'video')?.start ?? 0
+  const ov = os.find(t => t.type === 'video')?.start ?? 0
+  const checks: FidelityCheck[] = []
+  for (const type of ['audio', 'subtitle']) {
+    const a = ss.filter(t => t.type === type)
+    const b = os.filter(t => t.type === type)
+    for (let k = 0; k < Math.min(a.length, b.length); k++) {
+      const so = (a[k]?.start ?? 0) - sv
+      const oo = (b[k]?.start ?? 0) - ov
+      const ok = Math.abs(so - oo) <= OFFSET_TOLERANCE_S
+      checks.push({
+        name: `${type} ${k + 1} start`, ok, source: `${(so * 1000).toFixed(1)} ms from video`, output: `${(oo * 1000).toFixed(1)} ms from video`,
+        ...(ok ? {} : { detail: `out of sync by ${((oo - so) * 1000).toFixed(1)} ms` })
+      })
+    }
+  }
+  // Durations from packet times (first timestamp to the end of the last packet): containers'
+  // own figures are estimates (a TS's can be off by a tenth of a second). An edit list or AAC
+  // priming may trim part of one frame, which mkvmerge keeps whole: one frame is the tolerance.
+  const [sd, od] = await Promise.all([audioSpans(source.path, source.durationSec), audioSpans(output.path, output.durationSec)])
+  for (let k = 0; k < Math.min(sd.length, od.length); k++) {
+    const a = sd[k] as { span: number, frame: number }
+    const b = od[k] as { span: number, frame: number }
+    const tolerance = Math.max(OFFSET_TOLERANCE_S, a.frame, b.frame)
+    const ok = Math.abs(a.span - b.span) <= tolerance + 1e-6
+    checks.push({
+      name: `audio ${k + 1} duration`, ok, source: `${a.span.toFixed(3)} s`, output: `${b.span.toFixed(3)} s`,
+      ...(ok ? {} : { detail: `differs by more than one audio frame (${(tolerance * 1000).toFixed(1)} ms)` })
+    })
+  }
+  return checks
+}
+
+/**
+ * Each audio track's span from its packets (first timestamp to the end of the last packet) and its
+ * longest packet. Only the first and last minute are read: the ends are all that a span needs.
+ */
+async function audioSpans (path: string, durationSec: number): Promise<Array<{ span: number, frame: number }>> {
+  const window = 60
+  const intervals = Number.isFinite(durationSec) && durationSec > 3 * window ? `%+${window},${(durationSec - window).toFixed(3)}%` : '%'
+  const r = await runTool('ffprobe', ['-v', 'error', '-read_intervals', intervals, '-select_streams', 'a', '-show_entries', 'packet=stream_index,pts_time,duration_time', '-of', 'compact=p=0:nk=1', path], `reading audio packets of ${path}`)
+  const spans = new Map<string, { first: number, end: number, frame: number }>()
+  for (const line of r.stdout.split('\n')) {
+    const [index, pts, duration] = line.split('|')
+    const t = Number(pts)
+    if (index === undefined || index === '' || !Number.isFinite(t)) continue
+    const d = Number.isFinite(Number(duration)) ? Number(duration) : 0
+    const span = spans.get(index)
+    if (span === undefined) spans.set(index, { first: t, end: t + d, frame: d })
+    else { span.first = Math.min(span.first, t); span.end = Math.max(span.end, t + d); span.frame = Math.max(span.frame, d) }
+  }
+  return [...spans.entries()].sort((a, b) => Number(a[0]) - Number(b[0])).map(([, v]) => ({ span: v.end - v.first, frame: v.frame }))
+}
+
+function colourCheck (source: MediaInfo, output: MediaInfo, settings: X264Settings | undefined): FidelityCheck {
+  const set = new Set((settings?.args ?? []).filter(a => a.startsWith('--')).map(a => a.slice(2)))
+  const fields = (Object.keys(COLOUR_OPTIONS) as Array<keyof VideoColour>).filter(k => !set.has(COLOUR_OPTIONS[k]))
+  const show = (c: VideoColour): string => fields.map(k => `${k} ${c[k] ?? 'unknown'}`).join(', ')
+  const ok = fields.every(k => source.video.colour[k] === output.video.colour[k])
+  return {
+    name: 'colour and aspect', ok, source: show(source.video.colour), output: show(output.video.colour),
+    ...(fields.length < 6 ? { detail: `${6 - fields.length} set by the settings, not compared` } : {})
+  }
+}
+
+/**
+ * Compares a merged output with its source: frame count and per-frame timestamps; every audio and
+ * subtitle track (type, codec, language, name, flags), its start relative to the video (1 ms) and
+ * duration; colour description and SAR (except what the settings set); chapters, attachments, and
+ * captions carried inside the video.
+ */
+export async function checkFidelity (source: MediaInfo, outputPath: string, o: { settings?: string | X264Settings } = {}): Promise<FidelityReport> {
+  const output = await probeMedia(outputPath)
+  const settings = typeof o.settings === 'string' ? parseX264Settings(o.settings) : o.settings
+  const [sa, oa] = await Promise.all([attachmentNames(source.path), attachmentNames(outputPath)])
+  const checks: FidelityCheck[] = [
+    ...frameChecks(source, output),
+    ...trackChecks(source, output),
+    ...await offsetChecks(source, output),
+    colourCheck(source, output, settings),
+    { name: 'chapters', ok: source.chapterCount === output.chapterCount, source: String(source.chapterCount), output: String(output.chapterCount) },
+    { name: 'attachments', ok: sa.join('\n') === oa.join('\n'), source: sa.join(', ') || 'none', output: oa.join(', ') || 'none' }
+  ]
+  if (source.video.closedCaptions) {
+    checks.push({
+      name: 'closed captions', ok: output.video.closedCaptions, source: 'CEA-608/708 in the video', output: output.video.closedCaptions ? 'present' : 'none',
+      ...(output.video.closedCaptions ? {} : { detail: 'captions inside the source video are not carried into the re-encode yet' })
+    })
+  }
+  return { ok: checks.every(c => c.ok), checks }
+}
+
+/** The checks as a table for a terminal or an error message. */
+export function formatFidelity (report: FidelityReport, outputPath?: string): string {
+  const rows = report.checks.map(c => `${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: source ${c.source}; output ${c.output}${c.detail !== undefined ? ` (${c.detail})` : ''}`)
+  return [`fidelity ${report.ok ? 'ok' : 'FAILED'}${outputPath !== undefined ? ` for ${basename(outputPath)}` : ''}`, ...rows.map(r => `  ${r}`)].join('\n')
+}

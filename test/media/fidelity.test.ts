@@ -1,0 +1,68 @@
+/**
+ * The fidelity check passes the outputs of every fixture (each with a quirk: open GOP and 10-bit
+ * with fonts and chapters, VFR MP4, a TS starting at 11.4 s, BT.709 with 16:15 SAR and two
+ * languages), and fails, naming the check, on outputs doctored to lose one thing each.
+ */
+import { execa } from 'execa'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { checkFidelity, encodeFileLocally, formatFidelity, probeMedia, type FidelityReport } from '../../src/media/index.js'
+import { ensureFixtures, type Fixtures } from '../fixtures.js'
+
+let fx: Fixtures
+let work: string
+const outputs = new Map<string, string>()
+beforeAll(async () => {
+  fx = await ensureFixtures()
+  work = await mkdtemp(join(tmpdir(), 'swarm-fidelity-'))
+})
+afterAll(async () => { await rm(work, { recursive: true, force: true }) })
+
+async function encoded (name: keyof Fixtures): Promise<string> {
+  const known = outputs.get(name)
+  if (known !== undefined) return known
+  const report = await encodeFileLocally(fx[name], '--preset ultrafast --crf 30', { workDir: join(work, `w-${name}`), outputPath: join(work, `${name}.mkv`) })
+  outputs.set(name, report.output.path)
+  return report.output.path
+}
+
+const failed = (r: FidelityReport): string[] => r.checks.filter(c => !c.ok).map(c => c.name)
+
+describe('checkFidelity', () => {
+  it.each(['openGop10bit', 'vfrMp4', 'offsetTs', 'taggedMp4'] as const)('passes the swarm\'s output of %s', async (name) => {
+    const out = await encoded(name)
+    const report = await checkFidelity(await probeMedia(fx[name]), out, { settings: '--preset ultrafast --crf 30' })
+    expect(failed(report), formatFidelity(report, out)).toEqual([])
+    expect(report.ok).toBe(true)
+    const names = report.checks.map(c => c.name)
+    for (const n of ['video frames', 'video timestamps', 'tracks', 'colour and aspect', 'chapters', 'attachments']) expect(names).toContain(n)
+  })
+
+  it('fails on a lost audio track, a shifted audio track, lost chapters and lost fonts, naming each', async () => {
+    const out = await encoded('openGop10bit')
+    const source = await probeMedia(fx.openGop10bit)
+    const doctor = async (tag: string, args: string[]): Promise<FidelityReport> => {
+      const bad = join(work, `bad-${tag}.mkv`)
+      await execa('mkvmerge', ['-q', '-o', bad, ...args, out], { reject: false })
+      return await checkFidelity(source, bad)
+    }
+    expect(failed(await doctor('no-audio2', ['--audio-tracks', '1']))).toContain('tracks')
+    expect(failed(await doctor('late-audio', ['--sync', '1:40']))).toEqual(['audio 1 start'])
+    expect(failed(await doctor('no-chapters', ['--no-chapters']))).toEqual(['chapters'])
+    expect(failed(await doctor('no-fonts', ['--no-attachments']))).toEqual(['attachments'])
+    const table = formatFidelity(await doctor('late-audio2', ['--sync', '1:40']))
+    expect(table).toMatch(/FAIL audio 1 start: source .* ms from video; output .* ms from video \(out of sync by 40\.0 ms\)/)
+  })
+
+  it('compares the colour the settings left to the source, and skips what they set', async () => {
+    const out = join(work, 'overridden.mkv')
+    await encodeFileLocally(fx.taggedMp4, '--preset ultrafast --colorprim bt470bg', { workDir: join(work, 'w-over'), outputPath: out })
+    const source = await probeMedia(fx.taggedMp4)
+    expect(failed(await checkFidelity(source, out))).toEqual(['colour and aspect'])
+    const told = await checkFidelity(source, out, { settings: '--preset ultrafast --colorprim bt470bg' })
+    expect(told.ok).toBe(true)
+    expect(told.checks.find(c => c.name === 'colour and aspect')?.detail).toMatch(/1 set by the settings/)
+  })
+})
