@@ -92,6 +92,8 @@ export interface MediaInfo {
   sizeBytes: number
   formatName: string
   durationSec: number
+  /** Set when the container promises more than the file holds: a truncated download or copy. */
+  damage?: SourceDamage
   streams: StreamInfo[]
   chapterCount: number
   video: VideoInfo
@@ -197,20 +199,30 @@ export async function probeMedia (path: string, options: RunOptions = {}): Promi
   if (timeBase === undefined) throw new SourceError(`${path}: video stream has no usable time base`)
 
   const { stdout: packetText } = await runTool('ffprobe', [
-    '-v', 'error', '-select_streams', String(videoStream.index),
-    '-show_entries', 'packet=pts,flags', '-of', 'compact=p=0:nk=0', '--', path
+    // Every stream's packets (the demuxer reads them all anyway): the video's make the frame list,
+    // the others only tell where the file's content really ends (a truncated file, see below).
+    '-v', 'error', '-show_entries', 'packet=stream_index,pts,pts_time,duration_time,flags', '-of', 'compact=p=0:nk=0', '--', path
   ], `reading video packets of ${path}`, options)
   const decodeOrder: VideoFrame[] = []
+  let contentEnd = -Infinity
   for (const line of packetText.split('\n')) {
     if (line === '') continue
     let pts: number | undefined
     let flags = ''
+    let stream = -1
+    let ptsTime = NaN
+    let durationTime = 0
     for (const field of line.split('|')) {
       const eq = field.indexOf('=')
       const k = field.slice(0, eq); const v = field.slice(eq + 1)
       if (k === 'pts') pts = v === 'N/A' ? undefined : Number(v)
       else if (k === 'flags') flags = v
+      else if (k === 'stream_index') stream = Number(v)
+      else if (k === 'pts_time') ptsTime = Number(v)
+      else if (k === 'duration_time') durationTime = Number.isFinite(Number(v)) ? Number(v) : 0
     }
+    if (Number.isFinite(ptsTime)) contentEnd = Math.max(contentEnd, ptsTime + durationTime)
+    if (stream !== videoStream.index) continue
     // Packets the demuxer marks discardable (edit-list pre-roll) are never displayed.
     if (flags.includes('D')) continue
     if (pts === undefined || !Number.isFinite(pts)) {
@@ -254,14 +266,40 @@ export async function probeMedia (path: string, options: RunOptions = {}): Promi
     colour: videoColourOf(videoStream),
     closedCaptions: videoStream.closed_captions === 1
   }
+  const durationSec = Number(parsed.format?.duration ?? span)
+  const damage = truncation(durationSec, contentEnd, first.time)
   return {
     path,
     sizeBytes,
     formatName: parsed.format?.format_name ?? 'unknown',
-    durationSec: Number(parsed.format?.duration ?? span),
+    durationSec,
+    ...(damage !== undefined ? { damage } : {}),
     streams,
     chapterCount: parsed.chapters?.length ?? 0,
     video
+  }
+}
+
+export interface SourceDamage {
+  /** What the container's header says the file lasts. */
+  containerSec: number
+  /** How far its packets actually go (from the first video frame). */
+  contentSec: number
+  message: string
+}
+
+/**
+ * A container that states a duration (Matroska, MP4) and packets that stop well short of it: the
+ * file was cut off. A second and 2% of slack cover trailing audio and rounding.
+ */
+function truncation (containerSec: number, contentEnd: number, start: number): SourceDamage | undefined {
+  const contentSec = contentEnd - start
+  if (!Number.isFinite(containerSec) || !Number.isFinite(contentSec) || containerSec <= 0) return undefined
+  if (containerSec - contentSec <= Math.max(1, containerSec * 0.02)) return undefined
+  return {
+    containerSec,
+    contentSec,
+    message: `the container says it lasts ${containerSec.toFixed(3)} s but its packets end at ${contentSec.toFixed(3)} s: the file looks truncated (an incomplete download or copy)`
   }
 }
 

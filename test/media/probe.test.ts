@@ -1,0 +1,56 @@
+/**
+ * Damaged sources: a file cut in half still demuxes, and used to be encoded to half a video without
+ * a word. The probe reports what the container promises against what its packets hold.
+ */
+import { execa } from 'execa'
+import { open, mkdtemp, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { probeMedia } from '../../src/media/index.js'
+import { ensureFixtures, type Fixtures } from '../fixtures.js'
+
+let fx: Fixtures
+let dir: string
+beforeAll(async () => {
+  fx = await ensureFixtures()
+  dir = await mkdtemp(join(tmpdir(), 'swarm-probe-'))
+})
+afterAll(async () => { await rm(dir, { recursive: true, force: true }) })
+
+/** The first `fraction` of a file's bytes, as a truncated download would leave it. */
+async function truncatedCopy (path: string, fraction: number, name: string): Promise<string> {
+  const out = join(dir, name)
+  const size = (await stat(path)).size
+  const keep = Math.floor(size * fraction)
+  const src = await open(path, 'r')
+  const dst = await open(out, 'w')
+  try {
+    const buf = Buffer.alloc(keep)
+    await src.read(buf, 0, keep, 0)
+    await dst.write(buf)
+  } finally { await src.close(); await dst.close() }
+  return out
+}
+
+describe('probeMedia: damaged sources', () => {
+  it.each(['openGop10bit', 'vfrMp4', 'offsetTs', 'taggedMp4', 'shortClip'] as const)('finds no damage in the intact fixture %s', async (name) => {
+    expect((await probeMedia(fx[name])).damage).toBeUndefined()
+  })
+
+  it('reports an MKV cut in half with both numbers: the duration its header states and where its packets end', async () => {
+    const whole = join(dir, 'whole.mkv')
+    await execa('mkvmerge', ['-q', '-o', whole, fx.taggedMp4])
+    const half = await truncatedCopy(whole, 0.5, 'half.mkv')
+    const info = await probeMedia(half)
+    expect(info.damage).toBeDefined()
+    expect(info.damage?.containerSec).toBeCloseTo(3, 0)
+    expect(info.damage?.contentSec).toBeLessThan(2)
+    expect(info.damage?.message).toMatch(/says it lasts 3\.\d+ s but its packets end at \d\.\d+ s: the file looks truncated/)
+  })
+
+  it('refuses, with a reason, a truncated MKV whose index ffprobe cannot read at all', async () => {
+    const half = await truncatedCopy(fx.openGop10bit, 0.5, 'half-fonts.mkv')
+    await expect(probeMedia(half)).rejects.toThrow(/half-fonts\.mkv: ffprobe cannot read it as a media file/)
+  })
+})
