@@ -21,7 +21,7 @@ export interface DaemonOptions {
   bootstrap?: string[]
   /** Multicast DNS discovery on the LAN; on unless turned off. */
   mdns?: boolean
-  /** Concurrent encodes; default one per four cores, at least one. */
+  /** Concurrent encodes; default defaultSlots() in sizing.ts: one per core on a small machine, about four on a bigger one. */
   slots?: number
   /** x264 --threads per encode; default: x264's own choice with one slot, cores / slots with more. */
   threads?: number
@@ -29,7 +29,10 @@ export interface DaemonOptions {
   leaseMs?: number
   plan?: PlanOptions
   log?: (line: string) => void
-  /** Test hook: a stand-in encoder. Not reachable from the network or the CLI. */
+  /**
+   * A stand-in encoder, for tests and demos: `swarm join` sets one when SWARM_TEST_ENCODER is in its
+   * environment. Never chosen by a peer: nothing from the network reaches this option.
+   */
   encoder?: ChunkEncoder
 }
 
