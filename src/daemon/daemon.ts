@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, rm } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { InputError, Originator, type JobRecord } from '../jobs/index.js'
@@ -11,7 +11,7 @@ import {
 import { Worker, type ChunkEncoder } from '../worker/index.js'
 import { API_VERSION, type AddJobResponse, type JobStatus, type PeerInfo, type PeersJson, type PeerStatus, type StatusJson } from './api.js'
 import { ControlError, ControlServer } from './control-server.js'
-import { CONTROL_FILE, LOCK_FILE } from './home.js'
+import { lockHome, writeControlFile } from './home.js'
 import { localLink } from './local-link.js'
 import { defaultSlots, defaultThreads } from './sizing.js'
 
@@ -54,28 +54,6 @@ export interface Daemon {
 const REMOTE_JOB_TTL_MS = 6 * ANNOUNCE_INTERVAL_MS
 /** How long `swarm peers` waits for a ping answer. */
 const PING_TIMEOUT_MS = 2000
-
-
-/** Takes the home's lock, or says which process holds it. */
-async function lockHome (home: string): Promise<() => Promise<void>> {
-  const file = join(home, LOCK_FILE)
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await writeFile(file, String(process.pid), { flag: 'wx', mode: 0o600 })
-      return async () => { await rm(file, { force: true }) }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim())
-      let alive = false
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
-        try { process.kill(pid, 0); alive = true } catch (e) { alive = (e as NodeJS.ErrnoException).code === 'EPERM' }
-      }
-      if (alive) throw new Error(`another swarm node (pid ${pid}) is running with home ${home}; stop it, or give this one its own --home`)
-      await rm(file, { force: true })
-    }
-  }
-  throw new Error(`could not lock ${file}`)
-}
 
 /**
  * One swarm node: the libp2p node, the originator of jobs added here, the worker that encodes
@@ -351,9 +329,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     }, log)
     await control.start()
     cleanups.push(async () => { await control.stop() })
-    const controlFile = join(o.home, CONTROL_FILE)
-    await writeFile(`${controlFile}.tmp`, JSON.stringify({ url: control.url, token: control.token, pid: process.pid, peerId: self, apiVersion: API_VERSION }), { mode: 0o600 })
-    await rename(`${controlFile}.tmp`, controlFile)
+    const controlFile = await writeControlFile(o.home, { url: control.url, token: control.token, pid: process.pid, peerId: self, apiVersion: API_VERSION })
     cleanups.push(async () => { if (existsSync(controlFile)) await rm(controlFile, { force: true }) })
 
     let stopping: Promise<void> | undefined
