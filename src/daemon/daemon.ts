@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs'
 import { mkdir, rm } from 'node:fs/promises'
 import { basename, join } from 'node:path'
+import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { InputError, Originator, type JobRecord } from '../jobs/index.js'
 import type { PlanOptions } from '../media/index.js'
@@ -9,11 +10,12 @@ import {
   type JobAnnouncement, type SwarmNode, type TransferStats
 } from '../swarm/index.js'
 import { Worker, type ChunkEncoder } from '../worker/index.js'
-import { API_VERSION, type AddJobResponse, type JobStatus, type PeerInfo, type PeersJson, type PeerStatus, type StatusJson } from './api.js'
+import { API_VERSION, type AddJobResponse, type JobStatus, type PeersJson, type StatusJson } from './api.js'
 import { ControlError, ControlServer } from './control-server.js'
 import { lockHome, writeControlFile } from './home.js'
 import { localLink } from './local-link.js'
 import { defaultSlots, defaultThreads } from './sizing.js'
+import { countChunks, jobStatus, peers, remoteStatus, status, type ConnectedPeer } from './status-view.js'
 
 export interface DaemonOptions {
   home: string
@@ -201,120 +203,52 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     for (const job of originator.list()) if (job.state === 'encoding' || job.state === 'splitting') announce(job)
 
     // ---- status and control ----
-    /**
-     * Progress of a lease: what the holder last reported in a heartbeat (every few seconds), or,
-     * for a chunk this node's own worker encodes, its live figures.
-     */
-    const leaseProgress = (jobId: string, c: JobRecord['chunks'][number], live: Map<string, { framesDone: number, fps: number }>): { framesDone: number, fps: number } => {
-      const lease = c.lease
-      if (lease === undefined) return { framesDone: 0, fps: 0 }
-      const own = lease.holder === self ? live.get(`${jobId}#${c.index}`) : undefined
-      if (own === undefined) return { framesDone: lease.framesDone, fps: Math.round(lease.fps * 10) / 10 }
-      return { framesDone: Math.max(lease.framesDone, Math.min(c.frames, own.framesDone)), fps: Math.round(own.fps * 10) / 10 }
-    }
-    const jobStatus = (job: JobRecord, withChunks: boolean): JobStatus => {
-      const encodedBy: Record<string, number> = {}
-      const live = new Map(worker.status().active.map(a => [`${a.jobId}#${a.chunk}`, a]))
-      let framesDone = 0
-      let fps = 0
-      for (const c of job.chunks) {
-        if (c.result !== undefined) { encodedBy[c.result.encodedBy] = (encodedBy[c.result.encodedBy] ?? 0) + 1; framesDone += c.frames }
-        else if (c.lease !== undefined) { const p = leaseProgress(job.id, c, live); framesDone += p.framesDone; fps += p.fps }
-      }
-      return {
-        id: job.id, file: job.sourcePath, settings: job.settings, state: job.state, output: job.output,
-        ...(job.error !== undefined ? { error: job.error } : {}),
-        local: true, originator: self, createdAt: new Date(job.createdAt).toISOString(), updatedAt: new Date(job.updatedAt).toISOString(),
-        totalFrames: job.totalFrames, framesDone, fps: Math.round(fps * 10) / 10, chunks: countChunks(job), encodedBy,
-        ...(withChunks
-          ? {
-              chunkList: job.chunks.map(c => ({
-                index: c.index, state: c.state, frames: c.frames,
-                ...(c.lease !== undefined ? { holder: c.lease.holder, ...leaseProgress(job.id, c, live) } : {}),
-                ...(c.result !== undefined ? { encodedBy: c.result.encodedBy } : {})
-              }))
-            }
-          : {})
-      }
-    }
-    const remoteStatus = (r: { ann: JobAnnouncement, seen: number }): JobStatus => ({
-      id: r.ann.jobId, file: r.ann.name, settings: r.ann.settings, state: r.ann.state, output: null, local: false,
-      originator: r.ann.originator, createdAt: '', updatedAt: new Date(r.seen).toISOString(), totalFrames: r.ann.totalFrames,
-      framesDone: 0, fps: 0, chunks: r.ann.chunks, encodedBy: {}
+    const ownJobStatus = (job: JobRecord, withChunks: boolean): JobStatus => jobStatus(self, job, worker.status(), withChunks)
+    const connectedPeer = (peer: PeerId): ConnectedPeer => ({
+      id: peer.toString(),
+      addresses: libp2p.getConnections(peer).map(c => c.remoteAddr.toString()),
+      foundBy: libp2p.services.dialer.foundBy(peer.toString())
     })
-    const status = (withChunks = false): StatusJson => {
-      const local = originator.list()
-      const holders = new Map<string, string[]>()
-      for (const job of local) {
-        for (const c of job.chunks) {
-          if (c.lease === undefined) continue
-          const list = holders.get(c.lease.holder) ?? []
-          list.push(`${job.id.slice(0, 8)}#${c.index}`)
-          holders.set(c.lease.holder, list)
-        }
-      }
-      const peers: PeerStatus[] = libp2p.getPeers().map(p => ({
-        id: p.toString(),
-        addresses: libp2p.getConnections(p).map(c => c.remoteAddr.toString()),
-        foundBy: libp2p.services.dialer.foundBy(p.toString()),
-        encoding: holders.get(p.toString()) ?? []
-      }))
-      return {
-        peerId: self,
-        addresses: ownAddrs(),
-        peers,
-        unreachable: libp2p.services.dialer.unreachable(),
-        jobs: [...local.map(j => jobStatus(j, withChunks)), ...[...remoteJobs.values()].filter(r => originator.get(r.ann.jobId) === undefined).map(remoteStatus)],
-        worker: worker.status()
-      }
-    }
-    const peers = async (): Promise<PeersJson> => {
-      const encoding = new Map<string, PeerInfo['encoding']>()
-      const live = new Map(worker.status().active.map(a => [`${a.jobId}#${a.chunk}`, a]))
-      for (const job of originator.list()) {
-        for (const c of job.chunks) {
-          if (c.lease === undefined || c.state !== 'leased') continue
-          const list = encoding.get(c.lease.holder) ?? []
-          list.push({ jobId: job.id, chunk: c.index, frames: c.frames, ...leaseProgress(job.id, c, live) })
-          encoding.set(c.lease.holder, list)
-        }
-      }
-      const list = await Promise.all(libp2p.getPeers().map(async (p): Promise<PeerInfo> => {
+    const statusOf = (withChunks = false): StatusJson => status({
+      self,
+      addresses: ownAddrs(),
+      jobs: originator.list(),
+      remoteJobs: [...remoteJobs.values()],
+      peers: libp2p.getPeers().map(connectedPeer),
+      unreachable: libp2p.services.dialer.unreachable(),
+      worker: worker.status(),
+      withChunks
+    })
+    /** Pings every connected peer (a silent one within PING_TIMEOUT_MS) for `swarm peers`. */
+    const peersOf = async (): Promise<PeersJson> => {
+      const pinged = await Promise.all(libp2p.getPeers().map(async (peer) => {
         let latencyMs: number | null = null
         try {
-          latencyMs = await libp2p.services.ping.ping(p, { signal: AbortSignal.timeout(PING_TIMEOUT_MS) })
+          latencyMs = await libp2p.services.ping.ping(peer, { signal: AbortSignal.timeout(PING_TIMEOUT_MS) })
         } catch {}
-        const chunks = encoding.get(p.toString()) ?? []
-        return {
-          id: p.toString(),
-          addresses: libp2p.getConnections(p).map(c => c.remoteAddr.toString()),
-          foundBy: libp2p.services.dialer.foundBy(p.toString()),
-          latencyMs,
-          encoding: chunks,
-          fps: Math.round(chunks.reduce((sum, c) => sum + c.fps, 0) * 10) / 10
-        }
+        return { ...connectedPeer(peer), latencyMs }
       }))
-      return { peerId: self, peers: list.sort((a, b) => a.id.localeCompare(b.id)), unreachable: libp2p.services.dialer.unreachable() }
+      return peers({ self, jobs: originator.list(), peers: pinged, unreachable: libp2p.services.dialer.unreachable(), worker: worker.status() })
     }
     const findJob = (prefix: string): JobStatus => {
       const local = originator.list().filter(j => j.id.startsWith(prefix))
       const remote = [...remoteJobs.values()].filter(r => r.ann.jobId.startsWith(prefix) && originator.get(r.ann.jobId) === undefined)
       if (local.length + remote.length > 1) throw new ControlError(400, 'input', `job id ${prefix} is ambiguous: give more characters`)
-      if (local[0] !== undefined) return jobStatus(local[0], true)
+      if (local[0] !== undefined) return ownJobStatus(local[0], true)
       if (remote[0] !== undefined) return remoteStatus(remote[0])
       throw new ControlError(404, 'not-found', `no job ${prefix} is known to this node`)
     }
     const control = new ControlServer({
-      status: () => status(),
-      snapshot: () => status(true),
-      peers,
+      status: () => statusOf(),
+      snapshot: () => statusOf(true),
+      peers: peersOf,
       job: findJob,
       addJob: async (req): Promise<AddJobResponse> => {
         try {
           const { gopsPerChunk, chunkSeconds, ...rest } = req
           const plan = { ...(gopsPerChunk !== undefined ? { gopsPerChunk } : {}), ...(chunkSeconds !== undefined ? { chunkSeconds } : {}) }
           const { job, existing } = await originator.addJob({ ...rest, plan })
-          return { job: jobStatus(job, false), existing }
+          return { job: ownJobStatus(job, false), existing }
         } catch (err) {
           if (err instanceof InputError) throw new ControlError(400, 'input', err.message)
           throw err
@@ -338,8 +272,8 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       addresses: ownAddrs,
       controlUrl: control.url,
       dashboardUrl: control.dashboardUrl,
-      status: () => status(),
-      peers,
+      status: () => statusOf(),
+      peers: peersOf,
       metrics: () => ({ transfer: libp2p.services.encode.stats, announcementsPublished: board.published, announcementsRejected: board.rejected }),
       stop: async () => { stopping ??= undo(); await stopping }
     }
@@ -347,14 +281,4 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     await undo()
     throw err
   }
-}
-
-function countChunks (job: JobRecord): { total: number, open: number, leased: number, done: number } {
-  const counts = { total: job.chunks.length, open: 0, leased: 0, done: 0 }
-  for (const c of job.chunks) {
-    if (c.state === 'open' || c.state === 'pending') counts.open++
-    else if (c.state === 'leased') counts.leased++
-    else counts.done++
-  }
-  return counts
 }
