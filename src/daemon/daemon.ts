@@ -1,21 +1,22 @@
 import { existsSync } from 'node:fs'
 import { mkdir, rm } from 'node:fs/promises'
-import { basename, join } from 'node:path'
+import { join } from 'node:path'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { InputError, Originator, type JobRecord } from '../jobs/index.js'
 import type { PlanOptions } from '../media/index.js'
 import {
-  ANNOUNCE_INTERVAL_MS, announcementBatchMs, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, fromRanges, JobBoard, loadOrCreateIdentity, toRanges,
+  ANNOUNCE_INTERVAL_MS, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, fromRanges, JobBoard, loadOrCreateIdentity,
   type JobAnnouncement, type SwarmNode, type TransferStats
 } from '../swarm/index.js'
 import { Worker, type ChunkEncoder } from '../worker/index.js'
+import { Announcer } from './announcer.js'
 import { API_VERSION, type AddJobResponse, type JobStatus, type PeersJson, type StatusJson } from './api.js'
 import { ControlError, ControlServer } from './control-server.js'
 import { lockHome, writeControlFile } from './home.js'
 import { localLink } from './local-link.js'
 import { defaultSlots, defaultThreads } from './sizing.js'
-import { countChunks, jobStatus, peers, remoteStatus, status, type ConnectedPeer } from './status-view.js'
+import { jobStatus, peers, remoteStatus, status, type ConnectedPeer } from './status-view.js'
 
 export interface DaemonOptions {
   home: string
@@ -137,70 +138,23 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     board.start()
     cleanups.push(async () => { board.stop() })
 
-    // ---- announcing our own jobs ----
-    let seq = Date.now()
-    const announce = (job: JobRecord): void => {
-      // A failed job reopens its leases, but nothing in it is to be claimed until it is added again.
-      const claimable = job.state === 'splitting' || job.state === 'encoding'
-      const open = claimable ? job.chunks.filter(c => c.state === 'open').map(c => c.index) : []
-      const counts = countChunks(job)
-      const next = ++seq
-      const backup = originator.backupCandidates(job)
-      const settled = originator.settledRecently(job.id).slice(-64)
-      const waiting = claimable ? originator.waitingPeers(job.id) : []
-      worker.updateJob({ jobId: job.id, originator: self, settings: job.settings, totalChunks: job.chunks.length, open, backup, settled, waiting, seq: next })
-      void board.publish({
-        v: 1, type: 'job', jobId: job.id, originator: self, seq: next, state: job.state,
-        name: basename(job.sourcePath).slice(0, 512), settings: job.settings, totalFrames: job.totalFrames,
-        chunks: { total: counts.total, open: counts.open, leased: counts.leased, done: counts.done },
-        // 2,000 ranges stay well under the announcement limit; peers learn the rest as these go.
-        open: toRanges(open).slice(0, 2000),
-        ...(backup.length > 0 ? { backup } : {}),
-        ...(settled.length > 0 ? { settled } : {}),
-        ...(waiting.length > 0 ? { waiting } : {}),
-        addrs: ownAddrs().map(a => a.replace(`/p2p/${self}`, '')).slice(0, 16)
-      })
-    }
-    const pending = new Set<string>()
-    let flushTimer: NodeJS.Timeout | undefined
-    /** Jobs announced at least once since this node started. */
-    const announced = new Set<string>()
-    originator.on('changed', (id) => {
-      // A job's first open chunk is announced at once (about 100 ms sooner to the first lease);
-      // later changes are batched, longer in a bigger swarm (announcementBatchMs). Our own worker
-      // hears of a chunk when the swarm does, never sooner: with chunks that encode faster than
-      // they are cut it would otherwise take every one.
-      const job = originator.get(id)
-      if (job !== undefined && !announced.has(id) && job.chunks.some(c => c.state === 'open')) {
-        announced.add(id)
-        announce(job)
-        return
-      }
-      pending.add(id)
-      flushTimer ??= setTimeout(() => {
-        flushTimer = undefined
-        for (const jobId of pending) {
-          const job = originator.get(jobId)
-          if (job !== undefined) announce(job)
-          else {
-            announced.delete(jobId)
-            worker.removeJob(jobId)
-            void board.publish({ v: 1, type: 'gone', jobId, originator: self, seq: ++seq })
-          }
-        }
-        pending.clear()
-      }, announcementBatchMs(swarmSize()))
+    // ---- announcing our own jobs, forgetting silent originators' ----
+    const announcer = new Announcer({
+      self, jobs: originator, worker, swarmSize,
+      publish: async (msg) => { await board.publish(msg) },
+      addrs: ownAddrs
     })
-    const periodic = setInterval(() => {
-      for (const job of originator.list()) if (job.state === 'splitting' || job.state === 'encoding' || job.state === 'merging') announce(job)
+    originator.on('changed', (id) => { announcer.changed(id) })
+    announcer.start()
+    cleanups.push(async () => { announcer.stop() })
+    const sweep = setInterval(() => {
       const now = Date.now()
       for (const [id, r] of remoteJobs) {
         if (now - r.seen > REMOTE_JOB_TTL_MS) { remoteJobs.delete(id); worker.removeJob(id) }
       }
     }, ANNOUNCE_INTERVAL_MS)
-    periodic.unref()
-    cleanups.push(async () => { clearInterval(periodic); if (flushTimer !== undefined) clearTimeout(flushTimer) })
-    for (const job of originator.list()) if (job.state === 'encoding' || job.state === 'splitting') announce(job)
+    sweep.unref()
+    cleanups.push(async () => { clearInterval(sweep) })
 
     // ---- status and control ----
     const ownJobStatus = (job: JobRecord, withChunks: boolean): JobStatus => jobStatus(self, job, worker.status(), withChunks)
