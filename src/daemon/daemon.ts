@@ -3,20 +3,22 @@ import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { InputError, Originator, type JobRecord } from '../jobs/index.js'
+import { Originator } from '../jobs/index.js'
 import type { PlanOptions } from '../media/index.js'
 import {
-  ANNOUNCE_INTERVAL_MS, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, fromRanges, JobBoard, loadOrCreateIdentity,
-  type JobAnnouncement, type SwarmNode, type TransferStats
+  ANNOUNCE_INTERVAL_MS, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, JobBoard, loadOrCreateIdentity,
+  type SwarmNode, type TransferStats
 } from '../swarm/index.js'
 import { Worker, type ChunkEncoder } from '../worker/index.js'
+import { API_VERSION, type PeersJson, type StatusJson } from './api.js'
 import { Announcer } from './announcer.js'
-import { API_VERSION, type AddJobResponse, type JobStatus, type PeersJson, type StatusJson } from './api.js'
-import { ControlError, ControlServer } from './control-server.js'
+import { controlHandlers } from './control-handlers.js'
+import { ControlServer } from './control-server.js'
 import { lockHome, writeControlFile } from './home.js'
 import { localLink } from './local-link.js'
+import { remoteJobFeed, RemoteJobs } from './remote-jobs.js'
 import { defaultSlots, defaultThreads } from './sizing.js'
-import { jobStatus, peers, remoteStatus, status, type ConnectedPeer } from './status-view.js'
+import { jobStatus, peers, status, type ConnectedPeer } from './status-view.js'
 
 export interface DaemonOptions {
   home: string
@@ -58,6 +60,18 @@ const REMOTE_JOB_TTL_MS = 6 * ANNOUNCE_INTERVAL_MS
 /** How long `swarm peers` waits for a ping answer. */
 const PING_TIMEOUT_MS = 2000
 
+/** The running parts of a node, as the functions that wire them see them. */
+interface Parts {
+  self: string
+  log: (line: string) => void
+  libp2p: SwarmNode
+  originator: Originator
+  worker: Worker
+  remoteJobs: RemoteJobs
+}
+
+type OnStop = (cleanup: () => Promise<void>) => void
+
 /**
  * One swarm node: the libp2p node, the originator of jobs added here, the worker that encodes
  * chunks of every job it hears of, and the local control API for the CLI.
@@ -67,6 +81,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
   await mkdir(o.home, { recursive: true, mode: 0o700 })
   const unlock = await lockHome(o.home)
   const cleanups: Array<() => Promise<void>> = [unlock]
+  const onStop: OnStop = (cleanup) => { cleanups.push(cleanup) }
   const undo = async (): Promise<void> => { for (const c of cleanups.reverse()) await c().catch(() => {}) }
   try {
     const { privateKey } = await loadOrCreateIdentity(o.home)
@@ -76,14 +91,13 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     /** This node and the peers that listen for jobs. */
     const swarmSize = (): number => 1 + encodePeers()
     const slots = o.slots ?? defaultSlots()
-    const threads = o.threads ?? defaultThreads(slots)
     const originator = new Originator({
       home: o.home, peerId: self, log, swarmSize, slotsPerPeer: slots,
       ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}),
       ...(o.plan !== undefined ? { plan: o.plan } : {})
     })
     await originator.start()
-    cleanups.push(async () => { await originator.stop() })
+    onStop(async () => { await originator.stop() })
 
     node = await createSwarmNode({
       privateKey,
@@ -95,139 +109,31 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       log
     })
     const libp2p = node
-    cleanups.push(async () => { await libp2p.stop() })
-    const ownAddrs = (): string[] => libp2p.getMultiaddrs().map(a => a.toString())
-    const remoteJobs = new Map<string, { ann: JobAnnouncement, seen: number }>()
-    /** Where each originator said it listens, for dialing one we have not met. */
-    const originatorAddrs = new Map<string, string[]>()
-    const workDir = join(o.home, 'work')
-    // Anything here is from a previous run that did not stop cleanly: its leases are long gone.
-    await rm(workDir, { recursive: true, force: true })
-    const worker = new Worker({
-      peerId: self, slots, workDir, log, swarmSize,
-      ...(threads !== undefined ? { threads } : {}),
-      ...(o.encoder !== undefined ? { encoder: o.encoder } : {}),
-      linkFor: (originatorId) => originatorId === self
-        ? localLink(originator, self)
-        : libp2p.services.encode.linkTo(originatorId, originatorAddrs.get(originatorId) ?? [])
-    })
-    worker.start()
-    cleanups.push(async () => { await worker.stop() })
+    onStop(async () => { await libp2p.stop() })
+    const beforeWorker = { self, log, libp2p, originator, remoteJobs: new RemoteJobs(REMOTE_JOB_TTL_MS) }
+    const worker = await startWorker(o, beforeWorker, slots, swarmSize)
+    onStop(async () => { await worker.stop() })
+    const parts: Parts = { ...beforeWorker, worker }
 
-    const board = new JobBoard(libp2p.services.pubsub, {
-      self,
-      log,
-      onAnnouncement: (ann) => {
-        if (ann.originator === self) return
-        const known = remoteJobs.get(ann.jobId)
-        if (known !== undefined && known.ann.seq > ann.seq) return
-        remoteJobs.set(ann.jobId, { ann, seen: Date.now() })
-        originatorAddrs.set(ann.originator, ann.addrs)
-        worker.updateJob({
-          jobId: ann.jobId, originator: ann.originator, settings: ann.settings, totalChunks: ann.chunks.total,
-          open: fromRanges(ann.open, ann.chunks.total), backup: ann.backup ?? [], settled: ann.settled ?? [], waiting: ann.waiting ?? [], seq: ann.seq
-        })
-      },
-      onWithdrawal: (w) => {
-        const known = remoteJobs.get(w.jobId)
-        if (known === undefined || known.ann.originator !== w.originator) return
-        remoteJobs.delete(w.jobId)
-        worker.removeJob(w.jobId)
-      }
-    })
-    board.start()
-    cleanups.push(async () => { board.stop() })
-
-    // ---- announcing our own jobs, forgetting silent originators' ----
+    const board = listenForJobs(parts, onStop)
     const announcer = new Announcer({
       self, jobs: originator, worker, swarmSize,
       publish: async (msg) => { await board.publish(msg) },
-      addrs: ownAddrs
+      addrs: () => ownAddrs(libp2p)
     })
     originator.on('changed', (id) => { announcer.changed(id) })
     announcer.start()
-    cleanups.push(async () => { announcer.stop() })
-    const sweep = setInterval(() => {
-      const now = Date.now()
-      for (const [id, r] of remoteJobs) {
-        if (now - r.seen > REMOTE_JOB_TTL_MS) { remoteJobs.delete(id); worker.removeJob(id) }
-      }
-    }, ANNOUNCE_INTERVAL_MS)
-    sweep.unref()
-    cleanups.push(async () => { clearInterval(sweep) })
+    onStop(async () => { announcer.stop() })
 
-    // ---- status and control ----
-    const ownJobStatus = (job: JobRecord, withChunks: boolean): JobStatus => jobStatus(self, job, worker.status(), withChunks)
-    const connectedPeer = (peer: PeerId): ConnectedPeer => ({
-      id: peer.toString(),
-      addresses: libp2p.getConnections(peer).map(c => c.remoteAddr.toString()),
-      foundBy: libp2p.services.dialer.foundBy(peer.toString())
-    })
-    const statusOf = (withChunks = false): StatusJson => status({
-      self,
-      addresses: ownAddrs(),
-      jobs: originator.list(),
-      remoteJobs: [...remoteJobs.values()],
-      peers: libp2p.getPeers().map(connectedPeer),
-      unreachable: libp2p.services.dialer.unreachable(),
-      worker: worker.status(),
-      withChunks
-    })
-    /** Pings every connected peer (a silent one within PING_TIMEOUT_MS) for `swarm peers`. */
-    const peersOf = async (): Promise<PeersJson> => {
-      const pinged = await Promise.all(libp2p.getPeers().map(async (peer) => {
-        let latencyMs: number | null = null
-        try {
-          latencyMs = await libp2p.services.ping.ping(peer, { signal: AbortSignal.timeout(PING_TIMEOUT_MS) })
-        } catch {}
-        return { ...connectedPeer(peer), latencyMs }
-      }))
-      return peers({ self, jobs: originator.list(), peers: pinged, unreachable: libp2p.services.dialer.unreachable(), worker: worker.status() })
-    }
-    const findJob = (prefix: string): JobStatus => {
-      const local = originator.list().filter(j => j.id.startsWith(prefix))
-      const remote = [...remoteJobs.values()].filter(r => r.ann.jobId.startsWith(prefix) && originator.get(r.ann.jobId) === undefined)
-      if (local.length + remote.length > 1) throw new ControlError(400, 'input', `job id ${prefix} is ambiguous: give more characters`)
-      if (local[0] !== undefined) return ownJobStatus(local[0], true)
-      if (remote[0] !== undefined) return remoteStatus(remote[0])
-      throw new ControlError(404, 'not-found', `no job ${prefix} is known to this node`)
-    }
-    const control = new ControlServer({
-      status: () => statusOf(),
-      snapshot: () => statusOf(true),
-      peers: peersOf,
-      job: findJob,
-      addJob: async (req): Promise<AddJobResponse> => {
-        try {
-          const { gopsPerChunk, chunkSeconds, ...rest } = req
-          const plan = { ...(gopsPerChunk !== undefined ? { gopsPerChunk } : {}), ...(chunkSeconds !== undefined ? { chunkSeconds } : {}) }
-          const { job, existing } = await originator.addJob({ ...rest, plan })
-          return { job: ownJobStatus(job, false), existing }
-        } catch (err) {
-          if (err instanceof InputError) throw new ControlError(400, 'input', err.message)
-          throw err
-        }
-      },
-      cancelJob: async (prefix) => {
-        const matches = originator.list().filter(j => j.id.startsWith(prefix))
-        if (matches.length > 1) throw new ControlError(400, 'input', `job id ${prefix} is ambiguous: give more characters`)
-        if (matches[0] === undefined) return false
-        return await originator.cancelJob(matches[0].id)
-      }
-    }, log)
-    await control.start()
-    cleanups.push(async () => { await control.stop() })
-    const controlFile = await writeControlFile(o.home, { url: control.url, token: control.token, pid: process.pid, peerId: self, apiVersion: API_VERSION })
-    cleanups.push(async () => { if (existsSync(controlFile)) await rm(controlFile, { force: true }) })
-
+    const control = await startControl(o.home, parts, onStop)
     let stopping: Promise<void> | undefined
     return {
       peerId: self,
-      addresses: ownAddrs,
+      addresses: () => ownAddrs(libp2p),
       controlUrl: control.url,
       dashboardUrl: control.dashboardUrl,
-      status: () => statusOf(),
-      peers: peersOf,
+      status: () => statusOf(parts, false),
+      peers: async () => await peersOf(parts),
       metrics: () => ({ transfer: libp2p.services.encode.stats, announcementsPublished: board.published, announcementsRejected: board.rejected }),
       stop: async () => { stopping ??= undo(); await stopping }
     }
@@ -235,4 +141,90 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     await undo()
     throw err
   }
+}
+
+/** The worker, encoding for this node's own jobs through a local link and for other originators' over libp2p. */
+async function startWorker (o: DaemonOptions, p: Omit<Parts, 'worker'>, slots: number, swarmSize: () => number): Promise<Worker> {
+  const threads = o.threads ?? defaultThreads(slots)
+  const workDir = join(o.home, 'work')
+  // Anything here is from a previous run that did not stop cleanly: its leases are long gone.
+  await rm(workDir, { recursive: true, force: true })
+  const worker = new Worker({
+    peerId: p.self, slots, workDir, log: p.log, swarmSize,
+    ...(threads !== undefined ? { threads } : {}),
+    ...(o.encoder !== undefined ? { encoder: o.encoder } : {}),
+    linkFor: (originatorId) => originatorId === p.self
+      ? localLink(p.originator, p.self)
+      : p.libp2p.services.encode.linkTo(originatorId, p.remoteJobs.addrsOf(originatorId))
+  })
+  worker.start()
+  return worker
+}
+
+/** Other originators' jobs: heard on the job topic, handed to the worker, dropped when their originator goes silent. */
+function listenForJobs (p: Parts, onStop: OnStop): JobBoard {
+  const feed = remoteJobFeed({
+    self: p.self, jobs: p.remoteJobs, worker: p.worker, log: p.log,
+    isOwnJob: (jobId) => p.originator.get(jobId) !== undefined
+  })
+  const board = new JobBoard(p.libp2p.services.pubsub, { self: p.self, log: p.log, onAnnouncement: feed.onAnnouncement, onWithdrawal: feed.onWithdrawal })
+  board.start()
+  onStop(async () => { board.stop() })
+  const sweep = setInterval(() => { feed.expire() }, ANNOUNCE_INTERVAL_MS)
+  sweep.unref()
+  onStop(async () => { clearInterval(sweep) })
+  return board
+}
+
+/** The control API on loopback, and `<home>/control.json` that tells the CLI where it is and its token. */
+async function startControl (home: string, p: Parts, onStop: OnStop): Promise<ControlServer> {
+  const control = new ControlServer(controlHandlers({
+    jobs: p.originator,
+    remoteJobs: () => p.remoteJobs.current(),
+    jobStatus: (job, withChunks) => jobStatus(p.self, job, p.worker.status(), withChunks),
+    status: (withChunks) => statusOf(p, withChunks),
+    peers: async () => await peersOf(p)
+  }), p.log)
+  await control.start()
+  onStop(async () => { await control.stop() })
+  const controlFile = await writeControlFile(home, { url: control.url, token: control.token, pid: process.pid, peerId: p.self, apiVersion: API_VERSION })
+  onStop(async () => { if (existsSync(controlFile)) await rm(controlFile, { force: true }) })
+  return control
+}
+
+function ownAddrs (libp2p: SwarmNode): string[] {
+  return libp2p.getMultiaddrs().map(a => a.toString())
+}
+
+function connectedPeer (libp2p: SwarmNode, peer: PeerId): ConnectedPeer {
+  return {
+    id: peer.toString(),
+    addresses: libp2p.getConnections(peer).map(c => c.remoteAddr.toString()),
+    foundBy: libp2p.services.dialer.foundBy(peer.toString())
+  }
+}
+
+function statusOf (p: Parts, withChunks: boolean): StatusJson {
+  return status({
+    self: p.self,
+    addresses: ownAddrs(p.libp2p),
+    jobs: p.originator.list(),
+    remoteJobs: p.remoteJobs.current(),
+    peers: p.libp2p.getPeers().map(peer => connectedPeer(p.libp2p, peer)),
+    unreachable: p.libp2p.services.dialer.unreachable(),
+    worker: p.worker.status(),
+    withChunks
+  })
+}
+
+/** Pings every connected peer (a silent one within PING_TIMEOUT_MS) for `swarm peers`. */
+async function peersOf (p: Parts): Promise<PeersJson> {
+  const pinged = await Promise.all(p.libp2p.getPeers().map(async (peer) => {
+    let latencyMs: number | null = null
+    try {
+      latencyMs = await p.libp2p.services.ping.ping(peer, { signal: AbortSignal.timeout(PING_TIMEOUT_MS) })
+    } catch {}
+    return { ...connectedPeer(p.libp2p, peer), latencyMs }
+  }))
+  return peers({ self: p.self, jobs: p.originator.list(), peers: pinged, unreachable: p.libp2p.services.dialer.unreachable(), worker: p.worker.status() })
 }
