@@ -1,19 +1,24 @@
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
-import { basename, join } from 'node:path'
+import { mkdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { InputError, Originator, type JobRecord } from '../jobs/index.js'
+import { Originator } from '../jobs/index.js'
 import type { PlanOptions } from '../media/index.js'
 import {
-  ANNOUNCE_INTERVAL_MS, announcementBatchMs, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, fromRanges, JobBoard, loadOrCreateIdentity, toRanges,
-  type JobAnnouncement, type SwarmNode, type TransferStats
+  ANNOUNCE_INTERVAL_MS, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, JobBoard, loadOrCreateIdentity,
+  type SwarmNode, type TransferStats
 } from '../swarm/index.js'
 import { Worker, type ChunkEncoder } from '../worker/index.js'
-import { API_VERSION, type AddJobResponse, type JobStatus, type PeerInfo, type PeersJson, type PeerStatus, type StatusJson } from './api.js'
-import { ControlError, ControlServer } from './control-server.js'
-import { CONTROL_FILE, LOCK_FILE } from './home.js'
+import { API_VERSION, type PeersJson, type StatusJson } from './api.js'
+import { Announcer } from './announcer.js'
+import { controlHandlers } from './control-handlers.js'
+import { ControlServer } from './control-server.js'
+import { lockHome, writeControlFile } from './home.js'
 import { localLink } from './local-link.js'
+import { remoteJobFeed, RemoteJobs } from './remote-jobs.js'
 import { defaultSlots, defaultThreads } from './sizing.js'
+import { jobStatus, peers, status, type ConnectedPeer } from './status-view.js'
 
 export interface DaemonOptions {
   home: string
@@ -21,7 +26,7 @@ export interface DaemonOptions {
   bootstrap?: string[]
   /** Multicast DNS discovery on the LAN; on unless turned off. */
   mdns?: boolean
-  /** Concurrent encodes; default one per four cores, at least one. */
+  /** Concurrent encodes; default defaultSlots() in sizing.ts: one per core on a small machine, about four on a bigger one. */
   slots?: number
   /** x264 --threads per encode; default: x264's own choice with one slot, cores / slots with more. */
   threads?: number
@@ -29,7 +34,10 @@ export interface DaemonOptions {
   leaseMs?: number
   plan?: PlanOptions
   log?: (line: string) => void
-  /** Test hook: a stand-in encoder. Not reachable from the network or the CLI. */
+  /**
+   * A stand-in encoder, for tests and demos: `swarm join` sets one when SWARM_TEST_ENCODER is in its
+   * environment. Never chosen by a peer: nothing from the network reaches this option.
+   */
   encoder?: ChunkEncoder
 }
 
@@ -52,27 +60,17 @@ const REMOTE_JOB_TTL_MS = 6 * ANNOUNCE_INTERVAL_MS
 /** How long `swarm peers` waits for a ping answer. */
 const PING_TIMEOUT_MS = 2000
 
-
-/** Takes the home's lock, or says which process holds it. */
-async function lockHome (home: string): Promise<() => Promise<void>> {
-  const file = join(home, LOCK_FILE)
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await writeFile(file, String(process.pid), { flag: 'wx', mode: 0o600 })
-      return async () => { await rm(file, { force: true }) }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim())
-      let alive = false
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
-        try { process.kill(pid, 0); alive = true } catch (e) { alive = (e as NodeJS.ErrnoException).code === 'EPERM' }
-      }
-      if (alive) throw new Error(`another swarm node (pid ${pid}) is running with home ${home}; stop it, or give this one its own --home`)
-      await rm(file, { force: true })
-    }
-  }
-  throw new Error(`could not lock ${file}`)
+/** The running parts of a node, as the functions that wire them see them. */
+interface Parts {
+  self: string
+  log: (line: string) => void
+  libp2p: SwarmNode
+  originator: Originator
+  worker: Worker
+  remoteJobs: RemoteJobs
 }
+
+type OnStop = (cleanup: () => Promise<void>) => void
 
 /**
  * One swarm node: the libp2p node, the originator of jobs added here, the worker that encodes
@@ -83,6 +81,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
   await mkdir(o.home, { recursive: true, mode: 0o700 })
   const unlock = await lockHome(o.home)
   const cleanups: Array<() => Promise<void>> = [unlock]
+  const onStop: OnStop = (cleanup) => { cleanups.push(cleanup) }
   const undo = async (): Promise<void> => { for (const c of cleanups.reverse()) await c().catch(() => {}) }
   try {
     const { privateKey } = await loadOrCreateIdentity(o.home)
@@ -92,14 +91,13 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     /** This node and the peers that listen for jobs. */
     const swarmSize = (): number => 1 + encodePeers()
     const slots = o.slots ?? defaultSlots()
-    const threads = o.threads ?? defaultThreads(slots)
     const originator = new Originator({
       home: o.home, peerId: self, log, swarmSize, slotsPerPeer: slots,
       ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}),
       ...(o.plan !== undefined ? { plan: o.plan } : {})
     })
     await originator.start()
-    cleanups.push(async () => { await originator.stop() })
+    onStop(async () => { await originator.stop() })
 
     node = await createSwarmNode({
       privateKey,
@@ -111,256 +109,31 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       log
     })
     const libp2p = node
-    cleanups.push(async () => { await libp2p.stop() })
-    const ownAddrs = (): string[] => libp2p.getMultiaddrs().map(a => a.toString())
-    const remoteJobs = new Map<string, { ann: JobAnnouncement, seen: number }>()
-    /** Where each originator said it listens, for dialing one we have not met. */
-    const originatorAddrs = new Map<string, string[]>()
-    const workDir = join(o.home, 'work')
-    // Anything here is from a previous run that did not stop cleanly: its leases are long gone.
-    await rm(workDir, { recursive: true, force: true })
-    const worker = new Worker({
-      peerId: self, slots, workDir, log, swarmSize,
-      ...(threads !== undefined ? { threads } : {}),
-      ...(o.encoder !== undefined ? { encoder: o.encoder } : {}),
-      linkFor: (originatorId) => originatorId === self
-        ? localLink(originator, self)
-        : libp2p.services.encode.linkTo(originatorId, originatorAddrs.get(originatorId) ?? [])
-    })
-    worker.start()
-    cleanups.push(async () => { await worker.stop() })
+    onStop(async () => { await libp2p.stop() })
+    const beforeWorker = { self, log, libp2p, originator, remoteJobs: new RemoteJobs(REMOTE_JOB_TTL_MS) }
+    const worker = await startWorker(o, beforeWorker, slots, swarmSize)
+    onStop(async () => { await worker.stop() })
+    const parts: Parts = { ...beforeWorker, worker }
 
-    const board = new JobBoard(libp2p.services.pubsub, {
-      self,
-      log,
-      onAnnouncement: (ann) => {
-        if (ann.originator === self) return
-        const known = remoteJobs.get(ann.jobId)
-        if (known !== undefined && known.ann.seq > ann.seq) return
-        remoteJobs.set(ann.jobId, { ann, seen: Date.now() })
-        originatorAddrs.set(ann.originator, ann.addrs)
-        worker.updateJob({
-          jobId: ann.jobId, originator: ann.originator, settings: ann.settings, totalChunks: ann.chunks.total,
-          open: fromRanges(ann.open, ann.chunks.total), backup: ann.backup ?? [], settled: ann.settled ?? [], waiting: ann.waiting ?? [], seq: ann.seq
-        })
-      },
-      onWithdrawal: (w) => {
-        const known = remoteJobs.get(w.jobId)
-        if (known === undefined || known.ann.originator !== w.originator) return
-        remoteJobs.delete(w.jobId)
-        worker.removeJob(w.jobId)
-      }
+    const board = listenForJobs(parts, onStop)
+    const announcer = new Announcer({
+      self, jobs: originator, worker, swarmSize,
+      publish: async (msg) => { await board.publish(msg) },
+      addrs: () => ownAddrs(libp2p)
     })
-    board.start()
-    cleanups.push(async () => { board.stop() })
+    originator.on('changed', (id) => { announcer.changed(id) })
+    announcer.start()
+    onStop(async () => { announcer.stop() })
 
-    // ---- announcing our own jobs ----
-    let seq = Date.now()
-    const announce = (job: JobRecord): void => {
-      // A failed job reopens its leases, but nothing in it is to be claimed until it is added again.
-      const claimable = job.state === 'splitting' || job.state === 'encoding'
-      const open = claimable ? job.chunks.filter(c => c.state === 'open').map(c => c.index) : []
-      const counts = countChunks(job)
-      const next = ++seq
-      const backup = originator.backupCandidates(job)
-      const settled = originator.settledRecently(job.id).slice(-64)
-      const waiting = claimable ? originator.waitingPeers(job.id) : []
-      worker.updateJob({ jobId: job.id, originator: self, settings: job.settings, totalChunks: job.chunks.length, open, backup, settled, waiting, seq: next })
-      void board.publish({
-        v: 1, type: 'job', jobId: job.id, originator: self, seq: next, state: job.state,
-        name: basename(job.sourcePath).slice(0, 512), settings: job.settings, totalFrames: job.totalFrames,
-        chunks: { total: counts.total, open: counts.open, leased: counts.leased, done: counts.done },
-        // 2,000 ranges stay well under the announcement limit; peers learn the rest as these go.
-        open: toRanges(open).slice(0, 2000),
-        ...(backup.length > 0 ? { backup } : {}),
-        ...(settled.length > 0 ? { settled } : {}),
-        ...(waiting.length > 0 ? { waiting } : {}),
-        addrs: ownAddrs().map(a => a.replace(`/p2p/${self}`, '')).slice(0, 16)
-      })
-    }
-    const pending = new Set<string>()
-    let flushTimer: NodeJS.Timeout | undefined
-    /** Jobs announced at least once since this node started. */
-    const announced = new Set<string>()
-    originator.on('changed', (id) => {
-      // A job's first open chunk is announced at once (about 100 ms sooner to the first lease);
-      // later changes are batched, longer in a bigger swarm (announcementBatchMs). Our own worker
-      // hears of a chunk when the swarm does, never sooner: with chunks that encode faster than
-      // they are cut it would otherwise take every one.
-      const job = originator.get(id)
-      if (job !== undefined && !announced.has(id) && job.chunks.some(c => c.state === 'open')) {
-        announced.add(id)
-        announce(job)
-        return
-      }
-      pending.add(id)
-      flushTimer ??= setTimeout(() => {
-        flushTimer = undefined
-        for (const jobId of pending) {
-          const job = originator.get(jobId)
-          if (job !== undefined) announce(job)
-          else {
-            announced.delete(jobId)
-            worker.removeJob(jobId)
-            void board.publish({ v: 1, type: 'gone', jobId, originator: self, seq: ++seq })
-          }
-        }
-        pending.clear()
-      }, announcementBatchMs(swarmSize()))
-    })
-    const periodic = setInterval(() => {
-      for (const job of originator.list()) if (job.state === 'splitting' || job.state === 'encoding' || job.state === 'merging') announce(job)
-      const now = Date.now()
-      for (const [id, r] of remoteJobs) {
-        if (now - r.seen > REMOTE_JOB_TTL_MS) { remoteJobs.delete(id); worker.removeJob(id) }
-      }
-    }, ANNOUNCE_INTERVAL_MS)
-    periodic.unref()
-    cleanups.push(async () => { clearInterval(periodic); if (flushTimer !== undefined) clearTimeout(flushTimer) })
-    for (const job of originator.list()) if (job.state === 'encoding' || job.state === 'splitting') announce(job)
-
-    // ---- status and control ----
-    /**
-     * Progress of a lease: what the holder last reported in a heartbeat (every few seconds), or,
-     * for a chunk this node's own worker encodes, its live figures.
-     */
-    const leaseProgress = (jobId: string, c: JobRecord['chunks'][number], live: Map<string, { framesDone: number, fps: number }>): { framesDone: number, fps: number } => {
-      const lease = c.lease
-      if (lease === undefined) return { framesDone: 0, fps: 0 }
-      const own = lease.holder === self ? live.get(`${jobId}#${c.index}`) : undefined
-      if (own === undefined) return { framesDone: lease.framesDone, fps: Math.round(lease.fps * 10) / 10 }
-      return { framesDone: Math.max(lease.framesDone, Math.min(c.frames, own.framesDone)), fps: Math.round(own.fps * 10) / 10 }
-    }
-    const jobStatus = (job: JobRecord, withChunks: boolean): JobStatus => {
-      const encodedBy: Record<string, number> = {}
-      const live = new Map(worker.status().active.map(a => [`${a.jobId}#${a.chunk}`, a]))
-      let framesDone = 0
-      let fps = 0
-      for (const c of job.chunks) {
-        if (c.result !== undefined) { encodedBy[c.result.encodedBy] = (encodedBy[c.result.encodedBy] ?? 0) + 1; framesDone += c.frames }
-        else if (c.lease !== undefined) { const p = leaseProgress(job.id, c, live); framesDone += p.framesDone; fps += p.fps }
-      }
-      return {
-        id: job.id, file: job.sourcePath, settings: job.settings, state: job.state, output: job.output,
-        ...(job.error !== undefined ? { error: job.error } : {}),
-        local: true, originator: self, createdAt: new Date(job.createdAt).toISOString(), updatedAt: new Date(job.updatedAt).toISOString(),
-        totalFrames: job.totalFrames, framesDone, fps: Math.round(fps * 10) / 10, chunks: countChunks(job), encodedBy,
-        ...(withChunks
-          ? {
-              chunkList: job.chunks.map(c => ({
-                index: c.index, state: c.state, frames: c.frames,
-                ...(c.lease !== undefined ? { holder: c.lease.holder, ...leaseProgress(job.id, c, live) } : {}),
-                ...(c.result !== undefined ? { encodedBy: c.result.encodedBy } : {})
-              }))
-            }
-          : {})
-      }
-    }
-    const remoteStatus = (r: { ann: JobAnnouncement, seen: number }): JobStatus => ({
-      id: r.ann.jobId, file: r.ann.name, settings: r.ann.settings, state: r.ann.state, output: null, local: false,
-      originator: r.ann.originator, createdAt: '', updatedAt: new Date(r.seen).toISOString(), totalFrames: r.ann.totalFrames,
-      framesDone: 0, fps: 0, chunks: r.ann.chunks, encodedBy: {}
-    })
-    const status = (withChunks = false): StatusJson => {
-      const local = originator.list()
-      const holders = new Map<string, string[]>()
-      for (const job of local) {
-        for (const c of job.chunks) {
-          if (c.lease === undefined) continue
-          const list = holders.get(c.lease.holder) ?? []
-          list.push(`${job.id.slice(0, 8)}#${c.index}`)
-          holders.set(c.lease.holder, list)
-        }
-      }
-      const peers: PeerStatus[] = libp2p.getPeers().map(p => ({
-        id: p.toString(),
-        addresses: libp2p.getConnections(p).map(c => c.remoteAddr.toString()),
-        foundBy: libp2p.services.dialer.foundBy(p.toString()),
-        encoding: holders.get(p.toString()) ?? []
-      }))
-      return {
-        peerId: self,
-        addresses: ownAddrs(),
-        peers,
-        unreachable: libp2p.services.dialer.unreachable(),
-        jobs: [...local.map(j => jobStatus(j, withChunks)), ...[...remoteJobs.values()].filter(r => originator.get(r.ann.jobId) === undefined).map(remoteStatus)],
-        worker: worker.status()
-      }
-    }
-    const peers = async (): Promise<PeersJson> => {
-      const encoding = new Map<string, PeerInfo['encoding']>()
-      const live = new Map(worker.status().active.map(a => [`${a.jobId}#${a.chunk}`, a]))
-      for (const job of originator.list()) {
-        for (const c of job.chunks) {
-          if (c.lease === undefined || c.state !== 'leased') continue
-          const list = encoding.get(c.lease.holder) ?? []
-          list.push({ jobId: job.id, chunk: c.index, frames: c.frames, ...leaseProgress(job.id, c, live) })
-          encoding.set(c.lease.holder, list)
-        }
-      }
-      const list = await Promise.all(libp2p.getPeers().map(async (p): Promise<PeerInfo> => {
-        let latencyMs: number | null = null
-        try {
-          latencyMs = await libp2p.services.ping.ping(p, { signal: AbortSignal.timeout(PING_TIMEOUT_MS) })
-        } catch {}
-        const chunks = encoding.get(p.toString()) ?? []
-        return {
-          id: p.toString(),
-          addresses: libp2p.getConnections(p).map(c => c.remoteAddr.toString()),
-          foundBy: libp2p.services.dialer.foundBy(p.toString()),
-          latencyMs,
-          encoding: chunks,
-          fps: Math.round(chunks.reduce((sum, c) => sum + c.fps, 0) * 10) / 10
-        }
-      }))
-      return { peerId: self, peers: list.sort((a, b) => a.id.localeCompare(b.id)), unreachable: libp2p.services.dialer.unreachable() }
-    }
-    const findJob = (prefix: string): JobStatus => {
-      const local = originator.list().filter(j => j.id.startsWith(prefix))
-      const remote = [...remoteJobs.values()].filter(r => r.ann.jobId.startsWith(prefix) && originator.get(r.ann.jobId) === undefined)
-      if (local.length + remote.length > 1) throw new ControlError(400, 'input', `job id ${prefix} is ambiguous: give more characters`)
-      if (local[0] !== undefined) return jobStatus(local[0], true)
-      if (remote[0] !== undefined) return remoteStatus(remote[0])
-      throw new ControlError(404, 'not-found', `no job ${prefix} is known to this node`)
-    }
-    const control = new ControlServer({
-      status: () => status(),
-      snapshot: () => status(true),
-      peers,
-      job: findJob,
-      addJob: async (req): Promise<AddJobResponse> => {
-        try {
-          const { gopsPerChunk, chunkSeconds, ...rest } = req
-          const plan = { ...(gopsPerChunk !== undefined ? { gopsPerChunk } : {}), ...(chunkSeconds !== undefined ? { chunkSeconds } : {}) }
-          const { job, existing } = await originator.addJob({ ...rest, plan })
-          return { job: jobStatus(job, false), existing }
-        } catch (err) {
-          if (err instanceof InputError) throw new ControlError(400, 'input', err.message)
-          throw err
-        }
-      },
-      cancelJob: async (prefix) => {
-        const matches = originator.list().filter(j => j.id.startsWith(prefix))
-        if (matches.length > 1) throw new ControlError(400, 'input', `job id ${prefix} is ambiguous: give more characters`)
-        if (matches[0] === undefined) return false
-        return await originator.cancelJob(matches[0].id)
-      }
-    }, log)
-    await control.start()
-    cleanups.push(async () => { await control.stop() })
-    const controlFile = join(o.home, CONTROL_FILE)
-    await writeFile(`${controlFile}.tmp`, JSON.stringify({ url: control.url, token: control.token, pid: process.pid, peerId: self, apiVersion: API_VERSION }), { mode: 0o600 })
-    await rename(`${controlFile}.tmp`, controlFile)
-    cleanups.push(async () => { if (existsSync(controlFile)) await rm(controlFile, { force: true }) })
-
+    const control = await startControl(o.home, parts, onStop)
     let stopping: Promise<void> | undefined
     return {
       peerId: self,
-      addresses: ownAddrs,
+      addresses: () => ownAddrs(libp2p),
       controlUrl: control.url,
       dashboardUrl: control.dashboardUrl,
-      status: () => status(),
-      peers,
+      status: () => statusOf(parts, false),
+      peers: async () => await peersOf(parts),
       metrics: () => ({ transfer: libp2p.services.encode.stats, announcementsPublished: board.published, announcementsRejected: board.rejected }),
       stop: async () => { stopping ??= undo(); await stopping }
     }
@@ -370,12 +143,88 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
   }
 }
 
-function countChunks (job: JobRecord): { total: number, open: number, leased: number, done: number } {
-  const counts = { total: job.chunks.length, open: 0, leased: 0, done: 0 }
-  for (const c of job.chunks) {
-    if (c.state === 'open' || c.state === 'pending') counts.open++
-    else if (c.state === 'leased') counts.leased++
-    else counts.done++
+/** The worker, encoding for this node's own jobs through a local link and for other originators' over libp2p. */
+async function startWorker (o: DaemonOptions, p: Omit<Parts, 'worker'>, slots: number, swarmSize: () => number): Promise<Worker> {
+  const threads = o.threads ?? defaultThreads(slots)
+  const workDir = join(o.home, 'work')
+  // Anything here is from a previous run that did not stop cleanly: its leases are long gone.
+  await rm(workDir, { recursive: true, force: true })
+  const worker = new Worker({
+    peerId: p.self, slots, workDir, log: p.log, swarmSize,
+    ...(threads !== undefined ? { threads } : {}),
+    ...(o.encoder !== undefined ? { encoder: o.encoder } : {}),
+    linkFor: (originatorId) => originatorId === p.self
+      ? localLink(p.originator, p.self)
+      : p.libp2p.services.encode.linkTo(originatorId, p.remoteJobs.addrsOf(originatorId))
+  })
+  worker.start()
+  return worker
+}
+
+/** Other originators' jobs: heard on the job topic, handed to the worker, dropped when their originator goes silent. */
+function listenForJobs (p: Parts, onStop: OnStop): JobBoard {
+  const feed = remoteJobFeed({
+    self: p.self, jobs: p.remoteJobs, worker: p.worker, log: p.log,
+    isOwnJob: (jobId) => p.originator.get(jobId) !== undefined
+  })
+  const board = new JobBoard(p.libp2p.services.pubsub, { self: p.self, log: p.log, onAnnouncement: feed.onAnnouncement, onWithdrawal: feed.onWithdrawal })
+  board.start()
+  onStop(async () => { board.stop() })
+  const sweep = setInterval(() => { feed.expire() }, ANNOUNCE_INTERVAL_MS)
+  sweep.unref()
+  onStop(async () => { clearInterval(sweep) })
+  return board
+}
+
+/** The control API on loopback, and `<home>/control.json` that tells the CLI where it is and its token. */
+async function startControl (home: string, p: Parts, onStop: OnStop): Promise<ControlServer> {
+  const control = new ControlServer(controlHandlers({
+    jobs: p.originator,
+    remoteJobs: () => p.remoteJobs.current(),
+    jobStatus: (job, withChunks) => jobStatus(p.self, job, p.worker.status(), withChunks),
+    status: (withChunks) => statusOf(p, withChunks),
+    peers: async () => await peersOf(p)
+  }), p.log)
+  await control.start()
+  onStop(async () => { await control.stop() })
+  const controlFile = await writeControlFile(home, { url: control.url, token: control.token, pid: process.pid, peerId: p.self, apiVersion: API_VERSION })
+  onStop(async () => { if (existsSync(controlFile)) await rm(controlFile, { force: true }) })
+  return control
+}
+
+function ownAddrs (libp2p: SwarmNode): string[] {
+  return libp2p.getMultiaddrs().map(a => a.toString())
+}
+
+function connectedPeer (libp2p: SwarmNode, peer: PeerId): ConnectedPeer {
+  return {
+    id: peer.toString(),
+    addresses: libp2p.getConnections(peer).map(c => c.remoteAddr.toString()),
+    foundBy: libp2p.services.dialer.foundBy(peer.toString())
   }
-  return counts
+}
+
+function statusOf (p: Parts, withChunks: boolean): StatusJson {
+  return status({
+    self: p.self,
+    addresses: ownAddrs(p.libp2p),
+    jobs: p.originator.list(),
+    remoteJobs: p.remoteJobs.current(),
+    peers: p.libp2p.getPeers().map(peer => connectedPeer(p.libp2p, peer)),
+    unreachable: p.libp2p.services.dialer.unreachable(),
+    worker: p.worker.status(),
+    withChunks
+  })
+}
+
+/** Pings every connected peer (a silent one within PING_TIMEOUT_MS) for `swarm peers`. */
+async function peersOf (p: Parts): Promise<PeersJson> {
+  const pinged = await Promise.all(p.libp2p.getPeers().map(async (peer) => {
+    let latencyMs: number | null = null
+    try {
+      latencyMs = await p.libp2p.services.ping.ping(peer, { signal: AbortSignal.timeout(PING_TIMEOUT_MS) })
+    } catch {}
+    return { ...connectedPeer(p.libp2p, peer), latencyMs }
+  }))
+  return peers({ self: p.self, jobs: p.originator.list(), peers: pinged, unreachable: p.libp2p.services.dialer.unreachable(), worker: p.worker.status() })
 }

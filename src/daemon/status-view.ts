@@ -1,0 +1,147 @@
+import type { JobRecord } from '../jobs/index.js'
+import type { JobAnnouncement } from '../swarm/index.js'
+import type { ChunkCounts, JobStatus, PeerInfo, PeersJson, PeerStatus, StatusJson, UnreachablePeerInfo, WorkerStatus } from './api.js'
+
+/**
+ * What the control API and `swarm status --json` show, computed from plain data: the node's job
+ * records, what its worker does, the jobs heard from other peers and the peers libp2p knows. No
+ * clock, no network: the daemon gathers the data, these functions only shape it.
+ */
+
+/** A job another peer originated, as this node last heard of it. */
+export interface RemoteJob { ann: JobAnnouncement, seen: number }
+
+/** A connected peer as libp2p and the dialer describe it. */
+export type ConnectedPeer = Pick<PeerStatus, 'id' | 'addresses' | 'foundBy'>
+
+type Chunk = JobRecord['chunks'][number]
+type Progress = { framesDone: number, fps: number }
+/** This node's own encodes by `<jobId>#<chunk>`. */
+type LiveProgress = Map<string, Progress>
+
+export interface StatusInput {
+  self: string
+  addresses: string[]
+  /** The jobs this node originated. */
+  jobs: JobRecord[]
+  /** Other originators' jobs; any whose id is also a local job's is left out. */
+  remoteJobs: RemoteJob[]
+  peers: ConnectedPeer[]
+  unreachable: UnreachablePeerInfo[]
+  worker: WorkerStatus
+  /** Fill in every local job's chunk list (the dashboard's snapshot). */
+  withChunks?: boolean
+}
+
+export interface PeersInput {
+  self: string
+  jobs: JobRecord[]
+  peers: Array<ConnectedPeer & { latencyMs: number | null }>
+  unreachable: UnreachablePeerInfo[]
+  worker: WorkerStatus
+}
+
+export function countChunks (job: JobRecord): ChunkCounts {
+  const counts = { total: job.chunks.length, open: 0, leased: 0, done: 0 }
+  for (const c of job.chunks) {
+    if (c.state === 'open' || c.state === 'pending') counts.open++
+    else if (c.state === 'leased') counts.leased++
+    else counts.done++
+  }
+  return counts
+}
+
+export function liveProgress (worker: WorkerStatus): LiveProgress {
+  return new Map(worker.active.map(a => [`${a.jobId}#${a.chunk}`, a]))
+}
+
+/**
+ * Progress of a lease: what the holder last reported in a heartbeat (every few seconds), or,
+ * for a chunk this node's own worker encodes, its live figures.
+ */
+export function leaseProgress (self: string, jobId: string, c: Chunk, live: LiveProgress): Progress {
+  const lease = c.lease
+  if (lease === undefined) return { framesDone: 0, fps: 0 }
+  const own = lease.holder === self ? live.get(`${jobId}#${c.index}`) : undefined
+  if (own === undefined) return { framesDone: lease.framesDone, fps: Math.round(lease.fps * 10) / 10 }
+  return { framesDone: Math.max(lease.framesDone, Math.min(c.frames, own.framesDone)), fps: Math.round(own.fps * 10) / 10 }
+}
+
+export function jobStatus (self: string, job: JobRecord, worker: WorkerStatus, withChunks: boolean): JobStatus {
+  const encodedBy: Record<string, number> = {}
+  const live = liveProgress(worker)
+  let framesDone = 0
+  let fps = 0
+  for (const c of job.chunks) {
+    if (c.result !== undefined) { encodedBy[c.result.encodedBy] = (encodedBy[c.result.encodedBy] ?? 0) + 1; framesDone += c.frames }
+    else if (c.lease !== undefined) { const p = leaseProgress(self, job.id, c, live); framesDone += p.framesDone; fps += p.fps }
+  }
+  return {
+    id: job.id, file: job.sourcePath, settings: job.settings, state: job.state, output: job.output,
+    ...(job.error !== undefined ? { error: job.error } : {}),
+    local: true, originator: self, createdAt: new Date(job.createdAt).toISOString(), updatedAt: new Date(job.updatedAt).toISOString(),
+    totalFrames: job.totalFrames, framesDone, fps: Math.round(fps * 10) / 10, chunks: countChunks(job), encodedBy,
+    ...(withChunks
+      ? {
+          chunkList: job.chunks.map(c => ({
+            index: c.index, state: c.state, frames: c.frames,
+            ...(c.lease !== undefined ? { holder: c.lease.holder, ...leaseProgress(self, job.id, c, live) } : {}),
+            ...(c.result !== undefined ? { encodedBy: c.result.encodedBy } : {})
+          }))
+        }
+      : {})
+  }
+}
+
+export function remoteStatus (r: RemoteJob): JobStatus {
+  return {
+    id: r.ann.jobId, file: r.ann.name, settings: r.ann.settings, state: r.ann.state, output: null, local: false,
+    originator: r.ann.originator, createdAt: '', updatedAt: new Date(r.seen).toISOString(), totalFrames: r.ann.totalFrames,
+    framesDone: 0, fps: 0, chunks: r.ann.chunks, encodedBy: {}
+  }
+}
+
+/** Other originators' jobs worth listing: those whose id is not also one of this node's own. */
+export function remoteOnly (remoteJobs: RemoteJob[], jobs: JobRecord[]): RemoteJob[] {
+  const local = new Set(jobs.map(j => j.id))
+  return remoteJobs.filter(r => !local.has(r.ann.jobId))
+}
+
+export function status (s: StatusInput): StatusJson {
+  const holders = new Map<string, string[]>()
+  for (const job of s.jobs) {
+    for (const c of job.chunks) {
+      if (c.lease === undefined) continue
+      const list = holders.get(c.lease.holder) ?? []
+      list.push(`${job.id.slice(0, 8)}#${c.index}`)
+      holders.set(c.lease.holder, list)
+    }
+  }
+  return {
+    peerId: s.self,
+    addresses: s.addresses,
+    peers: s.peers.map(p => ({ ...p, encoding: holders.get(p.id) ?? [] })),
+    unreachable: s.unreachable,
+    jobs: [...s.jobs.map(j => jobStatus(s.self, j, s.worker, s.withChunks ?? false)), ...remoteOnly(s.remoteJobs, s.jobs).map(remoteStatus)],
+    worker: s.worker
+  }
+}
+
+/** `swarm peers`: each connected peer with what it encodes for this node's jobs, sorted by id. */
+export function peers (s: PeersInput): PeersJson {
+  const encoding = new Map<string, PeerInfo['encoding']>()
+  const live = liveProgress(s.worker)
+  for (const job of s.jobs) {
+    for (const c of job.chunks) {
+      if (c.lease === undefined || c.state !== 'leased') continue
+      const list = encoding.get(c.lease.holder) ?? []
+      list.push({ jobId: job.id, chunk: c.index, frames: c.frames, ...leaseProgress(s.self, job.id, c, live) })
+      encoding.set(c.lease.holder, list)
+    }
+  }
+  const list = s.peers.map((p): PeerInfo => {
+    const chunks = encoding.get(p.id) ?? []
+    return { id: p.id, addresses: p.addresses, foundBy: p.foundBy, latencyMs: p.latencyMs, encoding: chunks, fps: Math.round(chunks.reduce((sum, c) => sum + c.fps, 0) * 10) / 10 }
+  })
+  return { peerId: s.self, peers: list.sort((a, b) => a.id.localeCompare(b.id)), unreachable: s.unreachable }
+}

@@ -1,0 +1,140 @@
+import { describe, expect, it } from 'vitest'
+import { remoteJobFeed, RemoteJobs } from '../../src/daemon/remote-jobs.js'
+import type { JobView } from '../../src/worker/index.js'
+import { announcement, jobId, PEER_A, PEER_B, PEER_C } from '../helpers/records.js'
+
+const TTL = 30_000
+
+describe('RemoteJobs', () => {
+  it('keeps the newest announcement of each job, by sequence number', () => {
+    const jobs = new RemoteJobs(TTL)
+    const x = jobId('1')
+    expect(jobs.hear(announcement(PEER_B, x, 5), 0)).toBe('current')
+    expect(jobs.hear(announcement(PEER_B, x, 4, { state: 'merging' }), 1)).toBe('stale')
+    expect(jobs.hear(announcement(PEER_B, x, 5, { state: 'done' }), 2)).toBe('current')
+    expect(jobs.current()).toEqual([{ ann: announcement(PEER_B, x, 5, { state: 'done' }), seen: 2 }])
+    expect(jobs.addrsOf(PEER_B)).toEqual(announcement(PEER_B, x, 5).addrs)
+    expect(jobs.addrsOf(PEER_C)).toEqual([])
+  })
+
+  it('keys jobs by originator and id: a second originator of one id neither replaces nor withdraws the first', () => {
+    const jobs = new RemoteJobs(TTL)
+    const x = jobId('1')
+    jobs.hear(announcement(PEER_B, x, 100), 0)
+    // C announces B's job id in its own name, with a higher sequence number.
+    expect(jobs.hear(announcement(PEER_C, x, 1_000, { name: 'copy.mkv' }), 1)).toBe('shadowed')
+    expect(jobs.current().map(r => r.ann.originator)).toEqual([PEER_B])
+    // Sequence numbers count per originator: B's next one is not stale next to C's.
+    expect(jobs.hear(announcement(PEER_B, x, 101), 2)).toBe('current')
+    expect(jobs.withdraw(PEER_C, x)).toBe(false)
+    expect(jobs.current().map(r => r.ann.originator)).toEqual([PEER_B])
+    expect(jobs.withdraw(PEER_A, x)).toBe(false)
+    expect(jobs.withdraw(PEER_B, x)).toBe(true)
+    expect(jobs.current()).toEqual([])
+    expect(jobs.hear(announcement(PEER_B, x, 102), 3)).toBe('current')
+  })
+
+  it('makes the next originator current when the first is gone', () => {
+    const jobs = new RemoteJobs(TTL)
+    const x = jobId('1')
+    jobs.hear(announcement(PEER_B, x, 1), 0)
+    jobs.hear(announcement(PEER_C, x, 1), 0)
+    expect(jobs.withdraw(PEER_B, x)).toBe(true)
+    expect(jobs.current().map(r => r.ann.originator)).toEqual([PEER_C])
+    expect(jobs.hear(announcement(PEER_C, x, 2), 1)).toBe('current')
+  })
+
+  it('forgets jobs whose originator has been silent longer than the TTL', () => {
+    const jobs = new RemoteJobs(TTL)
+    const x = jobId('1')
+    const y = jobId('2')
+    jobs.hear(announcement(PEER_B, x, 1), 0)
+    jobs.hear(announcement(PEER_C, x, 1), 0)
+    jobs.hear(announcement(PEER_B, y, 1), 20_000)
+    expect(jobs.expire(TTL)).toEqual([])
+    // B's job x and C's copy both went silent: x was current (the worker drops it), C's was not.
+    expect(jobs.expire(TTL + 1)).toEqual([x])
+    expect(jobs.current().map(r => r.ann.jobId)).toEqual([y])
+    expect(jobs.has(PEER_C, x)).toBe(false)
+  })
+})
+
+describe('remoteJobFeed', () => {
+  function setup (ownJobs: string[] = []) {
+    const jobs = new RemoteJobs(TTL)
+    const worker = { views: [] as JobView[], removed: [] as string[] }
+    const log: string[] = []
+    let now = 0
+    const feed = remoteJobFeed({
+      self: PEER_A, jobs, log: (line) => { log.push(line) }, now: () => now,
+      worker: { updateJob: (v) => { worker.views.push(v) }, removeJob: (id) => { worker.removed.push(id) } },
+      isOwnJob: (id) => ownJobs.includes(id)
+    })
+    return { jobs, worker, log, feed, advance: (ms: number) => { now += ms } }
+  }
+
+  it('hands a remote job to the worker with its open chunks spelled out', () => {
+    const { worker, feed } = setup()
+    const x = jobId('1')
+    feed.onAnnouncement(announcement(PEER_B, x, 7, { open: [[0, 2], [3, 4]], backup: [2], waiting: [PEER_A] }))
+    expect(worker.views).toEqual([{
+      jobId: x, originator: PEER_B, settings: '--crf 20', totalChunks: 4, open: [0, 1, 3], backup: [2], settled: [], waiting: [PEER_A], seq: 7
+    }])
+    // Our own announcements come back over gossip: the announcer has told the worker already.
+    feed.onAnnouncement(announcement(PEER_A, jobId('2'), 1))
+    expect(worker.views).toHaveLength(1)
+  })
+
+  it('with two originators announcing one job id, the worker works for the first, whatever the second says', () => {
+    const { jobs, worker, log, feed } = setup()
+    const x = jobId('1')
+    feed.onAnnouncement(announcement(PEER_B, x, 10))
+    feed.onAnnouncement(announcement(PEER_C, x, 2_000_000, { open: [[0, 4]], settings: '--crf 51' }))
+    feed.onAnnouncement(announcement(PEER_C, x, 2_000_001, { open: [[0, 4]], settings: '--crf 51' }))
+    expect(worker.views.map(v => [v.originator, v.seq])).toEqual([[PEER_B, 10]])
+    expect(log).toHaveLength(1)
+    expect(log[0]).toMatch(/not taking chunks of 11111111 from CCCCCCCC/)
+    // C cannot withdraw B's job either.
+    feed.onWithdrawal({ v: 1, type: 'gone', jobId: x, originator: PEER_C, seq: 2_000_002 })
+    expect(worker.removed).toEqual([])
+    feed.onAnnouncement(announcement(PEER_B, x, 11))
+    expect(worker.views.map(v => [v.originator, v.seq])).toEqual([[PEER_B, 10], [PEER_B, 11]])
+    expect(jobs.current().map(r => r.ann.originator)).toEqual([PEER_B])
+    // When B withdraws, the worker drops the id; C's job is taken up with its next announcement.
+    feed.onWithdrawal({ v: 1, type: 'gone', jobId: x, originator: PEER_B, seq: 12 })
+    expect(worker.removed).toEqual([x])
+    feed.onAnnouncement(announcement(PEER_C, x, 2_000_003))
+    expect(worker.views.at(-1)).toMatchObject({ originator: PEER_C, seq: 2_000_003 })
+  })
+
+  it("never lets another originator's announcement replace or remove this node's own job of that id", () => {
+    const x = jobId('1')
+    const { worker, log, feed } = setup([x])
+    feed.onAnnouncement(announcement(PEER_B, x, 1))
+    expect(worker.views).toEqual([])
+    expect(log).toHaveLength(1)
+    feed.onWithdrawal({ v: 1, type: 'gone', jobId: x, originator: PEER_B, seq: 2 })
+    expect(worker.removed).toEqual([])
+  })
+
+  it('ignores an announcement older than the last one heard', () => {
+    const { worker, feed } = setup()
+    const x = jobId('1')
+    feed.onAnnouncement(announcement(PEER_B, x, 10))
+    feed.onAnnouncement(announcement(PEER_B, x, 9))
+    expect(worker.views.map(v => v.seq)).toEqual([10])
+  })
+
+  it('drops a job from the worker when its originator goes silent, but never our own', () => {
+    const own = jobId('2')
+    const { worker, feed, advance } = setup([own])
+    feed.onAnnouncement(announcement(PEER_B, jobId('1'), 1))
+    feed.onAnnouncement(announcement(PEER_C, own, 1))
+    advance(TTL)
+    feed.expire()
+    expect(worker.removed).toEqual([])
+    advance(1)
+    feed.expire()
+    expect(worker.removed).toEqual([jobId('1')])
+  })
+})
