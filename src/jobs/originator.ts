@@ -1,14 +1,14 @@
 import { randomBytes, createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path'
 import {
   checkSourceCrc, cutSegment, extractVideo, mergeChunks, parseX264Settings, planChunks, probeMedia,
   sha256File, sourceAsCutSource, splitInOnePass, splitsInOnePass, verifyEncodedChunk, verifyMergedOutput, type ChunkRange, type CutSource,
   type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
+import { JobStore } from './job-store.js'
 import { countStat, LeaseTable } from './lease-table.js'
 import {
   JOB_RECORD_VERSION, refusal, type ChunkEncodeMeta, type ChunkRecord, type JobRecord, type LeaseGrant, type Refusal
@@ -34,6 +34,13 @@ export interface OriginatorOptions {
   verifyConcurrency?: number
 }
 
+export interface AddJobRequest {
+  file: string
+  settings: string
+  output?: string
+  plan?: Pick<PlanOptions, 'gopsPerChunk' | 'chunkSeconds'>
+}
+
 /** At most `limit` holders at once; the others wait in arrival order. */
 class Turns {
   private active = 0
@@ -57,20 +64,25 @@ export class InputError extends Error {
   readonly kind = 'input'
 }
 
+/** A job still to split, or with every chunk verified but not merged yet, has work for the originator itself. */
+function needsRun (job: JobRecord): boolean {
+  return job.state === 'splitting' || (job.state === 'encoding' && job.chunks.every(c => c.state === 'done'))
+}
+
 /**
  * The originator of jobs added on this node: it splits, hands out leases, takes verified results
  * and merges. It is the only arbiter of its jobs, and everything it knows is on disk so a
- * restarted node resumes where it stopped without re-encoding a verified chunk.
+ * restarted node resumes where it stopped without re-encoding a verified chunk. It wires three
+ * parts: the job store (records and job.json), the lease table (who may hold which chunk) and the
+ * splitter (segments from the source); verifying results and merging are its own.
  */
 export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
-  private readonly jobs = new Map<string, JobRecord>()
+  private readonly store: JobStore
+  private readonly leases: LeaseTable
   private readonly verifyTurns: Turns
   private readonly sources = new Map<string, MediaInfo>()
   private readonly running = new Map<string, Promise<void>>()
-  private readonly saving = new Map<string, Promise<void>>()
-  private readonly dirty = new Set<string>()
   private readonly aborts = new Map<string, AbortController>()
-  private readonly leases: LeaseTable
   private readonly now: () => number
   private readonly log: (line: string) => void
   private expiryTimer?: NodeJS.Timeout
@@ -78,10 +90,11 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
 
   constructor (private readonly o: OriginatorOptions) {
     super()
-    this.verifyTurns = new Turns(Math.max(1, o.verifyConcurrency ?? availableParallelism()))
     this.now = o.now ?? Date.now
     this.log = o.log ?? (() => {})
-    this.leases = new LeaseTable(this.jobs, {
+    this.verifyTurns = new Turns(Math.max(1, o.verifyConcurrency ?? availableParallelism()))
+    this.store = new JobStore(join(o.home, 'jobs'), this.now, this.log)
+    this.leases = new LeaseTable(this.store.jobs, {
       now: this.now,
       log: this.log,
       changed: (job, announce) => { this.touch(job, announce) },
@@ -92,27 +105,15 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     })
   }
 
-  get jobsDir (): string { return join(this.o.home, 'jobs') }
-  jobDir (id: string): string { return join(this.jobsDir, id) }
+  get jobsDir (): string { return this.store.dir }
+  jobDir (id: string): string { return this.store.jobDir(id) }
 
   /** Loads every job from disk and resumes the ones that were not finished. */
   async start (): Promise<void> {
-    await mkdir(this.jobsDir, { recursive: true, mode: 0o700 })
-    for (const name of await readdir(this.jobsDir)) {
-      const file = join(this.jobsDir, name, 'job.json')
-      if (!existsSync(file)) continue
-      try {
-        const job = JSON.parse(await readFile(file, 'utf8')) as JobRecord
-        if (job.version !== JOB_RECORD_VERSION || job.id !== name) throw new Error(`unexpected version ${job.version}`)
-        this.jobs.set(job.id, job)
-      } catch (err) {
-        this.log(`jobs: skipping ${file}: ${(err as Error).message}`)
-      }
-    }
-    for (const job of this.jobs.values()) {
+    for (const job of await this.store.load()) {
       // Our own worker restarted with us and holds nothing: leases it had would only lapse.
       this.leases.dropHolder(job, this.o.peerId)
-      if (job.state === 'splitting' || job.state === 'merging' || (job.state === 'encoding' && job.chunks.every(c => c.state === 'done'))) {
+      if (job.state === 'merging' || needsRun(job)) {
         this.log(`jobs: resuming ${job.id.slice(0, 12)} (${job.state})`)
         this.runInBackground(job.id)
       }
@@ -126,61 +127,26 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     if (this.expiryTimer !== undefined) clearInterval(this.expiryTimer)
     for (const c of this.aborts.values()) c.abort()
     await Promise.allSettled([...this.running.values()])
-    for (const id of [...this.dirty]) await this.save(id)
-    await Promise.allSettled([...this.saving.values()])
+    await this.store.flush()
   }
 
-  list (): JobRecord[] { return [...this.jobs.values()].sort((a, b) => a.createdAt - b.createdAt) }
-  get (id: string): JobRecord | undefined { return this.jobs.get(id) }
+  list (): JobRecord[] { return this.store.list() }
+  get (id: string): JobRecord | undefined { return this.store.get(id) }
 
   /**
    * Adds a job, or returns the existing one for the same source content and settings. Bad input
    * (missing file, refused settings, CRC mismatch, no video) throws InputError and queues nothing.
    */
-  async addJob (req: { file: string, settings: string, output?: string, plan?: Pick<PlanOptions, 'gopsPerChunk' | 'chunkSeconds'> }): Promise<{ job: JobRecord, existing: boolean }> {
-    if (!isAbsolute(req.file)) throw new InputError(`${req.file}: give an absolute path`)
-    let settings
-    try { settings = parseX264Settings(req.settings) } catch (err) { throw new InputError((err as Error).message) }
-    let source: MediaInfo
-    // The content hash (the job's id) is read alongside the probe: both read the whole file.
-    const hashing = sha256File(req.file)
-    hashing.catch(() => {}) // a missing or unreadable file is reported by the checks below
-    try {
-      await checkSourceCrc(req.file)
-      source = await probeMedia(req.file)
-    } catch (err) {
-      throw new InputError((err as Error).message)
-    }
-    const sourceSha256 = await hashing
-    const id = createHash('sha256').update(`swarm-job/v1\n${sourceSha256}\n${settings.args.join('\u0000')}`).digest('hex')
-    const existing = this.jobs.get(id)
+  async addJob (req: AddJobRequest): Promise<{ job: JobRecord, existing: boolean }> {
+    const { args, source, sourceSha256 } = await this.checkInput(req)
+    const id = createHash('sha256').update(`swarm-job/v1\n${sourceSha256}\n${args.join('\u0000')}`).digest('hex')
+    const existing = this.store.get(id)
     if (existing !== undefined) {
       // A failed job added again is retried from where it stopped: verified chunks are kept.
-      if (existing.state === 'failed') {
-        existing.state = existing.chunks.some(c => c.state === 'pending') ? 'splitting' : 'encoding'
-        delete existing.error
-        for (const c of existing.chunks) c.failures = []
-        this.touch(existing)
-        await this.save(existing.id)
-        this.runInBackground(existing.id)
-        return { job: existing, existing: true }
-      }
+      if (existing.state === 'failed') await this.retry(existing)
       return { job: existing, existing: true }
     }
-    // The job's own chunk size, if given, replaces the node's default; kept in job.json so a resumed split cuts the same chunks.
-    const explicit = req.plan?.gopsPerChunk !== undefined || req.plan?.chunkSeconds !== undefined
-    const planOptions: PlanOptions = explicit ? { ...req.plan } : { ...this.o.plan }
-    // About four chunks per encoder by default, with the last ones shrinking so every encoder runs
-    // out of work at about the same time; never fewer chunks than peers, whatever size was asked for.
-    const peers = Math.max(1, this.o.swarmSize?.() ?? 1)
-    const parallel = peers * Math.max(1, this.o.slotsPerPeer ?? 1)
-    const minChunks = explicit ? peers : 4 * parallel
-    // Exactly these options are kept with the job: the split plans again from them and must get the same chunks.
-    planOptions.minChunks = Math.max(planOptions.minChunks ?? 1, minChunks)
-    if (!explicit) {
-      planOptions.tailParallelism ??= parallel
-      planOptions.absorbShortTail ??= true
-    }
+    const planOptions = this.planOptionsFor(req)
     const plan = planChunks(source, planOptions)
     const now = this.now()
     const job: JobRecord = {
@@ -202,26 +168,69 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       chunks: plan.chunks.map(c => ({ index: c.index, startFrame: c.startFrame, frames: c.frameCount, state: 'pending', pastHolders: [], failures: [] }))
     }
     this.sources.set(id, source)
-    this.jobs.set(id, job)
-    await mkdir(this.jobDir(id), { recursive: true, mode: 0o700 })
-    this.dirty.add(id)
-    await this.save(id)
+    await this.store.create(job)
     this.log(`jobs: added ${id.slice(0, 12)} ${req.file} (${plan.chunks.length} chunks, ${source.video.frameCount} frames)`)
     this.runInBackground(id)
     this.emit('changed', id)
     return { job, existing: false }
   }
 
+  /** The settings parsed, the source probed and its content hashed; any of them failing is the user's input at fault. */
+  private async checkInput (req: AddJobRequest): Promise<{ args: string[], source: MediaInfo, sourceSha256: string }> {
+    if (!isAbsolute(req.file)) throw new InputError(`${req.file}: give an absolute path`)
+    let args: string[]
+    try { args = parseX264Settings(req.settings).args } catch (err) { throw new InputError((err as Error).message) }
+    // The content hash (the job's id) is read alongside the probe: both read the whole file.
+    const hashing = sha256File(req.file)
+    hashing.catch(() => {}) // a missing or unreadable file is reported by the checks below
+    let source: MediaInfo
+    try {
+      await checkSourceCrc(req.file)
+      source = await probeMedia(req.file)
+    } catch (err) {
+      throw new InputError((err as Error).message)
+    }
+    return { args, source, sourceSha256: await hashing }
+  }
+
+  private async retry (job: JobRecord): Promise<void> {
+    job.state = job.chunks.some(c => c.state === 'pending') ? 'splitting' : 'encoding'
+    delete job.error
+    for (const c of job.chunks) c.failures = []
+    this.touch(job)
+    await this.save(job.id)
+    this.runInBackground(job.id)
+  }
+
+  /**
+   * The job's own chunk size, if given, replaces the node's default. Exactly these options are
+   * kept with the job (job.json): a resumed split plans again from them and must get the same chunks.
+   */
+  private planOptionsFor (req: AddJobRequest): PlanOptions {
+    const explicit = req.plan?.gopsPerChunk !== undefined || req.plan?.chunkSeconds !== undefined
+    const planOptions: PlanOptions = explicit ? { ...req.plan } : { ...this.o.plan }
+    // About four chunks per encoder by default, with the last ones shrinking so every encoder runs
+    // out of work at about the same time; never fewer chunks than peers, whatever size was asked for.
+    const peers = Math.max(1, this.o.swarmSize?.() ?? 1)
+    const parallel = peers * Math.max(1, this.o.slotsPerPeer ?? 1)
+    const minChunks = explicit ? peers : 4 * parallel
+    planOptions.minChunks = Math.max(planOptions.minChunks ?? 1, minChunks)
+    if (!explicit) {
+      planOptions.tailParallelism ??= parallel
+      planOptions.absorbShortTail ??= true
+    }
+    return planOptions
+  }
+
   /** Stops a job: no more leases, its files are removed; the output, if merged, stays. */
   async cancelJob (id: string): Promise<boolean> {
-    const job = this.jobs.get(id)
+    const job = this.store.get(id)
     if (job === undefined) return false
     this.aborts.get(id)?.abort()
     await this.running.get(id)?.catch(() => {})
-    this.jobs.delete(id)
     this.leases.forget(id)
     this.sources.delete(id)
-    await rm(this.jobDir(id), { recursive: true, force: true })
+    await this.store.remove(id)
     this.emit('changed', id)
     return true
   }
@@ -286,7 +295,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
    * keeps it if the chunk is still not done. Nothing unverified ever counts.
    */
   async acceptResult (jobId: string, chunkIndex: number, peer: string, tmpPath: string, sha256: string): Promise<{ ok: true } | Refusal> {
-    const job = this.jobs.get(jobId)
+    const job = this.store.get(jobId)
     const chunk = job?.chunks[chunkIndex]
     if (job === undefined || chunk === undefined) { await rm(tmpPath, { force: true }); return refusal('unknown-job', 'job or chunk vanished') }
     const bad = await this.verifyResult(job, chunk, peer, tmpPath)
@@ -335,15 +344,15 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     this.aborts.set(id, controller)
     const task = this.advance(id, controller.signal)
       .catch((err: Error) => {
-        const job = this.jobs.get(id)
+        const job = this.store.get(id)
         if (job !== undefined && !controller.signal.aborted) this.fail(job, err.message)
       })
       .finally(() => {
         this.running.delete(id)
         this.aborts.delete(id)
         // A state change during the run (e.g. the last result) may need another pass.
-        const job = this.jobs.get(id)
-        if (job !== undefined && !controller.signal.aborted && (job.state === 'splitting' || (job.state === 'encoding' && job.chunks.every(c => c.state === 'done')))) this.runInBackground(id)
+        const job = this.store.get(id)
+        if (job !== undefined && !controller.signal.aborted && needsRun(job)) this.runInBackground(id)
       })
     this.running.set(id, task)
   }
@@ -358,7 +367,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   }
 
   private async advance (id: string, signal: AbortSignal): Promise<void> {
-    const job = this.jobs.get(id)
+    const job = this.store.get(id)
     if (job === undefined) return
     if (job.state === 'splitting') await this.split(job, signal)
     if (job.state === 'encoding' && job.chunks.every(c => c.state === 'done')) {
@@ -491,29 +500,13 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     void this.save(job.id)
   }
 
-  // ---- persistence -----------------------------------------------------------------------------
+  // ---- persistence: the job store writes, the originator announces ----------------------------
 
   private touch (job: JobRecord, announce = true): void {
-    job.updatedAt = this.now()
-    this.dirty.add(job.id)
-    queueMicrotask(() => { void this.save(job.id) })
+    this.store.touch(job)
     if (announce) this.emit('changed', job.id)
   }
 
   /** Writes job.json atomically; overlapping saves are serialised per job. */
-  async save (id: string): Promise<void> {
-    const previous = this.saving.get(id) ?? Promise.resolve()
-    const next = previous.then(async () => {
-      const job = this.jobs.get(id)
-      if (job === undefined || !this.dirty.has(id)) return
-      this.dirty.delete(id)
-      const file = join(this.jobDir(id), 'job.json')
-      const tmp = `${file}.tmp`
-      await mkdir(this.jobDir(id), { recursive: true, mode: 0o700 })
-      await writeFile(tmp, JSON.stringify(job, null, 1), { mode: 0o600 })
-      await rename(tmp, file)
-    }).catch((err: Error) => { this.log(`jobs: could not save ${id.slice(0, 12)}: ${err.message}`) })
-    this.saving.set(id, next)
-    await next
-  }
+  async save (id: string): Promise<void> { await this.store.save(id) }
 }

@@ -1,28 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import { LeaseTable, type LeaseTableOptions } from '../../src/jobs/lease-table.js'
-import type { ChunkRecord, ChunkState, JobRecord, JobState, LeaseGrant, LeaseRecord, Refusal } from '../../src/jobs/types.js'
+import type { ChunkRecord, ChunkState, JobRecord, LeaseGrant, LeaseRecord, Refusal } from '../../src/jobs/types.js'
+import { jobRecord } from '../helpers/job-record.js'
 import { prng } from '../helpers/random.js'
 
 const LEASE_MS = 30_000
-
-function jobRecord (id: string, states: ChunkState[], state: JobState = 'encoding', frames = 100): JobRecord {
-  return {
-    version: 1,
-    id,
-    sourcePath: '/src.mkv',
-    sourceSha256: 'x',
-    sourceSize: 1,
-    settings: '--crf 30',
-    output: null,
-    state,
-    originator: 'origin',
-    createdAt: 0,
-    updatedAt: 0,
-    totalFrames: frames * states.length,
-    video: { frameRate: { num: 25, den: 1 }, pixFmt: 'yuv420p', width: 64, height: 36 },
-    chunks: states.map((s, index) => ({ index, startFrame: index * frames, frames, state: s, pastHolders: [], failures: [] }))
-  }
-}
 
 interface Harness {
   table: LeaseTable
