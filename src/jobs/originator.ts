@@ -4,12 +4,12 @@ import { availableParallelism } from 'node:os'
 import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path'
 import {
-  checkSourceCrc, cutSegment, extractVideo, mergeChunks, parseX264Settings, planChunks, probeMedia,
-  sha256File, sourceAsCutSource, splitInOnePass, splitsInOnePass, verifyEncodedChunk, verifyMergedOutput, type ChunkRange, type CutSource,
+  checkSourceCrc, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File, verifyEncodedChunk, verifyMergedOutput,
   type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { JobStore } from './job-store.js'
 import { countStat, LeaseTable } from './lease-table.js'
+import { splitSource } from './splitter.js'
 import {
   JOB_RECORD_VERSION, refusal, type ChunkEncodeMeta, type ChunkRecord, type JobRecord, type LeaseGrant, type Refusal
 } from './types.js'
@@ -378,96 +378,28 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     if (job.state === 'merging') await this.merge(job, signal)
   }
 
-  /** Cuts segments in order; each chunk opens as soon as its segment exists, so workers start early. */
+  /** Cuts the chunks still pending; each opens as soon as its segment exists, so workers start early. */
   private async split (job: JobRecord, signal: AbortSignal): Promise<void> {
     const splitStarted = performance.now()
     const source = await this.sourceOf(job, signal)
-    const dir = this.jobDir(job.id)
     const plan = planChunks(source, job.plan ?? { ...this.o.plan, minChunks: job.chunks.length })
     if (plan.chunks.length !== job.chunks.length) throw new Error(`the plan for ${job.sourcePath} no longer matches the job (${plan.chunks.length} chunks, was ${job.chunks.length})`)
-    let pending = job.chunks.filter(c => c.state === 'pending')
-    const openChunk = (chunk: ChunkRecord, seg: Segment): void => {
+    const opened = (index: number, seg: Segment): void => {
+      const chunk = job.chunks[index]
+      if (chunk === undefined) return
       chunk.segment = { file: basename(seg.path), size: seg.sizeBytes, sha256: seg.sha256, selectFromTime: seg.selectFromTime, packetCount: seg.packetCount }
       this.leases.open(job, chunk)
     }
-    const segmentPath = (index: number): string => join(dir, 'segments', `segment-${index}.mkv`)
-    if (pending.length > 0 && splitsInOnePass(plan.chunks)) {
-      // One sequential pass cuts every segment (one ffmpeg start, no seeks); a segment that fails
-      // its check, or all that remain when the pass fails, are cut one by one below.
-      const wanted = new Map(pending.map(c => [c.index, c]))
-      const started = performance.now()
-      try {
-        await splitInOnePass(source, plan.chunks, join(dir, 'work', 'split'), {
-          signal,
-          pathOf: segmentPath,
-          wanted: (index) => wanted.has(index),
-          onSegment: (index, result) => {
-            const chunk = wanted.get(index)
-            if (chunk === undefined) return
-            if (result instanceof Error) { this.log(`jobs: ${job.id.slice(0, 8)}: ${result.message}; cutting it on its own`); return }
-            openChunk(chunk, result)
-            wanted.delete(index)
-          }
-        })
-        this.log(`jobs: ${job.id.slice(0, 8)}: cut ${pending.length - wanted.size} segments in one pass (${((performance.now() - started) / 1000).toFixed(2)} s)`)
-      } catch (err) {
-        if (signal.aborted) throw err
-        this.log(`jobs: ${job.id.slice(0, 8)}: splitting in one pass failed (${(err as Error).message.split('\n')[0] ?? ''}); cutting the remaining ${wanted.size} chunks one by one`)
-      }
-      pending = pending.filter(c => wanted.has(c.index))
-    }
-    /** Cuts a chunk's segment and opens the chunk; returns the segment's packet count. */
-    const cut = async (chunk: ChunkRecord, from: CutSource): Promise<number> => {
-      const range = plan.chunks[chunk.index]
-      if (range === undefined) throw new Error(`chunk ${chunk.index} missing from plan`)
-      const seg = await cutSegment(source, from, range, segmentPath(chunk.index), { signal })
-      openChunk(chunk, seg)
-      return seg.packetCount
-    }
-    // Segments are cut straight from the source while its seeks land on the chunk's keyframe. With
-    // subtitle tracks the Matroska demuxer seeks further back (to catch subtitles still on screen),
-    // and with some interleavings of other tracks a keyframe early: then the video is copied out
-    // once and later chunks are cut from the copy, where every seek lands. The first chunk needs no
-    // seek at all. A segment that landed early is still exact (it keeps the pre-roll, a GOP more to
-    // send and decode); a cut the checks refuse is cut again from the copy.
-    let copying: Promise<CutSource> | undefined
-    const videoCopy = async (): Promise<CutSource> => await (copying ??= extractVideo(source, join(dir, 'work', 'video-only.mkv'), { signal }))
-    let direct = !source.streams.some(st => st.type === 'subtitle')
-    const switchToCopy = (why: string): void => {
-      if (!direct) return
-      direct = false
-      this.log(`jobs: ${job.id.slice(0, 8)}: ${why}; cutting the rest from a copy of the video`)
-      videoCopy().catch(() => {}) // awaited by the next cut
-    }
-    const cutChunk = async (chunk: ChunkRecord): Promise<void> => {
-      if (chunk.index === 0 || direct) {
-        try {
-          const packets = await cut(chunk, sourceAsCutSource(source))
-          const range = plan.chunks[chunk.index] as ChunkRange
-          if (chunk.index !== 0 && packets > range.decodeEnd - range.decodeStart + 1) switchToCopy(`seeking in the source landed before chunk ${chunk.index}'s keyframe`)
-          return
-        } catch (err) {
-          if (signal.aborted) throw err
-          switchToCopy(`chunk ${chunk.index} cut from the source failed (${(err as Error).message.split('\n')[0] ?? ''})`)
-        }
-      }
-      await cut(chunk, await videoCopy())
-    }
-    // Two cuts at a time, in chunk order: a cut is mostly waiting on ffmpeg/ffprobe start-up, and a
-    // big swarm can take chunks faster than one cut after another opens them.
-    const cutNext = async (): Promise<void> => {
-      for (let chunk = pending.shift(); chunk !== undefined; chunk = pending.shift()) await cutChunk(chunk)
-    }
-    // The first chunk is the one a worker is waiting for. With a core to spare it is cut alongside
-    // the next one (and the copy of the video, when that is needed from the start); on one core
-    // they would only slow each other down (the first cut took 0.56 s instead of 0.31), so it goes alone.
-    const firstChunk = pending[0]?.index === 0 ? pending.shift() : undefined
-    const oneCore = availableParallelism() === 1
-    if (!direct && (firstChunk === undefined || !oneCore)) videoCopy().catch(() => {}) // awaited by the cuts
-    const first = firstChunk !== undefined ? cutChunk(firstChunk) : Promise.resolve()
-    if (oneCore) await first
-    await Promise.all([first.then(cutNext), cutNext()])
-    await rm(join(dir, 'work'), { recursive: true, force: true })
+    await splitSource({
+      source,
+      plan: plan.chunks,
+      pending: job.chunks.filter(c => c.state === 'pending').map(c => c.index),
+      dir: this.jobDir(job.id),
+      tag: job.id.slice(0, 8),
+      signal,
+      log: this.log,
+      opened
+    })
     job.state = 'encoding'
     this.log(`jobs: ${job.id.slice(0, 8)}: every chunk cut (${((performance.now() - splitStarted) / 1000).toFixed(2)} s)`)
     this.touch(job)
