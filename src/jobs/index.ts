@@ -1,3 +1,4 @@
 // The jobs layer's public face: the originator's state machine, leases and persistence.
-export { Originator, InputError, DEFAULT_LEASE_MS, type OriginatorOptions } from './originator.js'
+export { Originator, InputError, type OriginatorOptions } from './originator.js'
+export { DEFAULT_LEASE_MS } from './lease-table.js'
 export type { JobRecord, ChunkRecord, ChunkState, JobState, LeaseRecord, LeaseGrant, Refusal, RefusalCode, ChunkEncodeMeta, SegmentRecord } from './types.js'

@@ -1,17 +1,17 @@
 import { randomBytes, createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path'
 import {
-  checkSourceCrc, cutSegment, extractVideo, mergeChunks, parseX264Settings, planChunks, probeMedia,
-  sha256File, sourceAsCutSource, splitInOnePass, splitsInOnePass, verifyEncodedChunk, verifyMergedOutput, type ChunkRange, type CutSource,
+  checkSourceCrc, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File, verifyEncodedChunk, verifyMergedOutput,
   type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
+import { JobStore } from './job-store.js'
+import { countStat, LeaseTable } from './lease-table.js'
+import { splitSource } from './splitter.js'
 import {
-  JOB_RECORD_VERSION, type ChunkEncodeMeta, type ChunkRecord, type JobRecord, type JobStats, type LeaseGrant,
-  type LeaseRecord, type Refusal, type RefusalCode
+  JOB_RECORD_VERSION, refusal, type ChunkEncodeMeta, type ChunkRecord, type JobRecord, type LeaseGrant, type Refusal
 } from './types.js'
 
 export interface OriginatorOptions {
@@ -34,15 +34,11 @@ export interface OriginatorOptions {
   verifyConcurrency?: number
 }
 
-export const DEFAULT_LEASE_MS = 30_000
-/** A waiting peer that has not asked again for this long leaves the queue (it found work elsewhere, or left). */
-const WAITING_TTL_MS = 15_000
-const DEFAULT_MAX_CHUNK_FAILURES = 3
-
-function median (values: number[]): number | undefined {
-  if (values.length === 0) return undefined
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)]
+export interface AddJobRequest {
+  file: string
+  settings: string
+  output?: string
+  plan?: Pick<PlanOptions, 'gopsPerChunk' | 'chunkSeconds'>
 }
 
 /** At most `limit` holders at once; the others wait in arrival order. */
@@ -64,34 +60,29 @@ class Turns {
   }
 }
 
-function refusal (code: RefusalCode, message: string): Refusal {
-  return { ok: false, code, message }
-}
-
 export class InputError extends Error {
   readonly kind = 'input'
+}
+
+/** A job still to split, or with every chunk verified but not merged yet, has work for the originator itself. */
+function needsRun (job: JobRecord): boolean {
+  return job.state === 'splitting' || (job.state === 'encoding' && job.chunks.every(c => c.state === 'done'))
 }
 
 /**
  * The originator of jobs added on this node: it splits, hands out leases, takes verified results
  * and merges. It is the only arbiter of its jobs, and everything it knows is on disk so a
- * restarted node resumes where it stopped without re-encoding a verified chunk.
+ * restarted node resumes where it stopped without re-encoding a verified chunk. It wires three
+ * parts: the job store (records and job.json), the lease table (who may hold which chunk) and the
+ * splitter (segments from the source); verifying results and merging are its own.
  */
 export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
-  private readonly jobs = new Map<string, JobRecord>()
+  private readonly store: JobStore
+  private readonly leases: LeaseTable
   private readonly verifyTurns: Turns
   private readonly sources = new Map<string, MediaInfo>()
   private readonly running = new Map<string, Promise<void>>()
-  private readonly saving = new Map<string, Promise<void>>()
-  private readonly dirty = new Set<string>()
   private readonly aborts = new Map<string, AbortController>()
-  private readonly settled = new Map<string, Array<{ chunk: number, at: number }>>()
-  /** Per job: peers whose claims found nothing to take, in the order they first asked → when they last asked. */
-  private readonly waiting = new Map<string, Map<string, number>>()
-  /** Per job: seconds per frame of recent chunks, lease to verified result; how long a fresh copy of a chunk would take. */
-  private readonly secondsPerFrame = new Map<string, number[]>()
-  private readonly leaseMs: number
-  private readonly maxChunkFailures: number
   private readonly now: () => number
   private readonly log: (line: string) => void
   private expiryTimer?: NodeJS.Timeout
@@ -99,36 +90,30 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
 
   constructor (private readonly o: OriginatorOptions) {
     super()
-    this.leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS
-    this.maxChunkFailures = o.maxChunkFailures ?? DEFAULT_MAX_CHUNK_FAILURES
-    this.verifyTurns = new Turns(Math.max(1, o.verifyConcurrency ?? availableParallelism()))
     this.now = o.now ?? Date.now
     this.log = o.log ?? (() => {})
+    this.verifyTurns = new Turns(Math.max(1, o.verifyConcurrency ?? availableParallelism()))
+    this.store = new JobStore(join(o.home, 'jobs'), this.now, this.log)
+    this.leases = new LeaseTable(this.store.jobs, {
+      now: this.now,
+      log: this.log,
+      changed: (job, announce) => { this.touch(job, announce) },
+      failed: (job, error) => { this.fail(job, error) },
+      leaseMs: o.leaseMs,
+      maxChunkFailures: o.maxChunkFailures,
+      swarmSize: o.swarmSize
+    })
   }
 
-  get jobsDir (): string { return join(this.o.home, 'jobs') }
-  jobDir (id: string): string { return join(this.jobsDir, id) }
+  get jobsDir (): string { return this.store.dir }
+  jobDir (id: string): string { return this.store.jobDir(id) }
 
   /** Loads every job from disk and resumes the ones that were not finished. */
   async start (): Promise<void> {
-    await mkdir(this.jobsDir, { recursive: true, mode: 0o700 })
-    for (const name of await readdir(this.jobsDir)) {
-      const file = join(this.jobsDir, name, 'job.json')
-      if (!existsSync(file)) continue
-      try {
-        const job = JSON.parse(await readFile(file, 'utf8')) as JobRecord
-        if (job.version !== JOB_RECORD_VERSION || job.id !== name) throw new Error(`unexpected version ${job.version}`)
-        this.jobs.set(job.id, job)
-      } catch (err) {
-        this.log(`jobs: skipping ${file}: ${(err as Error).message}`)
-      }
-    }
-    for (const job of this.jobs.values()) {
+    for (const job of await this.store.load()) {
       // Our own worker restarted with us and holds nothing: leases it had would only lapse.
-      for (const chunk of job.chunks) {
-        for (const lease of [chunk.backup, chunk.lease]) if (lease?.holder === this.o.peerId) this.dropLease(chunk, lease)
-      }
-      if (job.state === 'splitting' || job.state === 'merging' || (job.state === 'encoding' && job.chunks.every(c => c.state === 'done'))) {
+      this.leases.dropHolder(job, this.o.peerId)
+      if (job.state === 'merging' || needsRun(job)) {
         this.log(`jobs: resuming ${job.id.slice(0, 12)} (${job.state})`)
         this.runInBackground(job.id)
       }
@@ -142,61 +127,26 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     if (this.expiryTimer !== undefined) clearInterval(this.expiryTimer)
     for (const c of this.aborts.values()) c.abort()
     await Promise.allSettled([...this.running.values()])
-    for (const id of [...this.dirty]) await this.save(id)
-    await Promise.allSettled([...this.saving.values()])
+    await this.store.flush()
   }
 
-  list (): JobRecord[] { return [...this.jobs.values()].sort((a, b) => a.createdAt - b.createdAt) }
-  get (id: string): JobRecord | undefined { return this.jobs.get(id) }
+  list (): JobRecord[] { return this.store.list() }
+  get (id: string): JobRecord | undefined { return this.store.get(id) }
 
   /**
    * Adds a job, or returns the existing one for the same source content and settings. Bad input
    * (missing file, refused settings, CRC mismatch, no video) throws InputError and queues nothing.
    */
-  async addJob (req: { file: string, settings: string, output?: string, plan?: Pick<PlanOptions, 'gopsPerChunk' | 'chunkSeconds'> }): Promise<{ job: JobRecord, existing: boolean }> {
-    if (!isAbsolute(req.file)) throw new InputError(`${req.file}: give an absolute path`)
-    let settings
-    try { settings = parseX264Settings(req.settings) } catch (err) { throw new InputError((err as Error).message) }
-    let source: MediaInfo
-    // The content hash (the job's id) is read alongside the probe: both read the whole file.
-    const hashing = sha256File(req.file)
-    hashing.catch(() => {}) // a missing or unreadable file is reported by the checks below
-    try {
-      await checkSourceCrc(req.file)
-      source = await probeMedia(req.file)
-    } catch (err) {
-      throw new InputError((err as Error).message)
-    }
-    const sourceSha256 = await hashing
-    const id = createHash('sha256').update(`swarm-job/v1\n${sourceSha256}\n${settings.args.join('\u0000')}`).digest('hex')
-    const existing = this.jobs.get(id)
+  async addJob (req: AddJobRequest): Promise<{ job: JobRecord, existing: boolean }> {
+    const { args, source, sourceSha256 } = await this.checkInput(req)
+    const id = createHash('sha256').update(`swarm-job/v1\n${sourceSha256}\n${args.join('\u0000')}`).digest('hex')
+    const existing = this.store.get(id)
     if (existing !== undefined) {
       // A failed job added again is retried from where it stopped: verified chunks are kept.
-      if (existing.state === 'failed') {
-        existing.state = existing.chunks.some(c => c.state === 'pending') ? 'splitting' : 'encoding'
-        delete existing.error
-        for (const c of existing.chunks) c.failures = []
-        this.touch(existing)
-        await this.save(existing.id)
-        this.runInBackground(existing.id)
-        return { job: existing, existing: true }
-      }
+      if (existing.state === 'failed') await this.retry(existing)
       return { job: existing, existing: true }
     }
-    // The job's own chunk size, if given, replaces the node's default; kept in job.json so a resumed split cuts the same chunks.
-    const explicit = req.plan?.gopsPerChunk !== undefined || req.plan?.chunkSeconds !== undefined
-    const planOptions: PlanOptions = explicit ? { ...req.plan } : { ...this.o.plan }
-    // About four chunks per encoder by default, with the last ones shrinking so every encoder runs
-    // out of work at about the same time; never fewer chunks than peers, whatever size was asked for.
-    const peers = Math.max(1, this.o.swarmSize?.() ?? 1)
-    const parallel = peers * Math.max(1, this.o.slotsPerPeer ?? 1)
-    const minChunks = explicit ? peers : 4 * parallel
-    // Exactly these options are kept with the job: the split plans again from them and must get the same chunks.
-    planOptions.minChunks = Math.max(planOptions.minChunks ?? 1, minChunks)
-    if (!explicit) {
-      planOptions.tailParallelism ??= parallel
-      planOptions.absorbShortTail ??= true
-    }
+    const planOptions = this.planOptionsFor(req)
     const plan = planChunks(source, planOptions)
     const now = this.now()
     const job: JobRecord = {
@@ -218,236 +168,103 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       chunks: plan.chunks.map(c => ({ index: c.index, startFrame: c.startFrame, frames: c.frameCount, state: 'pending', pastHolders: [], failures: [] }))
     }
     this.sources.set(id, source)
-    this.jobs.set(id, job)
-    await mkdir(this.jobDir(id), { recursive: true, mode: 0o700 })
-    this.dirty.add(id)
-    await this.save(id)
+    await this.store.create(job)
     this.log(`jobs: added ${id.slice(0, 12)} ${req.file} (${plan.chunks.length} chunks, ${source.video.frameCount} frames)`)
     this.runInBackground(id)
     this.emit('changed', id)
     return { job, existing: false }
   }
 
+  /** The settings parsed, the source probed and its content hashed; any of them failing is the user's input at fault. */
+  private async checkInput (req: AddJobRequest): Promise<{ args: string[], source: MediaInfo, sourceSha256: string }> {
+    if (!isAbsolute(req.file)) throw new InputError(`${req.file}: give an absolute path`)
+    let args: string[]
+    try { args = parseX264Settings(req.settings).args } catch (err) { throw new InputError((err as Error).message) }
+    // The content hash (the job's id) is read alongside the probe: both read the whole file.
+    const hashing = sha256File(req.file)
+    hashing.catch(() => {}) // a missing or unreadable file is reported by the checks below
+    let source: MediaInfo
+    try {
+      await checkSourceCrc(req.file)
+      source = await probeMedia(req.file)
+    } catch (err) {
+      throw new InputError((err as Error).message)
+    }
+    return { args, source, sourceSha256: await hashing }
+  }
+
+  private async retry (job: JobRecord): Promise<void> {
+    job.state = job.chunks.some(c => c.state === 'pending') ? 'splitting' : 'encoding'
+    delete job.error
+    for (const c of job.chunks) c.failures = []
+    this.touch(job)
+    await this.save(job.id)
+    this.runInBackground(job.id)
+  }
+
+  /**
+   * The job's own chunk size, if given, replaces the node's default. Exactly these options are
+   * kept with the job (job.json): a resumed split plans again from them and must get the same chunks.
+   */
+  private planOptionsFor (req: AddJobRequest): PlanOptions {
+    const explicit = req.plan?.gopsPerChunk !== undefined || req.plan?.chunkSeconds !== undefined
+    const planOptions: PlanOptions = explicit ? { ...req.plan } : { ...this.o.plan }
+    // About four chunks per encoder by default, with the last ones shrinking so every encoder runs
+    // out of work at about the same time; never fewer chunks than peers, whatever size was asked for.
+    const peers = Math.max(1, this.o.swarmSize?.() ?? 1)
+    const parallel = peers * Math.max(1, this.o.slotsPerPeer ?? 1)
+    const minChunks = explicit ? peers : 4 * parallel
+    planOptions.minChunks = Math.max(planOptions.minChunks ?? 1, minChunks)
+    if (!explicit) {
+      planOptions.tailParallelism ??= parallel
+      planOptions.absorbShortTail ??= true
+    }
+    return planOptions
+  }
+
   /** Stops a job: no more leases, its files are removed; the output, if merged, stays. */
   async cancelJob (id: string): Promise<boolean> {
-    const job = this.jobs.get(id)
+    const job = this.store.get(id)
     if (job === undefined) return false
     this.aborts.get(id)?.abort()
     await this.running.get(id)?.catch(() => {})
-    this.jobs.delete(id)
-    this.waiting.delete(id)
-    this.secondsPerFrame.delete(id)
+    this.leases.forget(id)
     this.sources.delete(id)
-    await rm(this.jobDir(id), { recursive: true, force: true })
+    await this.store.remove(id)
     this.emit('changed', id)
     return true
   }
 
-  // ---- leases -------------------------------------------------------------------------------
+  // ---- leases: the lease table decides; these answer the swarm's protocol handlers --------------
 
-  /**
-   * First valid claim wins: the chunk must exist, be open, and the job still be running. A peer
-   * whose claim found nothing to take joins the job's waiting queue (see waitingPeers), unless it
-   * holds a lease on the job: then its claim was for its next chunk (or another of its slots), and
-   * peers with nothing to do go first. Queued, busy peers were handed chunks they would not start
-   * for a whole encode, and while any peer is queued nobody prefetches: one lost prefetch race at
-   * 50 nodes turned prefetching off for everyone.
-   */
+  /** First valid claim wins; a peer that found nothing joins the job's waiting queue. */
   requestLease (jobId: string, chunkIndex: number, claimant: string): LeaseGrant | Refusal {
-    const answer = this.leaseOrRefuse(jobId, chunkIndex, claimant)
-    const queue = this.waiting.get(jobId)
-    if (answer.ok) queue?.delete(claimant)
-    else if ((answer.code === 'not-open' || answer.code === 'already-done') && !this.holdsLease(jobId, claimant)) {
-      const q = queue ?? new Map<string, number>()
-      // Re-inserted at the back only when new; a peer keeps its place while it keeps asking.
-      q.set(claimant, this.now())
-      this.waiting.set(jobId, q)
-    }
-    return answer
-  }
-
-  private holdsLease (jobId: string, peer: string): boolean {
-    const job = this.jobs.get(jobId)
-    return job?.chunks.some(c => c.state === 'leased' && (c.lease?.holder === peer || c.backup?.holder === peer)) ?? false
-  }
-
-  /**
-   * Peers that asked this job for a chunk and found none, longest waiting first (at most `max`,
-   * none that last asked more than WAITING_TTL_MS ago). Announced with the job: when chunks open,
-   * the i-th waiting peer claims the i-th open chunk and the rest wait, so a chunk draws about one
-   * claim however many peers are idle, instead of one from each of them.
-   */
-  waitingPeers (jobId: string, max = 64): string[] {
-    const queue = this.waiting.get(jobId)
-    if (queue === undefined) return []
-    const now = this.now()
-    for (const [peer, at] of queue) if (now - at > WAITING_TTL_MS) queue.delete(peer)
-    return [...queue.keys()].slice(0, max)
-  }
-
-  private leaseOrRefuse (jobId: string, chunkIndex: number, claimant: string): LeaseGrant | Refusal {
-    const job = this.jobs.get(jobId)
-    if (job === undefined) return refusal('unknown-job', `no job ${jobId.slice(0, 12)} here`)
-    if (job.state === 'done' || job.state === 'failed' || job.state === 'merging') return refusal('job-finished', `job ${jobId.slice(0, 12)} is ${job.state}`)
-    const chunk = job.chunks[chunkIndex]
-    if (chunk === undefined || !Number.isInteger(chunkIndex)) return refusal('unknown-chunk', `job ${jobId.slice(0, 12)} has no chunk ${chunkIndex}`)
-    if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
-    if (chunk.state === 'pending') return refusal('not-open', `chunk ${chunkIndex} is not cut yet`)
-    if (chunk.state === 'leased') return this.backupLease(job, chunk, claimant)
-    const now = this.now()
-    const lease: LeaseRecord = { id: randomBytes(12).toString('hex'), holder: claimant, issuedAt: now, expiresAt: now + this.leaseMs, framesDone: 0, fps: 0 }
-    chunk.state = 'leased'
-    chunk.lease = lease
-    this.count(job, 'leases')
-    this.touch(job)
-    this.log(`jobs: lease ${jobId.slice(0, 8)}#${chunkIndex} → ${claimant.slice(-8)}`)
-    return { ok: true, lease, jobId, chunk: chunkIndex }
-  }
-
-  /**
-   * Backup tasks, as MapReduce does them: once nothing is open, an idle peer may take a second copy
-   * of a leased chunk so one slow or vanished worker does not hold up the whole job's tail.
-   */
-  private backupLease (job: JobRecord, chunk: ChunkRecord, claimant: string): LeaseGrant | Refusal {
-    const lease = chunk.lease as LeaseRecord
-    if (job.state !== 'encoding' || job.chunks.some(c => c.state === 'open' || c.state === 'pending')) return refusal('not-open', `chunk ${chunk.index} is leased to another peer`)
-    if (chunk.backup !== undefined || lease.holder === claimant) return refusal('not-open', `chunk ${chunk.index} already has two holders`)
-    if (!this.backupWorthwhile(job, chunk)) return refusal('not-open', `chunk ${chunk.index} is leased to another peer, which should finish it before a second copy could`)
-    const now = this.now()
-    const backup: LeaseRecord = { id: randomBytes(12).toString('hex'), holder: claimant, issuedAt: now, expiresAt: now + this.leaseMs, framesDone: 0, fps: 0, backup: true }
-    chunk.backup = backup
-    this.count(job, 'backupLeases')
-    this.touch(job)
-    this.log(`jobs: backup lease ${job.id.slice(0, 8)}#${chunk.index} → ${claimant.slice(-8)} (holder ${lease.holder.slice(-8)} at ${lease.framesDone}/${chunk.frames})`)
-    return { ok: true, lease: backup, jobId: job.id, chunk: chunk.index }
-  }
-
-  /**
-   * Whether a second copy of a leased chunk would likely finish before its holder does (the LATE
-   * scheduler's rule): a copy takes what chunks of this job have taken per frame so far, lease to
-   * verified result. The holder's own pace comes from its heartbeats; before the first one it is
-   * assumed to go at the usual pace from its lease on, so it only counts as late once it has had
-   * half as long again as a fresh copy would need. A holder that reported no frames is waiting
-   * (a prefetched chunk queued behind another): any copy would beat it.
-   */
-  private backupWorthwhile (job: JobRecord, chunk: ChunkRecord): boolean {
-    const lease = chunk.lease
-    const perFrame = median(this.secondsPerFrame.get(job.id) ?? [])
-    if (lease === undefined || perFrame === undefined || perFrame <= 0) return true
-    const fresh = chunk.frames * perFrame
-    const age = (this.now() - lease.issuedAt) / 1000
-    if (lease.fps > 0) return (chunk.frames - lease.framesDone) / lease.fps > fresh
-    if (lease.renewedAt !== undefined) return true
-    return age > 1.5 * fresh
-  }
-
-  /** Leased chunks that could use a second copy, furthest from done first; empty while anything is open. */
-  backupCandidates (job: JobRecord, max = 8): number[] {
-    if (job.state !== 'encoding' || job.chunks.some(c => c.state === 'open' || c.state === 'pending')) return []
-    return job.chunks
-      .filter(c => c.state === 'leased' && c.backup === undefined && c.lease !== undefined && this.backupWorthwhile(job, c))
-      .sort((a, b) => (b.frames - (b.lease?.framesDone ?? 0)) - (a.frames - (a.lease?.framesDone ?? 0)))
-      .slice(0, max)
-      .map(c => c.index)
-  }
-
-  /** Chunks of a job that were done while a second peer still worked on them: that peer should stop. */
-  settledRecently (jobId: string, withinMs = 30_000): number[] {
-    const now = this.now()
-    return (this.settled.get(jobId) ?? []).filter(s => now - s.at <= withinMs).map(s => s.chunk)
-  }
-
-  private currentLease (jobId: string, chunkIndex: number, leaseId: string, peer: string): { job: JobRecord, chunk: ChunkRecord, lease: LeaseRecord } | Refusal {
-    const job = this.jobs.get(jobId)
-    if (job === undefined) return refusal('unknown-job', `no job ${jobId.slice(0, 12)} here`)
-    const chunk = job.chunks[chunkIndex]
-    if (chunk === undefined) return refusal('unknown-chunk', `job ${jobId.slice(0, 12)} has no chunk ${chunkIndex}`)
-    if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
-    const lease = [chunk.lease, chunk.backup].find(l => l !== undefined && l.id === leaseId && l.holder === peer)
-    if (lease === undefined) {
-      return refusal(chunk.pastHolders.includes(peer) ? 'lease-expired' : 'not-holder', `no current lease ${leaseId.slice(0, 8)} on chunk ${chunkIndex} for this peer`)
-    }
-    return { job, chunk, lease }
+    return this.leases.claim(jobId, chunkIndex, claimant)
   }
 
   /** Heartbeat: renews the lease and records progress. */
   renewLease (jobId: string, chunkIndex: number, leaseId: string, peer: string, progress: { framesDone: number, fps: number }): { ok: true, expiresAt: number } | Refusal {
-    const found = this.currentLease(jobId, chunkIndex, leaseId, peer)
-    if ('ok' in found) return found
-    const lease = found.lease
-    lease.expiresAt = this.now() + this.leaseMs
-    lease.renewedAt = this.now()
-    lease.framesDone = Math.max(0, Math.min(found.chunk.frames, Math.floor(progress.framesDone)))
-    lease.fps = Math.max(0, Number.isFinite(progress.fps) ? progress.fps : 0)
-    this.touch(found.job, false)
-    return { ok: true, expiresAt: lease.expiresAt }
+    return this.leases.renew(jobId, chunkIndex, leaseId, peer, progress)
   }
 
   /** The holder gives the chunk back, saying why; a chunk that fails everywhere fails the job. */
   releaseLease (jobId: string, chunkIndex: number, leaseId: string, peer: string, reason: string): { ok: true } | Refusal {
-    const found = this.currentLease(jobId, chunkIndex, leaseId, peer)
-    if ('ok' in found) return found
-    const { job, chunk } = found
-    this.dropLease(chunk, found.lease)
-    if (reason !== '' && reason !== 'shutdown') {
-      chunk.failures.push({ peer, reason: reason.slice(0, 500), at: this.now() })
-      this.log(`jobs: ${peer.slice(-8)} released ${jobId.slice(0, 8)}#${chunkIndex}: ${reason}`)
-      const peers = new Set(chunk.failures.map(f => f.peer))
-      // Peers that failed this job twice stop claiming it; once every peer has, nobody will finish it.
-      const perPeer = new Map<string, number>()
-      for (const c of job.chunks) for (const f of c.failures) perPeer.set(f.peer, (perPeer.get(f.peer) ?? 0) + 1)
-      const givenUp = [...perPeer.values()].filter(n => n >= 2).length
-      if (peers.size >= this.maxChunkFailures) {
-        this.fail(job, `chunk ${chunkIndex} failed on ${peers.size} peers; last error: ${reason}`)
-      } else if (givenUp >= Math.max(1, this.o.swarmSize?.() ?? 1)) {
-        this.fail(job, `every peer (${givenUp}) failed to encode this job twice; last error, from chunk ${chunkIndex}: ${reason}`)
-      }
-    }
-    this.touch(job)
-    return { ok: true }
+    return this.leases.release(jobId, chunkIndex, leaseId, peer, reason)
   }
 
-  /** A holder lets go (released or lapsed): a backup takes over the chunk, else it is open again. */
-  private dropLease (chunk: ChunkRecord, lease: LeaseRecord): void {
-    if (!chunk.pastHolders.includes(lease.holder)) chunk.pastHolders.push(lease.holder)
-    if (chunk.pastHolders.length > 16) chunk.pastHolders.shift()
-    if (chunk.backup === lease) { delete chunk.backup; return }
-    if (chunk.backup !== undefined) {
-      chunk.lease = { ...chunk.backup, backup: false }
-      delete chunk.backup
-      return
-    }
-    delete chunk.lease
-    chunk.state = 'open'
-  }
+  /** Leases not renewed in time lapse (called every second; tests call it with a fake clock). */
+  expireLeases (): number { return this.leases.expire() }
 
-  /** Leases not renewed in time lapse and their chunks are open again. */
-  expireLeases (): number {
-    const now = this.now()
-    let expired = 0
-    for (const job of this.jobs.values()) {
-      if (job.state !== 'encoding' && job.state !== 'splitting') continue
-      let changed = false
-      for (const chunk of job.chunks) {
-        if (chunk.state !== 'leased') continue
-        for (const lease of [chunk.backup, chunk.lease]) {
-          if (lease === undefined || lease.expiresAt > now) continue
-          this.log(`jobs: lease on ${job.id.slice(0, 8)}#${chunk.index} held by ${lease.holder.slice(-8)} expired`)
-          this.dropLease(chunk, lease)
-          changed = true
-          expired++
-        }
-      }
-      if (changed) this.touch(job)
-    }
-    return expired
-  }
+  /** Announced with each job: who waits for a chunk, which chunks could use a backup, which a second holder should drop. */
+  waitingPeers (jobId: string, max?: number): string[] { return this.leases.waitingPeers(jobId, max) }
+  backupCandidates (job: JobRecord, max?: number): number[] { return this.leases.backupCandidates(job, max) }
+  settledRecently (jobId: string, withinMs?: number): number[] { return this.leases.settledRecently(jobId, withinMs) }
 
   // ---- chunk bytes and results ---------------------------------------------------------------
 
   /** The segment a leaseholder may fetch, with what it needs to encode it. */
   segmentFor (jobId: string, chunkIndex: number, leaseId: string, peer: string): { path: string, size: number, sha256: string, meta: ChunkEncodeMeta } | Refusal {
-    const found = this.currentLease(jobId, chunkIndex, leaseId, peer)
+    const found = this.leases.current(jobId, chunkIndex, leaseId, peer)
     if ('ok' in found) return found
     const { job, chunk } = found
     if (chunk.segment === undefined) return refusal('not-open', `chunk ${chunkIndex} has no segment yet`)
@@ -462,19 +279,11 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     }
   }
 
-  /**
-   * May this peer upload a result for this chunk? Its current lease, or a lapsed one on a chunk
-   * that is still not done (no work thrown away), qualifies. Returns where to write the bytes.
-   */
+  /** May this peer upload a result for this chunk (see LeaseTable.mayDeliver)? Returns where to write the bytes. */
   resultSlot (jobId: string, chunkIndex: number, leaseId: string, peer: string): { ok: true, tmpPath: string, maxBytes: number } | Refusal {
-    const job = this.jobs.get(jobId)
-    if (job === undefined) return refusal('unknown-job', `no job ${jobId.slice(0, 12)} here`)
-    const chunk = job.chunks[chunkIndex]
-    if (chunk === undefined) return refusal('unknown-chunk', `job ${jobId.slice(0, 12)} has no chunk ${chunkIndex}`)
-    if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
-    if (job.state !== 'encoding' && job.state !== 'splitting') return refusal('job-finished', `job ${jobId.slice(0, 12)} is ${job.state}`)
-    const holds = [chunk.lease, chunk.backup].some(l => l?.holder === peer && l.id === leaseId)
-    if (!holds && !chunk.pastHolders.includes(peer)) return refusal('not-holder', `peer holds no lease on chunk ${chunkIndex}`)
+    const found = this.leases.mayDeliver(jobId, chunkIndex, leaseId, peer)
+    if ('ok' in found) return found
+    const { job, chunk } = found
     const tmpPath = join(this.jobDir(jobId), 'incoming', `chunk-${chunkIndex}-${randomBytes(6).toString('hex')}.264`)
     // No H.264 encode of a chunk is larger than twice its raw frames even at 10-bit 4:4:4 (3.75 B/pixel); anything bigger is not a result.
     const maxBytes = chunk.frames * job.video.width * job.video.height * 8 + 1024 * 1024
@@ -486,9 +295,30 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
    * keeps it if the chunk is still not done. Nothing unverified ever counts.
    */
   async acceptResult (jobId: string, chunkIndex: number, peer: string, tmpPath: string, sha256: string): Promise<{ ok: true } | Refusal> {
-    const job = this.jobs.get(jobId)
+    const job = this.store.get(jobId)
     const chunk = job?.chunks[chunkIndex]
     if (job === undefined || chunk === undefined) { await rm(tmpPath, { force: true }); return refusal('unknown-job', 'job or chunk vanished') }
+    const bad = await this.verifyResult(job, chunk, peer, tmpPath)
+    if (bad !== undefined) return bad
+    // Re-check after the await: another copy may have been taken meanwhile.
+    if (chunk.state === 'done') {
+      await rm(tmpPath, { force: true })
+      countStat(job, 'droppedResults')
+      return refusal('already-done', `chunk ${chunkIndex} is already done`)
+    }
+    const file = `chunk-${chunkIndex}.264`
+    await mkdir(join(this.jobDir(jobId), 'results'), { recursive: true })
+    await rename(tmpPath, join(this.jobDir(jobId), 'results', file))
+    const size = (await stat(join(this.jobDir(jobId), 'results', file))).size
+    this.leases.complete(job, chunk, peer, { file, size, sha256, encodedBy: peer, at: this.now() })
+    await this.save(jobId)
+    if (job.chunks.every(c => c.state === 'done') && job.state === 'encoding') this.runInBackground(jobId)
+    return { ok: true }
+  }
+
+  /** Undefined if the result is good media for the chunk; else the refusal, and the file is gone. */
+  private async verifyResult (job: JobRecord, chunk: ChunkRecord, peer: string, tmpPath: string): Promise<Refusal | undefined> {
+    const chunkIndex = chunk.index
     try {
       // Every frame of a peer's result is decoded, a few at a time: fifty peers that finish in the
       // same second would otherwise start fifty decoders (all finishing late, and each holding a
@@ -496,45 +326,14 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       const expectations = { frameCount: chunk.frames, width: job.video.width, height: job.video.height }
       if (peer === this.o.peerId) await verifyEncodedChunk(tmpPath, { ...expectations, decode: false })
       else await this.verifyTurns.run(async () => await verifyEncodedChunk(tmpPath, expectations))
+      return undefined
     } catch (err) {
       await rm(tmpPath, { force: true })
       // The reason goes back to the peer: no path of ours may be in it.
       const reason = (err as Error).message.replaceAll(tmpPath, `result for chunk ${chunkIndex}`).replaceAll(this.o.home, '<home>')
-      this.log(`jobs: refused result for ${jobId.slice(0, 8)}#${chunkIndex} from ${peer.slice(-8)}: ${reason}`)
+      this.log(`jobs: refused result for ${job.id.slice(0, 8)}#${chunkIndex} from ${peer.slice(-8)}: ${reason}`)
       return refusal('bad-result', reason)
     }
-    // Re-check after the await: another copy may have been taken meanwhile.
-    if (chunk.state === 'done') {
-      await rm(tmpPath, { force: true })
-      this.count(job, 'droppedResults')
-      return refusal('already-done', `chunk ${chunkIndex} is already done`)
-    }
-    const file = `chunk-${chunkIndex}.264`
-    await mkdir(join(this.jobDir(jobId), 'results'), { recursive: true })
-    await rename(tmpPath, join(this.jobDir(jobId), 'results', file))
-    const size = (await stat(join(this.jobDir(jobId), 'results', file))).size
-    chunk.result = { file, size, sha256, encodedBy: peer, at: this.now() }
-    chunk.state = 'done'
-    const winner = [chunk.lease, chunk.backup].find(l => l?.holder === peer)
-    if (winner !== undefined && chunk.frames > 0) {
-      const samples = this.secondsPerFrame.get(jobId) ?? []
-      samples.push((this.now() - winner.issuedAt) / 1000 / chunk.frames)
-      this.secondsPerFrame.set(jobId, samples.slice(-64))
-    }
-    // Whoever else still works on it should stop now rather than at its next heartbeat.
-    const others = [chunk.lease, chunk.backup].filter(l => l !== undefined && l.holder !== peer)
-    if (others.length > 0) {
-      const list = (this.settled.get(jobId) ?? []).filter(s => this.now() - s.at <= 30_000)
-      list.push({ chunk: chunkIndex, at: this.now() })
-      this.settled.set(jobId, list)
-    }
-    delete chunk.lease
-    delete chunk.backup
-    this.log(`jobs: chunk ${jobId.slice(0, 8)}#${chunkIndex} done by ${peer.slice(-8)}`)
-    this.touch(job)
-    await this.save(jobId)
-    if (job.chunks.every(c => c.state === 'done') && job.state === 'encoding') this.runInBackground(jobId)
-    return { ok: true }
   }
 
   // ---- background work: split and merge ------------------------------------------------------
@@ -545,15 +344,15 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     this.aborts.set(id, controller)
     const task = this.advance(id, controller.signal)
       .catch((err: Error) => {
-        const job = this.jobs.get(id)
+        const job = this.store.get(id)
         if (job !== undefined && !controller.signal.aborted) this.fail(job, err.message)
       })
       .finally(() => {
         this.running.delete(id)
         this.aborts.delete(id)
         // A state change during the run (e.g. the last result) may need another pass.
-        const job = this.jobs.get(id)
-        if (job !== undefined && !controller.signal.aborted && (job.state === 'splitting' || (job.state === 'encoding' && job.chunks.every(c => c.state === 'done')))) this.runInBackground(id)
+        const job = this.store.get(id)
+        if (job !== undefined && !controller.signal.aborted && needsRun(job)) this.runInBackground(id)
       })
     this.running.set(id, task)
   }
@@ -568,7 +367,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   }
 
   private async advance (id: string, signal: AbortSignal): Promise<void> {
-    const job = this.jobs.get(id)
+    const job = this.store.get(id)
     if (job === undefined) return
     if (job.state === 'splitting') await this.split(job, signal)
     if (job.state === 'encoding' && job.chunks.every(c => c.state === 'done')) {
@@ -579,97 +378,28 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     if (job.state === 'merging') await this.merge(job, signal)
   }
 
-  /** Cuts segments in order; each chunk opens as soon as its segment exists, so workers start early. */
+  /** Cuts the chunks still pending; each opens as soon as its segment exists, so workers start early. */
   private async split (job: JobRecord, signal: AbortSignal): Promise<void> {
     const splitStarted = performance.now()
     const source = await this.sourceOf(job, signal)
-    const dir = this.jobDir(job.id)
     const plan = planChunks(source, job.plan ?? { ...this.o.plan, minChunks: job.chunks.length })
     if (plan.chunks.length !== job.chunks.length) throw new Error(`the plan for ${job.sourcePath} no longer matches the job (${plan.chunks.length} chunks, was ${job.chunks.length})`)
-    let pending = job.chunks.filter(c => c.state === 'pending')
-    const openChunk = (chunk: ChunkRecord, seg: Segment): void => {
+    const opened = (index: number, seg: Segment): void => {
+      const chunk = job.chunks[index]
+      if (chunk === undefined) return
       chunk.segment = { file: basename(seg.path), size: seg.sizeBytes, sha256: seg.sha256, selectFromTime: seg.selectFromTime, packetCount: seg.packetCount }
-      chunk.state = 'open'
-      this.touch(job)
+      this.leases.open(job, chunk)
     }
-    const segmentPath = (index: number): string => join(dir, 'segments', `segment-${index}.mkv`)
-    if (pending.length > 0 && splitsInOnePass(plan.chunks)) {
-      // One sequential pass cuts every segment (one ffmpeg start, no seeks); a segment that fails
-      // its check, or all that remain when the pass fails, are cut one by one below.
-      const wanted = new Map(pending.map(c => [c.index, c]))
-      const started = performance.now()
-      try {
-        await splitInOnePass(source, plan.chunks, join(dir, 'work', 'split'), {
-          signal,
-          pathOf: segmentPath,
-          wanted: (index) => wanted.has(index),
-          onSegment: (index, result) => {
-            const chunk = wanted.get(index)
-            if (chunk === undefined) return
-            if (result instanceof Error) { this.log(`jobs: ${job.id.slice(0, 8)}: ${result.message}; cutting it on its own`); return }
-            openChunk(chunk, result)
-            wanted.delete(index)
-          }
-        })
-        this.log(`jobs: ${job.id.slice(0, 8)}: cut ${pending.length - wanted.size} segments in one pass (${((performance.now() - started) / 1000).toFixed(2)} s)`)
-      } catch (err) {
-        if (signal.aborted) throw err
-        this.log(`jobs: ${job.id.slice(0, 8)}: splitting in one pass failed (${(err as Error).message.split('\n')[0] ?? ''}); cutting the remaining ${wanted.size} chunks one by one`)
-      }
-      pending = pending.filter(c => wanted.has(c.index))
-    }
-    /** Cuts a chunk's segment and opens the chunk; returns the segment's packet count. */
-    const cut = async (chunk: ChunkRecord, from: CutSource): Promise<number> => {
-      const range = plan.chunks[chunk.index]
-      if (range === undefined) throw new Error(`chunk ${chunk.index} missing from plan`)
-      const seg = await cutSegment(source, from, range, segmentPath(chunk.index), { signal })
-      openChunk(chunk, seg)
-      return seg.packetCount
-    }
-    // Segments are cut straight from the source while its seeks land on the chunk's keyframe. With
-    // subtitle tracks the Matroska demuxer seeks further back (to catch subtitles still on screen),
-    // and with some interleavings of other tracks a keyframe early: then the video is copied out
-    // once and later chunks are cut from the copy, where every seek lands. The first chunk needs no
-    // seek at all. A segment that landed early is still exact (it keeps the pre-roll, a GOP more to
-    // send and decode); a cut the checks refuse is cut again from the copy.
-    let copying: Promise<CutSource> | undefined
-    const videoCopy = async (): Promise<CutSource> => await (copying ??= extractVideo(source, join(dir, 'work', 'video-only.mkv'), { signal }))
-    let direct = !source.streams.some(st => st.type === 'subtitle')
-    const switchToCopy = (why: string): void => {
-      if (!direct) return
-      direct = false
-      this.log(`jobs: ${job.id.slice(0, 8)}: ${why}; cutting the rest from a copy of the video`)
-      videoCopy().catch(() => {}) // awaited by the next cut
-    }
-    const cutChunk = async (chunk: ChunkRecord): Promise<void> => {
-      if (chunk.index === 0 || direct) {
-        try {
-          const packets = await cut(chunk, sourceAsCutSource(source))
-          const range = plan.chunks[chunk.index] as ChunkRange
-          if (chunk.index !== 0 && packets > range.decodeEnd - range.decodeStart + 1) switchToCopy(`seeking in the source landed before chunk ${chunk.index}'s keyframe`)
-          return
-        } catch (err) {
-          if (signal.aborted) throw err
-          switchToCopy(`chunk ${chunk.index} cut from the source failed (${(err as Error).message.split('\n')[0] ?? ''})`)
-        }
-      }
-      await cut(chunk, await videoCopy())
-    }
-    // Two cuts at a time, in chunk order: a cut is mostly waiting on ffmpeg/ffprobe start-up, and a
-    // big swarm can take chunks faster than one cut after another opens them.
-    const cutNext = async (): Promise<void> => {
-      for (let chunk = pending.shift(); chunk !== undefined; chunk = pending.shift()) await cutChunk(chunk)
-    }
-    // The first chunk is the one a worker is waiting for. With a core to spare it is cut alongside
-    // the next one (and the copy of the video, when that is needed from the start); on one core
-    // they would only slow each other down (the first cut took 0.56 s instead of 0.31), so it goes alone.
-    const firstChunk = pending[0]?.index === 0 ? pending.shift() : undefined
-    const oneCore = availableParallelism() === 1
-    if (!direct && (firstChunk === undefined || !oneCore)) videoCopy().catch(() => {}) // awaited by the cuts
-    const first = firstChunk !== undefined ? cutChunk(firstChunk) : Promise.resolve()
-    if (oneCore) await first
-    await Promise.all([first.then(cutNext), cutNext()])
-    await rm(join(dir, 'work'), { recursive: true, force: true })
+    await splitSource({
+      source,
+      plan: plan.chunks,
+      pending: job.chunks.filter(c => c.state === 'pending').map(c => c.index),
+      dir: this.jobDir(job.id),
+      tag: job.id.slice(0, 8),
+      signal,
+      log: this.log,
+      opened
+    })
     job.state = 'encoding'
     this.log(`jobs: ${job.id.slice(0, 8)}: every chunk cut (${((performance.now() - splitStarted) / 1000).toFixed(2)} s)`)
     this.touch(job)
@@ -692,44 +422,23 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     this.log(`jobs: ${job.id.slice(0, 12)} done → ${result.path}`)
   }
 
-  private count (job: JobRecord, what: keyof JobStats): void {
-    job.stats ??= { leases: 0, backupLeases: 0, droppedResults: 0 }
-    job.stats[what]++
-  }
-
   private fail (job: JobRecord, error: string): void {
     if (job.state === 'done') return
     job.state = 'failed'
     job.error = error
-    for (const c of job.chunks) if (c.state === 'leased') { delete c.lease; delete c.backup; c.state = 'open' }
+    this.leases.abandon(job)
     this.log(`jobs: ${job.id.slice(0, 12)} failed: ${error}`)
     this.touch(job)
     void this.save(job.id)
   }
 
-  // ---- persistence -----------------------------------------------------------------------------
+  // ---- persistence: the job store writes, the originator announces ----------------------------
 
   private touch (job: JobRecord, announce = true): void {
-    job.updatedAt = this.now()
-    this.dirty.add(job.id)
-    queueMicrotask(() => { void this.save(job.id) })
+    this.store.touch(job)
     if (announce) this.emit('changed', job.id)
   }
 
   /** Writes job.json atomically; overlapping saves are serialised per job. */
-  async save (id: string): Promise<void> {
-    const previous = this.saving.get(id) ?? Promise.resolve()
-    const next = previous.then(async () => {
-      const job = this.jobs.get(id)
-      if (job === undefined || !this.dirty.has(id)) return
-      this.dirty.delete(id)
-      const file = join(this.jobDir(id), 'job.json')
-      const tmp = `${file}.tmp`
-      await mkdir(this.jobDir(id), { recursive: true, mode: 0o700 })
-      await writeFile(tmp, JSON.stringify(job, null, 1), { mode: 0o600 })
-      await rename(tmp, file)
-    }).catch((err: Error) => { this.log(`jobs: could not save ${id.slice(0, 12)}: ${err.message}`) })
-    this.saving.set(id, next)
-    await next
-  }
+  async save (id: string): Promise<void> { await this.store.save(id) }
 }

@@ -112,4 +112,7 @@ export type RefusalCode =
   | 'busy'
 
 export interface Refusal { ok: false, code: RefusalCode, message: string }
+export function refusal (code: RefusalCode, message: string): Refusal {
+  return { ok: false, code, message }
+}
 export interface LeaseGrant { ok: true, lease: LeaseRecord, jobId: string, chunk: number }

@@ -1,0 +1,353 @@
+import { randomBytes } from 'node:crypto'
+import {
+  refusal, type ChunkRecord, type JobRecord, type JobStats, type LeaseGrant, type LeaseRecord, type Refusal, type ResultRecord
+} from './types.js'
+
+export const DEFAULT_LEASE_MS = 30_000
+/** A waiting peer that has not asked again for this long leaves the queue (it found work elsewhere, or left). */
+const WAITING_TTL_MS = 15_000
+const DEFAULT_MAX_CHUNK_FAILURES = 3
+/** How long a chunk done under a second holder is announced, so that holder hears it should stop. */
+const SETTLED_MS = 30_000
+/** Recent chunks whose pace estimates how long a fresh copy of a chunk would take. */
+const PACE_SAMPLES = 64
+/** Former holders remembered per chunk: their late results are still welcome. */
+const PAST_HOLDERS = 16
+
+export interface LeaseTableOptions {
+  /** Lease length. Short, so a dead worker costs little; heartbeats renew it. */
+  leaseMs?: number
+  /** A chunk that failed on this many distinct peers fails the job instead of looping. */
+  maxChunkFailures?: number
+  now: () => number
+  /** How many peers could encode: once every one of them has failed a job twice, nobody will finish it. */
+  swarmSize?: () => number
+  /** Ids of new leases: random, unless a test wants them predictable. */
+  newLeaseId?: () => string
+  log?: (line: string) => void
+  /** A job's leases changed; `announce` is false for heartbeats, which only need keeping. */
+  changed: (job: JobRecord, announce: boolean) => void
+  /** A job can no longer finish (a chunk failed everywhere): the owner fails it, which calls abandon. */
+  failed: (job: JobRecord, error: string) => void
+}
+
+export function countStat (job: JobRecord, what: keyof JobStats): void {
+  job.stats ??= { leases: 0, backupLeases: 0, droppedResults: 0 }
+  job.stats[what]++
+}
+
+function median (values: number[]): number | undefined {
+  if (values.length === 0) return undefined
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]
+}
+
+function nothingToOpen (job: JobRecord): boolean {
+  return job.state === 'encoding' && !job.chunks.some(c => c.state === 'open' || c.state === 'pending')
+}
+
+/**
+ * The lease policy of every job this node originates, and nothing else: who may hold which chunk,
+ * for how long, when a second copy is worth giving out, who waits for work, and when a chunk has
+ * failed on enough peers to give up. It does no I/O and reads time only from its clock. The job
+ * records are the originator's (they are what job.json holds): the table writes their chunks'
+ * state, leases, past holders, failures and lease counters, and tells the owner through `changed`.
+ */
+export class LeaseTable {
+  /** Per job: peers whose claims found nothing to take, in the order they first asked → when they last asked. */
+  private readonly waiting = new Map<string, Map<string, number>>()
+  /** Per job: seconds per frame of recent chunks, lease to verified result; how long a fresh copy of a chunk would take. */
+  private readonly secondsPerFrame = new Map<string, number[]>()
+  private readonly settled = new Map<string, Array<{ chunk: number, at: number }>>()
+  private readonly leaseMs: number
+  private readonly maxChunkFailures: number
+  private readonly now: () => number
+  private readonly newLeaseId: () => string
+  private readonly log: (line: string) => void
+
+  constructor (private readonly jobs: ReadonlyMap<string, JobRecord>, private readonly o: LeaseTableOptions) {
+    this.leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS
+    this.maxChunkFailures = o.maxChunkFailures ?? DEFAULT_MAX_CHUNK_FAILURES
+    this.now = o.now
+    this.newLeaseId = o.newLeaseId ?? (() => randomBytes(12).toString('hex'))
+    this.log = o.log ?? (() => {})
+  }
+
+  /**
+   * First valid claim wins: the chunk must exist, be open, and the job still be running. A peer
+   * whose claim found nothing to take joins the job's waiting queue (see waitingPeers), unless it
+   * holds a lease on the job: then its claim was for its next chunk (or another of its slots), and
+   * peers with nothing to do go first. Queued, busy peers were handed chunks they would not start
+   * for a whole encode, and while any peer is queued nobody prefetches: one lost prefetch race at
+   * 50 nodes turned prefetching off for everyone.
+   */
+  claim (jobId: string, chunkIndex: number, claimant: string): LeaseGrant | Refusal {
+    const answer = this.leaseOrRefuse(jobId, chunkIndex, claimant)
+    const queue = this.waiting.get(jobId)
+    if (answer.ok) queue?.delete(claimant)
+    else if ((answer.code === 'not-open' || answer.code === 'already-done') && !this.holdsLease(jobId, claimant)) {
+      const q = queue ?? new Map<string, number>()
+      // Re-inserted at the back only when new; a peer keeps its place while it keeps asking.
+      q.set(claimant, this.now())
+      this.waiting.set(jobId, q)
+    }
+    return answer
+  }
+
+  /**
+   * Peers that asked this job for a chunk and found none, longest waiting first (at most `max`,
+   * none that last asked more than WAITING_TTL_MS ago). Announced with the job: when chunks open,
+   * the i-th waiting peer claims the i-th open chunk and the rest wait, so a chunk draws about one
+   * claim however many peers are idle, instead of one from each of them.
+   */
+  waitingPeers (jobId: string, max = 64): string[] {
+    const queue = this.waiting.get(jobId)
+    if (queue === undefined) return []
+    const now = this.now()
+    for (const [peer, at] of queue) if (now - at > WAITING_TTL_MS) queue.delete(peer)
+    return [...queue.keys()].slice(0, max)
+  }
+
+  /** Heartbeat: renews the lease and records progress. */
+  renew (jobId: string, chunkIndex: number, leaseId: string, peer: string, progress: { framesDone: number, fps: number }): { ok: true, expiresAt: number } | Refusal {
+    const found = this.current(jobId, chunkIndex, leaseId, peer)
+    if ('ok' in found) return found
+    const lease = found.lease
+    lease.expiresAt = this.now() + this.leaseMs
+    lease.renewedAt = this.now()
+    lease.framesDone = Math.max(0, Math.min(found.chunk.frames, Math.floor(progress.framesDone)))
+    lease.fps = Math.max(0, Number.isFinite(progress.fps) ? progress.fps : 0)
+    this.o.changed(found.job, false)
+    return { ok: true, expiresAt: lease.expiresAt }
+  }
+
+  /** The holder gives the chunk back, saying why; a chunk that fails everywhere fails the job. */
+  release (jobId: string, chunkIndex: number, leaseId: string, peer: string, reason: string): { ok: true } | Refusal {
+    const found = this.current(jobId, chunkIndex, leaseId, peer)
+    if ('ok' in found) return found
+    const { job, chunk } = found
+    this.drop(chunk, found.lease)
+    if (reason !== '' && reason !== 'shutdown') {
+      chunk.failures.push({ peer, reason: reason.slice(0, 500), at: this.now() })
+      this.log(`jobs: ${peer.slice(-8)} released ${jobId.slice(0, 8)}#${chunkIndex}: ${reason}`)
+      const hopeless = this.hopeless(job, chunk, reason)
+      if (hopeless !== undefined) this.o.failed(job, hopeless)
+    }
+    this.o.changed(job, true)
+    return { ok: true }
+  }
+
+  /** Leases not renewed in time lapse: a backup takes over its chunk, or the chunk is open again. */
+  expire (): number {
+    const now = this.now()
+    let expired = 0
+    for (const job of this.jobs.values()) {
+      if (job.state !== 'encoding' && job.state !== 'splitting') continue
+      let changed = false
+      for (const chunk of job.chunks) {
+        if (chunk.state !== 'leased') continue
+        for (const lease of [chunk.backup, chunk.lease]) {
+          if (lease === undefined || lease.expiresAt > now) continue
+          this.log(`jobs: lease on ${job.id.slice(0, 8)}#${chunk.index} held by ${lease.holder.slice(-8)} expired`)
+          this.drop(chunk, lease)
+          changed = true
+          expired++
+        }
+      }
+      if (changed) this.o.changed(job, true)
+    }
+    return expired
+  }
+
+  /** The lease `leaseId` that `peer` holds on the chunk now, with its job and chunk. */
+  current (jobId: string, chunkIndex: number, leaseId: string, peer: string): { job: JobRecord, chunk: ChunkRecord, lease: LeaseRecord } | Refusal {
+    const found = this.locate(jobId, chunkIndex)
+    if ('ok' in found) return found
+    const { chunk } = found
+    if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
+    const lease = [chunk.lease, chunk.backup].find(l => l !== undefined && l.id === leaseId && l.holder === peer)
+    if (lease === undefined) {
+      return refusal(chunk.pastHolders.includes(peer) ? 'lease-expired' : 'not-holder', `no current lease ${leaseId.slice(0, 8)} on chunk ${chunkIndex} for this peer`)
+    }
+    return { ...found, lease }
+  }
+
+  /**
+   * May this peer deliver a result for this chunk? Its current lease, or a lapsed one on a chunk
+   * that is still not done (no work thrown away), qualifies.
+   */
+  mayDeliver (jobId: string, chunkIndex: number, leaseId: string, peer: string): { job: JobRecord, chunk: ChunkRecord } | Refusal {
+    const found = this.locate(jobId, chunkIndex)
+    if ('ok' in found) return found
+    const { job, chunk } = found
+    if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
+    if (job.state !== 'encoding' && job.state !== 'splitting') return refusal('job-finished', `job ${jobId.slice(0, 12)} is ${job.state}`)
+    const holds = [chunk.lease, chunk.backup].some(l => l?.holder === peer && l.id === leaseId)
+    if (!holds && !chunk.pastHolders.includes(peer)) return refusal('not-holder', `peer holds no lease on chunk ${chunkIndex}`)
+    return found
+  }
+
+  /** A pending chunk's segment is cut: anyone may claim it now. */
+  open (job: JobRecord, chunk: ChunkRecord): void {
+    if (chunk.state === 'pending') chunk.state = 'open'
+    this.o.changed(job, true)
+  }
+
+  /**
+   * A verified result for the chunk was kept: the chunk is done for good, its pace teaches how long
+   * a fresh copy takes, and whoever else still works on it should stop now rather than at its next
+   * heartbeat.
+   */
+  complete (job: JobRecord, chunk: ChunkRecord, peer: string, result: ResultRecord): void {
+    chunk.result = result
+    chunk.state = 'done'
+    const winner = [chunk.lease, chunk.backup].find(l => l?.holder === peer)
+    if (winner !== undefined && chunk.frames > 0) {
+      const samples = this.secondsPerFrame.get(job.id) ?? []
+      samples.push((this.now() - winner.issuedAt) / 1000 / chunk.frames)
+      this.secondsPerFrame.set(job.id, samples.slice(-PACE_SAMPLES))
+    }
+    const others = [chunk.lease, chunk.backup].filter(l => l !== undefined && l.holder !== peer)
+    if (others.length > 0) {
+      const list = (this.settled.get(job.id) ?? []).filter(s => this.now() - s.at <= SETTLED_MS)
+      list.push({ chunk: chunk.index, at: this.now() })
+      this.settled.set(job.id, list)
+    }
+    delete chunk.lease
+    delete chunk.backup
+    this.log(`jobs: chunk ${job.id.slice(0, 8)}#${chunk.index} done by ${peer.slice(-8)}`)
+    this.o.changed(job, true)
+  }
+
+  /** Chunks of a job that were done while a second peer still worked on them: that peer should stop. */
+  settledRecently (jobId: string, withinMs = SETTLED_MS): number[] {
+    const now = this.now()
+    return (this.settled.get(jobId) ?? []).filter(s => now - s.at <= withinMs).map(s => s.chunk)
+  }
+
+  /** Leased chunks that could use a second copy, furthest from done first; empty while anything is open. */
+  backupCandidates (job: JobRecord, max = 8): number[] {
+    if (!nothingToOpen(job)) return []
+    return job.chunks
+      .filter(c => c.state === 'leased' && c.backup === undefined && c.lease !== undefined && this.backupWorthwhile(job, c))
+      .sort((a, b) => (b.frames - (b.lease?.framesDone ?? 0)) - (a.frames - (a.lease?.framesDone ?? 0)))
+      .slice(0, max)
+      .map(c => c.index)
+  }
+
+  /** A peer holds nothing on this job any more (our own worker, restarted): its leases would only lapse. */
+  dropHolder (job: JobRecord, peer: string): void {
+    for (const chunk of job.chunks) {
+      for (const lease of [chunk.backup, chunk.lease]) if (lease?.holder === peer) this.drop(chunk, lease)
+    }
+  }
+
+  /** A failed job hands out nothing and holds nothing: its leased chunks are open again for a retry. */
+  abandon (job: JobRecord): void {
+    for (const c of job.chunks) if (c.state === 'leased') { delete c.lease; delete c.backup; c.state = 'open' }
+  }
+
+  /** The job is gone (cancelled): its queue and pace go with it. */
+  forget (jobId: string): void {
+    this.waiting.delete(jobId)
+    this.secondsPerFrame.delete(jobId)
+  }
+
+  private locate (jobId: string, chunkIndex: number): { job: JobRecord, chunk: ChunkRecord } | Refusal {
+    const job = this.jobs.get(jobId)
+    if (job === undefined) return refusal('unknown-job', `no job ${jobId.slice(0, 12)} here`)
+    const chunk = job.chunks[chunkIndex]
+    if (chunk === undefined) return refusal('unknown-chunk', `job ${jobId.slice(0, 12)} has no chunk ${chunkIndex}`)
+    return { job, chunk }
+  }
+
+  private holdsLease (jobId: string, peer: string): boolean {
+    const job = this.jobs.get(jobId)
+    return job?.chunks.some(c => c.state === 'leased' && (c.lease?.holder === peer || c.backup?.holder === peer)) ?? false
+  }
+
+  private leaseOrRefuse (jobId: string, chunkIndex: number, claimant: string): LeaseGrant | Refusal {
+    const job = this.jobs.get(jobId)
+    if (job === undefined) return refusal('unknown-job', `no job ${jobId.slice(0, 12)} here`)
+    if (job.state === 'done' || job.state === 'failed' || job.state === 'merging') return refusal('job-finished', `job ${jobId.slice(0, 12)} is ${job.state}`)
+    const chunk = job.chunks[chunkIndex]
+    if (chunk === undefined || !Number.isInteger(chunkIndex)) return refusal('unknown-chunk', `job ${jobId.slice(0, 12)} has no chunk ${chunkIndex}`)
+    if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
+    if (chunk.state === 'pending') return refusal('not-open', `chunk ${chunkIndex} is not cut yet`)
+    if (chunk.state === 'leased') return this.backupLease(job, chunk, claimant)
+    const lease = this.newLease(claimant, false)
+    chunk.state = 'leased'
+    chunk.lease = lease
+    countStat(job, 'leases')
+    this.o.changed(job, true)
+    this.log(`jobs: lease ${jobId.slice(0, 8)}#${chunkIndex} → ${claimant.slice(-8)}`)
+    return { ok: true, lease, jobId, chunk: chunkIndex }
+  }
+
+  /**
+   * Backup tasks, as MapReduce does them: once nothing is open, an idle peer may take a second copy
+   * of a leased chunk so one slow or vanished worker does not hold up the whole job's tail.
+   */
+  private backupLease (job: JobRecord, chunk: ChunkRecord, claimant: string): LeaseGrant | Refusal {
+    const lease = chunk.lease as LeaseRecord
+    if (!nothingToOpen(job)) return refusal('not-open', `chunk ${chunk.index} is leased to another peer`)
+    if (chunk.backup !== undefined || lease.holder === claimant) return refusal('not-open', `chunk ${chunk.index} already has two holders`)
+    if (!this.backupWorthwhile(job, chunk)) return refusal('not-open', `chunk ${chunk.index} is leased to another peer, which should finish it before a second copy could`)
+    const backup = this.newLease(claimant, true)
+    chunk.backup = backup
+    countStat(job, 'backupLeases')
+    this.o.changed(job, true)
+    this.log(`jobs: backup lease ${job.id.slice(0, 8)}#${chunk.index} → ${claimant.slice(-8)} (holder ${lease.holder.slice(-8)} at ${lease.framesDone}/${chunk.frames})`)
+    return { ok: true, lease: backup, jobId: job.id, chunk: chunk.index }
+  }
+
+  private newLease (holder: string, backup: boolean): LeaseRecord {
+    const now = this.now()
+    return { id: this.newLeaseId(), holder, issuedAt: now, expiresAt: now + this.leaseMs, framesDone: 0, fps: 0, ...(backup ? { backup: true } : {}) }
+  }
+
+  /**
+   * Whether a second copy of a leased chunk would likely finish before its holder does (the LATE
+   * scheduler's rule): a copy takes what chunks of this job have taken per frame so far, lease to
+   * verified result. The holder's own pace comes from its heartbeats; before the first one it is
+   * assumed to go at the usual pace from its lease on, so it only counts as late once it has had
+   * half as long again as a fresh copy would need. A holder that reported no frames is waiting
+   * (a prefetched chunk queued behind another): any copy would beat it.
+   */
+  private backupWorthwhile (job: JobRecord, chunk: ChunkRecord): boolean {
+    const lease = chunk.lease
+    const perFrame = median(this.secondsPerFrame.get(job.id) ?? [])
+    if (lease === undefined || perFrame === undefined || perFrame <= 0) return true
+    const fresh = chunk.frames * perFrame
+    const age = (this.now() - lease.issuedAt) / 1000
+    if (lease.fps > 0) return (chunk.frames - lease.framesDone) / lease.fps > fresh
+    if (lease.renewedAt !== undefined) return true
+    return age > 1.5 * fresh
+  }
+
+  /** Why the job cannot finish after this failure, if it cannot. */
+  private hopeless (job: JobRecord, chunk: ChunkRecord, reason: string): string | undefined {
+    const peers = new Set(chunk.failures.map(f => f.peer))
+    if (peers.size >= this.maxChunkFailures) return `chunk ${chunk.index} failed on ${peers.size} peers; last error: ${reason}`
+    // Peers that failed this job twice stop claiming it; once every peer has, nobody will finish it.
+    const perPeer = new Map<string, number>()
+    for (const c of job.chunks) for (const f of c.failures) perPeer.set(f.peer, (perPeer.get(f.peer) ?? 0) + 1)
+    const givenUp = [...perPeer.values()].filter(n => n >= 2).length
+    if (givenUp >= Math.max(1, this.o.swarmSize?.() ?? 1)) return `every peer (${givenUp}) failed to encode this job twice; last error, from chunk ${chunk.index}: ${reason}`
+    return undefined
+  }
+
+  /** A holder lets go (released or lapsed): a backup takes over the chunk, else it is open again. */
+  private drop (chunk: ChunkRecord, lease: LeaseRecord): void {
+    if (!chunk.pastHolders.includes(lease.holder)) chunk.pastHolders.push(lease.holder)
+    if (chunk.pastHolders.length > PAST_HOLDERS) chunk.pastHolders.shift()
+    if (chunk.backup === lease) { delete chunk.backup; return }
+    if (chunk.backup !== undefined) {
+      chunk.lease = { ...chunk.backup, backup: false }
+      delete chunk.backup
+      return
+    }
+    delete chunk.lease
+    chunk.state = 'open'
+  }
+}

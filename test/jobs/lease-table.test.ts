@@ -1,0 +1,478 @@
+import { describe, expect, it } from 'vitest'
+import { LeaseTable, type LeaseTableOptions } from '../../src/jobs/lease-table.js'
+import type { ChunkRecord, ChunkState, JobRecord, LeaseGrant, LeaseRecord, Refusal } from '../../src/jobs/types.js'
+import { jobRecord } from '../helpers/job-record.js'
+import { prng } from '../helpers/random.js'
+
+const LEASE_MS = 30_000
+
+interface Harness {
+  table: LeaseTable
+  jobs: Map<string, JobRecord>
+  clock: { t: number }
+  changes: Array<{ job: string, announce: boolean }>
+  failures: string[]
+}
+
+/** A table over the given jobs, wired the way the originator wires it: `failed` fails the job and drops its leases. */
+function harness (jobs: JobRecord[], options: Partial<LeaseTableOptions> = {}): Harness {
+  const map = new Map(jobs.map(j => [j.id, j]))
+  const clock = { t: 1_000_000 }
+  const changes: Harness['changes'] = []
+  const failures: string[] = []
+  let ids = 0
+  const table: LeaseTable = new LeaseTable(map, {
+    leaseMs: LEASE_MS,
+    now: () => clock.t,
+    newLeaseId: () => `lease${ids++}`,
+    changed: (job, announce) => { changes.push({ job: job.id, announce }) },
+    failed: (job, error) => {
+      failures.push(error)
+      job.state = 'failed'
+      job.error = error
+      table.abandon(job)
+    },
+    ...options
+  })
+  return { table, jobs: map, clock, changes, failures }
+}
+
+function granted (answer: LeaseGrant | Refusal): LeaseRecord {
+  if (!answer.ok) throw new Error(`refused: ${answer.code} ${answer.message}`)
+  return answer.lease
+}
+
+function chunkOf (job: JobRecord, index: number): ChunkRecord {
+  const chunk = job.chunks[index]
+  if (chunk === undefined) throw new Error(`no chunk ${index}`)
+  return chunk
+}
+
+function result (peer: string, at: number): { file: string, size: number, sha256: string, encodedBy: string, at: number } {
+  return { file: 'r.264', size: 1, sha256: 'x', encodedBy: peer, at }
+}
+
+describe('LeaseTable: claims', () => {
+  it('gives an open chunk to the first claimant and refuses the rest, with the reason', () => {
+    const job = jobRecord('j', ['open', 'pending', 'done'], 'splitting')
+    const { table, changes } = harness([job])
+    const lease = granted(table.claim('j', 0, 'a'))
+    expect(lease).toMatchObject({ holder: 'a', issuedAt: 1_000_000, expiresAt: 1_000_000 + LEASE_MS, framesDone: 0, fps: 0 })
+    expect(lease.backup).toBeUndefined()
+    expect(chunkOf(job, 0)).toMatchObject({ state: 'leased', lease })
+    expect(job.stats).toEqual({ leases: 1, backupLeases: 0, droppedResults: 0 })
+    expect(changes).toEqual([{ job: 'j', announce: true }])
+    expect(table.claim('j', 0, 'b')).toMatchObject({ ok: false, code: 'not-open' })
+    expect(table.claim('j', 1, 'b')).toMatchObject({ ok: false, code: 'not-open', message: 'chunk 1 is not cut yet' })
+    expect(table.claim('j', 2, 'b')).toMatchObject({ ok: false, code: 'already-done' })
+    expect(table.claim('j', 3, 'b')).toMatchObject({ ok: false, code: 'unknown-chunk' })
+    expect(table.claim('j', 0.5, 'b')).toMatchObject({ ok: false, code: 'unknown-chunk' })
+    expect(table.claim('nope', 0, 'b')).toMatchObject({ ok: false, code: 'unknown-job' })
+  })
+
+  it('leases nothing of a job that is merging, done or failed', () => {
+    for (const state of ['merging', 'done', 'failed'] as const) {
+      const { table } = harness([jobRecord('j', ['open'], state)])
+      expect(table.claim('j', 0, 'a')).toMatchObject({ ok: false, code: 'job-finished' })
+      // A finished job is checked before the chunk: even a chunk it never had is "finished".
+      expect(table.claim('j', 7, 'a')).toMatchObject({ ok: false, code: 'job-finished' })
+    }
+  })
+
+  it('opens only pending chunks, and announces the change', () => {
+    const job = jobRecord('j', ['pending', 'done'], 'splitting')
+    const { table, changes } = harness([job])
+    table.open(job, chunkOf(job, 0))
+    table.open(job, chunkOf(job, 1))
+    expect(job.chunks.map(c => c.state)).toEqual(['open', 'done'])
+    expect(changes).toHaveLength(2)
+  })
+})
+
+describe('LeaseTable: heartbeats, expiry and release', () => {
+  it('renews a lease on heartbeat, quietly, and lets an unrenewed one lapse', () => {
+    const job = jobRecord('j', ['open'])
+    const { table, clock, changes } = harness([job])
+    const lease = granted(table.claim('j', 0, 'a'))
+    clock.t += 20_000
+    expect(table.renew('j', 0, lease.id, 'a', { framesDone: 250, fps: Number.NaN })).toEqual({ ok: true, expiresAt: clock.t + LEASE_MS })
+    // Progress is clamped to the chunk and a nonsense rate is no rate.
+    expect(chunkOf(job, 0).lease).toMatchObject({ framesDone: 100, fps: 0, renewedAt: clock.t })
+    expect(changes.at(-1)).toEqual({ job: 'j', announce: false })
+    expect(table.renew('j', 0, lease.id, 'b', { framesDone: 1, fps: 1 })).toMatchObject({ ok: false, code: 'not-holder' })
+    expect(table.renew('j', 0, 'other', 'a', { framesDone: 1, fps: 1 })).toMatchObject({ ok: false, code: 'not-holder' })
+    clock.t += LEASE_MS - 1
+    expect(table.expire()).toBe(0)
+    clock.t += 1
+    expect(table.expire()).toBe(1)
+    expect(chunkOf(job, 0)).toMatchObject({ state: 'open', pastHolders: ['a'] })
+    expect(chunkOf(job, 0).lease).toBeUndefined()
+    expect(table.renew('j', 0, lease.id, 'a', { framesDone: 1, fps: 1 })).toMatchObject({ ok: false, code: 'lease-expired' })
+  })
+
+  it('lets leases of jobs that are not running be (their leases were dropped when they stopped)', () => {
+    const job = jobRecord('j', ['open'])
+    const { table, clock } = harness([job])
+    granted(table.claim('j', 0, 'a'))
+    job.state = 'merging'
+    clock.t += 10 * LEASE_MS
+    expect(table.expire()).toBe(0)
+  })
+
+  it('reopens a released chunk; only a release with a reason counts as a failure', () => {
+    const job = jobRecord('j', ['open'])
+    const { table } = harness([job])
+    for (const reason of ['', 'shutdown']) {
+      const lease = granted(table.claim('j', 0, 'a'))
+      expect(table.release('j', 0, lease.id, 'a', reason)).toEqual({ ok: true })
+      expect(chunkOf(job, 0).state).toBe('open')
+    }
+    expect(chunkOf(job, 0).failures).toEqual([])
+    const lease = granted(table.claim('j', 0, 'a'))
+    table.release('j', 0, lease.id, 'a', 'x'.repeat(600))
+    expect(chunkOf(job, 0).failures).toEqual([{ peer: 'a', reason: 'x'.repeat(500), at: 1_000_000 }])
+    expect(table.release('j', 0, lease.id, 'a', 'again')).toMatchObject({ ok: false, code: 'lease-expired' })
+  })
+
+  it('fails the job once a chunk failed on maxChunkFailures distinct peers', () => {
+    const job = jobRecord('j', ['open', 'open'])
+    const { table, failures } = harness([job], { maxChunkFailures: 3, swarmSize: () => 10 })
+    const failOn = (peer: string): void => { table.release('j', 0, granted(table.claim('j', 0, peer)).id, peer, 'x264 [error]: no disk space') }
+    failOn('p1'); failOn('p1'); failOn('p2')
+    expect(job.state).toBe('encoding')
+    granted(table.claim('j', 1, 'p9'))
+    failOn('p3')
+    expect(failures).toEqual(['chunk 0 failed on 3 peers; last error: x264 [error]: no disk space'])
+    expect(job).toMatchObject({ state: 'failed', error: failures[0] })
+    // The failed job holds nothing: its leased chunks are open for a retry.
+    expect(job.chunks.map(c => [c.state, c.lease, c.backup])).toEqual([['open', undefined, undefined], ['open', undefined, undefined]])
+  })
+
+  it('fails the job once every peer of the swarm failed it twice', () => {
+    const job = jobRecord('j', ['open', 'open', 'open'])
+    const { table, failures } = harness([job], { maxChunkFailures: 99, swarmSize: () => 2 })
+    const failOn = (chunk: number, peer: string): void => { table.release('j', chunk, granted(table.claim('j', chunk, peer)).id, peer, 'bad') }
+    failOn(0, 'a'); failOn(1, 'a'); failOn(0, 'b')
+    expect(job.state).toBe('encoding')
+    failOn(2, 'b')
+    expect(failures).toEqual(['every peer (2) failed to encode this job twice; last error, from chunk 2: bad'])
+  })
+
+  it('remembers at most 16 past holders of a chunk', () => {
+    const job = jobRecord('j', ['open'])
+    const { table } = harness([job])
+    for (let i = 0; i < 20; i++) table.release('j', 0, granted(table.claim('j', 0, `p${i}`)).id, `p${i}`, '')
+    expect(chunkOf(job, 0).pastHolders).toEqual(Array.from({ length: 16 }, (_, i) => `p${i + 4}`))
+  })
+
+  it('drops every lease a restarted peer held, handing its chunks to their backups', () => {
+    const job = jobRecord('j', ['open', 'open'])
+    const { table } = harness([job])
+    granted(table.claim('j', 0, 'self'))
+    granted(table.claim('j', 1, 'other'))
+    const backup = granted(table.claim('j', 0, 'other'))
+    table.dropHolder(job, 'self')
+    expect(chunkOf(job, 0)).toMatchObject({ state: 'leased', lease: { id: backup.id, holder: 'other', backup: false }, pastHolders: ['self'] })
+    expect(chunkOf(job, 0).backup).toBeUndefined()
+    expect(chunkOf(job, 1).lease?.holder).toBe('other')
+  })
+})
+
+describe('LeaseTable: backups', () => {
+  it('gives one backup of a leased chunk, never to its holder, and only once nothing is open or pending', () => {
+    const job = jobRecord('j', ['open', 'open'])
+    const { table, clock } = harness([job])
+    const primary = granted(table.claim('j', 0, 'a'))
+    expect(table.claim('j', 0, 'b')).toMatchObject({ ok: false, code: 'not-open', message: 'chunk 0 is leased to another peer' })
+    expect(table.backupCandidates(job)).toEqual([])
+    const other = granted(table.claim('j', 1, 'c'))
+    expect(table.claim('j', 0, 'a')).toMatchObject({ ok: false, message: 'chunk 0 already has two holders' })
+    // No pace known yet: any copy may help.
+    expect(table.backupCandidates(job)).toEqual([0, 1])
+    const backup = granted(table.claim('j', 0, 'b'))
+    expect(backup).toMatchObject({ holder: 'b', backup: true })
+    expect(job.stats).toMatchObject({ leases: 2, backupLeases: 1 })
+    expect(table.claim('j', 0, 'd')).toMatchObject({ ok: false, message: 'chunk 0 already has two holders' })
+    expect(table.backupCandidates(job)).toEqual([1])
+    // A lapsed backup just goes; a lapsed primary hands the chunk to its backup.
+    // (Chunk 1's holder keeps renewing throughout, so nothing opens.)
+    const heartbeats = (): void => {
+      table.renew('j', 0, primary.id, 'a', { framesDone: 1, fps: 1 })
+      table.renew('j', 1, other.id, 'c', { framesDone: 1, fps: 1 })
+    }
+    heartbeats()
+    clock.t += LEASE_MS - 1
+    heartbeats()
+    clock.t += 1
+    table.expire()
+    expect(chunkOf(job, 0)).toMatchObject({ state: 'leased', lease: { holder: 'a' } })
+    expect(chunkOf(job, 0).backup).toBeUndefined()
+    const again = granted(table.claim('j', 0, 'b'))
+    clock.t += LEASE_MS - 1
+    table.renew('j', 0, again.id, 'b', { framesDone: 1, fps: 1 })
+    table.renew('j', 1, other.id, 'c', { framesDone: 1, fps: 1 })
+    clock.t += 1
+    table.expire()
+    expect(chunkOf(job, 0)).toMatchObject({ state: 'leased', lease: { id: again.id, holder: 'b', backup: false } })
+  })
+
+  it('gives no backups while the job is still splitting, even with nothing open', () => {
+    const job = jobRecord('j', ['open'], 'splitting')
+    const { table } = harness([job])
+    granted(table.claim('j', 0, 'a'))
+    expect(table.backupCandidates(job)).toEqual([])
+    expect(table.claim('j', 0, 'b')).toMatchObject({ ok: false, code: 'not-open' })
+  })
+
+  it('backs up only a holder that would finish later than a fresh copy (the LATE rule)', () => {
+    const job = jobRecord('j', ['open', 'open', 'open', 'open', 'open'])
+    const { table, clock } = harness([job])
+    const leases = job.chunks.map(c => granted(table.claim('j', c.index, `p${c.index}`)))
+    // Chunk 0 took 0.1 s a frame: a fresh copy of a 100-frame chunk takes 10 s.
+    clock.t += 10_000
+    table.complete(job, chunkOf(job, 0), 'p0', result('p0', clock.t))
+    const lease = (i: number): string => leases[i]?.id ?? ''
+    table.renew('j', 1, lease(1), 'p1', { framesDone: 10, fps: 100 }) // 0.9 s to go: keeps it
+    table.renew('j', 2, lease(2), 'p2', { framesDone: 0, fps: 0 }) // waiting for a slot: late
+    table.renew('j', 3, lease(3), 'p3', { framesDone: 1, fps: 0.5 }) // 198 s to go: late
+    // No heartbeat: late once it has had 1.5 fresh copies' time since its lease (15 s; 10 s so far).
+    expect(table.backupCandidates(job)).toEqual([2, 3])
+    expect(table.claim('j', 1, 'idle')).toMatchObject({ ok: false, message: /should finish it before a second copy could/ })
+    clock.t += 5_001
+    expect(table.backupCandidates(job)).toEqual([2, 4, 3])
+    expect(table.backupCandidates(job, 1)).toEqual([2])
+    expect(granted(table.claim('j', 4, 'idle')).backup).toBe(true)
+  })
+})
+
+describe('LeaseTable: results', () => {
+  it('completes a chunk for good and tells a second holder to stop', () => {
+    const job = jobRecord('j', ['open', 'open'])
+    const { table, clock } = harness([job])
+    const primary = granted(table.claim('j', 0, 'a'))
+    granted(table.claim('j', 1, 'c'))
+    const backup = granted(table.claim('j', 0, 'b'))
+    table.complete(job, chunkOf(job, 0), 'b', result('b', clock.t))
+    expect(chunkOf(job, 0)).toMatchObject({ state: 'done', result: { encodedBy: 'b' } })
+    expect(chunkOf(job, 0).lease).toBeUndefined()
+    expect(chunkOf(job, 0).backup).toBeUndefined()
+    expect(table.settledRecently('j')).toEqual([0])
+    expect(table.renew('j', 0, primary.id, 'a', { framesDone: 1, fps: 1 })).toMatchObject({ ok: false, code: 'already-done' })
+    expect(table.release('j', 0, backup.id, 'b', 'x')).toMatchObject({ ok: false, code: 'already-done' })
+    expect(table.claim('j', 0, 'a')).toMatchObject({ ok: false, code: 'already-done' })
+    expect(table.mayDeliver('j', 0, primary.id, 'a')).toMatchObject({ ok: false, code: 'already-done' })
+    // A chunk done by its only holder has nobody to stop.
+    table.complete(job, chunkOf(job, 1), 'c', result('c', clock.t))
+    expect(table.settledRecently('j')).toEqual([0])
+    clock.t += 30_001
+    expect(table.settledRecently('j')).toEqual([])
+  })
+
+  it('takes results from current and former holders only, while the job runs', () => {
+    const job = jobRecord('j', ['open'])
+    const { table, clock } = harness([job])
+    const lease = granted(table.claim('j', 0, 'a'))
+    expect(table.mayDeliver('j', 0, lease.id, 'a')).toMatchObject({ job, chunk: chunkOf(job, 0) })
+    expect(table.mayDeliver('j', 0, lease.id, 'b')).toMatchObject({ ok: false, code: 'not-holder' })
+    clock.t += LEASE_MS + 1
+    table.expire()
+    // A lapsed holder's work is still welcome, whatever lease id it names.
+    expect(table.mayDeliver('j', 0, 'whatever', 'a')).not.toHaveProperty('ok')
+    expect(table.current('j', 0, lease.id, 'a')).toMatchObject({ ok: false, code: 'lease-expired' })
+    job.state = 'failed'
+    expect(table.mayDeliver('j', 0, lease.id, 'a')).toMatchObject({ ok: false, code: 'job-finished' })
+    expect(table.mayDeliver('j', 5, lease.id, 'a')).toMatchObject({ ok: false, code: 'unknown-chunk' })
+    expect(table.mayDeliver('x', 0, lease.id, 'a')).toMatchObject({ ok: false, code: 'unknown-job' })
+  })
+})
+
+describe('LeaseTable: the waiting queue', () => {
+  it('queues idle peers that found nothing, in order, until they get a lease or stop asking', () => {
+    const job = jobRecord('j', ['open', 'open', 'pending'], 'splitting')
+    const { table, clock } = harness([job])
+    granted(table.claim('j', 0, 'a'))
+    table.claim('j', 0, 'b')
+    clock.t += 1000
+    table.claim('j', 2, 'c')
+    table.claim('j', 0, 'b')
+    expect(table.waitingPeers('j')).toEqual(['b', 'c'])
+    expect(table.waitingPeers('j', 1)).toEqual(['b'])
+    granted(table.claim('j', 1, 'b'))
+    expect(table.waitingPeers('j')).toEqual(['c'])
+    // Busy peers and claims that could never succeed do not queue.
+    table.claim('j', 0, 'b')
+    table.claim('j', 9, 'd')
+    table.claim('nope', 0, 'd')
+    expect(table.waitingPeers('j')).toEqual(['c'])
+    clock.t += 15_001
+    expect(table.waitingPeers('j')).toEqual([])
+    expect(table.waitingPeers('nope')).toEqual([])
+    table.claim('j', 0, 'e')
+    table.forget('j')
+    expect(table.waitingPeers('j')).toEqual([])
+  })
+})
+
+/**
+ * Random claim/heartbeat/release/expire/result sequences against the table's invariants. Each
+ * step is checked against what the step was allowed to change, so a lease that vanishes has to
+ * have been released, lapsed, completed or dropped with its failed job. Plain checks rather than
+ * expect(): they run a few million times.
+ */
+describe('LeaseTable: random sequences', () => {
+  const SEQUENCES = 3000
+  const STEPS = 80
+
+  type Live = Map<string, { lease: LeaseRecord, chunk: number }>
+  type Step =
+    | { kind: 'claim', chunk: number, peer: string }
+    | { kind: 'renew' | 'release', lease: LeaseRecord, chunk: number, reason: string }
+    | { kind: 'expire', advance: number }
+    | { kind: 'result', chunk: number, peer: string }
+    | { kind: 'open' }
+
+  function check (ok: boolean, why: () => string): void {
+    if (!ok) throw new Error(why())
+  }
+
+  function liveLeases (job: JobRecord): Live {
+    const live: Live = new Map()
+    for (const c of job.chunks) {
+      for (const l of [c.lease, c.backup]) {
+        if (l === undefined) continue
+        check(!live.has(l.id), () => `lease ${l.id} held twice`)
+        live.set(l.id, { lease: { ...l }, chunk: c.index })
+      }
+    }
+    return live
+  }
+
+  /** At most one primary and one backup per chunk; every chunk in exactly one state; a stopped job holds nothing. */
+  function checkShape (job: JobRecord, where: () => string): void {
+    const counts = { pending: 0, open: 0, leased: 0, done: 0 }
+    for (const c of job.chunks) {
+      counts[c.state]++
+      if (c.state === 'leased') {
+        check(c.lease !== undefined && c.lease.backup !== true, () => `${where()}: leased chunk ${c.index} without a primary lease`)
+        check(c.backup === undefined || (c.backup.backup === true && c.backup.holder !== c.lease?.holder), () => `${where()}: bad backup on chunk ${c.index}`)
+      } else {
+        check(c.lease === undefined && c.backup === undefined, () => `${where()}: ${c.state} chunk ${c.index} has a lease`)
+      }
+      check((c.state === 'done') === (c.result !== undefined), () => `${where()}: chunk ${c.index} is ${c.state} with result ${String(c.result !== undefined)}`)
+      check(c.pastHolders.length <= 16, () => `${where()}: chunk ${c.index} remembers too many holders`)
+    }
+    check(counts.pending + counts.open + counts.leased + counts.done === job.chunks.length, () => `${where()}: chunks lost`)
+    check(job.state === 'encoding' || job.state === 'splitting' || counts.leased === 0, () => `${where()}: a ${job.state} job holds leases`)
+    check(job.state !== 'encoding' || counts.pending === 0, () => `${where()}: an encoding job has pending chunks`)
+  }
+
+  function randomStep (rand: () => number, job: JobRecord, peers: string[], ended: Map<string, { lease: LeaseRecord, chunk: number }>, live: Live): Step {
+    const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)] as T
+    const r = rand()
+    const chunk = Math.floor(rand() * (job.chunks.length + 1)) // sometimes one past the end
+    const known = live.size > 0 && rand() < 0.8 ? pick([...live.values()]) : (ended.size > 0 ? pick([...ended.values()]) : undefined)
+    const reason = pick(['', 'shutdown', 'x264 [error]: out of memory'])
+    if (r < 0.35) return { kind: 'claim', chunk, peer: pick(peers) }
+    if (r < 0.5 && known !== undefined) return { kind: 'renew', lease: known.lease, chunk: known.chunk, reason }
+    if (r < 0.6 && known !== undefined) return { kind: 'release', lease: known.lease, chunk: known.chunk, reason }
+    if (r < 0.75) return { kind: 'expire', advance: Math.floor(rand() * 25_000) }
+    if (r < 0.92) return { kind: 'result', chunk, peer: known !== undefined && rand() < 0.8 ? known.lease.holder : pick(peers) }
+    return { kind: 'open' }
+  }
+
+  it(`keeps every invariant through ${SEQUENCES} random sequences`, () => {
+    const tally = { grants: 0, backups: 0, completions: 0, jobFailures: 0 }
+    for (let seed = 1; seed <= SEQUENCES; seed++) {
+      const rand = prng(seed)
+      const size = 1 + Math.floor(rand() * 6)
+      const opened = Math.floor(rand() * (size + 1))
+      const states = Array.from({ length: size }, (_, i): ChunkState => (i < opened ? 'open' : 'pending'))
+      const job = jobRecord(`job${seed}`, states, opened < size ? 'splitting' : 'encoding', 10 + Math.floor(rand() * 200))
+      const peers = Array.from({ length: 2 + Math.floor(rand() * 4) }, (_, i) => `peer${i}`)
+      const { table, clock } = harness([job], { maxChunkFailures: 3, swarmSize: () => peers.length })
+      const issued = new Set<string>()
+      const ended = new Map<string, { lease: LeaseRecord, chunk: number }>()
+      const done = new Set<number>()
+
+      for (let step = 0; step < STEPS; step++) {
+        const before = liveLeases(job)
+        const stateBefore = job.state
+        const s = randomStep(rand, job, peers, ended, before)
+        const where = (): string => `seed ${seed} step ${step} (${s.kind})`
+        /** Whether this step may end the lease. */
+        let mayEnd: (lease: LeaseRecord, chunk: number) => boolean = () => false
+        let granted: string | undefined
+        if (s.kind === 'claim') {
+          const answer = table.claim(job.id, s.chunk, s.peer)
+          if (answer.ok) {
+            granted = answer.lease.id
+            tally.grants++
+            if (answer.lease.backup === true) tally.backups++
+            check(!done.has(s.chunk), () => `${where()}: done chunk ${s.chunk} leased again`)
+            check(!table.waitingPeers(job.id).includes(s.peer), () => `${where()}: a peer with a fresh lease still waits`)
+          }
+        } else if (s.kind === 'renew') {
+          const answer = table.renew(job.id, s.chunk, s.lease.id, s.lease.holder, { framesDone: rand() * 300, fps: rand() * 50 })
+          check(answer.ok === before.has(s.lease.id), () => `${where()}: renewal answered ${String(answer.ok)}`)
+        } else if (s.kind === 'release') {
+          const answer = table.release(job.id, s.chunk, s.lease.id, s.lease.holder, s.reason)
+          check(answer.ok === before.has(s.lease.id), () => `${where()}: release answered ${String(answer.ok)}`)
+          mayEnd = (lease) => answer.ok && lease.id === s.lease.id
+        } else if (s.kind === 'expire') {
+          clock.t += s.advance
+          table.expire()
+          mayEnd = (lease) => lease.expiresAt <= clock.t
+          for (const { lease } of liveLeases(job).values()) check(lease.expiresAt > clock.t, () => `${where()}: a lapsed lease survived expiry`)
+        } else if (s.kind === 'result') {
+          // As the originator does: kept if the peer may deliver (current or former holder) and the chunk is not done.
+          const own = [...before.values()].find(l => l.lease.holder === s.peer && l.chunk === s.chunk)
+          const slot = table.mayDeliver(job.id, s.chunk, own?.lease.id ?? 'none', s.peer)
+          if (!('ok' in slot)) {
+            check(!done.has(s.chunk), () => `${where()}: a done chunk took a result`)
+            table.complete(job, slot.chunk, s.peer, result(s.peer, clock.t))
+            done.add(s.chunk)
+            tally.completions++
+            mayEnd = (_lease, chunk) => chunk === s.chunk
+            if (job.state === 'encoding' && job.chunks.every(c => c.state === 'done')) job.state = 'done'
+          }
+        } else {
+          const pending = job.chunks.find(c => c.state === 'pending')
+          if (pending !== undefined) table.open(job, pending)
+          if (job.state === 'splitting' && !job.chunks.some(c => c.state === 'pending')) job.state = 'encoding'
+        }
+        if (job.state === 'failed' && stateBefore !== 'failed') {
+          tally.jobFailures++
+          mayEnd = () => true
+        }
+
+        checkShape(job, where)
+        for (const c of done) check(job.chunks[c]?.state === 'done', () => `${where()}: chunk ${c} undone`)
+        const after = liveLeases(job)
+        for (const [id, held] of before) {
+          if (after.has(id)) continue
+          check(mayEnd(held.lease, held.chunk), () => `${where()}: lease ${id} on chunk ${held.chunk} vanished`)
+          ended.set(id, held)
+        }
+        for (const id of after.keys()) {
+          if (before.has(id)) continue
+          check(id === granted && !issued.has(id), () => `${where()}: lease ${id} appeared without a grant`)
+          issued.add(id)
+        }
+        check((job.stats?.leases ?? 0) + (job.stats?.backupLeases ?? 0) === issued.size, () => `${where()}: lease counters disagree`)
+      }
+
+      // Every lease ends: once time passes, whatever is still held lapses.
+      const last = liveLeases(job)
+      clock.t += LEASE_MS + 1
+      table.expire()
+      check(liveLeases(job).size === 0, () => `seed ${seed}: leases outlived their expiry`)
+      for (const [id, held] of last) ended.set(id, held)
+      check([...issued].every(id => ended.has(id)), () => `seed ${seed}: a lease never ended`)
+    }
+    // The sequences do reach every rule, not just the easy paths.
+    expect(tally.grants).toBeGreaterThan(SEQUENCES * 5)
+    expect(tally.backups).toBeGreaterThan(100)
+    expect(tally.completions).toBeGreaterThan(SEQUENCES)
+    expect(tally.jobFailures).toBeGreaterThan(10)
+  })
+})
