@@ -45,6 +45,17 @@ export interface JobStatus {
   chunks: ChunkCounts
   encodedBy: Record<string, number>
   chunkList?: ChunkStatus[]
+  /** Peers that gave chunks of this job back with a reason (x264 failed, a segment they refused…): latest reason each. */
+  givenBack?: Array<{ peer: string, times: number, reason: string }>
+  /** The source was found truncated and encoded anyway (--allow-damaged): what was found. */
+  damage?: string
+  /** The output compared with its source, once merged (see docs/operations.md). */
+  fidelity?: FidelityReport
+}
+
+export interface FidelityReport {
+  ok: boolean
+  checks: Array<{ name: string, ok: boolean, source: string, output: string, detail?: string }>
 }
 
 /** How a peer was found: by mDNS on the LAN, a --bootstrap address, the DHT, or it dialled us (`inbound`). */
@@ -122,7 +133,11 @@ export const AddJobRequest = z.object({
   output: z.string().min(1).max(4096).optional(),
   /** Chunk size for this job: keyframe intervals per chunk, or a target duration. Default: the node's (7 GOPs). */
   gopsPerChunk: z.number().int().min(1).max(100_000).optional(),
-  chunkSeconds: z.number().positive().max(86_400).optional()
+  chunkSeconds: z.number().positive().max(86_400).optional(),
+  /** Encode a source the probe found truncated. */
+  allowDamaged: z.boolean().optional(),
+  /** Encode a source whose video carries closed captions, without them. */
+  dropCaptions: z.boolean().optional()
 }).strict()
 export type AddJobRequest = z.infer<typeof AddJobRequest>
 

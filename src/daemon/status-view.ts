@@ -81,6 +81,9 @@ export function jobStatus (self: string, job: JobRecord, worker: WorkerStatus, w
     ...(job.error !== undefined ? { error: job.error } : {}),
     local: true, originator: self, createdAt: new Date(job.createdAt).toISOString(), updatedAt: new Date(job.updatedAt).toISOString(),
     totalFrames: job.totalFrames, framesDone, fps: Math.round(fps * 10) / 10, chunks: countChunks(job), encodedBy,
+    ...givenBack(job),
+    ...(job.damage !== undefined ? { damage: job.damage } : {}),
+    ...(job.fidelity !== undefined ? { fidelity: job.fidelity } : {}),
     ...(withChunks
       ? {
           chunkList: job.chunks.map(c => ({
@@ -91,6 +94,20 @@ export function jobStatus (self: string, job: JobRecord, worker: WorkerStatus, w
         }
       : {})
   }
+}
+
+/** Who gave chunks back and why, latest reason per peer: a job a peer cannot encode must not stall silently. */
+function givenBack (job: JobRecord): Pick<JobStatus, 'givenBack'> {
+  const byPeer = new Map<string, { times: number, at: number, reason: string }>()
+  for (const c of job.chunks) {
+    for (const f of c.failures) {
+      const known = byPeer.get(f.peer)
+      if (known === undefined) byPeer.set(f.peer, { times: 1, at: f.at, reason: f.reason })
+      else { known.times++; if (f.at >= known.at) { known.at = f.at; known.reason = f.reason } }
+    }
+  }
+  if (byPeer.size === 0) return {}
+  return { givenBack: [...byPeer.entries()].map(([peer, v]) => ({ peer, times: v.times, reason: v.reason })).sort((a, b) => b.times - a.times) }
 }
 
 export function remoteStatus (r: RemoteJob): JobStatus {

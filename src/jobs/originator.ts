@@ -4,8 +4,8 @@ import { availableParallelism } from 'node:os'
 import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path'
 import {
-  checkSourceCrc, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File, verifyEncodedChunk, verifyMergedOutput,
-  type MediaInfo, type PlanOptions, type Segment
+  checkFidelity, checkSourceCrc, copyOutput, effectiveSettings, formatFidelity, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File,
+  verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { JobStore } from './job-store.js'
 import { countStat, LeaseTable } from './lease-table.js'
@@ -39,6 +39,10 @@ export interface AddJobRequest {
   settings: string
   output?: string
   plan?: Pick<PlanOptions, 'gopsPerChunk' | 'chunkSeconds'>
+  /** Encode a source the probe found truncated (what is there is encoded; the damage is recorded). */
+  allowDamaged?: boolean
+  /** Encode a source with closed captions in its video although they cannot be carried over. */
+  dropCaptions?: boolean
 }
 
 /** At most `limit` holders at once; the others wait in arrival order. */
@@ -144,6 +148,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     if (existing !== undefined) {
       // A failed job added again is retried from where it stopped: verified chunks are kept.
       if (existing.state === 'failed') await this.retry(existing)
+      else if (existing.state === 'done') await this.deliverAgain(existing, req)
       return { job: existing, existing: true }
     }
     const planOptions = this.planOptionsFor(req)
@@ -156,6 +161,9 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       sourceSha256,
       sourceSize: source.sizeBytes,
       settings: req.settings,
+      encodeSettings: effectiveSettings(req.settings, source.video).raw,
+      ...(source.damage !== undefined ? { damage: source.damage.message } : {}),
+      ...(source.video.closedCaptions ? { dropCaptions: true } : {}),
       ...(req.output !== undefined ? { requestedOutput: resolve(req.output) } : {}),
       output: null,
       state: 'splitting',
@@ -190,7 +198,49 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     } catch (err) {
       throw new InputError((err as Error).message)
     }
+    if (source.damage !== undefined && req.allowDamaged !== true) {
+      throw new InputError(`${req.file}: ${source.damage.message}. Nothing was queued; fetch the file again, or add it with --allow-damaged to encode the ${source.damage.contentSec.toFixed(1)} s that are there`)
+    }
+    if (source.video.closedCaptions && req.dropCaptions !== true) {
+      throw new InputError(`${req.file}: its video carries CEA-608/708 closed captions, which swarm cannot carry into the re-encode yet. Nothing was queued; extract them first (ffmpeg -f lavfi -i "movie=SOURCE[out0+subcc]" -map 0:1 captions.srt) or add the file with --drop-captions`)
+    }
     return { args, source, sourceSha256: await hashing }
+  }
+
+  /**
+   * The same content with the same settings was encoded before. Its output is reused where it still
+   * exists (copied when another output is asked for, or the copy lives beside another name);
+   * when it is gone, the job runs again: the caller's output must exist when the job says done.
+   */
+  private async deliverAgain (job: JobRecord, req: AddJobRequest): Promise<void> {
+    const wanted = req.output !== undefined ? resolve(req.output) : undefined
+    const previous = job.output
+    const stillThere = previous !== null && await stat(previous).then(s => s.isFile(), () => false)
+    if (stillThere && (wanted === undefined ? req.file === job.sourcePath : wanted === previous)) return
+    if (stillThere) {
+      job.output = await copyOutput(previous, { sourcePath: req.file, ...(wanted !== undefined ? { outputPath: wanted } : {}) })
+      this.log(`jobs: ${job.id.slice(0, 12)} was encoded before; copied ${previous} to ${job.output}`)
+      this.touch(job)
+      await this.save(job.id)
+      return
+    }
+    this.log(`jobs: ${job.id.slice(0, 12)} was encoded before but ${previous ?? 'its output'} is gone: encoding again`)
+    job.sourcePath = req.file
+    if (wanted !== undefined) job.requestedOutput = wanted
+    else delete job.requestedOutput
+    job.output = null
+    delete job.fidelity
+    for (const c of job.chunks) {
+      c.state = 'pending'
+      delete c.segment; delete c.lease; delete c.backup; delete c.result
+      c.pastHolders = []
+      c.failures = []
+    }
+    this.sources.delete(job.id)
+    job.state = 'splitting'
+    this.touch(job)
+    await this.save(job.id)
+    this.runInBackground(job.id)
   }
 
   private async retry (job: JobRecord): Promise<void> {
@@ -273,7 +323,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       size: chunk.segment.size,
       sha256: chunk.segment.sha256,
       meta: {
-        jobId, chunk: chunkIndex, frames: chunk.frames, selectFromTime: chunk.segment.selectFromTime, settings: job.settings,
+        jobId, chunk: chunkIndex, frames: chunk.frames, selectFromTime: chunk.segment.selectFromTime, settings: job.encodeSettings ?? job.settings,
         frameRate: job.video.frameRate, pixFmt: job.video.pixFmt, width: job.video.width, height: job.video.height
       }
     }
@@ -414,6 +464,13 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const result = await mergeChunks({ source, chunkPaths, workDir: join(dir, 'merge'), ...(job.requestedOutput !== undefined ? { outputPath: job.requestedOutput } : {}), signal })
     await verifyMergedOutput(source, result.path)
     job.output = result.path
+    // The single place where "nothing lost" is decided: a failed check fails the job, with the table.
+    job.fidelity = await checkFidelity(source, result.path, { settings: job.encodeSettings ?? job.settings, captionsDropped: job.dropCaptions === true })
+    if (!job.fidelity.ok) {
+      this.fail(job, `the output ${result.path} differs from the source:\n${formatFidelity(job.fidelity)}`)
+      await this.save(job.id)
+      return
+    }
     job.state = 'done'
     this.touch(job)
     await this.save(job.id)

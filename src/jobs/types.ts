@@ -1,4 +1,4 @@
-import type { PlanOptions, Rational } from '../media/index.js'
+import type { FidelityReport, PlanOptions, Rational } from '../media/index.js'
 
 /** On-disk format version of job.json; bump with a migration when the shape changes. */
 export const JOB_RECORD_VERSION = 1
@@ -90,6 +90,17 @@ export interface JobRecord {
   chunks: ChunkRecord[]
   /** Counters for status and the benchmark. */
   stats?: JobStats
+  /**
+   * The settings every chunk is encoded with: the user's plus the source's colour description and
+   * SAR where the user set none. Absent in records written before it existed (the user's are used).
+   */
+  encodeSettings?: string
+  /** Damage the user chose to encode anyway (`--allow-damaged`): what the probe found. */
+  damage?: string
+  /** The source's CEA-608/708 captions are left out at the user's request (`--drop-captions`). */
+  dropCaptions?: boolean
+  /** The merged output compared with its source; the job fails when a check fails. */
+  fidelity?: FidelityReport
 }
 
 export interface JobStats {

@@ -156,7 +156,7 @@ function colourCheck (source: MediaInfo, output: MediaInfo, settings: X264Settin
  * duration; colour description and SAR (except what the settings set); chapters, attachments, and
  * captions carried inside the video.
  */
-export async function checkFidelity (source: MediaInfo, outputPath: string, o: { settings?: string | X264Settings } = {}): Promise<FidelityReport> {
+export async function checkFidelity (source: MediaInfo, outputPath: string, o: { settings?: string | X264Settings, captionsDropped?: boolean } = {}): Promise<FidelityReport> {
   const output = await probeMedia(outputPath)
   const settings = typeof o.settings === 'string' ? parseX264Settings(o.settings) : o.settings
   const [sa, oa] = await Promise.all([attachmentNames(source.path), attachmentNames(outputPath)])
@@ -169,9 +169,10 @@ export async function checkFidelity (source: MediaInfo, outputPath: string, o: {
     { name: 'attachments', ok: sa.join('\n') === oa.join('\n'), source: sa.join(', ') || 'none', output: oa.join(', ') || 'none' }
   ]
   if (source.video.closedCaptions) {
+    const ok = output.video.closedCaptions || o.captionsDropped === true
     checks.push({
-      name: 'closed captions', ok: output.video.closedCaptions, source: 'CEA-608/708 in the video', output: output.video.closedCaptions ? 'present' : 'none',
-      ...(output.video.closedCaptions ? {} : { detail: 'captions inside the source video are not carried into the re-encode yet' })
+      name: 'closed captions', ok, source: 'CEA-608/708 in the video', output: output.video.closedCaptions ? 'present' : 'none',
+      ...(output.video.closedCaptions ? {} : { detail: o.captionsDropped === true ? 'left out at the user\'s request (--drop-captions)' : 'captions inside the source video are not carried into the re-encode yet' })
     })
   }
   return { ok: checks.every(c => c.ok), checks }

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs'
-import { access, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { access, copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, extname, join } from 'node:path'
 import { once } from 'node:events'
 import { execa } from 'execa'
@@ -53,6 +53,30 @@ async function freePath (dir: string, stem: string, ext: string): Promise<string
   let candidate = join(dir, `${stem}${ext}`)
   for (let n = 2; await exists(candidate); n++) candidate = join(dir, `${stem} (${n})${ext}`)
   return candidate
+}
+
+/** The name an output gets beside its source: `NAME [x264].mkv`, with its own CRC32 where the source's name carries one. */
+async function defaultOutputPath (sourcePath: string, crc: string): Promise<string> {
+  const stem = defaultOutputStem(sourcePath)
+  return await freePath(dirname(sourcePath), crcInName(basename(sourcePath)) !== undefined ? `${stem} [${crc}]` : stem, '.mkv')
+}
+
+/**
+ * Delivers an output made before to where a new request wants it (`outputPath`, or beside
+ * `sourcePath` under the usual name): copied under a temporary name and renamed, like a merge.
+ */
+export async function copyOutput (existing: string, to: { sourcePath: string, outputPath?: string }): Promise<string> {
+  const target = to.outputPath ?? await defaultOutputPath(to.sourcePath, await crc32File(existing))
+  await mkdir(dirname(target), { recursive: true })
+  const tmp = join(dirname(target), `.swarm-copy-${process.pid}-${Date.now()}.mkv`)
+  try {
+    await copyFile(existing, tmp)
+    await rename(tmp, target)
+  } catch (err) {
+    await rm(tmp, { force: true })
+    throw err
+  }
+  return target
 }
 
 /**
@@ -237,8 +261,7 @@ export async function mergeChunks (o: MergeOptions): Promise<MergeResult> {
   if (explicit) {
     finalPath = o.outputPath as string
   } else {
-    const stem = defaultOutputStem(source.path)
-    finalPath = await freePath(outDir, crcInName(basename(source.path)) !== undefined ? `${stem} [${crc}]` : stem, '.mkv')
+    finalPath = await defaultOutputPath(source.path, crc)
   }
   await rename(tmpPath, finalPath)
   const { size } = await stat(finalPath)
