@@ -128,6 +128,8 @@ async function audioSpans (path: string, durationSec: number): Promise<Array<{ s
   const r = await runTool('ffprobe', ['-v', 'error', '-read_intervals', intervals, '-select_streams', 'a', '-show_entries', 'packet=stream_index,pts_time,duration_time', '-of', 'compact=p=0:nk=1', path], `reading audio packets of ${path}`)
   const spans = new Map<string, { first: number, end: number, frame: number }>()
   for (const line of r.stdout.split('\n')) {
+    // Discarded packets (AAC priming) count here: mkvmerge and ffmpeg keep them, whole, when they
+    // copy such a track, so the span compared is the packets', not the trimmed play time.
     const [index, pts, duration] = line.split('|')
     const t = Number(pts)
     if (index === undefined || index === '' || !Number.isFinite(t)) continue

@@ -166,22 +166,23 @@ async function runMkvmerge (args: string[], outDir: string, signal?: AbortSignal
 const START_WINDOW_S = 60
 
 /**
- * Where each track starts: its earliest packet time in the first minute of the file (edit lists
- * applied), per type in file order. A stream with no packet that early (a sparse subtitle track)
+ * Where each track starts: its earliest played packet in the first minute of the file (edit lists
+ * applied, discarded pre-roll skipped), per type in file order. A stream with no packet that early (a sparse subtitle track)
  * falls back to ffprobe's stream start, which for such a track is only an estimate.
  */
 export async function trackStarts (path: string, signal?: AbortSignal): Promise<Array<{ type: string, start: number }>> {
   const r = await runTool('ffprobe', ['-v', 'error', '-read_intervals', `%+${START_WINDOW_S}`,
-    '-show_entries', 'stream=index,codec_type,start_time:stream_disposition=attached_pic:packet=stream_index,pts_time', '-of', 'json', path],
+    '-show_entries', 'stream=index,codec_type,start_time:stream_disposition=attached_pic:packet=stream_index,pts_time,flags', '-of', 'json', path],
   `reading track start times of ${path}`, signal !== undefined ? { signal } : {})
   const parsed = JSON.parse(r.stdout) as {
     streams?: Array<{ index?: number, codec_type?: string, start_time?: string, disposition?: { attached_pic?: number } }>
-    packets?: Array<{ stream_index?: number, pts_time?: string }>
+    packets?: Array<{ stream_index?: number, pts_time?: string, flags?: string }>
   }
   const first = new Map<number, number>()
   for (const p of parsed.packets ?? []) {
     const t = Number(p.pts_time)
-    if (p.stream_index === undefined || p.pts_time === undefined || !Number.isFinite(t)) continue
+    // Discarded packets (an edit list's pre-roll, AAC priming) are never played: not where a track starts.
+    if (p.stream_index === undefined || p.pts_time === undefined || !Number.isFinite(t) || p.flags?.includes('D') === true) continue
     first.set(p.stream_index, Math.min(first.get(p.stream_index) ?? Infinity, t))
   }
   return (parsed.streams ?? [])
