@@ -8,6 +8,18 @@ function table (rows: string[][]): string {
   return rows.map(r => '  ' + r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)).join('  ')).join('\n')
 }
 
+/** How a peer is reached: "direct", or "relayed via …tail". */
+function pathText (p: { connection?: 'direct' | 'relayed', via?: string }): string {
+  return p.connection === 'relayed' ? `relayed via ${p.via !== undefined ? shortPeer(p.via) : 'a relay'}` : 'direct'
+}
+
+/** Another originator's job: how this node's worker reaches its originator. */
+function reachText (j: JobStatus): string {
+  if (j.reach === undefined) return ''
+  if (j.reach.kind === 'control-only') return `control only: ${j.reach.reason ?? 'cannot reach the originator'}`
+  return pathText({ connection: j.reach.kind, ...(j.reach.via !== undefined ? { via: j.reach.via } : {}) })
+}
+
 function percent (job: JobStatus): string {
   return job.totalFrames > 0 ? `${Math.floor(100 * job.framesDone / job.totalFrames)}%` : '-'
 }
@@ -20,13 +32,16 @@ export function formatProgressLine (job: JobStatus): string {
 export function formatStatus (s: StatusJson): string {
   const lines = [`peer id   ${s.peerId}`, ...s.addresses.map((a, i) => `${i === 0 ? 'listening' : '         '} ${a}`), '']
   lines.push(`PEERS (${s.peers.length})`)
-  if (s.peers.length > 0) lines.push(table([['ID', 'ADDRESS', 'FOUND BY', 'ENCODING FOR US'], ...s.peers.map(p => [shortPeer(p.id), p.addresses[0] ?? '-', p.foundBy.join(',') || '-', p.encoding.join(' ') || '-'])]))
+  if (s.peers.length > 0) lines.push(table([['ID', 'ADDRESS', 'PATH', 'FOUND BY', 'ENCODING FOR US'], ...s.peers.map(p => [shortPeer(p.id), p.addresses[0] ?? '-', pathText(p), p.foundBy.join(',') || '-', p.encoding.join(' ') || '-'])]))
   if (s.unreachable.length > 0) lines.push(`  found but not connected: ${s.unreachable.map(u => `${shortPeer(u.id)} (${u.foundBy.join(',')}, ${u.attempts} failed)`).join(', ')}; see swarm peers`)
   lines.push('', `JOBS (${s.jobs.length})`)
   if (s.jobs.length > 0) {
     lines.push(table([['ID', 'STATE', 'CHUNKS done/leased/open', 'FRAMES', 'ORIGIN', 'FILE'],
       ...s.jobs.map(j => [j.id.slice(0, 12), j.state, `${j.chunks.done}/${j.chunks.leased}/${j.chunks.open} of ${j.chunks.total}`, j.local ? percent(j) : '-', j.local ? 'here' : shortPeer(j.originator), j.output ?? j.file])]))
+    for (const j of s.jobs) if (j.reach?.kind === 'control-only') lines.push(`  ${j.id.slice(0, 12)}: ${reachText(j)}`)
   }
+  if (s.network.relay !== undefined) lines.push('', `RELAY  ${s.network.relay.reservations} peers reserved, ${s.network.relay.circuits} circuits open; ${s.network.relay.limits}`)
+  if (s.network.reservedOn.length > 0) lines.push('', `reachable through relay${s.network.reservedOn.length === 1 ? '' : 's'} ${s.network.reservedOn.map(shortPeer).join(', ')}`)
   lines.push('', `WORKER (${s.worker.slots} slot${s.worker.slots === 1 ? '' : 's'})`)
   if (s.worker.active.length === 0) lines.push('  idle')
   else lines.push(table([['CHUNK', 'STAGE', 'FRAMES', 'FPS'], ...s.worker.active.map(a => [`${a.jobId.slice(0, 8)}#${a.chunk}`, a.stage, `${a.framesDone}/${a.frames}`, a.fps.toFixed(1)])]))
@@ -40,7 +55,7 @@ export function formatJob (j: JobStatus): string {
     `settings  ${j.settings}`,
     `state     ${j.state}${j.error !== undefined ? ` (${j.error})` : ''}`,
     `output    ${j.output ?? '-'}`,
-    `origin    ${j.local ? 'this node' : j.originator}`,
+    `origin    ${j.local ? 'this node' : `${j.originator}${j.reach !== undefined ? ` (${reachText(j)})` : ''}`}`,
     `chunks    ${j.chunks.done} done, ${j.chunks.leased} leased, ${j.chunks.open} open, ${j.chunks.total} in all; ${percent(j)} of ${j.totalFrames} frames`
   ]
   const by = Object.entries(j.encodedBy)
@@ -60,6 +75,7 @@ export function formatPeers (p: PeersJson): string {
   for (const peer of p.peers) {
     lines.push('', peer.id)
     lines.push(`  found by  ${peer.foundBy.join(', ')}`)
+    lines.push(`  path      ${pathText(peer)}`)
     lines.push(`  latency   ${peer.latencyMs === null ? 'no answer to ping' : `${peer.latencyMs} ms`}`)
     for (const [i, a] of (peer.addresses.length > 0 ? peer.addresses : ['-']).entries()) lines.push(`  ${i === 0 ? 'address ' : '        '}  ${a}`)
     lines.push(`  encoding  ${peer.encoding.length === 0

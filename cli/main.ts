@@ -32,7 +32,7 @@ Usage:
 
 Run \`swarm COMMAND --help\` for a command's options.
 Exit codes: 0 success, 1 the work failed, 2 bad usage or input.`,
-  join: `Usage: swarm join [--home DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--slots N] [--no-mdns]
+  join: `Usage: swarm join [--home DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--slots N] [--no-mdns] [--relay] [--announce MULTIADDR]...
 
 Runs a node until SIGINT or SIGTERM, then stops cleanly (leases it holds are given back).
 It encodes chunks of every job it hears of and originates the jobs added on it. It prints a
@@ -44,6 +44,10 @@ ${HOME_HELP}
   --slots N            concurrent encodes (default: one per core up to 4 cores, else 4; here ${defaultSlots()})
   --threads N          x264 --threads per encode (default: x264 decides with one slot, cores/slots with more)
   --no-mdns            do not look for peers on the LAN with multicast DNS
+  --relay              serve as a circuit relay for the swarm (on a node others can dial): peers
+                       behind NAT that cannot dial each other move chunks through this node
+  --announce MULTIADDR also announce this address, e.g. /ip4/203.0.113.7/tcp/4010 when that public
+                       address's port 4010 is forwarded to this node (repeatable)
   --lease-seconds N    how long a lease on a chunk of a job added here lasts without a heartbeat (default 30)
   --swarm-key FILE     private swarm: only nodes with this pre-shared key can connect
   --verbose            log the protocol story (claims, leases, transfers) to stderr`,
@@ -93,7 +97,7 @@ ${HOME_HELP}`
 
 const COMMON: Record<string, FlagSpec> = { home: { type: 'string' }, help: { type: 'boolean' } }
 const SPECS: Record<string, Record<string, FlagSpec>> = {
-  join: { ...COMMON, listen: { type: 'string', multiple: true }, bootstrap: { type: 'string', multiple: true }, slots: { type: 'number' }, threads: { type: 'number' }, 'lease-seconds': { type: 'number' }, 'no-mdns': { type: 'boolean' }, 'swarm-key': { type: 'string' }, verbose: { type: 'boolean' } },
+  join: { ...COMMON, listen: { type: 'string', multiple: true }, bootstrap: { type: 'string', multiple: true }, slots: { type: 'number' }, threads: { type: 'number' }, 'lease-seconds': { type: 'number' }, 'no-mdns': { type: 'boolean' }, 'swarm-key': { type: 'string' }, verbose: { type: 'boolean' }, relay: { type: 'boolean' }, announce: { type: 'string', multiple: true } },
   add: { ...COMMON, output: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, 'chunk-gops': { type: 'number' }, 'chunk-seconds': { type: 'number' } },
   status: { ...COMMON, json: { type: 'boolean' }, watch: { type: 'boolean' } },
   peers: { ...COMMON, json: { type: 'boolean' } },
@@ -178,7 +182,7 @@ async function join (home: string, flags: Record<string, unknown>, positionals: 
   noExtra('swarm join', positionals, 'no positional arguments')
   const verbose = flags.verbose === true || /(^|,)swarm(:\*|\b)/.test(process.env.DEBUG ?? '')
   // Quiet by default: what a person watching the terminal wants to know.
-  const important = /(added|resuming| done →|failed|refused|expired|released|connected to peer|could not connect)/
+  const important = /(added|resuming| done →|failed|refused|expired|released|connected to peer|could not connect|relay:|control only|reachable again)/
   const log = (line: string): void => {
     if (verbose || important.test(line)) process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`)
   }
@@ -190,6 +194,7 @@ async function join (home: string, flags: Record<string, unknown>, positionals: 
     try { swarmKey = parseSwarmKey(bytes, flags['swarm-key']) } catch (e) { throw new UsageError((e as Error).message) }
   }
   const { startDaemon, standInEncoder } = await import('../src/daemon/index.js')
+  const { DEFAULT_RELAY_LIMITS, describeRelayLimits } = await import('../src/swarm/index.js')
   let daemon
   try {
     daemon = await startDaemon({
@@ -197,6 +202,8 @@ async function join (home: string, flags: Record<string, unknown>, positionals: 
       ...(flags.listen !== undefined ? { listen: flags.listen as string[] } : {}),
       bootstrap: (flags.bootstrap as string[] | undefined) ?? [],
       mdns: flags['no-mdns'] !== true,
+      ...(flags.relay === true ? { relay: DEFAULT_RELAY_LIMITS } : {}),
+      ...(flags.announce !== undefined ? { announce: flags.announce as string[] } : {}),
       ...(flags.slots !== undefined ? { slots: flags.slots as number } : {}),
       ...(flags.threads !== undefined ? { threads: flags.threads as number } : {}),
       ...(swarmKey !== undefined ? { swarmKey } : {}),
@@ -225,6 +232,7 @@ async function join (home: string, flags: Record<string, unknown>, positionals: 
   out(`swarm node started (home ${home})`)
   out(`peer id: ${daemon.peerId}`)
   for (const a of daemon.addresses()) out(`listening: ${a}`)
+  if (flags.relay === true) out(`relay: serving circuit relay v2 for the swarm: ${describeRelayLimits(DEFAULT_RELAY_LIMITS)}`)
   out(`control: ${daemon.controlUrl}`)
   out(`dashboard: ${daemon.dashboardUrl}`)
   await stopped

@@ -4,6 +4,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # The dashboard test drives Debian's chromium (through playwright-core) and the LAN test builds network
 # namespaces with iproute2; setup.sh installs them when missing.
-export SWARM_SETUP_EXTRA_APT="chromium iproute2"
+export SWARM_SETUP_EXTRA_APT="chromium iproute2 nftables"
 source scripts/setup.sh
 exec npx vitest run "$@"

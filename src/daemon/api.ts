@@ -51,6 +51,12 @@ export interface JobStatus {
   damage?: string
   /** The output compared with its source, once merged (see docs/operations.md). */
   fidelity?: FidelityReport
+  /**
+   * Another originator's job: how this node's worker reaches that originator, once it has tried.
+   * `control-only`: the job is heard over gossip but no connection can be made in either direction,
+   * directly or through a relay, so this node claims nothing of it (`reason` says why).
+   */
+  reach?: { kind: 'direct' | 'relayed' | 'control-only', via?: string, reason?: string }
 }
 
 export interface FidelityReport {
@@ -61,7 +67,13 @@ export interface FidelityReport {
 /** How a peer was found: by mDNS on the LAN, a --bootstrap address, the DHT, or it dialled us (`inbound`). */
 export type FoundBy = 'mdns' | 'bootstrap' | 'dht' | 'inbound'
 
-export interface PeerStatus {
+/** How a connected peer is reached: a direct connection (either side dialled), or relayed via a relay's peer id. */
+export interface PeerPathInfo {
+  connection: 'direct' | 'relayed'
+  via?: string
+}
+
+export interface PeerStatus extends PeerPathInfo {
   id: string
   addresses: string[]
   foundBy: FoundBy[]
@@ -70,7 +82,7 @@ export interface PeerStatus {
 }
 
 /** A connected peer as `swarm peers` shows it (GET /v1/peers). */
-export interface PeerInfo {
+export interface PeerInfo extends PeerPathInfo {
   id: string
   /** Remote addresses of the open connections. */
   addresses: string[]
@@ -125,6 +137,17 @@ export interface StatusJson {
   unreachable: UnreachablePeerInfo[]
   jobs: JobStatus[]
   worker: WorkerStatus
+  network: NetworkStatus
+}
+
+/** Relays, and how much of this node's transfers went through one. */
+export interface NetworkStatus {
+  /** Relays this node holds a reservation on: peers that cannot dial it reach it through these. */
+  reservedOn: string[]
+  /** As an originator: segment bytes sent and result bytes received, and the part of each that was relayed. */
+  transfer: { segmentBytesOut: number, segmentBytesOutRelayed: number, resultBytesIn: number, resultBytesInRelayed: number }
+  /** On a node started with --relay: its limits, peers holding a reservation, circuits open now. */
+  relay?: { limits: string, reservations: number, circuits: number }
 }
 
 export const AddJobRequest = z.object({

@@ -7,8 +7,9 @@ import { Originator } from '../jobs/index.js'
 import type { PlanOptions } from '../media/index.js'
 import {
   ANNOUNCE_INTERVAL_MS, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, JobBoard, loadOrCreateIdentity,
-  type SwarmNode, type TransferStats
+  describeRelayLimits, pathOf, type RelayLimits, type SwarmNode, type TransferStats
 } from '../swarm/index.js'
+import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
 import { Worker, type ChunkEncoder } from '../worker/index.js'
 import { API_VERSION, type PeersJson, type StatusJson } from './api.js'
 import { Announcer } from './announcer.js'
@@ -19,6 +20,8 @@ import { localLink } from './local-link.js'
 import { remoteJobFeed, RemoteJobs } from './remote-jobs.js'
 import { defaultSlots, defaultThreads } from './sizing.js'
 import { jobStatus, peers, status, type ConnectedPeer } from './status-view.js'
+import { OriginatorReach } from './originator-reach.js'
+import type { NetworkStatus } from './api.js'
 
 export interface DaemonOptions {
   home: string
@@ -31,6 +34,10 @@ export interface DaemonOptions {
   /** x264 --threads per encode; default: x264's own choice with one slot, cores / slots with more. */
   threads?: number
   swarmKey?: Uint8Array
+  /** Serve as a circuit relay for the swarm (`swarm join --relay`) with these limits. */
+  relay?: RelayLimits
+  /** Extra addresses to announce (`--announce`), e.g. a public address whose port is forwarded here. */
+  announce?: string[]
   leaseMs?: number
   plan?: PlanOptions
   log?: (line: string) => void
@@ -68,6 +75,8 @@ interface Parts {
   originator: Originator
   worker: Worker
   remoteJobs: RemoteJobs
+  reach: OriginatorReach
+  relayLimits?: RelayLimits
 }
 
 type OnStop = (cleanup: () => Promise<void>) => void
@@ -105,12 +114,17 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       bootstrap: o.bootstrap ?? [],
       mdns: o.mdns ?? true,
       ...(o.swarmKey !== undefined ? { swarmKey: o.swarmKey } : {}),
+      ...(o.relay !== undefined ? { relay: o.relay } : {}),
+      ...(o.announce !== undefined ? { announce: o.announce } : {}),
       encode: { arbiter: originator, log },
       log
     })
     const libp2p = node
     onStop(async () => { await libp2p.stop() })
-    const beforeWorker = { self, log, libp2p, originator, remoteJobs: new RemoteJobs(REMOTE_JOB_TTL_MS) }
+    const beforeWorker = {
+      self, log, libp2p, originator, remoteJobs: new RemoteJobs(REMOTE_JOB_TTL_MS), reach: new OriginatorReach({ log }),
+      ...(o.relay !== undefined ? { relayLimits: o.relay } : {})
+    }
     const worker = await startWorker(o, beforeWorker, slots, swarmSize)
     onStop(async () => { await worker.stop() })
     const parts: Parts = { ...beforeWorker, worker }
@@ -153,9 +167,18 @@ async function startWorker (o: DaemonOptions, p: Omit<Parts, 'worker'>, slots: n
     peerId: p.self, slots, workDir, log: p.log, swarmSize,
     ...(threads !== undefined ? { threads } : {}),
     ...(o.encoder !== undefined ? { encoder: o.encoder } : {}),
-    linkFor: (originatorId) => originatorId === p.self
-      ? localLink(p.originator, p.self)
-      : p.libp2p.services.encode.linkTo(originatorId, p.remoteJobs.addrsOf(originatorId))
+    linkFor: (originatorId) => {
+      if (originatorId === p.self) return localLink(p.originator, p.self)
+      const link = p.libp2p.services.encode.linkTo(originatorId, p.remoteJobs.addrsOf(originatorId))
+      // No claim without a way to move the chunk: see OriginatorReach.
+      return {
+        ...link,
+        claim: async (jobId, chunk, signal) => {
+          const gate = await p.reach.gate(originatorId, p.remoteJobs.addrsOf(originatorId), link.connect, signal)
+          return gate.ok ? await link.claim(jobId, chunk, signal) : gate
+        }
+      }
+    }
   })
   worker.start()
   return worker
@@ -197,10 +220,33 @@ function ownAddrs (libp2p: SwarmNode): string[] {
 }
 
 function connectedPeer (libp2p: SwarmNode, peer: PeerId): ConnectedPeer {
+  const connections = libp2p.getConnections(peer)
+  const path = pathOf(connections)
   return {
     id: peer.toString(),
-    addresses: libp2p.getConnections(peer).map(c => c.remoteAddr.toString()),
-    foundBy: libp2p.services.dialer.foundBy(peer.toString())
+    addresses: connections.map(c => c.remoteAddr.toString()),
+    foundBy: libp2p.services.dialer.foundBy(peer.toString()),
+    connection: path?.kind ?? 'direct',
+    ...(path?.via !== undefined ? { via: path.via } : {})
+  }
+}
+
+function networkOf (p: Parts): NetworkStatus {
+  const t = p.libp2p.services.encode.stats
+  const relay = p.libp2p.services.relay
+  return {
+    reservedOn: p.libp2p.services.reserver.current(),
+    transfer: { segmentBytesOut: t.segmentBytesOut, segmentBytesOutRelayed: t.segmentBytesOutRelayed, resultBytesIn: t.resultBytesIn, resultBytesInRelayed: t.resultBytesInRelayed },
+    ...(relay !== undefined && p.relayLimits !== undefined
+      ? {
+          relay: {
+            limits: describeRelayLimits(p.relayLimits),
+            reservations: relay.reservations.size,
+            // A circuit is an open inbound hop stream: it stays open for as long as the relayed connection.
+            circuits: p.libp2p.getConnections().reduce((n, c) => n + c.streams.filter(s => s.protocol === RELAY_V2_HOP_CODEC && s.direction === 'inbound').length, 0)
+          }
+        }
+      : {})
   }
 }
 
@@ -213,6 +259,8 @@ function statusOf (p: Parts, withChunks: boolean): StatusJson {
     peers: p.libp2p.getPeers().map(peer => connectedPeer(p.libp2p, peer)),
     unreachable: p.libp2p.services.dialer.unreachable(),
     worker: p.worker.status(),
+    network: networkOf(p),
+    reachOf: (originator) => p.reach.pathTo(originator),
     withChunks
   })
 }

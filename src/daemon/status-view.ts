@@ -1,6 +1,6 @@
 import type { JobRecord } from '../jobs/index.js'
 import type { JobAnnouncement } from '../swarm/index.js'
-import type { ChunkCounts, JobStatus, PeerInfo, PeersJson, PeerStatus, StatusJson, UnreachablePeerInfo, WorkerStatus } from './api.js'
+import type { ChunkCounts, JobStatus, NetworkStatus, PeerInfo, PeersJson, PeerStatus, StatusJson, UnreachablePeerInfo, WorkerStatus } from './api.js'
 
 /**
  * What the control API and `swarm status --json` show, computed from plain data: the node's job
@@ -12,7 +12,7 @@ import type { ChunkCounts, JobStatus, PeerInfo, PeersJson, PeerStatus, StatusJso
 export interface RemoteJob { ann: JobAnnouncement, seen: number }
 
 /** A connected peer as libp2p and the dialer describe it. */
-export type ConnectedPeer = Pick<PeerStatus, 'id' | 'addresses' | 'foundBy'>
+export type ConnectedPeer = Pick<PeerStatus, 'id' | 'addresses' | 'foundBy' | 'connection' | 'via'>
 
 type Chunk = JobRecord['chunks'][number]
 type Progress = { framesDone: number, fps: number }
@@ -29,6 +29,9 @@ export interface StatusInput {
   peers: ConnectedPeer[]
   unreachable: UnreachablePeerInfo[]
   worker: WorkerStatus
+  network: NetworkStatus
+  /** How the worker reaches another originator (see JobStatus.reach). */
+  reachOf?: (originator: string) => JobStatus['reach']
   /** Fill in every local job's chunk list (the dashboard's snapshot). */
   withChunks?: boolean
 }
@@ -110,8 +113,9 @@ function givenBack (job: JobRecord): Pick<JobStatus, 'givenBack'> {
   return { givenBack: [...byPeer.entries()].map(([peer, v]) => ({ peer, times: v.times, reason: v.reason })).sort((a, b) => b.times - a.times) }
 }
 
-export function remoteStatus (r: RemoteJob): JobStatus {
+export function remoteStatus (r: RemoteJob, reach?: JobStatus['reach']): JobStatus {
   return {
+    ...(reach !== undefined ? { reach } : {}),
     id: r.ann.jobId, file: r.ann.name, settings: r.ann.settings, state: r.ann.state, output: null, local: false,
     originator: r.ann.originator, createdAt: '', updatedAt: new Date(r.seen).toISOString(), totalFrames: r.ann.totalFrames,
     framesDone: 0, fps: 0, chunks: r.ann.chunks, encodedBy: {}
@@ -139,8 +143,9 @@ export function status (s: StatusInput): StatusJson {
     addresses: s.addresses,
     peers: s.peers.map(p => ({ ...p, encoding: holders.get(p.id) ?? [] })),
     unreachable: s.unreachable,
-    jobs: [...s.jobs.map(j => jobStatus(s.self, j, s.worker, s.withChunks ?? false)), ...remoteOnly(s.remoteJobs, s.jobs).map(remoteStatus)],
-    worker: s.worker
+    jobs: [...s.jobs.map(j => jobStatus(s.self, j, s.worker, s.withChunks ?? false)), ...remoteOnly(s.remoteJobs, s.jobs).map(r => remoteStatus(r, s.reachOf?.(r.ann.originator)))],
+    worker: s.worker,
+    network: s.network
   }
 }
 
@@ -158,7 +163,7 @@ export function peers (s: PeersInput): PeersJson {
   }
   const list = s.peers.map((p): PeerInfo => {
     const chunks = encoding.get(p.id) ?? []
-    return { id: p.id, addresses: p.addresses, foundBy: p.foundBy, latencyMs: p.latencyMs, encoding: chunks, fps: Math.round(chunks.reduce((sum, c) => sum + c.fps, 0) * 10) / 10 }
+    return { id: p.id, addresses: p.addresses, foundBy: p.foundBy, connection: p.connection, ...(p.via !== undefined ? { via: p.via } : {}), latencyMs: p.latencyMs, encoding: chunks, fps: Math.round(chunks.reduce((sum, c) => sum + c.fps, 0) * 10) / 10 }
   })
   return { peerId: s.self, peers: list.sort((a, b) => a.id.localeCompare(b.id)), unreachable: s.unreachable }
 }

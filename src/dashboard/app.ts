@@ -14,7 +14,7 @@ interface JobStatus {
   encodedBy: Record<string, number>
   chunkList?: ChunkStatus[]
 }
-interface PeerStatus { id: string, addresses: string[], foundBy?: string[], encoding: string[] }
+interface PeerStatus { id: string, addresses: string[], foundBy?: string[], encoding: string[], connection?: 'direct' | 'relayed', via?: string }
 interface WorkerStatus { slots: number, active: Array<{ jobId: string, chunk: number, framesDone: number, frames: number, fps: number, stage: string }> }
 interface StatusJson { peerId: string, addresses: string[], peers: PeerStatus[], jobs: JobStatus[], worker: WorkerStatus }
 interface DashboardEvent { at: number, status: StatusJson }
@@ -164,7 +164,7 @@ function renderPeers (s: StatusJson): void {
   }
   const rows: Array<{ id: string, label: string, address: string }> = [
     { id: s.peerId, label: `${shortPeer(s.peerId)} (this node)`, address: s.addresses[0] ?? '' },
-    ...s.peers.map(p => ({ id: p.id, label: shortPeer(p.id), address: `${p.addresses.join(' ')}${p.foundBy !== undefined ? ` · found by ${p.foundBy.join(', ')}` : ''}` }))
+    ...s.peers.map(p => ({ id: p.id, label: shortPeer(p.id), address: `${p.addresses.join(' ')}${p.foundBy !== undefined ? ` · found by ${p.foundBy.join(', ')}` : ''}${p.connection === 'relayed' ? ` · relayed via ${shortPeer(p.via ?? '?')}` : p.connection === 'direct' ? ' · direct' : ''}` }))
   ]
   const body = document.querySelector('#peers tbody')
   if (body === null) return

@@ -306,6 +306,13 @@ export class PeerDialer implements Startable {
 
 /** Says what a failed dial most likely means, in words a person running `swarm join` can act on. */
 export function describeDialError (err: Error): string {
+  // A dial of several addresses fails with each address's error: the one that says most wins (a
+  // timeout on a private address of another network says more than our own loopback's refusal).
+  const each = (err as Partial<AggregateError>).errors
+  if (Array.isArray(each) && each.length > 0) {
+    const reasons = each.map(e => describeDialError(e as Error))
+    return reasons.find(r => r.startsWith('no answer')) ?? reasons.find(r => r.startsWith('no route')) ?? reasons[0] as string
+  }
   const text = `${err.name}: ${err.message}`
   if (/ECONNREFUSED/.test(text)) return 'connection refused (nothing listens there: is swarm join running, and its port open in the firewall?)'
   if (/Abort|Timeout|ETIMEDOUT/i.test(text)) return 'no answer in time (a firewall dropping the port, the peer is gone, or it is a node of another swarm: a different --swarm-key, or none)'

@@ -1,4 +1,5 @@
 import { noise } from '@chainsafe/libp2p-noise'
+import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
@@ -14,6 +15,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import { KAD_PROTOCOL, MAX_ANNOUNCEMENT_BYTES } from './protocol.js'
 import { swarmEncode, type SwarmEncode, type SwarmEncodeInit } from './service.js'
 import { DiscoveredPeers, peerDialer, tagDiscovery, type PeerDialer } from './discovery.js'
+import { relayReserver, relayServerInit, type RelayLimits, type RelayReserver } from './reach.js'
 
 export interface SwarmNodeOptions {
   privateKey: PrivateKey
@@ -26,6 +28,10 @@ export interface SwarmNodeOptions {
   /** A pre-shared key (the `/key/swarm/psk/1.0.0/` file format): only nodes with it can connect. */
   swarmKey?: Uint8Array
   encode: SwarmEncodeInit
+  /** Serve circuit relay v2 (`swarm join --relay`) with these limits: peers that cannot dial each other meet through this node. */
+  relay?: RelayLimits
+  /** Addresses to announce besides the listening ones (`--announce`, e.g. a public address forwarded to this node). */
+  announce?: string[]
   /** Where connection events and failures to reach a discovered peer are logged. */
   log?: (line: string) => void
 }
@@ -38,9 +44,20 @@ export type SwarmServices = {
   encode: SwarmEncode
   /** Dials what mDNS, bootstrap and the DHT find; knows how each peer was found. */
   dialer: PeerDialer
+  /** Holds reservations on the relays the node meets, so peers that cannot dial it reach it through one. */
+  reserver: RelayReserver
+  /** Present on a node started with `--relay`. */
+  relay?: CircuitRelayService
 }
 
 export type SwarmNode = Libp2p<SwarmServices>
+
+/**
+ * Turns off the relay transport's own relay discovery (its topology sees every peer as already
+ * seen), which raced RelayReserver for the same relay and made its reservation fail: the reserver
+ * alone decides which relays to hold a slot on.
+ */
+const NO_RELAY_DISCOVERY = { has: (): boolean => true, add: (): void => {}, remove: (): void => {} }
 
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/4010']
 /** mDNS service name: our own, so a node dials only swarm nodes, not every libp2p program on the LAN. */
@@ -68,11 +85,12 @@ export function gossipFastMessageId (msg: { from?: Uint8Array, seqno?: Uint8Arra
 /**
  * A swarm node: TCP, Noise, Yamux, identify, ping, our own kad-dht, gossipsub and the encode
  * protocols, and a dialer that connects to every swarm node mDNS, bootstrap or the DHT finds (js-libp2p
- * does not dial discovered peers by itself). Nothing here talks to a router (no UPnP, no AutoNAT) or
- * to a public bootstrap list.
+ * does not dial discovered peers by itself). Circuit relay v2: every node can dial through a relay
+ * and reserves a slot on the relays it meets; with `relay` it serves as one. Nothing here talks to
+ * a router (no UPnP) or to a public bootstrap list.
  */
 export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> {
-  for (const a of [...o.listen, ...o.bootstrap]) {
+  for (const a of [...o.listen, ...o.bootstrap, ...(o.announce ?? [])]) {
     try { multiaddr(a) } catch (err) { throw new Error(`${a} is not a multiaddr (${(err as Error).message}); try /ip4/127.0.0.1/tcp/4010`) }
   }
   for (const a of o.bootstrap) {
@@ -86,8 +104,8 @@ export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> 
   if (o.mdns) peerDiscovery.push(tagDiscovery('mdns', discovered, mdns({ serviceTag: MDNS_SERVICE_TAG }) as never))
   return await createLibp2p({
     privateKey: o.privateKey,
-    addresses: { listen: o.listen },
-    transports: [tcp()],
+    addresses: { listen: o.listen, ...(o.announce !== undefined && o.announce.length > 0 ? { appendAnnounce: o.announce } : {}) },
+    transports: [tcp(), circuitRelayTransport({ reservationCompletionTimeout: 10_000, discoveryFilter: NO_RELAY_DISCOVERY })],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     ...(o.swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: o.swarmKey }) } : {}),
@@ -116,7 +134,9 @@ export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> 
         scoreParams: { IPColocationFactorWeight: 0 }
       }),
       encode: swarmEncode(o.encode),
-      dialer: peerDialer({ peers: discovered, bootstrap: o.bootstrap, ...(o.log !== undefined ? { log: o.log } : {}) })
+      dialer: peerDialer({ peers: discovered, bootstrap: o.bootstrap, ...(o.log !== undefined ? { log: o.log } : {}) }),
+      reserver: relayReserver(o.log !== undefined ? { log: o.log } : {}),
+      ...(o.relay !== undefined ? { relay: circuitRelayServer(relayServerInit(o.relay)) } : {})
     }
   }) as SwarmNode
 }

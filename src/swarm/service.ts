@@ -12,6 +12,7 @@ import {
   CHUNK_PROTOCOL, LEASE_PROTOCOL, MAX_TRANSFER_BYTES, REQUEST_TIMEOUT_MS, RESULT_PROTOCOL, STREAM_IDLE_TIMEOUT_MS
 } from './protocol.js'
 import { NonceCache, signClaim, signLease, verifyClaim, verifyLease } from './signing.js'
+import { isRelayed, pathOf, type PeerPath } from './reach.js'
 import { FramedStream } from './streams.js'
 
 /** The originator decodes a whole chunk before it answers an upload. */
@@ -44,6 +45,8 @@ export interface RemoteLease { jobId: string, chunk: number, leaseId: string, or
 
 /** The worker's view of one remote originator: the same calls as the in-process link. */
 export interface RemoteOriginatorLink {
+  /** Connects (directly, else through a relay it announced) and says how; throws when no way works. */
+  connect: (signal: AbortSignal) => Promise<PeerPath>
   claim: (jobId: string, chunk: number, signal: AbortSignal) => Promise<Answer<{ lease: RemoteLease }>>
   heartbeat: (lease: RemoteLease, progress: { framesDone: number, fps: number }, signal: AbortSignal) => Promise<Answer<{ expiresAt: number }>>
   release: (lease: RemoteLease, reason: string, signal: AbortSignal) => Promise<Answer<object>>
@@ -74,6 +77,9 @@ export interface TransferStats {
   segmentBytesIn: number
   resultBytesOut: number
   resultBytesIn: number
+  /** Of segmentBytesOut and resultBytesIn, what went over relayed connections (through a --relay node). */
+  segmentBytesOutRelayed: number
+  resultBytesInRelayed: number
   refusedClaims: number
   refusedResults: number
   /** Streams this node served, by protocol: the originator's message load. */
@@ -87,7 +93,7 @@ export interface TransferStats {
  */
 export class SwarmEncode implements Startable {
   readonly stats: TransferStats = {
-    segmentBytesOut: 0, segmentBytesIn: 0, resultBytesOut: 0, resultBytesIn: 0, refusedClaims: 0, refusedResults: 0,
+    segmentBytesOut: 0, segmentBytesIn: 0, resultBytesOut: 0, resultBytesIn: 0, segmentBytesOutRelayed: 0, resultBytesInRelayed: 0, refusedClaims: 0, refusedResults: 0,
     served: { claim: 0, heartbeat: 0, release: 0, chunk: 0, result: 0 }
   }
   private readonly nonces = new NonceCache()
@@ -105,7 +111,9 @@ export class SwarmEncode implements Startable {
   readonly [Symbol.toStringTag] = 'swarm-encode'
 
   async start (): Promise<void> {
-    const opts = { maxInboundStreams: this.init.maxInboundStreams ?? 32, maxOutboundStreams: 64 }
+    // Relayed connections are "limited" in js-libp2p: the encode protocols run on them too (a
+    // swarm relay's limits are set to carry whole chunks, see reach.ts).
+    const opts = { maxInboundStreams: this.init.maxInboundStreams ?? 32, maxOutboundStreams: 64, runOnLimitedConnection: true }
     await this.components.registrar.handle(LEASE_PROTOCOL, async (s, c) => { await this.serve(s, c, 'lease', this.handleLease.bind(this)) }, opts)
     await this.components.registrar.handle(CHUNK_PROTOCOL, async (s, c) => { await this.serve(s, c, 'chunk', this.handleChunk.bind(this)) }, opts)
     await this.components.registrar.handle(RESULT_PROTOCOL, async (s, c) => { await this.serve(s, c, 'result', this.handleResult.bind(this)) }, opts)
@@ -123,11 +131,11 @@ export class SwarmEncode implements Startable {
     this.log(`swarm: ${what} from ${peer.slice(-8)} refused (${r.code}): ${r.message}`)
   }
 
-  private async serve (stream: Stream, connection: Connection, what: string, handler: (f: FramedStream, peer: string) => Promise<void>): Promise<void> {
+  private async serve (stream: Stream, connection: Connection, what: string, handler: (f: FramedStream, peer: string, relayed: boolean) => Promise<void>): Promise<void> {
     const peer = connection.remotePeer.toString()
     const f = new FramedStream(stream, this.shutdown.signal, this.idleMs)
     try {
-      await handler(f, peer)
+      await handler(f, peer, isRelayed(connection))
       await f.close()
     } catch (err) {
       const e = err as Error
@@ -172,7 +180,7 @@ export class SwarmEncode implements Startable {
     }
   }
 
-  private async handleChunk (f: FramedStream, peer: string): Promise<void> {
+  private async handleChunk (f: FramedStream, peer: string, relayed: boolean): Promise<void> {
     const req = await f.readMessage(ChunkRequest, 'chunk request')
     this.stats.served.chunk++
     const seg = this.init.arbiter.segmentFor(req.jobId, req.chunk, req.leaseId, peer)
@@ -181,10 +189,11 @@ export class SwarmEncode implements Startable {
     await f.writeMessage({ ok: true, size: seg.size, sha256: seg.sha256, meta: { frames: m.frames, selectFromTime: m.selectFromTime, settings: m.settings, frameRate: { num: m.frameRate.num, den: m.frameRate.den }, pixFmt: m.pixFmt, width: m.width, height: m.height } })
     await f.sendFile(seg.path, seg.size)
     this.stats.segmentBytesOut += seg.size
-    this.log(`swarm: sent segment ${req.jobId.slice(0, 8)}#${req.chunk} (${seg.size} bytes) to ${peer.slice(-8)}`)
+    if (relayed) this.stats.segmentBytesOutRelayed += seg.size
+    this.log(`swarm: sent segment ${req.jobId.slice(0, 8)}#${req.chunk} (${seg.size} bytes) to ${peer.slice(-8)}${relayed ? ' through a relay' : ''}`)
   }
 
-  private async handleResult (f: FramedStream, peer: string): Promise<void> {
+  private async handleResult (f: FramedStream, peer: string, relayed: boolean): Promise<void> {
     const req = await f.readMessage(ResultRequest, 'result request')
     this.stats.served.result++
     f.stream.inactivityTimeout = RESULT_VERIFY_TIMEOUT_MS
@@ -207,6 +216,7 @@ export class SwarmEncode implements Startable {
       throw err
     }
     this.stats.resultBytesIn += req.size
+    if (relayed) this.stats.resultBytesInRelayed += req.size
     const answer = await a.acceptResult(req.jobId, req.chunk, peer, slot.tmpPath, req.sha256)
     if (!answer.ok) { this.stats.refusedResults++; this.refused('result', peer, answer) }
     await f.writeMessage(answer.ok ? { ok: true } : wireRefusal(answer))
@@ -223,9 +233,24 @@ export class SwarmEncode implements Startable {
       const multiaddrs = addrs.flatMap(a => { try { return [multiaddr(a)] } catch { return [] } })
       await this.components.peerStore.merge(target, { multiaddrs }).catch(() => {})
     }
-    const open = async (protocol: string, signal: AbortSignal): Promise<FramedStream> => {
+    const cm = this.components.connectionManager
+    /**
+     * An open connection, direct first, else a relayed one. js-libp2p's openConnection never reuses
+     * a relayed ("limited") connection: it would dial again for every stream, waiting out the
+     * originator's unreachable private addresses each time.
+     */
+    const existing = (): Connection | undefined => {
+      const open = cm.getConnections(target).filter(c => c.status === 'open')
+      return open.find(c => !isRelayed(c)) ?? open[0]
+    }
+    const connection = async (signal: AbortSignal): Promise<Connection> => {
+      const c = existing()
+      if (c !== undefined) return c
       await remember()
-      const stream = await this.components.connectionManager.openStream(target, protocol, { signal })
+      return await cm.openConnection(target, { signal })
+    }
+    const open = async (protocol: string, signal: AbortSignal): Promise<FramedStream> => {
+      const stream = await (await connection(signal)).newStream(protocol, { signal, runOnLimitedConnection: true })
       return new FramedStream(stream, signal, this.idleMs)
     }
     const request = async <T extends import('zod').ZodTypeAny>(body: unknown, schema: T, what: string, signal: AbortSignal): Promise<import('zod').infer<T>> => {
@@ -242,6 +267,7 @@ export class SwarmEncode implements Startable {
       }
     }
     return {
+      connect: async (signal) => pathOf([await connection(signal)]) ?? { kind: 'direct' },
       claim: async (jobId, chunk, signal) => {
         const signed = await signClaim(this.components.privateKey, self, jobId, chunk, this.now())
         const answer = await request({ type: 'claim', ...signed }, ClaimAnswer, 'claim answer', signal)

@@ -7,59 +7,24 @@
  * SWARM_TEST_ENCODER=delay:MS (real x264 after a per-frame wait), so the job lasts long enough for
  * a host to join late and another to restart in the middle of it.
  */
-import { execa, type ResultPromise } from 'execa'
+import { execa } from 'execa'
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { JobStatus, PeersJson, StatusJson } from '../../src/daemon/index.js'
 import { probeMedia } from '../../src/media/index.js'
-import { SWARM_CLI } from '../../scripts/local-swarm.js'
 import { makeClip, waitFor } from '../helpers/faults.js'
 import { decodedFrameCount } from '../helpers/media.js'
 import { TestNetwork, type Host } from '../helpers/netns.js'
+import { hostCli, type HostNode } from '../helpers/cli-hosts.js'
 
 const ENCODER = 'delay:60'
 let root: string
 let net: TestNetwork
 
-interface LanNode { host: Host, dir: string, proc: ResultPromise, stderr: () => string, peerId: string }
-
-/** Everything a host runs: its own $HOME (so the default node home), PATH for the tools, the slow encoder. */
-function envFor (dir: string): Record<string, string> {
-  return { HOME: dir, PATH: process.env.PATH ?? '/usr/bin:/bin', SWARM_TEST_ENCODER: ENCODER }
-}
-
-async function swarm (host: Host, dir: string, args: string[]): Promise<{ stdout: string, stderr: string, exitCode: number }> {
-  return await host.run(process.execPath, [SWARM_CLI, ...args], { cwd: dir, env: envFor(dir), extendEnv: false, reject: false })
-}
-
-/** `swarm join [args]` in the host's namespace, started from the host's home folder; waits for its peer id. */
-async function joinSwarm (host: Host, dir: string, args: string[]): Promise<LanNode> {
-  const proc = host.spawn(process.execPath, [SWARM_CLI, 'join', ...args], { cwd: dir, env: envFor(dir), extendEnv: false, buffer: false, stdin: 'ignore', reject: false })
-  let stderr = ''
-  let stdout = ''
-  proc.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-  proc.stdout?.on('data', (d: Buffer) => { stdout += d.toString() })
-  const peerId = await waitFor(`swarm join on ${host.name} to start`, () => {
-    if (proc.exitCode !== null) throw new Error(`swarm join on ${host.name} exited ${proc.exitCode}: ${stderr}`)
-    return /^dashboard: /m.test(stdout) ? /^peer id: (\S+)/m.exec(stdout)?.[1] : undefined
-  }, 30_000, 50)
-  return { host, dir, proc, stderr: () => stderr, peerId }
-}
-
-async function stop (n: LanNode): Promise<void> {
-  if (n.proc.exitCode === null && n.proc.signalCode === null) n.proc.kill('SIGINT')
-  await n.proc
-}
-
-async function status (n: LanNode): Promise<StatusJson> {
-  const r = await swarm(n.host, n.dir, ['status', '--json'])
-  if (r.exitCode !== 0) throw new Error(`swarm status on ${n.host.name}: ${r.stderr}`)
-  return JSON.parse(r.stdout) as StatusJson
-}
-
-async function peersOf (n: LanNode): Promise<string[]> { return (await status(n)).peers.map(p => p.id) }
+type LanNode = HostNode
+const { swarm, join: joinSwarm, stop, status, peersOf, spawn } = hostCli(ENCODER)
 
 const nodes: LanNode[] = []
 let ann: Host, bob: Host, cat: Host, dan: Host, eve: Host
@@ -127,9 +92,7 @@ describe('the README LAN walkthrough, on hosts in network namespaces', () => {
     const clip = await makeClip(join(dir(ann), 'Show - 01.mkv'), { frames: 24 * 21, keyint: 3 })
     const srcFrames = (await probeMedia(clip)).video.frameCount
     // Step 6: swarm add on ann, --wait; it runs while a host joins and another restarts.
-    const adding = ann.spawn(process.execPath, [SWARM_CLI, 'add', clip, '--preset ultrafast --crf 30', '--wait', '--json'], {
-      cwd: dir(ann), env: envFor(dir(ann)), extendEnv: false, stdin: 'ignore', reject: false
-    })
+    const adding = spawn(ann, dir(ann), ['add', clip, '--preset ultrafast --crf 30', '--wait', '--json'])
     const jobId = await waitFor('the job to be listed on ann', async () => (await status(A)).jobs.find(j => j.local)?.id, 20_000, 200)
     const doneBy = async (peer: string): Promise<number> => {
       const s = await status(A)

@@ -13,8 +13,20 @@
  *   const proc = ann.spawn(process.execPath, [cli, 'join'], { env })
  *   await net.destroy()                                    // deletes every namespace it made
  *
- * A router between two LANs (for NAT tests) is a host plugged into both, with forwarding turned on
- * by `host.enableForwarding()`; masquerading is an nftables rule run with `host.run('nft', ...)`.
+ * A home router for NAT tests (needs nftables' `nft`):
+ *
+ *   const wan = await net.addLan('wan', '10.80.0.0/24')    // "the internet"
+ *   const home = await net.addLan('homea', '192.168.1.0/24')
+ *   const ra = await net.addRouter('ra', home, wan, { masquerade: true })
+ *   const a = await net.addHost('a', [home], { gateway: ra.addresses.homea })
+ *
+ * The router's eth0 is on the outside LAN, eth1 on the inside one; it forwards between them and,
+ * with `masquerade`, behaves like a home router: connections from inside leave with the router's
+ * outside address (nftables masquerade, so the far end sees 10.80.0.x, never 192.168.1.x) and
+ * nothing from outside gets in unless it belongs to a connection made from inside (conntrack
+ * `established,related`; no port forwarding, no UPnP). Outside hosts have no route to the inside
+ * prefix anyway; the filter also stops one that adds one. `host.enableForwarding()` alone makes a
+ * plain router.
  */
 import { execa, type Options, type ResultPromise } from 'execa'
 
@@ -146,6 +158,31 @@ export class TestNetwork {
       spawn: (file, args, options = {}) => execa('ip', ['netns', 'exec', ns, file, ...args], options),
       enableForwarding: async () => { await inNs(ns, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']) }
     }
+  }
+
+  /**
+   * A router from `inside` to `outside` (see the top of the file): eth0 outside, eth1 inside,
+   * forwarding on; with `masquerade`, source NAT to its outside address and no unsolicited inbound.
+   * With `upstream` (an outside host that does not forward), packets for unknown networks, such as
+   * another home's private addresses, go there and vanish, as on the internet: a dial to them
+   * times out instead of failing at once with "no route".
+   */
+  async addRouter (name: string, inside: Lan, outside: Lan, o: { masquerade: boolean, upstream?: string }): Promise<Host> {
+    const router = await this.addHost(name, [outside, inside], o.upstream !== undefined ? { gateway: o.upstream } : {})
+    await router.enableForwarding()
+    if (o.masquerade) {
+      try { await execa('nft', ['--version'], { stdin: 'ignore' }) } catch { throw new Error('cannot build a NAT router: nft not found (install nftables)') }
+      for (const rule of [
+        'add table ip nat',
+        'add chain ip nat postrouting { type nat hook postrouting priority srcnat; policy accept; }',
+        'add rule ip nat postrouting oifname "eth0" masquerade',
+        'add table ip filter',
+        'add chain ip filter forward { type filter hook forward priority filter; policy drop; }',
+        'add rule ip filter forward ct state established,related accept',
+        'add rule ip filter forward iifname "eth1" oifname "eth0" accept'
+      ]) await router.run('nft', [rule])
+    }
+    return router
   }
 
   /** Deletes every namespace this network made (their interfaces go with them). */

@@ -1,0 +1,146 @@
+import type { ComponentLogger, Connection, PeerId, Startable } from '@libp2p/interface'
+import type { ConnectionManager, Registrar, TransportManager } from '@libp2p/interface-internal'
+import { RELAY_V2_HOP_CODEC, type CircuitRelayServerInit } from '@libp2p/circuit-relay-v2'
+import { multiaddr } from '@multiformats/multiaddr'
+
+/**
+ * Reaching peers beyond the LAN: relayed connections (circuit relay v2), the limits a relay serves
+ * with, and how a connection to a peer is described (direct or relayed via whom).
+ *
+ * js-libp2p marks a relayed connection "limited" whenever the relay set a limit on it; streams open
+ * on one only when the protocol's handler and the caller both say `runOnLimitedConnection`. The
+ * swarm's relays set their limits large enough for a chunk's segment and result (a relay that
+ * applied libp2p's defaults, 128 KiB and 2 minutes per circuit, could not carry a single chunk).
+ */
+
+/** What a node started with `--relay` serves; `swarm join` prints these. */
+export interface RelayLimits {
+  /** Peers that may hold a reservation (be reachable through this relay) at once. */
+  maxReservations: number
+  /** Relayed connections (circuits) open at once. */
+  maxCircuits: number
+  /** Bytes one circuit may carry, both directions together, before the relay closes it. */
+  maxBytesPerCircuit: bigint
+  /** How long one circuit may stay open. */
+  maxCircuitMs: number
+}
+
+export const DEFAULT_RELAY_LIMITS: RelayLimits = {
+  maxReservations: 128,
+  maxCircuits: 256,
+  maxBytesPerCircuit: 8n * 1024n ** 3n,
+  maxCircuitMs: 60 * 60_000
+}
+
+/** The limits in words, for `swarm join --relay`'s output and `status`. */
+export function describeRelayLimits (l: RelayLimits): string {
+  return `up to ${l.maxReservations} reserved peers, ${l.maxCircuits} circuits at once, ` +
+    `${Number(l.maxBytesPerCircuit / 1024n ** 2n)} MiB and ${Math.round(l.maxCircuitMs / 60_000)} min per circuit, bandwidth not throttled`
+}
+
+/** The circuit relay v2 server's options for these limits. */
+export function relayServerInit (l: RelayLimits): CircuitRelayServerInit {
+  return {
+    reservations: {
+      maxReservations: l.maxReservations,
+      // The server enforces the duration in milliseconds (it sends the same number, which clients
+      // read as seconds, so they see a longer limit than the one that holds).
+      defaultDurationLimit: l.maxCircuitMs,
+      defaultDataLimit: l.maxBytesPerCircuit
+    },
+    maxInboundHopStreams: l.maxCircuits,
+    maxOutboundStopStreams: l.maxCircuits
+  }
+}
+
+/** How this node reaches a connected peer. */
+export interface PeerPath {
+  kind: 'direct' | 'relayed'
+  /** The relay's peer id, for a relayed connection. */
+  via?: string
+}
+
+/** Direct if any open connection is direct, else relayed via the relay of the first one. */
+export function pathOf (connections: Connection[]): PeerPath | undefined {
+  if (connections.length === 0) return undefined
+  const direct = connections.find(c => !isRelayed(c))
+  if (direct !== undefined) return { kind: 'direct' }
+  const via = relayOf(connections[0] as Connection)
+  return { kind: 'relayed', ...(via !== undefined ? { via } : {}) }
+}
+
+export function isRelayed (c: Connection): boolean {
+  return c.remoteAddr.getComponents().some(x => x.name === 'p2p-circuit')
+}
+
+/** The peer id just before /p2p-circuit in a relayed connection's address. */
+function relayOf (c: Connection): string | undefined {
+  const parts = c.remoteAddr.getComponents()
+  const at = parts.findIndex(x => x.name === 'p2p-circuit')
+  return parts.slice(0, Math.max(0, at)).findLast(x => x.name === 'p2p')?.value
+}
+
+export interface RelayReserverComponents {
+  peerId: PeerId
+  registrar: Registrar
+  transportManager: TransportManager
+  connectionManager: ConnectionManager
+  logger: ComponentLogger
+}
+
+export interface RelayReserverInit {
+  /** Relays to hold a reservation on at once. */
+  maxRelays?: number
+  log?: (line: string) => void
+}
+
+/**
+ * Reserves a slot on the relays this node meets (any connected peer that serves the circuit relay
+ * hop protocol: a bootstrap node started with --relay, or one the DHT named), so that peers that
+ * cannot dial it can reach it through the relay; the relayed /p2p-circuit addresses then appear
+ * among the node's own and go out in identify and in job announcements. js-libp2p's own way,
+ * listening on `/p2p-circuit`, also walks the DHT at random looking for relays for as long as it has
+ * none, which on a LAN without a relay would never stop.
+ */
+export class RelayReserver implements Startable {
+  private topologyId: string | undefined
+  private readonly relays = new Set<string>()
+  private readonly log: (line: string) => void
+
+  constructor (private readonly components: RelayReserverComponents, private readonly init: RelayReserverInit) {
+    this.log = init.log ?? (() => {})
+  }
+
+  readonly [Symbol.toStringTag] = 'swarm:relay-reserver'
+
+  async start (): Promise<void> {
+    this.topologyId = await this.components.registrar.register(RELAY_V2_HOP_CODEC, {
+      onConnect: (peer, conn) => { this.reserve(peer, conn) },
+      onDisconnect: (peer) => { this.relays.delete(peer.toString()) }
+    })
+  }
+
+  stop (): void {
+    if (this.topologyId !== undefined) this.components.registrar.unregister(this.topologyId)
+  }
+
+  /** Relays this node holds (or is making) a reservation on. */
+  current (): string[] { return [...this.relays] }
+
+  private reserve (peer: PeerId, conn: Connection): void {
+    const id = peer.toString()
+    if (this.relays.has(id) || this.relays.size >= (this.init.maxRelays ?? 2) || isRelayed(conn)) return
+    this.relays.add(id)
+    const addr = multiaddr(`${conn.remoteAddr.decapsulateCode(421).toString()}/p2p/${id}/p2p-circuit`)
+    this.components.transportManager.listen([addr]).then(() => {
+      this.log(`relay: reserved a slot on relay ${id}; peers that cannot dial this node reach it at ${addr.toString()}/p2p/${this.components.peerId.toString()}`)
+    }, (err: Error) => {
+      this.relays.delete(id)
+      this.log(`relay: could not reserve a slot on relay ${id}: ${err.message}`)
+    })
+  }
+}
+
+export function relayReserver (init: RelayReserverInit = {}): (components: RelayReserverComponents) => RelayReserver {
+  return (components) => new RelayReserver(components, init)
+}

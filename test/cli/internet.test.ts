@@ -1,0 +1,145 @@
+/**
+ * The swarm over the internet, on hosts in network namespaces (test/helpers/netns.ts): a "public"
+ * LAN with the meeting node (meet, the only address anyone can dial), two home networks behind
+ * routers with nftables masquerade (nothing gets in that was not asked for from inside), a node in
+ * each home (ann in home A originates, bob in home B works). Both bootstrap to meet. Packets for
+ * the other home's private addresses vanish upstream, as they do on the internet.
+ *
+ * 1. meet without --relay: bob hears ann's job over gossip but can reach ann in no direction. He
+ *    shows the job as "control only", with the reason, and claims nothing; the job finishes on ann
+ *    and meet (meet, public, works for ann over the connection ann made to it: the reverse direction).
+ * 2. meet restarted with --relay: ann and bob reconnect, reserve slots on it and announce
+ *    /p2p-circuit addresses; bob reaches ann through meet and encodes chunks of ann's next job,
+ *    segments and results crossing the relay (counted on ann), and bob's peers list says "relayed via meet".
+ */
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { JobStatus, PeersJson } from '../../src/daemon/index.js'
+import { makeClip, waitFor } from '../helpers/faults.js'
+import { hostCli, type HostNode } from '../helpers/cli-hosts.js'
+import { TestNetwork, type Host } from '../helpers/netns.js'
+
+const { swarm, join: joinSwarm, stop, status, spawn } = hostCli('delay:60')
+let root: string
+let net: TestNetwork
+const nodes: HostNode[] = []
+let meetHost: Host, annHost: Host, bobHost: Host
+const dir = (h: Host): string => join(root, h.name)
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'swarm-inet-'))
+  // Not skipped without root or nftables: the helper throws and says why.
+  net = await TestNetwork.create('inet')
+  const wan = await net.addLan('wan', '10.80.0.0/24')
+  meetHost = await net.addHost('meet', [wan])
+  const homeA = await net.addLan('homea', '192.168.1.0/24')
+  const homeB = await net.addLan('homeb', '192.168.2.0/24')
+  const upstream = meetHost.addresses.wan as string
+  const ra = await net.addRouter('ra', homeA, wan, { masquerade: true, upstream })
+  const rb = await net.addRouter('rb', homeB, wan, { masquerade: true, upstream })
+  annHost = await net.addHost('ann', [homeA], { gateway: ra.addresses.homea as string })
+  bobHost = await net.addHost('bob', [homeB], { gateway: rb.addresses.homeb as string })
+  for (const h of [meetHost, annHost, bobHost]) await mkdir(dir(h), { recursive: true })
+}, 30_000)
+
+afterAll(async () => {
+  await Promise.all(nodes.map(stop))
+  for (const n of nodes) if (n.stderr() !== '') console.log(`---- ${n.host.name} (${n.peerId.slice(-8)}) ----\n${n.stderr().slice(-5000)}`)
+  await net?.destroy()
+  await rm(root, { recursive: true, force: true })
+})
+
+async function restart (n: HostNode, args: string[]): Promise<HostNode> {
+  await stop(n)
+  nodes.splice(nodes.indexOf(n), 1)
+  const again = await joinSwarm(n.host, n.dir, args)
+  nodes.push(again)
+  return again
+}
+
+async function addJob (ann: HostNode, name: string, chunks: number): Promise<{ id: string, done: Promise<JobStatus> }> {
+  const clip = await makeClip(join(ann.dir, name), { frames: chunks * 21, keyint: 3 })
+  const adding = spawn(ann.host, ann.dir, ['add', clip, '--preset ultrafast --crf 30', '--chunk-gops', '7', '--wait', '--json'])
+  const id = await waitFor('the job to be listed on ann', async () => (await status(ann)).jobs.find(j => j.local && j.file === clip)?.id, 20_000, 200)
+  const done = (async () => {
+    const r = await adding
+    expect(r.exitCode, String(r.stderr)).toBe(0)
+    return (JSON.parse(String(r.stdout).trim().split('\n').pop() as string) as { job: JobStatus }).job
+  })()
+  return { id, done }
+}
+
+describe('the swarm across two homes behind NAT, meeting at one public node', () => {
+  let meet: HostNode, ann: HostNode, bob: HostNode
+  const common = ['--no-mdns', '--slots', '1']
+
+  it('without a relay: bob cannot reach ann in any direction, says "control only" for her job and claims nothing; meet (public) works for ann over her connection', async () => {
+    meet = await joinSwarm(meetHost, dir(meetHost), common)
+    nodes.push(meet)
+    const boot = `/ip4/${meetHost.addresses.wan}/tcp/4010/p2p/${meet.peerId}`
+    ann = await joinSwarm(annHost, dir(annHost), [...common, '--bootstrap', boot])
+    bob = await joinSwarm(bobHost, dir(bobHost), [...common, '--bootstrap', boot])
+    nodes.push(ann, bob)
+    await waitFor('meet to be connected to ann and bob', async () => {
+      const peers = (await status(meet)).peers.map(p => p.id)
+      return peers.includes(ann.peerId) && peers.includes(bob.peerId)
+    }, 20_000, 250)
+    // meet sees them at their routers' address, never their private one.
+    const seen = (await status(meet)).peers.find(p => p.id === ann.peerId)
+    expect(seen?.addresses.join(' ')).not.toContain('192.168.')
+
+    const job = await addJob(ann, 'A - 01.mkv', 6)
+    const reach = await waitFor('bob to say ann is control only', async () => {
+      const j = (await status(bob)).jobs.find(x => x.id === job.id)
+      return j?.reach?.kind === 'control-only' ? j.reach : undefined
+    }, 40_000, 500)
+    expect(reach.reason).toMatch(/no answer in time|no route|refused/)
+    const final = await job.done
+    expect(final.state).toBe('done')
+    expect(final.encodedBy[bob.peerId]).toBeUndefined()
+    expect(final.encodedBy[meet.peerId] ?? 0, 'meet encoded for ann over the connection ann made').toBeGreaterThan(0)
+    expect(bob.stderr()).toMatch(/control only for originator/)
+    const onMeet = (await status(meet)).peers.find(p => p.id === ann.peerId)
+    expect(onMeet?.connection).toBe('direct')
+  }, 120_000)
+
+  it('with meet started with --relay: ann and bob reserve slots on it and bob encodes ann\'s chunks through it', async () => {
+    meet = await restart(meet, [...common, '--relay'])
+    expect(meet.stdout()).toMatch(/^relay: serving circuit relay v2 .*circuits at once/m)
+    // ann and bob redial their bootstrap node and reserve a slot on it.
+    for (const n of [ann, bob]) {
+      await waitFor(`${n.host.name} to hold a reservation on meet`, async () => {
+        const s = await status(n)
+        return s.network.reservedOn.includes(meet.peerId) && s.addresses.some(a => a.includes(`/p2p/${meet.peerId}/p2p-circuit`))
+      }, 40_000, 500)
+    }
+    const meetStatus = await status(meet)
+    expect(meetStatus.network.relay?.reservations).toBeGreaterThanOrEqual(2)
+
+    const added = Date.now()
+    const job = await addJob(ann, 'A - 02.mkv', 24)
+    const firstLeaseMs = await waitFor('bob to hold a lease on a chunk of ann\'s job', async () => {
+      const r = await swarm(ann.host, ann.dir, ['status', job.id, '--json'])
+      const j = JSON.parse(r.stdout) as JobStatus
+      return j.chunkList?.some(c => c.holder === bob.peerId || c.encodedBy === bob.peerId) === true ? Date.now() - added : undefined
+    }, 60_000, 300)
+    const onBob = (await status(bob)).jobs.find(x => x.id === job.id)
+    expect(onBob?.reach).toEqual({ kind: 'relayed', via: meet.peerId })
+    const peers = JSON.parse((await swarm(bob.host, bob.dir, ['peers', '--json'])).stdout) as PeersJson
+    expect(peers.peers.find(p => p.id === ann.peerId)).toMatchObject({ connection: 'relayed', via: meet.peerId })
+    const human = await swarm(bob.host, bob.dir, ['peers'])
+    expect(human.stdout).toMatch(/relayed via/)
+
+    const final = await job.done
+    expect(final.state).toBe('done')
+    expect(final.encodedBy[bob.peerId] ?? 0, 'bob encoded chunks of ann\'s job across homes').toBeGreaterThan(0)
+    const t = (await status(ann)).network.transfer
+    expect(t.segmentBytesOutRelayed).toBeGreaterThan(0)
+    expect(t.resultBytesInRelayed).toBeGreaterThan(0)
+    const share = (x: number, of: number): string => `${Math.round(100 * x / Math.max(1, of))}%`
+    console.log(`internet: bob's first lease ${firstLeaseMs} ms after swarm add; chunks ${JSON.stringify(Object.fromEntries(Object.entries(final.encodedBy).map(([p, n]) => [[meet, ann, bob].find(x => x.peerId === p)?.host.name ?? p, n])))}; ` +
+      `relayed: ${share(t.segmentBytesOutRelayed, t.segmentBytesOut)} of ${t.segmentBytesOut} segment bytes, ${share(t.resultBytesInRelayed, t.resultBytesIn)} of ${t.resultBytesIn} result bytes`)
+  }, 150_000)
+})
