@@ -16,7 +16,7 @@ It encodes chunks of every job it hears of and originates the jobs added on it. 
 ${HOME_HELP}
   --listen MULTIADDR   where to listen (repeatable; default /ip4/0.0.0.0/tcp/4010)
   --bootstrap MULTIADDR  a peer to dial at start, e.g. /ip4/192.168.1.20/tcp/4010/p2p/12D3Koo... (repeatable)
-  --slots N            concurrent encodes (default: one per core up to 4 cores, else 4; here ${defaultSlots()})
+  --slots N            concurrent encodes (default: one per core below 8 cores, else 4 or 5; here ${defaultSlots()})
   --threads N          x264 --threads per encode (default: x264 decides with one slot, cores/slots with more)
   --no-mdns            do not look for peers on the LAN with multicast DNS
   --lease-seconds N    how long a lease on a chunk of a job added here lasts without a heartbeat (default 30)
