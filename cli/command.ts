@@ -1,5 +1,4 @@
-import type { FlagSpec, ParsedFlags } from './args.js'
-import { UsageError } from './args.js'
+import { UsageError, type FlagSpec, type ParsedFlags } from './args.js'
 
 /**
  * What a `swarm` command is to the dispatcher in main.ts. main.ts owns what every command shares

@@ -13,6 +13,9 @@ import { status } from './status.js'
  */
 const COMMANDS: Record<string, Command> = { join, add, status, peers, cancel, key }
 
+/** The docs test reads `swarm WORD` in prose as a command line only when WORD is one of these. */
+export const COMMAND_NAMES = Object.keys(COMMANDS)
+
 /** The command called `name`; own names only, so `swarm constructor` is an unknown command. */
 export function commandNamed (name: string): Command | undefined {
   return Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined
