@@ -7,6 +7,9 @@ import { shortPeer } from './format.js'
  * terminal without NO_COLOR; elsewhere the commands print plain lines.
  */
 
+/** How often `add --wait` and `status --watch` redraw a live view or print a changed progress line. */
+export const REFRESH_MS = 1000
+
 /** True when `stream` is a terminal and NO_COLOR (https://no-color.org) is not set. */
 export function liveCapable (stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv = process.env): boolean {
   return stream.isTTY === true && (env.NO_COLOR ?? '') === '' && env.TERM !== 'dumb'

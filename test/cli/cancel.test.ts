@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { JobStatus, StatusJson } from '../../src/daemon/index.js'
 import { runSwarm, startLocalNode, type LocalNode } from '../../scripts/local-swarm.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
+import { waitFor } from '../helpers/wait.js'
 
 let root: string
 let fx: Fixtures
@@ -14,16 +15,6 @@ let b: LocalNode
 
 async function status (n: LocalNode): Promise<StatusJson> {
   return JSON.parse((await runSwarm(['status', '--home', n.home, '--json'])).stdout) as StatusJson
-}
-
-async function waitFor<T> (what: string, check: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await check()
-    if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(r => setTimeout(r, 100))
-  }
 }
 
 beforeAll(async () => {
@@ -55,9 +46,9 @@ describe('swarm cancel', () => {
     expect(r.stdout).toContain('cancelled')
     // The remote worker stops within moments, not at the end of its chunk (about 10 s at this pace).
     const cancelled = Date.now()
-    await waitFor('node B to stop encoding', async () => (await status(b)).worker.active.length === 0 ? true : undefined, 5000)
+    await waitFor('node B to stop encoding', async () => (await status(b)).worker.active.length === 0 ? true : undefined, { timeoutMs: 5000 })
     expect(Date.now() - cancelled).toBeLessThan(3000)
-    await waitFor('node A to stop encoding', async () => (await status(a)).worker.active.length === 0 ? true : undefined, 5000)
+    await waitFor('node A to stop encoding', async () => (await status(a)).worker.active.length === 0 ? true : undefined, { timeoutMs: 5000 })
     expect((await status(a)).jobs.find(j => j.id === job.id)).toBeUndefined()
     expect(existsSync(join(a.home, 'jobs', job.id))).toBe(false)
     expect(await readdir(join(b.home, 'work')).catch(() => [])).toEqual([])

@@ -17,7 +17,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { JobStatus, PeersJson } from '../../src/daemon/index.js'
-import { makeClip, waitFor } from '../helpers/faults.js'
+import { makeClip } from '../helpers/faults.js'
+import { waitFor } from '../helpers/wait.js'
 import { hostCli, type HostNode } from '../helpers/cli-hosts.js'
 import { TestNetwork, type Host } from '../helpers/netns.js'
 
@@ -62,7 +63,7 @@ async function restart (n: HostNode, args: string[]): Promise<HostNode> {
 async function addJob (ann: HostNode, name: string, chunks: number): Promise<{ id: string, done: Promise<JobStatus> }> {
   const clip = await makeClip(join(ann.dir, name), { frames: chunks * 21, keyint: 3 })
   const adding = spawn(ann.host, ann.dir, ['add', clip, '--preset ultrafast --crf 30', '--chunk-gops', '7', '--wait', '--json'])
-  const id = await waitFor('the job to be listed on ann', async () => (await status(ann)).jobs.find(j => j.local && j.file === clip)?.id, 20_000, 200)
+  const id = await waitFor('the job to be listed on ann', async () => (await status(ann)).jobs.find(j => j.local && j.file === clip)?.id, { timeoutMs: 20_000, everyMs: 200, retryErrors: true })
   const done = (async () => {
     const r = await adding
     expect(r.exitCode, String(r.stderr)).toBe(0)
@@ -85,7 +86,7 @@ describe('the swarm across two homes behind NAT, meeting at one public node', ()
     await waitFor('meet to be connected to ann and bob', async () => {
       const peers = (await status(meet)).peers.map(p => p.id)
       return peers.includes(ann.peerId) && peers.includes(bob.peerId)
-    }, 20_000, 250)
+    }, { timeoutMs: 20_000, everyMs: 250, retryErrors: true })
     // meet sees them at their routers' address, never their private one.
     const seen = (await status(meet)).peers.find(p => p.id === ann.peerId)
     expect(seen?.addresses.join(' ')).not.toContain('192.168.')
@@ -94,7 +95,7 @@ describe('the swarm across two homes behind NAT, meeting at one public node', ()
     const reach = await waitFor('bob to say ann is control only', async () => {
       const j = (await status(bob)).jobs.find(x => x.id === job.id)
       return j?.reach?.kind === 'control-only' ? j.reach : undefined
-    }, 40_000, 500)
+    }, { timeoutMs: 40_000, everyMs: 500, retryErrors: true })
     expect(reach.reason).toMatch(/no answer in time|no route|refused/)
     const final = await job.done
     expect(final.state).toBe('done')
@@ -113,7 +114,7 @@ describe('the swarm across two homes behind NAT, meeting at one public node', ()
       await waitFor(`${n.host.name} to hold a reservation on meet`, async () => {
         const s = await status(n)
         return s.network.reservedOn.includes(meet.peerId) && s.addresses.some(a => a.includes(`/p2p/${meet.peerId}/p2p-circuit`))
-      }, 40_000, 500)
+      }, { timeoutMs: 40_000, everyMs: 500, retryErrors: true })
     }
     const meetStatus = await status(meet)
     expect(meetStatus.network.relay?.reservations).toBeGreaterThanOrEqual(2)
@@ -124,7 +125,7 @@ describe('the swarm across two homes behind NAT, meeting at one public node', ()
       const r = await swarm(ann.host, ann.dir, ['status', job.id, '--json'])
       const j = JSON.parse(r.stdout) as JobStatus
       return j.chunkList?.some(c => c.holder === bob.peerId || c.encodedBy === bob.peerId) === true ? Date.now() - added : undefined
-    }, 60_000, 300)
+    }, { timeoutMs: 60_000, everyMs: 300, retryErrors: true })
     const onBob = (await status(bob)).jobs.find(x => x.id === job.id)
     expect(onBob?.reach).toEqual({ kind: 'relayed', via: meet.peerId })
     const peers = JSON.parse((await swarm(bob.host, bob.dir, ['peers', '--json'])).stdout) as PeersJson

@@ -7,6 +7,7 @@ import { encodeChunk, probeMedia, type EncodeChunkOptions } from '../../src/medi
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 import { recordTally } from '../helpers/tally.js'
 import { http } from '../helpers/http.js'
+import { waitFor } from '../helpers/wait.js'
 
 const CONTROL = 'Hostile input: control API'
 const tally = (fault: string, happened: string): void => { recordTally({ section: CONTROL, fault, happened, lost: 'nothing' }) }
@@ -20,16 +21,6 @@ beforeAll(async () => {
 afterAll(async () => { await rm(root, { recursive: true, force: true }) })
 
 const loopback = { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, bootstrap: [] as string[], slots: 1 }
-
-async function waitFor<T> (what: string, check: () => T | undefined, timeoutMs = 120_000): Promise<T> {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    const value = check()
-    if (value !== undefined) return value
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(r => setTimeout(r, 100))
-  }
-}
 
 describe('control API', () => {
   let daemon: Daemon
@@ -93,7 +84,7 @@ describe('restart', () => {
     const output = join(root, 'resumed.mkv')
     const added = await postJson(first, home, '/v1/jobs', { file: fx.openGop10bit, settings: '--preset superfast --crf 28', output })
     const jobId = (added.job as JobStatus).id
-    await waitFor('two verified chunks', () => { const j = first.status().jobs[0]; return j !== undefined && j.chunks.done >= 2 ? j : undefined })
+    await waitFor('two verified chunks', () => { const j = first.status().jobs[0]; return j !== undefined && j.chunks.done >= 2 ? j : undefined }, { timeoutMs: 120_000 })
     // Status reports a chunk done a moment before job.json is written (the worker is answered only
     // after the write); the restart reads the file, so wait for it too.
     type Record = { chunks: Array<{ index: number, result?: { at: number, sha256: string } }> }
@@ -111,7 +102,7 @@ describe('restart', () => {
     const secondRun: string[] = []
     const second = await startDaemon({ home, ...loopback, plan: { gopsPerChunk: 1 }, encoder: async (o) => { secondRun.push(basename(o.segmentPath)); return await encodeChunk(o) } })
     expect(second.peerId).toBe(first.peerId)
-    const done = await waitFor('the resumed job', () => second.status().jobs.find(j => j.id === jobId && (j.state === 'done' || j.state === 'failed')))
+    const done = await waitFor('the resumed job', () => second.status().jobs.find(j => j.id === jobId && (j.state === 'done' || j.state === 'failed')), { timeoutMs: 120_000 })
     await second.stop()
     expect(done.error).toBeUndefined()
     expect(done.state).toBe('done')

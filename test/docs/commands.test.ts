@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { COMMAND_NAMES } from '../../cli/commands/index.js'
 import { checkCommandLine } from '../../cli/main.js'
 import { splitSettings } from '../../src/media/index.js'
 import { PROJECT_ROOT } from '../../scripts/local-swarm.js'
@@ -16,7 +17,7 @@ const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8'))
 
 interface DocLine { file: string, line: number, text: string }
 
-const COMMANDS = ['join', 'add', 'status', 'peers', 'cancel', 'key', 'help']
+const COMMANDS = [...COMMAND_NAMES, 'help']
 
 function commandLines (file: string): DocLine[] {
   const out: DocLine[] = []

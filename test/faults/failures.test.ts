@@ -14,8 +14,9 @@ import { runSwarm, SWARM_CLI, type LocalNode } from '../../scripts/local-swarm.j
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 import {
   addJob, dumpLogs, expectCompleteJob, jobRecord, leasesInLog, makeClip, nodeStatus, pathWithoutX264, secs, short, startSwarm, stopNodes,
-  tallyFault, waitFor, waitForJobEnd
+  tallyFault, waitForJobEnd
 } from '../helpers/faults.js'
+import { waitFor } from '../helpers/wait.js'
 
 const LEASE_S = 4
 let root: string
@@ -70,7 +71,7 @@ describe('encodes that fail', () => {
     const srcFrames = (await probeMedia(clip)).video.frameCount
     const job = await addJob(o.home, clip, '--preset ultrafast --crf 30', join(root, 'out', 'no-x264.mkv'))
     const firstFailure = await waitFor('A to give a chunk back with a reason', async () =>
-      (await jobRecord(o.home, job.id)).chunks.flatMap(c => c.failures).find(f => f.peer === a.peerId), 20_000, 50)
+      (await jobRecord(o.home, job.id)).chunks.flatMap(c => c.failures).find(f => f.peer === a.peerId), { timeoutMs: 20_000, everyMs: 50, retryErrors: true })
     expect(firstFailure.reason).toMatch(/x264 was not found on PATH/)
 
     const end = await waitForJobEnd(o.home, job.id, 60_000)

@@ -17,8 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startDaemon, type Daemon } from '../../src/daemon/index.js'
 import { createSwarmNode, encodeFrame, JOBS_TOPIC, type JobAnnouncement, type LeaseArbiter, type SwarmNode } from '../../src/swarm/index.js'
 import type { SegmentMetaWire } from '../../src/swarm/service.js'
-import { waitFor } from '../helpers/faults.js'
 import { recordTally } from '../helpers/tally.js'
+import { waitFor } from '../helpers/wait.js'
 
 const hex = (bytes: number): string => randomBytes(bytes).toString('hex')
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
@@ -80,7 +80,7 @@ beforeAll(async () => {
   hId = peerIdFromPrivateKey(hKey).toString()
   H = await createSwarmNode({ privateKey: hKey, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [W.addresses()[0] as string], mdns: false, encode: { arbiter } })
   H.services.pubsub.subscribe(JOBS_TOPIC)
-  await waitFor('H to see W on the jobs topic', () => H.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.toString() === W.peerId), 20_000, 50)
+  await waitFor('H to see W on the jobs topic', () => H.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.toString() === W.peerId), { timeoutMs: 20_000, everyMs: 50, retryErrors: true })
 })
 
 afterAll(async () => {
@@ -114,7 +114,7 @@ describe('a hostile originator serving a manifest as a segment', () => {
       addrs: H.getMultiaddrs().map(a => a.toString().replace(`/p2p/${hId}`, ''))
     }
     await H.services.pubsub.publish(JOBS_TOPIC, encodeFrame(announcement))
-    const release = await waitFor('W to give the chunk back', () => arbiter.callsFor(id, 'releaseLease')[0], 30_000, 50)
+    const release = await waitFor('W to give the chunk back', () => arbiter.callsFor(id, 'releaseLease')[0], { everyMs: 50, retryErrors: true })
     expect(arbiter.callsFor(id, 'segmentFor').length).toBeGreaterThanOrEqual(1)
     expect(release.peer).toBe(W.peerId)
     expect(release.reason).toMatch(/not a Matroska file/)

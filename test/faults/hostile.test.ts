@@ -30,6 +30,7 @@ import { recordTally } from '../helpers/tally.js'
 import { makeNode } from '../swarm/helpers.js'
 import { prng } from '../helpers/random.js'
 import { http } from '../helpers/http.js'
+import { waitFor } from '../helpers/wait.js'
 
 const CLAIMS = 'Hostile input: claims'
 const RESULTS = 'Hostile input: results'
@@ -44,16 +45,6 @@ const sleep = async (ms: number): Promise<void> => { await new Promise(resolve =
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 const decode = (b: Uint8Array): any => JSON.parse(new TextDecoder().decode(b))
 const hex = (bytes: number): string => randomBytes(bytes).toString('hex')
-
-async function waitFor<T> (what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000, everyMs = 50): Promise<T> {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    const v = await check()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(everyMs)
-  }
-}
 
 /**
  * H's arbiter: refuses everything, except for the jobs H announces with hostile settings, where it
@@ -221,7 +212,7 @@ beforeAll(async () => {
     await sleep(500)
     const after = A.status()
     return after.worker.active.length === before.worker.active.length && after.jobs.find(x => x.id === jobId)?.chunks.leased === after.worker.active.length
-  }, 120_000).catch((err: Error) => { throw new Error(`${err.message}; status: ${JSON.stringify(A.status().jobs)} worker: ${JSON.stringify(A.status().worker)}; log: ${logsA.slice(-10).join(' | ')}`) })
+  }, { timeoutMs: 120_000, everyMs: 50 }).catch((err: Error) => { throw new Error(`${err.message}; status: ${JSON.stringify(A.status().jobs)} worker: ${JSON.stringify(A.status().worker)}; log: ${logsA.slice(-10).join(' | ')}`) })
 })
 
 afterAll(async () => {
@@ -407,10 +398,10 @@ describe('results', () => {
       const files = await incoming()
       if (files.length !== 1) return undefined
       return (await stat(join(jobDir(), 'incoming', files[0] as string))).size === 100_000 ? files[0] : undefined
-    }, 5000)
+    }, { timeoutMs: 5000, everyMs: 50 })
     const started = Date.now()
     stream.abort(new Error('hostile peer hangs up'))
-    await waitFor('the partial file to be removed', async () => (await incoming()).length === 0, 5000)
+    await waitFor('the partial file to be removed', async () => (await incoming()).length === 0, { timeoutMs: 5000, everyMs: 50 })
     const ms = Date.now() - started
     expect(existsSync(join(jobDir(), 'incoming', partial as string))).toBe(false)
     expect((await chunkList())[hLease1.chunk]?.state).not.toBe('done')
@@ -422,7 +413,7 @@ describe('results', () => {
     const { lp, answer } = await rawResult({ jobId, chunk: hLease1.chunk, leaseId: hLease1.leaseId, size: 200_000, sha256: sha256(randomBytes(8)) })
     expect(answer).toEqual({ ok: true })
     await lp.write(randomBytes(100_000))
-    endlessPartial = await waitFor('the partial upload to land in incoming/', async () => (await incoming())[0], 5000)
+    endlessPartial = await waitFor('the partial upload to land in incoming/', async () => (await incoming())[0], { timeoutMs: 5000, everyMs: 50 })
     endlessLogsBefore = logsFrom(hId, 'result stream').length
     const t0 = Date.now()
     const signal = AbortSignal.timeout(STREAM_IDLE_TIMEOUT_MS + 15_000)
@@ -440,7 +431,7 @@ describe('results', () => {
 describe('A\'s job, under attack', () => {
   it('a claim and an upload for a chunk already done are refused with already-done', async () => {
     openGate()
-    const done = await waitFor('A\'s worker to finish a chunk', async () => (await chunkList()).find(c => c.state === 'done'), 30_000)
+    const done = await waitFor('A\'s worker to finish a chunk', async () => (await chunkList()).find(c => c.state === 'done'), { everyMs: 50 })
     expect(A.status().jobs.find(j => j.id === jobId)?.state).toBe('encoding')
     expect(await linkH.claim(jobId, done.index, AbortSignal.timeout(5000))).toMatchObject({ ok: false, code: 'already-done' })
     const data = randomBytes(10_000)
@@ -460,7 +451,7 @@ describe('A\'s job, under attack', () => {
     const job = await waitFor('the job to finish', () => {
       const j = A.status().jobs.find(x => x.id === jobId)
       return j !== undefined && (j.state === 'done' || j.state === 'failed') ? j : undefined
-    }, 60_000)
+    }, { timeoutMs: 60_000, everyMs: 50 })
     expect(job.error).toBeUndefined()
     expect(job.state).toBe('done')
     expect(job.encodedBy).toEqual({ [A.peerId]: job.chunks.total })
@@ -477,7 +468,7 @@ describe('settings', () => {
   beforeAll(async () => {
     // H joins the jobs topic like any peer would.
     H.services.pubsub.subscribe(JOBS_TOPIC)
-    await waitFor('H to see A on the jobs topic', () => H.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.toString() === A.peerId))
+    await waitFor('H to see A on the jobs topic', () => H.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.toString() === A.peerId), { timeoutMs: 20_000, everyMs: 50 })
   })
 
   const hAnnouncement = (id: string, settings: string, over: Partial<JobAnnouncement> = {}): JobAnnouncement => ({
@@ -500,7 +491,7 @@ describe('settings', () => {
     const encodesBefore = encoded.length
     await H.services.pubsub.publish(JOBS_TOPIC, encodeFrame(hAnnouncement(id, settings)))
     // A hears of the job (it lists it) but its worker checks the announced settings before claiming.
-    await waitFor('A to list H\'s job', () => A.status().jobs.find(j => j.id === id), 15_000)
+    await waitFor('A to list H\'s job', () => A.status().jobs.find(j => j.id === id), { timeoutMs: 15_000, everyMs: 50 })
     await sleep(1500)
     expect(hArbiter.callsFor(id, 'requestLease')).toHaveLength(0)
     expect(hArbiter.callsFor(id, 'segmentFor')).toHaveLength(0)
@@ -528,7 +519,7 @@ describe('settings', () => {
     const encodesBefore = encoded.length
     await H.services.pubsub.publish(JOBS_TOPIC, encodeFrame(hAnnouncement(id, '--preset superfast')))
     // A claims (H grants), fetches the segment, and must refuse the settings in it before encoding.
-    const release = await waitFor('A\'s worker to give the chunk back', () => hArbiter.callsFor(id, 'releaseLease')[0], 15_000)
+    const release = await waitFor('A\'s worker to give the chunk back', () => hArbiter.callsFor(id, 'releaseLease')[0], { timeoutMs: 15_000, everyMs: 50 })
     expect(release.peer).toBe(A.peerId)
     expect(release.reason).toContain(option)
     await sleep(1500)
@@ -570,7 +561,7 @@ describe('pubsub', () => {
     const forgedId = hex(32)
     await H.services.pubsub.publish(JOBS_TOPIC, encodeFrame(validFromH({ jobId: forgedId, originator: A.peerId, chunks: { total: 1, open: 1, leased: 0, done: 0 }, open: [[0, 1]] })))
     await H.services.pubsub.publish(JOBS_TOPIC, encodeFrame({ v: 1, type: 'gone', jobId, originator: A.peerId, seq: Number.MAX_SAFE_INTEGER }))
-    await waitFor('A to reject both', () => rejectedFromH() >= before.rejected + 2, 10_000)
+    await waitFor('A to reject both', () => rejectedFromH() >= before.rejected + 2, { timeoutMs: 10_000, everyMs: 50 })
     expect(logsA.filter(l => l.includes(`from ${hId.slice(-8)} in the name of ${A.peerId.slice(-8)}`)).length).toBeGreaterThanOrEqual(2)
     expect(jobIds()).toEqual(before.jobs)
     expect(jobIds()).not.toContain(forgedId)
@@ -613,7 +604,7 @@ describe('pubsub', () => {
     const before = { jobs: jobIds(), rejected: rejectedFromH() }
     const started = Date.now()
     for (const p of payloads) await H.services.pubsub.publish(JOBS_TOPIC, p)
-    await waitFor(`A to reject all ${payloads.length} payloads`, () => rejectedFromH() >= before.rejected + payloads.length, 60_000)
+    await waitFor(`A to reject all ${payloads.length} payloads`, () => rejectedFromH() >= before.rejected + payloads.length, { timeoutMs: 60_000, everyMs: 50 })
     const ms = Date.now() - started
     expect(rejectedFromH()).toBe(before.rejected + payloads.length)
     expect(jobIds()).toEqual(before.jobs)
@@ -621,7 +612,7 @@ describe('pubsub', () => {
     // Control case: H is not cut off, a genuine announcement of its own still gets through.
     const genuine = hex(32)
     await H.services.pubsub.publish(JOBS_TOPIC, encodeFrame(validFromH({ jobId: genuine })))
-    await waitFor('A to list H\'s genuine announcement', () => jobIds().includes(genuine), 10_000)
+    await waitFor('A to list H\'s genuine announcement', () => jobIds().includes(genuine), { timeoutMs: 10_000, everyMs: 50 })
     recordTally({ section: PUBSUB, fault: `${payloads.length.toLocaleString('en-US')} gossipsub messages from one peer: random bytes, JSON-ish noise, announcements with one bad field, truncated announcements, announcements in other peers' names`, happened: `all ${payloads.length.toLocaleString('en-US')} rejected by A's topic validator and logged (${ms} ms); A listed none of them, kept running, and still took a genuine announcement from the same peer afterwards`, lost: 'nothing' })
   })
 
@@ -633,7 +624,7 @@ describe('pubsub', () => {
     const padded = new Uint8Array(MAX_ANNOUNCEMENT_BYTES + 1).fill(0x20)
     padded.set(base)
     await H.services.pubsub.publish(JOBS_TOPIC, padded)
-    await waitFor('A to reject the padded announcement', () => rejectedBySize() >= before.size + 1, 10_000)
+    await waitFor('A to reject the padded announcement', () => rejectedBySize() >= before.size + 1, { timeoutMs: 10_000, everyMs: 50 })
     expect(logsA.some(l => l.includes(`rejected a ${MAX_ANNOUNCEMENT_BYTES + 1}-byte announcement`))).toBe(true)
     expect(jobIds()).not.toContain(id)
     // Three times the limit: still within gossipsub's own inbound cap, so our validator sees and rejects it.
@@ -641,13 +632,13 @@ describe('pubsub', () => {
     const huge = new Uint8Array(MAX_ANNOUNCEMENT_BYTES * 3).fill(0x20)
     huge.set(encodeFrame(validFromH({ jobId: hugeId })))
     await H.services.pubsub.publish(JOBS_TOPIC, huge).catch(() => {})
-    await waitFor('A to reject the huge announcement', () => rejectedBySize() >= before.size + 2, 10_000)
+    await waitFor('A to reject the huge announcement', () => rejectedBySize() >= before.size + 2, { timeoutMs: 10_000, everyMs: 50 })
     expect(jobIds()).not.toContain(hugeId)
     expect(jobIds()).toEqual(before.jobs)
     // H is still a pubsub peer of A: a genuine announcement afterwards gets through.
     const afterId = hex(32)
     await H.services.pubsub.publish(JOBS_TOPIC, encodeFrame(validFromH({ jobId: afterId })))
-    await waitFor('A to list H\'s next announcement', () => jobIds().includes(afterId) ? true : undefined, 10_000)
+    await waitFor('A to list H\'s next announcement', () => jobIds().includes(afterId) ? true : undefined, { timeoutMs: 10_000, everyMs: 50 })
     await expectAlive()
     recordTally({ section: PUBSUB, fault: `valid announcement padded to ${MAX_ANNOUNCEMENT_BYTES + 1} bytes, and one of ${MAX_ANNOUNCEMENT_BYTES * 3} bytes`, happened: 'both rejected on size by A\'s validator (logged, never parsed), neither listed; H stayed a pubsub peer (its next announcement arrived); A kept running', lost: 'nothing' })
   })
@@ -664,7 +655,7 @@ describe('a stream that never ends', () => {
     expect(outcome.error).toBeInstanceOf(Error)
     expect(outcome.ms).toBeGreaterThanOrEqual(STREAM_IDLE_TIMEOUT_MS - 1000)
     expect(outcome.ms).toBeLessThan(STREAM_IDLE_TIMEOUT_MS + 10_000)
-    const logged = await waitFor('A to log the dropped stream', () => logsFrom(hId, 'result stream').slice(endlessLogsBefore)[0], 5000)
+    const logged = await waitFor('A to log the dropped stream', () => logsFrom(hId, 'result stream').slice(endlessLogsBefore)[0], { timeoutMs: 5000, everyMs: 50 })
     expect(existsSync(join(jobDir(), 'incoming', endlessPartial))).toBe(false)
     await expectAlive()
     recordTally({ section: RESULTS, fault: 'upload announcing 200 kB, 100 kB sent, then silence with the stream left open', happened: `A reset the stream after ${(outcome.ms / 1000).toFixed(1)} s of silence (idle limit ${STREAM_IDLE_TIMEOUT_MS / 1000} s), logged "${logged.replace(/^.*refused: /, '').slice(0, 60)}"; partial file gone`, lost: 'nothing' })

@@ -10,7 +10,8 @@ import type { JobStatus } from '../../src/daemon/index.js'
 import { probeMedia } from '../../src/media/index.js'
 import { runSwarm, type LocalNode } from '../../scripts/local-swarm.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
-import { chunksTakenInLog, dumpLogs, expectCompleteJob, makeClip, nodeStatus, secs, startSwarm, stopNodes, tallyFault, waitFor } from '../helpers/faults.js'
+import { chunksTakenInLog, dumpLogs, expectCompleteJob, makeClip, nodeStatus, secs, startSwarm, stopNodes, tallyFault } from '../helpers/faults.js'
+import { waitFor } from '../helpers/wait.js'
 
 let root: string
 let fx: Fixtures
@@ -33,7 +34,7 @@ describe('several jobs from several originators at once', () => {
     const env = { SWARM_TEST_ENCODER: 'delay:30' }
     const swarm = await startSwarm(root, ['n1', 'n2', 'n3'].map(name => ({ name, extraArgs: ['--lease-seconds', '4', '--verbose'], env })), nodes)
     // Gossip reaches every node through n1; wait until each node sees the other two before adding.
-    for (const n of swarm) await waitFor(`${n.home} to see both other nodes`, async () => (await nodeStatus(n.home)).peers.length >= 2, 20_000, 100)
+    for (const n of swarm) await waitFor(`${n.home} to see both other nodes`, async () => (await nodeStatus(n.home)).peers.length >= 2, { timeoutMs: 20_000, retryErrors: true })
     const work = [
       { node: swarm[0] as LocalNode, file: fx.openGop10bit, settings: '--preset ultrafast --crf 30' },
       { node: swarm[1] as LocalNode, file: fx.vfrMp4, settings: '--preset ultrafast --crf 30' },

@@ -11,8 +11,9 @@ import { probeMedia } from '../../src/media/index.js'
 import { startLocalNode, type LocalNode } from '../../scripts/local-swarm.js'
 import {
   addJob, chunksTakenInLog, dumpLogs, expectCompleteJob, jobRecord, jobStatus, makeClip, nodeStatus, secs, short, startSwarm, stopNodes,
-  tallyFault, waitFor, waitForJobEnd
+  tallyFault, waitForJobEnd
 } from '../helpers/faults.js'
+import { waitFor } from '../helpers/wait.js'
 
 const LEASE_S = 4
 const LEASE_MS = LEASE_S * 1000
@@ -40,7 +41,7 @@ afterAll(async () => {
 
 async function chunkBeingEncodedBy (jobId: string, peer: string): Promise<ChunkStatus> {
   return await waitFor(`${short(peer)} to be encoding a chunk of ${jobId.slice(0, 8)}`, async () =>
-    (await jobStatus(o.home, jobId)).chunkList?.find(c => c.state === 'leased' && c.holder === peer && (c.framesDone ?? 0) > 0 && (c.framesDone ?? 0) < c.frames), 30_000, 50)
+    (await jobStatus(o.home, jobId)).chunkList?.find(c => c.state === 'leased' && c.holder === peer && (c.framesDone ?? 0) > 0 && (c.framesDone ?? 0) < c.frames), { everyMs: 50, retryErrors: true })
 }
 
 /** SIGINT (a clean stop) mid-chunk; returns how long until the originator had the chunk back. */
@@ -51,7 +52,7 @@ async function leaveMidChunk (jobId: string): Promise<{ chunk: ChunkStatus, back
   await waitFor(`chunk ${chunk.index} to be given back`, async () => {
     const c = (await jobStatus(o.home, jobId)).chunkList?.[chunk.index]
     return c !== undefined && !(c.state === 'leased' && c.holder === a.peerId)
-  }, LEASE_MS + 5000, 20)
+  }, { timeoutMs: LEASE_MS + 5000, everyMs: 20, retryErrors: true })
   const backMs = Date.now() - leftAt
   return { chunk, backMs, exitCode: await exited, leftAt }
 }
@@ -79,7 +80,7 @@ describe('peers leaving and joining', () => {
     nodes.push(a)
     expect(a.peerId).toBe(peerId)
     await waitFor('the rejoined peer to hold a chunk again', async () =>
-      (await jobStatus(o.home, job.id)).chunkList?.some(c => c.state === 'leased' && c.holder === a.peerId), 20_000, 50)
+      (await jobStatus(o.home, job.id)).chunkList?.some(c => c.state === 'leased' && c.holder === a.peerId), { timeoutMs: 20_000, everyMs: 50, retryErrors: true })
     const backAtWorkMs = Date.now() - rejoinedAt
 
     const end = await waitForJobEnd(o.home, job.id, 60_000)
@@ -102,7 +103,7 @@ describe('peers leaving and joining', () => {
     const left = await leaveMidChunk(job.id)
     expect(left.exitCode).toBe(0)
     expect(left.backMs).toBeLessThan(LEASE_MS - 1000)
-    await waitFor('the originator to have no peers', async () => (await nodeStatus(o.home)).peers.length === 0, 10_000, 100)
+    await waitFor('the originator to have no peers', async () => (await nodeStatus(o.home)).peers.length === 0, { timeoutMs: 10_000, retryErrors: true })
     const remaining = (await jobRecord(o.home, job.id)).chunks.filter(c => c.state !== 'done').map(c => c.index)
     expect(remaining).toContain(left.chunk.index)
 

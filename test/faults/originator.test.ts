@@ -13,8 +13,9 @@ import { probeMedia } from '../../src/media/index.js'
 import { startLocalNode, type LocalNode } from '../../scripts/local-swarm.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 import {
-  addJob, dumpLogs, expectCompleteJob, jobRecord, jobStatus, leasesInLog, makeClip, secs, startSwarm, stopNodes, waitFor, waitForJobEnd, tallyFault
+  addJob, dumpLogs, expectCompleteJob, jobRecord, jobStatus, leasesInLog, makeClip, secs, startSwarm, stopNodes, waitForJobEnd, tallyFault
 } from '../helpers/faults.js'
+import { waitFor } from '../helpers/wait.js'
 
 const LEASE_S = 4
 let root: string
@@ -68,7 +69,7 @@ describe('the originator killed and restarted with the same home', () => {
       // Status reports a chunk done a moment before job.json is written (the worker is answered
       // only after the write): wait for the file too, since that is what the restart reads.
       return (await jobRecord(o.home, job.id)).chunks.filter(c => c.result !== undefined).length >= 2
-    }, 40_000, 50)
+    }, { timeoutMs: 40_000, everyMs: 50, retryErrors: true })
     const peerId = o.peerId
     o.proc.kill('SIGKILL')
     const killedAt = Date.now()
@@ -119,7 +120,7 @@ describe('the originator killed and restarted with the same home', () => {
       const r = JSON.parse(await readFile(file, 'utf8')) as JobRecord
       if (r.state === 'done' || r.state === 'failed') throw new Error(`job reached ${r.state} before it was seen merging`)
       return r.state === 'merging' ? r : undefined
-    }, 60_000, 5)
+    }, { timeoutMs: 60_000, everyMs: 5, retryErrors: true })
     o.proc.kill('SIGKILL')
     const killedAt = Date.now()
     await o.proc

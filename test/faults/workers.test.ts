@@ -11,8 +11,9 @@ import type { ChunkStatus, JobStatus } from '../../src/daemon/index.js'
 import { probeMedia } from '../../src/media/index.js'
 import { startLocalNode, type LocalNode } from '../../scripts/local-swarm.js'
 import {
-  addJob, chunksTakenInLog, dumpLogs, expectCompleteJob, jobRecord, jobStatus, leasesInLog, makeClip, running, secs, short, startSwarm, stopNodes, waitFor, waitForJobEnd, tallyFault
+  addJob, chunksTakenInLog, dumpLogs, expectCompleteJob, jobRecord, jobStatus, leasesInLog, makeClip, running, secs, short, startSwarm, stopNodes, waitForJobEnd, tallyFault
 } from '../helpers/faults.js'
+import { waitFor } from '../helpers/wait.js'
 
 const LEASE_S = 4
 const LEASE_MS = LEASE_S * 1000
@@ -29,7 +30,7 @@ afterAll(async () => {
 /** Polls the originator until `peer` holds a chunk it is encoding (progress reported with a heartbeat) and returns that chunk. */
 async function chunkBeingEncodedBy (home: string, jobId: string, peer: string): Promise<ChunkStatus> {
   return await waitFor(`${short(peer)} to be encoding a chunk of ${jobId.slice(0, 8)}`, async () =>
-    (await jobStatus(home, jobId)).chunkList?.find(c => c.state === 'leased' && c.holder === peer && (c.framesDone ?? 0) > 0 && (c.framesDone ?? 0) < c.frames), 30_000, 50)
+    (await jobStatus(home, jobId)).chunkList?.find(c => c.state === 'leased' && c.holder === peer && (c.framesDone ?? 0) > 0 && (c.framesDone ?? 0) < c.frames), { everyMs: 50, retryErrors: true })
 }
 
 describe('a worker killed or frozen mid-encode', () => {
@@ -64,14 +65,14 @@ describe('a worker killed or frozen mid-encode', () => {
     const killedAt = Date.now()
     a.proc.kill('SIGKILL')
     // The lease as A last renewed it (job.json is rewritten on every renewal).
-    const lease = await waitFor('the lease in job.json', async () => (await jobRecord(o.home, job.id)).chunks[victim.index]?.lease, 2000, 20)
+    const lease = await waitFor('the lease in job.json', async () => (await jobRecord(o.home, job.id)).chunks[victim.index]?.lease, { timeoutMs: 2000, everyMs: 20, retryErrors: true })
     expect(lease.holder).toBe(a.peerId)
     // With 16 chunks there is still open work when the lease runs out, so nobody takes a backup
     // copy before: the chunk is freed by the lapse and goes to whoever claims it next.
     const reopened = await waitFor(`chunk ${victim.index} to leave A`, async () => {
       const c = (await jobStatus(o.home, job.id)).chunkList?.[victim.index]
       return c !== undefined && !(c.state === 'leased' && c.holder === a.peerId) ? c : undefined
-    }, LEASE_MS + 10_000, 50)
+    }, { timeoutMs: LEASE_MS + 10_000, everyMs: 50, retryErrors: true })
     const reopenedAt = Date.now()
     const reopenMs = reopenedAt - killedAt
     const logAtReopen = o.stderr().length
@@ -125,7 +126,7 @@ describe('a worker killed or frozen mid-encode', () => {
       done = await waitFor(`chunk ${victim.index} to be done by another peer while A is frozen`, async () => {
         const c = (await jobStatus(o.home, job.id)).chunkList?.[victim.index]
         return c?.state === 'done' && Date.now() - frozenAt > LEASE_MS + 1000 ? c : undefined
-      }, LEASE_MS + 20_000, 100)
+      }, { timeoutMs: LEASE_MS + 20_000, retryErrors: true })
     } finally {
       process.kill(pid, 'SIGCONT')
     }
@@ -134,7 +135,7 @@ describe('a worker killed or frozen mid-encode', () => {
     // A wakes up, learns the chunk is done (from a refused heartbeat or upload, or the announcement) and drops its copy.
     const j8 = job.id.slice(0, 8)
     const dropped = await waitFor('A to drop its copy of the chunk', () =>
-      new RegExp(`worker: (lost ${j8}#${victim.index}:.*already done|result for ${j8}#${victim.index} refused.*already done|${j8}#${victim.index} was done by another peer.*)`).exec(a.stderr())?.[0], 15_000, 100)
+      new RegExp(`worker: (lost ${j8}#${victim.index}:.*already done|result for ${j8}#${victim.index} refused.*already done|${j8}#${victim.index} was done by another peer.*)`).exec(a.stderr())?.[0], { timeoutMs: 15_000, retryErrors: true })
 
     const end = await waitForJobEnd(o.home, job.id, 60_000)
     expect(end.state).toBe('done')
@@ -175,7 +176,7 @@ describe('a frozen worker whose chunk is still open when it wakes', () => {
       whileOpen = await waitFor(`A's lease on chunk ${victim.index} to lapse`, async () => {
         const j = await jobStatus(o.home, job.id)
         return j.chunkList?.[victim.index]?.state === 'open' ? j : undefined
-      }, LEASE_MS + 10_000, 50)
+      }, { timeoutMs: LEASE_MS + 10_000, everyMs: 50, retryErrors: true })
       lapsedMs = Date.now() - frozenAt
     } finally {
       process.kill(pid, 'SIGCONT')

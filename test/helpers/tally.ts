@@ -3,8 +3,9 @@ import { writeFile } from 'node:fs/promises'
 
 /**
  * The reliability tally: fault and hostile-input tests record what they did and what happened;
- * after the run, docs/reliability.md is written from these rows (see test/global-setup.ts), so
- * the document says what the last full run saw, not what someone remembers.
+ * after a whole run started by `npm run reliability`, docs/reliability.md is written from these
+ * rows (see test/global-setup.ts), so the document says what the last full run saw, not what
+ * someone remembers. A plain test run records nothing and leaves the tracked file alone.
  */
 export interface TallyRow {
   /** Section heading, e.g. "Faults" or "Hostile input: claims". */
@@ -17,7 +18,16 @@ export interface TallyRow {
   lost: string
 }
 
+/** Where the rows go during a run; set by the global setup only when the document is to be written. */
 export const TALLY_ENV = 'SWARM_TALLY_FILE'
+
+/** `npm run reliability` sets this to 1. */
+export const WRITE_RELIABILITY_ENV = 'SWARM_WRITE_RELIABILITY'
+
+/** Whether this run is to rewrite docs/reliability.md (if it runs every test file). */
+export function reliabilityRequested (env: NodeJS.ProcessEnv = process.env): boolean {
+  return env[WRITE_RELIABILITY_ENV] === '1'
+}
 
 export function recordTally (row: TallyRow): void {
   const file = process.env[TALLY_ENV]
@@ -43,7 +53,7 @@ export async function writeReliabilityDoc (tallyFile: string, docPath: string, m
   const lines = [
     '# Reliability tally',
     '',
-    'Written by the test run (`test/helpers/tally.ts`), not by hand: every row is a fault injected or a',
+    'Written by `npm run reliability` (`test/helpers/tally.ts`), not by hand: every row is a fault injected or a',
     'hostile input sent by an automated test against real `swarm join` processes or real libp2p nodes',
     'on 127.0.0.1, and what the test measured. A test fails if anything is lost, so a row that says',
     '"nothing" is an assertion that held.',

@@ -6,6 +6,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { encodeChunk } from '../../src/media/index.js'
 import { InputError, Originator, type JobRecord } from '../../src/jobs/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
+import { waitFor } from '../helpers/wait.js'
 
 let fx: Fixtures
 const cleanup: Array<() => Promise<void>> = []
@@ -22,14 +23,6 @@ async function makeOriginator (clock = new FakeClock(), home?: string): Promise<
   return { o, home: dir, clock }
 }
 
-async function waitFor (pred: () => boolean, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!pred()) {
-    if (Date.now() > end) throw new Error('timed out waiting')
-    await new Promise(r => setTimeout(r, 50))
-  }
-}
-
 const SETTINGS = '--preset ultrafast --crf 30'
 
 /** The open-GOP fixture split and every chunk leased to its own peer (`peer<i>`), plus a scratch dir. */
@@ -38,7 +31,7 @@ async function everyChunkLeased (tag: string): Promise<{ o: Originator, clock: F
   cleanup.push(async () => { await rm(scratch, { recursive: true, force: true }) })
   const { o, clock } = await makeOriginator()
   const { job } = await o.addJob({ file: fx.openGop10bit, settings: SETTINGS })
-  await waitFor(() => job.state === 'encoding')
+  await waitFor('the job to be encoding', () => job.state === 'encoding', { timeoutMs: 60_000, everyMs: 50 })
   const leases = job.chunks.map(c => o.requestLease(job.id, c.index, `peer${c.index}`))
   return { o, clock, job, leases, scratch }
 }
@@ -81,7 +74,7 @@ describe('Originator', () => {
   it('first claim wins; a lapsed lease reopens the chunk (fake clock); heartbeats keep it alive', async () => {
     const { o, clock } = await makeOriginator()
     const { job } = await o.addJob({ file: fx.openGop10bit, settings: SETTINGS })
-    await waitFor(() => job.state === 'encoding')
+    await waitFor('the job to be encoding', () => job.state === 'encoding', { timeoutMs: 60_000, everyMs: 50 })
     const first = o.requestLease(job.id, 0, 'peerA')
     expect(first.ok).toBe(true)
     const second = o.requestLease(job.id, 0, 'peerB')
@@ -104,7 +97,7 @@ describe('Originator', () => {
   it('queues peers that found nothing to claim, in order, until they get a lease or stop asking', async () => {
     const { o, clock } = await makeOriginator()
     const { job } = await o.addJob({ file: fx.openGop10bit, settings: SETTINGS })
-    await waitFor(() => job.state === 'encoding')
+    await waitFor('the job to be encoding', () => job.state === 'encoding', { timeoutMs: 60_000, everyMs: 50 })
     expect(o.requestLease(job.id, 0, 'a')).toMatchObject({ ok: true })
     expect(o.requestLease(job.id, 0, 'b')).toMatchObject({ ok: false, code: 'not-open' })
     expect(o.requestLease(job.id, 0, 'c')).toMatchObject({ ok: false, code: 'not-open' })
@@ -136,7 +129,7 @@ describe('Originator', () => {
       await o.start()
       cleanup.push(async () => { await o.stop(); await rm(home, { recursive: true, force: true }) })
       const { job } = await o.addJob({ file: fx.openGop10bit, settings: SETTINGS })
-      await waitFor(() => job.state === 'encoding')
+      await waitFor('the job to be encoding', () => job.state === 'encoding', { timeoutMs: 60_000, everyMs: 50 })
       const files = []
       for (const i of [0, 1, 2]) {
         const l = o.requestLease(job.id, i, `peer${i}`)
@@ -225,7 +218,7 @@ describe('Originator', () => {
     cleanup.push(async () => { await rm(scratch, { recursive: true, force: true }) })
     const { o, clock } = await makeOriginator()
     const { job } = await o.addJob({ file: fx.openGop10bit, settings: SETTINGS })
-    await waitFor(() => job.state === 'encoding')
+    await waitFor('the job to be encoding', () => job.state === 'encoding', { timeoutMs: 60_000, everyMs: 50 })
     // peerA leases chunk 0 and goes silent; the lease lapses and peerB takes the chunk.
     const a = o.requestLease(job.id, 0, 'peerA'); if (!a.ok) throw new Error('lease')
     clock.t += 31_000; o.expireLeases()
@@ -262,7 +255,7 @@ describe('Originator', () => {
       const tmp = await encodeFor(o, job, chunk.index, lease.lease.id, lease.lease.holder, scratch)
       expect(await o.acceptResult(job.id, chunk.index, lease.lease.holder, tmp, 'x')).toEqual({ ok: true })
     }
-    await waitFor(() => job.state === 'done' || job.state === 'failed')
+    await waitFor('the job to end', () => job.state === 'done' || job.state === 'failed', { timeoutMs: 60_000, everyMs: 50 })
     expect(job.error).toBeUndefined()
     expect(job.output).not.toBeNull()
     cleanup.push(async () => { await rm(job.output as string, { force: true }) })
@@ -271,7 +264,7 @@ describe('Originator', () => {
   it('fails a job whose chunk fails on several peers, with the reason', async () => {
     const { o } = await makeOriginator()
     const { job } = await o.addJob({ file: fx.shortClip, settings: SETTINGS })
-    await waitFor(() => job.state === 'encoding')
+    await waitFor('the job to be encoding', () => job.state === 'encoding', { timeoutMs: 60_000, everyMs: 50 })
     for (const peer of ['p1', 'p2', 'p3']) {
       const l = o.requestLease(job.id, 0, peer); if (!l.ok) throw new Error(l.message)
       o.releaseLease(job.id, 0, l.lease.id, peer, 'x264 [error]: no disk space')
@@ -297,7 +290,7 @@ describe('Originator', () => {
     expect(job.plan).toMatchObject({ minChunks: 8, tailParallelism: 2, absorbShortTail: true })
     expect(job.chunks.length).toBe(14)
     expect(job.chunks.at(-1)?.frames).toBe(2)
-    await waitFor(() => job.state !== 'splitting')
+    await waitFor('the split to end', () => job.state !== 'splitting', { timeoutMs: 60_000, everyMs: 50 })
     expect(job.error).toBeUndefined()
     expect(job.state).toBe('encoding')
     expect(job.chunks.every(c => c.state === 'open')).toBe(true)
@@ -322,13 +315,13 @@ describe('Originator', () => {
     const tight = async (file: string): Promise<number[]> => planChunks(await probeMedia(file), { gopsPerChunk: 1 }).chunks.map(c => c.decodeEnd - c.decodeStart + 1)
 
     const { job: direct } = await o.addJob({ file: plain, settings: SETTINGS })
-    await waitFor(() => direct.state !== 'splitting')
+    await waitFor('the direct job\'s split to end', () => direct.state !== 'splitting', { timeoutMs: 60_000, everyMs: 50 })
     expect(direct.state).toBe('encoding')
     expect(direct.chunks.map(c => c.segment?.packetCount)).toEqual(await tight(plain))
     expect(lines.some(l => l.includes('copy of the video'))).toBe(false)
 
     const { job: switched } = await o.addJob({ file: interleaved, settings: SETTINGS })
-    await waitFor(() => switched.state !== 'splitting')
+    await waitFor('the switched job\'s split to end', () => switched.state !== 'splitting', { timeoutMs: 60_000, everyMs: 50 })
     expect(switched.state).toBe('encoding')
     expect(lines.some(l => /landed before chunk \d+'s keyframe; cutting the rest from a copy of the video/.test(l))).toBe(true)
     // Every segment holds at least its chunk's packets; the ones cut after the switch hold exactly those.
@@ -351,7 +344,7 @@ describe('Originator', () => {
     await o.start()
     cleanup.push(async () => { await o.stop() })
     const { job } = await o.addJob({ file: withSubs, settings: SETTINGS })
-    await waitFor(() => job.state !== 'splitting')
+    await waitFor('the split to end', () => job.state !== 'splitting', { timeoutMs: 60_000, everyMs: 50 })
     expect(job.state).toBe('encoding')
     expect(job.chunks.length).toBeGreaterThan(2)
     expect(job.chunks.map(c => c.segment?.packetCount)).toEqual(job.chunks.map(c => c.frames))
@@ -365,7 +358,7 @@ describe('Originator', () => {
     const clock = new FakeClock()
     const first = await makeOriginator(clock)
     const { job } = await first.o.addJob({ file: fx.openGop10bit, settings: SETTINGS })
-    await waitFor(() => job.state === 'encoding')
+    await waitFor('the job to be encoding', () => job.state === 'encoding', { timeoutMs: 60_000, everyMs: 50 })
     const l = first.o.requestLease(job.id, 2, 'peerA'); if (!l.ok) throw new Error('lease')
     const tmp = await encodeFor(first.o, job, 2, l.lease.id, 'peerA', scratch)
     await first.o.acceptResult(job.id, 2, 'peerA', tmp, 'x')

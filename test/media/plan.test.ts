@@ -8,7 +8,7 @@ function fakeInfo (decode: Array<[number, boolean]>): MediaInfo {
   frames.forEach((f, i) => { f.displayIndex = i })
   return {
     path: 'fake', sizeBytes: 0, formatName: 'fake', durationSec: 0, streams: [], chapterCount: 0,
-    video: { streamIndex: 0, codec: 'h264', width: 16, height: 16, pixFmt: 'yuv420p', bitDepth: 8, timeBase: { num: 1, den: 1000 }, frameRate: { num: 25, den: 1 }, frameCount: frames.length, frames, decodeOrder, default: true, forced: false }
+    video: { streamIndex: 0, codec: 'h264', width: 16, height: 16, pixFmt: 'yuv420p', bitDepth: 8, timeBase: { num: 1, den: 1000 }, frameRate: { num: 25, den: 1 }, frameCount: frames.length, frames, decodeOrder, default: true, forced: false, colour: {}, closedCaptions: false }
   }
 }
 

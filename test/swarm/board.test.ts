@@ -5,7 +5,8 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { announcementBatchMs, encodeFrame, JobBoard, JOBS_TOPIC, MAX_ANNOUNCEMENT_BYTES, type JobAnnouncement, type JobWithdrawal, type SwarmNode } from '../../src/swarm/index.js'
 import { recordTally } from '../helpers/tally.js'
-import { makeNode, waitFor } from './helpers.js'
+import { makeNode } from './helpers.js'
+import { waitFor } from '../helpers/wait.js'
 
 const PUBSUB = 'Hostile input: pubsub'
 
@@ -124,7 +125,7 @@ describe('JobBoard over real gossipsub', () => {
     const addr = a.getMultiaddrs()[0]
     if (addr === undefined) throw new Error('node A has no address')
     await b.dial(addr)
-    await waitFor(() => b.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.equals(a.peerId)), 'B to see A subscribed')
+    await waitFor('B to see A subscribed', () => b.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.equals(a.peerId)), { timeoutMs: 15_000, everyMs: 25 })
   })
 
   afterAll(async () => {
@@ -136,11 +137,11 @@ describe('JobBoard over real gossipsub', () => {
   it('delivers B\'s announcement and withdrawal to A\'s handlers', async () => {
     const ann = announcement(b.peerId.toString(), { seq: 100, addrs: b.getMultiaddrs().map(String) })
     await boardB.publish(ann)
-    await waitFor(() => heardA.length >= 1, 'A to hear the announcement')
+    await waitFor('A to hear the announcement', () => heardA.length >= 1, { timeoutMs: 15_000, everyMs: 25 })
     expect(heardA[0]).toEqual(ann)
     const gone: JobWithdrawal = { v: 1, type: 'gone', jobId: JOB, originator: b.peerId.toString(), seq: 101 }
     await boardB.publish(gone)
-    await waitFor(() => heardA.length >= 2, 'A to hear the withdrawal')
+    await waitFor('A to hear the withdrawal', () => heardA.length >= 2, { timeoutMs: 15_000, everyMs: 25 })
     expect(heardA[1]).toEqual(gone)
     expect(boardA.rejected).toBe(0)
   })
@@ -167,7 +168,7 @@ describe('JobBoard over real gossipsub', () => {
   it('A\'s validator rejects an announcement B publishes in someone else\'s name, and the handler never sees it', async () => {
     const before = heardA.length
     await boardB.publish(announcement(other.toString(), { seq: 200 }))
-    await waitFor(() => boardA.rejected >= 1, 'A to reject the forged announcement')
+    await waitFor('A to reject the forged announcement', () => boardA.rejected >= 1, { timeoutMs: 15_000, everyMs: 25 })
     expect(boardA.rejected).toBe(1)
     // Give the (rejected) message no chance to sneak through after validation.
     await new Promise(resolve => setTimeout(resolve, 100))

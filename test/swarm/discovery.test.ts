@@ -13,7 +13,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import { createServer } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { DiscoveredPeers, describeDialError, peerDialer, tagDiscovery, type PeerDialer } from '../../src/swarm/index.js'
-import { waitFor } from '../helpers/faults.js'
+import { waitFor } from '../helpers/wait.js'
 
 /** A discovery module whose `peer` events the test fires. */
 class ScriptedDiscovery extends EventTarget {
@@ -80,7 +80,7 @@ describe('PeerDialer', () => {
     const other = await plainNode()
     expect(connected(node, other)).toBe(false)
     discovery.report(infoOf(other))
-    await waitFor('the dialer to connect', () => connected(node, other), 5000, 20)
+    await waitFor('the dialer to connect', () => connected(node, other), { timeoutMs: 5000, everyMs: 20, retryErrors: true })
     expect(node.services.dialer.foundBy(other.peerId.toString())).toEqual(['mdns'])
     // A peer that dialled us and was never reported is "inbound".
     const caller = await plainNode()
@@ -94,7 +94,7 @@ describe('PeerDialer', () => {
     const other = await plainNode()
     discovery.report(infoOf(node))
     discovery.report(infoOf(other))
-    await waitFor('the dialer to connect', () => connected(node, other), 5000, 20)
+    await waitFor('the dialer to connect', () => connected(node, other), { timeoutMs: 5000, everyMs: 20, retryErrors: true })
     const dials = node.services.dialer.stats.dials
     for (let i = 0; i < 10; i++) discovery.report(infoOf(other))
     await new Promise(resolve => setTimeout(resolve, 200))
@@ -109,7 +109,7 @@ describe('PeerDialer', () => {
     const port = await closedPort()
     const report = (): void => { discovery.report({ id: ghost, multiaddrs: [multiaddr(`/ip4/127.0.0.1/tcp/${port}`)] }) }
     report()
-    await waitFor('the first dial to fail', () => node.services.dialer.stats.failed === 1, 5000, 10)
+    await waitFor('the first dial to fail', () => node.services.dialer.stats.failed === 1, { timeoutMs: 5000, everyMs: 10, retryErrors: true })
     // mDNS answers every few seconds; reports inside the backoff do not dial.
     for (let i = 0; i < 20; i++) report()
     await new Promise(resolve => setTimeout(resolve, 100))
@@ -122,7 +122,7 @@ describe('PeerDialer', () => {
     // After the backoff the next report dials again, and the delay doubles.
     await new Promise(resolve => setTimeout(resolve, 500))
     report()
-    await waitFor('the second dial to fail', () => node.services.dialer.stats.failed === 2, 5000, 10)
+    await waitFor('the second dial to fail', () => node.services.dialer.stats.failed === 2, { timeoutMs: 5000, everyMs: 10, retryErrors: true })
     expect(node.services.dialer.unreachable()[0]?.retryInMs).toBeGreaterThan(600)
     expect(log.filter(l => l.includes(`could not connect to peer ${ghost.toString()}`))).toHaveLength(1)
   })
@@ -132,24 +132,24 @@ describe('PeerDialer', () => {
     const key = await generateKeyPair('Ed25519')
     const first = await plainNode(key)
     discovery.report(infoOf(first))
-    await waitFor('the first connection', () => connected(node, first), 5000, 20)
+    await waitFor('the first connection', () => connected(node, first), { timeoutMs: 5000, everyMs: 20, retryErrors: true })
     await first.stop()
-    await waitFor('the connection to close', () => node.getConnections(first.peerId).length === 0, 5000, 20)
+    await waitFor('the connection to close', () => node.getConnections(first.peerId).length === 0, { timeoutMs: 5000, everyMs: 20, retryErrors: true })
     const again = await plainNode(key)
     expect(again.peerId.equals(first.peerId)).toBe(true)
     discovery.report(infoOf(again))
-    await waitFor('the connection to the restarted peer', () => connected(node, again), 5000, 20)
+    await waitFor('the connection to the restarted peer', () => connected(node, again), { timeoutMs: 5000, everyMs: 20, retryErrors: true })
   })
 
   it('keeps bootstrap peers connected: redials one that hung up', async () => {
     const other = await plainNode()
     const addr = other.getMultiaddrs()[0]?.toString() as string
     const { node } = await dialerNode({ bootstrap: [addr], redialIntervalMs: 100 })
-    await waitFor('the bootstrap dial', () => connected(node, other), 5000, 20)
+    await waitFor('the bootstrap dial', () => connected(node, other), { timeoutMs: 5000, everyMs: 20, retryErrors: true })
     expect(node.services.dialer.foundBy(other.peerId.toString())).toEqual(['bootstrap'])
     await other.hangUp(node.peerId)
-    await waitFor('the hang-up', () => !connected(node, other), 5000, 10)
-    await waitFor('the redial', () => connected(node, other), 5000, 20)
+    await waitFor('the hang-up', () => !connected(node, other), { timeoutMs: 5000, everyMs: 10, retryErrors: true })
+    await waitFor('the redial', () => connected(node, other), { timeoutMs: 5000, everyMs: 20, retryErrors: true })
   })
 })
 

@@ -8,15 +8,6 @@ export async function makeNode (encode: SwarmEncodeInit = { arbiter: refusingArb
   return await createSwarmNode({ privateKey, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], mdns: false, encode })
 }
 
-/** Polls until `pred` holds; fails with `what` after `ms`. */
-export async function waitFor (pred: () => boolean | Promise<boolean>, what: string, ms = 15_000, every = 25): Promise<void> {
-  const end = Date.now() + ms
-  while (!await pred()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, every))
-  }
-}
-
 /** An arbiter for nodes that are never originators in a test: it refuses everything. */
 export function refusingArbiter (): LeaseArbiter {
   const no = { ok: false as const, code: 'no-such-job', message: 'this node has no jobs' }

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createSwarmNode, generateSwarmKey, gossipFastMessageId, parseSwarmKey, SwarmKeyError, type SwarmNode } from '../../src/swarm/index.js'
-import { makeNode, refusingArbiter, waitFor } from './helpers.js'
+import { makeNode, refusingArbiter } from './helpers.js'
+import { waitFor } from '../helpers/wait.js'
 
 let dir: string
 beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'swarm-node-')) })
@@ -80,7 +81,7 @@ describe('createSwarmNode', () => {
       const addr = a.getMultiaddrs()[0]!.toString()
       b = await createSwarmNode({ ...await base(), bootstrap: [addr] })
       const started = b
-      await waitFor(() => started.getConnections(a.peerId).length > 0, 'B to connect to its bootstrap peer', 10_000)
+      await waitFor('B to connect to its bootstrap peer', () => started.getConnections(a.peerId).length > 0, { timeoutMs: 10_000, everyMs: 25 })
     } finally {
       await Promise.all([a.stop(), b?.stop()])
     }
@@ -113,7 +114,7 @@ describe('private swarms', () => {
     const addrA = a!.getMultiaddrs()[0]!
     await b!.dial(addrA, { signal: AbortSignal.timeout(5000) })
     expect(b!.getConnections(a!.peerId).length).toBeGreaterThan(0)
-    await waitFor(() => a!.getConnections(b!.peerId).length > 0, 'A to register the inbound connection', 5000)
+    await waitFor('A to register the inbound connection', () => a!.getConnections(b!.peerId).length > 0, { timeoutMs: 5000, everyMs: 25 })
     // The encode protocols work across the private connection.
     expect(await b!.services.encode.linkTo(a!.peerId.toString()).claim('ab'.repeat(32), 0, AbortSignal.timeout(5000))).toEqual({ ok: false, code: 'no-such-job', message: 'this node has no jobs' })
     // A key mismatch is not detected as such: the handshake sees noise and the dial runs into its

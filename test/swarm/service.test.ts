@@ -15,7 +15,8 @@ import {
 } from '../../src/swarm/index.js'
 import type { SegmentMetaWire } from '../../src/swarm/service.js'
 import { recordTally } from '../helpers/tally.js'
-import { makeNode, waitFor } from './helpers.js'
+import { makeNode } from './helpers.js'
+import { waitFor } from '../helpers/wait.js'
 
 const CLAIMS = 'Hostile input: claims'
 const RESULTS = 'Hostile input: results'
@@ -280,7 +281,7 @@ describe('result protocol', () => {
       if (!outcome.ok) expect(outcome.message).toMatch(/SHA-256 mismatch/)
     }
     expect(arbiter.slots).toHaveLength(1)
-    await waitFor(() => !existsSync(arbiter.slots[0]!), 'the partial result to be removed', 3000)
+    await waitFor('the partial result to be removed', () => !existsSync(arbiter.slots[0]!), { timeoutMs: 3000, everyMs: 25 })
     expect(arbiter.callsTo('acceptResult')).toHaveLength(0)
     expect(logsA.some(l => l.includes('SHA-256 mismatch'))).toBe(true)
     recordTally({ section: RESULTS, fault: '300 kB upload whose bytes do not match the SHA-256 in its header (swarm layer)', happened: `${outcome instanceof Error ? 'stream ended' : 'answered bad-request (SHA-256 mismatch)'}, logged; partial file removed, never handed to the originator`, lost: 'nothing' })

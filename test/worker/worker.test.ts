@@ -8,19 +8,12 @@ import { Originator, type JobRecord } from '../../src/jobs/index.js'
 import { probeMedia, type EncodeChunkOptions } from '../../src/media/index.js'
 import { ENCODE_NICENESS, Worker, type JobView, type OriginatorLink } from '../../src/worker/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
+import { waitFor } from '../helpers/wait.js'
 
 let fx: Fixtures
 const cleanup: Array<() => Promise<void>> = []
 beforeAll(async () => { fx = await ensureFixtures() })
 afterEach(async () => { for (const c of cleanup.splice(0).reverse()) await c() })
-
-async function waitFor (pred: () => boolean, ms = 90_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!pred()) {
-    if (Date.now() > end) throw new Error('timed out waiting')
-    await new Promise(r => setTimeout(r, 50))
-  }
-}
 
 function viewOf (job: JobRecord): JobView {
   return { jobId: job.id, originator: job.originator, settings: job.settings, totalChunks: job.chunks.length, open: job.chunks.filter(c => c.state === 'open').map(c => c.index), seq: job.updatedAt }
@@ -43,7 +36,7 @@ describe('Worker with its own node as originator', () => {
     const { originator, worker } = await setup('--preset ultrafast --crf 30')
     const { job } = await originator.addJob({ file: fx.openGop10bit, settings: '--preset ultrafast --crf 30', output: join(tmpdir(), `swarm-worker-out-${process.pid}.mkv`) })
     cleanup.push(async () => { await rm(job.output ?? '', { force: true }) })
-    await waitFor(() => job.state === 'done' || job.state === 'failed')
+    await waitFor('the job to end', () => job.state === 'done' || job.state === 'failed', { timeoutMs: 90_000, everyMs: 50 })
     expect(job.error).toBeUndefined()
     expect(worker.completed).toHaveLength(job.chunks.length)
     expect(new Set(worker.completed.map(c => c.chunk)).size).toBe(job.chunks.length)
@@ -58,7 +51,7 @@ describe('Worker with its own node as originator', () => {
     const now = (): number => Date.now() + offset
     const { originator, worker, home } = await setup('--preset ultrafast', { slots: 1, encoder: failing, now })
     const { job } = await originator.addJob({ file: fx.shortClip, settings: '--preset ultrafast' })
-    await waitFor(() => (job.chunks[0]?.failures.length ?? 0) > 0)
+    await waitFor('a failure on chunk 0', () => (job.chunks[0]?.failures.length ?? 0) > 0, { timeoutMs: 90_000, everyMs: 50 })
     expect(job.chunks[0]?.failures[0]?.reason).toMatch(/could not open output file/)
     expect(job.chunks[0]?.state).toBe('open')
     // Encodes run below the node's own priority.
@@ -69,7 +62,7 @@ describe('Worker with its own node as originator', () => {
     // After the pause it tries once more (a failure may be transient), fails again, and gives up on the job.
     offset += 11_000
     worker.updateJob(viewOf(job))
-    await waitFor(() => (job.chunks[0]?.failures.length ?? 0) > 1 || job.state === 'failed')
+    await waitFor('a second failure on chunk 0, or the job to fail', () => (job.chunks[0]?.failures.length ?? 0) > 1 || job.state === 'failed', { timeoutMs: 90_000, everyMs: 50 })
     offset += 11_000
     worker.updateJob(viewOf(job))
     await new Promise(r => setTimeout(r, 1000))
@@ -163,17 +156,17 @@ describe('Worker scheduling (a scripted originator link)', () => {
   it('starts the next encode while the last result is still uploading', async () => {
     const { worker, uploads, encodes } = await scripted('overlap')
     worker.updateJob(view([0, 1, 2], 1))
-    await waitFor(() => encodes.size === 1, 5000)
+    await waitFor('one encode', () => encodes.size === 1, { timeoutMs: 5000, everyMs: 50 })
     const [first] = [...encodes.keys()] as [number]
     encodes.get(first)?.()
     // The first result's upload is held open by the originator; the prefetched chunk must encode meanwhile.
-    await waitFor(() => uploads.has(first), 5000)
-    await waitFor(() => encodes.size === 2, 5000)
+    await waitFor('the first chunk\'s upload', () => uploads.has(first), { timeoutMs: 5000, everyMs: 50 })
+    await waitFor('two encodes', () => encodes.size === 2, { timeoutMs: 5000, everyMs: 50 })
     const second = [...encodes.keys()].find(c => c !== first)
     expect(worker.status().active.find(t => t.chunk === first)?.stage).toBe('uploading')
     expect(worker.status().active.find(t => t.chunk === second)?.stage).toBe('encoding')
     uploads.get(first)?.()
-    await waitFor(() => worker.completed.some(c => c.chunk === first), 5000)
+    await waitFor('the first chunk to complete', () => worker.completed.some(c => c.chunk === first), { timeoutMs: 5000, everyMs: 50 })
   })
 
   it('starts encoding a fetched chunk at once, while its claim on the next one is still unanswered', async () => {
@@ -183,8 +176,8 @@ describe('Worker scheduling (a scripted originator link)', () => {
     cleanup.push(async () => { answerSecondClaim() })
     worker.updateJob(view([0, 1, 2], 1))
     // Chunk 0 is fetched; the claim on chunk 1 (for the second slot) hangs at the originator.
-    await waitFor(() => claims.length === 2, 5000)
-    await waitFor(() => encodes.has(0), 5000)
+    await waitFor('two claims', () => claims.length === 2, { timeoutMs: 5000, everyMs: 50 })
+    await waitFor('chunk 0 to be encoding', () => encodes.has(0), { timeoutMs: 5000, everyMs: 50 })
     expect(worker.status().active.find(t => t.chunk === 0)?.stage).toBe('encoding')
     answerSecondClaim()
   })
@@ -197,7 +190,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
     expect(claims).toEqual([])
     // Second in line: the second open chunk is ours.
     worker.updateJob({ ...view([4, 7], 2), waiting: ['peerA', 'worker'] })
-    await waitFor(() => claims.length === 1, 5000)
+    await waitFor('one claim', () => claims.length === 1, { timeoutMs: 5000, everyMs: 50 })
     expect(claims).toEqual([7])
   })
 
@@ -208,29 +201,29 @@ describe('Worker scheduling (a scripted originator link)', () => {
     await new Promise(resolve => setTimeout(resolve, 300))
     expect(claims).toEqual([])
     // peerA found work elsewhere: about a second later the chunk is anyone's.
-    await waitFor(() => claims.length === 1, 5000)
+    await waitFor('one claim', () => claims.length === 1, { timeoutMs: 5000, everyMs: 50 })
     expect(claims).toEqual([2])
   })
 
   it('gives the leases of a job it forgets back to the originator, without counting a failure', async () => {
     const { worker, encodes, releases, nearEnd } = await scripted('forget')
     worker.updateJob(view([0, 1, 2], 1))
-    await waitFor(() => encodes.size === 1, 5000)
+    await waitFor('one encode', () => encodes.size === 1, { timeoutMs: 5000, everyMs: 50 })
     nearEnd([...encodes.keys()][0] as number)
     // One encoding, one prefetched.
-    await waitFor(() => encodes.size === 1 && worker.status().active.length === 2, 5000)
+    await waitFor('one encode and two chunks held', () => encodes.size === 1 && worker.status().active.length === 2, { timeoutMs: 5000, everyMs: 50 })
     const held = worker.status().active.map(t => t.chunk).sort()
     worker.removeJob(JOB)
-    await waitFor(() => releases.length === 2, 5000)
+    await waitFor('two releases', () => releases.length === 2, { timeoutMs: 5000, everyMs: 50 })
     expect(releases.map(r => r.reason)).toEqual(['', ''])
     expect(releases.map(r => r.chunk).sort()).toEqual(held)
-    await waitFor(() => worker.status().active.length === 0, 5000)
+    await waitFor('no chunk held', () => worker.status().active.length === 0, { timeoutMs: 5000, everyMs: 50 })
   })
 
   it('does not prefetch a job\'s last open chunk while busy: an idle peer can start it now', async () => {
     const { worker, claims, encodes, nearEnd } = await scripted('lastopen')
     worker.updateJob(view([0], 1))
-    await waitFor(() => encodes.has(0), 5000)
+    await waitFor('chunk 0 to be encoding', () => encodes.has(0), { timeoutMs: 5000, everyMs: 50 })
     nearEnd(0)
     // Busy with chunk 0; one chunk left open: leave it.
     worker.updateJob(view([1], 2))
@@ -238,7 +231,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
     expect(claims).toEqual([0])
     // Two open: prefetching one still leaves one for an idle peer.
     worker.updateJob(view([1, 2], 3))
-    await waitFor(() => claims.length === 2, 5000)
+    await waitFor('two claims', () => claims.length === 2, { timeoutMs: 5000, everyMs: 50 })
     expect([1, 2]).toContain(claims[1])
   })
 
@@ -246,7 +239,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
     // Four peers of one slot each (as far as this worker can tell).
     const { worker, claims, encodes, nearEnd } = await scripted('swarmsize', { swarmSize: () => 4 })
     worker.updateJob(view([0], 1))
-    await waitFor(() => encodes.has(0), 5000)
+    await waitFor('chunk 0 to be encoding', () => encodes.has(0), { timeoutMs: 5000, everyMs: 50 })
     nearEnd(0)
     // Busy; four open chunks for four encoders: each of the other three could start one now.
     worker.updateJob(view([1, 2, 3, 4], 2))
@@ -254,13 +247,13 @@ describe('Worker scheduling (a scripted originator link)', () => {
     expect(claims).toEqual([0])
     // Five open: one more than the encoders, so taking it ahead leaves nobody short.
     worker.updateJob(view([1, 2, 3, 4, 5], 3))
-    await waitFor(() => claims.length === 2, 5000)
+    await waitFor('two claims', () => claims.length === 2, { timeoutMs: 5000, everyMs: 50 })
   })
 
   it('fetches its next chunk only when the running encode is about to end', async () => {
     const { worker, claims, encodes, nearEnd } = await scripted('justintime')
     worker.updateJob(view([0, 1, 2, 3], 1))
-    await waitFor(() => encodes.has(0), 5000)
+    await waitFor('chunk 0 to be encoding', () => encodes.has(0), { timeoutMs: 5000, everyMs: 50 })
     // Just started, with chunks open and no download history: no prefetch yet (an idle peer may
     // start chunk 1 now, and at the start of a job every peer's first download is still on its way).
     worker.updateJob(view([1, 2, 3], 2))
@@ -268,7 +261,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
     expect(claims).toEqual([0])
     // x264 says the chunk is nearly done: now the next one is fetched, without a new announcement.
     nearEnd(0)
-    await waitFor(() => claims.length === 2, 5000)
+    await waitFor('two claims', () => claims.length === 2, { timeoutMs: 5000, everyMs: 50 })
     expect(worker.status().active.find(t => t.chunk === 0)?.stage).toBe('encoding')
   })
 
@@ -278,18 +271,18 @@ describe('Worker scheduling (a scripted originator link)', () => {
       // node's chunks need no download, so after one of those it is due 1 s before the end.
       const { worker, claims, encodes, report } = await scripted(`timing-${String(owned)}`, { fetch: { ms: 1000, owned, heedsAbort: true } })
       worker.updateJob(view([0, 1, 2, 3], 1))
-      await waitFor(() => encodes.has(0), 5000)
+      await waitFor('chunk 0 to be encoding', () => encodes.has(0), { timeoutMs: 5000, everyMs: 50 })
       worker.updateJob(view([1, 2, 3], 2))
       report(0, 4)
       await new Promise(resolve => setTimeout(resolve, 300))
       expect(claims).toEqual([0])
       report(0, 2)
-      if (owned) await waitFor(() => claims.length === 2, 5000)
+      if (owned) await waitFor('two claims', () => claims.length === 2, { timeoutMs: 5000, everyMs: 50 })
       else {
         await new Promise(resolve => setTimeout(resolve, 300))
         expect(claims).toEqual([0])
         report(0, 1)
-        await waitFor(() => claims.length === 2, 5000)
+        await waitFor('two claims', () => claims.length === 2, { timeoutMs: 5000, everyMs: 50 })
       }
     }
   })
@@ -297,7 +290,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
   it('on stop, lets a download that is slow to notice the abort finish before removing its files', async () => {
     const { worker, claims, workDir } = await scripted('stop', { fetch: { ms: 400, owned: true, heedsAbort: false } })
     worker.updateJob(view([0, 1], 1))
-    await waitFor(() => claims.length === 1, 5000)
+    await waitFor('one claim', () => claims.length === 1, { timeoutMs: 5000, everyMs: 50 })
     await worker.stop()
     // The download wrote its segment (directories and all) after the abort; nothing of it is left.
     await new Promise(resolve => setTimeout(resolve, 600))
@@ -312,10 +305,10 @@ describe('Worker scheduling (a scripted originator link)', () => {
     for (let i = 0; i < 8; i++) {
       const { worker, claims, encodes, nearEnd } = await scripted(`spread${i}`, { swarmSize: () => 10 })
       worker.updateJob(view([0], 1))
-      await waitFor(() => encodes.has(0), 5000)
+      await waitFor('chunk 0 to be encoding', () => encodes.has(0), { timeoutMs: 5000, everyMs: 50 })
       nearEnd(0)
       worker.updateJob(view(open, 2))
-      await waitFor(() => claims.length === 2, 5000)
+      await waitFor('two claims', () => claims.length === 2, { timeoutMs: 5000, everyMs: 50 })
       prefetched.push(claims[1] as number)
     }
     for (const c of prefetched) expect(c).toBeGreaterThanOrEqual(1)

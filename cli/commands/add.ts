@@ -1,0 +1,90 @@
+import { stat } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { connectControl, type ControlClient, type JobStatus } from '../../src/daemon/client.js'
+import { parseX264Settings } from '../../src/media/index.js'
+import { UsageError } from '../args.js'
+import { EXIT_FAILED, EXIT_OK, HOME_HELP, rejectExtraArguments, type Command } from '../command.js'
+import { formatProgressLine } from '../format.js'
+import { liveCapable, LiveScreen, REFRESH_MS, renderJob } from '../live.js'
+import { err, out } from '../output.js'
+
+/** `swarm add FILE "SETTINGS"`: queues FILE on the local node, which becomes the job's originator. */
+export const add: Command = {
+  help: `Usage: swarm add FILE "SETTINGS" [--home DIR] [--output PATH] [--wait] [--json]
+
+Queues FILE on the local node, which becomes the job's originator. SETTINGS is one argument with
+x264 options, e.g. "--preset slow --crf 18 --profile high"; no -- separator is needed. Options
+that name files or change x264's input/output are refused. Adding the same file with the same
+settings again reports the existing job.
+
+${HOME_HELP}
+  --output PATH        where to write the result (default: beside FILE, "NAME [x264].mkv")
+  --chunk-gops N       keyframe intervals per chunk (default 7; more chunks are cut when the swarm is bigger)
+  --chunk-seconds N    target chunk duration in seconds instead of --chunk-gops
+  --wait               block until the output is merged and print its path; shows live progress
+                       on a terminal (plain lines when stderr is not one or NO_COLOR is set)
+  --json               print JSON instead of text`,
+  flags: { output: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, 'chunk-gops': { type: 'number' }, 'chunk-seconds': { type: 'number' } },
+  takesHome: true,
+  maxPositionals: 2,
+  run: async ({ home, flags, positionals }) => {
+    const [file, settings] = positionals
+    if (file === undefined || settings === undefined) throw new UsageError('swarm add needs FILE and "SETTINGS", e.g. swarm add movie.mkv "--preset slow --crf 18"')
+    rejectExtraArguments('swarm add', positionals, add.maxPositionals, 'FILE and "SETTINGS"')
+    const path = resolve(file)
+    // Checked here first so bad input fails fast and nothing is queued.
+    let info
+    try { info = await stat(path) } catch { throw new UsageError(`${file}: no such file`) }
+    if (!info.isFile()) throw new UsageError(`${file}: not a regular file`)
+    try { parseX264Settings(settings) } catch (e) { throw new UsageError(`settings ${JSON.stringify(settings)}: ${(e as Error).message}`) }
+    const client = await connectControl(home)
+    const json = flags.json === true
+    if (flags['chunk-gops'] !== undefined && flags['chunk-seconds'] !== undefined) throw new UsageError('give --chunk-gops or --chunk-seconds, not both')
+    const { job, existing } = await client.addJob({
+      file: path,
+      settings,
+      ...(typeof flags.output === 'string' ? { output: resolve(flags.output) } : {}),
+      ...(flags['chunk-gops'] !== undefined ? { gopsPerChunk: flags['chunk-gops'] as number } : {}),
+      ...(flags['chunk-seconds'] !== undefined ? { chunkSeconds: flags['chunk-seconds'] as number } : {})
+    })
+    if (!json) out(`${existing ? 'already known' : 'queued'}: job ${job.id} (${job.chunks.total} chunks, ${job.totalFrames} frames)`)
+    if (flags.wait !== true) {
+      if (json) out(JSON.stringify({ job, existing }))
+      return EXIT_OK
+    }
+    const final = await waitForJob(client, job.id, json ? 'quiet' : liveCapable(process.stderr) ? 'live' : 'plain')
+    if (json) out(JSON.stringify({ job: final, existing }))
+    if (final.state === 'failed') { if (!json) err(`job ${final.id.slice(0, 12)} failed: ${final.error ?? 'unknown error'}`); return EXIT_FAILED }
+    if (!json) out(final.output ?? '')
+    return EXIT_OK
+  }
+}
+
+type ProgressMode = 'quiet' | 'plain' | 'live'
+/** `add --wait` asks this often, so it returns within a fifth of a second of the job ending (a status request costs the node ~1 ms). */
+const WAIT_POLL_MS = 200
+
+async function waitForJob (client: ControlClient, id: string, mode: ProgressMode): Promise<JobStatus> {
+  let last = ''
+  let lastState = ''
+  let drawnAt = 0
+  const screen = mode === 'live' ? new LiveScreen(process.stderr) : undefined
+  for (;;) {
+    const job = await client.job(id)
+    const ended = job.state === 'done' || job.state === 'failed'
+    // The screen and the log keep their once-a-second pace; only the end is seen sooner.
+    const due = ended || job.state !== lastState || Date.now() - drawnAt >= REFRESH_MS
+    if (due) {
+      drawnAt = Date.now()
+      lastState = job.state
+      if (screen !== undefined) {
+        screen.draw(renderJob(job, { color: true, self: job.originator }))
+      } else if (mode === 'plain') {
+        const line = formatProgressLine(job)
+        if (line !== last) { process.stderr.write(`${line}\n`); last = line }
+      }
+    }
+    if (ended) return job
+    await new Promise(r => setTimeout(r, WAIT_POLL_MS))
+  }
+}

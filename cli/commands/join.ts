@@ -1,0 +1,93 @@
+import { readFile } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { defaultSlots } from '../../src/daemon/client.js'
+import { UsageError } from '../args.js'
+import { EXIT_FAILED, EXIT_OK, HOME_HELP, rejectExtraArguments, type Command } from '../command.js'
+import { err, out } from '../output.js'
+
+/** `swarm join`: runs a node in the foreground until SIGINT or SIGTERM. */
+export const join: Command = {
+  help: `Usage: swarm join [--home DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--slots N] [--no-mdns] [--relay] [--announce MULTIADDR]...
+
+Runs a node until SIGINT or SIGTERM, then stops cleanly (leases it holds are given back).
+It encodes chunks of every job it hears of and originates the jobs added on it. It prints a
+"dashboard:" line: open that URL (127.0.0.1 only, token included) in a browser on this machine.
+
+${HOME_HELP}
+  --listen MULTIADDR   where to listen (repeatable; default /ip4/0.0.0.0/tcp/4010)
+  --bootstrap MULTIADDR  a peer to dial at start, e.g. /ip4/192.168.1.20/tcp/4010/p2p/12D3Koo... (repeatable)
+  --slots N            concurrent encodes (default: one per core below 8 cores, else 4 or 5; here ${defaultSlots()})
+  --threads N          x264 --threads per encode (default: x264 decides with one slot, cores/slots with more)
+  --no-mdns            do not look for peers on the LAN with multicast DNS
+  --relay              serve as a circuit relay for the swarm (on a node others can dial): peers
+                       behind NAT that cannot dial each other move chunks through this node
+  --announce MULTIADDR also announce this address, e.g. /ip4/203.0.113.7/tcp/4010 when that public
+                       address's port 4010 is forwarded to this node (repeatable)
+  --lease-seconds N    how long a lease on a chunk of a job added here lasts without a heartbeat (default 30)
+  --swarm-key FILE     private swarm: only nodes with this pre-shared key can connect
+  --verbose            log the protocol story (claims, leases, transfers) to stderr`,
+  flags: { listen: { type: 'string', multiple: true }, bootstrap: { type: 'string', multiple: true }, slots: { type: 'number' }, threads: { type: 'number' }, 'lease-seconds': { type: 'number' }, 'no-mdns': { type: 'boolean' }, 'swarm-key': { type: 'string' }, verbose: { type: 'boolean' }, relay: { type: 'boolean' }, announce: { type: 'string', multiple: true } },
+  takesHome: true,
+  maxPositionals: 0,
+  run: async ({ home, flags, positionals }) => {
+    rejectExtraArguments('swarm join', positionals, join.maxPositionals, 'no positional arguments')
+    const verbose = flags.verbose === true || /(^|,)swarm(:\*|\b)/.test(process.env.DEBUG ?? '')
+    // Quiet by default: what a person watching the terminal wants to know.
+    const important = /(added|resuming| done →|failed|refused|expired|released|connected to peer|could not connect|relay:|control only|reachable again)/
+    const log = (line: string): void => {
+      if (verbose || important.test(line)) process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`)
+    }
+    let swarmKey: Uint8Array | undefined
+    if (typeof flags['swarm-key'] === 'string') {
+      let bytes: Buffer
+      try { bytes = await readFile(resolve(flags['swarm-key'])) } catch (e) { throw new UsageError(`cannot read swarm key ${flags['swarm-key']}: ${(e as Error).message}`) }
+      // libp2p loads here, not at the top: the other commands start faster without it.
+      const { parseSwarmKey } = await import('../../src/swarm/index.js')
+      try { swarmKey = parseSwarmKey(bytes, flags['swarm-key']) } catch (e) { throw new UsageError((e as Error).message) }
+    }
+    const { startDaemon, standInEncoder } = await import('../../src/daemon/index.js')
+    const { DEFAULT_RELAY_LIMITS, describeRelayLimits } = await import('../../src/swarm/index.js')
+    let daemon
+    try {
+      daemon = await startDaemon({
+        home,
+        ...(flags.listen !== undefined ? { listen: flags.listen as string[] } : {}),
+        bootstrap: (flags.bootstrap as string[] | undefined) ?? [],
+        mdns: flags['no-mdns'] !== true,
+        ...(flags.relay === true ? { relay: DEFAULT_RELAY_LIMITS } : {}),
+        ...(flags.announce !== undefined ? { announce: flags.announce as string[] } : {}),
+        ...(flags.slots !== undefined ? { slots: flags.slots as number } : {}),
+        ...(flags.threads !== undefined ? { threads: flags.threads as number } : {}),
+        ...(swarmKey !== undefined ? { swarmKey } : {}),
+        ...(flags['lease-seconds'] !== undefined ? { leaseMs: (flags['lease-seconds'] as number) * 1000 } : {}),
+        ...(process.env.SWARM_TEST_ENCODER !== undefined && process.env.SWARM_TEST_ENCODER !== '' ? { encoder: standInEncoder(process.env.SWARM_TEST_ENCODER) } : {}),
+        log
+      })
+    } catch (e) {
+      const message = (e as Error).message
+      if (/multiaddr|EADDRINUSE|another swarm node/i.test(message)) throw new UsageError(message)
+      throw e
+    }
+    const running = daemon
+    // Handlers first: whoever reads the lines below may signal at once (tests, service managers).
+    const stopped = new Promise<void>((resolveStop) => {
+      let stopping = false
+      const onSignal = (sig: string): void => {
+        if (stopping) { err(`${sig} again: exiting without a clean stop`); process.exit(EXIT_FAILED) }
+        stopping = true
+        err(`${sig}: stopping (giving leases back)…`)
+        void running.stop().then(resolveStop, (e: Error) => { err(`stop failed: ${e.message}`); resolveStop() })
+      }
+      process.on('SIGINT', () => { onSignal('SIGINT') })
+      process.on('SIGTERM', () => { onSignal('SIGTERM') })
+    })
+    out(`swarm node started (home ${home})`)
+    out(`peer id: ${daemon.peerId}`)
+    for (const a of daemon.addresses()) out(`listening: ${a}`)
+    if (flags.relay === true) out(`relay: serving circuit relay v2 for the swarm: ${describeRelayLimits(DEFAULT_RELAY_LIMITS)}`)
+    out(`control: ${daemon.controlUrl}`)
+    out(`dashboard: ${daemon.dashboardUrl}`)
+    await stopped
+    return EXIT_OK
+  }
+}
