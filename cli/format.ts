@@ -60,6 +60,9 @@ export function formatJob (j: JobStatus): string {
   ]
   const by = Object.entries(j.encodedBy)
   if (by.length > 0) lines.push(`encoded   ${by.map(([p, n]) => `${shortPeer(p)}: ${n}`).join(', ')}`)
+  if (j.damage !== undefined) lines.push(`damage    ${j.damage} (encoded anyway: --allow-damaged)`)
+  for (const l of formatGivenBack(j)) lines.push(l)
+  if (j.fidelity !== undefined) for (const l of formatFidelitySummary(j)) lines.push(l)
   if (j.chunkList !== undefined) {
     lines.push('', table([['CHUNK', 'STATE', 'FRAMES', 'PEER', 'PROGRESS'], ...j.chunkList.map(c => [
       String(c.index), c.state, String(c.frames), shortPeer(c.holder ?? c.encodedBy ?? '-'),
@@ -67,6 +70,22 @@ export function formatJob (j: JobStatus): string {
     ])]))
   }
   return lines.join('\n')
+}
+
+/** Peers that gave chunks of the job back, with their latest reason: a stall must never be silent. */
+export function formatGivenBack (j: JobStatus): string[] {
+  return (j.givenBack ?? []).map(g => `given back by ${shortPeer(g.peer)} ${g.times} time${g.times === 1 ? '' : 's'}: ${g.reason.slice(0, 200)}`)
+}
+
+/** The fidelity check in a line when it passed, the whole table when it did not. */
+export function formatFidelitySummary (j: JobStatus): string[] {
+  const f = j.fidelity
+  if (f === undefined) return []
+  if (f.ok) {
+    const notes = f.checks.filter(c => c.detail !== undefined).map(c => `${c.name}: ${c.detail ?? ''}`)
+    return [`fidelity  ok: ${f.checks.length} checks passed (${f.checks.map(c => c.name).join(', ')})`, ...notes.map(n => `          note: ${n}`)]
+  }
+  return ['fidelity  FAILED:', ...f.checks.map(c => `  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: source ${c.source}; output ${c.output}${c.detail !== undefined ? ` (${c.detail})` : ''}`)]
 }
 
 /** `swarm peers`: one block per peer, full ids (they are what --bootstrap needs). */

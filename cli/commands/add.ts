@@ -1,16 +1,16 @@
 import { stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { connectControl, type ControlClient, type JobStatus } from '../../src/daemon/client.js'
-import { parseX264Settings } from '../../src/media/index.js'
+import { parseX264Settings, quoteShort } from '../../src/media/index.js'
 import { UsageError } from '../args.js'
 import { EXIT_FAILED, EXIT_OK, HOME_HELP, rejectExtraArguments, type Command } from '../command.js'
-import { formatProgressLine } from '../format.js'
+import { formatFidelitySummary, formatGivenBack, formatProgressLine } from '../format.js'
 import { liveCapable, LiveScreen, REFRESH_MS, renderJob } from '../live.js'
 import { err, out } from '../output.js'
 
 /** `swarm add FILE "SETTINGS"`: queues FILE on the local node, which becomes the job's originator. */
 export const add: Command = {
-  help: `Usage: swarm add FILE "SETTINGS" [--home DIR] [--output PATH] [--wait] [--json]
+  help: `Usage: swarm add FILE "SETTINGS" [--home DIR] [--output PATH] [--wait] [--json] [--allow-damaged] [--drop-captions]
 
 Queues FILE on the local node, which becomes the job's originator. SETTINGS is one argument with
 x264 options, e.g. "--preset slow --crf 18 --profile high"; no -- separator is needed. Options
@@ -21,10 +21,15 @@ ${HOME_HELP}
   --output PATH        where to write the result (default: beside FILE, "NAME [x264].mkv")
   --chunk-gops N       keyframe intervals per chunk (default 7; more chunks are cut when the swarm is bigger)
   --chunk-seconds N    target chunk duration in seconds instead of --chunk-gops
+  --allow-damaged      encode a source that looks truncated (its container promises more than its
+                       packets hold); without it such a file is refused with both figures
+  --drop-captions      encode a source whose video carries CEA-608/708 closed captions without them
+                       (they cannot be carried into the re-encode yet; without it the file is refused)
   --wait               block until the output is merged and print its path; shows live progress
-                       on a terminal (plain lines when stderr is not one or NO_COLOR is set)
+                       on a terminal (plain lines when stderr is not one or NO_COLOR is set), then
+                       the fidelity check of the output against the source
   --json               print JSON instead of text`,
-  flags: { output: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, 'chunk-gops': { type: 'number' }, 'chunk-seconds': { type: 'number' } },
+  flags: { output: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, 'chunk-gops': { type: 'number' }, 'chunk-seconds': { type: 'number' }, 'allow-damaged': { type: 'boolean' }, 'drop-captions': { type: 'boolean' } },
   takesHome: true,
   maxPositionals: 2,
   run: async ({ home, flags, positionals }) => {
@@ -36,16 +41,19 @@ ${HOME_HELP}
     let info
     try { info = await stat(path) } catch { throw new UsageError(`${file}: no such file`) }
     if (!info.isFile()) throw new UsageError(`${file}: not a regular file`)
-    try { parseX264Settings(settings) } catch (e) { throw new UsageError(`settings ${JSON.stringify(settings)}: ${(e as Error).message}`) }
+    try { parseX264Settings(settings) } catch (e) { throw new UsageError(`settings ${quoteShort(settings)}: ${(e as Error).message}`) }
     const client = await connectControl(home)
     const json = flags.json === true
+    if (settings.trim() === '' && !json) err('settings are empty: x264\'s defaults are used (--preset medium --crf 23)')
     if (flags['chunk-gops'] !== undefined && flags['chunk-seconds'] !== undefined) throw new UsageError('give --chunk-gops or --chunk-seconds, not both')
     const { job, existing } = await client.addJob({
       file: path,
       settings,
       ...(typeof flags.output === 'string' ? { output: resolve(flags.output) } : {}),
       ...(flags['chunk-gops'] !== undefined ? { gopsPerChunk: flags['chunk-gops'] as number } : {}),
-      ...(flags['chunk-seconds'] !== undefined ? { chunkSeconds: flags['chunk-seconds'] as number } : {})
+      ...(flags['chunk-seconds'] !== undefined ? { chunkSeconds: flags['chunk-seconds'] as number } : {}),
+      ...(flags['allow-damaged'] === true ? { allowDamaged: true } : {}),
+      ...(flags['drop-captions'] === true ? { dropCaptions: true } : {})
     })
     if (!json) out(`${existing ? 'already known' : 'queued'}: job ${job.id} (${job.chunks.total} chunks, ${job.totalFrames} frames)`)
     if (flags.wait !== true) {
@@ -54,6 +62,8 @@ ${HOME_HELP}
     }
     const final = await waitForJob(client, job.id, json ? 'quiet' : liveCapable(process.stderr) ? 'live' : 'plain')
     if (json) out(JSON.stringify({ job: final, existing }))
+    // A failed job's error already holds the fidelity table, when that is why it failed.
+    if (!json) for (const line of [...formatGivenBack(final), ...(final.state === 'done' ? formatFidelitySummary(final) : [])]) err(line)
     if (final.state === 'failed') { if (!json) err(`job ${final.id.slice(0, 12)} failed: ${final.error ?? 'unknown error'}`); return EXIT_FAILED }
     if (!json) out(final.output ?? '')
     return EXIT_OK

@@ -3,7 +3,7 @@ export { MediaError, ToolError, SettingsError, VerificationError, SourceError, A
 export { probeMedia, frameTimes, bitDepthOf, videoColourOf, type VideoColour, type SourceDamage, type MediaInfo, type StreamInfo, type VideoInfo, type VideoFrame, type Rational } from './probe.js'
 export { planChunks, cutPoints, DEFAULT_GOPS_PER_CHUNK, type ChunkPlan, type ChunkRange, type PlanOptions } from './plan.js'
 export { cutSegment, extractVideo, sourceAsCutSource, splitInOnePass, splitsInOnePass, TIMESTAMP_TOLERANCE, type Segment, type CutSource, type OnePassSplitOptions } from './split.js'
-export { parseX264Settings, splitSettings, type X264Settings } from './settings.js'
+export { parseX264Settings, quoteShort, splitSettings, type X264Settings } from './settings.js'
 export { effectiveSettings, sourceColourArgs } from './colour.js'
 export { encodeChunk, decoderArgs, encoderArgs, y4mPixFmt, type EncodeChunkOptions, type EncodeProgress, type EncodedChunk } from './encode.js'
 export { startPipeSource, type PipeSource } from './tools.js'

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { execa } from 'execa'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -39,6 +40,8 @@ describe('swarm add', () => {
     expect(r.stderr).not.toMatch(/failed/)
     expect(r.exitCode).toBe(0)
     expect(r.stdout.trim().split('\n').at(-1)).toBe(output)
+    // --wait ends with the output compared against the source.
+    expect(r.stderr).toMatch(/fidelity {2}ok: \d+ checks passed \(video frames, video timestamps, tracks, /)
     const jobId = /job ([0-9a-f]{64})/.exec(r.stdout)?.[1]
     expect(jobId).toBeDefined()
 
@@ -85,6 +88,36 @@ describe('swarm add', () => {
     expect(notVideo.exitCode).toBe(2)
     const s = JSON.parse((await runSwarm(['status', '--home', home, '--json'])).stdout) as StatusJson
     expect(s.jobs.filter(j => j.local)).toEqual([])
+  })
+
+  it('refuses a truncated file with both figures, and encodes what is there with --allow-damaged', async () => {
+    const home = nodes[1]!.home
+    const whole = join(root, 'whole.mkv')
+    await execa('mkvmerge', ['-q', '-o', whole, fx.taggedMp4])
+    const half = join(root, 'half.mkv')
+    await writeFile(half, (await readFile(whole)).subarray(0, Math.floor((await stat(whole)).size / 2)))
+    const refused = await runSwarm(['add', half, '--preset ultrafast', '--home', home, '--wait'])
+    expect(refused.exitCode).toBe(2)
+    expect(refused.stderr).toMatch(/half\.mkv: the container says it lasts 3\.\d+ s but its packets end at \d\.\d+ s.*--allow-damaged/)
+    const allowed = await runSwarm(['add', half, '--preset ultrafast', '--home', home, '--wait', '--allow-damaged'])
+    expect(allowed.exitCode, allowed.stderr).toBe(0)
+    expect(allowed.stderr).toMatch(/fidelity {2}ok/)
+    const status = await runSwarm(['status', '--home', home, allowed.stdout.match(/job ([0-9a-f]{12})/)?.[1] ?? 'x'])
+    expect(status.stdout).toMatch(/damage {4}the container says it lasts/)
+  })
+
+  it('refuses out-of-range values with the range, says when settings are empty, and quotes a huge settings string briefly', async () => {
+    const home = nodes[1]!.home
+    const crf = await runSwarm(['add', fx.shortClip, '--crf 99', '--home', home])
+    expect(crf.exitCode).toBe(2)
+    expect(crf.stderr).toMatch(/value "99" of --crf must be between -12 and 51/)
+    const huge = await runSwarm(['add', fx.shortClip, `--crf 18 ${'x'.repeat(3000)}`, '--home', home])
+    expect(huge.exitCode).toBe(2)
+    expect(huge.stderr.length).toBeLessThan(600)
+    expect(huge.stderr).toMatch(/\(\d+ characters\)/)
+    const empty = await runSwarm(['add', fx.shortClip, '', '--home', home, '--output', join(root, 'out', 'defaults.mkv')])
+    expect(empty.exitCode, empty.stderr).toBe(0)
+    expect(empty.stderr).toMatch(/settings are empty: x264's defaults are used/)
   })
 
   it('says to run swarm join when no node runs for the home', async () => {
