@@ -4,14 +4,14 @@
  */
 import { execa } from 'execa'
 import { existsSync, readdirSync } from 'node:fs'
-import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { crc32File } from '../src/media/index.js'
 import { makeOpenGop10bit, x264FromLavfi } from '../scripts/sample.js'
 
 /** Bump when a fixture's recipe changes, so stale caches are not reused. */
-const FIXTURE_VERSION = 6
+const FIXTURE_VERSION = 7
 export const FIXTURE_DIR = join(tmpdir(), `swarm-fixtures-v${FIXTURE_VERSION}`)
 
 export interface Fixtures {
@@ -35,6 +35,12 @@ export interface Fixtures {
    * left) and a 16:15 sample aspect ratio, with two audio tracks: eng (default) and jpn (not default).
    */
   taggedMp4: string
+  /**
+   * A broadcast-style TS starting at 11.4 s whose H.264 carries CEA-608 closed captions in its SEI
+   * (ATSC A/53 user data): "HELLO CAPTIONS" shown from frame 8 on, repeated every 60 frames; 4 s at
+   * 30000/1001 with an audio track.
+   */
+  captionsTs: string
 }
 
 function paths (): Fixtures {
@@ -45,7 +51,8 @@ function paths (): Fixtures {
     awkwardName: join(FIXTURE_DIR, 'names', 'Show\'s "Best" - 01 [v2] [CRC].mkv'),
     wrongCrc: join(FIXTURE_DIR, 'names', 'Broken - 02 [DEADBEEF].mkv'),
     offsetTs: join(FIXTURE_DIR, 'offset-10s.ts'),
-    taggedMp4: join(FIXTURE_DIR, 'tagged-bt709.mp4')
+    taggedMp4: join(FIXTURE_DIR, 'tagged-bt709.mp4'),
+    captionsTs: join(FIXTURE_DIR, 'captions-608.ts')
   }
 }
 
@@ -63,6 +70,54 @@ async function makeTaggedMp4 (_work: string, out: string): Promise<void> {
     '-color_range', 'tv', '-color_primaries', 'bt709', '-color_trc', 'bt709', '-colorspace', 'bt709', '-chroma_sample_location', 'left',
     '-c:a', 'aac', '-b:a', '64k', '-metadata:s:a:0', 'language=eng', '-metadata:s:a:1', 'language=jpn',
     '-disposition:a:0', 'default', '-disposition:a:1', '0', '-f', 'mp4', out])
+}
+
+/** A byte with CEA-608's odd parity in its top bit. */
+function oddParity (b: number): number {
+  const v = b & 0x7f
+  let ones = 0
+  for (let x = v; x !== 0; x >>= 1) ones += x & 1
+  return ones % 2 === 1 ? v : v | 0x80
+}
+
+/** An SEI NAL unit (ATSC A/53 user_data_registered_itu_t_t35) carrying one CEA-608 field-1 byte pair. */
+function captionSei (pair: [number, number]): Buffer {
+  const payload = Buffer.from([0xb5, 0x00, 0x31, ...Buffer.from('GA94'), 0x03, 0xc0 | 1, 0xff, 0xfc, oddParity(pair[0]), oddParity(pair[1]), 0xff])
+  return Buffer.from([0x06, 4, payload.length, ...payload, 0x80])
+}
+
+/**
+ * CEA-608 captions written into an x264 stream by hand (no tool makes them from nothing): every
+ * picture gets an SEI with the next byte pair of "resume caption loading, HELLO CAPTIONS, end of
+ * caption" (twice), then padding; the cycle repeats every 60 pictures.
+ */
+async function makeCaptionsTs (work: string, out: string): Promise<void> {
+  const plain = join(work, 'cc-plain.264')
+  await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=30000/1001:duration=4',
+    '-c:v', 'libx264', '-preset', 'veryfast', '-bf', '0', '-g', '30', '-pix_fmt', 'yuv420p', '-x264-params', 'aud=1', '-f', 'h264', plain])
+  const text = [...Buffer.from('HELLO CAPTIONS')]
+  const pairs: Array<[number, number]> = [[0x14, 0x20]]
+  for (let i = 0; i < text.length; i += 2) pairs.push([text[i] as number, text[i + 1] ?? 0x20])
+  pairs.push([0x14, 0x2f], [0x14, 0x2f])
+  const data = await readFile(plain)
+  const starts: number[] = []
+  for (let i = data.indexOf(Buffer.from([0, 0, 1])); i >= 0; i = data.indexOf(Buffer.from([0, 0, 1]), i + 3)) starts.push(i)
+  const parts: Buffer[] = []
+  let picture = 0
+  for (const [k, s] of starts.entries()) {
+    let nal = data.subarray(s + 3, starts[k + 1] ?? data.length)
+    while (nal.length > 0 && nal[nal.length - 1] === 0) nal = nal.subarray(0, nal.length - 1)
+    const type = (nal[0] ?? 0) & 0x1f
+    if (type === 1 || type === 5) {
+      parts.push(Buffer.from([0, 0, 0, 1]), captionSei(pairs[picture % 60] ?? [0x80, 0x80]))
+      picture++
+    }
+    parts.push(Buffer.from([0, 0, 0, 1]), nal)
+  }
+  const withCaptions = join(work, 'cc.264')
+  await writeFile(withCaptions, Buffer.concat(parts))
+  await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-r', '30000/1001', '-f', 'h264', '-i', withCaptions, '-f', 'lavfi', '-i', 'sine=frequency=550:duration=4',
+    '-map', '0:v', '-map', '1:a', '-c:v', 'copy', '-c:a', 'aac', '-b:a', '64k', '-output_ts_offset', '10', '-f', 'mpegts', out])
 }
 
 async function makeVfrMp4 (work: string, out: string): Promise<void> {
@@ -100,6 +155,7 @@ export async function ensureFixtures (): Promise<Fixtures> {
   await build(p.shortClip, makeShortClip)
   await build(p.offsetTs, makeOffsetTs)
   await build(p.taggedMp4, makeTaggedMp4)
+  await build(p.captionsTs, makeCaptionsTs)
   // The awkward name carries the real CRC32 of its content.
   const awkwardTmp = join(work, 'awkward.mkv')
   await x264FromLavfi(work, join(work, 'aw.264'), { seconds: 2, pixFmt: 'yuv420p', x264: ['--preset', 'veryfast', '--keyint', '24'] })

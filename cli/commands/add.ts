@@ -23,8 +23,8 @@ ${HOME_HELP}
   --chunk-seconds N    target chunk duration in seconds instead of --chunk-gops
   --allow-damaged      encode a source that looks truncated (its container promises more than its
                        packets hold); without it such a file is refused with both figures
-  --drop-captions      encode a source whose video carries CEA-608/708 closed captions without them
-                       (they cannot be carried into the re-encode yet; without it the file is refused)
+  --drop-captions      leave out the CEA-608/708 closed captions of the source's video (by default
+                       they become a subtitle track of the output)
   --wait               block until the output is merged and print its path; shows live progress
                        on a terminal (plain lines when stderr is not one or NO_COLOR is set), then
                        the fidelity check of the output against the source

@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os'
 import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path'
 import {
-  checkFidelity, checkSourceCrc, copyOutput, effectiveSettings, formatFidelity, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File,
+  checkFidelity, checkSourceCrc, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File,
   verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { JobStore } from './job-store.js'
@@ -163,7 +163,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       settings: req.settings,
       encodeSettings: effectiveSettings(req.settings, source.video).raw,
       ...(source.damage !== undefined ? { damage: source.damage.message } : {}),
-      ...(source.video.closedCaptions ? { dropCaptions: true } : {}),
+      ...(source.video.closedCaptions && req.dropCaptions === true ? { dropCaptions: true } : {}),
       ...(req.output !== undefined ? { requestedOutput: resolve(req.output) } : {}),
       output: null,
       state: 'splitting',
@@ -200,9 +200,6 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     }
     if (source.damage !== undefined && req.allowDamaged !== true) {
       throw new InputError(`${req.file}: ${source.damage.message}. Nothing was queued; fetch the file again, or add it with --allow-damaged to encode the ${source.damage.contentSec.toFixed(1)} s that are there`)
-    }
-    if (source.video.closedCaptions && req.dropCaptions !== true) {
-      throw new InputError(`${req.file}: its video carries CEA-608/708 closed captions, which swarm cannot carry into the re-encode yet. Nothing was queued; extract them first (ffmpeg -f lavfi -i "movie=SOURCE[out0+subcc]" -map 0:1 captions.srt) or add the file with --drop-captions`)
     }
     return { args, source, sourceSha256: await hashing }
   }
@@ -461,7 +458,15 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const dir = this.jobDir(job.id)
     const chunkPaths = job.chunks.map(c => join(dir, 'results', c.result?.file ?? `chunk-${c.index}.264`))
     this.log(`jobs: merging ${job.id.slice(0, 12)}`)
-    const result = await mergeChunks({ source, chunkPaths, workDir: join(dir, 'merge'), ...(job.requestedOutput !== undefined ? { outputPath: job.requestedOutput } : {}), signal })
+    const workDir = join(dir, 'merge')
+    await mkdir(workDir, { recursive: true })
+    // Captions ride in the source's pictures, which the encode replaces: taken out as a subtitle track.
+    const captionsPath = source.video.closedCaptions && job.dropCaptions !== true ? await extractCaptions(job.sourcePath, workDir, { signal }) : undefined
+    const result = await mergeChunks({
+      source, chunkPaths, workDir, signal,
+      ...(job.requestedOutput !== undefined ? { outputPath: job.requestedOutput } : {}),
+      ...(captionsPath !== undefined ? { captionsPath } : {})
+    })
     await verifyMergedOutput(source, result.path)
     job.output = result.path
     // The single place where "nothing lost" is decided: a failed check fails the job, with the table.

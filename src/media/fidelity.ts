@@ -1,4 +1,5 @@
 import { basename } from 'node:path'
+import { CAPTIONS_TRACK_NAME } from './captions.js'
 import { runTool } from './tools.js'
 import { trackStarts } from './merge.js'
 import { probeMedia, type MediaInfo, type StreamInfo, type VideoColour } from './probe.js'
@@ -36,8 +37,8 @@ function describeTrack (s: StreamInfo): string {
   return `${s.type} ${s.codec}${s.language !== undefined && s.language !== 'und' ? ` ${s.language}` : ''}${s.title !== undefined ? ` "${s.title}"` : ''}${flags !== '' ? ` (${flags})` : ''}`
 }
 
-/** Audio and subtitle tracks: what the output must carry, in order. */
-const carriedTracks = (info: MediaInfo): StreamInfo[] => info.streams.filter(s => (s.type === 'audio' || s.type === 'subtitle') && !s.attachedPic)
+/** Audio and subtitle tracks: what the output must carry, in order (the captions track swarm adds is checked on its own). */
+const carriedTracks = (info: MediaInfo): StreamInfo[] => info.streams.filter(s => (s.type === 'audio' || s.type === 'subtitle') && !s.attachedPic && s.title !== CAPTIONS_TRACK_NAME)
 
 async function attachmentNames (path: string): Promise<string[]> {
   const r = await runTool('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_type:stream_tags=filename', '-of', 'json', path], `listing attachments of ${path}`)
@@ -171,10 +172,12 @@ export async function checkFidelity (source: MediaInfo, outputPath: string, o: {
     { name: 'attachments', ok: sa.join('\n') === oa.join('\n'), source: sa.join(', ') || 'none', output: oa.join(', ') || 'none' }
   ]
   if (source.video.closedCaptions) {
-    const ok = output.video.closedCaptions || o.captionsDropped === true
+    const track = output.streams.find(s => s.type === 'subtitle' && s.title === CAPTIONS_TRACK_NAME)
+    const carried = output.video.closedCaptions || track !== undefined
     checks.push({
-      name: 'closed captions', ok, source: 'CEA-608/708 in the video', output: output.video.closedCaptions ? 'present' : 'none',
-      ...(output.video.closedCaptions ? {} : { detail: o.captionsDropped === true ? 'left out at the user\'s request (--drop-captions)' : 'captions inside the source video are not carried into the re-encode yet' })
+      name: 'closed captions', ok: carried || o.captionsDropped === true, source: 'CEA-608/708 in the video',
+      output: output.video.closedCaptions ? 'in the video' : track !== undefined ? `subtitle track "${CAPTIONS_TRACK_NAME}" (${track.codec})` : 'none',
+      ...(carried ? {} : { detail: o.captionsDropped === true ? 'left out at the user\'s request (--drop-captions)' : 'the captions were lost' })
     })
   }
   return { ok: checks.every(c => c.ok), checks }

@@ -11,5 +11,6 @@ export { inspectSegment, peerInputArgs, type SegmentShape } from './peer-bytes.j
 export { verifyEncodedChunk, type VerifiedChunk, type VerifyExpectations } from './verify.js'
 export { mergeChunks, copyOutput, checkSourceCrc, defaultOutputStem, timestampFileV2, trackStarts, trackPropertyArgs, type MergeOptions, type MergeResult } from './merge.js'
 export { sha256File, crc32File, crcInName, stripCrcTag } from './hash.js'
+export { extractCaptions, CAPTIONS_TRACK_NAME } from './captions.js'
 export { checkFidelity, formatFidelity, type FidelityCheck, type FidelityReport } from './fidelity.js'
 export { encodeFileLocally, verifyMergedOutput, type LocalEncodeOptions, type LocalEncodeReport } from './pipeline.js'

@@ -6,6 +6,7 @@ import { execa } from 'execa'
 import { AbortError, SourceError } from './errors.js'
 import { crc32File, crcInName, stripCrcTag } from './hash.js'
 import type { MediaInfo } from './probe.js'
+import { CAPTIONS_TRACK_NAME } from './captions.js'
 import { runTool, toToolError } from './tools.js'
 
 export interface MergeOptions {
@@ -16,6 +17,8 @@ export interface MergeOptions {
   workDir: string
   /** Where to write; default beside the source (see defaultOutputName). */
   outputPath?: string
+  /** The source's closed captions as SRT with the source's timestamps (extractCaptions), added as a subtitle track. */
+  captionsPath?: string
   signal?: AbortSignal
 }
 
@@ -119,7 +122,7 @@ export function trackPropertyArgs (source: Pick<MediaInfo, 'streams' | 'video'>,
   return args
 }
 
-function mergeArgs (source: MediaInfo, outPath: string, tcPath: string, videoPath: string, sourceTrackArgs: string[] = []): string[] {
+function mergeArgs (source: MediaInfo, outPath: string, tcPath: string, videoPath: string, sourceTrackArgs: string[] = [], captions?: { path: string, shiftSec: number }): string[] {
   const v = source.video
   const args = ['--quiet', '--output', outPath]
   if (v.language !== undefined) args.push('--language', `0:${v.language}`)
@@ -131,6 +134,10 @@ function mergeArgs (source: MediaInfo, outPath: string, tcPath: string, videoPat
   args.push('--timestamps', `0:${tcPath}`, videoPath)
   // Everything but the source's video: mkvmerge keeps track properties, attachments, chapters and tags.
   args.push('--no-video', ...sourceTrackArgs, source.path)
+  if (captions !== undefined) {
+    // The SRT carries the source's timestamps, like the timestamp file: moved by the same shift.
+    args.push('--track-name', `0:${CAPTIONS_TRACK_NAME}`, '--default-track-flag', '0:no', '--sync', `0:${Math.round(captions.shiftSec * 1000)}`, captions.path)
+  }
   return args
 }
 
@@ -244,14 +251,15 @@ export async function mergeChunks (o: MergeOptions): Promise<MergeResult> {
   const warnings: string[] = []
   const trackArgs = trackPropertyArgs(source, await mkvmergeTracks(source.path, o.signal))
   try {
-    warnings.push(...await runMkvmerge(mergeArgs(source, tmpPath, tcPath, videoPath, trackArgs), outDir, o.signal))
+    const captions = (shiftSec: number): { path: string, shiftSec: number } | undefined => o.captionsPath !== undefined ? { path: o.captionsPath, shiftSec } : undefined
+    warnings.push(...await runMkvmerge(mergeArgs(source, tmpPath, tcPath, videoPath, trackArgs, captions(0)), outDir, o.signal))
     // mkvmerge moves the source's other tracks (a TS that starts at 10 s comes out starting at 0;
     // MP4 edit lists shift audio) while the timestamp file places the video where it says: measure
     // where they landed, and mux again with the video moved by the same amount if they drifted apart.
     const shiftSec = await videoShiftToKeepOffsets(source.path, tmpPath, o.signal)
     if (shiftSec !== 0) {
       await writeFile(tcPath, timestampFileV2(source, shiftSec))
-      warnings.push(...await runMkvmerge(mergeArgs(source, tmpPath, tcPath, videoPath, trackArgs), outDir, o.signal))
+      warnings.push(...await runMkvmerge(mergeArgs(source, tmpPath, tcPath, videoPath, trackArgs, captions(shiftSec)), outDir, o.signal))
     }
   } catch (err) {
     await rm(tmpPath, { force: true })

@@ -5,6 +5,7 @@ import { VerificationError } from './errors.js'
 import { checkSourceCrc, mergeChunks, type MergeResult } from './merge.js'
 import { planChunks, type ChunkPlan, type PlanOptions } from './plan.js'
 import { probeMedia, type MediaInfo } from './probe.js'
+import { extractCaptions } from './captions.js'
 import { effectiveSettings } from './colour.js'
 import { parseX264Settings } from './settings.js'
 import { cutSegment, extractVideo, splitInOnePass, splitsInOnePass, type Segment } from './split.js'
@@ -100,7 +101,13 @@ export async function encodeFileLocally (sourcePath: string, settingsString: str
   }
   const t2 = performance.now()
   o.onStage?.('merge')
-  const output = await mergeChunks({ source, chunkPaths: encoded, workDir: o.workDir, ...(o.outputPath !== undefined ? { outputPath: o.outputPath } : {}), ...(o.signal !== undefined ? { signal: o.signal } : {}) })
+  const captionsPath = source.video.closedCaptions ? await extractCaptions(sourcePath, o.workDir, o.signal !== undefined ? { signal: o.signal } : {}) : undefined
+  const output = await mergeChunks({
+    source, chunkPaths: encoded, workDir: o.workDir,
+    ...(o.outputPath !== undefined ? { outputPath: o.outputPath } : {}),
+    ...(o.signal !== undefined ? { signal: o.signal } : {}),
+    ...(captionsPath !== undefined ? { captionsPath } : {})
+  })
   const t3 = performance.now()
   o.onStage?.('verify', output.path)
   const outputInfo = await verifyMergedOutput(source, output.path)

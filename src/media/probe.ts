@@ -264,7 +264,7 @@ export async function probeMedia (path: string, options: RunOptions = {}): Promi
     default: videoStream.disposition?.default === 1,
     forced: videoStream.disposition?.forced === 1,
     colour: videoColourOf(videoStream),
-    closedCaptions: videoStream.closed_captions === 1
+    closedCaptions: videoStream.closed_captions === 1 || await carriesCaptions(path, videoStream, options)
   }
   const durationSec = Number(parsed.format?.duration ?? span)
   const damage = truncation(durationSec, contentEnd, first.time)
@@ -301,6 +301,22 @@ function truncation (containerSec: number, contentEnd: number, start: number): S
     contentSec,
     message: `the container says it lasts ${containerSec.toFixed(3)} s but its packets end at ${contentSec.toFixed(3)} s: the file looks truncated (an incomplete download or copy)`
   }
+}
+
+/** Codecs whose streams carry CEA-608/708 captions in their pictures' user data. */
+const CAPTION_CODECS = new Set(['h264', 'hevc', 'mpeg2video'])
+/** How much of the video is decoded to look for captions: a caption service sends data in every frame. */
+const CAPTION_PROBE_SECONDS = 2
+
+/**
+ * ffprobe sets closed_captions only when its probing decode happened to see them (it does not for
+ * Matroska, whose headers already say all it needs): the first seconds are decoded to look.
+ */
+async function carriesCaptions (path: string, video: FfprobeStream, options: RunOptions): Promise<boolean> {
+  if (!CAPTION_CODECS.has(video.codec_name ?? '')) return false
+  const { stdout } = await runTool('ffprobe', ['-v', 'error', '-select_streams', String(video.index), '-read_intervals', `%+${CAPTION_PROBE_SECONDS}`,
+    '-show_entries', 'frame_side_data=side_data_type', '-of', 'compact=p=0:nk=1', '--', path], `looking for captions in ${path}`, options)
+  return /Closed Captions/i.test(stdout)
 }
 
 /** Times of the frames in display order, in seconds. */

@@ -55,12 +55,16 @@ async function encodeThroughSwarm (file: string, output: string, extra: Record<s
 }
 
 describe('real-world sources through a two-node swarm', () => {
-  it.each(['offsetTs', 'taggedMp4', 'openGop10bit', 'vfrMp4'] as const)('%s: done, every fidelity check passed, chunks from both nodes', async (name) => {
+  it.each(['offsetTs', 'taggedMp4', 'openGop10bit', 'vfrMp4', 'captionsTs'] as const)('%s: done, every fidelity check passed, chunks from both nodes', async (name) => {
     const end = await encodeThroughSwarm(fx[name], join(root, 'out', `${name}.mkv`))
     expect(end.fidelity?.ok).toBe(true)
     expect(end.fidelity?.checks.filter(c => !c.ok)).toEqual([])
     expect(end.fidelity?.checks.map(c => c.name)).toEqual(expect.arrayContaining(['video frames', 'video timestamps', 'tracks', 'colour and aspect', 'chapters', 'attachments']))
     expect(Object.keys(end.encodedBy).length, JSON.stringify(end.encodedBy)).toBe(2)
+    if (name === 'captionsTs') {
+      expect(end.fidelity?.checks.find(c => c.name === 'closed captions')?.ok).toBe(true)
+      expect((await probeMedia(end.output as string)).streams.some(s => s.type === 'subtitle')).toBe(true)
+    }
     if (name === 'taggedMp4') {
       const out = await probeMedia(end.output as string)
       expect(out.video.colour).toEqual({ range: 'tv', primaries: 'bt709', transfer: 'bt709', matrix: 'bt709', chromaLocation: 'left', sar: '16:15' })

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { checkFidelity, encodeFileLocally, formatFidelity, probeMedia, type FidelityReport } from '../../src/media/index.js'
+import { CAPTIONS_TRACK_NAME, checkFidelity, encodeFileLocally, formatFidelity, probeMedia, trackStarts, type FidelityReport } from '../../src/media/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 
 let fx: Fixtures
@@ -31,7 +31,23 @@ async function encoded (name: keyof Fixtures): Promise<string> {
 const failed = (r: FidelityReport): string[] => r.checks.filter(c => !c.ok).map(c => c.name)
 
 describe('checkFidelity', () => {
-  it.each(['openGop10bit', 'vfrMp4', 'offsetTs', 'taggedMp4'] as const)('passes the swarm\'s output of %s', async (name) => {
+  it('carries closed captions out of the source video into a subtitle track, in time with the pictures', async () => {
+    const out = await encoded('captionsTs')
+    const info = await probeMedia(out)
+    const track = info.streams.find(s => s.type === 'subtitle' && s.title === CAPTIONS_TRACK_NAME)
+    expect(track?.codec).toBe('subrip')
+    // The caption appears with picture 8 (8 / 29.97 s after the first), in the source and in the output.
+    const starts = await trackStarts(out)
+    const video = starts.find(t => t.type === 'video')?.start ?? NaN
+    const sub = starts.find(t => t.type === 'subtitle')?.start ?? NaN
+    expect(Math.abs((sub - video) - 8 * 1001 / 30000)).toBeLessThanOrEqual(0.002)
+    const text = (await execa('ffmpeg', ['-v', 'error', '-i', out, '-map', '0:s:0', '-f', 'srt', '-'])).stdout
+    expect(text).toContain('HELLO CAPTIONS')
+    const report = await checkFidelity(await probeMedia(fx.captionsTs), out)
+    expect(report.checks.find(c => c.name === 'closed captions')).toMatchObject({ ok: true, output: expect.stringContaining(CAPTIONS_TRACK_NAME) })
+  })
+
+  it.each(['openGop10bit', 'vfrMp4', 'offsetTs', 'taggedMp4', 'captionsTs'] as const)('passes the swarm\'s output of %s', async (name) => {
     const out = await encoded(name)
     const report = await checkFidelity(await probeMedia(fx[name]), out, { settings: '--preset ultrafast --crf 30' })
     expect(failed(report), formatFidelity(report, out)).toEqual([])

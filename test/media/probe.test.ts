@@ -38,6 +38,11 @@ describe('probeMedia: damaged sources', () => {
     expect((await probeMedia(fx[name])).damage).toBeUndefined()
   })
 
+  it('finds the CEA-608 captions inside the TS fixture\'s video, and none in the others', async () => {
+    expect((await probeMedia(fx.captionsTs)).video.closedCaptions).toBe(true)
+    for (const name of ['openGop10bit', 'vfrMp4', 'offsetTs', 'taggedMp4'] as const) expect((await probeMedia(fx[name])).video.closedCaptions).toBe(false)
+  })
+
   it('reports an MKV cut in half with both numbers: the duration its header states and where its packets end', async () => {
     const whole = join(dir, 'whole.mkv')
     await execa('mkvmerge', ['-q', '-o', whole, fx.taggedMp4])
