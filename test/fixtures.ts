@@ -11,7 +11,7 @@ import { crc32File } from '../src/media/index.js'
 import { makeOpenGop10bit, x264FromLavfi } from '../scripts/sample.js'
 
 /** Bump when a fixture's recipe changes, so stale caches are not reused. */
-const FIXTURE_VERSION = 7
+const FIXTURE_VERSION = 8
 export const FIXTURE_DIR = join(tmpdir(), `swarm-fixtures-v${FIXTURE_VERSION}`)
 
 export interface Fixtures {
@@ -41,6 +41,8 @@ export interface Fixtures {
    * 30000/1001 with an audio track.
    */
   captionsTs: string
+  /** A screen-recorder MP4 at 243090000/8111111 fps (time base 1/243090000): 90 frames. */
+  oddRateMp4: string
 }
 
 function paths (): Fixtures {
@@ -52,7 +54,8 @@ function paths (): Fixtures {
     wrongCrc: join(FIXTURE_DIR, 'names', 'Broken - 02 [DEADBEEF].mkv'),
     offsetTs: join(FIXTURE_DIR, 'offset-10s.ts'),
     taggedMp4: join(FIXTURE_DIR, 'tagged-bt709.mp4'),
-    captionsTs: join(FIXTURE_DIR, 'captions-608.ts')
+    captionsTs: join(FIXTURE_DIR, 'captions-608.ts'),
+    oddRateMp4: join(FIXTURE_DIR, 'odd-rate.mp4')
   }
 }
 
@@ -120,6 +123,11 @@ async function makeCaptionsTs (work: string, out: string): Promise<void> {
     '-map', '0:v', '-map', '1:a', '-c:v', 'copy', '-c:a', 'aac', '-b:a', '64k', '-output_ts_offset', '10', '-f', 'mpegts', out])
 }
 
+async function makeOddRateMp4 (_work: string, out: string): Promise<void> {
+  await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=30', '-frames:v', '90',
+    '-c:v', 'libx264', '-preset', 'veryfast', '-g', '30', '-r', '243090000/8111111', '-video_track_timescale', '243090000', '-pix_fmt', 'yuv420p', '-f', 'mp4', out])
+}
+
 async function makeVfrMp4 (work: string, out: string): Promise<void> {
   await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y',
     '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=24', '-f', 'lavfi', '-i', 'sine=frequency=330:duration=7.5',
@@ -156,6 +164,7 @@ export async function ensureFixtures (): Promise<Fixtures> {
   await build(p.offsetTs, makeOffsetTs)
   await build(p.taggedMp4, makeTaggedMp4)
   await build(p.captionsTs, makeCaptionsTs)
+  await build(p.oddRateMp4, makeOddRateMp4)
   // The awkward name carries the real CRC32 of its content.
   const awkwardTmp = join(work, 'awkward.mkv')
   await x264FromLavfi(work, join(work, 'aw.264'), { seconds: 2, pixFmt: 'yuv420p', x264: ['--preset', 'veryfast', '--keyint', '24'] })

@@ -157,3 +157,23 @@ describe('peers', () => {
     expect(live.get(`${id}#0`)).toMatchObject({ framesDone: 12, fps: 7 })
   })
 })
+
+describe('jobStatus: what the user must be told', () => {
+  it('lists peers that gave chunks back with their latest reason, most frequent first, so a job nobody else can encode never stalls silently', () => {
+    const job = jobRecord(jobId('g'), [
+      chunk(0, 'open', { failures: [{ peer: PEER_B, reason: 'fetch failed: meta.frameRate.num too big', at: 1 }, { peer: PEER_C, reason: 'x264 failed', at: 2 }] }),
+      chunk(1, 'open', { failures: [{ peer: PEER_B, reason: 'fetch failed: segment refused', at: 3 }] })
+    ])
+    expect(jobStatus(self, job, idle, false).givenBack).toEqual([
+      { peer: PEER_B, times: 2, reason: 'fetch failed: segment refused' },
+      { peer: PEER_C, times: 1, reason: 'x264 failed' }
+    ])
+    expect(jobStatus(self, jobRecord(jobId('h'), [chunk(0, 'open')]), idle, false).givenBack).toBeUndefined()
+  })
+
+  it('carries the damage a job was allowed to encode and its fidelity report', () => {
+    const fidelity = { ok: true, checks: [{ name: 'video frames', ok: true, source: '24', output: '24' }] }
+    const s = jobStatus(self, jobRecord(jobId('d'), [chunk(0, 'done', { result: result(PEER_B) })], { damage: 'looks truncated', fidelity }), idle, false)
+    expect(s).toMatchObject({ damage: 'looks truncated', fidelity })
+  })
+})

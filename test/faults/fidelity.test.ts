@@ -2,7 +2,8 @@
  * Real-world quirks through a real swarm (two `swarm join` processes on 127.0.0.1): a TS that
  * starts at 11.4 s with audio 0.4 s after the video, a BT.709 MP4 with a 16:15 SAR and two audio
  * languages, an open-GOP 10-bit MKV with fonts and chapters, a VFR MP4 with edit lists, a truncated
- * MKV, and the same content added again under another name. Every output must pass the fidelity
+ * MKV, a TS with CEA-608 captions in its video, a screen recording at 243090000/8111111 fps (its
+ * segments used to be refused by every peer), and the same content added again under another name. Every output must pass the fidelity
  * check, recorded in the job, with chunks encoded on both nodes.
  */
 import { execa } from 'execa'
@@ -55,7 +56,7 @@ async function encodeThroughSwarm (file: string, output: string, extra: Record<s
 }
 
 describe('real-world sources through a two-node swarm', () => {
-  it.each(['offsetTs', 'taggedMp4', 'openGop10bit', 'vfrMp4', 'captionsTs'] as const)('%s: done, every fidelity check passed, chunks from both nodes', async (name) => {
+  it.each(['offsetTs', 'taggedMp4', 'openGop10bit', 'vfrMp4', 'captionsTs', 'oddRateMp4'] as const)('%s: done, every fidelity check passed, chunks from both nodes', async (name) => {
     const end = await encodeThroughSwarm(fx[name], join(root, 'out', `${name}.mkv`))
     expect(end.fidelity?.ok).toBe(true)
     expect(end.fidelity?.checks.filter(c => !c.ok)).toEqual([])
