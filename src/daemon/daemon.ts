@@ -7,7 +7,7 @@ import { Originator } from '../jobs/index.js'
 import type { PlanOptions } from '../media/index.js'
 import {
   ANNOUNCE_INTERVAL_MS, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, JobBoard, loadOrCreateIdentity,
-  describeRelayLimits, pathOf, type RelayLimits, type SwarmNode, type TransferStats
+  describeRelayLimits, pathOf, type RelayLimits, type SwarmNode, type TransferStats, MAX_CHUNKS_PER_JOB
 } from '../swarm/index.js'
 import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
 import { Worker, type ChunkEncoder } from '../worker/index.js'
@@ -101,7 +101,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     const swarmSize = (): number => 1 + encodePeers()
     const slots = o.slots ?? defaultSlots()
     const originator = new Originator({
-      home: o.home, peerId: self, log, swarmSize, slotsPerPeer: slots,
+      home: o.home, peerId: self, log, swarmSize, slotsPerPeer: slots, maxChunks: MAX_CHUNKS_PER_JOB,
       ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}),
       ...(o.plan !== undefined ? { plan: o.plan } : {})
     })

@@ -17,23 +17,60 @@ export type Heard =
  * it copies. The worker knows a job by its id alone, so under each id one job is current (the
  * first heard, while it lasts): the one this node lists and, through remoteJobFeed, works on.
  */
+/** Jobs kept from one originator: a person adds a handful at a time. */
+export const MAX_REMOTE_JOBS_PER_ORIGINATOR = 16
+/** Jobs kept from all originators together. */
+export const MAX_REMOTE_JOBS = 256
+
 export class RemoteJobs {
   /** Job id → originator → the job; a map keeps insertion order, so the first entry is current. */
   private readonly jobs = new Map<string, Map<string, RemoteJob>>()
   /** Where each originator said it listens, for dialing one we have not met. */
   private readonly addrs = new Map<string, string[]>()
+  /** Ids whose current job was dropped to make room, for the worker to forget (takeEvicted). */
+  private evicted: string[] = []
 
-  /** @param ttlMs a job stops being listed (and worked on) when its originator has been silent this long */
-  constructor (private readonly ttlMs: number) {}
+  /**
+   * @param ttlMs a job stops being listed (and worked on) when its originator has been silent this long
+   * @param limits how many jobs are kept from one originator and in all: an announcement costs a
+   *   peer a few hundred bytes, so without a bound one peer could fill this node's memory
+   */
+  constructor (private readonly ttlMs: number, private readonly limits = { perOriginator: MAX_REMOTE_JOBS_PER_ORIGINATOR, total: MAX_REMOTE_JOBS }) {}
 
   hear (ann: JobAnnouncement, now: number): Heard {
     const byOriginator = this.jobs.get(ann.jobId) ?? new Map<string, RemoteJob>()
     const known = byOriginator.get(ann.originator)
     if (known !== undefined && known.ann.seq > ann.seq) return 'stale'
+    if (known === undefined) this.makeRoomFor(ann.originator)
     byOriginator.set(ann.originator, { ann, seen: now })
     this.jobs.set(ann.jobId, byOriginator)
     this.addrs.set(ann.originator, ann.addrs)
     return this.isCurrent(ann.originator, ann.jobId) ? 'current' : 'shadowed'
+  }
+
+  /** The ids whose current job was dropped for room since the last call. */
+  takeEvicted (): string[] {
+    const ids = this.evicted
+    this.evicted = []
+    return ids
+  }
+
+  /** Every (originator, job) held, least recently heard first. */
+  private byAge (): Array<{ originator: string, jobId: string, seen: number }> {
+    const all: Array<{ originator: string, jobId: string, seen: number }> = []
+    for (const [jobId, byOriginator] of this.jobs) for (const [originator, r] of byOriginator) all.push({ originator, jobId, seen: r.seen })
+    return all.sort((a, b) => a.seen - b.seen)
+  }
+
+  /** Before a new job is recorded: the originator's, then anyone's, least recently heard job goes when a limit is reached. */
+  private makeRoomFor (originator: string): void {
+    const all = this.byAge()
+    const mine = all.filter(e => e.originator === originator)
+    const drop = (e: { originator: string, jobId: string } | undefined): void => {
+      if (e !== undefined && this.forget(e.originator, e.jobId)) this.evicted.push(e.jobId)
+    }
+    if (mine.length >= this.limits.perOriginator) drop(mine[0])
+    else if (all.length >= this.limits.total) drop(all[0])
   }
 
   /** Forgets a job its originator withdrew; true when it was current (the worker should drop the id). */
@@ -118,6 +155,7 @@ export function remoteJobFeed (o: RemoteJobFeedOptions): RemoteJobFeed {
       if (ann.originator === o.self) return
       const firstHeard = !o.jobs.has(ann.originator, ann.jobId)
       const heard = o.jobs.hear(ann, now())
+      for (const jobId of o.jobs.takeEvicted()) dropFromWorker(jobId)
       if (heard === 'stale') return
       if (heard === 'shadowed' || o.isOwnJob(ann.jobId)) {
         if (firstHeard) o.log(`swarm: not taking chunks of ${ann.jobId.slice(0, 8)} from ${ann.originator.slice(-8)}: the worker already has a job with that id from another originator (it takes one job per id)`)

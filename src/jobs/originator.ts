@@ -32,6 +32,8 @@ export interface OriginatorOptions {
   slotsPerPeer?: number
   /** Peers' results decoded at once (default: this machine's cores); the rest wait their turn. */
   verifyConcurrency?: number
+  /** The most chunks a job may be cut into: what peers accept in an announcement. */
+  maxChunks?: number
 }
 
 export interface AddJobRequest {
@@ -153,6 +155,9 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     }
     const planOptions = this.planOptionsFor(req)
     const plan = planChunks(source, planOptions)
+    if (this.o.maxChunks !== undefined && plan.chunks.length > this.o.maxChunks) {
+      throw new InputError(`${req.file}: the chunk size asked for cuts it into ${plan.chunks.length} chunks, more than the ${this.o.maxChunks} a job may have; give a larger --chunk-gops or --chunk-seconds`)
+    }
     const now = this.now()
     const job: JobRecord = {
       version: JOB_RECORD_VERSION,

@@ -1,7 +1,7 @@
 export * from './protocol.js'
 export {
   JobAnnouncement, JobWithdrawal, TopicMessage, Claim, SignedClaim, Lease, SignedLease, LeaseRequest,
-  ChunkRequest, ChunkHeader, ResultRequest, ProtocolViolation, parseFrame, encodeFrame, toRanges, fromRanges
+  ChunkRequest, ChunkHeader, ResultRequest, ProtocolViolation, parseFrame, encodeFrame, toRanges, fromRanges, MAX_CHUNKS_PER_JOB
 } from './messages.js'
 export { signClaim, signLease, verifyClaim, verifyLease, claimBytes, leaseBytes, NonceCache, type Verdict } from './signing.js'
 export { loadOrCreateIdentity, IDENTITY_FILE } from './identity.js'

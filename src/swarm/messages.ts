@@ -20,8 +20,15 @@ export const JOB_STATES = ['splitting', 'encoding', 'merging', 'done', 'failed']
 
 // ---- gossipsub: job announcements -------------------------------------------------------------
 
+/**
+ * The most chunks a job may have. A 3-hour film cut one GOP per chunk has about 11,000; a bound
+ * keeps a 400-byte announcement from making every worker hold a million chunks (it once could).
+ */
+export const MAX_CHUNKS_PER_JOB = 20_000
+const ChunkCount = z.number().int().min(0).max(MAX_CHUNKS_PER_JOB)
+
 /** Open chunks as half-open ranges [start, end), so a 2,000-chunk job stays a few hundred bytes. */
-const ChunkRanges = z.array(z.tuple([ChunkIndex, ChunkIndex]).refine(([a, b]) => b > a, 'empty range')).max(4096)
+const ChunkRanges = z.array(z.tuple([ChunkCount, ChunkCount]).refine(([a, b]) => b > a, 'empty range')).max(4096)
 
 export const JobAnnouncement = z.object({
   v: z.literal(1),
@@ -34,7 +41,7 @@ export const JobAnnouncement = z.object({
   name: z.string().max(512),
   settings: z.string().max(4096),
   totalFrames: z.number().int().min(0).max(100_000_000),
-  chunks: z.object({ total: ChunkIndex, open: ChunkIndex, leased: ChunkIndex, done: ChunkIndex }).strict(),
+  chunks: z.object({ total: ChunkCount, open: ChunkCount, leased: ChunkCount, done: ChunkCount }).strict(),
   open: ChunkRanges,
   /** When nothing is open: leased chunks a second peer may take a backup copy of, furthest from done first. */
   backup: z.array(ChunkIndex).max(64).optional(),

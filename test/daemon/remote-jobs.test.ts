@@ -138,3 +138,37 @@ describe('remoteJobFeed', () => {
     expect(worker.removed).toEqual([jobId('1')])
   })
 })
+
+describe('RemoteJobs limits', () => {
+  const id = (n: number): string => n.toString(16).padStart(64, '0')
+
+  it('keeps at most perOriginator jobs of one originator, dropping its least recently heard, and reports a dropped current id', () => {
+    const jobs = new RemoteJobs(TTL, { perOriginator: 3, total: 100 })
+    for (let n = 1; n <= 3; n++) jobs.hear(announcement(PEER_B, id(n), 1), n)
+    jobs.hear(announcement(PEER_B, id(1), 2), 10) // heard again: now the most recent
+    jobs.hear(announcement(PEER_C, id(50), 1), 11)
+    expect(jobs.hear(announcement(PEER_B, id(4), 1), 12)).toBe('current')
+    expect(jobs.current().map(r => r.ann.jobId).sort()).toEqual([id(1), id(3), id(4), id(50)].sort())
+    expect(jobs.takeEvicted()).toEqual([id(2)])
+    expect(jobs.takeEvicted()).toEqual([])
+  })
+
+  it('keeps at most total jobs in all, dropping the least recently heard of anyone', () => {
+    const jobs = new RemoteJobs(TTL, { perOriginator: 100, total: 4 })
+    const peers = [PEER_A, PEER_B, PEER_C]
+    for (let n = 0; n < 10; n++) jobs.hear(announcement(peers[n % 3] as string, id(n), 1), n)
+    expect(jobs.current().map(r => r.ann.jobId)).toEqual([id(6), id(7), id(8), id(9)])
+    expect(jobs.takeEvicted()).toEqual([0, 1, 2, 3, 4, 5].map(id))
+  })
+
+  it('a flood of jobs from one peer leaves the worker with the limit, never more, and others\' jobs alone', () => {
+    const jobs = new RemoteJobs(TTL, { perOriginator: 16, total: 256 })
+    const worker = new Set<string>()
+    const feed = remoteJobFeed({ self: PEER_A, jobs, worker: { updateJob: (v: JobView) => { worker.add(v.jobId) }, removeJob: (j: string) => { worker.delete(j) } }, isOwnJob: () => false, log: () => {} })
+    feed.onAnnouncement(announcement(PEER_C, id(99_999), 1))
+    for (let n = 0; n < 1000; n++) feed.onAnnouncement(announcement(PEER_B, id(n), 1))
+    expect(worker.size).toBe(17)
+    expect(worker.has(id(99_999))).toBe(true)
+    expect(jobs.current().filter(r => r.ann.originator === PEER_B)).toHaveLength(16)
+  })
+})

@@ -140,3 +140,33 @@ describe('a hostile originator serving a manifest as a segment', () => {
     })
   })
 })
+
+describe('a peer flooding the job topic', () => {
+  it('a job declaring a million chunks in a few hundred bytes is rejected; a thousand jobs in one name leave W listing 16, and W keeps working', async () => {
+    const rejectedBefore = W.metrics().announcementsRejected
+    const base = (jobId: string, seq: number): JobAnnouncement => ({
+      v: 1, type: 'job', jobId, originator: hId, seq, state: 'encoding', name: 'flood.mkv', settings: '--preset ultrafast',
+      totalFrames: 1000, chunks: { total: 4, open: 4, leased: 0, done: 0 }, open: [[0, 4]], addrs: []
+    })
+    const huge = { ...base(hex(32), Date.now()), chunks: { total: 1_000_000, open: 1_000_000, leased: 0, done: 0 }, open: [[0, 1_000_000]] }
+    expect(encodeFrame(huge).length).toBeLessThan(600)
+    await H.services.pubsub.publish(JOBS_TOPIC, encodeFrame(huge))
+    await waitFor('W to reject the million-chunk announcement', () => W.metrics().announcementsRejected > rejectedBefore, { timeoutMs: 10_000, everyMs: 50 })
+    expect(W.status().jobs.find(j => j.id === huge.jobId)).toBeUndefined()
+    // A thousand jobs in H's own name: W keeps the 16 it heard last.
+    const started = Date.now()
+    for (let n = 0; n < 1000; n++) await H.services.pubsub.publish(JOBS_TOPIC, encodeFrame(base(hex(32), Date.now() + n)))
+    await waitFor('W to have heard the flood', () => W.status().jobs.filter(j => j.originator === hId).length >= 16, { timeoutMs: 20_000, everyMs: 100 })
+    await new Promise(resolve => setTimeout(resolve, 1000))
+    const listed = W.status().jobs.filter(j => j.originator === hId).length
+    expect(listed).toBe(16)
+    expect(W.status().peerId).toBe(W.peerId)
+    recordTally({
+      section: 'Hostile input: pubsub',
+      fault: 'H announces a job declaring 1,000,000 chunks in under 600 bytes, then 1,000 jobs in its own name',
+      happened: `the million-chunk announcement was rejected at the edge (jobs have at most 20,000 chunks); of the 1,000 jobs W kept the ${listed} heard last (16 per originator, 256 in all) and kept running (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+      lost: 'nothing'
+    })
+  })
+})
+

@@ -224,6 +224,9 @@ describe('field rules', () => {
     expect(parseFrame(JobAnnouncement, bytes({ ...announcement(), name: 'n'.repeat(512) }), 'x').name).toHaveLength(512)
     expect(parseFrame(JobAnnouncement, bytes({ ...announcement(), addrs: Array.from({ length: 16 }, () => '/ip4/1.2.3.4/tcp/1') }), 'x').addrs).toHaveLength(16)
     expect(parseFrame(JobWithdrawal, bytes({ ...withdrawal(), seq: Number.MAX_SAFE_INTEGER }), 'x').seq).toBe(Number.MAX_SAFE_INTEGER)
+    // A job of at most MAX_CHUNKS_PER_JOB chunks; a million, declared in a few hundred bytes, is refused.
+    expect(parseFrame(JobAnnouncement, bytes({ ...announcement(), chunks: { total: 20_000, open: 20_000, leased: 0, done: 0 }, open: [[0, 20_000]] }), 'x').chunks.total).toBe(20_000)
+    expect(() => parseFrame(JobAnnouncement, bytes({ ...announcement(), chunks: { total: 1_000_000, open: 1_000_000, leased: 0, done: 0 }, open: [[0, 1_000_000]] }), 'x')).toThrow(/chunks\.total/)
     // A screen recorder's frame rate crosses the wire as it is (it used to be refused past 1,000,000).
     expect(parseFrame(SegmentMeta, bytes({ ...meta(), frameRate: { num: 243090000, den: 8111111 } }), 'x').frameRate).toEqual({ num: 243090000, den: 8111111 })
     // A CIDv1 (base32) peer id is accepted as well as a base58 one.
