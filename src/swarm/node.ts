@@ -2,6 +2,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { identify } from '@libp2p/identify'
 import type { PrivateKey, PeerDiscovery, ComponentLogger } from '@libp2p/interface'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
@@ -12,7 +13,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createHash } from 'node:crypto'
 import { createLibp2p, type Libp2p } from 'libp2p'
-import { KAD_PROTOCOL, MAX_ANNOUNCEMENT_BYTES } from './protocol.js'
+import { JOBS_TOPIC, KAD_PROTOCOL, MAX_ANNOUNCEMENT_BYTES } from './protocol.js'
 import { swarmEncode, type SwarmEncode, type SwarmEncodeInit } from './service.js'
 import { DiscoveredPeers, peerDialer, tagDiscovery, type PeerDialer } from './discovery.js'
 import { relayReserver, relayServerInit, type RelayLimits, type RelayReserver } from './reach.js'
@@ -62,6 +63,26 @@ const NO_RELAY_DISCOVERY = { has: (): boolean => true, add: (): void => {}, remo
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/4010']
 /** mDNS service name: our own, so a node dials only swarm nodes, not every libp2p program on the LAN. */
 export const MDNS_SERVICE_TAG = '_swarm-encode._udp.local'
+
+/**
+ * Only one thing is scored on the jobs topic: messages our validator rejects (malformed, oversized,
+ * forged). P4 grows with the square of their count, so a few honest mistakes cost little while a
+ * peer that keeps sending them falls below the graylist threshold within a handful (3 reach -90)
+ * and its messages are then dropped unread, until the count decays (1% a second). The delivery
+ * terms (P2, P3) are off: announcements are sparse, and an honest quiet peer must never be punished.
+ */
+export const JOBS_TOPIC_SCORE = createTopicScoreParams({
+  topicWeight: 1,
+  timeInMeshWeight: 0.01,
+  timeInMeshQuantum: 1000,
+  timeInMeshCap: 100,
+  firstMessageDeliveriesWeight: 0,
+  meshMessageDeliveriesWeight: 0,
+  meshFailurePenaltyWeight: 0,
+  invalidMessageDeliveriesWeight: -10,
+  invalidMessageDeliveriesDecay: 0.99
+})
+export const SCORE_THRESHOLDS = { gossipThreshold: -10, publishThreshold: -50, graylistThreshold: -80, acceptPXThreshold: 10, opportunisticGraftThreshold: 20 }
 
 /**
  * Gossipsub checks a message's signature before it looks the message up among those it has seen,
@@ -131,7 +152,8 @@ export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> 
         // measure for public networks. Here many nodes on one host (containers, a test or the scale
         // simulation on 127.0.0.1) are normal, and every message is authenticated anyway: without
         // this, an eleventh node on one address never hears of any job.
-        scoreParams: { IPColocationFactorWeight: 0 }
+        scoreParams: { IPColocationFactorWeight: 0, topics: { [JOBS_TOPIC]: JOBS_TOPIC_SCORE } },
+        scoreThresholds: SCORE_THRESHOLDS
       }),
       encode: swarmEncode(o.encode),
       dialer: peerDialer({ peers: discovered, bootstrap: o.bootstrap, ...(o.log !== undefined ? { log: o.log } : {}) }),

@@ -3,7 +3,7 @@ import type { GossipSub, Message } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { announcementBatchMs, encodeFrame, JobBoard, JOBS_TOPIC, MAX_ANNOUNCEMENT_BYTES, type JobAnnouncement, type JobWithdrawal, type SwarmNode } from '../../src/swarm/index.js'
+import { announcementBatchMs, encodeFrame, JobBoard, JOBS_TOPIC, MAX_ANNOUNCEMENT_BYTES, SCORE_THRESHOLDS, type JobAnnouncement, type JobWithdrawal, type SwarmNode } from '../../src/swarm/index.js'
 import { recordTally } from '../helpers/tally.js'
 import { makeNode } from './helpers.js'
 import { waitFor } from '../helpers/wait.js'
@@ -174,6 +174,25 @@ describe('JobBoard over real gossipsub', () => {
     await new Promise(resolve => setTimeout(resolve, 100))
     expect(heardA.length).toBe(before)
     recordTally({ section: PUBSUB, fault: 'announcement in a third peer\'s name published over real gossipsub', happened: 'rejected by the receiving node\'s topic validator; its handler never saw it', lost: 'nothing' })
+  })
+
+  it('a peer that keeps sending invalid messages is scored below the graylist, and then even its valid announcements are dropped unread', async () => {
+    const scoreOfB = (): number => a.services.pubsub.getScore(b.peerId.toString())
+    expect(scoreOfB()).toBeGreaterThan(SCORE_THRESHOLDS.gossipThreshold)
+    const rejectedBefore = boardA.rejected
+    // Garbage that is not JSON at all, published raw: the validator rejects each.
+    for (let i = 0; i < 6; i++) await b.services.pubsub.publish(JOBS_TOPIC, new TextEncoder().encode(`not an announcement ${i}`))
+    await waitFor('A to score B below the graylist threshold', () => scoreOfB() < SCORE_THRESHOLDS.graylistThreshold, { timeoutMs: 15_000, everyMs: 50 })
+    expect(boardA.rejected - rejectedBefore).toBeGreaterThanOrEqual(3)
+    const score = scoreOfB()
+    // Now a well-formed announcement in B's own name is not even validated.
+    const heardBefore = heardA.length
+    const rejectedNow = boardA.rejected
+    await boardB.publish(announcement(b.peerId.toString(), { seq: 300, jobId: 'ab'.repeat(32) }))
+    await new Promise(resolve => setTimeout(resolve, 1500))
+    expect(heardA.length).toBe(heardBefore)
+    expect(boardA.rejected).toBe(rejectedNow)
+    recordTally({ section: PUBSUB, fault: 'a peer publishes six invalid messages on the jobs topic over real gossipsub', happened: `each rejected by the validator; the sender's score fell to ${score.toFixed(0)} (graylist below ${SCORE_THRESHOLDS.graylistThreshold}) and its next, valid announcement was dropped unread`, lost: 'nothing' })
   })
 })
 
