@@ -1,4 +1,4 @@
-import { describeDialError, type PeerPath } from '../swarm/index.js'
+import { describeDialError, type Answer, type PeerPath, type Refusal } from '../swarm/index.js'
 
 /** How this node's worker reaches one originator, as `status` shows it on that originator's jobs. */
 export interface OriginatorPath {
@@ -33,7 +33,7 @@ export class OriginatorReach {
    * `addrs` are the addresses the originator announced: when they change (it reserved a slot on a
    * relay, or moved), the next claim tries at once instead of waiting out the delay.
    */
-  async gate (originator: string, addrs: string[], connect: (signal: AbortSignal) => Promise<PeerPath>, signal: AbortSignal): Promise<{ ok: true } | { ok: false, code: string, message: string }> {
+  async gate (originator: string, addrs: string[], connect: (signal: AbortSignal) => Promise<PeerPath>, signal: AbortSignal): Promise<Answer> {
     const st = this.state.get(originator)
     const key = [...addrs].sort().join(' ')
     if (st !== undefined && st.path.kind === 'control-only' && this.now() < st.retryAt && st.addrs === key) return refusal(originator, st.path)
@@ -64,6 +64,6 @@ export class OriginatorReach {
 
 function describe (p: PeerPath): string { return p.kind === 'relayed' ? `relayed via ${p.via ?? 'a relay'}` : 'direct' }
 
-function refusal (originator: string, p: OriginatorPath): { ok: false, code: string, message: string } {
+function refusal (originator: string, p: OriginatorPath): Refusal {
   return { ok: false, code: 'unreachable', message: `originator ${originator.slice(-8)} cannot be reached (control only): ${p.reason ?? ''}` }
 }

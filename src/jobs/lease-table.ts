@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import {
-  refusal, type ChunkRecord, type JobRecord, type JobStats, type LeaseGrant, type LeaseRecord, type Refusal, type ResultRecord
-} from './types.js'
+import type { Answer } from '../swarm/index.js'
+import { refusal, type ChunkRecord, type JobRecord, type JobStats, type LeaseRecord, type ResultRecord } from './types.js'
 
 export const DEFAULT_LEASE_MS = 30_000
 /** A waiting peer that has not asked again for this long leaves the queue (it found work elsewhere, or left). */
@@ -30,6 +29,12 @@ export interface LeaseTableOptions {
   /** A job can no longer finish (a chunk failed everywhere): the owner fails it, which calls abandon. */
   failed: (job: JobRecord, error: string) => void
 }
+
+/** A claim's answer: the lease as this table records it. */
+export type LeaseAnswer = Answer<{ lease: LeaseRecord }>
+/** A peer's current lease on a chunk, with its job and chunk; or why it has none. */
+type HeldAnswer = Answer<{ job: JobRecord, chunk: ChunkRecord, lease: LeaseRecord }>
+type ChunkAnswer = Answer<{ job: JobRecord, chunk: ChunkRecord }>
 
 export function countStat (job: JobRecord, what: keyof JobStats): void {
   job.stats ??= { leases: 0, backupLeases: 0, droppedResults: 0 }
@@ -81,7 +86,7 @@ export class LeaseTable {
    * for a whole encode, and while any peer is queued nobody prefetches: one lost prefetch race at
    * 50 nodes turned prefetching off for everyone.
    */
-  claim (jobId: string, chunkIndex: number, claimant: string): LeaseGrant | Refusal {
+  claim (jobId: string, chunkIndex: number, claimant: string): LeaseAnswer {
     const answer = this.leaseOrRefuse(jobId, chunkIndex, claimant)
     const queue = this.waiting.get(jobId)
     if (answer.ok) queue?.delete(claimant)
@@ -109,9 +114,9 @@ export class LeaseTable {
   }
 
   /** Heartbeat: renews the lease and records progress. */
-  renew (jobId: string, chunkIndex: number, leaseId: string, peer: string, progress: { framesDone: number, fps: number }): { ok: true, expiresAt: number } | Refusal {
+  renew (jobId: string, chunkIndex: number, leaseId: string, peer: string, progress: { framesDone: number, fps: number }): Answer<{ expiresAt: number }> {
     const found = this.current(jobId, chunkIndex, leaseId, peer)
-    if ('ok' in found) return found
+    if (!found.ok) return found
     const lease = found.lease
     lease.expiresAt = this.now() + this.leaseMs
     lease.renewedAt = this.now()
@@ -122,9 +127,9 @@ export class LeaseTable {
   }
 
   /** The holder gives the chunk back, saying why; a chunk that fails everywhere fails the job. */
-  release (jobId: string, chunkIndex: number, leaseId: string, peer: string, reason: string): { ok: true } | Refusal {
+  release (jobId: string, chunkIndex: number, leaseId: string, peer: string, reason: string): Answer {
     const found = this.current(jobId, chunkIndex, leaseId, peer)
-    if ('ok' in found) return found
+    if (!found.ok) return found
     const { job, chunk } = found
     this.drop(chunk, found.lease)
     if (reason !== '' && reason !== 'shutdown') {
@@ -160,9 +165,9 @@ export class LeaseTable {
   }
 
   /** The lease `leaseId` that `peer` holds on the chunk now, with its job and chunk. */
-  current (jobId: string, chunkIndex: number, leaseId: string, peer: string): { job: JobRecord, chunk: ChunkRecord, lease: LeaseRecord } | Refusal {
+  current (jobId: string, chunkIndex: number, leaseId: string, peer: string): HeldAnswer {
     const found = this.locate(jobId, chunkIndex)
-    if ('ok' in found) return found
+    if (!found.ok) return found
     const { chunk } = found
     if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
     const lease = [chunk.lease, chunk.backup].find(l => l !== undefined && l.id === leaseId && l.holder === peer)
@@ -176,9 +181,9 @@ export class LeaseTable {
    * May this peer deliver a result for this chunk? Its current lease, or a lapsed one on a chunk
    * that is still not done (no work thrown away), qualifies.
    */
-  mayDeliver (jobId: string, chunkIndex: number, leaseId: string, peer: string): { job: JobRecord, chunk: ChunkRecord } | Refusal {
+  mayDeliver (jobId: string, chunkIndex: number, leaseId: string, peer: string): ChunkAnswer {
     const found = this.locate(jobId, chunkIndex)
-    if ('ok' in found) return found
+    if (!found.ok) return found
     const { job, chunk } = found
     if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
     if (job.state !== 'encoding' && job.state !== 'splitting') return refusal('job-finished', `job ${jobId.slice(0, 12)} is ${job.state}`)
@@ -253,12 +258,12 @@ export class LeaseTable {
     this.secondsPerFrame.delete(jobId)
   }
 
-  private locate (jobId: string, chunkIndex: number): { job: JobRecord, chunk: ChunkRecord } | Refusal {
+  private locate (jobId: string, chunkIndex: number): ChunkAnswer {
     const job = this.jobs.get(jobId)
     if (job === undefined) return refusal('unknown-job', `no job ${jobId.slice(0, 12)} here`)
     const chunk = job.chunks[chunkIndex]
     if (chunk === undefined) return refusal('unknown-chunk', `job ${jobId.slice(0, 12)} has no chunk ${chunkIndex}`)
-    return { job, chunk }
+    return { ok: true, job, chunk }
   }
 
   private holdsLease (jobId: string, peer: string): boolean {
@@ -266,7 +271,7 @@ export class LeaseTable {
     return job?.chunks.some(c => c.state === 'leased' && (c.lease?.holder === peer || c.backup?.holder === peer)) ?? false
   }
 
-  private leaseOrRefuse (jobId: string, chunkIndex: number, claimant: string): LeaseGrant | Refusal {
+  private leaseOrRefuse (jobId: string, chunkIndex: number, claimant: string): LeaseAnswer {
     const job = this.jobs.get(jobId)
     if (job === undefined) return refusal('unknown-job', `no job ${jobId.slice(0, 12)} here`)
     if (job.state === 'done' || job.state === 'failed' || job.state === 'merging') return refusal('job-finished', `job ${jobId.slice(0, 12)} is ${job.state}`)
@@ -281,14 +286,14 @@ export class LeaseTable {
     countStat(job, 'leases')
     this.o.changed(job, true)
     this.log(`jobs: lease ${jobId.slice(0, 8)}#${chunkIndex} → ${claimant.slice(-8)}`)
-    return { ok: true, lease, jobId, chunk: chunkIndex }
+    return { ok: true, lease }
   }
 
   /**
    * Backup tasks, as MapReduce does them: once nothing is open, an idle peer may take a second copy
    * of a leased chunk so one slow or vanished worker does not hold up the whole job's tail.
    */
-  private backupLease (job: JobRecord, chunk: ChunkRecord, claimant: string): LeaseGrant | Refusal {
+  private backupLease (job: JobRecord, chunk: ChunkRecord, claimant: string): LeaseAnswer {
     const lease = chunk.lease as LeaseRecord
     if (!nothingToOpen(job)) return refusal('not-open', `chunk ${chunk.index} is leased to another peer`)
     if (chunk.backup !== undefined || lease.holder === claimant) return refusal('not-open', `chunk ${chunk.index} already has two holders`)
@@ -298,7 +303,7 @@ export class LeaseTable {
     countStat(job, 'backupLeases')
     this.o.changed(job, true)
     this.log(`jobs: backup lease ${job.id.slice(0, 8)}#${chunk.index} → ${claimant.slice(-8)} (holder ${lease.holder.slice(-8)} at ${lease.framesDone}/${chunk.frames})`)
-    return { ok: true, lease: backup, jobId: job.id, chunk: chunk.index }
+    return { ok: true, lease: backup }
   }
 
   private newLease (holder: string, backup: boolean): LeaseRecord {

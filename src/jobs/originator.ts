@@ -8,11 +8,10 @@ import {
   verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { JobStore } from './job-store.js'
-import { countStat, LeaseTable } from './lease-table.js'
+import type { Answer, Refusal, SegmentOffer } from '../swarm/index.js'
+import { countStat, LeaseTable, type LeaseAnswer } from './lease-table.js'
 import { splitSource } from './splitter.js'
-import {
-  JOB_RECORD_VERSION, refusal, type ChunkEncodeMeta, type ChunkRecord, type JobRecord, type LeaseGrant, type Refusal
-} from './types.js'
+import { JOB_RECORD_VERSION, refusal, type ChunkRecord, type JobRecord } from './types.js'
 
 export interface OriginatorOptions {
   /** The node's home; jobs live in `<home>/jobs/<id>/`. */
@@ -288,17 +287,17 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   // ---- leases: the lease table decides; these answer the swarm's protocol handlers --------------
 
   /** First valid claim wins; a peer that found nothing joins the job's waiting queue. */
-  requestLease (jobId: string, chunkIndex: number, claimant: string): LeaseGrant | Refusal {
+  requestLease (jobId: string, chunkIndex: number, claimant: string): LeaseAnswer {
     return this.leases.claim(jobId, chunkIndex, claimant)
   }
 
   /** Heartbeat: renews the lease and records progress. */
-  renewLease (jobId: string, chunkIndex: number, leaseId: string, peer: string, progress: { framesDone: number, fps: number }): { ok: true, expiresAt: number } | Refusal {
+  renewLease (jobId: string, chunkIndex: number, leaseId: string, peer: string, progress: { framesDone: number, fps: number }): Answer<{ expiresAt: number }> {
     return this.leases.renew(jobId, chunkIndex, leaseId, peer, progress)
   }
 
   /** The holder gives the chunk back, saying why; a chunk that fails everywhere fails the job. */
-  releaseLease (jobId: string, chunkIndex: number, leaseId: string, peer: string, reason: string): { ok: true } | Refusal {
+  releaseLease (jobId: string, chunkIndex: number, leaseId: string, peer: string, reason: string): Answer {
     return this.leases.release(jobId, chunkIndex, leaseId, peer, reason)
   }
 
@@ -313,26 +312,27 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   // ---- chunk bytes and results ---------------------------------------------------------------
 
   /** The segment a leaseholder may fetch, with what it needs to encode it. */
-  segmentFor (jobId: string, chunkIndex: number, leaseId: string, peer: string): { path: string, size: number, sha256: string, meta: ChunkEncodeMeta } | Refusal {
+  segmentFor (jobId: string, chunkIndex: number, leaseId: string, peer: string): Answer<SegmentOffer> {
     const found = this.leases.current(jobId, chunkIndex, leaseId, peer)
-    if ('ok' in found) return found
+    if (!found.ok) return found
     const { job, chunk } = found
     if (chunk.segment === undefined) return refusal('not-open', `chunk ${chunkIndex} has no segment yet`)
     return {
+      ok: true,
       path: join(this.jobDir(jobId), 'segments', chunk.segment.file),
       size: chunk.segment.size,
       sha256: chunk.segment.sha256,
       meta: {
-        jobId, chunk: chunkIndex, frames: chunk.frames, selectFromTime: chunk.segment.selectFromTime, settings: job.encodeSettings ?? job.settings,
+        frames: chunk.frames, selectFromTime: chunk.segment.selectFromTime, settings: job.encodeSettings ?? job.settings,
         frameRate: job.video.frameRate, pixFmt: job.video.pixFmt, width: job.video.width, height: job.video.height
       }
     }
   }
 
   /** May this peer upload a result for this chunk (see LeaseTable.mayDeliver)? Returns where to write the bytes. */
-  resultSlot (jobId: string, chunkIndex: number, leaseId: string, peer: string): { ok: true, tmpPath: string, maxBytes: number } | Refusal {
+  resultSlot (jobId: string, chunkIndex: number, leaseId: string, peer: string): Answer<{ tmpPath: string, maxBytes: number }> {
     const found = this.leases.mayDeliver(jobId, chunkIndex, leaseId, peer)
-    if ('ok' in found) return found
+    if (!found.ok) return found
     const { job, chunk } = found
     const tmpPath = join(this.jobDir(jobId), 'incoming', `chunk-${chunkIndex}-${randomBytes(6).toString('hex')}.264`)
     // No H.264 encode of a chunk is larger than twice its raw frames even at 10-bit 4:4:4 (3.75 B/pixel); anything bigger is not a result.
@@ -344,7 +344,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
    * Takes a received result: verifies it as media (decodes, H.264, exact frame count, size) and
    * keeps it if the chunk is still not done. Nothing unverified ever counts.
    */
-  async acceptResult (jobId: string, chunkIndex: number, peer: string, tmpPath: string, sha256: string): Promise<{ ok: true } | Refusal> {
+  async acceptResult (jobId: string, chunkIndex: number, peer: string, tmpPath: string, sha256: string): Promise<Answer> {
     const job = this.store.get(jobId)
     const chunk = job?.chunks[chunkIndex]
     if (job === undefined || chunk === undefined) { await rm(tmpPath, { force: true }); return refusal('unknown-job', 'job or chunk vanished') }

@@ -4,9 +4,9 @@ import type { Connection, PeerId, PeerStore, PrivateKey, Startable, Stream } fro
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import type { Answer, ChunkLease, FetchedSegment, LeaseGrant, Refusal, SegmentOffer } from './contract.js'
 import {
-  ChunkHeader, ChunkRequest, ClaimAnswer, HeartbeatAnswer, LeaseRequest, PlainAnswer, ResultRequest,
-  ProtocolViolation, type Refusal, type SegmentMeta
+  ChunkHeader, ChunkRequest, ClaimAnswer, HeartbeatAnswer, LeaseRequest, PlainAnswer, ResultRequest, ProtocolViolation
 } from './messages.js'
 import {
   CHUNK_PROTOCOL, LEASE_PROTOCOL, MAX_TRANSFER_BYTES, REQUEST_TIMEOUT_MS, RESULT_PROTOCOL, STREAM_IDLE_TIMEOUT_MS
@@ -18,40 +18,33 @@ import { FramedStream } from './streams.js'
 /** The originator decodes a whole chunk before it answers an upload. */
 const RESULT_VERIFY_TIMEOUT_MS = 10 * 60_000
 
-/** A refusal as the wire schema allows it: a short code, a message of at most 2,000 characters. */
-function wireRefusal (r: { code: string, message: string }): { ok: false, code: string, message: string } {
-  return { ok: false, code: /^[a-z-]{1,64}$/.test(r.code) ? r.code : 'refused', message: r.message.slice(0, 2000) }
+/** A refusal as the wire schema allows it: a message of at most 2,000 characters. */
+function wireRefusal (r: Refusal): Refusal {
+  return { ok: false, code: r.code, message: r.message.slice(0, 2000) }
 }
-
-type Answer<T> = ({ ok: true } & T) | { ok: false, code: string, message: string }
 
 /**
  * What the protocol handlers need from the node's originator. The swarm layer only moves bytes
  * and checks signatures; whether a claim wins or a result counts is the originator's call.
  */
 export interface LeaseArbiter {
-  requestLease: (jobId: string, chunk: number, claimant: string) => Answer<{ lease: { id: string, issuedAt: number, expiresAt: number } }>
+  requestLease: (jobId: string, chunk: number, claimant: string) => Answer<LeaseGrant>
   renewLease: (jobId: string, chunk: number, leaseId: string, peer: string, progress: { framesDone: number, fps: number }) => Answer<{ expiresAt: number }>
-  releaseLease: (jobId: string, chunk: number, leaseId: string, peer: string, reason: string) => Answer<object>
-  segmentFor: (jobId: string, chunk: number, leaseId: string, peer: string) => { path: string, size: number, sha256: string, meta: SegmentMetaWire } | Refusal
+  releaseLease: (jobId: string, chunk: number, leaseId: string, peer: string, reason: string) => Answer
+  segmentFor: (jobId: string, chunk: number, leaseId: string, peer: string) => Answer<SegmentOffer>
   resultSlot: (jobId: string, chunk: number, leaseId: string, peer: string) => Answer<{ tmpPath: string, maxBytes: number }>
-  acceptResult: (jobId: string, chunk: number, peer: string, tmpPath: string, sha256: string) => Promise<Answer<object>>
+  acceptResult: (jobId: string, chunk: number, peer: string, tmpPath: string, sha256: string) => Promise<Answer>
 }
-
-export type SegmentMetaWire = SegmentMeta
-
-/** A lease as a worker holds it (the signed original was checked when it arrived). */
-export interface RemoteLease { jobId: string, chunk: number, leaseId: string, originator: string, expiresAt: number, issuedAt?: number }
 
 /** The worker's view of one remote originator: the same calls as the in-process link. */
 export interface RemoteOriginatorLink {
   /** Connects (directly, else through a relay it announced) and says how; throws when no way works. */
   connect: (signal: AbortSignal) => Promise<PeerPath>
-  claim: (jobId: string, chunk: number, signal: AbortSignal) => Promise<Answer<{ lease: RemoteLease }>>
-  heartbeat: (lease: RemoteLease, progress: { framesDone: number, fps: number }, signal: AbortSignal) => Promise<Answer<{ expiresAt: number }>>
-  release: (lease: RemoteLease, reason: string, signal: AbortSignal) => Promise<Answer<object>>
-  fetchSegment: (lease: RemoteLease, destPath: string, signal: AbortSignal) => Promise<{ path: string, owned: boolean, meta: SegmentMetaWire }>
-  uploadResult: (lease: RemoteLease, path: string, sha256: string, signal: AbortSignal) => Promise<Answer<object>>
+  claim: (jobId: string, chunk: number, signal: AbortSignal) => Promise<Answer<{ lease: ChunkLease }>>
+  heartbeat: (lease: ChunkLease, progress: { framesDone: number, fps: number }, signal: AbortSignal) => Promise<Answer<{ expiresAt: number }>>
+  release: (lease: ChunkLease, reason: string, signal: AbortSignal) => Promise<Answer>
+  fetchSegment: (lease: ChunkLease, destPath: string, signal: AbortSignal) => Promise<FetchedSegment>
+  uploadResult: (lease: ChunkLease, path: string, sha256: string, signal: AbortSignal) => Promise<Answer>
 }
 
 export interface SwarmEncodeInit {
@@ -127,7 +120,7 @@ export class SwarmEncode implements Startable {
   // ---- originator side ------------------------------------------------------------------------
 
   /** Every refusal is logged with the peer and the reason (the peer gets the same words). */
-  private refused (what: string, peer: string, r: { code: string, message: string }): void {
+  private refused (what: string, peer: string, r: Refusal): void {
     this.log(`swarm: ${what} from ${peer.slice(-8)} refused (${r.code}): ${r.message}`)
   }
 
@@ -184,7 +177,7 @@ export class SwarmEncode implements Startable {
     const req = await f.readMessage(ChunkRequest, 'chunk request')
     this.stats.served.chunk++
     const seg = this.init.arbiter.segmentFor(req.jobId, req.chunk, req.leaseId, peer)
-    if ('ok' in seg) { this.refused('segment', peer, seg); await f.writeMessage(wireRefusal(seg)); return }
+    if (!seg.ok) { this.refused('segment', peer, seg); await f.writeMessage(wireRefusal(seg)); return }
     const m = seg.meta
     await f.writeMessage({ ok: true, size: seg.size, sha256: seg.sha256, meta: { frames: m.frames, selectFromTime: m.selectFromTime, settings: m.settings, frameRate: { num: m.frameRate.num, den: m.frameRate.den }, pixFmt: m.pixFmt, width: m.width, height: m.height } })
     await f.sendFile(seg.path, seg.size)
@@ -202,7 +195,7 @@ export class SwarmEncode implements Startable {
     if (!slot.ok) { this.stats.refusedResults++; this.refused('result', peer, slot); await f.writeMessage(wireRefusal(slot)); return }
     if (req.size > slot.maxBytes || req.size > MAX_TRANSFER_BYTES) {
       this.stats.refusedResults++
-      const tooLarge = { ok: false as const, code: 'too-large', message: `result of ${req.size} bytes is larger than the ${slot.maxBytes} a chunk of this job can be` }
+      const tooLarge: Refusal = { ok: false, code: 'too-large', message: `result of ${req.size} bytes is larger than the ${slot.maxBytes} a chunk of this job can be` }
       this.refused('result', peer, tooLarge)
       await f.writeMessage(tooLarge)
       return

@@ -4,42 +4,19 @@ import {
   encodeChunk, parseX264Settings, sha256File,
   type EncodeProgress, type EncodedChunk, type EncodeChunkOptions
 } from '../media/index.js'
-
-/** A lease as the worker sees it. */
-export interface HeldLease {
-  jobId: string
-  chunk: number
-  leaseId: string
-  originator: string
-  expiresAt: number
-  /** When the originator issued it (its clock); with expiresAt, the lease's length. */
-  issuedAt?: number
-}
-
-export interface SegmentMeta {
-  frames: number
-  selectFromTime: number
-  settings: string
-  frameRate: { num: number, den: number }
-  pixFmt: string
-  width: number
-  height: number
-}
-
-export type ClaimAnswer = { ok: true, lease: HeldLease } | { ok: false, code: string, message: string }
-export type PlainAnswer = { ok: true } | { ok: false, code: string, message: string }
+import type { Answer, ChunkLease, FetchedSegment } from '../swarm/index.js'
 
 /**
  * How a worker reaches one originator. Remote originators are reached over libp2p streams; the
  * node's own originator in-process. The worker knows nothing else about transport.
  */
 export interface OriginatorLink {
-  claim: (jobId: string, chunk: number, signal: AbortSignal) => Promise<ClaimAnswer>
-  heartbeat: (lease: HeldLease, progress: { framesDone: number, fps: number }, signal: AbortSignal) => Promise<{ ok: true, expiresAt: number } | { ok: false, code: string, message: string }>
-  release: (lease: HeldLease, reason: string, signal: AbortSignal) => Promise<PlainAnswer>
+  claim: (jobId: string, chunk: number, signal: AbortSignal) => Promise<Answer<{ lease: ChunkLease }>>
+  heartbeat: (lease: ChunkLease, progress: { framesDone: number, fps: number }, signal: AbortSignal) => Promise<Answer<{ expiresAt: number }>>
+  release: (lease: ChunkLease, reason: string, signal: AbortSignal) => Promise<Answer>
   /** Fetches the segment to destPath (or returns a path the worker may read but not delete). */
-  fetchSegment: (lease: HeldLease, destPath: string, signal: AbortSignal) => Promise<{ path: string, owned: boolean, meta: SegmentMeta }>
-  uploadResult: (lease: HeldLease, path: string, sha256: string, signal: AbortSignal) => Promise<PlainAnswer>
+  fetchSegment: (lease: ChunkLease, destPath: string, signal: AbortSignal) => Promise<FetchedSegment>
+  uploadResult: (lease: ChunkLease, path: string, sha256: string, signal: AbortSignal) => Promise<Answer>
 }
 
 /** What the worker knows of a job from its announcements. */
@@ -86,7 +63,7 @@ export interface WorkerOptions {
 type Stage = 'fetching' | 'queued' | 'encoding' | 'uploading'
 
 interface Task {
-  lease: HeldLease
+  lease: ChunkLease
   stage: Stage
   framesDone: number
   frames: number
@@ -95,7 +72,7 @@ interface Task {
   lastBeat: number
   /** Heartbeat period for this lease. */
   beatEvery: number
-  segment?: { path: string, owned: boolean, meta: SegmentMeta }
+  segment?: FetchedSegment
   /** This encode is close enough to its end that the next chunk should be fetched (see prefetchDue). */
   nearEnd?: boolean
 }
@@ -365,7 +342,7 @@ export class Worker {
   private async claimAndFetch (view: JobView, chunk: number): Promise<void> {
     const k = this.key(view.jobId, chunk)
     const link = this.o.linkFor(view.originator)
-    let answer: ClaimAnswer
+    let answer: Answer<{ lease: ChunkLease }>
     try {
       answer = await link.claim(view.jobId, chunk, AbortSignal.any([AbortSignal.timeout(10_000), this.stopping.signal]))
     } catch (err) {
@@ -381,7 +358,7 @@ export class Worker {
       view.backup = view.backup?.filter(c => c !== chunk)
       return
     }
-    const span = answer.lease.issuedAt !== undefined ? answer.lease.expiresAt - answer.lease.issuedAt : answer.lease.expiresAt - this.now()
+    const span = answer.lease.expiresAt - answer.lease.issuedAt
     const beatEvery = Math.max(200, Math.min(this.o.heartbeatMs ?? 5000, Math.floor(span / 3)))
     const task: Task = { lease: answer.lease, stage: 'fetching', framesDone: 0, frames: 0, fps: 0, controller: new AbortController(), lastBeat: this.now(), beatEvery }
     this.tasks.set(k, task)
@@ -427,7 +404,7 @@ export class Worker {
   /** Encodes a task's segment; returns the output path, or undefined when the chunk was given back. */
   private async runEncode (task: Task): Promise<string | undefined> {
     const { lease } = task
-    const segment = task.segment as { path: string, owned: boolean, meta: SegmentMeta }
+    const segment = task.segment as FetchedSegment
     const meta = segment.meta
     const out = join(this.o.workDir, lease.jobId, `chunk-${lease.chunk}.264`)
     task.stage = 'encoding'
@@ -484,7 +461,7 @@ export class Worker {
    * A finished encode is worth keeping: an upload that fails (the originator restarting, a dropped
    * connection) is tried again for about a lease's length before the chunk is given back.
    */
-  private async uploadWithRetry (task: Task, out: string): Promise<PlainAnswer> {
+  private async uploadWithRetry (task: Task, out: string): Promise<Answer> {
     const sha256 = await sha256File(out)
     const giveUpAt = this.now() + Math.max(10_000, task.beatEvery * 3)
     for (let delay = 1000; ; delay = Math.min(delay * 2, 8000)) {
