@@ -7,6 +7,7 @@ import { EXIT_FAILED, EXIT_OK, HOME_HELP, rejectExtraArguments, type Command } f
 import { formatProgressLine } from '../format.js'
 import { liveCapable, LiveScreen, REFRESH_MS, renderJob } from '../live.js'
 import { err, out } from '../output.js'
+import { shortJob } from '../../src/log/index.js'
 
 /** `swarm add FILE "SETTINGS"`: queues FILE on the local node, which becomes the job's originator. */
 export const add: Command = {
@@ -54,7 +55,7 @@ ${HOME_HELP}
     }
     const final = await waitForJob(client, job.id, json ? 'quiet' : liveCapable(process.stderr) ? 'live' : 'plain')
     if (json) out(JSON.stringify({ job: final, existing }))
-    if (final.state === 'failed') { if (!json) err(`job ${final.id.slice(0, 12)} failed: ${final.error ?? 'unknown error'}`); return EXIT_FAILED }
+    if (final.state === 'failed') { if (!json) err(`job ${shortJob(final.id)} failed: ${final.error ?? 'unknown error'}`); return EXIT_FAILED }
     if (!json) out(final.output ?? '')
     return EXIT_OK
   }

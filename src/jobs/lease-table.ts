@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { logger, shortChunk, shortJob, shortPeer, type Logger, type LogSink } from '../log/index.js'
 import type { Answer } from '../swarm/index.js'
 import { refusal, type ChunkRecord, type JobRecord, type JobStats, type LeaseRecord, type ResultRecord } from './types.js'
 
@@ -23,7 +24,7 @@ export interface LeaseTableOptions {
   swarmSize?: () => number
   /** Ids of new leases: random, unless a test wants them predictable. */
   newLeaseId?: () => string
-  log?: (line: string) => void
+  log?: LogSink
   /** A job's leases changed; `announce` is false for heartbeats, which only need keeping. */
   changed: (job: JobRecord, announce: boolean) => void
   /** A job can no longer finish (a chunk failed everywhere): the owner fails it, which calls abandon. */
@@ -68,14 +69,14 @@ export class LeaseTable {
   private readonly maxChunkFailures: number
   private readonly now: () => number
   private readonly newLeaseId: () => string
-  private readonly log: (line: string) => void
+  private readonly log: Logger
 
   constructor (private readonly jobs: ReadonlyMap<string, JobRecord>, private readonly o: LeaseTableOptions) {
     this.leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS
     this.maxChunkFailures = o.maxChunkFailures ?? DEFAULT_MAX_CHUNK_FAILURES
     this.now = o.now
     this.newLeaseId = o.newLeaseId ?? (() => randomBytes(12).toString('hex'))
-    this.log = o.log ?? (() => {})
+    this.log = logger('jobs', o.log)
   }
 
   /**
@@ -134,7 +135,7 @@ export class LeaseTable {
     this.drop(chunk, found.lease)
     if (reason !== '' && reason !== 'shutdown') {
       chunk.failures.push({ peer, reason: reason.slice(0, 500), at: this.now() })
-      this.log(`jobs: ${peer.slice(-8)} released ${jobId.slice(0, 8)}#${chunkIndex}: ${reason}`)
+      this.log.info(`${shortPeer(peer)} released ${shortChunk(jobId, chunkIndex)}: ${reason}`)
       const hopeless = this.hopeless(job, chunk, reason)
       if (hopeless !== undefined) this.o.failed(job, hopeless)
     }
@@ -153,7 +154,7 @@ export class LeaseTable {
         if (chunk.state !== 'leased') continue
         for (const lease of [chunk.backup, chunk.lease]) {
           if (lease === undefined || lease.expiresAt > now) continue
-          this.log(`jobs: lease on ${job.id.slice(0, 8)}#${chunk.index} held by ${lease.holder.slice(-8)} expired`)
+          this.log.info(`lease on ${shortChunk(job.id, chunk.index)} held by ${shortPeer(lease.holder)} expired`)
           this.drop(chunk, lease)
           changed = true
           expired++
@@ -186,7 +187,7 @@ export class LeaseTable {
     if (!found.ok) return found
     const { job, chunk } = found
     if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
-    if (job.state !== 'encoding' && job.state !== 'splitting') return refusal('job-finished', `job ${jobId.slice(0, 12)} is ${job.state}`)
+    if (job.state !== 'encoding' && job.state !== 'splitting') return refusal('job-finished', `job ${shortJob(jobId)} is ${job.state}`)
     const holds = [chunk.lease, chunk.backup].some(l => l?.holder === peer && l.id === leaseId)
     if (!holds && !chunk.pastHolders.includes(peer)) return refusal('not-holder', `peer holds no lease on chunk ${chunkIndex}`)
     return found
@@ -220,7 +221,7 @@ export class LeaseTable {
     }
     delete chunk.lease
     delete chunk.backup
-    this.log(`jobs: chunk ${job.id.slice(0, 8)}#${chunk.index} done by ${peer.slice(-8)}`)
+    this.log.trace(`chunk ${shortChunk(job.id, chunk.index)} done by ${shortPeer(peer)}`)
     this.o.changed(job, true)
   }
 
@@ -260,9 +261,9 @@ export class LeaseTable {
 
   private locate (jobId: string, chunkIndex: number): ChunkAnswer {
     const job = this.jobs.get(jobId)
-    if (job === undefined) return refusal('unknown-job', `no job ${jobId.slice(0, 12)} here`)
+    if (job === undefined) return refusal('unknown-job', `no job ${shortJob(jobId)} here`)
     const chunk = job.chunks[chunkIndex]
-    if (chunk === undefined) return refusal('unknown-chunk', `job ${jobId.slice(0, 12)} has no chunk ${chunkIndex}`)
+    if (chunk === undefined) return refusal('unknown-chunk', `job ${shortJob(jobId)} has no chunk ${chunkIndex}`)
     return { ok: true, job, chunk }
   }
 
@@ -273,10 +274,10 @@ export class LeaseTable {
 
   private leaseOrRefuse (jobId: string, chunkIndex: number, claimant: string): LeaseAnswer {
     const job = this.jobs.get(jobId)
-    if (job === undefined) return refusal('unknown-job', `no job ${jobId.slice(0, 12)} here`)
-    if (job.state === 'done' || job.state === 'failed' || job.state === 'merging') return refusal('job-finished', `job ${jobId.slice(0, 12)} is ${job.state}`)
+    if (job === undefined) return refusal('unknown-job', `no job ${shortJob(jobId)} here`)
+    if (job.state === 'done' || job.state === 'failed' || job.state === 'merging') return refusal('job-finished', `job ${shortJob(jobId)} is ${job.state}`)
     const chunk = job.chunks[chunkIndex]
-    if (chunk === undefined || !Number.isInteger(chunkIndex)) return refusal('unknown-chunk', `job ${jobId.slice(0, 12)} has no chunk ${chunkIndex}`)
+    if (chunk === undefined || !Number.isInteger(chunkIndex)) return refusal('unknown-chunk', `job ${shortJob(jobId)} has no chunk ${chunkIndex}`)
     if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
     if (chunk.state === 'pending') return refusal('not-open', `chunk ${chunkIndex} is not cut yet`)
     if (chunk.state === 'leased') return this.backupLease(job, chunk, claimant)
@@ -285,7 +286,7 @@ export class LeaseTable {
     chunk.lease = lease
     countStat(job, 'leases')
     this.o.changed(job, true)
-    this.log(`jobs: lease ${jobId.slice(0, 8)}#${chunkIndex} → ${claimant.slice(-8)}`)
+    this.log.trace(`lease ${shortChunk(jobId, chunkIndex)} → ${shortPeer(claimant)}`)
     return { ok: true, lease }
   }
 
@@ -302,7 +303,7 @@ export class LeaseTable {
     chunk.backup = backup
     countStat(job, 'backupLeases')
     this.o.changed(job, true)
-    this.log(`jobs: backup lease ${job.id.slice(0, 8)}#${chunk.index} → ${claimant.slice(-8)} (holder ${lease.holder.slice(-8)} at ${lease.framesDone}/${chunk.frames})`)
+    this.log.trace(`backup lease ${shortChunk(job.id, chunk.index)} → ${shortPeer(claimant)} (holder ${shortPeer(lease.holder)} at ${lease.framesDone}/${chunk.frames})`)
     return { ok: true, lease: backup }
   }
 

@@ -8,6 +8,7 @@ import {
   verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { JobStore } from './job-store.js'
+import { jobTag, logger, shortChunk, shortJob, shortPeer, type Logger, type LogSink } from '../log/index.js'
 import type { Answer, Refusal, SegmentOffer } from '../swarm/index.js'
 import { countStat, LeaseTable, type LeaseAnswer } from './lease-table.js'
 import { splitSource } from './splitter.js'
@@ -24,7 +25,7 @@ export interface OriginatorOptions {
   maxChunkFailures?: number
   plan?: PlanOptions
   now?: () => number
-  log?: (line: string) => void
+  log?: LogSink
   /** Called to learn how many peers could encode, so a job is planned with enough chunks. */
   swarmSize?: () => number
   /** Concurrent encodes per peer, as an estimate of the swarm's (peers do not announce theirs): this node's own slots. */
@@ -87,19 +88,19 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   private readonly running = new Map<string, Promise<void>>()
   private readonly aborts = new Map<string, AbortController>()
   private readonly now: () => number
-  private readonly log: (line: string) => void
+  private readonly log: Logger
   private expiryTimer?: NodeJS.Timeout
   private stopped = false
 
   constructor (private readonly o: OriginatorOptions) {
     super()
     this.now = o.now ?? Date.now
-    this.log = o.log ?? (() => {})
+    this.log = logger('jobs', o.log)
     this.verifyTurns = new Turns(Math.max(1, o.verifyConcurrency ?? availableParallelism()))
-    this.store = new JobStore(join(o.home, 'jobs'), this.now, this.log)
+    this.store = new JobStore(join(o.home, 'jobs'), this.now, o.log)
     this.leases = new LeaseTable(this.store.jobs, {
       now: this.now,
-      log: this.log,
+      log: o.log,
       changed: (job, announce) => { this.touch(job, announce) },
       failed: (job, error) => { this.fail(job, error) },
       leaseMs: o.leaseMs,
@@ -117,7 +118,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       // Our own worker restarted with us and holds nothing: leases it had would only lapse.
       this.leases.dropHolder(job, this.o.peerId)
       if (job.state === 'merging' || needsRun(job)) {
-        this.log(`jobs: resuming ${job.id.slice(0, 12)} (${job.state})`)
+        this.log.info(`resuming ${shortJob(job.id)} (${job.state})`)
         this.runInBackground(job.id)
       }
     }
@@ -176,7 +177,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     }
     this.sources.set(id, source)
     await this.store.create(job)
-    this.log(`jobs: added ${id.slice(0, 12)} ${req.file} (${plan.chunks.length} chunks, ${source.video.frameCount} frames)`)
+    this.log.info(`added ${shortJob(id)} ${req.file} (${plan.chunks.length} chunks, ${source.video.frameCount} frames)`)
     this.runInBackground(id)
     this.emit('changed', id)
     return { job, existing: false }
@@ -218,12 +219,12 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     if (stillThere && (wanted === undefined ? req.file === job.sourcePath : wanted === previous)) return
     if (stillThere) {
       job.output = await copyOutput(previous, { sourcePath: req.file, ...(wanted !== undefined ? { outputPath: wanted } : {}) })
-      this.log(`jobs: ${job.id.slice(0, 12)} was encoded before; copied ${previous} to ${job.output}`)
+      this.log.debug(`${shortJob(job.id)} was encoded before; copied ${previous} to ${job.output}`)
       this.touch(job)
       await this.save(job.id)
       return
     }
-    this.log(`jobs: ${job.id.slice(0, 12)} was encoded before but ${previous ?? 'its output'} is gone: encoding again`)
+    this.log.debug(`${shortJob(job.id)} was encoded before but ${previous ?? 'its output'} is gone: encoding again`)
     job.sourcePath = req.file
     if (wanted !== undefined) job.requestedOutput = wanted
     else delete job.requestedOutput
@@ -381,7 +382,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       await rm(tmpPath, { force: true })
       // The reason goes back to the peer: no path of ours may be in it.
       const reason = (err as Error).message.replaceAll(tmpPath, `result for chunk ${chunkIndex}`).replaceAll(this.o.home, '<home>')
-      this.log(`jobs: refused result for ${job.id.slice(0, 8)}#${chunkIndex} from ${peer.slice(-8)}: ${reason}`)
+      this.log.info(`refused result for ${shortChunk(job.id, chunkIndex)} from ${shortPeer(peer)}: ${reason}`)
       return refusal('bad-result', reason)
     }
   }
@@ -445,13 +446,13 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       plan: plan.chunks,
       pending: job.chunks.filter(c => c.state === 'pending').map(c => c.index),
       dir: this.jobDir(job.id),
-      tag: job.id.slice(0, 8),
+      tag: jobTag(job.id),
       signal,
       log: this.log,
       opened
     })
     job.state = 'encoding'
-    this.log(`jobs: ${job.id.slice(0, 8)}: every chunk cut (${((performance.now() - splitStarted) / 1000).toFixed(2)} s)`)
+    this.log.debug(`${jobTag(job.id)}: every chunk cut (${((performance.now() - splitStarted) / 1000).toFixed(2)} s)`)
     this.touch(job)
     await this.save(job.id)
   }
@@ -460,7 +461,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const source = await this.sourceOf(job, signal)
     const dir = this.jobDir(job.id)
     const chunkPaths = job.chunks.map(c => join(dir, 'results', c.result?.file ?? `chunk-${c.index}.264`))
-    this.log(`jobs: merging ${job.id.slice(0, 12)}`)
+    this.log.debug(`merging ${shortJob(job.id)}`)
     const result = await mergeChunks({ source, chunkPaths, workDir: join(dir, 'merge'), ...(job.requestedOutput !== undefined ? { outputPath: job.requestedOutput } : {}), signal })
     await verifyMergedOutput(source, result.path)
     job.output = result.path
@@ -476,7 +477,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     await this.save(job.id)
     // The output is verified: segments and results have done their work.
     await Promise.all(['segments', 'results', 'merge', 'incoming'].map(async d => await rm(join(dir, d), { recursive: true, force: true })))
-    this.log(`jobs: ${job.id.slice(0, 12)} done → ${result.path}`)
+    this.log.info(`${shortJob(job.id)} done → ${result.path}`)
   }
 
   private fail (job: JobRecord, error: string): void {
@@ -484,7 +485,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     job.state = 'failed'
     job.error = error
     this.leases.abandon(job)
-    this.log(`jobs: ${job.id.slice(0, 12)} failed: ${error}`)
+    this.log.info(`${shortJob(job.id)} failed: ${error}`)
     this.touch(job)
     void this.save(job.id)
   }

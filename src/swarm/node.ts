@@ -12,6 +12,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createHash } from 'node:crypto'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import type { LogSink } from '../log/index.js'
 import { KAD_PROTOCOL, MAX_ANNOUNCEMENT_BYTES } from './protocol.js'
 import { swarmEncode, type SwarmEncode, type SwarmEncodeInit } from './service.js'
 import { DiscoveredPeers, peerDialer, tagDiscovery, type PeerDialer } from './discovery.js'
@@ -33,7 +34,7 @@ export interface SwarmNodeOptions {
   /** Addresses to announce besides the listening ones (`--announce`, e.g. a public address forwarded to this node). */
   announce?: string[]
   /** Where connection events and failures to reach a discovered peer are logged. */
-  log?: (line: string) => void
+  log?: LogSink
 }
 
 export type SwarmServices = {

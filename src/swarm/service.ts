@@ -4,6 +4,7 @@ import type { Connection, PeerId, PeerStore, PrivateKey, Startable, Stream } fro
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import { logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
 import type { Answer, ChunkLease, FetchedSegment, LeaseGrant, Refusal, SegmentOffer } from './contract.js'
 import {
   ChunkHeader, ChunkRequest, ClaimAnswer, HeartbeatAnswer, LeaseRequest, PlainAnswer, ResultRequest, ProtocolViolation
@@ -49,7 +50,7 @@ export interface RemoteOriginatorLink {
 
 export interface SwarmEncodeInit {
   arbiter: LeaseArbiter
-  log?: (line: string) => void
+  log?: LogSink
   now?: () => number
   /** Concurrent inbound streams per connection for each protocol. */
   maxInboundStreams?: number
@@ -90,13 +91,13 @@ export class SwarmEncode implements Startable {
     served: { claim: 0, heartbeat: 0, release: 0, chunk: 0, result: 0 }
   }
   private readonly nonces = new NonceCache()
-  private readonly log: (line: string) => void
+  private readonly log: Logger
   private readonly now: () => number
   private readonly idleMs: number
   private readonly shutdown = new AbortController()
 
   constructor (private readonly components: SwarmEncodeComponents, private readonly init: SwarmEncodeInit) {
-    this.log = init.log ?? (() => {})
+    this.log = logger('swarm', init.log)
     this.now = init.now ?? Date.now
     this.idleMs = init.idleTimeoutMs ?? STREAM_IDLE_TIMEOUT_MS
   }
@@ -121,7 +122,7 @@ export class SwarmEncode implements Startable {
 
   /** Every refusal is logged with the peer and the reason (the peer gets the same words). */
   private refused (what: string, peer: string, r: Refusal): void {
-    this.log(`swarm: ${what} from ${peer.slice(-8)} refused (${r.code}): ${r.message}`)
+    this.log.info(`${what} from ${shortPeer(peer)} refused (${r.code}): ${r.message}`)
   }
 
   private async serve (stream: Stream, connection: Connection, what: string, handler: (f: FramedStream, peer: string, relayed: boolean) => Promise<void>): Promise<void> {
@@ -132,7 +133,7 @@ export class SwarmEncode implements Startable {
       await f.close()
     } catch (err) {
       const e = err as Error
-      this.log(`swarm: ${what} stream from ${peer.slice(-8)} refused: ${e.message}`)
+      this.log.info(`${what} stream from ${shortPeer(peer)} refused: ${e.message}`)
       if (e instanceof ProtocolViolation) {
         // Tell an honest-but-buggy peer what was wrong before hanging up.
         await f.writeMessage({ ok: false, code: 'bad-request', message: e.message.slice(0, 500) }).catch(() => {})
@@ -151,7 +152,7 @@ export class SwarmEncode implements Startable {
       const verdict = await verifyClaim({ claim: req.claim, signature: req.signature }, { remotePeer: peer, now: this.now(), nonces: this.nonces })
       if (!verdict.ok) {
         this.stats.refusedClaims++
-        this.log(`swarm: claim from ${peer.slice(-8)} refused: ${verdict.message}`)
+        this.log.info(`claim from ${shortPeer(peer)} refused: ${verdict.message}`)
         await f.writeMessage({ ok: false, code: verdict.code, message: verdict.message })
         return
       }
@@ -183,7 +184,7 @@ export class SwarmEncode implements Startable {
     await f.sendFile(seg.path, seg.size)
     this.stats.segmentBytesOut += seg.size
     if (relayed) this.stats.segmentBytesOutRelayed += seg.size
-    this.log(`swarm: sent segment ${req.jobId.slice(0, 8)}#${req.chunk} (${seg.size} bytes) to ${peer.slice(-8)}${relayed ? ' through a relay' : ''}`)
+    this.log.trace(`sent segment ${shortChunk(req.jobId, req.chunk)} (${seg.size} bytes) to ${shortPeer(peer)}${relayed ? ' through a relay' : ''}`)
   }
 
   private async handleResult (f: FramedStream, peer: string, relayed: boolean): Promise<void> {
@@ -203,7 +204,7 @@ export class SwarmEncode implements Startable {
     await f.writeMessage({ ok: true })
     await mkdir(dirname(slot.tmpPath), { recursive: true })
     try {
-      await f.receiveFile(slot.tmpPath, req.size, req.sha256, `result for chunk ${req.chunk} from ${peer.slice(-8)}`)
+      await f.receiveFile(slot.tmpPath, req.size, req.sha256, `result for chunk ${req.chunk} from ${shortPeer(peer)}`)
     } catch (err) {
       this.stats.refusedResults++
       throw err
@@ -266,7 +267,7 @@ export class SwarmEncode implements Startable {
         const answer = await request({ type: 'claim', ...signed }, ClaimAnswer, 'claim answer', signal)
         if (!answer.ok) return answer
         const verdict = await verifyLease({ lease: answer.lease, signature: answer.signature }, { originator, holder: self, jobId, chunk })
-        if (!verdict.ok) throw new Error(`originator ${originator.slice(-8)} sent a bad lease: ${verdict.message}`)
+        if (!verdict.ok) throw new Error(`originator ${shortPeer(originator)} sent a bad lease: ${verdict.message}`)
         return { ok: true, lease: { jobId, chunk, leaseId: answer.lease.leaseId, originator, expiresAt: answer.lease.expiresAt, issuedAt: answer.lease.issuedAt } }
       },
       heartbeat: async (lease, progress, signal) => await request({ type: 'heartbeat', jobId: lease.jobId, chunk: lease.chunk, leaseId: lease.leaseId, framesDone: Math.floor(progress.framesDone), fps: Math.round(progress.fps * 100) / 100 }, HeartbeatAnswer, 'heartbeat answer', signal),
@@ -279,7 +280,7 @@ export class SwarmEncode implements Startable {
           if (!header.ok) throw new Error(`originator refused the segment: ${header.message}`)
           if (header.size > MAX_TRANSFER_BYTES) throw new ProtocolViolation(`segment of ${header.size} bytes is over the ${MAX_TRANSFER_BYTES} limit`)
           await mkdir(dirname(destPath), { recursive: true })
-          await f.receiveFile(destPath, header.size, header.sha256, `segment ${lease.jobId.slice(0, 8)}#${lease.chunk}`)
+          await f.receiveFile(destPath, header.size, header.sha256, `segment ${shortChunk(lease.jobId, lease.chunk)}`)
           this.stats.segmentBytesIn += header.size
           await f.close()
           return { path: destPath, owned: true, meta: header.meta }

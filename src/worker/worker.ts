@@ -1,9 +1,11 @@
+import { EventEmitter } from 'node:events'
 import { mkdir, rm, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
   encodeChunk, parseX264Settings, sha256File,
   type EncodeProgress, type EncodedChunk, type EncodeChunkOptions
 } from '../media/index.js'
+import { jobTag, logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
 import type { Answer, ChunkLease, FetchedSegment } from '../swarm/index.js'
 
 /**
@@ -56,7 +58,7 @@ export interface WorkerOptions {
   heartbeatMs?: number
   /** Test hook: a stand-in encoder. Not reachable from the network. */
   encoder?: ChunkEncoder
-  log?: (line: string) => void
+  log?: LogSink
   now?: () => number
 }
 
@@ -101,12 +103,15 @@ const PREFETCH_MARGIN_MS = 1000
 /** How long stop() waits for aborted fetches, encodes and uploads to wind down. */
 const STOP_GRACE_MS = 5000
 
+/** A chunk whose result the originator took: the worker's `delivered` event. */
+export interface Delivered { jobId: string, chunk: number }
+
 /**
  * The claimant side: watches announced jobs, claims chunks, keeps leases alive with progress,
  * encodes, verifies its own output and returns it. Runs `slots` encodes at once and keeps
  * `prefetch` more chunks downloaded, so the next encode starts without waiting on the network.
  */
-export class Worker {
+export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
   private readonly jobs = new Map<string, JobView>()
   private readonly tasks = new Map<string, Task>()
   private readonly ready: Task[] = []
@@ -124,7 +129,7 @@ export class Worker {
   private lastFetchMs = 0
   private readonly encoder: ChunkEncoder
   private readonly now: () => number
-  private readonly log: (line: string) => void
+  private readonly log: Logger
   private heartbeatTimer?: NodeJS.Timeout
   private pumping = false
   /** Fetches, encodes and uploads under way: stop() lets them wind down before removing their files. */
@@ -135,12 +140,12 @@ export class Worker {
   private stopped = false
   private encodingCount = 0
   private rr = 0
-  readonly completed: Array<{ jobId: string, chunk: number }> = []
 
   constructor (private readonly o: WorkerOptions) {
+    super()
     this.encoder = o.encoder ?? encodeChunk
     this.now = o.now ?? Date.now
-    this.log = o.log ?? (() => {})
+    this.log = logger('worker', o.log)
   }
 
   start (): void {
@@ -180,13 +185,13 @@ export class Worker {
     if (known === undefined && !this.unable.has(view.jobId)) {
       try { parseX264Settings(view.settings) } catch (err) {
         this.unable.set(view.jobId, (err as Error).message)
-        this.log(`worker: not taking chunks of ${view.jobId.slice(0, 8)} from ${view.originator.slice(-8)}: ${(err as Error).message}`)
+        this.log.debug(`not taking chunks of ${jobTag(view.jobId)} from ${shortPeer(view.originator)}: ${(err as Error).message}`)
       }
     }
     for (const chunk of view.settled ?? []) {
       const task = this.tasks.get(this.key(view.jobId, chunk))
       if (task !== undefined && task.stage !== 'uploading') {
-        this.log(`worker: ${view.jobId.slice(0, 8)}#${chunk} was done by another peer; stopping`)
+        this.log.debug(`${shortChunk(view.jobId, chunk)} was done by another peer; stopping`)
         this.stopTask(task)
       }
     }
@@ -347,7 +352,7 @@ export class Worker {
       answer = await link.claim(view.jobId, chunk, AbortSignal.any([AbortSignal.timeout(10_000), this.stopping.signal]))
     } catch (err) {
       this.backoff.set(k, this.now() + 5000)
-      this.log(`worker: claim ${view.jobId.slice(0, 8)}#${chunk} failed: ${(err as Error).message}`)
+      this.log.info(`claim ${shortChunk(view.jobId, chunk)} failed: ${(err as Error).message}`)
       return
     }
     if (!answer.ok) {
@@ -364,7 +369,7 @@ export class Worker {
     this.tasks.set(k, task)
     view.open = view.open.filter(c => c !== chunk)
     view.backup = view.backup?.filter(c => c !== chunk)
-    this.log(`worker: leased ${view.jobId.slice(0, 8)}#${chunk}`)
+    this.log.trace(`leased ${shortChunk(view.jobId, chunk)}`)
     try {
       const dir = join(this.o.workDir, view.jobId)
       const asked = Date.now()
@@ -374,7 +379,7 @@ export class Worker {
       // Only downloads: our own node's chunks need none, and timing a prefetch of another node's
       // chunk by them would start it a second before it is needed.
       if (task.segment.owned) this.lastFetchMs = tookMs
-      this.log(`worker: fetched ${view.jobId.slice(0, 8)}#${chunk} in ${(tookMs / 1000).toFixed(2)} s`)
+      this.log.trace(`fetched ${shortChunk(view.jobId, chunk)} in ${(tookMs / 1000).toFixed(2)} s`)
       task.frames = task.segment.meta.frames
       task.stage = 'queued'
       this.ready.push(task)
@@ -444,13 +449,13 @@ export class Worker {
     try {
       const answer = await this.uploadWithRetry(task, out)
       if (answer.ok) {
-        this.completed.push({ jobId: lease.jobId, chunk: lease.chunk })
-        this.log(`worker: delivered ${lease.jobId.slice(0, 8)}#${lease.chunk}`)
+        this.emit('delivered', { jobId: lease.jobId, chunk: lease.chunk })
+        this.log.trace(`delivered ${shortChunk(lease.jobId, lease.chunk)}`)
       } else {
-        this.log(`worker: result for ${lease.jobId.slice(0, 8)}#${lease.chunk} refused: ${answer.message}`)
+        this.log.info(`result for ${shortChunk(lease.jobId, lease.chunk)} refused: ${answer.message}`)
       }
     } catch (err) {
-      this.log(`worker: upload of ${lease.jobId.slice(0, 8)}#${lease.chunk} failed: ${(err as Error).message}`)
+      this.log.info(`upload of ${shortChunk(lease.jobId, lease.chunk)} failed: ${(err as Error).message}`)
       await this.giveUp(task, `upload failed: ${(err as Error).message}`, false, out)
       return
     }
@@ -469,7 +474,7 @@ export class Worker {
         return await this.o.linkFor(task.lease.originator).uploadResult(task.lease, out, sha256, task.controller.signal)
       } catch (err) {
         if (task.controller.signal.aborted || this.stopped || this.now() + delay > giveUpAt) throw err
-        this.log(`worker: upload of ${task.lease.jobId.slice(0, 8)}#${task.lease.chunk} failed (${(err as Error).message}); trying again in ${delay / 1000} s`)
+        this.log.info(`upload of ${shortChunk(task.lease.jobId, task.lease.chunk)} failed (${(err as Error).message}); trying again in ${delay / 1000} s`)
         await new Promise<void>(resolve => {
           // Cut short when the task is given up or the worker stops (stop() waits for this).
           const t = setTimeout(resolve, delay)
@@ -480,7 +485,7 @@ export class Worker {
   }
 
   private async giveUp (task: Task, reason: string, countsAsFailure: boolean, out?: string): Promise<void> {
-    this.log(`worker: giving back ${task.lease.jobId.slice(0, 8)}#${task.lease.chunk}: ${reason}`)
+    this.log.info(`giving back ${shortChunk(task.lease.jobId, task.lease.chunk)}: ${reason}`)
     this.backoff.set(this.key(task.lease.jobId, task.lease.chunk), this.now() + 10_000)
     try {
       await this.o.linkFor(task.lease.originator).release(task.lease, countsAsFailure ? reason : '', AbortSignal.timeout(5000))
@@ -513,7 +518,7 @@ export class Worker {
         else if (answer.code !== 'lease-expired' || task.stage !== 'encoding') {
           // Done elsewhere, or the job is gone: stop at once. An expired lease mid-encode still
           // finishes: a late result is taken if the chunk is still open.
-          this.log(`worker: lost ${task.lease.jobId.slice(0, 8)}#${task.lease.chunk}: ${answer.message}`)
+          this.log.debug(`lost ${shortChunk(task.lease.jobId, task.lease.chunk)}: ${answer.message}`)
           this.stopTask(task)
         }
       } catch { /* transient; the lease has slack */ }
