@@ -1,4 +1,5 @@
 import type { JobStatus, PeersJson, StatusJson } from '../src/daemon/index.js'
+import { shortChunk, shortJob } from '../src/log/index.js'
 
 /** Peer ids are long; the tail is what tells them apart in a table. */
 export function shortPeer (id: string): string { return id.length > 14 ? `…${id.slice(-10)}` : id }
@@ -26,7 +27,7 @@ function percent (job: JobStatus): string {
 
 export function formatProgressLine (job: JobStatus): string {
   const c = job.chunks
-  return `job ${job.id.slice(0, 12)} ${job.state}: ${c.done}/${c.total} chunks done, ${c.leased} encoding, ${percent(job)} of ${job.totalFrames} frames`
+  return `job ${shortJob(job.id)} ${job.state}: ${c.done}/${c.total} chunks done, ${c.leased} encoding, ${percent(job)} of ${job.totalFrames} frames`
 }
 
 export function formatStatus (s: StatusJson): string {
@@ -37,14 +38,14 @@ export function formatStatus (s: StatusJson): string {
   lines.push('', `JOBS (${s.jobs.length})`)
   if (s.jobs.length > 0) {
     lines.push(table([['ID', 'STATE', 'CHUNKS done/leased/open', 'FRAMES', 'ORIGIN', 'FILE'],
-      ...s.jobs.map(j => [j.id.slice(0, 12), j.state, `${j.chunks.done}/${j.chunks.leased}/${j.chunks.open} of ${j.chunks.total}`, j.local ? percent(j) : '-', j.local ? 'here' : shortPeer(j.originator), j.output ?? j.file])]))
-    for (const j of s.jobs) if (j.reach?.kind === 'control-only') lines.push(`  ${j.id.slice(0, 12)}: ${reachText(j)}`)
+      ...s.jobs.map(j => [shortJob(j.id), j.state, `${j.chunks.done}/${j.chunks.leased}/${j.chunks.open} of ${j.chunks.total}`, j.local ? percent(j) : '-', j.local ? 'here' : shortPeer(j.originator), j.output ?? j.file])]))
+    for (const j of s.jobs) if (j.reach?.kind === 'control-only') lines.push(`  ${shortJob(j.id)}: ${reachText(j)}`)
   }
   if (s.network.relay !== undefined) lines.push('', `RELAY  ${s.network.relay.reservations} peers reserved, ${s.network.relay.circuits} circuits open; ${s.network.relay.limits}`)
   if (s.network.reservedOn.length > 0) lines.push('', `reachable through relay${s.network.reservedOn.length === 1 ? '' : 's'} ${s.network.reservedOn.map(shortPeer).join(', ')}`)
   lines.push('', `WORKER (${s.worker.slots} slot${s.worker.slots === 1 ? '' : 's'})`)
   if (s.worker.active.length === 0) lines.push('  idle')
-  else lines.push(table([['CHUNK', 'STAGE', 'FRAMES', 'FPS'], ...s.worker.active.map(a => [`${a.jobId.slice(0, 8)}#${a.chunk}`, a.stage, `${a.framesDone}/${a.frames}`, a.fps.toFixed(1)])]))
+  else lines.push(table([['CHUNK', 'STAGE', 'FRAMES', 'FPS'], ...s.worker.active.map(a => [shortChunk(a.jobId, a.chunk), a.stage, `${a.framesDone}/${a.frames}`, a.fps.toFixed(1)])]))
   return lines.join('\n')
 }
 
@@ -99,7 +100,7 @@ export function formatPeers (p: PeersJson): string {
     for (const [i, a] of (peer.addresses.length > 0 ? peer.addresses : ['-']).entries()) lines.push(`  ${i === 0 ? 'address ' : '        '}  ${a}`)
     lines.push(`  encoding  ${peer.encoding.length === 0
       ? 'nothing for this node'
-      : `${peer.encoding.map(c => `${c.jobId.slice(0, 8)}#${c.chunk} ${c.framesDone}/${c.frames}`).join(', ')} (${peer.fps.toFixed(1)} fps)`}`)
+      : `${peer.encoding.map(c => `${shortChunk(c.jobId, c.chunk)} ${c.framesDone}/${c.frames}`).join(', ')} (${peer.fps.toFixed(1)} fps)`}`)
   }
   if (p.unreachable.length > 0) {
     lines.push('', `${p.unreachable.length} found but not connected`)

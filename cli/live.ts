@@ -1,5 +1,6 @@
 import type { ChunkStatus, JobStatus, StatusJson } from '../src/daemon/index.js'
 import { shortPeer } from './format.js'
+import { shortChunk, shortJob } from '../src/log/index.js'
 
 /**
  * Live progress for `swarm add --wait` and `swarm status --watch`: a redrawn block per job (a bar
@@ -65,7 +66,7 @@ export function renderJob (job: JobStatus, o: RenderOptions): string[] {
   const p = o.color ? PAINT : NO_PAINT
   const c = job.chunks
   const state = job.state === 'done' ? p.green(job.state) : job.state === 'failed' ? p.red(job.state) : job.state
-  const head = `job ${p.bold(job.id.slice(0, 12))} ${state}`
+  const head = `job ${p.bold(shortJob(job.id))} ${state}`
   const lines: string[] = []
   if (job.local) {
     const fraction = job.totalFrames > 0 ? job.framesDone / job.totalFrames : 0
@@ -89,7 +90,7 @@ export function renderJob (job: JobStatus, o: RenderOptions): string[] {
 export function renderStatus (s: StatusJson, detailed: Map<string, JobStatus>, o: RenderOptions): string[] {
   const p = o.color ? PAINT : NO_PAINT
   const lines = [`node ${p.bold(shortPeer(s.peerId))}  ·  ${s.peers.length} peer${s.peers.length === 1 ? '' : 's'}  ·  ${new Date().toISOString().slice(11, 19)} UTC`]
-  const active = s.worker.active.map(a => `${a.jobId.slice(0, 8)}#${a.chunk} ${a.stage} ${a.framesDone}/${a.frames} ${a.fps.toFixed(1)} fps`)
+  const active = s.worker.active.map(a => `${shortChunk(a.jobId, a.chunk)} ${a.stage} ${a.framesDone}/${a.frames} ${a.fps.toFixed(1)} fps`)
   lines.push(`  worker (${s.worker.slots} slot${s.worker.slots === 1 ? '' : 's'}): ${active.length > 0 ? active.join(', ') : 'idle'}`)
   if (s.jobs.length === 0) lines.push('', 'no jobs')
   for (const job of s.jobs) lines.push('', ...renderJob(detailed.get(job.id) ?? job, { ...o, self: s.peerId }))

@@ -7,6 +7,7 @@ import { EXIT_FAILED, EXIT_OK, HOME_HELP, rejectExtraArguments, type Command } f
 import { formatFidelitySummary, formatGivenBack, formatProgressLine } from '../format.js'
 import { liveCapable, LiveScreen, REFRESH_MS, renderJob } from '../live.js'
 import { err, out } from '../output.js'
+import { shortJob } from '../../src/log/index.js'
 
 /** `swarm add FILE "SETTINGS"`: queues FILE on the local node, which becomes the job's originator. */
 export const add: Command = {
@@ -64,7 +65,7 @@ ${HOME_HELP}
     if (json) out(JSON.stringify({ job: final, existing }))
     // A failed job's error already holds the fidelity table, when that is why it failed.
     if (!json) for (const line of [...formatGivenBack(final), ...(final.state === 'done' ? formatFidelitySummary(final) : [])]) err(line)
-    if (final.state === 'failed') { if (!json) err(`job ${final.id.slice(0, 12)} failed: ${final.error ?? 'unknown error'}`); return EXIT_FAILED }
+    if (final.state === 'failed') { if (!json) err(`job ${shortJob(final.id)} failed: ${final.error ?? 'unknown error'}`); return EXIT_FAILED }
     if (!json) out(final.output ?? '')
     return EXIT_OK
   }

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { defaultSlots } from '../../src/daemon/client.js'
+import { debugEnabled, type LogSink } from '../../src/log/index.js'
 import { UsageError } from '../args.js'
 import { EXIT_FAILED, EXIT_OK, HOME_HELP, rejectExtraArguments, type Command } from '../command.js'
 import { err, out } from '../output.js'
@@ -31,11 +32,11 @@ ${HOME_HELP}
   maxPositionals: 0,
   run: async ({ home, flags, positionals }) => {
     rejectExtraArguments('swarm join', positionals, join.maxPositionals, 'no positional arguments')
-    const verbose = flags.verbose === true || /(^|,)swarm(:\*|\b)/.test(process.env.DEBUG ?? '')
-    // Quiet by default: what a person watching the terminal wants to know.
-    const important = /(added|resuming| done →|failed|refused|expired|released|connected to peer|could not connect|relay:|control only|reachable again)/
-    const log = (line: string): void => {
-      if (verbose || important.test(line)) process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`)
+    const verbose = flags.verbose === true
+    const debugging = debugEnabled(process.env.DEBUG)
+    // Quiet by default: info lines are what a person watching the terminal wants to know.
+    const log: LogSink = (line, level, component) => {
+      if (level === 'info' || verbose || debugging(component)) process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`)
     }
     let swarmKey: Uint8Array | undefined
     if (typeof flags['swarm-key'] === 'string') {

@@ -4,6 +4,7 @@ import { EXIT_FAILED, EXIT_OK, HOME_HELP, rejectExtraArguments, type Command } f
 import { formatJob, formatProgressLine, formatStatus } from '../format.js'
 import { liveCapable, LiveScreen, REFRESH_MS, renderJob, renderStatus } from '../live.js'
 import { out } from '../output.js'
+import { shortJob } from '../../src/log/index.js'
 
 /** `swarm status [JOB]`: this node, its peers and jobs, or one job's chunks; `--watch` keeps it live. */
 export const status: Command = {
@@ -54,7 +55,7 @@ async function watch (client: ControlClient, jobId: string | undefined, mode: 'j
       if (lastLines.get(job.id) !== line) { out(line); lastLines.set(job.id, line) }
     }
     for (const id of [...lastLines.keys()]) {
-      if (!jobs.some(j => j.id === id)) { out(`job ${id.slice(0, 12)} is gone`); lastLines.delete(id) }
+      if (!jobs.some(j => j.id === id)) { out(`job ${shortJob(id)} is gone`); lastLines.delete(id) }
     }
   }
   try {

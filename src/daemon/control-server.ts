@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { logger, type Logger, type LogSink } from '../log/index.js'
 import { AddJobRequest, type ApiError } from './api.js'
 
 export interface ControlHandlers {
@@ -64,12 +65,15 @@ export class ControlServer {
   private ticker?: NodeJS.Timeout
   private lastEvent = ''
   private lastEventAt = 0
+  private readonly log: Logger
 
   constructor (
     private readonly handlers: ControlHandlers,
-    private readonly log: (line: string) => void = () => {},
+    log: LogSink = () => {},
     private readonly dashboardDir: string = defaultDashboardDir()
-  ) {}
+  ) {
+    this.log = logger('control', log)
+  }
 
   get url (): string { return `http://127.0.0.1:${this.port}` }
   /** The dashboard's address, token included: what `swarm join` prints. */
@@ -123,7 +127,7 @@ export class ControlServer {
       try { url = new URL(req.url ?? '/', 'http://127.0.0.1') } catch { throw new ControlError(400, 'input', 'bad request URL') }
       const refusal = this.authorised(req, url)
       if (refusal !== undefined) {
-        this.log(`control: refused ${req.method ?? '?'} ${url.pathname}: ${refusal}`)
+        this.log.info(`refused ${req.method ?? '?'} ${url.pathname}: ${refusal}`)
         send(refusal.includes('token') ? 401 : 403, { error: refusal, kind: 'auth' } satisfies ApiError)
         req.resume()
         return
@@ -154,7 +158,7 @@ export class ControlServer {
       throw new ControlError(404, 'not-found', `no route ${req.method ?? ''} ${url.pathname}`)
     } catch (err) {
       if (err instanceof ControlError) { send(err.status, { error: err.message, kind: err.kind } satisfies ApiError); return }
-      this.log(`control: ${(err as Error).stack ?? String(err)}`)
+      this.log.debug(`${(err as Error).stack ?? String(err)}`)
       send(500, { error: (err as Error).message, kind: 'internal' } satisfies ApiError)
     }
   }
@@ -194,7 +198,7 @@ export class ControlServer {
   private tick (): void {
     if (this.streams.size === 0) return
     let snapshot: string
-    try { snapshot = JSON.stringify(this.handlers.snapshot()) } catch (err) { this.log(`control: event snapshot failed: ${(err as Error).message}`); return }
+    try { snapshot = JSON.stringify(this.handlers.snapshot()) } catch (err) { this.log.info(`event snapshot failed: ${(err as Error).message}`); return }
     const now = Date.now()
     if (snapshot === this.lastEvent && now - this.lastEventAt < EVENT_MAX_GAP_MS) return
     this.lastEvent = snapshot

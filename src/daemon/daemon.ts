@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Originator } from '../jobs/index.js'
+import type { LogSink } from '../log/index.js'
 import type { PlanOptions } from '../media/index.js'
 import {
   ANNOUNCE_INTERVAL_MS, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, JobBoard, loadOrCreateIdentity,
@@ -40,7 +41,7 @@ export interface DaemonOptions {
   announce?: string[]
   leaseMs?: number
   plan?: PlanOptions
-  log?: (line: string) => void
+  log?: LogSink
   /**
    * A stand-in encoder, for tests and demos: `swarm join` sets one when SWARM_TEST_ENCODER is in its
    * environment. Never chosen by a peer: nothing from the network reaches this option.
@@ -70,7 +71,7 @@ const PING_TIMEOUT_MS = 2000
 /** The running parts of a node, as the functions that wire them see them. */
 interface Parts {
   self: string
-  log: (line: string) => void
+  log: LogSink
   libp2p: SwarmNode
   originator: Originator
   worker: Worker

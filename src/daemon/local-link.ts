@@ -19,7 +19,7 @@ export function localLink (originator: Originator, self: string): OriginatorLink
     release: async (lease, reason) => originator.releaseLease(lease.jobId, lease.chunk, lease.leaseId, self, reason),
     fetchSegment: async (lease) => {
       const found = originator.segmentFor(lease.jobId, lease.chunk, lease.leaseId, self)
-      if ('ok' in found) throw new Error(found.message)
+      if (!found.ok) throw new Error(found.message)
       return { path: found.path, owned: false, meta: found.meta }
     },
     uploadResult: async (lease, path, sha256) => {

@@ -1,4 +1,5 @@
-import { describeDialError, type PeerPath } from '../swarm/index.js'
+import { logger, shortPeer, type Logger, type LogSink } from '../log/index.js'
+import { describeDialError, type Answer, type PeerPath, type Refusal } from '../swarm/index.js'
 
 /** How this node's worker reaches one originator, as `status` shows it on that originator's jobs. */
 export interface OriginatorPath {
@@ -24,7 +25,11 @@ interface State { path: OriginatorPath, failures: number, retryAt: number, addrs
 export class OriginatorReach {
   private readonly state = new Map<string, State>()
 
-  constructor (private readonly o: { log: (line: string) => void, now?: () => number }) {}
+  private readonly log: Logger
+
+  constructor (private readonly o: { log: LogSink, now?: () => number }) {
+    this.log = logger('worker', o.log)
+  }
 
   private now (): number { return (this.o.now ?? Date.now)() }
 
@@ -33,13 +38,13 @@ export class OriginatorReach {
    * `addrs` are the addresses the originator announced: when they change (it reserved a slot on a
    * relay, or moved), the next claim tries at once instead of waiting out the delay.
    */
-  async gate (originator: string, addrs: string[], connect: (signal: AbortSignal) => Promise<PeerPath>, signal: AbortSignal): Promise<{ ok: true } | { ok: false, code: string, message: string }> {
+  async gate (originator: string, addrs: string[], connect: (signal: AbortSignal) => Promise<PeerPath>, signal: AbortSignal): Promise<Answer> {
     const st = this.state.get(originator)
     const key = [...addrs].sort().join(' ')
     if (st !== undefined && st.path.kind === 'control-only' && this.now() < st.retryAt && st.addrs === key) return refusal(originator, st.path)
     try {
       const path = await connect(signal)
-      if (st?.path.kind === 'control-only') this.o.log(`worker: originator ${originator} reachable again (${describe(path)})`)
+      if (st?.path.kind === 'control-only') this.log.info(`originator ${originator} reachable again (${describe(path)})`)
       this.state.set(originator, { path: { kind: path.kind, ...(path.via !== undefined ? { via: path.via } : {}) }, failures: 0, retryAt: 0, addrs: key })
       return { ok: true }
     } catch (err) {
@@ -48,7 +53,7 @@ export class OriginatorReach {
       const reason = describeDialError(err as Error)
       const path: OriginatorPath = { kind: 'control-only', reason }
       if (failures === 1) {
-        this.o.log(`worker: control only for originator ${originator}: its jobs are heard over gossip but no connection can be made to it (${reason}); ` +
+        this.log.info(`control only for originator ${originator}: its jobs are heard over gossip but no connection can be made to it (${reason}); ` +
           'no chunk of its jobs is claimed here. A node started with --relay that both can reach, or a port forwarded to one of them, fixes this')
       }
       this.state.set(originator, { path, failures, retryAt: this.now() + Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** (failures - 1)), addrs: key })
@@ -64,6 +69,6 @@ export class OriginatorReach {
 
 function describe (p: PeerPath): string { return p.kind === 'relayed' ? `relayed via ${p.via ?? 'a relay'}` : 'direct' }
 
-function refusal (originator: string, p: OriginatorPath): { ok: false, code: string, message: string } {
-  return { ok: false, code: 'unreachable', message: `originator ${originator.slice(-8)} cannot be reached (control only): ${p.reason ?? ''}` }
+function refusal (originator: string, p: OriginatorPath): Refusal {
+  return { ok: false, code: 'unreachable', message: `originator ${shortPeer(originator)} cannot be reached (control only): ${p.reason ?? ''}` }
 }

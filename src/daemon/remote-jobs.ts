@@ -1,3 +1,4 @@
+import { jobTag, logger, shortPeer, type LogSink } from '../log/index.js'
 import { fromRanges, type JobAnnouncement, type JobWithdrawal } from '../swarm/index.js'
 import type { JobView } from '../worker/index.js'
 import type { RemoteJob } from './status-view.js'
@@ -129,7 +130,7 @@ export interface RemoteJobFeedOptions {
   worker: { updateJob: (view: JobView) => void, removeJob: (jobId: string) => void }
   /** This node originates a job with this id: the worker works on that one, and no announcement may replace it. */
   isOwnJob: (jobId: string) => boolean
-  log: (line: string) => void
+  log: LogSink
   now?: () => number
 }
 
@@ -149,6 +150,7 @@ export interface RemoteJobFeed {
  */
 export function remoteJobFeed (o: RemoteJobFeedOptions): RemoteJobFeed {
   const now = o.now ?? Date.now
+  const log = logger('swarm', o.log)
   const dropFromWorker = (jobId: string): void => { if (!o.isOwnJob(jobId)) o.worker.removeJob(jobId) }
   return {
     onAnnouncement: (ann) => {
@@ -158,7 +160,7 @@ export function remoteJobFeed (o: RemoteJobFeedOptions): RemoteJobFeed {
       for (const jobId of o.jobs.takeEvicted()) dropFromWorker(jobId)
       if (heard === 'stale') return
       if (heard === 'shadowed' || o.isOwnJob(ann.jobId)) {
-        if (firstHeard) o.log(`swarm: not taking chunks of ${ann.jobId.slice(0, 8)} from ${ann.originator.slice(-8)}: the worker already has a job with that id from another originator (it takes one job per id)`)
+        if (firstHeard) log.debug(`not taking chunks of ${jobTag(ann.jobId)} from ${shortPeer(ann.originator)}: the worker already has a job with that id from another originator (it takes one job per id)`)
         return
       }
       o.worker.updateJob(workerView(ann))

@@ -1,4 +1,5 @@
 import type { JobRecord } from '../jobs/index.js'
+import { shortChunk } from '../log/index.js'
 import type { JobAnnouncement } from '../swarm/index.js'
 import type { ChunkCounts, JobStatus, NetworkStatus, PeerInfo, PeersJson, PeerStatus, StatusJson, UnreachablePeerInfo, WorkerStatus } from './api.js'
 
@@ -134,7 +135,7 @@ export function status (s: StatusInput): StatusJson {
     for (const c of job.chunks) {
       if (c.lease === undefined) continue
       const list = holders.get(c.lease.holder) ?? []
-      list.push(`${job.id.slice(0, 8)}#${c.index}`)
+      list.push(shortChunk(job.id, c.index))
       holders.set(c.lease.holder, list)
     }
   }

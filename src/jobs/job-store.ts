@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs'
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { logger, shortJob, type Logger, type LogSink } from '../log/index.js'
 import { JOB_RECORD_VERSION, type JobRecord } from './types.js'
 
 /**
@@ -11,7 +12,7 @@ export function parseJobRecord (text: string, folder: string): JobRecord {
   const record = JSON.parse(text) as Omit<JobRecord, 'version'> & { version?: number }
   const version = record.version ?? 1
   if (version !== JOB_RECORD_VERSION) throw new Error(`unexpected version ${version}`)
-  if (record.id !== folder) throw new Error(`holds job ${String(record.id).slice(0, 12)}, not ${folder.slice(0, 12)}`)
+  if (record.id !== folder) throw new Error(`holds job ${shortJob(String(record.id))}, not ${shortJob(folder)}`)
   return { ...record, version }
 }
 
@@ -25,7 +26,11 @@ export class JobStore {
   private readonly saving = new Map<string, Promise<void>>()
   private readonly dirty = new Set<string>()
 
-  constructor (readonly dir: string, private readonly now: () => number, private readonly log: (line: string) => void) {}
+  private readonly log: Logger
+
+  constructor (readonly dir: string, private readonly now: () => number, log: LogSink = () => {}) {
+    this.log = logger('jobs', log)
+  }
 
   /** The live records, by id: what the lease table reads and writes. */
   get jobs (): ReadonlyMap<string, JobRecord> { return this.records }
@@ -43,7 +48,7 @@ export class JobStore {
         const job = parseJobRecord(await readFile(file, 'utf8'), name)
         this.records.set(job.id, job)
       } catch (err) {
-        this.log(`jobs: skipping ${file}: ${(err as Error).message}`)
+        this.log.debug(`skipping ${file}: ${(err as Error).message}`)
       }
     }
     return [...this.records.values()]
@@ -75,7 +80,7 @@ export class JobStore {
       await mkdir(this.jobDir(id), { recursive: true, mode: 0o700 })
       await writeFile(tmp, JSON.stringify(job, null, 1), { mode: 0o600 })
       await rename(tmp, file)
-    }).catch((err: Error) => { this.log(`jobs: could not save ${id.slice(0, 12)}: ${err.message}`) })
+    }).catch((err: Error) => { this.log.debug(`could not save ${shortJob(id)}: ${err.message}`) })
     this.saving.set(id, next)
     await next
   }

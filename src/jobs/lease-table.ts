@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import {
-  refusal, type ChunkRecord, type JobRecord, type JobStats, type LeaseGrant, type LeaseRecord, type Refusal, type ResultRecord
-} from './types.js'
+import { logger, shortChunk, shortJob, shortPeer, type Logger, type LogSink } from '../log/index.js'
+import type { Answer } from '../swarm/index.js'
+import { refusal, type ChunkRecord, type JobRecord, type JobStats, type LeaseRecord, type ResultRecord } from './types.js'
 
 export const DEFAULT_LEASE_MS = 30_000
 /** A waiting peer that has not asked again for this long leaves the queue (it found work elsewhere, or left). */
@@ -24,12 +24,18 @@ export interface LeaseTableOptions {
   swarmSize?: () => number
   /** Ids of new leases: random, unless a test wants them predictable. */
   newLeaseId?: () => string
-  log?: (line: string) => void
+  log?: LogSink
   /** A job's leases changed; `announce` is false for heartbeats, which only need keeping. */
   changed: (job: JobRecord, announce: boolean) => void
   /** A job can no longer finish (a chunk failed everywhere): the owner fails it, which calls abandon. */
   failed: (job: JobRecord, error: string) => void
 }
+
+/** A claim's answer: the lease as this table records it. */
+export type LeaseAnswer = Answer<{ lease: LeaseRecord }>
+/** A peer's current lease on a chunk, with its job and chunk; or why it has none. */
+type HeldAnswer = Answer<{ job: JobRecord, chunk: ChunkRecord, lease: LeaseRecord }>
+type ChunkAnswer = Answer<{ job: JobRecord, chunk: ChunkRecord }>
 
 export function countStat (job: JobRecord, what: keyof JobStats): void {
   job.stats ??= { leases: 0, backupLeases: 0, droppedResults: 0 }
@@ -63,14 +69,14 @@ export class LeaseTable {
   private readonly maxChunkFailures: number
   private readonly now: () => number
   private readonly newLeaseId: () => string
-  private readonly log: (line: string) => void
+  private readonly log: Logger
 
   constructor (private readonly jobs: ReadonlyMap<string, JobRecord>, private readonly o: LeaseTableOptions) {
     this.leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS
     this.maxChunkFailures = o.maxChunkFailures ?? DEFAULT_MAX_CHUNK_FAILURES
     this.now = o.now
     this.newLeaseId = o.newLeaseId ?? (() => randomBytes(12).toString('hex'))
-    this.log = o.log ?? (() => {})
+    this.log = logger('jobs', o.log)
   }
 
   /**
@@ -81,7 +87,7 @@ export class LeaseTable {
    * for a whole encode, and while any peer is queued nobody prefetches: one lost prefetch race at
    * 50 nodes turned prefetching off for everyone.
    */
-  claim (jobId: string, chunkIndex: number, claimant: string): LeaseGrant | Refusal {
+  claim (jobId: string, chunkIndex: number, claimant: string): LeaseAnswer {
     const answer = this.leaseOrRefuse(jobId, chunkIndex, claimant)
     const queue = this.waiting.get(jobId)
     if (answer.ok) queue?.delete(claimant)
@@ -109,9 +115,9 @@ export class LeaseTable {
   }
 
   /** Heartbeat: renews the lease and records progress. */
-  renew (jobId: string, chunkIndex: number, leaseId: string, peer: string, progress: { framesDone: number, fps: number }): { ok: true, expiresAt: number } | Refusal {
+  renew (jobId: string, chunkIndex: number, leaseId: string, peer: string, progress: { framesDone: number, fps: number }): Answer<{ expiresAt: number }> {
     const found = this.current(jobId, chunkIndex, leaseId, peer)
-    if ('ok' in found) return found
+    if (!found.ok) return found
     const lease = found.lease
     lease.expiresAt = this.now() + this.leaseMs
     lease.renewedAt = this.now()
@@ -122,14 +128,14 @@ export class LeaseTable {
   }
 
   /** The holder gives the chunk back, saying why; a chunk that fails everywhere fails the job. */
-  release (jobId: string, chunkIndex: number, leaseId: string, peer: string, reason: string): { ok: true } | Refusal {
+  release (jobId: string, chunkIndex: number, leaseId: string, peer: string, reason: string): Answer {
     const found = this.current(jobId, chunkIndex, leaseId, peer)
-    if ('ok' in found) return found
+    if (!found.ok) return found
     const { job, chunk } = found
     this.drop(chunk, found.lease)
     if (reason !== '' && reason !== 'shutdown') {
       chunk.failures.push({ peer, reason: reason.slice(0, 500), at: this.now() })
-      this.log(`jobs: ${peer.slice(-8)} released ${jobId.slice(0, 8)}#${chunkIndex}: ${reason}`)
+      this.log.info(`${shortPeer(peer)} released ${shortChunk(jobId, chunkIndex)}: ${reason}`)
       const hopeless = this.hopeless(job, chunk, reason)
       if (hopeless !== undefined) this.o.failed(job, hopeless)
     }
@@ -148,7 +154,7 @@ export class LeaseTable {
         if (chunk.state !== 'leased') continue
         for (const lease of [chunk.backup, chunk.lease]) {
           if (lease === undefined || lease.expiresAt > now) continue
-          this.log(`jobs: lease on ${job.id.slice(0, 8)}#${chunk.index} held by ${lease.holder.slice(-8)} expired`)
+          this.log.info(`lease on ${shortChunk(job.id, chunk.index)} held by ${shortPeer(lease.holder)} expired`)
           this.drop(chunk, lease)
           changed = true
           expired++
@@ -160,9 +166,9 @@ export class LeaseTable {
   }
 
   /** The lease `leaseId` that `peer` holds on the chunk now, with its job and chunk. */
-  current (jobId: string, chunkIndex: number, leaseId: string, peer: string): { job: JobRecord, chunk: ChunkRecord, lease: LeaseRecord } | Refusal {
+  current (jobId: string, chunkIndex: number, leaseId: string, peer: string): HeldAnswer {
     const found = this.locate(jobId, chunkIndex)
-    if ('ok' in found) return found
+    if (!found.ok) return found
     const { chunk } = found
     if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
     const lease = [chunk.lease, chunk.backup].find(l => l !== undefined && l.id === leaseId && l.holder === peer)
@@ -176,12 +182,12 @@ export class LeaseTable {
    * May this peer deliver a result for this chunk? Its current lease, or a lapsed one on a chunk
    * that is still not done (no work thrown away), qualifies.
    */
-  mayDeliver (jobId: string, chunkIndex: number, leaseId: string, peer: string): { job: JobRecord, chunk: ChunkRecord } | Refusal {
+  mayDeliver (jobId: string, chunkIndex: number, leaseId: string, peer: string): ChunkAnswer {
     const found = this.locate(jobId, chunkIndex)
-    if ('ok' in found) return found
+    if (!found.ok) return found
     const { job, chunk } = found
     if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
-    if (job.state !== 'encoding' && job.state !== 'splitting') return refusal('job-finished', `job ${jobId.slice(0, 12)} is ${job.state}`)
+    if (job.state !== 'encoding' && job.state !== 'splitting') return refusal('job-finished', `job ${shortJob(jobId)} is ${job.state}`)
     const holds = [chunk.lease, chunk.backup].some(l => l?.holder === peer && l.id === leaseId)
     if (!holds && !chunk.pastHolders.includes(peer)) return refusal('not-holder', `peer holds no lease on chunk ${chunkIndex}`)
     return found
@@ -215,7 +221,7 @@ export class LeaseTable {
     }
     delete chunk.lease
     delete chunk.backup
-    this.log(`jobs: chunk ${job.id.slice(0, 8)}#${chunk.index} done by ${peer.slice(-8)}`)
+    this.log.trace(`chunk ${shortChunk(job.id, chunk.index)} done by ${shortPeer(peer)}`)
     this.o.changed(job, true)
   }
 
@@ -253,12 +259,12 @@ export class LeaseTable {
     this.secondsPerFrame.delete(jobId)
   }
 
-  private locate (jobId: string, chunkIndex: number): { job: JobRecord, chunk: ChunkRecord } | Refusal {
+  private locate (jobId: string, chunkIndex: number): ChunkAnswer {
     const job = this.jobs.get(jobId)
-    if (job === undefined) return refusal('unknown-job', `no job ${jobId.slice(0, 12)} here`)
+    if (job === undefined) return refusal('unknown-job', `no job ${shortJob(jobId)} here`)
     const chunk = job.chunks[chunkIndex]
-    if (chunk === undefined) return refusal('unknown-chunk', `job ${jobId.slice(0, 12)} has no chunk ${chunkIndex}`)
-    return { job, chunk }
+    if (chunk === undefined) return refusal('unknown-chunk', `job ${shortJob(jobId)} has no chunk ${chunkIndex}`)
+    return { ok: true, job, chunk }
   }
 
   private holdsLease (jobId: string, peer: string): boolean {
@@ -266,12 +272,12 @@ export class LeaseTable {
     return job?.chunks.some(c => c.state === 'leased' && (c.lease?.holder === peer || c.backup?.holder === peer)) ?? false
   }
 
-  private leaseOrRefuse (jobId: string, chunkIndex: number, claimant: string): LeaseGrant | Refusal {
+  private leaseOrRefuse (jobId: string, chunkIndex: number, claimant: string): LeaseAnswer {
     const job = this.jobs.get(jobId)
-    if (job === undefined) return refusal('unknown-job', `no job ${jobId.slice(0, 12)} here`)
-    if (job.state === 'done' || job.state === 'failed' || job.state === 'merging') return refusal('job-finished', `job ${jobId.slice(0, 12)} is ${job.state}`)
+    if (job === undefined) return refusal('unknown-job', `no job ${shortJob(jobId)} here`)
+    if (job.state === 'done' || job.state === 'failed' || job.state === 'merging') return refusal('job-finished', `job ${shortJob(jobId)} is ${job.state}`)
     const chunk = job.chunks[chunkIndex]
-    if (chunk === undefined || !Number.isInteger(chunkIndex)) return refusal('unknown-chunk', `job ${jobId.slice(0, 12)} has no chunk ${chunkIndex}`)
+    if (chunk === undefined || !Number.isInteger(chunkIndex)) return refusal('unknown-chunk', `job ${shortJob(jobId)} has no chunk ${chunkIndex}`)
     if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
     if (chunk.state === 'pending') return refusal('not-open', `chunk ${chunkIndex} is not cut yet`)
     if (chunk.state === 'leased') return this.backupLease(job, chunk, claimant)
@@ -280,15 +286,15 @@ export class LeaseTable {
     chunk.lease = lease
     countStat(job, 'leases')
     this.o.changed(job, true)
-    this.log(`jobs: lease ${jobId.slice(0, 8)}#${chunkIndex} → ${claimant.slice(-8)}`)
-    return { ok: true, lease, jobId, chunk: chunkIndex }
+    this.log.trace(`lease ${shortChunk(jobId, chunkIndex)} → ${shortPeer(claimant)}`)
+    return { ok: true, lease }
   }
 
   /**
    * Backup tasks, as MapReduce does them: once nothing is open, an idle peer may take a second copy
    * of a leased chunk so one slow or vanished worker does not hold up the whole job's tail.
    */
-  private backupLease (job: JobRecord, chunk: ChunkRecord, claimant: string): LeaseGrant | Refusal {
+  private backupLease (job: JobRecord, chunk: ChunkRecord, claimant: string): LeaseAnswer {
     const lease = chunk.lease as LeaseRecord
     if (!nothingToOpen(job)) return refusal('not-open', `chunk ${chunk.index} is leased to another peer`)
     if (chunk.backup !== undefined || lease.holder === claimant) return refusal('not-open', `chunk ${chunk.index} already has two holders`)
@@ -297,8 +303,8 @@ export class LeaseTable {
     chunk.backup = backup
     countStat(job, 'backupLeases')
     this.o.changed(job, true)
-    this.log(`jobs: backup lease ${job.id.slice(0, 8)}#${chunk.index} → ${claimant.slice(-8)} (holder ${lease.holder.slice(-8)} at ${lease.framesDone}/${chunk.frames})`)
-    return { ok: true, lease: backup, jobId: job.id, chunk: chunk.index }
+    this.log.trace(`backup lease ${shortChunk(job.id, chunk.index)} → ${shortPeer(claimant)} (holder ${shortPeer(lease.holder)} at ${lease.framesDone}/${chunk.frames})`)
+    return { ok: true, lease: backup }
   }
 
   private newLease (holder: string, backup: boolean): LeaseRecord {

@@ -8,11 +8,11 @@ import {
   verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { JobStore } from './job-store.js'
-import { countStat, LeaseTable } from './lease-table.js'
+import { jobTag, logger, shortChunk, shortJob, shortPeer, type Logger, type LogSink } from '../log/index.js'
+import type { Answer, Refusal, SegmentOffer } from '../swarm/index.js'
+import { countStat, LeaseTable, type LeaseAnswer } from './lease-table.js'
 import { splitSource } from './splitter.js'
-import {
-  JOB_RECORD_VERSION, refusal, type ChunkEncodeMeta, type ChunkRecord, type JobRecord, type LeaseGrant, type Refusal
-} from './types.js'
+import { JOB_RECORD_VERSION, refusal, type ChunkRecord, type JobRecord } from './types.js'
 
 export interface OriginatorOptions {
   /** The node's home; jobs live in `<home>/jobs/<id>/`. */
@@ -25,7 +25,7 @@ export interface OriginatorOptions {
   maxChunkFailures?: number
   plan?: PlanOptions
   now?: () => number
-  log?: (line: string) => void
+  log?: LogSink
   /** Called to learn how many peers could encode, so a job is planned with enough chunks. */
   swarmSize?: () => number
   /** Concurrent encodes per peer, as an estimate of the swarm's (peers do not announce theirs): this node's own slots. */
@@ -90,19 +90,19 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   private readonly running = new Map<string, Promise<void>>()
   private readonly aborts = new Map<string, AbortController>()
   private readonly now: () => number
-  private readonly log: (line: string) => void
+  private readonly log: Logger
   private expiryTimer?: NodeJS.Timeout
   private stopped = false
 
   constructor (private readonly o: OriginatorOptions) {
     super()
     this.now = o.now ?? Date.now
-    this.log = o.log ?? (() => {})
+    this.log = logger('jobs', o.log)
     this.verifyTurns = new Turns(Math.max(1, o.verifyConcurrency ?? availableParallelism()))
-    this.store = new JobStore(join(o.home, 'jobs'), this.now, this.log)
+    this.store = new JobStore(join(o.home, 'jobs'), this.now, o.log)
     this.leases = new LeaseTable(this.store.jobs, {
       now: this.now,
-      log: this.log,
+      log: o.log,
       changed: (job, announce) => { this.touch(job, announce) },
       failed: (job, error) => { this.fail(job, error) },
       leaseMs: o.leaseMs,
@@ -120,7 +120,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       // Our own worker restarted with us and holds nothing: leases it had would only lapse.
       this.leases.dropHolder(job, this.o.peerId)
       if (job.state === 'merging' || needsRun(job)) {
-        this.log(`jobs: resuming ${job.id.slice(0, 12)} (${job.state})`)
+        this.log.info(`resuming ${shortJob(job.id)} (${job.state})`)
         this.runInBackground(job.id)
       }
     }
@@ -182,7 +182,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     }
     this.sources.set(id, source)
     await this.store.create(job)
-    this.log(`jobs: added ${id.slice(0, 12)} ${req.file} (${plan.chunks.length} chunks, ${source.video.frameCount} frames)`)
+    this.log.info(`added ${shortJob(id)} ${req.file} (${plan.chunks.length} chunks, ${source.video.frameCount} frames)`)
     this.runInBackground(id)
     this.emit('changed', id)
     return { job, existing: false }
@@ -221,12 +221,12 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     if (stillThere && (wanted === undefined ? req.file === job.sourcePath : wanted === previous)) return
     if (stillThere) {
       job.output = await copyOutput(previous, { sourcePath: req.file, ...(wanted !== undefined ? { outputPath: wanted } : {}) })
-      this.log(`jobs: ${job.id.slice(0, 12)} was encoded before; copied ${previous} to ${job.output}`)
+      this.log.info(`${shortJob(job.id)} was encoded before; copied ${previous} to ${job.output}`)
       this.touch(job)
       await this.save(job.id)
       return
     }
-    this.log(`jobs: ${job.id.slice(0, 12)} was encoded before but ${previous ?? 'its output'} is gone: encoding again`)
+    this.log.info(`${shortJob(job.id)} was encoded before but ${previous ?? 'its output'} is gone: encoding again`)
     job.sourcePath = req.file
     if (wanted !== undefined) job.requestedOutput = wanted
     else delete job.requestedOutput
@@ -290,17 +290,17 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   // ---- leases: the lease table decides; these answer the swarm's protocol handlers --------------
 
   /** First valid claim wins; a peer that found nothing joins the job's waiting queue. */
-  requestLease (jobId: string, chunkIndex: number, claimant: string): LeaseGrant | Refusal {
+  requestLease (jobId: string, chunkIndex: number, claimant: string): LeaseAnswer {
     return this.leases.claim(jobId, chunkIndex, claimant)
   }
 
   /** Heartbeat: renews the lease and records progress. */
-  renewLease (jobId: string, chunkIndex: number, leaseId: string, peer: string, progress: { framesDone: number, fps: number }): { ok: true, expiresAt: number } | Refusal {
+  renewLease (jobId: string, chunkIndex: number, leaseId: string, peer: string, progress: { framesDone: number, fps: number }): Answer<{ expiresAt: number }> {
     return this.leases.renew(jobId, chunkIndex, leaseId, peer, progress)
   }
 
   /** The holder gives the chunk back, saying why; a chunk that fails everywhere fails the job. */
-  releaseLease (jobId: string, chunkIndex: number, leaseId: string, peer: string, reason: string): { ok: true } | Refusal {
+  releaseLease (jobId: string, chunkIndex: number, leaseId: string, peer: string, reason: string): Answer {
     return this.leases.release(jobId, chunkIndex, leaseId, peer, reason)
   }
 
@@ -315,26 +315,27 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   // ---- chunk bytes and results ---------------------------------------------------------------
 
   /** The segment a leaseholder may fetch, with what it needs to encode it. */
-  segmentFor (jobId: string, chunkIndex: number, leaseId: string, peer: string): { path: string, size: number, sha256: string, meta: ChunkEncodeMeta } | Refusal {
+  segmentFor (jobId: string, chunkIndex: number, leaseId: string, peer: string): Answer<SegmentOffer> {
     const found = this.leases.current(jobId, chunkIndex, leaseId, peer)
-    if ('ok' in found) return found
+    if (!found.ok) return found
     const { job, chunk } = found
     if (chunk.segment === undefined) return refusal('not-open', `chunk ${chunkIndex} has no segment yet`)
     return {
+      ok: true,
       path: join(this.jobDir(jobId), 'segments', chunk.segment.file),
       size: chunk.segment.size,
       sha256: chunk.segment.sha256,
       meta: {
-        jobId, chunk: chunkIndex, frames: chunk.frames, selectFromTime: chunk.segment.selectFromTime, settings: job.encodeSettings ?? job.settings,
+        frames: chunk.frames, selectFromTime: chunk.segment.selectFromTime, settings: job.encodeSettings ?? job.settings,
         frameRate: job.video.frameRate, pixFmt: job.video.pixFmt, width: job.video.width, height: job.video.height
       }
     }
   }
 
   /** May this peer upload a result for this chunk (see LeaseTable.mayDeliver)? Returns where to write the bytes. */
-  resultSlot (jobId: string, chunkIndex: number, leaseId: string, peer: string): { ok: true, tmpPath: string, maxBytes: number } | Refusal {
+  resultSlot (jobId: string, chunkIndex: number, leaseId: string, peer: string): Answer<{ tmpPath: string, maxBytes: number }> {
     const found = this.leases.mayDeliver(jobId, chunkIndex, leaseId, peer)
-    if ('ok' in found) return found
+    if (!found.ok) return found
     const { job, chunk } = found
     const tmpPath = join(this.jobDir(jobId), 'incoming', `chunk-${chunkIndex}-${randomBytes(6).toString('hex')}.264`)
     // No H.264 encode of a chunk is larger than twice its raw frames even at 10-bit 4:4:4 (3.75 B/pixel); anything bigger is not a result.
@@ -346,7 +347,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
    * Takes a received result: verifies it as media (decodes, H.264, exact frame count, size) and
    * keeps it if the chunk is still not done. Nothing unverified ever counts.
    */
-  async acceptResult (jobId: string, chunkIndex: number, peer: string, tmpPath: string, sha256: string): Promise<{ ok: true } | Refusal> {
+  async acceptResult (jobId: string, chunkIndex: number, peer: string, tmpPath: string, sha256: string): Promise<Answer> {
     const job = this.store.get(jobId)
     const chunk = job?.chunks[chunkIndex]
     if (job === undefined || chunk === undefined) { await rm(tmpPath, { force: true }); return refusal('unknown-job', 'job or chunk vanished') }
@@ -383,7 +384,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       await rm(tmpPath, { force: true })
       // The reason goes back to the peer: no path of ours may be in it.
       const reason = (err as Error).message.replaceAll(tmpPath, `result for chunk ${chunkIndex}`).replaceAll(this.o.home, '<home>')
-      this.log(`jobs: refused result for ${job.id.slice(0, 8)}#${chunkIndex} from ${peer.slice(-8)}: ${reason}`)
+      this.log.info(`refused result for ${shortChunk(job.id, chunkIndex)} from ${shortPeer(peer)}: ${reason}`)
       return refusal('bad-result', reason)
     }
   }
@@ -447,13 +448,13 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       plan: plan.chunks,
       pending: job.chunks.filter(c => c.state === 'pending').map(c => c.index),
       dir: this.jobDir(job.id),
-      tag: job.id.slice(0, 8),
+      tag: jobTag(job.id),
       signal,
       log: this.log,
       opened
     })
     job.state = 'encoding'
-    this.log(`jobs: ${job.id.slice(0, 8)}: every chunk cut (${((performance.now() - splitStarted) / 1000).toFixed(2)} s)`)
+    this.log.debug(`${jobTag(job.id)}: every chunk cut (${((performance.now() - splitStarted) / 1000).toFixed(2)} s)`)
     this.touch(job)
     await this.save(job.id)
   }
@@ -462,7 +463,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const source = await this.sourceOf(job, signal)
     const dir = this.jobDir(job.id)
     const chunkPaths = job.chunks.map(c => join(dir, 'results', c.result?.file ?? `chunk-${c.index}.264`))
-    this.log(`jobs: merging ${job.id.slice(0, 12)}`)
+    this.log.debug(`merging ${shortJob(job.id)}`)
     const workDir = join(dir, 'merge')
     await mkdir(workDir, { recursive: true })
     // Captions ride in the source's pictures, which the encode replaces: taken out as a subtitle track.
@@ -486,7 +487,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     await this.save(job.id)
     // The output is verified: segments and results have done their work.
     await Promise.all(['segments', 'results', 'merge', 'incoming'].map(async d => await rm(join(dir, d), { recursive: true, force: true })))
-    this.log(`jobs: ${job.id.slice(0, 12)} done → ${result.path}`)
+    this.log.info(`${shortJob(job.id)} done → ${result.path}`)
   }
 
   private fail (job: JobRecord, error: string): void {
@@ -494,7 +495,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     job.state = 'failed'
     job.error = error
     this.leases.abandon(job)
-    this.log(`jobs: ${job.id.slice(0, 12)} failed: ${error}`)
+    this.log.info(`${shortJob(job.id)} failed: ${error}`)
     this.touch(job)
     void this.save(job.id)
   }

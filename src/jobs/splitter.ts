@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import {
   cutSegment, extractVideo, sourceAsCutSource, splitInOnePass, splitsInOnePass, type ChunkRange, type CutSource, type MediaInfo, type Segment
 } from '../media/index.js'
+import type { Logger } from '../log/index.js'
 
 export interface SplitRequest {
   source: MediaInfo
@@ -16,7 +17,7 @@ export interface SplitRequest {
   /** How log lines name the job. */
   tag: string
   signal: AbortSignal
-  log: (line: string) => void
+  log: Logger
   /** A chunk's segment is cut and checked: the chunk can open at once, so workers start early. */
   opened: (index: number, segment: Segment) => void
 }
@@ -66,15 +67,15 @@ class Splitter {
         wanted: (index) => wanted.has(index),
         onSegment: (index, result) => {
           if (!wanted.has(index)) return
-          if (result instanceof Error) { log(`jobs: ${tag}: ${result.message}; cutting it on its own`); return }
+          if (result instanceof Error) { log.debug(`${tag}: ${result.message}; cutting it on its own`); return }
           this.req.opened(index, result)
           wanted.delete(index)
         }
       })
-      log(`jobs: ${tag}: cut ${this.pending.length - wanted.size} segments in one pass (${((performance.now() - started) / 1000).toFixed(2)} s)`)
+      log.debug(`${tag}: cut ${this.pending.length - wanted.size} segments in one pass (${((performance.now() - started) / 1000).toFixed(2)} s)`)
     } catch (err) {
       if (signal.aborted) throw err
-      log(`jobs: ${tag}: splitting in one pass failed (${firstLine(err)}); cutting the remaining ${wanted.size} chunks one by one`)
+      log.info(`${tag}: splitting in one pass failed (${firstLine(err)}); cutting the remaining ${wanted.size} chunks one by one`)
     }
     this.pending = this.pending.filter(index => wanted.has(index))
   }
@@ -138,7 +139,7 @@ class Splitter {
   private switchToCopy (why: string): void {
     if (!this.direct) return
     this.direct = false
-    this.req.log(`jobs: ${this.req.tag}: ${why}; cutting the rest from a copy of the video`)
+    this.req.log.debug(`${this.req.tag}: ${why}; cutting the rest from a copy of the video`)
     this.videoCopy().catch(() => {}) // awaited by the next cut
   }
 }

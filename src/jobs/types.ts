@@ -1,4 +1,5 @@
 import type { FidelityReport, PlanOptions, Rational } from '../media/index.js'
+import type { OriginatorRefusalCode, Refusal } from '../swarm/index.js'
 
 /** On-disk format version of job.json; bump with a migration when the shape changes. */
 export const JOB_RECORD_VERSION = 1
@@ -54,19 +55,6 @@ export interface ChunkRecord {
   result?: ResultRecord
 }
 
-/** What the worker needs to encode a chunk, sent along with the segment bytes. */
-export interface ChunkEncodeMeta {
-  jobId: string
-  chunk: number
-  frames: number
-  selectFromTime: number
-  settings: string
-  frameRate: Rational
-  pixFmt: string
-  width: number
-  height: number
-}
-
 export interface JobRecord {
   version: typeof JOB_RECORD_VERSION
   id: string
@@ -111,19 +99,6 @@ export interface JobStats {
   droppedResults: number
 }
 
-export type RefusalCode =
-  | 'unknown-job'
-  | 'unknown-chunk'
-  | 'not-open'
-  | 'already-done'
-  | 'not-holder'
-  | 'lease-expired'
-  | 'job-finished'
-  | 'bad-result'
-  | 'busy'
-
-export interface Refusal { ok: false, code: RefusalCode, message: string }
-export function refusal (code: RefusalCode, message: string): Refusal {
+export function refusal (code: OriginatorRefusalCode, message: string): Refusal {
   return { ok: false, code, message }
 }
-export interface LeaseGrant { ok: true, lease: LeaseRecord, jobId: string, chunk: number }

@@ -1,4 +1,5 @@
 import { TopicValidatorResult, type GossipSub, type Message } from '@libp2p/gossipsub'
+import { logger, shortPeer, type Logger, type LogSink } from '../log/index.js'
 import { JOBS_TOPIC, MAX_ANNOUNCEMENT_BYTES } from './protocol.js'
 import { encodeFrame, parseFrame, TopicMessage, type JobAnnouncement, type JobWithdrawal } from './messages.js'
 
@@ -6,7 +7,7 @@ export interface JobBoardOptions {
   self: string
   onAnnouncement: (a: JobAnnouncement) => void
   onWithdrawal: (w: JobWithdrawal) => void
-  log?: (line: string) => void
+  log?: LogSink
 }
 
 /**
@@ -17,7 +18,7 @@ export interface JobBoardOptions {
 export class JobBoard {
   rejected = 0
   published = 0
-  private readonly log: (line: string) => void
+  private readonly log: Logger
   private readonly onMessage = (evt: CustomEvent<Message>): void => {
     if (evt.detail.topic !== JOBS_TOPIC) return
     const msg = this.check(evt.detail)
@@ -27,7 +28,7 @@ export class JobBoard {
   }
 
   constructor (private readonly pubsub: GossipSub, private readonly o: JobBoardOptions) {
-    this.log = o.log ?? (() => {})
+    this.log = logger('swarm', o.log)
   }
 
   start (): void {
@@ -48,19 +49,19 @@ export class JobBoard {
   /** Parses and authenticates a topic message; undefined means reject. */
   check (message: Message): TopicMessage | undefined {
     if (message.data.byteLength > MAX_ANNOUNCEMENT_BYTES) {
-      this.log(`swarm: rejected a ${message.data.byteLength}-byte announcement (limit ${MAX_ANNOUNCEMENT_BYTES})`)
+      this.log.debug(`rejected a ${message.data.byteLength}-byte announcement (limit ${MAX_ANNOUNCEMENT_BYTES})`)
       return undefined
     }
-    if (message.type !== 'signed') { this.log('swarm: rejected an unsigned announcement'); return undefined }
+    if (message.type !== 'signed') { this.log.debug('rejected an unsigned announcement'); return undefined }
     let parsed: TopicMessage
     try {
       parsed = parseFrame(TopicMessage, message.data, 'announcement')
     } catch (err) {
-      this.log(`swarm: rejected an announcement from ${message.from.toString().slice(-8)}: ${(err as Error).message}`)
+      this.log.debug(`rejected an announcement from ${shortPeer(message.from.toString())}: ${(err as Error).message}`)
       return undefined
     }
     if (parsed.originator !== message.from.toString()) {
-      this.log(`swarm: rejected an announcement from ${message.from.toString().slice(-8)} in the name of ${parsed.originator.slice(-8)}`)
+      this.log.debug(`rejected an announcement from ${shortPeer(message.from.toString())} in the name of ${shortPeer(parsed.originator)}`)
       return undefined
     }
     return parsed
@@ -69,14 +70,14 @@ export class JobBoard {
   async publish (msg: TopicMessage): Promise<void> {
     const data = encodeFrame(msg)
     if (data.byteLength > MAX_ANNOUNCEMENT_BYTES) {
-      this.log(`swarm: not publishing a ${data.byteLength}-byte announcement (limit ${MAX_ANNOUNCEMENT_BYTES})`)
+      this.log.debug(`not publishing a ${data.byteLength}-byte announcement (limit ${MAX_ANNOUNCEMENT_BYTES})`)
       return
     }
     try {
       this.published++
       await this.pubsub.publish(JOBS_TOPIC, data)
     } catch (err) {
-      this.log(`swarm: could not publish: ${(err as Error).message}`)
+      this.log.debug(`could not publish: ${(err as Error).message}`)
     }
   }
 }

@@ -2,6 +2,7 @@ import type { ComponentLogger, Logger, PeerDiscovery, PeerId, PeerInfo, Startabl
 import type { ConnectionManager } from '@libp2p/interface-internal'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { logger, type Logger as LineLogger, type LogSink } from '../log/index.js'
 
 /**
  * Turning discovered peers into connections. js-libp2p (since v2) only records a discovered peer in
@@ -124,7 +125,7 @@ export interface PeerDialerInit {
    */
   dhtDialTarget?: number
   /** Lines for the node's log (connected, could not connect). */
-  log?: (line: string) => void
+  log?: LogSink
   now?: () => number
 }
 
@@ -169,6 +170,7 @@ const MDNS_DIAL_TIMEOUT_MS = 3_000
  */
 export class PeerDialer implements Startable {
   private readonly log: Logger
+  private readonly peers: LineLogger
   private readonly state = new Map<string, DialState>()
   private readonly bootstrap: Array<{ id: string, addr: Multiaddr }>
   private controller = new AbortController()
@@ -180,6 +182,8 @@ export class PeerDialer implements Startable {
 
   constructor (private readonly components: PeerDialerComponents, private readonly init: PeerDialerInit) {
     this.log = components.logger.forComponent('swarm:dialer')
+    // These lines never had a prefix; people and tests look for them as they are.
+    this.peers = logger('peers', init.log, '')
     this.now = init.now ?? Date.now
     this.self = components.peerId.toString()
     this.bootstrap = (init.bootstrap ?? []).map(a => {
@@ -276,8 +280,8 @@ export class PeerDialer implements Startable {
     const addrs = Array.isArray(target) ? target : []
     this.components.connectionManager.openConnection(Array.isArray(target) && target.length === 1 ? target[0] as Multiaddr : target, { signal }).then((conn) => {
       state.inFlight = false
-      if (state.failures > 0 || state.lastLogged !== undefined) this.init.log?.(`connected to peer ${peer} (found by ${source}) at ${conn.remoteAddr.toString()} after ${state.failures} failed attempts`)
-      else this.init.log?.(`connected to peer ${peer} (found by ${source}) at ${conn.remoteAddr.toString()}`)
+      if (state.failures > 0 || state.lastLogged !== undefined) this.peers.info(`connected to peer ${peer} (found by ${source}) at ${conn.remoteAddr.toString()} after ${state.failures} failed attempts`)
+      else this.peers.info(`connected to peer ${peer} (found by ${source}) at ${conn.remoteAddr.toString()}`)
       state.failures = 0
       state.retryAt = 0
       state.lastLogged = undefined
@@ -298,7 +302,7 @@ export class PeerDialer implements Startable {
       // way each time, so "once per reason" would still repeat.
       if (state.lastLogged !== undefined) return
       state.lastLogged = reason
-      this.init.log?.(`could not connect to peer ${peer} (found by ${source}) ${addrs.length > 0 ? `at ${addrs.map(a => a.toString()).join(', ')}` : '(addresses from the peer store)'}: ${reason}; ` +
+      this.peers.info(`could not connect to peer ${peer} (found by ${source}) ${addrs.length > 0 ? `at ${addrs.map(a => a.toString()).join(', ')}` : '(addresses from the peer store)'}: ${reason}; ` +
         'trying again later with a growing delay (not logged again)')
     })
   }

@@ -6,7 +6,10 @@ export {
 export { signClaim, signLease, verifyClaim, verifyLease, claimBytes, leaseBytes, NonceCache, type Verdict } from './signing.js'
 export { loadOrCreateIdentity, IDENTITY_FILE } from './identity.js'
 export { createSwarmNode, DEFAULT_LISTEN, MDNS_SERVICE_TAG, SCORE_THRESHOLDS, JOBS_TOPIC_SCORE, gossipFastMessageId, type SwarmNode, type SwarmNodeOptions } from './node.js'
-export { SwarmEncode, swarmEncode, type LeaseArbiter, type RemoteOriginatorLink, type RemoteLease, type TransferStats } from './service.js'
+export { SwarmEncode, swarmEncode, type LeaseArbiter, type RemoteOriginatorLink, type TransferStats } from './service.js'
+export type {
+  Answer, Refusal, RefusalCode, OriginatorRefusalCode, SignatureRefusalCode, StreamRefusalCode, LeaseGrant, ChunkLease, SegmentMeta, SegmentOffer, FetchedSegment
+} from './contract.js'
 export { JobBoard } from './board.js'
 export { parseSwarmKey, generateSwarmKey, SwarmKeyError } from './private-swarm.js'
 export { FramedStream } from './streams.js'

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import type { RefusalCode } from './contract.js'
 
 /**
  * Every message that crosses the network, as a schema. Anything that does not parse is refused at
@@ -13,7 +14,8 @@ const Millis = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 const Nonce = z.string().regex(/^[0-9a-f]{32}$/, 'expected a 128-bit hex nonce')
 const Base64Signature = z.string().min(1).max(1024).regex(/^[A-Za-z0-9+/]+={0,2}$/, 'expected base64')
 const Reason = z.string().max(2000)
-const Code = z.string().min(1).max(64).regex(/^[a-z-]+$/)
+/** Ours are RefusalCode; any code of this shape parses, so another implementation's is no violation (contract.ts). */
+const Code = z.custom<RefusalCode>(c => typeof c === 'string' && /^[a-z-]{1,64}$/.test(c), 'expected 1-64 characters of a-z and -')
 const Sha256Hex = HexId
 
 export const JOB_STATES = ['splitting', 'encoding', 'merging', 'done', 'failed'] as const
@@ -110,7 +112,6 @@ export const LeaseRequest = z.discriminatedUnion('type', [
 export type LeaseRequest = z.infer<typeof LeaseRequest>
 
 export const Refusal = z.object({ ok: z.literal(false), code: Code, message: Reason }).strict()
-export type Refusal = z.infer<typeof Refusal>
 
 // Discriminated on `ok`, so a bad answer's error names the field that is wrong.
 export const ClaimAnswer = z.discriminatedUnion('ok', [z.object({ ok: z.literal(true), ...SignedLease.shape }).strict(), Refusal])

@@ -13,6 +13,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createHash } from 'node:crypto'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import type { LogSink } from '../log/index.js'
 import { JOBS_TOPIC, KAD_PROTOCOL, MAX_ANNOUNCEMENT_BYTES } from './protocol.js'
 import { swarmEncode, type SwarmEncode, type SwarmEncodeInit } from './service.js'
 import { DiscoveredPeers, peerDialer, tagDiscovery, type PeerDialer } from './discovery.js'
@@ -34,7 +35,7 @@ export interface SwarmNodeOptions {
   /** Addresses to announce besides the listening ones (`--announce`, e.g. a public address forwarded to this node). */
   announce?: string[]
   /** Where connection events and failures to reach a discovered peer are logged. */
-  log?: (line: string) => void
+  log?: LogSink
 }
 
 export type SwarmServices = {

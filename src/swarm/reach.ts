@@ -2,6 +2,7 @@ import type { ComponentLogger, Connection, PeerId, Startable } from '@libp2p/int
 import type { ConnectionManager, Registrar, TransportManager } from '@libp2p/interface-internal'
 import { RELAY_V2_HOP_CODEC, type CircuitRelayServerInit } from '@libp2p/circuit-relay-v2'
 import { multiaddr } from '@multiformats/multiaddr'
+import { logger, type Logger, type LogSink } from '../log/index.js'
 
 /**
  * Reaching peers beyond the LAN: relayed connections (circuit relay v2), the limits a relay serves
@@ -91,7 +92,7 @@ export interface RelayReserverComponents {
 export interface RelayReserverInit {
   /** Relays to hold a reservation on at once. */
   maxRelays?: number
-  log?: (line: string) => void
+  log?: LogSink
 }
 
 /**
@@ -105,10 +106,10 @@ export interface RelayReserverInit {
 export class RelayReserver implements Startable {
   private topologyId: string | undefined
   private readonly relays = new Set<string>()
-  private readonly log: (line: string) => void
+  private readonly log: Logger
 
   constructor (private readonly components: RelayReserverComponents, private readonly init: RelayReserverInit) {
-    this.log = init.log ?? (() => {})
+    this.log = logger('relay', init.log)
   }
 
   readonly [Symbol.toStringTag] = 'swarm:relay-reserver'
@@ -133,10 +134,10 @@ export class RelayReserver implements Startable {
     this.relays.add(id)
     const addr = multiaddr(`${conn.remoteAddr.decapsulateCode(421).toString()}/p2p/${id}/p2p-circuit`)
     this.components.transportManager.listen([addr]).then(() => {
-      this.log(`relay: reserved a slot on relay ${id}; peers that cannot dial this node reach it at ${addr.toString()}/p2p/${this.components.peerId.toString()}`)
+      this.log.info(`reserved a slot on relay ${id}; peers that cannot dial this node reach it at ${addr.toString()}/p2p/${this.components.peerId.toString()}`)
     }, (err: Error) => {
       this.relays.delete(id)
-      this.log(`relay: could not reserve a slot on relay ${id}: ${err.message}`)
+      this.log.info(`could not reserve a slot on relay ${id}: ${err.message}`)
     })
   }
 }

@@ -4,9 +4,10 @@ import type { Connection, PeerId, PeerStore, PrivateKey, Startable, Stream } fro
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import { logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
+import type { Answer, ChunkLease, FetchedSegment, LeaseGrant, Refusal, SegmentOffer } from './contract.js'
 import {
-  ChunkHeader, ChunkRequest, ClaimAnswer, HeartbeatAnswer, LeaseRequest, PlainAnswer, ResultRequest,
-  ProtocolViolation, type Refusal, type SegmentMeta
+  ChunkHeader, ChunkRequest, ClaimAnswer, HeartbeatAnswer, LeaseRequest, PlainAnswer, ResultRequest, ProtocolViolation
 } from './messages.js'
 import {
   CHUNK_PROTOCOL, LEASE_PROTOCOL, MAX_TRANSFER_BYTES, REQUEST_TIMEOUT_MS, RESULT_PROTOCOL, STREAM_IDLE_TIMEOUT_MS
@@ -18,45 +19,38 @@ import { FramedStream } from './streams.js'
 /** The originator decodes a whole chunk before it answers an upload. */
 const RESULT_VERIFY_TIMEOUT_MS = 10 * 60_000
 
-/** A refusal as the wire schema allows it: a short code, a message of at most 2,000 characters. */
-function wireRefusal (r: { code: string, message: string }): { ok: false, code: string, message: string } {
-  return { ok: false, code: /^[a-z-]{1,64}$/.test(r.code) ? r.code : 'refused', message: r.message.slice(0, 2000) }
+/** A refusal as the wire schema allows it: a message of at most 2,000 characters. */
+function wireRefusal (r: Refusal): Refusal {
+  return { ok: false, code: r.code, message: r.message.slice(0, 2000) }
 }
-
-type Answer<T> = ({ ok: true } & T) | { ok: false, code: string, message: string }
 
 /**
  * What the protocol handlers need from the node's originator. The swarm layer only moves bytes
  * and checks signatures; whether a claim wins or a result counts is the originator's call.
  */
 export interface LeaseArbiter {
-  requestLease: (jobId: string, chunk: number, claimant: string) => Answer<{ lease: { id: string, issuedAt: number, expiresAt: number } }>
+  requestLease: (jobId: string, chunk: number, claimant: string) => Answer<LeaseGrant>
   renewLease: (jobId: string, chunk: number, leaseId: string, peer: string, progress: { framesDone: number, fps: number }) => Answer<{ expiresAt: number }>
-  releaseLease: (jobId: string, chunk: number, leaseId: string, peer: string, reason: string) => Answer<object>
-  segmentFor: (jobId: string, chunk: number, leaseId: string, peer: string) => { path: string, size: number, sha256: string, meta: SegmentMetaWire } | Refusal
+  releaseLease: (jobId: string, chunk: number, leaseId: string, peer: string, reason: string) => Answer
+  segmentFor: (jobId: string, chunk: number, leaseId: string, peer: string) => Answer<SegmentOffer>
   resultSlot: (jobId: string, chunk: number, leaseId: string, peer: string) => Answer<{ tmpPath: string, maxBytes: number }>
-  acceptResult: (jobId: string, chunk: number, peer: string, tmpPath: string, sha256: string) => Promise<Answer<object>>
+  acceptResult: (jobId: string, chunk: number, peer: string, tmpPath: string, sha256: string) => Promise<Answer>
 }
-
-export type SegmentMetaWire = SegmentMeta
-
-/** A lease as a worker holds it (the signed original was checked when it arrived). */
-export interface RemoteLease { jobId: string, chunk: number, leaseId: string, originator: string, expiresAt: number, issuedAt?: number }
 
 /** The worker's view of one remote originator: the same calls as the in-process link. */
 export interface RemoteOriginatorLink {
   /** Connects (directly, else through a relay it announced) and says how; throws when no way works. */
   connect: (signal: AbortSignal) => Promise<PeerPath>
-  claim: (jobId: string, chunk: number, signal: AbortSignal) => Promise<Answer<{ lease: RemoteLease }>>
-  heartbeat: (lease: RemoteLease, progress: { framesDone: number, fps: number }, signal: AbortSignal) => Promise<Answer<{ expiresAt: number }>>
-  release: (lease: RemoteLease, reason: string, signal: AbortSignal) => Promise<Answer<object>>
-  fetchSegment: (lease: RemoteLease, destPath: string, signal: AbortSignal) => Promise<{ path: string, owned: boolean, meta: SegmentMetaWire }>
-  uploadResult: (lease: RemoteLease, path: string, sha256: string, signal: AbortSignal) => Promise<Answer<object>>
+  claim: (jobId: string, chunk: number, signal: AbortSignal) => Promise<Answer<{ lease: ChunkLease }>>
+  heartbeat: (lease: ChunkLease, progress: { framesDone: number, fps: number }, signal: AbortSignal) => Promise<Answer<{ expiresAt: number }>>
+  release: (lease: ChunkLease, reason: string, signal: AbortSignal) => Promise<Answer>
+  fetchSegment: (lease: ChunkLease, destPath: string, signal: AbortSignal) => Promise<FetchedSegment>
+  uploadResult: (lease: ChunkLease, path: string, sha256: string, signal: AbortSignal) => Promise<Answer>
 }
 
 export interface SwarmEncodeInit {
   arbiter: LeaseArbiter
-  log?: (line: string) => void
+  log?: LogSink
   now?: () => number
   /** Concurrent inbound streams per connection for each protocol. */
   maxInboundStreams?: number
@@ -97,13 +91,13 @@ export class SwarmEncode implements Startable {
     served: { claim: 0, heartbeat: 0, release: 0, chunk: 0, result: 0 }
   }
   private readonly nonces = new NonceCache()
-  private readonly log: (line: string) => void
+  private readonly log: Logger
   private readonly now: () => number
   private readonly idleMs: number
   private readonly shutdown = new AbortController()
 
   constructor (private readonly components: SwarmEncodeComponents, private readonly init: SwarmEncodeInit) {
-    this.log = init.log ?? (() => {})
+    this.log = logger('swarm', init.log)
     this.now = init.now ?? Date.now
     this.idleMs = init.idleTimeoutMs ?? STREAM_IDLE_TIMEOUT_MS
   }
@@ -127,8 +121,8 @@ export class SwarmEncode implements Startable {
   // ---- originator side ------------------------------------------------------------------------
 
   /** Every refusal is logged with the peer and the reason (the peer gets the same words). */
-  private refused (what: string, peer: string, r: { code: string, message: string }): void {
-    this.log(`swarm: ${what} from ${peer.slice(-8)} refused (${r.code}): ${r.message}`)
+  private refused (what: string, peer: string, r: Refusal): void {
+    this.log.info(`${what} from ${shortPeer(peer)} refused (${r.code}): ${r.message}`)
   }
 
   private async serve (stream: Stream, connection: Connection, what: string, handler: (f: FramedStream, peer: string, relayed: boolean) => Promise<void>): Promise<void> {
@@ -139,7 +133,7 @@ export class SwarmEncode implements Startable {
       await f.close()
     } catch (err) {
       const e = err as Error
-      this.log(`swarm: ${what} stream from ${peer.slice(-8)} refused: ${e.message}`)
+      this.log.info(`${what} stream from ${shortPeer(peer)} refused: ${e.message}`)
       if (e instanceof ProtocolViolation) {
         // Tell an honest-but-buggy peer what was wrong before hanging up.
         await f.writeMessage({ ok: false, code: 'bad-request', message: e.message.slice(0, 500) }).catch(() => {})
@@ -158,7 +152,7 @@ export class SwarmEncode implements Startable {
       const verdict = await verifyClaim({ claim: req.claim, signature: req.signature }, { remotePeer: peer, now: this.now(), nonces: this.nonces })
       if (!verdict.ok) {
         this.stats.refusedClaims++
-        this.log(`swarm: claim from ${peer.slice(-8)} refused: ${verdict.message}`)
+        this.log.info(`claim from ${shortPeer(peer)} refused: ${verdict.message}`)
         await f.writeMessage({ ok: false, code: verdict.code, message: verdict.message })
         return
       }
@@ -184,13 +178,13 @@ export class SwarmEncode implements Startable {
     const req = await f.readMessage(ChunkRequest, 'chunk request')
     this.stats.served.chunk++
     const seg = this.init.arbiter.segmentFor(req.jobId, req.chunk, req.leaseId, peer)
-    if ('ok' in seg) { this.refused('segment', peer, seg); await f.writeMessage(wireRefusal(seg)); return }
+    if (!seg.ok) { this.refused('segment', peer, seg); await f.writeMessage(wireRefusal(seg)); return }
     const m = seg.meta
     await f.writeMessage({ ok: true, size: seg.size, sha256: seg.sha256, meta: { frames: m.frames, selectFromTime: m.selectFromTime, settings: m.settings, frameRate: { num: m.frameRate.num, den: m.frameRate.den }, pixFmt: m.pixFmt, width: m.width, height: m.height } })
     await f.sendFile(seg.path, seg.size)
     this.stats.segmentBytesOut += seg.size
     if (relayed) this.stats.segmentBytesOutRelayed += seg.size
-    this.log(`swarm: sent segment ${req.jobId.slice(0, 8)}#${req.chunk} (${seg.size} bytes) to ${peer.slice(-8)}${relayed ? ' through a relay' : ''}`)
+    this.log.trace(`sent segment ${shortChunk(req.jobId, req.chunk)} (${seg.size} bytes) to ${shortPeer(peer)}${relayed ? ' through a relay' : ''}`)
   }
 
   private async handleResult (f: FramedStream, peer: string, relayed: boolean): Promise<void> {
@@ -202,7 +196,7 @@ export class SwarmEncode implements Startable {
     if (!slot.ok) { this.stats.refusedResults++; this.refused('result', peer, slot); await f.writeMessage(wireRefusal(slot)); return }
     if (req.size > slot.maxBytes || req.size > MAX_TRANSFER_BYTES) {
       this.stats.refusedResults++
-      const tooLarge = { ok: false as const, code: 'too-large', message: `result of ${req.size} bytes is larger than the ${slot.maxBytes} a chunk of this job can be` }
+      const tooLarge: Refusal = { ok: false, code: 'too-large', message: `result of ${req.size} bytes is larger than the ${slot.maxBytes} a chunk of this job can be` }
       this.refused('result', peer, tooLarge)
       await f.writeMessage(tooLarge)
       return
@@ -210,7 +204,7 @@ export class SwarmEncode implements Startable {
     await f.writeMessage({ ok: true })
     await mkdir(dirname(slot.tmpPath), { recursive: true })
     try {
-      await f.receiveFile(slot.tmpPath, req.size, req.sha256, `result for chunk ${req.chunk} from ${peer.slice(-8)}`)
+      await f.receiveFile(slot.tmpPath, req.size, req.sha256, `result for chunk ${req.chunk} from ${shortPeer(peer)}`)
     } catch (err) {
       this.stats.refusedResults++
       throw err
@@ -273,7 +267,7 @@ export class SwarmEncode implements Startable {
         const answer = await request({ type: 'claim', ...signed }, ClaimAnswer, 'claim answer', signal)
         if (!answer.ok) return answer
         const verdict = await verifyLease({ lease: answer.lease, signature: answer.signature }, { originator, holder: self, jobId, chunk })
-        if (!verdict.ok) throw new Error(`originator ${originator.slice(-8)} sent a bad lease: ${verdict.message}`)
+        if (!verdict.ok) throw new Error(`originator ${shortPeer(originator)} sent a bad lease: ${verdict.message}`)
         return { ok: true, lease: { jobId, chunk, leaseId: answer.lease.leaseId, originator, expiresAt: answer.lease.expiresAt, issuedAt: answer.lease.issuedAt } }
       },
       heartbeat: async (lease, progress, signal) => await request({ type: 'heartbeat', jobId: lease.jobId, chunk: lease.chunk, leaseId: lease.leaseId, framesDone: Math.floor(progress.framesDone), fps: Math.round(progress.fps * 100) / 100 }, HeartbeatAnswer, 'heartbeat answer', signal),
@@ -286,7 +280,7 @@ export class SwarmEncode implements Startable {
           if (!header.ok) throw new Error(`originator refused the segment: ${header.message}`)
           if (header.size > MAX_TRANSFER_BYTES) throw new ProtocolViolation(`segment of ${header.size} bytes is over the ${MAX_TRANSFER_BYTES} limit`)
           await mkdir(dirname(destPath), { recursive: true })
-          await f.receiveFile(destPath, header.size, header.sha256, `segment ${lease.jobId.slice(0, 8)}#${lease.chunk}`)
+          await f.receiveFile(destPath, header.size, header.sha256, `segment ${shortChunk(lease.jobId, lease.chunk)}`)
           this.stats.segmentBytesIn += header.size
           await f.close()
           return { path: destPath, owned: true, meta: header.meta }

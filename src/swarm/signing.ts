@@ -3,6 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { CLAIM_MAX_LIFETIME_MS, CLAIM_MAX_SKEW_MS, CLAIM_LIFETIME_MS } from './protocol.js'
 import type { Claim, Lease, SignedClaim, SignedLease } from './messages.js'
+import type { SignatureRefusalCode } from './contract.js'
 
 /**
  * Claims and leases are signed with the peers' libp2p keys. What is signed is a domain tag plus
@@ -31,7 +32,6 @@ export async function signLease (key: PrivateKey, lease: Lease): Promise<SignedL
   return { lease, signature: Buffer.from(signature).toString('base64') }
 }
 
-export type SignatureRefusalCode = 'bad-signature' | 'wrong-signer' | 'expired' | 'replayed' | 'not-yet-valid'
 export type Verdict<T> = { ok: true, value: T } | { ok: false, code: SignatureRefusalCode, message: string }
 
 /** Checks a signature against the public key embedded in a peer id (Ed25519 and secp256k1 ids carry it). */

@@ -1,45 +1,24 @@
+import { EventEmitter } from 'node:events'
 import { mkdir, rm, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
   encodeChunk, parseX264Settings, sha256File,
   type EncodeProgress, type EncodedChunk, type EncodeChunkOptions
 } from '../media/index.js'
-
-/** A lease as the worker sees it. */
-export interface HeldLease {
-  jobId: string
-  chunk: number
-  leaseId: string
-  originator: string
-  expiresAt: number
-  /** When the originator issued it (its clock); with expiresAt, the lease's length. */
-  issuedAt?: number
-}
-
-export interface SegmentMeta {
-  frames: number
-  selectFromTime: number
-  settings: string
-  frameRate: { num: number, den: number }
-  pixFmt: string
-  width: number
-  height: number
-}
-
-export type ClaimAnswer = { ok: true, lease: HeldLease } | { ok: false, code: string, message: string }
-export type PlainAnswer = { ok: true } | { ok: false, code: string, message: string }
+import { jobTag, logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
+import type { Answer, ChunkLease, FetchedSegment } from '../swarm/index.js'
 
 /**
  * How a worker reaches one originator. Remote originators are reached over libp2p streams; the
  * node's own originator in-process. The worker knows nothing else about transport.
  */
 export interface OriginatorLink {
-  claim: (jobId: string, chunk: number, signal: AbortSignal) => Promise<ClaimAnswer>
-  heartbeat: (lease: HeldLease, progress: { framesDone: number, fps: number }, signal: AbortSignal) => Promise<{ ok: true, expiresAt: number } | { ok: false, code: string, message: string }>
-  release: (lease: HeldLease, reason: string, signal: AbortSignal) => Promise<PlainAnswer>
+  claim: (jobId: string, chunk: number, signal: AbortSignal) => Promise<Answer<{ lease: ChunkLease }>>
+  heartbeat: (lease: ChunkLease, progress: { framesDone: number, fps: number }, signal: AbortSignal) => Promise<Answer<{ expiresAt: number }>>
+  release: (lease: ChunkLease, reason: string, signal: AbortSignal) => Promise<Answer>
   /** Fetches the segment to destPath (or returns a path the worker may read but not delete). */
-  fetchSegment: (lease: HeldLease, destPath: string, signal: AbortSignal) => Promise<{ path: string, owned: boolean, meta: SegmentMeta }>
-  uploadResult: (lease: HeldLease, path: string, sha256: string, signal: AbortSignal) => Promise<PlainAnswer>
+  fetchSegment: (lease: ChunkLease, destPath: string, signal: AbortSignal) => Promise<FetchedSegment>
+  uploadResult: (lease: ChunkLease, path: string, sha256: string, signal: AbortSignal) => Promise<Answer>
 }
 
 /** What the worker knows of a job from its announcements. */
@@ -79,14 +58,14 @@ export interface WorkerOptions {
   heartbeatMs?: number
   /** Test hook: a stand-in encoder. Not reachable from the network. */
   encoder?: ChunkEncoder
-  log?: (line: string) => void
+  log?: LogSink
   now?: () => number
 }
 
 type Stage = 'fetching' | 'queued' | 'encoding' | 'uploading'
 
 interface Task {
-  lease: HeldLease
+  lease: ChunkLease
   stage: Stage
   framesDone: number
   frames: number
@@ -95,7 +74,7 @@ interface Task {
   lastBeat: number
   /** Heartbeat period for this lease. */
   beatEvery: number
-  segment?: { path: string, owned: boolean, meta: SegmentMeta }
+  segment?: FetchedSegment
   /** This encode is close enough to its end that the next chunk should be fetched (see prefetchDue). */
   nearEnd?: boolean
 }
@@ -124,12 +103,15 @@ const PREFETCH_MARGIN_MS = 1000
 /** How long stop() waits for aborted fetches, encodes and uploads to wind down. */
 const STOP_GRACE_MS = 5000
 
+/** A chunk whose result the originator took: the worker's `delivered` event. */
+export interface Delivered { jobId: string, chunk: number }
+
 /**
  * The claimant side: watches announced jobs, claims chunks, keeps leases alive with progress,
  * encodes, verifies its own output and returns it. Runs `slots` encodes at once and keeps
  * `prefetch` more chunks downloaded, so the next encode starts without waiting on the network.
  */
-export class Worker {
+export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
   private readonly jobs = new Map<string, JobView>()
   private readonly tasks = new Map<string, Task>()
   private readonly ready: Task[] = []
@@ -147,7 +129,7 @@ export class Worker {
   private lastFetchMs = 0
   private readonly encoder: ChunkEncoder
   private readonly now: () => number
-  private readonly log: (line: string) => void
+  private readonly log: Logger
   private heartbeatTimer?: NodeJS.Timeout
   private pumping = false
   /** Fetches, encodes and uploads under way: stop() lets them wind down before removing their files. */
@@ -158,12 +140,12 @@ export class Worker {
   private stopped = false
   private encodingCount = 0
   private rr = 0
-  readonly completed: Array<{ jobId: string, chunk: number }> = []
 
   constructor (private readonly o: WorkerOptions) {
+    super()
     this.encoder = o.encoder ?? encodeChunk
     this.now = o.now ?? Date.now
-    this.log = o.log ?? (() => {})
+    this.log = logger('worker', o.log)
   }
 
   start (): void {
@@ -203,13 +185,13 @@ export class Worker {
     if (known === undefined && !this.unable.has(view.jobId)) {
       try { parseX264Settings(view.settings) } catch (err) {
         this.unable.set(view.jobId, (err as Error).message)
-        this.log(`worker: not taking chunks of ${view.jobId.slice(0, 8)} from ${view.originator.slice(-8)}: ${(err as Error).message}`)
+        this.log.debug(`not taking chunks of ${jobTag(view.jobId)} from ${shortPeer(view.originator)}: ${(err as Error).message}`)
       }
     }
     for (const chunk of view.settled ?? []) {
       const task = this.tasks.get(this.key(view.jobId, chunk))
       if (task !== undefined && task.stage !== 'uploading') {
-        this.log(`worker: ${view.jobId.slice(0, 8)}#${chunk} was done by another peer; stopping`)
+        this.log.debug(`${shortChunk(view.jobId, chunk)} was done by another peer; stopping`)
         this.stopTask(task)
       }
     }
@@ -365,12 +347,12 @@ export class Worker {
   private async claimAndFetch (view: JobView, chunk: number): Promise<void> {
     const k = this.key(view.jobId, chunk)
     const link = this.o.linkFor(view.originator)
-    let answer: ClaimAnswer
+    let answer: Answer<{ lease: ChunkLease }>
     try {
       answer = await link.claim(view.jobId, chunk, AbortSignal.any([AbortSignal.timeout(10_000), this.stopping.signal]))
     } catch (err) {
       this.backoff.set(k, this.now() + 5000)
-      this.log(`worker: claim ${view.jobId.slice(0, 8)}#${chunk} failed: ${(err as Error).message}`)
+      this.log.info(`claim ${shortChunk(view.jobId, chunk)} failed: ${(err as Error).message}`)
       return
     }
     if (!answer.ok) {
@@ -381,13 +363,13 @@ export class Worker {
       view.backup = view.backup?.filter(c => c !== chunk)
       return
     }
-    const span = answer.lease.issuedAt !== undefined ? answer.lease.expiresAt - answer.lease.issuedAt : answer.lease.expiresAt - this.now()
+    const span = answer.lease.expiresAt - answer.lease.issuedAt
     const beatEvery = Math.max(200, Math.min(this.o.heartbeatMs ?? 5000, Math.floor(span / 3)))
     const task: Task = { lease: answer.lease, stage: 'fetching', framesDone: 0, frames: 0, fps: 0, controller: new AbortController(), lastBeat: this.now(), beatEvery }
     this.tasks.set(k, task)
     view.open = view.open.filter(c => c !== chunk)
     view.backup = view.backup?.filter(c => c !== chunk)
-    this.log(`worker: leased ${view.jobId.slice(0, 8)}#${chunk}`)
+    this.log.trace(`leased ${shortChunk(view.jobId, chunk)}`)
     try {
       const dir = join(this.o.workDir, view.jobId)
       const asked = Date.now()
@@ -397,7 +379,7 @@ export class Worker {
       // Only downloads: our own node's chunks need none, and timing a prefetch of another node's
       // chunk by them would start it a second before it is needed.
       if (task.segment.owned) this.lastFetchMs = tookMs
-      this.log(`worker: fetched ${view.jobId.slice(0, 8)}#${chunk} in ${(tookMs / 1000).toFixed(2)} s`)
+      this.log.trace(`fetched ${shortChunk(view.jobId, chunk)} in ${(tookMs / 1000).toFixed(2)} s`)
       task.frames = task.segment.meta.frames
       task.stage = 'queued'
       this.ready.push(task)
@@ -427,7 +409,7 @@ export class Worker {
   /** Encodes a task's segment; returns the output path, or undefined when the chunk was given back. */
   private async runEncode (task: Task): Promise<string | undefined> {
     const { lease } = task
-    const segment = task.segment as { path: string, owned: boolean, meta: SegmentMeta }
+    const segment = task.segment as FetchedSegment
     const meta = segment.meta
     const out = join(this.o.workDir, lease.jobId, `chunk-${lease.chunk}.264`)
     task.stage = 'encoding'
@@ -467,13 +449,13 @@ export class Worker {
     try {
       const answer = await this.uploadWithRetry(task, out)
       if (answer.ok) {
-        this.completed.push({ jobId: lease.jobId, chunk: lease.chunk })
-        this.log(`worker: delivered ${lease.jobId.slice(0, 8)}#${lease.chunk}`)
+        this.emit('delivered', { jobId: lease.jobId, chunk: lease.chunk })
+        this.log.trace(`delivered ${shortChunk(lease.jobId, lease.chunk)}`)
       } else {
-        this.log(`worker: result for ${lease.jobId.slice(0, 8)}#${lease.chunk} refused: ${answer.message}`)
+        this.log.info(`result for ${shortChunk(lease.jobId, lease.chunk)} refused: ${answer.message}`)
       }
     } catch (err) {
-      this.log(`worker: upload of ${lease.jobId.slice(0, 8)}#${lease.chunk} failed: ${(err as Error).message}`)
+      this.log.info(`upload of ${shortChunk(lease.jobId, lease.chunk)} failed: ${(err as Error).message}`)
       await this.giveUp(task, `upload failed: ${(err as Error).message}`, false, out)
       return
     }
@@ -484,7 +466,7 @@ export class Worker {
    * A finished encode is worth keeping: an upload that fails (the originator restarting, a dropped
    * connection) is tried again for about a lease's length before the chunk is given back.
    */
-  private async uploadWithRetry (task: Task, out: string): Promise<PlainAnswer> {
+  private async uploadWithRetry (task: Task, out: string): Promise<Answer> {
     const sha256 = await sha256File(out)
     const giveUpAt = this.now() + Math.max(10_000, task.beatEvery * 3)
     for (let delay = 1000; ; delay = Math.min(delay * 2, 8000)) {
@@ -492,7 +474,7 @@ export class Worker {
         return await this.o.linkFor(task.lease.originator).uploadResult(task.lease, out, sha256, task.controller.signal)
       } catch (err) {
         if (task.controller.signal.aborted || this.stopped || this.now() + delay > giveUpAt) throw err
-        this.log(`worker: upload of ${task.lease.jobId.slice(0, 8)}#${task.lease.chunk} failed (${(err as Error).message}); trying again in ${delay / 1000} s`)
+        this.log.info(`upload of ${shortChunk(task.lease.jobId, task.lease.chunk)} failed (${(err as Error).message}); trying again in ${delay / 1000} s`)
         await new Promise<void>(resolve => {
           // Cut short when the task is given up or the worker stops (stop() waits for this).
           const t = setTimeout(resolve, delay)
@@ -503,7 +485,7 @@ export class Worker {
   }
 
   private async giveUp (task: Task, reason: string, countsAsFailure: boolean, out?: string): Promise<void> {
-    this.log(`worker: giving back ${task.lease.jobId.slice(0, 8)}#${task.lease.chunk}: ${reason}`)
+    this.log.info(`giving back ${shortChunk(task.lease.jobId, task.lease.chunk)}: ${reason}`)
     this.backoff.set(this.key(task.lease.jobId, task.lease.chunk), this.now() + 10_000)
     try {
       await this.o.linkFor(task.lease.originator).release(task.lease, countsAsFailure ? reason : '', AbortSignal.timeout(5000))
@@ -536,7 +518,7 @@ export class Worker {
         else if (answer.code !== 'lease-expired' || task.stage !== 'encoding') {
           // Done elsewhere, or the job is gone: stop at once. An expired lease mid-encode still
           // finishes: a late result is taken if the chunk is still open.
-          this.log(`worker: lost ${task.lease.jobId.slice(0, 8)}#${task.lease.chunk}: ${answer.message}`)
+          this.log.debug(`lost ${shortChunk(task.lease.jobId, task.lease.chunk)}: ${answer.message}`)
           this.stopTask(task)
         }
       } catch { /* transient; the lease has slack */ }

@@ -15,8 +15,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startDaemon, type Daemon } from '../../src/daemon/index.js'
-import { createSwarmNode, encodeFrame, JOBS_TOPIC, type JobAnnouncement, type LeaseArbiter, type SwarmNode } from '../../src/swarm/index.js'
-import type { SegmentMetaWire } from '../../src/swarm/service.js'
+import { createSwarmNode, encodeFrame, JOBS_TOPIC, type JobAnnouncement, type LeaseArbiter, type SegmentMeta, type SwarmNode } from '../../src/swarm/index.js'
 import { recordTally } from '../helpers/tally.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -25,7 +24,7 @@ const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest(
 
 /** Grants every claim on its armed jobs and serves the armed file as the segment; records every call. */
 class ManifestServingArbiter implements LeaseArbiter {
-  readonly armed = new Map<string, { path: string, size: number, sha256: string, meta: SegmentMetaWire }>()
+  readonly armed = new Map<string, { path: string, size: number, sha256: string, meta: SegmentMeta }>()
   readonly calls: Array<{ fn: string, jobId: string, chunk: number, peer: string, reason?: string }> = []
   private readonly no = { ok: false as const, code: 'no-such-job', message: 'no such job' }
   callsFor (jobId: string, fn: string): typeof this.calls { return this.calls.filter(c => c.jobId === jobId && c.fn === fn) }
@@ -47,7 +46,8 @@ class ManifestServingArbiter implements LeaseArbiter {
 
   segmentFor (jobId: string, chunk: number, _l: string, peer: string): ReturnType<LeaseArbiter['segmentFor']> {
     this.calls.push({ fn: 'segmentFor', jobId, chunk, peer })
-    return this.armed.get(jobId) ?? this.no
+    const offer = this.armed.get(jobId)
+    return offer !== undefined ? { ok: true, ...offer } : this.no
   }
 
   resultSlot (jobId: string, chunk: number, _l: string, peer: string): ReturnType<LeaseArbiter['resultSlot']> {
@@ -106,7 +106,7 @@ describe('a hostile originator serving a manifest as a segment', () => {
     const path = join(root, `${kind}.mkv`)
     await writeFile(path, bytes)
     const id = hex(32)
-    const meta: SegmentMetaWire = { frames: 48, selectFromTime: 0, settings: '--preset ultrafast', frameRate: { num: 24, den: 1 }, pixFmt: 'yuv420p', width: 160, height: 90 }
+    const meta: SegmentMeta = { frames: 48, selectFromTime: 0, settings: '--preset ultrafast', frameRate: { num: 24, den: 1 }, pixFmt: 'yuv420p', width: 160, height: 90 }
     arbiter.armed.set(id, { path, size: bytes.length, sha256: sha256(bytes), meta })
     const announcement: JobAnnouncement = {
       v: 1, type: 'job', jobId: id, originator: hId, seq: Date.now(), state: 'encoding', name: 'free-encode.mkv', settings: '--preset ultrafast',

@@ -21,9 +21,8 @@ import { encodeChunk, verifyEncodedChunk, type EncodeChunkOptions } from '../../
 import {
   CLAIM_MAX_LIFETIME_MS, CLAIM_MAX_SKEW_MS, createSwarmNode, encodeFrame, JOBS_TOPIC, LEASE_PROTOCOL, MAX_ANNOUNCEMENT_BYTES,
   MAX_TRANSFER_BYTES, RESULT_PROTOCOL, signClaim, STREAM_IDLE_TIMEOUT_MS, verifyLease,
-  type JobAnnouncement, type LeaseArbiter, type RemoteLease, type RemoteOriginatorLink, type SwarmNode
+  type JobAnnouncement, type LeaseArbiter, type ChunkLease, type RemoteOriginatorLink, type SegmentMeta, type SwarmNode
 } from '../../src/swarm/index.js'
-import type { SegmentMetaWire } from '../../src/swarm/service.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 import { decodedFrameCount } from '../helpers/media.js'
 import { recordTally } from '../helpers/tally.js'
@@ -52,7 +51,7 @@ const hex = (bytes: number): string => randomBytes(bytes).toString('hex')
  * carries the hostile settings) so that A's worker-side check is what stands in the way.
  */
 class HostileArbiter implements LeaseArbiter {
-  readonly armed = new Map<string, { path: string, size: number, sha256: string, meta: SegmentMetaWire }>()
+  readonly armed = new Map<string, { path: string, size: number, sha256: string, meta: SegmentMeta }>()
   readonly calls: Array<{ fn: string, jobId: string, chunk: number, peer: string, reason?: string }> = []
   private readonly no = { ok: false as const, code: 'no-such-job', message: 'this node has no jobs' }
 
@@ -79,7 +78,8 @@ class HostileArbiter implements LeaseArbiter {
 
   segmentFor (jobId: string, chunk: number, _leaseId: string, peer: string): ReturnType<LeaseArbiter['segmentFor']> {
     this.calls.push({ fn: 'segmentFor', jobId, chunk, peer })
-    return this.armed.get(jobId) ?? this.no
+    const offer = this.armed.get(jobId)
+    return offer !== undefined ? { ok: true, ...offer } : this.no
   }
 
   resultSlot (jobId: string, chunk: number, _leaseId: string, peer: string): ReturnType<LeaseArbiter['resultSlot']> {
@@ -118,10 +118,10 @@ const gate = new Promise<void>(resolve => { openGate = resolve })
 const pwned: string[] = []
 
 /** H's leases on A's job, taken legitimately, used as the base of the result attacks. */
-let hLease1: RemoteLease
-let hLease2: RemoteLease
+let hLease1: ChunkLease
+let hLease2: ChunkLease
 /** A real segment of A's job that H fetched with its lease, and its meta. */
-let stolenSegment: { path: string, meta: SegmentMetaWire }
+let stolenSegment: { path: string, meta: SegmentMeta }
 /** The never-ending upload, left to A's idle timeout; checked in the last test. */
 let endless: Promise<{ ms: number, error?: Error, answer?: unknown, ourTimeout: boolean }> | undefined
 let endlessPartial = ''

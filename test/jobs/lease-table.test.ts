@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { LeaseTable, type LeaseTableOptions } from '../../src/jobs/lease-table.js'
-import type { ChunkRecord, ChunkState, JobRecord, LeaseGrant, LeaseRecord, Refusal } from '../../src/jobs/types.js'
+import { LeaseTable, type LeaseAnswer, type LeaseTableOptions } from '../../src/jobs/lease-table.js'
+import type { ChunkRecord, ChunkState, JobRecord, LeaseRecord } from '../../src/jobs/types.js'
 import { jobRecord } from '../helpers/job-record.js'
 import { prng } from '../helpers/random.js'
 
@@ -37,7 +37,7 @@ function harness (jobs: JobRecord[], options: Partial<LeaseTableOptions> = {}): 
   return { table, jobs: map, clock, changes, failures }
 }
 
-function granted (answer: LeaseGrant | Refusal): LeaseRecord {
+function granted (answer: LeaseAnswer): LeaseRecord {
   if (!answer.ok) throw new Error(`refused: ${answer.code} ${answer.message}`)
   return answer.lease
 }
@@ -277,7 +277,7 @@ describe('LeaseTable: results', () => {
     clock.t += LEASE_MS + 1
     table.expire()
     // A lapsed holder's work is still welcome, whatever lease id it names.
-    expect(table.mayDeliver('j', 0, 'whatever', 'a')).not.toHaveProperty('ok')
+    expect(table.mayDeliver('j', 0, 'whatever', 'a')).toMatchObject({ ok: true })
     expect(table.current('j', 0, lease.id, 'a')).toMatchObject({ ok: false, code: 'lease-expired' })
     job.state = 'failed'
     expect(table.mayDeliver('j', 0, lease.id, 'a')).toMatchObject({ ok: false, code: 'job-finished' })
@@ -427,7 +427,7 @@ describe('LeaseTable: random sequences', () => {
           // As the originator does: kept if the peer may deliver (current or former holder) and the chunk is not done.
           const own = [...before.values()].find(l => l.lease.holder === s.peer && l.chunk === s.chunk)
           const slot = table.mayDeliver(job.id, s.chunk, own?.lease.id ?? 'none', s.peer)
-          if (!('ok' in slot)) {
+          if (slot.ok) {
             check(!done.has(s.chunk), () => `${where()}: a done chunk took a result`)
             table.complete(job, slot.chunk, s.peer, result(s.peer, clock.t))
             done.add(s.chunk)

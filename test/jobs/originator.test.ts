@@ -38,7 +38,7 @@ async function everyChunkLeased (tag: string): Promise<{ o: Originator, clock: F
 
 async function encodeFor (o: Originator, job: JobRecord, chunk: number, leaseId: string, peer: string, scratch: string): Promise<string> {
   const seg = o.segmentFor(job.id, chunk, leaseId, peer)
-  if ('ok' in seg) throw new Error(seg.message)
+  if (!seg.ok) throw new Error(seg.message)
   const out = join(scratch, `c${chunk}-${peer}.264`)
   await encodeChunk({ segmentPath: seg.path, selectFromTime: seg.meta.selectFromTime, frameCount: seg.meta.frames, settings: seg.meta.settings, frameRate: seg.meta.frameRate, sourcePixFmt: seg.meta.pixFmt, outputPath: out })
   const slot = o.resultSlot(job.id, chunk, leaseId, peer)

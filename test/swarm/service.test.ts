@@ -11,9 +11,8 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   CHUNK_PROTOCOL, encodeFrame, LEASE_PROTOCOL, MAX_CONTROL_FRAME, MAX_TRANSFER_BYTES, RESULT_PROTOCOL, signClaim, signLease, type LeaseArbiter,
-  type RemoteLease, type RemoteOriginatorLink, type SwarmNode
+  type ChunkLease, type SegmentMeta, type RemoteOriginatorLink, type SwarmNode
 } from '../../src/swarm/index.js'
-import type { SegmentMetaWire } from '../../src/swarm/service.js'
 import { recordTally } from '../helpers/tally.js'
 import { makeNode } from './helpers.js'
 import { waitFor } from '../helpers/wait.js'
@@ -46,7 +45,7 @@ class FakeArbiter implements LeaseArbiter {
   accepted: Array<{ jobId: string, chunk: number, peer: string, tmpPath: string, sha256: string, bytes: Buffer, mode: number }> = []
   private slotCount = 0
 
-  readonly meta: SegmentMetaWire = { frames: 48, selectFromTime: 0.041708, settings: '--preset ultrafast --crf 30', frameRate: { num: 24000, den: 1001 }, pixFmt: 'yuv420p', width: 320, height: 180 }
+  readonly meta: SegmentMeta = { frames: 48, selectFromTime: 0.041708, settings: '--preset ultrafast --crf 30', frameRate: { num: 24000, den: 1001 }, pixFmt: 'yuv420p', width: 320, height: 180 }
 
   constructor (readonly dir: string, readonly segmentPath: string, readonly segment: Buffer) {}
 
@@ -97,7 +96,7 @@ class FakeArbiter implements LeaseArbiter {
     this.calls.push({ fn: 'segmentFor', args: [jobId, chunk, leaseId, peer] })
     const no = this.holds(jobId, chunk, leaseId, peer)
     if (no !== undefined) return no
-    return { path: this.segmentPath, size: this.segment.length, sha256: this.lieAboutSegmentHash ? sha256(Buffer.from('other')) : sha256(this.segment), meta: this.meta }
+    return { ok: true, path: this.segmentPath, size: this.segment.length, sha256: this.lieAboutSegmentHash ? sha256(Buffer.from('other')) : sha256(this.segment), meta: this.meta }
   }
 
   resultSlot (jobId: string, chunk: number, leaseId: string, peer: string): ReturnType<LeaseArbiter['resultSlot']> {
@@ -154,7 +153,7 @@ afterAll(async () => {
 
 beforeEach(() => { arbiter.reset() })
 
-async function claimChunk0 (): Promise<RemoteLease> {
+async function claimChunk0 (): Promise<ChunkLease> {
   const answer = await link.claim(JOB, 0, timeout())
   if (!answer.ok) throw new Error(`claim refused: ${answer.code} ${answer.message}`)
   return answer.lease
@@ -572,7 +571,7 @@ describe('a worker facing a hostile originator', () => {
     await expect(evilLink.claim(JOB, 2, timeout())).rejects.toThrow(/claim answer/)
   })
 
-  const lease = (): RemoteLease => ({ jobId: JOB, chunk: 2, leaseId: 'ab'.repeat(12), originator: 'x', expiresAt: 0 })
+  const lease = (): ChunkLease => ({ jobId: JOB, chunk: 2, leaseId: 'ab'.repeat(12), originator: 'x', expiresAt: 0 })
   const header = (size: number, data: Uint8Array, over: Record<string, unknown> = {}): unknown => ({ ok: true, size, sha256: sha256(data), meta: arbiter.meta, ...over })
 
   it('a segment with more bytes than its header announced is refused and removed', async () => {

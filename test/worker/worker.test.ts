@@ -6,7 +6,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { localLink } from '../../src/daemon/local-link.js'
 import { Originator, type JobRecord } from '../../src/jobs/index.js'
 import { probeMedia, type EncodeChunkOptions } from '../../src/media/index.js'
-import { ENCODE_NICENESS, Worker, type JobView, type OriginatorLink } from '../../src/worker/index.js'
+import { ENCODE_NICENESS, Worker, type Delivered, type JobView, type OriginatorLink } from '../../src/worker/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -25,21 +25,23 @@ async function setup (settings: string, workerOptions: { slots?: number, link?: 
   await originator.start()
   const link = workerOptions.link?.(originator) ?? localLink(originator, 'self')
   const worker = new Worker({ peerId: 'self', slots: workerOptions.slots ?? 2, workDir: join(home, 'work'), linkFor: () => link, heartbeatMs: 200, log: process.env.DEBUG_WORKER !== undefined ? console.log : undefined, ...(workerOptions.encoder !== undefined ? { encoder: workerOptions.encoder } : {}), ...(workerOptions.now !== undefined ? { now: workerOptions.now } : {}) })
+  const delivered: Delivered[] = []
+  worker.on('delivered', (d) => { delivered.push(d) })
   worker.start()
   originator.on('changed', (id) => { const job = originator.get(id); if (job !== undefined) worker.updateJob(viewOf(job)) })
   cleanup.push(async () => { await worker.stop(); await originator.stop(); await rm(home, { recursive: true, force: true }) })
-  return { home, originator, worker }
+  return { home, originator, worker, delivered }
 }
 
 describe('Worker with its own node as originator', () => {
   it('encodes a whole job: every chunk claimed, encoded, verified, merged', async () => {
-    const { originator, worker } = await setup('--preset ultrafast --crf 30')
+    const { originator, delivered } = await setup('--preset ultrafast --crf 30')
     const { job } = await originator.addJob({ file: fx.openGop10bit, settings: '--preset ultrafast --crf 30', output: join(tmpdir(), `swarm-worker-out-${process.pid}.mkv`) })
     cleanup.push(async () => { await rm(job.output ?? '', { force: true }) })
     await waitFor('the job to end', () => job.state === 'done' || job.state === 'failed', { timeoutMs: 90_000, everyMs: 50 })
     expect(job.error).toBeUndefined()
-    expect(worker.completed).toHaveLength(job.chunks.length)
-    expect(new Set(worker.completed.map(c => c.chunk)).size).toBe(job.chunks.length)
+    expect(delivered).toHaveLength(job.chunks.length)
+    expect(new Set(delivered.map(c => c.chunk)).size).toBe(job.chunks.length)
     const out = await probeMedia(job.output as string)
     expect(out.video.frameCount).toBe(240)
   })
@@ -143,18 +145,20 @@ describe('Worker scheduling (a scripted originator link)', () => {
       for (const release of [...uploads.values(), ...encodes.values()]) release()
       await worker.stop()
     })
+    const delivered: Delivered[] = []
+    worker.on('delivered', (d) => { delivered.push(d) })
     worker.start()
     // x264 reports the chunk nearly done: from now on the worker may fetch its next chunk.
     const nearEnd = (chunk: number): void => { progress.get(chunk)?.({ framesDone: META.frames, frameCount: META.frames, fps: 100 }) }
     // x264 reports `framesLeft` frames to go at 1 frame a second.
     const report = (chunk: number, framesLeft: number): void => { progress.get(chunk)?.({ framesDone: META.frames - framesLeft, frameCount: META.frames, fps: 1 }) }
-    return { worker, claims, uploads, encodes, releases, nearEnd, report, workDir }
+    return { worker, delivered, claims, uploads, encodes, releases, nearEnd, report, workDir }
   }
 
   const view = (open: number[], seq: number): JobView => ({ jobId: JOB, originator: 'origin', settings: '--preset ultrafast', totalChunks: 4, open, seq })
 
   it('starts the next encode while the last result is still uploading', async () => {
-    const { worker, uploads, encodes } = await scripted('overlap')
+    const { worker, delivered, uploads, encodes } = await scripted('overlap')
     worker.updateJob(view([0, 1, 2], 1))
     await waitFor('one encode', () => encodes.size === 1, { timeoutMs: 5000, everyMs: 50 })
     const [first] = [...encodes.keys()] as [number]
@@ -166,7 +170,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
     expect(worker.status().active.find(t => t.chunk === first)?.stage).toBe('uploading')
     expect(worker.status().active.find(t => t.chunk === second)?.stage).toBe('encoding')
     uploads.get(first)?.()
-    await waitFor('the first chunk to complete', () => worker.completed.some(c => c.chunk === first), { timeoutMs: 5000, everyMs: 50 })
+    await waitFor('the first chunk to complete', () => delivered.some(c => c.chunk === first), { timeoutMs: 5000, everyMs: 50 })
   })
 
   it('starts encoding a fetched chunk at once, while its claim on the next one is still unanswered', async () => {

@@ -1,0 +1,63 @@
+import type { SegmentMeta } from './messages.js'
+
+/**
+ * The encode protocols as the code on each end sees them: the originator's arbiter (src/jobs)
+ * answers, the worker (src/worker) asks, this layer carries. messages.ts holds the same shapes as
+ * schemas; docs/protocol.md §4-§6 and §9 describe them.
+ */
+
+/** Refusals of the originator's lease table and result check. */
+export type OriginatorRefusalCode =
+  | 'unknown-job'
+  | 'unknown-chunk'
+  | 'not-open'
+  | 'already-done'
+  | 'not-holder'
+  | 'lease-expired'
+  | 'job-finished'
+  | 'bad-result'
+
+/** Refusals of a claim whose signature does not hold (signing.ts). */
+export type SignatureRefusalCode = 'bad-signature' | 'wrong-signer' | 'expired' | 'replayed' | 'not-yet-valid'
+
+/** Refusals of the stream layer: a frame that does not parse, a result larger than its chunk can be. */
+export type StreamRefusalCode = 'bad-request' | 'too-large'
+
+/**
+ * Every code this implementation answers with. `unreachable` never crosses the wire: the node's own
+ * gate answers a claim with it when no connection to the originator can be made.
+ *
+ * The schema admits any code of 1-64 characters of a-z and '-', so another implementation's code
+ * still parses; it reaches the worker as a refusal it has no special case for.
+ */
+export type RefusalCode = OriginatorRefusalCode | SignatureRefusalCode | StreamRefusalCode | 'unreachable'
+
+export interface Refusal { ok: false, code: RefusalCode, message: string }
+
+/** Every answer of the protocols, on the wire and in-process: the granted shape, or a refusal. */
+export type Answer<T extends object = object> = ({ ok: true } & T) | Refusal
+
+/** What an arbiter's grant must say for the lease to be signed; the jobs layer's LeaseRecord is one. */
+export interface LeaseGrant { lease: { id: string, issuedAt: number, expiresAt: number } }
+
+/**
+ * A lease as its holder keeps it, and names it in every later request on the chunk: the signed
+ * lease (messages.ts Lease) without the holder, who is the keeper itself.
+ */
+export interface ChunkLease {
+  jobId: string
+  chunk: number
+  leaseId: string
+  originator: string
+  /** When the originator issued it (its clock); with expiresAt, the lease's length. */
+  issuedAt: number
+  expiresAt: number
+}
+
+/** A segment a leaseholder may fetch: where the arbiter keeps it, and what the encode needs. */
+export interface SegmentOffer { path: string, size: number, sha256: string, meta: SegmentMeta }
+
+/** A segment as the worker has it: `owned` when it is a downloaded copy the worker deletes. */
+export interface FetchedSegment { path: string, owned: boolean, meta: SegmentMeta }
+
+export type { SegmentMeta }
