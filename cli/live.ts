@@ -1,3 +1,4 @@
+import { printable } from './output.js'
 import type { ChunkStatus, JobStatus, StatusJson } from '../src/daemon/index.js'
 import { shortPeer } from './format.js'
 import { shortChunk, shortJob } from '../src/log/index.js'
@@ -62,7 +63,9 @@ export function holders (chunks: ChunkStatus[]): Array<{ peer: string, chunks: C
 }
 
 /** The lines of one job: header with bar, fps and ETA; chunk counts; one line per peer encoding it. */
-export function renderJob (job: JobStatus, o: RenderOptions): string[] {
+export function renderJob (raw: JobStatus, o: RenderOptions): string[] {
+  // Text from peers goes to the terminal clean; only our own colour codes are added below.
+  const job: JobStatus = { ...raw, file: printable(raw.file), settings: printable(raw.settings), output: raw.output === null ? null : printable(raw.output), ...(raw.error !== undefined ? { error: printable(raw.error) } : {}) }
   const p = o.color ? PAINT : NO_PAINT
   const c = job.chunks
   const state = job.state === 'done' ? p.green(job.state) : job.state === 'failed' ? p.red(job.state) : job.state

@@ -6,7 +6,7 @@ import { UsageError } from '../args.js'
 import { EXIT_FAILED, EXIT_OK, HOME_HELP, rejectExtraArguments, type Command } from '../command.js'
 import { formatFidelitySummary, formatGivenBack, formatProgressLine } from '../format.js'
 import { liveCapable, LiveScreen, REFRESH_MS, renderJob } from '../live.js'
-import { err, out } from '../output.js'
+import { err, out, printable } from '../output.js'
 import { shortJob } from '../../src/log/index.js'
 
 /** `swarm add FILE "SETTINGS"`: queues FILE on the local node, which becomes the job's originator. */
@@ -92,7 +92,7 @@ async function waitForJob (client: ControlClient, id: string, mode: ProgressMode
         screen.draw(renderJob(job, { color: true, self: job.originator }))
       } else if (mode === 'plain') {
         const line = formatProgressLine(job)
-        if (line !== last) { process.stderr.write(`${line}\n`); last = line }
+        if (line !== last) { process.stderr.write(`${printable(line)}\n`); last = line }
       }
     }
     if (ended) return job

@@ -4,7 +4,7 @@ import { defaultSlots } from '../../src/daemon/client.js'
 import { debugEnabled, type LogSink } from '../../src/log/index.js'
 import { UsageError } from '../args.js'
 import { EXIT_FAILED, EXIT_OK, HOME_HELP, rejectExtraArguments, type Command } from '../command.js'
-import { err, out } from '../output.js'
+import { err, out, printable } from '../output.js'
 
 /** `swarm join`: runs a node in the foreground until SIGINT or SIGTERM. */
 export const join: Command = {
@@ -36,7 +36,7 @@ ${HOME_HELP}
     const debugging = debugEnabled(process.env.DEBUG)
     // Quiet by default: info lines are what a person watching the terminal wants to know.
     const log: LogSink = (line, level, component) => {
-      if (level === 'info' || verbose || debugging(component)) process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`)
+      if (level === 'info' || verbose || debugging(component)) process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${printable(line)}\n`)
     }
     let swarmKey: Uint8Array | undefined
     if (typeof flags['swarm-key'] === 'string') {

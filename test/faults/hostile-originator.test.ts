@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startDaemon, type Daemon } from '../../src/daemon/index.js'
 import { createSwarmNode, encodeFrame, JOBS_TOPIC, type JobAnnouncement, type LeaseArbiter, type SegmentMeta, type SwarmNode } from '../../src/swarm/index.js'
 import { recordTally } from '../helpers/tally.js'
+import { runSwarm } from '../../scripts/local-swarm.js'
 import { waitFor } from '../helpers/wait.js'
 
 const hex = (bytes: number): string => randomBytes(bytes).toString('hex')
@@ -165,6 +166,34 @@ describe('a peer flooding the job topic', () => {
       section: 'Hostile input: pubsub',
       fault: 'H announces a job declaring 1,000,000 chunks in under 600 bytes, then 1,000 jobs in its own name',
       happened: `the million-chunk announcement was rejected at the edge (jobs have at most 20,000 chunks); of the 1,000 jobs W kept the ${listed} heard last (16 per originator, 256 in all) and kept running (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+      lost: 'nothing'
+    })
+  })
+})
+
+describe('a job whose name and settings carry terminal escape sequences', () => {
+  it('is listed, but swarm status prints the escapes as visible text, never as control characters', async () => {
+    const id = hex(32)
+    const name = 'free \x1b]0;pwned\x07\x1b[2J\x1b[31mencode\u202e.mkv'
+    const announcement: JobAnnouncement = {
+      v: 1, type: 'job', jobId: id, originator: hId, seq: Date.now(), state: 'encoding', name, settings: '--preset ultrafast \x1b[8m',
+      totalFrames: 100, chunks: { total: 1, open: 0, leased: 0, done: 1 }, open: [], addrs: []
+    }
+    await H.services.pubsub.publish(JOBS_TOPIC, encodeFrame(announcement))
+    await waitFor('W to list the job', () => W.status().jobs.find(j => j.id === id), { timeoutMs: 10_000, everyMs: 50 })
+    const home = join(root, 'w')
+    for (const args of [['status'], ['status', id.slice(0, 12)]]) {
+      const r = await runSwarm([...args, '--home', home])
+      expect(r.exitCode, r.stderr).toBe(0)
+      expect(r.stdout).toContain('free \\u001b]0;pwned\\u0007')
+      expect(r.stdout).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e]/)
+    }
+    const json = await runSwarm(['status', '--home', home, '--json'])
+    expect((JSON.parse(json.stdout) as { jobs: Array<{ id: string, file: string }> }).jobs.find(j => j.id === id)?.file).toBe(name)
+    recordTally({
+      section: 'Hostile input: pubsub',
+      fault: 'H announces a job whose name and settings carry escape sequences (window title, clear screen, colours, a right-to-left override)',
+      happened: 'W listed it; swarm status printed every control character as a visible \\uXXXX escape, and --json kept the name exact',
       lost: 'nothing'
     })
   })
