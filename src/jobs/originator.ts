@@ -476,7 +476,8 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     await verifyMergedOutput(source, result.path)
     job.output = result.path
     // The single place where "nothing lost" is decided: a failed check fails the job, with the table.
-    job.fidelity = await checkFidelity(source, result.path, { settings: job.encodeSettings ?? job.settings, captionsDropped: job.dropCaptions === true })
+    // The user's settings, not the effective ones: colour carried over from the source is compared, not skipped.
+    job.fidelity = await checkFidelity(source, result.path, { settings: job.settings, captionsDropped: job.dropCaptions === true })
     if (!job.fidelity.ok) {
       this.fail(job, `the output ${result.path} differs from the source:\n${formatFidelity(job.fidelity)}`)
       await this.save(job.id)

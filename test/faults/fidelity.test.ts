@@ -67,6 +67,9 @@ describe('real-world sources through a two-node swarm', () => {
       expect((await probeMedia(end.output as string)).streams.some(s => s.type === 'subtitle')).toBe(true)
     }
     if (name === 'taggedMp4') {
+      // Every colour field compared: what the originator carried over from the source is not "set by the settings".
+      expect(end.fidelity?.checks.find(c => c.name === 'colour and aspect')).toMatchObject({ ok: true, source: expect.stringContaining('primaries bt709') })
+      expect(end.fidelity?.checks.find(c => c.name === 'colour and aspect')?.detail).toBeUndefined()
       const out = await probeMedia(end.output as string)
       expect(out.video.colour).toEqual({ range: 'tv', primaries: 'bt709', transfer: 'bt709', matrix: 'bt709', chromaLocation: 'left', sar: '16:15' })
     }
