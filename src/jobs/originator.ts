@@ -4,8 +4,8 @@ import { availableParallelism } from 'node:os'
 import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path'
 import {
-  checkFidelity, checkSourceCrc, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File,
-  verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
+  checkFidelity, checkSourceCrc, comparePictures, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File,
+  pickPicturePositions, VerificationError, verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { JobStore } from './job-store.js'
 import { jobTag, logger, shortChunk, shortJob, shortPeer, type Logger, type LogSink } from '../log/index.js'
@@ -378,7 +378,16 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       // decoder's memory). This node's own x264 output is only parsed, in-process.
       const expectations = { frameCount: chunk.frames, width: job.video.width, height: job.video.height }
       if (peer === this.o.peerId) await verifyEncodedChunk(tmpPath, { ...expectations, decode: false })
-      else await this.verifyTurns.run(async () => await verifyEncodedChunk(tmpPath, expectations))
+      else {
+        await this.verifyTurns.run(async () => {
+          await verifyEncodedChunk(tmpPath, expectations)
+          // Right count and size say nothing of the pictures: frames drawn now, after the upload,
+          // are compared with the source segment's (media/pictures.ts). Segments outlive results.
+          if (chunk.segment === undefined) throw new VerificationError(`chunk ${chunkIndex} has no source segment to compare the result with`)
+          const segment = { path: join(this.jobDir(job.id), 'segments', chunk.segment.file), selectFromTime: chunk.segment.selectFromTime }
+          await comparePictures(tmpPath, segment, chunk.frames, pickPicturePositions(chunk.frames), { width: job.video.width, height: job.video.height })
+        })
+      }
       return undefined
     } catch (err) {
       await rm(tmpPath, { force: true })

@@ -1,0 +1,77 @@
+/**
+ * A worker that lies with valid H.264 (issue item 6): its x264 is a shim on PATH that negates every
+ * picture before encoding it, so its results have the right frame count, size and keyframes but
+ * the wrong pictures. Real `swarm join` processes on 127.0.0.1: the originator O and an honest
+ * worker B, and the liar L. Every result of L must be refused by the picture check, and the job
+ * must still complete frame-exact with the source's pictures, encoded by O and B.
+ */
+import { execa } from 'execa'
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { probeMedia } from '../../src/media/index.js'
+import type { LocalNode } from '../../scripts/local-swarm.js'
+import { addJob, dumpLogs, expectCompleteJob, makeClip, short, startSwarm, stopNodes, tallyFault, waitForJobEnd } from '../helpers/faults.js'
+
+let root: string
+const nodes: LocalNode[] = []
+
+beforeAll(async () => { root = await mkdtemp(join(tmpdir(), 'swarm-faults-pictures-')) })
+afterAll(async () => {
+  await stopNodes(nodes)
+  dumpLogs(nodes)
+  await rm(root, { recursive: true, force: true })
+})
+
+/** A directory whose x264 negates its y4m input and hands it to the real x264 with the same arguments. */
+async function lyingX264 (dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true })
+  const shim = join(dir, 'x264')
+  await writeFile(shim, [
+    '#!/bin/sh',
+    '# A lying worker\'s encoder: every picture negated, everything else (count, size, settings) honest.',
+    'ffmpeg -v error -nostdin -f yuv4mpegpipe -i - -vf negate -strict -1 -f yuv4mpegpipe - | exec /usr/bin/x264 "$@"',
+    ''
+  ].join('\n'))
+  await chmod(shim, 0o755)
+  return dir
+}
+
+/** Mean luma PSNR of a file's frames against the source's, frame N against frame N. */
+async function psnrAgainst (file: string, source: string): Promise<number> {
+  const { stderr } = await execa('ffmpeg', ['-nostdin', '-i', file, '-i', source, '-lavfi', '[0:v]setpts=N[a];[1:v]setpts=N[b];[a][b]psnr', '-f', 'null', '-'])
+  const m = /PSNR y:([\d.]+|inf)/.exec(stderr)
+  if (m === null) throw new Error(`ffmpeg printed no PSNR for ${file}`)
+  return m[1] === 'inf' ? 100 : Number(m[1])
+}
+
+describe('a worker whose encoder returns the wrong pictures', () => {
+  it('has every result refused as bad-result by the picture check; the job completes with the source\'s pictures, encoded by honest peers', async () => {
+    const clip = await makeClip(join(root, 'src', 'eight-chunks.mkv'), { frames: 8 * 21, keyint: 3 })
+    const shimDir = await lyingX264(join(root, 'liar-bin'))
+    const [o, b, l] = await startSwarm(root, [
+      { name: 'o', extraArgs: ['--verbose'], env: { SWARM_TEST_ENCODER: 'delay:60' } },
+      { name: 'b', extraArgs: ['--verbose'], env: { SWARM_TEST_ENCODER: 'delay:60' } },
+      { name: 'l', extraArgs: ['--verbose'], env: { PATH: `${shimDir}:${process.env.PATH ?? ''}` } }
+    ], nodes) as [LocalNode, LocalNode, LocalNode]
+    const srcFrames = (await probeMedia(clip)).video.frameCount
+    const job = await addJob(o.home, clip, '--preset ultrafast --crf 30', join(root, 'out', 'pictures.mkv'))
+    const end = await waitForJobEnd(o.home, job.id, 120_000)
+    expect(end.error).toBeUndefined()
+    const { record } = await expectCompleteJob(o.home, job.id, srcFrames)
+
+    // The liar worked and was refused every time, for its pictures.
+    const refusals = o.stderr().split('\n').filter(line => line.includes(`refused result for ${job.id.slice(0, 8)}#`) && line.includes(`from ${short(l.peerId)}`))
+    expect(refusals.length).toBeGreaterThan(0)
+    for (const line of refusals) expect(line).toMatch(/frame \d+ does not show the source's picture \(PSNR [\d.]+ dB/)
+    expect(record.chunks.filter(c => c.result?.encodedBy === l.peerId)).toEqual([])
+    // B's honest results passed the same check (nothing of B's was refused).
+    expect(o.stderr()).not.toContain(`from ${short(b.peerId)}:`)
+    // The output shows the source, not the lie.
+    const psnr = await psnrAgainst(record.output as string, clip)
+    expect(psnr).toBeGreaterThan(30)
+    const encodedBy = Object.entries(end.encodedBy).map(([p, n]) => `${p === o.peerId ? 'O' : p === b.peerId ? 'B' : 'L'} ${n}`).join(', ')
+    tallyFault('worker returns negated pictures (valid H.264, right count and size)', `${refusals.length} results of the liar refused by the picture check; the ${record.chunks.length} chunks encoded by ${encodedBy}; output PSNR ${psnr.toFixed(1)} dB against the source`)
+  })
+})
