@@ -28,7 +28,10 @@ let token: string
 beforeAll(async () => {
   fx = await ensureFixtures()
   root = await mkdtemp(join(tmpdir(), 'swarm-fidelity-swarm-'))
-  const started = await startSwarm(root, [{ name: 'o' }, { name: 'a' }], nodes)
+  // Chunks of these small clips encode in a few ms: without a per-frame wait (then the real x264)
+  // the originator can finish every chunk before the other node's first claim lands.
+  const env = { SWARM_TEST_ENCODER: 'delay:30' }
+  const started = await startSwarm(root, [{ name: 'o', env }, { name: 'a', env }], nodes)
   o = started[0] as LocalNode
   token = (JSON.parse(await readFile(join(o.home, 'control.json'), 'utf8')) as { token: string }).token
 })
