@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs'
 import { execa } from 'execa'
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -8,7 +8,7 @@ import { probeMedia } from '../../src/media/index.js'
 import type { StatusJson } from '../../src/daemon/index.js'
 import { runSwarm, startLocalNode, type LocalNode } from '../../scripts/local-swarm.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
-import { decodedFrameCount, streamDurations, videoTimes } from '../helpers/media.js'
+import { decodedFrameCount, streamDurations, truncatedCopy, videoTimes } from '../helpers/media.js'
 
 let root: string
 let fx: Fixtures
@@ -94,8 +94,7 @@ describe('swarm add', () => {
     const home = nodes[1]!.home
     const whole = join(root, 'whole.mkv')
     await execa('mkvmerge', ['-q', '-o', whole, fx.taggedMp4])
-    const half = join(root, 'half.mkv')
-    await writeFile(half, (await readFile(whole)).subarray(0, Math.floor((await stat(whole)).size / 2)))
+    const half = await truncatedCopy(whole, 0.5, join(root, 'half.mkv'))
     const refused = await runSwarm(['add', half, '--preset ultrafast', '--home', home, '--wait'])
     expect(refused.exitCode).toBe(2)
     expect(refused.stderr).toMatch(/half\.mkv: the container says it lasts 3\.\d+ s but its packets end at \d\.\d+ s.*--allow-damaged/)

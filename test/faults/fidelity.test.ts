@@ -8,7 +8,7 @@
  */
 import { execa } from 'execa'
 import { existsSync } from 'node:fs'
-import { copyFile, mkdir, mkdtemp, open, readFile, rm, stat } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -18,6 +18,7 @@ import type { LocalNode } from '../../scripts/local-swarm.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 import { dumpLogs, jobStatus, startSwarm, stopNodes, waitForJobEnd } from '../helpers/faults.js'
 import { http } from '../helpers/http.js'
+import { truncatedCopy } from '../helpers/media.js'
 
 let fx: Fixtures
 let root: string
@@ -82,11 +83,7 @@ describe('real-world sources through a two-node swarm', () => {
     const whole = join(root, 'src', 'whole.mkv')
     await mkdir(join(root, 'src'), { recursive: true })
     await execa('mkvmerge', ['-q', '-o', whole, fx.taggedMp4])
-    const half = join(root, 'src', 'half.mkv')
-    const size = (await stat(whole)).size
-    const buf = Buffer.alloc(Math.floor(size / 2))
-    const fd = await open(whole, 'r'); await fd.read(buf, 0, buf.length, 0); await fd.close()
-    const out = await open(half, 'w'); await out.write(buf); await out.close()
+    const half = await truncatedCopy(whole, 0.5, join(root, 'src', 'half.mkv'))
     const refused = await add(half, { output: join(root, 'out', 'half.mkv') })
     expect(refused.status).toBe(400)
     expect(refused.body.error).toMatch(/says it lasts 3\.\d+ s but its packets end at \d\.\d+ s.*--allow-damaged/)

@@ -16,6 +16,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startDaemon, type Daemon } from '../../src/daemon/index.js'
 import { createSwarmNode, encodeFrame, JOBS_TOPIC, type JobAnnouncement, type LeaseArbiter, type SegmentMeta, type SwarmNode } from '../../src/swarm/index.js'
+import { HostileArbiter } from '../helpers/hostile-arbiter.js'
 import { recordTally } from '../helpers/tally.js'
 import { runSwarm } from '../../scripts/local-swarm.js'
 import { waitFor } from '../helpers/wait.js'
@@ -23,51 +24,13 @@ import { waitFor } from '../helpers/wait.js'
 const hex = (bytes: number): string => randomBytes(bytes).toString('hex')
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
-/** Grants every claim on its armed jobs and serves the armed file as the segment; records every call. */
-class ManifestServingArbiter implements LeaseArbiter {
-  readonly armed = new Map<string, { path: string, size: number, sha256: string, meta: SegmentMeta }>()
-  readonly calls: Array<{ fn: string, jobId: string, chunk: number, peer: string, reason?: string }> = []
-  private readonly no = { ok: false as const, code: 'no-such-job', message: 'no such job' }
-  callsFor (jobId: string, fn: string): typeof this.calls { return this.calls.filter(c => c.jobId === jobId && c.fn === fn) }
-  requestLease (jobId: string, chunk: number, peer: string): ReturnType<LeaseArbiter['requestLease']> {
-    this.calls.push({ fn: 'requestLease', jobId, chunk, peer })
-    const now = Date.now()
-    return this.armed.has(jobId) ? { ok: true, lease: { id: hex(12), issuedAt: now, expiresAt: now + 30_000 } } : this.no
-  }
-
-  renewLease (jobId: string, chunk: number, _l: string, peer: string): ReturnType<LeaseArbiter['renewLease']> {
-    this.calls.push({ fn: 'renewLease', jobId, chunk, peer })
-    return this.armed.has(jobId) ? { ok: true, expiresAt: Date.now() + 30_000 } : this.no
-  }
-
-  releaseLease (jobId: string, chunk: number, _l: string, peer: string, reason: string): ReturnType<LeaseArbiter['releaseLease']> {
-    this.calls.push({ fn: 'releaseLease', jobId, chunk, peer, reason })
-    return this.armed.has(jobId) ? { ok: true } : this.no
-  }
-
-  segmentFor (jobId: string, chunk: number, _l: string, peer: string): ReturnType<LeaseArbiter['segmentFor']> {
-    this.calls.push({ fn: 'segmentFor', jobId, chunk, peer })
-    const offer = this.armed.get(jobId)
-    return offer !== undefined ? { ok: true, ...offer } : this.no
-  }
-
-  resultSlot (jobId: string, chunk: number, _l: string, peer: string): ReturnType<LeaseArbiter['resultSlot']> {
-    this.calls.push({ fn: 'resultSlot', jobId, chunk, peer })
-    return this.no
-  }
-
-  async acceptResult (jobId: string, chunk: number, peer: string): ReturnType<LeaseArbiter['acceptResult']> {
-    this.calls.push({ fn: 'acceptResult', jobId, chunk, peer })
-    return this.no
-  }
-}
-
 let root: string
 let W: Daemon
 let H: SwarmNode
 let hId: string
 let secret: string
-const arbiter = new ManifestServingArbiter()
+/** H's side of the lease protocol: grants W's claims on the armed jobs and serves the manifest. */
+const arbiter = new HostileArbiter()
 const logsW: string[] = []
 
 beforeAll(async () => {

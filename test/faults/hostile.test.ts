@@ -29,6 +29,7 @@ import { recordTally } from '../helpers/tally.js'
 import { makeNode } from '../swarm/helpers.js'
 import { prng } from '../helpers/random.js'
 import { http } from '../helpers/http.js'
+import { HostileArbiter } from '../helpers/hostile-arbiter.js'
 import { waitFor } from '../helpers/wait.js'
 
 const CLAIMS = 'Hostile input: claims'
@@ -44,54 +45,6 @@ const sleep = async (ms: number): Promise<void> => { await new Promise(resolve =
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 const decode = (b: Uint8Array): any => JSON.parse(new TextDecoder().decode(b))
 const hex = (bytes: number): string => randomBytes(bytes).toString('hex')
-
-/**
- * H's arbiter: refuses everything, except for the jobs H announces with hostile settings, where it
- * plays the hostile originator to the end (grants the lease, serves a real segment whose meta
- * carries the hostile settings) so that A's worker-side check is what stands in the way.
- */
-class HostileArbiter implements LeaseArbiter {
-  readonly armed = new Map<string, { path: string, size: number, sha256: string, meta: SegmentMeta }>()
-  readonly calls: Array<{ fn: string, jobId: string, chunk: number, peer: string, reason?: string }> = []
-  private readonly no = { ok: false as const, code: 'no-such-job', message: 'this node has no jobs' }
-
-  callsFor (jobId: string, fn: string): Array<{ fn: string, jobId: string, chunk: number, peer: string, reason?: string }> {
-    return this.calls.filter(c => c.jobId === jobId && c.fn === fn)
-  }
-
-  requestLease (jobId: string, chunk: number, claimant: string): ReturnType<LeaseArbiter['requestLease']> {
-    this.calls.push({ fn: 'requestLease', jobId, chunk, peer: claimant })
-    if (!this.armed.has(jobId)) return this.no
-    const now = Date.now()
-    return { ok: true, lease: { id: hex(12), issuedAt: now, expiresAt: now + 30_000 } }
-  }
-
-  renewLease (jobId: string, chunk: number, _leaseId: string, peer: string): ReturnType<LeaseArbiter['renewLease']> {
-    this.calls.push({ fn: 'renewLease', jobId, chunk, peer })
-    return this.armed.has(jobId) ? { ok: true, expiresAt: Date.now() + 30_000 } : this.no
-  }
-
-  releaseLease (jobId: string, chunk: number, _leaseId: string, peer: string, reason: string): ReturnType<LeaseArbiter['releaseLease']> {
-    this.calls.push({ fn: 'releaseLease', jobId, chunk, peer, reason })
-    return this.armed.has(jobId) ? { ok: true } : this.no
-  }
-
-  segmentFor (jobId: string, chunk: number, _leaseId: string, peer: string): ReturnType<LeaseArbiter['segmentFor']> {
-    this.calls.push({ fn: 'segmentFor', jobId, chunk, peer })
-    const offer = this.armed.get(jobId)
-    return offer !== undefined ? { ok: true, ...offer } : this.no
-  }
-
-  resultSlot (jobId: string, chunk: number, _leaseId: string, peer: string): ReturnType<LeaseArbiter['resultSlot']> {
-    this.calls.push({ fn: 'resultSlot', jobId, chunk, peer })
-    return this.no
-  }
-
-  async acceptResult (jobId: string, chunk: number, peer: string): ReturnType<LeaseArbiter['acceptResult']> {
-    this.calls.push({ fn: 'acceptResult', jobId, chunk, peer })
-    return this.no
-  }
-}
 
 let fx: Fixtures
 let root: string

@@ -1,4 +1,5 @@
 import { execa } from 'execa'
+import { readFile, writeFile } from 'node:fs/promises'
 
 export interface MkvIdentity {
   tracks: Array<{ id: number, type: string, codec: string, properties: { language?: string, track_name?: string, default_track?: boolean, forced_track?: boolean } }>
@@ -40,4 +41,11 @@ export async function streamDurations (path: string): Promise<number[]> {
     ends.set(Number(idx), Math.max(ends.get(Number(idx)) ?? 0, end))
   }
   return [...ends.entries()].sort((a, b) => a[0] - b[0]).map(e => e[1])
+}
+
+/** The first `fraction` of a file's bytes at `out`, as an interrupted download or copy leaves it. */
+export async function truncatedCopy (path: string, fraction: number, out: string): Promise<string> {
+  const bytes = await readFile(path)
+  await writeFile(out, bytes.subarray(0, Math.floor(bytes.length * fraction)))
+  return out
 }

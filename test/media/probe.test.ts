@@ -3,12 +3,13 @@
  * a word. The probe reports what the container promises against what its packets hold.
  */
 import { execa } from 'execa'
-import { open, mkdtemp, rm, stat } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { probeMedia } from '../../src/media/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
+import { truncatedCopy } from '../helpers/media.js'
 
 let fx: Fixtures
 let dir: string
@@ -17,21 +18,6 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'swarm-probe-'))
 })
 afterAll(async () => { await rm(dir, { recursive: true, force: true }) })
-
-/** The first `fraction` of a file's bytes, as a truncated download would leave it. */
-async function truncatedCopy (path: string, fraction: number, name: string): Promise<string> {
-  const out = join(dir, name)
-  const size = (await stat(path)).size
-  const keep = Math.floor(size * fraction)
-  const src = await open(path, 'r')
-  const dst = await open(out, 'w')
-  try {
-    const buf = Buffer.alloc(keep)
-    await src.read(buf, 0, keep, 0)
-    await dst.write(buf)
-  } finally { await src.close(); await dst.close() }
-  return out
-}
 
 describe('probeMedia: damaged sources', () => {
   it.each(['openGop10bit', 'vfrMp4', 'offsetTs', 'taggedMp4', 'shortClip'] as const)('finds no damage in the intact fixture %s', async (name) => {
@@ -46,7 +32,7 @@ describe('probeMedia: damaged sources', () => {
   it('reports an MKV cut in half with both numbers: the duration its header states and where its packets end', async () => {
     const whole = join(dir, 'whole.mkv')
     await execa('mkvmerge', ['-q', '-o', whole, fx.taggedMp4])
-    const half = await truncatedCopy(whole, 0.5, 'half.mkv')
+    const half = await truncatedCopy(whole, 0.5, join(dir, 'half.mkv'))
     const info = await probeMedia(half)
     expect(info.damage).toBeDefined()
     expect(info.damage?.containerSec).toBeCloseTo(3, 0)
@@ -55,7 +41,7 @@ describe('probeMedia: damaged sources', () => {
   })
 
   it('refuses, with a reason, a truncated MKV whose index ffprobe cannot read at all', async () => {
-    const half = await truncatedCopy(fx.openGop10bit, 0.5, 'half-fonts.mkv')
+    const half = await truncatedCopy(fx.openGop10bit, 0.5, join(dir, 'half-fonts.mkv'))
     await expect(probeMedia(half)).rejects.toThrow(/half-fonts\.mkv: ffprobe cannot read it as a media file/)
   })
 })
