@@ -9,6 +9,9 @@ export default defineConfig({
     // Fixtures are generated once per run and shared through the OS temp dir.
     globalSetup: ['test/global-setup.ts'],
     pool: 'forks',
+    // No test may ask the machine's real router for a port mapping: every swarm join a test
+    // starts inherits this (helpers also pass --no-upnp; in-process daemons have UPnP off).
+    env: { SWARM_NO_UPNP: '1' },
     maxWorkers: 2
   }
 })

@@ -30,6 +30,18 @@ export function formatProgressLine (job: JobStatus): string {
   return `job ${shortJob(job.id)} ${job.state}: ${c.done}/${c.total} chunks done, ${c.leased} encoding, ${percent(job)} of ${job.totalFrames} frames`
 }
 
+/** Whether peers can dial this node, in one line: the verdict, then what it rests on. */
+export function reachabilityText (r: StatusJson['network']['reachability'], reservedOn: string[]): string {
+  const upnp = r.upnp ? (r.mapped.length > 0 ? `UPnP mapped ${r.mapped.join(', ')}` : 'UPnP on, no port mapped') : 'UPnP off'
+  const relays = reservedOn.map(shortPeer).join(', ')
+  switch (r.verdict) {
+    case 'public': return `public: ${r.confirmed.join(', ')} confirmed by AutoNAT or announced; ${upnp}`
+    case 'dialled-in': return `peers dial in: ${r.inboundDirect} connected directly to this node (AutoNAT tests public addresses only; none confirmed); ${upnp}`
+    case 'relay-only': return `through a relay only: no peer dialled in and no public address confirmed; peers that cannot dial this node reach it through ${relays}; ${upnp}`
+    default: return `unknown: no peer dialled in, no public address confirmed${r.unconfirmed.length > 0 ? ` (${r.unconfirmed.join(', ')} untested or failed)` : ''}, no relay slot: peers behind NAT cannot reach this node; ${upnp}`
+  }
+}
+
 export function formatStatus (s: StatusJson): string {
   const lines = [`peer id   ${s.peerId}`, ...s.addresses.map((a, i) => `${i === 0 ? 'listening' : '         '} ${a}`), '']
   lines.push(`PEERS (${s.peers.length})`)
@@ -41,6 +53,7 @@ export function formatStatus (s: StatusJson): string {
       ...s.jobs.map(j => [shortJob(j.id), j.state, `${j.chunks.done}/${j.chunks.leased}/${j.chunks.open} of ${j.chunks.total}`, j.local ? percent(j) : '-', j.local ? 'here' : shortPeer(j.originator), j.output ?? j.file])]))
     for (const j of s.jobs) if (j.reach?.kind === 'control-only') lines.push(`  ${shortJob(j.id)}: ${reachText(j)}`)
   }
+  lines.push('', `REACH  ${reachabilityText(s.network.reachability, s.network.reservedOn)}`)
   if (s.network.relay !== undefined) lines.push('', `RELAY  ${s.network.relay.reservations} peers reserved, ${s.network.relay.circuits} circuits open; ${s.network.relay.limits}`)
   if (s.network.reservedOn.length > 0) lines.push('', `reachable through relay${s.network.reservedOn.length === 1 ? '' : 's'} ${s.network.reservedOn.map(shortPeer).join(', ')}`)
   lines.push('', `WORKER (${s.worker.slots} slot${s.worker.slots === 1 ? '' : 's'})`)

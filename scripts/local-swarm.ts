@@ -1,6 +1,6 @@
 /**
  * Runs `swarm` CLI processes on this machine: what the demo, the end-to-end tests and the
- * benchmark use to start a local swarm on 127.0.0.1 with mDNS off.
+ * benchmark use to start a local swarm on 127.0.0.1 with mDNS and UPnP off.
  */
 import { execa, type ResultPromise } from 'execa'
 import { dirname, join, resolve } from 'node:path'
@@ -39,7 +39,9 @@ export interface StartNodeOptions {
 
 /** Starts `swarm join` on 127.0.0.1 with mDNS off and waits until it prints its peer id, addresses and control URL. */
 export async function startLocalNode (home: string, o: StartNodeOptions = {}): Promise<LocalNode> {
-  const args = ['join', '--home', home, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--slots', String(o.slots ?? 1), ...(o.extraArgs ?? [])]
+  // --no-upnp: the demo, tests and benchmarks run in the machine's own network and must never ask
+  // its real router for a port mapping.
+  const args = ['join', '--home', home, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--no-upnp', '--slots', String(o.slots ?? 1), ...(o.extraArgs ?? [])]
   for (const b of o.bootstrap ?? []) args.push('--bootstrap', b)
   const [file, ...pre] = o.wrapper !== undefined && o.wrapper.length > 0 ? [...o.wrapper, process.execPath] : [process.execPath]
   const proc = execa(file as string, [...pre, SWARM_CLI, ...args], { buffer: false, stdin: 'ignore', reject: false, env: { ...o.env } })

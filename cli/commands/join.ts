@@ -6,9 +6,12 @@ import { UsageError } from '../args.js'
 import { EXIT_FAILED, EXIT_OK, HOME_HELP, rejectExtraArguments, type Command } from '../command.js'
 import { err, out, printable } from '../output.js'
 
+/** An environment switch is on when set to anything but empty, 0 or false. */
+function isSet (v: string | undefined): boolean { return v !== undefined && !['', '0', 'false'].includes(v.toLowerCase()) }
+
 /** `swarm join`: runs a node in the foreground until SIGINT or SIGTERM. */
 export const join: Command = {
-  help: `Usage: swarm join [--home DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--slots N] [--no-mdns] [--relay] [--announce MULTIADDR]...
+  help: `Usage: swarm join [--home DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--slots N] [--no-mdns] [--no-upnp] [--relay] [--announce MULTIADDR]...
 
 Runs a node until SIGINT or SIGTERM, then stops cleanly (leases it holds are given back).
 It encodes chunks of every job it hears of and originates the jobs added on it. It prints a
@@ -20,6 +23,8 @@ ${HOME_HELP}
   --slots N            concurrent encodes (default: one per core below 8 cores, else 4 or 5; here ${defaultSlots()})
   --threads N          x264 --threads per encode (default: x264 decides with one slot, cores/slots with more)
   --no-mdns            do not look for peers on the LAN with multicast DNS
+  --no-upnp            do not ask the router to forward a port to this node (UPnP-IGD); on by
+                       default; SWARM_NO_UPNP=1 in the environment does the same
   --relay              serve as a circuit relay for the swarm (on a node others can dial): peers
                        behind NAT that cannot dial each other move chunks through this node
   --announce MULTIADDR also announce this address, e.g. /ip4/203.0.113.7/tcp/4010 when that public
@@ -27,7 +32,7 @@ ${HOME_HELP}
   --lease-seconds N    how long a lease on a chunk of a job added here lasts without a heartbeat (default 30)
   --swarm-key FILE     private swarm: only nodes with this pre-shared key can connect
   --verbose            log the protocol story (claims, leases, transfers) to stderr`,
-  flags: { listen: { type: 'string', multiple: true }, bootstrap: { type: 'string', multiple: true }, slots: { type: 'number' }, threads: { type: 'number' }, 'lease-seconds': { type: 'number' }, 'no-mdns': { type: 'boolean' }, 'swarm-key': { type: 'string' }, verbose: { type: 'boolean' }, relay: { type: 'boolean' }, announce: { type: 'string', multiple: true } },
+  flags: { listen: { type: 'string', multiple: true }, bootstrap: { type: 'string', multiple: true }, slots: { type: 'number' }, threads: { type: 'number' }, 'lease-seconds': { type: 'number' }, 'no-mdns': { type: 'boolean' }, 'no-upnp': { type: 'boolean' }, 'swarm-key': { type: 'string' }, verbose: { type: 'boolean' }, relay: { type: 'boolean' }, announce: { type: 'string', multiple: true } },
   takesHome: true,
   maxPositionals: 0,
   run: async ({ home, flags, positionals }) => {
@@ -55,6 +60,7 @@ ${HOME_HELP}
         ...(flags.listen !== undefined ? { listen: flags.listen as string[] } : {}),
         bootstrap: (flags.bootstrap as string[] | undefined) ?? [],
         mdns: flags['no-mdns'] !== true,
+        upnp: flags['no-upnp'] !== true && !isSet(process.env.SWARM_NO_UPNP),
         ...(flags.relay === true ? { relay: DEFAULT_RELAY_LIMITS } : {}),
         ...(flags.announce !== undefined ? { announce: flags.announce as string[] } : {}),
         ...(flags.slots !== undefined ? { slots: flags.slots as number } : {}),

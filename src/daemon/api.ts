@@ -140,10 +140,34 @@ export interface StatusJson {
   network: NetworkStatus
 }
 
+/**
+ * Whether peers can dial this node. `public`: AutoNAT confirmed a public address (or one was
+ * announced); `dialled-in`: no public address confirmed, but peers are connected that dialled this
+ * node directly (a LAN, or a forwarded port on a private address); `relay-only`: neither, and a relay
+ * holds a slot for it; `unknown`: none of these.
+ */
+export interface ReachabilityStatus {
+  verdict: 'public' | 'dialled-in' | 'relay-only' | 'unknown'
+  /** Public addresses AutoNAT confirmed (or announced with --announce). */
+  confirmed: string[]
+  /** Public addresses not confirmed yet, or whose test failed. */
+  unconfirmed: string[]
+  /** Peers connected now that dialled this node directly. */
+  inboundDirect: number
+  /** UPnP port mapping on (swarm join without --no-upnp). */
+  upnp: boolean
+  /** Public addresses the router mapped by UPnP. */
+  mapped: string[]
+}
+
 /** Relays, and how much of this node's transfers went through one. */
 export interface NetworkStatus {
   /** Relays this node holds a reservation on: peers that cannot dial it reach it through these. */
   reservedOn: string[]
+  /** Whether peers can dial this node, from AutoNAT, UPnP and the connections peers made to it (src/swarm/reach.ts). */
+  reachability: ReachabilityStatus
+  /** The swarm's DHT rendezvous (src/swarm/members.ts): its key, lookups run, whether our record went out, members found through it. */
+  members: { key: string, rounds: number, provided: boolean, found: number }
   /** As an originator: segment bytes sent and result bytes received, and the part of each that was relayed. */
   transfer: { segmentBytesOut: number, segmentBytesOutRelayed: number, resultBytesIn: number, resultBytesInRelayed: number }
   /** On a node started with --relay: its limits, peers holding a reservation, circuits open now. */

@@ -39,6 +39,10 @@ export interface DaemonOptions {
   relay?: RelayLimits
   /** Extra addresses to announce (`--announce`), e.g. a public address whose port is forwarded here. */
   announce?: string[]
+  /** UPnP port mapping on the router: off unless asked for (`swarm join` asks unless `--no-upnp`). */
+  upnp?: boolean
+  /** Swarms without a key meet in the DHT under this name (default `public`, see src/swarm/members.ts). */
+  swarmName?: string
   leaseMs?: number
   plan?: PlanOptions
   log?: LogSink
@@ -117,6 +121,8 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       ...(o.swarmKey !== undefined ? { swarmKey: o.swarmKey } : {}),
       ...(o.relay !== undefined ? { relay: o.relay } : {}),
       ...(o.announce !== undefined ? { announce: o.announce } : {}),
+      ...(o.upnp !== undefined ? { upnp: o.upnp } : {}),
+      ...(o.swarmName !== undefined ? { swarmName: o.swarmName } : {}),
       encode: { arbiter: originator, log },
       log
     })
@@ -235,8 +241,11 @@ function connectedPeer (libp2p: SwarmNode, peer: PeerId): ConnectedPeer {
 function networkOf (p: Parts): NetworkStatus {
   const t = p.libp2p.services.encode.stats
   const relay = p.libp2p.services.relay
+  const reservedOn = p.libp2p.services.reserver.current()
   return {
-    reservedOn: p.libp2p.services.reserver.current(),
+    reservedOn,
+    reachability: p.libp2p.services.reachability.report(reservedOn),
+    members: p.libp2p.services.members.stats,
     transfer: { segmentBytesOut: t.segmentBytesOut, segmentBytesOutRelayed: t.segmentBytesOutRelayed, resultBytesIn: t.resultBytesIn, resultBytesInRelayed: t.resultBytesInRelayed },
     ...(relay !== undefined && p.relayLimits !== undefined
       ? {

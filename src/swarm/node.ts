@@ -1,4 +1,5 @@
 import { noise } from '@chainsafe/libp2p-noise'
+import { autoNAT } from '@libp2p/autonat'
 import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
@@ -10,6 +11,7 @@ import { mdns } from '@libp2p/mdns'
 import { ping, type Ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
+import { uPnPNAT } from '@libp2p/upnp-nat'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createHash } from 'node:crypto'
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -17,7 +19,8 @@ import type { LogSink } from '../log/index.js'
 import { JOBS_TOPIC, KAD_PROTOCOL, MAX_ANNOUNCEMENT_BYTES } from './protocol.js'
 import { swarmEncode, type SwarmEncode, type SwarmEncodeInit } from './service.js'
 import { DiscoveredPeers, peerDialer, tagDiscovery, type PeerDialer } from './discovery.js'
-import { relayReserver, relayServerInit, type RelayLimits, type RelayReserver } from './reach.js'
+import { reachabilityReport, relayReserver, relayServerInit, type ReachabilityReport, type RelayLimits, type RelayReserver } from './reach.js'
+import { memberFinder, membersKey, type MemberFinder } from './members.js'
 
 export interface SwarmNodeOptions {
   privateKey: PrivateKey
@@ -34,6 +37,14 @@ export interface SwarmNodeOptions {
   relay?: RelayLimits
   /** Addresses to announce besides the listening ones (`--announce`, e.g. a public address forwarded to this node). */
   announce?: string[]
+  /**
+   * Ask the LAN's router for a port mapping (UPnP-IGD) so peers elsewhere can dial this node. On for
+   * people running `swarm join`; off in tests, demos and benchmarks, which must never talk to the
+   * machine's real router.
+   */
+  upnp?: boolean
+  /** The name whose DHT key members meet under when there is no swarm key (members.ts). */
+  swarmName?: string
   /** Where connection events and failures to reach a discovered peer are logged. */
   log?: LogSink
 }
@@ -50,6 +61,14 @@ export type SwarmServices = {
   reserver: RelayReserver
   /** Present on a node started with `--relay`. */
   relay?: CircuitRelayService
+  /** AutoNAT v1: asks connected peers to dial back our public addresses, so those can be announced. */
+  autoNAT: unknown
+  /** UPnP-IGD port mapping, when on. */
+  upnp?: unknown
+  /** What AutoNAT, UPnP and the connections say about whether peers can dial this node. */
+  reachability: ReachabilityReport
+  /** Stores and looks up the swarm's provider record in the DHT, so members find each other beyond the LAN. */
+  members: MemberFinder
 }
 
 export type SwarmNode = Libp2p<SwarmServices>
@@ -108,8 +127,10 @@ export function gossipFastMessageId (msg: { from?: Uint8Array, seqno?: Uint8Arra
  * A swarm node: TCP, Noise, Yamux, identify, ping, our own kad-dht, gossipsub and the encode
  * protocols, and a dialer that connects to every swarm node mDNS, bootstrap or the DHT finds (js-libp2p
  * does not dial discovered peers by itself). Circuit relay v2: every node can dial through a relay
- * and reserves a slot on the relays it meets; with `relay` it serves as one. Nothing here talks to
- * a router (no UPnP) or to a public bootstrap list.
+ * and reserves a slot on the relays it meets; with `relay` it serves as one. AutoNAT tells it which
+ * of its public addresses peers can dial; with `upnp` it asks the router for a port mapping. Members
+ * find each other through a provider record in the swarm's own DHT. Nothing here talks to a public
+ * bootstrap list or the public IPFS DHT.
  */
 export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> {
   for (const a of [...o.listen, ...o.bootstrap, ...(o.announce ?? [])]) {
@@ -159,7 +180,13 @@ export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> 
       encode: swarmEncode(o.encode),
       dialer: peerDialer({ peers: discovered, bootstrap: o.bootstrap, ...(o.log !== undefined ? { log: o.log } : {}) }),
       reserver: relayReserver(o.log !== undefined ? { log: o.log } : {}),
-      ...(o.relay !== undefined ? { relay: circuitRelayServer(relayServerInit(o.relay)) } : {})
+      ...(o.relay !== undefined ? { relay: circuitRelayServer(relayServerInit(o.relay)) } : {}),
+      autoNAT: autoNAT(),
+      // UPnP needs AutoNAT to confirm a mapped address before announcing it (a router may map a port
+      // that its upstream, a second NAT, never lets through).
+      ...(o.upnp === true ? { upnp: uPnPNAT() } : {}),
+      reachability: reachabilityReport({ upnp: o.upnp === true }),
+      members: memberFinder({ key: membersKey({ ...(o.swarmKey !== undefined ? { swarmKey: o.swarmKey } : {}), ...(o.swarmName !== undefined ? { name: o.swarmName } : {}) }), peers: discovered, ...(o.log !== undefined ? { log: o.log } : {}) })
     }
   }) as SwarmNode
 }

@@ -1,7 +1,8 @@
 import type { ComponentLogger, Connection, PeerId, Startable } from '@libp2p/interface'
-import type { ConnectionManager, Registrar, TransportManager } from '@libp2p/interface-internal'
+import type { AddressManager, ConnectionManager, Registrar, TransportManager } from '@libp2p/interface-internal'
 import { RELAY_V2_HOP_CODEC, type CircuitRelayServerInit } from '@libp2p/circuit-relay-v2'
-import { multiaddr } from '@multiformats/multiaddr'
+import { isPrivate } from '@libp2p/utils'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { logger, type Logger, type LogSink } from '../log/index.js'
 
 /**
@@ -144,4 +145,77 @@ export class RelayReserver implements Startable {
 
 export function relayReserver (init: RelayReserverInit = {}): (components: RelayReserverComponents) => RelayReserver {
   return (components) => new RelayReserver(components, init)
+}
+
+/**
+ * What this node knows about whether others can dial it. AutoNAT (v1) asks connected peers to dial
+ * back an address, but only public ones: private, loopback and documentation addresses are never
+ * tested (libp2p treats them as verified for the LAN), and js-libp2p drops TCP addresses observed
+ * by peers (a dial leaves from a fresh port, so what a peer sees is not where we listen). A node
+ * behind NAT therefore usually learns nothing from AutoNAT; the facts that remain are whether a
+ * peer ever dialled in directly and whether a relay holds a slot for it.
+ */
+export type ReachVerdict = 'public' | 'dialled-in' | 'relay-only' | 'unknown'
+
+export interface Reachability {
+  verdict: ReachVerdict
+  /** Public addresses AutoNAT confirmed that peers can dial (or the user announced). */
+  confirmed: string[]
+  /** Public addresses not (yet) confirmed: waiting for a peer to test them, or the test failed. */
+  unconfirmed: string[]
+  /** Peers connected to this node by dialling it directly (not through a relay), now. */
+  inboundDirect: number
+  /** Whether this node asks the LAN's router for a port mapping (UPnP-IGD). */
+  upnp: boolean
+  /** Public addresses a router mapped to this node by UPnP, confirmed or not. */
+  mapped: string[]
+}
+
+export interface AddressFacts {
+  addresses: Array<{ multiaddr: Multiaddr, verified: boolean, type: string }>
+  inboundDirect: number
+  reservedOn: string[]
+  upnp: boolean
+}
+
+/** The verdict from plain facts (pure, for tests): a confirmed public address beats a peer that dialled in, which beats a relay slot. */
+export function judgeReachability (f: AddressFacts): Reachability {
+  const confirmed: string[] = []
+  const unconfirmed: string[] = []
+  const mapped: string[] = []
+  for (const a of f.addresses) {
+    if (a.multiaddr.getComponents().some(c => c.name === 'p2p-circuit') || isPrivate(a.multiaddr)) continue
+    const text = a.multiaddr.toString()
+    if (a.type === 'ip-mapping') mapped.push(text)
+    if (a.verified) confirmed.push(text)
+    else unconfirmed.push(text)
+  }
+  const verdict: ReachVerdict = confirmed.length > 0 ? 'public' : f.inboundDirect > 0 ? 'dialled-in' : f.reservedOn.length > 0 ? 'relay-only' : 'unknown'
+  return { verdict, confirmed: unique(confirmed), unconfirmed: unique(unconfirmed), inboundDirect: f.inboundDirect, upnp: f.upnp, mapped: unique(mapped) }
+}
+
+function unique (xs: string[]): string[] { return [...new Set(xs)] }
+
+export interface ReachabilityComponents {
+  addressManager: AddressManager
+  connectionManager: ConnectionManager
+}
+
+/** Reads what AutoNAT, UPnP and the open connections say about this node, for `status`. */
+export class ReachabilityReport {
+  constructor (private readonly components: ReachabilityComponents, private readonly init: { upnp: boolean }) {}
+
+  readonly [Symbol.toStringTag] = 'swarm:reachability'
+
+  report (reservedOn: string[]): Reachability {
+    const inbound = new Set<string>()
+    for (const c of this.components.connectionManager.getConnections()) {
+      if (c.direction === 'inbound' && !isRelayed(c)) inbound.add(c.remotePeer.toString())
+    }
+    return judgeReachability({ addresses: this.components.addressManager.getAddressesWithMetadata(), inboundDirect: inbound.size, reservedOn, upnp: this.init.upnp })
+  }
+}
+
+export function reachabilityReport (init: { upnp: boolean }): (components: ReachabilityComponents) => ReachabilityReport {
+  return (components) => new ReachabilityReport(components, init)
 }

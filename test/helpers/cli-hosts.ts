@@ -2,6 +2,7 @@
  * `swarm` CLI processes on hosts in network namespaces (test/helpers/netns.ts), as a person would
  * run them on separate machines: each host has its own $HOME (so the default node home), PATH for
  * the tools, and SWARM_TEST_ENCODER (a stand-in encoder that makes chunks last long enough to watch).
+ * UPnP is off (`--no-upnp`): no test brings a gateway of its own.
  */
 import type { ResultPromise } from 'execa'
 import type { StatusJson } from '../../src/daemon/index.js'
@@ -39,7 +40,7 @@ export function hostCli (encoder: string): HostCli {
     peersOf: async (n) => (await status(n)).peers.map(p => p.id),
     spawn: (host, dir, args) => host.spawn(process.execPath, [SWARM_CLI, ...args], { cwd: dir, env: envFor(dir), extendEnv: false, stdin: 'ignore', reject: false }),
     join: async (host, dir, args) => {
-      const proc = host.spawn(process.execPath, [SWARM_CLI, 'join', ...args], { cwd: dir, env: envFor(dir), extendEnv: false, buffer: false, stdin: 'ignore', reject: false })
+      const proc = host.spawn(process.execPath, [SWARM_CLI, 'join', '--no-upnp', ...args], { cwd: dir, env: envFor(dir), extendEnv: false, buffer: false, stdin: 'ignore', reject: false })
       let stderr = ''
       let stdout = ''
       proc.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })

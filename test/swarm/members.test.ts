@@ -1,0 +1,87 @@
+/**
+ * Finding members beyond the LAN (src/swarm/members.ts) and the reachability verdict
+ * (src/swarm/reach.ts): the DHT key's derivation as docs/protocol.md states it, and three nodes on
+ * loopback where C knows only B yet finds A through A's provider record.
+ */
+import { createHash } from 'node:crypto'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { multiaddr } from '@multiformats/multiaddr'
+import { CID } from 'multiformats/cid'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createSwarmNode, judgeReachability, membersKey, parseSwarmKey, type SwarmNode } from '../../src/swarm/index.js'
+import { waitFor } from '../helpers/wait.js'
+import { refusingArbiter } from './helpers.js'
+
+const KEY_HEX = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff'
+const keyFile = parseSwarmKey(new TextEncoder().encode(`/key/swarm/psk/1.0.0/\n/base16/\n${KEY_HEX}\n`), 'test')
+
+describe('the members key', () => {
+  it('is a CIDv1 (raw, sha2-256) of the documented bytes, for a key and for a name', () => {
+    const expected = (kind: string, value: Uint8Array): string => {
+      const digest = createHash('sha256').update(Buffer.concat([Buffer.from('swarm-encode/members/1\0'), Buffer.from(`${kind}\0`), value])).digest('hex')
+      return `01 55 12 20 ${digest}`
+    }
+    const bytesOf = (cid: CID): string => { const hex = Buffer.from(cid.bytes).toString('hex'); return `${hex.slice(0, 2)} ${hex.slice(2, 4)} ${hex.slice(4, 6)} ${hex.slice(6, 8)} ${hex.slice(8)}` }
+    expect(bytesOf(membersKey({ swarmKey: keyFile }))).toBe(expected('psk', Buffer.from(KEY_HEX, 'hex')))
+    // The raw 32 bytes and the key file give the same key.
+    expect(membersKey({ swarmKey: Buffer.from(KEY_HEX, 'hex') }).equals(membersKey({ swarmKey: keyFile }))).toBe(true)
+    expect(bytesOf(membersKey({}))).toBe(expected('name', Buffer.from('public')))
+    expect(bytesOf(membersKey({ name: 'fansubs' }))).toBe(expected('name', Buffer.from('fansubs')))
+    // The vectors docs/protocol.md §1.1 quotes.
+    expect(membersKey({}).toString()).toBe('bafkreiaqqehx2poxcmiaqnpxiplj5plxndhg5aegiftymuslsnuyae7f44')
+    expect(membersKey({ swarmKey: keyFile }).toString()).toBe(membersKey({ swarmKey: keyFile }).toString())
+  })
+
+  it('never carries the key itself, and differs between keys and from every name', () => {
+    const k = membersKey({ swarmKey: keyFile })
+    expect(Buffer.from(k.bytes).toString('hex')).not.toContain(KEY_HEX.slice(0, 16))
+    const other = membersKey({ swarmKey: Buffer.alloc(32, 7) })
+    expect(k.equals(other)).toBe(false)
+    // A name that spells the key's hex still lands elsewhere: the kind is hashed too.
+    expect(k.equals(membersKey({ name: KEY_HEX }))).toBe(false)
+  })
+})
+
+describe('judgeReachability', () => {
+  const addr = (a: string, verified: boolean, type = 'transport'): { multiaddr: ReturnType<typeof multiaddr>, verified: boolean, type: string } => ({ multiaddr: multiaddr(a), verified, type })
+  const base = { inboundDirect: 0, reservedOn: [] as string[], upnp: false }
+
+  it('public when AutoNAT confirmed a public address; private and relayed addresses are not counted', () => {
+    const r = judgeReachability({ ...base, addresses: [addr('/ip4/192.168.1.2/tcp/4010', true), addr('/ip4/8.8.4.4/tcp/4010', true), addr('/ip4/10.80.0.2/tcp/4010/p2p/12D3KooWRj4EA75sgH5ZAx3WnKkSAjjUxEw3iLy1m8uM8tB5YNXR/p2p-circuit', true)] })
+    expect(r).toMatchObject({ verdict: 'public', confirmed: ['/ip4/8.8.4.4/tcp/4010'], unconfirmed: [] })
+  })
+
+  it('an untested public address is listed as unconfirmed; a peer that dialled in beats a relay slot, which beats nothing', () => {
+    const untested = [addr('/ip4/8.8.4.4/tcp/4010', false)]
+    expect(judgeReachability({ ...base, addresses: untested })).toMatchObject({ verdict: 'unknown', unconfirmed: ['/ip4/8.8.4.4/tcp/4010'] })
+    expect(judgeReachability({ ...base, addresses: untested, reservedOn: ['r'] }).verdict).toBe('relay-only')
+    expect(judgeReachability({ ...base, addresses: untested, reservedOn: ['r'], inboundDirect: 2 }).verdict).toBe('dialled-in')
+  })
+
+  it('lists addresses a router mapped by UPnP, confirmed or not', () => {
+    const r = judgeReachability({ ...base, upnp: true, addresses: [addr('/ip4/8.8.4.4/tcp/4010', false, 'ip-mapping')] })
+    expect(r).toMatchObject({ verdict: 'unknown', upnp: true, mapped: ['/ip4/8.8.4.4/tcp/4010'] })
+  })
+})
+
+describe('members find each other through the DHT', () => {
+  const nodes: SwarmNode[] = []
+  afterEach(async () => { await Promise.all(nodes.splice(0).map(async n => { await n.stop() })) })
+
+  async function node (bootstrap: string[]): Promise<SwarmNode> {
+    const n = await createSwarmNode({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, encode: { arbiter: refusingArbiter() }, swarmName: `test-${process.pid}` })
+    nodes.push(n)
+    return n
+  }
+
+  it('C, which knows only B, finds A by its provider record and connects to it', async () => {
+    const a = await node([])
+    const b = await node([a.getMultiaddrs()[0]?.toString() as string])
+    await waitFor('A to provide its record', () => a.services.members.stats.provided ? true : undefined, { timeoutMs: 20_000, everyMs: 100 })
+    const c = await node([b.getMultiaddrs()[0]?.toString() as string])
+    await waitFor('C to find A through the DHT and connect', () => c.getConnections(a.peerId).length > 0 ? true : undefined, { timeoutMs: 20_000, everyMs: 100 })
+    expect(c.services.dialer.foundBy(a.peerId.toString())).toContain('dht')
+    // The DHT's own routing-table walk may name A first; the provider records name both members too.
+    await waitFor('C to find A and B by their provider records', () => c.services.members.stats.found >= 2 ? true : undefined, { timeoutMs: 20_000, everyMs: 100 })
+  }, 60_000)
+})
