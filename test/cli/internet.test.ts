@@ -11,12 +11,17 @@
  * 2. meet restarted with --relay: ann and bob reconnect, reserve slots on it and announce
  *    /p2p-circuit addresses; bob reaches ann through meet and encodes chunks of ann's next job,
  *    segments and results crossing the relay (counted on ann), and bob's peers list says "relayed via meet".
+ * 3. carl joins in home B knowing only bob's LAN address: he finds ann (and meet) through the
+ *    provider records in the swarm's DHT, connects to ann through meet and encodes a chunk of her job.
+ * 4. meet restarts in the middle of a job: the job still finishes, ann and bob reserve slots on it
+ *    again, and bob leases chunks of ann's job through it again.
+ * Along the way each node's REACH verdict: meet is dialled in, ann and bob are not (then relay only).
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { JobStatus, PeersJson } from '../../src/daemon/index.js'
+import type { JobStatus, PeersJson, StatusJson } from '../../src/daemon/index.js'
 import { makeClip } from '../helpers/faults.js'
 import { waitFor } from '../helpers/wait.js'
 import { hostCli, type HostNode } from '../helpers/cli-hosts.js'
@@ -26,7 +31,7 @@ const { swarm, join: joinSwarm, stop, status, spawn } = hostCli('delay:60')
 let root: string
 let net: TestNetwork
 const nodes: HostNode[] = []
-let meetHost: Host, annHost: Host, bobHost: Host
+let meetHost: Host, annHost: Host, bobHost: Host, carlHost: Host
 const dir = (h: Host): string => join(root, h.name)
 
 beforeAll(async () => {
@@ -42,7 +47,8 @@ beforeAll(async () => {
   const rb = await net.addRouter('rb', homeB, wan, { masquerade: true, upstream })
   annHost = await net.addHost('ann', [homeA], { gateway: ra.addresses.homea as string })
   bobHost = await net.addHost('bob', [homeB], { gateway: rb.addresses.homeb as string })
-  for (const h of [meetHost, annHost, bobHost]) await mkdir(dir(h), { recursive: true })
+  carlHost = await net.addHost('carl', [homeB], { gateway: rb.addresses.homeb as string })
+  for (const h of [meetHost, annHost, bobHost, carlHost]) await mkdir(dir(h), { recursive: true })
 }, 30_000)
 
 afterAll(async () => {
@@ -72,8 +78,37 @@ async function addJob (ann: HostNode, name: string, chunks: number): Promise<{ i
   return { id, done }
 }
 
+/** Chunks of the job on ann that `worker` holds or encoded, by index. */
+async function chunksOf (ann: HostNode, jobId: string, worker: HostNode): Promise<Set<number>> {
+  const r = await swarm(ann.host, ann.dir, ['status', jobId, '--json'])
+  const j = JSON.parse(r.stdout) as JobStatus
+  return new Set((j.chunkList ?? []).filter(c => c.holder === worker.peerId || c.encodedBy === worker.peerId).map(c => c.index))
+}
+
+/** Waits until `worker` holds or encoded a chunk of ann's job other than `before`; the ms since `since`. */
+async function nextLease (ann: HostNode, jobId: string, worker: HostNode, since: number, before = new Set<number>(), timeoutMs = 60_000): Promise<number> {
+  return await waitFor(`${worker.host.name} to hold a lease on a chunk of ann's job`, async () => {
+    const now = Date.now()
+    return [...await chunksOf(ann, jobId, worker)].some(i => !before.has(i)) ? now - since : undefined
+  }, { timeoutMs, everyMs: 300, retryErrors: true })
+}
+
+type Transfer = StatusJson['network']['transfer']
+const share = (x: number, of: number): string => `${Math.round(100 * x / Math.max(1, of))}%`
+/** The part of ann's segment and result bytes since `before` that crossed a relay, for the note. */
+function relayedSince (before: Transfer, t: Transfer): string {
+  const seg = t.segmentBytesOut - before.segmentBytesOut
+  const res = t.resultBytesIn - before.resultBytesIn
+  return `relayed: ${share(t.segmentBytesOutRelayed - before.segmentBytesOutRelayed, seg)} of ${seg} segment bytes, ${share(t.resultBytesInRelayed - before.resultBytesInRelayed, res)} of ${res} result bytes`
+}
+/** Chunks encoded per node, by host name. */
+function byHost (encodedBy: Record<string, number>, who: HostNode[]): string {
+  return JSON.stringify(Object.fromEntries(Object.entries(encodedBy).map(([p, n]) => [who.find(x => x.peerId === p)?.host.name ?? p, n])))
+}
+const NO_TRANSFER: Transfer = { segmentBytesOut: 0, segmentBytesOutRelayed: 0, resultBytesIn: 0, resultBytesInRelayed: 0 }
+
 describe('the swarm across two homes behind NAT, meeting at one public node', () => {
-  let meet: HostNode, ann: HostNode, bob: HostNode
+  let meet: HostNode, ann: HostNode, bob: HostNode, carl: HostNode
   const common = ['--no-mdns', '--slots', '1']
 
   it('without a relay: bob cannot reach ann in any direction, says "control only" for her job and claims nothing; meet (public) works for ann over her connection', async () => {
@@ -104,6 +139,10 @@ describe('the swarm across two homes behind NAT, meeting at one public node', ()
     expect(bob.stderr()).toMatch(/control only for originator/)
     const onMeet = (await status(meet)).peers.find(p => p.id === ann.peerId)
     expect(onMeet?.connection).toBe('direct')
+    // Every address here is private, which AutoNAT never tests: what each node knows is who dialled it.
+    expect((await status(meet)).network.reachability).toMatchObject({ verdict: 'dialled-in', upnp: false })
+    expect((await status(ann)).network.reachability.verdict).toBe('unknown')
+    expect((await swarm(meet.host, meet.dir, ['status'])).stdout).toMatch(/^REACH {2}peers dial in: 2 connected directly/m)
   }, 120_000)
 
   it('with meet started with --relay: ann and bob reserve slots on it and bob encodes ann\'s chunks through it', async () => {
@@ -121,11 +160,7 @@ describe('the swarm across two homes behind NAT, meeting at one public node', ()
 
     const added = Date.now()
     const job = await addJob(ann, 'A - 02.mkv', 24)
-    const firstLeaseMs = await waitFor('bob to hold a lease on a chunk of ann\'s job', async () => {
-      const r = await swarm(ann.host, ann.dir, ['status', job.id, '--json'])
-      const j = JSON.parse(r.stdout) as JobStatus
-      return j.chunkList?.some(c => c.holder === bob.peerId || c.encodedBy === bob.peerId) === true ? Date.now() - added : undefined
-    }, { timeoutMs: 60_000, everyMs: 300, retryErrors: true })
+    const firstLeaseMs = await nextLease(ann, job.id, bob, added)
     const onBob = (await status(bob)).jobs.find(x => x.id === job.id)
     expect(onBob?.reach).toEqual({ kind: 'relayed', via: meet.peerId })
     const peers = JSON.parse((await swarm(bob.host, bob.dir, ['peers', '--json'])).stdout) as PeersJson
@@ -139,8 +174,59 @@ describe('the swarm across two homes behind NAT, meeting at one public node', ()
     const t = (await status(ann)).network.transfer
     expect(t.segmentBytesOutRelayed).toBeGreaterThan(0)
     expect(t.resultBytesInRelayed).toBeGreaterThan(0)
-    const share = (x: number, of: number): string => `${Math.round(100 * x / Math.max(1, of))}%`
-    console.log(`internet: bob's first lease ${firstLeaseMs} ms after swarm add; chunks ${JSON.stringify(Object.fromEntries(Object.entries(final.encodedBy).map(([p, n]) => [[meet, ann, bob].find(x => x.peerId === p)?.host.name ?? p, n])))}; ` +
-      `relayed: ${share(t.segmentBytesOutRelayed, t.segmentBytesOut)} of ${t.segmentBytesOut} segment bytes, ${share(t.resultBytesInRelayed, t.resultBytesIn)} of ${t.resultBytesIn} result bytes`)
+    expect((await status(ann)).network.reachability.verdict).toBe('relay-only')
+    console.log(`internet: bob's first lease ${firstLeaseMs} ms after swarm add; chunks ${byHost(final.encodedBy, [meet, ann, bob])}; ${relayedSince(NO_TRANSFER, t)}`)
   }, 150_000)
+
+  it('carl, who knows only bob, finds ann and meet through the DHT provider records and encodes a chunk of ann\'s job', async () => {
+    // A LAN address in home B, and --no-mdns: the only peer carl is told of is bob.
+    carl = await joinSwarm(carlHost, dir(carlHost), [...common, '--bootstrap', `/ip4/${bobHost.addresses.homeb}/tcp/4010/p2p/${bob.peerId}`])
+    nodes.push(carl)
+    const onCarl = await waitFor('carl to connect to ann, found through the DHT', async () => {
+      const s = await status(carl)
+      return s.peers.find(p => p.id === ann.peerId)
+    }, { timeoutMs: 60_000, everyMs: 500, retryErrors: true })
+    expect(onCarl.foundBy).toContain('dht')
+    // Home A is behind NAT: the only way from carl to ann is the circuit through meet.
+    expect(onCarl).toMatchObject({ connection: 'relayed', via: meet.peerId })
+    expect(carl.stderr()).toContain(`found swarm member ${ann.peerId} through the DHT (provider record)`)
+    expect((await status(carl)).network.members.found).toBeGreaterThanOrEqual(2)
+
+    const before = (await status(ann)).network.transfer
+    const added = Date.now()
+    const job = await addJob(ann, 'A - 03.mkv', 24)
+    const firstLeaseMs = await nextLease(ann, job.id, carl, added)
+    const final = await job.done
+    expect(final.state).toBe('done')
+    expect(final.encodedBy[carl.peerId] ?? 0, 'carl encoded chunks of ann\'s job').toBeGreaterThan(0)
+    console.log(`internet: carl (found ann through the DHT) first lease ${firstLeaseMs} ms after swarm add; chunks ${byHost(final.encodedBy, [meet, ann, bob, carl])}; ${relayedSince(before, (await status(ann)).network.transfer)}`)
+  }, 150_000)
+
+  it('meet restarting mid-job: the job finishes, and bob leases chunks of ann\'s job through meet again once it is back', async () => {
+    // Back to one node in each home.
+    await stop(carl)
+    nodes.splice(nodes.indexOf(carl), 1)
+    const before = (await status(ann)).network.transfer
+    const job = await addJob(ann, 'A - 04.mkv', 60)
+    await nextLease(ann, job.id, bob, Date.now())
+    const bobsBefore = await chunksOf(ann, job.id, bob)
+    const stopping = Date.now()
+    meet = await restart(meet, [...common, '--relay'])
+    const upAt = Date.now()
+    // Reservations renewed: both homes are reachable through meet again.
+    const reservedMs: Record<string, number> = {}
+    for (const n of [ann, bob]) {
+      reservedMs[n.host.name] = await waitFor(`${n.host.name} to hold a reservation on meet again`, async () => {
+        const now = Date.now()
+        return (await status(n)).network.reservedOn.includes(meet.peerId) ? now - upAt : undefined
+      }, { timeoutMs: 60_000, everyMs: 250, retryErrors: true })
+    }
+    const resumeMs = await nextLease(ann, job.id, bob, upAt, bobsBefore, 90_000)
+    const final = await job.done
+    expect(final.state).toBe('done')
+    const t = (await status(ann)).network.transfer
+    expect(t.segmentBytesOutRelayed).toBeGreaterThan(before.segmentBytesOutRelayed)
+    console.log(`internet: meet restart took ${upAt - stopping} ms (stop and start); reservations again ${JSON.stringify(reservedMs)} ms after it was up; ` +
+      `bob's first new lease ${resumeMs} ms after meet was up; chunks ${byHost(final.encodedBy, [meet, ann, bob])}; ${relayedSince(before, t)}`)
+  }, 240_000)
 })
