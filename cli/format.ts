@@ -30,6 +30,8 @@ export function formatProgressLine (job: JobStatus): string {
   return `job ${shortJob(job.id)} ${job.state}: ${c.done}/${c.total} chunks done, ${c.leased} encoding, ${percent(job)} of ${job.totalFrames} frames`
 }
 
+function mib (bytes: number): string { return `${(bytes / 1024 ** 2).toFixed(1)} MiB` }
+
 /** Whether peers can dial this node, in one line: the verdict, then what it rests on. */
 export function reachabilityText (r: StatusJson['network']['reachability'], reservedOn: string[]): string {
   const upnp = r.upnp ? (r.mapped.length > 0 ? `UPnP mapped ${r.mapped.join(', ')}` : 'UPnP on, no port mapped') : 'UPnP off'
@@ -54,7 +56,7 @@ export function formatStatus (s: StatusJson): string {
     for (const j of s.jobs) if (j.reach?.kind === 'control-only') lines.push(`  ${shortJob(j.id)}: ${reachText(j)}`)
   }
   lines.push('', `REACH  ${reachabilityText(s.network.reachability, s.network.reservedOn)}`)
-  if (s.network.relay !== undefined) lines.push('', `RELAY  ${s.network.relay.reservations} peers reserved, ${s.network.relay.circuits} circuits open; ${s.network.relay.limits}`)
+  if (s.network.relay !== undefined) lines.push('', `RELAY  ${s.network.relay.reservations} peers reserved, ${s.network.relay.circuits} circuits open, ${s.network.relay.circuitsServed} served carrying ${mib(s.network.relay.bytesRelayed)}; ${s.network.relay.limits}`)
   if (s.network.reservedOn.length > 0) lines.push('', `reachable through relay${s.network.reservedOn.length === 1 ? '' : 's'} ${s.network.reservedOn.map(shortPeer).join(', ')}`)
   lines.push('', `WORKER (${s.worker.slots} slot${s.worker.slots === 1 ? '' : 's'})`)
   if (s.worker.active.length === 0) lines.push('  idle')

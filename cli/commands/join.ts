@@ -19,7 +19,8 @@ It encodes chunks of every job it hears of and originates the jobs added on it. 
 
 ${HOME_HELP}
   --listen MULTIADDR   where to listen (repeatable; default /ip4/0.0.0.0/tcp/4010)
-  --bootstrap MULTIADDR  a peer to dial at start, e.g. /ip4/192.168.1.20/tcp/4010/p2p/12D3Koo... (repeatable)
+  --bootstrap MULTIADDR  a peer to dial at start, e.g. /ip4/192.168.1.20/tcp/4010/p2p/12D3Koo...
+                       (repeatable; host names too: /dns4/HOST/tcp/4010/p2p/ID, /dnsaddr/HOST/p2p/ID)
   --slots N            concurrent encodes (default: one per core below 8 cores, else 4 or 5; here ${defaultSlots()})
   --threads N          x264 --threads per encode (default: x264 decides with one slot, cores/slots with more)
   --no-mdns            do not look for peers on the LAN with multicast DNS

@@ -170,8 +170,14 @@ export interface NetworkStatus {
   members: { key: string, rounds: number, provided: boolean, found: number }
   /** As an originator: segment bytes sent and result bytes received, and the part of each that was relayed. */
   transfer: { segmentBytesOut: number, segmentBytesOutRelayed: number, resultBytesIn: number, resultBytesInRelayed: number }
-  /** On a node started with --relay: its limits, peers holding a reservation, circuits open now. */
-  relay?: { limits: string, reservations: number, circuits: number }
+  /** On a node started with --relay: its limits, peers holding a reservation, circuits open now, and what it carried since it started. */
+  relay?: {
+    limits: string, reservations: number, circuits: number
+    /** Circuits opened through this relay since it started. */
+    circuitsServed: number
+    /** Bytes carried on circuits since it started, both directions together. */
+    bytesRelayed: number
+  }
 }
 
 export const AddJobRequest = z.object({

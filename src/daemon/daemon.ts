@@ -253,7 +253,8 @@ function networkOf (p: Parts): NetworkStatus {
             limits: describeRelayLimits(p.relayLimits),
             reservations: relay.reservations.size,
             // A circuit is an open inbound hop stream: it stays open for as long as the relayed connection.
-            circuits: p.libp2p.getConnections().reduce((n, c) => n + c.streams.filter(s => s.protocol === RELAY_V2_HOP_CODEC && s.direction === 'inbound').length, 0)
+            circuits: p.libp2p.getConnections().reduce((n, c) => n + c.streams.filter(s => s.protocol === RELAY_V2_HOP_CODEC && s.direction === 'inbound').length, 0),
+            ...(p.libp2p.services.relayMeter?.stats ?? { circuitsServed: 0, bytesRelayed: 0 })
           }
         }
       : {})

@@ -5,7 +5,7 @@ export {
 } from './messages.js'
 export { signClaim, signLease, verifyClaim, verifyLease, claimBytes, leaseBytes, NonceCache, type Verdict } from './signing.js'
 export { loadOrCreateIdentity, IDENTITY_FILE } from './identity.js'
-export { createSwarmNode, DEFAULT_LISTEN, MDNS_SERVICE_TAG, SCORE_THRESHOLDS, JOBS_TOPIC_SCORE, gossipFastMessageId, type SwarmNode, type SwarmNodeOptions } from './node.js'
+export { createSwarmNode, checkAddresses, DEFAULT_LISTEN, MDNS_SERVICE_TAG, SCORE_THRESHOLDS, JOBS_TOPIC_SCORE, gossipFastMessageId, type SwarmNode, type SwarmNodeOptions } from './node.js'
 export { SwarmEncode, swarmEncode, type LeaseArbiter, type RemoteOriginatorLink, type TransferStats } from './service.js'
 export type {
   Answer, Refusal, RefusalCode, OriginatorRefusalCode, SignatureRefusalCode, StreamRefusalCode, LeaseGrant, ChunkLease, SegmentMeta, SegmentOffer, FetchedSegment

@@ -14,12 +14,12 @@ import { tcp } from '@libp2p/tcp'
 import { uPnPNAT } from '@libp2p/upnp-nat'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createHash } from 'node:crypto'
-import { createLibp2p, type Libp2p } from 'libp2p'
+import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
 import type { LogSink } from '../log/index.js'
 import { JOBS_TOPIC, KAD_PROTOCOL, MAX_ANNOUNCEMENT_BYTES } from './protocol.js'
 import { swarmEncode, type SwarmEncode, type SwarmEncodeInit } from './service.js'
 import { DiscoveredPeers, peerDialer, tagDiscovery, type PeerDialer } from './discovery.js'
-import { reachabilityReport, relayReserver, relayServerInit, type ReachabilityReport, type RelayLimits, type RelayReserver } from './reach.js'
+import { reachabilityReport, RelayMeter, relayReserver, relayServerInit, type ReachabilityReport, type RelayLimits, type RelayReserver } from './reach.js'
 import { memberFinder, membersKey, type MemberFinder } from './members.js'
 
 export interface SwarmNodeOptions {
@@ -47,6 +47,8 @@ export interface SwarmNodeOptions {
   swarmName?: string
   /** Where connection events and failures to reach a discovered peer are logged. */
   log?: LogSink
+  /** Resolves host names in addresses (`/dns4/`, `/dnsaddr/`); default the system's. Tests pass one that answers without a network. */
+  dns?: Libp2pOptions['dns']
 }
 
 export type SwarmServices = {
@@ -61,6 +63,8 @@ export type SwarmServices = {
   reserver: RelayReserver
   /** Present on a node started with `--relay`. */
   relay?: CircuitRelayService
+  /** On a `--relay` node: circuits served and bytes carried. */
+  relayMeter?: RelayMeter
   /** AutoNAT v1: asks connected peers to dial back our public addresses, so those can be announced. */
   autoNAT: unknown
   /** UPnP-IGD port mapping, when on. */
@@ -124,6 +128,24 @@ export function gossipFastMessageId (msg: { from?: Uint8Array, seqno?: Uint8Arra
 }
 
 /**
+ * Refuses, with a hint, listen, bootstrap and announce addresses that are not multiaddrs, and
+ * bootstrap addresses without the peer's id. Host names are fine: `/dns4/HOST/tcp/4010/p2p/ID`,
+ * `/dns/…`, and `/dnsaddr/HOST/p2p/ID` (libp2p resolves the TXT records `_dnsaddr.HOST` when it
+ * dials, and keeps the addresses that end in that id). Nothing here resolves a name.
+ */
+export function checkAddresses (o: Pick<SwarmNodeOptions, 'listen' | 'bootstrap' | 'announce'>): void {
+  for (const a of [...o.listen, ...o.bootstrap, ...(o.announce ?? [])]) {
+    try { multiaddr(a) } catch (err) { throw new Error(`${a} is not a multiaddr (${(err as Error).message}); try /ip4/127.0.0.1/tcp/4010`) }
+  }
+  for (const a of o.bootstrap) {
+    // Without the peer id the dialer could not tell whom it reached, nor keep that peer connected.
+    if (/\/p2p\/[1-9A-HJ-NP-Za-km-z]+$/.test(a)) continue
+    if (a.startsWith('/dnsaddr/')) throw new Error(`bootstrap address ${a} must name the peer too: /dnsaddr/HOST/p2p/PEERID (the peer id that swarm join printed on that machine)`)
+    throw new Error(`bootstrap address ${a} is not a multiaddr ending in /p2p/PEERID; copy a whole "listening:" line that swarm join printed on that machine`)
+  }
+}
+
+/**
  * A swarm node: TCP, Noise, Yamux, identify, ping, our own kad-dht, gossipsub and the encode
  * protocols, and a dialer that connects to every swarm node mDNS, bootstrap or the DHT finds (js-libp2p
  * does not dial discovered peers by itself). Circuit relay v2: every node can dial through a relay
@@ -133,19 +155,17 @@ export function gossipFastMessageId (msg: { from?: Uint8Array, seqno?: Uint8Arra
  * bootstrap list or the public IPFS DHT.
  */
 export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> {
-  for (const a of [...o.listen, ...o.bootstrap, ...(o.announce ?? [])]) {
-    try { multiaddr(a) } catch (err) { throw new Error(`${a} is not a multiaddr (${(err as Error).message}); try /ip4/127.0.0.1/tcp/4010`) }
-  }
-  for (const a of o.bootstrap) {
-    // Without the peer id the bootstrap module silently ignores the address.
-    if (!/\/p2p\/[1-9A-HJ-NP-Za-km-z]+$/.test(a)) throw new Error(`bootstrap address ${a} is not a multiaddr ending in /p2p/PEERID; copy a whole "listening:" line that swarm join printed on that machine`)
-  }
+  checkAddresses(o)
   const discovered = new DiscoveredPeers()
   const peerDiscovery: Array<(components: { logger: ComponentLogger }) => PeerDiscovery> = []
   // Bootstrap addresses need no discovery module: the dialer reports them as found at start and
   // keeps them connected.
   if (o.mdns) peerDiscovery.push(tagDiscovery('mdns', discovered, mdns({ serviceTag: MDNS_SERVICE_TAG }) as never))
+  // Only a relay counts (see RelayMeter): elsewhere libp2p keeps no metrics at all, as before.
+  const meter = o.relay !== undefined ? new RelayMeter() : undefined
   return await createLibp2p({
+    ...(meter !== undefined ? { metrics: meter.metrics() } : {}),
+    ...(o.dns !== undefined ? { dns: o.dns } : {}),
     privateKey: o.privateKey,
     addresses: { listen: o.listen, ...(o.announce !== undefined && o.announce.length > 0 ? { appendAnnounce: o.announce } : {}) },
     transports: [tcp(), circuitRelayTransport({ reservationCompletionTimeout: 10_000, discoveryFilter: NO_RELAY_DISCOVERY })],
@@ -181,6 +201,7 @@ export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> 
       dialer: peerDialer({ peers: discovered, bootstrap: o.bootstrap, ...(o.log !== undefined ? { log: o.log } : {}) }),
       reserver: relayReserver(o.log !== undefined ? { log: o.log } : {}),
       ...(o.relay !== undefined ? { relay: circuitRelayServer(relayServerInit(o.relay)) } : {}),
+      ...(meter !== undefined ? { relayMeter: () => meter } : {}),
       autoNAT: autoNAT(),
       // UPnP needs AutoNAT to confirm a mapped address before announcing it (a router may map a port
       // that its upstream, a second NAT, never lets through).

@@ -1,6 +1,6 @@
-import type { ComponentLogger, Connection, PeerId, Startable } from '@libp2p/interface'
+import type { ComponentLogger, Connection, Metrics, PeerId, Startable, Stream } from '@libp2p/interface'
 import type { AddressManager, ConnectionManager, Registrar, TransportManager } from '@libp2p/interface-internal'
-import { RELAY_V2_HOP_CODEC, type CircuitRelayServerInit } from '@libp2p/circuit-relay-v2'
+import { RELAY_V2_HOP_CODEC, RELAY_V2_STOP_CODEC, type CircuitRelayServerInit } from '@libp2p/circuit-relay-v2'
 import { isPrivate } from '@libp2p/utils'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { logger, type Logger, type LogSink } from '../log/index.js'
@@ -218,4 +218,59 @@ export class ReachabilityReport {
 
 export function reachabilityReport (init: { upnp: boolean }): (components: ReachabilityComponents) => ReachabilityReport {
   return (components) => new ReachabilityReport(components, init)
+}
+
+/** What a `--relay` node has carried since it started, for `status`. */
+export interface RelayCounters {
+  /** Circuits opened through this relay (one per relayed connection). */
+  circuitsServed: number
+  /** Bytes the relay received on circuits and passed on, both directions together (a few bytes of each circuit's handshake included). */
+  bytesRelayed: number
+}
+
+/**
+ * Metric objects that do nothing: libp2p's parts register their metrics with whatever `metrics`
+ * component there is. `then` stays undefined so nothing mistakes one for a promise.
+ */
+const NOOP_METRIC: unknown = new Proxy(function () {}, {
+  get: (_t, p) => p === 'then' ? undefined : NOOP_METRIC,
+  apply: () => NOOP_METRIC
+})
+
+/**
+ * Counts what a relay carries. The circuit relay server joins each circuit's two streams (the
+ * source's hop stream, the destination's stop stream) without telling anyone how much went
+ * through; js-libp2p hands every negotiated protocol stream to its `metrics` component, so this
+ * meter is that component on a `--relay` node and listens to the bytes arriving on those two
+ * kinds of stream. Every other metric libp2p registers goes nowhere.
+ */
+export class RelayMeter {
+  private readonly counters: RelayCounters = { circuitsServed: 0, bytesRelayed: 0 }
+
+  get stats (): RelayCounters { return { ...this.counters } }
+
+  /** The `metrics` component for createLibp2p. */
+  metrics (): () => Metrics {
+    const count = (evt: Event): void => { this.counters.bytesRelayed += (evt as Event & { data: { byteLength: number } }).data.byteLength }
+    const metrics = {
+      trackMultiaddrConnection: () => {},
+      trackProtocolStream: (stream: Stream) => {
+        const hop = stream.protocol === RELAY_V2_HOP_CODEC && stream.direction === 'inbound'
+        const stop = stream.protocol === RELAY_V2_STOP_CODEC && stream.direction === 'outbound'
+        if (stop) this.counters.circuitsServed++
+        if (hop || stop) stream.addEventListener('message', count)
+      },
+      registerMetric: () => NOOP_METRIC,
+      registerMetricGroup: () => NOOP_METRIC,
+      registerCounter: () => NOOP_METRIC,
+      registerCounterGroup: () => NOOP_METRIC,
+      registerHistogram: () => NOOP_METRIC,
+      registerHistogramGroup: () => NOOP_METRIC,
+      registerSummary: () => NOOP_METRIC,
+      registerSummaryGroup: () => NOOP_METRIC,
+      traceFunction: <F>(_name: string, fn: F): F => fn,
+      createTrace: () => undefined
+    }
+    return () => metrics as unknown as Metrics
+  }
 }

@@ -175,7 +175,13 @@ describe('the swarm across two homes behind NAT, meeting at one public node', ()
     expect(t.segmentBytesOutRelayed).toBeGreaterThan(0)
     expect(t.resultBytesInRelayed).toBeGreaterThan(0)
     expect((await status(ann)).network.reachability.verdict).toBe('relay-only')
-    console.log(`internet: bob's first lease ${firstLeaseMs} ms after swarm add; chunks ${byHost(final.encodedBy, [meet, ann, bob])}; ${relayedSince(NO_TRANSFER, t)}`)
+    // The relay's own count covers every byte of those circuits (and their framing, gossip, leases).
+    const relayed = (await status(meet)).network.relay
+    expect(relayed?.circuitsServed).toBeGreaterThan(0)
+    expect(relayed?.bytesRelayed).toBeGreaterThanOrEqual(t.segmentBytesOutRelayed + t.resultBytesInRelayed)
+    expect((await swarm(meet.host, meet.dir, ['status'])).stdout).toMatch(/^RELAY {2}\d+ peers reserved, \d+ circuits open, \d+ served carrying \d+\.\d MiB/m)
+    console.log(`internet: bob's first lease ${firstLeaseMs} ms after swarm add; chunks ${byHost(final.encodedBy, [meet, ann, bob])}; ${relayedSince(NO_TRANSFER, t)}; ` +
+      `meet carried ${relayed?.bytesRelayed} bytes on ${relayed?.circuitsServed} circuits`)
   }, 150_000)
 
   it('carl, who knows only bob, finds ann and meet through the DHT provider records and encodes a chunk of ann\'s job', async () => {
