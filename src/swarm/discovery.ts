@@ -76,13 +76,14 @@ export class DiscoveredPeers {
 
 /**
  * The addresses worth dialling, each ending in the peer's id so the dial checks whom it reached.
- * mDNS answers list every private address of the peer, its loopback too: on a LAN that address is
- * our own machine, never the peer, so it is dropped unless it is all there is (nodes on one host).
+ * mDNS answers and DHT records list every address of the peer, its loopback too: from another
+ * machine that address is our own, never the peer, so it is dropped unless it is all there is
+ * (nodes on one host). Bootstrap addresses are the user's, taken as given.
  */
 function dialableAddrs (info: PeerInfo, source: DiscoverySource): Multiaddr[] {
   const id = info.id.toString()
   const withId = info.multiaddrs.map(a => a.getComponents().some(c => c.name === 'p2p') ? a : a.encapsulate(`/p2p/${id}`))
-  if (source !== 'mdns') return withId
+  if (source === 'bootstrap') return withId
   const notLoopback = withId.filter(a => !isLoopback(a))
   return notLoopback.length > 0 ? notLoopback : withId
 }

@@ -160,3 +160,18 @@ describe('describeDialError', () => {
     expect(describeDialError(new Error('Unexpected EOF - stream closed while reading 0/24 bytes'))).toMatch(/not in this swarm/)
   })
 })
+
+describe('DiscoveredPeers addresses', () => {
+  it('drops the loopback address a DHT record or mDNS answer lists beside others (from another machine it is our own), keeps it when it is all there is, and takes bootstrap addresses as given', async () => {
+    const id = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    const peers = new DiscoveredPeers()
+    const addrsOf = (): string[] => (peers.get(id.toString())?.addrs ?? []).map(a => a.toString())
+    const both = { id, multiaddrs: [multiaddr('/ip4/127.0.0.1/tcp/4010'), multiaddr('/ip4/192.168.1.3/tcp/4010')] }
+    peers.found('dht', both)
+    expect(addrsOf()).toEqual([`/ip4/192.168.1.3/tcp/4010/p2p/${id.toString()}`])
+    peers.found('dht', { id, multiaddrs: [multiaddr('/ip4/127.0.0.1/tcp/4010')] })
+    expect(addrsOf()).toEqual([`/ip4/127.0.0.1/tcp/4010/p2p/${id.toString()}`])
+    peers.found('bootstrap', both)
+    expect(addrsOf()).toHaveLength(2)
+  })
+})

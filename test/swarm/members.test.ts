@@ -7,9 +7,12 @@ import { createHash } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
-import { afterEach, describe, expect, it } from 'vitest'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createSwarmNode, judgeReachability, membersKey, parseSwarmKey, type SwarmNode } from '../../src/swarm/index.js'
 import { waitFor } from '../helpers/wait.js'
+import { MemberFinder } from '../../src/swarm/members.js'
+import { DiscoveredPeers } from '../../src/swarm/discovery.js'
 import { refusingArbiter } from './helpers.js'
 
 const KEY_HEX = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff'
@@ -84,4 +87,52 @@ describe('members find each other through the DHT', () => {
     // The DHT's own routing-table walk may name A first; the provider records name both members too.
     await waitFor('C to find A and B by their provider records', () => c.services.members.stats.found >= 2 ? true : undefined, { timeoutMs: 20_000, everyMs: 100 })
   }, 60_000)
+})
+
+/** libp2p's component logger, saying nothing. */
+const silentLogger = { forComponent: () => Object.assign(() => {}, { error: () => {}, trace: () => {}, newScope: () => silentLogger, enabled: false }) } as never
+
+describe('MemberFinder rounds', () => {
+  afterEach(() => { vi.useRealTimers() })
+
+  it('runs once the first connection settles, retries a lookup that found nobody with a growing delay, and runs again after the node lost every connection', async () => {
+    vi.useFakeTimers()
+    const self = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    const other = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    let providers: Array<{ id: typeof other, multiaddrs: ReturnType<typeof multiaddr>[] }> = []
+    const calls: string[] = []
+    const contentRouting = {
+      provide: async () => { calls.push('provide') },
+      findProviders: async function * () { calls.push('find'); yield * providers },
+      cancelReprovide: async () => {},
+      put: async () => {},
+      get: async () => new Uint8Array()
+    }
+    const events = new EventTarget()
+    const peers = new DiscoveredPeers()
+    const finder = new MemberFinder({ peerId: self, contentRouting, events, logger: silentLogger }, { key: membersKey({}), peers, settleMs: 1000, retryMs: 5000, intervalMs: 600_000 })
+    finder.start()
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(calls, 'nothing before a connection').toEqual([])
+    events.dispatchEvent(new Event('connection:open'))
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(calls).toEqual(['provide', 'find'])
+    // Nobody else yet: again after 5 s, then 10 s.
+    await vi.advanceTimersByTimeAsync(5000)
+    expect(calls).toHaveLength(4)
+    providers = [{ id: other, multiaddrs: [multiaddr('/ip4/192.168.1.3/tcp/4010')] }]
+    await vi.advanceTimersByTimeAsync(10_000)
+    expect(calls).toHaveLength(6)
+    expect(peers.foundBy(other.toString())).toEqual(['dht'])
+    expect(finder.stats).toMatchObject({ rounds: 3, provided: true, found: 1 })
+    // Found someone: the next round is 10 min away...
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(calls).toHaveLength(6)
+    // ...unless the node loses every connection and gets one again (the peers holding the record may be gone).
+    events.dispatchEvent(new Event('connection:close'))
+    events.dispatchEvent(new Event('connection:open'))
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(calls).toHaveLength(8)
+    finder.stop()
+  })
 })
