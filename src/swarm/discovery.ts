@@ -82,10 +82,29 @@ export class DiscoveredPeers {
  */
 function dialableAddrs (info: PeerInfo, source: DiscoverySource): Multiaddr[] {
   const id = info.id.toString()
-  const withId = info.multiaddrs.map(a => a.getComponents().some(c => c.name === 'p2p') ? a : a.encapsulate(`/p2p/${id}`))
+  const seen = new Set<string>()
+  const withId = info.multiaddrs.flatMap(a => {
+    const ended = endingInId(a, id)
+    if (ended === undefined || seen.has(ended.toString())) return []
+    seen.add(ended.toString())
+    return [ended]
+  })
   if (source === 'bootstrap') return withId
   const notLoopback = withId.filter(a => !isLoopback(a))
   return notLoopback.length > 0 ? notLoopback : withId
+}
+
+/**
+ * The address ending in `/p2p/ID`: as given when it does, with it appended when it names no peer
+ * after its last hop (a relayed address from a DHT record comes as `…/p2p/RELAY/p2p-circuit`,
+ * where the relay's id is not the peer's), and none when it ends in another peer's id (libp2p
+ * refuses a dial whose addresses name different peers, and would dial none of them).
+ */
+function endingInId (a: Multiaddr, id: string): Multiaddr | undefined {
+  const parts = a.getComponents()
+  const last = parts[parts.length - 1]
+  if (last?.name === 'p2p') return last.value === id ? a : undefined
+  return a.encapsulate(`/p2p/${id}`)
 }
 
 function isLoopback (a: Multiaddr): boolean {
@@ -161,6 +180,10 @@ export const DEFAULT_REDIAL_INTERVAL_MS = 10_000
 export const DEFAULT_DHT_DIAL_TARGET = 32
 const MDNS_TIE_BREAK_MS = 1500
 const MDNS_DIAL_TIMEOUT_MS = 3_000
+/** libp2p's own limit per address of a dial (its `addressDialTimeout` default). */
+const LIBP2P_ADDRESS_DIAL_TIMEOUT_MS = 6_000
+/** The longest a dial of a peer with many addresses may take. */
+const MAX_DIAL_TIMEOUT_MS = 30_000
 
 /**
  * Dials every peer the discovery modules report, unless it is us, already connected, being dialled,
@@ -240,7 +263,7 @@ export class PeerDialer implements Startable {
   private redialBootstrap (): void {
     for (const b of this.bootstrap) {
       if (this.components.connectionManager.getConnections().some(c => c.remotePeer.toString() === b.id)) continue
-      this.dial(b.id, [b.addr], 'bootstrap')
+      this.dial(b.id, [b.addr], 'bootstrap', [b.addr])
     }
   }
 
@@ -260,10 +283,11 @@ export class PeerDialer implements Startable {
     const known = this.init.peers.get(peer)
     if (known === undefined) return
     // A DHT record may come without addresses: then the peer store and peer routing find them.
-    this.dial(peer, known.addrs.length > 0 ? known.addrs : known.id, source)
+    this.dial(peer, known.addrs.length > 0 ? known.addrs : known.id, source, known.addrs)
   }
 
-  private dial (peer: string, target: Multiaddr[] | PeerId, source: DiscoverySource): void {
+  /** `addrs`: what discovery reported, for the timeout and the log line; `target`: what is dialled. */
+  private dial (peer: string, target: Multiaddr[] | PeerId, source: DiscoverySource, addrs: Multiaddr[]): void {
     const state = this.state.get(peer) ?? { failures: 0, retryAt: 0, inFlight: false }
     if (!this.state.has(peer)) {
       this.state.set(peer, state)
@@ -275,10 +299,13 @@ export class PeerDialer implements Startable {
     this.counters.dials++
     // A LAN peer connects and finishes its handshakes in milliseconds; one that does not within a
     // few seconds is most likely a node of another swarm whose pre-shared key garbles the handshake
-    // into a stall, and it should be given up on quickly.
-    const timeoutMs = source === 'mdns' ? Math.min(MDNS_DIAL_TIMEOUT_MS, this.init.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS) : this.init.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
+    // into a stall, and it should be given up on quickly. Elsewhere libp2p tries a peer's addresses
+    // one after another, each for up to 6 s: a member in another home lists private addresses that
+    // lead nowhere from here before its relayed one, so the dial gets that long again for each
+    // address beyond the first (at most MAX_DIAL_TIMEOUT_MS).
+    const base = this.init.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
+    const timeoutMs = source === 'mdns' ? Math.min(MDNS_DIAL_TIMEOUT_MS, base) : Math.min(Math.max(base, MAX_DIAL_TIMEOUT_MS), base + LIBP2P_ADDRESS_DIAL_TIMEOUT_MS * Math.max(0, addrs.length - 1))
     const signal = AbortSignal.any([this.controller.signal, AbortSignal.timeout(timeoutMs)])
-    const addrs = Array.isArray(target) ? target : []
     this.components.connectionManager.openConnection(Array.isArray(target) && target.length === 1 ? target[0] as Multiaddr : target, { signal }).then((conn) => {
       state.inFlight = false
       if (state.failures > 0 || state.lastLogged !== undefined) this.peers.info(`connected to peer ${peer} (found by ${source}) at ${conn.remoteAddr.toString()} after ${state.failures} failed attempts`)

@@ -27,10 +27,13 @@ import { waitFor } from '../helpers/wait.js'
 import { hostCli, type HostNode } from '../helpers/cli-hosts.js'
 import { TestNetwork, type Host } from '../helpers/netns.js'
 
-const { swarm, join: joinSwarm, stop, status, spawn } = hostCli('delay:60')
+const { swarm, join: startNode, stop, status, spawn } = hostCli('delay:60')
+const joinSwarm: typeof startNode = async (host, d, args) => { const n = await startNode(host, d, args); started.push(n); return n }
 let root: string
 let net: TestNetwork
 const nodes: HostNode[] = []
+/** Every node ever started, stopped ones too: their logs are printed at the end. */
+const started: HostNode[] = []
 let meetHost: Host, annHost: Host, bobHost: Host, carlHost: Host
 const dir = (h: Host): string => join(root, h.name)
 
@@ -53,7 +56,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(nodes.map(stop))
-  for (const n of nodes) if (n.stderr() !== '') console.log(`---- ${n.host.name} (${n.peerId.slice(-8)}) ----\n${n.stderr().slice(-5000)}`)
+  for (const n of started) if (n.stderr() !== '') console.log(`---- ${n.host.name} (${n.peerId.slice(-8)}) ----\n${n.stderr().slice(-5000)}`)
   await net?.destroy()
   await rm(root, { recursive: true, force: true })
 })
@@ -66,8 +69,10 @@ async function restart (n: HostNode, args: string[]): Promise<HostNode> {
   return again
 }
 
-async function addJob (ann: HostNode, name: string, chunks: number): Promise<{ id: string, done: Promise<JobStatus> }> {
+/** `swarm add --wait` on ann: the job id, its final status, and when `swarm add` started (after the clip was made). */
+async function addJob (ann: HostNode, name: string, chunks: number): Promise<{ id: string, done: Promise<JobStatus>, addedAt: number }> {
   const clip = await makeClip(join(ann.dir, name), { frames: chunks * 21, keyint: 3 })
+  const addedAt = Date.now()
   const adding = spawn(ann.host, ann.dir, ['add', clip, '--preset ultrafast --crf 30', '--chunk-gops', '7', '--wait', '--json'])
   const id = await waitFor('the job to be listed on ann', async () => (await status(ann)).jobs.find(j => j.local && j.file === clip)?.id, { timeoutMs: 20_000, everyMs: 200, retryErrors: true })
   const done = (async () => {
@@ -75,7 +80,7 @@ async function addJob (ann: HostNode, name: string, chunks: number): Promise<{ i
     expect(r.exitCode, String(r.stderr)).toBe(0)
     return (JSON.parse(String(r.stdout).trim().split('\n').pop() as string) as { job: JobStatus }).job
   })()
-  return { id, done }
+  return { id, done, addedAt }
 }
 
 /** Chunks of the job on ann that `worker` holds or encoded, by index. */
@@ -127,10 +132,13 @@ describe('the swarm across two homes behind NAT, meeting at one public node', ()
     expect(seen?.addresses.join(' ')).not.toContain('192.168.')
 
     const job = await addJob(ann, 'A - 01.mkv', 6)
+    // The reversed direction: meet cannot dial ann, but works for her over the connection she made.
+    const meetLeaseMs = await nextLease(ann, job.id, meet, job.addedAt)
     const reach = await waitFor('bob to say ann is control only', async () => {
       const j = (await status(bob)).jobs.find(x => x.id === job.id)
       return j?.reach?.kind === 'control-only' ? j.reach : undefined
     }, { timeoutMs: 40_000, everyMs: 500, retryErrors: true })
+    const controlOnlyMs = Date.now() - job.addedAt
     expect(reach.reason).toMatch(/no answer in time|no route|refused/)
     const final = await job.done
     expect(final.state).toBe('done')
@@ -143,6 +151,7 @@ describe('the swarm across two homes behind NAT, meeting at one public node', ()
     expect((await status(meet)).network.reachability).toMatchObject({ verdict: 'dialled-in', upnp: false })
     expect((await status(ann)).network.reachability.verdict).toBe('unknown')
     expect((await swarm(meet.host, meet.dir, ['status'])).stdout).toMatch(/^REACH {2}peers dial in: 2 connected directly/m)
+    console.log(`internet: no relay: meet's first lease (over ann's connection) ${meetLeaseMs} ms after swarm add; bob showed control only by ${controlOnlyMs} ms; chunks ${byHost(final.encodedBy, [meet, ann, bob])}`)
   }, 120_000)
 
   it('with meet started with --relay: ann and bob reserve slots on it and bob encodes ann\'s chunks through it', async () => {
@@ -158,9 +167,8 @@ describe('the swarm across two homes behind NAT, meeting at one public node', ()
     const meetStatus = await status(meet)
     expect(meetStatus.network.relay?.reservations).toBeGreaterThanOrEqual(2)
 
-    const added = Date.now()
     const job = await addJob(ann, 'A - 02.mkv', 24)
-    const firstLeaseMs = await nextLease(ann, job.id, bob, added)
+    const firstLeaseMs = await nextLease(ann, job.id, bob, job.addedAt)
     const onBob = (await status(bob)).jobs.find(x => x.id === job.id)
     expect(onBob?.reach).toEqual({ kind: 'relayed', via: meet.peerId })
     const peers = JSON.parse((await swarm(bob.host, bob.dir, ['peers', '--json'])).stdout) as PeersJson
@@ -199,9 +207,8 @@ describe('the swarm across two homes behind NAT, meeting at one public node', ()
     expect((await status(carl)).network.members.found).toBeGreaterThanOrEqual(2)
 
     const before = (await status(ann)).network.transfer
-    const added = Date.now()
     const job = await addJob(ann, 'A - 03.mkv', 24)
-    const firstLeaseMs = await nextLease(ann, job.id, carl, added)
+    const firstLeaseMs = await nextLease(ann, job.id, carl, job.addedAt)
     const final = await job.done
     expect(final.state).toBe('done')
     expect(final.encodedBy[carl.peerId] ?? 0, 'carl encoded chunks of ann\'s job').toBeGreaterThan(0)

@@ -174,4 +174,13 @@ describe('DiscoveredPeers addresses', () => {
     peers.found('bootstrap', both)
     expect(addrsOf()).toHaveLength(2)
   })
+
+  it('makes every address end in the peer\'s id: a relayed one from a DHT record gets it after /p2p-circuit, one naming another peer is dropped, duplicates go', async () => {
+    const id = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    const relay = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    const peers = new DiscoveredPeers()
+    const circuit = `/ip4/10.80.0.2/tcp/4010/p2p/${relay.toString()}/p2p-circuit`
+    peers.found('dht', { id, multiaddrs: [multiaddr(circuit), multiaddr(`${circuit}/p2p/${id.toString()}`), multiaddr(`/ip4/10.80.0.2/tcp/4010/p2p/${relay.toString()}`)] })
+    expect((peers.get(id.toString())?.addrs ?? []).map(a => a.toString())).toEqual([`${circuit}/p2p/${id.toString()}`])
+  })
 })
