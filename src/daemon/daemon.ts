@@ -69,6 +69,8 @@ export interface Daemon {
 
 /** A remote job stops being listed (and worked on) when its originator has been silent this long. */
 const REMOTE_JOB_TTL_MS = 6 * ANNOUNCE_INTERVAL_MS
+/** How long the worker may take to connect to an originator before its first claim (see startWorker). */
+const GATE_CONNECT_MS = 30_000
 /** How long `swarm peers` waits for a ping answer. */
 const PING_TIMEOUT_MS = 2000
 
@@ -132,8 +134,11 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       self, log, libp2p, originator, remoteJobs: new RemoteJobs(REMOTE_JOB_TTL_MS), reach: new OriginatorReach({ log }),
       ...(o.relay !== undefined ? { relayLimits: o.relay } : {})
     }
-    const worker = await startWorker(o, beforeWorker, slots, swarmSize)
+    const workerStopping = new AbortController()
+    const worker = await startWorker(o, beforeWorker, slots, swarmSize, workerStopping.signal)
     onStop(async () => { await worker.stop() })
+    // Stops run in reverse: connections the worker is still making are given up before it stops.
+    onStop(async () => { workerStopping.abort() })
     const parts: Parts = { ...beforeWorker, worker }
 
     const board = listenForJobs(parts, onStop)
@@ -165,7 +170,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
 }
 
 /** The worker, encoding for this node's own jobs through a local link and for other originators' over libp2p. */
-async function startWorker (o: DaemonOptions, p: Omit<Parts, 'worker'>, slots: number, swarmSize: () => number): Promise<Worker> {
+async function startWorker (o: DaemonOptions, p: Omit<Parts, 'worker'>, slots: number, swarmSize: () => number, stopping: AbortSignal): Promise<Worker> {
   const threads = o.threads ?? defaultThreads(slots)
   const workDir = join(o.home, 'work')
   // Anything here is from a previous run that did not stop cleanly: its leases are long gone.
@@ -181,7 +186,11 @@ async function startWorker (o: DaemonOptions, p: Omit<Parts, 'worker'>, slots: n
       return {
         ...link,
         claim: async (jobId, chunk, signal) => {
-          const gate = await p.reach.gate(originatorId, p.remoteJobs.addrsOf(originatorId), link.connect, signal)
+          // Its own time, not the claim's: the first connection to an originator in another home
+          // waits out each of its private addresses (libp2p tries them one by one, 6 s each)
+          // before the relayed one, which can take longer than a claim may. Once connected, a claim
+          // whose own time ran out meanwhile is tried again over that connection.
+          const gate = await p.reach.gate(originatorId, p.remoteJobs.addrsOf(originatorId), link.connect, AbortSignal.any([AbortSignal.timeout(GATE_CONNECT_MS), stopping]))
           return gate.ok ? await link.claim(jobId, chunk, signal) : gate
         }
       }
