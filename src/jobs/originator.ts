@@ -5,7 +5,7 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path'
 import {
   checkFidelity, checkSourceCrc, comparePictures, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File,
-  pickPicturePositions, VerificationError, verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
+  VerificationError, verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { JobStore } from './job-store.js'
 import { jobTag, logger, shortChunk, shortJob, shortPeer, type Logger, type LogSink } from '../log/index.js'
@@ -373,19 +373,18 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   private async verifyResult (job: JobRecord, chunk: ChunkRecord, peer: string, tmpPath: string): Promise<Refusal | undefined> {
     const chunkIndex = chunk.index
     try {
-      // Every frame of a peer's result is decoded, a few at a time: fifty peers that finish in the
-      // same second would otherwise start fifty decoders (all finishing late, and each holding a
-      // decoder's memory). This node's own x264 output is only parsed, in-process.
-      const expectations = { frameCount: chunk.frames, width: job.video.width, height: job.video.height }
-      if (peer === this.o.peerId) await verifyEncodedChunk(tmpPath, { ...expectations, decode: false })
-      else {
+      // A peer's result is parsed first (count, IDR, parameter sets, size: in-process, cheap), then
+      // decoded once for the picture check, a few at a time: fifty peers that finish in the same
+      // second would otherwise start fifty decoders. This node's own x264 output is only parsed.
+      const expectations = { frameCount: chunk.frames, width: job.video.width, height: job.video.height, decode: false }
+      await verifyEncodedChunk(tmpPath, expectations)
+      if (peer !== this.o.peerId) {
         await this.verifyTurns.run(async () => {
-          await verifyEncodedChunk(tmpPath, expectations)
           // Right count and size say nothing of the pictures: frames drawn now, after the upload,
           // are compared with the source segment's (media/pictures.ts). Segments outlive results.
           if (chunk.segment === undefined) throw new VerificationError(`chunk ${chunkIndex} has no source segment to compare the result with`)
           const segment = { path: join(this.jobDir(job.id), 'segments', chunk.segment.file), selectFromTime: chunk.segment.selectFromTime }
-          await comparePictures(tmpPath, segment, chunk.frames, pickPicturePositions(chunk.frames), { width: job.video.width, height: job.video.height })
+          await comparePictures(tmpPath, segment, chunk.frames, { width: job.video.width, height: job.video.height })
         })
       }
       return undefined

@@ -311,7 +311,7 @@ describe('results', () => {
     expect(existsSync(join(jobDir(), 'results', `chunk-${hLease1.chunk}.264`))).toBe(false)
     expect((await chunkList())[hLease1.chunk]?.state).not.toBe('done')
     expect(logsA.some(l => l.includes(`refused result for ${jobId.slice(0, 8)}#${hLease1.chunk} from ${hId.slice(-8)}`))).toBe(true)
-    recordTally({ section: RESULTS, fault: '200 kB of random bytes (not H.264) with their correct SHA-256, from the leaseholder', happened: `refused with bad-result after decoding (${ms} ms), logged; chunk not done, nothing kept`, lost: 'nothing' })
+    recordTally({ section: RESULTS, fault: '200 kB of random bytes (not H.264) with their correct SHA-256, from the leaseholder', happened: `refused with bad-result by the parse of its NAL units (${ms} ms), logged; chunk not done, nothing kept`, lost: 'nothing' })
   })
 
   it('a real H.264 with too few frames is refused as bad-result', async () => {
