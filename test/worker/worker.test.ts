@@ -217,7 +217,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
     // One encoding, one prefetched.
     await waitFor('one encode and two chunks held', () => encodes.size === 1 && worker.status().active.length === 2, { timeoutMs: 5000, everyMs: 50 })
     const held = worker.status().active.map(t => t.chunk).sort()
-    worker.removeJob(JOB)
+    worker.removeJob('origin', JOB)
     await waitFor('two releases', () => releases.length === 2, { timeoutMs: 5000, everyMs: 50 })
     expect(releases.map(r => r.reason)).toEqual(['', ''])
     expect(releases.map(r => r.chunk).sort()).toEqual(held)
