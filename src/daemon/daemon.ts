@@ -66,6 +66,8 @@ export interface Daemon {
 
 /** A remote job stops being listed (and worked on) when its originator has been silent this long. */
 const REMOTE_JOB_TTL_MS = 6 * ANNOUNCE_INTERVAL_MS
+/** How long a banned peer's connections stay open after the ban, for the answer that says why to reach it. */
+const HANG_UP_GRACE_MS = 1000
 /** How long `swarm peers` waits for a ping answer. */
 const PING_TIMEOUT_MS = 2000
 
@@ -216,13 +218,24 @@ function listenForJobs (p: Parts, onStop: OnStop): { board: JobBoard, feed: Remo
  * any chunk of theirs it holds.
  */
 function enforceBans (p: Parts, feed: RemoteJobFeed, onStop: OnStop): void {
+  const hangUps = new Set<NodeJS.Timeout>()
   const onBanned = (ban: { peer: string, until: number }): void => {
     if (ban.until <= Date.now()) return
     feed.dropOriginator(ban.peer)
-    void p.libp2p.hangUp(peerIdFromString(ban.peer)).catch(() => {})
+    // Not at once: the ban is decided while the answer that says why (bad-result, bad-request) is
+    // still to be written on the peer's stream. Its new streams are refused meanwhile.
+    const t = setTimeout(() => {
+      hangUps.delete(t)
+      // Unless the user lifted the ban meanwhile.
+      if (p.bans.isBanned(ban.peer)) void p.libp2p.hangUp(peerIdFromString(ban.peer)).catch(() => {})
+    }, HANG_UP_GRACE_MS)
+    hangUps.add(t)
   }
   p.bans.on('banned', onBanned)
-  onStop(async () => { p.bans.off('banned', onBanned) })
+  onStop(async () => {
+    p.bans.off('banned', onBanned)
+    for (const t of hangUps) clearTimeout(t)
+  })
 }
 
 /** The control API on loopback, and `<home>/control.json` that tells the CLI where it is and its token. */
