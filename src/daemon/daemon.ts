@@ -60,7 +60,7 @@ export interface Daemon {
   /** Connected peers with ping latency and what they encode for this node's jobs. */
   peers: () => Promise<PeersJson>
   /** Counters for benchmarks and the scale simulation: streams served, bytes moved, announcements. */
-  metrics: () => { transfer: TransferStats, announcementsPublished: number, announcementsRejected: number }
+  metrics: () => { transfer: TransferStats, announcementsPublished: number, announcementsRejected: number, announcementsIgnored: number }
   stop: () => Promise<void>
 }
 
@@ -161,7 +161,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       dashboardUrl: control.dashboardUrl,
       status: () => statusOf(parts, false),
       peers: async () => await peersOf(parts),
-      metrics: () => ({ transfer: libp2p.services.encode.stats, announcementsPublished: board.published, announcementsRejected: board.rejected }),
+      metrics: () => ({ transfer: libp2p.services.encode.stats, announcementsPublished: board.published, announcementsRejected: board.rejected, announcementsIgnored: board.ignored }),
       stop: async () => { stopping ??= undo(); await stopping }
     }
   } catch (err) {

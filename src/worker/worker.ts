@@ -459,12 +459,13 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       const failures = (this.toolFailures.get(jk) ?? 0) + (name === 'ToolError' || name === 'VerificationError' ? 1 : 0)
       this.toolFailures.set(jk, failures)
       if (name === 'SettingsError' || failures >= 2) this.unable.set(jk, reason)
+      await this.giveUp(task, `encode failed: ${reason}`, true, out)
       // A segment from another node that is not one (a manifest naming our files, not Matroska, more
-      // than a video stream): its originator lied, and is reported. Our own tools failing is no lie.
+      // than a video stream): its originator lied, and is reported (once the chunk is given back
+      // with the reason, as to any originator). Our own tools failing is no lie.
       if (segment.owned && name === 'VerificationError' && reason.startsWith(`segment ${segment.path}:`)) {
         this.o.reportOffence?.({ peer: lease.originator, jobId: lease.jobId, reason: `served a segment that is not one: ${reason.replace(segment.path, `${shortChunk(lease.jobId, lease.chunk)}`)}` })
       }
-      await this.giveUp(task, `encode failed: ${reason}`, true, out)
       return undefined
     }
     task.stage = 'uploading'
