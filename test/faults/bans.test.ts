@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { chromium } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startDaemon, type Daemon, type JobStatus, type PeersJson } from '../../src/daemon/index.js'
 import { encodeChunk, type EncodeChunkOptions } from '../../src/media/index.js'
@@ -152,7 +153,7 @@ describe('a worker caught returning the wrong pictures', () => {
     })
   })
 
-  it('is listed by swarm peers (--json and text) and swarm status, with the reason and the job', async () => {
+  it('is listed by swarm peers (--json and text), swarm status and the dashboard, with the reason and the job', async () => {
     const pj = await peersJson()
     expect(pj.peers.map(p => p.id)).not.toContain(hId)
     expect(pj.banned).toHaveLength(1)
@@ -167,6 +168,17 @@ describe('a worker caught returning the wrong pictures', () => {
     const st = await runSwarm(['status', '--home', home])
     expect(st.stdout).toMatch(new RegExp(`BANNED \\(1\\)[\\s\\S]*…${hId.slice(-10)}\\s+until .*failed verification`))
     expect(A.status().banned.map(b => b.id)).toEqual([hId])
+    // The dashboard (the built page, as swarm join serves it) shows the block list.
+    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] })
+    try {
+      const page = await browser.newPage()
+      await page.goto(A.dashboardUrl)
+      const row = await page.waitForSelector(`#banned tr[data-peer-id="${hId}"]`, { timeout: 10_000 })
+      expect(await row.textContent()).toMatch(/failed verification: result for chunk \d+: frame \d+/)
+      expect(await page.isVisible('#banned-card')).toBe(true)
+    } finally {
+      await browser.close()
+    }
   })
 
   it('is still banned after A restarts: the list is kept in A\'s home', async () => {
