@@ -209,6 +209,26 @@ describe('Worker scheduling (a scripted originator link)', () => {
     expect(claims).toEqual([2])
   })
 
+  it('keys a job by its originator: another originator\'s job of the same id, with a higher seq, every chunk settled and a withdrawal, leaves this one alone', async () => {
+    const { worker, encodes, releases, claims } = await scripted('same-id')
+    worker.updateJob(view([0, 1], 1))
+    await waitFor('one encode', () => encodes.size === 1, { timeoutMs: 5000, everyMs: 50 })
+    const mine = worker.status().active.map(t => [t.originator, t.chunk])
+    expect(mine.every(([o]) => o === 'origin')).toBe(true)
+    const claimsBefore = claims.length
+    // A copycat announces the same id in its own name, says every chunk is settled, then withdraws "it".
+    worker.updateJob({ ...view([], Number.MAX_SAFE_INTEGER), originator: 'copycat', settled: [0, 1, 2, 3] })
+    worker.removeJob('copycat', JOB)
+    await new Promise(resolve => setTimeout(resolve, 300))
+    expect(worker.status().active.map(t => [t.originator, t.chunk])).toEqual(mine)
+    expect(releases).toEqual([])
+    expect(claims.length).toBe(claimsBefore)
+    // The real originator's next announcement is still heard, its seq compared only with its own.
+    const first = mine[0]?.[1] as number
+    worker.updateJob({ ...view([], 2), settled: [first] })
+    await waitFor('the chunk the real originator settled to stop', () => !worker.status().active.some(t => t.chunk === first), { timeoutMs: 5000, everyMs: 50 })
+  })
+
   it('gives the leases of a job it forgets back to the originator, without counting a failure', async () => {
     const { worker, encodes, releases, nearEnd } = await scripted('forget')
     worker.updateJob(view([0, 1, 2], 1))
