@@ -8,7 +8,7 @@ import type { LogSink } from '../log/index.js'
 import type { PlanOptions } from '../media/index.js'
 import {
   ANNOUNCE_INTERVAL_MS, BanList, BANS_FILE, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, JobBoard, loadOrCreateIdentity,
-  describeRelayLimits, pathOf, type RelayLimits, type SwarmNode, type TransferStats, MAX_CHUNKS_PER_JOB
+  describeRelayLimits, pathOf, type RelayLimits, type ReportOffence, type SwarmNode, type TransferStats, MAX_CHUNKS_PER_JOB
 } from '../swarm/index.js'
 import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
 import { Worker, type ChunkEncoder } from '../worker/index.js'
@@ -105,7 +105,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     const bans = new BanList({ file: join(o.home, BANS_FILE), log })
     await bans.load()
     onStop(async () => { await bans.flush() })
-    const reportOffence = (offence: { peer: string, jobId?: string, reason: string }): void => { if (offence.peer !== self) bans.report(offence) }
+    const reportOffence: ReportOffence = (offence) => { if (offence.peer !== self) bans.report(offence) }
     let node: SwarmNode | undefined
     const encodePeers = (): number => node?.services.pubsub.getSubscribers(JOBS_TOPIC).length ?? 0
     /** This node and the peers that listen for jobs. */
@@ -171,7 +171,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
 }
 
 /** The worker, encoding for this node's own jobs through a local link and for other originators' over libp2p. */
-async function startWorker (o: DaemonOptions, p: Omit<Parts, 'worker'>, slots: number, swarmSize: () => number, reportOffence: (offence: { peer: string, jobId?: string, reason: string }) => void): Promise<Worker> {
+async function startWorker (o: DaemonOptions, p: Omit<Parts, 'worker'>, slots: number, swarmSize: () => number, reportOffence: ReportOffence): Promise<Worker> {
   const threads = o.threads ?? defaultThreads(slots)
   const workDir = join(o.home, 'work')
   // Anything here is from a previous run that did not stop cleanly: its leases are long gone.
