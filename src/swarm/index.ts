@@ -11,7 +11,7 @@ export type {
   Answer, Refusal, RefusalCode, Offence, ReportOffence, OriginatorRefusalCode, SignatureRefusalCode, StreamRefusalCode, LeaseGrant, ChunkLease, SegmentMeta, SegmentOffer, FetchedSegment
 } from './contract.js'
 export { JobBoard } from './board.js'
-export { BanList, BANS_FILE, FIRST_BAN_MS, MAX_BAN_MS, VIOLATIONS_TO_BAN, describeMs, type BanRecord } from './bans.js'
+export { BanList, BANS_FILE, FIRST_BAN_MS, MAX_BAN_MS, MAX_BAN_RECORDS, VIOLATIONS_TO_BAN, describeMs, type BanRecord } from './bans.js'
 export { parseSwarmKey, generateSwarmKey, SwarmKeyError } from './private-swarm.js'
 export { FramedStream } from './streams.js'
 export { DiscoveredPeers, PeerDialer, peerDialer, tagDiscovery, describeDialError, DISCOVERY_SOURCES, type DiscoverySource, type FoundBy, type UnreachablePeer } from './discovery.js'

@@ -3,8 +3,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BanList, BANS_FILE, FIRST_BAN_MS, MAX_BAN_MS, VIOLATIONS_TO_BAN } from '../../src/swarm/index.js'
-import { MAX_BAN_RECORDS } from '../../src/swarm/bans.js'
+import { BanList, BANS_FILE, FIRST_BAN_MS, MAX_BAN_MS, MAX_BAN_RECORDS, VIOLATIONS_TO_BAN } from '../../src/swarm/index.js'
 import { jobId, PEER_B, PEER_C } from '../helpers/records.js'
 
 const H = 60 * 60_000
