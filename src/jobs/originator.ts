@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os'
 import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path'
 import {
-  checkFidelity, checkSourceCrc, comparePictures, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File,
+  checkFidelity, checkSourceCrc, comparePictures, convicts, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File,
   VerificationError, verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { JobStore } from './job-store.js'
@@ -396,8 +396,8 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       const reason = (err as Error).message.replaceAll(tmpPath, `result for chunk ${chunkIndex}`).replaceAll(this.o.home, '<home>')
       this.log.info(`refused result for ${shortChunk(job.id, chunkIndex)} from ${shortPeer(peer)}: ${reason}`)
       // Caught lying: the result itself is not what the chunk must be. Not when the check failed on
-      // our side (a tool that would not start, our own segment, a stop): those errors do not name the result.
-      if (peer !== this.o.peerId && err instanceof VerificationError && err.message.startsWith(tmpPath)) {
+      // our side (a missing tool, our own segment, a stop): see convicts.
+      if (peer !== this.o.peerId && convicts(err, tmpPath)) {
         this.o.reportOffence?.({ peer, jobId: job.id, reason: `failed verification: ${reason}` })
       }
       return refusal('bad-result', reason)

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import { mkdir, rm, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  encodeChunk, parseX264Settings, sha256File,
+  convicts, encodeChunk, parseX264Settings, sha256File,
   type EncodeProgress, type EncodedChunk, type EncodeChunkOptions
 } from '../media/index.js'
 import { jobTag, logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
@@ -463,7 +463,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       // A segment from another node that is not one (a manifest naming our files, not Matroska, more
       // than a video stream): its originator lied, and is reported (once the chunk is given back
       // with the reason, as to any originator). Our own tools failing is no lie.
-      if (segment.owned && name === 'VerificationError' && reason.startsWith(`segment ${segment.path}:`)) {
+      if (segment.owned && convicts(err, segment.path)) {
         this.o.reportOffence?.({ peer: lease.originator, jobId: lease.jobId, reason: `served a segment that is not one: ${reason.replace(segment.path, `${shortChunk(lease.jobId, lease.chunk)}`)}` })
       }
       return undefined
