@@ -229,6 +229,26 @@ describe('Worker scheduling (a scripted originator link)', () => {
     await waitFor('the chunk the real originator settled to stop', () => !worker.status().active.some(t => t.chunk === first), { timeoutMs: 5000, everyMs: 50 })
   })
 
+  it('stops claiming a job whose originator answers banned, and says so once', async () => {
+    const workDir = await mkdtemp(join(tmpdir(), 'swarm-worker-banned-'))
+    const claims: number[] = []
+    const log: string[] = []
+    const no = async (): Promise<never> => { throw new Error('not reached') }
+    const link: OriginatorLink = {
+      claim: async (_jobId, chunk) => { claims.push(chunk); return { ok: false, code: 'banned', message: 'this peer is banned from this job' } },
+      heartbeat: no, release: no, fetchSegment: no, uploadResult: no
+    }
+    const worker = new Worker({ peerId: 'worker', slots: 1, workDir, linkFor: () => link, heartbeatMs: 200, log: (l) => { log.push(l) } })
+    cleanup.push(async () => { await worker.stop(); await rm(workDir, { recursive: true, force: true }) })
+    worker.start()
+    worker.updateJob(view([0, 1, 2, 3], 1))
+    await waitFor('the first claim', () => claims.length >= 1, { timeoutMs: 5000, everyMs: 20 })
+    worker.updateJob(view([0, 1, 2, 3], 2))
+    await new Promise(resolve => setTimeout(resolve, 600))
+    expect(claims).toHaveLength(1)
+    expect(log.filter(l => l.includes('this peer is banned from this job'))).toHaveLength(1)
+  })
+
   it('gives the leases of a job it forgets back to the originator, without counting a failure', async () => {
     const { worker, encodes, releases, nearEnd } = await scripted('forget')
     worker.updateJob(view([0, 1, 2], 1))
