@@ -4,12 +4,12 @@ import { availableParallelism } from 'node:os'
 import { mkdir, rename, rm, stat, statfs } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path'
 import {
-  checkFidelity, checkSourceCrc, comparePictures, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File,
+  checkFidelity, checkSourceCrc, comparePictures, convicts, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File,
   VerificationError, verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { JobStore } from './job-store.js'
 import { jobTag, logger, shortChunk, shortJob, shortPeer, type Logger, type LogSink } from '../log/index.js'
-import type { Answer, Refusal, SegmentOffer } from '../swarm/index.js'
+import type { Answer, Refusal, ReportOffence, SegmentOffer } from '../swarm/index.js'
 import { countStat, LeaseTable, type LeaseAnswer } from './lease-table.js'
 import { splitSource } from './splitter.js'
 import { JOB_RECORD_VERSION, refusal, type ChunkRecord, type JobRecord } from './types.js'
@@ -34,6 +34,8 @@ export interface OriginatorOptions {
   verifyConcurrency?: number
   /** The most chunks a job may be cut into: what peers accept in an announcement. */
   maxChunks?: number
+  /** A peer whose result failed verification is reported here: the daemon bans it (swarm/bans.ts). */
+  reportOffence?: ReportOffence
 }
 
 export interface AddJobRequest {
@@ -437,6 +439,11 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       // The reason goes back to the peer: no path of ours may be in it.
       const reason = (err as Error).message.replaceAll(tmpPath, `result for chunk ${chunkIndex}`).replaceAll(this.o.home, '<home>')
       this.log.info(`refused result for ${shortChunk(job.id, chunkIndex)} from ${shortPeer(peer)}: ${reason}`)
+      // Caught lying: the result itself is not what the chunk must be. Not when the check failed on
+      // our side (a missing tool, our own segment, a stop): see convicts.
+      if (peer !== this.o.peerId && convicts(err, tmpPath)) {
+        this.o.reportOffence?.({ peer, jobId: job.id, reason: `failed verification: ${reason}` })
+      }
       return refusal('bad-result', reason)
     }
   }
