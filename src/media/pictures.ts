@@ -20,9 +20,6 @@ export const PICTURE_PSNR_THRESHOLD = 24
  */
 export const PICTURE_NEIGHBOUR_MARGIN_DB = 1
 
-/** Frames compared per chunk: one anywhere, one just after the source keyframe before it. */
-export const PICTURE_SAMPLES = 2
-
 /** Pictures are compared at a quarter of their width and height: coding noise averages out, content differences stay. */
 const SCALE_DOWN = 4
 
