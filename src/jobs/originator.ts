@@ -5,7 +5,7 @@ import { mkdir, rename, rm, stat, statfs } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path'
 import {
   checkFidelity, checkSourceCrc, comparePictures, convicts, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File,
-  VerificationError, verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
+  segmentTimesFromSource, VerificationError, verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { JobStore } from './job-store.js'
 import { jobTag, logger, shortChunk, shortJob, shortPeer, type Logger, type LogSink } from '../log/index.js'
@@ -424,7 +424,10 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
             // are compared with the source segment's (media/pictures.ts).
             if (chunk.segment === undefined) throw new VerificationError(`chunk ${chunkIndex} has no source segment to compare the result with`)
             const segment = { path: join(this.jobDir(job.id), 'segments', chunk.segment.file), selectFromTime: chunk.segment.selectFromTime }
-            await comparePictures(tmpPath, segment, chunk.frames, { width: job.video.width, height: job.video.height })
+            // The source's probe, while in memory, already says when the segment's frames are shown.
+            const source = this.sources.get(job.id)
+            const segmentTimes = source !== undefined ? segmentTimesFromSource(source.video, chunk.startFrame, chunk.frames) : undefined
+            await comparePictures(tmpPath, segment, chunk.frames, { width: job.video.width, height: job.video.height, ...(segmentTimes !== undefined ? { segmentTimes } : {}) })
           })
         } finally {
           const left = (this.verifying.get(key) ?? 1) - 1

@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto'
 import { execa } from 'execa'
 import { AbortError, VerificationError } from './errors.js'
 import { peerInputArgs } from './peer-bytes.js'
+import type { VideoInfo } from './probe.js'
 import { runTool, toToolError, type RunOptions } from './tools.js'
 
 /**
@@ -42,6 +43,8 @@ export interface PictureCheckOptions extends RunOptions {
   positions?: number[]
   /** The CSPRNG behind the default positions; a test may fix it. */
   random?: (max: number) => number
+  /** The segment's frame times, when the caller knows them (segmentTimesFromSource); else read with ffprobe. */
+  segmentTimes?: SegmentTimes
 }
 
 export interface SampledFrame {
@@ -56,6 +59,8 @@ export interface PictureCheck {
   frames: SampledFrame[]
   /** The lowest PSNR of them. */
   min: number
+  /** Runs of source frames read again from the segment's start because a seek landed past them (0 when seeks work). */
+  rereads: number
 }
 
 /**
@@ -80,12 +85,27 @@ export function pickPicturePositions (frameCount: number, keyPositions: number[]
   return [...new Set([second, anywhere])].sort((a, b) => a - b)
 }
 
-interface SegmentTimes {
-  /** Display-order timestamps of the segment's frames. */
+/** When a segment's frames and keyframes are shown, and whether its frames are reordered. */
+export interface SegmentTimes {
+  /** Display-order timestamps of the segment's frames (at least the chunk's), seconds. */
   times: number[]
   keyTimes: number[]
   /** Frames are reordered (B-frames): ffmpeg then seeks 3/23 s before what -ss asks for. */
   reordered: boolean
+}
+
+/**
+ * A segment's times as the source's probe knows them (the segment is a stream copy of the chunk's
+ * packets, so they are the same frames, at most half a millisecond apart once Matroska rounds
+ * them): what comparePictures would otherwise ask ffprobe for, a process start per result.
+ */
+export function segmentTimesFromSource (video: Pick<VideoInfo, 'frames'>, startFrame: number, frameCount: number): SegmentTimes {
+  const frames = video.frames.slice(startFrame, startFrame + frameCount)
+  return {
+    times: frames.map(f => f.time),
+    keyTimes: frames.filter(f => f.key).map(f => f.time),
+    reordered: video.frames.some(f => f.decodeIndex !== f.displayIndex)
+  }
 }
 
 /** The segment's frame and keyframe times (packets only, nothing decoded). */
@@ -105,6 +125,12 @@ async function segmentFrameTimes (path: string, options: RunOptions): Promise<Se
   }
   return { times: times.sort((a, b) => a - b), keyTimes: keyTimes.sort((a, b) => a - b), reordered }
 }
+
+/**
+ * Two times within this are the same frame: Matroska rounds to the millisecond, so a segment's
+ * times and the source's differ by up to half of one; frames are never closer than 4 ms (240 fps).
+ */
+const TIME_TOLERANCE = 0.001
 
 /** ffmpeg (fftools) seeks this much earlier than -ss asks when the stream reorders frames. */
 const FFMPEG_DTS_HEURISTIC_S = 3 / 23
@@ -139,12 +165,12 @@ function sourceRuns (needed: number[], keyPositions: number[]): SourceRun[] {
 function sourceRunArgs (segmentPath: string, run: SourceRun, chunkTimes: number[], t: SegmentTimes, shrink: string, seek: boolean): string[] {
   const from = chunkTimes[run.first] as number
   const to = chunkTimes[run.last] as number
-  const landing = t.keyTimes.filter(k => k <= from + 0.0005).pop()
+  const landing = t.keyTimes.filter(k => k <= from + TIME_TOLERANCE).pop()
   const seekArgs = seek && landing !== undefined
-    ? ['-seek_timestamp', '1', '-noaccurate_seek', '-ss', (landing + 0.0005 + (t.reordered ? FFMPEG_DTS_HEURISTIC_S : 0)).toFixed(6)]
+    ? ['-seek_timestamp', '1', '-noaccurate_seek', '-ss', (landing + TIME_TOLERANCE + (t.reordered ? FFMPEG_DTS_HEURISTIC_S : 0)).toFixed(6)]
     : []
   return ['-v', 'error', '-nostdin', '-threads', '1', '-copyts', ...seekArgs, ...peerInputArgs('matroska', segmentPath),
-    '-map', '0:v:0', '-vf', `select='between(t\\,${(from - 0.0005).toFixed(6)}\\,${(to + 0.0005).toFixed(6)})',${shrink}`,
+    '-map', '0:v:0', '-vf', `select='between(t\\,${(from - TIME_TOLERANCE).toFixed(6)}\\,${(to + TIME_TOLERANCE).toFixed(6)})',${shrink}`,
     '-frames:v', String(run.last - run.first + 1), '-fps_mode', 'passthrough', '-f', 'rawvideo', '-']
 }
 
@@ -183,10 +209,10 @@ export async function comparePictures (resultPath: string, segment: SourceSegmen
   const size = w * h
   const shrink = `scale=${w}:${h}:flags=area,format=gray`
 
-  const segmentTimes = await segmentFrameTimes(segment.path, runOptions)
-  const chunkTimes = segmentTimes.times.filter(t => t >= segment.selectFromTime - 0.0005).slice(0, frameCount)
+  const segmentTimes = o.segmentTimes ?? await segmentFrameTimes(segment.path, runOptions)
+  const chunkTimes = segmentTimes.times.filter(t => t >= segment.selectFromTime - TIME_TOLERANCE).slice(0, frameCount)
   if (chunkTimes.length < frameCount) throw new VerificationError(`segment ${segment.path}: holds ${chunkTimes.length} frames from ${segment.selectFromTime}, expected ${frameCount}`)
-  const keyPositions = [...chunkTimes.flatMap((t, i) => segmentTimes.keyTimes.some(k => Math.abs(k - t) <= 0.0005) ? [i] : [])]
+  const keyPositions = [...chunkTimes.flatMap((t, i) => segmentTimes.keyTimes.some(k => Math.abs(k - t) <= TIME_TOLERANCE) ? [i] : [])]
   const positions = o.positions ?? pickPicturePositions(frameCount, keyPositions, o.random)
   const sorted = [...new Set(positions)].filter(p => Number.isInteger(p) && p >= 0 && p < frameCount).sort((a, b) => a - b)
   if (sorted.length === 0) throw new Error(`comparing ${resultPath}: no frame positions within 0..${frameCount - 1}`)
@@ -198,11 +224,14 @@ export async function comparePictures (resultPath: string, segment: SourceSegmen
   // The source: each sampled frame with its previous and next frame within the chunk.
   const needed = [...new Set(sorted.flatMap(p => [p - 1, p, p + 1]).filter(f => f >= 0 && f < frameCount))].sort((a, b) => a - b)
   const runs = sourceRuns(needed, keyPositions)
+  let rereads = 0
   const decodeRun = async (run: SourceRun, seek: boolean): Promise<Buffer> => {
     const what = `decoding frames ${run.first}-${run.last} of ${segment.path}`
     const { pictures } = await rawFrames(sourceRunArgs(segment.path, run, chunkTimes, segmentTimes, shrink, seek), what, runOptions)
     // A seek that landed past the run's first frame (a demuxer that seeks otherwise): read from the start instead.
-    return seek && pictures.length !== (run.last - run.first + 1) * size ? await decodeRun(run, false) : pictures
+    if (!seek || pictures.length === (run.last - run.first + 1) * size) return pictures
+    rereads++
+    return await decodeRun(run, false)
   }
   /** Offset of a chunk position's picture in the decoded source runs, laid end to end. */
   const sourceOffset = (position: number): number => {
@@ -245,5 +274,5 @@ export async function comparePictures (resultPath: string, segment: SourceSegmen
       throw new VerificationError(`${resultPath}: frame ${f.position} shows a neighbouring frame of the source (PSNR ${f.neighbourPsnr.toFixed(1)} dB against the source's frame ${f.position - 1} or ${f.position + 1}, ${f.psnr.toFixed(1)} dB against its own)`)
     }
   }
-  return { frames, min: Math.min(...frames.map(f => f.psnr)) }
+  return { frames, min: Math.min(...frames.map(f => f.psnr)), rereads }
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
-  comparePictures, cutSegment, encodeChunk, extractVideo, pickPicturePositions, planChunks, probeMedia, PICTURE_NEIGHBOUR_MARGIN_DB, PICTURE_PSNR_THRESHOLD, VerificationError,
+  comparePictures, cutSegment, encodeChunk, extractVideo, pickPicturePositions, planChunks, probeMedia, segmentTimesFromSource, PICTURE_NEIGHBOUR_MARGIN_DB, PICTURE_PSNR_THRESHOLD, VerificationError,
   type MediaInfo, type SampledFrame, type Segment
 } from '../../src/media/index.js'
 import { ensureFixtures } from '../fixtures.js'
@@ -119,6 +119,21 @@ describe('comparePictures', () => {
     const damaged = join(scratch, 'damaged.264')
     await writeFile(damaged, bytes)
     await expect(comparePictures(damaged, seg, seg.frameCount, { ...size, positions: [seg.frameCount - 2] })).rejects.toThrow(/decoding reported errors/)
+  })
+
+  it('compares the same frames with the source probe\'s times as with the segment\'s own (no ffprobe of the segment)', async () => {
+    const chunk = planChunks(source, { gopsPerChunk: 2 }).chunks[1]!
+    const segmentTimes = segmentTimesFromSource(source.video, chunk.startFrame, chunk.frameCount)
+    expect(segmentTimes.reordered).toBe(true)
+    const positions = [1, 30, 57, seg.frameCount - 2]
+    const fromProbe = await comparePictures(honest, seg, seg.frameCount, { ...size, positions, segmentTimes })
+    const fromSegment = await comparePictures(honest, seg, seg.frameCount, { ...size, positions })
+    expect(fromProbe.frames).toEqual(fromSegment.frames)
+    // Every seek landed on the keyframe it aimed at: nothing was read again from the start.
+    expect([fromProbe.rereads, fromSegment.rereads]).toEqual([0, 0])
+    // And a lie is still caught with them.
+    const out = await encodeLie(seg.path, seg.selectFromTime, seg.frameCount, 'shift-forward', join(scratch, 'shift-times.264'))
+    await expect(comparePictures(out, seg, seg.frameCount, { ...size, positions: [30], segmentTimes })).rejects.toBeInstanceOf(VerificationError)
   })
 })
 
