@@ -535,11 +535,11 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       ...(job.requestedOutput !== undefined ? { outputPath: job.requestedOutput } : {}),
       ...(captionsPath !== undefined ? { captionsPath } : {})
     })
-    await verifyMergedOutput(source, result.path)
+    const output = await verifyMergedOutput(source, result.path)
     job.output = result.path
     // The single place where "nothing lost" is decided: a failed check fails the job, with the table.
     // The user's settings, not the effective ones: colour carried over from the source is compared, not skipped.
-    job.fidelity = await checkFidelity(source, result.path, { settings: job.settings, captionsDropped: job.dropCaptions === true })
+    job.fidelity = await checkFidelity(source, result.path, { settings: job.settings, captionsDropped: job.dropCaptions === true, output })
     if (!job.fidelity.ok) {
       this.fail(job, `the output ${result.path} differs from the source:\n${formatFidelity(job.fidelity)}`)
       await this.save(job.id)
