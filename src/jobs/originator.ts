@@ -10,7 +10,7 @@ import {
 import { JobStore } from './job-store.js'
 import { jobTag, logger, shortChunk, shortJob, shortPeer, type Logger, type LogSink } from '../log/index.js'
 import type { Answer, Refusal, SegmentOffer } from '../swarm/index.js'
-import { countStat, LeaseTable, type LeaseAnswer } from './lease-table.js'
+import { countStat, DEFAULT_MAX_LEASES_PER_PEER, LeaseTable, type LeaseAnswer } from './lease-table.js'
 import { splitSource } from './splitter.js'
 import { JOB_RECORD_VERSION, refusal, type ChunkRecord, type JobRecord } from './types.js'
 
@@ -32,6 +32,19 @@ export interface OriginatorOptions {
   slotsPerPeer?: number
   /** Peers' results decoded at once (default: this machine's cores); the rest wait their turn. */
   verifyConcurrency?: number
+  /**
+   * This node runs a worker that can encode its own jobs (the daemon always does): a chunk given
+   * back by several peers is kept for it, and only its failure fails the job (LeaseTable.hopeless).
+   */
+  ownWorker?: boolean
+  /** Whether a peer is still in the swarm (the daemon: subscribed to the jobs topic); departed peers' failures do not count. */
+  isPresent?: (peer: string) => boolean
+  /** Leases one peer may hold on one job; default the larger of DEFAULT_MAX_LEASES_PER_PEER and this node's slots + 1. */
+  maxLeasesPerPeer?: number
+  /** Floor of a lease's hard deadline (default 60 s; tests shorten it). */
+  minDeadlineMs?: number
+  /** A lease's deadline before the job has a pace (default 30 min). */
+  noPaceDeadlineMs?: number
   /** The most chunks a job may be cut into: what peers accept in an announcement. */
   maxChunks?: number
 }
@@ -107,7 +120,13 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       failed: (job, error) => { this.fail(job, error) },
       leaseMs: o.leaseMs,
       maxChunkFailures: o.maxChunkFailures,
-      swarmSize: o.swarmSize
+      swarmSize: o.swarmSize,
+      ...(o.isPresent !== undefined ? { isPresent: (peer: string) => peer === o.peerId || (o.isPresent?.(peer) ?? true) } : {}),
+      ...(o.ownWorker === true ? { self: o.peerId } : {}),
+      // Peers do not announce their slots: they are assumed to have as many as this node (see DEFAULT_MAX_LEASES_PER_PEER).
+      maxLeasesPerPeer: o.maxLeasesPerPeer ?? Math.max(DEFAULT_MAX_LEASES_PER_PEER, (o.slotsPerPeer ?? 1) + 1),
+      minDeadlineMs: o.minDeadlineMs,
+      noPaceDeadlineMs: o.noPaceDeadlineMs
     })
   }
 
@@ -237,6 +256,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       delete c.segment; delete c.lease; delete c.backup; delete c.result
       c.pastHolders = []
       c.failures = []
+      delete c.overdue; delete c.reservedFor
     }
     this.sources.delete(job.id)
     job.state = 'splitting'
@@ -248,7 +268,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   private async retry (job: JobRecord): Promise<void> {
     job.state = job.chunks.some(c => c.state === 'pending') ? 'splitting' : 'encoding'
     delete job.error
-    for (const c of job.chunks) c.failures = []
+    for (const c of job.chunks) { c.failures = []; delete c.reservedFor; delete c.overdue }
     this.touch(job)
     await this.save(job.id)
     this.runInBackground(job.id)

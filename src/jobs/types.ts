@@ -51,6 +51,10 @@ export interface ChunkRecord {
   backup?: LeaseRecord
   /** Peers whose lease on this chunk lapsed or was released: their late result is still welcome. */
   pastHolders: string[]
+  /** Peers whose lease on this chunk reached its deadline without a result: they may not claim it again. */
+  overdue?: string[]
+  /** Given back by enough peers that only this peer (the originator's own worker) may claim it now. */
+  reservedFor?: string
   failures: ChunkFailure[]
   result?: ResultRecord
 }

@@ -16,6 +16,7 @@ export type OriginatorRefusalCode =
   | 'lease-expired'
   | 'job-finished'
   | 'bad-result'
+  | 'too-many-leases'
 
 /** Refusals of a claim whose signature does not hold (signing.ts). */
 export type SignatureRefusalCode = 'bad-signature' | 'wrong-signer' | 'expired' | 'replayed' | 'not-yet-valid'

@@ -102,6 +102,8 @@ const DEFER_MS = 1000
 const PREFETCH_MARGIN_MS = 1000
 /** How long stop() waits for aborted fetches, encodes and uploads to wind down. */
 const STOP_GRACE_MS = 5000
+/** How long a job whose originator said we hold as many of its leases as we may is left alone (one of ours ends first). */
+const TOO_MANY_LEASES_MS = 3000
 
 /** A chunk whose result the originator took: the worker's `delivered` event. */
 export interface Delivered { jobId: string, chunk: number }
@@ -121,6 +123,8 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
   private readonly lostRace = new Map<string, number>()
   /** chunk key → when we first saw it open (for chunks open now). */
   private readonly openSince = new Map<string, number>()
+  /** job → time until which we claim nothing of it (its originator said we hold as many leases as we may). */
+  private readonly jobBackoff = new Map<string, number>()
   /** Jobs whose settings this machine cannot encode: stop claiming them. */
   private readonly unable = new Map<string, string>()
   /** Tool failures per job: one may be transient, two mean this machine cannot do it. */
@@ -206,6 +210,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
   removeJob (jobId: string): void {
     this.jobs.delete(jobId)
     this.lostRace.delete(jobId)
+    this.jobBackoff.delete(jobId)
     for (const k of this.openSince.keys()) if (k.startsWith(`${jobId}#`)) this.openSince.delete(k)
     for (const t of this.tasks.values()) {
       if (t.lease.jobId !== jobId) continue
@@ -248,9 +253,9 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     const encoders = Math.max(1, this.o.swarmSize?.() ?? 1) * this.o.slots
     const due = full && this.prefetchDue()
     const mayPrefetch = (v: JobView): boolean => due && open && chunksOf(v).length > encoders && v.originator !== this.o.peerId && (v.waiting?.length ?? 0) === 0
-    const views = [...this.jobs.values()].filter(v => !this.unable.has(v.jobId) && chunksOf(v).length > 0 && (!full || mayPrefetch(v)))
-    if (views.length === 0) return undefined
     const now = this.now()
+    const views = [...this.jobs.values()].filter(v => !this.unable.has(v.jobId) && (this.jobBackoff.get(v.jobId) ?? 0) <= now && chunksOf(v).length > 0 && (!full || mayPrefetch(v)))
+    if (views.length === 0) return undefined
     for (let n = 0; n < views.length; n++) {
       const view = views[(this.rr + n) % views.length] as JobView
       const candidates = chunksOf(view).filter(c => !this.tasks.has(this.key(view.jobId, c)) && (this.backoff.get(this.key(view.jobId, c)) ?? 0) <= now)
@@ -358,6 +363,8 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     if (!answer.ok) {
       this.backoff.set(k, this.now() + (answer.code === 'already-done' ? 600_000 : 3000))
       if (answer.code === 'not-open') this.lostRace.set(view.jobId, this.now())
+      // Every other chunk of the job would be refused too, until one of our leases on it ends.
+      if (answer.code === 'too-many-leases') this.jobBackoff.set(view.jobId, this.now() + TOO_MANY_LEASES_MS)
       // Drop it from our view right away so we do not ask again before the next announcement.
       view.open = view.open.filter(c => c !== chunk)
       view.backup = view.backup?.filter(c => c !== chunk)

@@ -261,16 +261,24 @@ describe('Originator', () => {
     cleanup.push(async () => { await rm(job.output as string, { force: true }) })
   })
 
-  it('fails a job whose chunk fails on several peers, with the reason', async () => {
-    const { o } = await makeOriginator()
+  it('fails a job whose chunk failed on several peers only once its own worker failed it too, with the reason', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'swarm-orig-fail-'))
+    const o = new Originator({ home, peerId: '12D3KooWorigin', ownWorker: true, plan: { gopsPerChunk: 1 } })
+    await o.start()
+    cleanup.push(async () => { await o.stop(); await rm(home, { recursive: true, force: true }) })
     const { job } = await o.addJob({ file: fx.shortClip, settings: SETTINGS })
     await waitFor('the job to be encoding', () => job.state === 'encoding', { timeoutMs: 60_000, everyMs: 50 })
-    for (const peer of ['p1', 'p2', 'p3']) {
+    const failOn = (peer: string): void => {
       const l = o.requestLease(job.id, 0, peer); if (!l.ok) throw new Error(l.message)
       o.releaseLease(job.id, 0, l.lease.id, peer, 'x264 [error]: no disk space')
     }
+    for (const peer of ['p1', 'p2', 'p3']) failOn(peer)
+    // Three peers' word is not evidence: the chunk waits for this node's own worker.
+    expect(job.state).toBe('encoding')
+    expect(o.requestLease(job.id, 0, 'p4')).toMatchObject({ ok: false, code: 'not-open' })
+    failOn('12D3KooWorigin')
     expect(job.state).toBe('failed')
-    expect(job.error).toMatch(/chunk 0 failed on 3 peers; last error: x264 \[error\]: no disk space/)
+    expect(job.error).toMatch(/chunk 0 failed on 4 peers, this node's own encoder among them; last error: x264 \[error\]: no disk space/)
   })
 
   it('splits exactly the chunks it planned when the swarm size forced a finer plan', async () => {
