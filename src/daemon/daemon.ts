@@ -40,8 +40,8 @@ export interface DaemonOptions {
   /** Extra addresses to announce (`--announce`), e.g. a public address whose port is forwarded here. */
   announce?: string[]
   leaseMs?: number
-  /** The originator's lease limits (leases per peer, deadline floors); tests set them, `swarm join` keeps the defaults. */
-  leaseLimits?: Pick<OriginatorOptions, 'maxLeasesPerPeer' | 'minDeadlineMs' | 'noPaceDeadlineMs'>
+  /** The originator's limits (leases per peer, deadline floors, results verified at once); tests set them, `swarm join` keeps the defaults. */
+  leaseLimits?: Pick<OriginatorOptions, 'maxLeasesPerPeer' | 'minDeadlineMs' | 'noPaceDeadlineMs' | 'verifyConcurrency'>
   plan?: PlanOptions
   log?: LogSink
   /**

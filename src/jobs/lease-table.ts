@@ -11,7 +11,7 @@ const DEFAULT_MAX_CHUNK_FAILURES = 3
 const SETTLED_MS = 30_000
 /** Recent chunks whose pace estimates how long a fresh copy of a chunk would take. */
 const PACE_SAMPLES = 64
-/** Former holders remembered per chunk: their late results are still welcome. */
+/** Former holders remembered per chunk (a claim of theirs after a lapse is told `lease-expired`, not `not-holder`). */
 const PAST_HOLDERS = 16
 /**
  * Leases one peer may hold on one job at once, backups included. A claim does not carry the
@@ -76,6 +76,8 @@ export type LeaseAnswer = Answer<{ lease: LeaseRecord }>
 /** A peer's current lease on a chunk, with its job and chunk; or why it has none. */
 type HeldAnswer = Answer<{ job: JobRecord, chunk: ChunkRecord, lease: LeaseRecord }>
 type ChunkAnswer = Answer<{ job: JobRecord, chunk: ChunkRecord }>
+/** How an upload that was let in ended: `lost` (the bytes never all arrived: it may be tried again) or `refused` (they failed verification). */
+export type UploadEnd = 'lost' | 'refused'
 
 export function countStat (job: JobRecord, what: keyof JobStats): void {
   job.stats ??= { leases: 0, backupLeases: 0, droppedResults: 0 }
@@ -105,6 +107,11 @@ export class LeaseTable {
   /** Per job: seconds per frame of recent chunks, lease to verified result; how long a fresh copy of a chunk would take. */
   private readonly secondsPerFrame = new Map<string, number[]>()
   private readonly settled = new Map<string, Array<{ chunk: number, at: number }>>()
+  /**
+   * Per job: uploads by lease id, in flight or refused after verification. One upload per lease:
+   * a second while one runs, or after one was refused, is refused before any byte.
+   */
+  private readonly uploads = new Map<string, Map<string, { peer: string, chunk: number, state: 'uploading' | 'refused' }>>()
   private readonly leaseMs: number
   private readonly maxChunkFailures: number
   private readonly maxLeasesPerPeer: number
@@ -240,18 +247,57 @@ export class LeaseTable {
   }
 
   /**
-   * May this peer deliver a result for this chunk? Its current lease, or a lapsed one on a chunk
-   * that is still not done (no work thrown away), qualifies.
+   * Lets an upload in, before any byte is written, or says why not. Who may deliver: the chunk's
+   * current holder, or its most recent former holder under the lease it held, for as long after
+   * that lease ended as a lease on the chunk may last (late results are welcome, no work thrown
+   * away; an old or forgotten lease is not). One upload per lease, and no more uploads in flight
+   * per peer than it may hold leases. Every upload let in must be ended with endUpload, or kept
+   * with complete.
    */
-  mayDeliver (jobId: string, chunkIndex: number, leaseId: string, peer: string): ChunkAnswer {
+  beginUpload (jobId: string, chunkIndex: number, leaseId: string, peer: string): ChunkAnswer {
     const found = this.locate(jobId, chunkIndex)
     if (!found.ok) return found
     const { job, chunk } = found
     if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
     if (job.state !== 'encoding' && job.state !== 'splitting') return refusal('job-finished', `job ${shortJob(jobId)} is ${job.state}`)
     const holds = [chunk.lease, chunk.backup].some(l => l?.holder === peer && l.id === leaseId)
-    if (!holds && !chunk.pastHolders.includes(peer)) return refusal('not-holder', `peer holds no lease on chunk ${chunkIndex}`)
+    const former = chunk.formerLease
+    if (!holds) {
+      if (former?.holder !== peer || former.id !== leaseId) {
+        return refusal(chunk.pastHolders.includes(peer) ? 'lease-expired' : 'not-holder', `no current or most recent lease ${leaseId.slice(0, 8)} on chunk ${chunkIndex} for this peer`)
+      }
+      if (this.now() - former.endedAt > this.allowance(job, chunk)) return refusal('lease-expired', `the lease on chunk ${chunkIndex} ended too long ago for a late result`)
+    }
+    const uploads = this.uploads.get(jobId) ?? new Map<string, { peer: string, chunk: number, state: 'uploading' | 'refused' }>()
+    const previous = uploads.get(leaseId)
+    if (previous !== undefined) {
+      return refusal('duplicate-upload', previous.state === 'uploading' ? `a result under lease ${leaseId.slice(0, 8)} is already being uploaded` : `a result under lease ${leaseId.slice(0, 8)} was already refused`)
+    }
+    const inFlight = [...uploads.values()].filter(u => u.peer === peer && u.state === 'uploading').length
+    if (peer !== this.o.self && inFlight >= this.maxLeasesPerPeer) return refusal('too-many-uploads', `this peer already has ${inFlight} uploads in flight for this job`)
+    uploads.set(leaseId, { peer, chunk: chunkIndex, state: 'uploading' })
+    this.uploads.set(jobId, uploads)
     return found
+  }
+
+  /**
+   * An upload let in by beginUpload ended without its result being kept. Lost bytes may be sent
+   * again under the same lease; a refused result may not, and the lease it was made under ends
+   * now (its holder has nothing better to give; the chunk goes to a backup or opens).
+   */
+  endUpload (jobId: string, chunkIndex: number, leaseId: string, how: UploadEnd): void {
+    const uploads = this.uploads.get(jobId)
+    const upload = uploads?.get(leaseId)
+    if (uploads === undefined || upload === undefined || upload.chunk !== chunkIndex) return
+    if (how === 'lost') { uploads.delete(leaseId); return }
+    upload.state = 'refused'
+    const job = this.jobs.get(jobId)
+    const chunk = job?.chunks[chunkIndex]
+    const lease = [chunk?.lease, chunk?.backup].find(l => l?.id === leaseId)
+    if (job === undefined || chunk === undefined || lease === undefined || chunk.state !== 'leased') return
+    this.log.info(`lease on ${shortChunk(jobId, chunkIndex)} held by ${shortPeer(lease.holder)} ends: its result was refused`)
+    this.drop(chunk, lease)
+    this.o.changed(job, true)
   }
 
   /** A pending chunk's segment is cut: anyone may claim it now. */
@@ -283,6 +329,8 @@ export class LeaseTable {
     delete chunk.lease
     delete chunk.backup
     delete chunk.reservedFor
+    const uploads = this.uploads.get(job.id)
+    for (const [id, u] of uploads ?? []) if (u.chunk === chunk.index) uploads?.delete(id)
     this.log.trace(`chunk ${shortChunk(job.id, chunk.index)} done by ${shortPeer(peer)}`)
     this.o.changed(job, true)
   }
@@ -315,10 +363,11 @@ export class LeaseTable {
     for (const c of job.chunks) if (c.state === 'leased') { delete c.lease; delete c.backup; c.state = 'open' }
   }
 
-  /** The job is gone (cancelled): its queue and pace go with it. */
+  /** The job is gone (cancelled): its queue, pace and uploads go with it. */
   forget (jobId: string): void {
     this.waiting.delete(jobId)
     this.secondsPerFrame.delete(jobId)
+    this.uploads.delete(jobId)
   }
 
   /**
@@ -462,10 +511,11 @@ export class LeaseTable {
     return undefined
   }
 
-  /** A holder lets go (released, lapsed or overdue): a backup takes over the chunk, else it is open again. */
+  /** A holder lets go (released, lapsed, overdue or refused): a backup takes over the chunk, else it is open again. */
   private drop (chunk: ChunkRecord, lease: LeaseRecord): void {
     if (!chunk.pastHolders.includes(lease.holder)) chunk.pastHolders.push(lease.holder)
     if (chunk.pastHolders.length > PAST_HOLDERS) chunk.pastHolders.shift()
+    chunk.formerLease = { id: lease.id, holder: lease.holder, endedAt: this.now() }
     if (chunk.backup === lease) { delete chunk.backup; return }
     if (chunk.backup !== undefined) {
       chunk.lease = { ...chunk.backup, backup: false }

@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os'
 import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path'
 import {
-  checkFidelity, checkSourceCrc, comparePictures, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File,
+  checkFidelity, checkFreeSpace, checkSourceCrc, comparePictures, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File,
   pickPicturePositions, VerificationError, verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { JobStore } from './job-store.js'
@@ -30,7 +30,7 @@ export interface OriginatorOptions {
   swarmSize?: () => number
   /** Concurrent encodes per peer, as an estimate of the swarm's (peers do not announce theirs): this node's own slots. */
   slotsPerPeer?: number
-  /** Peers' results decoded at once (default: this machine's cores); the rest wait their turn. */
+  /** Peers' results decoded at once (default: this machine's cores); the rest wait their turn, one per peer at a time. */
   verifyConcurrency?: number
   /**
    * This node runs a worker that can encode its own jobs (the daemon always does): a chunk given
@@ -60,23 +60,87 @@ export interface AddJobRequest {
   dropCaptions?: boolean
 }
 
-/** At most `limit` holders at once; the others wait in arrival order. */
-class Turns {
+/**
+ * At most `limit` works at once, at most one per peer; peers take turns. A peer that uploads
+ * fifty results queues fifty behind its own first one, and an honest peer's single result goes
+ * next, not after them: one flooding peer used to make every other result wait in one queue.
+ */
+class FairTurns {
   private active = 0
-  private readonly waiting: Array<() => void> = []
+  private readonly busy = new Set<string>()
+  /** Per peer, its waiting works in arrival order; the map's order is the peers' turn order. */
+  private readonly queues = new Map<string, Array<() => void>>()
   constructor (private readonly limit: number) {}
 
-  async run<T> (work: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>(resolve => this.waiting.push(resolve))
-    else this.active++
+  async run<T> (peer: string, work: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit || this.busy.has(peer)) {
+      await new Promise<void>(resolve => {
+        const q = this.queues.get(peer) ?? []
+        q.push(resolve)
+        this.queues.set(peer, q)
+      })
+    } else {
+      this.active++
+      this.busy.add(peer)
+    }
     try {
       return await work()
     } finally {
-      const next = this.waiting.shift()
-      if (next !== undefined) next()
-      else this.active--
+      this.busy.delete(peer)
+      this.active--
+      // Its turn is over: a peer with more waiting goes behind every other peer that waits.
+      const mine = this.queues.get(peer)
+      if (mine !== undefined) { this.queues.delete(peer); this.queues.set(peer, mine) }
+      this.next()
     }
   }
+
+  /** Starts the first waiting work of the first peer in turn that is not busy; that peer goes to the back. */
+  private next (): void {
+    if (this.active >= this.limit) return
+    for (const [peer, q] of this.queues) {
+      if (this.busy.has(peer)) continue
+      const resolve = q.shift()
+      this.queues.delete(peer)
+      if (q.length > 0) this.queues.set(peer, q)
+      if (resolve === undefined) continue
+      this.active++
+      this.busy.add(peer)
+      resolve()
+      return
+    }
+  }
+}
+
+/**
+ * A result may be this many times its segment's size. Measured on every test fixture, x264 at
+ * `--crf 0` made 5.2-11.2x the segment (medium 8-bit ... ultrafast 10-bit) and `--qp 0
+ * --output-csp i444` up to 21x (those sources are clean synthetic pictures at low bitrates, which
+ * lossless coding punishes most); 32 leaves half as much again.
+ */
+const RESULT_SEGMENT_MULTIPLE = 32
+/**
+ * Whatever the segment's size, a result may hold its frames' raw pictures in the output format
+ * and a quarter more: lossless x264 on noisy pictures approaches the raw size (PCM macroblocks
+ * are raw), and a tiny, heavily compressed segment must not turn away an honest `--crf 0`.
+ */
+const RESULT_RAW_MARGIN = 1.25
+
+/** Bytes per pixel of a raw picture as x264 would write it with these settings (output colour space and depth). */
+function rawBytesPerPixel (settings: string): number {
+  let args: string[] = []
+  let depth = 8
+  try { const parsed = parseX264Settings(settings); args = parsed.args; depth = parsed.outputDepth } catch { /* checked when the job was added */ }
+  const at = args.indexOf('--output-csp')
+  const csp = at >= 0 ? args[at + 1] ?? 'i420' : 'i420'
+  const samples = csp === 'i400' ? 1 : ['i422', 'yv16', 'nv16', 'yuyv', 'uyvy'].includes(csp) ? 2 : ['i444', 'yv24', 'bgr', 'rgb'].includes(csp) ? 3 : csp === 'bgra' ? 4 : 1.5
+  return samples * depth / 8
+}
+
+/** The largest result a chunk can honestly have (see RESULT_SEGMENT_MULTIPLE and RESULT_RAW_MARGIN). */
+export function maxResultBytes (job: JobRecord, chunk: ChunkRecord): number {
+  const raw = chunk.frames * job.video.width * job.video.height * rawBytesPerPixel(job.encodeSettings ?? job.settings)
+  return Math.ceil(Math.max(RESULT_SEGMENT_MULTIPLE * (chunk.segment?.size ?? 0), RESULT_RAW_MARGIN * raw)) + 1024 * 1024
 }
 
 export class InputError extends Error {
@@ -98,7 +162,9 @@ function needsRun (job: JobRecord): boolean {
 export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   private readonly store: JobStore
   private readonly leases: LeaseTable
-  private readonly verifyTurns: Turns
+  private readonly verifyTurns: FairTurns
+  /** Uploads let in by resultSlot, by the temporary path their bytes go to. */
+  private readonly uploads = new Map<string, { jobId: string, chunk: number, leaseId: string, peer: string }>()
   private readonly sources = new Map<string, MediaInfo>()
   private readonly running = new Map<string, Promise<void>>()
   private readonly aborts = new Map<string, AbortController>()
@@ -111,7 +177,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     super()
     this.now = o.now ?? Date.now
     this.log = logger('jobs', o.log)
-    this.verifyTurns = new Turns(Math.max(1, o.verifyConcurrency ?? availableParallelism()))
+    this.verifyTurns = new FairTurns(Math.max(1, o.verifyConcurrency ?? availableParallelism()))
     this.store = new JobStore(join(o.home, 'jobs'), this.now, o.log)
     this.leases = new LeaseTable(this.store.jobs, {
       now: this.now,
@@ -256,7 +322,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       delete c.segment; delete c.lease; delete c.backup; delete c.result
       c.pastHolders = []
       c.failures = []
-      delete c.overdue; delete c.reservedFor
+      delete c.formerLease; delete c.overdue; delete c.reservedFor
     }
     this.sources.delete(job.id)
     job.state = 'splitting'
@@ -352,15 +418,41 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     }
   }
 
-  /** May this peer upload a result for this chunk (see LeaseTable.mayDeliver)? Returns where to write the bytes. */
-  resultSlot (jobId: string, chunkIndex: number, leaseId: string, peer: string): Answer<{ tmpPath: string, maxBytes: number }> {
-    const found = this.leases.mayDeliver(jobId, chunkIndex, leaseId, peer)
+  /**
+   * May this peer upload a result of `size` bytes for this chunk? Decided before any byte is
+   * written: the sender must be the chunk's holder or its most recent one, with no other upload
+   * under that lease (LeaseTable.beginUpload), the size within what the chunk can honestly be
+   * (maxResultBytes), and the disk must have room. Returns where to write the bytes; the upload
+   * then ends with acceptResult, or with uploadFailed when the bytes never all arrive.
+   */
+  async resultSlot (jobId: string, chunkIndex: number, leaseId: string, peer: string, size: number): Promise<Answer<{ tmpPath: string, maxBytes: number }>> {
+    const found = this.leases.beginUpload(jobId, chunkIndex, leaseId, peer)
     if (!found.ok) return found
     const { job, chunk } = found
-    const tmpPath = join(this.jobDir(jobId), 'incoming', `chunk-${chunkIndex}-${randomBytes(6).toString('hex')}.264`)
-    // No H.264 encode of a chunk is larger than twice its raw frames even at 10-bit 4:4:4 (3.75 B/pixel); anything bigger is not a result.
-    const maxBytes = chunk.frames * job.video.width * job.video.height * 8 + 1024 * 1024
+    const maxBytes = maxResultBytes(job, chunk)
+    const dir = join(this.jobDir(jobId), 'incoming')
+    const refuse = (r: Refusal): Refusal => { this.leases.endUpload(jobId, chunkIndex, leaseId, 'lost'); return r }
+    if (size > maxBytes) return refuse({ ok: false, code: 'too-large', message: `result of ${size} bytes is larger than the ${maxBytes} a chunk of ${chunk.frames} frames (segment of ${chunk.segment?.size ?? 0} bytes) can be` })
+    try {
+      await mkdir(dir, { recursive: true })
+      // This node's own results are moved in, not copied.
+      if (peer !== this.o.peerId) await checkFreeSpace(dir, size, `a result for ${shortChunk(jobId, chunkIndex)}`)
+    } catch (err) {
+      this.log.info(`refused a result upload from ${shortPeer(peer)}: ${(err as Error).message}`)
+      // Our folder's name stays here: the peer only learns that there is no room.
+      return refuse(refusal('no-space', `the originator has no room for a result of ${size} bytes now`))
+    }
+    const tmpPath = join(dir, `chunk-${chunkIndex}-${randomBytes(6).toString('hex')}.264`)
+    this.uploads.set(tmpPath, { jobId, chunk: chunkIndex, leaseId, peer })
     return { ok: true, tmpPath, maxBytes }
+  }
+
+  /** An upload let in by resultSlot whose bytes never all arrived: its lease may send them again. */
+  async uploadFailed (tmpPath: string): Promise<void> {
+    const upload = this.uploads.get(tmpPath)
+    this.uploads.delete(tmpPath)
+    await rm(tmpPath, { force: true })
+    if (upload !== undefined) this.leases.endUpload(upload.jobId, upload.chunk, upload.leaseId, 'lost')
   }
 
   /**
@@ -368,15 +460,23 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
    * keeps it if the chunk is still not done. Nothing unverified ever counts.
    */
   async acceptResult (jobId: string, chunkIndex: number, peer: string, tmpPath: string, sha256: string): Promise<Answer> {
+    const upload = this.uploads.get(tmpPath)
+    this.uploads.delete(tmpPath)
+    const ended = (how: 'lost' | 'refused'): void => { if (upload !== undefined) this.leases.endUpload(upload.jobId, upload.chunk, upload.leaseId, how) }
     const job = this.store.get(jobId)
     const chunk = job?.chunks[chunkIndex]
+    if (upload === undefined || upload.jobId !== jobId || upload.chunk !== chunkIndex || upload.peer !== peer) {
+      await rm(tmpPath, { force: true })
+      return refusal('not-holder', 'no upload was let in for this result')
+    }
     if (job === undefined || chunk === undefined) { await rm(tmpPath, { force: true }); return refusal('unknown-job', 'job or chunk vanished') }
     const bad = await this.verifyResult(job, chunk, peer, tmpPath)
-    if (bad !== undefined) return bad
+    if (bad !== undefined) { ended('refused'); return bad }
     // Re-check after the await: another copy may have been taken meanwhile.
     if (chunk.state === 'done') {
       await rm(tmpPath, { force: true })
       countStat(job, 'droppedResults')
+      ended('lost')
       return refusal('already-done', `chunk ${chunkIndex} is already done`)
     }
     const file = `chunk-${chunkIndex}.264`
@@ -399,7 +499,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       const expectations = { frameCount: chunk.frames, width: job.video.width, height: job.video.height }
       if (peer === this.o.peerId) await verifyEncodedChunk(tmpPath, { ...expectations, decode: false })
       else {
-        await this.verifyTurns.run(async () => {
+        await this.verifyTurns.run(peer, async () => {
           await verifyEncodedChunk(tmpPath, expectations)
           // Right count and size say nothing of the pictures: frames drawn now, after the upload,
           // are compared with the source segment's (media/pictures.ts). Segments outlive results.

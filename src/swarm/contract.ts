@@ -17,6 +17,9 @@ export type OriginatorRefusalCode =
   | 'job-finished'
   | 'bad-result'
   | 'too-many-leases'
+  | 'too-many-uploads'
+  | 'duplicate-upload'
+  | 'no-space'
 
 /** Refusals of a claim whose signature does not hold (signing.ts). */
 export type SignatureRefusalCode = 'bad-signature' | 'wrong-signer' | 'expired' | 'replayed' | 'not-yet-valid'

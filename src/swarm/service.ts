@@ -33,8 +33,11 @@ export interface LeaseArbiter {
   renewLease: (jobId: string, chunk: number, leaseId: string, peer: string, progress: { framesDone: number, fps: number }) => Answer<{ expiresAt: number }>
   releaseLease: (jobId: string, chunk: number, leaseId: string, peer: string, reason: string) => Answer
   segmentFor: (jobId: string, chunk: number, leaseId: string, peer: string) => Answer<SegmentOffer>
-  resultSlot: (jobId: string, chunk: number, leaseId: string, peer: string) => Answer<{ tmpPath: string, maxBytes: number }>
+  /** Lets an upload of `size` bytes in, before any byte is written, or refuses it; then exactly one of acceptResult and uploadFailed follows. */
+  resultSlot: (jobId: string, chunk: number, leaseId: string, peer: string, size: number) => Promise<Answer<{ tmpPath: string, maxBytes: number }>>
   acceptResult: (jobId: string, chunk: number, peer: string, tmpPath: string, sha256: string) => Promise<Answer>
+  /** The bytes of an upload let in never all arrived (reset, timeout, SHA-256 mismatch): the partial file and the slot go. */
+  uploadFailed: (tmpPath: string) => Promise<void>
 }
 
 /** The worker's view of one remote originator: the same calls as the in-process link. */
@@ -192,21 +195,23 @@ export class SwarmEncode implements Startable {
     this.stats.served.result++
     f.stream.inactivityTimeout = RESULT_VERIFY_TIMEOUT_MS
     const a = this.init.arbiter
-    const slot = a.resultSlot(req.jobId, req.chunk, req.leaseId, peer)
-    if (!slot.ok) { this.stats.refusedResults++; this.refused('result', peer, slot); await f.writeMessage(wireRefusal(slot)); return }
-    if (req.size > slot.maxBytes || req.size > MAX_TRANSFER_BYTES) {
+    if (req.size > MAX_TRANSFER_BYTES) {
       this.stats.refusedResults++
-      const tooLarge: Refusal = { ok: false, code: 'too-large', message: `result of ${req.size} bytes is larger than the ${slot.maxBytes} a chunk of this job can be` }
+      const tooLarge: Refusal = { ok: false, code: 'too-large', message: `result of ${req.size} bytes is larger than the ${MAX_TRANSFER_BYTES} any transfer may be` }
       this.refused('result', peer, tooLarge)
       await f.writeMessage(tooLarge)
       return
     }
-    await f.writeMessage({ ok: true })
-    await mkdir(dirname(slot.tmpPath), { recursive: true })
+    // The arbiter decides who may upload and how much before any byte is written (size cap, one upload per lease, disk space).
+    const slot = await a.resultSlot(req.jobId, req.chunk, req.leaseId, peer, req.size)
+    if (!slot.ok) { this.stats.refusedResults++; this.refused('result', peer, slot); await f.writeMessage(wireRefusal(slot)); return }
     try {
+      await f.writeMessage({ ok: true })
+      await mkdir(dirname(slot.tmpPath), { recursive: true })
       await f.receiveFile(slot.tmpPath, req.size, req.sha256, `result for chunk ${req.chunk} from ${shortPeer(peer)}`)
     } catch (err) {
       this.stats.refusedResults++
+      await a.uploadFailed(slot.tmpPath)
       throw err
     }
     this.stats.resultBytesIn += req.size

@@ -41,7 +41,9 @@ export class HostileArbiter implements LeaseArbiter {
     return offer !== undefined ? { ok: true, ...offer } : this.no
   }
 
-  resultSlot (jobId: string, chunk: number, _leaseId: string, peer: string): ReturnType<LeaseArbiter['resultSlot']> {
+  async uploadFailed (): Promise<void> {}
+
+  async resultSlot (jobId: string, chunk: number, _leaseId: string, peer: string): ReturnType<LeaseArbiter['resultSlot']> {
     this.calls.push({ fn: 'resultSlot', jobId, chunk, peer })
     return this.no
   }

@@ -280,7 +280,7 @@ describe('LeaseTable: results', () => {
     expect(table.renew('j', 0, primary.id, 'a', { framesDone: 1, fps: 1 })).toMatchObject({ ok: false, code: 'already-done' })
     expect(table.release('j', 0, backup.id, 'b', 'x')).toMatchObject({ ok: false, code: 'already-done' })
     expect(table.claim('j', 0, 'a')).toMatchObject({ ok: false, code: 'already-done' })
-    expect(table.mayDeliver('j', 0, primary.id, 'a')).toMatchObject({ ok: false, code: 'already-done' })
+    expect(table.beginUpload('j', 0, primary.id, 'a')).toMatchObject({ ok: false, code: 'already-done' })
     // A chunk done by its only holder has nobody to stop.
     table.complete(job, chunkOf(job, 1), 'c', result('c', clock.t))
     expect(table.settledRecently('j')).toEqual([0])
@@ -288,21 +288,67 @@ describe('LeaseTable: results', () => {
     expect(table.settledRecently('j')).toEqual([])
   })
 
-  it('takes results from current and former holders only, while the job runs', () => {
+  it('takes results from the current holder and the most recent former one only, one upload per lease, while the job runs', () => {
     const job = jobRecord('j', ['open'])
-    const { table, clock } = harness([job])
+    const { table, clock } = harness([job], { minDeadlineMs: 60_000, noPaceDeadlineMs: 600_000 })
     const lease = granted(table.claim('j', 0, 'a'))
-    expect(table.mayDeliver('j', 0, lease.id, 'a')).toMatchObject({ job, chunk: chunkOf(job, 0) })
-    expect(table.mayDeliver('j', 0, lease.id, 'b')).toMatchObject({ ok: false, code: 'not-holder' })
+    expect(table.beginUpload('j', 0, lease.id, 'b')).toMatchObject({ ok: false, code: 'not-holder' })
+    expect(table.beginUpload('j', 0, lease.id, 'a')).toMatchObject({ job, chunk: chunkOf(job, 0) })
+    // One upload per lease: a second at once is refused; lost bytes may be sent again.
+    expect(table.beginUpload('j', 0, lease.id, 'a')).toMatchObject({ ok: false, code: 'duplicate-upload' })
+    table.endUpload('j', 0, lease.id, 'lost')
+    expect(table.beginUpload('j', 0, lease.id, 'a')).toMatchObject({ ok: true })
+    table.endUpload('j', 0, lease.id, 'lost')
     clock.t += LEASE_MS + 1
     table.expire()
-    // A lapsed holder's work is still welcome, whatever lease id it names.
-    expect(table.mayDeliver('j', 0, 'whatever', 'a')).toMatchObject({ ok: true })
+    // A lapsed holder's work is still welcome, under the lease it held and no other.
+    expect(table.beginUpload('j', 0, 'whatever', 'a')).toMatchObject({ ok: false, code: 'lease-expired' })
+    expect(table.beginUpload('j', 0, lease.id, 'a')).toMatchObject({ ok: true })
+    table.endUpload('j', 0, lease.id, 'lost')
     expect(table.current('j', 0, lease.id, 'a')).toMatchObject({ ok: false, code: 'lease-expired' })
+    // Once another lease on the chunk ended after it, it is no longer the most recent.
+    const second = granted(table.claim('j', 0, 'b'))
+    expect(table.beginUpload('j', 0, lease.id, 'a')).toMatchObject({ ok: true })
+    table.endUpload('j', 0, lease.id, 'lost')
+    table.release('j', 0, second.id, 'b', '')
+    expect(table.beginUpload('j', 0, lease.id, 'a')).toMatchObject({ ok: false, code: 'lease-expired' })
+    // Nor is a late result welcome for ever: only as long after the lease ended as a lease may last.
+    expect(table.beginUpload('j', 0, second.id, 'b')).toMatchObject({ ok: true })
+    table.endUpload('j', 0, second.id, 'lost')
+    clock.t += 600_001
+    expect(table.beginUpload('j', 0, second.id, 'b')).toMatchObject({ ok: false, code: 'lease-expired', message: /too long ago/ })
     job.state = 'failed'
-    expect(table.mayDeliver('j', 0, lease.id, 'a')).toMatchObject({ ok: false, code: 'job-finished' })
-    expect(table.mayDeliver('j', 5, lease.id, 'a')).toMatchObject({ ok: false, code: 'unknown-chunk' })
-    expect(table.mayDeliver('x', 0, lease.id, 'a')).toMatchObject({ ok: false, code: 'unknown-job' })
+    expect(table.beginUpload('j', 0, lease.id, 'a')).toMatchObject({ ok: false, code: 'job-finished' })
+    expect(table.beginUpload('j', 5, lease.id, 'a')).toMatchObject({ ok: false, code: 'unknown-chunk' })
+    expect(table.beginUpload('x', 0, lease.id, 'a')).toMatchObject({ ok: false, code: 'unknown-job' })
+  })
+
+  it('ends a lease whose result was refused, and takes no second result under it', () => {
+    const job = jobRecord('j', ['open', 'open'])
+    const { table } = harness([job])
+    const lease = granted(table.claim('j', 0, 'a'))
+    granted(table.claim('j', 1, 'c'))
+    const backup = granted(table.claim('j', 0, 'b'))
+    expect(table.beginUpload('j', 0, lease.id, 'a')).toMatchObject({ ok: true })
+    table.endUpload('j', 0, lease.id, 'refused')
+    // The backup holds the chunk now; the refused lease is the most recent former one but spent.
+    expect(chunkOf(job, 0)).toMatchObject({ state: 'leased', lease: { id: backup.id, holder: 'b' }, formerLease: { id: lease.id, holder: 'a' } })
+    expect(table.beginUpload('j', 0, lease.id, 'a')).toMatchObject({ ok: false, code: 'duplicate-upload', message: /already refused/ })
+  })
+
+  it('lets a peer have no more uploads in flight than it may hold leases', () => {
+    const job = jobRecord('j', ['open', 'open', 'open'])
+    const { table } = harness([job], { maxLeasesPerPeer: 2 })
+    const leases = [0, 1].map(c => granted(table.claim('j', c, 'a')))
+    const third = granted(table.claim('j', 2, 'x'))
+    table.release('j', 2, third.id, 'x', '')
+    // a takes chunk 2 after x gave it back, then gives it back too: a is its most recent holder.
+    table.release('j', 1, leases[1]?.id ?? '', 'a', '')
+    const again = granted(table.claim('j', 2, 'a'))
+    for (const [c, l] of [[0, leases[0]], [2, again]] as const) expect(table.beginUpload('j', c, l?.id ?? '', 'a')).toMatchObject({ ok: true })
+    expect(table.beginUpload('j', 1, leases[1]?.id ?? '', 'a')).toMatchObject({ ok: false, code: 'too-many-uploads' })
+    table.endUpload('j', 0, leases[0]?.id ?? '', 'lost')
+    expect(table.beginUpload('j', 1, leases[1]?.id ?? '', 'a')).toMatchObject({ ok: true })
   })
 })
 
@@ -411,7 +457,7 @@ describe('LeaseTable: random sequences', () => {
     | { kind: 'claim', chunk: number, peer: string }
     | { kind: 'renew' | 'release', lease: LeaseRecord, chunk: number, reason: string }
     | { kind: 'expire', advance: number }
-    | { kind: 'result', chunk: number, peer: string }
+    | { kind: 'result', chunk: number, peer: string, outcome: 'kept' | 'lost' | 'refused' }
     | { kind: 'open' }
 
   function check (ok: boolean, why: () => string): void {
@@ -459,7 +505,7 @@ describe('LeaseTable: random sequences', () => {
     if (r < 0.5 && known !== undefined) return { kind: 'renew', lease: known.lease, chunk: known.chunk, reason }
     if (r < 0.6 && known !== undefined) return { kind: 'release', lease: known.lease, chunk: known.chunk, reason }
     if (r < 0.75) return { kind: 'expire', advance: Math.floor(rand() * 25_000) }
-    if (r < 0.92) return { kind: 'result', chunk, peer: known !== undefined && rand() < 0.8 ? known.lease.holder : pick(peers) }
+    if (r < 0.92) return { kind: 'result', chunk, peer: known !== undefined && rand() < 0.8 ? known.lease.holder : pick(peers), outcome: pick(['kept', 'kept', 'lost', 'refused'] as const) }
     return { kind: 'open' }
   }
 
@@ -468,7 +514,7 @@ describe('LeaseTable: random sequences', () => {
   const CAP = 2
 
   it(`keeps every invariant through ${SEQUENCES} random sequences`, () => {
-    const tally = { grants: 0, backups: 0, completions: 0, jobFailures: 0, capped: 0, pastDeadline: 0, reserved: 0 }
+    const tally = { grants: 0, backups: 0, completions: 0, jobFailures: 0, capped: 0, pastDeadline: 0, refusedResults: 0, reserved: 0 }
     for (let seed = 1; seed <= SEQUENCES; seed++) {
       const rand = prng(seed)
       const size = 1 + Math.floor(rand() * 6)
@@ -532,16 +578,29 @@ describe('LeaseTable: random sequences', () => {
             check(deadline(lease, chunk) > clock.t, () => `${where()}: a lease survived its deadline`)
           }
         } else if (s.kind === 'result') {
-          // As the originator does: kept if the peer may deliver (current or former holder) and the chunk is not done.
+          // As the originator does: let in if the peer holds the chunk or held it last, then kept, lost or refused.
           const own = [...before.values()].find(l => l.lease.holder === s.peer && l.chunk === s.chunk)
-          const slot = table.mayDeliver(job.id, s.chunk, own?.lease.id ?? 'none', s.peer)
+          const former = job.chunks[s.chunk]?.formerLease
+          const leaseId = own?.lease.id ?? (former?.holder === s.peer ? former.id : 'none')
+          const slot = table.beginUpload(job.id, s.chunk, leaseId, s.peer)
           if (slot.ok) {
             check(!done.has(s.chunk), () => `${where()}: a done chunk took a result`)
-            table.complete(job, slot.chunk, s.peer, result(s.peer, clock.t))
-            done.add(s.chunk)
-            tally.completions++
-            mayEnd = (_lease, chunk) => chunk === s.chunk
-            if (job.state === 'encoding' && job.chunks.every(c => c.state === 'done')) job.state = 'done'
+            check(own !== undefined || (former?.holder === s.peer && former.id === leaseId), () => `${where()}: an upload from ${s.peer}, which neither holds nor last held chunk ${s.chunk}`)
+            check(!table.beginUpload(job.id, s.chunk, leaseId, s.peer).ok, () => `${where()}: two uploads at once under one lease`)
+            if (s.outcome === 'kept') {
+              table.complete(job, slot.chunk, s.peer, result(s.peer, clock.t))
+              done.add(s.chunk)
+              tally.completions++
+              mayEnd = (_lease, chunk) => chunk === s.chunk
+              if (job.state === 'encoding' && job.chunks.every(c => c.state === 'done')) job.state = 'done'
+            } else {
+              table.endUpload(job.id, s.chunk, leaseId, s.outcome)
+              if (s.outcome === 'refused') {
+                tally.refusedResults++
+                mayEnd = (lease) => lease.id === leaseId
+                check(table.beginUpload(job.id, s.chunk, leaseId, s.peer).ok === false, () => `${where()}: a second result under a refused lease`)
+              }
+            }
           }
         } else {
           const pending = job.chunks.find(c => c.state === 'pending')
@@ -590,6 +649,7 @@ describe('LeaseTable: random sequences', () => {
     expect(tally.jobFailures).toBeGreaterThan(10)
     expect(tally.capped).toBeGreaterThan(100)
     expect(tally.pastDeadline).toBeGreaterThan(50)
+    expect(tally.refusedResults).toBeGreaterThan(100)
     expect(tally.reserved).toBeGreaterThan(20)
   })
 })

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { copyFile, mkdtemp, rm } from 'node:fs/promises'
+import { copyFile, mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -41,7 +41,7 @@ async function encodeFor (o: Originator, job: JobRecord, chunk: number, leaseId:
   if (!seg.ok) throw new Error(seg.message)
   const out = join(scratch, `c${chunk}-${peer}.264`)
   await encodeChunk({ segmentPath: seg.path, selectFromTime: seg.meta.selectFromTime, frameCount: seg.meta.frames, settings: seg.meta.settings, frameRate: seg.meta.frameRate, sourcePixFmt: seg.meta.pixFmt, outputPath: out })
-  const slot = o.resultSlot(job.id, chunk, leaseId, peer)
+  const slot = await o.resultSlot(job.id, chunk, leaseId, peer, (await stat(out)).size)
   if (!slot.ok) throw new Error(slot.message)
   await copyFile(out, slot.tmpPath).catch(async () => {
     const { mkdir } = await import('node:fs/promises'); await mkdir(join(slot.tmpPath, '..'), { recursive: true }); await copyFile(out, slot.tmpPath)
@@ -226,7 +226,7 @@ describe('Originator', () => {
     // peerA's late result still counts: the chunk is not done yet.
     const fileA = await encodeFor(o, job, 0, a.lease.id, 'peerA', scratch).catch(e => e)
     expect(fileA).toBeInstanceOf(Error) // segmentFor needs a current lease...
-    const slotA = o.resultSlot(job.id, 0, a.lease.id, 'peerA')
+    const slotA = await o.resultSlot(job.id, 0, a.lease.id, 'peerA', 1)
     expect(slotA.ok).toBe(true) // ...but a lapsed holder may still deliver
     const tmpB = await encodeFor(o, job, 0, b.lease.id, 'peerB', scratch)
     if (!slotA.ok) return
@@ -239,14 +239,16 @@ describe('Originator', () => {
     expect(await o.acceptResult(job.id, 0, 'peerB', tmpB, 'x')).toMatchObject({ ok: false, code: 'already-done' })
     expect(existsSync(tmpB)).toBe(false)
     // A stranger cannot even get a slot.
-    expect(o.resultSlot(job.id, 1, 'nolease', 'peerC')).toMatchObject({ ok: false, code: 'not-holder' })
+    expect(await o.resultSlot(job.id, 1, 'nolease', 'peerC', 1)).toMatchObject({ ok: false, code: 'not-holder' })
     // Garbage from a real holder is verified and refused.
     const c = o.requestLease(job.id, 1, 'peerC'); if (!c.ok) throw new Error('lease')
-    const slotC = o.resultSlot(job.id, 1, c.lease.id, 'peerC'); if (!slotC.ok) throw new Error('slot')
+    const slotC = await o.resultSlot(job.id, 1, c.lease.id, 'peerC', 10_000); if (!slotC.ok) throw new Error('slot')
     const { writeFile } = await import('node:fs/promises')
     await writeFile(slotC.tmpPath, Buffer.alloc(10_000, 1))
     expect(await o.acceptResult(job.id, 1, 'peerC', slotC.tmpPath, 'x')).toMatchObject({ ok: false, code: 'bad-result' })
-    expect(job.chunks[1]?.state).toBe('leased')
+    // The lease a refused result was made under ends (the chunk opens), and takes no second result.
+    expect(job.chunks[1]?.state).toBe('open')
+    expect(await o.resultSlot(job.id, 1, c.lease.id, 'peerC', 10_000)).toMatchObject({ ok: false, code: 'duplicate-upload' })
     // Finish every chunk honestly; the job merges by itself.
     for (const chunk of job.chunks) {
       if (chunk.state === 'done') continue
