@@ -8,7 +8,7 @@ export { loadOrCreateIdentity, IDENTITY_FILE } from './identity.js'
 export { createSwarmNode, DEFAULT_LISTEN, MDNS_SERVICE_TAG, SCORE_THRESHOLDS, JOBS_TOPIC_SCORE, gossipFastMessageId, type SwarmNode, type SwarmNodeOptions } from './node.js'
 export { SwarmEncode, swarmEncode, type LeaseArbiter, type RemoteOriginatorLink, type TransferStats } from './service.js'
 export type {
-  Answer, Refusal, RefusalCode, OriginatorRefusalCode, SignatureRefusalCode, StreamRefusalCode, LeaseGrant, ChunkLease, SegmentMeta, SegmentOffer, FetchedSegment
+  Answer, Refusal, RefusalCode, OriginatorRefusalCode, SignatureRefusalCode, StreamRefusalCode, LeaseGrant, ChunkLease, SegmentMeta, SegmentOffer, FetchedSegment, SegmentCheck
 } from './contract.js'
 export { JobBoard } from './board.js'
 export { parseSwarmKey, generateSwarmKey, SwarmKeyError } from './private-swarm.js'

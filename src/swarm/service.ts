@@ -5,7 +5,7 @@ import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
-import type { Answer, ChunkLease, FetchedSegment, LeaseGrant, Refusal, SegmentOffer } from './contract.js'
+import type { Answer, ChunkLease, FetchedSegment, LeaseGrant, Refusal, SegmentCheck, SegmentOffer } from './contract.js'
 import {
   ChunkHeader, ChunkRequest, ClaimAnswer, HeartbeatAnswer, LeaseRequest, PlainAnswer, ResultRequest, ProtocolViolation
 } from './messages.js'
@@ -47,7 +47,8 @@ export interface RemoteOriginatorLink {
   claim: (jobId: string, chunk: number, signal: AbortSignal) => Promise<Answer<{ lease: ChunkLease }>>
   heartbeat: (lease: ChunkLease, progress: { framesDone: number, fps: number }, signal: AbortSignal) => Promise<Answer<{ expiresAt: number }>>
   release: (lease: ChunkLease, reason: string, signal: AbortSignal) => Promise<Answer>
-  fetchSegment: (lease: ChunkLease, destPath: string, signal: AbortSignal) => Promise<FetchedSegment>
+  /** Downloads the segment; `check` sees its header before any byte is written and may refuse it by throwing. */
+  fetchSegment: (lease: ChunkLease, destPath: string, signal: AbortSignal, check?: SegmentCheck) => Promise<FetchedSegment>
   uploadResult: (lease: ChunkLease, path: string, sha256: string, signal: AbortSignal) => Promise<Answer>
 }
 
@@ -277,7 +278,7 @@ export class SwarmEncode implements Startable {
       },
       heartbeat: async (lease, progress, signal) => await request({ type: 'heartbeat', jobId: lease.jobId, chunk: lease.chunk, leaseId: lease.leaseId, framesDone: Math.floor(progress.framesDone), fps: Math.round(progress.fps * 100) / 100 }, HeartbeatAnswer, 'heartbeat answer', signal),
       release: async (lease, reason, signal) => await request({ type: 'release', jobId: lease.jobId, chunk: lease.chunk, leaseId: lease.leaseId, reason: reason.slice(0, 2000) }, PlainAnswer, 'release answer', signal),
-      fetchSegment: async (lease, destPath, signal) => {
+      fetchSegment: async (lease, destPath, signal, check) => {
         const f = await open(CHUNK_PROTOCOL, signal)
         try {
           await f.writeMessage({ jobId: lease.jobId, chunk: lease.chunk, leaseId: lease.leaseId })
@@ -285,6 +286,7 @@ export class SwarmEncode implements Startable {
           if (!header.ok) throw new Error(`originator refused the segment: ${header.message}`)
           if (header.size > MAX_TRANSFER_BYTES) throw new ProtocolViolation(`segment of ${header.size} bytes is over the ${MAX_TRANSFER_BYTES} limit`)
           await mkdir(dirname(destPath), { recursive: true })
+          await check?.({ size: header.size, meta: header.meta })
           await f.receiveFile(destPath, header.size, header.sha256, `segment ${shortChunk(lease.jobId, lease.chunk)}`)
           this.stats.segmentBytesIn += header.size
           await f.close()

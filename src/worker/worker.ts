@@ -2,11 +2,11 @@ import { EventEmitter } from 'node:events'
 import { mkdir, rm, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  encodeChunk, parseX264Settings, sha256File,
+  checkFreeSpace, encodeChunk, parseX264Settings, sha256File,
   type EncodeProgress, type EncodedChunk, type EncodeChunkOptions
 } from '../media/index.js'
 import { jobTag, logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
-import type { Answer, ChunkLease, FetchedSegment } from '../swarm/index.js'
+import type { Answer, ChunkLease, FetchedSegment, SegmentCheck, SegmentMeta } from '../swarm/index.js'
 
 /**
  * How a worker reaches one originator. Remote originators are reached over libp2p streams; the
@@ -16,8 +16,8 @@ export interface OriginatorLink {
   claim: (jobId: string, chunk: number, signal: AbortSignal) => Promise<Answer<{ lease: ChunkLease }>>
   heartbeat: (lease: ChunkLease, progress: { framesDone: number, fps: number }, signal: AbortSignal) => Promise<Answer<{ expiresAt: number }>>
   release: (lease: ChunkLease, reason: string, signal: AbortSignal) => Promise<Answer>
-  /** Fetches the segment to destPath (or returns a path the worker may read but not delete). */
-  fetchSegment: (lease: ChunkLease, destPath: string, signal: AbortSignal) => Promise<FetchedSegment>
+  /** Fetches the segment to destPath (or returns a path the worker may read but not delete); `check` may refuse it from its header. */
+  fetchSegment: (lease: ChunkLease, destPath: string, signal: AbortSignal, check?: SegmentCheck) => Promise<FetchedSegment>
   uploadResult: (lease: ChunkLease, path: string, sha256: string, signal: AbortSignal) => Promise<Answer>
 }
 
@@ -27,6 +27,8 @@ export interface JobView {
   originator: string
   settings: string
   totalChunks: number
+  /** Frames in the whole source, as announced: no segment of the job holds more. */
+  totalFrames?: number
   open: number[]
   /** Chunks this worker may take a backup copy of when nothing is open anywhere. */
   backup?: number[]
@@ -104,6 +106,21 @@ const PREFETCH_MARGIN_MS = 1000
 const STOP_GRACE_MS = 5000
 /** How long a job whose originator said we hold as many of its leases as we may is left alone (one of ours ends first). */
 const TOO_MANY_LEASES_MS = 3000
+/**
+ * A segment is a stream copy of the source's video: the chunk's frames plus a pre-roll before and
+ * a tail after (at most a GOP each; 600 frames is 10 s at 60 fps). Announcements carry no byte
+ * sizes, so a download is bounded by what they and the header do say: that many frames, never
+ * more than the job's announced total, each no larger than a raw 16-bit 4:4:4 picture (6 bytes a
+ * pixel: no compressed stream copy is larger). Anything above is refused before a byte is written.
+ */
+const SEGMENT_OVERLAP_FRAMES = 2 * 600
+const SEGMENT_RAW_BYTES_PER_PIXEL = 6
+
+/** The most bytes a segment with this header can honestly have (see SEGMENT_OVERLAP_FRAMES). */
+export function maxSegmentBytes (meta: SegmentMeta, announcedFrames = Number.POSITIVE_INFINITY): number {
+  const frames = Math.min(announcedFrames, meta.frames + SEGMENT_OVERLAP_FRAMES)
+  return frames * meta.width * meta.height * SEGMENT_RAW_BYTES_PER_PIXEL + 1024 * 1024
+}
 
 /** A chunk whose result the originator took: the worker's `delivered` event. */
 export interface Delivered { jobId: string, chunk: number }
@@ -381,7 +398,12 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       const dir = join(this.o.workDir, view.jobId)
       const asked = Date.now()
       await mkdir(dir, { recursive: true })
-      task.segment = await link.fetchSegment(answer.lease, join(dir, `segment-${chunk}.mkv`), task.controller.signal)
+      task.segment = await link.fetchSegment(answer.lease, join(dir, `segment-${chunk}.mkv`), task.controller.signal, async ({ size, meta }) => {
+        if (view.totalFrames !== undefined && meta.frames > view.totalFrames) throw new Error(`the segment's header says ${meta.frames} frames, more than the ${view.totalFrames} the whole job announced`)
+        const max = maxSegmentBytes(meta, view.totalFrames)
+        if (size > max) throw new Error(`segment of ${size} bytes is more than the ${max} a ${meta.frames}-frame ${meta.width}x${meta.height} chunk of this job can be`)
+        await checkFreeSpace(dir, size, `segment ${shortChunk(view.jobId, chunk)}`)
+      })
       const tookMs = Date.now() - asked
       // Only downloads: our own node's chunks need none, and timing a prefetch of another node's
       // chunk by them would start it a second before it is needed.

@@ -2,20 +2,23 @@
  * Transfers that would fill a node's disk or CPU (issue 15, item 5), against real nodes. A is an
  * in-process daemon with a job of its own (its own worker holds one chunk at a gate, so the others
  * stay open), verifying one result at a time. H is a hostile libp2p node that holds leases the
- * honest way and then abuses the result protocol by hand; T is a second peer.
+ * honest way and then abuses the result protocol by hand; T is a second peer. HO is a hostile
+ * originator that serves A's worker a segment far larger than its job could have.
  */
 import { lpStream } from '@libp2p/utils'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Stream } from '@libp2p/interface'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, statfs } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Daemon } from '../../src/daemon/index.js'
 import { checkFreeSpace, DISK_RESERVE_BYTES, encodeChunk } from '../../src/media/index.js'
-import { encodeFrame, RESULT_PROTOCOL, type ChunkLease, type RemoteOriginatorLink, type SwarmNode } from '../../src/swarm/index.js'
+import { encodeFrame, JOBS_TOPIC, RESULT_PROTOCOL, type ChunkLease, type JobAnnouncement, type RemoteOriginatorLink, type SegmentMeta, type SwarmNode } from '../../src/swarm/index.js'
+import { maxSegmentBytes } from '../../src/worker/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
+import { HostileArbiter } from '../helpers/hostile-arbiter.js'
 import { gatedOriginator, type GatedOriginator } from '../helpers/gated-originator.js'
 import { encodeLie } from '../helpers/lies.js'
 import { recordTally } from '../helpers/tally.js'
@@ -34,6 +37,7 @@ let home: string
 let A: Daemon
 let H: SwarmNode
 let T: SwarmNode
+let HO: SwarmNode
 let addrA: Multiaddr
 let linkH: RemoteOriginatorLink
 let linkT: RemoteOriginatorLink
@@ -41,6 +45,7 @@ let jobId: string
 const logsA: string[] = []
 let openGate: () => void = () => {}
 let chunkList: GatedOriginator['chunks']
+let job: GatedOriginator['job']
 
 const incoming = async (): Promise<string[]> => await readdir(join(home, 'jobs', jobId, 'incoming')).catch(() => [])
 
@@ -66,7 +71,7 @@ beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'swarm-uploads-'))
   await mkdir(join(root, 'h'), { recursive: true })
   const gated = await gatedOriginator(join(root, 'a'), fx.openGop10bit, JOB_SETTINGS, { log: l => logsA.push(l), leaseLimits: { verifyConcurrency: 1 } })
-  ;({ A, home, jobId, chunks: chunkList, open: openGate } = gated)
+  ;({ A, home, jobId, chunks: chunkList, job, open: openGate } = gated)
   H = await makeNode()
   T = await makeNode()
   addrA = multiaddr(A.addresses()[0] as string)
@@ -77,7 +82,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   openGate()
-  await Promise.allSettled([H?.stop(), T?.stop()])
+  await Promise.allSettled([H?.stop(), T?.stop(), HO?.stop()])
   await A?.stop()
   if (root !== undefined) await rm(root, { recursive: true, force: true })
 })
@@ -177,6 +182,38 @@ describe('results', () => {
 })
 
 describe('downloads', () => {
+  it('a segment larger than its announced job could have is refused by the worker before any byte', async () => {
+    openGate()
+    await waitFor('A\'s job to be done', async () => (await job()).state === 'done', { timeoutMs: 120_000, everyMs: 100 })
+    const arbiter = new HostileArbiter()
+    HO = await makeNode({ arbiter })
+    const hoId = HO.peerId.toString()
+    await HO.dial(addrA)
+    HO.services.pubsub.subscribe(JOBS_TOPIC)
+    await waitFor('HO to see A on the jobs topic', () => HO.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.toString() === A.peerId), { timeoutMs: 20_000, everyMs: 50 })
+    const big = randomBytes(4 * 1024 * 1024)
+    const bigPath = join(root, 'h', 'big.mkv')
+    await writeFile(bigPath, big)
+    const meta: SegmentMeta = { frames: 1, selectFromTime: 0, settings: '--preset superfast', frameRate: { num: 24, den: 1 }, pixFmt: 'yuv420p', width: 16, height: 16 }
+    const id = randomBytes(32).toString('hex')
+    arbiter.armed.set(id, { path: bigPath, size: big.length, sha256: sha256(big), meta })
+    const totalFrames = 4
+    const announcement: JobAnnouncement = {
+      v: 1, type: 'job', jobId: id, originator: hoId, seq: Date.now(), state: 'encoding', name: 'big.mkv', settings: '--preset superfast',
+      totalFrames, chunks: { total: 4, open: 4, leased: 0, done: 0 }, open: [[0, 4]],
+      addrs: HO.getMultiaddrs().map(a => a.toString().replace(`/p2p/${hoId}`, ''))
+    }
+    await HO.services.pubsub.publish(JOBS_TOPIC, encodeFrame(announcement))
+    const release = await waitFor('A\'s worker to give the chunk back', () => arbiter.callsFor(id, 'releaseLease')[0], { timeoutMs: 20_000, everyMs: 50 })
+    expect(release.peer).toBe(A.peerId)
+    expect(arbiter.callsFor(id, 'segmentFor').length).toBeGreaterThanOrEqual(1)
+    // Before: all 4 MiB were written to A's disk, then found not to be a segment.
+    expect(HO.services.encode.stats.segmentBytesOut).toBe(0)
+    const cap = maxSegmentBytes(meta, totalFrames)
+    expect(logsA.some(l => l.includes(`segment of ${big.length} bytes is more than the ${cap}`))).toBe(true)
+    recordTally({ section: SECTION, fault: `a hostile originator serves a ${big.length}-byte segment for a 1-frame 16x16 chunk of a ${totalFrames}-frame job`, happened: `A's worker refused it from the header (bound ${cap} bytes) before any byte was written, and gave the chunk back (was: downloaded in full)`, lost: 'nothing' })
+  })
+
   it('a transfer that would not fit on the disk is refused with the folder and the bytes named', async () => {
     const fs = await statfs(root)
     const bytes = fs.bavail * fs.bsize
