@@ -493,6 +493,8 @@ export class LeaseTable {
   private hopeless (job: JobRecord, chunk: ChunkRecord, reason: string): string | undefined {
     const peers = new Set(chunk.failures.map(f => f.peer))
     const self = this.o.self
+    // Our worker stops taking a job it failed twice (Worker.unable): a chunk kept for it then waits for ever.
+    const selfGaveUp = self !== undefined && job.chunks.reduce((n, c) => n + c.failures.filter(f => f.peer === self).length, 0) >= 2
     if (peers.size >= this.maxChunkFailures) {
       if (self !== undefined && peers.has(self)) return `chunk ${chunk.index} failed on ${peers.size} peers, this node's own encoder among them; last error: ${reason}`
       if (self !== undefined && chunk.reservedFor === undefined) {
@@ -500,6 +502,8 @@ export class LeaseTable {
         this.log.info(`${shortChunk(job.id, chunk.index)} was given back by ${peers.size} peers; keeping it for this node's own encoder`)
       }
     }
+    const kept = selfGaveUp ? job.chunks.find(c => c.reservedFor === self && c.state !== 'done') : undefined
+    if (kept !== undefined) return `chunk ${kept.index} failed on ${new Set(kept.failures.map(f => f.peer)).size} peers and this node's own encoder failed this job twice; last error: ${reason}`
     // Peers that failed this job twice stop claiming it; once every peer still here has (this node
     // included: swarmSize counts it), nobody will finish it. Peers that left are no evidence.
     const present = this.o.isPresent ?? (() => true)

@@ -153,6 +153,16 @@ describe('LeaseTable: heartbeats, expiry and release', () => {
     expect(job.chunks.map(c => [c.state, c.lease, c.backup])).toEqual([['open', undefined, undefined], ['open', undefined, undefined]])
   })
 
+  it('fails the job when a chunk is kept for its own worker but that worker already failed the job twice (it would never take the chunk)', () => {
+    const job = jobRecord('j', ['open', 'open', 'open'])
+    const { table, failures } = harness([job], { maxChunkFailures: 3, swarmSize: () => 10, self: 'self' })
+    const failOn = (chunk: number, peer: string): void => { table.release('j', chunk, granted(table.claim('j', chunk, peer)).id, peer, 'x264 [error]: bad') }
+    failOn(1, 'self'); failOn(2, 'self')
+    expect(job.state).toBe('encoding')
+    failOn(0, 'p1'); failOn(0, 'p2'); failOn(0, 'p3')
+    expect(failures).toEqual(['chunk 0 failed on 3 peers and this node\'s own encoder failed this job twice; last error: x264 [error]: bad'])
+  })
+
   it('treats peers\' reasons as advisory when this node has no worker of its own: counted, never fatal', () => {
     const job = jobRecord('j', ['open'])
     const { table, failures } = harness([job], { maxChunkFailures: 3, swarmSize: () => 1 })
