@@ -61,53 +61,56 @@ export interface AddJobRequest {
 }
 
 /**
- * At most `limit` works at once, at most one per peer; peers take turns. A peer that uploads
- * fifty results queues fifty behind its own first one, and an honest peer's single result goes
- * next, not after them: one flooding peer used to make every other result wait in one queue.
+ * At most `limit` works at once, peers taking turns: the next work to start is the first waiting
+ * one of the first peer in turn with nothing running, else of the first peer in turn; a peer that
+ * started or finished one goes to the back. A peer that uploads fifty results then uses idle cores
+ * only while nobody else waits, and an honest peer's single result waits for one of the flooder's
+ * to finish, not for all of them: they used to wait in one queue in arrival order.
  */
 class FairTurns {
   private active = 0
-  private readonly busy = new Set<string>()
+  private readonly running = new Map<string, number>()
   /** Per peer, its waiting works in arrival order; the map's order is the peers' turn order. */
   private readonly queues = new Map<string, Array<() => void>>()
   constructor (private readonly limit: number) {}
 
   async run<T> (peer: string, work: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit || this.busy.has(peer)) {
-      await new Promise<void>(resolve => {
-        const q = this.queues.get(peer) ?? []
-        q.push(resolve)
-        this.queues.set(peer, q)
-      })
-    } else {
-      this.active++
-      this.busy.add(peer)
-    }
+    await new Promise<void>(resolve => {
+      const q = this.queues.get(peer)
+      if (q !== undefined) q.push(resolve)
+      else this.queues.set(peer, [resolve])
+      this.next()
+    })
     try {
       return await work()
     } finally {
-      this.busy.delete(peer)
       this.active--
-      // Its turn is over: a peer with more waiting goes behind every other peer that waits.
-      const mine = this.queues.get(peer)
-      if (mine !== undefined) { this.queues.delete(peer); this.queues.set(peer, mine) }
+      this.running.set(peer, (this.running.get(peer) ?? 1) - 1)
+      if (this.running.get(peer) === 0) this.running.delete(peer)
+      this.toBack(peer)
       this.next()
     }
   }
 
-  /** Starts the first waiting work of the first peer in turn that is not busy; that peer goes to the back. */
+  private toBack (peer: string): void {
+    const q = this.queues.get(peer)
+    if (q === undefined) return
+    this.queues.delete(peer)
+    if (q.length > 0) this.queues.set(peer, q)
+  }
+
   private next (): void {
-    if (this.active >= this.limit) return
-    for (const [peer, q] of this.queues) {
-      if (this.busy.has(peer)) continue
-      const resolve = q.shift()
-      this.queues.delete(peer)
-      if (q.length > 0) this.queues.set(peer, q)
+    while (this.active < this.limit) {
+      let peer: string | undefined
+      for (const p of this.queues.keys()) if (!this.running.has(p)) { peer = p; break }
+      peer ??= this.queues.keys().next().value
+      if (peer === undefined) return
+      const resolve = this.queues.get(peer)?.shift()
+      this.toBack(peer)
       if (resolve === undefined) continue
       this.active++
-      this.busy.add(peer)
+      this.running.set(peer, (this.running.get(peer) ?? 0) + 1)
       resolve()
-      return
     }
   }
 }
