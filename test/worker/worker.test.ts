@@ -9,6 +9,7 @@ import { probeMedia, type EncodeChunkOptions } from '../../src/media/index.js'
 import { ENCODE_NICENESS, Worker, type Delivered, type JobView, type OriginatorLink } from '../../src/worker/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 import { waitFor } from '../helpers/wait.js'
+import type { RefusalCode } from '../../src/swarm/index.js'
 
 let fx: Fixtures
 const cleanup: Array<() => Promise<void>> = []
@@ -97,12 +98,14 @@ describe('Worker scheduling (a scripted originator link)', () => {
     slots?: number
     /** Held before a claim is answered. */
     claimGate?: (chunk: number) => Promise<void>
+    /** A refusal code to answer a claim with, instead of a lease. */
+    refuseClaim?: (chunk: number) => RefusalCode | undefined
     /** A download: how long it takes, whether it is from another node, whether it stops when aborted. */
     fetch?: { ms: number, owned: boolean, heedsAbort: boolean }
   }
 
   async function scripted (tag: string, script: Script = {}) {
-    const { claimGate = async () => {}, fetch = { ms: 0, owned: true, heedsAbort: true }, ...extra } = script
+    const { claimGate = async () => {}, refuseClaim = () => undefined, fetch = { ms: 0, owned: true, heedsAbort: true }, ...extra } = script
     const workDir = await mkdtemp(join(tmpdir(), `swarm-worker-${tag}-`))
     cleanup.push(async () => { await rm(workDir, { recursive: true, force: true }) })
     const claims: number[] = []
@@ -114,6 +117,8 @@ describe('Worker scheduling (a scripted originator link)', () => {
       claim: async (jobId, chunk, signal) => {
         claims.push(chunk)
         await Promise.race([claimGate(chunk), aborted(signal)])
+        const code = refuseClaim(chunk)
+        if (code !== undefined) return { ok: false, code, message: 'refused by the script' }
         return { ok: true, lease: { jobId, chunk, leaseId: `l${chunk}`, originator: 'origin', expiresAt: Date.now() + 30_000, issuedAt: Date.now() } }
       },
       heartbeat: async () => ({ ok: true, expiresAt: Date.now() + 30_000 }),
@@ -156,6 +161,17 @@ describe('Worker scheduling (a scripted originator link)', () => {
   }
 
   const view = (open: number[], seq: number): JobView => ({ jobId: JOB, originator: 'origin', settings: '--preset ultrafast', totalChunks: 4, open, seq })
+
+  it('leaves a job alone for a while once its originator says it holds as many leases as it may, instead of asking for every other chunk', async () => {
+    const { worker, claims } = await scripted('cap', { refuseClaim: () => 'too-many-leases' })
+    worker.updateJob(view([0, 1, 2, 3], 1))
+    await waitFor('a claim', () => claims.length > 0, { timeoutMs: 5000, everyMs: 20 })
+    // Several pumps (every heartbeat tick, 200 ms here) go by: none claims another chunk of the job.
+    await new Promise(resolve => setTimeout(resolve, 1000))
+    worker.updateJob(view([0, 1, 2, 3], 2))
+    await new Promise(resolve => setTimeout(resolve, 200))
+    expect(claims).toHaveLength(1)
+  })
 
   it('starts the next encode while the last result is still uploading', async () => {
     const { worker, delivered, uploads, encodes } = await scripted('overlap')
