@@ -500,7 +500,10 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     const giveUpAt = this.now() + Math.max(10_000, task.beatEvery * 3)
     for (let delay = 1000; ; delay = Math.min(delay * 2, 8000)) {
       try {
-        return await this.o.linkFor(task.lease.originator).uploadResult(task.lease, out, sha256, task.controller.signal)
+        const answer = await this.o.linkFor(task.lease.originator).uploadResult(task.lease, out, sha256, task.controller.signal)
+        // The originator's disk is full for now: like a dropped connection, worth another try.
+        if (!answer.ok && answer.code === 'no-space') throw new Error(answer.message)
+        return answer
       } catch (err) {
         if (task.controller.signal.aborted || this.stopped || this.now() + delay > giveUpAt) throw err
         this.log.info(`upload of ${shortChunk(task.lease.jobId, task.lease.chunk)} failed (${(err as Error).message}); trying again in ${delay / 1000} s`)

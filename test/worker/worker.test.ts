@@ -100,17 +100,20 @@ describe('Worker scheduling (a scripted originator link)', () => {
     claimGate?: (chunk: number) => Promise<void>
     /** A refusal code to answer a claim with, instead of a lease. */
     refuseClaim?: (chunk: number) => RefusalCode | undefined
+    /** A refusal code to answer the n-th upload (from 0) with, instead of taking it. */
+    refuseUpload?: (attempt: number) => RefusalCode | undefined
     /** A download: how long it takes, whether it is from another node, whether it stops when aborted. */
     fetch?: { ms: number, owned: boolean, heedsAbort: boolean }
   }
 
   async function scripted (tag: string, script: Script = {}) {
-    const { claimGate = async () => {}, refuseClaim = () => undefined, fetch = { ms: 0, owned: true, heedsAbort: true }, ...extra } = script
+    const { claimGate = async () => {}, refuseClaim = () => undefined, refuseUpload = () => undefined, fetch = { ms: 0, owned: true, heedsAbort: true }, ...extra } = script
     const workDir = await mkdtemp(join(tmpdir(), `swarm-worker-${tag}-`))
     cleanup.push(async () => { await rm(workDir, { recursive: true, force: true }) })
     const claims: number[] = []
     const releases: Array<{ chunk: number, reason: string }> = []
     const uploads = new Map<number, () => void>()
+    let uploadAttempts = 0
     const encodes = new Map<number, () => void>()
     const progress = new Map<number, EncodeChunkOptions['onProgress']>()
     const link: OriginatorLink = {
@@ -131,6 +134,8 @@ describe('Worker scheduling (a scripted originator link)', () => {
         return { path: dest, owned: fetch.owned, meta: META }
       },
       uploadResult: async (lease, _path, _sha256, signal) => {
+        const code = refuseUpload(uploadAttempts++)
+        if (code !== undefined) return { ok: false, code, message: 'refused by the script' }
         await Promise.race([new Promise<void>(resolve => uploads.set(lease.chunk, resolve)), aborted(signal)])
         return { ok: true }
       }
@@ -171,6 +176,18 @@ describe('Worker scheduling (a scripted originator link)', () => {
     worker.updateJob(view([0, 1, 2, 3], 2))
     await new Promise(resolve => setTimeout(resolve, 200))
     expect(claims).toHaveLength(1)
+  })
+
+  it('uploads again when the originator has no room for the result yet, instead of throwing the encode away', async () => {
+    const { worker, delivered, uploads, encodes, releases } = await scripted('no-space', { refuseUpload: n => n === 0 ? 'no-space' : undefined })
+    worker.updateJob(view([0], 1))
+    await waitFor('the encode', () => encodes.size === 1, { timeoutMs: 5000, everyMs: 20 })
+    encodes.get(0)?.()
+    // Refused once with no-space, the upload is tried again after a pause.
+    await waitFor('the second upload', () => uploads.has(0), { timeoutMs: 10_000, everyMs: 50 })
+    uploads.get(0)?.()
+    await waitFor('the chunk to be delivered', () => delivered.some(d => d.chunk === 0), { timeoutMs: 5000, everyMs: 50 })
+    expect(releases).toEqual([])
   })
 
   it('starts the next encode while the last result is still uploading', async () => {
