@@ -1,15 +1,15 @@
 import { randomBytes, createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { availableParallelism } from 'node:os'
-import { mkdir, rename, rm, stat } from 'node:fs/promises'
+import { mkdir, rename, rm, stat, statfs } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path'
 import {
-  checkFidelity, checkFreeSpace, checkSourceCrc, comparePictures, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File,
-  pickPicturePositions, VerificationError, verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
+  checkFidelity, checkFreeSpace, checkSourceCrc, comparePictures, convicts, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File,
+  VerificationError, verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { JobStore } from './job-store.js'
 import { jobTag, logger, shortChunk, shortJob, shortPeer, type Logger, type LogSink } from '../log/index.js'
-import type { Answer, Refusal, SegmentOffer } from '../swarm/index.js'
+import type { Answer, Refusal, ReportOffence, SegmentOffer } from '../swarm/index.js'
 import { countStat, DEFAULT_MAX_LEASES_PER_PEER, LeaseTable, type LeaseAnswer } from './lease-table.js'
 import { splitSource } from './splitter.js'
 import { JOB_RECORD_VERSION, refusal, type ChunkRecord, type JobRecord } from './types.js'
@@ -47,6 +47,8 @@ export interface OriginatorOptions {
   noPaceDeadlineMs?: number
   /** The most chunks a job may be cut into: what peers accept in an announcement. */
   maxChunks?: number
+  /** A peer whose result failed verification is reported here: the daemon bans it (swarm/bans.ts). */
+  reportOffence?: ReportOffence
 }
 
 export interface AddJobRequest {
@@ -146,6 +148,10 @@ export function maxResultBytes (job: JobRecord, chunk: ChunkRecord): number {
   return Math.ceil(Math.max(RESULT_SEGMENT_MULTIPLE * (chunk.segment?.size ?? 0), RESULT_RAW_MARGIN * raw)) + 1024 * 1024
 }
 
+/** Room kept free beyond a job's segments: job records, logs, a result or two in flight. */
+const FREE_SPACE_MARGIN_BYTES = 64 * 1024 * 1024
+const formatMiB = (bytes: number): string => bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(1)} GiB` : `${Math.ceil(bytes / 1024 ** 2)} MiB`
+
 export class InputError extends Error {
   readonly kind = 'input'
 }
@@ -168,6 +174,8 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   private readonly verifyTurns: FairTurns
   /** Uploads let in by resultSlot, by the temporary path their bytes go to. */
   private readonly uploads = new Map<string, { jobId: string, chunk: number, leaseId: string, peer: string }>()
+  /** Peers' results being verified now, per chunk ("job#index"): their picture checks read its segment. */
+  private readonly verifying = new Map<string, number>()
   private readonly sources = new Map<string, MediaInfo>()
   private readonly running = new Map<string, Promise<void>>()
   private readonly aborts = new Map<string, AbortController>()
@@ -246,6 +254,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     if (this.o.maxChunks !== undefined && plan.chunks.length > this.o.maxChunks) {
       throw new InputError(`${req.file}: the chunk size asked for cuts it into ${plan.chunks.length} chunks, more than the ${this.o.maxChunks} a job may have; give a larger --chunk-gops or --chunk-seconds`)
     }
+    await this.checkRoomForSegments(req.file, source)
     const now = this.now()
     const job: JobRecord = {
       version: JOB_RECORD_VERSION,
@@ -274,6 +283,21 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     this.runInBackground(id)
     this.emit('changed', id)
     return { job, existing: false }
+  }
+
+  /**
+   * The job's folder must hold the source's video, cut into segments (each is deleted once its
+   * chunk is verified, but all may be cut before the first is done), with room to spare: refused
+   * up front with the figures, rather than a split that fails half-way through a full disk.
+   */
+  private async checkRoomForSegments (file: string, source: MediaInfo): Promise<void> {
+    await mkdir(this.store.dir, { recursive: true })
+    const fs = await statfs(this.store.dir)
+    const free = fs.bavail * fs.bsize
+    const needed = Math.ceil(source.sizeBytes * 1.05) + FREE_SPACE_MARGIN_BYTES
+    if (free < needed) {
+      throw new InputError(`${file}: ${this.store.dir} has ${formatMiB(free)} free; cutting this ${formatMiB(source.sizeBytes)} source into chunks needs about ${formatMiB(needed)} (its size and a margin), and the merge needs room for the output too. Free some space, or start the node with --home on a larger disk`)
+    }
   }
 
   /** The settings parsed, the source probed and its content hashed; any of them failing is the user's input at fault. */
@@ -488,28 +512,49 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const size = (await stat(join(this.jobDir(jobId), 'results', file))).size
     this.leases.complete(job, chunk, peer, { file, size, sha256, encodedBy: peer, at: this.now() })
     await this.save(jobId)
+    await this.dropSegment(job, chunk)
     if (job.chunks.every(c => c.state === 'done') && job.state === 'encoding') this.runInBackground(jobId)
     return { ok: true }
+  }
+
+  /**
+   * A done chunk's segment is of no more use (the result is verified and kept; other holders are
+   * told to stop): deleted, so the job's extra disk shrinks as it goes, unless a picture check
+   * of another copy still reads it (that check deletes it when it ends).
+   */
+  private async dropSegment (job: JobRecord, chunk: ChunkRecord): Promise<void> {
+    if (chunk.state !== 'done' || chunk.segment === undefined || (this.verifying.get(`${job.id}#${chunk.index}`) ?? 0) > 0) return
+    await rm(join(this.jobDir(job.id), 'segments', chunk.segment.file), { force: true })
   }
 
   /** Undefined if the result is good media for the chunk; else the refusal, and the file is gone. */
   private async verifyResult (job: JobRecord, chunk: ChunkRecord, peer: string, tmpPath: string): Promise<Refusal | undefined> {
     const chunkIndex = chunk.index
     try {
-      // Every frame of a peer's result is decoded, a few at a time: fifty peers that finish in the
-      // same second would otherwise start fifty decoders (all finishing late, and each holding a
-      // decoder's memory). This node's own x264 output is only parsed, in-process.
-      const expectations = { frameCount: chunk.frames, width: job.video.width, height: job.video.height }
-      if (peer === this.o.peerId) await verifyEncodedChunk(tmpPath, { ...expectations, decode: false })
-      else {
-        await this.verifyTurns.run(peer, async () => {
-          await verifyEncodedChunk(tmpPath, expectations)
-          // Right count and size say nothing of the pictures: frames drawn now, after the upload,
-          // are compared with the source segment's (media/pictures.ts). Segments outlive results.
-          if (chunk.segment === undefined) throw new VerificationError(`chunk ${chunkIndex} has no source segment to compare the result with`)
-          const segment = { path: join(this.jobDir(job.id), 'segments', chunk.segment.file), selectFromTime: chunk.segment.selectFromTime }
-          await comparePictures(tmpPath, segment, chunk.frames, pickPicturePositions(chunk.frames), { width: job.video.width, height: job.video.height })
-        })
+      // A peer's result is parsed first (count, IDR, parameter sets, size: in-process, cheap), then
+      // decoded once for the picture check, a few at a time: fifty peers that finish in the same
+      // second would otherwise start fifty decoders. This node's own x264 output is only parsed.
+      const expectations = { frameCount: chunk.frames, width: job.video.width, height: job.video.height, decode: false }
+      await verifyEncodedChunk(tmpPath, expectations)
+      if (peer !== this.o.peerId) {
+        const key = `${job.id}#${chunkIndex}`
+        this.verifying.set(key, (this.verifying.get(key) ?? 0) + 1)
+        try {
+          await this.verifyTurns.run(peer, async () => {
+            // Done while this copy waited its turn: the segment may be gone, and the copy is not needed.
+            if (chunk.state === 'done') return
+            // Right count and size say nothing of the pictures: frames drawn now, after the upload,
+            // are compared with the source segment's (media/pictures.ts).
+            if (chunk.segment === undefined) throw new VerificationError(`chunk ${chunkIndex} has no source segment to compare the result with`)
+            const segment = { path: join(this.jobDir(job.id), 'segments', chunk.segment.file), selectFromTime: chunk.segment.selectFromTime }
+            await comparePictures(tmpPath, segment, chunk.frames, { width: job.video.width, height: job.video.height })
+          })
+        } finally {
+          const left = (this.verifying.get(key) ?? 1) - 1
+          if (left > 0) this.verifying.set(key, left)
+          else this.verifying.delete(key)
+          await this.dropSegment(job, chunk)
+        }
       }
       return undefined
     } catch (err) {
@@ -517,6 +562,11 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       // The reason goes back to the peer: no path of ours may be in it.
       const reason = (err as Error).message.replaceAll(tmpPath, `result for chunk ${chunkIndex}`).replaceAll(this.o.home, '<home>')
       this.log.info(`refused result for ${shortChunk(job.id, chunkIndex)} from ${shortPeer(peer)}: ${reason}`)
+      // Caught lying: the result itself is not what the chunk must be. Not when the check failed on
+      // our side (a missing tool, our own segment, a stop): see convicts.
+      if (peer !== this.o.peerId && convicts(err, tmpPath)) {
+        this.o.reportOffence?.({ peer, jobId: job.id, reason: `failed verification: ${reason}` })
+      }
       return refusal('bad-result', reason)
     }
   }

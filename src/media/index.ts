@@ -1,7 +1,7 @@
 // The media layer's public face: probe, plan, cut, encode, verify and merge. Knows nothing of libp2p or jobs.
-export { MediaError, ToolError, SettingsError, VerificationError, SourceError, AbortError } from './errors.js'
+export { MediaError, ToolError, SettingsError, VerificationError, SourceError, AbortError, convicts } from './errors.js'
 export { probeMedia, frameTimes, bitDepthOf, videoColourOf, type VideoColour, type SourceDamage, type MediaInfo, type StreamInfo, type VideoInfo, type VideoFrame, type Rational } from './probe.js'
-export { planChunks, cutPoints, DEFAULT_GOPS_PER_CHUNK, type ChunkPlan, type ChunkRange, type PlanOptions } from './plan.js'
+export { planChunks, cutPoints, DEFAULT_GOPS_PER_CHUNK, MIN_TAIL_CHUNK_SECONDS, type ChunkPlan, type ChunkRange, type PlanOptions } from './plan.js'
 export { cutSegment, extractVideo, sourceAsCutSource, splitInOnePass, splitsInOnePass, TIMESTAMP_TOLERANCE, type Segment, type CutSource, type OnePassSplitOptions } from './split.js'
 export { parseX264Settings, quoteShort, splitSettings, type X264Settings } from './settings.js'
 export { effectiveSettings, sourceColourArgs } from './colour.js'

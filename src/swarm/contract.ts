@@ -34,7 +34,7 @@ export type StreamRefusalCode = 'bad-request' | 'too-large'
  * The schema admits any code of 1-64 characters of a-z and '-', so another implementation's code
  * still parses; it reaches the worker as a refusal it has no special case for.
  */
-export type RefusalCode = OriginatorRefusalCode | SignatureRefusalCode | StreamRefusalCode | 'unreachable'
+export type RefusalCode = OriginatorRefusalCode | SignatureRefusalCode | StreamRefusalCode | 'banned' | 'unreachable'
 
 export interface Refusal { ok: false, code: RefusalCode, message: string }
 
@@ -72,3 +72,19 @@ export type SegmentCheck = (header: { size: number, meta: SegmentMeta }) => Prom
 export interface FetchedSegment { path: string, owned: boolean, meta: SegmentMeta }
 
 export type { SegmentMeta }
+
+/**
+ * A peer caught lying: a result that failed verification, a segment that is not one, requests
+ * that keep breaking the protocol. Whoever catches it reports it; the node's block list (bans.ts)
+ * bans the peer from the job and, for a while, from the node, and the edge refuses it ('banned').
+ */
+export interface Offence {
+  peer: string
+  /** The job it lied about, when there is one: it stays banned from that job after the node-wide ban ends. */
+  jobId?: string
+  /** What it did, in words: logged and shown in `swarm peers` and `swarm status`. */
+  reason: string
+}
+
+/** How the parts of a node report a liar (the originator, the worker, the stream handlers). */
+export type ReportOffence = (offence: Offence) => void

@@ -4,7 +4,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { identify } from '@libp2p/identify'
-import type { PrivateKey, PeerDiscovery, ComponentLogger } from '@libp2p/interface'
+import type { ConnectionGater, PrivateKey, PeerDiscovery, ComponentLogger } from '@libp2p/interface'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { mdns } from '@libp2p/mdns'
 import { ping, type Ping } from '@libp2p/ping'
@@ -36,6 +36,8 @@ export interface SwarmNodeOptions {
   announce?: string[]
   /** Where connection events and failures to reach a discovered peer are logged. */
   log?: LogSink
+  /** Peers banned from this node (bans.ts): never dialled, their connections refused once their key is known. */
+  isBanned?: (peer: string) => boolean
 }
 
 export type SwarmServices = {
@@ -105,6 +107,19 @@ export function gossipFastMessageId (msg: { from?: Uint8Array, seqno?: Uint8Arra
 }
 
 /**
+ * Keeps banned peers off the node: no dial to one, and an inbound connection is dropped as soon as
+ * the handshake says whose it is (the first point a peer id is known). Everything else is allowed,
+ * as with js-libp2p's default gater.
+ */
+export function banGater (isBanned: (peer: string) => boolean): ConnectionGater {
+  return {
+    denyDialPeer: (peer) => isBanned(peer.toString()),
+    denyInboundEncryptedConnection: (peer) => isBanned(peer.toString()),
+    denyOutboundEncryptedConnection: (peer) => isBanned(peer.toString())
+  }
+}
+
+/**
  * A swarm node: TCP, Noise, Yamux, identify, ping, our own kad-dht, gossipsub and the encode
  * protocols, and a dialer that connects to every swarm node mDNS, bootstrap or the DHT finds (js-libp2p
  * does not dial discovered peers by itself). Circuit relay v2: every node can dial through a relay
@@ -131,6 +146,7 @@ export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> 
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     ...(o.swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: o.swarmKey }) } : {}),
+    ...(o.isBanned !== undefined ? { connectionGater: banGater(o.isBanned) } : {}),
     peerDiscovery,
     services: {
       identify: identify(),

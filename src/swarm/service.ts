@@ -59,6 +59,12 @@ export interface SwarmEncodeInit {
   /** Concurrent inbound streams per connection for each protocol. */
   maxInboundStreams?: number
   idleTimeoutMs?: number
+  /**
+   * The node's block list: every stream of a banned peer, and every request about a job it is
+   * banned from, is refused with 'banned'; requests that break the protocol and forged claims are
+   * counted against their sender (enough of them ban it).
+   */
+  bans?: { isBanned: (peer: string, jobId?: string) => boolean, violation: (peer: string, message: string) => void }
 }
 
 export interface SwarmEncodeComponents {
@@ -133,12 +139,15 @@ export class SwarmEncode implements Startable {
     const peer = connection.remotePeer.toString()
     const f = new FramedStream(stream, this.shutdown.signal, this.idleMs)
     try {
+      // The gater keeps a banned peer from connecting; this covers a connection open when it was banned.
+      if (await this.refuseBanned(f, peer)) { await f.close(); return }
       await handler(f, peer, isRelayed(connection))
       await f.close()
     } catch (err) {
       const e = err as Error
       this.log.info(`${what} stream from ${shortPeer(peer)} refused: ${e.message}`)
       if (e instanceof ProtocolViolation) {
+        this.init.bans?.violation(peer, e.message)
         // Tell an honest-but-buggy peer what was wrong before hanging up.
         await f.writeMessage({ ok: false, code: 'bad-request', message: e.message.slice(0, 500) }).catch(() => {})
         await f.close()
@@ -148,13 +157,24 @@ export class SwarmEncode implements Startable {
     }
   }
 
+  /** Answers 'banned' (true) when the peer is banned from this node, or from the job the request is about. */
+  private async refuseBanned (f: FramedStream, peer: string, jobId?: string): Promise<boolean> {
+    if (this.init.bans?.isBanned(peer, jobId) !== true) return false
+    this.log.debug(`refused a request from ${shortPeer(peer)}: banned${jobId !== undefined ? ` (job ${jobId.slice(0, 8)})` : ''}`)
+    await f.writeMessage({ ok: false, code: 'banned', message: jobId !== undefined ? 'this peer is banned from this job' : 'this peer is banned from this node' })
+    return true
+  }
+
   private async handleLease (f: FramedStream, peer: string): Promise<void> {
     const req = await f.readMessage(LeaseRequest, 'lease request')
     this.stats.served[req.type]++
+    if (await this.refuseBanned(f, peer, req.type === 'claim' ? req.claim.jobId : req.jobId)) return
     const a = this.init.arbiter
     if (req.type === 'claim') {
       const verdict = await verifyClaim({ claim: req.claim, signature: req.signature }, { remotePeer: peer, now: this.now(), nonces: this.nonces })
       if (!verdict.ok) {
+        // A forged claim is no clock skew: honest peers sign their own claims with their own key.
+        if (verdict.code === 'bad-signature' || verdict.code === 'wrong-signer') this.init.bans?.violation(peer, `claim: ${verdict.message}`)
         this.stats.refusedClaims++
         this.log.info(`claim from ${shortPeer(peer)} refused: ${verdict.message}`)
         await f.writeMessage({ ok: false, code: verdict.code, message: verdict.message })
@@ -181,6 +201,7 @@ export class SwarmEncode implements Startable {
   private async handleChunk (f: FramedStream, peer: string, relayed: boolean): Promise<void> {
     const req = await f.readMessage(ChunkRequest, 'chunk request')
     this.stats.served.chunk++
+    if (await this.refuseBanned(f, peer, req.jobId)) return
     const seg = this.init.arbiter.segmentFor(req.jobId, req.chunk, req.leaseId, peer)
     if (!seg.ok) { this.refused('segment', peer, seg); await f.writeMessage(wireRefusal(seg)); return }
     const m = seg.meta
@@ -194,6 +215,7 @@ export class SwarmEncode implements Startable {
   private async handleResult (f: FramedStream, peer: string, relayed: boolean): Promise<void> {
     const req = await f.readMessage(ResultRequest, 'result request')
     this.stats.served.result++
+    if (await this.refuseBanned(f, peer, req.jobId)) { this.stats.refusedResults++; return }
     f.stream.inactivityTimeout = RESULT_VERIFY_TIMEOUT_MS
     const a = this.init.arbiter
     if (req.size > MAX_TRANSFER_BYTES) {

@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs'
+import { existsSync, readdirSync } from 'node:fs'
+import { execa } from 'execa'
 import { copyFile, mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -57,6 +58,19 @@ describe('Originator', () => {
     await expect(o.addJob({ file: fx.wrongCrc, settings: SETTINGS })).rejects.toThrow(/CRC32/)
     await expect(o.addJob({ file: 'relative.mkv', settings: SETTINGS })).rejects.toThrow(/absolute path/)
     expect(o.list()).toEqual([])
+  })
+
+  it('refuses a job its home has no room for, saying how much it needs, and writes nothing', async () => {
+    // A real small filesystem (tmpfs, 8 MiB) as the node's home: the check reads what statfs says of it.
+    const home = await mkdtemp(join(tmpdir(), 'swarm-orig-small-'))
+    const mounted = await execa('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', home], { reject: false })
+    if (mounted.exitCode !== 0) throw new Error(`this test mounts a tmpfs and needs root: ${mounted.stderr}`)
+    cleanup.push(async () => { await execa('umount', [home], { reject: false }); await rm(home, { recursive: true, force: true }) })
+    const { o } = await makeOriginator(new FakeClock(), home)
+    await expect(o.addJob({ file: fx.shortClip, settings: SETTINGS })).rejects.toThrow(/has \d+ MiB free; cutting this \d+ MiB source into chunks needs about \d+ MiB/)
+    await expect(o.addJob({ file: fx.shortClip, settings: SETTINGS })).rejects.toBeInstanceOf(InputError)
+    expect(o.list()).toEqual([])
+    expect(readdirSync(join(home, 'jobs')).length).toBe(0)
   })
 
   it('derives the job id from content and settings: adding again reports the existing job', async () => {
@@ -197,7 +211,12 @@ describe('Originator', () => {
     expect(o.renewLease(job.id, 1, backup.lease.id, 'idle', { framesDone: 5, fps: 10 })).toMatchObject({ ok: true })
     const tmpBackup = await encodeFor(o, job, 1, backup.lease.id, 'idle', scratch)
     const tmpPrimary = await encodeFor(o, job, 1, l1.lease.id, 'peer1', scratch)
+    const segmentOf = (chunk: number): string => join(o.jobDir(job.id), 'segments', job.chunks[chunk]!.segment!.file)
+    expect(existsSync(segmentOf(1))).toBe(true)
     expect(await o.acceptResult(job.id, 1, 'idle', tmpBackup, 'x')).toEqual({ ok: true })
+    // The verified chunk's segment is deleted (disk shrinks as the job goes); the others stay.
+    expect(existsSync(segmentOf(1))).toBe(false)
+    expect(existsSync(segmentOf(0))).toBe(true)
     expect(o.settledRecently(job.id)).toEqual([1])
     expect(o.renewLease(job.id, 1, l1.lease.id, 'peer1', { framesDone: 9, fps: 10 })).toMatchObject({ ok: false, code: 'already-done' })
     expect(await o.acceptResult(job.id, 1, 'peer1', tmpPrimary, 'x')).toMatchObject({ ok: false, code: 'already-done' })

@@ -242,6 +242,46 @@ describe('Worker scheduling (a scripted originator link)', () => {
     expect(claims).toEqual([2])
   })
 
+  it('keys a job by its originator: another originator\'s job of the same id, with a higher seq, every chunk settled and a withdrawal, leaves this one alone', async () => {
+    const { worker, encodes, releases, claims } = await scripted('same-id')
+    worker.updateJob(view([0, 1], 1))
+    await waitFor('one encode', () => encodes.size === 1, { timeoutMs: 5000, everyMs: 50 })
+    const mine = worker.status().active.map(t => [t.originator, t.chunk])
+    expect(mine.every(([o]) => o === 'origin')).toBe(true)
+    const claimsBefore = claims.length
+    // A copycat announces the same id in its own name, says every chunk is settled, then withdraws "it".
+    worker.updateJob({ ...view([], Number.MAX_SAFE_INTEGER), originator: 'copycat', settled: [0, 1, 2, 3] })
+    worker.removeJob('copycat', JOB)
+    await new Promise(resolve => setTimeout(resolve, 300))
+    expect(worker.status().active.map(t => [t.originator, t.chunk])).toEqual(mine)
+    expect(releases).toEqual([])
+    expect(claims.length).toBe(claimsBefore)
+    // The real originator's next announcement is still heard, its seq compared only with its own.
+    const first = mine[0]?.[1] as number
+    worker.updateJob({ ...view([], 2), settled: [first] })
+    await waitFor('the chunk the real originator settled to stop', () => !worker.status().active.some(t => t.chunk === first), { timeoutMs: 5000, everyMs: 50 })
+  })
+
+  it('stops claiming a job whose originator answers banned, and says so once', async () => {
+    const workDir = await mkdtemp(join(tmpdir(), 'swarm-worker-banned-'))
+    const claims: number[] = []
+    const log: string[] = []
+    const no = async (): Promise<never> => { throw new Error('not reached') }
+    const link: OriginatorLink = {
+      claim: async (_jobId, chunk) => { claims.push(chunk); return { ok: false, code: 'banned', message: 'this peer is banned from this job' } },
+      heartbeat: no, release: no, fetchSegment: no, uploadResult: no
+    }
+    const worker = new Worker({ peerId: 'worker', slots: 1, workDir, linkFor: () => link, heartbeatMs: 200, log: (l) => { log.push(l) } })
+    cleanup.push(async () => { await worker.stop(); await rm(workDir, { recursive: true, force: true }) })
+    worker.start()
+    worker.updateJob(view([0, 1, 2, 3], 1))
+    await waitFor('the first claim', () => claims.length >= 1, { timeoutMs: 5000, everyMs: 20 })
+    worker.updateJob(view([0, 1, 2, 3], 2))
+    await new Promise(resolve => setTimeout(resolve, 600))
+    expect(claims).toHaveLength(1)
+    expect(log.filter(l => l.includes('this peer is banned from this job'))).toHaveLength(1)
+  })
+
   it('gives the leases of a job it forgets back to the originator, without counting a failure', async () => {
     const { worker, encodes, releases, nearEnd } = await scripted('forget')
     worker.updateJob(view([0, 1, 2], 1))
@@ -250,7 +290,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
     // One encoding, one prefetched.
     await waitFor('one encode and two chunks held', () => encodes.size === 1 && worker.status().active.length === 2, { timeoutMs: 5000, everyMs: 50 })
     const held = worker.status().active.map(t => t.chunk).sort()
-    worker.removeJob(JOB)
+    worker.removeJob('origin', JOB)
     await waitFor('two releases', () => releases.length === 2, { timeoutMs: 5000, everyMs: 50 })
     expect(releases.map(r => r.reason)).toEqual(['', ''])
     expect(releases.map(r => r.chunk).sort()).toEqual(held)
