@@ -510,7 +510,7 @@ export class LeaseTable {
     const perPeer = new Map<string, number>()
     for (const c of job.chunks) for (const f of c.failures) if (present(f.peer)) perPeer.set(f.peer, (perPeer.get(f.peer) ?? 0) + 1)
     const givenUp = [...perPeer.entries()].filter(([, n]) => n >= 2).map(([p]) => p)
-    if (self !== undefined && !givenUp.includes(self)) return undefined
+    if (self === undefined || !givenUp.includes(self)) return undefined
     if (givenUp.length >= Math.max(1, this.o.swarmSize?.() ?? 1)) return `every peer (${givenUp.length}) failed to encode this job twice; last error, from chunk ${chunk.index}: ${reason}`
     return undefined
   }

@@ -22,7 +22,8 @@ function viewOf (job: JobRecord): JobView {
 
 async function setup (settings: string, workerOptions: { slots?: number, link?: (o: Originator) => OriginatorLink, encoder?: (o: EncodeChunkOptions) => Promise<never>, now?: () => number } = {}) {
   const home = await mkdtemp(join(tmpdir(), 'swarm-worker-'))
-  const originator = new Originator({ home, peerId: 'self', plan: { gopsPerChunk: 1 } })
+  // The worker is this originator's own (peer 'self'): its failures are evidence.
+  const originator = new Originator({ home, peerId: 'self', ownWorker: true, plan: { gopsPerChunk: 1 } })
   await originator.start()
   const link = workerOptions.link?.(originator) ?? localLink(originator, 'self')
   const worker = new Worker({ peerId: 'self', slots: workerOptions.slots ?? 2, workDir: join(home, 'work'), linkFor: () => link, heartbeatMs: 200, log: process.env.DEBUG_WORKER !== undefined ? console.log : undefined, ...(workerOptions.encoder !== undefined ? { encoder: workerOptions.encoder } : {}), ...(workerOptions.now !== undefined ? { now: workerOptions.now } : {}) })
