@@ -3,7 +3,7 @@ import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
-import { Originator } from '../jobs/index.js'
+import { Originator, type OriginatorOptions } from '../jobs/index.js'
 import type { LogSink } from '../log/index.js'
 import type { PlanOptions } from '../media/index.js'
 import {
@@ -41,6 +41,8 @@ export interface DaemonOptions {
   /** Extra addresses to announce (`--announce`), e.g. a public address whose port is forwarded here. */
   announce?: string[]
   leaseMs?: number
+  /** The originator's limits (leases per peer, deadline floors, results verified at once); tests set them, `swarm join` keeps the defaults. */
+  leaseLimits?: Pick<OriginatorOptions, 'maxLeasesPerPeer' | 'minDeadlineMs' | 'noPaceDeadlineMs' | 'verifyConcurrency'>
   plan?: PlanOptions
   log?: LogSink
   /**
@@ -113,6 +115,10 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     const slots = o.slots ?? defaultSlots()
     const originator = new Originator({
       home: o.home, peerId: self, log, swarmSize, slotsPerPeer: slots, maxChunks: MAX_CHUNKS_PER_JOB, reportOffence,
+      // This node's worker encodes its own jobs too: it is the one that tries a chunk others gave back.
+      ownWorker: true,
+      isPresent: (peer) => node?.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.toString() === peer) ?? false,
+      ...o.leaseLimits,
       ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}),
       ...(o.plan !== undefined ? { plan: o.plan } : {})
     })

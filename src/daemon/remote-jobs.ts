@@ -182,7 +182,7 @@ export function remoteJobFeed (o: RemoteJobFeedOptions): RemoteJobFeed {
 
 function workerView (ann: JobAnnouncement): JobView {
   return {
-    jobId: ann.jobId, originator: ann.originator, settings: ann.settings, totalChunks: ann.chunks.total,
+    jobId: ann.jobId, originator: ann.originator, settings: ann.settings, totalChunks: ann.chunks.total, totalFrames: ann.totalFrames,
     open: fromRanges(ann.open, ann.chunks.total), backup: ann.backup ?? [], settled: ann.settled ?? [], waiting: ann.waiting ?? [], seq: ann.seq
   }
 }

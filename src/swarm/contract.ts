@@ -16,6 +16,10 @@ export type OriginatorRefusalCode =
   | 'lease-expired'
   | 'job-finished'
   | 'bad-result'
+  | 'too-many-leases'
+  | 'too-many-uploads'
+  | 'duplicate-upload'
+  | 'no-space'
 
 /** Refusals of a claim whose signature does not hold (signing.ts). */
 export type SignatureRefusalCode = 'bad-signature' | 'wrong-signer' | 'expired' | 'replayed' | 'not-yet-valid'
@@ -56,6 +60,13 @@ export interface ChunkLease {
 
 /** A segment a leaseholder may fetch: where the arbiter keeps it, and what the encode needs. */
 export interface SegmentOffer { path: string, size: number, sha256: string, meta: SegmentMeta }
+
+/**
+ * Called with a segment's header before any of its bytes is written: throws to refuse the
+ * download (too large for what the job announced, no room on disk). The worker's policy; the
+ * swarm layer only calls it.
+ */
+export type SegmentCheck = (header: { size: number, meta: SegmentMeta }) => Promise<void>
 
 /** A segment as the worker has it: `owned` when it is a downloaded copy the worker deletes. */
 export interface FetchedSegment { path: string, owned: boolean, meta: SegmentMeta }

@@ -8,7 +8,7 @@ export { loadOrCreateIdentity, IDENTITY_FILE } from './identity.js'
 export { createSwarmNode, banGater, DEFAULT_LISTEN, MDNS_SERVICE_TAG, SCORE_THRESHOLDS, JOBS_TOPIC_SCORE, gossipFastMessageId, type SwarmNode, type SwarmNodeOptions } from './node.js'
 export { SwarmEncode, swarmEncode, type LeaseArbiter, type RemoteOriginatorLink, type TransferStats } from './service.js'
 export type {
-  Answer, Refusal, RefusalCode, Offence, ReportOffence, OriginatorRefusalCode, SignatureRefusalCode, StreamRefusalCode, LeaseGrant, ChunkLease, SegmentMeta, SegmentOffer, FetchedSegment
+  Answer, Refusal, RefusalCode, Offence, ReportOffence, OriginatorRefusalCode, SignatureRefusalCode, StreamRefusalCode, LeaseGrant, ChunkLease, SegmentMeta, SegmentOffer, FetchedSegment, SegmentCheck
 } from './contract.js'
 export { JobBoard } from './board.js'
 export { BanList, BANS_FILE, FIRST_BAN_MS, MAX_BAN_MS, MAX_BAN_RECORDS, VIOLATIONS_TO_BAN, describeMs, type BanRecord } from './bans.js'

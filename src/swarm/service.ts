@@ -5,7 +5,7 @@ import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
-import type { Answer, ChunkLease, FetchedSegment, LeaseGrant, Refusal, SegmentOffer } from './contract.js'
+import type { Answer, ChunkLease, FetchedSegment, LeaseGrant, Refusal, SegmentCheck, SegmentOffer } from './contract.js'
 import {
   ChunkHeader, ChunkRequest, ClaimAnswer, HeartbeatAnswer, LeaseRequest, PlainAnswer, ResultRequest, ProtocolViolation
 } from './messages.js'
@@ -33,8 +33,11 @@ export interface LeaseArbiter {
   renewLease: (jobId: string, chunk: number, leaseId: string, peer: string, progress: { framesDone: number, fps: number }) => Answer<{ expiresAt: number }>
   releaseLease: (jobId: string, chunk: number, leaseId: string, peer: string, reason: string) => Answer
   segmentFor: (jobId: string, chunk: number, leaseId: string, peer: string) => Answer<SegmentOffer>
-  resultSlot: (jobId: string, chunk: number, leaseId: string, peer: string) => Answer<{ tmpPath: string, maxBytes: number }>
+  /** Lets an upload of `size` bytes in, before any byte is written, or refuses it; then exactly one of acceptResult and uploadFailed follows. */
+  resultSlot: (jobId: string, chunk: number, leaseId: string, peer: string, size: number) => Promise<Answer<{ tmpPath: string, maxBytes: number }>>
   acceptResult: (jobId: string, chunk: number, peer: string, tmpPath: string, sha256: string) => Promise<Answer>
+  /** The bytes of an upload let in never all arrived (reset, timeout, SHA-256 mismatch): the partial file and the slot go. */
+  uploadFailed: (tmpPath: string) => Promise<void>
 }
 
 /** The worker's view of one remote originator: the same calls as the in-process link. */
@@ -44,7 +47,8 @@ export interface RemoteOriginatorLink {
   claim: (jobId: string, chunk: number, signal: AbortSignal) => Promise<Answer<{ lease: ChunkLease }>>
   heartbeat: (lease: ChunkLease, progress: { framesDone: number, fps: number }, signal: AbortSignal) => Promise<Answer<{ expiresAt: number }>>
   release: (lease: ChunkLease, reason: string, signal: AbortSignal) => Promise<Answer>
-  fetchSegment: (lease: ChunkLease, destPath: string, signal: AbortSignal) => Promise<FetchedSegment>
+  /** Downloads the segment; `check` sees its header before any byte is written and may refuse it by throwing. */
+  fetchSegment: (lease: ChunkLease, destPath: string, signal: AbortSignal, check?: SegmentCheck) => Promise<FetchedSegment>
   uploadResult: (lease: ChunkLease, path: string, sha256: string, signal: AbortSignal) => Promise<Answer>
 }
 
@@ -214,21 +218,23 @@ export class SwarmEncode implements Startable {
     if (await this.refuseBanned(f, peer, req.jobId)) { this.stats.refusedResults++; return }
     f.stream.inactivityTimeout = RESULT_VERIFY_TIMEOUT_MS
     const a = this.init.arbiter
-    const slot = a.resultSlot(req.jobId, req.chunk, req.leaseId, peer)
-    if (!slot.ok) { this.stats.refusedResults++; this.refused('result', peer, slot); await f.writeMessage(wireRefusal(slot)); return }
-    if (req.size > slot.maxBytes || req.size > MAX_TRANSFER_BYTES) {
+    if (req.size > MAX_TRANSFER_BYTES) {
       this.stats.refusedResults++
-      const tooLarge: Refusal = { ok: false, code: 'too-large', message: `result of ${req.size} bytes is larger than the ${slot.maxBytes} a chunk of this job can be` }
+      const tooLarge: Refusal = { ok: false, code: 'too-large', message: `result of ${req.size} bytes is larger than the ${MAX_TRANSFER_BYTES} any transfer may be` }
       this.refused('result', peer, tooLarge)
       await f.writeMessage(tooLarge)
       return
     }
-    await f.writeMessage({ ok: true })
-    await mkdir(dirname(slot.tmpPath), { recursive: true })
+    // The arbiter decides who may upload and how much before any byte is written (size cap, one upload per lease, disk space).
+    const slot = await a.resultSlot(req.jobId, req.chunk, req.leaseId, peer, req.size)
+    if (!slot.ok) { this.stats.refusedResults++; this.refused('result', peer, slot); await f.writeMessage(wireRefusal(slot)); return }
     try {
+      await f.writeMessage({ ok: true })
+      await mkdir(dirname(slot.tmpPath), { recursive: true })
       await f.receiveFile(slot.tmpPath, req.size, req.sha256, `result for chunk ${req.chunk} from ${shortPeer(peer)}`)
     } catch (err) {
       this.stats.refusedResults++
+      await a.uploadFailed(slot.tmpPath)
       throw err
     }
     this.stats.resultBytesIn += req.size
@@ -294,7 +300,7 @@ export class SwarmEncode implements Startable {
       },
       heartbeat: async (lease, progress, signal) => await request({ type: 'heartbeat', jobId: lease.jobId, chunk: lease.chunk, leaseId: lease.leaseId, framesDone: Math.floor(progress.framesDone), fps: Math.round(progress.fps * 100) / 100 }, HeartbeatAnswer, 'heartbeat answer', signal),
       release: async (lease, reason, signal) => await request({ type: 'release', jobId: lease.jobId, chunk: lease.chunk, leaseId: lease.leaseId, reason: reason.slice(0, 2000) }, PlainAnswer, 'release answer', signal),
-      fetchSegment: async (lease, destPath, signal) => {
+      fetchSegment: async (lease, destPath, signal, check) => {
         const f = await open(CHUNK_PROTOCOL, signal)
         try {
           await f.writeMessage({ jobId: lease.jobId, chunk: lease.chunk, leaseId: lease.leaseId })
@@ -302,6 +308,7 @@ export class SwarmEncode implements Startable {
           if (!header.ok) throw new Error(`originator refused the segment: ${header.message}`)
           if (header.size > MAX_TRANSFER_BYTES) throw new ProtocolViolation(`segment of ${header.size} bytes is over the ${MAX_TRANSFER_BYTES} limit`)
           await mkdir(dirname(destPath), { recursive: true })
+          await check?.({ size: header.size, meta: header.meta })
           await f.receiveFile(destPath, header.size, header.sha256, `segment ${shortChunk(lease.jobId, lease.chunk)}`)
           this.stats.segmentBytesIn += header.size
           await f.close()

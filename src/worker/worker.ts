@@ -2,11 +2,11 @@ import { EventEmitter } from 'node:events'
 import { mkdir, rm, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  convicts, encodeChunk, parseX264Settings, sha256File,
+  checkFreeSpace, convicts, encodeChunk, parseX264Settings, sha256File,
   type EncodeProgress, type EncodedChunk, type EncodeChunkOptions
 } from '../media/index.js'
 import { jobTag, logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
-import type { Answer, ChunkLease, FetchedSegment, ReportOffence } from '../swarm/index.js'
+import type { Answer, ChunkLease, FetchedSegment, ReportOffence, SegmentCheck, SegmentMeta } from '../swarm/index.js'
 
 /**
  * How a worker reaches one originator. Remote originators are reached over libp2p streams; the
@@ -16,8 +16,8 @@ export interface OriginatorLink {
   claim: (jobId: string, chunk: number, signal: AbortSignal) => Promise<Answer<{ lease: ChunkLease }>>
   heartbeat: (lease: ChunkLease, progress: { framesDone: number, fps: number }, signal: AbortSignal) => Promise<Answer<{ expiresAt: number }>>
   release: (lease: ChunkLease, reason: string, signal: AbortSignal) => Promise<Answer>
-  /** Fetches the segment to destPath (or returns a path the worker may read but not delete). */
-  fetchSegment: (lease: ChunkLease, destPath: string, signal: AbortSignal) => Promise<FetchedSegment>
+  /** Fetches the segment to destPath (or returns a path the worker may read but not delete); `check` may refuse it from its header. */
+  fetchSegment: (lease: ChunkLease, destPath: string, signal: AbortSignal, check?: SegmentCheck) => Promise<FetchedSegment>
   uploadResult: (lease: ChunkLease, path: string, sha256: string, signal: AbortSignal) => Promise<Answer>
 }
 
@@ -27,6 +27,8 @@ export interface JobView {
   originator: string
   settings: string
   totalChunks: number
+  /** Frames in the whole source, as announced: no segment of the job holds more. */
+  totalFrames?: number
   open: number[]
   /** Chunks this worker may take a backup copy of when nothing is open anywhere. */
   backup?: number[]
@@ -104,6 +106,23 @@ const DEFER_MS = 1000
 const PREFETCH_MARGIN_MS = 1000
 /** How long stop() waits for aborted fetches, encodes and uploads to wind down. */
 const STOP_GRACE_MS = 5000
+/** How long a job whose originator said we hold as many of its leases as we may is left alone (one of ours ends first). */
+const TOO_MANY_LEASES_MS = 3000
+/**
+ * A segment is a stream copy of the source's video: the chunk's frames plus a pre-roll before and
+ * a tail after (at most a GOP each; 600 frames is 10 s at 60 fps). Announcements carry no byte
+ * sizes, so a download is bounded by what they and the header do say: that many frames, never
+ * more than the job's announced total, each no larger than a raw 16-bit 4:4:4 picture (6 bytes a
+ * pixel: no compressed stream copy is larger). Anything above is refused before a byte is written.
+ */
+const SEGMENT_OVERLAP_FRAMES = 2 * 600
+const SEGMENT_RAW_BYTES_PER_PIXEL = 6
+
+/** The most bytes a segment with this header can honestly have (see SEGMENT_OVERLAP_FRAMES). */
+export function maxSegmentBytes (meta: SegmentMeta, announcedFrames = Number.POSITIVE_INFINITY): number {
+  const frames = Math.min(announcedFrames, meta.frames + SEGMENT_OVERLAP_FRAMES)
+  return frames * meta.width * meta.height * SEGMENT_RAW_BYTES_PER_PIXEL + 1024 * 1024
+}
 
 /** A chunk whose result the originator took: the worker's `delivered` event. */
 export interface Delivered { originator: string, jobId: string, chunk: number }
@@ -136,6 +155,8 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
   private readonly lostRace = new Map<string, number>()
   /** chunk key → when we first saw it open (for chunks open now). */
   private readonly openSince = new Map<string, number>()
+  /** jobKey → time until which we claim nothing of it (its originator said we hold as many leases as we may). */
+  private readonly jobBackoff = new Map<string, number>()
   /** Jobs (jobKey) whose settings this machine cannot encode: stop claiming them. */
   private readonly unable = new Map<string, string>()
   /** Tool failures per job (jobKey): one may be transient, two mean this machine cannot do it. */
@@ -224,6 +245,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     const jk = jobKey(originator, jobId)
     this.jobs.delete(jk)
     this.lostRace.delete(jk)
+    this.jobBackoff.delete(jk)
     for (const k of this.openSince.keys()) if (k.startsWith(`${jk}#`)) this.openSince.delete(k)
     for (const t of this.tasks.values()) {
       if (t.lease.jobId !== jobId || t.lease.originator !== originator) continue
@@ -266,9 +288,9 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     const encoders = Math.max(1, this.o.swarmSize?.() ?? 1) * this.o.slots
     const due = full && this.prefetchDue()
     const mayPrefetch = (v: JobView): boolean => due && open && chunksOf(v).length > encoders && v.originator !== this.o.peerId && (v.waiting?.length ?? 0) === 0
-    const views = [...this.jobs.values()].filter(v => !this.unable.has(jobKey(v.originator, v.jobId)) && chunksOf(v).length > 0 && (!full || mayPrefetch(v)))
-    if (views.length === 0) return undefined
     const now = this.now()
+    const views = [...this.jobs.values()].filter(v => !this.unable.has(jobKey(v.originator, v.jobId)) && (this.jobBackoff.get(jobKey(v.originator, v.jobId)) ?? 0) <= now && chunksOf(v).length > 0 && (!full || mayPrefetch(v)))
+    if (views.length === 0) return undefined
     for (let n = 0; n < views.length; n++) {
       const view = views[(this.rr + n) % views.length] as JobView
       const candidates = chunksOf(view).filter(c => !this.tasks.has(chunkKey(view.originator, view.jobId, c)) && (this.backoff.get(chunkKey(view.originator, view.jobId, c)) ?? 0) <= now)
@@ -381,6 +403,8 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
         this.log.info(`not taking chunks of ${jobTag(view.jobId)} from ${shortPeer(view.originator)}: ${answer.message}`)
       }
       if (answer.code === 'not-open') this.lostRace.set(jobKey(view.originator, view.jobId), this.now())
+      // Every other chunk of the job would be refused too, until one of our leases on it ends.
+      if (answer.code === 'too-many-leases') this.jobBackoff.set(jobKey(view.originator, view.jobId), this.now() + TOO_MANY_LEASES_MS)
       // Drop it from our view right away so we do not ask again before the next announcement.
       view.open = view.open.filter(c => c !== chunk)
       view.backup = view.backup?.filter(c => c !== chunk)
@@ -397,7 +421,12 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       const dir = join(this.o.workDir, view.jobId)
       const asked = Date.now()
       await mkdir(dir, { recursive: true })
-      task.segment = await link.fetchSegment(answer.lease, join(dir, `segment-${chunk}-${fileTag(view.originator)}.mkv`), task.controller.signal)
+      task.segment = await link.fetchSegment(answer.lease, join(dir, `segment-${chunk}-${fileTag(view.originator)}.mkv`), task.controller.signal, async ({ size, meta }) => {
+        if (view.totalFrames !== undefined && meta.frames > view.totalFrames) throw new Error(`the segment's header says ${meta.frames} frames, more than the ${view.totalFrames} the whole job announced`)
+        const max = maxSegmentBytes(meta, view.totalFrames)
+        if (size > max) throw new Error(`segment of ${size} bytes is more than the ${max} a ${meta.frames}-frame ${meta.width}x${meta.height} chunk of this job can be`)
+        await checkFreeSpace(dir, size, `segment ${shortChunk(view.jobId, chunk)}`)
+      })
       const tookMs = Date.now() - asked
       // Only downloads: our own node's chunks need none, and timing a prefetch of another node's
       // chunk by them would start it a second before it is needed.
@@ -501,7 +530,10 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     const giveUpAt = this.now() + Math.max(10_000, task.beatEvery * 3)
     for (let delay = 1000; ; delay = Math.min(delay * 2, 8000)) {
       try {
-        return await this.o.linkFor(task.lease.originator).uploadResult(task.lease, out, sha256, task.controller.signal)
+        const answer = await this.o.linkFor(task.lease.originator).uploadResult(task.lease, out, sha256, task.controller.signal)
+        // The originator's disk is full for now: like a dropped connection, worth another try.
+        if (!answer.ok && answer.code === 'no-space') throw new Error(answer.message)
+        return answer
       } catch (err) {
         if (task.controller.signal.aborted || this.stopped || this.now() + delay > giveUpAt) throw err
         this.log.info(`upload of ${shortChunk(task.lease.jobId, task.lease.chunk)} failed (${(err as Error).message}); trying again in ${delay / 1000} s`)

@@ -79,7 +79,7 @@ describe('remoteJobFeed', () => {
     const x = jobId('1')
     feed.onAnnouncement(announcement(PEER_B, x, 7, { open: [[0, 2], [3, 4]], backup: [2], waiting: [PEER_A] }))
     expect(worker.views).toEqual([{
-      jobId: x, originator: PEER_B, settings: '--crf 20', totalChunks: 4, open: [0, 1, 3], backup: [2], settled: [], waiting: [PEER_A], seq: 7
+      jobId: x, originator: PEER_B, settings: '--crf 20', totalChunks: 4, totalFrames: 96, open: [0, 1, 3], backup: [2], settled: [], waiting: [PEER_A], seq: 7
     }])
     // Our own announcements come back over gossip: the announcer has told the worker already.
     feed.onAnnouncement(announcement(PEER_A, jobId('2'), 1))

@@ -316,15 +316,20 @@ describe('results', () => {
   })
 
   it('garbage bytes with a correct SHA-256 are refused as bad-result and the chunk is not done', async () => {
+    // A lease of its own: a refused result ends the lease it was made under (hLease1 serves the tests below).
+    const [o] = await openChunks() as [number]
+    const got = await linkH.claim(jobId, o, AbortSignal.timeout(5000))
+    if (!got.ok) throw new Error(got.message)
+    const lease = got.lease
     const data = randomBytes(200_000)
     const started = Date.now()
-    const answer = await linkH.uploadResult(hLease1, await writeTemp('garbage.264', data), sha256(data), AbortSignal.timeout(30_000))
+    const answer = await linkH.uploadResult(lease, await writeTemp('garbage.264', data), sha256(data), AbortSignal.timeout(30_000))
     const ms = Date.now() - started
     expect(answer).toMatchObject({ ok: false, code: 'bad-result' })
     expect(await incoming()).toEqual([])
-    expect(existsSync(join(jobDir(), 'results', `chunk-${hLease1.chunk}.264`))).toBe(false)
-    expect((await chunkList())[hLease1.chunk]?.state).not.toBe('done')
-    expect(logsA.some(l => l.includes(`refused result for ${jobId.slice(0, 8)}#${hLease1.chunk} from ${hId.slice(-8)}`))).toBe(true)
+    expect(existsSync(join(jobDir(), 'results', `chunk-${lease.chunk}.264`))).toBe(false)
+    expect((await chunkList())[lease.chunk]?.state).not.toBe('done')
+    expect(logsA.some(l => l.includes(`refused result for ${jobId.slice(0, 8)}#${lease.chunk} from ${hId.slice(-8)}`))).toBe(true)
     await expectBannedThenLift(/^failed verification: result for chunk \d+: /)
     recordTally({ section: RESULTS, fault: '200 kB of random bytes (not H.264) with their correct SHA-256, from the leaseholder', happened: `refused with bad-result by the parse of its NAL units (${ms} ms), logged; chunk not done, nothing kept; H banned from the job and the node`, lost: 'nothing' })
   })

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs'
 import { execa } from 'execa'
-import { copyFile, mkdtemp, rm } from 'node:fs/promises'
+import { copyFile, mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -42,7 +42,7 @@ async function encodeFor (o: Originator, job: JobRecord, chunk: number, leaseId:
   if (!seg.ok) throw new Error(seg.message)
   const out = join(scratch, `c${chunk}-${peer}.264`)
   await encodeChunk({ segmentPath: seg.path, selectFromTime: seg.meta.selectFromTime, frameCount: seg.meta.frames, settings: seg.meta.settings, frameRate: seg.meta.frameRate, sourcePixFmt: seg.meta.pixFmt, outputPath: out })
-  const slot = o.resultSlot(job.id, chunk, leaseId, peer)
+  const slot = await o.resultSlot(job.id, chunk, leaseId, peer, (await stat(out)).size)
   if (!slot.ok) throw new Error(slot.message)
   await copyFile(out, slot.tmpPath).catch(async () => {
     const { mkdir } = await import('node:fs/promises'); await mkdir(join(slot.tmpPath, '..'), { recursive: true }); await copyFile(out, slot.tmpPath)
@@ -245,7 +245,7 @@ describe('Originator', () => {
     // peerA's late result still counts: the chunk is not done yet.
     const fileA = await encodeFor(o, job, 0, a.lease.id, 'peerA', scratch).catch(e => e)
     expect(fileA).toBeInstanceOf(Error) // segmentFor needs a current lease...
-    const slotA = o.resultSlot(job.id, 0, a.lease.id, 'peerA')
+    const slotA = await o.resultSlot(job.id, 0, a.lease.id, 'peerA', 1)
     expect(slotA.ok).toBe(true) // ...but a lapsed holder may still deliver
     const tmpB = await encodeFor(o, job, 0, b.lease.id, 'peerB', scratch)
     if (!slotA.ok) return
@@ -258,14 +258,16 @@ describe('Originator', () => {
     expect(await o.acceptResult(job.id, 0, 'peerB', tmpB, 'x')).toMatchObject({ ok: false, code: 'already-done' })
     expect(existsSync(tmpB)).toBe(false)
     // A stranger cannot even get a slot.
-    expect(o.resultSlot(job.id, 1, 'nolease', 'peerC')).toMatchObject({ ok: false, code: 'not-holder' })
+    expect(await o.resultSlot(job.id, 1, 'nolease', 'peerC', 1)).toMatchObject({ ok: false, code: 'not-holder' })
     // Garbage from a real holder is verified and refused.
     const c = o.requestLease(job.id, 1, 'peerC'); if (!c.ok) throw new Error('lease')
-    const slotC = o.resultSlot(job.id, 1, c.lease.id, 'peerC'); if (!slotC.ok) throw new Error('slot')
+    const slotC = await o.resultSlot(job.id, 1, c.lease.id, 'peerC', 10_000); if (!slotC.ok) throw new Error('slot')
     const { writeFile } = await import('node:fs/promises')
     await writeFile(slotC.tmpPath, Buffer.alloc(10_000, 1))
     expect(await o.acceptResult(job.id, 1, 'peerC', slotC.tmpPath, 'x')).toMatchObject({ ok: false, code: 'bad-result' })
-    expect(job.chunks[1]?.state).toBe('leased')
+    // The lease a refused result was made under ends (the chunk opens), and takes no second result.
+    expect(job.chunks[1]?.state).toBe('open')
+    expect(await o.resultSlot(job.id, 1, c.lease.id, 'peerC', 10_000)).toMatchObject({ ok: false, code: 'duplicate-upload' })
     // Finish every chunk honestly; the job merges by itself.
     for (const chunk of job.chunks) {
       if (chunk.state === 'done') continue
@@ -280,16 +282,24 @@ describe('Originator', () => {
     cleanup.push(async () => { await rm(job.output as string, { force: true }) })
   })
 
-  it('fails a job whose chunk fails on several peers, with the reason', async () => {
-    const { o } = await makeOriginator()
+  it('fails a job whose chunk failed on several peers only once its own worker failed it too, with the reason', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'swarm-orig-fail-'))
+    const o = new Originator({ home, peerId: '12D3KooWorigin', ownWorker: true, plan: { gopsPerChunk: 1 } })
+    await o.start()
+    cleanup.push(async () => { await o.stop(); await rm(home, { recursive: true, force: true }) })
     const { job } = await o.addJob({ file: fx.shortClip, settings: SETTINGS })
     await waitFor('the job to be encoding', () => job.state === 'encoding', { timeoutMs: 60_000, everyMs: 50 })
-    for (const peer of ['p1', 'p2', 'p3']) {
+    const failOn = (peer: string): void => {
       const l = o.requestLease(job.id, 0, peer); if (!l.ok) throw new Error(l.message)
       o.releaseLease(job.id, 0, l.lease.id, peer, 'x264 [error]: no disk space')
     }
+    for (const peer of ['p1', 'p2', 'p3']) failOn(peer)
+    // Three peers' word is not evidence: the chunk waits for this node's own worker.
+    expect(job.state).toBe('encoding')
+    expect(o.requestLease(job.id, 0, 'p4')).toMatchObject({ ok: false, code: 'not-open' })
+    failOn('12D3KooWorigin')
     expect(job.state).toBe('failed')
-    expect(job.error).toMatch(/chunk 0 failed on 3 peers; last error: x264 \[error\]: no disk space/)
+    expect(job.error).toMatch(/chunk 0 failed on 4 peers, this node's own encoder among them; last error: x264 \[error\]: no disk space/)
   })
 
   it('splits exactly the chunks it planned when the swarm size forced a finer plan', async () => {

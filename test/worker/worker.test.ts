@@ -9,6 +9,7 @@ import { probeMedia, type EncodeChunkOptions } from '../../src/media/index.js'
 import { ENCODE_NICENESS, Worker, type Delivered, type JobView, type OriginatorLink } from '../../src/worker/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 import { waitFor } from '../helpers/wait.js'
+import type { RefusalCode } from '../../src/swarm/index.js'
 
 let fx: Fixtures
 const cleanup: Array<() => Promise<void>> = []
@@ -21,7 +22,8 @@ function viewOf (job: JobRecord): JobView {
 
 async function setup (settings: string, workerOptions: { slots?: number, link?: (o: Originator) => OriginatorLink, encoder?: (o: EncodeChunkOptions) => Promise<never>, now?: () => number } = {}) {
   const home = await mkdtemp(join(tmpdir(), 'swarm-worker-'))
-  const originator = new Originator({ home, peerId: 'self', plan: { gopsPerChunk: 1 } })
+  // The worker is this originator's own (peer 'self'): its failures are evidence.
+  const originator = new Originator({ home, peerId: 'self', ownWorker: true, plan: { gopsPerChunk: 1 } })
   await originator.start()
   const link = workerOptions.link?.(originator) ?? localLink(originator, 'self')
   const worker = new Worker({ peerId: 'self', slots: workerOptions.slots ?? 2, workDir: join(home, 'work'), linkFor: () => link, heartbeatMs: 200, log: process.env.DEBUG_WORKER !== undefined ? console.log : undefined, ...(workerOptions.encoder !== undefined ? { encoder: workerOptions.encoder } : {}), ...(workerOptions.now !== undefined ? { now: workerOptions.now } : {}) })
@@ -97,23 +99,30 @@ describe('Worker scheduling (a scripted originator link)', () => {
     slots?: number
     /** Held before a claim is answered. */
     claimGate?: (chunk: number) => Promise<void>
+    /** A refusal code to answer a claim with, instead of a lease. */
+    refuseClaim?: (chunk: number) => RefusalCode | undefined
+    /** A refusal code to answer the n-th upload (from 0) with, instead of taking it. */
+    refuseUpload?: (attempt: number) => RefusalCode | undefined
     /** A download: how long it takes, whether it is from another node, whether it stops when aborted. */
     fetch?: { ms: number, owned: boolean, heedsAbort: boolean }
   }
 
   async function scripted (tag: string, script: Script = {}) {
-    const { claimGate = async () => {}, fetch = { ms: 0, owned: true, heedsAbort: true }, ...extra } = script
+    const { claimGate = async () => {}, refuseClaim = () => undefined, refuseUpload = () => undefined, fetch = { ms: 0, owned: true, heedsAbort: true }, ...extra } = script
     const workDir = await mkdtemp(join(tmpdir(), `swarm-worker-${tag}-`))
     cleanup.push(async () => { await rm(workDir, { recursive: true, force: true }) })
     const claims: number[] = []
     const releases: Array<{ chunk: number, reason: string }> = []
     const uploads = new Map<number, () => void>()
+    let uploadAttempts = 0
     const encodes = new Map<number, () => void>()
     const progress = new Map<number, EncodeChunkOptions['onProgress']>()
     const link: OriginatorLink = {
       claim: async (jobId, chunk, signal) => {
         claims.push(chunk)
         await Promise.race([claimGate(chunk), aborted(signal)])
+        const code = refuseClaim(chunk)
+        if (code !== undefined) return { ok: false, code, message: 'refused by the script' }
         return { ok: true, lease: { jobId, chunk, leaseId: `l${chunk}`, originator: 'origin', expiresAt: Date.now() + 30_000, issuedAt: Date.now() } }
       },
       heartbeat: async () => ({ ok: true, expiresAt: Date.now() + 30_000 }),
@@ -126,6 +135,8 @@ describe('Worker scheduling (a scripted originator link)', () => {
         return { path: dest, owned: fetch.owned, meta: META }
       },
       uploadResult: async (lease, _path, _sha256, signal) => {
+        const code = refuseUpload(uploadAttempts++)
+        if (code !== undefined) return { ok: false, code, message: 'refused by the script' }
         await Promise.race([new Promise<void>(resolve => uploads.set(lease.chunk, resolve)), aborted(signal)])
         return { ok: true }
       }
@@ -156,6 +167,29 @@ describe('Worker scheduling (a scripted originator link)', () => {
   }
 
   const view = (open: number[], seq: number): JobView => ({ jobId: JOB, originator: 'origin', settings: '--preset ultrafast', totalChunks: 4, open, seq })
+
+  it('leaves a job alone for a while once its originator says it holds as many leases as it may, instead of asking for every other chunk', async () => {
+    const { worker, claims } = await scripted('cap', { refuseClaim: () => 'too-many-leases' })
+    worker.updateJob(view([0, 1, 2, 3], 1))
+    await waitFor('a claim', () => claims.length > 0, { timeoutMs: 5000, everyMs: 20 })
+    // Several pumps (every heartbeat tick, 200 ms here) go by: none claims another chunk of the job.
+    await new Promise(resolve => setTimeout(resolve, 1000))
+    worker.updateJob(view([0, 1, 2, 3], 2))
+    await new Promise(resolve => setTimeout(resolve, 200))
+    expect(claims).toHaveLength(1)
+  })
+
+  it('uploads again when the originator has no room for the result yet, instead of throwing the encode away', async () => {
+    const { worker, delivered, uploads, encodes, releases } = await scripted('no-space', { refuseUpload: n => n === 0 ? 'no-space' : undefined })
+    worker.updateJob(view([0], 1))
+    await waitFor('the encode', () => encodes.size === 1, { timeoutMs: 5000, everyMs: 20 })
+    encodes.get(0)?.()
+    // Refused once with no-space, the upload is tried again after a pause.
+    await waitFor('the second upload', () => uploads.has(0), { timeoutMs: 10_000, everyMs: 50 })
+    uploads.get(0)?.()
+    await waitFor('the chunk to be delivered', () => delivered.some(d => d.chunk === 0), { timeoutMs: 5000, everyMs: 50 })
+    expect(releases).toEqual([])
+  })
 
   it('starts the next encode while the last result is still uploading', async () => {
     const { worker, delivered, uploads, encodes } = await scripted('overlap')
