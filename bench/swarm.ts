@@ -15,7 +15,7 @@
  * Real `swarm join` processes on 127.0.0.1 with mDNS off; every node is stopped (SIGINT) at the end.
  */
 import { execa } from 'execa'
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -107,6 +107,25 @@ async function processCpu (pid: number | undefined): Promise<CpuSeconds> {
 }
 
 const cpuSince = (a: CpuSeconds, b: CpuSeconds): CpuSeconds => ({ self: b.self - a.self, children: b.children - a.children })
+
+// ---- disk ---------------------------------------------------------------------------------------
+
+/** Bytes of every file under `dir` (missing files, e.g. deleted while listed, count as 0). */
+async function treeBytes (dir: string): Promise<number> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])
+  const sizes = await Promise.all(entries.filter(e => e.isFile()).map(async e => (await stat(join(e.parentPath, e.name)).catch(() => ({ size: 0 }))).size))
+  return sizes.reduce((a, b) => a + b, 0)
+}
+
+/** The largest a folder got while sampled every `everyMs`. */
+function sampleTreePeak (dir: string, everyMs = 250): { stop: () => Promise<number> } {
+  let peak = 0
+  let running = true
+  const loop = (async () => {
+    while (running) { peak = Math.max(peak, await treeBytes(dir)); await sleep(everyMs) }
+  })()
+  return { stop: async () => { running = false; await loop; return peak } }
+}
 
 // ---- wire bytes from the kernel -----------------------------------------------------------------
 
@@ -291,6 +310,7 @@ async function main (): Promise<void> {
     let wire: ReturnType<WireSampler['totals']> & { samples: number }
     let peersSec: number
     let nodeCpu: CpuSeconds[]
+    let peakJobBytes = 0
     try {
       const nodeOpts = (i: number): StartNodeOptions => ({ slots: 1, wrapper: ['taskset', '-c', String(i % CORES)], extraArgs: ['--threads', '1', '--verbose'] })
       const first = await startNode(join(work, 'swarm-k', 'n1'), nodeOpts(0), kLogs[0]!)
@@ -304,10 +324,13 @@ async function main (): Promise<void> {
       const sampler = new WireSampler(listen, first.proc.pid, controlPort)
       await sampler.start()
       const cpuBefore = await Promise.all(kNodes.map(async n => await processCpu(n.proc.pid)))
+      // The originator's job folder: segments, results in and the merge (the output goes elsewhere).
+      const disk = sampleTreePeak(join(first.home, 'jobs'))
       try {
         sk = await addAndWait(first.home, clip.path, settings.raw, join(work, 'swarm-k', 'out.mkv'))
       } finally {
         await sampler.stop()
+        peakJobBytes = await disk.stop()
       }
       nodeCpu = await Promise.all(kNodes.map(async (n, i) => cpuSince(cpuBefore[i]!, await processCpu(n.proc.pid))))
       wire = { ...sampler.totals(), samples: sampler.samples }
@@ -407,6 +430,7 @@ async function main (): Promise<void> {
       ['swarm add → first lease (s)', fmt(firstLeaseSec), '< 1', met(firstLeaseSec === undefined ? undefined : firstLeaseSec < 1)],
       ['swarm add → first lease to another peer (s)', fmt(firstRemoteLeaseSec), '', ''],
       ['merge time (s)', fmt(mergeSec, 2), '', ''],
+      ['peak size of the job folder / source size', `${(peakJobBytes / 1024 ** 2).toFixed(0)} MiB / ${(source.sizeBytes / 1024 ** 2).toFixed(0)} MiB`, '', ''],
       ['merge share of swarm-k time', mergeSec === undefined ? 'n/a' : `${(100 * mergeSec / sk.seconds).toFixed(1)}%`, '', ''],
       [`video bytes swarm-${k} / baseline-1`, fmt(sizeRatio, 4), 'within 3%', met(Math.abs(sizeRatio - 1) <= 0.03)],
       ['SSIM baseline-1', fmt(ssimBase1, 5), '', ''],
@@ -451,6 +475,8 @@ async function main (): Promise<void> {
         firstLeaseSec: firstLeaseSec ?? null,
         firstRemoteLeaseSec: firstRemoteLeaseSec ?? null,
         mergeSec: mergeSec ?? null,
+        peakJobFolderBytes: peakJobBytes,
+        sourceBytes: source.sizeBytes,
         mergeShare: mergeSec !== undefined ? mergeSec / sk.seconds : null,
         wire: {
           method: 'ss -tinpH state established every 200 ms; originator sockets (local 127.0.0.1:<listen port>, or owned by its pid; control API excluded); max per socket minus the snapshot taken just before swarm add',

@@ -1,5 +1,6 @@
 import { randomBytes, createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { availableParallelism } from 'node:os'
 import { mkdir, rename, rm, stat, statfs } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path'
@@ -47,6 +48,12 @@ export interface OriginatorOptions {
   noPaceDeadlineMs?: number
   /** The most chunks a job may be cut into: what peers accept in an announcement. */
   maxChunks?: number
+  /**
+   * Sources at least this large are cut just ahead of the swarm (SEGMENTS_AHEAD_PER_ENCODER
+   * unclaimed segments per encoder) instead of all at once (default 1 GiB): a 30 GB remux would
+   * otherwise need 30 GB free before its first chunk, and hold it until most chunks are done.
+   */
+  cutAheadFromBytes?: number
   /** A peer whose result failed verification is reported here: the daemon bans it (swarm/bans.ts). */
   reportOffence?: ReportOffence
 }
@@ -155,6 +162,11 @@ export class InputError extends Error {
 }
 
 /** A job still to split, or with every chunk verified but not merged yet, has work for the originator itself. */
+/** Unclaimed segments a large job keeps cut per encoder in the swarm (at least MIN_SEGMENTS_AHEAD in all). */
+const SEGMENTS_AHEAD_PER_ENCODER = 2
+const MIN_SEGMENTS_AHEAD = 4
+const DEFAULT_CUT_AHEAD_FROM_BYTES = 1024 ** 3
+
 function needsRun (job: JobRecord): boolean {
   return job.state === 'splitting' || (job.state === 'encoding' && job.chunks.every(c => c.state === 'done'))
 }
@@ -614,6 +626,19 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     if (job.state === 'merging') await this.merge(job, signal)
   }
 
+  /**
+   * Waits until the job has fewer unclaimed segments than the swarm's encoders will soon take
+   * (SEGMENTS_AHEAD_PER_ENCODER each). Claimed segments do not count: they are in flight, and a
+   * verified chunk's segment is deleted, so the job's disk stays near what is being encoded.
+   */
+  private async roomToCut (job: JobRecord, signal: AbortSignal): Promise<void> {
+    const ahead = (): number => {
+      const encoders = Math.max(1, this.o.swarmSize?.() ?? 1) * Math.max(1, this.o.slotsPerPeer ?? 1)
+      return Math.max(MIN_SEGMENTS_AHEAD, SEGMENTS_AHEAD_PER_ENCODER * encoders)
+    }
+    while (job.chunks.filter(c => c.state === 'open').length >= ahead()) await sleep(200, undefined, { signal })
+  }
+
   /** Cuts the chunks still pending; each opens as soon as its segment exists, so workers start early. */
   private async split (job: JobRecord, signal: AbortSignal): Promise<void> {
     const splitStarted = performance.now()
@@ -634,7 +659,8 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       tag: jobTag(job.id),
       signal,
       log: this.log,
-      opened
+      opened,
+      ...(source.sizeBytes >= (this.o.cutAheadFromBytes ?? DEFAULT_CUT_AHEAD_FROM_BYTES) ? { room: async () => { await this.roomToCut(job, signal) } } : {})
     })
     job.state = 'encoding'
     this.log.debug(`${jobTag(job.id)}: every chunk cut (${((performance.now() - splitStarted) / 1000).toFixed(2)} s)`)

@@ -4,7 +4,7 @@ import { copyFile, mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { encodeChunk } from '../../src/media/index.js'
+import { encodeChunk, planChunks, probeMedia } from '../../src/media/index.js'
 import { InputError, Originator, type JobRecord } from '../../src/jobs/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 import { waitFor } from '../helpers/wait.js'
@@ -154,8 +154,9 @@ describe('Originator', () => {
       let sampling = true
       const sampler = (async () => {
         while (sampling) {
-          const { stdout } = await execa('ps', ['-o', 'comm=', '--ppid', String(process.pid)], { reject: false })
-          most = Math.max(most, stdout.split('\n').filter(c => c.trim() === 'ffprobe').length)
+          // One decoder of a peer's result (raw H.264 forced) per picture check running.
+          const { stdout } = await execa('ps', ['-o', 'args=', '--ppid', String(process.pid)], { reject: false })
+          most = Math.max(most, stdout.split('\n').filter(c => c.startsWith('ffmpeg') && c.includes('-f h264')).length)
         }
       })()
       const answers = await Promise.all(files.map(async (f, i) => await o.acceptResult(job.id, i, `peer${i}`, f, 'x')))
@@ -303,27 +304,66 @@ describe('Originator', () => {
   })
 
   it('splits exactly the chunks it planned when the swarm size forced a finer plan', async () => {
-    // 35 GOPs of 2 frames; a swarm of 2 asks for at least 8 chunks: 4 GOPs each gives 9 chunks, and
-    // the tail shrunk for 2 encoders gives 14, while planning again for "at least 14" would give
-    // more. The job keeps the options it was planned with.
+    // 35 GOPs of 20 frames (0.8 s); a swarm of 2 asks for at least 8 chunks: 4 GOPs each gives 9
+    // chunks, and the tail shrunk for 2 encoders (down to 2 GOPs, the 1.5 s minimum) gives 12, while
+    // planning again for "at least 12" would give 18. The job keeps the options it was planned with.
     const dir = await mkdtemp(join(tmpdir(), 'swarm-orig-plan-'))
     cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
     const clip = join(dir, 'gops.mkv')
-    const { execa } = await import('execa')
-    await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=64x36:rate=25', '-frames:v', '70',
-      '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '2', '-keyint_min', '2', '-sc_threshold', '0', '-bf', '0', clip])
+    await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=64x36:rate=25', '-frames:v', '700',
+      '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '20', '-keyint_min', '20', '-sc_threshold', '0', '-bf', '0', clip])
     const o = new Originator({ home: join(dir, 'home'), peerId: '12D3KooWorigin', swarmSize: () => 2 })
     await o.start()
     cleanup.push(async () => { await o.stop() })
     const { job } = await o.addJob({ file: clip, settings: SETTINGS })
     expect(job.plan).toMatchObject({ minChunks: 8, tailParallelism: 2, absorbShortTail: true })
-    expect(job.chunks.length).toBe(14)
-    expect(job.chunks.at(-1)?.frames).toBe(2)
+    expect(job.chunks.map(c => c.frames)).toEqual([80, 80, 80, 80, 80, 60, 60, 40, 40, 40, 40, 20])
+    expect(planChunks(await probeMedia(clip), { minChunks: job.chunks.length }).chunks.length).not.toBe(job.chunks.length)
     await waitFor('the split to end', () => job.state !== 'splitting', { timeoutMs: 60_000, everyMs: 50 })
     expect(job.error).toBeUndefined()
     expect(job.state).toBe('encoding')
     expect(job.chunks.every(c => c.state === 'open')).toBe(true)
   })
+
+  for (const [how, clipOf] of [['in one pass (closed GOPs)', 'gops'], ['one by one (open GOPs)', 'openGop']] as const) {
+    it(`cuts a large source just ahead of the swarm, ${how}: a few unclaimed segments, more as chunks are claimed, verified ones deleted`, async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'swarm-orig-ahead-'))
+      cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
+      // 15 GOPs of 20 frames; open GOPs (leading B-frames) need a cut per chunk, closed ones are cut in one pass.
+      const clip = join(dir, `${clipOf}.mkv`)
+      await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=64x36:rate=25', '-frames:v', '300',
+        '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '20', '-keyint_min', '20', '-sc_threshold', '0',
+        ...(clipOf === 'gops' ? ['-bf', '0'] : ['-bf', '3', '-x264-params', 'open-gop=1']), clip])
+      // Every source counts as large here; one encoder (no swarm): four unclaimed segments at most.
+      const o = new Originator({ home: join(dir, 'home'), peerId: '12D3KooWorigin', plan: { gopsPerChunk: 1 }, cutAheadFromBytes: 0 })
+      await o.start()
+      cleanup.push(async () => { await o.stop() })
+      const { job } = await o.addJob({ file: clip, settings: SETTINGS })
+      expect(job.chunks.length).toBeGreaterThan(8)
+      const count = (state: string): number => job.chunks.filter(c => c.state === state).length
+      const segmentFiles = (): number => readdirSync(join(o.jobDir(job.id), 'segments')).length
+      await waitFor('four segments cut', () => count('open') === 4, { timeoutMs: 30_000, everyMs: 50 })
+      await new Promise(resolve => setTimeout(resolve, 1000))
+      expect([count('open'), segmentFiles(), job.state]).toEqual([4, 4, 'splitting'])
+      // Two claimed: two more are cut, no more.
+      const a = o.requestLease(job.id, 0, 'peerA'); const b = o.requestLease(job.id, 1, 'peerB')
+      if (!a.ok || !b.ok) throw new Error('lease')
+      await waitFor('two more segments cut', () => count('open') === 4 && count('leased') === 2, { timeoutMs: 30_000, everyMs: 50 })
+      await new Promise(resolve => setTimeout(resolve, 600))
+      expect([count('open'), count('leased'), segmentFiles()]).toEqual([4, 2, 6])
+      // A verified chunk's segment goes; a segment is cut for none (nothing more was claimed).
+      const scratch = join(dir, 'scratch')
+      expect(await o.acceptResult(job.id, 0, 'peerA', await encodeFor(o, job, 0, a.lease.id, 'peerA', scratch), 'x')).toEqual({ ok: true })
+      expect([count('done'), count('open'), segmentFiles()]).toEqual([1, 4, 5])
+      // Claimed one after another, every chunk is cut in the end and the job is encoding.
+      for (let i = 2; i < job.chunks.length; i++) {
+        await waitFor(`chunk ${i} open`, () => job.chunks[i]!.state === 'open', { timeoutMs: 30_000, everyMs: 20 })
+        expect(o.requestLease(job.id, i, `peer${i}`)).toMatchObject({ ok: true })
+      }
+      await waitFor('every chunk cut', () => job.state === 'encoding', { timeoutMs: 30_000, everyMs: 50 })
+      expect(count('pending')).toBe(0)
+    })
+  }
 
   it('cuts straight from a source whose seeks land on the keyframe, and from a copy of the video once one does not', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'swarm-orig-direct-'))
