@@ -15,7 +15,7 @@
  * Real `swarm join` processes on 127.0.0.1 with mDNS off; every node is stopped (SIGINT) at the end.
  */
 import { execa } from 'execa'
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -31,7 +31,9 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '30' },
     nodes: { type: 'string', default: String(availableParallelism()) },
     out: { type: 'string', default: 'bench-results' },
-    quick: { type: 'boolean', default: false }
+    quick: { type: 'boolean', default: false },
+    // Only baseline-1 and the pinned k-node swarm (the throughput issue's comparison): skips steps 1-2.
+    'pinned-only': { type: 'boolean', default: false }
   }
 })
 
@@ -88,6 +90,41 @@ async function startNode (home: string, o: StartNodeOptions, log: LineLog): Prom
 
 async function stopNodes (nodes: LocalNode[]): Promise<void> {
   await Promise.allSettled(nodes.map(async n => { await n.stop('SIGINT'); live.delete(n) }))
+}
+
+// ---- CPU from /proc ------------------------------------------------------------------------------
+
+interface CpuSeconds { self: number, children: number }
+
+/** CPU seconds of a process (utime + stime) and of its children it has waited for (cutime + cstime). */
+async function processCpu (pid: number | undefined): Promise<CpuSeconds> {
+  if (pid === undefined) return { self: 0, children: 0 }
+  try {
+    const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? []
+    const tick = (i: number): number => Number(fields[i] ?? 0) / 100
+    return { self: tick(11) + tick(12), children: tick(13) + tick(14) }
+  } catch { return { self: 0, children: 0 } }
+}
+
+const cpuSince = (a: CpuSeconds, b: CpuSeconds): CpuSeconds => ({ self: b.self - a.self, children: b.children - a.children })
+
+// ---- disk ---------------------------------------------------------------------------------------
+
+/** Bytes of every file under `dir` (missing files, e.g. deleted while listed, count as 0). */
+async function treeBytes (dir: string): Promise<number> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])
+  const sizes = await Promise.all(entries.filter(e => e.isFile()).map(async e => (await stat(join(e.parentPath, e.name)).catch(() => ({ size: 0 }))).size))
+  return sizes.reduce((a, b) => a + b, 0)
+}
+
+/** The largest a folder got while sampled every `everyMs`. */
+function sampleTreePeak (dir: string, everyMs = 250): { stop: () => Promise<number> } {
+  let peak = 0
+  let running = true
+  const loop = (async () => {
+    while (running) { peak = Math.max(peak, await treeBytes(dir)); await sleep(everyMs) }
+  })()
+  return { stop: async () => { running = false; await loop; return peak } }
 }
 
 // ---- wire bytes from the kernel -----------------------------------------------------------------
@@ -230,10 +267,11 @@ async function main (): Promise<void> {
   console.log(`settings: ${settings.raw}   cores: ${CORES}   nodes (k): ${k}   load average: ${load.start!.join(' ')}`)
 
   try {
+    const pinnedOnly = values['pinned-only'] === true
     // 1. baseline-T
     const baseTOut = join(work, 'baseline-T.264')
-    const baseTSec = await plainEncode(clip.path, source, settings, T, baseTOut)
-    console.log(`baseline-${T}: ${baseTSec.toFixed(2)} s`)
+    const baseTSec = pinnedOnly ? Number.NaN : await plainEncode(clip.path, source, settings, T, baseTOut)
+    if (!pinnedOnly) console.log(`baseline-${T}: ${baseTSec.toFixed(2)} s`)
 
     // 2. swarm-1: the node's own sizing for T cores (S slots of T/S threads), then one encode of T threads
     const S = defaultSlots(T)
@@ -253,14 +291,16 @@ async function main (): Promise<void> {
       console.log(`${name} (--slots ${slots} --threads ${threads}): ${run.seconds.toFixed(2)} s, ${run.record.chunks.length} chunks`)
       return { run, firstLeaseSec: first !== undefined ? (first - run.t0) / 1000 : undefined }
     }
-    const { run: s1, firstLeaseSec: s1FirstLeaseSec } = await runSwarm1('swarm-1', S, s1Threads)
-    const { run: s1One } = await runSwarm1('swarm-1-one-encode', 1, T)
+    const { run: s1, firstLeaseSec: s1FirstLeaseSec } = pinnedOnly ? { run: undefined, firstLeaseSec: undefined } : await runSwarm1('swarm-1', S, s1Threads)
+    const { run: s1One } = pinnedOnly ? { run: undefined } : await runSwarm1('swarm-1-one-encode', 1, T)
 
     // 3. baseline-1, pinned to core 0
     load.beforeBaseline1 = loadavg().map(n => round(n, 2))
     const base1Out = join(work, 'baseline-1.264')
+    const base1Cpu0 = await processCpu(process.pid)
     const base1Sec = await plainEncode(clip.path, source, settings, 1, base1Out, 0)
-    console.log(`baseline-1 (core 0): ${base1Sec.toFixed(2)} s`)
+    const base1Cpu = cpuSince(base1Cpu0, await processCpu(process.pid)).children
+    console.log(`baseline-1 (core 0): ${base1Sec.toFixed(2)} s, ${base1Cpu.toFixed(1)} CPU s`)
 
     // 4. swarm-k: node i (0-based) under `taskset -c i`, so node 1, the originator, shares core 0 with nothing else of ours, like baseline-1
     load.beforeSwarmK = loadavg().map(n => round(n, 2))
@@ -269,6 +309,8 @@ async function main (): Promise<void> {
     let sk: SwarmRun
     let wire: ReturnType<WireSampler['totals']> & { samples: number }
     let peersSec: number
+    let nodeCpu: CpuSeconds[]
+    let peakJobBytes = 0
     try {
       const nodeOpts = (i: number): StartNodeOptions => ({ slots: 1, wrapper: ['taskset', '-c', String(i % CORES)], extraArgs: ['--threads', '1', '--verbose'] })
       const first = await startNode(join(work, 'swarm-k', 'n1'), nodeOpts(0), kLogs[0]!)
@@ -281,11 +323,16 @@ async function main (): Promise<void> {
       const controlPort = new URL(first.controlUrl).port
       const sampler = new WireSampler(listen, first.proc.pid, controlPort)
       await sampler.start()
+      const cpuBefore = await Promise.all(kNodes.map(async n => await processCpu(n.proc.pid)))
+      // The originator's job folder: segments, results in and the merge (the output goes elsewhere).
+      const disk = sampleTreePeak(join(first.home, 'jobs'))
       try {
         sk = await addAndWait(first.home, clip.path, settings.raw, join(work, 'swarm-k', 'out.mkv'))
       } finally {
         await sampler.stop()
+        peakJobBytes = await disk.stop()
       }
+      nodeCpu = await Promise.all(kNodes.map(async (n, i) => cpuSince(cpuBefore[i]!, await processCpu(n.proc.pid))))
       wire = { ...sampler.totals(), samples: sampler.samples }
     } finally {
       await stopNodes(kNodes)
@@ -333,15 +380,20 @@ async function main (): Promise<void> {
 
     // 6. size and SSIM against baseline-1
     const base1Bytes = (await stat(base1Out)).size
-    const baseTBytes = (await stat(baseTOut)).size
+    const baseTBytes = pinnedOnly ? Number.NaN : (await stat(baseTOut)).size
     const skVideoBytes = sk.record.chunks.reduce((a, c) => a + (c.result?.size ?? 0), 0)
-    const s1VideoBytes = s1.record.chunks.reduce((a, c) => a + (c.result?.size ?? 0), 0)
+    const s1VideoBytes = s1?.record.chunks.reduce((a, c) => a + (c.result?.size ?? 0), 0)
     const skPacketBytes = await videoPacketBytes(sk.output)
     const skFileBytes = (await stat(sk.output)).size
     const ssimBase1 = await ssim(base1Out, clip.path)
     const ssimSk = await ssim(sk.output, clip.path)
 
-    const s1Ratio = s1.seconds / baseTSec
+    // Where swarm-k's core-seconds went: each node's Node.js process and the tools it ran (x264, ffmpeg, ffprobe, mkvmerge), and idle.
+    const originCpu = nodeCpu[0]!
+    const workerCpu = nodeCpu.slice(1).reduce((a, c) => ({ self: a.self + c.self, children: a.children + c.children }), { self: 0, children: 0 })
+    const swarmCpu = originCpu.self + originCpu.children + workerCpu.self + workerCpu.children
+    const idleCoreSec = k * sk.seconds - swarmCpu
+    const s1Ratio = s1 !== undefined ? s1.seconds / baseTSec : undefined
     const speedup = base1Sec / sk.seconds
     const efficiency = speedup / k
     const wireRatio = payload > 0 ? wireBytes / payload : undefined
@@ -353,13 +405,18 @@ async function main (): Promise<void> {
     const rows: string[][] = [
       ['measure', 'value', 'goal', 'met?'],
       [`baseline-${T} time (s), --threads ${T}`, fmt(baseTSec, 2), '', ''],
-      [`swarm-1 time (s), --slots ${S} --threads ${s1Threads}`, fmt(s1.seconds, 2), '', ''],
-      [`swarm-1 / baseline-${T}`, fmt(s1Ratio), '<= 1.05', met(s1Ratio <= 1.05)],
-      [`for reference: swarm-1 --slots 1 --threads ${T} (s), / baseline-${T}`, `${fmt(s1One.seconds, 2)}, ${fmt(s1One.seconds / baseTSec)}`, '', ''],
+      [`swarm-1 time (s), --slots ${S} --threads ${s1Threads}`, fmt(s1?.seconds, 2), '', ''],
+      [`swarm-1 / baseline-${T}`, fmt(s1Ratio), '<= 1.05', met(s1Ratio === undefined ? undefined : s1Ratio <= 1.05)],
+      [`for reference: swarm-1 --slots 1 --threads ${T} (s), / baseline-${T}`, `${fmt(s1One?.seconds, 2)}, ${fmt(s1One !== undefined ? s1One.seconds / baseTSec : undefined)}`, '', ''],
       ['baseline-1 time (s), core 0', fmt(base1Sec, 2), '', ''],
       [`swarm-${k} time (s), 1 core per node`, fmt(sk.seconds, 2), '', ''],
       [`speedup baseline-1 / swarm-${k}`, fmt(speedup), `~ ${k}`, ''],
       [`efficiency speedup / ${k}`, fmt(efficiency), '>= 0.95', met(efficiency >= 0.95)],
+      ['CPU s, baseline-1 (ffmpeg + x264)', fmt(base1Cpu, 1), '', ''],
+      [`CPU s, swarm-${k} tools: originator / other nodes`, `${fmt(originCpu.children, 1)} / ${fmt(workerCpu.children, 1)}`, '', ''],
+      [`CPU s, swarm-${k} Node.js: originator / other nodes`, `${fmt(originCpu.self, 1)} / ${fmt(workerCpu.self, 1)}`, '', ''],
+      [`swarm-${k} CPU / baseline-1 CPU`, fmt(swarmCpu / base1Cpu), '', ''],
+      [`idle core-seconds (${k} × time - CPU)`, `${fmt(idleCoreSec, 1)} (${(100 * idleCoreSec / (k * sk.seconds)).toFixed(1)}%)`, '', ''],
       [`chunks (encoded by peers other than the originator)`, `${sk.record.chunks.length} (${remoteChunks.length})`, `>= ${k}`, met(sk.record.chunks.length >= k)],
       ['chunk frames', frames.join(' '), '', ''],
       [`efficiency this chunk plan allows on ${k} nodes`, fmt(planBound), '', ''],
@@ -373,6 +430,7 @@ async function main (): Promise<void> {
       ['swarm add → first lease (s)', fmt(firstLeaseSec), '< 1', met(firstLeaseSec === undefined ? undefined : firstLeaseSec < 1)],
       ['swarm add → first lease to another peer (s)', fmt(firstRemoteLeaseSec), '', ''],
       ['merge time (s)', fmt(mergeSec, 2), '', ''],
+      ['peak size of the job folder / source size', `${(peakJobBytes / 1024 ** 2).toFixed(0)} MiB / ${(source.sizeBytes / 1024 ** 2).toFixed(0)} MiB`, '', ''],
       ['merge share of swarm-k time', mergeSec === undefined ? 'n/a' : `${(100 * mergeSec / sk.seconds).toFixed(1)}%`, '', ''],
       [`video bytes swarm-${k} / baseline-1`, fmt(sizeRatio, 4), 'within 3%', met(Math.abs(sizeRatio - 1) <= 0.03)],
       ['SSIM baseline-1', fmt(ssimBase1, 5), '', ''],
@@ -392,14 +450,15 @@ async function main (): Promise<void> {
       settings: settings.raw,
       machine: { cores: CORES, cpu: cpus()[0]?.model ?? '', node: process.version, x264: x264Version, loadavg: load },
       baselineT: { threads: T, seconds: baseTSec, videoBytes: baseTBytes },
-      swarm1OneEncode: { slots: 1, threads: T, seconds: s1One.seconds, chunks: s1One.record.chunks.length, ratioToBaselineT: s1One.seconds / baseTSec },
-      swarm1: { slots: S, threads: s1Threads, seconds: s1.seconds, chunks: s1.record.chunks.length, chunkFrames: s1.record.chunks.map(c => c.frames), chunkResultBytes: s1.record.chunks.map(c => c.result?.size ?? null), firstLeaseSec: s1FirstLeaseSec ?? null, videoBytes: s1VideoBytes, ratioToBaselineT: s1Ratio },
-      baseline1: { threads: 1, core: 0, seconds: base1Sec, videoBytes: base1Bytes, ssim: ssimBase1 },
+      swarm1OneEncode: s1One === undefined ? null : { slots: 1, threads: T, seconds: s1One.seconds, chunks: s1One.record.chunks.length, ratioToBaselineT: s1One.seconds / baseTSec },
+      swarm1: s1 === undefined ? null : { slots: S, threads: s1Threads, seconds: s1.seconds, chunks: s1.record.chunks.length, chunkFrames: s1.record.chunks.map(c => c.frames), chunkResultBytes: s1.record.chunks.map(c => c.result?.size ?? null), firstLeaseSec: s1FirstLeaseSec ?? null, videoBytes: s1VideoBytes, ratioToBaselineT: s1Ratio },
+      baseline1: { threads: 1, core: 0, seconds: base1Sec, cpuSeconds: base1Cpu, videoBytes: base1Bytes, ssim: ssimBase1 },
       swarmK: {
         nodes: k,
         threads: 1,
         seconds: sk.seconds,
         secondsToSeePeers: peersSec,
+        cpuSeconds: { originator: originCpu, others: workerCpu, perNode: nodeCpu, total: swarmCpu, idleCoreSeconds: idleCoreSec },
         speedup,
         efficiency,
         chunks: sk.record.chunks.length,
@@ -416,6 +475,8 @@ async function main (): Promise<void> {
         firstLeaseSec: firstLeaseSec ?? null,
         firstRemoteLeaseSec: firstRemoteLeaseSec ?? null,
         mergeSec: mergeSec ?? null,
+        peakJobFolderBytes: peakJobBytes,
+        sourceBytes: source.sizeBytes,
         mergeShare: mergeSec !== undefined ? mergeSec / sk.seconds : null,
         wire: {
           method: 'ss -tinpH state established every 200 ms; originator sockets (local 127.0.0.1:<listen port>, or owned by its pid; control API excluded); max per socket minus the snapshot taken just before swarm add',
@@ -441,7 +502,7 @@ async function main (): Promise<void> {
         ssim: ssimSk
       },
       goals: {
-        swarm1Ratio: { value: s1Ratio, goal: '<= 1.05', met: s1Ratio <= 1.05 },
+        swarm1Ratio: { value: s1Ratio ?? null, goal: '<= 1.05', met: s1Ratio === undefined ? null : s1Ratio <= 1.05 },
         efficiency: { value: efficiency, goal: '>= 0.95 at k = 2', met: efficiency >= 0.95 },
         wireRatio: { value: wireRatio ?? null, goal: '<= 1.05', met: wireRatio === undefined ? null : wireRatio <= 1.05 },
         firstLeaseSec: { value: firstLeaseSec ?? null, goal: '< 1', met: firstLeaseSec === undefined ? null : firstLeaseSec < 1 },

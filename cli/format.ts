@@ -1,4 +1,4 @@
-import type { JobStatus, PeersJson, StatusJson } from '../src/daemon/index.js'
+import type { BannedPeerInfo, JobStatus, PeersJson, StatusJson } from '../src/daemon/index.js'
 import { shortChunk, shortJob } from '../src/log/index.js'
 
 /** Peer ids are long; the tail is what tells them apart in a table. */
@@ -55,6 +55,11 @@ export function formatStatus (s: StatusJson): string {
       ...s.jobs.map(j => [shortJob(j.id), j.state, `${j.chunks.done}/${j.chunks.leased}/${j.chunks.open} of ${j.chunks.total}`, j.local ? percent(j) : '-', j.local ? 'here' : shortPeer(j.originator), j.output ?? j.file])]))
     for (const j of s.jobs) if (j.reach?.kind === 'control-only') lines.push(`  ${shortJob(j.id)}: ${reachText(j)}`)
   }
+  const banned = s.banned ?? []
+  if (banned.length > 0) {
+    lines.push('', `BANNED (${banned.length})`)
+    lines.push(table([['ID', 'UNTIL', 'REASON'], ...banned.map(b => [shortPeer(b.id), banUntil(b), b.reason.slice(0, 160)])]))
+  }
   lines.push('', `REACH  ${reachabilityText(s.network.reachability, s.network.reservedOn)}`)
   if (s.network.relay !== undefined) lines.push('', `RELAY  ${s.network.relay.reservations} peers reserved, ${s.network.relay.circuits} circuits open, ${s.network.relay.circuitsServed} served carrying ${mib(s.network.relay.bytesRelayed)}; ${s.network.relay.limits}`)
   if (s.network.reservedOn.length > 0) lines.push('', `reachable through relay${s.network.reservedOn.length === 1 ? '' : 's'} ${s.network.reservedOn.map(shortPeer).join(', ')}`)
@@ -104,6 +109,14 @@ export function formatFidelitySummary (j: JobStatus): string[] {
   return ['fidelity  FAILED:', ...f.checks.map(c => `  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: source ${c.source}; output ${c.output}${c.detail !== undefined ? ` (${c.detail})` : ''}`)]
 }
 
+/** Until when a ban holds, in local time; a ban that is over and holds only on jobs says so. */
+export function banUntil (b: BannedPeerInfo, now = Date.now()): string {
+  if (!b.active) return 'over; still refused on its jobs'
+  const left = Date.parse(b.until) - now
+  const hours = left / 3_600_000
+  return `until ${new Date(b.until).toLocaleString()} (${hours >= 1 ? `${hours.toFixed(1)} h` : `${Math.max(1, Math.ceil(left / 60_000))} min`} left)`
+}
+
 /** `swarm peers`: one block per peer, full ids (they are what --bootstrap needs). */
 export function formatPeers (p: PeersJson): string {
   const lines = [`this node ${p.peerId}`, `${p.peers.length} peer${p.peers.length === 1 ? '' : 's'} connected`]
@@ -116,6 +129,14 @@ export function formatPeers (p: PeersJson): string {
     lines.push(`  encoding  ${peer.encoding.length === 0
       ? 'nothing for this node'
       : `${peer.encoding.map(c => `${shortChunk(c.jobId, c.chunk)} ${c.framesDone}/${c.frames}`).join(', ')} (${peer.fps.toFixed(1)} fps)`}`)
+  }
+  const banned = p.banned ?? []
+  if (banned.length > 0) {
+    lines.push('', `${banned.length} banned (lift a ban with: swarm peers unban PEER)`)
+    for (const b of banned) {
+      lines.push('', b.id, `  banned    ${banUntil(b)} (ban ${b.strikes})`, `  reason    ${b.reason}`)
+      if (b.jobs.length > 0) lines.push(`  jobs      ${b.jobs.map(j => shortJob(j)).join(', ')} (refused for as long as the node remembers it)`)
+    }
   }
   if (p.unreachable.length > 0) {
     lines.push('', `${p.unreachable.length} found but not connected`)

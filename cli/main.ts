@@ -12,7 +12,8 @@ Usage:
   swarm join [options]                 run a node in the foreground
   swarm add FILE "SETTINGS" [options]  encode FILE with x264 SETTINGS across the swarm
   swarm status [JOB] [options]         peers, jobs, chunks and who encodes what (--watch: live)
-  swarm peers [options]                connected peers: addresses, latency, what they encode for us
+  swarm peers [options]                connected peers: addresses, latency, what they encode for us;
+                                       banned peers (swarm peers unban PEER lifts a ban)
   swarm cancel JOB [options]           stop a job this node originated
   swarm key generate FILE              make a pre-shared key for a private swarm
 

@@ -33,7 +33,7 @@ export interface AnnouncerOptions {
   /** Sends a message to the swarm's job topic. */
   publish: (msg: TopicMessage) => Promise<void>
   /** This node's own worker, which hears of our jobs from the announcer rather than the topic. */
-  worker: { updateJob: (view: JobView) => void, removeJob: (jobId: string) => void }
+  worker: { updateJob: (view: JobView) => void, removeJob: (originator: string, jobId: string) => void }
   /** This node's listen addresses (with or without its /p2p/ suffix). */
   addrs: () => string[]
   /** Peers that encode, this one included: bigger swarms batch changes longer. */
@@ -131,7 +131,7 @@ export class Announcer {
 
   private withdraw (jobId: string): void {
     this.announced.delete(jobId)
-    this.o.worker.removeJob(jobId)
+    this.o.worker.removeJob(this.o.self, jobId)
     void this.o.publish({ v: 1, type: 'gone', jobId, originator: this.o.self, seq: ++this.seq })
   }
 }

@@ -107,11 +107,33 @@ export interface UnreachablePeerInfo {
   retryInMs: number
 }
 
+/**
+ * A peer this node caught lying (a result that failed verification, a segment that is not one,
+ * requests that kept breaking the protocol): banned from the job it lied about and, until `until`,
+ * from this node. `swarm peers unban ID` lifts it.
+ */
+export interface BannedPeerInfo {
+  id: string
+  /** What it did, as logged when it was banned. */
+  reason: string
+  /** When this ban began and ends (ISO 8601). */
+  since: string
+  until: string
+  /** Banned from this node now (false: only the jobs below are still refused to it). */
+  active: boolean
+  /** Bans so far: each one lasts twice as long as the one before, at most a day. */
+  strikes: number
+  /** Jobs it lied about: it stays refused on them when the ban ends. */
+  jobs: string[]
+}
+
 export interface PeersJson {
   peerId: string
   peers: PeerInfo[]
   /** Found but not connected: another swarm's node (a different --swarm-key), a firewall, a node gone. */
   unreachable: UnreachablePeerInfo[]
+  /** The block list. */
+  banned: BannedPeerInfo[]
 }
 
 /**
@@ -126,7 +148,8 @@ export interface DashboardEvent {
 
 export interface WorkerStatus {
   slots: number
-  active: Array<{ jobId: string, chunk: number, framesDone: number, frames: number, fps: number, stage: 'fetching' | 'queued' | 'encoding' | 'uploading' }>
+  /** `originator`: whose job the chunk is (two originators may announce one job id). */
+  active: Array<{ originator: string, jobId: string, chunk: number, framesDone: number, frames: number, fps: number, stage: 'fetching' | 'queued' | 'encoding' | 'uploading' }>
 }
 
 export interface StatusJson {
@@ -138,6 +161,8 @@ export interface StatusJson {
   jobs: JobStatus[]
   worker: WorkerStatus
   network: NetworkStatus
+  /** The block list (see PeersJson). */
+  banned: BannedPeerInfo[]
 }
 
 /**

@@ -22,6 +22,8 @@ export interface ControlClient {
   job: (id: string) => Promise<JobStatus>
   cancelJob: (id: string) => Promise<void>
   peers: () => Promise<PeersJson>
+  /** Lifts the ban on a peer (its full id or the end of it); returns the full id. */
+  unban: (peer: string) => Promise<string>
 }
 
 export async function connectControl (home: string): Promise<ControlClient> {
@@ -71,6 +73,7 @@ export async function connectControl (home: string): Promise<ControlClient> {
     addJob: async (req) => await call<AddJobResponse>('POST', '/v1/jobs', req),
     job: async (id) => await call<JobStatus>('GET', `/v1/jobs/${encodeURIComponent(id)}`),
     cancelJob: async (id) => { await call('DELETE', `/v1/jobs/${encodeURIComponent(id)}`) },
-    peers: async () => await call<PeersJson>('GET', '/v1/peers')
+    peers: async () => await call<PeersJson>('GET', '/v1/peers'),
+    unban: async (peer) => (await call<{ lifted: string }>('DELETE', `/v1/bans/${encodeURIComponent(peer)}`)).lifted
   }
 }

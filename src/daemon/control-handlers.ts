@@ -11,6 +11,9 @@ export interface ControlSources {
   jobStatus: (job: JobRecord, withChunks: boolean) => JobStatus
   status: (withChunks: boolean) => StatusJson
   peers: () => Promise<PeersJson>
+  /** Peers on the block list, and lifting a ban (true when there was one). */
+  banned: () => string[]
+  unban: (peer: string) => boolean
 }
 
 /** The control API's answers: status and peers as the view gives them, jobs found by id prefix, jobs added and cancelled. */
@@ -30,6 +33,15 @@ export function controlHandlers (s: ControlSources): ControlHandlers {
         if (err instanceof InputError) throw new ControlError(400, 'input', err.message)
         throw err
       }
+    },
+    unban: (idOrEnd) => {
+      // The full id, or its end as `swarm status` and `swarm peers` print it (…tail).
+      const matches = s.banned().filter(p => p === idOrEnd || p.endsWith(idOrEnd))
+      const exact = matches.find(p => p === idOrEnd)
+      if (exact === undefined && matches.length > 1) throw new ControlError(400, 'input', `peer id …${idOrEnd} is ambiguous: give more characters`)
+      const peer = exact ?? matches[0]
+      if (peer === undefined || !s.unban(peer)) throw new ControlError(404, 'not-found', `no peer ${idOrEnd} is banned on this node`)
+      return { lifted: peer }
     },
     cancelJob: async (prefix) => {
       const matches = s.jobs.list().filter(j => j.id.startsWith(prefix))

@@ -16,6 +16,8 @@ export interface ControlHandlers {
   peers: () => Promise<unknown>
   /** What the dashboard's event stream sends: the status with every local job's chunk list. */
   snapshot: () => unknown
+  /** Lifts a ban (DELETE /v1/bans/<peer id or its end>); throws ControlError 404 when there is none. */
+  unban: (peer: string) => { lifted: string }
 }
 
 /** Thrown by handlers to answer with a status code and a kind the CLI maps to an exit code. */
@@ -152,6 +154,8 @@ export class ControlServer {
         send(200, { cancelled: true })
         return
       }
+      const banMatch = /^\/v1\/bans\/([1-9A-HJ-NP-Za-km-z]{4,128})$/.exec(url.pathname)
+      if (req.method === 'DELETE' && banMatch !== null) { send(200, this.handlers.unban(banMatch[1] as string)); return }
       if (req.method === 'GET' && url.pathname === EVENTS_PATH) { this.openEventStream(req, res); return }
       const asset = DASHBOARD_FILES[url.pathname]
       if (req.method === 'GET' && asset !== undefined) { await this.serveDashboard(asset, res); return }

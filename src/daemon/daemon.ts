@@ -2,13 +2,13 @@ import { existsSync } from 'node:fs'
 import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { PeerId } from '@libp2p/interface'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { Originator } from '../jobs/index.js'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { Originator, type OriginatorOptions } from '../jobs/index.js'
 import type { LogSink } from '../log/index.js'
 import type { PlanOptions } from '../media/index.js'
 import {
-  ANNOUNCE_INTERVAL_MS, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, JobBoard, loadOrCreateIdentity,
-  describeRelayLimits, pathOf, type RelayLimits, type SwarmNode, type TransferStats, MAX_CHUNKS_PER_JOB
+  ANNOUNCE_INTERVAL_MS, BanList, BANS_FILE, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, JobBoard, loadOrCreateIdentity,
+  describeRelayLimits, pathOf, type RelayLimits, type ReportOffence, type SwarmNode, type TransferStats, MAX_CHUNKS_PER_JOB
 } from '../swarm/index.js'
 import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
 import { Worker, type ChunkEncoder } from '../worker/index.js'
@@ -21,6 +21,7 @@ import { localLink } from './local-link.js'
 import { remoteJobFeed, RemoteJobs } from './remote-jobs.js'
 import { defaultSlots, defaultThreads } from './sizing.js'
 import { jobStatus, peers, status, type ConnectedPeer } from './status-view.js'
+import type { RemoteJobFeed } from './remote-jobs.js'
 import { OriginatorReach } from './originator-reach.js'
 import type { NetworkStatus } from './api.js'
 
@@ -44,6 +45,8 @@ export interface DaemonOptions {
   /** Swarms without a key meet in the DHT under this name (default `public`, see src/swarm/members.ts). */
   swarmName?: string
   leaseMs?: number
+  /** The originator's limits (leases per peer, deadline floors, results verified at once); tests set them, `swarm join` keeps the defaults. */
+  leaseLimits?: Pick<OriginatorOptions, 'maxLeasesPerPeer' | 'minDeadlineMs' | 'noPaceDeadlineMs' | 'verifyConcurrency'>
   plan?: PlanOptions
   log?: LogSink
   /**
@@ -63,7 +66,7 @@ export interface Daemon {
   /** Connected peers with ping latency and what they encode for this node's jobs. */
   peers: () => Promise<PeersJson>
   /** Counters for benchmarks and the scale simulation: streams served, bytes moved, announcements. */
-  metrics: () => { transfer: TransferStats, announcementsPublished: number, announcementsRejected: number }
+  metrics: () => { transfer: TransferStats, announcementsPublished: number, announcementsRejected: number, announcementsIgnored: number }
   stop: () => Promise<void>
 }
 
@@ -71,6 +74,8 @@ export interface Daemon {
 const REMOTE_JOB_TTL_MS = 6 * ANNOUNCE_INTERVAL_MS
 /** How long the worker may take to connect to an originator before its first claim (see startWorker). */
 const GATE_CONNECT_MS = 30_000
+/** How long a banned peer's connections stay open after the ban, for the answer that says why to reach it. */
+const HANG_UP_GRACE_MS = 1000
 /** How long `swarm peers` waits for a ping answer. */
 const PING_TIMEOUT_MS = 2000
 
@@ -83,6 +88,8 @@ interface Parts {
   worker: Worker
   remoteJobs: RemoteJobs
   reach: OriginatorReach
+  /** Peers caught lying, persisted in the home (swarm/bans.ts). */
+  bans: BanList
   relayLimits?: RelayLimits
 }
 
@@ -102,13 +109,22 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
   try {
     const { privateKey } = await loadOrCreateIdentity(o.home)
     const self = peerIdFromPrivateKey(privateKey).toString()
+    // Before anything listens: a peer banned before a restart is still banned at the first dial.
+    const bans = new BanList({ file: join(o.home, BANS_FILE), log })
+    await bans.load()
+    onStop(async () => { await bans.flush() })
+    const reportOffence: ReportOffence = (offence) => { if (offence.peer !== self) bans.report(offence) }
     let node: SwarmNode | undefined
     const encodePeers = (): number => node?.services.pubsub.getSubscribers(JOBS_TOPIC).length ?? 0
     /** This node and the peers that listen for jobs. */
     const swarmSize = (): number => 1 + encodePeers()
     const slots = o.slots ?? defaultSlots()
     const originator = new Originator({
-      home: o.home, peerId: self, log, swarmSize, slotsPerPeer: slots, maxChunks: MAX_CHUNKS_PER_JOB,
+      home: o.home, peerId: self, log, swarmSize, slotsPerPeer: slots, maxChunks: MAX_CHUNKS_PER_JOB, reportOffence,
+      // This node's worker encodes its own jobs too: it is the one that tries a chunk others gave back.
+      ownWorker: true,
+      isPresent: (peer) => node?.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.toString() === peer) ?? false,
+      ...o.leaseLimits,
       ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}),
       ...(o.plan !== undefined ? { plan: o.plan } : {})
     })
@@ -125,23 +141,25 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       ...(o.announce !== undefined ? { announce: o.announce } : {}),
       ...(o.upnp !== undefined ? { upnp: o.upnp } : {}),
       ...(o.swarmName !== undefined ? { swarmName: o.swarmName } : {}),
-      encode: { arbiter: originator, log },
+      encode: { arbiter: originator, log, bans: { isBanned: (peer, jobId) => bans.isBanned(peer, jobId), violation: (peer, message) => { bans.violation(peer, message) } } },
+      isBanned: (peer) => bans.isBanned(peer),
       log
     })
     const libp2p = node
     onStop(async () => { await libp2p.stop() })
     const beforeWorker = {
-      self, log, libp2p, originator, remoteJobs: new RemoteJobs(REMOTE_JOB_TTL_MS), reach: new OriginatorReach({ log }),
+      self, log, libp2p, originator, bans, remoteJobs: new RemoteJobs(REMOTE_JOB_TTL_MS), reach: new OriginatorReach({ log }),
       ...(o.relay !== undefined ? { relayLimits: o.relay } : {})
     }
     const workerStopping = new AbortController()
-    const worker = await startWorker(o, beforeWorker, slots, swarmSize, workerStopping.signal)
+    const worker = await startWorker(o, beforeWorker, slots, swarmSize, reportOffence, workerStopping.signal)
     onStop(async () => { await worker.stop() })
     // Stops run in reverse: connections the worker is still making are given up before it stops.
     onStop(async () => { workerStopping.abort() })
     const parts: Parts = { ...beforeWorker, worker }
 
-    const board = listenForJobs(parts, onStop)
+    const { board, feed } = listenForJobs(parts, onStop)
+    enforceBans(parts, feed, onStop)
     const announcer = new Announcer({
       self, jobs: originator, worker, swarmSize,
       publish: async (msg) => { await board.publish(msg) },
@@ -160,7 +178,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       dashboardUrl: control.dashboardUrl,
       status: () => statusOf(parts, false),
       peers: async () => await peersOf(parts),
-      metrics: () => ({ transfer: libp2p.services.encode.stats, announcementsPublished: board.published, announcementsRejected: board.rejected }),
+      metrics: () => ({ transfer: libp2p.services.encode.stats, announcementsPublished: board.published, announcementsRejected: board.rejected, announcementsIgnored: board.ignored }),
       stop: async () => { stopping ??= undo(); await stopping }
     }
   } catch (err) {
@@ -170,13 +188,13 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
 }
 
 /** The worker, encoding for this node's own jobs through a local link and for other originators' over libp2p. */
-async function startWorker (o: DaemonOptions, p: Omit<Parts, 'worker'>, slots: number, swarmSize: () => number, stopping: AbortSignal): Promise<Worker> {
+async function startWorker (o: DaemonOptions, p: Omit<Parts, 'worker'>, slots: number, swarmSize: () => number, reportOffence: ReportOffence, stopping: AbortSignal): Promise<Worker> {
   const threads = o.threads ?? defaultThreads(slots)
   const workDir = join(o.home, 'work')
   // Anything here is from a previous run that did not stop cleanly: its leases are long gone.
   await rm(workDir, { recursive: true, force: true })
   const worker = new Worker({
-    peerId: p.self, slots, workDir, log: p.log, swarmSize,
+    peerId: p.self, slots, workDir, log: p.log, swarmSize, reportOffence,
     ...(threads !== undefined ? { threads } : {}),
     ...(o.encoder !== undefined ? { encoder: o.encoder } : {}),
     linkFor: (originatorId) => {
@@ -201,18 +219,44 @@ async function startWorker (o: DaemonOptions, p: Omit<Parts, 'worker'>, slots: n
 }
 
 /** Other originators' jobs: heard on the job topic, handed to the worker, dropped when their originator goes silent. */
-function listenForJobs (p: Parts, onStop: OnStop): JobBoard {
-  const feed = remoteJobFeed({
-    self: p.self, jobs: p.remoteJobs, worker: p.worker, log: p.log,
-    isOwnJob: (jobId) => p.originator.get(jobId) !== undefined
+function listenForJobs (p: Parts, onStop: OnStop): { board: JobBoard, feed: RemoteJobFeed } {
+  const feed = remoteJobFeed({ self: p.self, jobs: p.remoteJobs, worker: p.worker, log: p.log })
+  const board = new JobBoard(p.libp2p.services.pubsub, {
+    self: p.self, log: p.log, onAnnouncement: feed.onAnnouncement, onWithdrawal: feed.onWithdrawal,
+    isBanned: (peer, jobId) => p.bans.isBanned(peer, jobId)
   })
-  const board = new JobBoard(p.libp2p.services.pubsub, { self: p.self, log: p.log, onAnnouncement: feed.onAnnouncement, onWithdrawal: feed.onWithdrawal })
   board.start()
   onStop(async () => { board.stop() })
   const sweep = setInterval(() => { feed.expire() }, ANNOUNCE_INTERVAL_MS)
   sweep.unref()
   onStop(async () => { clearInterval(sweep) })
-  return board
+  return { board, feed }
+}
+
+/**
+ * What a ban does beyond refusing the peer at the edge: its open connections are closed (the gater
+ * only sees new ones), and its jobs are dropped from the list and from the worker, which gives back
+ * any chunk of theirs it holds.
+ */
+function enforceBans (p: Parts, feed: RemoteJobFeed, onStop: OnStop): void {
+  const hangUps = new Set<NodeJS.Timeout>()
+  const onBanned = (ban: { peer: string, until: number }): void => {
+    if (ban.until <= Date.now()) return
+    feed.dropOriginator(ban.peer)
+    // Not at once: the ban is decided while the answer that says why (bad-result, bad-request) is
+    // still to be written on the peer's stream. Its new streams are refused meanwhile.
+    const t = setTimeout(() => {
+      hangUps.delete(t)
+      // Unless the user lifted the ban meanwhile.
+      if (p.bans.isBanned(ban.peer)) void p.libp2p.hangUp(peerIdFromString(ban.peer)).catch(() => {})
+    }, HANG_UP_GRACE_MS)
+    hangUps.add(t)
+  }
+  p.bans.on('banned', onBanned)
+  onStop(async () => {
+    p.bans.off('banned', onBanned)
+    for (const t of hangUps) clearTimeout(t)
+  })
 }
 
 /** The control API on loopback, and `<home>/control.json` that tells the CLI where it is and its token. */
@@ -222,7 +266,9 @@ async function startControl (home: string, p: Parts, onStop: OnStop): Promise<Co
     remoteJobs: () => p.remoteJobs.current(),
     jobStatus: (job, withChunks) => jobStatus(p.self, job, p.worker.status(), withChunks),
     status: (withChunks) => statusOf(p, withChunks),
-    peers: async () => await peersOf(p)
+    peers: async () => await peersOf(p),
+    banned: () => p.bans.list().map(b => b.peer),
+    unban: (peer) => p.bans.lift(peer)
   }), p.log)
   await control.start()
   onStop(async () => { await control.stop() })
@@ -281,7 +327,8 @@ function statusOf (p: Parts, withChunks: boolean): StatusJson {
     worker: p.worker.status(),
     network: networkOf(p),
     reachOf: (originator) => p.reach.pathTo(originator),
-    withChunks
+    withChunks,
+    banned: p.bans.list()
   })
 }
 
@@ -294,5 +341,5 @@ async function peersOf (p: Parts): Promise<PeersJson> {
     } catch {}
     return { ...connectedPeer(p.libp2p, peer), latencyMs }
   }))
-  return peers({ self: p.self, jobs: p.originator.list(), peers: pinged, unreachable: p.libp2p.services.dialer.unreachable(), worker: p.worker.status() })
+  return peers({ self: p.self, jobs: p.originator.list(), peers: pinged, unreachable: p.libp2p.services.dialer.unreachable(), worker: p.worker.status(), banned: p.bans.list() })
 }

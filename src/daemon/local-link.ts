@@ -1,4 +1,4 @@
-import { mkdir, rename } from 'node:fs/promises'
+import { mkdir, rename, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import type { Originator } from '../jobs/index.js'
 import type { OriginatorLink } from '../worker/index.js'
@@ -23,12 +23,16 @@ export function localLink (originator: Originator, self: string): OriginatorLink
       return { path: found.path, owned: false, meta: found.meta }
     },
     uploadResult: async (lease, path, sha256) => {
-      const slot = originator.resultSlot(lease.jobId, lease.chunk, lease.leaseId, self)
+      const slot = await originator.resultSlot(lease.jobId, lease.chunk, lease.leaseId, self, (await stat(path)).size)
       if (!slot.ok) return slot
-      await mkdir(dirname(slot.tmpPath), { recursive: true })
-      await rename(path, slot.tmpPath)
-      const answer = await originator.acceptResult(lease.jobId, lease.chunk, self, slot.tmpPath, sha256)
-      return answer
+      try {
+        await mkdir(dirname(slot.tmpPath), { recursive: true })
+        await rename(path, slot.tmpPath)
+      } catch (err) {
+        await originator.uploadFailed(slot.tmpPath)
+        throw err
+      }
+      return await originator.acceptResult(lease.jobId, lease.chunk, self, slot.tmpPath, sha256)
     }
   }
 }

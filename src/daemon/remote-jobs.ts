@@ -12,11 +12,14 @@ export type Heard =
   /** Older than what this originator last said about the job: ignored. */
   | 'stale'
 
+/** One originator's job: what the worker keys its work by. */
+export interface JobRef { originator: string, jobId: string }
+
 /**
  * Jobs heard of from other peers, keyed by originator and job id: a peer that announces another
  * peer's job id in its own name is a different job, and can neither replace nor withdraw the one
- * it copies. The worker knows a job by its id alone, so under each id one job is current (the
- * first heard, while it lasts): the one this node lists and, through remoteJobFeed, works on.
+ * it copies. The worker works on every one of them (it keys its work by both too); under each id
+ * one job is current (the first heard, while it lasts): the one status lists under that id.
  */
 /** Jobs kept from one originator: a person adds a handful at a time. */
 export const MAX_REMOTE_JOBS_PER_ORIGINATOR = 16
@@ -28,8 +31,8 @@ export class RemoteJobs {
   private readonly jobs = new Map<string, Map<string, RemoteJob>>()
   /** Where each originator said it listens, for dialing one we have not met. */
   private readonly addrs = new Map<string, string[]>()
-  /** Ids whose current job was dropped to make room, for the worker to forget (takeEvicted). */
-  private evicted: string[] = []
+  /** Jobs dropped to make room, for the worker to forget (takeEvicted). */
+  private evicted: JobRef[] = []
 
   /**
    * @param ttlMs a job stops being listed (and worked on) when its originator has been silent this long
@@ -49,8 +52,8 @@ export class RemoteJobs {
     return this.isCurrent(ann.originator, ann.jobId) ? 'current' : 'shadowed'
   }
 
-  /** The ids whose current job was dropped for room since the last call. */
-  takeEvicted (): string[] {
+  /** The jobs dropped for room since the last call. */
+  takeEvicted (): JobRef[] {
     const ids = this.evicted
     this.evicted = []
     return ids
@@ -68,26 +71,34 @@ export class RemoteJobs {
     const all = this.byAge()
     const mine = all.filter(e => e.originator === originator)
     const drop = (e: { originator: string, jobId: string } | undefined): void => {
-      if (e !== undefined && this.forget(e.originator, e.jobId)) this.evicted.push(e.jobId)
+      if (e !== undefined && this.forget(e.originator, e.jobId)) this.evicted.push({ originator: e.originator, jobId: e.jobId })
     }
     if (mine.length >= this.limits.perOriginator) drop(mine[0])
     else if (all.length >= this.limits.total) drop(all[0])
   }
 
-  /** Forgets a job its originator withdrew; true when it was current (the worker should drop the id). */
+  /** Forgets a job its originator withdrew; true when it was held (the worker should drop it). */
   withdraw (originator: string, jobId: string): boolean {
     return this.forget(originator, jobId)
   }
 
-  /** Forgets the jobs whose originator has been silent longer than the TTL; returns the ids whose current job went. */
-  expire (now: number): string[] {
-    const dropped = new Set<string>()
+  /** Forgets the jobs whose originator has been silent longer than the TTL, and returns them. */
+  expire (now: number): JobRef[] {
+    const dropped: JobRef[] = []
     for (const [jobId, byOriginator] of this.jobs) {
       for (const [originator, r] of byOriginator) {
-        if (now - r.seen > this.ttlMs && this.forget(originator, jobId)) dropped.add(jobId)
+        if (now - r.seen > this.ttlMs && this.forget(originator, jobId)) dropped.push({ originator, jobId })
       }
     }
-    return [...dropped]
+    return dropped
+  }
+
+  /** Forgets every job of an originator (banned from this node), and returns them. */
+  forgetOriginator (originator: string): JobRef[] {
+    const dropped: JobRef[] = []
+    for (const jobId of [...this.jobs.keys()]) if (this.forget(originator, jobId)) dropped.push({ originator, jobId })
+    this.addrs.delete(originator)
+    return dropped
   }
 
   /** The current job under each id, in the order the ids were first heard. */
@@ -116,20 +127,17 @@ export class RemoteJobs {
   private forget (originator: string, jobId: string): boolean {
     const byOriginator = this.jobs.get(jobId)
     if (byOriginator?.has(originator) !== true) return false
-    const wasCurrent = this.isCurrent(originator, jobId)
     byOriginator.delete(originator)
     if (byOriginator.size === 0) this.jobs.delete(jobId)
-    return wasCurrent
+    return true
   }
 }
 
 export interface RemoteJobFeedOptions {
   self: string
   jobs: RemoteJobs
-  /** This node's worker, which knows a job by its id alone. */
-  worker: { updateJob: (view: JobView) => void, removeJob: (jobId: string) => void }
-  /** This node originates a job with this id: the worker works on that one, and no announcement may replace it. */
-  isOwnJob: (jobId: string) => boolean
+  /** This node's worker, which keys its work by originator and job id. */
+  worker: { updateJob: (view: JobView) => void, removeJob: (originator: string, jobId: string) => void }
   log: LogSink
   now?: () => number
 }
@@ -140,43 +148,41 @@ export interface RemoteJobFeed {
   onWithdrawal: (w: JobWithdrawal) => void
   /** Drops the jobs whose originator went silent. */
   expire: () => void
+  /** Drops every job of an originator this node banned. */
+  dropOriginator: (originator: string) => void
 }
 
 /**
- * Records other originators' jobs and tells the worker of them. The worker only ever hears of one
- * job under an id: this node's own if it has one, else the one RemoteJobs holds current (first come,
- * first served). Another originator's job with the same id (a copy, or the same file and settings
- * added there too) waits, unlisted, until the first is gone.
+ * Records other originators' jobs and tells the worker of them. The worker keys a job by its
+ * originator and id, so it works for every originator that announces an id: a peer that copies
+ * another's job id (or announces it first: ids are content hashes, anyone with the file can
+ * compute one) gets a job of its own, and cannot shadow, change or end the real one.
  */
 export function remoteJobFeed (o: RemoteJobFeedOptions): RemoteJobFeed {
   const now = o.now ?? Date.now
   const log = logger('swarm', o.log)
-  const dropFromWorker = (jobId: string): void => { if (!o.isOwnJob(jobId)) o.worker.removeJob(jobId) }
+  const drop = (refs: JobRef[]): void => { for (const r of refs) o.worker.removeJob(r.originator, r.jobId) }
   return {
     onAnnouncement: (ann) => {
       if (ann.originator === o.self) return
       const firstHeard = !o.jobs.has(ann.originator, ann.jobId)
       const heard = o.jobs.hear(ann, now())
-      for (const jobId of o.jobs.takeEvicted()) dropFromWorker(jobId)
+      drop(o.jobs.takeEvicted())
       if (heard === 'stale') return
-      if (heard === 'shadowed' || o.isOwnJob(ann.jobId)) {
-        if (firstHeard) log.debug(`not taking chunks of ${jobTag(ann.jobId)} from ${shortPeer(ann.originator)}: the worker already has a job with that id from another originator (it takes one job per id)`)
-        return
-      }
+      if (heard === 'shadowed' && firstHeard) log.debug(`${jobTag(ann.jobId)} is announced by ${shortPeer(ann.originator)} too: a job of its own, listed under the first originator's`)
       o.worker.updateJob(workerView(ann))
     },
     onWithdrawal: (w) => {
-      if (o.jobs.withdraw(w.originator, w.jobId)) dropFromWorker(w.jobId)
+      if (o.jobs.withdraw(w.originator, w.jobId)) o.worker.removeJob(w.originator, w.jobId)
     },
-    expire: () => {
-      for (const jobId of o.jobs.expire(now())) dropFromWorker(jobId)
-    }
+    expire: () => { drop(o.jobs.expire(now())) },
+    dropOriginator: (originator) => { drop(o.jobs.forgetOriginator(originator)) }
   }
 }
 
 function workerView (ann: JobAnnouncement): JobView {
   return {
-    jobId: ann.jobId, originator: ann.originator, settings: ann.settings, totalChunks: ann.chunks.total,
+    jobId: ann.jobId, originator: ann.originator, settings: ann.settings, totalChunks: ann.chunks.total, totalFrames: ann.totalFrames,
     open: fromRanges(ann.open, ann.chunks.total), backup: ann.backup ?? [], settled: ann.settled ?? [], waiting: ann.waiting ?? [], seq: ann.seq
   }
 }

@@ -1,7 +1,7 @@
 import type { JobRecord } from '../jobs/index.js'
 import { shortChunk } from '../log/index.js'
 import type { JobAnnouncement } from '../swarm/index.js'
-import type { ChunkCounts, JobStatus, NetworkStatus, PeerInfo, PeersJson, PeerStatus, StatusJson, UnreachablePeerInfo, WorkerStatus } from './api.js'
+import type { BannedPeerInfo, ChunkCounts, JobStatus, NetworkStatus, PeerInfo, PeersJson, PeerStatus, StatusJson, UnreachablePeerInfo, WorkerStatus } from './api.js'
 
 /**
  * What the control API and `swarm status --json` show, computed from plain data: the node's job
@@ -11,6 +11,15 @@ import type { ChunkCounts, JobStatus, NetworkStatus, PeerInfo, PeersJson, PeerSt
 
 /** A job another peer originated, as this node last heard of it. */
 export interface RemoteJob { ann: JobAnnouncement, seen: number }
+
+/** A peer on the block list as swarm/bans.ts keeps it (times in ms since the epoch). */
+export interface BanEntry { peer: string, reason: string, since: number, until: number, active: boolean, strikes: number, jobs: string[] }
+
+export function bannedPeers (bans: BanEntry[]): BannedPeerInfo[] {
+  return bans.map(b => ({
+    id: b.peer, reason: b.reason, since: new Date(b.since).toISOString(), until: new Date(b.until).toISOString(), active: b.active, strikes: b.strikes, jobs: b.jobs
+  }))
+}
 
 /** A connected peer as libp2p and the dialer describe it. */
 export type ConnectedPeer = Pick<PeerStatus, 'id' | 'addresses' | 'foundBy' | 'connection' | 'via'>
@@ -35,6 +44,8 @@ export interface StatusInput {
   reachOf?: (originator: string) => JobStatus['reach']
   /** Fill in every local job's chunk list (the dashboard's snapshot). */
   withChunks?: boolean
+  /** The block list. */
+  banned?: BanEntry[]
 }
 
 export interface PeersInput {
@@ -43,6 +54,7 @@ export interface PeersInput {
   peers: Array<ConnectedPeer & { latencyMs: number | null }>
   unreachable: UnreachablePeerInfo[]
   worker: WorkerStatus
+  banned?: BanEntry[]
 }
 
 export function countChunks (job: JobRecord): ChunkCounts {
@@ -55,8 +67,9 @@ export function countChunks (job: JobRecord): ChunkCounts {
   return counts
 }
 
-export function liveProgress (worker: WorkerStatus): LiveProgress {
-  return new Map(worker.active.map(a => [`${a.jobId}#${a.chunk}`, a]))
+/** This node's own encodes of its own jobs: a remote job may carry the same id, and its chunks are not ours. */
+export function liveProgress (worker: WorkerStatus, self: string): LiveProgress {
+  return new Map(worker.active.filter(a => a.originator === self).map(a => [`${a.jobId}#${a.chunk}`, a]))
 }
 
 /**
@@ -73,7 +86,7 @@ export function leaseProgress (self: string, jobId: string, c: Chunk, live: Live
 
 export function jobStatus (self: string, job: JobRecord, worker: WorkerStatus, withChunks: boolean): JobStatus {
   const encodedBy: Record<string, number> = {}
-  const live = liveProgress(worker)
+  const live = liveProgress(worker, self)
   let framesDone = 0
   let fps = 0
   for (const c of job.chunks) {
@@ -146,14 +159,15 @@ export function status (s: StatusInput): StatusJson {
     unreachable: s.unreachable,
     jobs: [...s.jobs.map(j => jobStatus(s.self, j, s.worker, s.withChunks ?? false)), ...remoteOnly(s.remoteJobs, s.jobs).map(r => remoteStatus(r, s.reachOf?.(r.ann.originator)))],
     worker: s.worker,
-    network: s.network
+    network: s.network,
+    banned: bannedPeers(s.banned ?? [])
   }
 }
 
 /** `swarm peers`: each connected peer with what it encodes for this node's jobs, sorted by id. */
 export function peers (s: PeersInput): PeersJson {
   const encoding = new Map<string, PeerInfo['encoding']>()
-  const live = liveProgress(s.worker)
+  const live = liveProgress(s.worker, s.self)
   for (const job of s.jobs) {
     for (const c of job.chunks) {
       if (c.lease === undefined || c.state !== 'leased') continue
@@ -166,5 +180,5 @@ export function peers (s: PeersInput): PeersJson {
     const chunks = encoding.get(p.id) ?? []
     return { id: p.id, addresses: p.addresses, foundBy: p.foundBy, connection: p.connection, ...(p.via !== undefined ? { via: p.via } : {}), latencyMs: p.latencyMs, encoding: chunks, fps: Math.round(chunks.reduce((sum, c) => sum + c.fps, 0) * 10) / 10 }
   })
-  return { peerId: s.self, peers: list.sort((a, b) => a.id.localeCompare(b.id)), unreachable: s.unreachable }
+  return { peerId: s.self, peers: list.sort((a, b) => a.id.localeCompare(b.id)), unreachable: s.unreachable, banned: bannedPeers(s.banned ?? []) }
 }

@@ -16,7 +16,8 @@ interface JobStatus {
 }
 interface PeerStatus { id: string, addresses: string[], foundBy?: string[], encoding: string[], connection?: 'direct' | 'relayed', via?: string }
 interface WorkerStatus { slots: number, active: Array<{ jobId: string, chunk: number, framesDone: number, frames: number, fps: number, stage: string }> }
-interface StatusJson { peerId: string, addresses: string[], peers: PeerStatus[], jobs: JobStatus[], worker: WorkerStatus }
+interface BannedPeer { id: string, reason: string, until: string, active: boolean, strikes: number, jobs: string[] }
+interface StatusJson { peerId: string, addresses: string[], peers: PeerStatus[], jobs: JobStatus[], worker: WorkerStatus, banned?: BannedPeer[] }
 interface DashboardEvent { at: number, status: StatusJson }
 
 // ---- helpers ----
@@ -180,6 +181,23 @@ function renderPeers (s: StatusJson): void {
   setText($('peer-count'), String(s.peers.length))
 }
 
+// ---- the block list ----
+function renderBanned (banned: BannedPeer[]): void {
+  $('banned-card').hidden = banned.length === 0
+  const body = document.querySelector('#banned tbody')
+  if (body === null) return
+  body.replaceChildren(...banned.map(b => {
+    const tr = el('tr')
+    tr.dataset.peerId = b.id
+    const id = el('td', 'id', shortPeer(b.id))
+    id.title = b.id
+    const until = b.active ? new Date(b.until).toLocaleString() : 'over; still refused on its jobs'
+    // textContent only: the reason may quote what the peer sent.
+    tr.append(id, el('td', '', until), el('td', '', b.reason))
+    return tr
+  }))
+}
+
 // ---- the event stream ----
 function render (e: DashboardEvent): void {
   const s = e.status
@@ -193,6 +211,7 @@ function render (e: DashboardEvent): void {
   samples.push({ at: e.at, fps })
   drawSparkline()
   renderPeers(s)
+  renderBanned(s.banned ?? [])
   renderJobs(s.jobs)
 }
 

@@ -11,17 +11,57 @@ const DEFAULT_MAX_CHUNK_FAILURES = 3
 const SETTLED_MS = 30_000
 /** Recent chunks whose pace estimates how long a fresh copy of a chunk would take. */
 const PACE_SAMPLES = 64
-/** Former holders remembered per chunk: their late results are still welcome. */
+/** Former holders remembered per chunk (a claim of theirs after a lapse is told `lease-expired`, not `not-holder`). */
 const PAST_HOLDERS = 16
+/**
+ * Leases one peer may hold on one job at once, backups included. A claim does not carry the
+ * claimant's slots and nothing else announces them, so this is a constant: it covers every slot
+ * count defaultSlots gives (at most 7, on a 7-core machine) plus the prefetched chunk. An
+ * originator run with more slots assumes its peers may have as many (see Originator). Without a
+ * cap, two fresh peer ids could hold the lease and the backup of every chunk of a job.
+ */
+export const DEFAULT_MAX_LEASES_PER_PEER = 8
+/**
+ * A lease's hard deadline is this many times what a fresh copy of its chunk takes at the swarm's
+ * observed pace (the median of PACE_SAMPLES): heartbeats keep a live holder's lease, but progress
+ * it only claims cannot keep a chunk past that. A backup is offered at twice the pace (see
+ * backupWorthwhile), so by the deadline a second copy has usually been running for a while.
+ */
+const DEADLINE_PACE_FACTOR = 4
+/** No deadline shorter than this, so a job of very short chunks does not cut honest holders off on noise. */
+const DEFAULT_MIN_DEADLINE_MS = 60_000
+/**
+ * Until a chunk of the job has come back there is no pace: a lease then ends this long after its
+ * grant. Generous (a first 4K placebo chunk can take this long), but finite; the first result
+ * anyone delivers tightens every running lease's deadline at once.
+ */
+const DEFAULT_NO_PACE_DEADLINE_MS = 30 * 60_000
 
 export interface LeaseTableOptions {
   /** Lease length. Short, so a dead worker costs little; heartbeats renew it. */
   leaseMs?: number
-  /** A chunk that failed on this many distinct peers fails the job instead of looping. */
+  /**
+   * A chunk that failed on this many distinct peers is tried by this node's own worker (see
+   * `self`) and fails the job if that fails too. Remote peers' reasons alone never fail a job.
+   */
   maxChunkFailures?: number
   now: () => number
-  /** How many peers could encode: once every one of them has failed a job twice, nobody will finish it. */
+  /** How many peers could encode (this node included): once every one of them has failed a job twice, nobody will finish it. */
   swarmSize?: () => number
+  /** Whether a peer is still in the swarm; a peer that left is no evidence that the job cannot finish. Default: every peer is. */
+  isPresent?: (peer: string) => boolean
+  /**
+   * This node's own peer id when its worker can encode: a chunk that failed on maxChunkFailures
+   * peers is kept for it, and only its own failure (evidence we can trust) fails the job. It is
+   * also exempt from the lease cap and the deadline rule (it is not a stranger).
+   */
+  self?: string
+  /** Leases one peer may hold on one job (default DEFAULT_MAX_LEASES_PER_PEER). */
+  maxLeasesPerPeer?: number
+  /** The shortest hard deadline a lease gets (default 60 s). */
+  minDeadlineMs?: number
+  /** A lease's deadline while the job has no pace yet (default 30 min). */
+  noPaceDeadlineMs?: number
   /** Ids of new leases: random, unless a test wants them predictable. */
   newLeaseId?: () => string
   log?: LogSink
@@ -36,6 +76,8 @@ export type LeaseAnswer = Answer<{ lease: LeaseRecord }>
 /** A peer's current lease on a chunk, with its job and chunk; or why it has none. */
 type HeldAnswer = Answer<{ job: JobRecord, chunk: ChunkRecord, lease: LeaseRecord }>
 type ChunkAnswer = Answer<{ job: JobRecord, chunk: ChunkRecord }>
+/** How an upload that was let in ended: `lost` (the bytes never all arrived: it may be tried again) or `refused` (they failed verification). */
+export type UploadEnd = 'lost' | 'refused'
 
 export function countStat (job: JobRecord, what: keyof JobStats): void {
   job.stats ??= { leases: 0, backupLeases: 0, droppedResults: 0 }
@@ -65,8 +107,14 @@ export class LeaseTable {
   /** Per job: seconds per frame of recent chunks, lease to verified result; how long a fresh copy of a chunk would take. */
   private readonly secondsPerFrame = new Map<string, number[]>()
   private readonly settled = new Map<string, Array<{ chunk: number, at: number }>>()
+  /**
+   * Per job: uploads by lease id, in flight or refused after verification. One upload per lease:
+   * a second while one runs, or after one was refused, is refused before any byte.
+   */
+  private readonly uploads = new Map<string, Map<string, { peer: string, chunk: number, state: 'uploading' | 'refused' }>>()
   private readonly leaseMs: number
   private readonly maxChunkFailures: number
+  private readonly maxLeasesPerPeer: number
   private readonly now: () => number
   private readonly newLeaseId: () => string
   private readonly log: Logger
@@ -74,6 +122,7 @@ export class LeaseTable {
   constructor (private readonly jobs: ReadonlyMap<string, JobRecord>, private readonly o: LeaseTableOptions) {
     this.leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS
     this.maxChunkFailures = o.maxChunkFailures ?? DEFAULT_MAX_CHUNK_FAILURES
+    this.maxLeasesPerPeer = o.maxLeasesPerPeer ?? DEFAULT_MAX_LEASES_PER_PEER
     this.now = o.now
     this.newLeaseId = o.newLeaseId ?? (() => randomBytes(12).toString('hex'))
     this.log = logger('jobs', o.log)
@@ -114,12 +163,21 @@ export class LeaseTable {
     return [...queue.keys()].slice(0, max)
   }
 
-  /** Heartbeat: renews the lease and records progress. */
+  /**
+   * Heartbeat: renews the lease and records progress, never past the lease's deadline: a holder
+   * that only says it is nearly done keeps the chunk no longer than an honest slow one would.
+   */
   renew (jobId: string, chunkIndex: number, leaseId: string, peer: string, progress: { framesDone: number, fps: number }): Answer<{ expiresAt: number }> {
     const found = this.current(jobId, chunkIndex, leaseId, peer)
     if (!found.ok) return found
     const lease = found.lease
-    lease.expiresAt = this.now() + this.leaseMs
+    const deadline = this.deadlineOf(found.job, found.chunk, lease)
+    if (deadline <= this.now()) {
+      this.overdue(found.job, found.chunk, lease)
+      this.o.changed(found.job, true)
+      return refusal('lease-expired', `lease on chunk ${chunkIndex} reached its deadline without a result`)
+    }
+    lease.expiresAt = Math.min(this.now() + this.leaseMs, deadline)
     lease.renewedAt = this.now()
     lease.framesDone = Math.max(0, Math.min(found.chunk.frames, Math.floor(progress.framesDone)))
     lease.fps = Math.max(0, Number.isFinite(progress.fps) ? progress.fps : 0)
@@ -127,7 +185,11 @@ export class LeaseTable {
     return { ok: true, expiresAt: lease.expiresAt }
   }
 
-  /** The holder gives the chunk back, saying why; a chunk that fails everywhere fails the job. */
+  /**
+   * The holder gives the chunk back, saying why. A peer's reason is advisory: it is counted and
+   * logged, and once enough peers gave the same chunk back it is kept for this node's own worker,
+   * whose failure is the only one that fails the job (see hopeless).
+   */
   release (jobId: string, chunkIndex: number, leaseId: string, peer: string, reason: string): Answer {
     const found = this.current(jobId, chunkIndex, leaseId, peer)
     if (!found.ok) return found
@@ -153,9 +215,15 @@ export class LeaseTable {
       for (const chunk of job.chunks) {
         if (chunk.state !== 'leased') continue
         for (const lease of [chunk.backup, chunk.lease]) {
-          if (lease === undefined || lease.expiresAt > now) continue
-          this.log.info(`lease on ${shortChunk(job.id, chunk.index)} held by ${shortPeer(lease.holder)} expired`)
-          this.drop(chunk, lease)
+          if (lease === undefined) continue
+          if (this.deadlineOf(job, chunk, lease) <= now) {
+            this.overdue(job, chunk, lease)
+          } else if (lease.expiresAt <= now) {
+            this.log.info(`lease on ${shortChunk(job.id, chunk.index)} held by ${shortPeer(lease.holder)} expired`)
+            this.drop(chunk, lease)
+          } else {
+            continue
+          }
           changed = true
           expired++
         }
@@ -179,18 +247,57 @@ export class LeaseTable {
   }
 
   /**
-   * May this peer deliver a result for this chunk? Its current lease, or a lapsed one on a chunk
-   * that is still not done (no work thrown away), qualifies.
+   * Lets an upload in, before any byte is written, or says why not. Who may deliver: the chunk's
+   * current holder, or its most recent former holder under the lease it held, for as long after
+   * that lease ended as a lease on the chunk may last (late results are welcome, no work thrown
+   * away; an old or forgotten lease is not). One upload per lease, and no more uploads in flight
+   * per peer than it may hold leases. Every upload let in must be ended with endUpload, or kept
+   * with complete.
    */
-  mayDeliver (jobId: string, chunkIndex: number, leaseId: string, peer: string): ChunkAnswer {
+  beginUpload (jobId: string, chunkIndex: number, leaseId: string, peer: string): ChunkAnswer {
     const found = this.locate(jobId, chunkIndex)
     if (!found.ok) return found
     const { job, chunk } = found
     if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
     if (job.state !== 'encoding' && job.state !== 'splitting') return refusal('job-finished', `job ${shortJob(jobId)} is ${job.state}`)
     const holds = [chunk.lease, chunk.backup].some(l => l?.holder === peer && l.id === leaseId)
-    if (!holds && !chunk.pastHolders.includes(peer)) return refusal('not-holder', `peer holds no lease on chunk ${chunkIndex}`)
+    const former = chunk.formerLease
+    if (!holds) {
+      if (former?.holder !== peer || former.id !== leaseId) {
+        return refusal(chunk.pastHolders.includes(peer) ? 'lease-expired' : 'not-holder', `no current or most recent lease ${leaseId.slice(0, 8)} on chunk ${chunkIndex} for this peer`)
+      }
+      if (this.now() - former.endedAt > this.allowance(job, chunk)) return refusal('lease-expired', `the lease on chunk ${chunkIndex} ended too long ago for a late result`)
+    }
+    const uploads = this.uploads.get(jobId) ?? new Map<string, { peer: string, chunk: number, state: 'uploading' | 'refused' }>()
+    const previous = uploads.get(leaseId)
+    if (previous !== undefined) {
+      return refusal('duplicate-upload', previous.state === 'uploading' ? `a result under lease ${leaseId.slice(0, 8)} is already being uploaded` : `a result under lease ${leaseId.slice(0, 8)} was already refused`)
+    }
+    const inFlight = [...uploads.values()].filter(u => u.peer === peer && u.state === 'uploading').length
+    if (peer !== this.o.self && inFlight >= this.maxLeasesPerPeer) return refusal('too-many-uploads', `this peer already has ${inFlight} uploads in flight for this job`)
+    uploads.set(leaseId, { peer, chunk: chunkIndex, state: 'uploading' })
+    this.uploads.set(jobId, uploads)
     return found
+  }
+
+  /**
+   * An upload let in by beginUpload ended without its result being kept. Lost bytes may be sent
+   * again under the same lease; a refused result may not, and the lease it was made under ends
+   * now (its holder has nothing better to give; the chunk goes to a backup or opens).
+   */
+  endUpload (jobId: string, chunkIndex: number, leaseId: string, how: UploadEnd): void {
+    const uploads = this.uploads.get(jobId)
+    const upload = uploads?.get(leaseId)
+    if (uploads === undefined || upload === undefined || upload.chunk !== chunkIndex) return
+    if (how === 'lost') { uploads.delete(leaseId); return }
+    upload.state = 'refused'
+    const job = this.jobs.get(jobId)
+    const chunk = job?.chunks[chunkIndex]
+    const lease = [chunk?.lease, chunk?.backup].find(l => l?.id === leaseId)
+    if (job === undefined || chunk === undefined || lease === undefined || chunk.state !== 'leased') return
+    this.log.info(`lease on ${shortChunk(jobId, chunkIndex)} held by ${shortPeer(lease.holder)} ends: its result was refused`)
+    this.drop(chunk, lease)
+    this.o.changed(job, true)
   }
 
   /** A pending chunk's segment is cut: anyone may claim it now. */
@@ -221,6 +328,9 @@ export class LeaseTable {
     }
     delete chunk.lease
     delete chunk.backup
+    delete chunk.reservedFor
+    const uploads = this.uploads.get(job.id)
+    for (const [id, u] of uploads ?? []) if (u.chunk === chunk.index) uploads?.delete(id)
     this.log.trace(`chunk ${shortChunk(job.id, chunk.index)} done by ${shortPeer(peer)}`)
     this.o.changed(job, true)
   }
@@ -253,10 +363,44 @@ export class LeaseTable {
     for (const c of job.chunks) if (c.state === 'leased') { delete c.lease; delete c.backup; c.state = 'open' }
   }
 
-  /** The job is gone (cancelled): its queue and pace go with it. */
+  /** The job is gone (cancelled): its queue, pace and uploads go with it. */
   forget (jobId: string): void {
     this.waiting.delete(jobId)
     this.secondsPerFrame.delete(jobId)
+    this.uploads.delete(jobId)
+  }
+
+  /**
+   * When a lease ends whatever its holder says: its grant plus what the chunk may take (see
+   * allowance). This node's own worker has no deadline: it is the one that tries a chunk last.
+   */
+  deadlineOf (job: JobRecord, chunk: ChunkRecord, lease: LeaseRecord): number {
+    if (lease.holder === this.o.self) return Number.POSITIVE_INFINITY
+    return lease.issuedAt + this.allowance(job, chunk)
+  }
+
+  /** How long a lease on this chunk may last: DEADLINE_PACE_FACTOR fresh copies at the job's pace, within the floor; long while there is no pace. */
+  private allowance (job: JobRecord, chunk: ChunkRecord): number {
+    const perFrame = median(this.secondsPerFrame.get(job.id) ?? [])
+    if (perFrame === undefined || perFrame <= 0) return this.o.noPaceDeadlineMs ?? DEFAULT_NO_PACE_DEADLINE_MS
+    // Whole milliseconds: expiry times cross the wire as integers.
+    return Math.max(this.o.minDeadlineMs ?? DEFAULT_MIN_DEADLINE_MS, Math.ceil(DEADLINE_PACE_FACTOR * chunk.frames * perFrame * 1000))
+  }
+
+  /** A lease reached its deadline without a result: it ends, and its holder may not claim that chunk again (it would only hold it once more). */
+  private overdue (job: JobRecord, chunk: ChunkRecord, lease: LeaseRecord): void {
+    this.log.info(`lease on ${shortChunk(job.id, chunk.index)} held by ${shortPeer(lease.holder)} reached its deadline (${lease.framesDone}/${chunk.frames} frames reported) without a result`)
+    const overdue = chunk.overdue ?? []
+    if (!overdue.includes(lease.holder)) overdue.push(lease.holder)
+    if (overdue.length > PAST_HOLDERS) overdue.shift()
+    chunk.overdue = overdue
+    this.drop(chunk, lease)
+  }
+
+  private leasesHeld (job: JobRecord, peer: string): number {
+    let n = 0
+    for (const c of job.chunks) if (c.state === 'leased') for (const l of [c.lease, c.backup]) if (l?.holder === peer) n++
+    return n
   }
 
   private locate (jobId: string, chunkIndex: number): ChunkAnswer {
@@ -280,6 +424,12 @@ export class LeaseTable {
     if (chunk === undefined || !Number.isInteger(chunkIndex)) return refusal('unknown-chunk', `job ${shortJob(jobId)} has no chunk ${chunkIndex}`)
     if (chunk.state === 'done') return refusal('already-done', `chunk ${chunkIndex} is already done`)
     if (chunk.state === 'pending') return refusal('not-open', `chunk ${chunkIndex} is not cut yet`)
+    if (claimant !== this.o.self) {
+      if (chunk.reservedFor !== undefined) return refusal('not-open', `chunk ${chunkIndex} failed on ${new Set(chunk.failures.map(f => f.peer)).size} peers and is kept for the originator's own encoder`)
+      if (chunk.overdue?.includes(claimant) === true) return refusal('not-open', `chunk ${chunkIndex} reached its deadline under this peer's lease before`)
+      const held = this.leasesHeld(job, claimant)
+      if (held >= this.maxLeasesPerPeer) return refusal('too-many-leases', `this peer holds ${held} leases on job ${shortJob(jobId)}, the most one peer may`)
+    }
     if (chunk.state === 'leased') return this.backupLease(job, chunk, claimant)
     const lease = this.newLease(claimant, false)
     chunk.state = 'leased'
@@ -326,27 +476,50 @@ export class LeaseTable {
     if (lease === undefined || perFrame === undefined || perFrame <= 0) return true
     const fresh = chunk.frames * perFrame
     const age = (this.now() - lease.issuedAt) / 1000
+    // Progress is only what the holder says: past twice a fresh copy's time, it is late whatever it says.
+    if (age > 2 * fresh) return true
     if (lease.fps > 0) return (chunk.frames - lease.framesDone) / lease.fps > fresh
     if (lease.renewedAt !== undefined) return true
     return age > 1.5 * fresh
   }
 
-  /** Why the job cannot finish after this failure, if it cannot. */
+  /**
+   * Why the job cannot finish after this failure, if it cannot. A failure is a peer's word, and
+   * peer ids cost nothing: three fresh ones giving a chunk back "with a reason" used to fail any
+   * job in milliseconds. So a chunk given back by maxChunkFailures distinct peers is kept for this
+   * node's own worker, and the job fails for it only once that worker failed it too. Without an
+   * own worker (self unset) peers' reasons stay advisory: shown in status, never fatal.
+   */
   private hopeless (job: JobRecord, chunk: ChunkRecord, reason: string): string | undefined {
     const peers = new Set(chunk.failures.map(f => f.peer))
-    if (peers.size >= this.maxChunkFailures) return `chunk ${chunk.index} failed on ${peers.size} peers; last error: ${reason}`
-    // Peers that failed this job twice stop claiming it; once every peer has, nobody will finish it.
+    const self = this.o.self
+    // Our worker stops taking a job it failed twice (Worker.unable): a chunk kept for it then waits for ever.
+    const selfGaveUp = self !== undefined && job.chunks.reduce((n, c) => n + c.failures.filter(f => f.peer === self).length, 0) >= 2
+    if (peers.size >= this.maxChunkFailures) {
+      if (self !== undefined && peers.has(self)) return `chunk ${chunk.index} failed on ${peers.size} peers, this node's own encoder among them; last error: ${reason}`
+      if (self !== undefined && chunk.reservedFor === undefined) {
+        chunk.reservedFor = self
+        this.log.info(`${shortChunk(job.id, chunk.index)} was given back by ${peers.size} peers; keeping it for this node's own encoder`)
+      }
+    }
+    const kept = selfGaveUp ? job.chunks.find(c => c.reservedFor === self && c.state !== 'done') : undefined
+    if (kept !== undefined) return `chunk ${kept.index} failed on ${new Set(kept.failures.map(f => f.peer)).size} peers and this node's own encoder failed this job twice; last error: ${reason}`
+    // Peers that failed this job twice stop claiming it; once every peer still here has (this node
+    // included: swarmSize counts it), nobody will finish it. Peers that left are no evidence.
+    const present = this.o.isPresent ?? (() => true)
     const perPeer = new Map<string, number>()
-    for (const c of job.chunks) for (const f of c.failures) perPeer.set(f.peer, (perPeer.get(f.peer) ?? 0) + 1)
-    const givenUp = [...perPeer.values()].filter(n => n >= 2).length
-    if (givenUp >= Math.max(1, this.o.swarmSize?.() ?? 1)) return `every peer (${givenUp}) failed to encode this job twice; last error, from chunk ${chunk.index}: ${reason}`
+    for (const c of job.chunks) for (const f of c.failures) if (present(f.peer)) perPeer.set(f.peer, (perPeer.get(f.peer) ?? 0) + 1)
+    const givenUp = [...perPeer.entries()].filter(([, n]) => n >= 2).map(([p]) => p)
+    if (self === undefined || !givenUp.includes(self)) return undefined
+    if (givenUp.length >= Math.max(1, this.o.swarmSize?.() ?? 1)) return `every peer (${givenUp.length}) failed to encode this job twice; last error, from chunk ${chunk.index}: ${reason}`
     return undefined
   }
 
-  /** A holder lets go (released or lapsed): a backup takes over the chunk, else it is open again. */
+  /** A holder lets go (released, lapsed, overdue or refused): a backup takes over the chunk, else it is open again. */
   private drop (chunk: ChunkRecord, lease: LeaseRecord): void {
     if (!chunk.pastHolders.includes(lease.holder)) chunk.pastHolders.push(lease.holder)
     if (chunk.pastHolders.length > PAST_HOLDERS) chunk.pastHolders.shift()
+    chunk.formerLease = { id: lease.id, holder: lease.holder, endedAt: this.now() }
     if (chunk.backup === lease) { delete chunk.backup; return }
     if (chunk.backup !== undefined) {
       chunk.lease = { ...chunk.backup, backup: false }

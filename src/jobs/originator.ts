@@ -1,16 +1,17 @@
 import { randomBytes, createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { availableParallelism } from 'node:os'
-import { mkdir, rename, rm, stat } from 'node:fs/promises'
+import { mkdir, rename, rm, stat, statfs } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path'
 import {
-  checkFidelity, checkSourceCrc, comparePictures, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File,
-  pickPicturePositions, VerificationError, verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
+  checkFidelity, checkFreeSpace, checkSourceCrc, DISK_RESERVE_BYTES, comparePictures, convicts, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File,
+  segmentTimesFromSource, VerificationError, verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { JobStore } from './job-store.js'
 import { jobTag, logger, shortChunk, shortJob, shortPeer, type Logger, type LogSink } from '../log/index.js'
-import type { Answer, Refusal, SegmentOffer } from '../swarm/index.js'
-import { countStat, LeaseTable, type LeaseAnswer } from './lease-table.js'
+import type { Answer, Refusal, ReportOffence, SegmentOffer } from '../swarm/index.js'
+import { countStat, DEFAULT_MAX_LEASES_PER_PEER, LeaseTable, type LeaseAnswer } from './lease-table.js'
 import { splitSource } from './splitter.js'
 import { JOB_RECORD_VERSION, refusal, type ChunkRecord, type JobRecord } from './types.js'
 
@@ -30,10 +31,31 @@ export interface OriginatorOptions {
   swarmSize?: () => number
   /** Concurrent encodes per peer, as an estimate of the swarm's (peers do not announce theirs): this node's own slots. */
   slotsPerPeer?: number
-  /** Peers' results decoded at once (default: this machine's cores); the rest wait their turn. */
+  /** Peers' results decoded at once (default: this machine's cores); the rest wait their turn, one per peer at a time. */
   verifyConcurrency?: number
+  /**
+   * This node runs a worker that can encode its own jobs (the daemon always does): a chunk given
+   * back by several peers is kept for it, and only its failure fails the job (LeaseTable.hopeless).
+   */
+  ownWorker?: boolean
+  /** Whether a peer is still in the swarm (the daemon: subscribed to the jobs topic); departed peers' failures do not count. */
+  isPresent?: (peer: string) => boolean
+  /** Leases one peer may hold on one job; default the larger of DEFAULT_MAX_LEASES_PER_PEER and this node's slots + 1. */
+  maxLeasesPerPeer?: number
+  /** Floor of a lease's hard deadline (default 60 s; tests shorten it). */
+  minDeadlineMs?: number
+  /** A lease's deadline before the job has a pace (default 30 min). */
+  noPaceDeadlineMs?: number
   /** The most chunks a job may be cut into: what peers accept in an announcement. */
   maxChunks?: number
+  /**
+   * Sources at least this large are cut just ahead of the swarm (SEGMENTS_AHEAD_PER_ENCODER
+   * unclaimed segments per encoder) instead of all at once (default 1 GiB): a 30 GB remux would
+   * otherwise need 30 GB free before its first chunk, and hold it until most chunks are done.
+   */
+  cutAheadFromBytes?: number
+  /** A peer whose result failed verification is reported here: the daemon bans it (swarm/bans.ts). */
+  reportOffence?: ReportOffence
 }
 
 export interface AddJobRequest {
@@ -47,30 +69,104 @@ export interface AddJobRequest {
   dropCaptions?: boolean
 }
 
-/** At most `limit` holders at once; the others wait in arrival order. */
-class Turns {
+/**
+ * At most `limit` works at once, peers taking turns: the next work to start is the first waiting
+ * one of the first peer in turn with nothing running, else of the first peer in turn; a peer that
+ * started or finished one goes to the back. A peer that uploads fifty results then uses idle cores
+ * only while nobody else waits, and an honest peer's single result waits for one of the flooder's
+ * to finish, not for all of them: they used to wait in one queue in arrival order.
+ */
+class FairTurns {
   private active = 0
-  private readonly waiting: Array<() => void> = []
+  private readonly running = new Map<string, number>()
+  /** Per peer, its waiting works in arrival order; the map's order is the peers' turn order. */
+  private readonly queues = new Map<string, Array<() => void>>()
   constructor (private readonly limit: number) {}
 
-  async run<T> (work: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>(resolve => this.waiting.push(resolve))
-    else this.active++
+  async run<T> (peer: string, work: () => Promise<T>): Promise<T> {
+    await new Promise<void>(resolve => {
+      const q = this.queues.get(peer)
+      if (q !== undefined) q.push(resolve)
+      else this.queues.set(peer, [resolve])
+      this.next()
+    })
     try {
       return await work()
     } finally {
-      const next = this.waiting.shift()
-      if (next !== undefined) next()
-      else this.active--
+      this.active--
+      this.running.set(peer, (this.running.get(peer) ?? 1) - 1)
+      if (this.running.get(peer) === 0) this.running.delete(peer)
+      this.toBack(peer)
+      this.next()
+    }
+  }
+
+  private toBack (peer: string): void {
+    const q = this.queues.get(peer)
+    if (q === undefined) return
+    this.queues.delete(peer)
+    if (q.length > 0) this.queues.set(peer, q)
+  }
+
+  private next (): void {
+    while (this.active < this.limit) {
+      let peer: string | undefined
+      for (const p of this.queues.keys()) if (!this.running.has(p)) { peer = p; break }
+      peer ??= this.queues.keys().next().value
+      if (peer === undefined) return
+      const resolve = this.queues.get(peer)?.shift()
+      this.toBack(peer)
+      if (resolve === undefined) continue
+      this.active++
+      this.running.set(peer, (this.running.get(peer) ?? 0) + 1)
+      resolve()
     }
   }
 }
+
+/**
+ * A result may be this many times its segment's size. Measured on every test fixture, x264 at
+ * `--crf 0` made 5.2-11.2x the segment (medium 8-bit ... ultrafast 10-bit) and `--qp 0
+ * --output-csp i444` up to 21x (those sources are clean synthetic pictures at low bitrates, which
+ * lossless coding punishes most); 32 leaves half as much again.
+ */
+const RESULT_SEGMENT_MULTIPLE = 32
+/**
+ * Whatever the segment's size, a result may hold its frames' raw pictures in the output format
+ * and a quarter more: lossless x264 on noisy pictures approaches the raw size (PCM macroblocks
+ * are raw), and a tiny, heavily compressed segment must not turn away an honest `--crf 0`.
+ */
+const RESULT_RAW_MARGIN = 1.25
+
+/** Bytes per pixel of a raw picture as x264 would write it with these settings (output colour space and depth). */
+function rawBytesPerPixel (settings: string): number {
+  let args: string[] = []
+  let depth = 8
+  try { const parsed = parseX264Settings(settings); args = parsed.args; depth = parsed.outputDepth } catch { /* checked when the job was added */ }
+  const at = args.indexOf('--output-csp')
+  const csp = at >= 0 ? args[at + 1] ?? 'i420' : 'i420'
+  const samples = csp === 'i400' ? 1 : ['i422', 'yv16', 'nv16', 'yuyv', 'uyvy'].includes(csp) ? 2 : ['i444', 'yv24', 'bgr', 'rgb'].includes(csp) ? 3 : csp === 'bgra' ? 4 : 1.5
+  return samples * depth / 8
+}
+
+/** The largest result a chunk can honestly have (see RESULT_SEGMENT_MULTIPLE and RESULT_RAW_MARGIN). */
+export function maxResultBytes (job: JobRecord, chunk: ChunkRecord): number {
+  const raw = chunk.frames * job.video.width * job.video.height * rawBytesPerPixel(job.encodeSettings ?? job.settings)
+  return Math.ceil(Math.max(RESULT_SEGMENT_MULTIPLE * (chunk.segment?.size ?? 0), RESULT_RAW_MARGIN * raw)) + 1024 * 1024
+}
+
+const formatMiB = (bytes: number): string => bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(1)} GiB` : `${Math.ceil(bytes / 1024 ** 2)} MiB`
 
 export class InputError extends Error {
   readonly kind = 'input'
 }
 
 /** A job still to split, or with every chunk verified but not merged yet, has work for the originator itself. */
+/** Unclaimed segments a large job keeps cut per encoder in the swarm (at least MIN_SEGMENTS_AHEAD in all). */
+const SEGMENTS_AHEAD_PER_ENCODER = 2
+const MIN_SEGMENTS_AHEAD = 4
+const DEFAULT_CUT_AHEAD_FROM_BYTES = 1024 ** 3
+
 function needsRun (job: JobRecord): boolean {
   return job.state === 'splitting' || (job.state === 'encoding' && job.chunks.every(c => c.state === 'done'))
 }
@@ -85,7 +181,11 @@ function needsRun (job: JobRecord): boolean {
 export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   private readonly store: JobStore
   private readonly leases: LeaseTable
-  private readonly verifyTurns: Turns
+  private readonly verifyTurns: FairTurns
+  /** Uploads let in by resultSlot, by the temporary path their bytes go to. */
+  private readonly uploads = new Map<string, { jobId: string, chunk: number, leaseId: string, peer: string }>()
+  /** Peers' results being verified now, per chunk ("job#index"): their picture checks read its segment. */
+  private readonly verifying = new Map<string, number>()
   private readonly sources = new Map<string, MediaInfo>()
   private readonly running = new Map<string, Promise<void>>()
   private readonly aborts = new Map<string, AbortController>()
@@ -98,7 +198,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     super()
     this.now = o.now ?? Date.now
     this.log = logger('jobs', o.log)
-    this.verifyTurns = new Turns(Math.max(1, o.verifyConcurrency ?? availableParallelism()))
+    this.verifyTurns = new FairTurns(Math.max(1, o.verifyConcurrency ?? availableParallelism()))
     this.store = new JobStore(join(o.home, 'jobs'), this.now, o.log)
     this.leases = new LeaseTable(this.store.jobs, {
       now: this.now,
@@ -107,7 +207,13 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       failed: (job, error) => { this.fail(job, error) },
       leaseMs: o.leaseMs,
       maxChunkFailures: o.maxChunkFailures,
-      swarmSize: o.swarmSize
+      swarmSize: o.swarmSize,
+      ...(o.isPresent !== undefined ? { isPresent: (peer: string) => peer === o.peerId || (o.isPresent?.(peer) ?? true) } : {}),
+      ...(o.ownWorker === true ? { self: o.peerId } : {}),
+      // Peers do not announce their slots: they are assumed to have as many as this node (see DEFAULT_MAX_LEASES_PER_PEER).
+      maxLeasesPerPeer: o.maxLeasesPerPeer ?? Math.max(DEFAULT_MAX_LEASES_PER_PEER, (o.slotsPerPeer ?? 1) + 1),
+      minDeadlineMs: o.minDeadlineMs,
+      noPaceDeadlineMs: o.noPaceDeadlineMs
     })
   }
 
@@ -158,6 +264,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     if (this.o.maxChunks !== undefined && plan.chunks.length > this.o.maxChunks) {
       throw new InputError(`${req.file}: the chunk size asked for cuts it into ${plan.chunks.length} chunks, more than the ${this.o.maxChunks} a job may have; give a larger --chunk-gops or --chunk-seconds`)
     }
+    await this.checkRoomForSegments(req.file, source)
     const now = this.now()
     const job: JobRecord = {
       version: JOB_RECORD_VERSION,
@@ -186,6 +293,21 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     this.runInBackground(id)
     this.emit('changed', id)
     return { job, existing: false }
+  }
+
+  /**
+   * The job's folder must hold the source's video, cut into segments (each is deleted once its
+   * chunk is verified, but all may be cut before the first is done), with room to spare: refused
+   * up front with the figures, rather than a split that fails half-way through a full disk.
+   */
+  private async checkRoomForSegments (file: string, source: MediaInfo): Promise<void> {
+    await mkdir(this.store.dir, { recursive: true })
+    const fs = await statfs(this.store.dir)
+    const free = fs.bavail * fs.bsize
+    const needed = Math.ceil(source.sizeBytes * 1.05) + DISK_RESERVE_BYTES
+    if (free < needed) {
+      throw new InputError(`${file}: ${this.store.dir} has ${formatMiB(free)} free; cutting this ${formatMiB(source.sizeBytes)} source into chunks needs about ${formatMiB(needed)} (its size and a margin), and the merge needs room for the output too. Free some space, or start the node with --home on a larger disk`)
+    }
   }
 
   /** The settings parsed, the source probed and its content hashed; any of them failing is the user's input at fault. */
@@ -237,6 +359,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       delete c.segment; delete c.lease; delete c.backup; delete c.result
       c.pastHolders = []
       c.failures = []
+      delete c.formerLease; delete c.overdue; delete c.reservedFor
     }
     this.sources.delete(job.id)
     job.state = 'splitting'
@@ -248,7 +371,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   private async retry (job: JobRecord): Promise<void> {
     job.state = job.chunks.some(c => c.state === 'pending') ? 'splitting' : 'encoding'
     delete job.error
-    for (const c of job.chunks) c.failures = []
+    for (const c of job.chunks) { c.failures = []; delete c.reservedFor; delete c.overdue }
     this.touch(job)
     await this.save(job.id)
     this.runInBackground(job.id)
@@ -332,15 +455,41 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     }
   }
 
-  /** May this peer upload a result for this chunk (see LeaseTable.mayDeliver)? Returns where to write the bytes. */
-  resultSlot (jobId: string, chunkIndex: number, leaseId: string, peer: string): Answer<{ tmpPath: string, maxBytes: number }> {
-    const found = this.leases.mayDeliver(jobId, chunkIndex, leaseId, peer)
+  /**
+   * May this peer upload a result of `size` bytes for this chunk? Decided before any byte is
+   * written: the sender must be the chunk's holder or its most recent one, with no other upload
+   * under that lease (LeaseTable.beginUpload), the size within what the chunk can honestly be
+   * (maxResultBytes), and the disk must have room. Returns where to write the bytes; the upload
+   * then ends with acceptResult, or with uploadFailed when the bytes never all arrive.
+   */
+  async resultSlot (jobId: string, chunkIndex: number, leaseId: string, peer: string, size: number): Promise<Answer<{ tmpPath: string, maxBytes: number }>> {
+    const found = this.leases.beginUpload(jobId, chunkIndex, leaseId, peer)
     if (!found.ok) return found
     const { job, chunk } = found
-    const tmpPath = join(this.jobDir(jobId), 'incoming', `chunk-${chunkIndex}-${randomBytes(6).toString('hex')}.264`)
-    // No H.264 encode of a chunk is larger than twice its raw frames even at 10-bit 4:4:4 (3.75 B/pixel); anything bigger is not a result.
-    const maxBytes = chunk.frames * job.video.width * job.video.height * 8 + 1024 * 1024
+    const maxBytes = maxResultBytes(job, chunk)
+    const dir = join(this.jobDir(jobId), 'incoming')
+    const refuse = (r: Refusal): Refusal => { this.leases.endUpload(jobId, chunkIndex, leaseId, 'lost'); return r }
+    if (size > maxBytes) return refuse({ ok: false, code: 'too-large', message: `result of ${size} bytes is larger than the ${maxBytes} a chunk of ${chunk.frames} frames (segment of ${chunk.segment?.size ?? 0} bytes) can be` })
+    try {
+      await mkdir(dir, { recursive: true })
+      // This node's own results are moved in, not copied.
+      if (peer !== this.o.peerId) await checkFreeSpace(dir, size, `a result for ${shortChunk(jobId, chunkIndex)}`)
+    } catch (err) {
+      this.log.info(`refused a result upload from ${shortPeer(peer)}: ${(err as Error).message}`)
+      // Our folder's name stays here: the peer only learns that there is no room.
+      return refuse(refusal('no-space', `the originator has no room for a result of ${size} bytes now`))
+    }
+    const tmpPath = join(dir, `chunk-${chunkIndex}-${randomBytes(6).toString('hex')}.264`)
+    this.uploads.set(tmpPath, { jobId, chunk: chunkIndex, leaseId, peer })
     return { ok: true, tmpPath, maxBytes }
+  }
+
+  /** An upload let in by resultSlot whose bytes never all arrived: its lease may send them again. */
+  async uploadFailed (tmpPath: string): Promise<void> {
+    const upload = this.uploads.get(tmpPath)
+    this.uploads.delete(tmpPath)
+    await rm(tmpPath, { force: true })
+    if (upload !== undefined) this.leases.endUpload(upload.jobId, upload.chunk, upload.leaseId, 'lost')
   }
 
   /**
@@ -348,15 +497,23 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
    * keeps it if the chunk is still not done. Nothing unverified ever counts.
    */
   async acceptResult (jobId: string, chunkIndex: number, peer: string, tmpPath: string, sha256: string): Promise<Answer> {
+    const upload = this.uploads.get(tmpPath)
+    this.uploads.delete(tmpPath)
+    const ended = (how: 'lost' | 'refused'): void => { if (upload !== undefined) this.leases.endUpload(upload.jobId, upload.chunk, upload.leaseId, how) }
     const job = this.store.get(jobId)
     const chunk = job?.chunks[chunkIndex]
+    if (upload === undefined || upload.jobId !== jobId || upload.chunk !== chunkIndex || upload.peer !== peer) {
+      await rm(tmpPath, { force: true })
+      return refusal('not-holder', 'no upload was let in for this result')
+    }
     if (job === undefined || chunk === undefined) { await rm(tmpPath, { force: true }); return refusal('unknown-job', 'job or chunk vanished') }
     const bad = await this.verifyResult(job, chunk, peer, tmpPath)
-    if (bad !== undefined) return bad
+    if (bad !== undefined) { ended('refused'); return bad }
     // Re-check after the await: another copy may have been taken meanwhile.
     if (chunk.state === 'done') {
       await rm(tmpPath, { force: true })
       countStat(job, 'droppedResults')
+      ended('lost')
       return refusal('already-done', `chunk ${chunkIndex} is already done`)
     }
     const file = `chunk-${chunkIndex}.264`
@@ -365,28 +522,52 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const size = (await stat(join(this.jobDir(jobId), 'results', file))).size
     this.leases.complete(job, chunk, peer, { file, size, sha256, encodedBy: peer, at: this.now() })
     await this.save(jobId)
+    await this.dropSegment(job, chunk)
     if (job.chunks.every(c => c.state === 'done') && job.state === 'encoding') this.runInBackground(jobId)
     return { ok: true }
+  }
+
+  /**
+   * A done chunk's segment is of no more use (the result is verified and kept; other holders are
+   * told to stop): deleted, so the job's extra disk shrinks as it goes, unless a picture check
+   * of another copy still reads it (that check deletes it when it ends).
+   */
+  private async dropSegment (job: JobRecord, chunk: ChunkRecord): Promise<void> {
+    if (chunk.state !== 'done' || chunk.segment === undefined || (this.verifying.get(`${job.id}#${chunk.index}`) ?? 0) > 0) return
+    await rm(join(this.jobDir(job.id), 'segments', chunk.segment.file), { force: true })
   }
 
   /** Undefined if the result is good media for the chunk; else the refusal, and the file is gone. */
   private async verifyResult (job: JobRecord, chunk: ChunkRecord, peer: string, tmpPath: string): Promise<Refusal | undefined> {
     const chunkIndex = chunk.index
     try {
-      // Every frame of a peer's result is decoded, a few at a time: fifty peers that finish in the
-      // same second would otherwise start fifty decoders (all finishing late, and each holding a
-      // decoder's memory). This node's own x264 output is only parsed, in-process.
-      const expectations = { frameCount: chunk.frames, width: job.video.width, height: job.video.height }
-      if (peer === this.o.peerId) await verifyEncodedChunk(tmpPath, { ...expectations, decode: false })
-      else {
-        await this.verifyTurns.run(async () => {
-          await verifyEncodedChunk(tmpPath, expectations)
-          // Right count and size say nothing of the pictures: frames drawn now, after the upload,
-          // are compared with the source segment's (media/pictures.ts). Segments outlive results.
-          if (chunk.segment === undefined) throw new VerificationError(`chunk ${chunkIndex} has no source segment to compare the result with`)
-          const segment = { path: join(this.jobDir(job.id), 'segments', chunk.segment.file), selectFromTime: chunk.segment.selectFromTime }
-          await comparePictures(tmpPath, segment, chunk.frames, pickPicturePositions(chunk.frames), { width: job.video.width, height: job.video.height })
-        })
+      // A peer's result is parsed first (count, IDR, parameter sets, size: in-process, cheap), then
+      // decoded once for the picture check, a few at a time: fifty peers that finish in the same
+      // second would otherwise start fifty decoders. This node's own x264 output is only parsed.
+      const expectations = { frameCount: chunk.frames, width: job.video.width, height: job.video.height, decode: false }
+      await verifyEncodedChunk(tmpPath, expectations)
+      if (peer !== this.o.peerId) {
+        const key = `${job.id}#${chunkIndex}`
+        this.verifying.set(key, (this.verifying.get(key) ?? 0) + 1)
+        try {
+          await this.verifyTurns.run(peer, async () => {
+            // Done while this copy waited its turn: the segment may be gone, and the copy is not needed.
+            if (chunk.state === 'done') return
+            // Right count and size say nothing of the pictures: frames drawn now, after the upload,
+            // are compared with the source segment's (media/pictures.ts).
+            if (chunk.segment === undefined) throw new VerificationError(`chunk ${chunkIndex} has no source segment to compare the result with`)
+            const segment = { path: join(this.jobDir(job.id), 'segments', chunk.segment.file), selectFromTime: chunk.segment.selectFromTime }
+            // The source's probe, while in memory, already says when the segment's frames are shown.
+            const source = this.sources.get(job.id)
+            const segmentTimes = source !== undefined ? segmentTimesFromSource(source.video, chunk.startFrame, chunk.frames) : undefined
+            await comparePictures(tmpPath, segment, chunk.frames, { width: job.video.width, height: job.video.height, ...(segmentTimes !== undefined ? { segmentTimes } : {}) })
+          })
+        } finally {
+          const left = (this.verifying.get(key) ?? 1) - 1
+          if (left > 0) this.verifying.set(key, left)
+          else this.verifying.delete(key)
+          await this.dropSegment(job, chunk)
+        }
       }
       return undefined
     } catch (err) {
@@ -394,6 +575,11 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       // The reason goes back to the peer: no path of ours may be in it.
       const reason = (err as Error).message.replaceAll(tmpPath, `result for chunk ${chunkIndex}`).replaceAll(this.o.home, '<home>')
       this.log.info(`refused result for ${shortChunk(job.id, chunkIndex)} from ${shortPeer(peer)}: ${reason}`)
+      // Caught lying: the result itself is not what the chunk must be. Not when the check failed on
+      // our side (a missing tool, our own segment, a stop): see convicts.
+      if (peer !== this.o.peerId && convicts(err, tmpPath)) {
+        this.o.reportOffence?.({ peer, jobId: job.id, reason: `failed verification: ${reason}` })
+      }
       return refusal('bad-result', reason)
     }
   }
@@ -440,6 +626,19 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     if (job.state === 'merging') await this.merge(job, signal)
   }
 
+  /**
+   * Waits until the job has fewer unclaimed segments than the swarm's encoders will soon take
+   * (SEGMENTS_AHEAD_PER_ENCODER each). Claimed segments do not count: they are in flight, and a
+   * verified chunk's segment is deleted, so the job's disk stays near what is being encoded.
+   */
+  private async roomToCut (job: JobRecord, signal: AbortSignal): Promise<void> {
+    const ahead = (): number => {
+      const encoders = Math.max(1, this.o.swarmSize?.() ?? 1) * Math.max(1, this.o.slotsPerPeer ?? 1)
+      return Math.max(MIN_SEGMENTS_AHEAD, SEGMENTS_AHEAD_PER_ENCODER * encoders)
+    }
+    while (job.chunks.filter(c => c.state === 'open').length >= ahead()) await sleep(200, undefined, { signal })
+  }
+
   /** Cuts the chunks still pending; each opens as soon as its segment exists, so workers start early. */
   private async split (job: JobRecord, signal: AbortSignal): Promise<void> {
     const splitStarted = performance.now()
@@ -460,7 +659,8 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       tag: jobTag(job.id),
       signal,
       log: this.log,
-      opened
+      opened,
+      ...(source.sizeBytes >= (this.o.cutAheadFromBytes ?? DEFAULT_CUT_AHEAD_FROM_BYTES) ? { room: async () => { await this.roomToCut(job, signal) } } : {})
     })
     job.state = 'encoding'
     this.log.debug(`${jobTag(job.id)}: every chunk cut (${((performance.now() - splitStarted) / 1000).toFixed(2)} s)`)
@@ -482,11 +682,11 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       ...(job.requestedOutput !== undefined ? { outputPath: job.requestedOutput } : {}),
       ...(captionsPath !== undefined ? { captionsPath } : {})
     })
-    await verifyMergedOutput(source, result.path)
+    const output = await verifyMergedOutput(source, result.path)
     job.output = result.path
     // The single place where "nothing lost" is decided: a failed check fails the job, with the table.
     // The user's settings, not the effective ones: colour carried over from the source is compared, not skipped.
-    job.fidelity = await checkFidelity(source, result.path, { settings: job.settings, captionsDropped: job.dropCaptions === true })
+    job.fidelity = await checkFidelity(source, result.path, { settings: job.settings, captionsDropped: job.dropCaptions === true, output })
     if (!job.fidelity.ok) {
       this.fail(job, `the output ${result.path} differs from the source:\n${formatFidelity(job.fidelity)}`)
       await this.save(job.id)

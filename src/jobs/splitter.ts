@@ -20,6 +20,8 @@ export interface SplitRequest {
   log: Logger
   /** A chunk's segment is cut and checked: the chunk can open at once, so workers start early. */
   opened: (index: number, segment: Segment) => void
+  /** Resolves when another segment may be cut (the job's disk holds only what the swarm will soon encode); default at once. */
+  room?: () => Promise<void>
 }
 
 /**
@@ -70,7 +72,8 @@ class Splitter {
           if (result instanceof Error) { log.debug(`${tag}: ${result.message}; cutting it on its own`); return }
           this.req.opened(index, result)
           wanted.delete(index)
-        }
+        },
+        ...(this.req.room !== undefined ? { room: this.req.room } : {})
       })
       log.debug(`${tag}: cut ${this.pending.length - wanted.size} segments in one pass (${((performance.now() - started) / 1000).toFixed(2)} s)`)
     } catch (err) {
@@ -86,7 +89,12 @@ class Splitter {
    */
   private async oneByOne (): Promise<void> {
     const cutNext = async (): Promise<void> => {
-      for (let index = this.pending.shift(); index !== undefined; index = this.pending.shift()) await this.cutChunk(index)
+      for (;;) {
+        await this.req.room?.()
+        const index = this.pending.shift()
+        if (index === undefined) return
+        await this.cutChunk(index)
+      }
     }
     // The first chunk is the one a worker is waiting for. With a core to spare it is cut alongside
     // the next one (and the copy of the video, when that is needed from the start); on one core
@@ -96,7 +104,9 @@ class Splitter {
     if (!this.direct && (firstChunk === undefined || !oneCore)) this.videoCopy().catch(() => {}) // awaited by the cuts
     const first = firstChunk !== undefined ? this.cutChunk(firstChunk) : Promise.resolve()
     if (oneCore) await first
-    await Promise.all([first.then(cutNext), cutNext()])
+    // Cut just ahead of demand: one cut at a time, so two cuts cannot both take the last place.
+    if (this.req.room !== undefined) await first.then(cutNext)
+    else await Promise.all([first.then(cutNext), cutNext()])
   }
 
   /**

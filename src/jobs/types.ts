@@ -49,8 +49,17 @@ export interface ChunkRecord {
   lease?: LeaseRecord
   /** A second copy of a straggling chunk, given out when nothing is open; first verified result wins. */
   backup?: LeaseRecord
-  /** Peers whose lease on this chunk lapsed or was released: their late result is still welcome. */
+  /** Peers whose lease on this chunk lapsed, was released or ended otherwise (the last 16). */
   pastHolders: string[]
+  /**
+   * The lease that ended last: its holder's late result is still welcome under that lease for a
+   * while (LeaseTable.beginUpload); older leases' are not.
+   */
+  formerLease?: { id: string, holder: string, endedAt: number }
+  /** Peers whose lease on this chunk reached its deadline without a result: they may not claim it again. */
+  overdue?: string[]
+  /** Given back by enough peers that only this peer (the originator's own worker) may claim it now. */
+  reservedFor?: string
   failures: ChunkFailure[]
   result?: ResultRecord
 }

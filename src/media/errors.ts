@@ -30,6 +30,19 @@ export class VerificationError extends MediaError {
   override readonly name = 'VerificationError'
 }
 
+/**
+ * Whether a failed check of a peer's bytes (a result, a segment) convicts the peer: a
+ * VerificationError that names the file it checked, unless the check itself could not run here
+ * (a tool missing from PATH) or cannot say which side failed (the picture comparison decodes the
+ * result and this node's own segment together). Only then is the peer caught lying, and banned.
+ */
+export function convicts (err: unknown, path: string): boolean {
+  if (!(err instanceof VerificationError)) return false
+  const m = err.message
+  if (!m.startsWith(`${path}:`) && !m.startsWith(`segment ${path}:`)) return false
+  return !m.includes('was not found on PATH') && !m.includes('could not be compared with the source')
+}
+
 /** The source file itself cannot be used (missing, unreadable, CRC mismatch, no video). */
 export class SourceError extends MediaError {
   override readonly name = 'SourceError'

@@ -159,8 +159,9 @@ function colourCheck (source: MediaInfo, output: MediaInfo, settings: X264Settin
  * duration; colour description and SAR (except what the settings set); chapters, attachments, and
  * captions carried inside the video.
  */
-export async function checkFidelity (source: MediaInfo, outputPath: string, o: { settings?: string | X264Settings, captionsDropped?: boolean } = {}): Promise<FidelityReport> {
-  const output = await probeMedia(outputPath)
+export async function checkFidelity (source: MediaInfo, outputPath: string, o: { settings?: string | X264Settings, captionsDropped?: boolean, output?: MediaInfo } = {}): Promise<FidelityReport> {
+  // The caller may have probed the output already (every packet: seconds for a long file).
+  const output = o.output ?? await probeMedia(outputPath)
   const settings = typeof o.settings === 'string' ? parseX264Settings(o.settings) : o.settings
   const [sa, oa] = await Promise.all([attachmentNames(source.path), attachmentNames(outputPath)])
   const checks: FidelityCheck[] = [

@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto'
 import { execa } from 'execa'
 import { AbortError, VerificationError } from './errors.js'
 import { peerInputArgs } from './peer-bytes.js'
+import type { VideoInfo } from './probe.js'
 import { runTool, toToolError, type RunOptions } from './tools.js'
 
 /**
@@ -19,9 +20,6 @@ export const PICTURE_PSNR_THRESHOLD = 24
  * of a dB (and a shift there changes nothing anyone could see).
  */
 export const PICTURE_NEIGHBOUR_MARGIN_DB = 1
-
-/** Frames compared per chunk by default: one near the start, one near the end, the rest anywhere. */
-export const PICTURE_SAMPLES = 4
 
 /** Pictures are compared at a quarter of their width and height: coding noise averages out, content differences stay. */
 const SCALE_DOWN = 4
@@ -41,6 +39,12 @@ export interface PictureCheckOptions extends RunOptions {
   threshold?: number
   /** Default PICTURE_NEIGHBOUR_MARGIN_DB. */
   neighbourMargin?: number
+  /** Positions to compare (tests, measurements). Default: drawn by pickPicturePositions once the segment's keyframes are known. */
+  positions?: number[]
+  /** The CSPRNG behind the default positions; a test may fix it. */
+  random?: (max: number) => number
+  /** The segment's frame times, when the caller knows them (segmentTimesFromSource); else read with ffprobe. */
+  segmentTimes?: SegmentTimes
 }
 
 export interface SampledFrame {
@@ -55,44 +59,127 @@ export interface PictureCheck {
   frames: SampledFrame[]
   /** The lowest PSNR of them. */
   min: number
+  /** Runs of source frames read again from the segment's start because a seek landed past them (0 when seeks work). */
+  rereads: number
 }
 
 /**
- * Frame positions to compare, drawn with a CSPRNG after the result is in (so the worker could not
- * know them): one among the first few frames, one among the last few (a shift by a frame or
- * another chunk's frames show at both ends), the others anywhere. Sorted, distinct.
+ * Frame positions to compare, drawn with a CSPRNG after the result is in, so the worker could not
+ * know them. What a check costs is decoding: the result from its IDR up to the last sampled
+ * frame, the source from the keyframe before each sampled frame's previous neighbour (a source
+ * frame can cost a quarter of an x264 medium encode of it). So: one frame anywhere in the chunk
+ * (every frame equally likely: whole-chunk substitutions fail wherever it lands, and a result
+ * wrong in a fraction f of its frames fails with probability f at least), and a second look in
+ * the same source GOP, the first or second frame after its keyframe: decoded on the way to the
+ * first, so nearly free, and never the chunk's first or last frame, so that a shift by one (which
+ * repeats an end frame) always shows. `keyPositions` are the chunk positions of the source's
+ * keyframes (0 is always one). Sorted, distinct.
  */
-export function pickPicturePositions (frameCount: number, samples = PICTURE_SAMPLES, random: (max: number) => number = randomInt): number[] {
+export function pickPicturePositions (frameCount: number, keyPositions: number[] = [0], random: (max: number) => number = randomInt): number[] {
   if (frameCount <= 0) return []
-  const want = Math.min(frameCount, Math.max(1, samples))
-  const edge = Math.max(1, Math.min(8, Math.ceil(frameCount / 20)))
-  const picked = new Set<number>([random(edge)])
-  if (want > 1) picked.add(frameCount - 1 - random(edge))
-  while (picked.size < want) picked.add(random(frameCount))
-  return [...picked].sort((a, b) => a - b)
+  const anywhere = random(frameCount)
+  if (frameCount < 3) return [anywhere]
+  const key = Math.max(0, ...keyPositions.filter(k => Number.isInteger(k) && k <= anywhere))
+  // Not the keyframe itself: its previous neighbour is the previous GOP's last frame, a whole GOP to decode.
+  const second = Math.min(frameCount - 2, key + 1 + random(2))
+  return [...new Set([second, anywhere])].sort((a, b) => a - b)
 }
 
-/** Display-order timestamps of the segment's frames and of its keyframes (packets only, nothing decoded). */
-async function segmentFrameTimes (path: string, options: RunOptions): Promise<{ times: number[], keyTimes: number[] }> {
+/** When a segment's frames and keyframes are shown, and whether its frames are reordered. */
+export interface SegmentTimes {
+  /** Display-order timestamps of the segment's frames (at least the chunk's), seconds. */
+  times: number[]
+  keyTimes: number[]
+  /** Frames are reordered (B-frames): ffmpeg then seeks 3/23 s before what -ss asks for. */
+  reordered: boolean
+}
+
+/**
+ * A segment's times as the source's probe knows them (the segment is a stream copy of the chunk's
+ * packets, so they are the same frames, at most half a millisecond apart once Matroska rounds
+ * them): what comparePictures would otherwise ask ffprobe for, a process start per result.
+ */
+export function segmentTimesFromSource (video: Pick<VideoInfo, 'frames'>, startFrame: number, frameCount: number): SegmentTimes {
+  const frames = video.frames.slice(startFrame, startFrame + frameCount)
+  return {
+    times: frames.map(f => f.time),
+    keyTimes: frames.filter(f => f.key).map(f => f.time),
+    reordered: video.frames.some(f => f.decodeIndex !== f.displayIndex)
+  }
+}
+
+/** The segment's frame and keyframe times (packets only, nothing decoded). */
+async function segmentFrameTimes (path: string, options: RunOptions): Promise<SegmentTimes> {
   const r = await runTool('ffprobe', ['-v', 'error', ...peerInputArgs('matroska', path), '-select_streams', 'v:0',
-    '-show_entries', 'packet=pts_time,flags', '-of', 'csv=p=0'], `reading the frame times of ${path}`, options)
+    '-show_entries', 'stream=has_b_frames', '-show_entries', 'packet=pts_time,flags', '-of', 'csv=p=0'], `reading the frame times of ${path}`, options)
   const times: number[] = []
   const keyTimes: number[] = []
+  let reordered = false
   for (const line of r.stdout.split('\n')) {
-    const [pts, flags] = line.split(',')
-    if (pts === undefined || pts === '' || pts === 'N/A') continue
-    times.push(Number(pts))
-    if (flags?.includes('K') === true) keyTimes.push(Number(pts))
+    const [first, flags] = line.split(',')
+    if (first === undefined || first === '' || first === 'N/A') continue
+    // The stream line is one number (has_b_frames); packet lines are "pts,flags".
+    if (flags === undefined) { reordered = Number(first) > 0; continue }
+    times.push(Number(first))
+    if (flags.includes('K')) keyTimes.push(Number(first))
   }
-  return { times: times.sort((a, b) => a - b), keyTimes: keyTimes.sort((a, b) => a - b) }
+  return { times: times.sort((a, b) => a - b), keyTimes: keyTimes.sort((a, b) => a - b), reordered }
 }
 
-/** Runs ffmpeg and returns its stdout as bytes: the pictures, raw 8-bit luma. */
-async function rawFrames (args: string[], what: string, options: RunOptions): Promise<Buffer> {
+/**
+ * Two times within this are the same frame: Matroska rounds to the millisecond, so a segment's
+ * times and the source's differ by up to half of one; frames are never closer than 4 ms (240 fps).
+ */
+const TIME_TOLERANCE = 0.001
+
+/** ffmpeg (fftools) seeks this much earlier than -ss asks when the stream reorders frames. */
+const FFMPEG_DTS_HEURISTIC_S = 3 / 23
+
+/** Source frames first..last (chunk positions) decoded by one ffmpeg, from one seek. */
+interface SourceRun { first: number, last: number }
+
+/**
+ * The source frames the comparison needs (each sampled frame and its neighbours), as runs: frames
+ * that decode from the same keyframe, or follow on from the run before, share one ffmpeg. A new
+ * run starts where seeking to a later keyframe beats decoding on.
+ */
+function sourceRuns (needed: number[], keyPositions: number[]): SourceRun[] {
+  const runs: SourceRun[] = []
+  for (const f of needed) {
+    const run = runs.at(-1)
+    const key = Math.max(0, ...keyPositions.filter(k => k <= f))
+    if (run !== undefined && key <= run.last) run.last = f
+    else runs.push({ first: f, last: f })
+  }
+  return runs
+}
+
+/**
+ * ffmpeg arguments that decode one run of source frames, scaled down, in order. With `seek`, the
+ * input starts at the last keyframe at or before the run's first frame (the -ss value allows for
+ * fftools' dts heuristic, so the demuxer lands on that keyframe rather than a GOP early); without,
+ * it is read from the segment's start. Frames are picked by time window, so a seek that lands late
+ * yields too few frames (caught by the caller) rather than the wrong ones. One process per run:
+ * several inputs in one ffmpeg decode far past what a concat filter needs (five times the frames, measured).
+ */
+function sourceRunArgs (segmentPath: string, run: SourceRun, chunkTimes: number[], t: SegmentTimes, shrink: string, seek: boolean): string[] {
+  const from = chunkTimes[run.first] as number
+  const to = chunkTimes[run.last] as number
+  const landing = t.keyTimes.filter(k => k <= from + TIME_TOLERANCE).pop()
+  const seekArgs = seek && landing !== undefined
+    ? ['-seek_timestamp', '1', '-noaccurate_seek', '-ss', (landing + TIME_TOLERANCE + (t.reordered ? FFMPEG_DTS_HEURISTIC_S : 0)).toFixed(6)]
+    : []
+  return ['-v', 'error', '-nostdin', '-threads', '1', '-copyts', ...seekArgs, ...peerInputArgs('matroska', segmentPath),
+    '-map', '0:v:0', '-vf', `select='between(t\\,${(from - TIME_TOLERANCE).toFixed(6)}\\,${(to + TIME_TOLERANCE).toFixed(6)})',${shrink}`,
+    '-frames:v', String(run.last - run.first + 1), '-fps_mode', 'passthrough', '-f', 'rawvideo', '-']
+}
+
+/** Runs ffmpeg: its stdout as bytes (the pictures, raw 8-bit luma) and what it reported (`-v error`: errors only). */
+async function rawFrames (args: string[], what: string, options: RunOptions): Promise<{ pictures: Buffer, errors: string }> {
   if (options.signal?.aborted === true) throw new AbortError(`${what}: aborted`)
   try {
     const r = await execa('ffmpeg', args, { cancelSignal: options.signal, encoding: 'buffer', stdin: 'ignore', maxBuffer: 256 * 1024 * 1024 })
-    return Buffer.from(r.stdout)
+    return { pictures: Buffer.from(r.stdout), errors: Buffer.from(r.stderr).toString('utf8').trim() }
   } catch (err) {
     throw toToolError('ffmpeg', err, what)
   }
@@ -109,13 +196,11 @@ function psnr (a: Buffer, aOffset: number, b: Buffer, bOffset: number, size: num
  * stream of the right length and size but other pictures (black, negated, another chunk's, shifted
  * by a frame) is caught: each sampled frame must be close to the source's frame at its position
  * (PSNR) and no closer to the source's previous or next frame. Cheap by design: the result is
- * decoded up to the last sampled frame only, the source (usually far heavier to decode) only from
- * the keyframe before each sampled frame, and pictures are compared at a quarter of their size.
- * Throws a VerificationError naming the first frame that fails.
+ * decoded once, up to the last sampled frame, and any decoder error on the way refuses it; the
+ * source (usually far heavier to decode) only from the keyframe before each sampled frame; pictures
+ * are compared at a quarter of their size. Throws a VerificationError naming the first frame that fails.
  */
-export async function comparePictures (resultPath: string, segment: SourceSegmentRef, frameCount: number, positions: number[], o: PictureCheckOptions): Promise<PictureCheck> {
-  const sorted = [...new Set(positions)].filter(p => Number.isInteger(p) && p >= 0 && p < frameCount).sort((a, b) => a - b)
-  if (sorted.length === 0) throw new Error(`comparing ${resultPath}: no frame positions within 0..${frameCount - 1}`)
+export async function comparePictures (resultPath: string, segment: SourceSegmentRef, frameCount: number, o: PictureCheckOptions): Promise<PictureCheck> {
   const threshold = o.threshold ?? PICTURE_PSNR_THRESHOLD
   const margin = o.neighbourMargin ?? PICTURE_NEIGHBOUR_MARGIN_DB
   const runOptions: RunOptions = o.signal !== undefined ? { signal: o.signal } : {}
@@ -124,49 +209,62 @@ export async function comparePictures (resultPath: string, segment: SourceSegmen
   const size = w * h
   const shrink = `scale=${w}:${h}:flags=area,format=gray`
 
-  const { times, keyTimes } = await segmentFrameTimes(segment.path, runOptions)
-  const chunkTimes = times.filter(t => t >= segment.selectFromTime - 0.0005).slice(0, frameCount)
+  const segmentTimes = o.segmentTimes ?? await segmentFrameTimes(segment.path, runOptions)
+  const chunkTimes = segmentTimes.times.filter(t => t >= segment.selectFromTime - TIME_TOLERANCE).slice(0, frameCount)
   if (chunkTimes.length < frameCount) throw new VerificationError(`segment ${segment.path}: holds ${chunkTimes.length} frames from ${segment.selectFromTime}, expected ${frameCount}`)
+  const keyPositions = [...chunkTimes.flatMap((t, i) => segmentTimes.keyTimes.some(k => Math.abs(k - t) <= TIME_TOLERANCE) ? [i] : [])]
+  const positions = o.positions ?? pickPicturePositions(frameCount, keyPositions, o.random)
+  const sorted = [...new Set(positions)].filter(p => Number.isInteger(p) && p >= 0 && p < frameCount).sort((a, b) => a - b)
+  if (sorted.length === 0) throw new Error(`comparing ${resultPath}: no frame positions within 0..${frameCount - 1}`)
 
   // The result: the sampled frames picked by index, decoded up to the last one.
   const resultArgs = ['-v', 'error', '-nostdin', '-threads', '1', ...peerInputArgs('h264', resultPath),
     '-vf', `select='${sorted.map(p => `eq(n\\,${p})`).join('+')}',${shrink}`, '-frames:v', String(sorted.length),
     '-fps_mode', 'passthrough', '-f', 'rawvideo', '-']
-  // The source: for each sampled frame, its previous, own and next frame within the chunk, from one seek to the keyframe before them.
-  const groups = sorted.map(p => ({ p, first: Math.max(0, p - 1), last: Math.min(frameCount - 1, p + 1) }))
-  const sourceArgs = ['-v', 'error', '-nostdin']
-  const graph: string[] = []
-  groups.forEach((g, i) => {
-    const t = chunkTimes[g.first] as number
-    const key = keyTimes.filter(k => k <= t + 0.0005).pop() ?? times[0] ?? 0
-    sourceArgs.push('-threads', '1', '-copyts', '-seek_timestamp', '1', '-noaccurate_seek', '-ss', key.toFixed(6), ...peerInputArgs('matroska', segment.path))
-    graph.push(`[${i}:v]select='gte(t\\,${(t - 0.0005).toFixed(6)})',trim=end_frame=${g.last - g.first + 1},setpts=PTS-STARTPTS,${shrink}[s${i}]`)
-  })
-  graph.push(`${groups.map((_, i) => `[s${i}]`).join('')}concat=n=${groups.length}:v=1:a=0[s]`)
-  const sourceFrames = groups.reduce((a, g) => a + g.last - g.first + 1, 0)
-  sourceArgs.push('-filter_complex', graph.join(';'), '-map', '[s]', '-frames:v', String(sourceFrames), '-fps_mode', 'passthrough', '-f', 'rawvideo', '-')
+  // The source: each sampled frame with its previous and next frame within the chunk.
+  const needed = [...new Set(sorted.flatMap(p => [p - 1, p, p + 1]).filter(f => f >= 0 && f < frameCount))].sort((a, b) => a - b)
+  const runs = sourceRuns(needed, keyPositions)
+  let rereads = 0
+  const decodeRun = async (run: SourceRun, seek: boolean): Promise<Buffer> => {
+    const what = `decoding frames ${run.first}-${run.last} of ${segment.path}`
+    const { pictures } = await rawFrames(sourceRunArgs(segment.path, run, chunkTimes, segmentTimes, shrink, seek), what, runOptions)
+    // A seek that landed past the run's first frame (a demuxer that seeks otherwise): read from the start instead.
+    if (!seek || pictures.length === (run.last - run.first + 1) * size) return pictures
+    rereads++
+    return await decodeRun(run, false)
+  }
+  /** Offset of a chunk position's picture in the decoded source runs, laid end to end. */
+  const sourceOffset = (position: number): number => {
+    let before = 0
+    for (const r of runs) {
+      if (position <= r.last) return (before + position - r.first) * size
+      before += r.last - r.first + 1
+    }
+    throw new Error(`frame ${position} is in no decoded run`)
+  }
+  const sourceFrames = runs.reduce((a, r) => a + r.last - r.first + 1, 0)
 
   let result: Buffer
   let source: Buffer
   try {
-    [result, source] = await Promise.all([
-      rawFrames(resultArgs, `decoding sampled frames of ${resultPath}`, runOptions),
-      rawFrames(sourceArgs, `decoding sampled frames of ${segment.path}`, runOptions)
-    ])
+    let decoded: { pictures: Buffer, errors: string }
+    let sourceParts: Buffer[]
+    [decoded, ...sourceParts] = await Promise.all([rawFrames(resultArgs, `decoding sampled frames of ${resultPath}`, runOptions), ...runs.map(async r => await decodeRun(r, true))])
+    source = Buffer.concat(sourceParts)
+    result = decoded.pictures
+    // This decode is the only one a peer's result gets: an error up to the last sampled frame refuses it.
+    if (decoded.errors !== '') throw new VerificationError(`${resultPath}: decoding reported errors: ${decoded.errors.split('\n').slice(0, 3).join('; ')}`)
   } catch (err) {
-    if ((err as Error).name === 'AbortError') throw err
+    if ((err as Error).name === 'AbortError' || err instanceof VerificationError) throw err
     throw new VerificationError(`${resultPath}: its pictures could not be compared with the source (${(err as Error).message.split('\n').slice(-1)[0] ?? ''})`)
   }
   if (result.length !== sorted.length * size) throw new VerificationError(`${resultPath}: only ${Math.floor(result.length / size)} of the ${sorted.length} sampled frames decoded`)
   if (source.length !== sourceFrames * size) throw new Error(`segment ${segment.path}: ${Math.floor(source.length / size)} of its ${sourceFrames} sampled frames decoded`)
 
-  const frames: SampledFrame[] = []
-  let at = 0
-  groups.forEach((g, i) => {
-    const versus = (index: number): number => psnr(result, i * size, source, (at + index - g.first) * size, size)
-    const neighbours = [g.p - 1, g.p + 1].filter(n => n >= g.first && n <= g.last).map(versus)
-    frames.push({ position: g.p, psnr: versus(g.p), neighbourPsnr: Math.max(-Infinity, ...neighbours) })
-    at += g.last - g.first + 1
+  const frames: SampledFrame[] = sorted.map((p, i) => {
+    const versus = (position: number): number => psnr(result, i * size, source, sourceOffset(position), size)
+    const neighbours = [p - 1, p + 1].filter(n => n >= 0 && n < frameCount).map(versus)
+    return { position: p, psnr: versus(p), neighbourPsnr: Math.max(-Infinity, ...neighbours) }
   })
   for (const f of frames) {
     if (f.psnr < threshold) {
@@ -176,5 +274,5 @@ export async function comparePictures (resultPath: string, segment: SourceSegmen
       throw new VerificationError(`${resultPath}: frame ${f.position} shows a neighbouring frame of the source (PSNR ${f.neighbourPsnr.toFixed(1)} dB against the source's frame ${f.position - 1} or ${f.position + 1}, ${f.psnr.toFixed(1)} dB against its own)`)
     }
   }
-  return { frames, min: Math.min(...frames.map(f => f.psnr)) }
+  return { frames, min: Math.min(...frames.map(f => f.psnr)), rereads }
 }

@@ -74,25 +74,46 @@ function chooseStarts (frames: VideoFrame[], points: number[], options: PlanOpti
   return points.filter((_, i) => i % gops === 0)
 }
 
-/** Splits chunks near the end so that none exceeds 1/(2P) of the frames from its start to the end. */
-function shrinkTail (starts: number[], points: number[], frameCount: number, parallel: number): number[] {
+/**
+ * A tail chunk spans at least this long (or one GOP, if longer). Every chunk costs a fixed ~0.6 s
+ * of CPU on top of its encode (tool starts on the worker, the picture check on the originator);
+ * one-GOP tail chunks of a 1 s GOP source spent more in overhead than they saved in idle time.
+ */
+export const MIN_TAIL_CHUNK_SECONDS = 1.5
+
+/**
+ * The plan's head keeps its chunks; from the first chunk larger than 1/(2P) of the frames from its
+ * start to the end, chunks are cut afresh, each the longest that stays within that bound (guided
+ * self-scheduling), none shorter than MIN_TAIL_CHUNK_SECONDS (or the head's chunks, if shorter): sizes only go down, so the encoders,
+ * which take chunks lowest first, run out of work together.
+ */
+function shrinkTail (starts: number[], points: number[], frames: VideoFrame[], parallel: number): number[] {
+  const frameCount = frames.length
+  const bound = (from: number): number => Math.max(1, Math.ceil((frameCount - from) / (2 * parallel)))
   const out: number[] = []
-  let p = 0
-  for (let c = 0; c < starts.length; c++) {
+  let c = 0
+  for (; c < starts.length; c++) {
+    const start = starts[c] as number
     const end = c + 1 < starts.length ? starts[c + 1] as number : frameCount
-    let cur = starts[c] as number
+    if (end - start > bound(start)) break
+    out.push(start)
+  }
+  if (c === starts.length) return out
+  let cur = starts[c] as number
+  let largest = (c + 1 < starts.length ? starts[c + 1] as number : frameCount) - cur
+  let p = points.indexOf(cur)
+  while (cur < frameCount) {
     out.push(cur)
-    for (;;) {
-      const target = Math.max(1, Math.ceil((frameCount - cur) / (2 * parallel)))
-      if (end - cur <= target) break
-      // The last cut point within the target, or the very next one (a chunk is at least one GOP).
-      while (p < points.length && (points[p] as number) <= cur) p++
-      while (p + 1 < points.length && (points[p + 1] as number) <= cur + target) p++
-      const next = points[p]
-      if (next === undefined || next >= end) break
-      out.push(next)
-      cur = next
-    }
+    const minEnd = (frames[cur] as VideoFrame).time + MIN_TAIL_CHUNK_SECONDS - 0.0005
+    // The next chunk starts at the last cut point within the bound (and no later than the chunk before's size allows) …
+    let next = p + 1
+    while (next + 1 < points.length && (points[next + 1] as number) - cur <= Math.min(bound(cur), largest)) next++
+    // … and not before the minimum length, when the frames allow it, unless the head's chunks are shorter still.
+    while (next < points.length && (frames[points[next] as number] as VideoFrame).time < minEnd && (points[next] as number) - cur < largest) next++
+    const nextStart = next < points.length ? points[next] as number : frameCount
+    largest = Math.max(nextStart - cur, 1)
+    p = next
+    cur = nextStart
   }
   return out
 }
@@ -123,7 +144,7 @@ export function planChunks (info: MediaInfo, options: PlanOptions = {}): ChunkPl
     const gops = Math.max(1, Math.floor(points.length / minChunks))
     starts = points.filter((_, i) => i % gops === 0)
   }
-  if (options.tailParallelism !== undefined && options.tailParallelism > 1) starts = shrinkTail(starts, points, frames.length, options.tailParallelism)
+  if (options.tailParallelism !== undefined && options.tailParallelism > 1) starts = shrinkTail(starts, points, frames, options.tailParallelism)
   if (options.absorbShortTail === true) starts = dropStub(starts, points, frames.length)
   const chunks: ChunkRange[] = starts.map((startFrame, index) => {
     const endFrame = index + 1 < starts.length ? starts[index + 1] as number : frames.length

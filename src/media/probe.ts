@@ -1,5 +1,7 @@
 import { stat } from 'node:fs/promises'
+import { execa } from 'execa'
 import { SourceError } from './errors.js'
+import { carriesA53Captions } from './h264.js'
 import { runTool, type RunOptions } from './tools.js'
 
 export interface Rational { num: number, den: number }
@@ -310,10 +312,17 @@ const CAPTION_PROBE_SECONDS = 2
 
 /**
  * ffprobe sets closed_captions only when its probing decode happened to see them (it does not for
- * Matroska, whose headers already say all it needs): the first seconds are decoded to look.
+ * Matroska, whose headers already say all it needs): the first seconds are looked at. H.264's
+ * are parsed from the stream, copied out as Annex B (no decode); other codecs' are decoded.
  */
 async function carriesCaptions (path: string, video: FfprobeStream, options: RunOptions): Promise<boolean> {
   if (!CAPTION_CODECS.has(video.codec_name ?? '')) return false
+  if (video.codec_name === 'h264') {
+    const r = await execa('ffmpeg', ['-v', 'error', '-nostdin', '-i', `file:${path}`, '-map', `0:${video.index}`, '-c', 'copy', '-t', String(CAPTION_PROBE_SECONDS), '-f', 'h264', '-'], {
+      encoding: 'buffer', stdin: 'ignore', maxBuffer: 512 * 1024 * 1024, reject: false, ...(options.signal !== undefined ? { cancelSignal: options.signal } : {})
+    })
+    if (r.exitCode === 0) return carriesA53Captions(r.stdout)
+  }
   const { stdout } = await runTool('ffprobe', ['-v', 'error', '-select_streams', String(video.index), '-read_intervals', `%+${CAPTION_PROBE_SECONDS}`,
     '-show_entries', 'frame_side_data=side_data_type', '-of', 'compact=p=0:nk=1', '--', path], `looking for captions in ${path}`, options)
   return /Closed Captions/i.test(stdout)

@@ -194,6 +194,11 @@ export interface OnePassSplitOptions extends RunOptions {
   wanted: (chunkIndex: number) => boolean
   /** Called in chunk order as each kept segment is written and checked; an Error means its check failed (cut that chunk another way). */
   onSegment: (chunkIndex: number, result: Segment | Error) => void | Promise<void>
+  /**
+   * Resolves when the next segment may be cut. Until then ffmpeg is stopped (SIGSTOP): it reads
+   * the source far faster than a swarm encodes it, and would otherwise write every segment at once.
+   */
+  room?: () => Promise<void>
 }
 
 /**
@@ -241,6 +246,10 @@ export async function splitInOnePass (source: MediaInfo, chunks: ChunkRange[], t
         result = err as Error
       }
       await o.onSegment(chunk.index, result)
+      if (o.room !== undefined && n < chunks.length) {
+        proc.kill('SIGSTOP')
+        try { await o.room() } finally { proc.kill('SIGCONT') }
+      }
     }
     await proc
   } catch (err) {

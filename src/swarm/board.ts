@@ -7,6 +7,8 @@ export interface JobBoardOptions {
   self: string
   onAnnouncement: (a: JobAnnouncement) => void
   onWithdrawal: (w: JobWithdrawal) => void
+  /** Originators banned from this node, or from one job (bans.ts): their messages are ignored, and not passed on. */
+  isBanned?: (peer: string, jobId?: string) => boolean
   log?: LogSink
 }
 
@@ -17,12 +19,14 @@ export interface JobBoardOptions {
  */
 export class JobBoard {
   rejected = 0
+  /** Valid messages of banned originators, dropped unread by the handlers. */
+  ignored = 0
   published = 0
   private readonly log: Logger
   private readonly onMessage = (evt: CustomEvent<Message>): void => {
     if (evt.detail.topic !== JOBS_TOPIC) return
     const msg = this.check(evt.detail)
-    if (msg === undefined) return
+    if (msg === undefined || this.o.isBanned?.(msg.originator, msg.jobId) === true) return
     if (msg.type === 'job') this.o.onAnnouncement(msg)
     else this.o.onWithdrawal(msg)
   }
@@ -33,7 +37,10 @@ export class JobBoard {
 
   start (): void {
     this.pubsub.topicValidators.set(JOBS_TOPIC, (_peer, message) => {
-      if (this.check(message) === undefined) { this.rejected++; return TopicValidatorResult.Reject }
+      const msg = this.check(message)
+      if (msg === undefined) { this.rejected++; return TopicValidatorResult.Reject }
+      // Ignored rather than rejected: the peer that relayed it is not at fault, only its signer.
+      if (this.o.isBanned?.(msg.originator, msg.jobId) === true) { this.ignored++; return TopicValidatorResult.Ignore }
       return TopicValidatorResult.Accept
     })
     this.pubsub.addEventListener('message', this.onMessage)

@@ -16,6 +16,10 @@ export type OriginatorRefusalCode =
   | 'lease-expired'
   | 'job-finished'
   | 'bad-result'
+  | 'too-many-leases'
+  | 'too-many-uploads'
+  | 'duplicate-upload'
+  | 'no-space'
 
 /** Refusals of a claim whose signature does not hold (signing.ts). */
 export type SignatureRefusalCode = 'bad-signature' | 'wrong-signer' | 'expired' | 'replayed' | 'not-yet-valid'
@@ -30,7 +34,7 @@ export type StreamRefusalCode = 'bad-request' | 'too-large'
  * The schema admits any code of 1-64 characters of a-z and '-', so another implementation's code
  * still parses; it reaches the worker as a refusal it has no special case for.
  */
-export type RefusalCode = OriginatorRefusalCode | SignatureRefusalCode | StreamRefusalCode | 'unreachable'
+export type RefusalCode = OriginatorRefusalCode | SignatureRefusalCode | StreamRefusalCode | 'banned' | 'unreachable'
 
 export interface Refusal { ok: false, code: RefusalCode, message: string }
 
@@ -57,7 +61,30 @@ export interface ChunkLease {
 /** A segment a leaseholder may fetch: where the arbiter keeps it, and what the encode needs. */
 export interface SegmentOffer { path: string, size: number, sha256: string, meta: SegmentMeta }
 
+/**
+ * Called with a segment's header before any of its bytes is written: throws to refuse the
+ * download (too large for what the job announced, no room on disk). The worker's policy; the
+ * swarm layer only calls it.
+ */
+export type SegmentCheck = (header: { size: number, meta: SegmentMeta }) => Promise<void>
+
 /** A segment as the worker has it: `owned` when it is a downloaded copy the worker deletes. */
 export interface FetchedSegment { path: string, owned: boolean, meta: SegmentMeta }
 
 export type { SegmentMeta }
+
+/**
+ * A peer caught lying: a result that failed verification, a segment that is not one, requests
+ * that keep breaking the protocol. Whoever catches it reports it; the node's block list (bans.ts)
+ * bans the peer from the job and, for a while, from the node, and the edge refuses it ('banned').
+ */
+export interface Offence {
+  peer: string
+  /** The job it lied about, when there is one: it stays banned from that job after the node-wide ban ends. */
+  jobId?: string
+  /** What it did, in words: logged and shown in `swarm peers` and `swarm status`. */
+  reason: string
+}
+
+/** How the parts of a node report a liar (the originator, the worker, the stream handlers). */
+export type ReportOffence = (offence: Offence) => void

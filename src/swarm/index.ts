@@ -5,12 +5,13 @@ export {
 } from './messages.js'
 export { signClaim, signLease, verifyClaim, verifyLease, claimBytes, leaseBytes, NonceCache, type Verdict } from './signing.js'
 export { loadOrCreateIdentity, IDENTITY_FILE } from './identity.js'
-export { createSwarmNode, checkAddresses, DEFAULT_LISTEN, MDNS_SERVICE_TAG, SCORE_THRESHOLDS, JOBS_TOPIC_SCORE, gossipFastMessageId, type SwarmNode, type SwarmNodeOptions } from './node.js'
+export { createSwarmNode, checkAddresses, banGater, DEFAULT_LISTEN, MDNS_SERVICE_TAG, SCORE_THRESHOLDS, JOBS_TOPIC_SCORE, gossipFastMessageId, type SwarmNode, type SwarmNodeOptions } from './node.js'
 export { SwarmEncode, swarmEncode, type LeaseArbiter, type RemoteOriginatorLink, type TransferStats } from './service.js'
 export type {
-  Answer, Refusal, RefusalCode, OriginatorRefusalCode, SignatureRefusalCode, StreamRefusalCode, LeaseGrant, ChunkLease, SegmentMeta, SegmentOffer, FetchedSegment
+  Answer, Refusal, RefusalCode, Offence, ReportOffence, OriginatorRefusalCode, SignatureRefusalCode, StreamRefusalCode, LeaseGrant, ChunkLease, SegmentMeta, SegmentOffer, FetchedSegment, SegmentCheck
 } from './contract.js'
 export { JobBoard } from './board.js'
+export { BanList, BANS_FILE, FIRST_BAN_MS, MAX_BAN_MS, MAX_BAN_RECORDS, VIOLATIONS_TO_BAN, describeMs, type BanRecord } from './bans.js'
 export { parseSwarmKey, generateSwarmKey, SwarmKeyError } from './private-swarm.js'
 export { FramedStream } from './streams.js'
 export { DiscoveredPeers, PeerDialer, peerDialer, tagDiscovery, describeDialError, DISCOVERY_SOURCES, type DiscoverySource, type FoundBy, type UnreachablePeer } from './discovery.js'

@@ -5,7 +5,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { identify } from '@libp2p/identify'
-import type { PrivateKey, PeerDiscovery, ComponentLogger } from '@libp2p/interface'
+import type { ConnectionGater, PrivateKey, PeerDiscovery, ComponentLogger } from '@libp2p/interface'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { mdns } from '@libp2p/mdns'
 import { ping, type Ping } from '@libp2p/ping'
@@ -47,6 +47,8 @@ export interface SwarmNodeOptions {
   swarmName?: string
   /** Where connection events and failures to reach a discovered peer are logged. */
   log?: LogSink
+  /** Peers banned from this node (bans.ts): never dialled, their connections refused once their key is known. */
+  isBanned?: (peer: string) => boolean
   /** Resolves host names in addresses (`/dns4/`, `/dnsaddr/`); default the system's. Tests pass one that answers without a network. */
   dns?: Libp2pOptions['dns']
 }
@@ -128,6 +130,19 @@ export function gossipFastMessageId (msg: { from?: Uint8Array, seqno?: Uint8Arra
 }
 
 /**
+ * Keeps banned peers off the node: no dial to one, and an inbound connection is dropped as soon as
+ * the handshake says whose it is (the first point a peer id is known). Everything else is allowed,
+ * as with js-libp2p's default gater.
+ */
+export function banGater (isBanned: (peer: string) => boolean): ConnectionGater {
+  return {
+    denyDialPeer: (peer) => isBanned(peer.toString()),
+    denyInboundEncryptedConnection: (peer) => isBanned(peer.toString()),
+    denyOutboundEncryptedConnection: (peer) => isBanned(peer.toString())
+  }
+}
+
+/**
  * Refuses, with a hint, listen, bootstrap and announce addresses that are not multiaddrs, and
  * bootstrap addresses without the peer's id. Host names are fine: `/dns4/HOST/tcp/4010/p2p/ID`,
  * `/dns/…`, and `/dnsaddr/HOST/p2p/ID` (libp2p resolves the TXT records `_dnsaddr.HOST` when it
@@ -172,6 +187,7 @@ export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> 
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     ...(o.swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: o.swarmKey }) } : {}),
+    ...(o.isBanned !== undefined ? { connectionGater: banGater(o.isBanned) } : {}),
     peerDiscovery,
     services: {
       identify: identify(),

@@ -5,7 +5,7 @@ import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
-import type { Answer, ChunkLease, FetchedSegment, LeaseGrant, Refusal, SegmentOffer } from './contract.js'
+import type { Answer, ChunkLease, FetchedSegment, LeaseGrant, Refusal, SegmentCheck, SegmentOffer } from './contract.js'
 import {
   ChunkHeader, ChunkRequest, ClaimAnswer, HeartbeatAnswer, LeaseRequest, PlainAnswer, ResultRequest, ProtocolViolation
 } from './messages.js'
@@ -33,8 +33,11 @@ export interface LeaseArbiter {
   renewLease: (jobId: string, chunk: number, leaseId: string, peer: string, progress: { framesDone: number, fps: number }) => Answer<{ expiresAt: number }>
   releaseLease: (jobId: string, chunk: number, leaseId: string, peer: string, reason: string) => Answer
   segmentFor: (jobId: string, chunk: number, leaseId: string, peer: string) => Answer<SegmentOffer>
-  resultSlot: (jobId: string, chunk: number, leaseId: string, peer: string) => Answer<{ tmpPath: string, maxBytes: number }>
+  /** Lets an upload of `size` bytes in, before any byte is written, or refuses it; then exactly one of acceptResult and uploadFailed follows. */
+  resultSlot: (jobId: string, chunk: number, leaseId: string, peer: string, size: number) => Promise<Answer<{ tmpPath: string, maxBytes: number }>>
   acceptResult: (jobId: string, chunk: number, peer: string, tmpPath: string, sha256: string) => Promise<Answer>
+  /** The bytes of an upload let in never all arrived (reset, timeout, SHA-256 mismatch): the partial file and the slot go. */
+  uploadFailed: (tmpPath: string) => Promise<void>
 }
 
 /** The worker's view of one remote originator: the same calls as the in-process link. */
@@ -44,7 +47,8 @@ export interface RemoteOriginatorLink {
   claim: (jobId: string, chunk: number, signal: AbortSignal) => Promise<Answer<{ lease: ChunkLease }>>
   heartbeat: (lease: ChunkLease, progress: { framesDone: number, fps: number }, signal: AbortSignal) => Promise<Answer<{ expiresAt: number }>>
   release: (lease: ChunkLease, reason: string, signal: AbortSignal) => Promise<Answer>
-  fetchSegment: (lease: ChunkLease, destPath: string, signal: AbortSignal) => Promise<FetchedSegment>
+  /** Downloads the segment; `check` sees its header before any byte is written and may refuse it by throwing. */
+  fetchSegment: (lease: ChunkLease, destPath: string, signal: AbortSignal, check?: SegmentCheck) => Promise<FetchedSegment>
   uploadResult: (lease: ChunkLease, path: string, sha256: string, signal: AbortSignal) => Promise<Answer>
 }
 
@@ -55,6 +59,12 @@ export interface SwarmEncodeInit {
   /** Concurrent inbound streams per connection for each protocol. */
   maxInboundStreams?: number
   idleTimeoutMs?: number
+  /**
+   * The node's block list: every stream of a banned peer, and every request about a job it is
+   * banned from, is refused with 'banned'; requests that break the protocol and forged claims are
+   * counted against their sender (enough of them ban it).
+   */
+  bans?: { isBanned: (peer: string, jobId?: string) => boolean, violation: (peer: string, message: string) => void }
 }
 
 export interface SwarmEncodeComponents {
@@ -129,12 +139,15 @@ export class SwarmEncode implements Startable {
     const peer = connection.remotePeer.toString()
     const f = new FramedStream(stream, this.shutdown.signal, this.idleMs)
     try {
+      // The gater keeps a banned peer from connecting; this covers a connection open when it was banned.
+      if (await this.refuseBanned(f, peer)) { await f.close(); return }
       await handler(f, peer, isRelayed(connection))
       await f.close()
     } catch (err) {
       const e = err as Error
       this.log.info(`${what} stream from ${shortPeer(peer)} refused: ${e.message}`)
       if (e instanceof ProtocolViolation) {
+        this.init.bans?.violation(peer, e.message)
         // Tell an honest-but-buggy peer what was wrong before hanging up.
         await f.writeMessage({ ok: false, code: 'bad-request', message: e.message.slice(0, 500) }).catch(() => {})
         await f.close()
@@ -144,13 +157,24 @@ export class SwarmEncode implements Startable {
     }
   }
 
+  /** Answers 'banned' (true) when the peer is banned from this node, or from the job the request is about. */
+  private async refuseBanned (f: FramedStream, peer: string, jobId?: string): Promise<boolean> {
+    if (this.init.bans?.isBanned(peer, jobId) !== true) return false
+    this.log.debug(`refused a request from ${shortPeer(peer)}: banned${jobId !== undefined ? ` (job ${jobId.slice(0, 8)})` : ''}`)
+    await f.writeMessage({ ok: false, code: 'banned', message: jobId !== undefined ? 'this peer is banned from this job' : 'this peer is banned from this node' })
+    return true
+  }
+
   private async handleLease (f: FramedStream, peer: string): Promise<void> {
     const req = await f.readMessage(LeaseRequest, 'lease request')
     this.stats.served[req.type]++
+    if (await this.refuseBanned(f, peer, req.type === 'claim' ? req.claim.jobId : req.jobId)) return
     const a = this.init.arbiter
     if (req.type === 'claim') {
       const verdict = await verifyClaim({ claim: req.claim, signature: req.signature }, { remotePeer: peer, now: this.now(), nonces: this.nonces })
       if (!verdict.ok) {
+        // A forged claim is no clock skew: honest peers sign their own claims with their own key.
+        if (verdict.code === 'bad-signature' || verdict.code === 'wrong-signer') this.init.bans?.violation(peer, `claim: ${verdict.message}`)
         this.stats.refusedClaims++
         this.log.info(`claim from ${shortPeer(peer)} refused: ${verdict.message}`)
         await f.writeMessage({ ok: false, code: verdict.code, message: verdict.message })
@@ -177,6 +201,7 @@ export class SwarmEncode implements Startable {
   private async handleChunk (f: FramedStream, peer: string, relayed: boolean): Promise<void> {
     const req = await f.readMessage(ChunkRequest, 'chunk request')
     this.stats.served.chunk++
+    if (await this.refuseBanned(f, peer, req.jobId)) return
     const seg = this.init.arbiter.segmentFor(req.jobId, req.chunk, req.leaseId, peer)
     if (!seg.ok) { this.refused('segment', peer, seg); await f.writeMessage(wireRefusal(seg)); return }
     const m = seg.meta
@@ -190,23 +215,26 @@ export class SwarmEncode implements Startable {
   private async handleResult (f: FramedStream, peer: string, relayed: boolean): Promise<void> {
     const req = await f.readMessage(ResultRequest, 'result request')
     this.stats.served.result++
+    if (await this.refuseBanned(f, peer, req.jobId)) { this.stats.refusedResults++; return }
     f.stream.inactivityTimeout = RESULT_VERIFY_TIMEOUT_MS
     const a = this.init.arbiter
-    const slot = a.resultSlot(req.jobId, req.chunk, req.leaseId, peer)
-    if (!slot.ok) { this.stats.refusedResults++; this.refused('result', peer, slot); await f.writeMessage(wireRefusal(slot)); return }
-    if (req.size > slot.maxBytes || req.size > MAX_TRANSFER_BYTES) {
+    if (req.size > MAX_TRANSFER_BYTES) {
       this.stats.refusedResults++
-      const tooLarge: Refusal = { ok: false, code: 'too-large', message: `result of ${req.size} bytes is larger than the ${slot.maxBytes} a chunk of this job can be` }
+      const tooLarge: Refusal = { ok: false, code: 'too-large', message: `result of ${req.size} bytes is larger than the ${MAX_TRANSFER_BYTES} any transfer may be` }
       this.refused('result', peer, tooLarge)
       await f.writeMessage(tooLarge)
       return
     }
-    await f.writeMessage({ ok: true })
-    await mkdir(dirname(slot.tmpPath), { recursive: true })
+    // The arbiter decides who may upload and how much before any byte is written (size cap, one upload per lease, disk space).
+    const slot = await a.resultSlot(req.jobId, req.chunk, req.leaseId, peer, req.size)
+    if (!slot.ok) { this.stats.refusedResults++; this.refused('result', peer, slot); await f.writeMessage(wireRefusal(slot)); return }
     try {
+      await f.writeMessage({ ok: true })
+      await mkdir(dirname(slot.tmpPath), { recursive: true })
       await f.receiveFile(slot.tmpPath, req.size, req.sha256, `result for chunk ${req.chunk} from ${shortPeer(peer)}`)
     } catch (err) {
       this.stats.refusedResults++
+      await a.uploadFailed(slot.tmpPath)
       throw err
     }
     this.stats.resultBytesIn += req.size
@@ -272,7 +300,7 @@ export class SwarmEncode implements Startable {
       },
       heartbeat: async (lease, progress, signal) => await request({ type: 'heartbeat', jobId: lease.jobId, chunk: lease.chunk, leaseId: lease.leaseId, framesDone: Math.floor(progress.framesDone), fps: Math.round(progress.fps * 100) / 100 }, HeartbeatAnswer, 'heartbeat answer', signal),
       release: async (lease, reason, signal) => await request({ type: 'release', jobId: lease.jobId, chunk: lease.chunk, leaseId: lease.leaseId, reason: reason.slice(0, 2000) }, PlainAnswer, 'release answer', signal),
-      fetchSegment: async (lease, destPath, signal) => {
+      fetchSegment: async (lease, destPath, signal, check) => {
         const f = await open(CHUNK_PROTOCOL, signal)
         try {
           await f.writeMessage({ jobId: lease.jobId, chunk: lease.chunk, leaseId: lease.leaseId })
@@ -280,6 +308,7 @@ export class SwarmEncode implements Startable {
           if (!header.ok) throw new Error(`originator refused the segment: ${header.message}`)
           if (header.size > MAX_TRANSFER_BYTES) throw new ProtocolViolation(`segment of ${header.size} bytes is over the ${MAX_TRANSFER_BYTES} limit`)
           await mkdir(dirname(destPath), { recursive: true })
+          await check?.({ size: header.size, meta: header.meta })
           await f.receiveFile(destPath, header.size, header.sha256, `segment ${shortChunk(lease.jobId, lease.chunk)}`)
           this.stats.segmentBytesIn += header.size
           await f.close()

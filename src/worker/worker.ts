@@ -2,11 +2,11 @@ import { EventEmitter } from 'node:events'
 import { mkdir, rm, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  encodeChunk, parseX264Settings, sha256File,
+  checkFreeSpace, convicts, encodeChunk, parseX264Settings, sha256File,
   type EncodeProgress, type EncodedChunk, type EncodeChunkOptions
 } from '../media/index.js'
 import { jobTag, logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
-import type { Answer, ChunkLease, FetchedSegment } from '../swarm/index.js'
+import type { Answer, ChunkLease, FetchedSegment, ReportOffence, SegmentCheck, SegmentMeta } from '../swarm/index.js'
 
 /**
  * How a worker reaches one originator. Remote originators are reached over libp2p streams; the
@@ -16,8 +16,8 @@ export interface OriginatorLink {
   claim: (jobId: string, chunk: number, signal: AbortSignal) => Promise<Answer<{ lease: ChunkLease }>>
   heartbeat: (lease: ChunkLease, progress: { framesDone: number, fps: number }, signal: AbortSignal) => Promise<Answer<{ expiresAt: number }>>
   release: (lease: ChunkLease, reason: string, signal: AbortSignal) => Promise<Answer>
-  /** Fetches the segment to destPath (or returns a path the worker may read but not delete). */
-  fetchSegment: (lease: ChunkLease, destPath: string, signal: AbortSignal) => Promise<FetchedSegment>
+  /** Fetches the segment to destPath (or returns a path the worker may read but not delete); `check` may refuse it from its header. */
+  fetchSegment: (lease: ChunkLease, destPath: string, signal: AbortSignal, check?: SegmentCheck) => Promise<FetchedSegment>
   uploadResult: (lease: ChunkLease, path: string, sha256: string, signal: AbortSignal) => Promise<Answer>
 }
 
@@ -27,6 +27,8 @@ export interface JobView {
   originator: string
   settings: string
   totalChunks: number
+  /** Frames in the whole source, as announced: no segment of the job holds more. */
+  totalFrames?: number
   open: number[]
   /** Chunks this worker may take a backup copy of when nothing is open anywhere. */
   backup?: number[]
@@ -58,6 +60,8 @@ export interface WorkerOptions {
   heartbeatMs?: number
   /** Test hook: a stand-in encoder. Not reachable from the network. */
   encoder?: ChunkEncoder
+  /** An originator caught lying (its segment is not one) is reported here: the daemon bans it (swarm/bans.ts). */
+  reportOffence?: ReportOffence
   log?: LogSink
   now?: () => number
 }
@@ -102,9 +106,37 @@ const DEFER_MS = 1000
 const PREFETCH_MARGIN_MS = 1000
 /** How long stop() waits for aborted fetches, encodes and uploads to wind down. */
 const STOP_GRACE_MS = 5000
+/** How long a job whose originator said we hold as many of its leases as we may is left alone (one of ours ends first). */
+const TOO_MANY_LEASES_MS = 3000
+/**
+ * A segment is a stream copy of the source's video: the chunk's frames plus a pre-roll before and
+ * a tail after (at most a GOP each; 600 frames is 10 s at 60 fps). Announcements carry no byte
+ * sizes, so a download is bounded by what they and the header do say: that many frames, never
+ * more than the job's announced total, each no larger than a raw 16-bit 4:4:4 picture (6 bytes a
+ * pixel: no compressed stream copy is larger). Anything above is refused before a byte is written.
+ */
+const SEGMENT_OVERLAP_FRAMES = 2 * 600
+const SEGMENT_RAW_BYTES_PER_PIXEL = 6
+
+/** The most bytes a segment with this header can honestly have (see SEGMENT_OVERLAP_FRAMES). */
+export function maxSegmentBytes (meta: SegmentMeta, announcedFrames = Number.POSITIVE_INFINITY): number {
+  const frames = Math.min(announcedFrames, meta.frames + SEGMENT_OVERLAP_FRAMES)
+  return frames * meta.width * meta.height * SEGMENT_RAW_BYTES_PER_PIXEL + 1024 * 1024
+}
 
 /** A chunk whose result the originator took: the worker's `delivered` event. */
-export interface Delivered { jobId: string, chunk: number }
+export interface Delivered { originator: string, jobId: string, chunk: number }
+
+/**
+ * A job is its originator's: two originators may announce the same id (the same file and settings
+ * added on two nodes, or a peer copying another's id in its own name), and neither may touch the
+ * other's job through it. Everything the worker keeps about a job is keyed by both.
+ */
+function jobKey (originator: string, jobId: string): string { return `${originator}/${jobId}` }
+/** One chunk of one originator's job. */
+function chunkKey (originator: string, jobId: string, chunk: number): string { return `${jobKey(originator, jobId)}#${chunk}` }
+/** A peer id as part of a file name: it comes from the network, so nothing but letters and digits. */
+function fileTag (originator: string): string { return originator.replace(/[^A-Za-z0-9]/g, '').slice(-24) }
 
 /**
  * The claimant side: watches announced jobs, claims chunks, keeps leases alive with progress,
@@ -112,18 +144,22 @@ export interface Delivered { jobId: string, chunk: number }
  * `prefetch` more chunks downloaded, so the next encode starts without waiting on the network.
  */
 export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
+  /** jobKey → the job as its originator last announced it. */
   private readonly jobs = new Map<string, JobView>()
+  /** chunkKey → the lease held on it. */
   private readonly tasks = new Map<string, Task>()
   private readonly ready: Task[] = []
   /** chunk key → time until which we do not try it again (it was refused to us). */
   private readonly backoff = new Map<string, number>()
-  /** job → when a claim of ours last lost to another peer's. */
+  /** jobKey → when a claim of ours last lost to another peer's. */
   private readonly lostRace = new Map<string, number>()
   /** chunk key → when we first saw it open (for chunks open now). */
   private readonly openSince = new Map<string, number>()
-  /** Jobs whose settings this machine cannot encode: stop claiming them. */
+  /** jobKey → time until which we claim nothing of it (its originator said we hold as many leases as we may). */
+  private readonly jobBackoff = new Map<string, number>()
+  /** Jobs (jobKey) whose settings this machine cannot encode: stop claiming them. */
   private readonly unable = new Map<string, string>()
-  /** Tool failures per job: one may be transient, two mean this machine cannot do it. */
+  /** Tool failures per job (jobKey): one may be transient, two mean this machine cannot do it. */
   private readonly toolFailures = new Map<string, number>()
   /** How long our last segment download from another node took (ms); 0 before the first. */
   private lastFetchMs = 0
@@ -174,22 +210,24 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
 
   updateJob (view: JobView): void {
     if (!HEX_ID.test(view.jobId)) return
-    const known = this.jobs.get(view.jobId)
+    const jk = jobKey(view.originator, view.jobId)
+    // Sequence numbers are one originator's: another's (however large) says nothing about this job.
+    const known = this.jobs.get(jk)
     if (known !== undefined && known.seq > view.seq) return
-    this.jobs.set(view.jobId, view)
+    this.jobs.set(jk, view)
     const now = this.now()
-    const openNow = new Set(view.open.map(c => this.key(view.jobId, c)))
-    for (const k of this.openSince.keys()) if (k.startsWith(`${view.jobId}#`) && !openNow.has(k)) this.openSince.delete(k)
+    const openNow = new Set(view.open.map(c => chunkKey(view.originator, view.jobId, c)))
+    for (const k of this.openSince.keys()) if (k.startsWith(`${jk}#`) && !openNow.has(k)) this.openSince.delete(k)
     for (const k of openNow) if (!this.openSince.has(k)) this.openSince.set(k, now)
     // Settings this worker would refuse anyway: do not claim (and download) a chunk to find out.
-    if (known === undefined && !this.unable.has(view.jobId)) {
+    if (known === undefined && !this.unable.has(jk)) {
       try { parseX264Settings(view.settings) } catch (err) {
-        this.unable.set(view.jobId, (err as Error).message)
+        this.unable.set(jk, (err as Error).message)
         this.log.debug(`not taking chunks of ${jobTag(view.jobId)} from ${shortPeer(view.originator)}: ${(err as Error).message}`)
       }
     }
     for (const chunk of view.settled ?? []) {
-      const task = this.tasks.get(this.key(view.jobId, chunk))
+      const task = this.tasks.get(chunkKey(view.originator, view.jobId, chunk))
       if (task !== undefined && task.stage !== 'uploading') {
         this.log.debug(`${shortChunk(view.jobId, chunk)} was done by another peer; stopping`)
         this.stopTask(task)
@@ -203,12 +241,14 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
    * given back, best effort: an originator that is still there (only its gossip did not reach us)
    * can hand the chunks out at once instead of after the lease runs out.
    */
-  removeJob (jobId: string): void {
-    this.jobs.delete(jobId)
-    this.lostRace.delete(jobId)
-    for (const k of this.openSince.keys()) if (k.startsWith(`${jobId}#`)) this.openSince.delete(k)
+  removeJob (originator: string, jobId: string): void {
+    const jk = jobKey(originator, jobId)
+    this.jobs.delete(jk)
+    this.lostRace.delete(jk)
+    this.jobBackoff.delete(jk)
+    for (const k of this.openSince.keys()) if (k.startsWith(`${jk}#`)) this.openSince.delete(k)
     for (const t of this.tasks.values()) {
-      if (t.lease.jobId !== jobId) continue
+      if (t.lease.jobId !== jobId || t.lease.originator !== originator) continue
       this.stopTask(t)
       void this.o.linkFor(t.lease.originator).release(t.lease, '', AbortSignal.timeout(3000)).catch(() => {})
     }
@@ -223,14 +263,14 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     if (task.stage === 'queued') void this.cleanup(task)
   }
 
-  status (): { slots: number, active: Array<{ jobId: string, chunk: number, framesDone: number, frames: number, fps: number, stage: Stage }> } {
+  status (): { slots: number, active: Array<{ originator: string, jobId: string, chunk: number, framesDone: number, frames: number, fps: number, stage: Stage }> } {
     return {
       slots: this.o.slots,
-      active: [...this.tasks.values()].map(t => ({ jobId: t.lease.jobId, chunk: t.lease.chunk, framesDone: t.framesDone, frames: t.frames, fps: t.fps, stage: t.stage }))
+      active: [...this.tasks.values()].map(t => ({ originator: t.lease.originator, jobId: t.lease.jobId, chunk: t.lease.chunk, framesDone: t.framesDone, frames: t.frames, fps: t.fps, stage: t.stage }))
     }
   }
 
-  private key (jobId: string, chunk: number): string { return `${jobId}#${chunk}` }
+  private taskKey (lease: ChunkLease): string { return chunkKey(lease.originator, lease.jobId, lease.chunk) }
 
   /** Picks a chunk to claim: jobs in turn (fair sharing), and within a job a spot that depends on our peer id so peers rarely collide. */
   private pickCandidate (): { view: JobView, chunk: number } | undefined {
@@ -248,12 +288,12 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     const encoders = Math.max(1, this.o.swarmSize?.() ?? 1) * this.o.slots
     const due = full && this.prefetchDue()
     const mayPrefetch = (v: JobView): boolean => due && open && chunksOf(v).length > encoders && v.originator !== this.o.peerId && (v.waiting?.length ?? 0) === 0
-    const views = [...this.jobs.values()].filter(v => !this.unable.has(v.jobId) && chunksOf(v).length > 0 && (!full || mayPrefetch(v)))
-    if (views.length === 0) return undefined
     const now = this.now()
+    const views = [...this.jobs.values()].filter(v => !this.unable.has(jobKey(v.originator, v.jobId)) && (this.jobBackoff.get(jobKey(v.originator, v.jobId)) ?? 0) <= now && chunksOf(v).length > 0 && (!full || mayPrefetch(v)))
+    if (views.length === 0) return undefined
     for (let n = 0; n < views.length; n++) {
       const view = views[(this.rr + n) % views.length] as JobView
-      const candidates = chunksOf(view).filter(c => !this.tasks.has(this.key(view.jobId, c)) && (this.backoff.get(this.key(view.jobId, c)) ?? 0) <= now)
+      const candidates = chunksOf(view).filter(c => !this.tasks.has(chunkKey(view.originator, view.jobId, c)) && (this.backoff.get(chunkKey(view.originator, view.jobId, c)) ?? 0) <= now)
       if (candidates.length === 0) continue
       // Backups: the furthest behind.
       const chunk = open ? this.pickOpen(view, candidates.sort((a, b) => a - b), now, full ? 2 * encoders : 0) : candidates[0]
@@ -279,14 +319,14 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       const place = queue.indexOf(this.o.peerId)
       const share = place >= 0 ? place : queue.length
       if (share < candidates.length) return candidates[share]
-      const leftOver = candidates.find(c => now - (this.openSince.get(this.key(view.jobId, c)) ?? now) >= DEFER_MS)
+      const leftOver = candidates.find(c => now - (this.openSince.get(chunkKey(view.originator, view.jobId, c)) ?? now) >= DEFER_MS)
       if (leftOver !== undefined) return leftOver
       return undefined
     }
     // A prefetch is for after the current encode, so any of the next few will do: busy peers all
     // asking for the lowest one at once made 50-60 refused claims a second at 50 nodes. Twice the
     // swarm's encoders, because the lowest ones go first and a view can be half a second old.
-    const contended = now - (this.lostRace.get(view.jobId) ?? Number.NEGATIVE_INFINITY) < CONTENDED_MS
+    const contended = now - (this.lostRace.get(jobKey(view.originator, view.jobId)) ?? Number.NEGATIVE_INFINITY) < CONTENDED_MS
     const spread = Math.max(prefetchSpread, contended ? CLAIM_SPREAD : 1)
     return candidates[Math.floor(Math.random() * Math.min(candidates.length, spread))]
   }
@@ -345,7 +385,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
   }
 
   private async claimAndFetch (view: JobView, chunk: number): Promise<void> {
-    const k = this.key(view.jobId, chunk)
+    const k = chunkKey(view.originator, view.jobId, chunk)
     const link = this.o.linkFor(view.originator)
     let answer: Answer<{ lease: ChunkLease }>
     try {
@@ -357,7 +397,14 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     }
     if (!answer.ok) {
       this.backoff.set(k, this.now() + (answer.code === 'already-done' ? 600_000 : 3000))
-      if (answer.code === 'not-open') this.lostRace.set(view.jobId, this.now())
+      // The originator banned this node (from the job, or from all of it): asking again only costs both sides.
+      if (answer.code === 'banned' && !this.unable.has(jobKey(view.originator, view.jobId))) {
+        this.unable.set(jobKey(view.originator, view.jobId), answer.message)
+        this.log.info(`not taking chunks of ${jobTag(view.jobId)} from ${shortPeer(view.originator)}: ${answer.message}`)
+      }
+      if (answer.code === 'not-open') this.lostRace.set(jobKey(view.originator, view.jobId), this.now())
+      // Every other chunk of the job would be refused too, until one of our leases on it ends.
+      if (answer.code === 'too-many-leases') this.jobBackoff.set(jobKey(view.originator, view.jobId), this.now() + TOO_MANY_LEASES_MS)
       // Drop it from our view right away so we do not ask again before the next announcement.
       view.open = view.open.filter(c => c !== chunk)
       view.backup = view.backup?.filter(c => c !== chunk)
@@ -374,7 +421,12 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       const dir = join(this.o.workDir, view.jobId)
       const asked = Date.now()
       await mkdir(dir, { recursive: true })
-      task.segment = await link.fetchSegment(answer.lease, join(dir, `segment-${chunk}.mkv`), task.controller.signal)
+      task.segment = await link.fetchSegment(answer.lease, join(dir, `segment-${chunk}-${fileTag(view.originator)}.mkv`), task.controller.signal, async ({ size, meta }) => {
+        if (view.totalFrames !== undefined && meta.frames > view.totalFrames) throw new Error(`the segment's header says ${meta.frames} frames, more than the ${view.totalFrames} the whole job announced`)
+        const max = maxSegmentBytes(meta, view.totalFrames)
+        if (size > max) throw new Error(`segment of ${size} bytes is more than the ${max} a ${meta.frames}-frame ${meta.width}x${meta.height} chunk of this job can be`)
+        await checkFreeSpace(dir, size, `segment ${shortChunk(view.jobId, chunk)}`)
+      })
       const tookMs = Date.now() - asked
       // Only downloads: our own node's chunks need none, and timing a prefetch of another node's
       // chunk by them would start it a second before it is needed.
@@ -411,7 +463,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     const { lease } = task
     const segment = task.segment as FetchedSegment
     const meta = segment.meta
-    const out = join(this.o.workDir, lease.jobId, `chunk-${lease.chunk}.264`)
+    const out = join(this.o.workDir, lease.jobId, `chunk-${lease.chunk}-${fileTag(lease.originator)}.264`)
     task.stage = 'encoding'
     try {
       // The worker never trusts the originator's check of the settings, nor its bytes.
@@ -432,10 +484,17 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       const reason = (err as Error).message
       // Settings this machine cannot encode: stop taking this job's chunks.
       const name = (err as Error).name
-      const failures = (this.toolFailures.get(lease.jobId) ?? 0) + (name === 'ToolError' || name === 'VerificationError' ? 1 : 0)
-      this.toolFailures.set(lease.jobId, failures)
-      if (name === 'SettingsError' || failures >= 2) this.unable.set(lease.jobId, reason)
+      const jk = jobKey(lease.originator, lease.jobId)
+      const failures = (this.toolFailures.get(jk) ?? 0) + (name === 'ToolError' || name === 'VerificationError' ? 1 : 0)
+      this.toolFailures.set(jk, failures)
+      if (name === 'SettingsError' || failures >= 2) this.unable.set(jk, reason)
       await this.giveUp(task, `encode failed: ${reason}`, true, out)
+      // A segment from another node that is not one (a manifest naming our files, not Matroska, more
+      // than a video stream): its originator lied, and is reported (once the chunk is given back
+      // with the reason, as to any originator). Our own tools failing is no lie.
+      if (segment.owned && convicts(err, segment.path)) {
+        this.o.reportOffence?.({ peer: lease.originator, jobId: lease.jobId, reason: `served a segment that is not one: ${reason.replace(segment.path, `${shortChunk(lease.jobId, lease.chunk)}`)}` })
+      }
       return undefined
     }
     task.stage = 'uploading'
@@ -449,7 +508,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     try {
       const answer = await this.uploadWithRetry(task, out)
       if (answer.ok) {
-        this.emit('delivered', { jobId: lease.jobId, chunk: lease.chunk })
+        this.emit('delivered', { originator: lease.originator, jobId: lease.jobId, chunk: lease.chunk })
         this.log.trace(`delivered ${shortChunk(lease.jobId, lease.chunk)}`)
       } else {
         this.log.info(`result for ${shortChunk(lease.jobId, lease.chunk)} refused: ${answer.message}`)
@@ -471,7 +530,10 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     const giveUpAt = this.now() + Math.max(10_000, task.beatEvery * 3)
     for (let delay = 1000; ; delay = Math.min(delay * 2, 8000)) {
       try {
-        return await this.o.linkFor(task.lease.originator).uploadResult(task.lease, out, sha256, task.controller.signal)
+        const answer = await this.o.linkFor(task.lease.originator).uploadResult(task.lease, out, sha256, task.controller.signal)
+        // The originator's disk is full for now: like a dropped connection, worth another try.
+        if (!answer.ok && answer.code === 'no-space') throw new Error(answer.message)
+        return answer
       } catch (err) {
         if (task.controller.signal.aborted || this.stopped || this.now() + delay > giveUpAt) throw err
         this.log.info(`upload of ${shortChunk(task.lease.jobId, task.lease.chunk)} failed (${(err as Error).message}); trying again in ${delay / 1000} s`)
@@ -486,7 +548,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
 
   private async giveUp (task: Task, reason: string, countsAsFailure: boolean, out?: string): Promise<void> {
     this.log.info(`giving back ${shortChunk(task.lease.jobId, task.lease.chunk)}: ${reason}`)
-    this.backoff.set(this.key(task.lease.jobId, task.lease.chunk), this.now() + 10_000)
+    this.backoff.set(this.taskKey(task.lease), this.now() + 10_000)
     try {
       await this.o.linkFor(task.lease.originator).release(task.lease, countsAsFailure ? reason : '', AbortSignal.timeout(5000))
     } catch { /* the lease will lapse on its own */ }
@@ -494,7 +556,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
   }
 
   private async cleanup (task: Task, out?: string): Promise<void> {
-    this.tasks.delete(this.key(task.lease.jobId, task.lease.chunk))
+    this.tasks.delete(this.taskKey(task.lease))
     const idx = this.ready.indexOf(task)
     if (idx >= 0) this.ready.splice(idx, 1)
     if (task.segment?.owned === true) await rm(task.segment.path, { force: true })

@@ -23,7 +23,7 @@ function setup (o: { swarmSize?: number, backup?: number[], settled?: number[], 
   const announcer = new Announcer({
     self, jobs, swarmSize: () => swarmSize,
     publish: async (msg) => { published.push(msg) },
-    worker: { updateJob: (v) => { worker.views.push(v) }, removeJob: (id) => { worker.removed.push(id) } },
+    worker: { updateJob: (v) => { worker.views.push(v) }, removeJob: (originator, id) => { expect(originator).toBe(self); worker.removed.push(id) } },
     addrs: () => [`/ip4/10.0.0.1/tcp/4001/p2p/${self}`, '/ip4/127.0.0.1/tcp/4001']
   })
   const change = (job: JobRecord): void => { table.set(job.id, job); announcer.changed(job.id) }

@@ -26,6 +26,8 @@ describe('RemoteJobs', () => {
     expect(jobs.current().map(r => r.ann.originator)).toEqual([PEER_B])
     // Sequence numbers count per originator: B's next one is not stale next to C's.
     expect(jobs.hear(announcement(PEER_B, x, 101), 2)).toBe('current')
+    // C withdraws its own copy only.
+    expect(jobs.withdraw(PEER_C, x)).toBe(true)
     expect(jobs.withdraw(PEER_C, x)).toBe(false)
     expect(jobs.current().map(r => r.ann.originator)).toEqual([PEER_B])
     expect(jobs.withdraw(PEER_A, x)).toBe(false)
@@ -52,23 +54,22 @@ describe('RemoteJobs', () => {
     jobs.hear(announcement(PEER_C, x, 1), 0)
     jobs.hear(announcement(PEER_B, y, 1), 20_000)
     expect(jobs.expire(TTL)).toEqual([])
-    // B's job x and C's copy both went silent: x was current (the worker drops it), C's was not.
-    expect(jobs.expire(TTL + 1)).toEqual([x])
+    // B's job x and C's copy both went silent: the worker drops both.
+    expect(jobs.expire(TTL + 1)).toEqual([{ originator: PEER_B, jobId: x }, { originator: PEER_C, jobId: x }])
     expect(jobs.current().map(r => r.ann.jobId)).toEqual([y])
     expect(jobs.has(PEER_C, x)).toBe(false)
   })
 })
 
 describe('remoteJobFeed', () => {
-  function setup (ownJobs: string[] = []) {
+  function setup () {
     const jobs = new RemoteJobs(TTL)
     const worker = { views: [] as JobView[], removed: [] as string[] }
     const log: string[] = []
     let now = 0
     const feed = remoteJobFeed({
       self: PEER_A, jobs, log: (line) => { log.push(line) }, now: () => now,
-      worker: { updateJob: (v) => { worker.views.push(v) }, removeJob: (id) => { worker.removed.push(id) } },
-      isOwnJob: (id) => ownJobs.includes(id)
+      worker: { updateJob: (v) => { worker.views.push(v) }, removeJob: (originator, id) => { worker.removed.push(`${originator}/${id}`) } }
     })
     return { jobs, worker, log, feed, advance: (ms: number) => { now += ms } }
   }
@@ -78,43 +79,37 @@ describe('remoteJobFeed', () => {
     const x = jobId('1')
     feed.onAnnouncement(announcement(PEER_B, x, 7, { open: [[0, 2], [3, 4]], backup: [2], waiting: [PEER_A] }))
     expect(worker.views).toEqual([{
-      jobId: x, originator: PEER_B, settings: '--crf 20', totalChunks: 4, open: [0, 1, 3], backup: [2], settled: [], waiting: [PEER_A], seq: 7
+      jobId: x, originator: PEER_B, settings: '--crf 20', totalChunks: 4, totalFrames: 96, open: [0, 1, 3], backup: [2], settled: [], waiting: [PEER_A], seq: 7
     }])
     // Our own announcements come back over gossip: the announcer has told the worker already.
     feed.onAnnouncement(announcement(PEER_A, jobId('2'), 1))
     expect(worker.views).toHaveLength(1)
   })
 
-  it('with two originators announcing one job id, the worker works for the first, whatever the second says', () => {
-    const { jobs, worker, log, feed } = setup()
+  it('with two originators announcing one job id, the worker gets each as its own job, and neither can withdraw the other', () => {
+    const { jobs, worker, feed } = setup()
     const x = jobId('1')
     feed.onAnnouncement(announcement(PEER_B, x, 10))
     feed.onAnnouncement(announcement(PEER_C, x, 2_000_000, { open: [[0, 4]], settings: '--crf 51' }))
-    feed.onAnnouncement(announcement(PEER_C, x, 2_000_001, { open: [[0, 4]], settings: '--crf 51' }))
-    expect(worker.views.map(v => [v.originator, v.seq])).toEqual([[PEER_B, 10]])
-    expect(log).toHaveLength(1)
-    expect(log[0]).toMatch(/not taking chunks of 11111111 from CCCCCCCC/)
-    // C cannot withdraw B's job either.
-    feed.onWithdrawal({ v: 1, type: 'gone', jobId: x, originator: PEER_C, seq: 2_000_002 })
-    expect(worker.removed).toEqual([])
+    // The worker keys both by originator: C's huge seq is C's, and says nothing of B's job.
+    expect(worker.views.map(v => [v.originator, v.seq])).toEqual([[PEER_B, 10], [PEER_C, 2_000_000]])
     feed.onAnnouncement(announcement(PEER_B, x, 11))
-    expect(worker.views.map(v => [v.originator, v.seq])).toEqual([[PEER_B, 10], [PEER_B, 11]])
+    expect(worker.views.at(-1)).toMatchObject({ originator: PEER_B, seq: 11 })
+    // C withdrawing "x" withdraws C's job, never B's.
+    feed.onWithdrawal({ v: 1, type: 'gone', jobId: x, originator: PEER_C, seq: 2_000_002 })
+    expect(worker.removed).toEqual([`${PEER_C}/${x}`])
     expect(jobs.current().map(r => r.ann.originator)).toEqual([PEER_B])
-    // When B withdraws, the worker drops the id; C's job is taken up with its next announcement.
     feed.onWithdrawal({ v: 1, type: 'gone', jobId: x, originator: PEER_B, seq: 12 })
-    expect(worker.removed).toEqual([x])
-    feed.onAnnouncement(announcement(PEER_C, x, 2_000_003))
-    expect(worker.views.at(-1)).toMatchObject({ originator: PEER_C, seq: 2_000_003 })
+    expect(worker.removed).toEqual([`${PEER_C}/${x}`, `${PEER_B}/${x}`])
   })
 
-  it("never lets another originator's announcement replace or remove this node's own job of that id", () => {
+  it('hands another originator\'s job with the id of one of this node\'s own to the worker as that originator\'s', () => {
     const x = jobId('1')
-    const { worker, log, feed } = setup([x])
-    feed.onAnnouncement(announcement(PEER_B, x, 1))
-    expect(worker.views).toEqual([])
-    expect(log).toHaveLength(1)
+    const { worker, feed } = setup()
+    feed.onAnnouncement(announcement(PEER_B, x, Number.MAX_SAFE_INTEGER))
+    expect(worker.views.map(v => v.originator)).toEqual([PEER_B])
     feed.onWithdrawal({ v: 1, type: 'gone', jobId: x, originator: PEER_B, seq: 2 })
-    expect(worker.removed).toEqual([])
+    expect(worker.removed).toEqual([`${PEER_B}/${x}`])
   })
 
   it('ignores an announcement older than the last one heard', () => {
@@ -125,17 +120,26 @@ describe('remoteJobFeed', () => {
     expect(worker.views.map(v => v.seq)).toEqual([10])
   })
 
-  it('drops a job from the worker when its originator goes silent, but never our own', () => {
-    const own = jobId('2')
-    const { worker, feed, advance } = setup([own])
+  it('drops a job from the worker when its originator goes silent', () => {
+    const { worker, feed, advance } = setup()
     feed.onAnnouncement(announcement(PEER_B, jobId('1'), 1))
-    feed.onAnnouncement(announcement(PEER_C, own, 1))
     advance(TTL)
     feed.expire()
     expect(worker.removed).toEqual([])
     advance(1)
     feed.expire()
-    expect(worker.removed).toEqual([jobId('1')])
+    expect(worker.removed).toEqual([`${PEER_B}/${jobId('1')}`])
+  })
+
+  it('drops every job of a banned originator, and only its', () => {
+    const { jobs, worker, feed } = setup()
+    feed.onAnnouncement(announcement(PEER_B, jobId('1'), 1))
+    feed.onAnnouncement(announcement(PEER_B, jobId('2'), 1))
+    feed.onAnnouncement(announcement(PEER_C, jobId('1'), 1))
+    feed.dropOriginator(PEER_B)
+    expect(worker.removed.sort()).toEqual([`${PEER_B}/${jobId('1')}`, `${PEER_B}/${jobId('2')}`].sort())
+    expect(jobs.current().map(r => r.ann.originator)).toEqual([PEER_C])
+    expect(jobs.addrsOf(PEER_B)).toEqual([])
   })
 })
 
@@ -149,7 +153,7 @@ describe('RemoteJobs limits', () => {
     jobs.hear(announcement(PEER_C, id(50), 1), 11)
     expect(jobs.hear(announcement(PEER_B, id(4), 1), 12)).toBe('current')
     expect(jobs.current().map(r => r.ann.jobId).sort()).toEqual([id(1), id(3), id(4), id(50)].sort())
-    expect(jobs.takeEvicted()).toEqual([id(2)])
+    expect(jobs.takeEvicted()).toEqual([{ originator: PEER_B, jobId: id(2) }])
     expect(jobs.takeEvicted()).toEqual([])
   })
 
@@ -158,13 +162,13 @@ describe('RemoteJobs limits', () => {
     const peers = [PEER_A, PEER_B, PEER_C]
     for (let n = 0; n < 10; n++) jobs.hear(announcement(peers[n % 3] as string, id(n), 1), n)
     expect(jobs.current().map(r => r.ann.jobId)).toEqual([id(6), id(7), id(8), id(9)])
-    expect(jobs.takeEvicted()).toEqual([0, 1, 2, 3, 4, 5].map(id))
+    expect(jobs.takeEvicted()).toEqual([0, 1, 2, 3, 4, 5].map(n => ({ originator: peers[n % 3], jobId: id(n) })))
   })
 
   it('a flood of jobs from one peer leaves the worker with the limit, never more, and others\' jobs alone', () => {
     const jobs = new RemoteJobs(TTL, { perOriginator: 16, total: 256 })
     const worker = new Set<string>()
-    const feed = remoteJobFeed({ self: PEER_A, jobs, worker: { updateJob: (v: JobView) => { worker.add(v.jobId) }, removeJob: (j: string) => { worker.delete(j) } }, isOwnJob: () => false, log: () => {} })
+    const feed = remoteJobFeed({ self: PEER_A, jobs, worker: { updateJob: (v: JobView) => { worker.add(v.jobId) }, removeJob: (_o: string, j: string) => { worker.delete(j) } }, log: () => {} })
     feed.onAnnouncement(announcement(PEER_C, id(99_999), 1))
     for (let n = 0; n < 1000; n++) feed.onAnnouncement(announcement(PEER_B, id(n), 1))
     expect(worker.size).toBe(17)

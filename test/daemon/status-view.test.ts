@@ -41,7 +41,7 @@ describe('jobStatus', () => {
     chunk(3, 'leased', { lease: lease(self, 0, 0) }),
     chunk(4, 'open')
   ])
-  const worker: WorkerStatus = { slots: 1, active: [{ jobId: id, chunk: 3, framesDone: 6, frames: 24, fps: 10.02, stage: 'encoding' }] }
+  const worker: WorkerStatus = { slots: 1, active: [{ originator: self, jobId: id, chunk: 3, framesDone: 6, frames: 24, fps: 10.02, stage: 'encoding' }] }
 
   it('sums done frames and the holders\' progress, and counts who encoded what', () => {
     expect(jobStatus(self, job, worker, false)).toEqual({
@@ -148,13 +148,20 @@ describe('peers', () => {
           fps: 15
         }
       ],
-      unreachable: []
+      unreachable: [],
+      banned: []
     })
   })
   it('uses the live figures of chunks this node encodes itself', () => {
     const id = jobId('a')
-    const live = liveProgress({ slots: 1, active: [{ jobId: id, chunk: 0, framesDone: 12, frames: 24, fps: 7, stage: 'encoding' }] })
+    const live = liveProgress({ slots: 1, active: [{ originator: self, jobId: id, chunk: 0, framesDone: 12, frames: 24, fps: 7, stage: 'encoding' }] }, self)
     expect(live.get(`${id}#0`)).toMatchObject({ framesDone: 12, fps: 7 })
+  })
+
+  it('never counts a chunk of another originator\'s job with the same id as this node\'s own', () => {
+    const id = jobId('a')
+    const live = liveProgress({ slots: 1, active: [{ originator: PEER_B, jobId: id, chunk: 0, framesDone: 12, frames: 24, fps: 7, stage: 'encoding' }] }, self)
+    expect(live.get(`${id}#0`)).toBeUndefined()
   })
 })
 

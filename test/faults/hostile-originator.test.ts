@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startDaemon, type Daemon } from '../../src/daemon/index.js'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { createSwarmNode, encodeFrame, JOBS_TOPIC, type JobAnnouncement, type LeaseArbiter, type SegmentMeta, type SwarmNode } from '../../src/swarm/index.js'
 import { HostileArbiter } from '../helpers/hostile-arbiter.js'
 import { recordTally } from '../helpers/tally.js'
@@ -47,7 +48,21 @@ beforeAll(async () => {
   await waitFor('H to see W on the jobs topic', () => H.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.toString() === W.peerId), { timeoutMs: 20_000, everyMs: 50, retryErrors: true })
 })
 
+/** Hostile originators made for one attack each: W bans them, and they are no use after. */
+const throwaway: SwarmNode[] = []
+
+/** A fresh hostile originator, connected to W and on the jobs topic. */
+async function hostileOriginator (): Promise<{ node: SwarmNode, id: string }> {
+  const key = await generateKeyPair('Ed25519')
+  const node = await createSwarmNode({ privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [W.addresses()[0] as string], mdns: false, encode: { arbiter } })
+  throwaway.push(node)
+  node.services.pubsub.subscribe(JOBS_TOPIC)
+  await waitFor('the hostile originator to see W on the jobs topic', () => node.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.toString() === W.peerId), { timeoutMs: 20_000, everyMs: 50, retryErrors: true })
+  return { node, id: peerIdFromPrivateKey(key).toString() }
+}
+
 afterAll(async () => {
+  await Promise.allSettled(throwaway.map(async n => { await n.stop() }))
   await H?.stop()
   await W?.stop()
   if (root !== undefined) await rm(root, { recursive: true, force: true })
@@ -65,7 +80,8 @@ const manifests: Record<string, (file: string) => string> = {
 }
 
 describe('a hostile originator serving a manifest as a segment', () => {
-  it.each(Object.keys(manifests))('%s: W refuses the segment before decoding it, uploads nothing and stops claiming that job', async (kind) => {
+  it.each(Object.keys(manifests))('%s: W refuses the segment before decoding it, uploads nothing, and bans the originator: its next job is ignored', async (kind) => {
+    const { node: M, id: mId } = await hostileOriginator()
     const bytes = Buffer.from((manifests[kind] as (f: string) => string)(secret))
     const path = join(root, `${kind}.mkv`)
     await writeFile(path, bytes)
@@ -73,19 +89,34 @@ describe('a hostile originator serving a manifest as a segment', () => {
     const meta: SegmentMeta = { frames: 48, selectFromTime: 0, settings: '--preset ultrafast', frameRate: { num: 24, den: 1 }, pixFmt: 'yuv420p', width: 160, height: 90 }
     arbiter.armed.set(id, { path, size: bytes.length, sha256: sha256(bytes), meta })
     const announcement: JobAnnouncement = {
-      v: 1, type: 'job', jobId: id, originator: hId, seq: Date.now(), state: 'encoding', name: 'free-encode.mkv', settings: '--preset ultrafast',
+      v: 1, type: 'job', jobId: id, originator: mId, seq: Date.now(), state: 'encoding', name: 'free-encode.mkv', settings: '--preset ultrafast',
       totalFrames: 192, chunks: { total: 4, open: 4, leased: 0, done: 0 }, open: [[0, 4]],
-      addrs: H.getMultiaddrs().map(a => a.toString().replace(`/p2p/${hId}`, ''))
+      addrs: M.getMultiaddrs().map(a => a.toString().replace(`/p2p/${mId}`, ''))
     }
-    await H.services.pubsub.publish(JOBS_TOPIC, encodeFrame(announcement))
+    await M.services.pubsub.publish(JOBS_TOPIC, encodeFrame(announcement))
     const release = await waitFor('W to give the chunk back', () => arbiter.callsFor(id, 'releaseLease')[0], { everyMs: 50, retryErrors: true })
     expect(arbiter.callsFor(id, 'segmentFor').length).toBeGreaterThanOrEqual(1)
     expect(release.peer).toBe(W.peerId)
     expect(release.reason).toMatch(/not a Matroska file/)
-    // Re-announced: W has learnt it cannot encode this job's segments and claims no more of it.
-    await new Promise(resolve => setTimeout(resolve, 2500))
-    await H.services.pubsub.publish(JOBS_TOPIC, encodeFrame({ ...announcement, seq: announcement.seq + 1 }))
-    await new Promise(resolve => setTimeout(resolve, 1500))
+    // Caught lying: W banned M (logged once, with the reason), dropped its job and hung up on it.
+    const ban = await waitFor('W to ban the originator', () => W.status().banned.find(b => b.id === mId), { timeoutMs: 5000, everyMs: 50 })
+    expect(ban).toMatchObject({ active: true, jobs: [id] })
+    expect(ban.reason).toMatch(/^served a segment that is not one: segment [0-9a-f]{8}\w*#\d+: not a Matroska file/)
+    expect(logsW.filter(l => l.startsWith(`swarm: banned ${mId.slice(-8)}`))).toHaveLength(1)
+    await waitFor('W to drop the job and the connection', () => W.status().jobs.every(j => j.originator !== mId) && !M.getPeers().some(p => p.toString() === W.peerId), { timeoutMs: 5000, everyMs: 50 })
+    // M cannot connect to W any more; it tries again through H, which passes its gossip on to W:
+    // the same job re-announced, and a new one. W's validator ignores both.
+    const next = hex(32)
+    arbiter.armed.set(next, { path, size: bytes.length, sha256: sha256(bytes), meta })
+    await M.dial(H.getMultiaddrs()[0] as Multiaddr)
+    await waitFor('M to see H on the jobs topic', () => M.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.toString() === hId), { timeoutMs: 20_000, everyMs: 50 })
+    const ignoredBefore = W.metrics().announcementsIgnored
+    await M.services.pubsub.publish(JOBS_TOPIC, encodeFrame({ ...announcement, seq: announcement.seq + 1 }))
+    await M.services.pubsub.publish(JOBS_TOPIC, encodeFrame({ ...announcement, jobId: next, seq: announcement.seq + 2 }))
+    await waitFor('W to ignore both', () => W.metrics().announcementsIgnored >= ignoredBefore + 2, { timeoutMs: 10_000, everyMs: 50 })
+    expect(W.status().jobs.find(j => j.id === next)).toBeUndefined()
+    expect(arbiter.callsFor(next, 'requestLease')).toHaveLength(0)
+    expect(arbiter.callsFor(next, 'segmentFor')).toHaveLength(0)
     const claims = arbiter.callsFor(id, 'requestLease').length
     expect(claims).toBeLessThanOrEqual(3)
     expect(arbiter.callsFor(id, 'resultSlot')).toHaveLength(0)
@@ -99,7 +130,7 @@ describe('a hostile originator serving a manifest as a segment', () => {
     recordTally({
       section: 'Hostile input: segments',
       fault: `H announces a job and serves a ${kind} manifest naming a video on W's disk as the chunk's segment`,
-      happened: `W claimed ${claims}, refused each segment before any decode ("${release.reason?.slice(0, 80) ?? ''}…") and gave it back; 0 uploads`,
+      happened: `W claimed ${claims}, refused each segment before any decode ("${release.reason?.slice(0, 80) ?? ''}…") and gave it back; 0 uploads; W banned the originator for 1 h and ignored its next job (0 claims)`,
       lost: 'nothing'
     })
   })

@@ -114,6 +114,20 @@ async function rawResult (header: unknown): Promise<{ stream: Stream, lp: Return
   return { stream, lp, answer }
 }
 
+/**
+ * A result that fails verification bans its sender (item 7, test/faults/bans.test.ts): checks H is
+ * banned from A and from the job, for the reason given, then lifts the ban (as `swarm peers unban`
+ * does) so that the attacks after this one still reach A's handlers.
+ */
+async function expectBannedThenLift (reason: RegExp): Promise<void> {
+  const ban = await waitFor('A to ban H', () => A.status().banned.find(b => b.id === hId), { timeoutMs: 5000, everyMs: 50 })
+  expect(ban).toMatchObject({ active: true, jobs: [jobId] })
+  expect(ban.reason).toMatch(reason)
+  const r = await http(`${A.controlUrl}/v1/bans/${hId}`, { method: 'DELETE', headers: auth() })
+  expect(r.status).toBe(200)
+  expect(A.status().banned).toEqual([])
+}
+
 async function writeTemp (name: string, bytes: Uint8Array): Promise<string> {
   const p = join(root, 'h', name)
   await writeFile(p, bytes)
@@ -302,16 +316,22 @@ describe('results', () => {
   })
 
   it('garbage bytes with a correct SHA-256 are refused as bad-result and the chunk is not done', async () => {
+    // A lease of its own: a refused result ends the lease it was made under (hLease1 serves the tests below).
+    const [o] = await openChunks() as [number]
+    const got = await linkH.claim(jobId, o, AbortSignal.timeout(5000))
+    if (!got.ok) throw new Error(got.message)
+    const lease = got.lease
     const data = randomBytes(200_000)
     const started = Date.now()
-    const answer = await linkH.uploadResult(hLease1, await writeTemp('garbage.264', data), sha256(data), AbortSignal.timeout(30_000))
+    const answer = await linkH.uploadResult(lease, await writeTemp('garbage.264', data), sha256(data), AbortSignal.timeout(30_000))
     const ms = Date.now() - started
     expect(answer).toMatchObject({ ok: false, code: 'bad-result' })
     expect(await incoming()).toEqual([])
-    expect(existsSync(join(jobDir(), 'results', `chunk-${hLease1.chunk}.264`))).toBe(false)
-    expect((await chunkList())[hLease1.chunk]?.state).not.toBe('done')
-    expect(logsA.some(l => l.includes(`refused result for ${jobId.slice(0, 8)}#${hLease1.chunk} from ${hId.slice(-8)}`))).toBe(true)
-    recordTally({ section: RESULTS, fault: '200 kB of random bytes (not H.264) with their correct SHA-256, from the leaseholder', happened: `refused with bad-result after decoding (${ms} ms), logged; chunk not done, nothing kept`, lost: 'nothing' })
+    expect(existsSync(join(jobDir(), 'results', `chunk-${lease.chunk}.264`))).toBe(false)
+    expect((await chunkList())[lease.chunk]?.state).not.toBe('done')
+    expect(logsA.some(l => l.includes(`refused result for ${jobId.slice(0, 8)}#${lease.chunk} from ${hId.slice(-8)}`))).toBe(true)
+    await expectBannedThenLift(/^failed verification: result for chunk \d+: /)
+    recordTally({ section: RESULTS, fault: '200 kB of random bytes (not H.264) with their correct SHA-256, from the leaseholder', happened: `refused with bad-result by the parse of its NAL units (${ms} ms), logged; chunk not done, nothing kept; H banned from the job and the node`, lost: 'nothing' })
   })
 
   it('a real H.264 with too few frames is refused as bad-result', async () => {
@@ -332,7 +352,8 @@ describe('results', () => {
     if (!answer.ok) expect(answer.message).toContain(`holds ${short} frames, expected ${seg.meta.frames}`)
     expect((await chunkList())[hLease2.chunk]?.state).not.toBe('done')
     expect(await incoming()).toEqual([])
-    recordTally({ section: RESULTS, fault: `valid H.264 of ${short} frames for a ${seg.meta.frames}-frame chunk (x264 on the real segment)`, happened: `refused with bad-result ("holds ${short} frames, expected ${seg.meta.frames}"); chunk not done`, lost: 'nothing' })
+    await expectBannedThenLift(new RegExp(`holds ${short} frames, expected ${seg.meta.frames}`))
+    recordTally({ section: RESULTS, fault: `valid H.264 of ${short} frames for a ${seg.meta.frames}-frame chunk (x264 on the real segment)`, happened: `refused with bad-result ("holds ${short} frames, expected ${seg.meta.frames}"); chunk not done; H banned from the job and the node`, lost: 'nothing' })
   })
 
   it('an upload announced larger than the size limit is refused with too-large before any byte', async () => {

@@ -66,12 +66,16 @@ describe('a worker whose encoder returns the wrong pictures', () => {
     expect(refusals.length).toBeGreaterThan(0)
     for (const line of refusals) expect(line).toMatch(/frame \d+ does not show the source's picture \(PSNR [\d.]+ dB/)
     expect(record.chunks.filter(c => c.result?.encodedBy === l.peerId)).toEqual([])
+    // Caught lying: banned from the job and the node after its first refused result (logged once).
+    const bans = o.stderr().split('\n').filter(line => line.includes(`swarm: banned ${short(l.peerId)} for 1 h and from ${job.id.slice(0, 8)}`))
+    expect(bans).toHaveLength(1)
+    expect(bans[0]).toMatch(/failed verification: result for chunk \d+: frame \d+/)
     // B's honest results passed the same check (nothing of B's was refused).
     expect(o.stderr()).not.toContain(`from ${short(b.peerId)}:`)
     // The output shows the source, not the lie.
     const psnr = await psnrAgainst(record.output as string, clip)
     expect(psnr).toBeGreaterThan(30)
     const encodedBy = Object.entries(end.encodedBy).map(([p, n]) => `${p === o.peerId ? 'O' : p === b.peerId ? 'B' : 'L'} ${n}`).join(', ')
-    tallyFault('worker returns negated pictures (valid H.264, right count and size)', `${refusals.length} results of the liar refused by the picture check; the ${record.chunks.length} chunks encoded by ${encodedBy}; output PSNR ${psnr.toFixed(1)} dB against the source`)
+    tallyFault('worker returns negated pictures (valid H.264, right count and size)', `${refusals.length} result${refusals.length === 1 ? '' : 's'} of the liar refused by the picture check, the liar then banned from the job and the node; the ${record.chunks.length} chunks encoded by ${encodedBy}; output PSNR ${psnr.toFixed(1)} dB against the source`)
   })
 })

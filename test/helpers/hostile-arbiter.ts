@@ -4,8 +4,12 @@
  * whatever file and meta it was armed with) so that the victim worker's own checks are what stand
  * in the way. Every call is recorded.
  */
-import { randomBytes } from 'node:crypto'
-import type { LeaseArbiter, SegmentMeta } from '../../src/swarm/index.js'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createHash, randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { encodeFrame, JOBS_TOPIC, type JobAnnouncement, type LeaseArbiter, type SegmentMeta, type SwarmNode } from '../../src/swarm/index.js'
+import { makeNode } from '../swarm/helpers.js'
+import { waitFor } from './wait.js'
 
 const hex = (bytes: number): string => randomBytes(bytes).toString('hex')
 
@@ -41,7 +45,9 @@ export class HostileArbiter implements LeaseArbiter {
     return offer !== undefined ? { ok: true, ...offer } : this.no
   }
 
-  resultSlot (jobId: string, chunk: number, _leaseId: string, peer: string): ReturnType<LeaseArbiter['resultSlot']> {
+  async uploadFailed (): Promise<void> {}
+
+  async resultSlot (jobId: string, chunk: number, _leaseId: string, peer: string): ReturnType<LeaseArbiter['resultSlot']> {
     this.calls.push({ fn: 'resultSlot', jobId, chunk, peer })
     return this.no
   }
@@ -52,3 +58,33 @@ export class HostileArbiter implements LeaseArbiter {
   }
 }
 
+
+/** A hostile originator node: connected to its victim, on the jobs topic, announcing jobs it serves whatever segment it is given. */
+export interface HostileOriginator {
+  node: SwarmNode
+  arbiter: HostileArbiter
+  /** Announces a new job of `totalFrames` frames (4 chunks, all open) whose every segment is `file` with `meta`; returns its id. */
+  announce: (file: string, meta: SegmentMeta, totalFrames: number) => Promise<string>
+}
+
+export async function hostileOriginator (victim: { peerId: string, addresses: () => string[] }): Promise<HostileOriginator> {
+  const arbiter = new HostileArbiter()
+  const node = await makeNode({ arbiter })
+  const self = node.peerId.toString()
+  await node.dial(multiaddr(victim.addresses()[0] as string))
+  node.services.pubsub.subscribe(JOBS_TOPIC)
+  await waitFor('the hostile originator to see its victim on the jobs topic', () => node.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.toString() === victim.peerId), { timeoutMs: 20_000, everyMs: 50 })
+  const announce = async (file: string, meta: SegmentMeta, totalFrames: number): Promise<string> => {
+    const bytes = await readFile(file)
+    const jobId = hex(32)
+    arbiter.armed.set(jobId, { path: file, size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex'), meta })
+    const announcement: JobAnnouncement = {
+      v: 1, type: 'job', jobId, originator: self, seq: Date.now(), state: 'encoding', name: 'segment.mkv', settings: meta.settings,
+      totalFrames, chunks: { total: 4, open: 4, leased: 0, done: 0 }, open: [[0, 4]],
+      addrs: node.getMultiaddrs().map(a => a.toString().replace(`/p2p/${self}`, ''))
+    }
+    await node.services.pubsub.publish(JOBS_TOPIC, encodeFrame(announcement))
+    return jobId
+  }
+  return { node, arbiter, announce }
+}

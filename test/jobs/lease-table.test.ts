@@ -134,27 +134,58 @@ describe('LeaseTable: heartbeats, expiry and release', () => {
     expect(table.release('j', 0, lease.id, 'a', 'again')).toMatchObject({ ok: false, code: 'lease-expired' })
   })
 
-  it('fails the job once a chunk failed on maxChunkFailures distinct peers', () => {
+  it('keeps a chunk that failed on maxChunkFailures peers for its own worker, and fails the job only when that fails it too', () => {
     const job = jobRecord('j', ['open', 'open'])
-    const { table, failures } = harness([job], { maxChunkFailures: 3, swarmSize: () => 10 })
+    const { table, failures } = harness([job], { maxChunkFailures: 3, swarmSize: () => 10, self: 'self' })
     const failOn = (peer: string): void => { table.release('j', 0, granted(table.claim('j', 0, peer)).id, peer, 'x264 [error]: no disk space') }
     failOn('p1'); failOn('p1'); failOn('p2')
     expect(job.state).toBe('encoding')
     granted(table.claim('j', 1, 'p9'))
+    // Three throwaway ids "failing" a chunk used to fail the job right here.
     failOn('p3')
-    expect(failures).toEqual(['chunk 0 failed on 3 peers; last error: x264 [error]: no disk space'])
+    expect(failures).toEqual([])
+    expect(chunkOf(job, 0)).toMatchObject({ state: 'open', reservedFor: 'self' })
+    expect(table.claim('j', 0, 'p4')).toMatchObject({ ok: false, code: 'not-open', message: /kept for the originator's own encoder/ })
+    failOn('self')
+    expect(failures).toEqual(['chunk 0 failed on 4 peers, this node\'s own encoder among them; last error: x264 [error]: no disk space'])
     expect(job).toMatchObject({ state: 'failed', error: failures[0] })
     // The failed job holds nothing: its leased chunks are open for a retry.
     expect(job.chunks.map(c => [c.state, c.lease, c.backup])).toEqual([['open', undefined, undefined], ['open', undefined, undefined]])
   })
 
-  it('fails the job once every peer of the swarm failed it twice', () => {
+  it('fails the job when a chunk is kept for its own worker but that worker already failed the job twice (it would never take the chunk)', () => {
     const job = jobRecord('j', ['open', 'open', 'open'])
-    const { table, failures } = harness([job], { maxChunkFailures: 99, swarmSize: () => 2 })
-    const failOn = (chunk: number, peer: string): void => { table.release('j', chunk, granted(table.claim('j', chunk, peer)).id, peer, 'bad') }
-    failOn(0, 'a'); failOn(1, 'a'); failOn(0, 'b')
+    const { table, failures } = harness([job], { maxChunkFailures: 3, swarmSize: () => 10, self: 'self' })
+    const failOn = (chunk: number, peer: string): void => { table.release('j', chunk, granted(table.claim('j', chunk, peer)).id, peer, 'x264 [error]: bad') }
+    failOn(1, 'self'); failOn(2, 'self')
     expect(job.state).toBe('encoding')
-    failOn(2, 'b')
+    failOn(0, 'p1'); failOn(0, 'p2'); failOn(0, 'p3')
+    expect(failures).toEqual(['chunk 0 failed on 3 peers and this node\'s own encoder failed this job twice; last error: x264 [error]: bad'])
+  })
+
+  it('treats peers\' reasons as advisory when this node has no worker of its own: counted, never fatal', () => {
+    const job = jobRecord('j', ['open'])
+    const { table, failures } = harness([job], { maxChunkFailures: 3, swarmSize: () => 1 })
+    // Ten peers, each failing twice, in a swarm said to have one: still only their word.
+    for (let round = 0; round < 2; round++) for (let i = 0; i < 10; i++) table.release('j', 0, granted(table.claim('j', 0, `p${i}`)).id, `p${i}`, 'bad')
+    expect(failures).toEqual([])
+    expect(job.state).toBe('encoding')
+    expect(chunkOf(job, 0).failures).toHaveLength(20)
+    expect(chunkOf(job, 0).reservedFor).toBeUndefined()
+  })
+
+  it('fails the job once every peer still in the swarm, itself included, failed it twice; departed peers do not count', () => {
+    const job = jobRecord('j', ['open', 'open', 'open'])
+    const present = new Set(['self', 'b'])
+    const { table, failures } = harness([job], { maxChunkFailures: 99, swarmSize: () => present.size, self: 'self', isPresent: p => present.has(p) })
+    const failOn = (chunk: number, peer: string): void => { table.release('j', chunk, granted(table.claim('j', chunk, peer)).id, peer, 'bad') }
+    // Two peers that failed twice and left, and b: not every peer here.
+    failOn(0, 'gone1'); failOn(1, 'gone1'); failOn(0, 'gone2'); failOn(1, 'gone2')
+    failOn(0, 'b'); failOn(1, 'b')
+    expect(job.state).toBe('encoding')
+    failOn(0, 'self')
+    expect(job.state).toBe('encoding')
+    failOn(2, 'self')
     expect(failures).toEqual(['every peer (2) failed to encode this job twice; last error, from chunk 2: bad'])
   })
 
@@ -260,7 +291,7 @@ describe('LeaseTable: results', () => {
     expect(table.renew('j', 0, primary.id, 'a', { framesDone: 1, fps: 1 })).toMatchObject({ ok: false, code: 'already-done' })
     expect(table.release('j', 0, backup.id, 'b', 'x')).toMatchObject({ ok: false, code: 'already-done' })
     expect(table.claim('j', 0, 'a')).toMatchObject({ ok: false, code: 'already-done' })
-    expect(table.mayDeliver('j', 0, primary.id, 'a')).toMatchObject({ ok: false, code: 'already-done' })
+    expect(table.beginUpload('j', 0, primary.id, 'a')).toMatchObject({ ok: false, code: 'already-done' })
     // A chunk done by its only holder has nobody to stop.
     table.complete(job, chunkOf(job, 1), 'c', result('c', clock.t))
     expect(table.settledRecently('j')).toEqual([0])
@@ -268,21 +299,130 @@ describe('LeaseTable: results', () => {
     expect(table.settledRecently('j')).toEqual([])
   })
 
-  it('takes results from current and former holders only, while the job runs', () => {
+  it('takes results from the current holder and the most recent former one only, one upload per lease, while the job runs', () => {
     const job = jobRecord('j', ['open'])
-    const { table, clock } = harness([job])
+    const { table, clock } = harness([job], { minDeadlineMs: 60_000, noPaceDeadlineMs: 600_000 })
     const lease = granted(table.claim('j', 0, 'a'))
-    expect(table.mayDeliver('j', 0, lease.id, 'a')).toMatchObject({ job, chunk: chunkOf(job, 0) })
-    expect(table.mayDeliver('j', 0, lease.id, 'b')).toMatchObject({ ok: false, code: 'not-holder' })
+    expect(table.beginUpload('j', 0, lease.id, 'b')).toMatchObject({ ok: false, code: 'not-holder' })
+    expect(table.beginUpload('j', 0, lease.id, 'a')).toMatchObject({ job, chunk: chunkOf(job, 0) })
+    // One upload per lease: a second at once is refused; lost bytes may be sent again.
+    expect(table.beginUpload('j', 0, lease.id, 'a')).toMatchObject({ ok: false, code: 'duplicate-upload' })
+    table.endUpload('j', 0, lease.id, 'lost')
+    expect(table.beginUpload('j', 0, lease.id, 'a')).toMatchObject({ ok: true })
+    table.endUpload('j', 0, lease.id, 'lost')
     clock.t += LEASE_MS + 1
     table.expire()
-    // A lapsed holder's work is still welcome, whatever lease id it names.
-    expect(table.mayDeliver('j', 0, 'whatever', 'a')).toMatchObject({ ok: true })
+    // A lapsed holder's work is still welcome, under the lease it held and no other.
+    expect(table.beginUpload('j', 0, 'whatever', 'a')).toMatchObject({ ok: false, code: 'lease-expired' })
+    expect(table.beginUpload('j', 0, lease.id, 'a')).toMatchObject({ ok: true })
+    table.endUpload('j', 0, lease.id, 'lost')
     expect(table.current('j', 0, lease.id, 'a')).toMatchObject({ ok: false, code: 'lease-expired' })
+    // Once another lease on the chunk ended after it, it is no longer the most recent.
+    const second = granted(table.claim('j', 0, 'b'))
+    expect(table.beginUpload('j', 0, lease.id, 'a')).toMatchObject({ ok: true })
+    table.endUpload('j', 0, lease.id, 'lost')
+    table.release('j', 0, second.id, 'b', '')
+    expect(table.beginUpload('j', 0, lease.id, 'a')).toMatchObject({ ok: false, code: 'lease-expired' })
+    // Nor is a late result welcome for ever: only as long after the lease ended as a lease may last.
+    expect(table.beginUpload('j', 0, second.id, 'b')).toMatchObject({ ok: true })
+    table.endUpload('j', 0, second.id, 'lost')
+    clock.t += 600_001
+    expect(table.beginUpload('j', 0, second.id, 'b')).toMatchObject({ ok: false, code: 'lease-expired', message: /too long ago/ })
     job.state = 'failed'
-    expect(table.mayDeliver('j', 0, lease.id, 'a')).toMatchObject({ ok: false, code: 'job-finished' })
-    expect(table.mayDeliver('j', 5, lease.id, 'a')).toMatchObject({ ok: false, code: 'unknown-chunk' })
-    expect(table.mayDeliver('x', 0, lease.id, 'a')).toMatchObject({ ok: false, code: 'unknown-job' })
+    expect(table.beginUpload('j', 0, lease.id, 'a')).toMatchObject({ ok: false, code: 'job-finished' })
+    expect(table.beginUpload('j', 5, lease.id, 'a')).toMatchObject({ ok: false, code: 'unknown-chunk' })
+    expect(table.beginUpload('x', 0, lease.id, 'a')).toMatchObject({ ok: false, code: 'unknown-job' })
+  })
+
+  it('ends a lease whose result was refused, and takes no second result under it', () => {
+    const job = jobRecord('j', ['open', 'open'])
+    const { table } = harness([job])
+    const lease = granted(table.claim('j', 0, 'a'))
+    granted(table.claim('j', 1, 'c'))
+    const backup = granted(table.claim('j', 0, 'b'))
+    expect(table.beginUpload('j', 0, lease.id, 'a')).toMatchObject({ ok: true })
+    table.endUpload('j', 0, lease.id, 'refused')
+    // The backup holds the chunk now; the refused lease is the most recent former one but spent.
+    expect(chunkOf(job, 0)).toMatchObject({ state: 'leased', lease: { id: backup.id, holder: 'b' }, formerLease: { id: lease.id, holder: 'a' } })
+    expect(table.beginUpload('j', 0, lease.id, 'a')).toMatchObject({ ok: false, code: 'duplicate-upload', message: /already refused/ })
+  })
+
+  it('lets a peer have no more uploads in flight than it may hold leases', () => {
+    const job = jobRecord('j', ['open', 'open', 'open'])
+    const { table } = harness([job], { maxLeasesPerPeer: 2 })
+    const leases = [0, 1].map(c => granted(table.claim('j', c, 'a')))
+    const third = granted(table.claim('j', 2, 'x'))
+    table.release('j', 2, third.id, 'x', '')
+    // a takes chunk 2 after x gave it back, then gives it back too: a is its most recent holder.
+    table.release('j', 1, leases[1]?.id ?? '', 'a', '')
+    const again = granted(table.claim('j', 2, 'a'))
+    for (const [c, l] of [[0, leases[0]], [2, again]] as const) expect(table.beginUpload('j', c, l?.id ?? '', 'a')).toMatchObject({ ok: true })
+    expect(table.beginUpload('j', 1, leases[1]?.id ?? '', 'a')).toMatchObject({ ok: false, code: 'too-many-uploads' })
+    table.endUpload('j', 0, leases[0]?.id ?? '', 'lost')
+    expect(table.beginUpload('j', 1, leases[1]?.id ?? '', 'a')).toMatchObject({ ok: true })
+  })
+})
+
+describe('LeaseTable: throwaway identities', () => {
+  it('gives one peer at most maxLeasesPerPeer leases on a job, backups included; this node\'s own worker is not capped', () => {
+    const job = jobRecord('j', ['open', 'open', 'open', 'open'])
+    const { table } = harness([job], { maxLeasesPerPeer: 2, self: 'self' })
+    granted(table.claim('j', 0, 'a'))
+    granted(table.claim('j', 1, 'a'))
+    expect(table.claim('j', 2, 'a')).toMatchObject({ ok: false, code: 'too-many-leases' })
+    granted(table.claim('j', 2, 'self'))
+    granted(table.claim('j', 3, 'self'))
+    // Nothing open now: a backup counts towards the cap too.
+    expect(table.claim('j', 2, 'a')).toMatchObject({ ok: false, code: 'too-many-leases' })
+    granted(table.claim('j', 0, 'self'))
+    expect(granted(table.claim('j', 2, 'b')).backup).toBe(true)
+  })
+
+  it('ends a lease at its deadline from the job\'s pace, whatever progress its holder reports; the holder may not take that chunk again', () => {
+    const job = jobRecord('j', ['open', 'open', 'open'])
+    const { table, clock } = harness([job], { minDeadlineMs: 1000 })
+    const paced = granted(table.claim('j', 0, 'honest'))
+    const slow = granted(table.claim('j', 1, 'liar'))
+    granted(table.claim('j', 2, 'other'))
+    // Before any result the deadline is the no-pace one.
+    expect(table.deadlineOf(job, chunkOf(job, 1), slow)).toBe(slow.issuedAt + 30 * 60_000)
+    // 0.1 s a frame: a fresh copy of 100 frames takes 10 s, a lease may last 40.
+    clock.t += 10_000
+    table.complete(job, chunkOf(job, 0), 'honest', result('honest', clock.t))
+    expect(paced.id).toBeDefined()
+    expect(table.deadlineOf(job, chunkOf(job, 1), slow)).toBe(slow.issuedAt + 40_000)
+    // "Nearly done, very fast", every few seconds: renewed, but never past the deadline.
+    let last = 0
+    for (let t = 0; t < 25_000; t += 5_000) {
+      clock.t += 5_000
+      const r = table.renew('j', 1, slow.id, 'liar', { framesDone: 99, fps: 1000 })
+      if (!r.ok) throw new Error(r.message)
+      expect(r.expiresAt).toBeLessThanOrEqual(slow.issuedAt + 40_000)
+      last = r.expiresAt
+    }
+    expect(last).toBe(slow.issuedAt + 40_000)
+    // Past twice a fresh copy's time its word no longer keeps a backup away.
+    expect(table.backupCandidates(job)).toContain(1)
+    const backup = granted(table.claim('j', 1, 'idle'))
+    expect(backup.backup).toBe(true)
+    clock.t = slow.issuedAt + 40_000
+    expect(table.renew('j', 1, slow.id, 'liar', { framesDone: 99, fps: 1000 })).toMatchObject({ ok: false, code: 'lease-expired', message: /deadline/ })
+    expect(chunkOf(job, 1)).toMatchObject({ state: 'leased', lease: { id: backup.id, holder: 'idle' }, overdue: ['liar'] })
+    // The backup has a deadline of its own, from its own grant; when it passes, the chunk opens, but not to the liar.
+    clock.t = backup.issuedAt + 40_000
+    expect(table.expire()).toBeGreaterThanOrEqual(1)
+    expect(chunkOf(job, 1).state).toBe('open')
+    expect(table.claim('j', 1, 'liar')).toMatchObject({ ok: false, code: 'not-open', message: /deadline/ })
+    expect(granted(table.claim('j', 1, 'fresh')).holder).toBe('fresh')
+  })
+
+  it('gives this node\'s own worker no deadline: it is the one that tries a chunk last', () => {
+    const job = jobRecord('j', ['open'])
+    const { table, clock } = harness([job], { self: 'self', noPaceDeadlineMs: 1000 })
+    const own = granted(table.claim('j', 0, 'self'))
+    clock.t += 20_000
+    expect(table.renew('j', 0, own.id, 'self', { framesDone: 1, fps: 1 })).toMatchObject({ ok: true, expiresAt: clock.t + LEASE_MS })
+    expect(table.expire()).toBe(0)
   })
 })
 
@@ -328,7 +468,7 @@ describe('LeaseTable: random sequences', () => {
     | { kind: 'claim', chunk: number, peer: string }
     | { kind: 'renew' | 'release', lease: LeaseRecord, chunk: number, reason: string }
     | { kind: 'expire', advance: number }
-    | { kind: 'result', chunk: number, peer: string }
+    | { kind: 'result', chunk: number, peer: string, outcome: 'kept' | 'lost' | 'refused' }
     | { kind: 'open' }
 
   function check (ok: boolean, why: () => string): void {
@@ -376,12 +516,16 @@ describe('LeaseTable: random sequences', () => {
     if (r < 0.5 && known !== undefined) return { kind: 'renew', lease: known.lease, chunk: known.chunk, reason }
     if (r < 0.6 && known !== undefined) return { kind: 'release', lease: known.lease, chunk: known.chunk, reason }
     if (r < 0.75) return { kind: 'expire', advance: Math.floor(rand() * 25_000) }
-    if (r < 0.92) return { kind: 'result', chunk, peer: known !== undefined && rand() < 0.8 ? known.lease.holder : pick(peers) }
+    if (r < 0.92) return { kind: 'result', chunk, peer: known !== undefined && rand() < 0.8 ? known.lease.holder : pick(peers), outcome: pick(['kept', 'kept', 'lost', 'refused'] as const) }
     return { kind: 'open' }
   }
 
+  /** peer0 plays the originator's own worker: not capped, no deadline, and only its failure is evidence. */
+  const SELF = 'peer0'
+  const CAP = 2
+
   it(`keeps every invariant through ${SEQUENCES} random sequences`, () => {
-    const tally = { grants: 0, backups: 0, completions: 0, jobFailures: 0 }
+    const tally = { grants: 0, backups: 0, completions: 0, jobFailures: 0, capped: 0, pastDeadline: 0, refusedResults: 0, reserved: 0 }
     for (let seed = 1; seed <= SEQUENCES; seed++) {
       const rand = prng(seed)
       const size = 1 + Math.floor(rand() * 6)
@@ -389,7 +533,12 @@ describe('LeaseTable: random sequences', () => {
       const states = Array.from({ length: size }, (_, i): ChunkState => (i < opened ? 'open' : 'pending'))
       const job = jobRecord(`job${seed}`, states, opened < size ? 'splitting' : 'encoding', 10 + Math.floor(rand() * 200))
       const peers = Array.from({ length: 2 + Math.floor(rand() * 4) }, (_, i) => `peer${i}`)
-      const { table, clock } = harness([job], { maxChunkFailures: 3, swarmSize: () => peers.length })
+      // The last of four or more peers has left the swarm: its failures are no evidence.
+      const present = (p: string): boolean => peers.length < 4 || p !== peers[peers.length - 1]
+      const { table, clock } = harness([job], {
+        maxChunkFailures: 3, swarmSize: () => peers.filter(present).length, isPresent: present, self: SELF, maxLeasesPerPeer: CAP, minDeadlineMs: 10_000, noPaceDeadlineMs: 45_000
+      })
+      const deadline = (lease: LeaseRecord, chunk: number): number => table.deadlineOf(job, job.chunks[chunk] as ChunkRecord, lease)
       const issued = new Set<string>()
       const ended = new Map<string, { lease: LeaseRecord, chunk: number }>()
       const done = new Set<number>()
@@ -403,8 +552,13 @@ describe('LeaseTable: random sequences', () => {
         let mayEnd: (lease: LeaseRecord, chunk: number) => boolean = () => false
         let granted: string | undefined
         if (s.kind === 'claim') {
+          const overdue = job.chunks[s.chunk]?.overdue?.includes(s.peer) === true
+          const reserved = job.chunks[s.chunk]?.reservedFor !== undefined
           const answer = table.claim(job.id, s.chunk, s.peer)
+          if (!answer.ok && answer.code === 'too-many-leases') tally.capped++
           if (answer.ok) {
+            check(s.peer === SELF || !overdue, () => `${where()}: ${s.peer} got chunk ${s.chunk} again after missing its deadline on it`)
+            check(s.peer === SELF || !reserved, () => `${where()}: ${s.peer} got chunk ${s.chunk}, which is kept for the originator's own worker`)
             granted = answer.lease.id
             tally.grants++
             if (answer.lease.backup === true) tally.backups++
@@ -413,7 +567,14 @@ describe('LeaseTable: random sequences', () => {
           }
         } else if (s.kind === 'renew') {
           const answer = table.renew(job.id, s.chunk, s.lease.id, s.lease.holder, { framesDone: rand() * 300, fps: rand() * 50 })
-          check(answer.ok === before.has(s.lease.id), () => `${where()}: renewal answered ${String(answer.ok)}`)
+          // Progress never carries a lease past its deadline: refused there, and the lease ends.
+          const overdue = before.has(s.lease.id) && deadline(s.lease, s.chunk) <= clock.t
+          check(answer.ok === (before.has(s.lease.id) && !overdue), () => `${where()}: renewal answered ${String(answer.ok)}`)
+          if (answer.ok) check(answer.expiresAt <= deadline(s.lease, s.chunk), () => `${where()}: renewed past the deadline`)
+          // Expiry times cross the wire as integers (a fractional deadline once broke every heartbeat answer).
+          if (answer.ok) check(Number.isInteger(answer.expiresAt), () => `${where()}: expiry ${answer.expiresAt} is not whole milliseconds`)
+          if (overdue) tally.pastDeadline++
+          mayEnd = (lease) => overdue && lease.id === s.lease.id
         } else if (s.kind === 'release') {
           const answer = table.release(job.id, s.chunk, s.lease.id, s.lease.holder, s.reason)
           check(answer.ok === before.has(s.lease.id), () => `${where()}: release answered ${String(answer.ok)}`)
@@ -421,19 +582,36 @@ describe('LeaseTable: random sequences', () => {
         } else if (s.kind === 'expire') {
           clock.t += s.advance
           table.expire()
-          mayEnd = (lease) => lease.expiresAt <= clock.t
-          for (const { lease } of liveLeases(job).values()) check(lease.expiresAt > clock.t, () => `${where()}: a lapsed lease survived expiry`)
+          mayEnd = (lease, chunk) => lease.expiresAt <= clock.t || deadline(lease, chunk) <= clock.t
+          for (const [id, { lease, chunk }] of before) if (lease.expiresAt > clock.t && deadline(lease, chunk) <= clock.t && !liveLeases(job).has(id)) tally.pastDeadline++
+          for (const { lease, chunk } of liveLeases(job).values()) {
+            check(lease.expiresAt > clock.t, () => `${where()}: a lapsed lease survived expiry`)
+            check(deadline(lease, chunk) > clock.t, () => `${where()}: a lease survived its deadline`)
+          }
         } else if (s.kind === 'result') {
-          // As the originator does: kept if the peer may deliver (current or former holder) and the chunk is not done.
+          // As the originator does: let in if the peer holds the chunk or held it last, then kept, lost or refused.
           const own = [...before.values()].find(l => l.lease.holder === s.peer && l.chunk === s.chunk)
-          const slot = table.mayDeliver(job.id, s.chunk, own?.lease.id ?? 'none', s.peer)
+          const former = job.chunks[s.chunk]?.formerLease
+          const leaseId = own?.lease.id ?? (former?.holder === s.peer ? former.id : 'none')
+          const slot = table.beginUpload(job.id, s.chunk, leaseId, s.peer)
           if (slot.ok) {
             check(!done.has(s.chunk), () => `${where()}: a done chunk took a result`)
-            table.complete(job, slot.chunk, s.peer, result(s.peer, clock.t))
-            done.add(s.chunk)
-            tally.completions++
-            mayEnd = (_lease, chunk) => chunk === s.chunk
-            if (job.state === 'encoding' && job.chunks.every(c => c.state === 'done')) job.state = 'done'
+            check(own !== undefined || (former?.holder === s.peer && former.id === leaseId), () => `${where()}: an upload from ${s.peer}, which neither holds nor last held chunk ${s.chunk}`)
+            check(!table.beginUpload(job.id, s.chunk, leaseId, s.peer).ok, () => `${where()}: two uploads at once under one lease`)
+            if (s.outcome === 'kept') {
+              table.complete(job, slot.chunk, s.peer, result(s.peer, clock.t))
+              done.add(s.chunk)
+              tally.completions++
+              mayEnd = (_lease, chunk) => chunk === s.chunk
+              if (job.state === 'encoding' && job.chunks.every(c => c.state === 'done')) job.state = 'done'
+            } else {
+              table.endUpload(job.id, s.chunk, leaseId, s.outcome)
+              if (s.outcome === 'refused') {
+                tally.refusedResults++
+                mayEnd = (lease) => lease.id === leaseId
+                check(table.beginUpload(job.id, s.chunk, leaseId, s.peer).ok === false, () => `${where()}: a second result under a refused lease`)
+              }
+            }
           }
         } else {
           const pending = job.chunks.find(c => c.state === 'pending')
@@ -443,7 +621,13 @@ describe('LeaseTable: random sequences', () => {
         if (job.state === 'failed' && stateBefore !== 'failed') {
           tally.jobFailures++
           mayEnd = () => true
+          // Only evidence fails a job: the originator's own worker failed it too.
+          check(job.chunks.some(c => c.failures.some(f => f.peer === SELF)), () => `${where()}: the job failed on peers' word alone`)
         }
+        if (job.chunks.some(c => c.reservedFor !== undefined)) tally.reserved++
+        const held = new Map<string, number>()
+        for (const { lease } of liveLeases(job).values()) held.set(lease.holder, (held.get(lease.holder) ?? 0) + 1)
+        for (const [peer, n] of held) check(peer === SELF || n <= CAP, () => `${where()}: ${peer} holds ${n} leases, over the cap of ${CAP}`)
 
         checkShape(job, where)
         for (const c of done) check(job.chunks[c]?.state === 'done', () => `${where()}: chunk ${c} undone`)
@@ -474,5 +658,9 @@ describe('LeaseTable: random sequences', () => {
     expect(tally.backups).toBeGreaterThan(100)
     expect(tally.completions).toBeGreaterThan(SEQUENCES)
     expect(tally.jobFailures).toBeGreaterThan(10)
+    expect(tally.capped).toBeGreaterThan(100)
+    expect(tally.pastDeadline).toBeGreaterThan(50)
+    expect(tally.refusedResults).toBeGreaterThan(100)
+    expect(tally.reserved).toBeGreaterThan(20)
   })
 })

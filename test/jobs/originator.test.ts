@@ -1,9 +1,10 @@
-import { existsSync } from 'node:fs'
-import { copyFile, mkdtemp, rm } from 'node:fs/promises'
+import { existsSync, readdirSync } from 'node:fs'
+import { execa } from 'execa'
+import { copyFile, mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { encodeChunk } from '../../src/media/index.js'
+import { encodeChunk, planChunks, probeMedia } from '../../src/media/index.js'
 import { InputError, Originator, type JobRecord } from '../../src/jobs/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 import { waitFor } from '../helpers/wait.js'
@@ -41,7 +42,7 @@ async function encodeFor (o: Originator, job: JobRecord, chunk: number, leaseId:
   if (!seg.ok) throw new Error(seg.message)
   const out = join(scratch, `c${chunk}-${peer}.264`)
   await encodeChunk({ segmentPath: seg.path, selectFromTime: seg.meta.selectFromTime, frameCount: seg.meta.frames, settings: seg.meta.settings, frameRate: seg.meta.frameRate, sourcePixFmt: seg.meta.pixFmt, outputPath: out })
-  const slot = o.resultSlot(job.id, chunk, leaseId, peer)
+  const slot = await o.resultSlot(job.id, chunk, leaseId, peer, (await stat(out)).size)
   if (!slot.ok) throw new Error(slot.message)
   await copyFile(out, slot.tmpPath).catch(async () => {
     const { mkdir } = await import('node:fs/promises'); await mkdir(join(slot.tmpPath, '..'), { recursive: true }); await copyFile(out, slot.tmpPath)
@@ -57,6 +58,19 @@ describe('Originator', () => {
     await expect(o.addJob({ file: fx.wrongCrc, settings: SETTINGS })).rejects.toThrow(/CRC32/)
     await expect(o.addJob({ file: 'relative.mkv', settings: SETTINGS })).rejects.toThrow(/absolute path/)
     expect(o.list()).toEqual([])
+  })
+
+  it('refuses a job its home has no room for, saying how much it needs, and writes nothing', async () => {
+    // A real small filesystem (tmpfs, 8 MiB) as the node's home: the check reads what statfs says of it.
+    const home = await mkdtemp(join(tmpdir(), 'swarm-orig-small-'))
+    const mounted = await execa('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', home], { reject: false })
+    if (mounted.exitCode !== 0) throw new Error(`this test mounts a tmpfs and needs root: ${mounted.stderr}`)
+    cleanup.push(async () => { await execa('umount', [home], { reject: false }); await rm(home, { recursive: true, force: true }) })
+    const { o } = await makeOriginator(new FakeClock(), home)
+    await expect(o.addJob({ file: fx.shortClip, settings: SETTINGS })).rejects.toThrow(/has \d+ MiB free; cutting this \d+ MiB source into chunks needs about \d+ MiB/)
+    await expect(o.addJob({ file: fx.shortClip, settings: SETTINGS })).rejects.toBeInstanceOf(InputError)
+    expect(o.list()).toEqual([])
+    expect(readdirSync(join(home, 'jobs')).length).toBe(0)
   })
 
   it('derives the job id from content and settings: adding again reports the existing job', async () => {
@@ -140,8 +154,9 @@ describe('Originator', () => {
       let sampling = true
       const sampler = (async () => {
         while (sampling) {
-          const { stdout } = await execa('ps', ['-o', 'comm=', '--ppid', String(process.pid)], { reject: false })
-          most = Math.max(most, stdout.split('\n').filter(c => c.trim() === 'ffprobe').length)
+          // One decoder of a peer's result (raw H.264 forced) per picture check running.
+          const { stdout } = await execa('ps', ['-o', 'args=', '--ppid', String(process.pid)], { reject: false })
+          most = Math.max(most, stdout.split('\n').filter(c => c.startsWith('ffmpeg') && c.includes('-f h264')).length)
         }
       })()
       const answers = await Promise.all(files.map(async (f, i) => await o.acceptResult(job.id, i, `peer${i}`, f, 'x')))
@@ -197,7 +212,12 @@ describe('Originator', () => {
     expect(o.renewLease(job.id, 1, backup.lease.id, 'idle', { framesDone: 5, fps: 10 })).toMatchObject({ ok: true })
     const tmpBackup = await encodeFor(o, job, 1, backup.lease.id, 'idle', scratch)
     const tmpPrimary = await encodeFor(o, job, 1, l1.lease.id, 'peer1', scratch)
+    const segmentOf = (chunk: number): string => join(o.jobDir(job.id), 'segments', job.chunks[chunk]!.segment!.file)
+    expect(existsSync(segmentOf(1))).toBe(true)
     expect(await o.acceptResult(job.id, 1, 'idle', tmpBackup, 'x')).toEqual({ ok: true })
+    // The verified chunk's segment is deleted (disk shrinks as the job goes); the others stay.
+    expect(existsSync(segmentOf(1))).toBe(false)
+    expect(existsSync(segmentOf(0))).toBe(true)
     expect(o.settledRecently(job.id)).toEqual([1])
     expect(o.renewLease(job.id, 1, l1.lease.id, 'peer1', { framesDone: 9, fps: 10 })).toMatchObject({ ok: false, code: 'already-done' })
     expect(await o.acceptResult(job.id, 1, 'peer1', tmpPrimary, 'x')).toMatchObject({ ok: false, code: 'already-done' })
@@ -226,7 +246,7 @@ describe('Originator', () => {
     // peerA's late result still counts: the chunk is not done yet.
     const fileA = await encodeFor(o, job, 0, a.lease.id, 'peerA', scratch).catch(e => e)
     expect(fileA).toBeInstanceOf(Error) // segmentFor needs a current lease...
-    const slotA = o.resultSlot(job.id, 0, a.lease.id, 'peerA')
+    const slotA = await o.resultSlot(job.id, 0, a.lease.id, 'peerA', 1)
     expect(slotA.ok).toBe(true) // ...but a lapsed holder may still deliver
     const tmpB = await encodeFor(o, job, 0, b.lease.id, 'peerB', scratch)
     if (!slotA.ok) return
@@ -239,14 +259,16 @@ describe('Originator', () => {
     expect(await o.acceptResult(job.id, 0, 'peerB', tmpB, 'x')).toMatchObject({ ok: false, code: 'already-done' })
     expect(existsSync(tmpB)).toBe(false)
     // A stranger cannot even get a slot.
-    expect(o.resultSlot(job.id, 1, 'nolease', 'peerC')).toMatchObject({ ok: false, code: 'not-holder' })
+    expect(await o.resultSlot(job.id, 1, 'nolease', 'peerC', 1)).toMatchObject({ ok: false, code: 'not-holder' })
     // Garbage from a real holder is verified and refused.
     const c = o.requestLease(job.id, 1, 'peerC'); if (!c.ok) throw new Error('lease')
-    const slotC = o.resultSlot(job.id, 1, c.lease.id, 'peerC'); if (!slotC.ok) throw new Error('slot')
+    const slotC = await o.resultSlot(job.id, 1, c.lease.id, 'peerC', 10_000); if (!slotC.ok) throw new Error('slot')
     const { writeFile } = await import('node:fs/promises')
     await writeFile(slotC.tmpPath, Buffer.alloc(10_000, 1))
     expect(await o.acceptResult(job.id, 1, 'peerC', slotC.tmpPath, 'x')).toMatchObject({ ok: false, code: 'bad-result' })
-    expect(job.chunks[1]?.state).toBe('leased')
+    // The lease a refused result was made under ends (the chunk opens), and takes no second result.
+    expect(job.chunks[1]?.state).toBe('open')
+    expect(await o.resultSlot(job.id, 1, c.lease.id, 'peerC', 10_000)).toMatchObject({ ok: false, code: 'duplicate-upload' })
     // Finish every chunk honestly; the job merges by itself.
     for (const chunk of job.chunks) {
       if (chunk.state === 'done') continue
@@ -261,40 +283,87 @@ describe('Originator', () => {
     cleanup.push(async () => { await rm(job.output as string, { force: true }) })
   })
 
-  it('fails a job whose chunk fails on several peers, with the reason', async () => {
-    const { o } = await makeOriginator()
+  it('fails a job whose chunk failed on several peers only once its own worker failed it too, with the reason', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'swarm-orig-fail-'))
+    const o = new Originator({ home, peerId: '12D3KooWorigin', ownWorker: true, plan: { gopsPerChunk: 1 } })
+    await o.start()
+    cleanup.push(async () => { await o.stop(); await rm(home, { recursive: true, force: true }) })
     const { job } = await o.addJob({ file: fx.shortClip, settings: SETTINGS })
     await waitFor('the job to be encoding', () => job.state === 'encoding', { timeoutMs: 60_000, everyMs: 50 })
-    for (const peer of ['p1', 'p2', 'p3']) {
+    const failOn = (peer: string): void => {
       const l = o.requestLease(job.id, 0, peer); if (!l.ok) throw new Error(l.message)
       o.releaseLease(job.id, 0, l.lease.id, peer, 'x264 [error]: no disk space')
     }
+    for (const peer of ['p1', 'p2', 'p3']) failOn(peer)
+    // Three peers' word is not evidence: the chunk waits for this node's own worker.
+    expect(job.state).toBe('encoding')
+    expect(o.requestLease(job.id, 0, 'p4')).toMatchObject({ ok: false, code: 'not-open' })
+    failOn('12D3KooWorigin')
     expect(job.state).toBe('failed')
-    expect(job.error).toMatch(/chunk 0 failed on 3 peers; last error: x264 \[error\]: no disk space/)
+    expect(job.error).toMatch(/chunk 0 failed on 4 peers, this node's own encoder among them; last error: x264 \[error\]: no disk space/)
   })
 
   it('splits exactly the chunks it planned when the swarm size forced a finer plan', async () => {
-    // 35 GOPs of 2 frames; a swarm of 2 asks for at least 8 chunks: 4 GOPs each gives 9 chunks, and
-    // the tail shrunk for 2 encoders gives 14, while planning again for "at least 14" would give
-    // more. The job keeps the options it was planned with.
+    // 35 GOPs of 20 frames (0.8 s); a swarm of 2 asks for at least 8 chunks: 4 GOPs each gives 9
+    // chunks, and the tail shrunk for 2 encoders (down to 2 GOPs, the 1.5 s minimum) gives 12, while
+    // planning again for "at least 12" would give 18. The job keeps the options it was planned with.
     const dir = await mkdtemp(join(tmpdir(), 'swarm-orig-plan-'))
     cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
     const clip = join(dir, 'gops.mkv')
-    const { execa } = await import('execa')
-    await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=64x36:rate=25', '-frames:v', '70',
-      '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '2', '-keyint_min', '2', '-sc_threshold', '0', '-bf', '0', clip])
+    await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=64x36:rate=25', '-frames:v', '700',
+      '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '20', '-keyint_min', '20', '-sc_threshold', '0', '-bf', '0', clip])
     const o = new Originator({ home: join(dir, 'home'), peerId: '12D3KooWorigin', swarmSize: () => 2 })
     await o.start()
     cleanup.push(async () => { await o.stop() })
     const { job } = await o.addJob({ file: clip, settings: SETTINGS })
     expect(job.plan).toMatchObject({ minChunks: 8, tailParallelism: 2, absorbShortTail: true })
-    expect(job.chunks.length).toBe(14)
-    expect(job.chunks.at(-1)?.frames).toBe(2)
+    expect(job.chunks.map(c => c.frames)).toEqual([80, 80, 80, 80, 80, 60, 60, 40, 40, 40, 40, 20])
+    expect(planChunks(await probeMedia(clip), { minChunks: job.chunks.length }).chunks.length).not.toBe(job.chunks.length)
     await waitFor('the split to end', () => job.state !== 'splitting', { timeoutMs: 60_000, everyMs: 50 })
     expect(job.error).toBeUndefined()
     expect(job.state).toBe('encoding')
     expect(job.chunks.every(c => c.state === 'open')).toBe(true)
   })
+
+  for (const [how, clipOf] of [['in one pass (closed GOPs)', 'gops'], ['one by one (open GOPs)', 'openGop']] as const) {
+    it(`cuts a large source just ahead of the swarm, ${how}: a few unclaimed segments, more as chunks are claimed, verified ones deleted`, async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'swarm-orig-ahead-'))
+      cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
+      // 15 GOPs of 20 frames; open GOPs (leading B-frames) need a cut per chunk, closed ones are cut in one pass.
+      const clip = join(dir, `${clipOf}.mkv`)
+      await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=64x36:rate=25', '-frames:v', '300',
+        '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '20', '-keyint_min', '20', '-sc_threshold', '0',
+        ...(clipOf === 'gops' ? ['-bf', '0'] : ['-bf', '3', '-x264-params', 'open-gop=1']), clip])
+      // Every source counts as large here; one encoder (no swarm): four unclaimed segments at most.
+      const o = new Originator({ home: join(dir, 'home'), peerId: '12D3KooWorigin', plan: { gopsPerChunk: 1 }, cutAheadFromBytes: 0 })
+      await o.start()
+      cleanup.push(async () => { await o.stop() })
+      const { job } = await o.addJob({ file: clip, settings: SETTINGS })
+      expect(job.chunks.length).toBeGreaterThan(8)
+      const count = (state: string): number => job.chunks.filter(c => c.state === state).length
+      const segmentFiles = (): number => readdirSync(join(o.jobDir(job.id), 'segments')).length
+      await waitFor('four segments cut', () => count('open') === 4, { timeoutMs: 30_000, everyMs: 50 })
+      await new Promise(resolve => setTimeout(resolve, 1000))
+      expect([count('open'), segmentFiles(), job.state]).toEqual([4, 4, 'splitting'])
+      // Two claimed: two more are cut, no more.
+      const a = o.requestLease(job.id, 0, 'peerA'); const b = o.requestLease(job.id, 1, 'peerB')
+      if (!a.ok || !b.ok) throw new Error('lease')
+      await waitFor('two more segments cut', () => count('open') === 4 && count('leased') === 2, { timeoutMs: 30_000, everyMs: 50 })
+      await new Promise(resolve => setTimeout(resolve, 600))
+      expect([count('open'), count('leased'), segmentFiles()]).toEqual([4, 2, 6])
+      // A verified chunk's segment goes; a segment is cut for none (nothing more was claimed).
+      const scratch = join(dir, 'scratch')
+      expect(await o.acceptResult(job.id, 0, 'peerA', await encodeFor(o, job, 0, a.lease.id, 'peerA', scratch), 'x')).toEqual({ ok: true })
+      expect([count('done'), count('open'), segmentFiles()]).toEqual([1, 4, 5])
+      // Claimed one after another, every chunk is cut in the end and the job is encoding.
+      for (let i = 2; i < job.chunks.length; i++) {
+        await waitFor(`chunk ${i} open`, () => job.chunks[i]!.state === 'open', { timeoutMs: 30_000, everyMs: 20 })
+        expect(o.requestLease(job.id, i, `peer${i}`)).toMatchObject({ ok: true })
+      }
+      await waitFor('every chunk cut', () => job.state === 'encoding', { timeoutMs: 30_000, everyMs: 50 })
+      expect(count('pending')).toBe(0)
+    })
+  }
 
   it('cuts straight from a source whose seeks land on the keyframe, and from a copy of the video once one does not', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'swarm-orig-direct-'))

@@ -3,8 +3,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { summarizeAnnexB } from '../../src/media/h264.js'
-import { verifyEncodedChunk } from '../../src/media/index.js'
+import { carriesA53Captions, summarizeAnnexB } from '../../src/media/h264.js'
+import { probeMedia, verifyEncodedChunk } from '../../src/media/index.js'
+import { ensureFixtures } from '../fixtures.js'
 
 let scratch: string
 beforeAll(async () => { scratch = await mkdtemp(join(tmpdir(), 'swarm-h264-')) })
@@ -78,5 +79,29 @@ describe('summarizeAnnexB', () => {
     const left = summarizeAnnexB(await readFile(damaged))
     expect(left.startsWithIdr).toBe(false)
     await expect(verifyEncodedChunk(damaged, { frameCount: left.pictures, decode: false })).rejects.toThrow(/does not start with a keyframe/)
+  })
+})
+
+describe('carriesA53Captions', () => {
+  const annexB = async (file: string): Promise<Buffer> => {
+    const r = await execa('ffmpeg', ['-v', 'error', '-nostdin', '-i', file, '-map', '0:v:0', '-c', 'copy', '-t', '2', '-f', 'h264', '-'], { encoding: 'buffer' })
+    return Buffer.from(r.stdout)
+  }
+
+  it('finds the CEA-608 captions of the captions fixture in its SEI, and none where there are none', async () => {
+    const fx = await ensureFixtures()
+    expect(carriesA53Captions(await annexB(fx.captionsTs))).toBe(true)
+    for (const name of ['openGop10bit', 'vfrMp4', 'offsetTs', 'taggedMp4'] as const) expect(carriesA53Captions(await annexB(fx[name]))).toBe(false)
+    // x264's own SEI (its version and settings, user data unregistered) is not mistaken for captions.
+    expect(carriesA53Captions(await readFile(await encode('sei', 'yuv420p', [])))).toBe(false)
+  })
+
+  it('lets probeMedia see captions in a Matroska copy, where ffprobe\'s own probe does not', async () => {
+    const fx = await ensureFixtures()
+    const mkv = join(scratch, 'captions.mkv')
+    await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-i', fx.captionsTs, '-map', '0:v:0', '-c', 'copy', mkv])
+    const { stdout } = await execa('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=closed_captions', '-of', 'csv=p=0', mkv])
+    expect(stdout.trim()).toBe('0')
+    expect((await probeMedia(mkv)).video.closedCaptions).toBe(true)
   })
 })

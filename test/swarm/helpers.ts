@@ -16,7 +16,8 @@ export function refusingArbiter (): LeaseArbiter {
     renewLease: () => no,
     releaseLease: () => no,
     segmentFor: () => no,
-    resultSlot: () => no,
+    resultSlot: async () => no,
+    uploadFailed: async () => {},
     acceptResult: async () => no
   }
 }

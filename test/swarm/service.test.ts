@@ -99,13 +99,20 @@ class FakeArbiter implements LeaseArbiter {
     return { ok: true, path: this.segmentPath, size: this.segment.length, sha256: this.lieAboutSegmentHash ? sha256(Buffer.from('other')) : sha256(this.segment), meta: this.meta }
   }
 
-  resultSlot (jobId: string, chunk: number, leaseId: string, peer: string): ReturnType<LeaseArbiter['resultSlot']> {
+  async resultSlot (jobId: string, chunk: number, leaseId: string, peer: string, size: number): ReturnType<LeaseArbiter['resultSlot']> {
     this.calls.push({ fn: 'resultSlot', args: [jobId, chunk, leaseId, peer] })
     const no = this.holds(jobId, chunk, leaseId, peer)
     if (no !== undefined) return no
     const tmpPath = join(this.dir, 'results', `chunk0-${++this.slotCount}.tmp`)
     this.slots.push(tmpPath)
+    // The size limit is the arbiter's (the originator's maxResultBytes); this one's is settable.
+    if (size > this.maxBytes) return { ok: false, code: 'too-large', message: `result of ${size} bytes is larger than ${this.maxBytes}` }
     return { ok: true, tmpPath, maxBytes: this.maxBytes }
+  }
+
+  async uploadFailed (tmpPath: string): Promise<void> {
+    this.calls.push({ fn: 'uploadFailed', args: [tmpPath] })
+    await rm(tmpPath, { force: true })
   }
 
   async acceptResult (jobId: string, chunk: number, peer: string, tmpPath: string, sha: string): ReturnType<LeaseArbiter['acceptResult']> {

@@ -9,6 +9,7 @@ import { probeMedia, type EncodeChunkOptions } from '../../src/media/index.js'
 import { ENCODE_NICENESS, Worker, type Delivered, type JobView, type OriginatorLink } from '../../src/worker/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 import { waitFor } from '../helpers/wait.js'
+import type { RefusalCode } from '../../src/swarm/index.js'
 
 let fx: Fixtures
 const cleanup: Array<() => Promise<void>> = []
@@ -21,7 +22,8 @@ function viewOf (job: JobRecord): JobView {
 
 async function setup (settings: string, workerOptions: { slots?: number, link?: (o: Originator) => OriginatorLink, encoder?: (o: EncodeChunkOptions) => Promise<never>, now?: () => number } = {}) {
   const home = await mkdtemp(join(tmpdir(), 'swarm-worker-'))
-  const originator = new Originator({ home, peerId: 'self', plan: { gopsPerChunk: 1 } })
+  // The worker is this originator's own (peer 'self'): its failures are evidence.
+  const originator = new Originator({ home, peerId: 'self', ownWorker: true, plan: { gopsPerChunk: 1 } })
   await originator.start()
   const link = workerOptions.link?.(originator) ?? localLink(originator, 'self')
   const worker = new Worker({ peerId: 'self', slots: workerOptions.slots ?? 2, workDir: join(home, 'work'), linkFor: () => link, heartbeatMs: 200, log: process.env.DEBUG_WORKER !== undefined ? console.log : undefined, ...(workerOptions.encoder !== undefined ? { encoder: workerOptions.encoder } : {}), ...(workerOptions.now !== undefined ? { now: workerOptions.now } : {}) })
@@ -97,23 +99,30 @@ describe('Worker scheduling (a scripted originator link)', () => {
     slots?: number
     /** Held before a claim is answered. */
     claimGate?: (chunk: number) => Promise<void>
+    /** A refusal code to answer a claim with, instead of a lease. */
+    refuseClaim?: (chunk: number) => RefusalCode | undefined
+    /** A refusal code to answer the n-th upload (from 0) with, instead of taking it. */
+    refuseUpload?: (attempt: number) => RefusalCode | undefined
     /** A download: how long it takes, whether it is from another node, whether it stops when aborted. */
     fetch?: { ms: number, owned: boolean, heedsAbort: boolean }
   }
 
   async function scripted (tag: string, script: Script = {}) {
-    const { claimGate = async () => {}, fetch = { ms: 0, owned: true, heedsAbort: true }, ...extra } = script
+    const { claimGate = async () => {}, refuseClaim = () => undefined, refuseUpload = () => undefined, fetch = { ms: 0, owned: true, heedsAbort: true }, ...extra } = script
     const workDir = await mkdtemp(join(tmpdir(), `swarm-worker-${tag}-`))
     cleanup.push(async () => { await rm(workDir, { recursive: true, force: true }) })
     const claims: number[] = []
     const releases: Array<{ chunk: number, reason: string }> = []
     const uploads = new Map<number, () => void>()
+    let uploadAttempts = 0
     const encodes = new Map<number, () => void>()
     const progress = new Map<number, EncodeChunkOptions['onProgress']>()
     const link: OriginatorLink = {
       claim: async (jobId, chunk, signal) => {
         claims.push(chunk)
         await Promise.race([claimGate(chunk), aborted(signal)])
+        const code = refuseClaim(chunk)
+        if (code !== undefined) return { ok: false, code, message: 'refused by the script' }
         return { ok: true, lease: { jobId, chunk, leaseId: `l${chunk}`, originator: 'origin', expiresAt: Date.now() + 30_000, issuedAt: Date.now() } }
       },
       heartbeat: async () => ({ ok: true, expiresAt: Date.now() + 30_000 }),
@@ -126,6 +135,8 @@ describe('Worker scheduling (a scripted originator link)', () => {
         return { path: dest, owned: fetch.owned, meta: META }
       },
       uploadResult: async (lease, _path, _sha256, signal) => {
+        const code = refuseUpload(uploadAttempts++)
+        if (code !== undefined) return { ok: false, code, message: 'refused by the script' }
         await Promise.race([new Promise<void>(resolve => uploads.set(lease.chunk, resolve)), aborted(signal)])
         return { ok: true }
       }
@@ -156,6 +167,29 @@ describe('Worker scheduling (a scripted originator link)', () => {
   }
 
   const view = (open: number[], seq: number): JobView => ({ jobId: JOB, originator: 'origin', settings: '--preset ultrafast', totalChunks: 4, open, seq })
+
+  it('leaves a job alone for a while once its originator says it holds as many leases as it may, instead of asking for every other chunk', async () => {
+    const { worker, claims } = await scripted('cap', { refuseClaim: () => 'too-many-leases' })
+    worker.updateJob(view([0, 1, 2, 3], 1))
+    await waitFor('a claim', () => claims.length > 0, { timeoutMs: 5000, everyMs: 20 })
+    // Several pumps (every heartbeat tick, 200 ms here) go by: none claims another chunk of the job.
+    await new Promise(resolve => setTimeout(resolve, 1000))
+    worker.updateJob(view([0, 1, 2, 3], 2))
+    await new Promise(resolve => setTimeout(resolve, 200))
+    expect(claims).toHaveLength(1)
+  })
+
+  it('uploads again when the originator has no room for the result yet, instead of throwing the encode away', async () => {
+    const { worker, delivered, uploads, encodes, releases } = await scripted('no-space', { refuseUpload: n => n === 0 ? 'no-space' : undefined })
+    worker.updateJob(view([0], 1))
+    await waitFor('the encode', () => encodes.size === 1, { timeoutMs: 5000, everyMs: 20 })
+    encodes.get(0)?.()
+    // Refused once with no-space, the upload is tried again after a pause.
+    await waitFor('the second upload', () => uploads.has(0), { timeoutMs: 10_000, everyMs: 50 })
+    uploads.get(0)?.()
+    await waitFor('the chunk to be delivered', () => delivered.some(d => d.chunk === 0), { timeoutMs: 5000, everyMs: 50 })
+    expect(releases).toEqual([])
+  })
 
   it('starts the next encode while the last result is still uploading', async () => {
     const { worker, delivered, uploads, encodes } = await scripted('overlap')
@@ -209,6 +243,46 @@ describe('Worker scheduling (a scripted originator link)', () => {
     expect(claims).toEqual([2])
   })
 
+  it('keys a job by its originator: another originator\'s job of the same id, with a higher seq, every chunk settled and a withdrawal, leaves this one alone', async () => {
+    const { worker, encodes, releases, claims } = await scripted('same-id')
+    worker.updateJob(view([0, 1], 1))
+    await waitFor('one encode', () => encodes.size === 1, { timeoutMs: 5000, everyMs: 50 })
+    const mine = worker.status().active.map(t => [t.originator, t.chunk])
+    expect(mine.every(([o]) => o === 'origin')).toBe(true)
+    const claimsBefore = claims.length
+    // A copycat announces the same id in its own name, says every chunk is settled, then withdraws "it".
+    worker.updateJob({ ...view([], Number.MAX_SAFE_INTEGER), originator: 'copycat', settled: [0, 1, 2, 3] })
+    worker.removeJob('copycat', JOB)
+    await new Promise(resolve => setTimeout(resolve, 300))
+    expect(worker.status().active.map(t => [t.originator, t.chunk])).toEqual(mine)
+    expect(releases).toEqual([])
+    expect(claims.length).toBe(claimsBefore)
+    // The real originator's next announcement is still heard, its seq compared only with its own.
+    const first = mine[0]?.[1] as number
+    worker.updateJob({ ...view([], 2), settled: [first] })
+    await waitFor('the chunk the real originator settled to stop', () => !worker.status().active.some(t => t.chunk === first), { timeoutMs: 5000, everyMs: 50 })
+  })
+
+  it('stops claiming a job whose originator answers banned, and says so once', async () => {
+    const workDir = await mkdtemp(join(tmpdir(), 'swarm-worker-banned-'))
+    const claims: number[] = []
+    const log: string[] = []
+    const no = async (): Promise<never> => { throw new Error('not reached') }
+    const link: OriginatorLink = {
+      claim: async (_jobId, chunk) => { claims.push(chunk); return { ok: false, code: 'banned', message: 'this peer is banned from this job' } },
+      heartbeat: no, release: no, fetchSegment: no, uploadResult: no
+    }
+    const worker = new Worker({ peerId: 'worker', slots: 1, workDir, linkFor: () => link, heartbeatMs: 200, log: (l) => { log.push(l) } })
+    cleanup.push(async () => { await worker.stop(); await rm(workDir, { recursive: true, force: true }) })
+    worker.start()
+    worker.updateJob(view([0, 1, 2, 3], 1))
+    await waitFor('the first claim', () => claims.length >= 1, { timeoutMs: 5000, everyMs: 20 })
+    worker.updateJob(view([0, 1, 2, 3], 2))
+    await new Promise(resolve => setTimeout(resolve, 600))
+    expect(claims).toHaveLength(1)
+    expect(log.filter(l => l.includes('this peer is banned from this job'))).toHaveLength(1)
+  })
+
   it('gives the leases of a job it forgets back to the originator, without counting a failure', async () => {
     const { worker, encodes, releases, nearEnd } = await scripted('forget')
     worker.updateJob(view([0, 1, 2], 1))
@@ -217,7 +291,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
     // One encoding, one prefetched.
     await waitFor('one encode and two chunks held', () => encodes.size === 1 && worker.status().active.length === 2, { timeoutMs: 5000, everyMs: 50 })
     const held = worker.status().active.map(t => t.chunk).sort()
-    worker.removeJob(JOB)
+    worker.removeJob('origin', JOB)
     await waitFor('two releases', () => releases.length === 2, { timeoutMs: 5000, everyMs: 50 })
     expect(releases.map(r => r.reason)).toEqual(['', ''])
     expect(releases.map(r => r.chunk).sort()).toEqual(held)

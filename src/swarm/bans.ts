@@ -1,0 +1,194 @@
+import { EventEmitter } from 'node:events'
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { z } from 'zod'
+import { logger, shortJob, shortPeer, type Logger, type LogSink } from '../log/index.js'
+import type { Offence } from './contract.js'
+
+/** The block list's file in the node's home. */
+export const BANS_FILE = 'bans.json'
+/** A first offence bans for an hour; each one after a ban doubles it, up to a day. */
+export const FIRST_BAN_MS = 60 * 60_000
+export const MAX_BAN_MS = 24 * 60 * 60_000
+/** A peer's record (its strikes, the jobs it lied about) is forgotten this long after its ban ended. */
+export const FORGET_AFTER_MS = 7 * 24 * 60 * 60_000
+/**
+ * Records kept at most: an identity costs nothing to make, so a peer that gets each of a thousand
+ * banned must not grow the file without bound. The oldest finished bans go first.
+ */
+export const MAX_BAN_RECORDS = 1024
+export const MAX_JOBS_PER_RECORD = 32
+/**
+ * Requests that break the protocol (frames that do not parse, break the schema, bytes that do not
+ * match the SHA-256 announced) ban a peer once this many arrive within VIOLATION_WINDOW_MS. One is
+ * refused and explained: a peer running another version may send it in good faith. Many are abuse.
+ */
+export const VIOLATIONS_TO_BAN = 10
+export const VIOLATION_WINDOW_MS = 10 * 60_000
+
+const BAN_FILE_VERSION = 1
+
+const BanRecordSchema = z.object({
+  peer: z.string().min(1).max(128),
+  reason: z.string().max(1000),
+  since: z.number(),
+  until: z.number(),
+  strikes: z.number().int().min(1),
+  jobs: z.array(z.string().max(64)).max(MAX_JOBS_PER_RECORD)
+})
+
+/** One peer on the block list. */
+export type BanRecord = z.infer<typeof BanRecordSchema>
+
+const BanFile = z.object({ version: z.literal(BAN_FILE_VERSION), bans: z.array(z.unknown()) })
+
+export interface BanListOptions {
+  /** Where the list is kept: `<home>/bans.json`. */
+  file: string
+  now?: () => number
+  log?: LogSink
+}
+
+/**
+ * Peers caught lying, remembered: a result that failed verification, a segment that is not one,
+ * requests that keep breaking the protocol. An offence bans the peer from the job it lied about
+ * (for as long as this node remembers it) and from this whole node for an hour, twice as long
+ * after each later ban, at most a day. The list is written to the home after every change
+ * (atomically: a temporary file renamed over the old one), so a restart does not forgive anyone.
+ * The edge asks isBanned: the connection gater, the stream handlers, the job topic's validator.
+ */
+export class BanList extends EventEmitter<{ banned: [BanRecord], lifted: [string] }> {
+  private readonly records = new Map<string, BanRecord>()
+  private readonly violations = new Map<string, { count: number, first: number }>()
+  private readonly now: () => number
+  private readonly log: Logger
+  private saving: Promise<void> = Promise.resolve()
+
+  constructor (private readonly o: BanListOptions) {
+    super()
+    this.now = o.now ?? Date.now
+    this.log = logger('swarm', o.log)
+  }
+
+  /** Reads the list from the home. A missing file is an empty list; an unreadable one is logged and replaced on the next change. */
+  async load (): Promise<void> {
+    let text: string
+    try {
+      text = await readFile(this.o.file, 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+      throw err
+    }
+    try {
+      const parsed = BanFile.parse(JSON.parse(text))
+      for (const raw of parsed.bans) {
+        const r = BanRecordSchema.safeParse(raw)
+        if (r.success) this.records.set(r.data.peer, r.data)
+      }
+    } catch (err) {
+      this.log.info(`ignoring ${this.o.file}: ${(err as Error).message.split('\n')[0] ?? ''}`)
+    }
+    this.prune()
+  }
+
+  /**
+   * A peer was caught: banned from the job and, unless it is banned already, from the node (logged
+   * once, with the reason). An offence during a ban adds the job but not a strike: a liar's uploads
+   * that were already on their way must not stretch its ban to a day at once.
+   */
+  report (offence: Offence): BanRecord {
+    const now = this.now()
+    const known = this.records.get(offence.peer)
+    const reason = offence.reason.slice(0, 1000)
+    if (known !== undefined && known.until > now) {
+      if (offence.jobId !== undefined && this.addJob(known, offence.jobId)) void this.save()
+      this.log.debug(`${shortPeer(offence.peer)} (banned) again: ${reason}`)
+      return known
+    }
+    const strikes = (known?.strikes ?? 0) + 1
+    const lasts = Math.min(MAX_BAN_MS, FIRST_BAN_MS * 2 ** (strikes - 1))
+    const record: BanRecord = { peer: offence.peer, reason, since: now, until: now + lasts, strikes, jobs: known?.jobs ?? [] }
+    if (offence.jobId !== undefined) this.addJob(record, offence.jobId)
+    this.records.delete(offence.peer)
+    this.records.set(offence.peer, record)
+    this.violations.delete(offence.peer)
+    this.prune()
+    this.log.info(`banned ${shortPeer(offence.peer)} for ${describeMs(lasts)}${offence.jobId !== undefined ? ` and from ${shortJob(offence.jobId)}` : ''}: ${reason}`)
+    this.emit('banned', record)
+    void this.save()
+    return record
+  }
+
+  /** A request from the peer broke the protocol; enough of them within the window are an offence. */
+  violation (peer: string, message: string): void {
+    if (this.isBanned(peer)) return
+    const now = this.now()
+    const seen = this.violations.get(peer)
+    const count = seen !== undefined && now - seen.first < VIOLATION_WINDOW_MS ? seen.count + 1 : 1
+    this.violations.set(peer, { count, first: count === 1 ? now : (seen as { first: number }).first })
+    // Bounded like the records: a stream of fresh identities must not grow this map either.
+    if (this.violations.size > MAX_BAN_RECORDS) this.violations.delete(this.violations.keys().next().value as string)
+    if (count >= VIOLATIONS_TO_BAN) this.report({ peer, reason: `${count} requests that broke the protocol within ${describeMs(VIOLATION_WINDOW_MS)}; the last: ${message}` })
+  }
+
+  /** Whether the peer is banned from this node now, or (with a job id) from that job. */
+  isBanned (peer: string, jobId?: string): boolean {
+    const r = this.records.get(peer)
+    if (r === undefined) return false
+    return r.until > this.now() || (jobId !== undefined && r.jobs.includes(jobId))
+  }
+
+  /** Every peer still refused somewhere: banned from the node now, or from a job; longest banned first. */
+  list (): Array<BanRecord & { active: boolean }> {
+    const now = this.now()
+    return [...this.records.values()]
+      .filter(r => r.until > now || r.jobs.length > 0)
+      .map(r => ({ ...r, jobs: [...r.jobs], active: r.until > now }))
+      .sort((a, b) => b.until - a.until)
+  }
+
+  /** Forgives a peer (the user said so): its ban, its jobs and its strikes go. */
+  lift (peer: string): boolean {
+    this.violations.delete(peer)
+    if (!this.records.delete(peer)) return false
+    this.log.info(`lifted the ban on ${shortPeer(peer)}`)
+    this.emit('lifted', peer)
+    void this.save()
+    return true
+  }
+
+  /** Waits for the writes under way. */
+  async flush (): Promise<void> { await this.saving }
+
+  private addJob (r: BanRecord, jobId: string): boolean {
+    if (r.jobs.includes(jobId)) return false
+    r.jobs.push(jobId)
+    if (r.jobs.length > MAX_JOBS_PER_RECORD) r.jobs.shift()
+    return true
+  }
+
+  /** Drops records long over, then the oldest over ones (then the oldest at all) beyond the cap. */
+  private prune (): void {
+    const now = this.now()
+    for (const [peer, r] of this.records) if (r.until + FORGET_AFTER_MS < now) this.records.delete(peer)
+    if (this.records.size <= MAX_BAN_RECORDS) return
+    const byAge = [...this.records.values()].sort((a, b) => Number(a.until > now) - Number(b.until > now) || a.since - b.since)
+    for (const r of byAge.slice(0, this.records.size - MAX_BAN_RECORDS)) this.records.delete(r.peer)
+  }
+
+  /** Writes the whole list, one write at a time, through a temporary file renamed into place. */
+  private async save (): Promise<void> {
+    this.saving = this.saving.then(async () => {
+      const tmp = `${this.o.file}.tmp`
+      await mkdir(dirname(this.o.file), { recursive: true, mode: 0o700 })
+      await writeFile(tmp, JSON.stringify({ version: BAN_FILE_VERSION, bans: [...this.records.values()] }, null, 1), { mode: 0o600 })
+      await rename(tmp, this.o.file)
+    }).catch((err: Error) => { this.log.info(`could not save the block list ${this.o.file}: ${err.message}`) })
+    await this.saving
+  }
+}
+
+/** "1 h", "16 h", "30 min": how long a ban lasts, in the words the log and the CLI use. */
+export function describeMs (ms: number): string {
+  return ms >= 60 * 60_000 ? `${Math.round(ms / (60 * 60_000))} h` : `${Math.round(ms / 60_000)} min`
+}

@@ -1,0 +1,111 @@
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { BanList, BANS_FILE, FIRST_BAN_MS, MAX_BAN_MS, MAX_BAN_RECORDS, VIOLATIONS_TO_BAN } from '../../src/swarm/index.js'
+import { jobId, PEER_B, PEER_C } from '../helpers/records.js'
+
+const H = 60 * 60_000
+let root: string
+beforeAll(async () => { root = await mkdtemp(join(tmpdir(), 'swarm-bans-')) })
+afterAll(async () => { await rm(root, { recursive: true, force: true }) })
+
+function list (name: string, clock: { t: number }, log: string[] = []): BanList {
+  return new BanList({ file: join(root, name, BANS_FILE), now: () => clock.t, log: (l) => { log.push(l) } })
+}
+
+describe('BanList', () => {
+  it('bans for an hour, doubles on each later ban up to a day, and adds no strike while a ban holds', async () => {
+    const clock = { t: 1_000_000 }
+    const log: string[] = []
+    const bans = list('doubling', clock, log)
+    await bans.load()
+    expect(bans.report({ peer: PEER_B, jobId: jobId('1'), reason: 'bad result' }).until).toBe(clock.t + FIRST_BAN_MS)
+    // Its other uploads, already on their way, fail too: same ban, no second strike, logged once.
+    clock.t += 1000
+    expect(bans.report({ peer: PEER_B, jobId: jobId('2'), reason: 'bad result again' })).toMatchObject({ strikes: 1, jobs: [jobId('1'), jobId('2')] })
+    expect(log.filter(l => l.includes('banned ')).length).toBe(1)
+    expect(log[0]).toMatch(/^swarm: banned [^ ]+ for 1 h and from 1{8,}: bad result$/)
+    const lengths: number[] = []
+    for (let i = 0; i < 7; i++) {
+      clock.t = bans.list()[0]!.until + 1
+      expect(bans.isBanned(PEER_B)).toBe(false)
+      const r = bans.report({ peer: PEER_B, reason: 'again' })
+      lengths.push((r.until - r.since) / H)
+    }
+    expect(lengths).toEqual([2, 4, 8, 16, 24, 24, 24])
+    expect(MAX_BAN_MS).toBe(24 * H)
+    await bans.flush()
+  })
+
+  it('keeps a peer off the job it lied about after its node-wide ban is over, and never bans anyone else', async () => {
+    const clock = { t: 0 }
+    const bans = list('job', clock)
+    await bans.load()
+    bans.report({ peer: PEER_B, jobId: jobId('1'), reason: 'bad result' })
+    expect(bans.isBanned(PEER_B)).toBe(true)
+    expect(bans.isBanned(PEER_C)).toBe(false)
+    clock.t += FIRST_BAN_MS + 1
+    expect(bans.isBanned(PEER_B)).toBe(false)
+    expect(bans.isBanned(PEER_B, jobId('2'))).toBe(false)
+    expect(bans.isBanned(PEER_B, jobId('1'))).toBe(true)
+    expect(bans.list()).toMatchObject([{ peer: PEER_B, active: false, jobs: [jobId('1')] }])
+    await bans.flush()
+  })
+
+  it('is kept in the home across restarts, written 0600 through a temporary file, and lifted for good', async () => {
+    const clock = { t: 5_000 }
+    const first = list('persist', clock)
+    await first.load()
+    first.report({ peer: PEER_B, jobId: jobId('1'), reason: 'sent a manifest as a segment' })
+    await first.flush()
+    const file = join(root, 'persist', BANS_FILE)
+    expect((await stat(file)).mode & 0o777).toBe(0o600)
+    expect(existsSync(`${file}.tmp`)).toBe(false)
+    const again = list('persist', clock)
+    await again.load()
+    expect(again.isBanned(PEER_B)).toBe(true)
+    expect(again.list()[0]).toMatchObject({ reason: 'sent a manifest as a segment', strikes: 1 })
+    expect(again.lift(PEER_B)).toBe(true)
+    expect(again.lift(PEER_B)).toBe(false)
+    await again.flush()
+    const third = list('persist', clock)
+    await third.load()
+    expect(third.isBanned(PEER_B, jobId('1'))).toBe(false)
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual({ version: 1, bans: [] })
+  })
+
+  it('bans a peer after VIOLATIONS_TO_BAN protocol violations, not after one', async () => {
+    const clock = { t: 0 }
+    const bans = list('violations', clock)
+    await bans.load()
+    for (let i = 1; i < VIOLATIONS_TO_BAN; i++) bans.violation(PEER_B, `frame ${i} does not parse`)
+    expect(bans.isBanned(PEER_B)).toBe(false)
+    bans.violation(PEER_B, 'the last straw')
+    expect(bans.isBanned(PEER_B)).toBe(true)
+    expect(bans.list()[0]?.reason).toMatch(/^10 requests that broke the protocol within 10 min; the last: the last straw$/)
+    await bans.flush()
+  })
+
+  it('starts empty from a file it cannot read, skips records that do not parse, and keeps at most MAX_BAN_RECORDS', async () => {
+    const clock = { t: 0 }
+    const dir = join(root, 'broken')
+    await rm(dir, { recursive: true, force: true })
+    const { mkdir } = await import('node:fs/promises')
+    await mkdir(dir, { recursive: true })
+    await writeFile(join(dir, BANS_FILE), '{ not json')
+    const log: string[] = []
+    const broken = list('broken', clock, log)
+    await broken.load()
+    expect(broken.list()).toEqual([])
+    expect(log.some(l => l.includes('ignoring'))).toBe(true)
+    await writeFile(join(dir, BANS_FILE), JSON.stringify({ version: 1, bans: [{ peer: PEER_B, reason: 'x', since: 0, until: FIRST_BAN_MS, strikes: 1, jobs: [] }, { peer: 7 }] }))
+    const partly = list('broken', clock)
+    await partly.load()
+    expect(partly.list().map(b => b.peer)).toEqual([PEER_B])
+    for (let i = 0; i < MAX_BAN_RECORDS + 10; i++) partly.report({ peer: `peer-${i}`, reason: 'sybil' })
+    expect(partly.list().length).toBe(MAX_BAN_RECORDS)
+    await partly.flush()
+  })
+})
