@@ -84,8 +84,11 @@ function trackChecks (source: MediaInfo, output: MediaInfo): FidelityCheck[] {
   return checks
 }
 
-async function offsetChecks (source: MediaInfo, output: MediaInfo): Promise<FidelityCheck[]> {
-  const [ss, os] = await Promise.all([trackStarts(source.path), trackStarts(output.path)])
+type TrackStarts = Awaited<ReturnType<typeof trackStarts>>
+
+/** `starts`: trackStarts of the source and of the output, already under way. */
+async function offsetChecks (source: MediaInfo, output: MediaInfo, starts: Promise<[TrackStarts, TrackStarts]>): Promise<FidelityCheck[]> {
+  const [ss, os] = await starts
   const sv = ss.find(t => t.type === 'video')?.start ?? 0
   const ov = os.find(t => t.type === 'video')?.start ?? 0
   const checks: FidelityCheck[] = []
@@ -159,15 +162,19 @@ function colourCheck (source: MediaInfo, output: MediaInfo, settings: X264Settin
  * duration; colour description and SAR (except what the settings set); chapters, attachments, and
  * captions carried inside the video.
  */
-export async function checkFidelity (source: MediaInfo, outputPath: string, o: { settings?: string | X264Settings, captionsDropped?: boolean, output?: MediaInfo } = {}): Promise<FidelityReport> {
-  // The caller may have probed the output already (every packet: seconds for a long file).
-  const output = o.output ?? await probeMedia(outputPath)
+export async function checkFidelity (source: MediaInfo, outputPath: string, o: { settings?: string | X264Settings, captionsDropped?: boolean, output?: MediaInfo | Promise<MediaInfo> } = {}): Promise<FidelityReport> {
+  // Every read of the two files starts at once: at the end of a job the swarm's other cores are idle.
+  const attachments = Promise.all([attachmentNames(source.path), attachmentNames(outputPath)])
+  const starts = Promise.all([trackStarts(source.path), trackStarts(outputPath)])
+  attachments.catch(() => {}); starts.catch(() => {}) // awaited below; only keeps an early failure from going unhandled
+  // The caller may be probing the output already (every packet: seconds for a long file).
+  const output = await (o.output ?? probeMedia(outputPath))
   const settings = typeof o.settings === 'string' ? parseX264Settings(o.settings) : o.settings
-  const [sa, oa] = await Promise.all([attachmentNames(source.path), attachmentNames(outputPath)])
+  const [sa, oa] = await attachments
   const checks: FidelityCheck[] = [
     ...frameChecks(source, output),
     ...trackChecks(source, output),
-    ...await offsetChecks(source, output),
+    ...await offsetChecks(source, output, starts),
     colourCheck(source, output, settings),
     { name: 'chapters', ok: source.chapterCount === output.chapterCount, source: String(source.chapterCount), output: String(output.chapterCount) },
     { name: 'attachments', ok: sa.join('\n') === oa.join('\n'), source: sa.join(', ') || 'none', output: oa.join(', ') || 'none' }

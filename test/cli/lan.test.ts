@@ -20,7 +20,7 @@ import { decodedFrameCount } from '../helpers/media.js'
 import { TestNetwork, type Host } from '../helpers/netns.js'
 import { hostCli, type HostNode } from '../helpers/cli-hosts.js'
 
-const ENCODER = 'delay:60'
+const ENCODER = 'delay:100'
 let root: string
 let net: TestNetwork
 
@@ -89,8 +89,8 @@ describe('the README LAN walkthrough, on hosts in network namespaces', () => {
     const human = await swarm(ann, dir(ann), ['peers'])
     expect(human.stdout).toMatch(/found by\s+mdns/)
 
-    // The job: 24 chunks of 21 frames, each about 1.3 s of stand-in work plus a real encode.
-    const clip = await makeClip(join(dir(ann), 'Show - 01.mkv'), { frames: 24 * 21, keyint: 3 })
+    // The job: 72 chunks of 21 frames (3-frame GOPs: too short for a finer tail), each about 2 s of stand-in work plus a real encode.
+    const clip = await makeClip(join(dir(ann), 'Show - 01.mkv'), { frames: 72 * 21, keyint: 3 })
     const srcFrames = (await probeMedia(clip)).video.frameCount
     // Step 6: swarm add on ann, --wait; it runs while a host joins and another restarts.
     const adding = spawn(ann, dir(ann), ['add', clip, '--preset ultrafast --crf 30', '--wait', '--json'])
