@@ -208,7 +208,8 @@ async function startWorker (o: DaemonOptions, p: Omit<Parts, 'worker'>, slots: n
           // waits out each of its private addresses (libp2p tries them one by one, 6 s each)
           // before the relayed one, which can take longer than a claim may. Once connected, a claim
           // whose own time ran out meanwhile is tried again over that connection.
-          const gate = await p.reach.gate(originatorId, p.remoteJobs.addrsOf(originatorId), link.connect, AbortSignal.any([AbortSignal.timeout(GATE_CONNECT_MS), stopping]))
+          const connected = p.libp2p.getConnections().some(c => c.remotePeer.toString() === originatorId && c.status === 'open')
+          const gate = await p.reach.gate(originatorId, p.remoteJobs.addrsOf(originatorId), link.connect, AbortSignal.any([AbortSignal.timeout(GATE_CONNECT_MS), stopping]), connected)
           return gate.ok ? await link.claim(jobId, chunk, signal) : gate
         }
       }

@@ -36,12 +36,15 @@ export class OriginatorReach {
   /**
    * Connects if it is time to try; answers with the path, or a refusal the worker backs off from.
    * `addrs` are the addresses the originator announced: when they change (it reserved a slot on a
-   * relay, or moved), the next claim tries at once instead of waiting out the delay.
+   * relay, or moved), the next claim tries at once instead of waiting out the delay; so does one
+   * made while a connection to the originator is open (`connected`).
    */
-  async gate (originator: string, addrs: string[], connect: (signal: AbortSignal) => Promise<PeerPath>, signal: AbortSignal): Promise<Answer> {
+  async gate (originator: string, addrs: string[], connect: (signal: AbortSignal) => Promise<PeerPath>, signal: AbortSignal, connected = false): Promise<Answer> {
     const st = this.state.get(originator)
     const key = [...addrs].sort().join(' ')
-    if (st !== undefined && st.path.kind === 'control-only' && this.now() < st.retryAt && st.addrs === key) return refusal(originator, st.path)
+    // A connection that exists now (the originator dialled us, e.g. through a relay after finding
+    // us in the DHT) ends the wait at once: `connect` then only picks it up.
+    if (!connected && st !== undefined && st.path.kind === 'control-only' && this.now() < st.retryAt && st.addrs === key) return refusal(originator, st.path)
     try {
       const path = await connect(signal)
       if (st?.path.kind === 'control-only') this.log.info(`originator ${originator} reachable again (${describe(path)})`)
