@@ -257,8 +257,10 @@ async function main (): Promise<void> {
       // The same work per node at every size, so the ideal makespan is the same and rows compare.
       const chunks = perNode * k
       const clip = join(dir, `scale-${k}.mkv`)
-      // One keyframe every `fpc` frames and no B-frames: one chunk per GOP.
-      await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=64x36:rate=25', '-frames:v', String(chunks * fpc),
+      // One keyframe every `fpc` frames and no B-frames: one chunk per GOP. One still colour: the
+      // stand-in hands back one encode per chunk shape, and the originator's picture check compares
+      // it with each chunk's own source frames, which only a picture that never changes matches.
+      await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'color=c=0x6080a0:size=64x36:rate=25', '-frames:v', String(chunks * fpc),
         '-c:v', 'libx264', '-preset', 'ultrafast', '-g', String(fpc), '-keyint_min', String(fpc), '-sc_threshold', '0', '-bf', '0', '-pix_fmt', 'yuv420p', clip])
       console.log(`scale: ${k} nodes, ${chunks} chunks of ${fpc} frames, ${msPerFrame} ms per frame…`)
       const row = await runSwarm(k, clip, chunks, fpc, msPerFrame)
