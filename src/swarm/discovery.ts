@@ -139,6 +139,12 @@ export interface PeerDialerInit {
   minBackoffMs?: number
   maxBackoffMs?: number
   /**
+   * While the node has no connection at all, a peer that failed is tried again this soon, whatever
+   * its backoff (default 10 s): a node alone does nothing, and its bootstrap node, refused once in
+   * a crowd starting together, would otherwise wait minutes (50 nodes on one host: 4 never joined).
+   */
+  aloneRetryMs?: number
+  /**
    * Peers that the DHT names are dialled only while the node has fewer connections than this: a
    * worker dials the originators it needs anyway, and at fifty nodes a full mesh costs every node
    * CPU for nothing. mDNS and bootstrap peers are dialled up to the connection manager's limit.
@@ -168,6 +174,8 @@ export interface UnreachablePeer {
 interface DialState {
   failures: number
   retryAt: number
+  /** When the last dial failed. */
+  failedAt?: number
   /** The failure that was logged since the peer last connected, if any. */
   lastLogged?: string
   inFlight: boolean
@@ -178,6 +186,7 @@ export const DEFAULT_MIN_BACKOFF_MS = 5_000
 export const DEFAULT_MAX_BACKOFF_MS = 5 * 60_000
 export const DEFAULT_REDIAL_INTERVAL_MS = 10_000
 export const DEFAULT_DHT_DIAL_TARGET = 32
+export const DEFAULT_ALONE_RETRY_MS = 10_000
 const MDNS_TIE_BREAK_MS = 1500
 const MDNS_DIAL_TIMEOUT_MS = 3_000
 /** libp2p's own limit per address of a dial (its `addressDialTimeout` default). */
@@ -294,7 +303,9 @@ export class PeerDialer implements Startable {
       // Bounded like the discovered peers: the oldest dial records go first.
       if (this.state.size > MAX_REMEMBERED_PEERS) this.state.delete(this.state.keys().next().value as string)
     }
-    if (state.inFlight || this.now() < state.retryAt) return
+    const alone = this.components.connectionManager.getConnections().length === 0
+    const retryAt = alone ? Math.min(state.retryAt, (state.failedAt ?? 0) + (this.init.aloneRetryMs ?? DEFAULT_ALONE_RETRY_MS)) : state.retryAt
+    if (state.inFlight || this.now() < retryAt) return
     state.inFlight = true
     this.counters.dials++
     // A LAN peer connects and finishes its handshakes in milliseconds; one that does not within a
@@ -324,6 +335,7 @@ export class PeerDialer implements Startable {
       const backoff = Math.min(max, min * 2 ** (state.failures - 1))
       // A little jitter, so two nodes that refuse each other do not dial in step forever.
       state.retryAt = this.now() + backoff * (0.9 + 0.2 * Math.random())
+      state.failedAt = this.now()
       const reason = describeDialError(err)
       this.log('dial %s (found by %s) failed (%d): %s', peer, source, state.failures, err.message)
       // Once per peer until it connects: with a foreign key the garbled handshake fails a different

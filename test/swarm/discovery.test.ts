@@ -38,7 +38,7 @@ async function plainNode (privateKey?: PrivateKey, port = 0): Promise<Libp2p> {
   return node
 }
 
-async function dialerNode (o: { bootstrap?: string[], minBackoffMs?: number, redialIntervalMs?: number, log?: string[] } = {}): Promise<{ node: DialerNode, discovery: ScriptedDiscovery, peers: DiscoveredPeers }> {
+async function dialerNode (o: { bootstrap?: string[], minBackoffMs?: number, redialIntervalMs?: number, aloneRetryMs?: number, log?: string[] } = {}): Promise<{ node: DialerNode, discovery: ScriptedDiscovery, peers: DiscoveredPeers }> {
   const peers = new DiscoveredPeers()
   const discovery = new ScriptedDiscovery()
   const node = await createLibp2p({
@@ -53,6 +53,7 @@ async function dialerNode (o: { bootstrap?: string[], minBackoffMs?: number, red
         bootstrap: o.bootstrap ?? [],
         ...(o.minBackoffMs !== undefined ? { minBackoffMs: o.minBackoffMs } : {}),
         ...(o.redialIntervalMs !== undefined ? { redialIntervalMs: o.redialIntervalMs } : {}),
+        ...(o.aloneRetryMs !== undefined ? { aloneRetryMs: o.aloneRetryMs } : {}),
         log: (line) => { o.log?.push(line) }
       })
     }
@@ -150,6 +151,22 @@ describe('PeerDialer', () => {
     await other.hangUp(node.peerId)
     await waitFor('the hang-up', () => !connected(node, other), { timeoutMs: 5000, everyMs: 10, retryErrors: true })
     await waitFor('the redial', () => connected(node, other), { timeoutMs: 5000, everyMs: 20, retryErrors: true })
+  })
+})
+
+describe('PeerDialer, alone', () => {
+  it('tries its bootstrap node again soon while it has no connection at all, and waits out the backoff once it has one', async () => {
+    const port = await closedPort()
+    const ghost = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    const { node, discovery } = await dialerNode({ bootstrap: [`/ip4/127.0.0.1/tcp/${port}/p2p/${ghost.toString()}`], minBackoffMs: 60_000, redialIntervalMs: 50, aloneRetryMs: 300 })
+    // A minute's backoff, yet alone the node tries every 300 ms.
+    await waitFor('three failed dials', () => node.services.dialer.stats.failed >= 3, { timeoutMs: 5000, everyMs: 20, retryErrors: true })
+    const other = await plainNode()
+    discovery.report(infoOf(other))
+    await waitFor('a connection', () => connected(node, other), { timeoutMs: 5000, everyMs: 20, retryErrors: true })
+    const failed = node.services.dialer.stats.failed
+    await new Promise(resolve => setTimeout(resolve, 1000))
+    expect(node.services.dialer.stats.failed).toBeLessThanOrEqual(failed + 1)
   })
 })
 
