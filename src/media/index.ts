@@ -9,7 +9,7 @@ export { encodeChunk, decoderArgs, encoderArgs, y4mPixFmt, type EncodeChunkOptio
 export { startPipeSource, type PipeSource } from './tools.js'
 export { inspectSegment, peerInputArgs, type SegmentShape } from './peer-bytes.js'
 export { verifyEncodedChunk, type VerifiedChunk, type VerifyExpectations } from './verify.js'
-export { comparePictures, pickPicturePositions, segmentTimesFromSource, PICTURE_PSNR_THRESHOLD, PICTURE_NEIGHBOUR_MARGIN_DB, type PictureCheck, type PictureCheckOptions, type SampledFrame, type SegmentTimes, type SourceSegmentRef } from './pictures.js'
+export { comparePictures, pickPicturePositions, segmentTimesFromSource, PICTURE_PSNR_THRESHOLD, PICTURE_NEIGHBOUR_MARGIN_DB, PICTURE_NEIGHBOUR_RULE_BELOW_DB, type PictureCheck, type PictureCheckOptions, type SampledFrame, type SegmentTimes, type SourceSegmentRef } from './pictures.js'
 export { mergeChunks, copyOutput, checkSourceCrc, defaultOutputStem, timestampFileV2, trackStarts, trackPropertyArgs, type MergeOptions, type MergeResult } from './merge.js'
 export { sha256File, crc32File, crcInName, stripCrcTag } from './hash.js'
 export { extractCaptions, CAPTIONS_TRACK_NAME } from './captions.js'

@@ -21,6 +21,14 @@ export const PICTURE_PSNR_THRESHOLD = 24
  */
 export const PICTURE_NEIGHBOUR_MARGIN_DB = 1
 
+/**
+ * A sampled frame this close to its own source frame (dB) shows the source's picture, whatever its
+ * neighbours score: the neighbour rule applies only below it. Where the picture hardly moves, an
+ * honest frame scored 52.7 dB against its own frame and 54.0 against a neighbour (coding noise on
+ * near-identical frames, 64x36 test pattern); a frame shifted by one scores 23-26 dB against its own.
+ */
+export const PICTURE_NEIGHBOUR_RULE_BELOW_DB = 40
+
 /** Pictures are compared at a quarter of their width and height: coding noise averages out, content differences stay. */
 const SCALE_DOWN = 4
 
@@ -270,7 +278,7 @@ export async function comparePictures (resultPath: string, segment: SourceSegmen
     if (f.psnr < threshold) {
       throw new VerificationError(`${resultPath}: frame ${f.position} does not show the source's picture (PSNR ${f.psnr.toFixed(1)} dB against the source's frame, at least ${threshold} dB expected)`)
     }
-    if (f.neighbourPsnr > f.psnr + margin) {
+    if (f.psnr < PICTURE_NEIGHBOUR_RULE_BELOW_DB && f.neighbourPsnr > f.psnr + margin) {
       throw new VerificationError(`${resultPath}: frame ${f.position} shows a neighbouring frame of the source (PSNR ${f.neighbourPsnr.toFixed(1)} dB against the source's frame ${f.position - 1} or ${f.position + 1}, ${f.psnr.toFixed(1)} dB against its own)`)
     }
   }

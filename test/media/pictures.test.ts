@@ -1,9 +1,10 @@
+import { execa } from 'execa'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
-  comparePictures, cutSegment, encodeChunk, extractVideo, pickPicturePositions, planChunks, probeMedia, segmentTimesFromSource, PICTURE_NEIGHBOUR_MARGIN_DB, PICTURE_PSNR_THRESHOLD, VerificationError,
+  comparePictures, cutSegment, encodeChunk, extractVideo, pickPicturePositions, planChunks, probeMedia, segmentTimesFromSource, sourceAsCutSource, PICTURE_NEIGHBOUR_RULE_BELOW_DB, PICTURE_NEIGHBOUR_MARGIN_DB, PICTURE_PSNR_THRESHOLD, VerificationError,
   type MediaInfo, type SampledFrame, type Segment
 } from '../../src/media/index.js'
 import { ensureFixtures } from '../fixtures.js'
@@ -134,6 +135,28 @@ describe('comparePictures', () => {
     // And a lie is still caught with them.
     const out = await encodeLie(seg.path, seg.selectFromTime, seg.frameCount, 'shift-forward', join(scratch, 'shift-times.264'))
     await expect(comparePictures(out, seg, seg.frameCount, { ...size, positions: [30], segmentTimes })).rejects.toBeInstanceOf(VerificationError)
+  })
+
+  it('passes an honest result of a picture that hardly moves, where coding noise makes a neighbour score higher', async () => {
+    // The originator test's tiny clip (64x36, 20-frame GOPs): at a quarter size neighbouring frames
+    // are nearly alike, and an honest frame scored 54.0 dB against a neighbour, 52.7 against its own.
+    const clip = join(scratch, 'tiny.mkv')
+    await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=64x36:rate=25', '-frames:v', '40',
+      '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '20', '-keyint_min', '20', '-sc_threshold', '0', '-bf', '0', clip])
+    const tiny = await probeMedia(clip)
+    const chunk = planChunks(tiny, { gopsPerChunk: 1 }).chunks[0]!
+    const tinySeg = await cutSegment(tiny, sourceAsCutSource(tiny), chunk, join(scratch, 'tiny-seg.mkv'))
+    const out = (await encodeChunk({
+      segmentPath: tinySeg.path, selectFromTime: tinySeg.selectFromTime, frameCount: tinySeg.frameCount, settings: '--preset ultrafast --crf 30',
+      frameRate: tiny.video.frameRate, sourcePixFmt: tiny.video.pixFmt, outputPath: join(scratch, 'tiny.264'), threads: 1
+    })).path
+    const all = Array.from({ length: tinySeg.frameCount }, (_, i) => i)
+    const r = await comparePictures(out, tinySeg, tinySeg.frameCount, { width: 64, height: 36, positions: all, threshold: -1e9, neighbourMargin: 1e9 })
+    // Frames that the neighbour rule alone would refuse: all of them far above PICTURE_NEIGHBOUR_RULE_BELOW_DB.
+    const closer = r.frames.filter(f => f.neighbourPsnr > f.psnr + PICTURE_NEIGHBOUR_MARGIN_DB)
+    figures.push(`tiny still-ish clip: ${closer.length} of ${r.frames.length} honest frames match a neighbour better by over ${PICTURE_NEIGHBOUR_MARGIN_DB} dB, own PSNR ${Math.min(...r.frames.map(f => f.psnr)).toFixed(1)} dB at least`)
+    expect(closer.every(f => f.psnr >= PICTURE_NEIGHBOUR_RULE_BELOW_DB)).toBe(true)
+    await expect(comparePictures(out, tinySeg, tinySeg.frameCount, { width: 64, height: 36, positions: all })).resolves.toBeDefined()
   })
 })
 
