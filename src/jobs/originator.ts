@@ -2,10 +2,10 @@ import { randomBytes, createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { availableParallelism } from 'node:os'
-import { mkdir, rename, rm, stat, statfs } from 'node:fs/promises'
+import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path'
 import {
-  checkFidelity, checkFreeSpace, checkSourceCrc, DISK_RESERVE_BYTES, comparePictures, convicts, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File,
+  checkFidelity, checkFreeSpace, checkSourceCrc, DISK_RESERVE_BYTES, freeBytes, comparePictures, convicts, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File,
   segmentTimesFromSource, VerificationError, verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { JobStore } from './job-store.js'
@@ -302,8 +302,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
    */
   private async checkRoomForSegments (file: string, source: MediaInfo): Promise<void> {
     await mkdir(this.store.dir, { recursive: true })
-    const fs = await statfs(this.store.dir)
-    const free = fs.bavail * fs.bsize
+    const free = await freeBytes(this.store.dir)
     const needed = Math.ceil(source.sizeBytes * 1.05) + DISK_RESERVE_BYTES
     if (free < needed) {
       throw new InputError(`${file}: ${this.store.dir} has ${formatMiB(free)} free; cutting this ${formatMiB(source.sizeBytes)} source into chunks needs about ${formatMiB(needed)} (its size and a margin), and the merge needs room for the output too. Free some space, or start the node with --home on a larger disk`)

@@ -14,9 +14,14 @@ export class DiskSpaceError extends Error {
  * else writes to it.
  */
 export async function checkFreeSpace (dir: string, bytes: number, what: string): Promise<void> {
-  const fs = await statfs(dir)
-  const free = fs.bavail * fs.bsize
+  const free = await freeBytes(dir)
   if (free < bytes + DISK_RESERVE_BYTES) {
     throw new DiskSpaceError(`not enough free space in ${dir} for ${what}: ${bytes} bytes needed plus ${DISK_RESERVE_BYTES} kept free, ${free} available`)
   }
+}
+
+/** Bytes an unprivileged writer may still use on the disk holding `dir`. */
+export async function freeBytes (dir: string): Promise<number> {
+  const fs = await statfs(dir)
+  return fs.bavail * fs.bsize
 }
