@@ -681,15 +681,12 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       ...(job.requestedOutput !== undefined ? { outputPath: job.requestedOutput } : {}),
       ...(captionsPath !== undefined ? { captionsPath } : {})
     })
-    // One probe of the output serves both checks, which run side by side.
-    const output = verifyMergedOutput(source, result.path)
+    // The merge's own probe of the output (every packet) serves both checks: no other read of either file.
+    const output = await verifyMergedOutput(source, result.info)
+    job.output = result.path
     // The single place where "nothing lost" is decided: a failed check fails the job, with the table.
     // The user's settings, not the effective ones: colour carried over from the source is compared, not skipped.
-    const fidelity = checkFidelity(source, result.path, { settings: job.settings, captionsDropped: job.dropCaptions === true, output })
-    fidelity.catch(() => {}) // a failed output probe is reported by the await just below
-    await output
-    job.output = result.path
-    job.fidelity = await fidelity
+    job.fidelity = await checkFidelity(source, result.path, { settings: job.settings, captionsDropped: job.dropCaptions === true, output })
     if (!job.fidelity.ok) {
       this.fail(job, `the output ${result.path} differs from the source:\n${formatFidelity(job.fidelity)}`)
       await this.save(job.id)

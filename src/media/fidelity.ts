@@ -1,8 +1,6 @@
 import { basename } from 'node:path'
 import { CAPTIONS_TRACK_NAME } from './captions.js'
-import { runTool } from './tools.js'
-import { trackStarts } from './merge.js'
-import { probeMedia, type MediaInfo, type StreamInfo, type VideoColour } from './probe.js'
+import { attachmentNamesOf, probeMedia, trackStartsOf, type MediaInfo, type PacketSpan, type StreamInfo, type VideoColour } from './probe.js'
 import { parseX264Settings, type X264Settings } from './settings.js'
 
 /**
@@ -39,12 +37,6 @@ function describeTrack (s: StreamInfo): string {
 
 /** Audio and subtitle tracks: what the output must carry, in order (the captions track swarm adds is checked on its own). */
 const carriedTracks = (info: MediaInfo): StreamInfo[] => info.streams.filter(s => (s.type === 'audio' || s.type === 'subtitle') && !s.attachedPic && s.title !== CAPTIONS_TRACK_NAME)
-
-async function attachmentNames (path: string): Promise<string[]> {
-  const r = await runTool('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_type:stream_tags=filename', '-of', 'json', path], `listing attachments of ${path}`)
-  const streams = (JSON.parse(r.stdout) as { streams?: Array<{ codec_type?: string, tags?: { filename?: string } }> }).streams ?? []
-  return streams.filter(s => s.codec_type === 'attachment').map(s => s.tags?.filename ?? '?')
-}
 
 function frameChecks (source: MediaInfo, output: MediaInfo): FidelityCheck[] {
   const sf = source.video.frames
@@ -84,11 +76,9 @@ function trackChecks (source: MediaInfo, output: MediaInfo): FidelityCheck[] {
   return checks
 }
 
-type TrackStarts = Awaited<ReturnType<typeof trackStarts>>
-
-/** `starts`: trackStarts of the source and of the output, already under way. */
-async function offsetChecks (source: MediaInfo, output: MediaInfo, starts: Promise<[TrackStarts, TrackStarts]>): Promise<FidelityCheck[]> {
-  const [ss, os] = await starts
+function offsetChecks (source: MediaInfo, output: MediaInfo): FidelityCheck[] {
+  const ss = trackStartsOf(source)
+  const os = trackStartsOf(output)
   const sv = ss.find(t => t.type === 'video')?.start ?? 0
   const ov = os.find(t => t.type === 'video')?.start ?? 0
   const checks: FidelityCheck[] = []
@@ -108,7 +98,8 @@ async function offsetChecks (source: MediaInfo, output: MediaInfo, starts: Promi
   // Durations from packet times (first timestamp to the end of the last packet): containers'
   // own figures are estimates (a TS's can be off by a tenth of a second). An edit list or AAC
   // priming may trim part of one frame, which mkvmerge keeps whole: one frame is the tolerance.
-  const [sd, od] = await Promise.all([audioSpans(source.path, source.durationSec), audioSpans(output.path, output.durationSec)])
+  const sd = audioSpans(source)
+  const od = audioSpans(output)
   for (let k = 0; k < Math.min(sd.length, od.length); k++) {
     const a = sd[k] as { span: number, frame: number }
     const b = od[k] as { span: number, frame: number }
@@ -122,27 +113,13 @@ async function offsetChecks (source: MediaInfo, output: MediaInfo, starts: Promi
   return checks
 }
 
-/**
- * Each audio track's span from its packets (first timestamp to the end of the last packet) and its
- * longest packet. Only the first and last minute are read: the ends are all that a span needs.
- */
-async function audioSpans (path: string, durationSec: number): Promise<Array<{ span: number, frame: number }>> {
-  const window = 60
-  const intervals = Number.isFinite(durationSec) && durationSec > 3 * window ? `%+${window},${(durationSec - window).toFixed(3)}%` : '%'
-  const r = await runTool('ffprobe', ['-v', 'error', '-read_intervals', intervals, '-select_streams', 'a', '-show_entries', 'packet=stream_index,pts_time,duration_time', '-of', 'compact=p=0:nk=1', path], `reading audio packets of ${path}`)
-  const spans = new Map<string, { first: number, end: number, frame: number }>()
-  for (const line of r.stdout.split('\n')) {
-    // Discarded packets (AAC priming) count here: mkvmerge and ffmpeg keep them, whole, when they
-    // copy such a track, so the span compared is the packets', not the trimmed play time.
-    const [index, pts, duration] = line.split('|')
-    const t = Number(pts)
-    if (index === undefined || index === '' || !Number.isFinite(t)) continue
-    const d = Number.isFinite(Number(duration)) ? Number(duration) : 0
-    const span = spans.get(index)
-    if (span === undefined) spans.set(index, { first: t, end: t + d, frame: d })
-    else { span.first = Math.min(span.first, t); span.end = Math.max(span.end, t + d); span.frame = Math.max(span.frame, d) }
-  }
-  return [...spans.entries()].sort((a, b) => Number(a[0]) - Number(b[0])).map(([, v]) => ({ span: v.end - v.first, frame: v.frame }))
+/** Each audio track's span from its packets (first timestamp to the end of the last packet) and its longest packet. */
+function audioSpans (info: MediaInfo): Array<{ span: number, frame: number }> {
+  // Discarded packets (AAC priming) count here: mkvmerge and ffmpeg keep them, whole, when they
+  // copy such a track, so the span compared is the packets', not the trimmed play time.
+  return info.streams.filter(s => s.type === 'audio' && s.packetSpan !== undefined)
+    .map(s => s.packetSpan as PacketSpan)
+    .map(p => ({ span: p.end - p.first, frame: p.longest }))
 }
 
 function colourCheck (source: MediaInfo, output: MediaInfo, settings: X264Settings | undefined): FidelityCheck {
@@ -163,18 +140,16 @@ function colourCheck (source: MediaInfo, output: MediaInfo, settings: X264Settin
  * captions carried inside the video.
  */
 export async function checkFidelity (source: MediaInfo, outputPath: string, o: { settings?: string | X264Settings, captionsDropped?: boolean, output?: MediaInfo | Promise<MediaInfo> } = {}): Promise<FidelityReport> {
-  // Every read of the two files starts at once: at the end of a job the swarm's other cores are idle.
-  const attachments = Promise.all([attachmentNames(source.path), attachmentNames(outputPath)])
-  const starts = Promise.all([trackStarts(source.path), trackStarts(outputPath)])
-  attachments.catch(() => {}); starts.catch(() => {}) // awaited below; only keeps an early failure from going unhandled
-  // The caller may be probing the output already (every packet: seconds for a long file).
+  // Everything compared comes from the two probes (every packet of each file): no other read.
+  // The caller may have probed the output already (the merge does).
   const output = await (o.output ?? probeMedia(outputPath))
   const settings = typeof o.settings === 'string' ? parseX264Settings(o.settings) : o.settings
-  const [sa, oa] = await attachments
+  const sa = attachmentNamesOf(source)
+  const oa = attachmentNamesOf(output)
   const checks: FidelityCheck[] = [
     ...frameChecks(source, output),
     ...trackChecks(source, output),
-    ...await offsetChecks(source, output, starts),
+    ...offsetChecks(source, output),
     colourCheck(source, output, settings),
     { name: 'chapters', ok: source.chapterCount === output.chapterCount, source: String(source.chapterCount), output: String(output.chapterCount) },
     { name: 'attachments', ok: sa.join('\n') === oa.join('\n'), source: sa.join(', ') || 'none', output: oa.join(', ') || 'none' }

@@ -5,7 +5,7 @@ import { once } from 'node:events'
 import { execa } from 'execa'
 import { AbortError, SourceError } from './errors.js'
 import { crc32File, crcInName, stripCrcTag } from './hash.js'
-import type { MediaInfo } from './probe.js'
+import { probeMedia, trackStartsOf, type MediaInfo } from './probe.js'
 import { CAPTIONS_TRACK_NAME } from './captions.js'
 import { runTool, toToolError } from './tools.js'
 
@@ -28,6 +28,8 @@ export interface MergeResult {
   crc32: string
   /** mkvmerge warnings, if it had any (exit code 1). */
   warnings: string[]
+  /** The output's probe (every packet), read once for the track sync here and reused by the checks after. */
+  info: MediaInfo
 }
 
 /** `NAME [x264].mkv` beside the source; the CRC tag, if the source had one, is replaced later. */
@@ -169,42 +171,14 @@ async function runMkvmerge (args: string[], outDir: string, signal?: AbortSignal
   }
 }
 
-/** How much of a file's start is read for its tracks' first packets (a whole file can be 40 GB). */
-const START_WINDOW_S = 60
-
-/**
- * Where each track starts: its earliest played packet in the first minute of the file (edit lists
- * applied, discarded pre-roll skipped), per type in file order. A stream with no packet that early (a sparse subtitle track)
- * falls back to ffprobe's stream start, which for such a track is only an estimate.
- */
-export async function trackStarts (path: string, signal?: AbortSignal): Promise<Array<{ type: string, start: number }>> {
-  const r = await runTool('ffprobe', ['-v', 'error', '-read_intervals', `%+${START_WINDOW_S}`,
-    '-show_entries', 'stream=index,codec_type,start_time:stream_disposition=attached_pic:packet=stream_index,pts_time,flags', '-of', 'json', path],
-  `reading track start times of ${path}`, signal !== undefined ? { signal } : {})
-  const parsed = JSON.parse(r.stdout) as {
-    streams?: Array<{ index?: number, codec_type?: string, start_time?: string, disposition?: { attached_pic?: number } }>
-    packets?: Array<{ stream_index?: number, pts_time?: string, flags?: string }>
-  }
-  const first = new Map<number, number>()
-  for (const p of parsed.packets ?? []) {
-    const t = Number(p.pts_time)
-    // Discarded packets (an edit list's pre-roll, AAC priming) are never played: not where a track starts.
-    if (p.stream_index === undefined || p.pts_time === undefined || !Number.isFinite(t) || p.flags?.includes('D') === true) continue
-    first.set(p.stream_index, Math.min(first.get(p.stream_index) ?? Infinity, t))
-  }
-  return (parsed.streams ?? [])
-    .filter(x => x.codec_type !== 'attachment' && x.disposition?.attached_pic !== 1)
-    .map(x => ({ type: x.codec_type ?? 'data', start: first.get(x.index ?? -1) ?? Number(x.start_time) }))
-    .filter(x => Number.isFinite(x.start))
-}
-
 /**
  * How far the video must move so every other track keeps its offset to it: the shift mkvmerge gave
  * the source's other tracks (the k-th audio of the output against the k-th audio of the source,
  * and so on), minus the shift the video got. 0 when they agree within half a millisecond.
  */
-async function videoShiftToKeepOffsets (sourcePath: string, outputPath: string, signal?: AbortSignal): Promise<number> {
-  const [src, out] = await Promise.all([trackStarts(sourcePath, signal), trackStarts(outputPath, signal)])
+function videoShiftToKeepOffsets (source: MediaInfo, output: MediaInfo): number {
+  const src = trackStartsOf(source)
+  const out = trackStartsOf(output)
   const srcVideo = src.find(t => t.type === 'video')
   const outVideo = out.find(t => t.type === 'video')
   if (srcVideo === undefined || outVideo === undefined) return 0
@@ -250,16 +224,20 @@ export async function mergeChunks (o: MergeOptions): Promise<MergeResult> {
   const tmpPath = join(outDir, `.swarm-merge-${process.pid}-${Date.now()}.mkv`)
   const warnings: string[] = []
   const trackArgs = trackPropertyArgs(source, await mkvmergeTracks(source.path, o.signal))
+  const probeOptions = o.signal !== undefined ? { signal: o.signal } : {}
+  let info: MediaInfo
   try {
     const captions = (shiftSec: number): { path: string, shiftSec: number } | undefined => o.captionsPath !== undefined ? { path: o.captionsPath, shiftSec } : undefined
     warnings.push(...await runMkvmerge(mergeArgs(source, tmpPath, tcPath, videoPath, trackArgs, captions(0)), outDir, o.signal))
     // mkvmerge moves the source's other tracks (a TS that starts at 10 s comes out starting at 0;
     // MP4 edit lists shift audio) while the timestamp file places the video where it says: measure
     // where they landed, and mux again with the video moved by the same amount if they drifted apart.
-    const shiftSec = await videoShiftToKeepOffsets(source.path, tmpPath, o.signal)
+    info = await probeMedia(tmpPath, probeOptions)
+    const shiftSec = videoShiftToKeepOffsets(source, info)
     if (shiftSec !== 0) {
       await writeFile(tcPath, timestampFileV2(source, shiftSec))
       warnings.push(...await runMkvmerge(mergeArgs(source, tmpPath, tcPath, videoPath, trackArgs, captions(shiftSec)), outDir, o.signal))
+      info = await probeMedia(tmpPath, probeOptions)
     }
   } catch (err) {
     await rm(tmpPath, { force: true })
@@ -275,5 +253,5 @@ export async function mergeChunks (o: MergeOptions): Promise<MergeResult> {
   await rename(tmpPath, finalPath)
   const { size } = await stat(finalPath)
   await rm(videoPath, { force: true })
-  return { path: finalPath, sizeBytes: size, crc32: crc, warnings }
+  return { path: finalPath, sizeBytes: size, crc32: crc, warnings, info: { ...info, path: finalPath } }
 }

@@ -34,10 +34,10 @@ export interface LocalEncodeReport {
 }
 
 /** Output must hold as many video frames as the source, or the merge is not accepted. */
-export async function verifyMergedOutput (source: MediaInfo, outputPath: string): Promise<MediaInfo> {
-  const out = await probeMedia(outputPath)
+export async function verifyMergedOutput (source: MediaInfo, output: string | MediaInfo): Promise<MediaInfo> {
+  const out = typeof output === 'string' ? await probeMedia(output) : output
   if (out.video.frameCount !== source.video.frameCount) {
-    throw new VerificationError(`${outputPath}: has ${out.video.frameCount} video frames, the source has ${source.video.frameCount}`)
+    throw new VerificationError(`${out.path}: has ${out.video.frameCount} video frames, the source has ${source.video.frameCount}`)
   }
   return out
 }
@@ -110,7 +110,7 @@ export async function encodeFileLocally (sourcePath: string, settingsString: str
   })
   const t3 = performance.now()
   o.onStage?.('verify', output.path)
-  const outputInfo = await verifyMergedOutput(source, output.path)
+  const outputInfo = await verifyMergedOutput(source, output.info)
   if (o.keepWork !== true) await rm(o.workDir, { recursive: true, force: true })
   return {
     source,

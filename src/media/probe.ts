@@ -23,7 +23,15 @@ export interface StreamInfo {
   sampleRate?: number
   durationSec?: number
   tags: Record<string, string>
+  /** ffprobe's estimate of where the stream starts (seconds); absent when it has none. */
+  startTime?: number
+  /** The stream's earliest played packet (discarded pre-roll and AAC priming skipped), seconds. */
+  firstPlayedTime?: number
+  /** Every packet's extent, discarded ones included: first timestamp, end of the last packet, longest packet (seconds). */
+  packetSpan?: PacketSpan
 }
+
+export interface PacketSpan { first: number, end: number, longest: number }
 
 /** One video packet; `pts` is in the stream's time base, `time` in seconds. */
 export interface VideoFrame {
@@ -128,6 +136,7 @@ interface FfprobeStream {
   avg_frame_rate?: string
   r_frame_rate?: string
   duration?: string
+  start_time?: string
   tags?: Record<string, string>
   disposition?: Record<string, number>
   color_range?: string
@@ -193,7 +202,8 @@ export async function probeMedia (path: string, options: RunOptions = {}): Promi
     ...(s.channels !== undefined ? { channels: s.channels } : {}),
     ...(s.sample_rate !== undefined ? { sampleRate: Number(s.sample_rate) } : {}),
     ...(streamDuration(s) !== undefined ? { durationSec: streamDuration(s) } : {}),
-    tags: s.tags ?? {}
+    tags: s.tags ?? {},
+    ...(Number.isFinite(Number(s.start_time ?? 'N/A')) ? { startTime: Number(s.start_time) } : {})
   }))
   const videoStream = (parsed.streams ?? []).find(s => s.codec_type === 'video' && s.disposition?.attached_pic !== 1)
   if (videoStream === undefined) throw new SourceError(`${path}: has no video stream to encode`)
@@ -207,6 +217,9 @@ export async function probeMedia (path: string, options: RunOptions = {}): Promi
   ], `reading video packets of ${path}`, options)
   const decodeOrder: VideoFrame[] = []
   let contentEnd = -Infinity
+  // Every stream's first played packet and extent come from this same pass, so that comparing an
+  // output with its source (fidelity.ts) and keeping tracks in sync (merge.ts) need no more reads.
+  const byIndex = new Map(streams.map(s => [s.index, s]))
   for (const line of packetText.split('\n')) {
     if (line === '') continue
     let pts: number | undefined
@@ -223,7 +236,10 @@ export async function probeMedia (path: string, options: RunOptions = {}): Promi
       else if (k === 'pts_time') ptsTime = Number(v)
       else if (k === 'duration_time') durationTime = Number.isFinite(Number(v)) ? Number(v) : 0
     }
-    if (Number.isFinite(ptsTime)) contentEnd = Math.max(contentEnd, ptsTime + durationTime)
+    if (Number.isFinite(ptsTime)) {
+      contentEnd = Math.max(contentEnd, ptsTime + durationTime)
+      noteStreamPacket(byIndex.get(stream), ptsTime, durationTime, flags.includes('D'))
+    }
     if (stream !== videoStream.index) continue
     // Packets the demuxer marks discardable (edit-list pre-roll) are never displayed.
     if (flags.includes('D')) continue
@@ -280,6 +296,31 @@ export async function probeMedia (path: string, options: RunOptions = {}): Promi
     chapterCount: parsed.chapters?.length ?? 0,
     video
   }
+}
+
+function noteStreamPacket (s: StreamInfo | undefined, time: number, duration: number, discarded: boolean): void {
+  if (s === undefined) return
+  const span = s.packetSpan
+  if (span === undefined) s.packetSpan = { first: time, end: time + duration, longest: duration }
+  else { span.first = Math.min(span.first, time); span.end = Math.max(span.end, time + duration); span.longest = Math.max(span.longest, duration) }
+  if (!discarded) s.firstPlayedTime = Math.min(s.firstPlayedTime ?? Infinity, time)
+}
+
+/**
+ * Where each track starts, per type in file order: its earliest played packet (edit lists applied,
+ * discarded pre-roll skipped), or ffprobe's estimate for a stream without packets. Attachments and
+ * cover pictures are not tracks that play.
+ */
+export function trackStartsOf (info: Pick<MediaInfo, 'streams'>): Array<{ type: string, start: number }> {
+  return info.streams
+    .filter(s => s.type !== 'attachment' && !s.attachedPic)
+    .map(s => ({ type: s.type, start: s.firstPlayedTime ?? s.startTime ?? Number.NaN }))
+    .filter(t => Number.isFinite(t.start))
+}
+
+/** The file names of a file's attachments (fonts, cover art), in stream order. */
+export function attachmentNamesOf (info: Pick<MediaInfo, 'streams'>): string[] {
+  return info.streams.filter(s => s.type === 'attachment').map(s => s.tags.filename ?? '?')
 }
 
 export interface SourceDamage {

@@ -8,7 +8,8 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CAPTIONS_TRACK_NAME, checkFidelity, encodeFileLocally, formatFidelity, probeMedia, trackStarts, type FidelityReport } from '../../src/media/index.js'
+import { CAPTIONS_TRACK_NAME, checkFidelity, encodeFileLocally, formatFidelity, probeMedia, type FidelityReport } from '../../src/media/index.js'
+import { ffprobeTrackStarts as trackStarts } from '../helpers/track-starts.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 
 let fx: Fixtures

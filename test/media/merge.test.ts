@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execa } from 'execa'
-import { effectiveSettings, encodeFileLocally, probeMedia, timestampFileV2, trackPropertyArgs, trackStarts } from '../../src/media/index.js'
+import { effectiveSettings, encodeFileLocally, probeMedia, timestampFileV2, trackPropertyArgs } from '../../src/media/index.js'
+import { ffprobeTrackStarts as trackStarts } from '../helpers/track-starts.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 
 let fx: Fixtures

@@ -7,9 +7,10 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { probeMedia } from '../../src/media/index.js'
+import { attachmentNamesOf, probeMedia, trackStartsOf } from '../../src/media/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 import { truncatedCopy } from '../helpers/media.js'
+import { ffprobeTrackStarts } from '../helpers/track-starts.js'
 
 let fx: Fixtures
 let dir: string
@@ -43,5 +44,29 @@ describe('probeMedia: damaged sources', () => {
   it('refuses, with a reason, a truncated MKV whose index ffprobe cannot read at all', async () => {
     const half = await truncatedCopy(fx.openGop10bit, 0.5, join(dir, 'half-fonts.mkv'))
     await expect(probeMedia(half)).rejects.toThrow(/half-fonts\.mkv: ffprobe cannot read it as a media file/)
+  })
+})
+
+describe('probeMedia: what the merge and the fidelity check read from one packet pass', () => {
+  // Starts at 11.4 s with audio after the video, edit lists and AAC priming, two audio tracks,
+  // subtitles and a font, captions: the quirks that once put tracks out of sync.
+  it.each(['offsetTs', 'vfrMp4', 'taggedMp4', 'openGop10bit', 'captionsTs'] as const)('finds where every track of %s starts as ffprobe does on its own', async (name) => {
+    const ours = trackStartsOf(await probeMedia(fx[name]))
+    const theirs = await ffprobeTrackStarts(fx[name])
+    expect(ours.map(t => t.type)).toEqual(theirs.map(t => t.type))
+    ours.forEach((t, i) => { expect(Math.abs(t.start - (theirs[i]?.start ?? NaN))).toBeLessThan(1e-6) })
+  })
+
+  it('names the attachments (the MKV fixture carries one font) and each audio track\'s packet span', async () => {
+    const info = await probeMedia(fx.openGop10bit)
+    expect(attachmentNamesOf(info)).toHaveLength(1)
+    expect(attachmentNamesOf(await probeMedia(fx.vfrMp4))).toEqual([])
+    const audio = info.streams.filter(s => s.type === 'audio')
+    expect(audio).toHaveLength(2)
+    for (const a of audio) {
+      // 240 frames at 24 fps: 10 s of audio, give or take a frame.
+      expect((a.packetSpan?.end ?? 0) - (a.packetSpan?.first ?? 0)).toBeGreaterThan(9.9)
+      expect(a.packetSpan?.longest).toBeGreaterThan(0)
+    }
   })
 })
