@@ -87,6 +87,24 @@ export type SwarmNode = Libp2p<SwarmServices>
 const NO_RELAY_DISCOVERY = { has: (): boolean => true, add: (): void => {}, remove: (): void => {} }
 
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/4010']
+
+/**
+ * Inbound connections from this machine skip libp2p's per-address limits (5 new connections a
+ * second from one IP, 10 handshakes pending), which guard against a flood from one remote host.
+ * Every node on one machine shares 127.0.0.1: when a job was announced to 50 nodes there, the
+ * originator refused all but a few of their connections, and each refused worker waited 10 s
+ * before trying again. Only local processes can connect from loopback.
+ */
+export const LOOPBACK_ALLOW = ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128']
+
+/**
+ * libp2p pings every connection and drops one whose ping fails. Its defaults (every 10 s, giving
+ * up after 5 s or so) dropped healthy connections of busy nodes: at 50 nodes on one machine, 324
+ * connections in one job, each redialled with a fresh handshake, which made the nodes busier
+ * still. A node's event loop may run a few seconds late while it starts encodes and checks
+ * results; a peer that is really gone is noticed within a minute, and leases have their own clocks.
+ */
+export const CONNECTION_MONITOR = { pingInterval: 30_000, pingTimeout: { minTimeout: 20_000, maxTimeout: 25_000 } }
 /** mDNS service name: our own, so a node dials only swarm nodes, not every libp2p program on the LAN. */
 export const MDNS_SERVICE_TAG = '_swarm-encode._udp.local'
 
@@ -182,6 +200,8 @@ export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> 
     ...(meter !== undefined ? { metrics: meter.metrics() } : {}),
     ...(o.dns !== undefined ? { dns: o.dns } : {}),
     privateKey: o.privateKey,
+    connectionManager: { allow: LOOPBACK_ALLOW },
+    connectionMonitor: CONNECTION_MONITOR,
     addresses: { listen: o.listen, ...(o.announce !== undefined && o.announce.length > 0 ? { appendAnnounce: o.announce } : {}) },
     transports: [tcp(), circuitRelayTransport({ reservationCompletionTimeout: 10_000, discoveryFilter: NO_RELAY_DISCOVERY })],
     connectionEncrypters: [noise()],

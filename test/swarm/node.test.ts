@@ -148,3 +148,22 @@ describe('gossipFastMessageId', () => {
     expect(ids.size).toBe(variants.length + 1)
   })
 })
+
+describe('many nodes on one machine', () => {
+  // libp2p refuses more than 5 new connections a second from one address, and every node on a
+  // machine dials from 127.0.0.1: when a job was announced to 50 nodes there, most of their
+  // connections to the originator were reset and each worker waited 10 s to try again.
+  it('accepts twenty connections from loopback at once', async () => {
+    const hub = await makeNode()
+    const peers = await Promise.all(Array.from({ length: 20 }, async () => await makeNode()))
+    try {
+      const addr = hub.getMultiaddrs().find(a => a.toString().includes('127.0.0.1'))
+      if (addr === undefined) throw new Error('hub has no loopback address')
+      const results = await Promise.allSettled(peers.map(async p => await p.dial(addr)))
+      expect(results.filter(r => r.status === 'rejected').map(r => String((r as PromiseRejectedResult).reason))).toEqual([])
+      await waitFor('twenty connections at the hub', () => hub.getConnections().length >= 20, { timeoutMs: 5000 })
+    } finally {
+      await Promise.all([hub, ...peers].map(async n => await n.stop()))
+    }
+  })
+})
