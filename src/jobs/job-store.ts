@@ -21,10 +21,14 @@ export function parseJobRecord (text: string, folder: string): JobRecord {
  * soon after it is made (touch), atomically (a temp file renamed over the old one), one write at a
  * time per job, so a node killed at any moment restarts from a whole record.
  */
+/** How long a change that may wait (touchLazily) stays unwritten at most; a restart within it loses only progress figures. */
+export const LAZY_WRITE_MS = 2000
+
 export class JobStore {
   private readonly records = new Map<string, JobRecord>()
   private readonly saving = new Map<string, Promise<void>>()
   private readonly dirty = new Set<string>()
+  private readonly lazyWrites = new Map<string, ReturnType<typeof setTimeout>>()
 
   private readonly log: Logger
 
@@ -66,6 +70,20 @@ export class JobStore {
     job.updatedAt = this.now()
     this.dirty.add(job.id)
     queueMicrotask(() => { void this.save(job.id) })
+  }
+
+  /**
+   * A change that may wait (a heartbeat's progress and new expiry): written within LAZY_WRITE_MS,
+   * or with the next change that may not. Every heartbeat used to rewrite the whole record: at 50
+   * peers on a 200-chunk job, tens of writes a second of a record that grows with the job.
+   */
+  touchLazily (job: JobRecord): void {
+    job.updatedAt = this.now()
+    this.dirty.add(job.id)
+    if (this.lazyWrites.has(job.id)) return
+    const timer = setTimeout(() => { this.lazyWrites.delete(job.id); void this.save(job.id) }, LAZY_WRITE_MS)
+    timer.unref()
+    this.lazyWrites.set(job.id, timer)
   }
 
   /** Writes job.json atomically if it changed; overlapping saves are serialised per job. */

@@ -712,9 +712,14 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
 
   // ---- persistence: the job store writes, the originator announces ----------------------------
 
+  /** A change to tell the swarm about is written at once; one that is not (a heartbeat) may wait a little. */
   private touch (job: JobRecord, announce = true): void {
-    this.store.touch(job)
-    if (announce) this.emit('changed', job.id)
+    if (announce) {
+      this.store.touch(job)
+      this.emit('changed', job.id)
+    } else {
+      this.store.touchLazily(job)
+    }
   }
 
   /** Writes job.json atomically; overlapping saves are serialised per job. */

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { JobStore, parseJobRecord } from '../../src/jobs/job-store.js'
+import { JobStore, LAZY_WRITE_MS, parseJobRecord } from '../../src/jobs/job-store.js'
 import type { JobRecord } from '../../src/jobs/types.js'
 import { jobRecord } from '../helpers/job-record.js'
 
@@ -32,6 +32,25 @@ describe('job.json records', () => {
 })
 
 describe('JobStore', () => {
+  it('writes a change that may wait (a heartbeat) within LAZY_WRITE_MS, once for many, and at once with a change that may not', async () => {
+    const dir = await tempDir()
+    const store = new JobStore(dir, () => 42)
+    const job = record('a', 1)
+    await store.create(job)
+    const onDisk = async (): Promise<JobRecord> => JSON.parse(await readFile(join(dir, 'a', 'job.json'), 'utf8')) as JobRecord
+    for (let i = 0; i < 20; i++) { job.settings = `beat ${i}`; store.touchLazily(job) }
+    await new Promise(resolve => setTimeout(resolve, 50))
+    expect((await onDisk()).settings).not.toBe('beat 19')
+    await new Promise(resolve => setTimeout(resolve, LAZY_WRITE_MS + 200))
+    expect((await onDisk()).settings).toBe('beat 19')
+    job.settings = 'lazy'
+    store.touchLazily(job)
+    job.state = 'failed'
+    store.touch(job)
+    await store.flush()
+    expect(await onDisk()).toMatchObject({ settings: 'lazy', state: 'failed' })
+  })
+
   it('writes records atomically with their version and loads them back, skipping unreadable ones', async () => {
     const dir = await tempDir()
     const logs: string[] = []
