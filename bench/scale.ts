@@ -181,6 +181,10 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
     // Gossipsub needs a heartbeat or two to put every peer in a mesh.
     await sleep(3000)
     const client = await connectControl(join(root, 'n0'))
+    // The originator's own event loop: it answers every claim, serves every segment and checks every result.
+    const originatorLag = monitorEventLoopDelay({ resolution: 20 })
+    originatorLag.enable()
+    const originatorCpu = process.cpuUsage()
     t0 = Date.now()
     const { job } = await client.addJob({ file: clip, settings: '--preset ultrafast', gopsPerChunk: 1 })
     const added = Date.now()
@@ -196,6 +200,9 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
       if (s.state === 'done') break
       await sleep(s.chunks.done === s.chunks.total ? 100 : 500)
     }
+    originatorLag.disable()
+    const usedCpu = process.cpuUsage(originatorCpu)
+    console.error(`scale: originator: event-loop delay p50 ${Math.round(originatorLag.percentile(50) / 1e6)} ms, p99 ${Math.round(originatorLag.percentile(99) / 1e6)} ms, max ${Math.round(originatorLag.max / 1e6)} ms; Node.js CPU ${((usedCpu.user + usedCpu.system) / 1e6).toFixed(1)} s in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
     // When a quarter, half, three quarters of the chunks were done: where a long makespan comes from.
     const quarters = [1, 2, 3].map(q => Math.round(((doneTimes[Math.ceil(chunks * q / 4) - 1] ?? t0) - t0) / 100) / 10)
     const allDone = doneTimes[chunks - 1] ?? Date.now()
