@@ -210,6 +210,10 @@ export async function probeMedia (path: string, options: RunOptions = {}): Promi
   const timeBase = parseRational(videoStream.time_base)
   if (timeBase === undefined) throw new SourceError(`${path}: video stream has no usable time base`)
 
+  // The caption check needs only the stream's description: it runs beside the packet listing
+  // (each tool start is a fifth of a second of loading libraries before the first lease).
+  const captions = videoStream.closed_captions === 1 ? Promise.resolve(true) : carriesCaptions(path, videoStream, options)
+  captions.catch(() => {}) // awaited below; only keeps a failure before then from going unhandled
   const { stdout: packetText } = await runTool('ffprobe', [
     // Every stream's packets (the demuxer reads them all anyway): the video's make the frame list,
     // the others only tell where the file's content really ends (a truncated file, see below).
@@ -282,7 +286,7 @@ export async function probeMedia (path: string, options: RunOptions = {}): Promi
     default: videoStream.disposition?.default === 1,
     forced: videoStream.disposition?.forced === 1,
     colour: videoColourOf(videoStream),
-    closedCaptions: videoStream.closed_captions === 1 || await carriesCaptions(path, videoStream, options)
+    closedCaptions: await captions
   }
   const durationSec = Number(parsed.format?.duration ?? span)
   const damage = truncation(durationSec, contentEnd, first.time)
