@@ -121,6 +121,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     const slots = o.slots ?? defaultSlots()
     const originator = new Originator({
       home: o.home, peerId: self, log, swarmSize, slotsPerPeer: slots, maxChunks: MAX_CHUNKS_PER_JOB, reportOffence,
+      isBanned: (peer, jobId) => bans.isBanned(peer, jobId),
       // This node's worker encodes its own jobs too: it is the one that tries a chunk others gave back.
       ownWorker: true,
       isPresent: (peer) => node?.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.toString() === peer) ?? false,

@@ -112,6 +112,11 @@ export class JobStore {
   /** Forgets a job and deletes its folder, whatever is in it. */
   async remove (id: string): Promise<void> {
     this.records.delete(id)
+    this.dirty.delete(id)
+    const lazy = this.lazyWrites.get(id)
+    if (lazy !== undefined) { clearTimeout(lazy); this.lazyWrites.delete(id) }
+    // A write under way would put job.json back into the folder being deleted.
+    await this.saving.get(id)
     await rm(this.jobDir(id), { recursive: true, force: true })
   }
 }

@@ -56,6 +56,8 @@ export interface OriginatorOptions {
   cutAheadFromBytes?: number
   /** A peer whose result failed verification is reported here: the daemon bans it (swarm/bans.ts). */
   reportOffence?: ReportOffence
+  /** Whether a peer is banned now, from the node or from the job: its results still waiting to be checked are then refused unchecked. */
+  isBanned?: (peer: string, jobId: string) => boolean
 }
 
 export interface AddJobRequest {
@@ -546,12 +548,15 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       const expectations = { frameCount: chunk.frames, width: job.video.width, height: job.video.height, decode: false }
       await verifyEncodedChunk(tmpPath, expectations)
       if (peer !== this.o.peerId) {
+        let bannedWhileQueued = false
         const key = `${job.id}#${chunkIndex}`
         this.verifying.set(key, (this.verifying.get(key) ?? 0) + 1)
         try {
           await this.verifyTurns.run(peer, async () => {
             // Done while this copy waited its turn: the segment may be gone, and the copy is not needed.
             if (chunk.state === 'done') return
+            // Caught lying while this one waited (a flood of wrong results): the rest cost no decode.
+            if (this.o.isBanned?.(peer, job.id) === true) { bannedWhileQueued = true; return }
             // Right count and size say nothing of the pictures: frames drawn now, after the upload,
             // are compared with the source segment's (media/pictures.ts).
             if (chunk.segment === undefined) throw new VerificationError(`chunk ${chunkIndex} has no source segment to compare the result with`)
@@ -566,6 +571,11 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
           if (left > 0) this.verifying.set(key, left)
           else this.verifying.delete(key)
           await this.dropSegment(job, chunk)
+        }
+        if (bannedWhileQueued) {
+          await rm(tmpPath, { force: true })
+          this.log.info(`refused result for ${shortChunk(job.id, chunkIndex)} from ${shortPeer(peer)} unchecked: banned while it waited its turn`)
+          return { ok: false, code: 'banned', message: 'this peer is banned from this job; its result was not checked' }
         }
       }
       return undefined

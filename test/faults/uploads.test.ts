@@ -35,6 +35,8 @@ let fx: Fixtures
 let root: string
 let home: string
 let A: Daemon
+/** Originators started by a test of their own (a job with fresh chunks), stopped after all. */
+const moreOriginators: Array<{ A: Daemon, open: () => void }> = []
 let H: SwarmNode
 let T: SwarmNode
 let HO: SwarmNode
@@ -55,7 +57,7 @@ async function claimOpen (link: RemoteOriginatorLink): Promise<ChunkLease> {
     const got = await link.claim(jobId, c.index, AbortSignal.timeout(5000))
     if (got.ok) return got.lease
   }
-  throw new Error('no open chunk to claim')
+  throw new Error(`no open chunk to claim: ${(await chunkList()).map(c => `${c.index} ${c.state}`).join(', ')}`)
 }
 
 /** Opens a result upload by hand and returns A's first answer (go-ahead or refusal) with the stream. */
@@ -82,6 +84,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   openGate()
+  for (const o of moreOriginators) o.open()
+  await Promise.allSettled(moreOriginators.map(async o => { await o.A.stop() }))
   await Promise.allSettled([H?.stop(), T?.stop(), HO?.stop()])
   await A?.stop()
   if (root !== undefined) await rm(root, { recursive: true, force: true })
@@ -140,22 +144,25 @@ describe('results', () => {
     recordTally({ section: SECTION, fault: `result header announcing ${size} bytes (4 bytes a pixel) for a ${frames}-frame ${width}x${height} chunk whose segment is ${segmentSize} bytes`, happened: 'refused with too-large before any byte (was: let in, the bound was 8 bytes a pixel)', lost: 'nothing' })
   })
 
-  it('a peer flooding verification does not make an honest result wait behind all of its own', async () => {
-    // H takes three chunks and uploads pictures that decode but are wrong (each costs a full decode and a picture check).
+  /** H takes three chunks and uploads a result for each at once (each costs a decode and a picture check), then T uploads one honest result. */
+  async function floodThenHonest (kind: 'honest' | 'negate'): Promise<{ order: string[], hAnswers: Array<{ ok: boolean, code?: string }>, tAnswer: { ok: boolean } }> {
     const hLeases = [await claimOpen(linkH), await claimOpen(linkH), await claimOpen(linkH)]
-    const lies: Array<{ lease: ChunkLease, path: string, sha: string, size: number }> = []
+    const uploads: Array<{ lease: ChunkLease, path: string, sha: string, size: number }> = []
     for (const lease of hLeases) {
-      const seg = await linkH.fetchSegment(lease, join(root, 'h', `seg-${lease.chunk}.mkv`), AbortSignal.timeout(10_000))
-      const path = await encodeLie(seg.path, seg.meta.selectFromTime, seg.meta.frames, 'negate', join(root, 'h', `lie-${lease.chunk}.264`))
+      const seg = await linkH.fetchSegment(lease, join(root, 'h', `seg-${kind}-${lease.chunk}.mkv`), AbortSignal.timeout(10_000))
+      const out = join(root, 'h', `${kind}-${lease.chunk}.264`)
+      const path = kind === 'honest'
+        ? (await encodeChunk({ segmentPath: seg.path, selectFromTime: seg.meta.selectFromTime, frameCount: seg.meta.frames, settings: seg.meta.settings, frameRate: seg.meta.frameRate, sourcePixFmt: seg.meta.pixFmt, outputPath: out })).path
+        : await encodeLie(seg.path, seg.meta.selectFromTime, seg.meta.frames, 'negate', out)
       const bytes = await readFile(path)
-      lies.push({ lease, path, sha: sha256(bytes), size: bytes.length })
+      uploads.push({ lease, path, sha: sha256(bytes), size: bytes.length })
     }
     const tLease = await claimOpen(linkT)
-    const tSeg = await linkT.fetchSegment(tLease, join(root, 'h', 't-seg.mkv'), AbortSignal.timeout(10_000))
-    const tOut = join(root, 'h', 't.264')
+    const tSeg = await linkT.fetchSegment(tLease, join(root, 'h', `t-seg-${kind}.mkv`), AbortSignal.timeout(10_000))
+    const tOut = join(root, 'h', `t-${kind}.264`)
     await encodeChunk({ segmentPath: tSeg.path, selectFromTime: tSeg.meta.selectFromTime, frameCount: tSeg.meta.frames, settings: tSeg.meta.settings, frameRate: tSeg.meta.frameRate, sourcePixFmt: tSeg.meta.pixFmt, outputPath: tOut })
     const order: string[] = []
-    const hUploads = lies.map(async l => {
+    const hUploads = uploads.map(async l => {
       const answer = await linkH.uploadResult(l.lease, l.path, l.sha, AbortSignal.timeout(120_000))
       order.push(`H${l.lease.chunk}`)
       return answer
@@ -165,19 +172,43 @@ describe('results', () => {
       let complete = order.length
       for (const f of await incoming()) {
         const chunk = Number(/^chunk-(\d+)-/.exec(f)?.[1])
-        const lie = lies.find(l => l.lease.chunk === chunk)
-        if (lie !== undefined && (await stat(join(home, 'jobs', jobId, 'incoming', f)).catch(() => undefined))?.size === lie.size) complete++
+        const upload = uploads.find(l => l.lease.chunk === chunk)
+        if (upload !== undefined && (await stat(join(home, 'jobs', jobId, 'incoming', f)).catch(() => undefined))?.size === upload.size) complete++
       }
       return complete >= 3
     }, { timeoutMs: 20_000, everyMs: 10 })
     const tAnswer = await linkT.uploadResult(tLease, tOut, sha256(await readFile(tOut)), AbortSignal.timeout(120_000))
     order.push('T')
-    const hAnswers = await Promise.all(hUploads)
+    return { order, hAnswers: await Promise.all(hUploads), tAnswer }
+  }
+
+  it('a peer flooding verification does not make an honest result wait behind all of its own', async () => {
+    const { order, hAnswers, tAnswer } = await floodThenHonest('honest')
     expect(tAnswer).toEqual({ ok: true })
-    expect(hAnswers.every(a => !a.ok && a.code === 'bad-result')).toBe(true)
+    expect(hAnswers.every(a => a.ok)).toBe(true)
     // Before: one queue in arrival order, so T's came back after all three of H's.
     expect(order.indexOf('T')).toBeLessThan(3)
-    recordTally({ section: SECTION, fault: 'a peer uploads three results that decode but show the wrong pictures, at once, just before an honest peer\'s result (one verification at a time)', happened: `verified in the order ${order.join(', ')}: the honest result took its turn after H's first (was: after all three); H's were refused with bad-result`, lost: 'nothing' })
+    recordTally({ section: SECTION, fault: 'a peer uploads three results at once just before another peer\'s (one verification at a time)', happened: `verified in the order ${order.join(', ')}: the other peer's result took its turn after H's first (was: after all three)`, lost: 'nothing' })
+  })
+
+  it('a peer flooding wrong results is banned at the first, and the rest are refused without a decode', async () => {
+    // A job with fresh chunks (the one above has none left), on an originator of its own.
+    const fresh = await gatedOriginator(join(root, 'a2'), fx.openGop10bit, JOB_SETTINGS, { log: l => logsA.push(l), leaseLimits: { verifyConcurrency: 1 } })
+    moreOriginators.push({ A, open: openGate })
+    ;({ A, home, jobId, chunks: chunkList, job, open: openGate } = fresh)
+    addrA = multiaddr(A.addresses()[0] as string)
+    await H.dial(addrA)
+    linkH = H.services.encode.linkTo(A.peerId, A.addresses())
+    linkT = T.services.encode.linkTo(A.peerId, A.addresses())
+    const { order, hAnswers, tAnswer } = await floodThenHonest('negate')
+    expect(tAnswer).toEqual({ ok: true })
+    const codes = hAnswers.map(a => a.ok ? 'ok' : a.code)
+    // The first checked is refused, which bans H from the job; the two still waiting are refused
+    // unchecked (each used to cost a decode, and the hang-up that follows a ban could cut them off unanswered).
+    expect(codes.filter(c => c === 'bad-result')).toHaveLength(1)
+    expect(codes.filter(c => c === 'banned')).toHaveLength(2)
+    expect(logsA.filter(l => l.includes('unchecked: banned while it waited its turn'))).toHaveLength(2)
+    recordTally({ section: SECTION, fault: 'a peer uploads three results that decode but show the wrong pictures, at once', happened: `answers ${codes.join(', ')} (order ${order.join(', ')}): the first checked and refused, which banned the peer; the other two refused without a decode (was: each decoded and checked)`, lost: 'nothing' })
   })
 })
 

@@ -12,7 +12,8 @@ import { waitFor } from '../helpers/wait.js'
 let fx: Fixtures
 const cleanup: Array<() => Promise<void>> = []
 beforeAll(async () => { fx = await ensureFixtures() })
-afterEach(async () => { for (const c of cleanup.splice(0)) await c() })
+// Last in, first out: an originator is stopped before the folder it writes to is deleted.
+afterEach(async () => { for (const c of cleanup.splice(0).reverse()) await c() })
 
 class FakeClock { t = 1_000_000; now = (): number => this.t }
 
