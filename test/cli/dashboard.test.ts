@@ -109,7 +109,10 @@ describe('web dashboard', () => {
       if (timeline.at(-1) !== states.join(',')) timeline.push(states.join(','))
       for (const s of states) seen.add(s)
       if (states.includes('leased')) {
-        for (const h of await page.$$eval(`[data-job-id="${jobId}"] [data-chunk-state="leased"]`, cells => cells.map(c => `${c.getAttribute('data-holder') ?? ''} ${c.getAttribute('title') ?? ''}`))) leasedHolders.add(h)
+        // State, holder and tooltip read together in one call: selecting by state and then reading the
+        // tooltip can straddle a re-render (a cell selected as leased, its tooltip already done).
+        const cells = await page.$$eval(`[data-job-id="${jobId}"] [data-chunk-state]`, cs => cs.map(c => [c.getAttribute('data-chunk-state') ?? '', c.getAttribute('data-holder') ?? '', c.getAttribute('title') ?? '']))
+        for (const [state, holder, title] of cells) if (state === 'leased') leasedHolders.add(`${holder ?? ''} ${title ?? ''}`)
         if (!midShot) { midShot = true; await page.screenshot({ path: join(await resultsDir(), 'dashboard-encoding.png'), fullPage: true }) }
       }
       if (states.length > 0 && states.every(s => s === 'done')) break
