@@ -692,7 +692,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       ...(captionsPath !== undefined ? { captionsPath } : {})
     })
     // The merge's own probe of the output (every packet) serves both checks: no other read of either file.
-    const output = await verifyMergedOutput(source, result.info)
+    const output = verifyMergedOutput(source, result.info)
     job.output = result.path
     // The single place where "nothing lost" is decided: a failed check fails the job, with the table.
     // The user's settings, not the effective ones: colour carried over from the source is compared, not skipped.

@@ -170,14 +170,27 @@ function sourceRuns (needed: number[], keyPositions: number[]): SourceRun[] {
  * yields too few frames (caught by the caller) rather than the wrong ones. One process per run:
  * several inputs in one ffmpeg decode far past what a concat filter needs (five times the frames, measured).
  */
-function sourceRunArgs (segmentPath: string, run: SourceRun, chunkTimes: number[], t: SegmentTimes, shrink: string, seek: boolean): string[] {
-  const { input, filter } = sourceRunInput(segmentPath, run, chunkTimes, t, shrink, seek)
-  return ['-v', 'error', '-nostdin', '-threads', '1', '-copyts', ...input, '-map', '0:v:0', '-vf', filter,
-    '-frames:v', String(run.last - run.first + 1), '-fps_mode', 'passthrough', '-f', 'rawvideo', '-']
+/** What one decode reads and keeps: the input (with any seek), the filter that picks the frames, and how many. */
+interface PictureDecode { input: string[], filter: string, frames: number }
+
+const QUIET_ONE_THREAD = ['-v', 'error', '-nostdin', '-threads', '1']
+
+/** A decode's pictures: exactly its frames, raw, to `target`. */
+function rawPictures (frames: number, target: string): string[] {
+  return ['-frames:v', String(frames), '-fps_mode', 'passthrough', '-f', 'rawvideo', target]
 }
 
-/** One source run as an ffmpeg input (its seek and the segment) and the filter that picks the run's frames from it. */
-function sourceRunInput (segmentPath: string, run: SourceRun, chunkTimes: number[], t: SegmentTimes, shrink: string, seek: boolean): { input: string[], filter: string } {
+/** One decode in an ffmpeg of its own, its pictures to stdout. */
+function decodeAloneArgs (d: PictureDecode): string[] {
+  return [...QUIET_ONE_THREAD, ...d.input, '-map', '0:v:0', '-vf', d.filter, ...rawPictures(d.frames, '-')]
+}
+
+function sourceRunArgs (segmentPath: string, run: SourceRun, chunkTimes: number[], t: SegmentTimes, shrink: string, seek: boolean): string[] {
+  return decodeAloneArgs(sourceRunDecode(segmentPath, run, chunkTimes, t, shrink, seek))
+}
+
+/** One source run as a decode: the segment as input (its own timestamps, and the seek) and the filter that picks the run's frames. */
+function sourceRunDecode (segmentPath: string, run: SourceRun, chunkTimes: number[], t: SegmentTimes, shrink: string, seek: boolean): PictureDecode {
   const from = chunkTimes[run.first] as number
   const to = chunkTimes[run.last] as number
   const landing = t.keyTimes.filter(k => k <= from + TIME_TOLERANCE).pop()
@@ -185,8 +198,9 @@ function sourceRunInput (segmentPath: string, run: SourceRun, chunkTimes: number
     ? ['-seek_timestamp', '1', '-noaccurate_seek', '-ss', (landing + TIME_TOLERANCE + (t.reordered ? FFMPEG_DTS_HEURISTIC_S : 0)).toFixed(6)]
     : []
   return {
-    input: [...seekArgs, ...peerInputArgs('matroska', segmentPath)],
-    filter: `select='between(t\\,${(from - TIME_TOLERANCE).toFixed(6)}\\,${(to + TIME_TOLERANCE).toFixed(6)})',${shrink}`
+    input: ['-copyts', ...seekArgs, ...peerInputArgs('matroska', segmentPath)],
+    filter: `select='between(t\\,${(from - TIME_TOLERANCE).toFixed(6)}\\,${(to + TIME_TOLERANCE).toFixed(6)})',${shrink}`,
+    frames: run.last - run.first + 1
   }
 }
 
@@ -196,12 +210,11 @@ function sourceRunInput (segmentPath: string, run: SourceRun, chunkTimes: number
  * verifications were two starts a result, most of its main thread), and decoding both in one
  * process costs the same CPU as two (measured: 1.22 s against 1.23 s on the benchmark clip).
  */
-async function resultAndRunFrames (resultArgs: { input: string[], filter: string, frames: number }, run: { input: string[], filter: string, frames: number }, what: string, options: RunOptions): Promise<{ result: { pictures: Buffer, errors: string }, run: Buffer }> {
+async function resultAndRunFrames (result: PictureDecode, run: PictureDecode, what: string, options: RunOptions): Promise<{ result: { pictures: Buffer, errors: string }, run: Buffer }> {
   if (options.signal?.aborted === true) throw new AbortError(`${what}: aborted`)
-  const out = (frames: number, target: string): string[] => ['-frames:v', String(frames), '-fps_mode', 'passthrough', '-f', 'rawvideo', target]
-  const args = ['-v', 'error', '-nostdin', '-threads', '1', ...resultArgs.input, '-copyts', ...run.input,
-    '-filter_complex', `[0:v]${resultArgs.filter}[result];[1:v]${run.filter}[source]`,
-    '-map', '[result]', ...out(resultArgs.frames, 'pipe:1'), '-map', '[source]', ...out(run.frames, 'pipe:3')]
+  const args = [...QUIET_ONE_THREAD, ...result.input, ...run.input,
+    '-filter_complex', `[0:v]${result.filter}[result];[1:v]${run.filter}[source]`,
+    '-map', '[result]', ...rawPictures(result.frames, 'pipe:1'), '-map', '[source]', ...rawPictures(run.frames, 'pipe:3')]
   try {
     const r = await execa('ffmpeg', args, { cancelSignal: options.signal, encoding: 'buffer', stdio: ['ignore', 'pipe', 'pipe', 'pipe'], maxBuffer: 256 * 1024 * 1024 })
     return { result: { pictures: Buffer.from(r.stdout), errors: Buffer.from(r.stderr).toString('utf8').trim() }, run: Buffer.from(r.stdio[3] as Uint8Array) }
@@ -254,7 +267,7 @@ export async function comparePictures (resultPath: string, segment: SourceSegmen
   if (sorted.length === 0) throw new Error(`comparing ${resultPath}: no frame positions within 0..${frameCount - 1}`)
 
   // The result: the sampled frames picked by index, decoded up to the last one.
-  const resultInput = { input: peerInputArgs('h264', resultPath), filter: `select='${sorted.map(p => `eq(n\\,${p})`).join('+')}',${shrink}`, frames: sorted.length }
+  const resultDecode: PictureDecode = { input: peerInputArgs('h264', resultPath), filter: `select='${sorted.map(p => `eq(n\\,${p})`).join('+')}',${shrink}`, frames: sorted.length }
   // The source: each sampled frame with its previous and next frame within the chunk.
   const needed = [...new Set(sorted.flatMap(p => [p - 1, p, p + 1]).filter(f => f >= 0 && f < frameCount))].sort((a, b) => a - b)
   const runs = sourceRuns(needed, keyPositions)
@@ -282,19 +295,19 @@ export async function comparePictures (resultPath: string, segment: SourceSegmen
   let source: Buffer
   try {
     const [first, ...others] = runs as [SourceRun, ...SourceRun[]]
-    const firstFrames = first.last - first.first + 1
+    const firstDecode = sourceRunDecode(segment.path, first, chunkTimes, segmentTimes, shrink, true)
     const [together, ...otherParts] = await Promise.all([
-      resultAndRunFrames(resultInput, { ...sourceRunInput(segment.path, first, chunkTimes, segmentTimes, shrink, true), frames: firstFrames }, `decoding sampled frames of ${resultPath} and of ${segment.path}`, runOptions),
+      resultAndRunFrames(resultDecode, firstDecode, `decoding sampled frames of ${resultPath} and of ${segment.path}`, runOptions),
       ...others.map(async r => await decodeRun(r, true))
     ])
     // Both decoders report to one stderr, and a damaged source is no fault of the peer's: errors
     // are only ever the result's when its decode alone reports them too.
     const decoded = together.result.errors === ''
       ? together.result
-      : await rawFrames(['-v', 'error', '-nostdin', '-threads', '1', ...resultInput.input, '-vf', resultInput.filter, '-frames:v', String(resultInput.frames), '-fps_mode', 'passthrough', '-f', 'rawvideo', '-'], `decoding sampled frames of ${resultPath}`, runOptions)
+      : await rawFrames(decodeAloneArgs(resultDecode), `decoding sampled frames of ${resultPath}`, runOptions)
     // The first run's seek landed late (see decodeRun): read it again from the segment's start.
     let firstPart = together.run
-    if (firstPart.length !== firstFrames * size) { rereads++; firstPart = await decodeRun(first, false) }
+    if (firstPart.length !== firstDecode.frames * size) { rereads++; firstPart = await decodeRun(first, false) }
     source = Buffer.concat([firstPart, ...otherParts])
     result = decoded.pictures
     // This decode is the only one a peer's result gets: an error up to the last sampled frame refuses it.

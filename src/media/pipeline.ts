@@ -33,9 +33,8 @@ export interface LocalEncodeReport {
   timings: { splitSec: number, encodeSec: number, mergeSec: number, totalSec: number }
 }
 
-/** Output must hold as many video frames as the source, or the merge is not accepted. */
-export async function verifyMergedOutput (source: MediaInfo, output: string | MediaInfo): Promise<MediaInfo> {
-  const out = typeof output === 'string' ? await probeMedia(output) : output
+/** Output (the merge's probe of it) must hold as many video frames as the source, or the merge is not accepted. */
+export function verifyMergedOutput (source: MediaInfo, out: MediaInfo): MediaInfo {
   if (out.video.frameCount !== source.video.frameCount) {
     throw new VerificationError(`${out.path}: has ${out.video.frameCount} video frames, the source has ${source.video.frameCount}`)
   }
@@ -110,7 +109,7 @@ export async function encodeFileLocally (sourcePath: string, settingsString: str
   })
   const t3 = performance.now()
   o.onStage?.('verify', output.path)
-  const outputInfo = await verifyMergedOutput(source, output.info)
+  const outputInfo = verifyMergedOutput(source, output.info)
   if (o.keepWork !== true) await rm(o.workDir, { recursive: true, force: true })
   return {
     source,

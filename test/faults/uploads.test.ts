@@ -144,6 +144,12 @@ describe('results', () => {
     recordTally({ section: SECTION, fault: `result header announcing ${size} bytes (4 bytes a pixel) for a ${frames}-frame ${width}x${height} chunk whose segment is ${segmentSize} bytes`, happened: 'refused with too-large before any byte (was: let in, the bound was 8 bytes a pixel)', lost: 'nothing' })
   })
 
+  /** An honest encode of a fetched segment, as a worker makes it. */
+  async function encodeHonestly (seg: { path: string, meta: SegmentMeta }, outputPath: string): Promise<string> {
+    const m = seg.meta
+    return (await encodeChunk({ segmentPath: seg.path, selectFromTime: m.selectFromTime, frameCount: m.frames, settings: m.settings, frameRate: m.frameRate, sourcePixFmt: m.pixFmt, outputPath })).path
+  }
+
   /** H takes three chunks and uploads a result for each at once (each costs a decode and a picture check), then T uploads one honest result. */
   async function floodThenHonest (kind: 'honest' | 'negate'): Promise<{ order: string[], hAnswers: Array<{ ok: boolean, code?: string }>, tAnswer: { ok: boolean } }> {
     const hLeases = [await claimOpen(linkH), await claimOpen(linkH), await claimOpen(linkH)]
@@ -152,7 +158,7 @@ describe('results', () => {
       const seg = await linkH.fetchSegment(lease, join(root, 'h', `seg-${kind}-${lease.chunk}.mkv`), AbortSignal.timeout(10_000))
       const out = join(root, 'h', `${kind}-${lease.chunk}.264`)
       const path = kind === 'honest'
-        ? (await encodeChunk({ segmentPath: seg.path, selectFromTime: seg.meta.selectFromTime, frameCount: seg.meta.frames, settings: seg.meta.settings, frameRate: seg.meta.frameRate, sourcePixFmt: seg.meta.pixFmt, outputPath: out })).path
+        ? await encodeHonestly(seg, out)
         : await encodeLie(seg.path, seg.meta.selectFromTime, seg.meta.frames, 'negate', out)
       const bytes = await readFile(path)
       uploads.push({ lease, path, sha: sha256(bytes), size: bytes.length })
@@ -160,7 +166,7 @@ describe('results', () => {
     const tLease = await claimOpen(linkT)
     const tSeg = await linkT.fetchSegment(tLease, join(root, 'h', `t-seg-${kind}.mkv`), AbortSignal.timeout(10_000))
     const tOut = join(root, 'h', `t-${kind}.264`)
-    await encodeChunk({ segmentPath: tSeg.path, selectFromTime: tSeg.meta.selectFromTime, frameCount: tSeg.meta.frames, settings: tSeg.meta.settings, frameRate: tSeg.meta.frameRate, sourcePixFmt: tSeg.meta.pixFmt, outputPath: tOut })
+    await encodeHonestly(tSeg, tOut)
     const order: string[] = []
     const hUploads = uploads.map(async l => {
       const answer = await linkH.uploadResult(l.lease, l.path, l.sha, AbortSignal.timeout(120_000))
