@@ -8,7 +8,20 @@ export class UnsupportedMatroskaError extends Error {}
 
 const ID = {
   EBML: 0x1A45DFA3,
+  DocType: 0x4282,
   Segment: 0x18538067,
+  SeekHead: 0x114D9B74,
+  Seek: 0x4DBB,
+  SeekID: 0x53AB,
+  SeekPosition: 0x53AC,
+  Cues: 0x1C53BB6B,
+  Tags: 0x1254C367,
+  Void: 0xEC,
+  CRC32: 0xBF,
+  CodecID: 0x86,
+  Video: 0xE0,
+  PixelWidth: 0xB0,
+  PixelHeight: 0xBA,
   Info: 0x1549A966,
   TimestampScale: 0x2AD7B1,
   Tracks: 0x1654AE6B,
@@ -63,7 +76,7 @@ function vint (b: Buffer, at: number, keepMarker: boolean): Vint {
   return { value, length, unknown: !keepMarker && allOnes }
 }
 
-interface Element { id: number, dataStart: number, dataEnd: number }
+interface Element { id: number, start: number, dataStart: number, dataEnd: number }
 
 async function elementAt (r: Reader, pos: number, parentEnd: number): Promise<Element> {
   const head = await r.bytes(pos, Math.min(12, r.size - pos))
@@ -73,7 +86,7 @@ async function elementAt (r: Reader, pos: number, parentEnd: number): Promise<El
   const dataStart = pos + id.length + size.length
   const dataEnd = dataStart + size.value
   if (dataEnd > parentEnd) throw new UnsupportedMatroskaError(`element 0x${id.value.toString(16)} runs past its parent`)
-  return { id: id.value, dataStart, dataEnd }
+  return { id: id.value, start: pos, dataStart, dataEnd }
 }
 
 async function* children (r: Reader, start: number, end: number): AsyncGenerator<Element> {
@@ -164,6 +177,89 @@ export async function readMatroskaVideoPackets (path: string): Promise<MatroskaP
     // A laced block holds several frames; audio often is, video practically never.
     if (video.some(b => b.laced)) throw new UnsupportedMatroskaError('laced video blocks')
     return video.map(b => ({ time: b.timestamp * scale / 1e9, key: b.key }))
+  } finally {
+    await fh.close()
+  }
+}
+
+/** A track as the Matroska file declares it. */
+export interface MatroskaTrack {
+  /** 1 video, 2 audio, 17 subtitle, … (Matroska TrackType). */
+  type: number
+  codecId: string
+  width: number
+  height: number
+}
+
+/** Level-1 elements a plain segment may hold; anything else (attachments, chapters, a second Tracks) is left to ffprobe. */
+const PLAIN_LEVEL1 = new Set<number>([ID.SeekHead, ID.Info, ID.Tracks, ID.Cluster, ID.Cues, ID.Tags, ID.Void, ID.CRC32])
+
+async function readString (r: Reader, el: Element): Promise<string> {
+  const len = el.dataEnd - el.dataStart
+  if (len > 256) throw new UnsupportedMatroskaError('string too long')
+  return (await r.bytes(el.dataStart, len)).toString('latin1').replace(/\0+$/, '')
+}
+
+/**
+ * The tracks of a Matroska file laid out the plain way a stream copy by ffmpeg writes it: an EBML
+ * header, one Segment, one Tracks element before the first Cluster, level-1 elements of the usual
+ * kinds only, and a SeekHead (if any) pointing at elements that are where it says. Reads element
+ * headers only. Anything else (attachments, chapters, unknown sizes, a seek entry pointing into
+ * other data, where ffmpeg's demuxer could see other tracks than a walk of the file does) throws
+ * UnsupportedMatroskaError, and the caller asks ffprobe: so what this returns is what ffmpeg sees.
+ */
+export async function readMatroskaTracks (path: string): Promise<MatroskaTrack[]> {
+  const fh = await open(path, 'r')
+  try {
+    const r = new Reader(fh, (await fh.stat()).size)
+    const top: Element[] = []
+    for await (const el of children(r, 0, r.size)) top.push(el)
+    const [header, segment, ...rest] = top
+    if (header?.id !== ID.EBML || segment?.id !== ID.Segment || rest.some(el => el.id !== ID.Void)) throw new UnsupportedMatroskaError('not one EBML header and one Segment')
+    let docType = ''
+    for await (const f of children(r, header.dataStart, header.dataEnd)) if (f.id === ID.DocType) docType = await readString(r, f)
+    if (docType !== 'matroska' && docType !== 'webm') throw new UnsupportedMatroskaError(`document type ${JSON.stringify(docType)}`)
+    const level1: Element[] = []
+    for await (const el of children(r, segment.dataStart, segment.dataEnd)) {
+      if (!PLAIN_LEVEL1.has(el.id)) throw new UnsupportedMatroskaError(`level-1 element 0x${el.id.toString(16)}`)
+      level1.push(el)
+    }
+    const tracksElements = level1.filter(el => el.id === ID.Tracks)
+    const firstCluster = level1.findIndex(el => el.id === ID.Cluster)
+    const tracksAt = level1.findIndex(el => el.id === ID.Tracks)
+    if (tracksElements.length !== 1 || (firstCluster >= 0 && tracksAt > firstCluster)) throw new UnsupportedMatroskaError('not one Tracks element ahead of the clusters')
+    // ffmpeg follows seek entries: each must name an element we walked, at that position.
+    for (const head of level1.filter(el => el.id === ID.SeekHead)) {
+      for await (const seek of children(r, head.dataStart, head.dataEnd)) {
+        if (seek.id !== ID.Seek) continue
+        let id: number | undefined; let position: number | undefined
+        for await (const f of children(r, seek.dataStart, seek.dataEnd)) {
+          if (f.id === ID.SeekID) id = vint(await r.bytes(f.dataStart, f.dataEnd - f.dataStart), 0, true).value
+          else if (f.id === ID.SeekPosition) position = await readUint(r, f)
+        }
+        if (id === undefined || position === undefined) throw new UnsupportedMatroskaError('incomplete seek entry')
+        const at = segment.dataStart + position
+        if (!level1.some(el => el.id === id && el.start === at)) throw new UnsupportedMatroskaError(`seek entry for 0x${id.toString(16)} points at no such element`)
+      }
+    }
+    const tracks: MatroskaTrack[] = []
+    const tracksElement = tracksElements[0] as Element
+    for await (const entry of children(r, tracksElement.dataStart, tracksElement.dataEnd)) {
+      if (entry.id !== ID.TrackEntry) continue
+      const track: MatroskaTrack = { type: 0, codecId: '', width: 0, height: 0 }
+      for await (const f of children(r, entry.dataStart, entry.dataEnd)) {
+        if (f.id === ID.TrackType) track.type = await readUint(r, f)
+        else if (f.id === ID.CodecID) track.codecId = await readString(r, f)
+        else if (f.id === ID.Video) {
+          for await (const v of children(r, f.dataStart, f.dataEnd)) {
+            if (v.id === ID.PixelWidth) track.width = await readUint(r, v)
+            else if (v.id === ID.PixelHeight) track.height = await readUint(r, v)
+          }
+        }
+      }
+      tracks.push(track)
+    }
+    return tracks
   } finally {
     await fh.close()
   }

@@ -1,9 +1,9 @@
 import { execa } from 'execa'
-import { mkdtemp, rm, stat, truncate, copyFile } from 'node:fs/promises'
+import { appendFile, copyFile, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { readMatroskaVideoPackets, UnsupportedMatroskaError } from '../../src/media/matroska.js'
+import { readMatroskaTracks, readMatroskaVideoPackets, UnsupportedMatroskaError } from '../../src/media/matroska.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 
 let fx: Fixtures
@@ -47,5 +47,59 @@ describe('readMatroskaVideoPackets', () => {
     await copyFile(fx.openGop10bit, cut)
     await truncate(cut, Math.floor((await stat(cut)).size / 2))
     await expect(readMatroskaVideoPackets(cut)).rejects.toBeInstanceOf(UnsupportedMatroskaError)
+  })
+})
+
+async function ffprobeStreams (path: string): Promise<Array<{ codec_type: string, width?: number, height?: number }>> {
+  const { stdout } = await execa('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_type,width,height', '-of', 'json', path])
+  return (JSON.parse(stdout) as { streams: Array<{ codec_type: string, width?: number, height?: number }> }).streams
+}
+
+/** A segment as the originator cuts it: the video alone, stream-copied into Matroska by ffmpeg. */
+async function segmentOf (source: string, name: string, extra: string[] = []): Promise<string> {
+  const out = join(scratch, name)
+  await execa('ffmpeg', ['-v', 'error', '-y', '-i', source, '-map', '0:v:0', ...extra, '-c', 'copy', '-map_metadata', '-1', '-map_chapters', '-1', '-f', 'matroska', out])
+  return out
+}
+
+describe('readMatroskaTracks', () => {
+  it('reads a stream-copied segment\'s one video track as ffprobe does', async () => {
+    for (const source of [fx.openGop10bit, fx.vfrMp4, fx.shortClip]) {
+      const seg = await segmentOf(source, 'seg-tracks.mkv')
+      const ours = await readMatroskaTracks(seg)
+      const theirs = await ffprobeStreams(seg)
+      expect(ours).toHaveLength(1)
+      expect(theirs).toHaveLength(1)
+      expect(ours[0]).toMatchObject({ type: 1, width: theirs[0]!.width, height: theirs[0]!.height })
+    }
+  })
+
+  it('counts every track of a plain file: a video with audio is two tracks, as ffprobe says', async () => {
+    const both = join(scratch, 'av.mkv')
+    await execa('ffmpeg', ['-v', 'error', '-y', '-i', fx.vfrMp4, '-map', '0:v:0', '-map', '0:a:0', '-c', 'copy', '-map_metadata', '-1', '-f', 'matroska', both])
+    expect((await readMatroskaTracks(both)).map(t => t.type)).toEqual([1, 2])
+    expect((await ffprobeStreams(both)).map(s => s.codec_type)).toEqual(['video', 'audio'])
+  })
+
+  it('leaves to ffprobe what a walk of the elements could see otherwise: attachments, a second segment, a seek entry into other data', async () => {
+    // Attachments are streams to ffmpeg, and chapters are not tracks: neither is a plain segment.
+    await expect(readMatroskaTracks(fx.openGop10bit)).rejects.toBeInstanceOf(UnsupportedMatroskaError)
+    const seg = await segmentOf(fx.shortClip, 'seg-base.mkv')
+    const twice = join(scratch, 'two-segments.mkv')
+    await copyFile(seg, twice)
+    const bytes = await readFile(seg)
+    await appendFile(twice, bytes.subarray(bytes.indexOf(Buffer.from([0x18, 0x53, 0x80, 0x67]))))
+    await expect(readMatroskaTracks(twice)).rejects.toBeInstanceOf(UnsupportedMatroskaError)
+    // Move the seek head's pointer to the Tracks element by one byte: ffmpeg would read whatever is there.
+    const moved = Buffer.from(bytes)
+    const seekId = moved.indexOf(Buffer.from([0x53, 0xab, 0x84, 0x16, 0x54, 0xae, 0x6b]))
+    expect(seekId).toBeGreaterThan(0)
+    const position = moved.indexOf(Buffer.from([0x53, 0xac]), seekId)
+    const sizeByte = moved[position + 2]! & 0x7f
+    moved[position + 2 + sizeByte]! += 1
+    const misled = join(scratch, 'seek-moved.mkv')
+    await writeFile(misled, moved)
+    await expect(readMatroskaTracks(misled)).rejects.toThrow(/seek entry for 0x1654ae6b points at no such element/)
+    await expect(readMatroskaTracks(seg)).resolves.toHaveLength(1)
   })
 })

@@ -77,6 +77,18 @@ describe('segments from a peer', () => {
     expect(done.frameCount).toBe(48)
   })
 
+  it('a plain segment is recognised without ffprobe; anything else is still ffprobe\'s to judge', async () => {
+    const path = process.env.PATH
+    process.env.PATH = dir
+    try {
+      expect(await inspectSegment(videoOnly)).toEqual({ codec: 'h264', width: 160, height: 90 })
+      await expect(inspectSegment(withAudio)).rejects.toThrow(/ffprobe/)
+    } finally {
+      process.env.PATH = path
+    }
+    await expect(inspectSegment(withAudio)).rejects.toThrow(/expected exactly one video stream, found video, audio/)
+  })
+
   it('a result that is a manifest is read as raw H.264 and refused, never followed', async () => {
     await expect(verifyEncodedChunk(dash, { frameCount: 48 })).rejects.toThrow(VerificationError)
   })
