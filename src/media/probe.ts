@@ -176,11 +176,22 @@ export async function probeMedia (path: string, options: RunOptions = {}): Promi
     if (err instanceof SourceError) throw err
     throw new SourceError(`${path}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? String(err)}); check the path`)
   }
+  // The packet listing needs nothing from the description, so both ffprobes start at once: each
+  // start loads 215 libraries, and this is the time from swarm add to the first lease.
+  const stopListing = new AbortController()
+  const packetListing = runTool('ffprobe', [
+    // Every stream's packets (the demuxer reads them all anyway): the video's make the frame list,
+    // the others only tell where the file's content really ends (a truncated file, see below).
+    '-v', 'error', '-show_entries', 'packet=stream_index,pts,pts_time,duration_time,flags', '-of', 'compact=p=0:nk=0', '--', path
+  ], `reading video packets of ${path}`, { ...options, signal: options.signal !== undefined ? AbortSignal.any([options.signal, stopListing.signal]) : stopListing.signal })
+  // Awaited once the description is in: a file ffprobe cannot read is reported by that, not by this.
+  packetListing.catch(() => {})
   let parsed: { streams?: FfprobeStream[], format?: { format_name?: string, duration?: string }, chapters?: unknown[] }
   try {
     const { stdout } = await runTool('ffprobe', ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', '-show_chapters', '--', path], `probing ${path}`, options)
     parsed = JSON.parse(stdout)
   } catch (err) {
+    stopListing.abort()
     if ((err as Error).name === 'ToolError' && !/not found on PATH/.test((err as Error).message)) {
       throw new SourceError(`${path}: ffprobe cannot read it as a media file: ${(err as Error).message.split('\n').slice(-1)[0] ?? ''}`)
     }
@@ -206,19 +217,16 @@ export async function probeMedia (path: string, options: RunOptions = {}): Promi
     ...(Number.isFinite(Number(s.start_time ?? 'N/A')) ? { startTime: Number(s.start_time) } : {})
   }))
   const videoStream = (parsed.streams ?? []).find(s => s.codec_type === 'video' && s.disposition?.attached_pic !== 1)
-  if (videoStream === undefined) throw new SourceError(`${path}: has no video stream to encode`)
-  const timeBase = parseRational(videoStream.time_base)
-  if (timeBase === undefined) throw new SourceError(`${path}: video stream has no usable time base`)
+  const timeBase = parseRational(videoStream?.time_base)
+  if (videoStream === undefined || timeBase === undefined) {
+    stopListing.abort()
+    throw new SourceError(videoStream === undefined ? `${path}: has no video stream to encode` : `${path}: video stream has no usable time base`)
+  }
 
-  // The caption check needs only the stream's description: it runs beside the packet listing
-  // (each tool start is a fifth of a second of loading libraries before the first lease).
+  // The caption check needs only the stream's description: it runs beside the packet listing.
   const captions = videoStream.closed_captions === 1 ? Promise.resolve(true) : carriesCaptions(path, videoStream, options)
   captions.catch(() => {}) // awaited below; only keeps a failure before then from going unhandled
-  const { stdout: packetText } = await runTool('ffprobe', [
-    // Every stream's packets (the demuxer reads them all anyway): the video's make the frame list,
-    // the others only tell where the file's content really ends (a truncated file, see below).
-    '-v', 'error', '-show_entries', 'packet=stream_index,pts,pts_time,duration_time,flags', '-of', 'compact=p=0:nk=0', '--', path
-  ], `reading video packets of ${path}`, options)
+  const { stdout: packetText } = await packetListing
   const decodeOrder: VideoFrame[] = []
   let contentEnd = -Infinity
   // Every stream's first played packet and extent come from this same pass, so that comparing an

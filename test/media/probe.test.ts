@@ -47,6 +47,17 @@ describe('probeMedia: damaged sources', () => {
   })
 })
 
+describe('probeMedia: what it refuses', () => {
+  it('names a file with no video, and a file that is not media at all, by the reason that applies', async () => {
+    const audio = join(dir, 'audio-only.mka')
+    await execa('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=duration=2', '-c:a', 'flac', audio])
+    await expect(probeMedia(audio)).rejects.toThrow(/audio-only\.mka: has no video stream to encode/)
+    const text = join(dir, 'notes.txt')
+    await execa('cp', ['/etc/hostname', text])
+    await expect(probeMedia(text)).rejects.toThrow(/notes\.txt: ffprobe cannot read it as a media file/)
+  })
+})
+
 describe('probeMedia: what the merge and the fidelity check read from one packet pass', () => {
   // Starts at 11.4 s with audio after the video, edit lists and AAC priming, two audio tracks,
   // subtitles and a font, captions: the quirks that once put tracks out of sync.
