@@ -7,6 +7,8 @@
  *                   one `swarm join --slots 1 --threads T` node (one encode with T frame threads).
  *   3. baseline-1   plain ffmpeg|x264, --threads 1, both processes pinned to core 0 (taskset)
  *   4. swarm-k      k nodes, node i pinned to core i, --slots 1 --threads 1, nodes 2..k bootstrapped to node 1
+ *      then, with --bracket, baseline-1 again (the VM's speed drifts between minutes), and with
+ *      --ceiling also two baseline-1 at once, one per core: what the machine's cores give with no swarm
  *   5. from swarm-k: wire bytes of the originator's TCP connections (kernel counters via `ss`) against
  *      segment + result bytes, time from `swarm add` to the first lease, merge time as a share of the whole
  *   6. video size and SSIM of swarm-k's output against baseline-1
@@ -33,7 +35,13 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'bench-results' },
     quick: { type: 'boolean', default: false },
     // Only baseline-1 and the pinned k-node swarm (the throughput issue's comparison): skips steps 1-2.
-    'pinned-only': { type: 'boolean', default: false }
+    'pinned-only': { type: 'boolean', default: false },
+    // baseline-1 again after swarm-k: this VM's speed drifts by 10-20% between minutes, and a
+    // speedup measured against one plain run minutes earlier moves with it.
+    bracket: { type: 'boolean', default: false },
+    // Then two plain encodes at once, one per core: what two cores of this machine give with no
+    // swarm at all (they share caches and memory bandwidth, two real machines do not).
+    ceiling: { type: 'boolean', default: false }
   }
 })
 
@@ -341,6 +349,20 @@ async function main (): Promise<void> {
     console.log(`swarm-${k} (--threads 1, pinned): ${sk.seconds.toFixed(2)} s, ${sk.record.chunks.length} chunks`)
     load.end = loadavg().map(n => round(n, 2))
 
+    // 4b. baseline-1 again, and two at once (--bracket, --ceiling)
+    let base1AfterSec: number | undefined
+    if (values.bracket === true || values.ceiling === true) {
+      base1AfterSec = await plainEncode(clip.path, source, settings, 1, join(work, 'baseline-1-after.264'), 0)
+      console.log(`baseline-1 again, after swarm-${k} (core 0): ${base1AfterSec.toFixed(2)} s`)
+    }
+    let pairSec: number[] | undefined
+    if (values.ceiling === true) {
+      pairSec = await Promise.all([0, 1].map(async core => await plainEncode(clip.path, source, settings, 1, join(work, `baseline-pair-${core}.264`), core % CORES)))
+      console.log(`two baseline-1 at once (cores 0 and 1): ${pairSec.map(t => t.toFixed(2)).join(' s, ')} s`)
+    }
+    const base1MeanSec = base1AfterSec === undefined ? base1Sec : (base1Sec + base1AfterSec) / 2
+    const ceiling = pairSec === undefined ? undefined : 2 * base1MeanSec / Math.max(...pairSec)
+
     // 5. from swarm-k's originator: leases, merge, bytes
     const origin = kLogs[0]!
     const self = sk.record.originator
@@ -412,6 +434,10 @@ async function main (): Promise<void> {
       [`swarm-${k} time (s), 1 core per node`, fmt(sk.seconds, 2), '', ''],
       [`speedup baseline-1 / swarm-${k}`, fmt(speedup), `~ ${k}`, ''],
       [`efficiency speedup / ${k}`, fmt(efficiency), '>= 0.95', met(efficiency >= 0.95)],
+      ['baseline-1 again after swarm-k (s), drift', base1AfterSec === undefined ? 'not run (--bracket)' : `${fmt(base1AfterSec, 2)}, ${(100 * (base1AfterSec / base1Sec - 1)).toFixed(1)}%`, '', ''],
+      [`speedup against the mean of both baseline-1 runs`, base1AfterSec === undefined ? 'n/a' : fmt(base1MeanSec / sk.seconds), '', ''],
+      ['two baseline-1 at once, one per core (s)', pairSec === undefined ? 'not run (--ceiling)' : pairSec.map(t => fmt(t, 2)).join(', '), '', ''],
+      [`this machine's ceiling: 2 × mean baseline-1 / slower of the pair`, fmt(ceiling), '', ''],
       ['CPU s, baseline-1 (ffmpeg + x264)', fmt(base1Cpu, 1), '', ''],
       [`CPU s, swarm-${k} tools: originator / other nodes`, `${fmt(originCpu.children, 1)} / ${fmt(workerCpu.children, 1)}`, '', ''],
       [`CPU s, swarm-${k} Node.js: originator / other nodes`, `${fmt(originCpu.self, 1)} / ${fmt(workerCpu.self, 1)}`, '', ''],
@@ -452,7 +478,8 @@ async function main (): Promise<void> {
       baselineT: { threads: T, seconds: baseTSec, videoBytes: baseTBytes },
       swarm1OneEncode: s1One === undefined ? null : { slots: 1, threads: T, seconds: s1One.seconds, chunks: s1One.record.chunks.length, ratioToBaselineT: s1One.seconds / baseTSec },
       swarm1: s1 === undefined ? null : { slots: S, threads: s1Threads, seconds: s1.seconds, chunks: s1.record.chunks.length, chunkFrames: s1.record.chunks.map(c => c.frames), chunkResultBytes: s1.record.chunks.map(c => c.result?.size ?? null), firstLeaseSec: s1FirstLeaseSec ?? null, videoBytes: s1VideoBytes, ratioToBaselineT: s1Ratio },
-      baseline1: { threads: 1, core: 0, seconds: base1Sec, cpuSeconds: base1Cpu, videoBytes: base1Bytes, ssim: ssimBase1 },
+      baseline1: { threads: 1, core: 0, seconds: base1Sec, cpuSeconds: base1Cpu, videoBytes: base1Bytes, ssim: ssimBase1, secondsAfterSwarm: base1AfterSec ?? null, meanSeconds: base1MeanSec },
+      ceiling: pairSec === undefined ? null : { pairSeconds: pairSec, speedup: ceiling },
       swarmK: {
         nodes: k,
         threads: 1,
@@ -460,6 +487,7 @@ async function main (): Promise<void> {
         secondsToSeePeers: peersSec,
         cpuSeconds: { originator: originCpu, others: workerCpu, perNode: nodeCpu, total: swarmCpu, idleCoreSeconds: idleCoreSec },
         speedup,
+        speedupAgainstMeanBaseline: base1MeanSec / sk.seconds,
         efficiency,
         chunks: sk.record.chunks.length,
         chunkFrames: frames,
