@@ -3,20 +3,30 @@ import { open } from 'node:fs/promises'
 import { crc32 } from 'node:zlib'
 
 /**
- * Feeds a file to `take` in 1 MiB reads through one reused buffer. A read stream allocates a fresh
- * buffer per read: 0.15-0.20 s of CPU for a 140 MB source with 1 MiB reads (0.24 s with 64 KiB),
- * against 0.12 s here, the difference mostly garbage. The originator hashes every source and segment.
+ * Feeds a file to `take` in 1 MiB reads through two reused buffers, the next read under way while
+ * `take` digests the last (it must not keep the block): 3.35 -> 2.55 s for a 3.3 GB source, which
+ * is the whole wait before a big file's first lease (its probe takes 1.4 s beside it). A read stream
+ * allocates a fresh buffer per read: 0.15-0.20 s of CPU for a 140 MB source, mostly garbage.
  */
 async function eachBlock (path: string, take: (block: Buffer) => void): Promise<void> {
   const fh = await open(path, 'r')
+  const size = 1 << 20
+  let next = Buffer.allocUnsafe(size)
+  let spare = Buffer.allocUnsafe(size)
+  let reading = fh.read(next, 0, size, null)
   try {
-    const buf = Buffer.allocUnsafe(1 << 20)
     for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null)
+      const { bytesRead } = await reading
       if (bytesRead === 0) return
-      take(buf.subarray(0, bytesRead))
+      const block = next
+      next = spare
+      spare = block
+      reading = fh.read(next, 0, size, null)
+      take(block.subarray(0, bytesRead))
     }
   } finally {
+    // A read may still be under way when `take` threw: let it end before the handle closes.
+    await reading.catch(() => {})
     await fh.close()
   }
 }
