@@ -191,6 +191,13 @@ export interface MatroskaTrack {
   height: number
 }
 
+/**
+ * More elements than a plain segment has by far (ffmpeg writes a cluster per few MB or seconds): a
+ * file of tiny elements would otherwise keep the walk busy for minutes, while ffprobe reads it in C
+ * in a process of its own.
+ */
+const MAX_WALKED_ELEMENTS = 100_000
+
 /** Level-1 elements a plain segment may hold; anything else (attachments, chapters, a second Tracks) is left to ffprobe. */
 const PLAIN_LEVEL1 = new Set<number>([ID.SeekHead, ID.Info, ID.Tracks, ID.Cluster, ID.Cues, ID.Tags, ID.Void, ID.CRC32])
 
@@ -212,15 +219,18 @@ export async function readMatroskaTracks (path: string): Promise<MatroskaTrack[]
   const fh = await open(path, 'r')
   try {
     const r = new Reader(fh, (await fh.stat()).size)
+    let walked = 0
+    const count = (): void => { if (++walked > MAX_WALKED_ELEMENTS) throw new UnsupportedMatroskaError(`more than ${MAX_WALKED_ELEMENTS} elements`) }
     const top: Element[] = []
-    for await (const el of children(r, 0, r.size)) top.push(el)
+    for await (const el of children(r, 0, r.size)) { count(); top.push(el) }
     const [header, segment, ...rest] = top
     if (header?.id !== ID.EBML || segment?.id !== ID.Segment || rest.some(el => el.id !== ID.Void)) throw new UnsupportedMatroskaError('not one EBML header and one Segment')
     let docType = ''
-    for await (const f of children(r, header.dataStart, header.dataEnd)) if (f.id === ID.DocType) docType = await readString(r, f)
+    for await (const f of children(r, header.dataStart, header.dataEnd)) { count(); if (f.id === ID.DocType) docType = await readString(r, f) }
     if (docType !== 'matroska' && docType !== 'webm') throw new UnsupportedMatroskaError(`document type ${JSON.stringify(docType)}`)
     const level1: Element[] = []
     for await (const el of children(r, segment.dataStart, segment.dataEnd)) {
+      count()
       if (!PLAIN_LEVEL1.has(el.id)) throw new UnsupportedMatroskaError(`level-1 element 0x${el.id.toString(16)}`)
       level1.push(el)
     }
@@ -231,9 +241,11 @@ export async function readMatroskaTracks (path: string): Promise<MatroskaTrack[]
     // ffmpeg follows seek entries: each must name an element we walked, at that position.
     for (const head of level1.filter(el => el.id === ID.SeekHead)) {
       for await (const seek of children(r, head.dataStart, head.dataEnd)) {
+        count()
         if (seek.id !== ID.Seek) continue
         let id: number | undefined; let position: number | undefined
         for await (const f of children(r, seek.dataStart, seek.dataEnd)) {
+          count()
           if (f.id === ID.SeekID) id = vint(await r.bytes(f.dataStart, f.dataEnd - f.dataStart), 0, true).value
           else if (f.id === ID.SeekPosition) position = await readUint(r, f)
         }
@@ -245,13 +257,16 @@ export async function readMatroskaTracks (path: string): Promise<MatroskaTrack[]
     const tracks: MatroskaTrack[] = []
     const tracksElement = tracksElements[0] as Element
     for await (const entry of children(r, tracksElement.dataStart, tracksElement.dataEnd)) {
+      count()
       if (entry.id !== ID.TrackEntry) continue
       const track: MatroskaTrack = { type: 0, codecId: '', width: 0, height: 0 }
       for await (const f of children(r, entry.dataStart, entry.dataEnd)) {
+        count()
         if (f.id === ID.TrackType) track.type = await readUint(r, f)
         else if (f.id === ID.CodecID) track.codecId = await readString(r, f)
         else if (f.id === ID.Video) {
           for await (const v of children(r, f.dataStart, f.dataEnd)) {
+            count()
             if (v.id === ID.PixelWidth) track.width = await readUint(r, v)
             else if (v.id === ID.PixelHeight) track.height = await readUint(r, v)
           }

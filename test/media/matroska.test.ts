@@ -102,4 +102,13 @@ describe('readMatroskaTracks', () => {
     await expect(readMatroskaTracks(misled)).rejects.toThrow(/seek entry for 0x1654ae6b points at no such element/)
     await expect(readMatroskaTracks(seg)).resolves.toHaveLength(1)
   })
+
+  it('stops walking a file of countless tiny elements and leaves it to ffprobe', async () => {
+    const seg = await segmentOf(fx.shortClip, 'seg-voids.mkv')
+    const padded = join(scratch, 'voids.mkv')
+    await copyFile(seg, padded)
+    // 150,000 empty Void elements after the segment: two bytes each, all of them legal.
+    await appendFile(padded, Buffer.alloc(300_000).fill(Buffer.from([0xec, 0x80])))
+    await expect(readMatroskaTracks(padded)).rejects.toThrow(/more than 100000 elements/)
+  })
 })
