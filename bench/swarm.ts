@@ -8,7 +8,8 @@
  *   3. baseline-1   plain ffmpeg|x264, --threads 1, both processes pinned to core 0 (taskset)
  *   4. swarm-k      k nodes, node i pinned to core i, --slots 1 --threads 1, nodes 2..k bootstrapped to node 1
  *      then, with --bracket, baseline-1 again (the VM's speed drifts between minutes), and with
- *      --ceiling also two baseline-1 at once, one per core: what the machine's cores give with no swarm
+ *      --ceiling also two baseline-1 at once, one per core: what the machine's cores give with no swarm;
+ *      with --tool-cpu every tool of swarm-k's nodes runs under GNU time, and its CPU is given by purpose
  *   5. from swarm-k: wire bytes of the originator's TCP connections (kernel counters via `ss`) against
  *      segment + result bytes, time from `swarm add` to the first lease, merge time as a share of the whole
  *   6. video size and SSIM of swarm-k's output against baseline-1
@@ -26,6 +27,7 @@ import type { JobRecord } from '../src/jobs/index.js'
 import { parseX264Settings, probeMedia } from '../src/media/index.js'
 import { runSwarm, startLocalNode, type LocalNode, type StartNodeOptions } from '../scripts/local-swarm.js'
 import { ensureBenchClip, plainEncode, ssim } from './clip.js'
+import { readToolCpu, writeToolShims, type ToolCpu } from './tool-cpu.js'
 
 const { values } = parseArgs({
   options: {
@@ -41,7 +43,9 @@ const { values } = parseArgs({
     bracket: { type: 'boolean', default: false },
     // Then two plain encodes at once, one per core: what two cores of this machine give with no
     // swarm at all (they share caches and memory bandwidth, two real machines do not).
-    ceiling: { type: 'boolean', default: false }
+    ceiling: { type: 'boolean', default: false },
+    // Every tool swarm-k's nodes run goes through GNU time: CPU by what it was for (bench/tool-cpu.ts).
+    'tool-cpu': { type: 'boolean', default: false }
   }
 })
 
@@ -320,7 +324,11 @@ async function main (): Promise<void> {
     let nodeCpu: CpuSeconds[]
     let peakJobBytes = 0
     try {
-      const nodeOpts = (i: number): StartNodeOptions => ({ slots: 1, wrapper: ['taskset', '-c', String(i % CORES)], extraArgs: ['--threads', '1', '--verbose'] })
+      const shims = values['tool-cpu'] === true ? await writeToolShims(join(work, 'tool-shims')) : undefined
+      const nodeOpts = (i: number): StartNodeOptions => ({
+        slots: 1, wrapper: ['taskset', '-c', String(i % CORES)], extraArgs: ['--threads', '1', '--verbose'],
+        ...(shims !== undefined ? { env: shims.envFor(join(work, `tool-cpu-n${i + 1}.log`)) } : {})
+      })
       const first = await startNode(join(work, 'swarm-k', 'n1'), nodeOpts(0), kLogs[0]!)
       kNodes.push(first)
       const boot = first.addresses.find(a => a.startsWith('/ip4/127.0.0.1/')) ?? first.addresses[0] as string
@@ -347,6 +355,14 @@ async function main (): Promise<void> {
       await saveLogs(logDir, 'swarm-k', kLogs)
     }
     console.log(`swarm-${k} (--threads 1, pinned): ${sk.seconds.toFixed(2)} s, ${sk.record.chunks.length} chunks`)
+    let toolCpu: ToolCpu[][] | undefined
+    if (values['tool-cpu'] === true) {
+      toolCpu = await Promise.all(kNodes.map(async (_, i) => await readToolCpu(join(work, `tool-cpu-n${i + 1}.log`))))
+      toolCpu.forEach((kinds, i) => {
+        console.log(`tool CPU of node ${i + 1}${i === 0 ? ' (the originator)' : ''}:`)
+        for (const t of kinds) console.log(`  ${t.kind.padEnd(32)} ${String(t.runs).padStart(4)} runs  ${t.cpuSeconds.toFixed(2).padStart(7)} s`)
+      })
+    }
     load.end = loadavg().map(n => round(n, 2))
 
     // 4b. baseline-1 again, and two at once (--bracket, --ceiling)
@@ -480,6 +496,7 @@ async function main (): Promise<void> {
       swarm1: s1 === undefined ? null : { slots: S, threads: s1Threads, seconds: s1.seconds, chunks: s1.record.chunks.length, chunkFrames: s1.record.chunks.map(c => c.frames), chunkResultBytes: s1.record.chunks.map(c => c.result?.size ?? null), firstLeaseSec: s1FirstLeaseSec ?? null, videoBytes: s1VideoBytes, ratioToBaselineT: s1Ratio },
       baseline1: { threads: 1, core: 0, seconds: base1Sec, cpuSeconds: base1Cpu, videoBytes: base1Bytes, ssim: ssimBase1, secondsAfterSwarm: base1AfterSec ?? null, meanSeconds: base1MeanSec },
       ceiling: pairSec === undefined ? null : { pairSeconds: pairSec, speedup: ceiling },
+      toolCpuPerNode: toolCpu ?? null,
       swarmK: {
         nodes: k,
         threads: 1,

@@ -11,7 +11,9 @@
  * With --repeat N each case runs N times (into run-1 … run-N) and the table gives the median of
  * each figure with the range of the speedup: one run's speedup moves by 5-10% with the VM's speed.
  *
- *   --presets faster,medium   --seconds 40,120   --crf 20   --out bench-results   --no-ceiling   --repeat 1
+ * --tool-cpu gives the nodes' tool CPU by purpose (bench/tool-cpu.ts; needs GNU time).
+ *
+ *   --presets faster,medium   --seconds 40,120   --crf 20   --out bench-results   --no-ceiling   --repeat 1   --tool-cpu
  */
 import { execa } from 'execa'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
@@ -25,7 +27,8 @@ const { values } = parseArgs({
     crf: { type: 'string', default: '20' },
     out: { type: 'string', default: 'bench-results' },
     'no-ceiling': { type: 'boolean', default: false },
-    repeat: { type: 'string', default: '1' }
+    repeat: { type: 'string', default: '1' },
+    'tool-cpu': { type: 'boolean', default: false }
   }
 })
 
@@ -50,7 +53,7 @@ async function runCase (preset: string, seconds: number, outDir: string, run: nu
   await mkdir(dir, { recursive: true })
   const settings = `--preset ${preset} --crf ${values.crf}`
   console.log(`\n== ${settings}, ${seconds} s clip${runs > 1 ? `, run ${run} of ${runs}` : ''} ==`)
-  await execa('node', [join(import.meta.dirname, 'swarm.js'), '--pinned-only', '--bracket', ...(values['no-ceiling'] === true ? [] : ['--ceiling']), '--nodes', '2', `--settings=${settings}`, '--seconds', String(seconds), '--out', dir], { stdio: 'inherit' })
+  await execa('node', [join(import.meta.dirname, 'swarm.js'), '--pinned-only', '--bracket', ...(values['no-ceiling'] === true ? [] : ['--ceiling']), ...(values['tool-cpu'] === true ? ['--tool-cpu'] : []), '--nodes', '2', `--settings=${settings}`, '--seconds', String(seconds), '--out', dir], { stdio: 'inherit' })
   const j = JSON.parse(await readFile(join(dir, 'swarm.json'), 'utf8'))
   const k = j.swarmK
   return {

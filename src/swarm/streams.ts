@@ -15,6 +15,8 @@ import { encodeFrame, parseFrame, ProtocolViolation } from './messages.js'
  */
 export const ACK_EVERY = 1024 * 1024
 export const SEND_WINDOW = 4 * 1024 * 1024
+/** How much of a file sendFile reads at once (a multiple of DATA_FRAME_BYTES). */
+const READ_BYTES = 1024 * 1024
 /** Room for a full send window plus frames in flight. */
 const BUFFER_LIMIT = SEND_WINDOW + 4 * DATA_FRAME_BYTES
 
@@ -83,12 +85,18 @@ export class FramedStream {
     try {
       let sent = 0
       while (sent < size) {
-        while (sent - acked >= SEND_WINDOW) await readAck()
-        const buf = Buffer.allocUnsafe(Math.min(DATA_FRAME_BYTES, size - sent))
+        // One read per READ_BYTES, sent as several frames: a read and a buffer per frame were a
+        // fifth of the originator's Node.js time serving segments. Each read gets a fresh buffer,
+        // as frames may still be queued below us when the next read lands.
+        const buf = Buffer.allocUnsafe(Math.min(READ_BYTES, size - sent))
         const { bytesRead } = await fh.read(buf, 0, buf.length, sent)
         if (bytesRead === 0) throw new Error(`${path} is shorter than the ${size} bytes announced`)
-        await this.lp.write(buf.subarray(0, bytesRead), { signal: this.signal })
-        sent += bytesRead
+        for (let at = 0; at < bytesRead; at += DATA_FRAME_BYTES) {
+          while (sent - acked >= SEND_WINDOW) await readAck()
+          const frame = buf.subarray(at, Math.min(bytesRead, at + DATA_FRAME_BYTES))
+          await this.lp.write(frame, { signal: this.signal })
+          sent += frame.byteLength
+        }
       }
       // The receiver acknowledges every whole ACK_EVERY bytes; read them all so the next frame
       // the caller reads is the answer that follows the file.
@@ -108,18 +116,27 @@ export class FramedStream {
     let ok = false
     try {
       let received = 0
+      // Parts since the last write: written together (one writev) when an acknowledgement falls due
+      // and at the end; one write per part (a Noise message, 64 KiB) was a fifth of a worker's
+      // Node.js time receiving segments.
+      let unwritten: Uint8Array[] = []
       while (received < size) {
         const frame = await this.lp.read({ signal: this.readSignal() })
         if (frame.byteLength === 0) throw new ProtocolViolation(`${what}: empty data frame`)
         if (received + frame.byteLength > size) throw new ProtocolViolation(`${what}: more bytes than the ${size} announced`)
         for (const part of frame) {
           hash.update(part)
-          await fh.write(part)
+          unwritten.push(part)
         }
         const before = received
         received += frame.byteLength
+        const ackDue = Math.floor(received / ACK_EVERY) > Math.floor(before / ACK_EVERY)
+        if (ackDue || received === size) {
+          await fh.writev(unwritten)
+          unwritten = []
+        }
         // Written to disk: the sender may send more.
-        if (Math.floor(received / ACK_EVERY) > Math.floor(before / ACK_EVERY)) await this.writeMessage({ ack: received - (received % ACK_EVERY) })
+        if (ackDue) await this.writeMessage({ ack: received - (received % ACK_EVERY) })
       }
       const got = hash.digest('hex')
       if (got !== sha256) throw new ProtocolViolation(`${what}: SHA-256 mismatch (got ${got.slice(0, 12)}, expected ${sha256.slice(0, 12)})`)

@@ -20,6 +20,11 @@ let source: string
 let digest: string
 let sentAhead: () => number = () => 0
 const SIZE = 64 * 1024 * 1024
+/** Not a whole number of acknowledgements, read blocks or frames: the tail is written without an ack. */
+const ODD = '/swarm-encode-test/bulk-odd/1.0.0'
+const ODD_SIZE = 3 * 1024 * 1024 + 12_345
+let oddSource: string
+let oddDigest: string
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'swarm-streams-'))
@@ -27,8 +32,17 @@ beforeAll(async () => {
   const bytes = randomBytes(SIZE)
   await writeFile(source, bytes)
   digest = createHash('sha256').update(bytes).digest('hex')
+  oddSource = join(dir, 'odd.bin')
+  const odd = randomBytes(ODD_SIZE)
+  await writeFile(oddSource, odd)
+  oddDigest = createHash('sha256').update(odd).digest('hex')
   a = await makeNode()
   b = await makeNode()
+  await a.handle(ODD, async (stream) => {
+    const f = new FramedStream(stream, AbortSignal.timeout(60_000))
+    await f.sendFile(oddSource, ODD_SIZE)
+    await f.close()
+  })
   // A sends the whole file as soon as a stream opens, then closes its end.
   await a.handle(BULK, async (stream) => {
     const f = new FramedStream(stream, AbortSignal.timeout(60_000))
@@ -59,5 +73,16 @@ describe('FramedStream flow control', () => {
     const got = await readFile(dest)
     expect(got.byteLength).toBe(SIZE)
     expect(createHash('sha256').update(got).digest('hex')).toBe(digest)
+  })
+
+  it('a file of no whole number of frames or acknowledgements arrives intact, its last bytes written too', async () => {
+    const stream = await b.dialProtocol(a.getMultiaddrs()[0]!, ODD)
+    const f = new FramedStream(stream, AbortSignal.timeout(60_000))
+    const dest = join(dir, 'received-odd.bin')
+    await f.receiveFile(dest, ODD_SIZE, oddDigest, 'odd')
+    await f.close()
+    const got = await readFile(dest)
+    expect(got.byteLength).toBe(ODD_SIZE)
+    expect(createHash('sha256').update(got).digest('hex')).toBe(oddDigest)
   })
 })

@@ -1,0 +1,66 @@
+/**
+ * Per-tool CPU of a node (bench/swarm.ts --tool-cpu): each tool a node runs goes through a shim
+ * that execs it under GNU time, which appends the tool's CPU and command line to a log. The
+ * classes below say what each run was for, so a run's overhead over plain is split by cause with
+ * the same clock as the encodes themselves. A shim costs a shell and a `time` start (a few ms).
+ */
+import { execa } from 'execa'
+import { access, chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+
+const TOOLS = ['ffmpeg', 'ffprobe', 'x264', 'mkvmerge'] as const
+const TIME = '/usr/bin/time'
+const MARK = 'SWARM-TOOL-CPU'
+
+export interface ToolShims {
+  /** Environment for a node whose tools are counted into `logPath`. */
+  envFor: (logPath: string) => Record<string, string>
+}
+
+/** Writes the shims into `dir`; throws, saying what to install, when GNU time is missing. */
+export async function writeToolShims (dir: string): Promise<ToolShims> {
+  try { await access(TIME) } catch { throw new Error(`--tool-cpu needs GNU time at ${TIME}: apt-get install -y time`) }
+  await mkdir(dir, { recursive: true })
+  for (const tool of TOOLS) {
+    const real = (await execa('which', [tool])).stdout.trim()
+    const shim = join(dir, tool)
+    await writeFile(shim, `#!/bin/sh\nexec ${TIME} -a -o "$SWARM_TOOL_CPU_LOG" -f "${MARK} %U %S %C" ${real} "$@"\n`)
+    await chmod(shim, 0o755)
+  }
+  return { envFor: (logPath) => ({ PATH: `${dir}:${process.env.PATH ?? ''}`, SWARM_TOOL_CPU_LOG: logPath }) }
+}
+
+/** What a tool run was for, from its command line. */
+export function classifyToolRun (command: string): string {
+  const [path = '', ...args] = command.split(' ')
+  const tool = path.split('/').pop() ?? path
+  const has = (a: string): boolean => args.includes(a)
+  if (tool === 'x264') return 'x264: encodes'
+  if (tool === 'mkvmerge') return 'mkvmerge: merge'
+  if (tool === 'ffprobe') return args.some(a => a.startsWith('packet=')) ? 'ffprobe: packet listings' : 'ffprobe: descriptions'
+  if (has('yuv4mpegpipe')) return 'ffmpeg: decodes for encodes'
+  if (has('rawvideo')) return 'ffmpeg: picture checks'
+  if (has('segment') || (has('-c') && has('copy') && has('matroska'))) return 'ffmpeg: split'
+  if (has('h264') && has('copy')) return 'ffmpeg: caption look at add'
+  return 'ffmpeg: other'
+}
+
+export interface ToolCpu { kind: string, runs: number, cpuSeconds: number }
+
+/** Sums a node's log by kind, largest first. */
+export async function readToolCpu (logPath: string): Promise<ToolCpu[]> {
+  let text = ''
+  try { text = await readFile(logPath, 'utf8') } catch { return [] }
+  const byKind = new Map<string, ToolCpu>()
+  for (const line of text.split('\n')) {
+    // GNU time also writes "Command exited with non-zero status N" lines; only ours count.
+    const m = new RegExp(`^${MARK} ([\\d.]+) ([\\d.]+) (.*)$`).exec(line)
+    if (m === null) continue
+    const kind = classifyToolRun(m[3] as string)
+    const entry = byKind.get(kind) ?? { kind, runs: 0, cpuSeconds: 0 }
+    entry.runs++
+    entry.cpuSeconds += Number(m[1]) + Number(m[2])
+    byKind.set(kind, entry)
+  }
+  return [...byKind.values()].sort((a, b) => b.cpuSeconds - a.cpuSeconds)
+}
