@@ -60,6 +60,16 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
+/** Receives a file over `f` and checks what landed on disk (not only what went through the hash). */
+async function receiveAndReadBack (f: FramedStream, name: string, size: number, sha256: string): Promise<void> {
+  const dest = join(dir, `received-${name}.bin`)
+  await f.receiveFile(dest, size, sha256, name)
+  await f.close()
+  const got = await readFile(dest)
+  expect(got.byteLength).toBe(size)
+  expect(createHash('sha256').update(got).digest('hex')).toBe(sha256)
+}
+
 describe('FramedStream flow control', () => {
   it('a receiver that starts late gets every byte of a 64 MiB file intact, with the sender never more than the send window ahead', async () => {
     const stream = await b.dialProtocol(a.getMultiaddrs()[0]!, BULK)
@@ -67,22 +77,11 @@ describe('FramedStream flow control', () => {
     // Let the sender run ahead: without flow control it would send everything into our buffer.
     await new Promise(r => setTimeout(r, 1500))
     expect(sentAhead()).toBeLessThanOrEqual(SEND_WINDOW + 2 * 1024 * 1024)
-    const dest = join(dir, 'received.bin')
-    await f.receiveFile(dest, SIZE, digest, 'bulk')
-    await f.close()
-    const got = await readFile(dest)
-    expect(got.byteLength).toBe(SIZE)
-    expect(createHash('sha256').update(got).digest('hex')).toBe(digest)
+    await receiveAndReadBack(f, 'bulk', SIZE, digest)
   })
 
   it('a file of no whole number of frames or acknowledgements arrives intact, its last bytes written too', async () => {
     const stream = await b.dialProtocol(a.getMultiaddrs()[0]!, ODD)
-    const f = new FramedStream(stream, AbortSignal.timeout(60_000))
-    const dest = join(dir, 'received-odd.bin')
-    await f.receiveFile(dest, ODD_SIZE, oddDigest, 'odd')
-    await f.close()
-    const got = await readFile(dest)
-    expect(got.byteLength).toBe(ODD_SIZE)
-    expect(createHash('sha256').update(got).digest('hex')).toBe(oddDigest)
+    await receiveAndReadBack(new FramedStream(stream, AbortSignal.timeout(60_000)), 'odd', ODD_SIZE, oddDigest)
   })
 })
