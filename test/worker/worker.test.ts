@@ -393,4 +393,17 @@ describe('Worker scheduling (a scripted originator link)', () => {
     for (const c of prefetched) expect(c).toBeLessThanOrEqual(20)
     expect(new Set(prefetched).size).toBeGreaterThan(1)
   })
+
+  it('leaves a job\'s last chunks, its smallest, out of a prefetch: they go last, in order', async () => {
+    // Two encoders, three open chunks of a job's tail: 9 (the largest left), then 11 and 12.
+    for (let i = 0; i < 6; i++) {
+      const { worker, claims, encodes, nearEnd } = await scripted(`tail${i}`, { swarmSize: () => 2 })
+      worker.updateJob(view([0], 1))
+      await waitFor('chunk 0 to be encoding', () => encodes.has(0), { timeoutMs: 5000, everyMs: 50 })
+      nearEnd(0)
+      worker.updateJob(view([9, 11, 12], 2))
+      await waitFor('two claims', () => claims.length === 2, { timeoutMs: 5000, everyMs: 50 })
+      expect(claims[1]).toBe(9)
+    }
+  })
 })
