@@ -295,13 +295,17 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       const view = views[(this.rr + n) % views.length] as JobView
       const candidates = chunksOf(view).filter(c => !this.tasks.has(chunkKey(view.originator, view.jobId, c)) && (this.backoff.get(chunkKey(view.originator, view.jobId, c)) ?? 0) <= now)
       if (candidates.length === 0) continue
-      // Backups: the furthest behind. A prefetch leaves the job's last `encoders` open chunks (its
-      // smallest: the plan shrinks them so the encoders end together) to be taken last and in order:
-      // with two nodes, a prefetch spread over the whole tail once took the 14-frame last chunk
-      // early and left a 46-frame one for the end, while the other node waited.
-      const sorted = candidates.sort((a, b) => a - b)
-      const pool = open && full ? sorted.slice(0, Math.max(1, chunksOf(view).length - encoders)) : sorted
-      const chunk = open ? this.pickOpen(view, pool, now, full ? 2 * encoders : 0) : candidates[0]
+      // Backups: the furthest behind.
+      let chunk: number | undefined = candidates[0]
+      if (open) {
+        const ascending = candidates.sort((a, b) => a - b)
+        // A prefetch leaves the job's last `encoders` open chunks (its smallest: the plan shrinks
+        // them so the encoders end together) to be taken last and in order: with two nodes, a
+        // prefetch spread over the whole tail once took the 14-frame last chunk early and left a
+        // 46-frame one for the end, while the other node waited.
+        const pool = full ? ascending.slice(0, Math.max(1, chunksOf(view).length - encoders)) : ascending
+        chunk = this.pickOpen(view, pool, now, full ? 2 * encoders : 0)
+      }
       if (chunk === undefined) continue
       this.rr = (this.rr + n + 1) % views.length
       return { view, chunk }
