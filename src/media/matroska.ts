@@ -106,6 +106,42 @@ async function readUint (r: Reader, el: Element): Promise<number> {
   return v
 }
 
+/** A track as the Matroska file declares it. */
+export interface MatroskaTrack {
+  /** The number its blocks carry (undefined when the entry has none). */
+  number: number | undefined
+  /** 1 video, 2 audio, 17 subtitle, … (Matroska TrackType). */
+  type: number
+  codecId: string
+  width: number
+  height: number
+}
+
+async function readString (r: Reader, el: Element): Promise<string> {
+  const len = el.dataEnd - el.dataStart
+  if (len > 256) throw new UnsupportedMatroskaError('string too long')
+  return (await r.bytes(el.dataStart, len)).toString('latin1').replace(/\0+$/, '')
+}
+
+/** One TrackEntry's number, type, codec and picture size; `count` is called for every element read. */
+async function readTrackEntry (r: Reader, entry: Element, count: () => void = () => {}): Promise<MatroskaTrack> {
+  const track: MatroskaTrack = { number: undefined, type: 0, codecId: '', width: 0, height: 0 }
+  for await (const f of children(r, entry.dataStart, entry.dataEnd)) {
+    count()
+    if (f.id === ID.TrackNumber) track.number = await readUint(r, f)
+    else if (f.id === ID.TrackType) track.type = await readUint(r, f)
+    else if (f.id === ID.CodecID) track.codecId = await readString(r, f)
+    else if (f.id === ID.Video) {
+      for await (const v of children(r, f.dataStart, f.dataEnd)) {
+        count()
+        if (v.id === ID.PixelWidth) track.width = await readUint(r, v)
+        else if (v.id === ID.PixelHeight) track.height = await readUint(r, v)
+      }
+    }
+  }
+  return track
+}
+
 interface RawBlock { track: number, timestamp: number, key: boolean, laced: boolean }
 
 async function readBlockHeader (r: Reader, el: Element, clusterTimestamp: number, simple: boolean): Promise<Omit<RawBlock, 'key'> & { flagsKey: boolean }> {
@@ -141,12 +177,8 @@ export async function readMatroskaVideoPackets (path: string): Promise<MatroskaP
         } else if (el.id === ID.Tracks) {
           for await (const entry of children(r, el.dataStart, el.dataEnd)) {
             if (entry.id !== ID.TrackEntry) continue
-            let number: number | undefined; let type: number | undefined
-            for await (const f of children(r, entry.dataStart, entry.dataEnd)) {
-              if (f.id === ID.TrackNumber) number = await readUint(r, f)
-              else if (f.id === ID.TrackType) type = await readUint(r, f)
-            }
-            if (type === TRACK_TYPE_VIDEO && videoTrack === undefined) videoTrack = number
+            const track = await readTrackEntry(r, entry)
+            if (track.type === TRACK_TYPE_VIDEO && videoTrack === undefined) videoTrack = track.number
           }
         } else if (el.id === ID.Cluster) {
           let clusterTimestamp: number | undefined
@@ -182,14 +214,6 @@ export async function readMatroskaVideoPackets (path: string): Promise<MatroskaP
   }
 }
 
-/** A track as the Matroska file declares it. */
-export interface MatroskaTrack {
-  /** 1 video, 2 audio, 17 subtitle, … (Matroska TrackType). */
-  type: number
-  codecId: string
-  width: number
-  height: number
-}
 
 /**
  * More elements than a plain segment has by far (ffmpeg writes a cluster per few MB or seconds): a
@@ -200,12 +224,6 @@ const MAX_WALKED_ELEMENTS = 100_000
 
 /** Level-1 elements a plain segment may hold; anything else (attachments, chapters, a second Tracks) is left to ffprobe. */
 const PLAIN_LEVEL1 = new Set<number>([ID.SeekHead, ID.Info, ID.Tracks, ID.Cluster, ID.Cues, ID.Tags, ID.Void, ID.CRC32])
-
-async function readString (r: Reader, el: Element): Promise<string> {
-  const len = el.dataEnd - el.dataStart
-  if (len > 256) throw new UnsupportedMatroskaError('string too long')
-  return (await r.bytes(el.dataStart, len)).toString('latin1').replace(/\0+$/, '')
-}
 
 /**
  * The tracks of a Matroska file laid out the plain way a stream copy by ffmpeg writes it: an EBML
@@ -259,20 +277,7 @@ export async function readMatroskaTracks (path: string): Promise<MatroskaTrack[]
     for await (const entry of children(r, tracksElement.dataStart, tracksElement.dataEnd)) {
       count()
       if (entry.id !== ID.TrackEntry) continue
-      const track: MatroskaTrack = { type: 0, codecId: '', width: 0, height: 0 }
-      for await (const f of children(r, entry.dataStart, entry.dataEnd)) {
-        count()
-        if (f.id === ID.TrackType) track.type = await readUint(r, f)
-        else if (f.id === ID.CodecID) track.codecId = await readString(r, f)
-        else if (f.id === ID.Video) {
-          for await (const v of children(r, f.dataStart, f.dataEnd)) {
-            count()
-            if (v.id === ID.PixelWidth) track.width = await readUint(r, v)
-            else if (v.id === ID.PixelHeight) track.height = await readUint(r, v)
-          }
-        }
-      }
-      tracks.push(track)
+      tracks.push(await readTrackEntry(r, entry, count))
     }
     return tracks
   } finally {
