@@ -1,4 +1,5 @@
-import type { ComponentLogger, Logger, PeerDiscovery, PeerId, PeerInfo, Startable } from '@libp2p/interface'
+import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
+import type { ComponentLogger, IdentifyResult, Logger, PeerDiscovery, PeerId, PeerInfo, Startable } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
@@ -107,6 +108,10 @@ function endingInId (a: Multiaddr, id: string): Multiaddr | undefined {
   return a.encapsulate(`/p2p/${id}`)
 }
 
+function isCircuit (a: Multiaddr): boolean {
+  return a.getComponents().some(c => c.name === 'p2p-circuit')
+}
+
 function isLoopback (a: Multiaddr): boolean {
   const host = a.getComponents()[0]
   if (host === undefined) return false
@@ -159,6 +164,8 @@ export interface PeerDialerComponents {
   peerId: PeerId
   connectionManager: ConnectionManager
   logger: ComponentLogger
+  /** libp2p's event bus: `peer:identify` says which connected peers serve as relays. */
+  events?: Pick<EventTarget, 'addEventListener' | 'removeEventListener'>
 }
 
 export interface UnreachablePeer {
@@ -193,6 +200,10 @@ const MDNS_DIAL_TIMEOUT_MS = 3_000
 const LIBP2P_ADDRESS_DIAL_TIMEOUT_MS = 6_000
 /** The longest a dial of a peer with many addresses may take. */
 const MAX_DIAL_TIMEOUT_MS = 30_000
+/** Relays tried for one peer found by the DHT, beyond the addresses it was found with. */
+const MAX_RELAY_ROUTES = 2
+/** Relays remembered (connected peers that serve the hop protocol); checked for a connection when used. */
+const MAX_KNOWN_RELAYS = 16
 
 /**
  * Dials every peer the discovery modules report, unless it is us, already connected, being dialled,
@@ -212,6 +223,8 @@ export class PeerDialer implements Startable {
   private readonly now: () => number
   private readonly self: string
   private readonly counters = { dials: 0, connected: 0, failed: 0 }
+  /** Peers that said (in identify) they serve the circuit relay hop protocol, in the order heard. */
+  private readonly relays = new Set<string>()
 
   constructor (private readonly components: PeerDialerComponents, private readonly init: PeerDialerInit) {
     this.log = components.logger.forComponent('swarm:dialer')
@@ -227,6 +240,7 @@ export class PeerDialer implements Startable {
     })
     init.peers.onFound((peer, source) => { if (this.started) this.consider(peer.id.toString(), source) })
     init.peers.isConnected = (peer) => components.connectionManager.getConnections().some(c => c.remotePeer.toString() === peer)
+    this.onIdentify = this.onIdentify.bind(this)
   }
 
   readonly [Symbol.toStringTag] = 'swarm:peer-dialer'
@@ -236,6 +250,7 @@ export class PeerDialer implements Startable {
     this.controller = new AbortController()
     this.timer = setInterval(() => { this.redialBootstrap() }, this.init.redialIntervalMs ?? DEFAULT_REDIAL_INTERVAL_MS)
     this.timer.unref()
+    this.components.events?.addEventListener('peer:identify', this.onIdentify)
   }
 
   /** Once the transports listen: bootstrap peers are reported like any discovered peer, so dialled at once. */
@@ -247,6 +262,7 @@ export class PeerDialer implements Startable {
     this.started = false
     this.controller.abort()
     if (this.timer !== undefined) clearInterval(this.timer)
+    this.components.events?.removeEventListener('peer:identify', this.onIdentify)
   }
 
   /** How a peer was found, for `swarm peers` and `status`. */
@@ -292,7 +308,47 @@ export class PeerDialer implements Startable {
     const known = this.init.peers.get(peer)
     if (known === undefined) return
     // A DHT record may come without addresses: then the peer store and peer routing find them.
-    this.dial(peer, known.addrs.length > 0 ? known.addrs : known.id, source, known.addrs)
+    if (known.addrs.length === 0) { this.dial(peer, known.id, source, known.addrs); return }
+    const addrs = known.sources.has('dht') ? [...known.addrs, ...this.relayRoutes(peer, known.addrs)] : known.addrs
+    this.dial(peer, addrs, source, addrs)
+  }
+
+  /**
+   * Routes to a peer through the relays this node is connected to directly, for a peer found by the
+   * DHT. Its record may list only addresses that lead nowhere from here: a member behind NAT is
+   * listed with its home address by a node that learned of it before it held a reservation (seen
+   * from another home: no answer, and the next lookup ten minutes away). A relay it holds no slot
+   * on refuses at once; libp2p dials relayed addresses after the direct ones, so a peer that
+   * answers directly is not relayed.
+   */
+  private relayRoutes (peer: string, addrs: Multiaddr[]): Multiaddr[] {
+    const named = new Set(addrs.flatMap(a => a.getComponents().filter(c => c.name === 'p2p').map(c => c.value)))
+    const routes: Multiaddr[] = []
+    for (const relay of this.relays) {
+      if (routes.length >= MAX_RELAY_ROUTES) break
+      if (relay === peer || named.has(relay)) continue
+      const direct = this.components.connectionManager.getConnections(peerIdFromString(relay)).find(c => !isCircuit(c.remoteAddr))
+      if (direct === undefined) { this.relays.delete(relay); continue }
+      routes.push(multiaddr(`${direct.remoteAddr.decapsulateCode(421).toString()}/p2p/${relay}/p2p-circuit/p2p/${peer}`))
+    }
+    return routes
+  }
+
+  /**
+   * A connected peer serves as a relay: remember it, and try again at once the peers found by the
+   * DHT that could not be reached, now that there is a route to them there may not have been.
+   */
+  private onIdentify (evt: Event): void {
+    const { peerId, protocols, connection } = (evt as CustomEvent<IdentifyResult>).detail
+    const relay = peerId.toString()
+    if (!protocols.includes(RELAY_V2_HOP_CODEC) || isCircuit(connection.remoteAddr) || this.relays.has(relay)) return
+    this.relays.add(relay)
+    if (this.relays.size > MAX_KNOWN_RELAYS) this.relays.delete(this.relays.values().next().value as string)
+    for (const [peer, st] of this.state) {
+      if (st.failures === 0 || st.inFlight || this.init.peers.get(peer)?.sources.has('dht') !== true) continue
+      st.retryAt = 0
+      this.consider(peer, 'dht')
+    }
   }
 
   /** `addrs`: what discovery reported, for the timeout and the log line; `target`: what is dialled. */

@@ -57,6 +57,13 @@ export interface MemberFinderInit {
   log?: LogSink
   /** Between rounds once other members were found: a member that joins later looks up the others itself. */
   intervalMs?: number
+  /**
+   * After the first round that found others (and after each reconnection), the next rounds come
+   * sooner, doubling from this up to intervalMs: a record stored just before ours (a member that
+   * reconnected to a restarted meeting node) or a member that joins a minute later is found then,
+   * not ten minutes on.
+   */
+  earlyIntervalMs?: number
   /** After a round that found nobody (the DHT had no peers yet), the next comes after this, doubling up to intervalMs. */
   retryMs?: number
   /** How long after the first connection (or the first after losing all) the round starts: identify must have run so the DHT knows the peer. */
@@ -66,6 +73,7 @@ export interface MemberFinderInit {
 }
 
 const DEFAULT_INTERVAL_MS = 10 * 60_000
+const DEFAULT_EARLY_INTERVAL_MS = 60_000
 const DEFAULT_RETRY_MS = 5_000
 const DEFAULT_SETTLE_MS = 2_000
 const DEFAULT_QUERY_TIMEOUT_MS = 30_000
@@ -79,6 +87,8 @@ export class MemberFinder implements Startable {
   private timer: ReturnType<typeof setTimeout> | undefined
   private running = false
   private failures = 0
+  /** Rounds that found others since the node's first connection (or the first after losing all). */
+  private successes = 0
   private readonly seen = new Set<string>()
   private readonly counters = { rounds: 0, provided: 0 }
   private connected = 0
@@ -113,7 +123,10 @@ export class MemberFinder implements Startable {
   private onOpen (): void {
     // The first connection, or the first after the node lost them all (the meeting node restarted,
     // the network came back): our record may be gone with the peers that held it, so store it again.
-    if (this.connected++ === 0) this.schedule(this.init.settleMs ?? DEFAULT_SETTLE_MS)
+    if (this.connected++ === 0) {
+      this.successes = 0
+      this.schedule(this.init.settleMs ?? DEFAULT_SETTLE_MS)
+    }
   }
 
   private onClose (): void { this.connected = Math.max(0, this.connected - 1) }
@@ -159,7 +172,7 @@ export class MemberFinder implements Startable {
     const interval = this.init.intervalMs ?? DEFAULT_INTERVAL_MS
     if (others > 0) {
       this.failures = 0
-      this.schedule(interval)
+      this.schedule(Math.min(interval, (this.init.earlyIntervalMs ?? DEFAULT_EARLY_INTERVAL_MS) * 2 ** this.successes++))
     } else {
       this.schedule(Math.min(interval, (this.init.retryMs ?? DEFAULT_RETRY_MS) * 2 ** this.failures++))
     }

@@ -4,15 +4,17 @@
  */
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerDiscoverySymbol, type PeerDiscovery, type PeerInfo, type PrivateKey } from '@libp2p/interface'
+import { identify } from '@libp2p/identify'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { createServer } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { DiscoveredPeers, describeDialError, peerDialer, tagDiscovery, type PeerDialer } from '../../src/swarm/index.js'
+import { DiscoveredPeers, describeDialError, peerDialer, tagDiscovery, type DiscoverySource, type PeerDialer } from '../../src/swarm/index.js'
 import { waitFor } from '../helpers/wait.js'
 
 /** A discovery module whose `peer` events the test fires. */
@@ -38,16 +40,17 @@ async function plainNode (privateKey?: PrivateKey, port = 0): Promise<Libp2p> {
   return node
 }
 
-async function dialerNode (o: { bootstrap?: string[], minBackoffMs?: number, redialIntervalMs?: number, aloneRetryMs?: number, log?: string[] } = {}): Promise<{ node: DialerNode, discovery: ScriptedDiscovery, peers: DiscoveredPeers }> {
+async function dialerNode (o: { bootstrap?: string[], minBackoffMs?: number, redialIntervalMs?: number, aloneRetryMs?: number, log?: string[], source?: DiscoverySource, relays?: boolean } = {}): Promise<{ node: DialerNode, discovery: ScriptedDiscovery, peers: DiscoveredPeers }> {
   const peers = new DiscoveredPeers()
   const discovery = new ScriptedDiscovery()
   const node = await createLibp2p({
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
+    transports: o.relays === true ? [tcp(), circuitRelayTransport()] : [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    peerDiscovery: [tagDiscovery('mdns', peers, () => discovery as unknown as PeerDiscovery)],
+    peerDiscovery: [tagDiscovery(o.source ?? 'mdns', peers, () => discovery as unknown as PeerDiscovery)],
     services: {
+      ...(o.relays === true ? { identify: identify() } : {}),
       dialer: peerDialer({
         peers,
         bootstrap: o.bootstrap ?? [],
@@ -151,6 +154,67 @@ describe('PeerDialer', () => {
     await other.hangUp(node.peerId)
     await waitFor('the hang-up', () => !connected(node, other), { timeoutMs: 5000, everyMs: 10, retryErrors: true })
     await waitFor('the redial', () => connected(node, other), { timeoutMs: 5000, everyMs: 20, retryErrors: true })
+  })
+})
+
+/** A relay on 127.0.0.1, and peers that hold a slot on it. */
+async function relayNode (): Promise<Libp2p> {
+  const node = await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp(), circuitRelayTransport()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify(), relay: circuitRelayServer() }
+  })
+  started.push(node)
+  return node
+}
+
+async function reservedOn (relay: Libp2p): Promise<Libp2p> {
+  const node = await createLibp2p({
+    addresses: { listen: [`${relay.getMultiaddrs()[0]?.toString() as string}/p2p-circuit`] },
+    transports: [tcp(), circuitRelayTransport()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify() }
+  })
+  started.push(node)
+  await waitFor('a reservation on the relay', () => node.getMultiaddrs().some(a => a.toString().includes('/p2p-circuit')), { timeoutMs: 10_000, everyMs: 20, retryErrors: true })
+  return node
+}
+
+describe('PeerDialer, peers found by the DHT', () => {
+  it('reaches a peer listed only at an address that leads nowhere through a relay it is connected to: at once when the relay connects, and on the first dial after', async () => {
+    const relay = await relayNode()
+    const ann = await reservedOn(relay)
+    const dan = await reservedOn(relay)
+    const { node, discovery } = await dialerNode({ source: 'dht', relays: true, minBackoffMs: 60_000 })
+    // As a DHT record from someone who knew ann before she held a slot: her home address only.
+    const nowhere = async (peer: Libp2p): Promise<PeerInfo> => ({ id: peer.peerId, multiaddrs: [multiaddr(`/ip4/127.0.0.1/tcp/${await closedPort()}`)] })
+    discovery.report(await nowhere(ann))
+    await waitFor('the dial of the dead address to fail', () => node.services.dialer.stats.failed === 1, { timeoutMs: 5000, everyMs: 10, retryErrors: true })
+    expect(connected(node, ann)).toBe(false)
+    // A minute's backoff; the relay coming is what makes the dialer try again, through it.
+    await node.dial(relay.getMultiaddrs()[0] as never)
+    await waitFor('ann through the relay', () => connected(node, ann), { timeoutMs: 10_000, everyMs: 20, retryErrors: true })
+    expect(node.getConnections(ann.peerId)[0]?.remoteAddr.toString()).toContain(`/p2p/${relay.peerId.toString()}/p2p-circuit`)
+    // Found once the relay is known: the first dial goes through it, after the dead address.
+    const before = node.services.dialer.stats
+    discovery.report(await nowhere(dan))
+    await waitFor('dan through the relay', () => connected(node, dan), { timeoutMs: 10_000, everyMs: 20, retryErrors: true })
+    expect(node.services.dialer.stats).toEqual({ dials: before.dials + 1, connected: before.connected + 1, failed: before.failed })
+    expect(node.getConnections(dan.peerId)[0]?.remoteAddr.toString()).toContain('/p2p-circuit')
+  })
+
+  it('does not route peers found on the LAN through a relay', async () => {
+    const relay = await relayNode()
+    const ann = await reservedOn(relay)
+    const { node, discovery } = await dialerNode({ source: 'mdns', relays: true, minBackoffMs: 60_000 })
+    await node.dial(relay.getMultiaddrs()[0] as never)
+    await waitFor('identify with the relay', async () => (await node.peerStore.get(relay.peerId)).protocols.length > 0, { timeoutMs: 5000, everyMs: 20, retryErrors: true })
+    discovery.report({ id: ann.peerId, multiaddrs: [multiaddr(`/ip4/127.0.0.1/tcp/${await closedPort()}`)] })
+    await waitFor('the dial to fail', () => node.services.dialer.stats.failed === 1, { timeoutMs: 8000, everyMs: 10, retryErrors: true })
+    expect(connected(node, ann)).toBe(false)
   })
 })
 

@@ -95,7 +95,7 @@ const silentLogger = { forComponent: () => Object.assign(() => {}, { error: () =
 describe('MemberFinder rounds', () => {
   afterEach(() => { vi.useRealTimers() })
 
-  it('runs once the first connection settles, retries a lookup that found nobody with a growing delay, and runs again after the node lost every connection', async () => {
+  it('runs once the first connection settles, retries a lookup that found nobody with a growing delay, looks again soon and then every 10 min once it found others, and starts over after the node lost every connection', async () => {
     vi.useFakeTimers()
     const self = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
     const other = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
@@ -110,7 +110,7 @@ describe('MemberFinder rounds', () => {
     }
     const events = new EventTarget()
     const peers = new DiscoveredPeers()
-    const finder = new MemberFinder({ peerId: self, contentRouting, events, logger: silentLogger }, { key: membersKey({}), peers, settleMs: 1000, retryMs: 5000, intervalMs: 600_000 })
+    const finder = new MemberFinder({ peerId: self, contentRouting, events, logger: silentLogger }, { key: membersKey({}), peers, settleMs: 1000, retryMs: 5000, earlyIntervalMs: 60_000, intervalMs: 600_000 })
     finder.start()
     await vi.advanceTimersByTimeAsync(60_000)
     expect(calls, 'nothing before a connection').toEqual([])
@@ -125,14 +125,19 @@ describe('MemberFinder rounds', () => {
     expect(calls).toHaveLength(6)
     expect(peers.foundBy(other.toString())).toEqual(['dht'])
     expect(finder.stats).toMatchObject({ rounds: 3, provided: true, found: 1 })
-    // Found someone: the next round is 10 min away...
-    await vi.advanceTimersByTimeAsync(60_000)
-    expect(calls).toHaveLength(6)
+    // Found someone: the next rounds come after 1 min, 2, 4, 8, then every 10 min...
+    for (const [wait, total] of [[59_000, 6], [1000, 8], [119_000, 8], [1000, 10], [240_000, 12], [480_000, 14], [599_000, 14], [1000, 16], [600_000, 18]] as const) {
+      await vi.advanceTimersByTimeAsync(wait)
+      expect(calls).toHaveLength(total)
+    }
     // ...unless the node loses every connection and gets one again (the peers holding the record may be gone).
     events.dispatchEvent(new Event('connection:close'))
     events.dispatchEvent(new Event('connection:open'))
     await vi.advanceTimersByTimeAsync(1000)
-    expect(calls).toHaveLength(8)
+    expect(calls).toHaveLength(20)
+    // ...and then soon again: the record may have been missing where the lookup looked.
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(calls).toHaveLength(22)
     finder.stop()
   })
 })
