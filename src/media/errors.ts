@@ -12,8 +12,14 @@ export class MediaError extends Error {
 /** An external tool (ffmpeg, ffprobe, x264, mkvmerge) is missing or failed. */
 export class ToolError extends MediaError {
   override readonly name = 'ToolError'
-  constructor (readonly tool: string, message: string, readonly stderr = '', options?: { cause?: unknown }) {
+  /** The tool is not on PATH: nothing was run, so nothing was learnt about its input. */
+  readonly missing: boolean
+  /** The signal that ended the tool, if one did (the OOM killer, a shutdown): not the input's doing. */
+  readonly killedBy: string | undefined
+  constructor (readonly tool: string, message: string, readonly stderr = '', options?: { cause?: unknown, missing?: boolean, killedBy?: string }) {
     super(message, options)
+    this.missing = options?.missing === true
+    this.killedBy = options?.killedBy
   }
 }
 
@@ -28,19 +34,35 @@ export class SettingsError extends MediaError {
 /** A segment or an encoded chunk did not pass verification. */
 export class VerificationError extends MediaError {
   override readonly name = 'VerificationError'
+  /**
+   * The file whose bytes the check found wrong, set only where the check ran to a verdict on that
+   * file alone: not when a tool was missing, our own segment failed, or the failure could be
+   * either side's.
+   */
+  readonly file: string | undefined
+  constructor (message: string, options?: { file?: string, cause?: unknown }) {
+    super(message, options)
+    this.file = options?.file
+  }
 }
 
 /**
- * Whether a failed check of a peer's bytes (a result, a segment) convicts the peer: a
- * VerificationError that names the file it checked, unless the check itself could not run here
- * (a tool missing from PATH) or cannot say which side failed (the picture comparison decodes the
- * result and this node's own segment together). Only then is the peer caught lying, and banned.
+ * Whether a failed check of a peer's bytes (a result, a segment) convicts the peer: only a
+ * VerificationError that says it found that very file wrong. Only then is the peer caught lying,
+ * and banned; the message's wording plays no part.
  */
 export function convicts (err: unknown, path: string): boolean {
-  if (!(err instanceof VerificationError)) return false
-  const m = err.message
-  if (!m.startsWith(`${path}:`) && !m.startsWith(`segment ${path}:`)) return false
-  return !m.includes('was not found on PATH') && !m.includes('could not be compared with the source')
+  return err instanceof VerificationError && err.file !== undefined && err.file === path
+}
+
+/**
+ * A tool's failure on a peer's bytes as a verdict on them: the tool ran and refused the file. A
+ * missing tool, a tool killed by a signal, or a stop says nothing about the file and is passed on
+ * as it is.
+ */
+export function refusedByTool (err: unknown, file: string, message: string): Error {
+  if ((err as Error).name === 'AbortError' || (err instanceof ToolError && (err.missing || err.killedBy !== undefined))) return err as Error
+  return new VerificationError(message, { file, cause: err })
 }
 
 /** The source file itself cannot be used (missing, unreadable, CRC mismatch, no video). */

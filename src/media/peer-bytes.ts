@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises'
-import { VerificationError } from './errors.js'
+import { refusedByTool, VerificationError } from './errors.js'
 import { readMatroskaTracks, UnsupportedMatroskaError } from './matroska.js'
 import { runTool, type RunOptions } from './tools.js'
 
@@ -55,7 +55,7 @@ export async function inspectSegment (path: string, options: RunOptions = {}): P
   const file = await open(path, 'r')
   try { await file.read(head, 0, 4, 0) } finally { await file.close() }
   if (!head.equals(EBML_MAGIC)) {
-    throw new VerificationError(`segment ${path}: not a Matroska file (it starts with ${JSON.stringify(head.toString('latin1').replace(/[^\x20-\x7e]/g, '.'))}); refusing to decode it`)
+    throw new VerificationError(`segment ${path}: not a Matroska file (it starts with ${JSON.stringify(head.toString('latin1').replace(/[^\x20-\x7e]/g, '.'))}); refusing to decode it`, { file: path })
   }
   const plain = await plainVideoSegment(path)
   if (plain !== undefined) return plain
@@ -64,12 +64,11 @@ export async function inspectSegment (path: string, options: RunOptions = {}): P
     const r = await runTool('ffprobe', ['-v', 'error', ...peerInputArgs('matroska', path), '-show_entries', 'stream=codec_type,codec_name,width,height', '-of', 'json'], `inspecting segment ${path}`, options)
     streams = (JSON.parse(r.stdout) as { streams?: typeof streams }).streams ?? []
   } catch (err) {
-    if ((err as Error).name === 'AbortError') throw err
-    throw new VerificationError(`segment ${path}: not a readable Matroska file (${(err as Error).message.split('\n').slice(-1)[0] ?? ''})`)
+    throw refusedByTool(err, path, `segment ${path}: not a readable Matroska file (${(err as Error).message.split('\n').slice(-1)[0] ?? ''})`)
   }
   const [only] = streams
   if (streams.length !== 1 || only === undefined || only.codec_type !== 'video') {
-    throw new VerificationError(`segment ${path}: expected exactly one video stream, found ${streams.length === 0 ? 'none' : streams.map(s => s.codec_type ?? '?').join(', ')}`)
+    throw new VerificationError(`segment ${path}: expected exactly one video stream, found ${streams.length === 0 ? 'none' : streams.map(s => s.codec_type ?? '?').join(', ')}`, { file: path })
   }
   return { codec: only.codec_name ?? 'unknown', width: only.width ?? 0, height: only.height ?? 0 }
 }

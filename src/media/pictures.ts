@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto'
 import { execa } from 'execa'
-import { AbortError, VerificationError } from './errors.js'
+import { AbortError, refusedByTool, VerificationError } from './errors.js'
 import { peerInputArgs } from './peer-bytes.js'
 import type { VideoInfo } from './probe.js'
 import { runTool, toToolError, type RunOptions } from './tools.js'
@@ -261,26 +261,29 @@ export async function comparePictures (resultPath: string, segment: SourceSegmen
   }
   const sourceFrames = runs.reduce((a, r) => a + r.last - r.first + 1, 0)
 
-  let result: Buffer
-  let source: Buffer
-  try {
-    // One ffmpeg for the result and one per source run. One for both read the result to its end
-    // first (its timestamps start at 0, the segment's where the chunk sits in the source): 0.87 s
-    // of CPU against 0.37 s for two on the bench clip, whatever frames were sampled. Apart, a
-    // decoder error is also plainly the result's, not a damaged source's.
-    const [decoded, ...sourceParts] = await Promise.all([
-      rawFrames(decodeArgs(resultDecode), `decoding sampled frames of ${resultPath}`, runOptions),
-      ...runs.map(async r => await decodeRun(r, true))
-    ])
-    source = Buffer.concat(sourceParts)
-    result = decoded.pictures
-    // This decode is the only one a peer's result gets: an error up to the last sampled frame refuses it.
-    if (decoded.errors !== '') throw new VerificationError(`${resultPath}: decoding reported errors: ${decoded.errors.split('\n').slice(0, 3).join('; ')}`)
-  } catch (err) {
-    if ((err as Error).name === 'AbortError' || err instanceof VerificationError) throw err
-    throw new VerificationError(`${resultPath}: its pictures could not be compared with the source (${(err as Error).message.split('\n').slice(-1)[0] ?? ''})`)
+  // One ffmpeg for the result and one per source run. One for both read the result to its end
+  // first (its timestamps start at 0, the segment's where the chunk sits in the source): 0.87 s
+  // of CPU against 0.37 s for two on the bench clip, whatever frames were sampled. Apart, a
+  // failure of the result's decode is plainly the result's, not a damaged source's.
+  const [decoded, sourceParts] = await Promise.allSettled([
+    rawFrames(decodeArgs(resultDecode), `decoding sampled frames of ${resultPath}`, runOptions),
+    Promise.all(runs.map(async r => await decodeRun(r, true)))
+  ])
+  if (decoded.status === 'rejected') {
+    const err = decoded.reason as Error
+    throw refusedByTool(err, resultPath, `${resultPath}: its sampled frames could not be decoded (${err.message.split('\n').slice(-1)[0] ?? ''})`)
   }
-  if (result.length !== sorted.length * size) throw new VerificationError(`${resultPath}: only ${Math.floor(result.length / size)} of the ${sorted.length} sampled frames decoded`)
+  if (sourceParts.status === 'rejected') {
+    const err = sourceParts.reason as Error
+    if (err.name === 'AbortError') throw err
+    // Our own segment: nothing the peer did.
+    throw new VerificationError(`${resultPath}: its pictures could not be compared with the source (${err.message.split('\n').slice(-1)[0] ?? ''})`, { cause: err })
+  }
+  const result = decoded.value.pictures
+  const source = Buffer.concat(sourceParts.value)
+  // This decode is the only one a peer's result gets: an error up to the last sampled frame refuses it.
+  if (decoded.value.errors !== '') throw new VerificationError(`${resultPath}: decoding reported errors: ${decoded.value.errors.split('\n').slice(0, 3).join('; ')}`, { file: resultPath })
+  if (result.length !== sorted.length * size) throw new VerificationError(`${resultPath}: only ${Math.floor(result.length / size)} of the ${sorted.length} sampled frames decoded`, { file: resultPath })
   if (source.length !== sourceFrames * size) throw new Error(`segment ${segment.path}: ${Math.floor(source.length / size)} of its ${sourceFrames} sampled frames decoded`)
 
   const frames: SampledFrame[] = sorted.map((p, i) => {
@@ -290,10 +293,10 @@ export async function comparePictures (resultPath: string, segment: SourceSegmen
   })
   for (const f of frames) {
     if (f.psnr < threshold) {
-      throw new VerificationError(`${resultPath}: frame ${f.position} does not show the source's picture (PSNR ${f.psnr.toFixed(1)} dB against the source's frame, at least ${threshold} dB expected)`)
+      throw new VerificationError(`${resultPath}: frame ${f.position} does not show the source's picture (PSNR ${f.psnr.toFixed(1)} dB against the source's frame, at least ${threshold} dB expected)`, { file: resultPath })
     }
     if (f.psnr < PICTURE_NEIGHBOUR_RULE_BELOW_DB && f.neighbourPsnr > f.psnr + margin) {
-      throw new VerificationError(`${resultPath}: frame ${f.position} shows a neighbouring frame of the source (PSNR ${f.neighbourPsnr.toFixed(1)} dB against the source's frame ${f.position - 1} or ${f.position + 1}, ${f.psnr.toFixed(1)} dB against its own)`)
+      throw new VerificationError(`${resultPath}: frame ${f.position} shows a neighbouring frame of the source (PSNR ${f.neighbourPsnr.toFixed(1)} dB against the source's frame ${f.position - 1} or ${f.position + 1}, ${f.psnr.toFixed(1)} dB against its own)`, { file: resultPath })
     }
   }
   return { frames, min: Math.min(...frames.map(f => f.psnr)), rereads }

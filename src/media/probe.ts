@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises'
 import { execa } from 'execa'
-import { SourceError } from './errors.js'
+import { SourceError, ToolError } from './errors.js'
 import { carriesA53Captions } from './h264.js'
 import { runTool, type RunOptions } from './tools.js'
 
@@ -192,7 +192,7 @@ export async function probeMedia (path: string, options: RunOptions = {}): Promi
     parsed = JSON.parse(stdout)
   } catch (err) {
     stopListing.abort()
-    if ((err as Error).name === 'ToolError' && !/not found on PATH/.test((err as Error).message)) {
+    if (err instanceof ToolError && !err.missing) {
       throw new SourceError(`${path}: ffprobe cannot read it as a media file: ${(err as Error).message.split('\n').slice(-1)[0] ?? ''}`)
     }
     throw err

@@ -22,7 +22,7 @@ export interface RunOptions {
 
 function missingToolError (tool: string, cause: unknown): ToolError {
   const pkg = PACKAGE_OF[tool] ?? tool
-  return new ToolError(tool, `${tool} was not found on PATH; install it with: apt-get install -y ${pkg}`, '', { cause })
+  return new ToolError(tool, `${tool} was not found on PATH; install it with: apt-get install -y ${pkg}`, '', { cause, missing: true })
 }
 
 /** Turns an execa failure into an error that names the tool and carries its stderr. */
@@ -33,7 +33,7 @@ export function toToolError (tool: string, err: unknown, what: string): Error {
   const stderr = typeof e?.stderr === 'string' ? e.stderr : ''
   const tail = stderr.trim().split('\n').slice(-6).join('\n')
   const code = e?.exitCode !== undefined ? ` (exit ${e.exitCode})` : e?.signal !== undefined ? ` (signal ${e.signal})` : ''
-  return new ToolError(tool, `${what}: ${tool} failed${code}${tail !== '' ? `:\n${tail}` : ''}`, stderr, { cause: err })
+  return new ToolError(tool, `${what}: ${tool} failed${code}${tail !== '' ? `:\n${tail}` : ''}`, stderr, { cause: err, ...(e?.exitCode === undefined && e?.signal !== undefined ? { killedBy: e.signal } : {}) })
 }
 
 /** Runs a tool to completion with an argument array (never a shell) and returns stdout. */

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { AbortError, VerificationError } from './errors.js'
+import { AbortError, refusedByTool, VerificationError } from './errors.js'
 import { summarizeAnnexB } from './h264.js'
 import { runTool, type RunOptions } from './tools.js'
 
@@ -30,12 +30,12 @@ const CHROMA: Record<number, string> = { 0: 'gray', 1: 'yuv420p', 2: 'yuv422p', 
 async function parseOnly (path: string, expect: VerifyExpectations, options: RunOptions): Promise<VerifiedChunk> {
   if (options.signal?.aborted === true) throw new AbortError(`verifying ${path}: aborted`)
   const s = summarizeAnnexB(await readFile(path))
-  if (s.sps === undefined || !s.hasPps) throw new VerificationError(`${path}: not an H.264 stream with its parameter sets (no ${s.sps === undefined ? 'SPS' : 'PPS'} found)`)
-  if (s.pictures !== expect.frameCount) throw new VerificationError(`${path}: holds ${s.pictures} frames, expected ${expect.frameCount}`)
-  if (!s.startsWithIdr) throw new VerificationError(`${path}: does not start with a keyframe`)
+  if (s.sps === undefined || !s.hasPps) throw new VerificationError(`${path}: not an H.264 stream with its parameter sets (no ${s.sps === undefined ? 'SPS' : 'PPS'} found)`, { file: path })
+  if (s.pictures !== expect.frameCount) throw new VerificationError(`${path}: holds ${s.pictures} frames, expected ${expect.frameCount}`, { file: path })
+  if (!s.startsWithIdr) throw new VerificationError(`${path}: does not start with a keyframe`, { file: path })
   const { width, height, profileIdc, chromaFormatIdc, bitDepth } = s.sps
   if ((expect.width !== undefined && width !== expect.width) || (expect.height !== undefined && height !== expect.height)) {
-    throw new VerificationError(`${path}: is ${width}x${height}, expected ${expect.width}x${expect.height}`)
+    throw new VerificationError(`${path}: is ${width}x${height}, expected ${expect.width}x${expect.height}`, { file: path })
   }
   const chroma = CHROMA[chromaFormatIdc] ?? 'unknown'
   return { frameCount: s.pictures, codec: 'h264', profile: PROFILE_NAMES[profileIdc] ?? `profile ${profileIdc}`, pixFmt: bitDepth > 8 ? `${chroma}${bitDepth}le` : chroma, width, height }
@@ -64,24 +64,23 @@ export async function verifyEncodedChunk (path: string, expect: VerifyExpectatio
     parsed = JSON.parse(result.stdout)
     stderr = result.stderr
   } catch (err) {
-    if ((err as Error).name === 'AbortError') throw err
-    throw new VerificationError(`${path}: not a decodable H.264 stream (${(err as Error).message.split('\n').slice(-1)[0] ?? ''})`)
+    throw refusedByTool(err, path, `${path}: not a decodable H.264 stream (${(err as Error).message.split('\n').slice(-1)[0] ?? ''})`)
   }
   const stream = parsed.streams?.[0]
   if (stream === undefined || stream.codec_name !== 'h264') {
-    throw new VerificationError(`${path}: expected an H.264 video stream, found ${stream?.codec_name ?? 'none'}`)
+    throw new VerificationError(`${path}: expected an H.264 video stream, found ${stream?.codec_name ?? 'none'}`, { file: path })
   }
   if (stderr.trim() !== '') {
-    throw new VerificationError(`${path}: decoding reported errors: ${stderr.trim().split('\n').slice(0, 3).join('; ')}`)
+    throw new VerificationError(`${path}: decoding reported errors: ${stderr.trim().split('\n').slice(0, 3).join('; ')}`, { file: path })
   }
   const frames = Number(stream.nb_read_frames ?? '0')
   if (frames !== expect.frameCount) {
-    throw new VerificationError(`${path}: holds ${frames} frames, expected ${expect.frameCount}`)
+    throw new VerificationError(`${path}: holds ${frames} frames, expected ${expect.frameCount}`, { file: path })
   }
   const firstFlags = parsed.packets?.[0]?.flags ?? ''
-  if (!firstFlags.includes('K')) throw new VerificationError(`${path}: does not start with a keyframe`)
+  if (!firstFlags.includes('K')) throw new VerificationError(`${path}: does not start with a keyframe`, { file: path })
   if ((expect.width !== undefined && stream.width !== expect.width) || (expect.height !== undefined && stream.height !== expect.height)) {
-    throw new VerificationError(`${path}: is ${stream.width}x${stream.height}, expected ${expect.width}x${expect.height}`)
+    throw new VerificationError(`${path}: is ${stream.width}x${stream.height}, expected ${expect.width}x${expect.height}`, { file: path })
   }
   return {
     frameCount: frames,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
-  comparePictures, cutSegment, encodeChunk, extractVideo, pickPicturePositions, planChunks, probeMedia, segmentTimesFromSource, sourceAsCutSource, PICTURE_NEIGHBOUR_RULE_BELOW_DB, PICTURE_NEIGHBOUR_MARGIN_DB, PICTURE_PSNR_THRESHOLD, VerificationError,
+  comparePictures, convicts, cutSegment, encodeChunk, extractVideo, pickPicturePositions, planChunks, probeMedia, segmentTimesFromSource, sourceAsCutSource, PICTURE_NEIGHBOUR_RULE_BELOW_DB, PICTURE_NEIGHBOUR_MARGIN_DB, PICTURE_PSNR_THRESHOLD, ToolError, VerificationError,
   type MediaInfo, type SampledFrame, type Segment
 } from '../../src/media/index.js'
 import { ensureFixtures } from '../fixtures.js'
@@ -120,6 +120,31 @@ describe('comparePictures', () => {
     const damaged = join(scratch, 'damaged.264')
     await writeFile(damaged, bytes)
     await expect(comparePictures(damaged, seg, seg.frameCount, { ...size, positions: [seg.frameCount - 2] })).rejects.toThrow(/decoding reported errors/)
+  })
+
+  it('convicts the result for what its own decode showed, never for our segment or a missing ffmpeg', async () => {
+    const failureOf = async (work: Promise<unknown>): Promise<unknown> => { try { await work } catch (err) { return err } throw new Error('expected the check to fail') }
+    const negated = await encodeLie(seg.path, seg.selectFromTime, seg.frameCount, 'negate', join(scratch, 'negate-convicts.264'))
+    expect(convicts(await failureOf(comparePictures(negated, seg, seg.frameCount, size)), negated)).toBe(true)
+    // Bytes that ffmpeg refuses outright (it exits with an error): the result's, when its decode runs apart.
+    const junk = join(scratch, 'junk.264')
+    await writeFile(junk, Buffer.alloc(20_000, 0x00))
+    const refused = await failureOf(comparePictures(junk, seg, seg.frameCount, { ...size, positions: [1] }))
+    expect(refused).toBeInstanceOf(VerificationError)
+    expect(convicts(refused, junk)).toBe(true)
+    // Our own segment gone: the honest result is refused for now, and its sender is not blamed.
+    const chunk = planChunks(source, { gopsPerChunk: 2 }).chunks[1]!
+    const times = segmentTimesFromSource(source.video, chunk.startFrame, chunk.frameCount)
+    const gone = await failureOf(comparePictures(honest, { path: join(scratch, 'no-such-segment.mkv'), selectFromTime: seg.selectFromTime }, seg.frameCount, { ...size, positions: [1], segmentTimes: times }))
+    expect((gone as Error).message).toMatch(/could not be compared with the source/)
+    expect(convicts(gone, honest)).toBe(false)
+    const path = process.env.PATH
+    process.env.PATH = join(scratch, 'no-tools-here')
+    try {
+      const missing = await failureOf(comparePictures(negated, seg, seg.frameCount, { ...size, positions: [1], segmentTimes: times }))
+      expect(missing).toBeInstanceOf(ToolError)
+      expect(convicts(missing, negated)).toBe(false)
+    } finally { process.env.PATH = path }
   })
 
   it('compares the same frames with the source probe\'s times as with the segment\'s own (no ffprobe of the segment)', async () => {
