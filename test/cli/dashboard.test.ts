@@ -91,7 +91,7 @@ describe('web dashboard', () => {
     await page.waitForSelector(`tr[data-peer-id="${b.peerId}"]`, { timeout: 10_000 })
     expect(await page.locator('[data-job-id]').count()).toBe(0)
     // Marks this very document: a reload would lose it.
-    await page.evaluate(() => { (window as unknown as { marker: string }).marker = 'first load' })
+    await page.evaluate(() => { (globalThis as unknown as { marker: string }).marker = 'first load' })
 
     const added = await runSwarm(['add', fx.openGop10bit, '--preset superfast --crf 28', '--home', a.home, '--output', join(root, 'out.mkv')])
     expect(added.exitCode).toBe(0)
@@ -137,8 +137,8 @@ describe('web dashboard', () => {
     expect(await page.textContent(`[data-job-id="${jobId}"] .job-meta`)).toContain(`240 / 240 frames`)
 
     // The same document all along: no reload, one navigation.
-    expect(await page.evaluate(() => (window as unknown as { marker?: string }).marker)).toBe('first load')
-    expect(await page.evaluate(() => performance.getEntriesByType('navigation').length)).toBe(1)
+    expect(await page.evaluate(() => (globalThis as unknown as { marker?: string }).marker)).toBe('first load')
+    expect(await page.evaluate(() => performance.getEntriesByType('navigation' as never).length)).toBe(1)
     await page.screenshot({ path: join(await resultsDir(), 'dashboard.png'), fullPage: true })
     expect(problems).toEqual([])
     await page.close()

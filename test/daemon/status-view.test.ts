@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import type { WorkerStatus } from '../../src/daemon/api.js'
+import type { NetworkStatus, WorkerStatus } from '../../src/daemon/api.js'
 import { countChunks, jobStatus, leaseProgress, liveProgress, peers, remoteStatus, status } from '../../src/daemon/status-view.js'
 import { announcement, chunk, jobId, jobRecord, lease, PEER_A, PEER_B, PEER_C, result } from '../helpers/records.js'
 
@@ -78,6 +78,12 @@ describe('remoteStatus', () => {
 })
 
 describe('status', () => {
+  const network: NetworkStatus = {
+    reservedOn: [],
+    reachability: { verdict: 'dialled-in', confirmed: [], unconfirmed: [], inboundDirect: 1, upnp: false, mapped: [] },
+    members: { key: 'bafkrei', rounds: 1, provided: true, found: 1 },
+    transfer: { segmentBytesOut: 0, segmentBytesOutRelayed: 0, resultBytesIn: 0, resultBytesInRelayed: 0 }
+  }
   const own = jobRecord(jobId('a'), [chunk(0, 'leased', { lease: lease(PEER_B) }), chunk(1, 'leased', { lease: lease(PEER_B) }), chunk(2, 'open')])
   const input = {
     self,
@@ -89,11 +95,12 @@ describe('status', () => {
       { ann: announcement(PEER_C, jobId('a'), 1), seen: 0 }
     ],
     peers: [
-      { id: PEER_B, addresses: ['/ip4/10.0.0.2/tcp/4001'], foundBy: ['mdns' as const] },
-      { id: PEER_C, addresses: [], foundBy: ['inbound' as const] }
+      { id: PEER_B, addresses: ['/ip4/10.0.0.2/tcp/4001'], foundBy: ['mdns' as const], connection: 'direct' as const },
+      { id: PEER_C, addresses: [], foundBy: ['inbound' as const], connection: 'direct' as const }
     ],
     unreachable: [{ id: PEER_C, foundBy: ['dht' as const], attempts: 2, error: 'refused', retryInMs: 4000 }],
-    worker: idle
+    worker: idle,
+    network
   }
 
   it("lists own jobs, then other originators' jobs whose id is not also one of ours", () => {
@@ -111,7 +118,8 @@ describe('status', () => {
         { id: PEER_C, addresses: [], foundBy: ['inbound'], encoding: [] }
       ],
       unreachable: input.unreachable,
-      worker: idle
+      worker: idle,
+      network
     })
   })
 })
@@ -129,8 +137,8 @@ describe('peers', () => {
       self,
       jobs: [job],
       peers: [
-        { id: PEER_C, addresses: ['/ip4/10.0.0.3/tcp/4001'], foundBy: ['bootstrap'], latencyMs: 3 },
-        { id: PEER_B, addresses: ['/ip4/10.0.0.2/tcp/4001'], foundBy: ['mdns'], latencyMs: null }
+        { id: PEER_C, addresses: ['/ip4/10.0.0.3/tcp/4001'], foundBy: ['bootstrap'], connection: 'relayed', via: PEER_A, latencyMs: 3 },
+        { id: PEER_B, addresses: ['/ip4/10.0.0.2/tcp/4001'], foundBy: ['mdns'], connection: 'direct', latencyMs: null }
       ],
       unreachable: [],
       worker: idle
@@ -138,11 +146,13 @@ describe('peers', () => {
     expect(json).toEqual({
       peerId: self,
       peers: [
-        { id: PEER_B, addresses: ['/ip4/10.0.0.2/tcp/4001'], foundBy: ['mdns'], latencyMs: null, encoding: [], fps: 0 },
+        { id: PEER_B, addresses: ['/ip4/10.0.0.2/tcp/4001'], foundBy: ['mdns'], connection: 'direct', latencyMs: null, encoding: [], fps: 0 },
         {
           id: PEER_C,
           addresses: ['/ip4/10.0.0.3/tcp/4001'],
           foundBy: ['bootstrap'],
+          connection: 'relayed',
+          via: PEER_A,
           latencyMs: 3,
           encoding: [{ jobId: id, chunk: 0, frames: 24, framesDone: 4, fps: 10 }, { jobId: id, chunk: 1, frames: 24, framesDone: 8, fps: 5 }],
           fps: 15

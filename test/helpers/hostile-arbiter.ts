@@ -7,7 +7,7 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import { createHash, randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
-import { encodeFrame, JOBS_TOPIC, type JobAnnouncement, type LeaseArbiter, type SegmentMeta, type SwarmNode } from '../../src/swarm/index.js'
+import { encodeFrame, JOBS_TOPIC, type JobAnnouncement, type LeaseArbiter, type Refusal, type SegmentMeta, type SwarmNode } from '../../src/swarm/index.js'
 import { makeNode } from '../swarm/helpers.js'
 import { waitFor } from './wait.js'
 
@@ -16,7 +16,7 @@ const hex = (bytes: number): string => randomBytes(bytes).toString('hex')
 export class HostileArbiter implements LeaseArbiter {
   readonly armed = new Map<string, { path: string, size: number, sha256: string, meta: SegmentMeta }>()
   readonly calls: Array<{ fn: string, jobId: string, chunk: number, peer: string, reason?: string }> = []
-  private readonly no = { ok: false as const, code: 'no-such-job', message: 'this node has no jobs' }
+  private readonly no: Refusal = { ok: false, code: 'unknown-job', message: 'this node has no jobs' }
 
   callsFor (jobId: string, fn: string): Array<{ fn: string, jobId: string, chunk: number, peer: string, reason?: string }> {
     return this.calls.filter(c => c.jobId === jobId && c.fn === fn)

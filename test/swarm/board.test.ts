@@ -177,7 +177,7 @@ describe('JobBoard over real gossipsub', () => {
   })
 
   it('a peer that keeps sending invalid messages is scored below the graylist, and then even its valid announcements are dropped unread', async () => {
-    const scoreOfB = (): number => a.services.pubsub.getScore(b.peerId.toString())
+    const scoreOfB = (): number => (a.services.pubsub as unknown as { getScore: (peer: string) => number }).getScore(b.peerId.toString())
     expect(scoreOfB()).toBeGreaterThan(SCORE_THRESHOLDS.gossipThreshold)
     const rejectedBefore = boardA.rejected
     // Garbage that is not JSON at all, published raw: the validator rejects each.

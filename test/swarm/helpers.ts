@@ -1,5 +1,5 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { createSwarmNode, type LeaseArbiter, type SwarmNode } from '../../src/swarm/index.js'
+import { createSwarmNode, type LeaseArbiter, type Refusal, type SwarmNode } from '../../src/swarm/index.js'
 import type { SwarmEncodeInit } from '../../src/swarm/service.js'
 
 /** A swarm node on 127.0.0.1 with an ephemeral port, no mDNS and no bootstrap list. */
@@ -10,7 +10,7 @@ export async function makeNode (encode: SwarmEncodeInit = { arbiter: refusingArb
 
 /** An arbiter for nodes that are never originators in a test: it refuses everything. */
 export function refusingArbiter (): LeaseArbiter {
-  const no = { ok: false as const, code: 'no-such-job', message: 'this node has no jobs' }
+  const no: Refusal = { ok: false, code: 'unknown-job', message: 'this node has no jobs' }
   return {
     requestLease: () => no,
     renewLease: () => no,

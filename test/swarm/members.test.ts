@@ -99,7 +99,7 @@ describe('MemberFinder rounds', () => {
     vi.useFakeTimers()
     const self = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
     const other = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
-    let providers: Array<{ id: typeof other, multiaddrs: ReturnType<typeof multiaddr>[] }> = []
+    let providers: Array<{ id: typeof other, multiaddrs: ReturnType<typeof multiaddr>[], routing: string }> = []
     const calls: string[] = []
     const contentRouting = {
       provide: async () => { calls.push('provide') },
@@ -120,7 +120,7 @@ describe('MemberFinder rounds', () => {
     // Nobody else yet: again after 5 s, then 10 s.
     await vi.advanceTimersByTimeAsync(5000)
     expect(calls).toHaveLength(4)
-    providers = [{ id: other, multiaddrs: [multiaddr('/ip4/192.168.1.3/tcp/4010')] }]
+    providers = [{ id: other, multiaddrs: [multiaddr('/ip4/192.168.1.3/tcp/4010')], routing: 'kad-dht' }]
     await vi.advanceTimersByTimeAsync(10_000)
     expect(calls).toHaveLength(6)
     expect(peers.foundBy(other.toString())).toEqual(['dht'])

@@ -116,7 +116,7 @@ describe('private swarms', () => {
     expect(b!.getConnections(a!.peerId).length).toBeGreaterThan(0)
     await waitFor('A to register the inbound connection', () => a!.getConnections(b!.peerId).length > 0, { timeoutMs: 5000, everyMs: 25 })
     // The encode protocols work across the private connection.
-    expect(await b!.services.encode.linkTo(a!.peerId.toString()).claim('ab'.repeat(32), 0, AbortSignal.timeout(5000))).toEqual({ ok: false, code: 'no-such-job', message: 'this node has no jobs' })
+    expect(await b!.services.encode.linkTo(a!.peerId.toString()).claim('ab'.repeat(32), 0, AbortSignal.timeout(5000))).toEqual({ ok: false, code: 'unknown-job', message: 'this node has no jobs' })
     // A key mismatch is not detected as such: the handshake sees noise and the dial runs into its
     // deadline. Run the three hopeless dials side by side so the test waits for one deadline only.
     const attempts = [[c, a], [d, a], [a, d]].map(async ([from, to]) => await from!.dial(to!.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(3000) }).then(() => 'connected', () => 'refused'))

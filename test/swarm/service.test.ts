@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   CHUNK_PROTOCOL, encodeFrame, LEASE_PROTOCOL, MAX_CONTROL_FRAME, MAX_TRANSFER_BYTES, RESULT_PROTOCOL, signClaim, signLease, type LeaseArbiter,
-  type ChunkLease, type SegmentMeta, type RemoteOriginatorLink, type SwarmNode
+  type ChunkLease, type Refusal, type RefusalCode, type SegmentMeta, type RemoteOriginatorLink, type SwarmNode
 } from '../../src/swarm/index.js'
 import { recordTally } from '../helpers/tally.js'
 import { makeNode } from './helpers.js'
@@ -28,8 +28,7 @@ const LEASE_MS = 30_000
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 const timeout = (): AbortSignal => AbortSignal.timeout(10_000)
 
-interface Refusal { ok: false, code: string, message: string }
-const refusal = (code: string, message: string): Refusal => ({ ok: false, code, message })
+const refusal = (code: RefusalCode, message: string): Refusal => ({ ok: false, code, message })
 
 /**
  * An in-memory originator: one job, chunk 0 open, one segment on disk. It records every call so
@@ -61,16 +60,16 @@ class FakeArbiter implements LeaseArbiter {
   callsTo (fn: string): unknown[][] { return this.calls.filter(c => c.fn === fn).map(c => c.args) }
 
   private holds (jobId: string, chunk: number, leaseId: string, peer: string): Refusal | undefined {
-    if (jobId !== JOB) return refusal('no-such-job', `no job ${jobId.slice(0, 8)}`)
-    if (chunk !== 0 || this.lease === undefined || this.lease.id !== leaseId || this.lease.peer !== peer) return refusal('no-lease', `${peer.slice(-8)} holds no lease ${leaseId} on chunk ${chunk}`)
+    if (jobId !== JOB) return refusal('unknown-job', `no job ${jobId.slice(0, 8)}`)
+    if (chunk !== 0 || this.lease === undefined || this.lease.id !== leaseId || this.lease.peer !== peer) return refusal('not-holder', `${peer.slice(-8)} holds no lease ${leaseId} on chunk ${chunk}`)
     return undefined
   }
 
   requestLease (jobId: string, chunk: number, claimant: string): ReturnType<LeaseArbiter['requestLease']> {
     this.calls.push({ fn: 'requestLease', args: [jobId, chunk, claimant] })
-    if (jobId !== JOB) return refusal('no-such-job', `no job ${jobId.slice(0, 8)}`)
+    if (jobId !== JOB) return refusal('unknown-job', `no job ${jobId.slice(0, 8)}`)
     if (chunk !== 0) return refusal('not-open', `chunk ${chunk} is not open`)
-    if (this.lease !== undefined) return refusal('already-leased', `chunk 0 is leased to ${this.lease.peer.slice(-8)}`)
+    if (this.lease !== undefined) return refusal('not-open', `chunk 0 is leased to ${this.lease.peer.slice(-8)}`)
     const issuedAt = Date.now()
     this.lease = { id: randomBytes(12).toString('hex'), peer: claimant, issuedAt, expiresAt: issuedAt + LEASE_MS }
     return { ok: true, lease: { id: this.lease.id, issuedAt, expiresAt: this.lease.expiresAt } }
@@ -189,13 +188,13 @@ describe('lease protocol', () => {
   it('a second claim for the same chunk gets the arbiter\'s refusal verbatim', async () => {
     await claimChunk0()
     const second = await link.claim(JOB, 0, timeout())
-    expect(second).toEqual({ ok: false, code: 'already-leased', message: `chunk 0 is leased to ${b.peerId.toString().slice(-8)}` })
+    expect(second).toEqual({ ok: false, code: 'not-open', message: `chunk 0 is leased to ${b.peerId.toString().slice(-8)}` })
     expect(arbiter.callsTo('requestLease')).toHaveLength(2)
   })
 
   it('claims for another chunk or job pass the arbiter\'s refusal through', async () => {
     expect(await link.claim(JOB, 5, timeout())).toEqual({ ok: false, code: 'not-open', message: 'chunk 5 is not open' })
-    expect(await link.claim(OTHER_JOB, 0, timeout())).toMatchObject({ ok: false, code: 'no-such-job' })
+    expect(await link.claim(OTHER_JOB, 0, timeout())).toMatchObject({ ok: false, code: 'unknown-job' })
   })
 
   it('heartbeat passes through with the progress, rounded for the wire', async () => {
@@ -208,7 +207,7 @@ describe('lease protocol', () => {
   it('heartbeat for a lease the peer does not hold is refused by the arbiter', async () => {
     const lease = await claimChunk0()
     const fake = { ...lease, leaseId: 'f'.repeat(24) }
-    expect(await link.heartbeat(fake, { framesDone: 1, fps: 1 }, timeout())).toMatchObject({ ok: false, code: 'no-lease' })
+    expect(await link.heartbeat(fake, { framesDone: 1, fps: 1 }, timeout())).toMatchObject({ ok: false, code: 'not-holder' })
   })
 
   it('release passes through, and the lease is gone afterwards', async () => {
@@ -216,8 +215,8 @@ describe('lease protocol', () => {
     expect(await link.release(lease, 'worker shutting down', timeout())).toEqual({ ok: true })
     expect(arbiter.callsTo('releaseLease')).toEqual([[JOB, 0, lease.leaseId, b.peerId.toString(), 'worker shutting down']])
     expect(arbiter.lease).toBeUndefined()
-    expect(await link.heartbeat(lease, { framesDone: 1, fps: 1 }, timeout())).toMatchObject({ ok: false, code: 'no-lease' })
-    expect(await link.release(lease, 'again', timeout())).toMatchObject({ ok: false, code: 'no-lease' })
+    expect(await link.heartbeat(lease, { framesDone: 1, fps: 1 }, timeout())).toMatchObject({ ok: false, code: 'not-holder' })
+    expect(await link.release(lease, 'again', timeout())).toMatchObject({ ok: false, code: 'not-holder' })
   })
 
   it('a very long release reason is cut to what the schema allows rather than refused', async () => {
@@ -317,7 +316,7 @@ describe('result protocol', () => {
     const lease = await claimChunk0()
     const data = randomBytes(10)
     const answer = await link.uploadResult({ ...lease, leaseId: 'e'.repeat(24) }, await writeTemp('result-nolease.264', data), sha256(data), timeout())
-    expect(answer).toMatchObject({ ok: false, code: 'no-lease' })
+    expect(answer).toMatchObject({ ok: false, code: 'not-holder' })
     expect(arbiter.slots).toHaveLength(0)
   })
 
@@ -337,11 +336,11 @@ describe('a third peer', () => {
       const bLease = await claimChunk0()
       const cLink = c.services.encode.linkTo(a.peerId.toString(), a.getMultiaddrs().map(String))
       // C is a different authenticated peer: the arbiter sees C, not B, and refuses.
-      expect(await cLink.heartbeat(bLease, { framesDone: 1, fps: 1 }, timeout())).toMatchObject({ ok: false, code: 'no-lease' })
+      expect(await cLink.heartbeat(bLease, { framesDone: 1, fps: 1 }, timeout())).toMatchObject({ ok: false, code: 'not-holder' })
       expect(arbiter.callsTo('renewLease').at(-1)?.[3]).toBe(c.peerId.toString())
       await expect(cLink.fetchSegment(bLease, join(workDir, 'stolen.mkv'), timeout())).rejects.toThrow(/refused/)
       expect(existsSync(join(workDir, 'stolen.mkv'))).toBe(false)
-      expect(await cLink.claim(JOB, 0, timeout())).toMatchObject({ ok: false, code: 'already-leased' })
+      expect(await cLink.claim(JOB, 0, timeout())).toMatchObject({ ok: false, code: 'not-open' })
       expect(c.getConnections(a.peerId).length).toBeGreaterThan(0)
       // Once B lets go, C can have it.
       expect(await link.release(bLease, 'done', timeout())).toEqual({ ok: true })
@@ -415,7 +414,7 @@ describe('hostile streams', () => {
     expect(arbiter.callsTo('releaseLease')).toHaveLength(0)
     const fits = await rawStream()
     await fits.lp.write(release(MAX_CONTROL_FRAME))
-    expect((await answerOrError(fits.lp)).answer).toMatchObject({ ok: false, code: 'no-lease' })
+    expect((await answerOrError(fits.lp)).answer).toMatchObject({ ok: false, code: 'not-holder' })
     expect(arbiter.callsTo('releaseLease')).toHaveLength(1)
     recordTally({ section: CLAIMS, fault: `schema-valid request padded with whitespace to ${MAX_CONTROL_FRAME + 1} bytes (1 over the frame limit)`, happened: 'answered bad-request naming the size; never reached the originator; exactly the limit is served', lost: 'nothing' })
   })
@@ -578,7 +577,7 @@ describe('a worker facing a hostile originator', () => {
     await expect(evilLink.claim(JOB, 2, timeout())).rejects.toThrow(/claim answer/)
   })
 
-  const lease = (): ChunkLease => ({ jobId: JOB, chunk: 2, leaseId: 'ab'.repeat(12), originator: 'x', expiresAt: 0 })
+  const lease = (): ChunkLease => ({ jobId: JOB, chunk: 2, leaseId: 'ab'.repeat(12), originator: 'x', issuedAt: 0, expiresAt: 0 })
   const header = (size: number, data: Uint8Array, over: Record<string, unknown> = {}): unknown => ({ ok: true, size, sha256: sha256(data), meta: arbiter.meta, ...over })
 
   it('a segment with more bytes than its header announced is refused and removed', async () => {
