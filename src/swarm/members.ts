@@ -61,7 +61,9 @@ export interface MemberFinderInit {
    * After the first round that found others (and after each reconnection), the next rounds come
    * sooner, doubling from this up to intervalMs: a record stored just before ours (a member that
    * reconnected to a restarted meeting node) or a member that joins a minute later is found then,
-   * not ten minutes on.
+   * not ten minutes on. Only while a round finds fewer than EARLY_ROUNDS_BELOW_MEMBERS others: in a
+   * larger swarm a member that joins later looks the others up itself, and fifty nodes looking
+   * again a minute after joining cost a host already busy with their joining.
    */
   earlyIntervalMs?: number
   /** After a round that found nobody (the DHT had no peers yet), the next comes after this, doubling up to intervalMs. */
@@ -74,6 +76,7 @@ export interface MemberFinderInit {
 
 const DEFAULT_INTERVAL_MS = 10 * 60_000
 const DEFAULT_EARLY_INTERVAL_MS = 60_000
+export const EARLY_ROUNDS_BELOW_MEMBERS = 16
 const DEFAULT_RETRY_MS = 5_000
 const DEFAULT_SETTLE_MS = 2_000
 const DEFAULT_QUERY_TIMEOUT_MS = 30_000
@@ -172,7 +175,8 @@ export class MemberFinder implements Startable {
     const interval = this.init.intervalMs ?? DEFAULT_INTERVAL_MS
     if (others > 0) {
       this.failures = 0
-      this.schedule(Math.min(interval, (this.init.earlyIntervalMs ?? DEFAULT_EARLY_INTERVAL_MS) * 2 ** this.successes++))
+      const early = others < EARLY_ROUNDS_BELOW_MEMBERS ? (this.init.earlyIntervalMs ?? DEFAULT_EARLY_INTERVAL_MS) * 2 ** this.successes++ : interval
+      this.schedule(Math.min(interval, early))
     } else {
       this.schedule(Math.min(interval, (this.init.retryMs ?? DEFAULT_RETRY_MS) * 2 ** this.failures++))
     }

@@ -11,7 +11,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createSwarmNode, judgeReachability, membersKey, parseSwarmKey, type SwarmNode } from '../../src/swarm/index.js'
 import { waitFor } from '../helpers/wait.js'
-import { MemberFinder } from '../../src/swarm/members.js'
+import { EARLY_ROUNDS_BELOW_MEMBERS, MemberFinder } from '../../src/swarm/members.js'
 import { DiscoveredPeers } from '../../src/swarm/discovery.js'
 import { refusingArbiter } from './helpers.js'
 
@@ -138,6 +138,15 @@ describe('MemberFinder rounds', () => {
     // ...and then soon again: the record may have been missing where the lookup looked.
     await vi.advanceTimersByTimeAsync(60_000)
     expect(calls).toHaveLength(22)
+    // A large swarm: once a round finds that many others, the next is 10 min away.
+    const many = await Promise.all(Array.from({ length: EARLY_ROUNDS_BELOW_MEMBERS }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))))
+    providers = many.map(id => ({ id, multiaddrs: [multiaddr('/ip4/192.168.1.4/tcp/4010')], routing: 'kad-dht' }))
+    await vi.advanceTimersByTimeAsync(120_000)
+    expect(calls).toHaveLength(24)
+    await vi.advanceTimersByTimeAsync(599_000)
+    expect(calls).toHaveLength(24)
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(calls).toHaveLength(26)
     finder.stop()
   })
 })
