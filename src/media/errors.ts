@@ -52,17 +52,22 @@ export class VerificationError extends MediaError {
  * and banned; the message's wording plays no part.
  */
 export function convicts (err: unknown, path: string): boolean {
-  return err instanceof VerificationError && err.file !== undefined && err.file === path
+  return err instanceof VerificationError && err.file === path
+}
+
+/** The last line of an error's message: what a failed tool said last (its stderr's tail). */
+export function lastLine (err: unknown): string {
+  return (err as Error).message.split('\n').slice(-1)[0] ?? ''
 }
 
 /**
- * A tool's failure on a peer's bytes as a verdict on them: the tool ran and refused the file. A
- * missing tool, a tool killed by a signal, or a stop says nothing about the file and is passed on
- * as it is.
+ * A tool's failure on a peer's bytes as a verdict on them (`what (the tool's last line)`): the tool
+ * ran and refused the file. A missing tool, a tool killed by a signal, or a stop says nothing about
+ * the file and is passed on as it is.
  */
-export function refusedByTool (err: unknown, file: string, message: string): Error {
+export function refusedByTool (err: unknown, file: string, what: string): Error {
   if ((err as Error).name === 'AbortError' || (err instanceof ToolError && (err.missing || err.killedBy !== undefined))) return err as Error
-  return new VerificationError(message, { file, cause: err })
+  return new VerificationError(`${what} (${lastLine(err)})`, { file, cause: err })
 }
 
 /** The source file itself cannot be used (missing, unreadable, CRC mismatch, no video). */

@@ -64,7 +64,7 @@ export async function inspectSegment (path: string, options: RunOptions = {}): P
     const r = await runTool('ffprobe', ['-v', 'error', ...peerInputArgs('matroska', path), '-show_entries', 'stream=codec_type,codec_name,width,height', '-of', 'json'], `inspecting segment ${path}`, options)
     streams = (JSON.parse(r.stdout) as { streams?: typeof streams }).streams ?? []
   } catch (err) {
-    throw refusedByTool(err, path, `segment ${path}: not a readable Matroska file (${(err as Error).message.split('\n').slice(-1)[0] ?? ''})`)
+    throw refusedByTool(err, path, `segment ${path}: not a readable Matroska file`)
   }
   const [only] = streams
   if (streams.length !== 1 || only === undefined || only.codec_type !== 'video') {

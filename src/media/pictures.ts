@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto'
 import { execa } from 'execa'
-import { AbortError, refusedByTool, VerificationError } from './errors.js'
+import { AbortError, lastLine, refusedByTool, VerificationError } from './errors.js'
 import { peerInputArgs } from './peer-bytes.js'
 import type { VideoInfo } from './probe.js'
 import { runTool, toToolError, type RunOptions } from './tools.js'
@@ -269,15 +269,12 @@ export async function comparePictures (resultPath: string, segment: SourceSegmen
     rawFrames(decodeArgs(resultDecode), `decoding sampled frames of ${resultPath}`, runOptions),
     Promise.all(runs.map(async r => await decodeRun(r, true)))
   ])
-  if (decoded.status === 'rejected') {
-    const err = decoded.reason as Error
-    throw refusedByTool(err, resultPath, `${resultPath}: its sampled frames could not be decoded (${err.message.split('\n').slice(-1)[0] ?? ''})`)
-  }
+  if (decoded.status === 'rejected') throw refusedByTool(decoded.reason, resultPath, `${resultPath}: its sampled frames could not be decoded`)
   if (sourceParts.status === 'rejected') {
     const err = sourceParts.reason as Error
     if (err.name === 'AbortError') throw err
     // Our own segment: nothing the peer did.
-    throw new VerificationError(`${resultPath}: its pictures could not be compared with the source (${err.message.split('\n').slice(-1)[0] ?? ''})`, { cause: err })
+    throw new VerificationError(`${resultPath}: its pictures could not be compared with the source (${lastLine(err)})`, { cause: err })
   }
   const result = decoded.value.pictures
   const source = Buffer.concat(sourceParts.value)

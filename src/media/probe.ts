@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises'
 import { execa } from 'execa'
-import { SourceError, ToolError } from './errors.js'
+import { lastLine, SourceError, ToolError } from './errors.js'
 import { carriesA53Captions } from './h264.js'
 import { runTool, type RunOptions } from './tools.js'
 
@@ -193,7 +193,7 @@ export async function probeMedia (path: string, options: RunOptions = {}): Promi
   } catch (err) {
     stopListing.abort()
     if (err instanceof ToolError && !err.missing) {
-      throw new SourceError(`${path}: ffprobe cannot read it as a media file: ${(err as Error).message.split('\n').slice(-1)[0] ?? ''}`)
+      throw new SourceError(`${path}: ffprobe cannot read it as a media file: ${lastLine(err)}`)
     }
     throw err
   }

@@ -27,15 +27,20 @@ export interface VerifyExpectations {
 const PROFILE_NAMES: Record<number, string> = { 66: 'Constrained Baseline', 77: 'Main', 88: 'Extended', 100: 'High', 110: 'High 10', 122: 'High 4:2:2', 244: 'High 4:4:4 Predictive' }
 const CHROMA: Record<number, string> = { 0: 'gray', 1: 'yuv420p', 2: 'yuv422p', 3: 'yuv444p' }
 
+/** The file itself is not what the chunk must be: the verdict that convicts whoever sent it. */
+function wrongFile (path: string, what: string): VerificationError {
+  return new VerificationError(`${path}: ${what}`, { file: path })
+}
+
 async function parseOnly (path: string, expect: VerifyExpectations, options: RunOptions): Promise<VerifiedChunk> {
   if (options.signal?.aborted === true) throw new AbortError(`verifying ${path}: aborted`)
   const s = summarizeAnnexB(await readFile(path))
-  if (s.sps === undefined || !s.hasPps) throw new VerificationError(`${path}: not an H.264 stream with its parameter sets (no ${s.sps === undefined ? 'SPS' : 'PPS'} found)`, { file: path })
-  if (s.pictures !== expect.frameCount) throw new VerificationError(`${path}: holds ${s.pictures} frames, expected ${expect.frameCount}`, { file: path })
-  if (!s.startsWithIdr) throw new VerificationError(`${path}: does not start with a keyframe`, { file: path })
+  if (s.sps === undefined || !s.hasPps) throw wrongFile(path, `not an H.264 stream with its parameter sets (no ${s.sps === undefined ? 'SPS' : 'PPS'} found)`)
+  if (s.pictures !== expect.frameCount) throw wrongFile(path, `holds ${s.pictures} frames, expected ${expect.frameCount}`)
+  if (!s.startsWithIdr) throw wrongFile(path, `does not start with a keyframe`)
   const { width, height, profileIdc, chromaFormatIdc, bitDepth } = s.sps
   if ((expect.width !== undefined && width !== expect.width) || (expect.height !== undefined && height !== expect.height)) {
-    throw new VerificationError(`${path}: is ${width}x${height}, expected ${expect.width}x${expect.height}`, { file: path })
+    throw wrongFile(path, `is ${width}x${height}, expected ${expect.width}x${expect.height}`)
   }
   const chroma = CHROMA[chromaFormatIdc] ?? 'unknown'
   return { frameCount: s.pictures, codec: 'h264', profile: PROFILE_NAMES[profileIdc] ?? `profile ${profileIdc}`, pixFmt: bitDepth > 8 ? `${chroma}${bitDepth}le` : chroma, width, height }
@@ -64,23 +69,23 @@ export async function verifyEncodedChunk (path: string, expect: VerifyExpectatio
     parsed = JSON.parse(result.stdout)
     stderr = result.stderr
   } catch (err) {
-    throw refusedByTool(err, path, `${path}: not a decodable H.264 stream (${(err as Error).message.split('\n').slice(-1)[0] ?? ''})`)
+    throw refusedByTool(err, path, `${path}: not a decodable H.264 stream`)
   }
   const stream = parsed.streams?.[0]
   if (stream === undefined || stream.codec_name !== 'h264') {
-    throw new VerificationError(`${path}: expected an H.264 video stream, found ${stream?.codec_name ?? 'none'}`, { file: path })
+    throw wrongFile(path, `expected an H.264 video stream, found ${stream?.codec_name ?? 'none'}`)
   }
   if (stderr.trim() !== '') {
-    throw new VerificationError(`${path}: decoding reported errors: ${stderr.trim().split('\n').slice(0, 3).join('; ')}`, { file: path })
+    throw wrongFile(path, `decoding reported errors: ${stderr.trim().split('\n').slice(0, 3).join('; ')}`)
   }
   const frames = Number(stream.nb_read_frames ?? '0')
   if (frames !== expect.frameCount) {
-    throw new VerificationError(`${path}: holds ${frames} frames, expected ${expect.frameCount}`, { file: path })
+    throw wrongFile(path, `holds ${frames} frames, expected ${expect.frameCount}`)
   }
   const firstFlags = parsed.packets?.[0]?.flags ?? ''
-  if (!firstFlags.includes('K')) throw new VerificationError(`${path}: does not start with a keyframe`, { file: path })
+  if (!firstFlags.includes('K')) throw wrongFile(path, `does not start with a keyframe`)
   if ((expect.width !== undefined && stream.width !== expect.width) || (expect.height !== undefined && stream.height !== expect.height)) {
-    throw new VerificationError(`${path}: is ${stream.width}x${stream.height}, expected ${expect.width}x${expect.height}`, { file: path })
+    throw wrongFile(path, `is ${stream.width}x${stream.height}, expected ${expect.width}x${expect.height}`)
   }
   return {
     frameCount: frames,

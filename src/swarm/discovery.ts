@@ -4,6 +4,7 @@ import type { ConnectionManager } from '@libp2p/interface-internal'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { logger, type Logger as LineLogger, type LogSink } from '../log/index.js'
+import { circuitVia, isRelayed } from './reach.js'
 
 /**
  * Turning discovered peers into connections. js-libp2p (since v2) only records a discovered peer in
@@ -106,10 +107,6 @@ function endingInId (a: Multiaddr, id: string): Multiaddr | undefined {
   const last = parts[parts.length - 1]
   if (last?.name === 'p2p') return last.value === id ? a : undefined
   return a.encapsulate(`/p2p/${id}`)
-}
-
-function isCircuit (a: Multiaddr): boolean {
-  return a.getComponents().some(c => c.name === 'p2p-circuit')
 }
 
 function isLoopback (a: Multiaddr): boolean {
@@ -327,9 +324,9 @@ export class PeerDialer implements Startable {
     for (const relay of this.relays) {
       if (routes.length >= MAX_RELAY_ROUTES) break
       if (relay === peer || named.has(relay)) continue
-      const direct = this.components.connectionManager.getConnections(peerIdFromString(relay)).find(c => !isCircuit(c.remoteAddr))
+      const direct = this.components.connectionManager.getConnections(peerIdFromString(relay)).find(c => !isRelayed(c))
       if (direct === undefined) { this.relays.delete(relay); continue }
-      routes.push(multiaddr(`${direct.remoteAddr.decapsulateCode(421).toString()}/p2p/${relay}/p2p-circuit/p2p/${peer}`))
+      routes.push(circuitVia(direct).encapsulate(`/p2p/${peer}`))
     }
     return routes
   }
@@ -341,7 +338,7 @@ export class PeerDialer implements Startable {
   private onIdentify (evt: Event): void {
     const { peerId, protocols, connection } = (evt as CustomEvent<IdentifyResult>).detail
     const relay = peerId.toString()
-    if (!protocols.includes(RELAY_V2_HOP_CODEC) || isCircuit(connection.remoteAddr) || this.relays.has(relay)) return
+    if (!protocols.includes(RELAY_V2_HOP_CODEC) || isRelayed(connection) || this.relays.has(relay)) return
     this.relays.add(relay)
     if (this.relays.size > MAX_KNOWN_RELAYS) this.relays.delete(this.relays.values().next().value as string)
     for (const [peer, st] of this.state) {

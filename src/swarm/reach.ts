@@ -75,6 +75,11 @@ export function isRelayed (c: Connection): boolean {
   return c.remoteAddr.getComponents().some(x => x.name === 'p2p-circuit')
 }
 
+/** The relayed address through the peer at the other end of a direct connection: `<its address>/p2p/RELAY/p2p-circuit`. */
+export function circuitVia (c: Connection): Multiaddr {
+  return multiaddr(`${c.remoteAddr.decapsulateCode(421).toString()}/p2p/${c.remotePeer.toString()}/p2p-circuit`)
+}
+
 /** The peer id just before /p2p-circuit in a relayed connection's address. */
 function relayOf (c: Connection): string | undefined {
   const parts = c.remoteAddr.getComponents()
@@ -133,7 +138,7 @@ export class RelayReserver implements Startable {
     const id = peer.toString()
     if (this.relays.has(id) || this.relays.size >= (this.init.maxRelays ?? 2) || isRelayed(conn)) return
     this.relays.add(id)
-    const addr = multiaddr(`${conn.remoteAddr.decapsulateCode(421).toString()}/p2p/${id}/p2p-circuit`)
+    const addr = circuitVia(conn)
     this.components.transportManager.listen([addr]).then(() => {
       this.log.info(`reserved a slot on relay ${id}; peers that cannot dial this node reach it at ${addr.toString()}/p2p/${this.components.peerId.toString()}`)
     }, (err: Error) => {
