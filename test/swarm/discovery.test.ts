@@ -149,7 +149,8 @@ describe('PeerDialer', () => {
     const other = await plainNode()
     const addr = other.getMultiaddrs()[0]?.toString() as string
     const { node } = await dialerNode({ bootstrap: [addr], redialIntervalMs: 100 })
-    await waitFor('the bootstrap dial', () => connected(node, other), { timeoutMs: 5000, everyMs: 20, retryErrors: true })
+    // Both ends: the dialler's side is open a moment before the other's, and a hang-up in between closes nothing.
+    await waitFor('the bootstrap dial', () => connected(node, other) && connected(other, node), { timeoutMs: 5000, everyMs: 20, retryErrors: true })
     expect(node.services.dialer.foundBy(other.peerId.toString())).toEqual(['bootstrap'])
     await other.hangUp(node.peerId)
     await waitFor('the hang-up', () => !connected(node, other), { timeoutMs: 5000, everyMs: 10, retryErrors: true })
