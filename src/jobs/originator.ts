@@ -2,10 +2,10 @@ import { randomBytes, createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { availableParallelism } from 'node:os'
-import { mkdir, rename, rm, stat } from 'node:fs/promises'
+import { access, mkdir, rename, rm, stat } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path'
 import {
-  checkFidelity, checkFreeSpace, checkSourceCrc, DISK_RESERVE_BYTES, freeBytes, comparePictures, convicts, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, parseX264Settings, planChunks, probeMedia, sha256File,
+  checkFidelity, checkFreeSpace, checkSourceCrc, DISK_RESERVE_BYTES, freeBytes, comparePictures, convicts, copyOutput, effectiveSettings, extractCaptions, formatFidelity, encodedSize, mergeChunks, otherTracksInput, parseX264Settings, statedRange, planChunks, prepareSource, sha256File,
   segmentTimesFromSource, VerificationError, verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { JobStore } from './job-store.js'
@@ -14,6 +14,13 @@ import type { Answer, Refusal, ReportOffence, SegmentOffer } from '../swarm/inde
 import { countStat, DEFAULT_MAX_LEASES_PER_PEER, LeaseTable, type LeaseAnswer } from './lease-table.js'
 import { splitSource } from './splitter.js'
 import { JOB_RECORD_VERSION, refusal, type ChunkRecord, type JobRecord } from './types.js'
+
+
+const rangeOption = (range: 'tv' | 'pc' | undefined): { range?: 'tv' | 'pc' } => range !== undefined ? { range } : {}
+
+async function pathExists (path: string): Promise<boolean> {
+  try { await access(path); return true } catch { return false }
+}
 
 export interface OriginatorOptions {
   /** The node's home; jobs live in `<home>/jobs/<id>/`. */
@@ -222,6 +229,9 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   get jobsDir (): string { return this.store.dir }
   jobDir (id: string): string { return this.store.jobDir(id) }
 
+  /** The source's other tracks copied out at add, when mkvmerge cannot read them from the source itself (otherTracksInput). */
+  private tracksPath (id: string): string { return join(this.jobDir(id), 'merge', 'tracks.mkv') }
+
   /** Loads every job from disk and resumes the ones that were not finished. */
   async start (): Promise<void> {
     for (const job of await this.store.load()) {
@@ -267,6 +277,14 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       throw new InputError(`${req.file}: the chunk size asked for cuts it into ${plan.chunks.length} chunks, more than the ${this.o.maxChunks} a job may have; give a larger --chunk-gops or --chunk-seconds`)
     }
     await this.checkRoomForSegments(req.file, source)
+    // The other tracks are copied now, not after the encode: a track nothing can copy is the
+    // user's to hear of before any work is spent (the merge reuses the copy).
+    try {
+      await otherTracksInput(source, this.tracksPath(id))
+    } catch (err) {
+      await rm(this.jobDir(id), { recursive: true, force: true })
+      throw new InputError((err as Error).message)
+    }
     const now = this.now()
     const job: JobRecord = {
       version: JOB_RECORD_VERSION,
@@ -322,7 +340,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     let source: MediaInfo
     try {
       await checkSourceCrc(req.file)
-      source = await probeMedia(req.file)
+      source = await prepareSource(req.file)
     } catch (err) {
       throw new InputError((err as Error).message)
     }
@@ -545,7 +563,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       // A peer's result is parsed first (count, IDR, parameter sets, size: in-process, cheap), then
       // decoded once for the picture check, a few at a time: fifty peers that finish in the same
       // second would otherwise start fifty decoders. This node's own x264 output is only parsed.
-      const expectations = { frameCount: chunk.frames, width: job.video.width, height: job.video.height, decode: false }
+      const expectations = { frameCount: chunk.frames, ...encodedSize(job.video.width, job.video.height, job.video.pixFmt), decode: false }
       await verifyEncodedChunk(tmpPath, expectations)
       if (peer !== this.o.peerId) {
         let bannedWhileQueued = false
@@ -563,7 +581,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
             const segment = { path: join(this.jobDir(job.id), 'segments', chunk.segment.file), selectFromTime: chunk.segment.selectFromTime }
             // The source's probe, while in memory, already says when the segment's frames are shown.
             const source = this.sources.get(job.id)
-            const segmentTimes = source !== undefined ? segmentTimesFromSource(source.video, chunk.startFrame, chunk.frames) : undefined
+            const segmentTimes = source !== undefined ? segmentTimesFromSource(source.video, chunk.startFrame, chunk.frames, chunk.segment.decoded === true) : undefined
             await comparePictures(tmpPath, segment, chunk.frames, { width: job.video.width, height: job.video.height, ...(segmentTimes !== undefined ? { segmentTimes } : {}) })
           })
         } finally {
@@ -617,7 +635,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   private async sourceOf (job: JobRecord, signal: AbortSignal): Promise<MediaInfo> {
     const known = this.sources.get(job.id)
     if (known !== undefined) return known
-    const source = await probeMedia(job.sourcePath, { signal })
+    const source = await prepareSource(job.sourcePath, { signal })
     if (source.video.frameCount !== job.totalFrames) throw new Error(`${job.sourcePath} changed since it was added (${source.video.frameCount} frames, was ${job.totalFrames})`)
     this.sources.set(job.id, source)
     return source
@@ -657,7 +675,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const opened = (index: number, seg: Segment): void => {
       const chunk = job.chunks[index]
       if (chunk === undefined) return
-      chunk.segment = { file: basename(seg.path), size: seg.sizeBytes, sha256: seg.sha256, selectFromTime: seg.selectFromTime, packetCount: seg.packetCount }
+      chunk.segment = { file: basename(seg.path), size: seg.sizeBytes, sha256: seg.sha256, selectFromTime: seg.selectFromTime, packetCount: seg.packetCount, ...(seg.decoded === true ? { decoded: true } : {}) }
       this.leases.open(job, chunk)
     }
     await splitSource({
@@ -686,8 +704,11 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     await mkdir(workDir, { recursive: true })
     // Captions ride in the source's pictures, which the encode replaces: taken out as a subtitle track.
     const captionsPath = source.video.closedCaptions && job.dropCaptions !== true ? await extractCaptions(job.sourcePath, workDir, { signal }) : undefined
+    const tracks = this.tracksPath(job.id)
+    const otherTracks = await pathExists(tracks) ? tracks : await otherTracksInput(source, tracks, { signal })
     const result = await mergeChunks({
-      source, chunkPaths, workDir, signal,
+      source, chunkPaths, workDir, signal, otherTracks: otherTracks ?? null,
+      ...rangeOption(statedRange(parseX264Settings(job.encodeSettings ?? job.settings))),
       ...(job.requestedOutput !== undefined ? { outputPath: job.requestedOutput } : {}),
       ...(captionsPath !== undefined ? { captionsPath } : {})
     })

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  cutSegment, extractVideo, sourceAsCutSource, splitInOnePass, splitsInOnePass, type ChunkRange, type CutSource, type MediaInfo, type Segment
+  cutSegment, extractVideo, sourceAsCutSource, splitByDecoding, UndecodableCutError, splitInOnePass, splitsInOnePass, type ChunkRange, type CutSource, type MediaInfo, type Segment
 } from '../media/index.js'
 import type { Logger } from '../log/index.js'
 
@@ -37,6 +37,8 @@ const firstLine = (err: unknown): string => (err as Error).message.split('\n')[0
 
 class Splitter {
   private pending: number[]
+  /** Why stream-copied cuts of this source cannot be trusted: the rest of its chunks are made from its decode. */
+  private decodeInstead?: string
   /** Cutting straight from the source (seeks land on the keyframe) rather than from a copy of its video. */
   private direct: boolean
   private copying?: Promise<CutSource>
@@ -47,8 +49,15 @@ class Splitter {
   }
 
   async run (): Promise<void> {
-    if (this.pending.length > 0 && splitsInOnePass(this.req.plan)) await this.onePass()
-    await this.oneByOne()
+    if (this.req.source.video.cut?.by !== 'decode') {
+      if (this.pending.length > 0 && splitsInOnePass(this.req.plan)) await this.onePass()
+      await this.oneByOne()
+      if (this.decodeInstead !== undefined && this.pending.length > 0) {
+        this.req.log.info(`${this.req.tag}: ${this.decodeInstead}; making the remaining ${this.pending.length} chunks from the decoded source`)
+        this.pending.sort((a, b) => a - b)
+      }
+    }
+    await this.decodedPass()
     await rm(join(this.req.dir, 'work'), { recursive: true, force: true })
   }
 
@@ -69,6 +78,7 @@ class Splitter {
         wanted: (index) => wanted.has(index),
         onSegment: (index, result) => {
           if (!wanted.has(index)) return
+          if (result instanceof UndecodableCutError) { this.decodeInstead ??= result.message; return }
           if (result instanceof Error) { log.debug(`${tag}: ${result.message}; cutting it on its own`); return }
           this.req.opened(index, result)
           wanted.delete(index)
@@ -84,16 +94,45 @@ class Splitter {
   }
 
   /**
+   * A source cut from its decode (prepareSource says why) has one way to make its segments: one
+   * decode from the start, since nothing before a chunk can be skipped. A segment that fails its
+   * check fails the job: no other cut would be better.
+   */
+  private async decodedPass (): Promise<void> {
+    const { source, plan, dir, tag, signal, log } = this.req
+    const wanted = new Set(this.pending)
+    if (wanted.size === 0) return
+    if (source.video.cut?.by !== 'decode' && this.decodeInstead === undefined) throw new Error(`chunks ${this.pending.join(', ')} were left uncut`)
+    const started = performance.now()
+    let failed: Error | undefined
+    await splitByDecoding(source, plan, join(dir, 'work', 'split'), {
+      signal,
+      pathOf: (index) => this.segmentPath(index),
+      wanted: (index) => wanted.has(index) && failed === undefined,
+      onSegment: (index, result) => {
+        if (result instanceof Error) { failed ??= result; return }
+        this.req.opened(index, result)
+        wanted.delete(index)
+      },
+      ...(this.req.room !== undefined ? { room: this.req.room } : {})
+    })
+    if (failed !== undefined) throw failed
+    log.debug(`${tag}: made ${this.pending.length} segments from the decoded source (${((performance.now() - started) / 1000).toFixed(2)} s)`)
+    this.pending = []
+  }
+
+  /**
    * Two cuts at a time, in chunk order: a cut is mostly waiting on ffmpeg/ffprobe start-up, and a
    * big swarm can take chunks faster than one cut after another opens them.
    */
   private async oneByOne (): Promise<void> {
     const cutNext = async (): Promise<void> => {
       for (;;) {
+        if (this.decodeInstead !== undefined) return
         await this.req.room?.()
         const index = this.pending.shift()
         if (index === undefined) return
-        await this.cutChunk(index)
+        await this.cutOrLeave(index)
       }
     }
     // The first chunk is the one a worker is waiting for. With a core to spare it is cut alongside
@@ -102,11 +141,25 @@ class Splitter {
     const firstChunk = this.pending[0] === 0 ? this.pending.shift() : undefined
     const oneCore = availableParallelism() === 1
     if (!this.direct && (firstChunk === undefined || !oneCore)) this.videoCopy().catch(() => {}) // awaited by the cuts
-    const first = firstChunk !== undefined ? this.cutChunk(firstChunk) : Promise.resolve()
+    const first = firstChunk !== undefined ? this.cutOrLeave(firstChunk) : Promise.resolve()
     if (oneCore) await first
     // Cut just ahead of demand: one cut at a time, so two cuts cannot both take the last place.
     if (this.req.room !== undefined) await first.then(cutNext)
     else await Promise.all([first.then(cutNext), cutNext()])
+  }
+
+  /**
+   * A chunk no stream copy can cut (its keyframe does not start a clean decode, or the copy loses
+   * frames) is left for the decoded pass, and so is every chunk after it.
+   */
+  private async cutOrLeave (index: number): Promise<void> {
+    try {
+      await this.cutChunk(index)
+    } catch (err) {
+      if (this.req.signal.aborted) throw err
+      this.decodeInstead ??= err instanceof UndecodableCutError ? err.message : `chunk ${index} could not be cut by stream copy (${firstLine(err)})`
+      this.pending.push(index)
+    }
   }
 
   /**

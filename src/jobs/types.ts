@@ -15,6 +15,8 @@ export interface SegmentRecord {
   sha256: string
   selectFromTime: number
   packetCount: number
+  /** Made from the decoded source: its frames are numbered (media's splitByDecoding), not timed as the source's. */
+  decoded?: boolean
 }
 
 export interface LeaseRecord {

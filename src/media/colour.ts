@@ -10,8 +10,11 @@ import { parseX264Settings, type X264Settings } from './settings.js'
 const PRIMARIES: Record<string, string> = Object.fromEntries(['bt709', 'bt470m', 'bt470bg', 'smpte170m', 'smpte240m', 'film', 'bt2020', 'smpte428', 'smpte431', 'smpte432'].map(n => [n, n]))
 const TRANSFER: Record<string, string> = {
   ...Object.fromEntries(['bt709', 'smpte170m', 'smpte240m', 'linear', 'log100', 'log316', 'iec61966-2-4', 'bt1361e', 'iec61966-2-1', 'bt2020-10', 'bt2020-12', 'smpte2084', 'smpte428', 'arib-std-b67'].map(n => [n, n])),
+  // ffprobe names BT.470 M and B/G transfers both ways (gamma22/gamma28 and bt470m/bt470bg).
   gamma22: 'bt470m',
-  gamma28: 'bt470bg'
+  gamma28: 'bt470bg',
+  bt470m: 'bt470m',
+  bt470bg: 'bt470bg'
 }
 const MATRIX: Record<string, string> = {
   ...Object.fromEntries(['bt709', 'fcc', 'bt470bg', 'smpte170m', 'smpte240m', 'bt2020nc', 'bt2020c', 'smpte2085', 'chroma-derived-nc', 'chroma-derived-c'].map(n => [n, n])),
@@ -47,4 +50,15 @@ export function effectiveSettings (settings: string, video: Pick<VideoInfo, 'col
   const parsed = parseX264Settings(settings)
   const extra = sourceColourArgs(video.colour ?? {}, parsed)
   return extra.length === 0 ? parsed : parseX264Settings(`${settings} ${extra.join(' ')}`.trim())
+}
+
+/**
+ * The range the encode states with `--range`, for the container to state as well: x264 writes no
+ * signal-type VUI for `--range tv` alone, so without the container's word the output says nothing
+ * and players guess. Undefined when the settings leave it to x264 (auto).
+ */
+export function statedRange (settings: X264Settings): 'tv' | 'pc' | undefined {
+  const i = settings.args.lastIndexOf('--range')
+  const value = i >= 0 ? settings.args[i + 1] : undefined
+  return value === 'tv' || value === 'pc' ? value : undefined
 }

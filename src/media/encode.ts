@@ -26,6 +26,9 @@ export interface EncodeChunkOptions {
   segmentFromPeer?: boolean
   /** Pixel format of the source video; chooses the y4m format fed to x264. */
   sourcePixFmt: string
+  /** The source's frame size: an odd one is padded to what x264 takes (encodedSize). */
+  width?: number
+  height?: number
   outputPath: string
   /** x264 --threads; default lets x264 pick. */
   threads?: number
@@ -51,21 +54,35 @@ export function y4mPixFmt (sourcePixFmt: string): string {
   return deep ? 'yuv420p10le' : 'yuv420p'
 }
 
+/**
+ * The size frames are encoded at: x264 takes subsampled chroma only at even sizes, so an odd
+ * width or height (720x405 from a phone or a DVD rip's crop) gets one more column or row, which
+ * the merge crops off again in the container (mergeChunks).
+ */
+export function encodedSize (width: number, height: number, sourcePixFmt: string): { width: number, height: number } {
+  const fmt = y4mPixFmt(sourcePixFmt)
+  const halfWidth = /^yuvj?4(20|22)p/.test(fmt)
+  const halfHeight = /^yuvj?420p/.test(fmt)
+  return { width: halfWidth ? width + (width % 2) : width, height: halfHeight ? height + (height % 2) : height }
+}
+
 // A function, so TypeScript does not carry a narrowing of `aborted` across awaits.
 function isAborted (signal?: AbortSignal): boolean { return signal?.aborted === true }
 
 const PROGRESS_RE = /(\d+)(?:\/\d+)? frames[:,] ([\d.]+) fps/g
 
 /** The decoder half of the pipe: exactly the chunk's frames, in display order, as y4m. */
-export function decoderArgs (o: Pick<EncodeChunkOptions, 'segmentPath' | 'selectFromTime' | 'frameCount' | 'sourcePixFmt'>): string[] {
+export function decoderArgs (o: Pick<EncodeChunkOptions, 'segmentPath' | 'selectFromTime' | 'frameCount' | 'sourcePixFmt' | 'width' | 'height'>): string[] {
   const from = (o.selectFromTime - 0.0005).toFixed(6)
+  const size = o.width !== undefined && o.height !== undefined ? encodedSize(o.width, o.height, o.sourcePixFmt) : undefined
+  const pad = size !== undefined && (size.width !== o.width || size.height !== o.height) ? `,pad=${size.width}:${size.height}` : ''
   return [
     '-v', 'error', '-nostdin',
     // Keep the segment's own timestamps so the select below can name the first frame by time.
     '-copyts',
     // Segments are Matroska, and may come from a peer: never let ffmpeg guess (peer-bytes.ts).
     ...peerInputArgs('matroska', o.segmentPath), '-map', '0:v:0',
-    '-vf', `select='gte(t,${from})'`,
+    '-vf', `select='gte(t,${from})'${pad}`,
     '-frames:v', String(o.frameCount),
     // Never duplicate or drop frames to fit a rate: VFR timestamps are restored at merge.
     '-fps_mode', 'passthrough',

@@ -33,7 +33,7 @@ export class SettingsError extends MediaError {
 
 /** A segment or an encoded chunk did not pass verification. */
 export class VerificationError extends MediaError {
-  override readonly name = 'VerificationError'
+  override readonly name: string = 'VerificationError'
   /**
    * The file whose bytes the check found wrong, set only where the check ran to a verdict on that
    * file alone: not when a tool was missing, our own segment failed, or the failure could be

@@ -1,6 +1,6 @@
 import { basename } from 'node:path'
 import { CAPTIONS_TRACK_NAME } from './captions.js'
-import { attachmentNamesOf, probeMedia, trackStartsOf, type MediaInfo, type PacketSpan, type StreamInfo, type VideoColour } from './probe.js'
+import { attachmentNamesOf, probeMedia, syncStartsOf, type MediaInfo, type PacketSpan, type StreamInfo, type VideoColour } from './probe.js'
 import { parseX264Settings, type X264Settings } from './settings.js'
 
 /**
@@ -36,7 +36,10 @@ function describeTrack (s: StreamInfo): string {
 }
 
 /** Audio and subtitle tracks: what the output must carry, in order (the captions track swarm adds is checked on its own). */
-const carriedTracks = (info: MediaInfo): StreamInfo[] => info.streams.filter(s => (s.type === 'audio' || s.type === 'subtitle') && !s.attachedPic && s.title !== CAPTIONS_TRACK_NAME)
+const carriedTracks = (info: MediaInfo): StreamInfo[] => info.streams.filter(s => (s.type === 'audio' || s.type === 'subtitle') && !s.attachedPic && s.title !== CAPTIONS_TRACK_NAME && s.packetSpan !== undefined)
+
+/** What prepareSource did to a source's frame times that do not rise, if it had to. */
+const retimedNote = (source: MediaInfo): string | undefined => source.video.cut?.by === 'decode' ? source.video.cut.retimed : undefined
 
 function frameChecks (source: MediaInfo, output: MediaInfo): FidelityCheck[] {
   const sf = source.video.frames
@@ -55,7 +58,7 @@ function frameChecks (source: MediaInfo, output: MediaInfo): FidelityCheck[] {
     ok: frames.ok && worst <= OFFSET_TOLERANCE_S,
     source: `${sf.length} frames over ${((sf[sf.length - 1]?.time ?? 0) - s0).toFixed(3)} s`,
     output: `largest difference ${(worst * 1000).toFixed(3)} ms (frame ${worstAt})`,
-    ...(worst > OFFSET_TOLERANCE_S ? { detail: 'a frame is shown at another time than in the source (more than 1 ms)' } : {})
+    ...(worst > OFFSET_TOLERANCE_S ? { detail: 'a frame is shown at another time than in the source (more than 1 ms)' } : retimedNote(source) !== undefined ? { detail: retimedNote(source) } : {})
   }
   return [frames, times]
 }
@@ -66,6 +69,13 @@ function trackChecks (source: MediaInfo, output: MediaInfo): FidelityCheck[] {
   const checks: FidelityCheck[] = [{
     name: 'tracks', ok: st.length === ot.length && st.every((t, i) => t === ot[i]), source: st.join('; ') || 'none', output: ot.join('; ') || 'none'
   }]
+  const empty = source.streams.filter(s => (s.type === 'audio' || s.type === 'subtitle') && !s.attachedPic && s.packetSpan === undefined)
+  if (empty.length > 0) {
+    checks.push({
+      name: 'empty tracks', ok: true, source: empty.map(describeTrack).join('; '), output: 'none',
+      detail: 'declared by the source but holding no packets: nothing to carry'
+    })
+  }
   const others = source.streams.filter(s => s.type !== 'video' && s.type !== 'audio' && s.type !== 'subtitle' && s.type !== 'attachment')
   if (others.length > 0) {
     checks.push({
@@ -77,8 +87,9 @@ function trackChecks (source: MediaInfo, output: MediaInfo): FidelityCheck[] {
 }
 
 function offsetChecks (source: MediaInfo, output: MediaInfo): FidelityCheck[] {
-  const ss = trackStartsOf(source)
-  const os = trackStartsOf(output)
+  // Every packet, priming included, on both sides: what a copy of the track keeps (syncStartsOf).
+  const ss = syncStartsOf(source)
+  const os = syncStartsOf(output)
   const sv = ss.find(t => t.type === 'video')?.start ?? 0
   const ov = os.find(t => t.type === 'video')?.start ?? 0
   const checks: FidelityCheck[] = []
@@ -100,6 +111,11 @@ function offsetChecks (source: MediaInfo, output: MediaInfo): FidelityCheck[] {
   // priming may trim part of one frame, which mkvmerge keeps whole: one frame is the tolerance.
   const sd = audioSpans(source)
   const od = audioSpans(output)
+  if (retimedNote(source) !== undefined) {
+    // Timestamps that fall back (a file joined from two without rewriting them) give no span to compare.
+    if (sd.length > 0) checks.push({ name: 'audio duration', ok: true, source: 'timestamps that do not rise', output: `${od.map(a => `${a.span.toFixed(3)} s`).join(', ')}`, detail: 'not compared: the source\'s frame times were replaced (see video timestamps)' })
+    return checks
+  }
   for (let k = 0; k < Math.min(sd.length, od.length); k++) {
     const a = sd[k] as { span: number, frame: number }
     const b = od[k] as { span: number, frame: number }
@@ -126,7 +142,11 @@ function colourCheck (source: MediaInfo, output: MediaInfo, settings: X264Settin
   const set = new Set((settings?.args ?? []).filter(a => a.startsWith('--')).map(a => a.slice(2)))
   const fields = (Object.keys(COLOUR_OPTIONS) as Array<keyof VideoColour>).filter(k => !set.has(COLOUR_OPTIONS[k]))
   const show = (c: VideoColour): string => fields.map(k => `${k} ${c[k] ?? 'unknown'}`).join(', ')
-  const ok = fields.every(k => source.video.colour[k] === output.video.colour[k])
+  // An H.264 stream that states no chroma location is read by ffmpeg as "left", the standard's
+  // default: a source that states none has nothing the output could have kept or lost.
+  const same = (k: keyof VideoColour): boolean => source.video.colour[k] === output.video.colour[k] ||
+    (k === 'chromaLocation' && source.video.colour.chromaLocation === undefined && output.video.colour.chromaLocation === 'left')
+  const ok = fields.every(same)
   return {
     name: 'colour and aspect', ok, source: show(source.video.colour), output: show(output.video.colour),
     ...(fields.length < 6 ? { detail: `${6 - fields.length} set by the settings, not compared` } : {})

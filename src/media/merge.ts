@@ -5,8 +5,9 @@ import { once } from 'node:events'
 import { execa } from 'execa'
 import { AbortError, SourceError } from './errors.js'
 import { crc32File, crcInName, stripCrcTag } from './hash.js'
-import { probeMedia, trackStartsOf, type MediaInfo } from './probe.js'
+import { probeMedia, syncStartsOf, type MediaInfo } from './probe.js'
 import { CAPTIONS_TRACK_NAME } from './captions.js'
+import { encodedSize } from './encode.js'
 import { runTool, toToolError } from './tools.js'
 
 export interface MergeOptions {
@@ -17,6 +18,14 @@ export interface MergeOptions {
   workDir: string
   /** Where to write; default beside the source (see defaultOutputName). */
   outputPath?: string
+  /**
+   * Where the source's other tracks (audio, subtitles, attachments, chapters, tags) are read from:
+   * the source itself by default, an ffmpeg remux of them (otherTracksInput), or null when the
+   * source has nothing but its video.
+   */
+  otherTracks?: string | null
+  /** The video's range as the encode states it (statedRange), written into the container too. */
+  range?: 'tv' | 'pc'
   /** The source's closed captions as SRT with the source's timestamps (extractCaptions), added as a subtitle track. */
   captionsPath?: string
   signal?: AbortSignal
@@ -106,9 +115,11 @@ async function mkvmergeTracks (path: string, signal?: AbortSignal): Promise<Arra
  * reads some of them differently from the source (an MP4's language can come out `und`), and
  * ffprobe's reading is the one a plain ffmpeg remux keeps. Tracks are paired by type and order.
  */
-export function trackPropertyArgs (source: Pick<MediaInfo, 'streams' | 'video'>, tracks: Array<{ id: number, type: string }>): string[] {
+export function trackPropertyArgs (source: Pick<MediaInfo, 'streams' | 'video'>, tracks: Array<{ id: number, type: string }>, o: { remuxed?: boolean } = {}): string[] {
   const args: string[] = []
-  const others = source.streams.filter(x => x.index !== source.video.streamIndex && !x.attachedPic && (x.type === 'audio' || x.type === 'subtitle'))
+  // A remux (otherTracksInput) leaves out declared tracks without a packet.
+  const others = source.streams.filter(x => x.index !== source.video.streamIndex && !x.attachedPic && (x.type === 'audio' || x.type === 'subtitle') &&
+    (o.remuxed !== true || x.packetSpan !== undefined))
   for (const type of ['audio', 'subtitle']) {
     const ours = others.filter(x => x.type === type)
     const theirs = tracks.filter(t => t.type === type)
@@ -124,18 +135,30 @@ export function trackPropertyArgs (source: Pick<MediaInfo, 'streams' | 'video'>,
   return args
 }
 
-function mergeArgs (source: MediaInfo, outPath: string, tcPath: string, videoPath: string, sourceTrackArgs: string[] = [], captions?: { path: string, shiftSec: number }): string[] {
-  const v = source.video
+/** The file the other tracks come from, their properties, and how far mkvmerge moves them (--sync). */
+interface OtherTracks { path: string, args: string[], ids: number[], syncMs: number }
+
+function mergeArgs (o: MergeOptions, outPath: string, tcPath: string, videoPath: string, others: OtherTracks | undefined, captions?: { path: string, shiftSec: number }): string[] {
+  const v = o.source.video
   const args = ['--quiet', '--output', outPath]
+  if (o.range !== undefined) args.push('--colour-range', `0:${o.range === 'pc' ? 2 : 1}`)
   if (v.language !== undefined) args.push('--language', `0:${v.language}`)
   if (v.title !== undefined) args.push('--track-name', `0:${v.title}`)
   args.push('--default-track-flag', `0:${v.default ? 'yes' : 'no'}`)
   if (v.forced) args.push('--forced-display-flag', '0:yes')
+  const encoded = encodedSize(v.width, v.height, v.pixFmt)
+  if (encoded.width !== v.width || encoded.height !== v.height) {
+    // The column or row the encode added to an odd size (encodedSize): players crop it off.
+    args.push('--cropping', `0:0,0,${encoded.width - v.width},${encoded.height - v.height}`)
+  }
   const dims = displayDimensions(v)
   if (dims !== undefined) args.push('--display-dimensions', `0:${dims}`)
   args.push('--timestamps', `0:${tcPath}`, videoPath)
   // Everything but the source's video: mkvmerge keeps track properties, attachments, chapters and tags.
-  args.push('--no-video', ...sourceTrackArgs, source.path)
+  if (others !== undefined) {
+    const sync = others.syncMs !== 0 ? others.ids.flatMap(id => ['--sync', `${id}:${others.syncMs}`]) : []
+    args.push('--no-video', ...others.args, ...sync, others.path)
+  }
   if (captions !== undefined) {
     // The SRT carries the source's timestamps, like the timestamp file: moved by the same shift.
     args.push('--track-name', `0:${CAPTIONS_TRACK_NAME}`, '--default-track-flag', '0:no', '--sync', `0:${Math.round(captions.shiftSec * 1000)}`, captions.path)
@@ -167,7 +190,9 @@ async function runMkvmerge (args: string[], outDir: string, signal?: AbortSignal
     const e = err as { exitCode?: number, stdout?: string }
     if (e.exitCode === 1) return String(e.stdout ?? '').split('\n').filter(l => l.startsWith('Warning'))
     if (signal?.aborted === true) throw new AbortError('merge aborted')
-    throw toToolError('mkvmerge', err, `merging into ${outDir}`)
+    // mkvmerge tells its reasons on stdout, not stderr.
+    const reasons = String(e.stdout ?? '').split('\n').filter(l => l.startsWith('Error')).join('\n')
+    throw toToolError('mkvmerge', reasons === '' ? err : { ...(err as object), stderr: reasons }, `merging into ${outDir}`)
   }
 }
 
@@ -177,8 +202,8 @@ async function runMkvmerge (args: string[], outDir: string, signal?: AbortSignal
  * and so on), minus the shift the video got. 0 when they agree within half a millisecond.
  */
 function videoShiftToKeepOffsets (source: MediaInfo, output: MediaInfo): number {
-  const src = trackStartsOf(source)
-  const out = trackStartsOf(output)
+  const src = syncStartsOf(source)
+  const out = syncStartsOf(output)
   const srcVideo = src.find(t => t.type === 'video')
   const outVideo = out.find(t => t.type === 'video')
   if (srcVideo === undefined || outVideo === undefined) return 0
@@ -216,27 +241,40 @@ export async function mergeChunks (o: MergeOptions): Promise<MergeResult> {
   }
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => err != null ? reject(err) : resolve()))
   const tcPath = join(o.workDir, 'timestamps.txt')
-  await writeFile(tcPath, timestampFileV2(source))
+  // The video starts at 0, as in a plain remux; the other tracks keep their offsets to it (below).
+  let videoShift = -(source.video.frames[0]?.time ?? 0)
+  await writeFile(tcPath, timestampFileV2(source, videoShift))
 
   const explicit = o.outputPath !== undefined
   const outDir = explicit ? dirname(o.outputPath as string) : dirname(source.path)
   await mkdir(outDir, { recursive: true })
   const tmpPath = join(outDir, `.swarm-merge-${process.pid}-${Date.now()}.mkv`)
   const warnings: string[] = []
-  const trackArgs = trackPropertyArgs(source, await mkvmergeTracks(source.path, o.signal))
+  const othersPath = o.otherTracks === undefined ? source.path : o.otherTracks
+  let others: OtherTracks | undefined
+  if (othersPath !== null) {
+    const tracks = await mkvmergeTracks(othersPath, o.signal)
+    others = { path: othersPath, args: trackPropertyArgs(source, tracks, { remuxed: othersPath !== source.path }), ids: tracks.filter(t => t.type !== 'video').map(t => t.id), syncMs: 0 }
+  }
   const probeOptions = o.signal !== undefined ? { signal: o.signal } : {}
   let info: MediaInfo
   try {
-    const captions = (shiftSec: number): { path: string, shiftSec: number } | undefined => o.captionsPath !== undefined ? { path: o.captionsPath, shiftSec } : undefined
-    warnings.push(...await runMkvmerge(mergeArgs(source, tmpPath, tcPath, videoPath, trackArgs, captions(0)), outDir, o.signal))
-    // mkvmerge moves the source's other tracks (a TS that starts at 10 s comes out starting at 0;
-    // MP4 edit lists shift audio) while the timestamp file places the video where it says: measure
-    // where they landed, and mux again with the video moved by the same amount if they drifted apart.
+    const captions = (): { path: string, shiftSec: number } | undefined => o.captionsPath !== undefined ? { path: o.captionsPath, shiftSec: videoShift } : undefined
+    warnings.push(...await runMkvmerge(mergeArgs(o, tmpPath, tcPath, videoPath, others, captions()), outDir, o.signal))
+    // mkvmerge and ffmpeg move the source's other tracks (a TS that starts at 10 s comes out starting
+    // at 0; MP4 edit lists shift audio) while the timestamp file places the video where it says:
+    // measure where they landed, and mux again with the later of the two moved so they keep their offsets.
     info = await probeMedia(tmpPath, probeOptions)
-    const shiftSec = videoShiftToKeepOffsets(source, info)
-    if (shiftSec !== 0) {
-      await writeFile(tcPath, timestampFileV2(source, shiftSec))
-      warnings.push(...await runMkvmerge(mergeArgs(source, tmpPath, tcPath, videoPath, trackArgs, captions(shiftSec)), outDir, o.signal))
+    const drift = videoShiftToKeepOffsets(source, info)
+    if (drift !== 0) {
+      if (drift > 0 || others === undefined) {
+        videoShift += drift
+        await writeFile(tcPath, timestampFileV2(source, videoShift))
+      } else {
+        // Moving the video earlier would take it below 0: the other tracks move later instead.
+        others.syncMs = Math.round(-drift * 1000)
+      }
+      warnings.push(...await runMkvmerge(mergeArgs(o, tmpPath, tcPath, videoPath, others, captions()), outDir, o.signal))
       info = await probeMedia(tmpPath, probeOptions)
     }
   } catch (err) {

@@ -3,6 +3,7 @@ import { execa } from 'execa'
 import { AbortError, lastLine, refusedByTool, VerificationError } from './errors.js'
 import { peerInputArgs } from './peer-bytes.js'
 import type { VideoInfo } from './probe.js'
+import { DECODED_FRAME_STEP_MS } from './split.js'
 import { runTool, toToolError, type RunOptions } from './tools.js'
 
 /**
@@ -107,7 +108,12 @@ export interface SegmentTimes {
  * packets, so they are the same frames, at most half a millisecond apart once Matroska rounds
  * them): what comparePictures would otherwise ask ffprobe for, a process start per result.
  */
-export function segmentTimesFromSource (video: Pick<VideoInfo, 'frames'>, startFrame: number, frameCount: number): SegmentTimes {
+export function segmentTimesFromSource (video: Pick<VideoInfo, 'frames' | 'cut'>, startFrame: number, frameCount: number, decoded = video.cut?.by === 'decode'): SegmentTimes {
+  if (decoded) {
+    // Segments of a decoded source number their frames (splitByDecoding) and start on a keyframe.
+    const times = Array.from({ length: frameCount }, (_, i) => (startFrame + i) * DECODED_FRAME_STEP_MS / 1000)
+    return { times, keyTimes: times.slice(0, 1), reordered: false }
+  }
   const frames = video.frames.slice(startFrame, startFrame + frameCount)
   return {
     times: frames.map(f => f.time),

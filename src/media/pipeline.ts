@@ -1,14 +1,15 @@
 import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { encodeChunk, type EncodeProgress } from './encode.js'
+import { encodeChunk, encodedSize, type EncodeProgress } from './encode.js'
 import { VerificationError } from './errors.js'
 import { checkSourceCrc, mergeChunks, type MergeResult } from './merge.js'
 import { planChunks, type ChunkPlan, type PlanOptions } from './plan.js'
-import { probeMedia, type MediaInfo } from './probe.js'
+import type { MediaInfo } from './probe.js'
+import { otherTracksInput, prepareSource } from './prepare.js'
 import { extractCaptions } from './captions.js'
-import { effectiveSettings } from './colour.js'
+import { effectiveSettings, statedRange } from './colour.js'
 import { parseX264Settings } from './settings.js'
-import { cutSegment, extractVideo, splitInOnePass, splitsInOnePass, type Segment } from './split.js'
+import { cutSegment, extractVideo, splitByDecoding, splitInOnePass, splitsInOnePass, type Segment } from './split.js'
 import { verifyEncodedChunk } from './verify.js'
 
 export interface LocalEncodeOptions extends PlanOptions {
@@ -51,27 +52,29 @@ export async function encodeFileLocally (sourcePath: string, settingsString: str
   parseX264Settings(settingsString)
   o.onStage?.('probe', sourcePath)
   await checkSourceCrc(sourcePath)
-  const source = await probeMedia(sourcePath, { signal: o.signal })
+  const source = await prepareSource(sourcePath, o.signal !== undefined ? { signal: o.signal } : {})
   const plan = planChunks(source, o)
   const settings = effectiveSettings(settingsString, source.video)
   await mkdir(o.workDir, { recursive: true })
   o.onStage?.('split', `${plan.chunks.length} chunks`)
   const segmentPath = (index: number): string => join(o.workDir, `segment-${index}.mkv`)
   const cutSegments: Array<Segment | undefined> = plan.chunks.map(() => undefined)
-  if (splitsInOnePass(plan.chunks)) {
+  const decoded = source.video.cut?.by === 'decode'
+  if (decoded || splitsInOnePass(plan.chunks)) {
     try {
-      await splitInOnePass(source, plan.chunks, join(o.workDir, 'split'), {
+      await (decoded ? splitByDecoding : splitInOnePass)(source, plan.chunks, join(o.workDir, 'split'), {
         ...(o.signal !== undefined ? { signal: o.signal } : {}),
         pathOf: segmentPath,
         wanted: () => true,
         onSegment: (index, result) => { if (!(result instanceof Error)) cutSegments[index] = result }
       })
     } catch (err) {
-      if (o.signal?.aborted === true) throw err
+      if (o.signal?.aborted === true || decoded) throw err
     }
   }
   // Open-GOP plans, and whatever the one pass could not cut, one chunk at a time from a copy of the video.
   const rest = plan.chunks.filter(c => cutSegments[c.index] === undefined)
+  if (decoded && rest.length > 0) throw new VerificationError(`${sourcePath}: chunk ${rest[0]?.index ?? 0} could not be made from the decoded source`)
   if (rest.length > 0) {
     const cutSource = await extractVideo(source, join(o.workDir, 'video-only.mkv'), { signal: o.signal })
     for (const chunk of rest) cutSegments[chunk.index] = await cutSegment(source, cutSource, chunk, segmentPath(chunk.index), { signal: o.signal })
@@ -89,20 +92,24 @@ export async function encodeFileLocally (sourcePath: string, settingsString: str
       settings,
       frameRate: source.video.frameRate,
       sourcePixFmt: source.video.pixFmt,
+      width: source.video.width,
+      height: source.video.height,
       outputPath: join(o.workDir, `chunk-${segment.chunkIndex}.264`),
       ...(o.threads !== undefined ? { threads: o.threads } : {}),
       ...(o.signal !== undefined ? { signal: o.signal } : {}),
       onProgress: (p) => o.onChunkProgress?.(segment.chunkIndex, p)
     })
-    await verifyEncodedChunk(result.path, { frameCount: segment.frameCount, width: source.video.width, height: source.video.height })
+    await verifyEncodedChunk(result.path, { frameCount: segment.frameCount, ...encodedSize(source.video.width, source.video.height, source.video.pixFmt) })
     encoded.push(result.path)
     encodedBytes += result.sizeBytes
   }
   const t2 = performance.now()
   o.onStage?.('merge')
   const captionsPath = source.video.closedCaptions ? await extractCaptions(sourcePath, o.workDir, o.signal !== undefined ? { signal: o.signal } : {}) : undefined
+  const otherTracks = await otherTracksInput(source, join(o.workDir, 'tracks.mkv'), o.signal !== undefined ? { signal: o.signal } : {})
   const output = await mergeChunks({
-    source, chunkPaths: encoded, workDir: o.workDir,
+    source, chunkPaths: encoded, workDir: o.workDir, otherTracks: otherTracks ?? null,
+    ...(statedRange(settings) !== undefined ? { range: statedRange(settings) } : {}),
     ...(o.outputPath !== undefined ? { outputPath: o.outputPath } : {}),
     ...(o.signal !== undefined ? { signal: o.signal } : {}),
     ...(captionsPath !== undefined ? { captionsPath } : {})

@@ -68,6 +68,23 @@ export interface VideoInfo {
   colour: VideoColour
   /** CEA-608/708 captions ride inside the video stream (H.264 SEI). */
   closedCaptions: boolean
+  /**
+   * Why the packets' timestamps cannot name the frames (some missing, some shared), found by a
+   * lenient probe; prepareSource then takes the frames from a decode instead.
+   */
+  timestampIssue?: string
+  /**
+   * How segments are made: a stream copy of the source's packets, or (prepareSource) a lossless
+   * re-encode of its decoded frames, for codecs and files whose packets cannot be cut exactly.
+   */
+  cut?: VideoCut
+}
+
+export type VideoCut = { by: 'copy' } | {
+  by: 'decode'
+  reason: string
+  /** Set when the source's frame times could not be kept (they do not rise): what was done instead. */
+  retimed?: string
 }
 
 export interface VideoColour {
@@ -166,7 +183,15 @@ function tag (tags: Record<string, string> | undefined, key: string): string | u
  * Frames come from packets (no decode), which is fast and matches what a decoder outputs for the
  * progressive H.264/HEVC/etc. sources swarm targets; verification later counts decoded frames.
  */
-export async function probeMedia (path: string, options: RunOptions = {}): Promise<MediaInfo> {
+export interface ProbeOptions extends RunOptions {
+  /**
+   * Note video packets without a timestamp, or sharing one, in `video.timestampIssue` rather than
+   * refusing the file: the caller takes the frames from a decode (prepareSource).
+   */
+  lenient?: boolean
+}
+
+export async function probeMedia (path: string, options: ProbeOptions = {}): Promise<MediaInfo> {
   let sizeBytes: number
   try {
     const st = await stat(path)
@@ -232,6 +257,7 @@ export async function probeMedia (path: string, options: RunOptions = {}): Promi
   // Every stream's first played packet and extent come from this same pass, so that comparing an
   // output with its source (fidelity.ts) and keeping tracks in sync (merge.ts) need no more reads.
   const byIndex = new Map(streams.map(s => [s.index, s]))
+  let timestampIssue: string | undefined
   for (const line of packetText.split('\n')) {
     if (line === '') continue
     let pts: number | undefined
@@ -256,21 +282,24 @@ export async function probeMedia (path: string, options: RunOptions = {}): Promi
     // Packets the demuxer marks discardable (edit-list pre-roll) are never displayed.
     if (flags.includes('D')) continue
     if (pts === undefined || !Number.isFinite(pts)) {
-      throw new SourceError(`${path}: video packet ${decodeOrder.length} has no timestamp; remux the file to MKV (mkvmerge -o fixed.mkv "${path}") and add that`)
+      if (options.lenient === true) { timestampIssue ??= `video packet ${decodeOrder.length} has no timestamp`; continue }
+      throw new SourceError(`${path}: video packet ${decodeOrder.length} has no timestamp`)
     }
     decodeOrder.push({ decodeIndex: decodeOrder.length, displayIndex: -1, pts, time: (pts * timeBase.num) / timeBase.den, key: flags.includes('K') })
   }
-  if (decodeOrder.length === 0) throw new SourceError(`${path}: the video stream has no frames`)
+  if (decodeOrder.length === 0 && timestampIssue === undefined) throw new SourceError(`${path}: the video stream has no frames`)
   const frames = [...decodeOrder].sort((a, b) => a.pts - b.pts || a.decodeIndex - b.decodeIndex)
   frames.forEach((f, i) => { f.displayIndex = i })
   for (let i = 1; i < frames.length; i++) {
     if ((frames[i] as VideoFrame).pts === (frames[i - 1] as VideoFrame).pts) {
-      throw new SourceError(`${path}: two video frames share timestamp ${(frames[i] as VideoFrame).time.toFixed(6)}s; remux it with mkvmerge, which rewrites the timestamps (mkvmerge -o fixed.mkv "${path}"), and add fixed.mkv`)
+      if (options.lenient === true) { timestampIssue ??= `two video frames share timestamp ${(frames[i] as VideoFrame).time.toFixed(6)}s`; break }
+      throw new SourceError(`${path}: two video frames share timestamp ${(frames[i] as VideoFrame).time.toFixed(6)}s`)
     }
   }
 
-  const first = frames[0] as VideoFrame
-  const last = frames[frames.length - 1] as VideoFrame
+  // A lenient probe of a file without video timestamps may list no frames: a decode lists them.
+  const first = frames[0] ?? { time: 0 }
+  const last = frames[frames.length - 1] ?? first
   const span = last.time - first.time
   const frameRate = parseRational(videoStream.avg_frame_rate) ??
     parseRational(videoStream.r_frame_rate) ??
@@ -294,7 +323,8 @@ export async function probeMedia (path: string, options: RunOptions = {}): Promi
     default: videoStream.disposition?.default === 1,
     forced: videoStream.disposition?.forced === 1,
     colour: videoColourOf(videoStream),
-    closedCaptions: await captions
+    closedCaptions: await captions,
+    ...(timestampIssue !== undefined ? { timestampIssue } : {})
   }
   const durationSec = Number(parsed.format?.duration ?? span)
   const damage = truncation(durationSec, contentEnd, first.time)
@@ -327,6 +357,19 @@ export function trackStartsOf (info: Pick<MediaInfo, 'streams'>): Array<{ type: 
   return info.streams
     .filter(s => s.type !== 'attachment' && !s.attachedPic)
     .map(s => ({ type: s.type, start: s.firstPlayedTime ?? s.startTime ?? Number.NaN }))
+    .filter(t => Number.isFinite(t.start))
+}
+
+/**
+ * Where each track starts for keeping them in sync, per type in file order: the video's first
+ * shown frame; every other track's first packet, discarded ones included. An MP4's AAC priming and
+ * edit-list pre-roll stay at the start of the track when it is copied (by ffmpeg or mkvmerge), so
+ * only every packet compares a source with its copy; a stream without packets has no start.
+ */
+export function syncStartsOf (info: Pick<MediaInfo, 'streams' | 'video'>): Array<{ type: string, start: number }> {
+  return info.streams
+    .filter(s => s.type !== 'attachment' && !s.attachedPic && (s.index === info.video.streamIndex || s.type !== 'video' || s.packetSpan !== undefined))
+    .map(s => ({ type: s.type, start: s.index === info.video.streamIndex ? info.video.frames[0]?.time ?? Number.NaN : s.packetSpan?.first ?? Number.NaN }))
     .filter(t => Number.isFinite(t.start))
 }
 

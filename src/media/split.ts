@@ -22,6 +22,39 @@ export interface Segment {
   frameCount: number
   /** Packets in the segment, which exceeds frameCount by the pre-roll/tail overlap. */
   packetCount: number
+  /** Made from the decoded source (splitByDecoding): its frames are numbered, not the source's packets. */
+  decoded?: boolean
+}
+
+/**
+ * A stream-copied segment that does not decode cleanly from its first packet: the source marks
+ * a frame as a keyframe that cannot start a decode (some MP4s do), so the chunk must be made from
+ * a continuous decode instead (splitByDecoding), not cut again.
+ */
+export class UndecodableCutError extends VerificationError {
+  override readonly name = 'UndecodableCutError'
+}
+
+/**
+ * Decoder messages that a clean cut at an open-GOP keyframe prints too: the reference pictures
+ * before the cut that its memory commands name are simply not there.
+ */
+const BENIGN_CUT_MESSAGES = [/mmco: unref short failure/, /number of reference frames .* exceeds max/]
+
+/**
+ * Decodes the first GOP of a stream-copied segment (where a bad cut shows) and refuses it when
+ * the decoder reports errors: a keyframe that cannot start a decode gives garbage pictures whose
+ * count is still right.
+ */
+async function checkCutDecodes (chunk: ChunkRange, packets: SegmentPacket[], path: string, options: RunOptions): Promise<void> {
+  const secondKey = packets.findIndex((p, i) => i > 0 && p.key)
+  const frames = secondKey > 0 ? secondKey : packets.length
+  const r = await runTool('ffmpeg', ['-v', 'error', '-nostdin', '-i', `file:${path}`, '-map', '0:v:0', '-frames:v', String(frames), '-f', 'null', '-'],
+    `decoding the start of chunk ${chunk.index}'s segment`, options)
+  const errors = r.stderr.split('\n').filter(l => /^\[(h264|hevc|vp8|vp9|av1|libdav1d) @/.test(l) && !BENIGN_CUT_MESSAGES.some(b => b.test(l)))
+  if (errors.length > 0) {
+    throw new UndecodableCutError(`chunk ${chunk.index}: the source's keyframe at the cut does not start a clean decode (${errors[0]?.replace(/^\[[^\]]*\] /, '') ?? ''}); it is made from the decoded source instead`)
+  }
 }
 
 /** Matroska stores milliseconds; a source on a finer time base is rounded by up to half of one. */
@@ -93,20 +126,31 @@ export async function extractVideo (source: MediaInfo, outPath: string, options:
     '-c', 'copy', '-avoid_negative_ts', 'disabled', '-map_metadata', '-1', '-map_chapters', '-1', '-f', 'matroska', outPath],
   `copying the video of ${source.path}`, options)
   const probed = await probeMedia(outPath, options)
-  if (probed.video.frameCount !== source.video.frameCount) {
-    throw new VerificationError(`${source.path}: copying the video stream gave ${probed.video.frameCount} frames instead of ${source.video.frameCount}; remux the source with mkvmerge and retry`)
+  // A copy keeps frames an MP4 edit list leaves unshown, before or after the shown ones; those are
+  // never cut (segments are found by time), so only the shown span must hold the same frames.
+  const first = (source.video.frames[0]?.time ?? 0) - TIMESTAMP_TOLERANCE
+  const last = (source.video.frames[source.video.frames.length - 1]?.time ?? 0) + TIMESTAMP_TOLERANCE
+  const shown = probed.video.frames.filter(f => f.time >= first && f.time <= last).length
+  if (shown !== source.video.frameCount) {
+    throw new VerificationError(`${source.path}: copying the video stream gave ${shown} frames instead of ${source.video.frameCount}`)
   }
   return { path: outPath, video: probed.video }
 }
 
 /** Checks that every frame of the range is in the segment, in display order from its first frame on, and describes it. */
-async function finishSegment (chunk: ChunkRange, rangeTimes: number[], packets: SegmentPacket[], outPath: string): Promise<Segment> {
+async function finishSegment (chunk: ChunkRange, rangeTimes: number[], packets: SegmentPacket[], outPath: string, options: RunOptions = {}): Promise<Segment> {
   const chunkStart = rangeTimes[0] as number
   const shown = packets.map(p => p.time).filter(t => t >= chunkStart - TIMESTAMP_TOLERANCE).sort((a, b) => a - b)
   const missing = rangeTimes.findIndex((t, i) => shown[i] === undefined || Math.abs((shown[i] as number) - t) > TIMESTAMP_TOLERANCE)
   if (missing >= 0) {
     await rm(outPath, { force: true })
-    throw new VerificationError(`chunk ${chunk.index}: the cut segment lacks frame ${chunk.startFrame + missing} (t=${(rangeTimes[missing] as number).toFixed(3)}s); the source's keyframe index may be damaged, remux it with mkvmerge and retry`)
+    throw new VerificationError(`chunk ${chunk.index}: the cut segment lacks frame ${chunk.startFrame + missing} (t=${(rangeTimes[missing] as number).toFixed(3)}s)`)
+  }
+  try {
+    await checkCutDecodes(chunk, packets, outPath, options)
+  } catch (err) {
+    await rm(outPath, { force: true })
+    throw err
   }
   return {
     chunkIndex: chunk.index,
@@ -171,7 +215,7 @@ export async function cutSegment (source: MediaInfo, cutSource: CutSource, chunk
       startDecode = startIdx === 0 ? 0 : (frames[startIdx] as VideoFrame).decodeIndex
       continue
     }
-    return await finishSegment(chunk, rangeTimes, packets, outPath)
+    return await finishSegment(chunk, rangeTimes, packets, outPath, options)
   }
   await rm(outPath, { force: true })
   throw new VerificationError(`chunk ${chunk.index}: ffmpeg could not seek to the keyframe at ${startKey.time.toFixed(3)}s of ${source.path}`)
@@ -211,14 +255,91 @@ export interface OnePassSplitOptions extends RunOptions {
  */
 export async function splitInOnePass (source: MediaInfo, chunks: ChunkRange[], tempDir: string, o: OnePassSplitOptions): Promise<void> {
   if (!splitsInOnePass(chunks)) throw new Error('this plan cannot be split in one pass (overlapping or incomplete chunks)')
-  await mkdir(tempDir, { recursive: true })
-  const what = `splitting ${source.path}`
-  const args = ['-v', 'error', '-nostdin', '-y', '-copyts', '-i', source.path, '-map', `0:${source.video.streamIndex}`, '-c', 'copy',
-    '-f', 'segment', '-segment_format', 'matroska', '-segment_frames', chunks.slice(1).map(c => c.decodeStart).join(','),
-    '-segment_list', 'pipe:1', '-segment_list_type', 'flat', '-reset_timestamps', '0', '-break_non_keyframes', '0',
-    '-avoid_negative_ts', 'disabled', '-map_metadata', '-1', '-map_chapters', '-1', join(tempDir, 'segment-%d.mkv')]
-  const proc = spawnTool('ffmpeg', args, { cancelSignal: o.signal, stdin: 'ignore', lines: true })
   const { decodeOrder } = source.video
+  const args = ['-v', 'error', '-nostdin', '-y', '-copyts', '-i', source.path, '-map', `0:${source.video.streamIndex}`, '-c', 'copy',
+    '-break_non_keyframes', '0', '-avoid_negative_ts', 'disabled', ...segmentMuxerArgs(chunks, tempDir)]
+  await runSegmentPass(source, chunks, tempDir, o, args, `splitting ${source.path}`, async (chunk, packets, path) => {
+    const expected = decodeOrder[chunk.decodeStart] as VideoFrame
+    const first = packets[0]
+    if (first === undefined || !first.key || Math.abs(first.time - expected.time) > TIMESTAMP_TOLERANCE) {
+      throw new VerificationError(`chunk ${chunk.index}: the segment starts at ${first?.time.toFixed(3) ?? 'nothing'} instead of the keyframe at ${expected.time.toFixed(3)}s`)
+    }
+    return await finishSegment(chunk, source.video.frames.slice(chunk.startFrame, chunk.endFrame).map(f => f.time), packets, path, o)
+  })
+}
+
+/**
+ * Frames of a decoded source are numbered in its segments, not timed: frame n sits at n × 40 ms,
+ * exact in Matroska's milliseconds whatever the source's rate or timestamps were (the source's
+ * own times are applied at the merge, as for every source).
+ */
+export const DECODED_FRAME_STEP_MS = 40
+
+/** The pixel format a decoded source's segments keep: the source's where x264 can store it losslessly. */
+export function losslessPixFmt (pixFmt: string, width: number, height: number): string {
+  const deep = /(9|10|12|14|16)(le|be)$/.test(pixFmt)
+  const m = /^yuv(j?)(420|422|444)p(?:(9|10|12|14|16)(le|be)?)?$/.exec(pixFmt)
+  let sub = m?.[2] ?? (/^yuvj?411p$/.test(pixFmt) ? '422' : /^yuvj?410p$/.test(pixFmt) ? '420' : /^gray/.test(pixFmt) ? '420' : '444')
+  // x264 needs even sizes for subsampled chroma; 4:4:4 holds any size.
+  if ((sub === '420' && (width % 2 === 1 || height % 2 === 1)) || (sub === '422' && width % 2 === 1)) sub = '444'
+  if (deep) return `yuv${sub}p10le`
+  return `yuv${m?.[1] === 'j' ? 'j' : ''}${sub}p`
+}
+
+/**
+ * Makes every chunk's segment from one continuous decode of the source: each segment holds the
+ * chunk's frames exactly, losslessly encoded (x264 --qp 0) with a keyframe on its first frame.
+ * For sources whose packets cannot be cut by stream copy (prepareSource): open-GOP MPEG-2, keyframes
+ * that cannot start a decode, packets without timestamps, codecs Matroska cannot hold. The
+ * decode runs across every cut, so every frame is what a player shows. Costs the originator one
+ * decode and a fast lossless encode, and segments several times the source's size.
+ */
+export async function splitByDecoding (source: MediaInfo, chunks: ChunkRange[], tempDir: string, o: OnePassSplitOptions): Promise<void> {
+  if (!chunks.every((c, i) => c.index === i && c.startFrame === (i === 0 ? 0 : chunks[i - 1]?.endFrame))) throw new Error('a decoded source is split in one pass: the plan must be every chunk in order')
+  const { video } = source
+  const keyframes = chunks.map(c => `eq(n,${c.startFrame})`).join('+')
+  const args = ['-v', 'error', '-nostdin', '-y', '-i', `file:${source.path}`, '-map', `0:${video.streamIndex}`,
+    // Frame n at n × 40 ms: numbered, so that no timestamp of the source (missing, shared, rounded) can move a frame.
+    '-vf', `settb=1/1000,setpts=N*${DECODED_FRAME_STEP_MS}`, '-fps_mode', 'passthrough', '-enc_time_base:v', '1/1000',
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-qp', '0', '-pix_fmt', losslessPixFmt(video.pixFmt, video.width, video.height),
+    '-force_key_frames', `expr:${keyframes}`, '-x264-params', 'keyint=infinite:scenecut=0',
+    ...segmentMuxerArgs(chunks.map(c => ({ ...c, decodeStart: c.startFrame })), tempDir)]
+  await runSegmentPass(source, chunks, tempDir, o, args, `decoding ${source.path} into segments`, async (chunk, packets, path) => {
+    const first = packets[0]
+    const expected = chunk.startFrame * DECODED_FRAME_STEP_MS / 1000
+    if (first === undefined || !first.key || Math.abs(first.time - expected) > TIMESTAMP_TOLERANCE || packets.length !== chunk.frameCount) {
+      throw new VerificationError(`chunk ${chunk.index}: the decoded segment holds ${packets.length} frames from ${first?.time.toFixed(3) ?? 'nothing'} s, expected ${chunk.frameCount} from frame ${chunk.startFrame}`)
+    }
+    return {
+      chunkIndex: chunk.index,
+      path,
+      sizeBytes: (await stat(path)).size,
+      sha256: await sha256File(path),
+      selectFromTime: first.time,
+      frameCount: chunk.frameCount,
+      packetCount: packets.length,
+      decoded: true
+    }
+  })
+}
+
+function segmentMuxerArgs (chunks: Array<Pick<ChunkRange, 'decodeStart'>>, tempDir: string): string[] {
+  // One chunk: a split point past any frame, since the muxer's default would cut every 2 s.
+  const splits = chunks.length > 1 ? chunks.slice(1).map(c => c.decodeStart).join(',') : String(2 ** 31 - 2)
+  return ['-f', 'segment', '-segment_format', 'matroska', '-segment_frames', splits,
+    '-segment_list', 'pipe:1', '-segment_list_type', 'flat', '-reset_timestamps', '0',
+    '-map_metadata', '-1', '-map_chapters', '-1', join(tempDir, 'segment-%d.mkv')]
+}
+
+/**
+ * Runs one ffmpeg that writes every chunk's segment in order (segmentMuxerArgs) and hands each
+ * over, checked, as soon as ffmpeg moves on to the next. With `room`, ffmpeg is stopped between
+ * segments until there is room for the next.
+ */
+async function runSegmentPass (source: MediaInfo, chunks: ChunkRange[], tempDir: string, o: OnePassSplitOptions, args: string[], what: string,
+  check: (chunk: ChunkRange, packets: SegmentPacket[], path: string) => Promise<Segment>): Promise<void> {
+  await mkdir(tempDir, { recursive: true })
+  const proc = spawnTool('ffmpeg', args, { cancelSignal: o.signal, stdin: 'ignore', lines: true })
   let n = 0
   try {
     for await (const line of proc) {
@@ -229,20 +350,15 @@ export async function splitInOnePass (source: MediaInfo, chunks: ChunkRange[], t
       if (chunk === undefined) throw new VerificationError(`ffmpeg wrote more segments than the plan has chunks (${n})`)
       if (!o.wanted(chunk.index)) { await rm(written, { force: true }); continue }
       let result: Segment | Error
+      const path = o.pathOf(chunk.index)
       try {
         const packets = await readSegmentPackets(written, o)
-        const expected = decodeOrder[chunk.decodeStart] as VideoFrame
-        const first = packets[0]
-        if (first === undefined || !first.key || Math.abs(first.time - expected.time) > TIMESTAMP_TOLERANCE) {
-          throw new VerificationError(`chunk ${chunk.index}: the segment starts at ${first?.time.toFixed(3) ?? 'nothing'} instead of the keyframe at ${expected.time.toFixed(3)}s`)
-        }
-        const path = o.pathOf(chunk.index)
         await mkdir(dirname(path), { recursive: true })
         await rename(written, path)
-        result = await finishSegment(chunk, source.video.frames.slice(chunk.startFrame, chunk.endFrame).map(f => f.time), packets, path)
+        result = await check(chunk, packets, path)
       } catch (err) {
         if (o.signal?.aborted === true) throw err
-        await rm(written, { force: true })
+        await Promise.all([rm(written, { force: true }), rm(path, { force: true })])
         result = err as Error
       }
       await o.onSegment(chunk.index, result)

@@ -30,7 +30,8 @@ export function toToolError (tool: string, err: unknown, what: string): Error {
   const e = err as { code?: string, isCanceled?: boolean, isTerminated?: boolean, stderr?: unknown, shortMessage?: string, exitCode?: number, signal?: string }
   if (e?.code === 'ENOENT') return missingToolError(tool, err)
   if (e?.isCanceled === true || (e as { cause?: { name?: string } })?.cause?.name === 'AbortError') return new AbortError(`${what}: aborted`)
-  const stderr = typeof e?.stderr === 'string' ? e.stderr : ''
+  // Runs started with `lines: true` keep stderr as an array of lines.
+  const stderr = typeof e?.stderr === 'string' ? e.stderr : Array.isArray(e?.stderr) ? e.stderr.join('\n') : ''
   const tail = stderr.trim().split('\n').slice(-6).join('\n')
   const code = e?.exitCode !== undefined ? ` (exit ${e.exitCode})` : e?.signal !== undefined ? ` (signal ${e.signal})` : ''
   return new ToolError(tool, `${what}: ${tool} failed${code}${tail !== '' ? `:\n${tail}` : ''}`, stderr, { cause: err, ...(e?.exitCode === undefined && e?.signal !== undefined ? { killedBy: e.signal } : {}) })

@@ -479,7 +479,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       parseX264Settings(meta.settings)
       const options: EncodeChunkOptions = {
         segmentPath: segment.path, selectFromTime: meta.selectFromTime, frameCount: meta.frames, settings: meta.settings,
-        frameRate: meta.frameRate, sourcePixFmt: meta.pixFmt, outputPath: out, signal: task.controller.signal,
+        frameRate: meta.frameRate, sourcePixFmt: meta.pixFmt, width: meta.width, height: meta.height, outputPath: out, signal: task.controller.signal,
         segmentFromPeer: lease.originator !== this.o.peerId,
         ...(this.o.threads !== undefined ? { threads: this.o.threads } : {}),
         niceness: this.o.niceness ?? ENCODE_NICENESS,
