@@ -703,21 +703,21 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const workDir = join(dir, 'merge')
     await mkdir(workDir, { recursive: true })
     // Captions ride in the source's pictures, which the encode replaces: taken out as a subtitle track.
-    const captionsPath = source.video.closedCaptions && job.dropCaptions !== true ? await extractCaptions(job.sourcePath, workDir, { signal }) : undefined
+    const captions = source.video.closedCaptions && job.dropCaptions !== true ? await extractCaptions(job.sourcePath, workDir, { signal }) : []
     const tracks = this.tracksPath(job.id)
     const otherTracks = await pathExists(tracks) ? tracks : await otherTracksInput(source, tracks, { signal })
     const result = await mergeChunks({
       source, chunkPaths, workDir, signal, otherTracks: otherTracks ?? null,
       ...rangeOption(statedRange(parseX264Settings(job.encodeSettings ?? job.settings))),
       ...(job.requestedOutput !== undefined ? { outputPath: job.requestedOutput } : {}),
-      ...(captionsPath !== undefined ? { captionsPath } : {})
+      captions
     })
     // The merge's own probe of the output (every packet) serves both checks: no other read of either file.
     const output = verifyMergedOutput(source, result.info)
     job.output = result.path
     // The single place where "nothing lost" is decided: a failed check fails the job, with the table.
     // The user's settings, not the effective ones: colour carried over from the source is compared, not skipped.
-    job.fidelity = await checkFidelity(source, result.path, { settings: job.settings, captionsDropped: job.dropCaptions === true, output })
+    job.fidelity = await checkFidelity(source, result.path, { settings: job.settings, captionsDropped: job.dropCaptions === true, captionChannels: captions.map(c => c.channel), output, chunkStarts: job.chunks.map(c => c.startFrame), signal })
     if (!job.fidelity.ok) {
       this.fail(job, `the output ${result.path} differs from the source:\n${formatFidelity(job.fidelity)}`)
       await this.save(job.id)

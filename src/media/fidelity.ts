@@ -1,11 +1,12 @@
 import { basename } from 'node:path'
-import { CAPTIONS_TRACK_NAME } from './captions.js'
+import { captionsTrackName, isCaptionsTrackName, type CaptionsChannel } from './captions.js'
+import { compareCutPictures } from './cut-pictures.js'
 import { attachmentNamesOf, probeMedia, syncStartsOf, type MediaInfo, type PacketSpan, type StreamInfo, type VideoColour } from './probe.js'
 import { parseX264Settings, type X264Settings } from './settings.js'
 
 /**
  * The one place where "nothing lost" is decided: the merged output against its source, from
- * metadata and packet times only (no decode). Every check says what the source had and what the
+ * metadata and packet times, and (with chunkStarts) the pictures where the chunks join. Every check says what the source had and what the
  * output has, so a failed job can print the table.
  */
 export interface FidelityCheck {
@@ -36,7 +37,7 @@ function describeTrack (s: StreamInfo): string {
 }
 
 /** Audio and subtitle tracks: what the output must carry, in order (the captions track swarm adds is checked on its own). */
-const carriedTracks = (info: MediaInfo): StreamInfo[] => info.streams.filter(s => (s.type === 'audio' || s.type === 'subtitle') && !s.attachedPic && s.title !== CAPTIONS_TRACK_NAME && s.packetSpan !== undefined)
+const carriedTracks = (info: MediaInfo): StreamInfo[] => info.streams.filter(s => (s.type === 'audio' || s.type === 'subtitle') && !s.attachedPic && !isCaptionsTrackName(s.title) && s.packetSpan !== undefined)
 
 /** What prepareSource did to a source's frame times that do not rise, if it had to. */
 const retimedNote = (source: MediaInfo): string | undefined => source.video.cut?.by === 'decode' ? source.video.cut.retimed : undefined
@@ -159,7 +160,7 @@ function colourCheck (source: MediaInfo, output: MediaInfo, settings: X264Settin
  * duration; colour description and SAR (except what the settings set); chapters, attachments, and
  * captions carried inside the video.
  */
-export async function checkFidelity (source: MediaInfo, outputPath: string, o: { settings?: string | X264Settings, captionsDropped?: boolean, output?: MediaInfo | Promise<MediaInfo> } = {}): Promise<FidelityReport> {
+export async function checkFidelity (source: MediaInfo, outputPath: string, o: { settings?: string | X264Settings, captionsDropped?: boolean, captionChannels?: CaptionsChannel[], output?: MediaInfo | Promise<MediaInfo>, chunkStarts?: number[], signal?: AbortSignal } = {}): Promise<FidelityReport> {
   // Everything compared comes from the two probes (every packet of each file): no other read.
   // The caller may have probed the output already (the merge does).
   const output = await (o.output ?? probeMedia(outputPath))
@@ -174,16 +175,32 @@ export async function checkFidelity (source: MediaInfo, outputPath: string, o: {
     { name: 'chapters', ok: source.chapterCount === output.chapterCount, source: String(source.chapterCount), output: String(output.chapterCount) },
     { name: 'attachments', ok: sa.join('\n') === oa.join('\n'), source: sa.join(', ') || 'none', output: oa.join(', ') || 'none' }
   ]
+  if (o.chunkStarts !== undefined) checks.push(await cutPicturesCheck(source, outputPath, o.chunkStarts, o.signal))
   if (source.video.closedCaptions) {
-    const track = output.streams.find(s => s.type === 'subtitle' && s.title === CAPTIONS_TRACK_NAME)
-    const carried = output.video.closedCaptions || track !== undefined
+    const tracks = output.streams.filter(s => s.type === 'subtitle' && isCaptionsTrackName(s.title))
+    // Each channel the source's captions hold (CC1, CC3) comes out as a track of its own.
+    const missing = (o.captionChannels ?? ['CC1']).filter(c => !tracks.some(t => t.title === captionsTrackName(c)))
+    const carried = output.video.closedCaptions || (tracks.length > 0 && missing.length === 0)
     checks.push({
-      name: 'closed captions', ok: carried || o.captionsDropped === true, source: 'CEA-608/708 in the video',
-      output: output.video.closedCaptions ? 'in the video' : track !== undefined ? `subtitle track "${CAPTIONS_TRACK_NAME}" (${track.codec})` : 'none',
-      ...(carried ? {} : { detail: o.captionsDropped === true ? 'left out at the user\'s request (--drop-captions)' : 'the captions were lost' })
+      name: 'closed captions', ok: carried || o.captionsDropped === true, source: `CEA-608/708 in the video${o.captionChannels !== undefined ? ` (${o.captionChannels.join(', ') || 'no cue'})` : ''}`,
+      output: output.video.closedCaptions ? 'in the video' : tracks.length > 0 ? tracks.map(t => `subtitle track "${t.title ?? ''}" (${t.codec})`).join(', ') : 'none',
+      ...(carried ? {} : { detail: o.captionsDropped === true ? 'left out at the user\'s request (--drop-captions)' : `the captions were lost${missing.length > 0 ? `: ${missing.join(', ')}` : ''}` })
     })
   }
   return { ok: checks.every(c => c.ok), checks }
+}
+
+/** The pictures where the chunks join, against the source decoded across each cut (cut-pictures.ts). */
+async function cutPicturesCheck (source: MediaInfo, outputPath: string, chunkStarts: number[], signal?: AbortSignal): Promise<FidelityCheck> {
+  const r = await compareCutPictures(source, outputPath, chunkStarts, signal !== undefined ? { signal } : {})
+  const worst = r.worst !== undefined ? `worst ${r.worst.psnr.toFixed(1)} dB (frame ${r.worst.frame})` : 'none compared'
+  return {
+    name: 'pictures at cuts',
+    ok: r.bad.length === 0,
+    source: `${r.frames.length} frames where ${chunkStarts.length} chunks start, decoded across the cut`,
+    output: `median ${r.median.toFixed(1)} dB, ${worst}`,
+    ...(r.bad.length > 0 ? { detail: `${r.bad.length} frame${r.bad.length === 1 ? '' : 's'} (first: ${r.bad[0]?.frame}) far from the source's picture: a chunk did not decode from its cut` } : {})
+  }
 }
 
 /** The checks as a table for a terminal or an error message. */

@@ -1,7 +1,7 @@
 // The media layer's public face: probe, plan, cut, encode, verify and merge. Knows nothing of libp2p or jobs.
 export { MediaError, ToolError, SettingsError, VerificationError, SourceError, AbortError, convicts } from './errors.js'
 export { probeMedia, trackStartsOf, syncStartsOf, attachmentNamesOf, frameTimes, bitDepthOf, videoColourOf, type VideoColour, type SourceDamage, type MediaInfo, type StreamInfo, type PacketSpan, type VideoInfo, type VideoFrame, type VideoCut, type Rational } from './probe.js'
-export { prepareSource, otherTracksInput, emptyStreams, COPY_CUT_CODECS, DECODE_CUT_GOP_SECONDS } from './prepare.js'
+export { prepareSource, cleanTimes, otherTracksInput, emptyStreams, COPY_CUT_CODECS, DECODE_CUT_GOP_SECONDS } from './prepare.js'
 export { planChunks, cutPoints, DEFAULT_GOPS_PER_CHUNK, MIN_TAIL_CHUNK_SECONDS, type ChunkPlan, type ChunkRange, type PlanOptions } from './plan.js'
 export { cutSegment, extractVideo, sourceAsCutSource, splitByDecoding, UndecodableCutError, splitInOnePass, splitsInOnePass, losslessPixFmt, DECODED_FRAME_STEP_MS, TIMESTAMP_TOLERANCE, type Segment, type CutSource, type OnePassSplitOptions } from './split.js'
 export { parseX264Settings, quoteShort, splitSettings, type X264Settings } from './settings.js'
@@ -13,7 +13,8 @@ export { verifyEncodedChunk, type VerifiedChunk, type VerifyExpectations } from 
 export { comparePictures, pickPicturePositions, segmentTimesFromSource, PICTURE_PSNR_THRESHOLD, PICTURE_NEIGHBOUR_MARGIN_DB, PICTURE_NEIGHBOUR_RULE_BELOW_DB, type PictureCheck, type PictureCheckOptions, type SampledFrame, type SegmentTimes, type SourceSegmentRef } from './pictures.js'
 export { mergeChunks, copyOutput, checkSourceCrc, defaultOutputStem, timestampFileV2, trackPropertyArgs, type MergeOptions, type MergeResult } from './merge.js'
 export { sha256File, crc32File, crcInName, stripCrcTag } from './hash.js'
-export { extractCaptions, CAPTIONS_TRACK_NAME } from './captions.js'
+export { extractCaptions, CAPTIONS_TRACK_NAME, captionsTrackName, isCaptionsTrackName, type CaptionsChannel, type CaptionsTrack } from './captions.js'
+export { compareCutPictures, cutFramesOf, CUT_FRAMES_LOOKED_AT, type CutPictures } from './cut-pictures.js'
 export { checkFidelity, formatFidelity, type FidelityCheck, type FidelityReport } from './fidelity.js'
 export { encodeFileLocally, verifyMergedOutput, type LocalEncodeOptions, type LocalEncodeReport } from './pipeline.js'
 export { checkFreeSpace, freeBytes, DiskSpaceError, DISK_RESERVE_BYTES } from './disk.js'

@@ -6,7 +6,7 @@ import { execa } from 'execa'
 import { AbortError, SourceError } from './errors.js'
 import { crc32File, crcInName, stripCrcTag } from './hash.js'
 import { probeMedia, syncStartsOf, type MediaInfo } from './probe.js'
-import { CAPTIONS_TRACK_NAME } from './captions.js'
+import { captionsTrackName, type CaptionsTrack } from './captions.js'
 import { encodedSize } from './encode.js'
 import { runTool, toToolError } from './tools.js'
 
@@ -26,8 +26,8 @@ export interface MergeOptions {
   otherTracks?: string | null
   /** The video's range as the encode states it (statedRange), written into the container too. */
   range?: 'tv' | 'pc'
-  /** The source's closed captions as SRT with the source's timestamps (extractCaptions), added as a subtitle track. */
-  captionsPath?: string
+  /** The source's closed captions as SRT with the source's timestamps (extractCaptions), each channel added as a subtitle track. */
+  captions?: CaptionsTrack[]
   signal?: AbortSignal
 }
 
@@ -138,7 +138,7 @@ export function trackPropertyArgs (source: Pick<MediaInfo, 'streams' | 'video'>,
 /** The file the other tracks come from, their properties, and how far mkvmerge moves them (--sync). */
 interface OtherTracks { path: string, args: string[], ids: number[], syncMs: number }
 
-function mergeArgs (o: MergeOptions, outPath: string, tcPath: string, videoPath: string, others: OtherTracks | undefined, captions?: { path: string, shiftSec: number }): string[] {
+function mergeArgs (o: MergeOptions, outPath: string, tcPath: string, videoPath: string, others: OtherTracks | undefined, captions?: { tracks: CaptionsTrack[], shiftSec: number }): string[] {
   const v = o.source.video
   const args = ['--quiet', '--output', outPath]
   if (o.range !== undefined) args.push('--colour-range', `0:${o.range === 'pc' ? 2 : 1}`)
@@ -159,9 +159,9 @@ function mergeArgs (o: MergeOptions, outPath: string, tcPath: string, videoPath:
     const sync = others.syncMs !== 0 ? others.ids.flatMap(id => ['--sync', `${id}:${others.syncMs}`]) : []
     args.push('--no-video', ...others.args, ...sync, others.path)
   }
-  if (captions !== undefined) {
+  for (const track of captions?.tracks ?? []) {
     // The SRT carries the source's timestamps, like the timestamp file: moved by the same shift.
-    args.push('--track-name', `0:${CAPTIONS_TRACK_NAME}`, '--default-track-flag', '0:no', '--sync', `0:${Math.round(captions.shiftSec * 1000)}`, captions.path)
+    args.push('--track-name', `0:${captionsTrackName(track.channel)}`, '--default-track-flag', '0:no', '--sync', `0:${Math.round((captions?.shiftSec ?? 0) * 1000)}`, track.path)
   }
   return args
 }
@@ -259,7 +259,7 @@ export async function mergeChunks (o: MergeOptions): Promise<MergeResult> {
   const probeOptions = o.signal !== undefined ? { signal: o.signal } : {}
   let info: MediaInfo
   try {
-    const captions = (): { path: string, shiftSec: number } | undefined => o.captionsPath !== undefined ? { path: o.captionsPath, shiftSec: videoShift } : undefined
+    const captions = (): { tracks: CaptionsTrack[], shiftSec: number } | undefined => o.captions !== undefined ? { tracks: o.captions, shiftSec: videoShift } : undefined
     warnings.push(...await runMkvmerge(mergeArgs(o, tmpPath, tcPath, videoPath, others, captions()), outDir, o.signal))
     // mkvmerge and ffmpeg move the source's other tracks (a TS that starts at 10 s comes out starting
     // at 0; MP4 edit lists shift audio) while the timestamp file places the video where it says:

@@ -105,14 +105,14 @@ export async function encodeFileLocally (sourcePath: string, settingsString: str
   }
   const t2 = performance.now()
   o.onStage?.('merge')
-  const captionsPath = source.video.closedCaptions ? await extractCaptions(sourcePath, o.workDir, o.signal !== undefined ? { signal: o.signal } : {}) : undefined
+  const captions = source.video.closedCaptions ? await extractCaptions(sourcePath, o.workDir, o.signal !== undefined ? { signal: o.signal } : {}) : []
   const otherTracks = await otherTracksInput(source, join(o.workDir, 'tracks.mkv'), o.signal !== undefined ? { signal: o.signal } : {})
   const output = await mergeChunks({
     source, chunkPaths: encoded, workDir: o.workDir, otherTracks: otherTracks ?? null,
     ...(statedRange(settings) !== undefined ? { range: statedRange(settings) } : {}),
     ...(o.outputPath !== undefined ? { outputPath: o.outputPath } : {}),
     ...(o.signal !== undefined ? { signal: o.signal } : {}),
-    ...(captionsPath !== undefined ? { captionsPath } : {})
+    captions
   })
   const t3 = performance.now()
   o.onStage?.('verify', output.path)

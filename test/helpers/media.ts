@@ -22,7 +22,8 @@ export async function videoTimes (path: string): Promise<number[]> {
 /** Frames a decoder really produces (decodes the whole stream). */
 export async function decodedFrameCount (path: string): Promise<number> {
   const { stdout } = await execa('ffprobe', ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', path])
-  return Number(stdout.trim())
+  // Program streams print an empty side-data column after the count ("150,").
+  return Number(stdout.trim().split(/[,\s]/)[0])
 }
 
 export async function streamSummary (path: string): Promise<Array<{ codec_type: string, codec_name: string, profile?: string, pix_fmt?: string, duration?: number }>> {

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CAPTIONS_TRACK_NAME, checkFidelity, encodeFileLocally, formatFidelity, probeMedia, type FidelityReport } from '../../src/media/index.js'
+import { CAPTIONS_TRACK_NAME, checkFidelity, encodeFileLocally, formatFidelity, mergeChunks, probeMedia, type FidelityReport } from '../../src/media/index.js'
 import { ffprobeTrackStarts as trackStarts } from '../helpers/track-starts.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 
@@ -71,6 +71,35 @@ describe('checkFidelity', () => {
     expect(failed(await doctor('no-fonts', ['--no-attachments']))).toEqual(['attachments'])
     const table = formatFidelity(await doctor('late-audio2', ['--sync', '1:40']))
     expect(table).toMatch(/FAIL audio 1 start: source .* ms from video; output .* ms from video \(out of sync by 40\.0 ms\)/)
+  })
+
+  it('looks at the pictures where the chunks join: a chunk of green garbage fails it, the honest output passes', async () => {
+    // What a keyframe that cannot start a decode gives: the right frame count, wrong pictures.
+    const report = await encodeFileLocally(fx.vfrMp4, '--preset ultrafast --crf 30', { workDir: join(work, 'w-cuts'), outputPath: join(work, 'cuts.mkv'), keepWork: true, gopsPerChunk: 1 })
+    const starts = report.plan.chunks.map(c => c.startFrame)
+    expect(starts.length).toBeGreaterThanOrEqual(3)
+    const honest = await checkFidelity(report.source, report.output.path, { chunkStarts: starts })
+    expect(honest.checks.find(c => c.name === 'pictures at cuts'), formatFidelity(honest)).toMatchObject({ ok: true })
+    const victim = report.plan.chunks[1] as { index: number, frameCount: number }
+    const green = join(work, 'green.264')
+    await execa('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', `color=c=green:size=${report.source.video.width}x${report.source.video.height}:rate=24`,
+      '-frames:v', String(victim.frameCount), '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-bsf:v', 'h264_mp4toannexb', '-f', 'h264', green])
+    const chunkPaths = report.plan.chunks.map(c => c.index === victim.index ? green : join(work, 'w-cuts', `chunk-${c.index}.264`))
+    const bad = await mergeChunks({ source: report.source, chunkPaths, workDir: join(work, 'w-cuts-bad'), outputPath: join(work, 'cuts-bad.mkv') })
+    const caught = await checkFidelity(report.source, bad.path, { chunkStarts: starts, output: bad.info })
+    expect(failed(caught), formatFidelity(caught)).toEqual(['pictures at cuts'])
+    expect(caught.checks.find(c => c.name === 'pictures at cuts')?.detail).toMatch(/did not decode from its cut/)
+  })
+
+  it('counts every packet of an audio track: dropping the AAC priming an edit list discards shows as lag', async () => {
+    // The VFR MP4's AAC starts with 23 ms of priming; a copy that drops it starts the audio late.
+    const out = await encoded('vfrMp4')
+    const source = await probeMedia(fx.vfrMp4)
+    const audioFirst = source.streams.find(x => x.type === 'audio')?.packetSpan?.first ?? 0
+    expect(audioFirst).toBeLessThan(-0.02)
+    const late = join(work, 'bad-priming.mkv')
+    await execa('mkvmerge', ['-q', '-o', late, '--sync', '1:23', out], { reject: false })
+    expect(failed(await checkFidelity(source, late))).toContain('audio 1 start')
   })
 
   it('compares the colour the settings left to the source, and skips what they set', async () => {
