@@ -9,7 +9,7 @@ import { otherTracksInput, prepareSource } from './prepare.js'
 import { extractCaptions } from './captions.js'
 import { effectiveSettings, statedRange } from './colour.js'
 import { parseX264Settings } from './settings.js'
-import { cutSegment, extractVideo, splitByDecoding, splitInOnePass, splitsInOnePass, type Segment } from './split.js'
+import { cutSegment, extractVideo, splitByDecoding, splitInOnePass, splitsInOnePass, UndecodableCutError, type Segment } from './split.js'
 import { verifyEncodedChunk } from './verify.js'
 
 export interface LocalEncodeOptions extends PlanOptions {
@@ -77,7 +77,25 @@ export async function encodeFileLocally (sourcePath: string, settingsString: str
   if (decoded && rest.length > 0) throw new VerificationError(`${sourcePath}: chunk ${rest[0]?.index ?? 0} could not be made from the decoded source`)
   if (rest.length > 0) {
     const cutSource = await extractVideo(source, join(o.workDir, 'video-only.mkv'), { signal: o.signal })
-    for (const chunk of rest) cutSegments[chunk.index] = await cutSegment(source, cutSource, chunk, segmentPath(chunk.index), { signal: o.signal })
+    for (const chunk of rest) {
+      try {
+        cutSegments[chunk.index] = await cutSegment(source, cutSource, chunk, segmentPath(chunk.index), { signal: o.signal })
+      } catch (err) {
+        // A keyframe no decode can start from: the rest is made from the decoded source (as the swarm's splitter does).
+        if (!(err instanceof UndecodableCutError)) throw err
+        break
+      }
+    }
+  }
+  const undecodable = plan.chunks.filter(c => cutSegments[c.index] === undefined)
+  if (undecodable.length > 0) {
+    // The decoding pass runs over every chunk (its cuts are frame numbers); only the missing ones are kept.
+    await splitByDecoding(source, plan.chunks, join(o.workDir, 'split-decoded'), {
+      ...(o.signal !== undefined ? { signal: o.signal } : {}),
+      pathOf: segmentPath,
+      wanted: index => cutSegments[index] === undefined,
+      onSegment: (index, result) => { if (result instanceof Error) throw result; cutSegments[index] = result }
+    })
   }
   const segments = cutSegments as Segment[]
   const t1 = performance.now()
