@@ -1,5 +1,5 @@
 import { ControlApiError, NodeNotRunningError, resolveHome } from '../src/daemon/client.js'
-import { parseCommandArgs, UsageError, type FlagSpec } from './args.js'
+import { InputProblem, parseCommandArgs, UsageError, type FlagSpec } from './args.js'
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, type Command } from './command.js'
 import { commandNamed } from './commands/index.js'
 import { err, out } from './output.js'
@@ -68,6 +68,7 @@ export async function main (argv: string[]): Promise<number> {
     return await command.run({ home, flags, positionals })
   } catch (e) {
     if (e instanceof UsageError) { err(`${e.message}\nrun \`swarm ${name} --help\` for usage`); return EXIT_USAGE }
+    if (e instanceof InputProblem) { err(e.message); return EXIT_USAGE }
     if (e instanceof NodeNotRunningError) { err(e.message); return EXIT_FAILED }
     if (e instanceof ControlApiError) { err(e.message); return e.kind === 'input' ? EXIT_USAGE : EXIT_FAILED }
     err((e as Error).message)

@@ -6,5 +6,13 @@ if (major < 22) {
     'Run `bash scripts/setup.sh` in the swarm checkout (it fetches node@22 from the npm registry) and put .tools/node22/node_modules/.bin on PATH, or install Node.js 22 LTS.\n')
   process.exit(2)
 }
+// A reader that stops early (`swarm status --watch --json | head -n 1`) closes the pipe: that is
+// the reader saying it has enough, not an error. Without a listener Node throws on the next write.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0)
+    throw e
+  })
+}
 const { main } = await import('./main.js')
 process.exitCode = await main(process.argv.slice(2))
