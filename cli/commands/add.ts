@@ -29,7 +29,8 @@ ${HOME_HELP}
                        they become a subtitle track of the output)
   --wait               block until the output is merged and print its path; shows live progress
                        on a terminal (plain lines when stderr is not one or NO_COLOR is set), then
-                       the fidelity check of the output against the source
+                       the fidelity check of the output against the source; Ctrl-C stops
+                       the waiting, not the job (exit 130; it says how to follow or cancel it)
   --json               print JSON instead of text`,
   flags: { output: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, 'chunk-gops': { type: 'number' }, 'chunk-seconds': { type: 'number' }, 'allow-damaged': { type: 'boolean' }, 'drop-captions': { type: 'boolean' } },
   takesHome: true,
