@@ -68,6 +68,25 @@ describe('messages instead of internals', () => {
     await waitFor('the originator to log the cancel', () => node.stderr().includes(`${job.id.slice(0, 12)} cancelled`))
   })
 
+  it('swarm cancel on a node that did not add the job says which node can cancel it', async () => {
+    const other = await startLocalNode(join(root, 'c'), { env: { SWARM_TEST_ENCODER: 'delay:200' }, bootstrap: [node.addresses[0] as string] })
+    try {
+      const job = await addJob(32)
+      const prefix = job.id.slice(0, 6)
+      // The other node hears of the job through its announcement.
+      await waitFor('the other node to list the job', async () => {
+        const r = await runSwarm(['status', prefix, '--json', '--home', other.home])
+        return r.exitCode === 0
+      })
+      const r = await runSwarm(['cancel', prefix, '--home', other.home])
+      expect(r.exitCode).toBe(1)
+      expect(linesOf(r.stderr)).toEqual([`swarm: job ${job.id.slice(0, 12)} was added on another node (${node.peerId.slice(-8)}); only that node can cancel it`])
+      expect((await runSwarm(['cancel', prefix, '--home', node.home])).stdout.trim()).toBe(`cancelled ${job.id}`)
+    } finally {
+      await other.stop()
+    }
+  })
+
   it('swarm join on a port another program holds says which port and which option picks another, in one line', async () => {
     const port = /\/tcp\/(\d+)\//.exec(node.addresses[0] as string)?.[1]
     expect(port).toBeDefined()
