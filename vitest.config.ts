@@ -1,11 +1,13 @@
 import { defineConfig } from 'vitest/config'
+import { ceiling } from './test/helpers/wait.js'
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // Media tests shell out to ffmpeg/x264; give them room on a 2-core machine.
-    testTimeout: 180_000,
-    hookTimeout: 300_000,
+    // Media tests shell out to ffmpeg/x264; give them room on a 2-core machine, more on a busy one
+    // (these only stop a test that hangs).
+    testTimeout: ceiling(180_000),
+    hookTimeout: ceiling(300_000),
     // Fixtures are generated once per run and shared through the OS temp dir.
     globalSetup: ['test/global-setup.ts'],
     pool: 'forks',

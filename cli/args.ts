@@ -14,6 +14,11 @@ export class UsageError extends Error {
   override name = 'UsageError'
 }
 
+/** Bad input (exit 2) whose message already says what to do: printed alone, without the usage hint. */
+export class InputProblem extends Error {
+  override name = 'InputProblem'
+}
+
 export function parseCommandArgs (argv: string[], spec: Record<string, FlagSpec>, command: string): { flags: ParsedFlags, positionals: string[] } {
   const flags: ParsedFlags = {}
   const positionals: string[] = []

@@ -27,6 +27,8 @@ export interface CommandArgs {
 export const EXIT_OK = 0
 export const EXIT_FAILED = 1
 export const EXIT_USAGE = 2
+/** Ctrl-C, as a shell reports a process SIGINT ended (128 + 2). */
+export const EXIT_INTERRUPTED = 130
 
 /** The --home line of every help text that takes --home. */
 export const HOME_HELP = '  --home DIR          node home (default: $SWARM_HOME, else $XDG_DATA_HOME/swarm or ~/.local/share/swarm)'

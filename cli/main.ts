@@ -1,6 +1,6 @@
 import { ControlApiError, NodeNotRunningError, resolveHome } from '../src/daemon/client.js'
-import { parseCommandArgs, UsageError, type FlagSpec } from './args.js'
-import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, type Command } from './command.js'
+import { InputProblem, parseCommandArgs, UsageError, type FlagSpec } from './args.js'
+import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, type Command } from './command.js'
 import { commandNamed } from './commands/index.js'
 import { err, out } from './output.js'
 
@@ -18,7 +18,8 @@ Usage:
   swarm key generate FILE              make a pre-shared key for a private swarm
 
 Run \`swarm COMMAND --help\` for a command's options.
-Exit codes: ${EXIT_OK} success, ${EXIT_FAILED} the work failed, ${EXIT_USAGE} bad usage or input.`
+Exit codes: ${EXIT_OK} success, ${EXIT_FAILED} the work failed, ${EXIT_USAGE} bad usage or input,
+${EXIT_INTERRUPTED} Ctrl-C of add --wait (the job goes on encoding).`
 
 /** The options every command has: --help, and --home for those that talk to a node. */
 function flagsOf (command: Command): Record<string, FlagSpec> {
@@ -68,6 +69,7 @@ export async function main (argv: string[]): Promise<number> {
     return await command.run({ home, flags, positionals })
   } catch (e) {
     if (e instanceof UsageError) { err(`${e.message}\nrun \`swarm ${name} --help\` for usage`); return EXIT_USAGE }
+    if (e instanceof InputProblem) { err(e.message); return EXIT_USAGE }
     if (e instanceof NodeNotRunningError) { err(e.message); return EXIT_FAILED }
     if (e instanceof ControlApiError) { err(e.message); return e.kind === 'input' ? EXIT_USAGE : EXIT_FAILED }
     err((e as Error).message)

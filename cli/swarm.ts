@@ -3,8 +3,16 @@
 const major = Number(process.versions.node.split('.')[0])
 if (major < 22) {
   process.stderr.write(`swarm needs Node.js 22 or newer; this is ${process.version}.\n` +
-    'Run `bash scripts/setup.sh` in the swarm checkout (it fetches node@22 from the npm registry) and put .tools/node22/node_modules/.bin on PATH, or install Node.js 22 LTS.\n')
+    'Run `bash scripts/setup.sh` and `bash scripts/link.sh` in the swarm checkout: the `swarm` command that installs (bin/swarm) finds the Node.js 22 setup fetched or used, whatever node PATH has.\n')
   process.exit(2)
+}
+// A reader that stops early (`swarm status --watch --json | head -n 1`) closes the pipe: that is
+// the reader saying it has enough, not an error. Without a listener Node throws on the next write.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0)
+    throw e
+  })
 }
 const { main } = await import('./main.js')
 process.exitCode = await main(process.argv.slice(2))

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what swarm needs, idempotently: Debian's ffmpeg, x264 and mkvtoolnix, a Node.js >= 22
 # (from the npm registry's `node` package when the system one is older), the npm dependencies,
-# and a build. Run it (`bash scripts/setup.sh`) or source it to also get that Node.js on PATH
-# (`source scripts/setup.sh`); sourcing leaves your shell's options as they were.
+# and a build; it records the Node.js it used as .tools/node for bin/swarm. Run it (`bash
+# scripts/setup.sh`), then `bash scripts/link.sh` to make `swarm` a command in every shell; or
+# source it to also get that Node.js on PATH (`source scripts/setup.sh`); sourcing leaves your
+# shell's options as they were.
 SWARM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SWARM_NODE_BIN="$SWARM_ROOT/.tools/node22/node_modules/.bin"
 
@@ -43,6 +45,10 @@ swarm_setup() (
   fi
   log "building"
   npm run --silent build
+  # bin/swarm (the command scripts/link.sh installs) runs with this very Node.js, from any shell,
+  # whatever node that shell's PATH has.
+  mkdir -p "$SWARM_ROOT/.tools"
+  ln -sfn "$(readlink -f "$(command -v node)")" "$SWARM_ROOT/.tools/node"
 )
 
 if swarm_setup; then

@@ -1,9 +1,10 @@
 import { stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { connectControl, type ControlClient, type JobStatus } from '../../src/daemon/client.js'
 import { parseX264Settings, quoteShort } from '../../src/media/index.js'
 import { UsageError } from '../args.js'
-import { EXIT_FAILED, EXIT_OK, HOME_HELP, rejectExtraArguments, type Command } from '../command.js'
+import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, HOME_HELP, rejectExtraArguments, type Command } from '../command.js'
 import { formatFidelitySummary, formatGivenBack, formatProgressLine } from '../format.js'
 import { liveCapable, LiveScreen, REFRESH_MS, renderJob } from '../live.js'
 import { err, out, printable } from '../output.js'
@@ -28,7 +29,8 @@ ${HOME_HELP}
                        they become a subtitle track of the output)
   --wait               block until the output is merged and print its path; shows live progress
                        on a terminal (plain lines when stderr is not one or NO_COLOR is set), then
-                       the fidelity check of the output against the source
+                       the fidelity check of the output against the source; Ctrl-C stops
+                       the waiting, not the job (exit 130; it says how to follow or cancel it)
   --json               print JSON instead of text`,
   flags: { output: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, 'chunk-gops': { type: 'number' }, 'chunk-seconds': { type: 'number' }, 'allow-damaged': { type: 'boolean' }, 'drop-captions': { type: 'boolean' } },
   takesHome: true,
@@ -61,7 +63,22 @@ ${HOME_HELP}
       if (json) out(JSON.stringify({ job, existing }))
       return EXIT_OK
     }
-    const final = await waitForJob(client, job.id, json ? 'quiet' : liveCapable(process.stderr) ? 'live' : 'plain')
+    // Ctrl-C stops the waiting, not the job: the node goes on encoding it, so say so and how to
+    // follow or stop it, instead of leaving a silent prompt behind.
+    const interrupted = new AbortController()
+    const onSigint = (): void => { interrupted.abort() }
+    process.once('SIGINT', onSigint)
+    let final: JobStatus | undefined
+    try {
+      final = await waitForJob(client, job.id, json ? 'quiet' : liveCapable(process.stderr) ? 'live' : 'plain', interrupted.signal)
+    } finally {
+      process.off('SIGINT', onSigint)
+    }
+    if (final === undefined) {
+      const id = shortJob(job.id)
+      err(`job ${id} is still encoding on this node; \`swarm status ${id}\` to follow, \`swarm cancel ${id}\` to stop`)
+      return EXIT_INTERRUPTED
+    }
     if (json) out(JSON.stringify({ job: final, existing }))
     // A failed job's error already holds the fidelity table, when that is why it failed.
     if (!json) for (const line of [...formatGivenBack(final), ...(final.state === 'done' ? formatFidelitySummary(final) : [])]) err(line)
@@ -75,13 +92,18 @@ type ProgressMode = 'quiet' | 'plain' | 'live'
 /** `add --wait` asks this often, so it returns within a fifth of a second of the job ending (a status request costs the node ~1 ms). */
 const WAIT_POLL_MS = 200
 
-async function waitForJob (client: ControlClient, id: string, mode: ProgressMode): Promise<JobStatus> {
+/** Polls the job until it ends; undefined when `stop` aborts first (Ctrl-C). */
+async function waitForJob (client: ControlClient, id: string, mode: ProgressMode, stop: AbortSignal): Promise<JobStatus | undefined> {
   let last = ''
   let lastState = ''
   let drawnAt = 0
   const screen = mode === 'live' ? new LiveScreen(process.stderr) : undefined
+  // Ctrl-C answers at once, even while a status request is in flight.
+  if (stop.aborted) return undefined
+  const stopped = new Promise<undefined>(resolve => { stop.addEventListener('abort', () => { resolve(undefined) }, { once: true }) })
   for (;;) {
-    const job = await client.job(id)
+    const job = await Promise.race([client.job(id), stopped])
+    if (job === undefined) return undefined
     const ended = job.state === 'done' || job.state === 'failed'
     // The screen and the log keep their once-a-second pace; only the end is seen sooner.
     const due = ended || job.state !== lastState || Date.now() - drawnAt >= REFRESH_MS
@@ -96,6 +118,7 @@ async function waitForJob (client: ControlClient, id: string, mode: ProgressMode
       }
     }
     if (ended) return job
-    await new Promise(r => setTimeout(r, WAIT_POLL_MS))
+    await sleep(WAIT_POLL_MS, undefined, { signal: stop }).catch(() => {})
+    if (stop.aborted) return undefined
   }
 }

@@ -17,8 +17,7 @@ ${HOME_HELP}`,
     if (positionals[0] === undefined) throw new UsageError('swarm cancel needs a JOB id (see swarm status)')
     rejectExtraArguments('swarm cancel', positionals, cancel.maxPositionals, 'one JOB')
     const client = await connectControl(home)
-    await client.cancelJob(positionals[0])
-    out(`cancelled ${positionals[0]}`)
+    out(`cancelled ${await client.cancelJob(positionals[0])}`)
     return EXIT_OK
   }
 }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { defaultSlots } from '../../src/daemon/client.js'
 import { debugEnabled, type LogSink } from '../../src/log/index.js'
-import { UsageError } from '../args.js'
+import { InputProblem, UsageError } from '../args.js'
 import { EXIT_FAILED, EXIT_OK, HOME_HELP, rejectExtraArguments, type Command } from '../command.js'
 import { err, out, printable } from '../output.js'
 
@@ -73,7 +73,9 @@ ${HOME_HELP}
       })
     } catch (e) {
       const message = (e as Error).message
-      if (/multiaddr|EADDRINUSE|another swarm node/i.test(message)) throw new UsageError(message)
+      const inUse = portsInUse(message)
+      if (inUse.length > 0) throw new InputProblem(describePortsInUse(inUse))
+      if (/multiaddr|another swarm node/i.test(message)) throw new UsageError(message)
       throw e
     }
     const running = daemon
@@ -98,4 +100,29 @@ ${HOME_HELP}
     await stopped
     return EXIT_OK
   }
+}
+
+/**
+ * The listen addresses libp2p could not bind because something else holds the port. Its error
+ * lists each failed address with the system's error and a stack trace, and advises a libp2p
+ * setting (`transportManager.faultTolerance`) that means nothing to someone running `swarm join`.
+ */
+export function portsInUse (libp2pMessage: string): Array<{ address: string, port: string }> {
+  const found: Array<{ address: string, port: string }> = []
+  for (const m of libp2pMessage.matchAll(/(\/ip[46]\/[^\s/]+\/tcp\/(\d+))[^\n]*EADDRINUSE/g)) {
+    if (!found.some(f => f.address === m[1])) found.push({ address: m[1] as string, port: m[2] as string })
+  }
+  // A message without the address (another transport, another libp2p version) still names the error.
+  if (found.length === 0 && /EADDRINUSE/.test(libp2pMessage)) {
+    const port = /EADDRINUSE[^\n]*:(\d+)/.exec(libp2pMessage)?.[1] ?? '?'
+    found.push({ address: `/ip4/0.0.0.0/tcp/${port}`, port })
+  }
+  return found
+}
+
+/** One line: which port, and the --listen option that picks another. */
+export function describePortsInUse (inUse: Array<{ address: string, port: string }>): string {
+  const ports = [...new Set(inUse.map(u => u.port))]
+  const example = (inUse[0]?.address ?? '/ip4/0.0.0.0/tcp/4010').replace(/\/tcp\/\d+$/, '/tcp/PORT')
+  return `${ports.length === 1 ? `port ${ports[0] ?? ''} is` : `ports ${ports.join(', ')} are`} in use by another program (or another swarm node); choose another with --listen ${example}, or stop what uses it`
 }

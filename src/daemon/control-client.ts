@@ -20,7 +20,8 @@ export interface ControlClient {
   status: () => Promise<StatusJson>
   addJob: (req: AddJobRequest) => Promise<AddJobResponse>
   job: (id: string) => Promise<JobStatus>
-  cancelJob: (id: string) => Promise<void>
+  /** Cancels the job a unique prefix names; returns its full id. */
+  cancelJob: (id: string) => Promise<string>
   peers: () => Promise<PeersJson>
   /** Lifts the ban on a peer (its full id or the end of it); returns the full id. */
   unban: (peer: string) => Promise<string>
@@ -72,7 +73,7 @@ export async function connectControl (home: string): Promise<ControlClient> {
     status: async () => await call<StatusJson>('GET', '/v1/status'),
     addJob: async (req) => await call<AddJobResponse>('POST', '/v1/jobs', req),
     job: async (id) => await call<JobStatus>('GET', `/v1/jobs/${encodeURIComponent(id)}`),
-    cancelJob: async (id) => { await call('DELETE', `/v1/jobs/${encodeURIComponent(id)}`) },
+    cancelJob: async (id) => (await call<{ job: string }>('DELETE', `/v1/jobs/${encodeURIComponent(id)}`)).job,
     peers: async () => await call<PeersJson>('GET', '/v1/peers'),
     unban: async (peer) => (await call<{ lifted: string }>('DELETE', `/v1/bans/${encodeURIComponent(peer)}`)).lifted
   }

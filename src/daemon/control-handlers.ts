@@ -1,4 +1,5 @@
 import { InputError, type JobRecord, type Originator } from '../jobs/index.js'
+import { shortJob, shortPeer } from '../log/index.js'
 import type { AddJobResponse, JobStatus, PeersJson, StatusJson } from './api.js'
 import { ControlError, type ControlHandlers } from './control-server.js'
 import { remoteOnly, remoteStatus, type RemoteJob } from './status-view.js'
@@ -44,23 +45,42 @@ export function controlHandlers (s: ControlSources): ControlHandlers {
       return { lifted: peer }
     },
     cancelJob: async (prefix) => {
+      checkJobPrefix(prefix)
       const matches = s.jobs.list().filter(j => j.id.startsWith(prefix))
       if (matches.length > 1) throw ambiguous(prefix)
-      if (matches[0] === undefined) return false
-      return await s.jobs.cancelJob(matches[0].id)
+      const job = matches[0]
+      if (job === undefined) {
+        const remote = s.remoteJobs().filter(r => r.ann.jobId.startsWith(prefix))
+        const other = remote.length === 1 ? remote[0]?.ann : undefined
+        if (other !== undefined) throw new ControlError(404, 'not-found', `job ${shortJob(other.jobId)} was added on another node (${shortPeer(other.originator)}); only that node can cancel it`)
+        throw noSuchJob(prefix)
+      }
+      // The full id: what was cancelled, not what was typed.
+      if (!await s.jobs.cancelJob(job.id)) throw noSuchJob(prefix)
+      return job.id
     }
   }
 }
 
+/** A prefix that cannot name a job (job ids are 64 lowercase hex digits) says so, rather than failing as a route nobody knows. */
+function checkJobPrefix (prefix: string): void {
+  if (!/^[0-9a-f]{4,64}$/.test(prefix)) throw noSuchJob(prefix, 'a job id is lowercase hex digits, and a prefix of it needs at least 4')
+}
+
+function noSuchJob (prefix: string, why?: string): ControlError {
+  return new ControlError(404, 'not-found', `no job matches '${prefix}'${why !== undefined ? ` (${why})` : ''}; \`swarm status\` lists jobs`)
+}
+
 /** One job, this node's own or another originator's, by a prefix of its id. */
 function findJob (s: ControlSources, prefix: string): JobStatus {
+  checkJobPrefix(prefix)
   const jobs = s.jobs.list()
   const local = jobs.filter(j => j.id.startsWith(prefix))
   const remote = remoteOnly(s.remoteJobs(), jobs).filter(r => r.ann.jobId.startsWith(prefix))
   if (local.length + remote.length > 1) throw ambiguous(prefix)
   if (local[0] !== undefined) return s.jobStatus(local[0], true)
   if (remote[0] !== undefined) return remoteStatus(remote[0])
-  throw new ControlError(404, 'not-found', `no job ${prefix} is known to this node`)
+  throw noSuchJob(prefix)
 }
 
 function ambiguous (prefix: string): ControlError {

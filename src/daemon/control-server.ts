@@ -11,7 +11,8 @@ export interface ControlHandlers {
   status: () => unknown
   addJob: (req: AddJobRequest) => Promise<unknown>
   job: (id: string) => unknown
-  cancelJob: (id: string) => Promise<boolean>
+  /** Cancels the one job a prefix names and returns its full id; throws ControlError when there is none. */
+  cancelJob: (id: string) => Promise<string>
   /** Connected peers with their ping latency (GET /v1/peers). */
   peers: () => Promise<unknown>
   /** What the dashboard's event stream sends: the status with every local job's chunk list. */
@@ -134,7 +135,9 @@ export class ControlServer {
         req.resume()
         return
       }
-      const jobMatch = /^\/v1\/jobs\/([0-9a-f]{4,64})$/.exec(url.pathname)
+      // Any last segment: the handlers say what is wrong with one that cannot be a job id.
+      const jobMatch = /^\/v1\/jobs\/([^/]{1,200})$/.exec(url.pathname)
+      const jobRef = jobMatch === null ? '' : decodeSegment(jobMatch[1] as string)
       if (req.method === 'GET' && url.pathname === '/v1/status') { send(200, this.handlers.status()); return }
       if (req.method === 'GET' && url.pathname === '/v1/peers') { send(200, await this.handlers.peers()); return }
       if (req.method === 'POST' && url.pathname === '/v1/jobs') {
@@ -148,12 +151,8 @@ export class ControlServer {
         send(200, await this.handlers.addJob(parsed))
         return
       }
-      if (req.method === 'GET' && jobMatch !== null) { send(200, this.handlers.job(jobMatch[1] as string)); return }
-      if (req.method === 'DELETE' && jobMatch !== null) {
-        if (!await this.handlers.cancelJob(jobMatch[1] as string)) throw new ControlError(404, 'not-found', `no job ${jobMatch[1] as string} on this node`)
-        send(200, { cancelled: true })
-        return
-      }
+      if (req.method === 'GET' && jobMatch !== null) { send(200, this.handlers.job(jobRef)); return }
+      if (req.method === 'DELETE' && jobMatch !== null) { send(200, { cancelled: true, job: await this.handlers.cancelJob(jobRef) }); return }
       const banMatch = /^\/v1\/bans\/([1-9A-HJ-NP-Za-km-z]{4,128})$/.exec(url.pathname)
       if (req.method === 'DELETE' && banMatch !== null) { send(200, this.handlers.unban(banMatch[1] as string)); return }
       if (req.method === 'GET' && url.pathname === EVENTS_PATH) { this.openEventStream(req, res); return }
@@ -213,6 +212,11 @@ export class ControlServer {
       if (res.writableLength < 1024 * 1024) res.write(frame)
     }
   }
+}
+
+/** A path segment as the client meant it (it percent-encodes); one that does not decode is kept as sent. */
+function decodeSegment (segment: string): string {
+  try { return decodeURIComponent(segment) } catch { return segment }
 }
 
 function eventFrame (statusJson: string, at = Date.now()): string {

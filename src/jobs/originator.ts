@@ -425,6 +425,9 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     this.leases.forget(id)
     this.sources.delete(id)
     await this.store.remove(id)
+    // The originator is where a cancel happens; without this line its log never said so, and
+    // the refusals peers' late messages get next looked like a fault.
+    this.log.info(`${shortJob(id)} cancelled: its segments and results are removed, peers are told it is gone`)
     this.emit('changed', id)
     return true
   }

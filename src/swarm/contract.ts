@@ -38,6 +38,19 @@ export type RefusalCode = OriginatorRefusalCode | SignatureRefusalCode | StreamR
 
 export interface Refusal { ok: false, code: RefusalCode, message: string }
 
+/**
+ * Refusals a healthy swarm answers all the time, because peers act on views a moment old: a chunk
+ * someone else claimed first (not-open), a result or heartbeat for a chunk another copy finished
+ * (already-done) or a job that ended (job-finished) or was cancelled (unknown-job), a late
+ * heartbeat or release for a lease that lapsed or passed on (lease-expired, not-holder), and a
+ * peer at its lease limit asking for more (too-many-leases). The lease table logs the events
+ * behind them (a lapse, a takeover) itself. Every other code points at a real problem.
+ */
+const EXPECTED_RACES: ReadonlySet<string> = new Set<RefusalCode>(['not-open', 'already-done', 'job-finished', 'unknown-job', 'lease-expired', 'not-holder', 'too-many-leases'])
+
+/** Whether a refusal is one of the races above, logged at debug on both ends. */
+export function isExpectedRace (code: string): boolean { return EXPECTED_RACES.has(code) }
+
 /** Every answer of the protocols, on the wire and in-process: the granted shape, or a refusal. */
 export type Answer<T extends object = object> = ({ ok: true } & T) | Refusal
 

@@ -5,7 +5,7 @@ import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
-import type { Answer, ChunkLease, FetchedSegment, LeaseGrant, Refusal, SegmentCheck, SegmentOffer } from './contract.js'
+import { isExpectedRace, type Answer, type ChunkLease, type FetchedSegment, type LeaseGrant, type Refusal, type SegmentCheck, type SegmentOffer } from './contract.js'
 import {
   ChunkHeader, ChunkRequest, ClaimAnswer, HeartbeatAnswer, LeaseRequest, PlainAnswer, ResultRequest, ProtocolViolation
 } from './messages.js'
@@ -130,9 +130,15 @@ export class SwarmEncode implements Startable {
 
   // ---- originator side ------------------------------------------------------------------------
 
-  /** Every refusal is logged with the peer and the reason (the peer gets the same words). */
+  /**
+   * Every refusal is logged with the peer and the reason (the peer gets the same words). The races
+   * the protocol expects (two workers claim one chunk, a backup copy lands second, a release after
+   * a cancel) go to debug: at the default level they drowned out what needs the user's attention.
+   */
   private refused (what: string, peer: string, r: Refusal): void {
-    this.log.info(`${what} from ${shortPeer(peer)} refused (${r.code}): ${r.message}`)
+    const line = `${what} from ${shortPeer(peer)} refused (${r.code}): ${r.message}`
+    if (isExpectedRace(r.code)) this.log.debug(line)
+    else this.log.info(line)
   }
 
   private async serve (stream: Stream, connection: Connection, what: string, handler: (f: FramedStream, peer: string, relayed: boolean) => Promise<void>): Promise<void> {

@@ -7,6 +7,8 @@ import {
 } from '../media/index.js'
 import { jobTag, logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
 import type { Answer, ChunkLease, FetchedSegment, ReportOffence, SegmentCheck, SegmentMeta } from '../swarm/index.js'
+// The contract alone, not the swarm layer's index: the worker needs no libp2p to know a race.
+import { isExpectedRace } from '../swarm/contract.js'
 
 /**
  * How a worker reaches one originator. Remote originators are reached over libp2p streams; the
@@ -520,7 +522,10 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
         this.emit('delivered', { originator: lease.originator, jobId: lease.jobId, chunk: lease.chunk })
         this.log.trace(`delivered ${shortChunk(lease.jobId, lease.chunk)}`)
       } else {
-        this.log.info(`result for ${shortChunk(lease.jobId, lease.chunk)} refused: ${answer.message}`)
+        // Another copy finished first, or the job ended meanwhile: the protocol expects that.
+        const line = `result for ${shortChunk(lease.jobId, lease.chunk)} refused: ${answer.message}`
+        if (isExpectedRace(answer.code)) this.log.debug(line)
+        else this.log.info(line)
       }
     } catch (err) {
       this.log.info(`upload of ${shortChunk(lease.jobId, lease.chunk)} failed: ${(err as Error).message}`)

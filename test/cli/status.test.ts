@@ -54,7 +54,7 @@ describe('swarm status', () => {
     expect(text.stdout).toMatch(/CHUNK\s+STATE\s+FRAMES\s+PEER/)
     const unknown = await runSwarm(['status', 'ffffffff', '--home', a.home])
     expect(unknown.exitCode).toBe(1)
-    expect(unknown.stderr).toMatch(/no job ffffffff/)
+    expect(unknown.stderr).toMatch(/no job matches 'ffffffff'; `swarm status` lists jobs/)
   })
 
   it('prints human tables by default', async () => {

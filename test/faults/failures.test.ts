@@ -16,7 +16,7 @@ import {
   addJob, dumpLogs, expectCompleteJob, jobRecord, leasesInLog, makeClip, nodeStatus, pathWithoutX264, secs, short, startSwarm, stopNodes,
   tallyFault, waitForJobEnd
 } from '../helpers/faults.js'
-import { waitFor } from '../helpers/wait.js'
+import { ceiling, waitFor } from '../helpers/wait.js'
 
 const LEASE_S = 4
 let root: string
@@ -46,10 +46,14 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true })
 })
 
-/** `swarm add FILE SETTINGS --chunk-gops 7 --wait --json`, bounded so a job that never ends fails the test instead of hanging it. */
+/**
+ * `swarm add FILE SETTINGS --chunk-gops 7 --wait --json`, bounded so a job that never ends fails
+ * the test instead of hanging it. The bound is a ceiling, stretched on a busy machine: what these
+ * tests check is that the job ends (fails), not how fast.
+ */
 async function addAndWait (home: string, file: string, settings: string, output: string, timeoutMs: number): Promise<{ exitCode: number | undefined, timedOut: boolean, stdout: string, stderr: string, ms: number }> {
   const started = Date.now()
-  const r = await execa(process.execPath, [SWARM_CLI, 'add', '--home', home, file, settings, '--output', output, '--chunk-gops', '7', '--wait', '--json'], { reject: false, stdin: 'ignore', timeout: timeoutMs })
+  const r = await execa(process.execPath, [SWARM_CLI, 'add', '--home', home, file, settings, '--output', output, '--chunk-gops', '7', '--wait', '--json'], { reject: false, stdin: 'ignore', timeout: ceiling(timeoutMs) })
   return { exitCode: r.exitCode, timedOut: r.timedOut, stdout: String(r.stdout), stderr: String(r.stderr), ms: Date.now() - started }
 }
 
@@ -58,6 +62,23 @@ function brief (error: string | undefined): string {
   const lines = (error ?? '').split('\n')
   const first = (lines[0] ?? '').replace(/encoding \/\S+: /, '')
   return lines.length > 1 ? `${first} … ${lines.at(-1) ?? ''}` : first
+}
+
+/** Leases of a job the originator's log says lapsed ("lease on JOB8#N held by PEER8 expired"), of one holder or all. */
+function expiredLeases (log: string, jobId: string, holder?: string): number {
+  const re = new RegExp(`lease on ${jobId.slice(0, 8)}#\\d+ held by (\\S+) expired`, 'g')
+  return [...log.matchAll(re)].filter(m => holder === undefined || m[1] === short(holder)).length
+}
+
+/** Grants minus those that lapsed: for each lapse, that holder's earliest grant of the chunk before it. */
+function withoutLapsed<T extends { chunk: number, holder: string, at: number }> (grants: T[], log: string, jobId: string): T[] {
+  const left = [...grants]
+  const re = new RegExp(`lease on ${jobId.slice(0, 8)}#(\\d+) held by (\\S+) expired`, 'g')
+  for (const m of log.matchAll(re)) {
+    const i = left.findIndex(g => g.chunk === Number(m[1]) && g.holder === m[2] && g.at < m.index)
+    if (i >= 0) left.splice(i, 1)
+  }
+  return left
 }
 
 async function localJob (file: string, home = o.home): Promise<JobStatus | undefined> {
@@ -71,7 +92,7 @@ describe('encodes that fail', () => {
     const srcFrames = (await probeMedia(clip)).video.frameCount
     const job = await addJob(o.home, clip, '--preset ultrafast --crf 30', join(root, 'out', 'no-x264.mkv'))
     const firstFailure = await waitFor('A to give a chunk back with a reason', async () =>
-      (await jobRecord(o.home, job.id)).chunks.flatMap(c => c.failures).find(f => f.peer === a.peerId), { timeoutMs: 20_000, everyMs: 50, retryErrors: true })
+      (await jobRecord(o.home, job.id)).chunks.flatMap(c => c.failures).find(f => f.peer === a.peerId), { timeoutMs: ceiling(20_000), everyMs: 50, retryErrors: true })
     expect(firstFailure.reason).toMatch(/x264 was not found on PATH/)
 
     const end = await waitForJobEnd(o.home, job.id, 60_000)
@@ -91,7 +112,11 @@ describe('encodes that fail', () => {
     const aReleases = [...log.matchAll(new RegExp(`jobs: ${short(a.peerId)} released ${job.id.slice(0, 8)}#\\d+`, 'g'))].map(m => m.index)
     expect(aReleases.length).toBeGreaterThanOrEqual(1)
     expect(aReleases.length).toBeLessThanOrEqual(aLeases.length)
-    expect(aLeases.length).toBeLessThanOrEqual(3)
+    // Two failures and the one lease it may hold ahead make 3. A lease that lapsed is no failure:
+    // on a busy machine A's heartbeat can miss the 4 s lease and A be given a chunk again, so
+    // those are allowed on top. That A stops claiming is the check below: no lease after its
+    // second release.
+    expect(aLeases.length).toBeLessThanOrEqual(3 + expiredLeases(log, job.id, a.peerId))
     const cutoff = aReleases[Math.min(1, aReleases.length - 1)] as number
     for (const l of aLeases) expect(l.at).toBeLessThan(cutoff)
     const aFailures = record.chunks.flatMap(c => c.failures).filter(f => f.peer === a.peerId)
@@ -153,10 +178,14 @@ describe('encodes that fail', () => {
     const record = await jobRecord(o.home, status?.id as string)
     const peers = new Set(record.chunks[0]?.failures.map(f => f.peer))
     expect(peers).toEqual(new Set([o.peerId, a.peerId, b.peerId]))
-    // Each node tried once (a lease, or a backup copy while another held it): no loop.
-    const grants = leasesInLog(o.stderr(), record.id)
-    expect(grants.length).toBeLessThanOrEqual(3)
-    expect(new Set(grants.map(g => g.holder)).size).toBe(grants.length)
+    // Each node tried once (a lease, or a backup copy while another held it): no loop. A lease
+    // that lapsed (a heartbeat late on a busy machine) is no try: its holder may be given the
+    // chunk again, so each lapse allows one more grant.
+    const log = o.stderr()
+    const grants = leasesInLog(log, record.id)
+    const tries = withoutLapsed(grants, log, record.id)
+    expect(tries.length).toBeLessThanOrEqual(3)
+    expect(new Set(tries.map(g => g.holder)).size).toBe(tries.length)
 
     tallyFault('a one-chunk job that fails on every node (--profile high --qp 0)',
       `the chunk was leased ${grants.length} times, once to each node, and given back with a reason each time; the job failed ${secs(r.ms)} after swarm add --wait started, which exited 1; ` +

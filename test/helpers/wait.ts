@@ -1,7 +1,24 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 
+/**
+ * How much slower than an idle 2-core machine a test run may be: on two cores shared with other
+ * work the suite ran 4x slower and waits that were only ceilings timed out, though nothing was
+ * wrong. Timeouts that merely stop a test that would otherwise hang are multiplied by it (see
+ * `ceiling`); a passing test does not wait longer for it. Where time is what a test checks, it
+ * keeps its own fixed budget. `SWARM_TEST_BUSY_FACTOR=1` restores the bare ceilings.
+ */
+export const BUSY_MACHINE_FACTOR = busyFactor(process.env.SWARM_TEST_BUSY_FACTOR)
+
+function busyFactor (value: string | undefined): number {
+  const n = Number(value)
+  return value !== undefined && value !== '' && Number.isFinite(n) && n >= 1 ? n : 3
+}
+
+/** A timeout that is only a ceiling on waiting for something to happen, stretched for a busy machine. */
+export function ceiling (ms: number): number { return Math.round(ms * BUSY_MACHINE_FACTOR) }
+
 export interface WaitOptions {
-  /** Give up after this long; default 30 s. */
+  /** Give up after this long (as given: wrap a ceiling in `ceiling()`); default ceiling(30 s). */
   timeoutMs?: number
   /** Check this often; default 100 ms. */
   everyMs?: number
@@ -15,7 +32,7 @@ export interface WaitOptions {
 
 /** Polls `check` until it returns something other than undefined or false, and returns that; throws after the timeout. */
 export async function waitFor<T> (what: string, check: () => T | undefined | false | Promise<T | undefined | false>, o: WaitOptions = {}): Promise<T> {
-  const timeoutMs = o.timeoutMs ?? 30_000
+  const timeoutMs = o.timeoutMs ?? ceiling(30_000)
   const until = Date.now() + timeoutMs
   let lastError: unknown
   for (;;) {

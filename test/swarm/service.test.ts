@@ -13,6 +13,7 @@ import {
   CHUNK_PROTOCOL, encodeFrame, LEASE_PROTOCOL, MAX_CONTROL_FRAME, MAX_TRANSFER_BYTES, RESULT_PROTOCOL, signClaim, signLease, type LeaseArbiter,
   type ChunkLease, type Refusal, type RefusalCode, type SegmentMeta, type RemoteOriginatorLink, type SwarmNode
 } from '../../src/swarm/index.js'
+import type { LogLevel } from '../../src/log/index.js'
 import { recordTally } from '../helpers/tally.js'
 import { makeNode } from './helpers.js'
 import { waitFor } from '../helpers/wait.js'
@@ -130,6 +131,8 @@ let originDir: string
 let workDir: string
 let bKey: PrivateKey
 const logsA: string[] = []
+/** A's log lines with their level, to tell the races the protocol expects from real problems. */
+const levelledA: Array<{ line: string, level: LogLevel }> = []
 /** A's idle limit on streams; short so the slow-peer test does not wait 30 s. */
 const A_IDLE_MS = 1500
 
@@ -140,7 +143,7 @@ beforeAll(async () => {
   const segmentPath = join(originDir, 'segment-0.mkv')
   await writeFile(segmentPath, segment)
   arbiter = new FakeArbiter(originDir, segmentPath, segment)
-  a = await makeNode({ arbiter, log: l => logsA.push(l), idleTimeoutMs: A_IDLE_MS })
+  a = await makeNode({ arbiter, log: (line, level) => { logsA.push(line); levelledA.push({ line, level }) }, idleTimeoutMs: A_IDLE_MS })
   b = await makeNode()
   const first = a.getMultiaddrs()[0]
   if (first === undefined) throw new Error('node A is not listening')
@@ -217,6 +220,22 @@ describe('lease protocol', () => {
     expect(arbiter.lease).toBeUndefined()
     expect(await link.heartbeat(lease, { framesDone: 1, fps: 1 }, timeout())).toMatchObject({ ok: false, code: 'not-holder' })
     expect(await link.release(lease, 'again', timeout())).toMatchObject({ ok: false, code: 'not-holder' })
+  })
+
+  it('logs the races the protocol expects at debug, and refusals that need attention at info', async () => {
+    const lease = await claimChunk0()
+    levelledA.length = 0
+    // Races: a chunk another peer claimed first, a heartbeat for a lease that passed on.
+    expect(await link.claim(JOB, 0, timeout())).toMatchObject({ ok: false, code: 'not-open' })
+    expect(await link.heartbeat({ ...lease, leaseId: 'f'.repeat(24) }, { framesDone: 1, fps: 1 }, timeout())).toMatchObject({ ok: false, code: 'not-holder' })
+    // A problem: a result larger than its chunk can be.
+    arbiter.maxBytes = 10
+    const big = randomBytes(11)
+    expect(await link.uploadResult(lease, await writeTemp('result-too-big.264', big), sha256(big), timeout())).toMatchObject({ ok: false, code: 'too-large' })
+    const levelOf = (code: string): LogLevel | undefined => levelledA.find(l => l.line.includes(`refused (${code})`))?.level
+    expect(levelOf('not-open')).toBe('debug')
+    expect(levelOf('not-holder')).toBe('debug')
+    expect(levelOf('too-large')).toBe('info')
   })
 
   it('a very long release reason is cut to what the schema allows rather than refused', async () => {
