@@ -6,7 +6,7 @@ import { access, mkdir, rename, rm, stat } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path'
 import {
   checkFidelity, checkFreeSpace, checkSourceCrc, DISK_RESERVE_BYTES, freeBytes, comparePictures, convicts, copyOutput, effectiveSettings, extractCaptions, formatFidelity, encodedSize, mergeChunks, otherTracksInput, parseX264Settings, statedRange, planChunks, prepareSource, sha256File,
-  segmentTimesFromSource, VerificationError, verifyEncodedChunk, verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
+  segmentTimesFromSource, VerificationError, verifyEncodedChunk, verifyMergedOutput, referenceStructure, type ReferenceStructure, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { JobStore } from './job-store.js'
 import { jobTag, logger, shortChunk, shortJob, shortPeer, type Logger, type LogSink } from '../log/index.js'
@@ -196,6 +196,8 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   /** Peers' results being verified now, per chunk ("job#index"): their picture checks read its segment. */
   private readonly verifying = new Map<string, number>()
   private readonly sources = new Map<string, MediaInfo>()
+  /** Per job, what this machine's x264 writes for its settings: peers' results must match it (media/structure.ts). */
+  private readonly structures = new Map<string, Promise<ReferenceStructure>>()
   private readonly running = new Map<string, Promise<void>>()
   private readonly aborts = new Map<string, AbortController>()
   private readonly now: () => number
@@ -381,6 +383,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       delete c.formerLease; delete c.overdue; delete c.reservedFor
     }
     this.sources.delete(job.id)
+    this.structures.delete(job.id)
     job.state = 'splitting'
     this.touch(job)
     await this.save(job.id)
@@ -424,6 +427,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     await this.running.get(id)?.catch(() => {})
     this.leases.forget(id)
     this.sources.delete(id)
+    this.structures.delete(id)
     await this.store.remove(id)
     // The originator is where a cancel happens; without this line its log never said so, and
     // the refusals peers' late messages get next looked like a fault.
@@ -559,6 +563,20 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     await rm(join(this.jobDir(job.id), 'segments', chunk.segment.file), { force: true })
   }
 
+  /**
+   * The structure every result of the job must have, from a two-frame encode with its settings on
+   * this machine (once per job; a failed one is tried again next time, and fails as our side, not the peer's).
+   */
+  private async structureOf (job: JobRecord): Promise<ReferenceStructure> {
+    let reference = this.structures.get(job.id)
+    if (reference === undefined) {
+      reference = referenceStructure({ settings: job.encodeSettings ?? job.settings, width: job.video.width, height: job.video.height, sourcePixFmt: job.video.pixFmt, frameRate: job.video.frameRate })
+      this.structures.set(job.id, reference)
+      reference.catch(() => { if (this.structures.get(job.id) === reference) this.structures.delete(job.id) })
+    }
+    return await reference
+  }
+
   /** Undefined if the result is good media for the chunk; else the refusal, and the file is gone. */
   private async verifyResult (job: JobRecord, chunk: ChunkRecord, peer: string, tmpPath: string): Promise<Refusal | undefined> {
     const chunkIndex = chunk.index
@@ -566,7 +584,10 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       // A peer's result is parsed first (count, IDR, parameter sets, size: in-process, cheap), then
       // decoded once for the picture check, a few at a time: fifty peers that finish in the same
       // second would otherwise start fifty decoders. This node's own x264 output is only parsed.
-      const expectations = { frameCount: chunk.frames, ...encodedSize(job.video.width, job.video.height, job.video.pixFmt), decode: false }
+      const expectations = {
+        frameCount: chunk.frames, ...encodedSize(job.video.width, job.video.height, job.video.pixFmt), decode: false,
+        ...(peer !== this.o.peerId ? { structure: await this.structureOf(job) } : {})
+      }
       await verifyEncodedChunk(tmpPath, expectations)
       if (peer !== this.o.peerId) {
         let bannedWhileQueued = false

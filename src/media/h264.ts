@@ -15,7 +15,14 @@ export interface SpsSummary {
   bitDepth: number
   width: number
   height: number
+  /** 0: the stream may code fields (interlaced or MBAFF); 1: frames only. */
+  frameMbsOnly: number
+  /** What the VUI states: SAR, range and colour description (absent: not stated). */
+  vui: { sar?: string, fullRange?: boolean, primaries?: number, transfer?: number, matrix?: number }
 }
+
+/** H.264 Table E-1: aspect_ratio_idc 1 … 16. */
+const SAR_TABLE = ['1:1', '12:11', '10:11', '16:11', '40:33', '24:11', '20:11', '32:11', '80:33', '18:11', '15:11', '64:33', '160:99', '4:3', '3:2', '2:1']
 
 const NAL_SLICE = 1
 const NAL_IDR = 5
@@ -107,7 +114,23 @@ function parseSps (nal: Uint8Array): SpsSummary {
   const arrayType = separateColourPlane === 1 ? 0 : chromaFormatIdc
   const cropX = arrayType === 0 ? 1 : (arrayType === 3 ? 1 : 2)
   const cropY = (arrayType === 0 ? 1 : (arrayType === 1 ? 2 : 1)) * (2 - frameMbsOnly)
+  const vui: SpsSummary['vui'] = {}
+  if (r.u(1) === 1) {
+    if (r.u(1) === 1) {
+      const idc = r.u(8)
+      if (idc === 255) vui.sar = `${r.u(16)}:${r.u(16)}`
+      else if (idc >= 1 && idc <= SAR_TABLE.length) vui.sar = SAR_TABLE[idc - 1]
+    }
+    if (r.u(1) === 1) r.u(1) // overscan_appropriate_flag
+    if (r.u(1) === 1) {
+      r.u(3) // video_format
+      vui.fullRange = r.u(1) === 1
+      if (r.u(1) === 1) { vui.primaries = r.u(8); vui.transfer = r.u(8); vui.matrix = r.u(8) }
+    }
+  }
   return {
+    frameMbsOnly,
+    vui,
     profileIdc,
     chromaFormatIdc,
     bitDepth,
@@ -183,4 +206,59 @@ export function carriesA53Captions (data: Uint8Array): boolean {
     }
   }
   return false
+}
+
+/**
+ * What a raw H.264 stream's structure says, beyond its pictures: the parameter sets it carries
+ * (distinct ones: a stream that switches SPS midway decodes as another format there), the NAL unit
+ * types it uses, and its SEI messages (types and bytes). Compared with what the originator's own
+ * x264 writes for the job (structure.ts).
+ */
+export interface H264Structure {
+  sps?: SpsSummary
+  distinctSps: number
+  distinctPps: number
+  nalTypes: number[]
+  seiTypes: number[]
+  seiBytes: number
+}
+
+export function describeH264Structure (data: Uint8Array): H264Structure {
+  const sps = new Set<string>()
+  const pps = new Set<string>()
+  const nalTypes = new Set<number>()
+  const seiTypes = new Set<number>()
+  let seiBytes = 0
+  let first: SpsSummary | undefined
+  for (const { type, start, end } of nalUnits(data)) {
+    nalTypes.add(type)
+    const nal = data.subarray(start, end)
+    if (type === NAL_SPS) {
+      sps.add(Buffer.from(nal).toString('base64'))
+      if (first === undefined) { try { first = parseSps(nal) } catch { /* counted as a distinct SPS only */ } }
+    } else if (type === NAL_PPS) pps.add(Buffer.from(nal).toString('base64'))
+    else if (type === NAL_SEI) {
+      seiBytes += nal.length
+      const sei = rbsp(nal.subarray(1))
+      let at = 0
+      while (at < sei.length && sei[at] !== 0x80) {
+        let payloadType = 0
+        while (sei[at] === 0xFF) { payloadType += 255; at++ }
+        payloadType += sei[at++] ?? 0
+        let size = 0
+        while (sei[at] === 0xFF) { size += 255; at++ }
+        size += sei[at++] ?? 0
+        seiTypes.add(payloadType)
+        at += size
+      }
+    }
+  }
+  return {
+    ...(first !== undefined ? { sps: first } : {}),
+    distinctSps: sps.size,
+    distinctPps: pps.size,
+    nalTypes: [...nalTypes].sort((a, b) => a - b),
+    seiTypes: [...seiTypes].sort((a, b) => a - b),
+    seiBytes
+  }
 }

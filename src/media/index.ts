@@ -10,6 +10,8 @@ export { encodeChunk, decoderArgs, encoderArgs, encodedSize, y4mPixFmt, type Enc
 export { startPipeSource, type PipeSource } from './tools.js'
 export { inspectSegment, peerInputArgs, type SegmentShape } from './peer-bytes.js'
 export { verifyEncodedChunk, type VerifiedChunk, type VerifyExpectations } from './verify.js'
+export { referenceStructure, structureMismatches, type StructureJob, type ReferenceStructure } from './structure.js'
+export { describeH264Structure, type H264Structure } from './h264.js'
 export { comparePictures, pickPicturePositions, segmentTimesFromSource, PICTURE_PSNR_THRESHOLD, PICTURE_NEIGHBOUR_MARGIN_DB, PICTURE_NEIGHBOUR_RULE_BELOW_DB, type PictureCheck, type PictureCheckOptions, type SampledFrame, type SegmentTimes, type SourceSegmentRef } from './pictures.js'
 export { mergeChunks, copyOutput, checkSourceCrc, defaultOutputStem, timestampFileV2, trackPropertyArgs, type MergeOptions, type MergeResult } from './merge.js'
 export { sha256File, crc32File, crcInName, stripCrcTag } from './hash.js'

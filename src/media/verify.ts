@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { AbortError, refusedByTool, VerificationError } from './errors.js'
-import { summarizeAnnexB } from './h264.js'
+import { describeH264Structure, summarizeAnnexB } from './h264.js'
+import { structureMismatches, type ReferenceStructure } from './structure.js'
 import { runTool, type RunOptions } from './tools.js'
 
 export interface VerifiedChunk {
@@ -22,6 +23,11 @@ export interface VerifyExpectations {
    * whose frame count x264 already reported.
    */
   decode?: boolean
+  /**
+   * What the job's own encoder writes (referenceStructure): a peer's result must match it in
+   * profile, chroma format, bit depth, field coding and VUI, and use only x264's NAL and SEI types.
+   */
+  structure?: ReferenceStructure
 }
 
 const PROFILE_NAMES: Record<number, string> = { 66: 'Constrained Baseline', 77: 'Main', 88: 'Extended', 100: 'High', 110: 'High 10', 122: 'High 4:2:2', 244: 'High 4:4:4 Predictive' }
@@ -34,13 +40,18 @@ function wrongFile (path: string, what: string): VerificationError {
 
 async function parseOnly (path: string, expect: VerifyExpectations, options: RunOptions): Promise<VerifiedChunk> {
   if (options.signal?.aborted === true) throw new AbortError(`verifying ${path}: aborted`)
-  const s = summarizeAnnexB(await readFile(path))
+  const data = await readFile(path)
+  const s = summarizeAnnexB(data)
   if (s.sps === undefined || !s.hasPps) throw wrongFile(path, `not an H.264 stream with its parameter sets (no ${s.sps === undefined ? 'SPS' : 'PPS'} found)`)
   if (s.pictures !== expect.frameCount) throw wrongFile(path, `holds ${s.pictures} frames, expected ${expect.frameCount}`)
   if (!s.startsWithIdr) throw wrongFile(path, `does not start with a keyframe`)
   const { width, height, profileIdc, chromaFormatIdc, bitDepth } = s.sps
   if ((expect.width !== undefined && width !== expect.width) || (expect.height !== undefined && height !== expect.height)) {
     throw wrongFile(path, `is ${width}x${height}, expected ${expect.width}x${expect.height}`)
+  }
+  if (expect.structure !== undefined) {
+    const problems = structureMismatches(describeH264Structure(data), expect.structure, s.pictures)
+    if (problems.length > 0) throw wrongFile(path, `is not what this job's encoder writes: ${problems.slice(0, 4).join('; ')}`)
   }
   const chroma = CHROMA[chromaFormatIdc] ?? 'unknown'
   return { frameCount: s.pictures, codec: 'h264', profile: PROFILE_NAMES[profileIdc] ?? `profile ${profileIdc}`, pixFmt: bitDepth > 8 ? `${chroma}${bitDepth}le` : chroma, width, height }
