@@ -110,16 +110,29 @@ async function firstPackets (path: string): Promise<Map<number, number>> {
   return first
 }
 
-/** A plain remux of the source into Matroska: ffmpeg's, else mkvmerge's (which takes e.g. RealVideo and data streams ffmpeg refuses). */
+/**
+ * A plain remux of the source into Matroska: ffmpeg's of every stream; when that fails only because
+ * of streams Matroska cannot hold (an Ogg skeleton, a TS's ID3), ffmpeg's of the video, audio and
+ * subtitles; else mkvmerge's (which takes e.g. RealVideo and MPEG-PS packets without timestamps).
+ * ffmpeg's comes first because it keeps a track that starts before the video (Vorbis priming at
+ * -2.7 ms) where it is, and mkvmerge moves it to 0.
+ */
 async function remux (source: string, workDir: string): Promise<{ path: string, by: 'ffmpeg' | 'mkvmerge', ffmpegError?: string }> {
   const path = join(workDir, 'remux.mkv')
-  const f = await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-i', source, '-map', '0', '-c', 'copy', '-f', 'matroska', path], { reject: false })
-  if (f.exitCode === 0) return { path, by: 'ffmpeg' }
-  const ffmpegError = f.stderr.trim().split('\n').slice(0, 2).join(' / ')
+  const ffmpeg = async (maps: string[]): Promise<string | undefined> => {
+    const f = await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-i', source, ...maps, '-c', 'copy', '-f', 'matroska', path], { reject: false })
+    return f.exitCode === 0 ? undefined : f.stderr.trim().split('\n').slice(0, 2).join(' / ')
+  }
+  const all = await ffmpeg(['-map', '0'])
+  if (all === undefined) return { path, by: 'ffmpeg' }
+  if (/Only audio, video, and subtitles are supported/.test(all)) {
+    const avs = await ffmpeg(['-map', '0:v?', '-map', '0:a?', '-map', '0:s?'])
+    if (avs === undefined) return { path, by: 'ffmpeg', ffmpegError: `${all}; remuxed without the data streams` }
+  }
   // mkvmerge: 0 ok, 1 warnings (still a file), 2 error.
   const m = await execa('mkvmerge', ['-q', '-o', path, source], { reject: false })
-  if (m.exitCode === 0 || m.exitCode === 1) return { path, by: 'mkvmerge', ffmpegError }
-  throw new Error(`neither ffmpeg (${ffmpegError}) nor mkvmerge (${m.stdout.trim().split('\n').slice(-1)[0] ?? ''}) could remux the source`)
+  if (m.exitCode === 0 || m.exitCode === 1) return { path, by: 'mkvmerge', ffmpegError: all }
+  throw new Error(`neither ffmpeg (${all}) nor mkvmerge (${m.stdout.trim().split('\n').slice(-1)[0] ?? ''}) could remux the source`)
 }
 
 /** SRT text to its cues' lines, without the decoder's styling. */
@@ -347,7 +360,7 @@ export async function judge (sourcePath: string, outputPath: string, o: { workDi
       const [remuxStreams, remuxFirst, outFirst] = await Promise.all([streamsOf(ref.path), firstPackets(ref.path), firstPackets(output)])
       remuxSubtitles = remuxStreams.filter(s => s.codec_type === 'subtitle').length
       const trackRowsFound = trackRows(remuxStreams, remuxFirst, outStreams, outFirst)
-      rows.push({ check: 'reference remux', ok: true, source: `by ${ref.by}`, output: `${remuxStreams.filter(s => s.codec_type === 'audio' || s.codec_type === 'subtitle').length} audio/subtitle tracks in it`, ...(ref.ffmpegError !== undefined ? { note: `ffmpeg's remux failed (${ref.ffmpegError}); mkvmerge's used` } : {}) })
+      rows.push({ check: 'reference remux', ok: true, source: `by ${ref.by}`, output: `${remuxStreams.filter(s => s.codec_type === 'audio' || s.codec_type === 'subtitle').length} audio/subtitle tracks in it`, ...(ref.ffmpegError !== undefined ? { note: ref.by === 'ffmpeg' ? `ffmpeg's remux of every stream failed (${ref.ffmpegError})` : `ffmpeg's remux failed (${ref.ffmpegError}); mkvmerge's used` } : {}) })
       rows.push(...trackRowsFound)
     } catch (e) {
       rows.push({ check: 'reference remux', ok: false, source: 'none', output: 'none', note: (e as Error).message })
