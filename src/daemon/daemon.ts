@@ -45,6 +45,8 @@ export interface DaemonOptions {
   /** Swarms without a key meet in the DHT under this name (default `public`, see src/swarm/members.ts). */
   swarmName?: string
   leaseMs?: number
+  /** The fixed part of every transfer's deadline (default TRANSFER_ALLOWANCE_MS, 30 s); tests shorten it. */
+  transferAllowanceMs?: number
   /** The originator's limits (leases per peer, deadline floors, results verified at once); tests set them, `swarm join` keeps the defaults. */
   leaseLimits?: Pick<OriginatorOptions, 'maxLeasesPerPeer' | 'minDeadlineMs' | 'noPaceDeadlineMs' | 'verifyConcurrency'>
   plan?: PlanOptions
@@ -114,6 +116,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     await bans.load()
     onStop(async () => { await bans.flush() })
     const reportOffence: ReportOffence = (offence) => { if (offence.peer !== self) bans.report(offence) }
+    const reportStrike: ReportOffence = (offence) => { if (offence.peer !== self) bans.strike(offence) }
     let node: SwarmNode | undefined
     const encodePeers = (): number => node?.services.pubsub.getSubscribers(JOBS_TOPIC).length ?? 0
     /** This node and the peers that listen for jobs. */
@@ -142,7 +145,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       ...(o.announce !== undefined ? { announce: o.announce } : {}),
       ...(o.upnp !== undefined ? { upnp: o.upnp } : {}),
       ...(o.swarmName !== undefined ? { swarmName: o.swarmName } : {}),
-      encode: { arbiter: originator, log, bans: { isBanned: (peer, jobId) => bans.isBanned(peer, jobId), violation: (peer, message) => { bans.violation(peer, message) } } },
+      encode: { arbiter: originator, log, ...(o.transferAllowanceMs !== undefined ? { transferAllowanceMs: o.transferAllowanceMs } : {}), bans: { isBanned: (peer, jobId) => bans.isBanned(peer, jobId), violation: (peer, message) => { bans.violation(peer, message) } } },
       isBanned: (peer) => bans.isBanned(peer),
       log
     })
@@ -153,7 +156,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       ...(o.relay !== undefined ? { relayLimits: o.relay } : {})
     }
     const workerStopping = new AbortController()
-    const worker = await startWorker(o, beforeWorker, slots, swarmSize, reportOffence, workerStopping.signal)
+    const worker = await startWorker(o, beforeWorker, slots, swarmSize, { reportOffence, reportStrike }, workerStopping.signal)
     onStop(async () => { await worker.stop() })
     // Stops run in reverse: connections the worker is still making are given up before it stops.
     onStop(async () => { workerStopping.abort() })
@@ -189,13 +192,13 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
 }
 
 /** The worker, encoding for this node's own jobs through a local link and for other originators' over libp2p. */
-async function startWorker (o: DaemonOptions, p: Omit<Parts, 'worker'>, slots: number, swarmSize: () => number, reportOffence: ReportOffence, stopping: AbortSignal): Promise<Worker> {
+async function startWorker (o: DaemonOptions, p: Omit<Parts, 'worker'>, slots: number, swarmSize: () => number, reports: { reportOffence: ReportOffence, reportStrike: ReportOffence }, stopping: AbortSignal): Promise<Worker> {
   const threads = o.threads ?? defaultThreads(slots)
   const workDir = join(o.home, 'work')
   // Anything here is from a previous run that did not stop cleanly: its leases are long gone.
   await rm(workDir, { recursive: true, force: true })
   const worker = new Worker({
-    peerId: p.self, slots, workDir, log: p.log, swarmSize, reportOffence,
+    peerId: p.self, slots, workDir, log: p.log, swarmSize, ...reports,
     ...(threads !== undefined ? { threads } : {}),
     ...(o.encoder !== undefined ? { encoder: o.encoder } : {}),
     linkFor: (originatorId) => {

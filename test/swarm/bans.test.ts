@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BanList, BANS_FILE, FIRST_BAN_MS, MAX_BAN_MS, MAX_BAN_RECORDS, VIOLATIONS_TO_BAN } from '../../src/swarm/index.js'
+import { BanList, BANS_FILE, FIRST_BAN_MS, MAX_BAN_MS, MAX_BAN_RECORDS, MAX_COUNTED_PEERS, STRIKES_TO_BAN, STRIKE_WINDOW_MS, VIOLATIONS_TO_BAN } from '../../src/swarm/index.js'
 import { jobId, PEER_B, PEER_C } from '../helpers/records.js'
 
 const H = 60 * 60_000
@@ -85,6 +85,27 @@ describe('BanList', () => {
     bans.violation(PEER_B, 'the last straw')
     expect(bans.isBanned(PEER_B)).toBe(true)
     expect(bans.list()[0]?.reason).toMatch(/^10 requests that broke the protocol within 10 min; the last: the last straw$/)
+    await bans.flush()
+  })
+
+  it('bans a peer after STRIKES_TO_BAN slow transfers within the hour, not after two; strikes an hour apart do not add up', async () => {
+    const clock = { t: 0 }
+    const log: string[] = []
+    const bans = list('strikes', clock, log)
+    await bans.load()
+    bans.strike({ peer: PEER_B, jobId: jobId('1'), reason: 'served a segment too slowly' })
+    clock.t += STRIKE_WINDOW_MS
+    bans.strike({ peer: PEER_B, jobId: jobId('1'), reason: 'served a segment too slowly' })
+    bans.strike({ peer: PEER_B, jobId: jobId('1'), reason: 'served a segment too slowly' })
+    expect(bans.isBanned(PEER_B)).toBe(false)
+    expect(STRIKES_TO_BAN).toBe(3)
+    bans.strike({ peer: PEER_B, jobId: jobId('2'), reason: 'served a segment too slowly' })
+    expect(bans.isBanned(PEER_B)).toBe(true)
+    expect(bans.list()[0]).toMatchObject({ reason: '3 transfers slower than the deadline within 1 h; the last: served a segment too slowly', jobs: [jobId('2')] })
+    expect(log.filter(l => l.startsWith('swarm: strike '))).toHaveLength(4)
+    // Strikes have their own bound: a flood of fresh ids with one strike each keeps MAX_COUNTED_PEERS.
+    for (let i = 0; i < MAX_COUNTED_PEERS + 100; i++) bans.strike({ peer: `12D3KooWfresh${i}`, reason: 'slow' })
+    expect((bans as unknown as { strikes: { size: number } }).strikes.size).toBe(MAX_COUNTED_PEERS)
     await bans.flush()
   })
 
