@@ -8,7 +8,7 @@ import type { LogSink } from '../log/index.js'
 import type { PlanOptions } from '../media/index.js'
 import {
   ANNOUNCE_INTERVAL_MS, BanList, BANS_FILE, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, JobBoard, loadOrCreateIdentity,
-  describeRelayLimits, pathOf, type RelayLimits, type ReportOffence, type SwarmNode, type TransferStats, MAX_CHUNKS_PER_JOB
+  describeRelayLimits, pathOf, type RelayLimits, type ReportOffence, type SwarmNode, type BanListOptions, type TransferStats, MAX_CHUNKS_PER_JOB
 } from '../swarm/index.js'
 import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
 import { Worker, type ChunkEncoder } from '../worker/index.js'
@@ -45,6 +45,8 @@ export interface DaemonOptions {
   /** Swarms without a key meet in the DHT under this name (default `public`, see src/swarm/members.ts). */
   swarmName?: string
   leaseMs?: number
+  /** The block list's bounds (MAX_BAN_RECORDS, MAX_ACTIVE_BANS); tests lower them to flood them with a few real peers. */
+  banLimits?: Pick<BanListOptions, 'maxRecords' | 'maxActiveBans'>
   /** The fixed part of every transfer's deadline (default TRANSFER_ALLOWANCE_MS, 30 s); tests shorten it. */
   transferAllowanceMs?: number
   /** The originator's limits (leases per peer, deadline floors, results verified at once); tests set them, `swarm join` keeps the defaults. */
@@ -112,7 +114,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     const { privateKey } = await loadOrCreateIdentity(o.home)
     const self = peerIdFromPrivateKey(privateKey).toString()
     // Before anything listens: a peer banned before a restart is still banned at the first dial.
-    const bans = new BanList({ file: join(o.home, BANS_FILE), log })
+    const bans = new BanList({ file: join(o.home, BANS_FILE), log, ...o.banLimits })
     await bans.load()
     onStop(async () => { await bans.flush() })
     const reportOffence: ReportOffence = (offence) => { if (offence.peer !== self) bans.report(offence) }

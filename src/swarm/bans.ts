@@ -13,10 +13,18 @@ export const MAX_BAN_MS = 24 * 60 * 60_000
 /** A peer's record (its strikes, the jobs it lied about) is forgotten this long after its ban ended. */
 export const FORGET_AFTER_MS = 7 * 24 * 60 * 60_000
 /**
- * Records kept at most: an identity costs nothing to make, so a peer that gets each of a thousand
- * banned must not grow the file without bound. The oldest finished bans go first.
+ * Finished bans kept at most (the jobs they still refuse the peer): an identity costs nothing to
+ * make, so a peer that gets each of a thousand banned must not grow the file without bound. The
+ * oldest finished bans go first. Active bans are not counted here: a ban is never ended early to
+ * make room, or a liar could flush its own ban with 1,024 fresh ids banned after it (issue 26.6).
  */
 export const MAX_BAN_RECORDS = 1024
+/**
+ * Active bans kept at most, a hard bound on memory and on bans.json (about 300 bytes each). Past
+ * it the most recent bans with the fewest strikes go first, never the one just made: fresh ids
+ * banned in a flood push out each other, not the peers banned before them.
+ */
+export const MAX_ACTIVE_BANS = 4096
 export const MAX_JOBS_PER_RECORD = 32
 /**
  * Requests that break the protocol (frames that do not parse, break the schema, bytes that do not
@@ -79,6 +87,9 @@ export interface BanListOptions {
   file: string
   now?: () => number
   log?: LogSink
+  /** Tests lower the bounds (MAX_BAN_RECORDS, MAX_ACTIVE_BANS) to flood them with a few real peers. */
+  maxRecords?: number
+  maxActiveBans?: number
 }
 
 /**
@@ -146,7 +157,7 @@ export class BanList extends EventEmitter<{ banned: [BanRecord], lifted: [string
     this.records.set(offence.peer, record)
     this.violations.delete(offence.peer)
     this.strikes.delete(offence.peer)
-    this.prune()
+    this.prune(offence.peer)
     this.log.info(`banned ${shortPeer(offence.peer)} for ${describeMs(lasts)}${offence.jobId !== undefined ? ` and from ${shortJob(offence.jobId)}` : ''}: ${reason}`)
     this.emit('banned', record)
     void this.save()
@@ -208,13 +219,21 @@ export class BanList extends EventEmitter<{ banned: [BanRecord], lifted: [string
     return true
   }
 
-  /** Drops records long over, then the oldest over ones (then the oldest at all) beyond the cap. */
-  private prune (): void {
+  /**
+   * Drops records long over, then the oldest finished bans beyond MAX_BAN_RECORDS. Active bans go
+   * only past MAX_ACTIVE_BANS, most recent and fewest strikes first, never `keep` (the ban just made).
+   */
+  private prune (keep?: string): void {
     const now = this.now()
     for (const [peer, r] of this.records) if (r.until + FORGET_AFTER_MS < now) this.records.delete(peer)
-    if (this.records.size <= MAX_BAN_RECORDS) return
-    const byAge = [...this.records.values()].sort((a, b) => Number(a.until > now) - Number(b.until > now) || a.since - b.since)
-    for (const r of byAge.slice(0, this.records.size - MAX_BAN_RECORDS)) this.records.delete(r.peer)
+    const finished = [...this.records.values()].filter(r => r.until <= now).sort((a, b) => a.until - b.until)
+    for (const r of finished.slice(0, Math.max(0, finished.length - (this.o.maxRecords ?? MAX_BAN_RECORDS)))) this.records.delete(r.peer)
+    const active = [...this.records.values()].filter(r => r.until > now && r.peer !== keep)
+    const keepActive = keep !== undefined && (this.records.get(keep)?.until ?? 0) > now
+    const room = (this.o.maxActiveBans ?? MAX_ACTIVE_BANS) - (keepActive ? 1 : 0)
+    if (active.length <= room) return
+    active.sort((a, b) => a.strikes - b.strikes || b.since - a.since)
+    for (const r of active.slice(0, active.length - room)) this.records.delete(r.peer)
   }
 
   /** Writes the whole list, one write at a time, through a temporary file renamed into place. */
