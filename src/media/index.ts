@@ -8,7 +8,7 @@ export { parseX264Settings, quoteShort, splitSettings, type X264Settings } from 
 export { effectiveSettings, sourceColourArgs, statedRange } from './colour.js'
 export { encodeChunk, decoderArgs, encoderArgs, encodedSize, y4mPixFmt, type EncodeChunkOptions, type EncodeProgress, type EncodedChunk } from './encode.js'
 export { startPipeSource, type PipeSource } from './tools.js'
-export { inspectSegment, peerInputArgs, type SegmentShape } from './peer-bytes.js'
+export { inspectSegment, peerInputArgs, decoderMaxPixels, PEER_SEGMENT_CODECS, DEFAULT_SEGMENT_LIMITS, type SegmentShape, type SegmentLimits } from './peer-bytes.js'
 export { verifyEncodedChunk, type VerifiedChunk, type VerifyExpectations } from './verify.js'
 export { comparePictures, pickPicturePositions, segmentTimesFromSource, PICTURE_PSNR_THRESHOLD, PICTURE_NEIGHBOUR_MARGIN_DB, PICTURE_NEIGHBOUR_RULE_BELOW_DB, type PictureCheck, type PictureCheckOptions, type SampledFrame, type SegmentTimes, type SourceSegmentRef } from './pictures.js'
 export { mergeChunks, copyOutput, checkSourceCrc, defaultOutputStem, timestampFileV2, trackPropertyArgs, type MergeOptions, type MergeResult } from './merge.js'

@@ -2,8 +2,8 @@ import { EventEmitter } from 'node:events'
 import { mkdir, rm, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  checkFreeSpace, convicts, encodeChunk, parseX264Settings, sha256File,
-  type EncodeProgress, type EncodedChunk, type EncodeChunkOptions
+  checkFreeSpace, convicts, DEFAULT_SEGMENT_LIMITS, encodeChunk, parseX264Settings, sha256File,
+  type EncodeProgress, type EncodedChunk, type EncodeChunkOptions, type SegmentLimits
 } from '../media/index.js'
 import { jobTag, logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
 import type { Answer, ChunkLease, FetchedSegment, ReportOffence, SegmentCheck, SegmentMeta } from '../swarm/index.js'
@@ -58,6 +58,8 @@ export interface WorkerOptions {
   prefetch?: number
   /** Longest gap between heartbeats; shorter when the originator's leases are short (a third of their length). */
   heartbeatMs?: number
+  /** What a segment from another node may ask of this machine: picture size, frames per chunk (default DEFAULT_SEGMENT_LIMITS, fit for 8K). */
+  segmentLimits?: SegmentLimits
   /** Test hook: a stand-in encoder. Not reachable from the network. */
   encoder?: ChunkEncoder
   /** An originator caught lying (its segment is not one) is reported here: the daemon bans it (swarm/bans.ts). */
@@ -465,6 +467,10 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       await mkdir(dir, { recursive: true })
       task.segment = await link.fetchSegment(task.lease, join(dir, `segment-${chunk}-${fileTag(view.originator)}.mkv`), task.controller.signal, async ({ size, meta }) => {
         if (view.totalFrames !== undefined && meta.frames > view.totalFrames) throw new Error(`the segment's header says ${meta.frames} frames, more than the ${view.totalFrames} the whole job announced`)
+        // Memory, before a byte: the decode holds a few pictures of this size, the chunk that many.
+        const limits = this.o.segmentLimits ?? DEFAULT_SEGMENT_LIMITS
+        if (meta.width > limits.maxSide || meta.height > limits.maxSide || meta.width * meta.height > limits.maxFramePixels) throw new Error(`the segment's header says ${meta.width}x${meta.height} pictures, over this worker's limit (${limits.maxSide} a side, ${limits.maxFramePixels} pixels)`)
+        if (meta.frames > limits.maxChunkFrames) throw new Error(`the segment's header says ${meta.frames} frames, over this worker's limit of ${limits.maxChunkFrames} a chunk`)
         const max = maxSegmentBytes(meta, view.totalFrames)
         if (size > max) throw new Error(`segment of ${size} bytes is more than the ${max} a ${meta.frames}-frame ${meta.width}x${meta.height} chunk of this job can be`)
         await checkFreeSpace(dir, size, `segment ${shortChunk(view.jobId, chunk)}`)
@@ -518,6 +524,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
         segmentPath: segment.path, selectFromTime: meta.selectFromTime, frameCount: meta.frames, settings: meta.settings,
         frameRate: meta.frameRate, sourcePixFmt: meta.pixFmt, width: meta.width, height: meta.height, outputPath: out, signal: task.controller.signal,
         segmentFromPeer: lease.originator !== this.o.peerId,
+        ...(this.o.segmentLimits !== undefined ? { segmentLimits: this.o.segmentLimits } : {}),
         ...(this.o.threads !== undefined ? { threads: this.o.threads } : {}),
         niceness: this.o.niceness ?? ENCODE_NICENESS,
         onProgress: (p: EncodeProgress) => { task.framesDone = p.framesDone; task.fps = p.fps; this.noteProgress(task) }
