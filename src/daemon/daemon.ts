@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { mkdir, rm } from 'node:fs/promises'
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
@@ -16,7 +16,7 @@ import { API_VERSION, type PeersJson, type StatusJson } from './api.js'
 import { Announcer } from './announcer.js'
 import { controlHandlers } from './control-handlers.js'
 import { ControlServer } from './control-server.js'
-import { lockHome, writeControlFile } from './home.js'
+import { lockHome, prepareHome, writeControlFile } from './home.js'
 import { localLink } from './local-link.js'
 import { remoteJobFeed, RemoteJobs } from './remote-jobs.js'
 import { defaultSlots, defaultThreads } from './sizing.js'
@@ -105,7 +105,7 @@ type OnStop = (cleanup: () => Promise<void>) => void
  */
 export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
   const log = o.log ?? (() => {})
-  await mkdir(o.home, { recursive: true, mode: 0o700 })
+  await prepareHome(o.home, log)
   const unlock = await lockHome(o.home)
   const cleanups: Array<() => Promise<void>> = [unlock]
   const onStop: OnStop = (cleanup) => { cleanups.push(cleanup) }

@@ -12,7 +12,7 @@ export type {
 } from './contract.js'
 export { JobBoard } from './board.js'
 export { BanList, BANS_FILE, FIRST_BAN_MS, MAX_BAN_MS, MAX_BAN_RECORDS, MAX_ACTIVE_BANS, MAX_COUNTED_PEERS, VIOLATIONS_TO_BAN, STRIKES_TO_BAN, STRIKE_WINDOW_MS, describeMs, type BanRecord, type BanListOptions } from './bans.js'
-export { parseSwarmKey, generateSwarmKey, SwarmKeyError } from './private-swarm.js'
+export { parseSwarmKey, generateSwarmKey, looseKeyWarning, SwarmKeyError } from './private-swarm.js'
 export { FramedStream, TransferTooSlow } from './streams.js'
 export { DiscoveredPeers, PeerDialer, peerDialer, tagDiscovery, describeDialError, DISCOVERY_SOURCES, type DiscoverySource, type FoundBy, type UnreachablePeer } from './discovery.js'
 export { DEFAULT_RELAY_LIMITS, describeRelayLimits, isRelayed, pathOf, judgeReachability, type PeerPath, type RelayLimits, type Reachability, type ReachVerdict } from './reach.js'

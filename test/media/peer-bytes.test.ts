@@ -97,7 +97,7 @@ describe('segments from a peer', () => {
    * Issue 26, item 3: a stranger's segment reached any of ffmpeg's ~200 decoders. Each of these is
    * a well-formed one-stream Matroska video, exactly what the container check let through.
    */
-  it.each(['gif', 'png', 'qtrle', 'msvideo1'])('a %s segment is refused by its codec before any decode, and its decoder is off ffmpeg's list even unchecked', async (codec) => {
+  it.each(['gif', 'png', 'qtrle', 'msvideo1'])('a %s segment is refused by its codec before any decode, and its decoder is off ffmpeg\'s list even unchecked', async (codec) => {
     const path = join(dir, `segment-${codec}.mkv`)
     await execa('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=160x96:rate=24', '-frames:v', '12', '-c:v', codec, ...(codec === 'msvideo1' ? ['-pix_fmt', 'rgb555le'] : []), '-f', 'matroska', path])
     await expect(inspectSegment(path)).rejects.toThrow(/(its video is \S+, not|of) a codec an originator sends \(h264, hevc, vp8, vp9, av1\).*; refusing to decode it/)
