@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { defaultSlots } from '../../src/daemon/client.js'
 import { debugEnabled, type LogSink } from '../../src/log/index.js'
@@ -49,8 +49,10 @@ ${HOME_HELP}
       let bytes: Buffer
       try { bytes = await readFile(resolve(flags['swarm-key'])) } catch (e) { throw new UsageError(`cannot read swarm key ${flags['swarm-key']}: ${(e as Error).message}`) }
       // libp2p loads here, not at the top: the other commands start faster without it.
-      const { parseSwarmKey } = await import('../../src/swarm/index.js')
+      const { looseKeyWarning, parseSwarmKey } = await import('../../src/swarm/index.js')
       try { swarmKey = parseSwarmKey(bytes, flags['swarm-key']) } catch (e) { throw new UsageError((e as Error).message) }
+      const loose = looseKeyWarning(flags['swarm-key'], (await stat(resolve(flags['swarm-key']))).mode)
+      if (loose !== undefined) log(`warning: ${loose}`, 'info', 'swarm')
     }
     const { startDaemon, standInEncoder } = await import('../../src/daemon/index.js')
     const { DEFAULT_RELAY_LIMITS, describeRelayLimits } = await import('../../src/swarm/index.js')

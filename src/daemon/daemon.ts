@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { mkdir, rm } from 'node:fs/promises'
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
@@ -8,7 +8,7 @@ import type { LogSink } from '../log/index.js'
 import type { PlanOptions } from '../media/index.js'
 import {
   ANNOUNCE_INTERVAL_MS, BanList, BANS_FILE, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, JobBoard, loadOrCreateIdentity,
-  describeRelayLimits, pathOf, type RelayLimits, type ReportOffence, type SwarmNode, type TransferStats, MAX_CHUNKS_PER_JOB
+  describeRelayLimits, pathOf, type RelayLimits, type ReportOffence, type SwarmNode, type BanListOptions, type TransferStats, MAX_CHUNKS_PER_JOB
 } from '../swarm/index.js'
 import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
 import { Worker, type ChunkEncoder } from '../worker/index.js'
@@ -16,7 +16,7 @@ import { API_VERSION, type PeersJson, type StatusJson } from './api.js'
 import { Announcer } from './announcer.js'
 import { controlHandlers } from './control-handlers.js'
 import { ControlServer } from './control-server.js'
-import { lockHome, writeControlFile } from './home.js'
+import { lockHome, prepareHome, writeControlFile } from './home.js'
 import { localLink } from './local-link.js'
 import { remoteJobFeed, RemoteJobs } from './remote-jobs.js'
 import { defaultSlots, defaultThreads } from './sizing.js'
@@ -45,6 +45,10 @@ export interface DaemonOptions {
   /** Swarms without a key meet in the DHT under this name (default `public`, see src/swarm/members.ts). */
   swarmName?: string
   leaseMs?: number
+  /** The block list's bounds (MAX_BAN_RECORDS, MAX_ACTIVE_BANS); tests lower them to flood them with a few real peers. */
+  banLimits?: Pick<BanListOptions, 'maxRecords' | 'maxActiveBans'>
+  /** The fixed part of every transfer's deadline (default TRANSFER_ALLOWANCE_MS, 30 s); tests shorten it. */
+  transferAllowanceMs?: number
   /** The originator's limits (leases per peer, deadline floors, results verified at once); tests set them, `swarm join` keeps the defaults. */
   leaseLimits?: Pick<OriginatorOptions, 'maxLeasesPerPeer' | 'minDeadlineMs' | 'noPaceDeadlineMs' | 'verifyConcurrency'>
   plan?: PlanOptions
@@ -101,7 +105,7 @@ type OnStop = (cleanup: () => Promise<void>) => void
  */
 export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
   const log = o.log ?? (() => {})
-  await mkdir(o.home, { recursive: true, mode: 0o700 })
+  await prepareHome(o.home, log)
   const unlock = await lockHome(o.home)
   const cleanups: Array<() => Promise<void>> = [unlock]
   const onStop: OnStop = (cleanup) => { cleanups.push(cleanup) }
@@ -110,10 +114,11 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     const { privateKey } = await loadOrCreateIdentity(o.home)
     const self = peerIdFromPrivateKey(privateKey).toString()
     // Before anything listens: a peer banned before a restart is still banned at the first dial.
-    const bans = new BanList({ file: join(o.home, BANS_FILE), log })
+    const bans = new BanList({ file: join(o.home, BANS_FILE), log, ...o.banLimits })
     await bans.load()
     onStop(async () => { await bans.flush() })
     const reportOffence: ReportOffence = (offence) => { if (offence.peer !== self) bans.report(offence) }
+    const reportStrike: ReportOffence = (offence) => { if (offence.peer !== self) bans.strike(offence) }
     let node: SwarmNode | undefined
     const encodePeers = (): number => node?.services.pubsub.getSubscribers(JOBS_TOPIC).length ?? 0
     /** This node and the peers that listen for jobs. */
@@ -142,7 +147,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       ...(o.announce !== undefined ? { announce: o.announce } : {}),
       ...(o.upnp !== undefined ? { upnp: o.upnp } : {}),
       ...(o.swarmName !== undefined ? { swarmName: o.swarmName } : {}),
-      encode: { arbiter: originator, log, bans: { isBanned: (peer, jobId) => bans.isBanned(peer, jobId), violation: (peer, message) => { bans.violation(peer, message) } } },
+      encode: { arbiter: originator, log, ...(o.transferAllowanceMs !== undefined ? { transferAllowanceMs: o.transferAllowanceMs } : {}), bans: { isBanned: (peer, jobId) => bans.isBanned(peer, jobId), violation: (peer, message) => { bans.violation(peer, message) } } },
       isBanned: (peer) => bans.isBanned(peer),
       log
     })
@@ -153,7 +158,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       ...(o.relay !== undefined ? { relayLimits: o.relay } : {})
     }
     const workerStopping = new AbortController()
-    const worker = await startWorker(o, beforeWorker, slots, swarmSize, reportOffence, workerStopping.signal)
+    const worker = await startWorker(o, beforeWorker, slots, swarmSize, { reportOffence, reportStrike }, workerStopping.signal)
     onStop(async () => { await worker.stop() })
     // Stops run in reverse: connections the worker is still making are given up before it stops.
     onStop(async () => { workerStopping.abort() })
@@ -189,13 +194,13 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
 }
 
 /** The worker, encoding for this node's own jobs through a local link and for other originators' over libp2p. */
-async function startWorker (o: DaemonOptions, p: Omit<Parts, 'worker'>, slots: number, swarmSize: () => number, reportOffence: ReportOffence, stopping: AbortSignal): Promise<Worker> {
+async function startWorker (o: DaemonOptions, p: Omit<Parts, 'worker'>, slots: number, swarmSize: () => number, reports: { reportOffence: ReportOffence, reportStrike: ReportOffence }, stopping: AbortSignal): Promise<Worker> {
   const threads = o.threads ?? defaultThreads(slots)
   const workDir = join(o.home, 'work')
   // Anything here is from a previous run that did not stop cleanly: its leases are long gone.
   await rm(workDir, { recursive: true, force: true })
   const worker = new Worker({
-    peerId: p.self, slots, workDir, log: p.log, swarmSize, reportOffence,
+    peerId: p.self, slots, workDir, log: p.log, swarmSize, ...reports,
     ...(threads !== undefined ? { threads } : {}),
     ...(o.encoder !== undefined ? { encoder: o.encoder } : {}),
     linkFor: (originatorId) => {

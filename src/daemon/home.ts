@@ -1,6 +1,7 @@
-import { readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { logger, type LogSink } from '../log/index.js'
 import type { ControlFile } from './api.js'
 
 /**
@@ -12,6 +13,23 @@ export function resolveHome (flag?: string, env: NodeJS.ProcessEnv = process.env
   if (env.SWARM_HOME !== undefined && env.SWARM_HOME !== '') return resolve(env.SWARM_HOME)
   const data = env.XDG_DATA_HOME !== undefined && env.XDG_DATA_HOME !== '' ? env.XDG_DATA_HOME : join(homedir(), '.local', 'share')
   return join(data, 'swarm')
+}
+
+/**
+ * Creates the home 0700, or tightens an existing one to 0700: it holds the identity key, the
+ * control token and every job's video, and a home made by hand (or by mkdir -p) was left 0755, so
+ * other accounts could list and read the jobs. Refuses, saying why, a home it cannot tighten.
+ */
+export async function prepareHome (home: string, log?: LogSink): Promise<void> {
+  await mkdir(home, { recursive: true, mode: 0o700 })
+  const mode = (await stat(home)).mode & 0o777
+  if ((mode & 0o077) === 0) return
+  try {
+    await chmod(home, 0o700)
+  } catch (err) {
+    throw new Error(`the home ${home} is open to other users (mode ${mode.toString(8).padStart(4, '0')}) and could not be made private: ${(err as Error).message}; run chmod 700 on it, or use another --home`)
+  }
+  logger('control', log).info(`tightened the home ${home} from mode ${mode.toString(8).padStart(4, '0')} to 0700: it holds the node's key, its control token and its jobs`)
 }
 
 export const CONTROL_FILE = 'control.json'

@@ -3,7 +3,7 @@ import { dirname } from 'node:path'
 import { execa } from 'execa'
 import { AbortError, VerificationError } from './errors.js'
 import type { Rational } from './probe.js'
-import { inspectSegment, peerInputArgs } from './peer-bytes.js'
+import { inspectSegment, peerInputArgs, type SegmentLimits } from './peer-bytes.js'
 import { parseX264Settings, type X264Settings } from './settings.js'
 import { lowerPriority, startPipeSource, toToolError } from './tools.js'
 
@@ -22,8 +22,10 @@ export interface EncodeChunkOptions {
   settings: string | X264Settings
   /** Nominal rate of the source, so every chunk's rate control sees the same frame rate. */
   frameRate: Rational
-  /** The segment came from another peer: check it is a one-stream Matroska video before decoding it. */
+  /** The segment came from another peer: check it is a one-stream Matroska video of an allowed codec and the declared size before decoding it. */
   segmentFromPeer?: boolean
+  /** What a peer's segment may ask of this worker (default DEFAULT_SEGMENT_LIMITS). */
+  segmentLimits?: SegmentLimits
   /** Pixel format of the source video; chooses the y4m format fed to x264. */
   sourcePixFmt: string
   /** The source's frame size: an odd one is padded to what x264 takes (encodedSize). */
@@ -72,7 +74,7 @@ function isAborted (signal?: AbortSignal): boolean { return signal?.aborted === 
 const PROGRESS_RE = /(\d+)(?:\/\d+)? frames[:,] ([\d.]+) fps/g
 
 /** The decoder half of the pipe: exactly the chunk's frames, in display order, as y4m. */
-export function decoderArgs (o: Pick<EncodeChunkOptions, 'segmentPath' | 'selectFromTime' | 'frameCount' | 'sourcePixFmt' | 'width' | 'height'>): string[] {
+export function decoderArgs (o: Pick<EncodeChunkOptions, 'segmentPath' | 'selectFromTime' | 'frameCount' | 'sourcePixFmt' | 'width' | 'height' | 'segmentFromPeer'>): string[] {
   const from = (o.selectFromTime - 0.0005).toFixed(6)
   const size = o.width !== undefined && o.height !== undefined ? encodedSize(o.width, o.height, o.sourcePixFmt) : undefined
   const pad = size !== undefined && (size.width !== o.width || size.height !== o.height) ? `,pad=${size.width}:${size.height}` : ''
@@ -81,7 +83,8 @@ export function decoderArgs (o: Pick<EncodeChunkOptions, 'segmentPath' | 'select
     // Keep the segment's own timestamps so the select below can name the first frame by time.
     '-copyts',
     // Segments are Matroska, and may come from a peer: never let ffmpeg guess (peer-bytes.ts).
-    ...peerInputArgs('matroska', o.segmentPath), '-map', '0:v:0',
+    // A peer's segment may not make its decoder allocate more than the size it declared.
+    ...peerInputArgs('matroska', o.segmentPath, o.segmentFromPeer === true && o.width !== undefined && o.height !== undefined ? { width: o.width, height: o.height } : undefined), '-map', '0:v:0',
     '-vf', `select='gte(t,${from})'${pad}`,
     '-frames:v', String(o.frameCount),
     // Never duplicate or drop frames to fit a rate: VFR timestamps are restored at merge.
@@ -113,7 +116,10 @@ export function encoderArgs (settings: X264Settings, o: { frameRate: Rational, f
 export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk> {
   const settings = typeof o.settings === 'string' ? parseX264Settings(o.settings) : parseX264Settings(o.settings.raw)
   if (o.signal?.aborted === true) throw new AbortError(`encoding ${o.segmentPath}: aborted`)
-  if (o.segmentFromPeer === true) await inspectSegment(o.segmentPath, o.signal !== undefined ? { signal: o.signal } : {})
+  if (o.segmentFromPeer === true) {
+    const declared = o.width !== undefined && o.height !== undefined ? { width: o.width, height: o.height, ...(o.segmentLimits !== undefined ? { limits: o.segmentLimits } : {}) } : undefined
+    await inspectSegment(o.segmentPath, o.signal !== undefined ? { signal: o.signal } : {}, declared)
+  }
   await mkdir(dirname(o.outputPath), { recursive: true })
   const started = Date.now()
   const decoder = startPipeSource('ffmpeg', decoderArgs(o), `decoding ${o.segmentPath}`, o.signal)

@@ -8,7 +8,7 @@ export { parseX264Settings, quoteShort, splitSettings, type X264Settings } from 
 export { effectiveSettings, sourceColourArgs, statedRange } from './colour.js'
 export { encodeChunk, decoderArgs, encoderArgs, encodedSize, y4mPixFmt, type EncodeChunkOptions, type EncodeProgress, type EncodedChunk } from './encode.js'
 export { startPipeSource, type PipeSource } from './tools.js'
-export { inspectSegment, peerInputArgs, type SegmentShape } from './peer-bytes.js'
+export { inspectSegment, peerInputArgs, decoderMaxPixels, PEER_SEGMENT_CODECS, DEFAULT_SEGMENT_LIMITS, type SegmentShape, type SegmentLimits } from './peer-bytes.js'
 export { verifyEncodedChunk, type VerifiedChunk, type VerifyExpectations } from './verify.js'
 export { referenceStructure, structureMismatches, type StructureJob, type ReferenceStructure } from './structure.js'
 export { describeH264Structure, type H264Structure } from './h264.js'

@@ -39,6 +39,9 @@ const numericTuple: ValueCheck = (v) => /^[-+0-9.:,x]+$/.test(v) ? undefined : '
 /** Free-form tokens for VUI/colour options: letters, digits and a few separators. */
 const token: ValueCheck = (v) => /^[A-Za-z0-9_.:,()+-]+$/.test(v) ? undefined : 'contains characters that are not allowed here'
 
+/** The most frames a lookahead may hold (--rc-lookahead, --sync-lookahead); see ALLOWED. */
+export const MAX_LOOKAHEAD_FRAMES = 60
+
 const flag: OptionSpec = { takesValue: false }
 const value = (check: ValueCheck = token): OptionSpec => ({ takesValue: true, check })
 
@@ -75,7 +78,12 @@ const ALLOWED: Record<string, OptionSpec> = {
   qp: value(numIn(0, 81, true)),
   bitrate: value(int),
   crf: value(numIn(-12, 51)),
-  'rc-lookahead': value(int),
+  /**
+   * Frames x264 holds ahead of the encode, each a full picture plus its half-size copy: x264 takes
+   * up to 250, which at 4K or 8K is gigabytes a worker never agreed to (issue 26.2). 60 is what the
+   * slowest presets (veryslow, placebo) use; beyond it x264's own docs see no gain.
+   */
+  'rc-lookahead': value(numIn(0, MAX_LOOKAHEAD_FRAMES, true)),
   'vbv-maxrate': value(int),
   'vbv-bufsize': value(int),
   'vbv-init': value(num),
@@ -146,7 +154,8 @@ const ALLOWED: Record<string, OptionSpec> = {
   'avcintra-flavor': value(oneOf(['panasonic', 'sony'])),
   stitchable: flag,
   'sliced-threads': flag,
-  'sync-lookahead': value(int),
+  /** Frames buffered for the threaded lookahead, full pictures each: bounded like rc-lookahead. */
+  'sync-lookahead': value(numIn(0, MAX_LOOKAHEAD_FRAMES, true)),
   'non-deterministic': flag,
   'cpu-independent': flag,
   aud: flag,

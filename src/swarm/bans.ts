@@ -13,10 +13,18 @@ export const MAX_BAN_MS = 24 * 60 * 60_000
 /** A peer's record (its strikes, the jobs it lied about) is forgotten this long after its ban ended. */
 export const FORGET_AFTER_MS = 7 * 24 * 60 * 60_000
 /**
- * Records kept at most: an identity costs nothing to make, so a peer that gets each of a thousand
- * banned must not grow the file without bound. The oldest finished bans go first.
+ * Finished bans kept at most (the jobs they still refuse the peer): an identity costs nothing to
+ * make, so a peer that gets each of a thousand banned must not grow the file without bound. The
+ * oldest finished bans go first. Active bans are not counted here: a ban is never ended early to
+ * make room, or a liar could flush its own ban with 1,024 fresh ids banned after it (issue 26.6).
  */
 export const MAX_BAN_RECORDS = 1024
+/**
+ * Active bans kept at most, a hard bound on memory and on bans.json (about 300 bytes each). Past
+ * it the most recent bans with the fewest strikes go first, never the one just made: fresh ids
+ * banned in a flood push out each other, not the peers banned before them.
+ */
+export const MAX_ACTIVE_BANS = 4096
 export const MAX_JOBS_PER_RECORD = 32
 /**
  * Requests that break the protocol (frames that do not parse, break the schema, bytes that do not
@@ -25,6 +33,38 @@ export const MAX_JOBS_PER_RECORD = 32
  */
 export const VIOLATIONS_TO_BAN = 10
 export const VIOLATION_WINDOW_MS = 10 * 60_000
+/**
+ * Transfers that missed their deadline (TRANSFER_ALLOWANCE_MS plus 64 KiB/s) ban a peer once this
+ * many fall within STRIKE_WINDOW_MS. One can be a bad link; three in an hour is a peer holding
+ * workers' downloads on purpose (issue 26: one byte every 20 s, just under the idle limit).
+ */
+export const STRIKES_TO_BAN = 3
+export const STRIKE_WINDOW_MS = 60 * 60_000
+/** Peers with violations or strikes counted, at most (each counter apart): fresh ids must not grow them without bound. */
+export const MAX_COUNTED_PEERS = 1024
+
+/**
+ * Offences of one kind per peer within a window, for at most MAX_COUNTED_PEERS peers (the peer
+ * counted longest ago goes first). Counting starts again once the window since the first is over.
+ */
+class WindowCounts {
+  private readonly counts = new Map<string, { count: number, first: number }>()
+  constructor (private readonly windowMs: number) {}
+
+  /** Counts one more for the peer at `now` and returns how many are in its window. */
+  add (peer: string, now: number): number {
+    const seen = this.counts.get(peer)
+    const fresh = seen === undefined || now - seen.first >= this.windowMs
+    const entry = fresh ? { count: 1, first: now } : { count: seen.count + 1, first: seen.first }
+    this.counts.delete(peer)
+    this.counts.set(peer, entry)
+    if (this.counts.size > MAX_COUNTED_PEERS) this.counts.delete(this.counts.keys().next().value as string)
+    return entry.count
+  }
+
+  delete (peer: string): void { this.counts.delete(peer) }
+  get size (): number { return this.counts.size }
+}
 
 const BAN_FILE_VERSION = 1
 
@@ -47,6 +87,9 @@ export interface BanListOptions {
   file: string
   now?: () => number
   log?: LogSink
+  /** Tests lower the bounds (MAX_BAN_RECORDS, MAX_ACTIVE_BANS) to flood them with a few real peers. */
+  maxRecords?: number
+  maxActiveBans?: number
 }
 
 /**
@@ -59,7 +102,8 @@ export interface BanListOptions {
  */
 export class BanList extends EventEmitter<{ banned: [BanRecord], lifted: [string] }> {
   private readonly records = new Map<string, BanRecord>()
-  private readonly violations = new Map<string, { count: number, first: number }>()
+  private readonly violations = new WindowCounts(VIOLATION_WINDOW_MS)
+  private readonly strikes = new WindowCounts(STRIKE_WINDOW_MS)
   private readonly now: () => number
   private readonly log: Logger
   private saving: Promise<void> = Promise.resolve()
@@ -112,7 +156,8 @@ export class BanList extends EventEmitter<{ banned: [BanRecord], lifted: [string
     this.records.delete(offence.peer)
     this.records.set(offence.peer, record)
     this.violations.delete(offence.peer)
-    this.prune()
+    this.strikes.delete(offence.peer)
+    this.prune(offence.peer)
     this.log.info(`banned ${shortPeer(offence.peer)} for ${describeMs(lasts)}${offence.jobId !== undefined ? ` and from ${shortJob(offence.jobId)}` : ''}: ${reason}`)
     this.emit('banned', record)
     void this.save()
@@ -122,13 +167,19 @@ export class BanList extends EventEmitter<{ banned: [BanRecord], lifted: [string
   /** A request from the peer broke the protocol; enough of them within the window are an offence. */
   violation (peer: string, message: string): void {
     if (this.isBanned(peer)) return
-    const now = this.now()
-    const seen = this.violations.get(peer)
-    const count = seen !== undefined && now - seen.first < VIOLATION_WINDOW_MS ? seen.count + 1 : 1
-    this.violations.set(peer, { count, first: count === 1 ? now : (seen as { first: number }).first })
-    // Bounded like the records: a stream of fresh identities must not grow this map either.
-    if (this.violations.size > MAX_BAN_RECORDS) this.violations.delete(this.violations.keys().next().value as string)
+    const count = this.violations.add(peer, this.now())
     if (count >= VIOLATIONS_TO_BAN) this.report({ peer, reason: `${count} requests that broke the protocol within ${describeMs(VIOLATION_WINDOW_MS)}; the last: ${message}` })
+  }
+
+  /**
+   * A transfer from the peer missed its deadline (a segment trickled in): a strike, and
+   * STRIKES_TO_BAN of them within STRIKE_WINDOW_MS are an offence, banned like a lie.
+   */
+  strike (offence: Offence): void {
+    if (this.isBanned(offence.peer)) return
+    const count = this.strikes.add(offence.peer, this.now())
+    this.log.info(`strike ${count} of ${STRIKES_TO_BAN} against ${shortPeer(offence.peer)}: ${offence.reason.slice(0, 300)}`)
+    if (count >= STRIKES_TO_BAN) this.report({ ...offence, reason: `${count} transfers slower than the deadline within ${describeMs(STRIKE_WINDOW_MS)}; the last: ${offence.reason}` })
   }
 
   /** Whether the peer is banned from this node now, or (with a job id) from that job. */
@@ -150,6 +201,7 @@ export class BanList extends EventEmitter<{ banned: [BanRecord], lifted: [string
   /** Forgives a peer (the user said so): its ban, its jobs and its strikes go. */
   lift (peer: string): boolean {
     this.violations.delete(peer)
+    this.strikes.delete(peer)
     if (!this.records.delete(peer)) return false
     this.log.info(`lifted the ban on ${shortPeer(peer)}`)
     this.emit('lifted', peer)
@@ -167,13 +219,21 @@ export class BanList extends EventEmitter<{ banned: [BanRecord], lifted: [string
     return true
   }
 
-  /** Drops records long over, then the oldest over ones (then the oldest at all) beyond the cap. */
-  private prune (): void {
+  /**
+   * Drops records long over, then the oldest finished bans beyond MAX_BAN_RECORDS. Active bans go
+   * only past MAX_ACTIVE_BANS, most recent and fewest strikes first, never `keep` (the ban just made).
+   */
+  private prune (keep?: string): void {
     const now = this.now()
     for (const [peer, r] of this.records) if (r.until + FORGET_AFTER_MS < now) this.records.delete(peer)
-    if (this.records.size <= MAX_BAN_RECORDS) return
-    const byAge = [...this.records.values()].sort((a, b) => Number(a.until > now) - Number(b.until > now) || a.since - b.since)
-    for (const r of byAge.slice(0, this.records.size - MAX_BAN_RECORDS)) this.records.delete(r.peer)
+    const finished = [...this.records.values()].filter(r => r.until <= now).sort((a, b) => a.until - b.until)
+    for (const r of finished.slice(0, Math.max(0, finished.length - (this.o.maxRecords ?? MAX_BAN_RECORDS)))) this.records.delete(r.peer)
+    const active = [...this.records.values()].filter(r => r.until > now && r.peer !== keep)
+    const keepActive = keep !== undefined && (this.records.get(keep)?.until ?? 0) > now
+    const room = (this.o.maxActiveBans ?? MAX_ACTIVE_BANS) - (keepActive ? 1 : 0)
+    if (active.length <= room) return
+    active.sort((a, b) => a.strikes - b.strikes || b.since - a.since)
+    for (const r of active.slice(0, active.length - room)) this.records.delete(r.peer)
   }
 
   /** Writes the whole list, one write at a time, through a temporary file renamed into place. */

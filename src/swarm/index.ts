@@ -11,9 +11,9 @@ export type {
   Answer, Refusal, RefusalCode, Offence, ReportOffence, OriginatorRefusalCode, SignatureRefusalCode, StreamRefusalCode, LeaseGrant, ChunkLease, SegmentMeta, SegmentOffer, FetchedSegment, SegmentCheck
 } from './contract.js'
 export { JobBoard } from './board.js'
-export { BanList, BANS_FILE, FIRST_BAN_MS, MAX_BAN_MS, MAX_BAN_RECORDS, VIOLATIONS_TO_BAN, describeMs, type BanRecord } from './bans.js'
-export { parseSwarmKey, generateSwarmKey, SwarmKeyError } from './private-swarm.js'
-export { FramedStream } from './streams.js'
+export { BanList, BANS_FILE, FIRST_BAN_MS, MAX_BAN_MS, MAX_BAN_RECORDS, MAX_ACTIVE_BANS, MAX_COUNTED_PEERS, VIOLATIONS_TO_BAN, STRIKES_TO_BAN, STRIKE_WINDOW_MS, describeMs, type BanRecord, type BanListOptions } from './bans.js'
+export { parseSwarmKey, generateSwarmKey, looseKeyWarning, SwarmKeyError } from './private-swarm.js'
+export { FramedStream, TransferTooSlow } from './streams.js'
 export { DiscoveredPeers, PeerDialer, peerDialer, tagDiscovery, describeDialError, DISCOVERY_SOURCES, type DiscoverySource, type FoundBy, type UnreachablePeer } from './discovery.js'
 export { DEFAULT_RELAY_LIMITS, describeRelayLimits, isRelayed, pathOf, judgeReachability, type PeerPath, type RelayLimits, type Reachability, type ReachVerdict } from './reach.js'
 export { membersKey, MEMBERS_KEY_TAG, PUBLIC_SWARM_NAME } from './members.js'

@@ -26,3 +26,12 @@ export function parseSwarmKey (bytes: Uint8Array, source: string): Uint8Array {
 export async function generateSwarmKey (path: string): Promise<void> {
   await writeFile(path, HEADER + randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' })
 }
+
+/**
+ * A warning when a swarm key file is readable by other users (undefined when it is not): the key
+ * is the swarm's only gate, and anyone who can read the file can join it.
+ */
+export function looseKeyWarning (path: string, mode: number): string | undefined {
+  if ((mode & 0o077) === 0) return undefined
+  return `swarm key ${path} is readable by other users (mode ${(mode & 0o777).toString(8).padStart(4, '0')}): anyone who can read it can join your swarm; run chmod 600 ${path}`
+}

@@ -26,6 +26,21 @@ export const MAX_TRANSFER_BYTES = 8 * 1024 * 1024 * 1024
 
 /** No byte for this long on a stream → it is aborted. */
 export const STREAM_IDLE_TIMEOUT_MS = 30_000
+/**
+ * Every segment or result transfer must end within this allowance plus its size at
+ * TRANSFER_FLOOR_BYTES_PER_S. The idle limit alone is restarted by every frame, so a peer that sends
+ * one byte every 20 s held a transfer (and, before downloads ran beside the claim loop, a whole
+ * worker) for as long as it liked. 64 KiB/s is far below any LAN or home uplink: an honest 50 MB
+ * segment gets 30 s + 13 min.
+ */
+export const TRANSFER_ALLOWANCE_MS = 30_000
+export const TRANSFER_FLOOR_BYTES_PER_S = 64 * 1024
+
+/** How long a transfer of `size` bytes may take in all (see TRANSFER_ALLOWANCE_MS). */
+export function transferDeadlineMs (size: number, allowanceMs = TRANSFER_ALLOWANCE_MS): number {
+  return allowanceMs + Math.ceil(size / TRANSFER_FLOOR_BYTES_PER_S * 1000)
+}
+
 /** A request/answer exchange (claim, heartbeat, release) must finish within this. */
 export const REQUEST_TIMEOUT_MS = 15_000
 

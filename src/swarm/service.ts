@@ -10,7 +10,7 @@ import {
   ChunkHeader, ChunkRequest, ClaimAnswer, HeartbeatAnswer, LeaseRequest, PlainAnswer, ResultRequest, ProtocolViolation
 } from './messages.js'
 import {
-  CHUNK_PROTOCOL, LEASE_PROTOCOL, MAX_TRANSFER_BYTES, REQUEST_TIMEOUT_MS, RESULT_PROTOCOL, STREAM_IDLE_TIMEOUT_MS
+  CHUNK_PROTOCOL, LEASE_PROTOCOL, MAX_TRANSFER_BYTES, REQUEST_TIMEOUT_MS, RESULT_PROTOCOL, STREAM_IDLE_TIMEOUT_MS, TRANSFER_ALLOWANCE_MS
 } from './protocol.js'
 import { NonceCache, signClaim, signLease, verifyClaim, verifyLease } from './signing.js'
 import { isRelayed, pathOf, type PeerPath } from './reach.js'
@@ -59,6 +59,8 @@ export interface SwarmEncodeInit {
   /** Concurrent inbound streams per connection for each protocol. */
   maxInboundStreams?: number
   idleTimeoutMs?: number
+  /** The fixed part of every transfer's deadline (default TRANSFER_ALLOWANCE_MS; tests shorten it). */
+  transferAllowanceMs?: number
   /**
    * The node's block list: every stream of a banned peer, and every request about a job it is
    * banned from, is refused with 'banned'; requests that break the protocol and forged claims are
@@ -104,12 +106,14 @@ export class SwarmEncode implements Startable {
   private readonly log: Logger
   private readonly now: () => number
   private readonly idleMs: number
+  private readonly transferAllowanceMs: number
   private readonly shutdown = new AbortController()
 
   constructor (private readonly components: SwarmEncodeComponents, private readonly init: SwarmEncodeInit) {
     this.log = logger('swarm', init.log)
     this.now = init.now ?? Date.now
     this.idleMs = init.idleTimeoutMs ?? STREAM_IDLE_TIMEOUT_MS
+    this.transferAllowanceMs = init.transferAllowanceMs ?? TRANSFER_ALLOWANCE_MS
   }
 
   readonly [Symbol.toStringTag] = 'swarm-encode'
@@ -143,7 +147,7 @@ export class SwarmEncode implements Startable {
 
   private async serve (stream: Stream, connection: Connection, what: string, handler: (f: FramedStream, peer: string, relayed: boolean) => Promise<void>): Promise<void> {
     const peer = connection.remotePeer.toString()
-    const f = new FramedStream(stream, this.shutdown.signal, this.idleMs)
+    const f = new FramedStream(stream, this.shutdown.signal, this.idleMs, this.transferAllowanceMs)
     try {
       // The gater keeps a banned peer from connecting; this covers a connection open when it was banned.
       if (await this.refuseBanned(f, peer)) { await f.close(); return }
@@ -279,7 +283,7 @@ export class SwarmEncode implements Startable {
     }
     const open = async (protocol: string, signal: AbortSignal): Promise<FramedStream> => {
       const stream = await (await connection(signal)).newStream(protocol, { signal, runOnLimitedConnection: true })
-      return new FramedStream(stream, signal, this.idleMs)
+      return new FramedStream(stream, signal, this.idleMs, this.transferAllowanceMs)
     }
     const request = async <T extends import('zod').ZodTypeAny>(body: unknown, schema: T, what: string, signal: AbortSignal): Promise<import('zod').infer<T>> => {
       const s = AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)])

@@ -4,7 +4,7 @@ import type { Stream } from '@libp2p/interface'
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { z } from 'zod'
-import { DATA_FRAME_BYTES, MAX_CONTROL_FRAME, STREAM_IDLE_TIMEOUT_MS } from './protocol.js'
+import { DATA_FRAME_BYTES, MAX_CONTROL_FRAME, STREAM_IDLE_TIMEOUT_MS, TRANSFER_ALLOWANCE_MS, transferDeadlineMs } from './protocol.js'
 import { encodeFrame, parseFrame, ProtocolViolation } from './messages.js'
 
 /**
@@ -19,6 +19,14 @@ export const SEND_WINDOW = 4 * 1024 * 1024
 const READ_BYTES = 1024 * 1024
 /** Room for a full send window plus frames in flight. */
 const BUFFER_LIMIT = SEND_WINDOW + 4 * DATA_FRAME_BYTES
+
+/**
+ * A transfer that did not end within its deadline (transferDeadlineMs): the peer sent, or took,
+ * its bytes slower than any honest one does. The worker counts it as a strike against the peer.
+ */
+export class TransferTooSlow extends Error {
+  override name = 'TransferTooSlow'
+}
 
 const Ack = z.object({ ack: z.number().int().min(0) }).strict()
 
@@ -51,17 +59,32 @@ function boundedVarint (maxBytes: number): (buf: Uint8ArrayList) => number {
 export class FramedStream {
   readonly lp: LengthPrefixedStream<Stream>
 
-  constructor (readonly stream: Stream, private readonly signal: AbortSignal, private readonly idleMs = STREAM_IDLE_TIMEOUT_MS) {
+  constructor (readonly stream: Stream, private readonly signal: AbortSignal, private readonly idleMs = STREAM_IDLE_TIMEOUT_MS, private readonly transferAllowanceMs = TRANSFER_ALLOWANCE_MS) {
     this.lp = lpStream(stream, { maxDataLength: Math.max(MAX_CONTROL_FRAME, DATA_FRAME_BYTES), lengthDecoder: boundedVarint(MAX_LENGTH_BYTES), maxBufferSize: BUFFER_LIMIT })
   }
 
-  private readSignal (idleMs = this.idleMs): AbortSignal {
-    return AbortSignal.any([this.signal, AbortSignal.timeout(idleMs)])
+  private readSignal (idleMs = this.idleMs, deadline?: AbortSignal): AbortSignal {
+    return AbortSignal.any([this.signal, AbortSignal.timeout(idleMs), ...(deadline !== undefined ? [deadline] : [])])
+  }
+
+  /**
+   * Runs one transfer of `size` bytes under its overall deadline (transferDeadlineMs): past it the
+   * reads and writes under way are cut and TransferTooSlow says how far it got.
+   */
+  private async withDeadline<T> (size: number, what: string, progress: () => number, run: (deadline: AbortSignal) => Promise<T>): Promise<T> {
+    const ms = transferDeadlineMs(size, this.transferAllowanceMs)
+    const deadline = AbortSignal.timeout(ms)
+    try {
+      return await run(deadline)
+    } catch (err) {
+      if (deadline.aborted && !this.signal.aborted) throw new TransferTooSlow(`${what}: ${progress()} of ${size} bytes in ${(ms / 1000).toFixed(1)} s, slower than any honest peer (the deadline allows ${(this.transferAllowanceMs / 1000).toFixed(0)} s plus 64 KiB/s)`)
+      throw err
+    }
   }
 
   /** Reads one JSON frame; `idleMs` overrides the idle limit for an answer that takes work to produce. */
-  async readMessage<T extends z.ZodTypeAny>(schema: T, what: string, idleMs?: number): Promise<z.infer<T>> {
-    const frame = await this.lp.read({ signal: this.readSignal(idleMs) })
+  async readMessage<T extends z.ZodTypeAny>(schema: T, what: string, idleMs?: number, deadline?: AbortSignal): Promise<z.infer<T>> {
+    const frame = await this.lp.read({ signal: this.readSignal(idleMs, deadline) })
     if (frame.byteLength > MAX_CONTROL_FRAME) throw new ProtocolViolation(`${what}: ${frame.byteLength} bytes is more than the ${MAX_CONTROL_FRAME} allowed`)
     return parseFrame(schema, frame.subarray(), what)
   }
@@ -75,12 +98,19 @@ export class FramedStream {
    * acknowledgements, and returns once every acknowledgement due has arrived.
    */
   async sendFile (path: string, size: number): Promise<void> {
+    let acked = 0
+    await this.withDeadline(size, `sending ${size} bytes`, () => acked, async (deadline) => { await this.sendWithin(path, size, deadline, (n) => { acked = n }) })
+  }
+
+  private async sendWithin (path: string, size: number, deadline: AbortSignal, onAck: (acked: number) => void): Promise<void> {
     const fh = await open(path, 'r')
     let acked = 0
+    const writeSignal = AbortSignal.any([this.signal, deadline])
     const readAck = async (): Promise<void> => {
-      const { ack } = await this.readMessage(Ack, 'transfer acknowledgement')
+      const { ack } = await this.readMessage(Ack, 'transfer acknowledgement', undefined, deadline)
       if (ack <= acked || ack > size || ack % ACK_EVERY !== 0) throw new ProtocolViolation(`transfer acknowledgement of ${ack} bytes does not follow ${acked}`)
       acked = ack
+      onAck(ack)
     }
     try {
       let sent = 0
@@ -94,7 +124,7 @@ export class FramedStream {
         for (let at = 0; at < bytesRead; at += DATA_FRAME_BYTES) {
           while (sent - acked >= SEND_WINDOW) await readAck()
           const frame = buf.subarray(at, Math.min(bytesRead, at + DATA_FRAME_BYTES))
-          await this.lp.write(frame, { signal: this.signal })
+          await this.lp.write(frame, { signal: writeSignal })
           sent += frame.byteLength
         }
       }
@@ -111,6 +141,11 @@ export class FramedStream {
    * file is removed, so nothing half-written is ever mistaken for a complete one.
    */
   async receiveFile (dest: string, size: number, sha256: string, what: string): Promise<void> {
+    let received = 0
+    await this.withDeadline(size, what, () => received, async (deadline) => { await this.receiveWithin(dest, size, sha256, what, deadline, (n) => { received = n }) })
+  }
+
+  private async receiveWithin (dest: string, size: number, sha256: string, what: string, deadline: AbortSignal, onProgress: (received: number) => void): Promise<void> {
     const fh = await open(dest, 'w', 0o600)
     const hash = createHash('sha256')
     let ok = false
@@ -121,7 +156,7 @@ export class FramedStream {
       // Node.js time receiving segments.
       let unwritten: Uint8Array[] = []
       while (received < size) {
-        const frame = await this.lp.read({ signal: this.readSignal() })
+        const frame = await this.lp.read({ signal: this.readSignal(this.idleMs, deadline) })
         if (frame.byteLength === 0) throw new ProtocolViolation(`${what}: empty data frame`)
         if (received + frame.byteLength > size) throw new ProtocolViolation(`${what}: more bytes than the ${size} announced`)
         for (const part of frame) {
@@ -130,6 +165,7 @@ export class FramedStream {
         }
         const before = received
         received += frame.byteLength
+        onProgress(received)
         const ackDue = Math.floor(received / ACK_EVERY) > Math.floor(before / ACK_EVERY)
         if (ackDue || received === size) {
           await fh.writev(unwritten)

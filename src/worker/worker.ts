@@ -2,8 +2,8 @@ import { EventEmitter } from 'node:events'
 import { mkdir, rm, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  checkFreeSpace, convicts, encodeChunk, parseX264Settings, sha256File,
-  type EncodeProgress, type EncodedChunk, type EncodeChunkOptions
+  checkFreeSpace, convicts, DEFAULT_SEGMENT_LIMITS, encodeChunk, parseX264Settings, sha256File,
+  type EncodeProgress, type EncodedChunk, type EncodeChunkOptions, type SegmentLimits
 } from '../media/index.js'
 import { jobTag, logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
 import type { Answer, ChunkLease, FetchedSegment, ReportOffence, SegmentCheck, SegmentMeta } from '../swarm/index.js'
@@ -60,10 +60,14 @@ export interface WorkerOptions {
   prefetch?: number
   /** Longest gap between heartbeats; shorter when the originator's leases are short (a third of their length). */
   heartbeatMs?: number
+  /** What a segment from another node may ask of this machine: picture size, frames per chunk (default DEFAULT_SEGMENT_LIMITS, fit for 8K). */
+  segmentLimits?: SegmentLimits
   /** Test hook: a stand-in encoder. Not reachable from the network. */
   encoder?: ChunkEncoder
   /** An originator caught lying (its segment is not one) is reported here: the daemon bans it (swarm/bans.ts). */
   reportOffence?: ReportOffence
+  /** An originator whose segment missed its transfer deadline is reported here: a strike (swarm/bans.ts), enough of them a ban. */
+  reportStrike?: ReportOffence
   log?: LogSink
   now?: () => number
 }
@@ -78,6 +82,8 @@ interface Task {
   fps: number
   controller: AbortController
   lastBeat: number
+  /** When the segment download began (the claim was granted). */
+  fetchStarted: number
   /** Heartbeat period for this lease. */
   beatEvery: number
   segment?: FetchedSegment
@@ -106,6 +112,14 @@ const DEFER_MS = 1000
  * and the first downloads took 1-2.5 s).
  */
 const PREFETCH_MARGIN_MS = 1000
+/**
+ * A download holds one of the worker's places (slots plus prefetch) for this long at least, or
+ * three times the last download's time: past that it is stalled, and the worker claims other work
+ * beside it. At most one download per originator runs at a time, and each ends at its transfer
+ * deadline, so stalled ones are bounded by the originators heard of; before, a worker awaited
+ * every download in its claim loop and one originator trickling a segment froze it (issue 26).
+ */
+const FETCH_STALL_MIN_MS = 5000
 /** How long stop() waits for aborted fetches, encodes and uploads to wind down. */
 const STOP_GRACE_MS = 5000
 /** How long a job whose originator said we hold as many of its leases as we may is left alone (one of ours ends first). */
@@ -291,7 +305,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     const due = full && this.prefetchDue()
     const mayPrefetch = (v: JobView): boolean => due && open && chunksOf(v).length > encoders && v.originator !== this.o.peerId && (v.waiting?.length ?? 0) === 0
     const now = this.now()
-    const views = [...this.jobs.values()].filter(v => !this.unable.has(jobKey(v.originator, v.jobId)) && (this.jobBackoff.get(jobKey(v.originator, v.jobId)) ?? 0) <= now && chunksOf(v).length > 0 && (!full || mayPrefetch(v)))
+    const views = [...this.jobs.values()].filter(v => !this.unable.has(jobKey(v.originator, v.jobId)) && !this.downloading(v.originator) && (this.jobBackoff.get(jobKey(v.originator, v.jobId)) ?? 0) <= now && chunksOf(v).length > 0 && (!full || mayPrefetch(v)))
     if (views.length === 0) return undefined
     for (let n = 0; n < views.length; n++) {
       const view = views[(this.rr + n) % views.length] as JobView
@@ -364,11 +378,23 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     try { return await work } finally { this.inFlight.delete(work) }
   }
 
-  /** Leases that hold or wait for a slot; a chunk being uploaded no longer does. */
+  /** Leases that hold or wait for a slot; a chunk being uploaded no longer does, nor a stalled download (see FETCH_STALL_MIN_MS). */
   private busyCount (): number {
+    const now = this.now()
+    const stallMs = Math.max(FETCH_STALL_MIN_MS, 3 * this.lastFetchMs)
     let n = 0
-    for (const t of this.tasks.values()) if (t.stage !== 'uploading') n++
+    for (const t of this.tasks.values()) {
+      if (t.stage === 'uploading') continue
+      if (t.stage === 'fetching' && now - t.fetchStarted > stallMs) continue
+      n++
+    }
     return n
+  }
+
+  /** Whether a segment download from this originator is under way: one at a time per originator. */
+  private downloading (originator: string): boolean {
+    for (const t of this.tasks.values()) if (t.stage === 'fetching' && t.lease.originator === originator) return true
+    return false
   }
 
   private wantMore (): boolean {
@@ -376,7 +402,10 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     return !this.stopped && held < this.o.slots + (this.o.prefetch ?? 1)
   }
 
-  /** Claims and fetches until slots and the prefetch queue are full, then starts encodes. */
+  /**
+   * Claims until slots and the prefetch queue are full, then starts encodes. Each download runs
+   * on its own (fetch), never awaited here: a slow originator holds its own chunk, not the loop.
+   */
   async pump (): Promise<void> {
     if (this.pumping) { this.repump = true; return }
     this.pumping = true
@@ -386,7 +415,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
         while (this.wantMore()) {
           const pick = this.pickCandidate()
           if (pick === undefined) break
-          await this.track(this.claimAndFetch(pick.view, pick.chunk))
+          await this.track(this.claim(pick.view, pick.chunk))
         }
         this.startEncodes()
       } while (this.repump && !this.stopped)
@@ -395,7 +424,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     }
   }
 
-  private async claimAndFetch (view: JobView, chunk: number): Promise<void> {
+  private async claim (view: JobView, chunk: number): Promise<void> {
     const k = chunkKey(view.originator, view.jobId, chunk)
     const link = this.o.linkFor(view.originator)
     let answer: Answer<{ lease: ChunkLease }>
@@ -423,17 +452,27 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     }
     const span = answer.lease.expiresAt - answer.lease.issuedAt
     const beatEvery = Math.max(200, Math.min(this.o.heartbeatMs ?? 5000, Math.floor(span / 3)))
-    const task: Task = { lease: answer.lease, stage: 'fetching', framesDone: 0, frames: 0, fps: 0, controller: new AbortController(), lastBeat: this.now(), beatEvery }
+    const task: Task = { lease: answer.lease, stage: 'fetching', framesDone: 0, frames: 0, fps: 0, controller: new AbortController(), lastBeat: this.now(), fetchStarted: this.now(), beatEvery }
     this.tasks.set(k, task)
     view.open = view.open.filter(c => c !== chunk)
     view.backup = view.backup?.filter(c => c !== chunk)
     this.log.trace(`leased ${shortChunk(view.jobId, chunk)}`)
+    void this.track(this.fetch(task, view, link)).finally(() => { void this.pump() })
+  }
+
+  /** Downloads a leased chunk's segment (within its transfer deadline) and queues it for a slot. */
+  private async fetch (task: Task, view: JobView, link: OriginatorLink): Promise<void> {
+    const chunk = task.lease.chunk
     try {
       const dir = join(this.o.workDir, view.jobId)
       const asked = Date.now()
       await mkdir(dir, { recursive: true })
-      task.segment = await link.fetchSegment(answer.lease, join(dir, `segment-${chunk}-${fileTag(view.originator)}.mkv`), task.controller.signal, async ({ size, meta }) => {
+      task.segment = await link.fetchSegment(task.lease, join(dir, `segment-${chunk}-${fileTag(view.originator)}.mkv`), task.controller.signal, async ({ size, meta }) => {
         if (view.totalFrames !== undefined && meta.frames > view.totalFrames) throw new Error(`the segment's header says ${meta.frames} frames, more than the ${view.totalFrames} the whole job announced`)
+        // Memory, before a byte: the decode holds a few pictures of this size, the chunk that many.
+        const limits = this.o.segmentLimits ?? DEFAULT_SEGMENT_LIMITS
+        if (meta.width > limits.maxSide || meta.height > limits.maxSide || meta.width * meta.height > limits.maxFramePixels) throw new Error(`the segment's header says ${meta.width}x${meta.height} pictures, over this worker's limit (${limits.maxSide} a side, ${limits.maxFramePixels} pixels)`)
+        if (meta.frames > limits.maxChunkFrames) throw new Error(`the segment's header says ${meta.frames} frames, over this worker's limit of ${limits.maxChunkFrames} a chunk`)
         const max = maxSegmentBytes(meta, view.totalFrames)
         if (size > max) throw new Error(`segment of ${size} bytes is more than the ${max} a ${meta.frames}-frame ${meta.width}x${meta.height} chunk of this job can be`)
         await checkFreeSpace(dir, size, `segment ${shortChunk(view.jobId, chunk)}`)
@@ -451,6 +490,10 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       this.startEncodes()
     } catch (err) {
       await this.giveUp(task, `fetching the segment failed: ${(err as Error).message}`, false)
+      // Trickled: the originator kept the download alive below any honest rate until its deadline.
+      if ((err as Error).name === 'TransferTooSlow' && view.originator !== this.o.peerId) {
+        this.o.reportStrike?.({ peer: view.originator, jobId: view.jobId, reason: `served a segment too slowly: ${(err as Error).message}` })
+      }
     }
   }
 
@@ -483,6 +526,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
         segmentPath: segment.path, selectFromTime: meta.selectFromTime, frameCount: meta.frames, settings: meta.settings,
         frameRate: meta.frameRate, sourcePixFmt: meta.pixFmt, width: meta.width, height: meta.height, outputPath: out, signal: task.controller.signal,
         segmentFromPeer: lease.originator !== this.o.peerId,
+        ...(this.o.segmentLimits !== undefined ? { segmentLimits: this.o.segmentLimits } : {}),
         ...(this.o.threads !== undefined ? { threads: this.o.threads } : {}),
         niceness: this.o.niceness ?? ENCODE_NICENESS,
         onProgress: (p: EncodeProgress) => { task.framesDone = p.framesDone; task.fps = p.fps; this.noteProgress(task) }

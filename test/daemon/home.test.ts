@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { API_VERSION } from '../../src/daemon/api.js'
-import { CONTROL_FILE, LOCK_FILE, lockHome, writeControlFile } from '../../src/daemon/home.js'
+import { CONTROL_FILE, LOCK_FILE, lockHome, prepareHome, writeControlFile } from '../../src/daemon/home.js'
+import { looseKeyWarning } from '../../src/swarm/index.js'
 
 let root: string
 beforeAll(async () => { root = await mkdtemp(join(tmpdir(), 'swarm-home-')) })
@@ -77,5 +78,29 @@ describe('writeControlFile', () => {
     expect((await lstat(file)).isFile()).toBe(true)
     expect((await stat(file)).mode & 0o777).toBe(0o600)
     expect(JSON.parse(await readFile(file, 'utf8'))).toEqual(contents)
+  })
+})
+
+/** Issue 26, item 7: a home that already existed kept its 0755, and a world-readable swarm key was taken without a word. */
+describe('a home and a swarm key open to other users', () => {
+  it('an existing home of mode 0755 is tightened to 0700 and says so; a new one is made 0700', async () => {
+    const open = join(root, 'open-home')
+    await mkdir(open, { mode: 0o755 })
+    const { chmod } = await import('node:fs/promises')
+    await chmod(open, 0o755)
+    const log: string[] = []
+    await prepareHome(open, (line) => { log.push(line) })
+    expect((await stat(open)).mode & 0o777).toBe(0o700)
+    expect(log).toEqual([`control: tightened the home ${open} from mode 0755 to 0700: it holds the node's key, its control token and its jobs`])
+    const fresh = join(root, 'new-home', 'nested')
+    await prepareHome(fresh)
+    expect((await stat(fresh)).mode & 0o777).toBe(0o700)
+  })
+
+  it('a swarm key readable by group or others gets a warning naming the fix; a 0600 one none', () => {
+    expect(looseKeyWarning('swarm.key', 0o100644)).toBe('swarm key swarm.key is readable by other users (mode 0644): anyone who can read it can join your swarm; run chmod 600 swarm.key')
+    expect(looseKeyWarning('swarm.key', 0o100640)).toMatch(/mode 0640/)
+    expect(looseKeyWarning('swarm.key', 0o100600)).toBeUndefined()
+    expect(looseKeyWarning('swarm.key', 0o100400)).toBeUndefined()
   })
 })

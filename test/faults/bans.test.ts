@@ -54,8 +54,11 @@ const gatedEncoder = async (o: EncodeChunkOptions): ReturnType<typeof encodeChun
   return await encodeChunk(o)
 }
 
+/** A's block list keeps at most this many active bans (4,096 in `swarm join`): a flood of a few real peers reaches it. */
+const ACTIVE_BANS = 6
+
 async function startA (): Promise<Daemon> {
-  return await startDaemon({ home, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, bootstrap: [], slots: 1, plan: { gopsPerChunk: 1 }, encoder: gatedEncoder, log: l => logsA.push(l) })
+  return await startDaemon({ home, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, bootstrap: [], slots: 1, plan: { gopsPerChunk: 1 }, encoder: gatedEncoder, banLimits: { maxActiveBans: ACTIVE_BANS }, log: l => logsA.push(l) })
 }
 
 async function control (): Promise<{ url: string, token: string }> {
@@ -257,6 +260,48 @@ describe('a peer whose requests keep breaking the protocol', () => {
       await V.stop()
     }
   })
+})
+
+/** A fresh real node that sends A ten lease requests breaking the schema, and so gets itself banned. */
+async function bannedStranger (): Promise<{ node: SwarmNode, id: string }> {
+  const key = await generateKeyPair('Ed25519')
+  const id = peerIdFromPrivateKey(key).toString()
+  const node = await createSwarmNode({ privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], mdns: false, encode: { arbiter: refusingArbiter() } })
+  for (let i = 0; i < VIOLATIONS_TO_BAN; i++) {
+    const stream = await node.dialProtocol(addrA, LEASE_PROTOCOL, { signal: AbortSignal.timeout(5000) })
+    const lp = lpStream(stream, { maxDataLength: 1024 * 1024 })
+    await lp.write(encodeFrame({ type: 'claim', claim: { jobId: 'not a job', chunk: -1 }, signature: 'zz' }))
+    await lp.read({ signal: AbortSignal.timeout(5000) })
+    await stream.close().catch(() => {})
+  }
+  await waitFor('A to ban the stranger', () => A.status().banned.some(b => b.id === id), { timeoutMs: 5000, everyMs: 50 })
+  return { node, id }
+}
+
+describe('a liar that floods the block list with fresh ids banned after it', () => {
+  it('stays banned: active bans are never pushed out by fresh ones', async () => {
+    const liar = await bannedStranger()
+    const flood: SwarmNode[] = []
+    try {
+      const floodIds: string[] = []
+      // Past A's bound on active bans (lowered to ACTIVE_BANS here), each a real peer banned at A's edge.
+      for (let i = 0; i < ACTIVE_BANS + 3; i++) {
+        const s = await bannedStranger()
+        flood.push(s.node)
+        floodIds.push(s.id)
+        expect(A.status().banned.find(b => b.id === liar.id)?.active).toBe(true)
+      }
+      const active = A.status().banned.filter(b => b.active)
+      expect(active.length).toBe(ACTIVE_BANS)
+      expect(active.some(b => b.id === floodIds.at(-1))).toBe(true)
+      // The liar's dial is still refused at the gater: no connection to A stays open.
+      await liar.node.dial(addrA, { signal: AbortSignal.timeout(5000) }).catch(() => {})
+      await waitFor('the liar to hold no connection to A', () => !liar.node.getPeers().some(p => p.toString() === A.peerId), { timeoutMs: 5000, everyMs: 50 })
+      recordTally({ section: SECTION, fault: `a banned peer, then ${ACTIVE_BANS + 3} fresh real peers each banned after it (ten malformed requests each) with A's bound on active bans lowered to ${ACTIVE_BANS} (1,024 in all before, 4,096 active now)`, happened: `the liar stayed banned after every one and its dial was still refused; the flood pushed out its own, most recent first (${active.length} active kept, the newest among them). Before: the oldest active ban went first, so 1,024 fresh bans lifted the liar's (test/swarm/bans.test.ts at full scale: still banned after 1,100 and 4,200)`, lost: 'nothing' })
+    } finally {
+      await Promise.allSettled([liar.node.stop(), ...flood.map(async n => { await n.stop() })])
+    }
+  }, 120_000)
 })
 
 describe('A\'s job, after all that', () => {

@@ -136,6 +136,42 @@ describe('a hostile originator serving a manifest as a segment', () => {
   })
 })
 
+/**
+ * Issue 26, item 3: a stranger's bytes reached any of ffmpeg's ~200 decoders. Each segment is a
+ * well-formed one-stream Matroska video of the declared size, in a codec no originator sends.
+ */
+describe('a hostile originator serving a segment in a codec no originator sends', () => {
+  it.each(['gif', 'png', 'qtrle'])('%s: W refuses it by its codec before any decode, uploads nothing, and bans the originator', async (codec) => {
+    const { node: M, id: mId } = await hostileOriginator()
+    const path = join(root, `segment-${codec}.mkv`)
+    await execa('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=160x90:rate=24', '-frames:v', '48', '-c:v', codec, '-f', 'matroska', path])
+    const bytes = await readFile(path)
+    const id = hex(32)
+    const meta: SegmentMeta = { frames: 48, selectFromTime: 0, settings: '--preset ultrafast', frameRate: { num: 24, den: 1 }, pixFmt: 'yuv420p', width: 160, height: 90 }
+    arbiter.armed.set(id, { path, size: bytes.length, sha256: sha256(bytes), meta })
+    const announcement: JobAnnouncement = {
+      v: 1, type: 'job', jobId: id, originator: mId, seq: Date.now(), state: 'encoding', name: 'free-encode.mkv', settings: '--preset ultrafast',
+      totalFrames: 192, chunks: { total: 4, open: 4, leased: 0, done: 0 }, open: [[0, 4]],
+      addrs: M.getMultiaddrs().map(a => a.toString().replace(`/p2p/${mId}`, ''))
+    }
+    await M.services.pubsub.publish(JOBS_TOPIC, encodeFrame(announcement))
+    const release = await waitFor('W to give the chunk back', () => arbiter.callsFor(id, 'releaseLease')[0], { everyMs: 50, retryErrors: true })
+    // Before: accepted by the container check and decoded by ffmpeg's gif/png/qtrle decoder.
+    // The Matroska codec id names it (V_QUICKTIME, V_MS/VFW/FOURCC): no decoder is opened to find out more.
+    expect(release.reason).toMatch(/its video is \S+, not a codec an originator sends \(h264, hevc, vp8, vp9, av1\); refusing to decode it$/)
+    const ban = await waitFor('W to ban the originator', () => W.status().banned.find(b => b.id === mId), { timeoutMs: 5000, everyMs: 50 })
+    expect(ban).toMatchObject({ active: true, jobs: [id] })
+    expect(arbiter.callsFor(id, 'resultSlot')).toHaveLength(0)
+    expect(W.status().peerId).toBe(W.peerId)
+    recordTally({
+      section: 'Hostile input: segments',
+      fault: `H announces a job and serves a one-stream Matroska ${codec} video of the declared size as the chunk's segment`,
+      happened: `W refused it by its codec before any decode ("…${release.reason?.replace(/^.*: (its video is)/, '$1').slice(0, 60) ?? ''}…") and gave the chunk back (was: accepted by the container check and decoded); 0 uploads; W banned the originator for 1 h`,
+      lost: 'nothing'
+    })
+  })
+})
+
 describe('a peer flooding the job topic', () => {
   it('a job declaring a million chunks in a few hundred bytes is rejected; a thousand jobs in one name leave W listing 16, and W keeps working', async () => {
     const rejectedBefore = W.metrics().announcementsRejected

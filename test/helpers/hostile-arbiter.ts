@@ -65,6 +65,8 @@ export interface HostileOriginator {
   arbiter: HostileArbiter
   /** Announces a new job of `totalFrames` frames (4 chunks, all open) whose every segment is `file` with `meta`; returns its id. */
   announce: (file: string, meta: SegmentMeta, totalFrames: number) => Promise<string>
+  /** Announces the job again every `everyMs` (as an originator does, so workers keep it listed) until the returned function is called. */
+  keepAnnouncing: (jobId: string, everyMs: number) => () => void
 }
 
 export async function hostileOriginator (victim: { peerId: string, addresses: () => string[] }): Promise<HostileOriginator> {
@@ -83,8 +85,20 @@ export async function hostileOriginator (victim: { peerId: string, addresses: ()
       totalFrames, chunks: { total: 4, open: 4, leased: 0, done: 0 }, open: [[0, 4]],
       addrs: node.getMultiaddrs().map(a => a.toString().replace(`/p2p/${self}`, ''))
     }
+    announced.set(jobId, announcement)
     await node.services.pubsub.publish(JOBS_TOPIC, encodeFrame(announcement))
     return jobId
   }
-  return { node, arbiter, announce }
+  const announced = new Map<string, JobAnnouncement>()
+  const keepAnnouncing = (jobId: string, everyMs: number): () => void => {
+    const timer = setInterval(() => {
+      const last = announced.get(jobId)
+      if (last === undefined) return
+      const next = { ...last, seq: last.seq + 1 }
+      announced.set(jobId, next)
+      void node.services.pubsub.publish(JOBS_TOPIC, encodeFrame(next)).catch(() => {})
+    }, everyMs)
+    return () => { clearInterval(timer) }
+  }
+  return { node, arbiter, announce, keepAnnouncing }
 }

@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { encodeChunk, inspectSegment, verifyEncodedChunk, VerificationError } from '../../src/media/index.js'
+import { DEFAULT_SEGMENT_LIMITS, encodeChunk, inspectSegment, PEER_SEGMENT_CODECS, verifyEncodedChunk, VerificationError } from '../../src/media/index.js'
 
 let dir: string
 let secret: string
@@ -70,7 +70,7 @@ describe('segments from a peer', () => {
 
   it('a one-stream Matroska video passes; a Matroska with an extra stream is refused', async () => {
     expect(await inspectSegment(videoOnly)).toEqual({ codec: 'h264', width: 160, height: 90 })
-    await expect(inspectSegment(withAudio)).rejects.toThrow(/expected exactly one video stream, found video, audio/)
+    await expect(inspectSegment(withAudio)).rejects.toThrow(/expected exactly one video stream.*, found (video, audio|one of aac)/)
     // The real thing still encodes when checked.
     const out = join(dir, 'out-ok.264')
     const done = await encodeChunk(encodeOptions(videoOnly, out, true))
@@ -86,10 +86,48 @@ describe('segments from a peer', () => {
     } finally {
       process.env.PATH = path
     }
-    await expect(inspectSegment(withAudio)).rejects.toThrow(/expected exactly one video stream, found video, audio/)
+    await expect(inspectSegment(withAudio)).rejects.toThrow(/expected exactly one video stream.*, found (video, audio|one of aac)/)
   })
 
   it('a result that is a manifest is read as raw H.264 and refused, never followed', async () => {
     await expect(verifyEncodedChunk(dash, { frameCount: 48 })).rejects.toThrow(VerificationError)
+  })
+
+  /**
+   * Issue 26, item 3: a stranger's segment reached any of ffmpeg's ~200 decoders. Each of these is
+   * a well-formed one-stream Matroska video, exactly what the container check let through.
+   */
+  it.each(['gif', 'png', 'qtrle', 'msvideo1'])('a %s segment is refused by its codec before any decode, and its decoder is off ffmpeg\'s list even unchecked', async (codec) => {
+    const path = join(dir, `segment-${codec}.mkv`)
+    await execa('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=160x96:rate=24', '-frames:v', '12', '-c:v', codec, ...(codec === 'msvideo1' ? ['-pix_fmt', 'rgb555le'] : []), '-f', 'matroska', path])
+    await expect(inspectSegment(path)).rejects.toThrow(/(its video is \S+, not|of) a codec an originator sends \(h264, hevc, vp8, vp9, av1\).*; refusing to decode it/)
+    const err = await inspectSegment(path).catch((e: Error) => e)
+    expect(err).toBeInstanceOf(VerificationError)
+    // The encode refuses it before its decoder starts: no output, and the reason is the codec.
+    const out = join(dir, `out-${codec}.264`)
+    await expect(encodeChunk({ ...encodeOptions(path, out, true), frameCount: 12 })).rejects.toThrow(/a codec an originator sends/)
+    expect(existsSync(out)).toBe(false)
+    // Even unchecked, the decoder is not on the list ffmpeg is given for peer bytes.
+    await expect(encodeChunk({ ...encodeOptions(path, out, false), frameCount: 12 })).rejects.toThrow(/not on whitelist|ffmpeg failed|x264/)
+    expect(PEER_SEGMENT_CODECS.has('h264')).toBe(true)
+  })
+
+  it('a segment whose pictures are not the size its originator declared is refused; one over the limit too', async () => {
+    await expect(inspectSegment(videoOnly, {}, { width: 320, height: 180 })).rejects.toThrow(/its video is 160x90, not the 320x180 its originator declared/)
+    expect(await inspectSegment(videoOnly, {}, { width: 160, height: 90 })).toEqual({ codec: 'h264', width: 160, height: 90 })
+    await expect(inspectSegment(videoOnly, {}, { width: 160, height: 90, limits: { ...DEFAULT_SEGMENT_LIMITS, maxFramePixels: 160 * 89 } })).rejects.toThrow(/over this worker's limit/)
+    expect(DEFAULT_SEGMENT_LIMITS).toEqual({ maxSide: 8192, maxFramePixels: 8192 * 4320, maxChunkFrames: 3000 })
+  })
+
+  it('a segment whose container says 160x90 but whose stream is 640x360 fails in the decoder\'s allocation (-max_pixels), not after it', async () => {
+    const big = join(dir, 'segment-lies.mkv')
+    await execa('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=24', '-frames:v', '12', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-f', 'matroska', big])
+    await execa('mkvpropedit', ['-q', big, '--edit', 'track:v1', '--set', 'pixel-width=160', '--set', 'pixel-height=90'])
+    // The container check sees what the container says…
+    expect(await inspectSegment(big, {}, { width: 160, height: 90 })).toEqual({ codec: 'h264', width: 160, height: 90 })
+    // …and the decoder refuses the real pictures before taking their memory.
+    const out = join(dir, 'out-lies.264')
+    await expect(encodeChunk({ ...encodeOptions(big, out, true), frameCount: 12, width: 160, height: 90 })).rejects.toThrow(/max pixel count|get_buffer|ffmpeg failed|x264/)
+    expect(existsSync(out)).toBe(false)
   })
 })

@@ -136,3 +136,16 @@ describe('parseX264Settings', () => {
     }
   })
 })
+
+/** Issue 26.2: settings from the network could ask a worker for gigabytes of lookahead. */
+describe('settings that would ask for unbounded memory', () => {
+  it('refuses --rc-lookahead and --sync-lookahead past 60 frames (x264 takes 250); 60 and below pass', () => {
+    for (const opt of ['--rc-lookahead', '--sync-lookahead']) {
+      expect(() => parseX264Settings(`${opt} 250`)).toThrow(SettingsError)
+      expect(() => parseX264Settings(`${opt} 61`)).toThrow(/must be between 0 and 60/)
+      expect(parseX264Settings(`${opt} 60`).args).toEqual([opt, '60'])
+    }
+    // The slowest preset's own lookahead is within the bound.
+    expect(parseX264Settings('--preset placebo --rc-lookahead 60 --ref 16 --bframes 16').args).toContain('placebo')
+  })
+})

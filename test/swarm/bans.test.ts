@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BanList, BANS_FILE, FIRST_BAN_MS, MAX_BAN_MS, MAX_BAN_RECORDS, VIOLATIONS_TO_BAN } from '../../src/swarm/index.js'
+import { BanList, BANS_FILE, FIRST_BAN_MS, MAX_BAN_MS, MAX_ACTIVE_BANS, MAX_BAN_RECORDS, MAX_COUNTED_PEERS, STRIKES_TO_BAN, STRIKE_WINDOW_MS, VIOLATIONS_TO_BAN } from '../../src/swarm/index.js'
 import { jobId, PEER_B, PEER_C } from '../helpers/records.js'
 
 const H = 60 * 60_000
@@ -88,7 +88,58 @@ describe('BanList', () => {
     await bans.flush()
   })
 
-  it('starts empty from a file it cannot read, skips records that do not parse, and keeps at most MAX_BAN_RECORDS', async () => {
+  it('bans a peer after STRIKES_TO_BAN slow transfers within the hour, not after two; strikes an hour apart do not add up', async () => {
+    const clock = { t: 0 }
+    const log: string[] = []
+    const bans = list('strikes', clock, log)
+    await bans.load()
+    bans.strike({ peer: PEER_B, jobId: jobId('1'), reason: 'served a segment too slowly' })
+    clock.t += STRIKE_WINDOW_MS
+    bans.strike({ peer: PEER_B, jobId: jobId('1'), reason: 'served a segment too slowly' })
+    bans.strike({ peer: PEER_B, jobId: jobId('1'), reason: 'served a segment too slowly' })
+    expect(bans.isBanned(PEER_B)).toBe(false)
+    expect(STRIKES_TO_BAN).toBe(3)
+    bans.strike({ peer: PEER_B, jobId: jobId('2'), reason: 'served a segment too slowly' })
+    expect(bans.isBanned(PEER_B)).toBe(true)
+    expect(bans.list()[0]).toMatchObject({ reason: '3 transfers slower than the deadline within 1 h; the last: served a segment too slowly', jobs: [jobId('2')] })
+    expect(log.filter(l => l.startsWith('swarm: strike '))).toHaveLength(4)
+    // Strikes have their own bound: a flood of fresh ids with one strike each keeps MAX_COUNTED_PEERS.
+    for (let i = 0; i < MAX_COUNTED_PEERS + 100; i++) bans.strike({ peer: `12D3KooWfresh${i}`, reason: 'slow' })
+    expect((bans as unknown as { strikes: { size: number } }).strikes.size).toBe(MAX_COUNTED_PEERS)
+    await bans.flush()
+  })
+
+  it('keeps a liar banned through a flush of 1,100 fresh ids each banned after it, and through 4,200 (past MAX_ACTIVE_BANS)', async () => {
+    const clock = { t: 0 }
+    const bans = list('flush', clock)
+    await bans.load()
+    const liar = PEER_C
+    bans.report({ peer: liar, jobId: jobId('1'), reason: 'failed verification' })
+    let evictedAfter: number | undefined
+    for (let i = 0; i < 1100; i++) {
+      clock.t += 10
+      // Each fresh id earns its ban the cheapest way: ten malformed requests.
+      for (let v = 0; v < VIOLATIONS_TO_BAN; v++) bans.violation(`12D3KooWflood${i}`, 'bad frame')
+      if (evictedAfter === undefined && !bans.isBanned(liar)) evictedAfter = i + 1
+    }
+    // Before: evicted after 1,024 fresh bans (the oldest active ban went first).
+    expect(evictedAfter).toBeUndefined()
+    expect(bans.isBanned(liar)).toBe(true)
+    expect(bans.isBanned(liar, jobId('1'))).toBe(true)
+    for (let i = 1100; i < MAX_ACTIVE_BANS + 104; i++) { clock.t += 10; bans.report({ peer: `12D3KooWflood${i}`, reason: 'sybil' }) }
+    const active = bans.list().filter(b => b.active)
+    expect(active.length).toBe(MAX_ACTIVE_BANS)
+    expect(bans.isBanned(liar)).toBe(true)
+    // The one just banned stays too: the flood pushes out its own, most recent first.
+    expect(bans.isBanned(`12D3KooWflood${MAX_ACTIVE_BANS + 103}`)).toBe(true)
+    // Once over, the bans are bounded as before: at most MAX_BAN_RECORDS finished ones kept.
+    clock.t += 2 * FIRST_BAN_MS
+    bans.report({ peer: PEER_B, reason: 'late' })
+    expect(bans.list().length).toBeLessThanOrEqual(MAX_BAN_RECORDS + 1)
+    await bans.flush()
+  })
+
+  it('starts empty from a file it cannot read, skips records that do not parse, and keeps at most MAX_BAN_RECORDS finished bans', async () => {
     const clock = { t: 0 }
     const dir = join(root, 'broken')
     await rm(dir, { recursive: true, force: true })
@@ -105,7 +156,12 @@ describe('BanList', () => {
     await partly.load()
     expect(partly.list().map(b => b.peer)).toEqual([PEER_B])
     for (let i = 0; i < MAX_BAN_RECORDS + 10; i++) partly.report({ peer: `peer-${i}`, reason: 'sybil' })
-    expect(partly.list().length).toBe(MAX_BAN_RECORDS)
+    // All active: none is ended early to make room.
+    expect(partly.list().length).toBe(MAX_BAN_RECORDS + 11)
+    clock.t += 2 * FIRST_BAN_MS
+    partly.report({ peer: 'one-more', reason: 'sybil' })
+    expect(partly.list().filter(b => !b.active).length).toBe(0)
+    expect((partly as unknown as { records: Map<string, unknown> }).records.size).toBe(MAX_BAN_RECORDS + 1)
     await partly.flush()
   })
 })

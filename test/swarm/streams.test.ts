@@ -3,7 +3,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { FramedStream, type SwarmNode } from '../../src/swarm/index.js'
+import { existsSync } from 'node:fs'
+import { lpStream } from '@libp2p/utils'
+import { FramedStream, TransferTooSlow, type SwarmNode } from '../../src/swarm/index.js'
 import { SEND_WINDOW } from '../../src/swarm/streams.js'
 import { makeNode } from './helpers.js'
 
@@ -83,5 +85,38 @@ describe('FramedStream flow control', () => {
   it('a file of no whole number of frames or acknowledgements arrives intact, its last bytes written too', async () => {
     const stream = await b.dialProtocol(a.getMultiaddrs()[0]!, ODD)
     await receiveAndReadBack(new FramedStream(stream, AbortSignal.timeout(60_000)), 'odd', ODD_SIZE, oddDigest)
+  })
+})
+
+/**
+ * The overall deadline of a transfer (issue 26): a sender that keeps every frame inside the idle
+ * limit but trickles is cut at the allowance plus its size at 64 KiB/s, and nothing half-written stays.
+ */
+describe('FramedStream transfer deadline', () => {
+  const TRICKLE = '/swarm-encode-test/trickle/1.0.0'
+  it('cuts a transfer that sends a byte every 300 ms at its deadline (allowance + size at 64 KiB/s), and removes the partial file', async () => {
+    await a.handle(TRICKLE, async (stream) => {
+      const lp = lpStream(stream)
+      try {
+        for (let i = 0; i < 1000; i++) {
+          await lp.write(new Uint8Array([i & 0xff]), { signal: AbortSignal.timeout(2000) })
+          await new Promise(resolve => setTimeout(resolve, 300))
+        }
+      } catch (err) { stream.abort(err as Error) }
+    })
+    const stream = await b.dialProtocol(a.getMultiaddrs()[0]!, TRICKLE)
+    // Idle limit 5 s (never reached: a byte every 300 ms); allowance 1 s; 32 KiB at 64 KiB/s is 0.5 s more.
+    const f = new FramedStream(stream, AbortSignal.timeout(60_000), 5000, 1000)
+    const dest = join(dir, 'trickled.bin')
+    const started = Date.now()
+    const err = await f.receiveFile(dest, 32 * 1024, 'ab'.repeat(32), 'trickled segment').then(() => undefined, (e: Error) => e)
+    const took = Date.now() - started
+    expect(err).toBeInstanceOf(TransferTooSlow)
+    expect(err?.message).toMatch(/^trickled segment: \d of 32768 bytes in 1\.5 s, slower than any honest peer/)
+    expect(took).toBeGreaterThanOrEqual(1450)
+    expect(took).toBeLessThan(3000)
+    expect(existsSync(dest)).toBe(false)
+    f.abort(err as Error)
+    await a.unhandle(TRICKLE)
   })
 })
