@@ -189,23 +189,28 @@ const SEI_USER_DATA_REGISTERED = 4
 export function carriesA53Captions (data: Uint8Array): boolean {
   for (const { type, start, end } of nalUnits(data)) {
     if (type !== NAL_SEI) continue
-    const sei = rbsp(data.subarray(start + 1, end))
-    let at = 0
-    // sei_message()s until the rbsp trailing bits (0x80).
-    while (at < sei.length && sei[at] !== 0x80) {
-      let payloadType = 0
-      while (sei[at] === 0xFF) { payloadType += 255; at++ }
-      payloadType += sei[at++] ?? 0
-      let size = 0
-      while (sei[at] === 0xFF) { size += 255; at++ }
-      size += sei[at++] ?? 0
-      const p = sei.subarray(at, at + size)
+    for (const { payloadType, payload: p } of seiMessages(data.subarray(start, end))) {
       if (payloadType === SEI_USER_DATA_REGISTERED && p.length >= 8 && p[0] === 0xB5 && p[1] === 0x00 && p[2] === 0x31 &&
         p[3] === 0x47 && p[4] === 0x41 && p[5] === 0x39 && p[6] === 0x34 && p[7] === 0x03) return true
-      at += size
     }
   }
   return false
+}
+
+/** The sei_message()s of an SEI NAL unit (header byte included), up to the rbsp trailing bits (0x80). */
+function * seiMessages (nal: Uint8Array): Generator<{ payloadType: number, payload: Uint8Array }> {
+  const sei = rbsp(nal.subarray(1))
+  let at = 0
+  while (at < sei.length && sei[at] !== 0x80) {
+    let payloadType = 0
+    while (sei[at] === 0xFF) { payloadType += 255; at++ }
+    payloadType += sei[at++] ?? 0
+    let size = 0
+    while (sei[at] === 0xFF) { size += 255; at++ }
+    size += sei[at++] ?? 0
+    yield { payloadType, payload: sei.subarray(at, at + size) }
+    at += size
+  }
 }
 
 /**
@@ -239,18 +244,7 @@ export function describeH264Structure (data: Uint8Array): H264Structure {
     } else if (type === NAL_PPS) pps.add(Buffer.from(nal).toString('base64'))
     else if (type === NAL_SEI) {
       seiBytes += nal.length
-      const sei = rbsp(nal.subarray(1))
-      let at = 0
-      while (at < sei.length && sei[at] !== 0x80) {
-        let payloadType = 0
-        while (sei[at] === 0xFF) { payloadType += 255; at++ }
-        payloadType += sei[at++] ?? 0
-        let size = 0
-        while (sei[at] === 0xFF) { size += 255; at++ }
-        size += sei[at++] ?? 0
-        seiTypes.add(payloadType)
-        at += size
-      }
+      for (const { payloadType } of seiMessages(nal)) seiTypes.add(payloadType)
     }
   }
   return {

@@ -6,13 +6,13 @@
  * the originator O, an honest worker B and the liar L. Every result of L must be refused for its
  * structure, and the job must complete in one format, encoded by O and B.
  */
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { probeMedia } from '../../src/media/index.js'
 import type { LocalNode } from '../../scripts/local-swarm.js'
-import { addJob, dumpLogs, expectCompleteJob, makeClip, short, startSwarm, stopNodes, tallyFault, waitForJobEnd } from '../helpers/faults.js'
+import { addJob, dumpLogs, expectCompleteJob, makeClip, shimX264, short, startSwarm, stopNodes, tallyFault, waitForJobEnd } from '../helpers/faults.js'
 import { streamSummary } from '../helpers/media.js'
 
 let root: string
@@ -27,16 +27,10 @@ afterAll(async () => {
 
 /** A directory whose x264 encodes honestly, but as High 4:4:4 at 10 bits. */
 async function otherFormatX264 (dir: string): Promise<string> {
-  await mkdir(dir, { recursive: true })
-  const shim = join(dir, 'x264')
-  await writeFile(shim, [
-    '#!/bin/sh',
+  return await shimX264(dir, [
     '# A worker\'s encoder that keeps the pictures and changes the format: 4:4:4, 10 bits.',
-    'exec /usr/bin/x264 --output-csp i444 --output-depth 10 "$@"',
-    ''
-  ].join('\n'))
-  await chmod(shim, 0o755)
-  return dir
+    'exec /usr/bin/x264 --output-csp i444 --output-depth 10 "$@"'
+  ])
 }
 
 describe('a worker whose results are another format (High 4:4:4 10-bit for a 4:2:0 8-bit job)', () => {

@@ -6,13 +6,13 @@
  * must still complete frame-exact with the source's pictures, encoded by O and B.
  */
 import { execa } from 'execa'
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { probeMedia } from '../../src/media/index.js'
 import type { LocalNode } from '../../scripts/local-swarm.js'
-import { addJob, dumpLogs, expectCompleteJob, makeClip, short, startSwarm, stopNodes, tallyFault, waitForJobEnd } from '../helpers/faults.js'
+import { addJob, dumpLogs, expectCompleteJob, makeClip, shimX264, short, startSwarm, stopNodes, tallyFault, waitForJobEnd } from '../helpers/faults.js'
 
 let root: string
 const nodes: LocalNode[] = []
@@ -26,16 +26,10 @@ afterAll(async () => {
 
 /** A directory whose x264 negates its y4m input and hands it to the real x264 with the same arguments. */
 async function lyingX264 (dir: string): Promise<string> {
-  await mkdir(dir, { recursive: true })
-  const shim = join(dir, 'x264')
-  await writeFile(shim, [
-    '#!/bin/sh',
+  return await shimX264(dir, [
     '# A lying worker\'s encoder: every picture negated, everything else (count, size, settings) honest.',
-    'ffmpeg -v error -nostdin -f yuv4mpegpipe -i - -vf negate -strict -1 -f yuv4mpegpipe - | exec /usr/bin/x264 "$@"',
-    ''
-  ].join('\n'))
-  await chmod(shim, 0o755)
-  return dir
+    'ffmpeg -v error -nostdin -f yuv4mpegpipe -i - -vf negate -strict -1 -f yuv4mpegpipe - | exec /usr/bin/x264 "$@"'
+  ])
 }
 
 /** Mean luma PSNR of a file's frames against the source's, frame N against frame N. */

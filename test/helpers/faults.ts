@@ -5,7 +5,7 @@
  */
 import { execa } from 'execa'
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
-import { mkdir, readFile, symlink } from 'node:fs/promises'
+import { chmod, mkdir, readFile, symlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { expect } from 'vitest'
 import type { JobStatus, StatusJson } from '../../src/daemon/index.js'
@@ -185,4 +185,16 @@ export async function addJob (home: string, file: string, settings: string, outp
   expect(r.stderr).toBe('')
   expect(r.exitCode).toBe(0)
   return (JSON.parse(r.stdout) as { job: JobStatus }).job
+}
+
+/**
+ * A directory holding an `x264` shim: a shell script (the lines given) that stands in for the real
+ * encoder on a lying worker's PATH.
+ */
+export async function shimX264 (dir: string, lines: string[]): Promise<string> {
+  await mkdir(dir, { recursive: true })
+  const shim = join(dir, 'x264')
+  await writeFile(shim, ['#!/bin/sh', ...lines, ''].join('\n'))
+  await chmod(shim, 0o755)
+  return dir
 }
