@@ -131,7 +131,7 @@ describe('a worker caught returning the wrong pictures', () => {
     expect(got.ok).toBe(true)
     if (!got.ok) return
     const segment = await linkH().fetchSegment(got.lease, join(root, 'h-segment.mkv'), AbortSignal.timeout(10_000))
-    const lie = await encodeLie(segment.path, segment.meta.selectFromTime, segment.meta.frames, 'negate', join(root, 'h-lie.264'))
+    const lie = await encodeLie(segment.path, segment.meta.selectFromTime, segment.meta.frames, 'negate', join(root, 'h-lie.264'), { settings: segment.meta.settings, pixFmt: segment.meta.pixFmt })
     const answer = await linkH().uploadResult(got.lease, lie, sha256(await readFile(lie)), AbortSignal.timeout(60_000))
     expect(answer).toMatchObject({ ok: false, code: 'bad-result' })
     if (!answer.ok) expect(answer.message).toMatch(/does not show the source's picture|shows a neighbouring frame/)

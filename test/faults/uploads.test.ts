@@ -159,7 +159,7 @@ describe('results', () => {
       const out = join(root, 'h', `${kind}-${lease.chunk}.264`)
       const path = kind === 'honest'
         ? await encodeHonestly(seg, out)
-        : await encodeLie(seg.path, seg.meta.selectFromTime, seg.meta.frames, 'negate', out)
+        : await encodeLie(seg.path, seg.meta.selectFromTime, seg.meta.frames, 'negate', out, { settings: seg.meta.settings, pixFmt: seg.meta.pixFmt })
       const bytes = await readFile(path)
       uploads.push({ lease, path, sha: sha256(bytes), size: bytes.length })
     }
