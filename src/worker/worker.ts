@@ -286,6 +286,12 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     }
   }
 
+  /** Whether this worker has running work on a job: a lease held, its segment downloading, encoding or uploading. */
+  holds (originator: string, jobId: string): boolean {
+    for (const t of this.tasks.values()) if (t.lease.originator === originator && t.lease.jobId === jobId) return true
+    return false
+  }
+
   private taskKey (lease: ChunkLease): string { return chunkKey(lease.originator, lease.jobId, lease.chunk) }
 
   /** Picks a chunk to claim: jobs in turn (fair sharing), and within a job a spot that depends on our peer id so peers rarely collide. */
