@@ -21,6 +21,7 @@ import { swarmEncode, type SwarmEncode, type SwarmEncodeInit } from './service.j
 import { DiscoveredPeers, peerDialer, tagDiscovery, type PeerDialer } from './discovery.js'
 import { reachabilityReport, RelayMeter, relayReserver, relayServerInit, type ReachabilityReport, type RelayLimits, type RelayReserver } from './reach.js'
 import { memberFinder, membersKey, type MemberFinder } from './members.js'
+import { dialableAddress, usesLoopback, type DialPolicy } from './dial-filter.js'
 import { boundedDhtStore, DEFAULT_DHT_STORE_LIMITS, providerKeyOf } from './dht-store.js'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Datastore } from 'interface-datastore'
@@ -153,11 +154,13 @@ export function gossipFastMessageId (msg: { from?: Uint8Array, seqno?: Uint8Arra
 
 /**
  * Keeps banned peers off the node: no dial to one, and an inbound connection is dropped as soon as
- * the handshake says whose it is (the first point a peer id is known). Everything else is allowed,
- * as with js-libp2p's default gater.
+ * the handshake says whose it is (the first point a peer id is known). Dials only addresses
+ * dial-filter.ts allows. Everything else is allowed, as with js-libp2p's default gater.
  */
-export function banGater (isBanned: (peer: string) => boolean): ConnectionGater {
+export function banGater (isBanned: (peer: string) => boolean, dial: DialPolicy = { loopback: true }): ConnectionGater {
   return {
+    // Peers say where to dial them: only what dial-filter.ts allows (no /unix/, no loopback unless we use it).
+    denyDialMultiaddr: (ma) => !dialableAddress(ma, dial),
     denyDialPeer: (peer) => isBanned(peer.toString()),
     denyInboundEncryptedConnection: (peer) => isBanned(peer.toString()),
     denyOutboundEncryptedConnection: (peer) => isBanned(peer.toString())
@@ -226,7 +229,7 @@ export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> 
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     ...(o.swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: o.swarmKey }) } : {}),
-    ...(o.isBanned !== undefined ? { connectionGater: banGater(o.isBanned) } : {}),
+    connectionGater: banGater(o.isBanned ?? (() => false), { loopback: usesLoopback([...o.listen, ...o.bootstrap].map(a => multiaddr(a))) }),
     peerDiscovery,
     services: {
       identify: identify(),
