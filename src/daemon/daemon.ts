@@ -18,7 +18,7 @@ import { controlHandlers } from './control-handlers.js'
 import { ControlServer } from './control-server.js'
 import { lockHome, prepareHome, writeControlFile } from './home.js'
 import { localLink } from './local-link.js'
-import { remoteJobFeed, RemoteJobs } from './remote-jobs.js'
+import { MAX_REMOTE_JOBS, MAX_REMOTE_JOBS_PER_ORIGINATOR, remoteJobFeed, RemoteJobs } from './remote-jobs.js'
 import { defaultSlots, defaultThreads } from './sizing.js'
 import { jobStatus, peers, status, type ConnectedPeer } from './status-view.js'
 import type { RemoteJobFeed } from './remote-jobs.js'
@@ -52,6 +52,8 @@ export interface DaemonOptions {
   /** The originator's limits (leases per peer, deadline floors, results verified at once); tests set them, `swarm join` keeps the defaults. */
   leaseLimits?: Pick<OriginatorOptions, 'maxLeasesPerPeer' | 'minDeadlineMs' | 'noPaceDeadlineMs' | 'verifyConcurrency'>
   plan?: PlanOptions
+  /** Bounds of the list of other originators' jobs (remote-jobs.ts); tests lower them to flood it with a few real peers. */
+  remoteJobLimits?: { perOriginator: number, total: number, strangerEvictions?: { burst: number, perSecond: number } }
   log?: LogSink
   /**
    * A stand-in encoder, for tests and demos: `swarm join` sets one when SWARM_TEST_ENCODER is in its
@@ -70,7 +72,7 @@ export interface Daemon {
   /** Connected peers with ping latency and what they encode for this node's jobs. */
   peers: () => Promise<PeersJson>
   /** Counters for benchmarks and the scale simulation: streams served, bytes moved, announcements. */
-  metrics: () => { transfer: TransferStats, announcementsPublished: number, announcementsRejected: number, announcementsIgnored: number }
+  metrics: () => { transfer: TransferStats, announcementsPublished: number, announcementsRejected: number, announcementsIgnored: number, remoteJobs: { admitted: number, evicted: number, refused: number } }
   stop: () => Promise<void>
 }
 
@@ -153,12 +155,21 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     })
     const libp2p = node
     onStop(async () => { await libp2p.stop() })
+    // Bound late: the worker is made after the list it reads its jobs from.
+    let workerRef: Worker | undefined
+    const remoteJobs = new RemoteJobs(REMOTE_JOB_TTL_MS, remoteJobLimits(o), {
+      isBusy: (originatorId, jobId) => workerRef?.holds(originatorId, jobId) ?? false,
+      ...(o.remoteJobLimits?.strangerEvictions !== undefined ? { strangerEvictions: o.remoteJobLimits.strangerEvictions } : {})
+    })
     const beforeWorker = {
-      self, log, libp2p, originator, bans, remoteJobs: new RemoteJobs(REMOTE_JOB_TTL_MS), reach: new OriginatorReach({ log }),
+      self, log, libp2p, originator, bans, remoteJobs, reach: new OriginatorReach({ log }),
       ...(o.relay !== undefined ? { relayLimits: o.relay } : {})
     }
     const workerStopping = new AbortController()
     const worker = await startWorker(o, beforeWorker, slots, swarmSize, { reportOffence, reportStrike }, workerStopping.signal)
+    workerRef = worker
+    // An originator that took a result of ours is one this node works for: room is kept for its jobs.
+    worker.on('delivered', (d) => { if (d.originator !== self) remoteJobs.workedFor(d.originator, Date.now()) })
     onStop(async () => { await worker.stop() })
     // Stops run in reverse: connections the worker is still making are given up before it stops.
     onStop(async () => { workerStopping.abort() })
@@ -184,13 +195,17 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       dashboardUrl: control.dashboardUrl,
       status: () => statusOf(parts, false),
       peers: async () => await peersOf(parts),
-      metrics: () => ({ transfer: libp2p.services.encode.stats, announcementsPublished: board.published, announcementsRejected: board.rejected, announcementsIgnored: board.ignored }),
+      metrics: () => ({ transfer: libp2p.services.encode.stats, announcementsPublished: board.published, announcementsRejected: board.rejected, announcementsIgnored: board.ignored, remoteJobs: { ...parts.remoteJobs.stats } }),
       stop: async () => { stopping ??= undo(); await stopping }
     }
   } catch (err) {
     await undo()
     throw err
   }
+}
+
+function remoteJobLimits (o: DaemonOptions): { perOriginator: number, total: number } {
+  return { perOriginator: o.remoteJobLimits?.perOriginator ?? MAX_REMOTE_JOBS_PER_ORIGINATOR, total: o.remoteJobLimits?.total ?? MAX_REMOTE_JOBS }
 }
 
 /** The worker, encoding for this node's own jobs through a local link and for other originators' over libp2p. */

@@ -11,21 +11,48 @@ export type Heard =
   | 'shadowed'
   /** Older than what this originator last said about the job: ignored. */
   | 'stale'
+  /** A new job with no room for it: the list is full of jobs that may not make way for it now (see RemoteJobs). */
+  | 'refused'
 
 /** One originator's job: what the worker keys its work by. */
 export interface JobRef { originator: string, jobId: string }
+
+/** Jobs kept from one originator: a person adds a handful at a time. */
+export const MAX_REMOTE_JOBS_PER_ORIGINATOR = 16
+/** Jobs kept from all originators together. */
+export const MAX_REMOTE_JOBS = 256
+/**
+ * How fast strangers' new jobs may push others out of a full list: a burst, then one a second.
+ * Peer ids cost nothing, so without a rate a flood of fresh ids (100 announcements a second from
+ * 16+ of them) churned the whole list and an honest job was listed half the time; at one a second
+ * the jobs heard in the last few announce intervals (every honest originator repeats its own every
+ * 5 s) are never the least recently heard. An empty place costs no token: a swarm that is not
+ * flooded never waits.
+ */
+export const STRANGER_EVICTIONS = { burst: 32, perSecond: 1 }
+/** Originators remembered as ones this node delivered a result to (see RemoteJobs.workedFor). */
+export const MAX_WORKED_FOR = 64
+
+export interface RemoteJobsPolicy {
+  /** Whether this node has running work on a job (a lease, a download, an encode, an upload): such a job is never dropped for room. */
+  isBusy?: (originator: string, jobId: string) => boolean
+  /** Token bucket on evictions made for jobs of originators this node has not worked for (default STRANGER_EVICTIONS). */
+  strangerEvictions?: { burst: number, perSecond: number }
+}
 
 /**
  * Jobs heard of from other peers, keyed by originator and job id: a peer that announces another
  * peer's job id in its own name is a different job, and can neither replace nor withdraw the one
  * it copies. The worker works on every one of them (it keys its work by both too); under each id
  * one job is current (the first heard, while it lasts): the one status lists under that id.
+ *
+ * The list is bounded (an announcement costs a peer a few hundred bytes), and which job makes way
+ * for a new one is chosen so that identities, which cost nothing, cannot push out the work that
+ * matters: a job this node has running work on is never dropped; a stranger's new job (from an
+ * originator this node has not delivered a result to) may only push out other strangers' jobs,
+ * and only at STRANGER_EVICTIONS' rate; the jobs of originators this node works for make way only
+ * for each other.
  */
-/** Jobs kept from one originator: a person adds a handful at a time. */
-export const MAX_REMOTE_JOBS_PER_ORIGINATOR = 16
-/** Jobs kept from all originators together. */
-export const MAX_REMOTE_JOBS = 256
-
 export class RemoteJobs {
   /** Job id → originator → the job; a map keeps insertion order, so the first entry is current. */
   private readonly jobs = new Map<string, Map<string, RemoteJob>>()
@@ -33,23 +60,42 @@ export class RemoteJobs {
   private readonly addrs = new Map<string, string[]>()
   /** Jobs dropped to make room, for the worker to forget (takeEvicted). */
   private evicted: JobRef[] = []
+  /** Originators this node delivered a result to → when last; oldest first (bounded by MAX_WORKED_FOR). */
+  private readonly worked = new Map<string, number>()
+  private readonly bucket: { tokens: number, at: number }
+  private readonly strangerEvictions: { burst: number, perSecond: number }
+  /** New jobs recorded, jobs dropped for room, and new jobs refused for want of it. */
+  readonly stats = { admitted: 0, evicted: 0, refused: 0 }
 
   /**
    * @param ttlMs a job stops being listed (and worked on) when its originator has been silent this long
    * @param limits how many jobs are kept from one originator and in all: an announcement costs a
    *   peer a few hundred bytes, so without a bound one peer could fill this node's memory
    */
-  constructor (private readonly ttlMs: number, private readonly limits = { perOriginator: MAX_REMOTE_JOBS_PER_ORIGINATOR, total: MAX_REMOTE_JOBS }) {}
+  constructor (private readonly ttlMs: number, private readonly limits = { perOriginator: MAX_REMOTE_JOBS_PER_ORIGINATOR, total: MAX_REMOTE_JOBS }, private readonly policy: RemoteJobsPolicy = {}) {
+    this.strangerEvictions = policy.strangerEvictions ?? STRANGER_EVICTIONS
+    this.bucket = { tokens: this.strangerEvictions.burst, at: Number.NEGATIVE_INFINITY }
+  }
 
   hear (ann: JobAnnouncement, now: number): Heard {
     const byOriginator = this.jobs.get(ann.jobId) ?? new Map<string, RemoteJob>()
     const known = byOriginator.get(ann.originator)
     if (known !== undefined && known.ann.seq > ann.seq) return 'stale'
-    if (known === undefined) this.makeRoomFor(ann.originator)
+    if (known === undefined) {
+      if (!this.makeRoomFor(ann.originator, now)) { this.stats.refused++; return 'refused' }
+      this.stats.admitted++
+    }
     byOriginator.set(ann.originator, { ann, seen: now })
     this.jobs.set(ann.jobId, byOriginator)
     this.addrs.set(ann.originator, ann.addrs)
     return this.isCurrent(ann.originator, ann.jobId) ? 'current' : 'shadowed'
+  }
+
+  /** This node delivered a result to the originator: its jobs are no longer a stranger's. */
+  workedFor (originator: string, now: number): void {
+    this.worked.delete(originator)
+    this.worked.set(originator, now)
+    if (this.worked.size > MAX_WORKED_FOR) this.worked.delete(this.worked.keys().next().value as string)
   }
 
   /** The jobs dropped for room since the last call. */
@@ -59,22 +105,65 @@ export class RemoteJobs {
     return ids
   }
 
-  /** Every (originator, job) held, least recently heard first. */
-  private byAge (): Array<{ originator: string, jobId: string, seen: number }> {
+  /** Every (originator, job) held that may make way for another (no running work on it), least recently heard first. */
+  private evictable (): Array<{ originator: string, jobId: string, seen: number }> {
     const all: Array<{ originator: string, jobId: string, seen: number }> = []
-    for (const [jobId, byOriginator] of this.jobs) for (const [originator, r] of byOriginator) all.push({ originator, jobId, seen: r.seen })
+    for (const [jobId, byOriginator] of this.jobs) {
+      for (const [originator, r] of byOriginator) {
+        if (this.policy.isBusy?.(originator, jobId) !== true) all.push({ originator, jobId, seen: r.seen })
+      }
+    }
     return all.sort((a, b) => a.seen - b.seen)
   }
 
-  /** Before a new job is recorded: the originator's, then anyone's, least recently heard job goes when a limit is reached. */
-  private makeRoomFor (originator: string): void {
-    const all = this.byAge()
-    const mine = all.filter(e => e.originator === originator)
-    const drop = (e: { originator: string, jobId: string } | undefined): void => {
-      if (e !== undefined && this.forget(e.originator, e.jobId)) this.evicted.push({ originator: e.originator, jobId: e.jobId })
+  private size (): number {
+    let n = 0
+    for (const byOriginator of this.jobs.values()) n += byOriginator.size
+    return n
+  }
+
+  /**
+   * Before a new job is recorded: makes room for it if a limit is reached, and says whether there
+   * is room now. At its own limit an originator's least recently heard job makes way (that costs
+   * no one else anything). At the total limit a stranger's least recently heard job makes way, if
+   * the stranger bucket has a token (for a stranger's job) or for a job of an originator this node
+   * works for, which may also push out the least recently heard of those. Never a busy job.
+   */
+  private makeRoomFor (originator: string, now: number): boolean {
+    const ownCount = (): number => { let n = 0; for (const b of this.jobs.values()) if (b.has(originator)) n++; return n }
+    if (ownCount() >= this.limits.perOriginator) {
+      const own = this.evictable().find(e => e.originator === originator)
+      if (own === undefined) return false
+      this.drop(own)
     }
-    if (mine.length >= this.limits.perOriginator) drop(mine[0])
-    else if (all.length >= this.limits.total) drop(all[0])
+    if (this.size() < this.limits.total) return true
+    const candidates = this.evictable()
+    const stranger = candidates.find(e => !this.worked.has(e.originator))
+    if (!this.worked.has(originator)) {
+      if (stranger === undefined || !this.takeToken(now)) return false
+      this.drop(stranger)
+      return true
+    }
+    const victim = stranger ?? candidates[0]
+    if (victim === undefined) return false
+    this.drop(victim)
+    return true
+  }
+
+  private takeToken (now: number): boolean {
+    const b = this.bucket
+    const { burst, perSecond } = this.strangerEvictions
+    if (b.at !== Number.NEGATIVE_INFINITY) b.tokens = Math.min(burst, b.tokens + Math.max(0, now - b.at) * perSecond / 1000)
+    b.at = now
+    if (b.tokens < 1) return false
+    b.tokens -= 1
+    return true
+  }
+
+  private drop (e: JobRef): void {
+    if (!this.forget(e.originator, e.jobId)) return
+    this.evicted.push({ originator: e.originator, jobId: e.jobId })
+    this.stats.evicted++
   }
 
   /** Forgets a job its originator withdrew; true when it was held (the worker should drop it). */
@@ -133,6 +222,9 @@ export class RemoteJobs {
   }
 }
 
+/** A flood of refusals is logged once in this many. */
+const REFUSALS_LOGGED_EVERY = 100
+
 export interface RemoteJobFeedOptions {
   self: string
   jobs: RemoteJobs
@@ -167,8 +259,14 @@ export function remoteJobFeed (o: RemoteJobFeedOptions): RemoteJobFeed {
       if (ann.originator === o.self) return
       const firstHeard = !o.jobs.has(ann.originator, ann.jobId)
       const heard = o.jobs.hear(ann, now())
-      drop(o.jobs.takeEvicted())
+      const evicted = o.jobs.takeEvicted()
+      for (const r of evicted) log.debug(`dropped ${jobTag(r.jobId)} of ${shortPeer(r.originator)} to make room for ${jobTag(ann.jobId)} of ${shortPeer(ann.originator)}`)
+      drop(evicted)
       if (heard === 'stale') return
+      if (heard === 'refused') {
+        if (o.jobs.stats.refused % REFUSALS_LOGGED_EVERY === 1) log.debug(`no room for ${jobTag(ann.jobId)} of ${shortPeer(ann.originator)}: the job list is full of jobs that may not make way now (${o.jobs.stats.refused} refused so far)`)
+        return
+      }
       if (heard === 'shadowed' && firstHeard) log.debug(`${jobTag(ann.jobId)} is announced by ${shortPeer(ann.originator)} too: a job of its own, listed under the first originator's`)
       o.worker.updateJob(workerView(ann))
     },

@@ -5,7 +5,7 @@ import { availableParallelism } from 'node:os'
 import { access, mkdir, rename, rm, stat } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path'
 import {
-  checkFidelity, checkFreeSpace, checkSourceCrc, DISK_RESERVE_BYTES, freeBytes, comparePictures, convicts, copyOutput, effectiveSettings, extractCaptions, formatFidelity, encodedSize, mergeChunks, otherTracksInput, parseX264Settings, statedRange, planChunks, prepareSource, sha256File,
+  checkFidelity, checkSourceCrc, reserveSpace, type SpaceReservation, DISK_RESERVE_BYTES, freeBytes, comparePictures, convicts, copyOutput, effectiveSettings, extractCaptions, formatFidelity, encodedSize, mergeChunks, otherTracksInput, parseX264Settings, statedRange, planChunks, prepareSource, sha256File,
   segmentTimesFromSource, VerificationError, verifyEncodedChunk, verifyMergedOutput, referenceStructure, type ReferenceStructure, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { JobStore } from './job-store.js'
@@ -192,7 +192,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   private readonly leases: LeaseTable
   private readonly verifyTurns: FairTurns
   /** Uploads let in by resultSlot, by the temporary path their bytes go to. */
-  private readonly uploads = new Map<string, { jobId: string, chunk: number, leaseId: string, peer: string }>()
+  private readonly uploads = new Map<string, { jobId: string, chunk: number, leaseId: string, peer: string, space?: SpaceReservation }>()
   /** Peers' results being verified now, per chunk ("job#index"): their picture checks read its segment. */
   private readonly verifying = new Map<string, number>()
   private readonly sources = new Map<string, MediaInfo>()
@@ -496,23 +496,25 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const dir = join(this.jobDir(jobId), 'incoming')
     const refuse = (r: Refusal): Refusal => { this.leases.endUpload(jobId, chunkIndex, leaseId, 'lost'); return r }
     if (size > maxBytes) return refuse({ ok: false, code: 'too-large', message: `result of ${size} bytes is larger than the ${maxBytes} a chunk of ${chunk.frames} frames (segment of ${chunk.segment?.size ?? 0} bytes) can be` })
+    let space: SpaceReservation | undefined
     try {
       await mkdir(dir, { recursive: true })
-      // This node's own results are moved in, not copied.
-      if (peer !== this.o.peerId) await checkFreeSpace(dir, size, `a result for ${shortChunk(jobId, chunkIndex)}`)
+      // This node's own results are moved in, not copied. A peer's size is reserved until the upload ends.
+      if (peer !== this.o.peerId) space = await reserveSpace(dir, size, `a result for ${shortChunk(jobId, chunkIndex)}`)
     } catch (err) {
       this.log.info(`refused a result upload from ${shortPeer(peer)}: ${(err as Error).message}`)
       // Our folder's name stays here: the peer only learns that there is no room.
       return refuse(refusal('no-space', `the originator has no room for a result of ${size} bytes now`))
     }
     const tmpPath = join(dir, `chunk-${chunkIndex}-${randomBytes(6).toString('hex')}.264`)
-    this.uploads.set(tmpPath, { jobId, chunk: chunkIndex, leaseId, peer })
+    this.uploads.set(tmpPath, { jobId, chunk: chunkIndex, leaseId, peer, ...(space !== undefined ? { space } : {}) })
     return { ok: true, tmpPath, maxBytes }
   }
 
   /** An upload let in by resultSlot whose bytes never all arrived: its lease may send them again. */
   async uploadFailed (tmpPath: string): Promise<void> {
     const upload = this.uploads.get(tmpPath)
+    upload?.space?.release()
     this.uploads.delete(tmpPath)
     await rm(tmpPath, { force: true })
     if (upload !== undefined) this.leases.endUpload(upload.jobId, upload.chunk, upload.leaseId, 'lost')
@@ -524,6 +526,8 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
    */
   async acceptResult (jobId: string, chunkIndex: number, peer: string, tmpPath: string, sha256: string): Promise<Answer> {
     const upload = this.uploads.get(tmpPath)
+    // Its bytes are on disk now, where statfs counts them.
+    upload?.space?.release()
     this.uploads.delete(tmpPath)
     const ended = (how: 'lost' | 'refused'): void => { if (upload !== undefined) this.leases.endUpload(upload.jobId, upload.chunk, upload.leaseId, how) }
     const job = this.store.get(jobId)

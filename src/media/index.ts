@@ -19,4 +19,4 @@ export { extractCaptions, CAPTIONS_TRACK_NAME, captionsTrackName, isCaptionsTrac
 export { compareCutPictures, cutFramesOf, CUT_FRAMES_LOOKED_AT, type CutPictures } from './cut-pictures.js'
 export { checkFidelity, formatFidelity, type FidelityCheck, type FidelityReport } from './fidelity.js'
 export { encodeFileLocally, verifyMergedOutput, type LocalEncodeOptions, type LocalEncodeReport } from './pipeline.js'
-export { checkFreeSpace, freeBytes, DiskSpaceError, DISK_RESERVE_BYTES } from './disk.js'
+export { checkFreeSpace, freeBytes, reserveSpace, reservedBytes, DiskSpaceError, DISK_RESERVE_BYTES, type SpaceReservation } from './disk.js'

@@ -2,8 +2,8 @@ import { EventEmitter } from 'node:events'
 import { mkdir, rm, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  checkFreeSpace, convicts, DEFAULT_SEGMENT_LIMITS, encodeChunk, parseX264Settings, sha256File,
-  type EncodeProgress, type EncodedChunk, type EncodeChunkOptions, type SegmentLimits
+  reserveSpace, convicts, DEFAULT_SEGMENT_LIMITS, encodeChunk, parseX264Settings, sha256File,
+  type EncodeProgress, type EncodedChunk, type EncodeChunkOptions, type SegmentLimits, type SpaceReservation
 } from '../media/index.js'
 import { jobTag, logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
 import type { Answer, ChunkLease, FetchedSegment, ReportOffence, SegmentCheck, SegmentMeta } from '../swarm/index.js'
@@ -286,6 +286,12 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     }
   }
 
+  /** Whether this worker has running work on a job: a lease held, its segment downloading, encoding or uploading. */
+  holds (originator: string, jobId: string): boolean {
+    for (const t of this.tasks.values()) if (t.lease.originator === originator && t.lease.jobId === jobId) return true
+    return false
+  }
+
   private taskKey (lease: ChunkLease): string { return chunkKey(lease.originator, lease.jobId, lease.chunk) }
 
   /** Picks a chunk to claim: jobs in turn (fair sharing), and within a job a spot that depends on our peer id so peers rarely collide. */
@@ -463,6 +469,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
   /** Downloads a leased chunk's segment (within its transfer deadline) and queues it for a slot. */
   private async fetch (task: Task, view: JobView, link: OriginatorLink): Promise<void> {
     const chunk = task.lease.chunk
+    let space: SpaceReservation | undefined
     try {
       const dir = join(this.o.workDir, view.jobId)
       const asked = Date.now()
@@ -475,8 +482,9 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
         if (meta.frames > limits.maxChunkFrames) throw new Error(`the segment's header says ${meta.frames} frames, over this worker's limit of ${limits.maxChunkFrames} a chunk`)
         const max = maxSegmentBytes(meta, view.totalFrames)
         if (size > max) throw new Error(`segment of ${size} bytes is more than the ${max} a ${meta.frames}-frame ${meta.width}x${meta.height} chunk of this job can be`)
-        await checkFreeSpace(dir, size, `segment ${shortChunk(view.jobId, chunk)}`)
-      })
+        // Reserved until the download ends: concurrent downloads do not all pass against the same free space.
+        space = await reserveSpace(dir, size, `segment ${shortChunk(view.jobId, chunk)}`)
+      }).finally(() => { space?.release() })
       const tookMs = Date.now() - asked
       // Only downloads: our own node's chunks need none, and timing a prefetch of another node's
       // chunk by them would start it a second before it is needed.

@@ -176,3 +176,53 @@ describe('RemoteJobs limits', () => {
     expect(jobs.current().filter(r => r.ann.originator === PEER_B)).toHaveLength(16)
   })
 })
+
+describe('RemoteJobs fairness: identities are free, running work and known originators are not pushed out', () => {
+  const id = (n: number): string => n.toString(16).padStart(64, '0')
+  const stranger = (n: number): string => `12D3KooWStranger${n.toString().padStart(36, '0')}`
+
+  it('never drops a job this node has running work on, however many strangers announce', () => {
+    const busy = new Set([`${PEER_B}/${id(1)}`])
+    const jobs = new RemoteJobs(TTL, { perOriginator: 16, total: 4 }, { isBusy: (o, j) => busy.has(`${o}/${j}`), strangerEvictions: { burst: 1000, perSecond: 0 } })
+    jobs.hear(announcement(PEER_B, id(1), 1), 0)
+    for (let n = 0; n < 500; n++) jobs.hear(announcement(stranger(n), id(100 + n), 1), 1 + n)
+    expect(jobs.has(PEER_B, id(1))).toBe(true)
+    expect(jobs.takeEvicted().some(e => e.originator === PEER_B)).toBe(false)
+    // With every job busy there is no room, and the newcomer is refused rather than a busy job dropped.
+    const all = new RemoteJobs(TTL, { perOriginator: 16, total: 1 }, { isBusy: () => true })
+    all.hear(announcement(PEER_B, id(1), 1), 0)
+    expect(all.hear(announcement(PEER_C, id(2), 1), 1)).toBe('refused')
+    expect(all.hear(announcement(PEER_B, id(3), 1), 2)).toBe('refused')
+    expect(all.has(PEER_B, id(1))).toBe(true)
+  })
+
+  it('lets strangers push out strangers only at the bucket\'s rate, and refuses the rest', () => {
+    const jobs = new RemoteJobs(TTL, { perOriginator: 16, total: 4 }, { strangerEvictions: { burst: 2, perSecond: 1 } })
+    for (let n = 0; n < 4; n++) expect(jobs.hear(announcement(stranger(n), id(n), 1), 0)).toBe('current')
+    // Full: two evictions from the burst, then none until a second has passed.
+    expect(jobs.hear(announcement(stranger(10), id(10), 1), 0)).toBe('current')
+    expect(jobs.hear(announcement(stranger(11), id(11), 1), 0)).toBe('current')
+    expect(jobs.hear(announcement(stranger(12), id(12), 1), 500)).toBe('refused')
+    expect(jobs.hear(announcement(stranger(12), id(12), 1), 1000)).toBe('current')
+    expect(jobs.stats).toEqual({ admitted: 7, evicted: 3, refused: 1 })
+    // A job already held is heard again without a token.
+    expect(jobs.hear(announcement(stranger(12), id(12), 2), 1000)).toBe('current')
+  })
+
+  it('keeps room for originators this node works for: strangers never push their jobs out, and they push out strangers first', () => {
+    const jobs = new RemoteJobs(TTL, { perOriginator: 16, total: 3 }, { strangerEvictions: { burst: 1000, perSecond: 0 } })
+    jobs.workedFor(PEER_B, 0)
+    jobs.hear(announcement(PEER_B, id(1), 1), 0)
+    jobs.hear(announcement(PEER_B, id(2), 1), 1)
+    jobs.hear(announcement(stranger(0), id(3), 1), 2)
+    for (let n = 1; n < 100; n++) jobs.hear(announcement(stranger(n), id(100 + n), 1), 2 + n)
+    expect(jobs.has(PEER_B, id(1)) && jobs.has(PEER_B, id(2))).toBe(true)
+    // Only room for one stranger, and a full list of B's jobs refuses strangers outright.
+    jobs.hear(announcement(PEER_B, id(4), 1), 200)
+    expect(jobs.current().every(r => r.ann.originator === PEER_B)).toBe(true)
+    expect(jobs.hear(announcement(stranger(500), id(500), 1), 201)).toBe('refused')
+    // B's own new job pushes out B's least recently heard when nothing else can go.
+    expect(jobs.hear(announcement(PEER_B, id(5), 1), 202)).toBe('current')
+    expect(jobs.has(PEER_B, id(1))).toBe(false)
+  })
+})

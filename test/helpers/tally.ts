@@ -46,7 +46,7 @@ export async function writeReliabilityDoc (tallyFile: string, docPath: string, m
   const rows = readFileSync(tallyFile, 'utf8').split('\n').filter(l => l.trim() !== '').map(l => JSON.parse(l) as TallyRow & { file: string })
   if (rows.length === 0) return false
   // A fixed order for the known sections, whatever order the parallel test files finished in.
-  const order = ['Faults', 'Hostile input: claims', 'Hostile input: results', 'Hostile input: pubsub', 'Hostile input: settings', 'Hostile input: control API', 'Load']
+  const order = ['Faults', 'Hostile input: claims', 'Hostile input: results', 'Hostile input: pubsub', 'Hostile input: DHT', 'Hostile input: settings', 'Hostile input: control API', 'Load']
   const rank = (x: string): number => { const i = order.indexOf(x); return i < 0 ? order.length : i }
   const sections = [...new Set(rows.map(r => r.section))].sort((a, b) => rank(a) - rank(b))
   const cell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' ')
