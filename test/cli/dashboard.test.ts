@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ceiling } from '../helpers/wait.js'
 import type { DashboardEvent, JobStatus, StatusJson } from '../../src/daemon/index.js'
 import { PROJECT_ROOT, runSwarm, startLocalNode, type LocalNode } from '../../scripts/local-swarm.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
@@ -103,7 +104,7 @@ describe('web dashboard', () => {
     const leasedHolders = new Set<string>()
     let midShot = false
     let states: string[] = []
-    const until = Date.now() + 45_000
+    const until = Date.now() + ceiling(45_000)
     for (;;) {
       states = await page.$$eval(`[data-job-id="${jobId}"] [data-chunk-state]`, cells => cells.map(c => c.getAttribute('data-chunk-state') ?? ''))
       if (timeline.at(-1) !== states.join(',')) timeline.push(states.join(','))

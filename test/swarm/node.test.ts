@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createSwarmNode, generateSwarmKey, gossipFastMessageId, parseSwarmKey, SwarmKeyError, type SwarmNode } from '../../src/swarm/index.js'
 import { makeNode, refusingArbiter } from './helpers.js'
-import { waitFor } from '../helpers/wait.js'
+import { ceiling, waitFor } from '../helpers/wait.js'
 
 let dir: string
 beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'swarm-node-')) })
@@ -159,9 +159,11 @@ describe('many nodes on one machine', () => {
     try {
       const addr = hub.getMultiaddrs().find(a => a.toString().includes('127.0.0.1'))
       if (addr === undefined) throw new Error('hub has no loopback address')
-      const results = await Promise.allSettled(peers.map(async p => await p.dial(addr)))
+      // A generous dial deadline: twenty Noise handshakes in one process on a busy machine can take
+      // longer than libp2p's default, and a timeout is not the refusal this test is about.
+      const results = await Promise.allSettled(peers.map(async p => await p.dial(addr, { signal: AbortSignal.timeout(ceiling(20_000)) })))
       expect(results.filter(r => r.status === 'rejected').map(r => String((r as PromiseRejectedResult).reason))).toEqual([])
-      await waitFor('twenty connections at the hub', () => hub.getConnections().length >= 20, { timeoutMs: 5000 })
+      await waitFor('twenty connections at the hub', () => hub.getConnections().length >= 20, { timeoutMs: ceiling(5000) })
     } finally {
       await Promise.all([hub, ...peers].map(async n => await n.stop()))
     }
