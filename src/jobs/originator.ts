@@ -1,21 +1,20 @@
-import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { access, mkdir, rm, stat } from 'node:fs/promises'
-import { basename, isAbsolute, join, resolve } from 'node:path'
+import { basename, join, resolve } from 'node:path'
 import {
-  checkFidelity, checkSourceCrc, DISK_RESERVE_BYTES, freeBytes, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, otherTracksInput, parseX264Settings, statedRange, planChunks, prepareSource, sha256File,
+  checkFidelity, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, otherTracksInput, parseX264Settings, statedRange, planChunks, prepareSource,
   verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { jobTag, logger, shortJob, type Logger, type LogSink } from '../log/index.js'
 import type { Answer, ReportOffence, SegmentOffer } from '../swarm/index.js'
+import { checkChunkCount, checkInput, checkRoomForSegments, InputError, jobIdOf, planOptionsFor, type AddJobRequest } from './admission.js'
 import type { JobFolder } from './job-folder.js'
 import { JobStore } from './job-store.js'
 import { DEFAULT_MAX_LEASES_PER_PEER, LeaseTable, type LeaseAnswer } from './lease-table.js'
 import { ResultIntake } from './result-intake.js'
 import { splitSource } from './splitter.js'
 import { JOB_RECORD_VERSION, refusal, type JobRecord } from './types.js'
-
 
 const rangeOption = (range: 'tv' | 'pc' | undefined): { range?: 'tv' | 'pc' } => range !== undefined ? { range } : {}
 
@@ -66,23 +65,6 @@ export interface OriginatorOptions {
   reportOffence?: ReportOffence
   /** Whether a peer is banned now, from the node or from the job: its results still waiting to be checked are then refused unchecked. */
   isBanned?: (peer: string, jobId: string) => boolean
-}
-
-export interface AddJobRequest {
-  file: string
-  settings: string
-  output?: string
-  plan?: Pick<PlanOptions, 'gopsPerChunk' | 'chunkSeconds'>
-  /** Encode a source the probe found truncated (what is there is encoded; the damage is recorded). */
-  allowDamaged?: boolean
-  /** Encode a source with closed captions in its video although they cannot be carried over. */
-  dropCaptions?: boolean
-}
-
-const formatMiB = (bytes: number): string => bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(1)} GiB` : `${Math.ceil(bytes / 1024 ** 2)} MiB`
-
-export class InputError extends Error {
-  readonly kind = 'input'
 }
 
 /** Unclaimed segments a large job keeps cut per encoder in the swarm (at least MIN_SEGMENTS_AHEAD in all). */
@@ -186,8 +168,8 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
    * (missing file, refused settings, CRC mismatch, no video) throws InputError and queues nothing.
    */
   async addJob (req: AddJobRequest): Promise<{ job: JobRecord, existing: boolean }> {
-    const { args, source, sourceSha256 } = await this.checkInput(req)
-    const id = createHash('sha256').update(`swarm-job/v1\n${sourceSha256}\n${args.join('\u0000')}`).digest('hex')
+    const { args, source, sourceSha256 } = await checkInput(req)
+    const id = jobIdOf(sourceSha256, args)
     const existing = this.store.get(id)
     if (existing !== undefined) {
       // A failed job added again is retried from where it stopped: verified chunks are kept.
@@ -195,12 +177,10 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       else if (existing.state === 'done') await this.deliverAgain(existing, req)
       return { job: existing, existing: true }
     }
-    const planOptions = this.planOptionsFor(req)
+    const planOptions = planOptionsFor(req, this.o.plan, { peers: this.o.swarmSize?.(), slotsPerPeer: this.o.slotsPerPeer })
     const plan = planChunks(source, planOptions)
-    if (this.o.maxChunks !== undefined && plan.chunks.length > this.o.maxChunks) {
-      throw new InputError(`${req.file}: the chunk size asked for cuts it into ${plan.chunks.length} chunks, more than the ${this.o.maxChunks} a job may have; give a larger --chunk-gops or --chunk-seconds`)
-    }
-    await this.checkRoomForSegments(req.file, source)
+    checkChunkCount(req.file, plan.chunks.length, this.o.maxChunks)
+    await checkRoomForSegments(this.store.dir, req.file, source)
     // The other tracks are copied now, not after the encode: a track nothing can copy is the
     // user's to hear of before any work is spent (the merge reuses the copy).
     try {
@@ -237,41 +217,6 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     this.runInBackground(id)
     this.emit('changed', id)
     return { job, existing: false }
-  }
-
-  /**
-   * The job's folder must hold the source's video, cut into segments (each is deleted once its
-   * chunk is verified, but all may be cut before the first is done), with room to spare: refused
-   * up front with the figures, rather than a split that fails half-way through a full disk.
-   */
-  private async checkRoomForSegments (file: string, source: MediaInfo): Promise<void> {
-    await mkdir(this.store.dir, { recursive: true })
-    const free = await freeBytes(this.store.dir)
-    const needed = Math.ceil(source.sizeBytes * 1.05) + DISK_RESERVE_BYTES
-    if (free < needed) {
-      throw new InputError(`${file}: ${this.store.dir} has ${formatMiB(free)} free; cutting this ${formatMiB(source.sizeBytes)} source into chunks needs about ${formatMiB(needed)} (its size and a margin), and the merge needs room for the output too. Free some space, or start the node with --home on a larger disk`)
-    }
-  }
-
-  /** The settings parsed, the source probed and its content hashed; any of them failing is the user's input at fault. */
-  private async checkInput (req: AddJobRequest): Promise<{ args: string[], source: MediaInfo, sourceSha256: string }> {
-    if (!isAbsolute(req.file)) throw new InputError(`${req.file}: give an absolute path`)
-    let args: string[]
-    try { args = parseX264Settings(req.settings).args } catch (err) { throw new InputError((err as Error).message) }
-    // The content hash (the job's id) is read alongside the probe: both read the whole file.
-    const hashing = sha256File(req.file)
-    hashing.catch(() => {}) // a missing or unreadable file is reported by the checks below
-    let source: MediaInfo
-    try {
-      await checkSourceCrc(req.file)
-      source = await prepareSource(req.file)
-    } catch (err) {
-      throw new InputError((err as Error).message)
-    }
-    if (source.damage !== undefined && req.allowDamaged !== true) {
-      throw new InputError(`${req.file}: ${source.damage.message}. Nothing was queued; fetch the file again, or add it with --allow-damaged to encode the ${source.damage.contentSec.toFixed(1)} s that are there`)
-    }
-    return { args, source, sourceSha256: await hashing }
   }
 
   /**
@@ -319,26 +264,6 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     this.touch(job)
     await this.save(job.id)
     this.runInBackground(job.id)
-  }
-
-  /**
-   * The job's own chunk size, if given, replaces the node's default. Exactly these options are
-   * kept with the job (job.json): a resumed split plans again from them and must get the same chunks.
-   */
-  private planOptionsFor (req: AddJobRequest): PlanOptions {
-    const explicit = req.plan?.gopsPerChunk !== undefined || req.plan?.chunkSeconds !== undefined
-    const planOptions: PlanOptions = explicit ? { ...req.plan } : { ...this.o.plan }
-    // About four chunks per encoder by default, with the last ones shrinking so every encoder runs
-    // out of work at about the same time; never fewer chunks than peers, whatever size was asked for.
-    const peers = Math.max(1, this.o.swarmSize?.() ?? 1)
-    const parallel = peers * Math.max(1, this.o.slotsPerPeer ?? 1)
-    const minChunks = explicit ? peers : 4 * parallel
-    planOptions.minChunks = Math.max(planOptions.minChunks ?? 1, minChunks)
-    if (!explicit) {
-      planOptions.tailParallelism ??= parallel
-      planOptions.absorbShortTail ??= true
-    }
-    return planOptions
   }
 
   /** Stops a job: no more leases, its files are removed; the output, if merged, stays. */
