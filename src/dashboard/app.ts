@@ -24,7 +24,8 @@ function el<K extends keyof HTMLElementTagNameMap> (tag: K, className = '', text
 function setText (e: Element, text: string): void { if (e.textContent !== text) e.textContent = text }
 function setAttr (e: Element, name: string, value: string): void { if (e.getAttribute(name) !== value) e.setAttribute(name, value) }
 
-const shortPeer = (id: string): string => id.length > 14 ? `…${id.slice(-10)}` : id
+/** How every log line and screen names a peer (src/log/ids.ts shortPeer; the page loads no other module). */
+const shortPeer = (id: string): string => id.slice(-8)
 
 function duration (seconds: number | undefined): string {
   if (seconds === undefined || !Number.isFinite(seconds)) return '--:--'
