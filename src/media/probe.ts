@@ -422,8 +422,3 @@ async function carriesCaptions (path: string, video: FfprobeStream, options: Run
     '-show_entries', 'frame_side_data=side_data_type', '-of', 'compact=p=0:nk=1', '--', path], `looking for captions in ${path}`, options)
   return /Closed Captions/i.test(stdout)
 }
-
-/** Times of the frames in display order, in seconds. */
-export function frameTimes (info: MediaInfo): number[] {
-  return info.video.frames.map(f => f.time)
-}
