@@ -1,8 +1,5 @@
 import type { BannedPeerInfo, JobStatus, PeersJson, StatusJson } from '../src/daemon/index.js'
-import { shortChunk, shortJob } from '../src/log/index.js'
-
-/** Peer ids are long; the tail is what tells them apart in a table. */
-export function shortPeer (id: string): string { return id.length > 14 ? `…${id.slice(-10)}` : id }
+import { shortChunk, shortJob, shortPeer } from '../src/log/index.js'
 
 function table (rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map(r => (r[i] ?? '').length))) ?? []

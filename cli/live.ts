@@ -1,7 +1,6 @@
 import { printable } from './output.js'
 import type { ChunkStatus, JobStatus, StatusJson } from '../src/daemon/index.js'
-import { shortPeer } from './format.js'
-import { shortChunk, shortJob } from '../src/log/index.js'
+import { shortChunk, shortJob, shortPeer } from '../src/log/index.js'
 
 /**
  * Live progress for `swarm add --wait` and `swarm status --watch`: a redrawn block per job (a bar

@@ -1,4 +1,7 @@
 import { z } from 'zod'
+// Straight from the contract, not swarm/index.ts: the dashboard's build reads this file for its
+// types, and the contract imports nothing (the swarm layer's face would pull in libp2p).
+import type { ChunkState, JobState } from '../swarm/contract.js'
 
 /**
  * The local control API between the `swarm` CLI and a running `swarm join`. Bound to 127.0.0.1
@@ -7,14 +10,15 @@ import { z } from 'zod'
  */
 export const API_VERSION = 1
 
-export const JOB_STATES = ['splitting', 'encoding', 'merging', 'done', 'failed'] as const
-export type JobState = typeof JOB_STATES[number]
+/** A job's and a chunk's states are the wire contract's (src/swarm/contract.ts). */
+export { JOB_STATES } from '../swarm/contract.js'
+export type { ChunkState, JobState }
 
 export interface ChunkCounts { total: number, open: number, leased: number, done: number }
 
 export interface ChunkStatus {
   index: number
-  state: 'pending' | 'open' | 'leased' | 'done'
+  state: ChunkState
   frames: number
   /** Peer holding the lease, while leased. */
   holder?: string

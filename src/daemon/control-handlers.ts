@@ -36,7 +36,7 @@ export function controlHandlers (s: ControlSources): ControlHandlers {
       }
     },
     unban: (idOrEnd) => {
-      // The full id, or its end as `swarm status` and `swarm peers` print it (…tail).
+      // The full id, or its end as `swarm status` and `swarm peers` print it (shortPeer: its last 8 characters).
       const matches = s.banned().filter(p => p === idOrEnd || p.endsWith(idOrEnd))
       const exact = matches.find(p => p === idOrEnd)
       if (exact === undefined && matches.length > 1) throw new ControlError(400, 'input', `peer id …${idOrEnd} is ambiguous: give more characters`)

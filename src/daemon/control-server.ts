@@ -23,6 +23,7 @@ export interface ControlHandlers {
 
 /** Thrown by handlers to answer with a status code and a kind the CLI maps to an exit code. */
 export class ControlError extends Error {
+  override name = 'ControlError'
   constructor (readonly status: number, readonly kind: ApiError['kind'], message: string) { super(message) }
 }
 

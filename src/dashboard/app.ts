@@ -4,21 +4,8 @@
  * updates the page in place: peers, jobs, a chunk map per job, throughput over time and ETA.
  */
 
-// ---- the shapes the node sends (a subset of src/daemon/api.ts: DashboardEvent, StatusJson) ----
-type ChunkState = 'pending' | 'open' | 'leased' | 'done'
-interface ChunkStatus { index: number, state: ChunkState, frames: number, holder?: string, framesDone?: number, fps?: number, encodedBy?: string }
-interface JobStatus {
-  id: string, file: string, state: 'splitting' | 'encoding' | 'merging' | 'done' | 'failed', output: string | null, error?: string
-  local: boolean, originator: string, totalFrames: number, framesDone: number, fps: number
-  chunks: { total: number, open: number, leased: number, done: number }
-  encodedBy: Record<string, number>
-  chunkList?: ChunkStatus[]
-}
-interface PeerStatus { id: string, addresses: string[], foundBy?: string[], encoding: string[], connection?: 'direct' | 'relayed', via?: string }
-interface WorkerStatus { slots: number, active: Array<{ jobId: string, chunk: number, framesDone: number, frames: number, fps: number, stage: string }> }
-interface BannedPeer { id: string, reason: string, until: string, active: boolean, strikes: number, jobs: string[] }
-interface StatusJson { peerId: string, addresses: string[], peers: PeerStatus[], jobs: JobStatus[], worker: WorkerStatus, banned?: BannedPeer[] }
-interface DashboardEvent { at: number, status: StatusJson }
+// ---- the shapes the node sends: the control API's own (src/daemon/api.ts), types only ----
+import type { BannedPeerInfo, ChunkStatus, DashboardEvent, JobStatus, StatusJson } from '../daemon/api.js'
 
 // ---- helpers ----
 function $ (id: string): HTMLElement {
@@ -37,7 +24,8 @@ function el<K extends keyof HTMLElementTagNameMap> (tag: K, className = '', text
 function setText (e: Element, text: string): void { if (e.textContent !== text) e.textContent = text }
 function setAttr (e: Element, name: string, value: string): void { if (e.getAttribute(name) !== value) e.setAttribute(name, value) }
 
-const shortPeer = (id: string): string => id.length > 14 ? `…${id.slice(-10)}` : id
+/** How every log line and screen names a peer (src/log/ids.ts shortPeer; the page loads no other module). */
+const shortPeer = (id: string): string => id.slice(-8)
 
 function duration (seconds: number | undefined): string {
   if (seconds === undefined || !Number.isFinite(seconds)) return '--:--'
@@ -182,7 +170,7 @@ function renderPeers (s: StatusJson): void {
 }
 
 // ---- the block list ----
-function renderBanned (banned: BannedPeer[]): void {
+function renderBanned (banned: BannedPeerInfo[]): void {
   $('banned-card').hidden = banned.length === 0
   const body = document.querySelector('#banned tbody')
   if (body === null) return

@@ -3,6 +3,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path'
 import { logger, shortJob, type Logger, type LogSink } from '../log/index.js'
 import { JOB_RECORD_VERSION, type JobRecord } from './types.js'
+import { JobFolder } from './job-folder.js'
 
 /**
  * Reads a job.json. Records written before the format had a version are version 1. A record in
@@ -41,12 +42,14 @@ export class JobStore {
   get (id: string): JobRecord | undefined { return this.records.get(id) }
   list (): JobRecord[] { return [...this.records.values()].sort((a, b) => a.createdAt - b.createdAt) }
   jobDir (id: string): string { return join(this.dir, id) }
+  /** The job's folder and the files in it (job-folder.ts). */
+  folder (id: string): JobFolder { return new JobFolder(this.jobDir(id)) }
 
   /** Loads every readable job.json; one that is not is logged and skipped, the others still load. */
   async load (): Promise<JobRecord[]> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 })
     for (const name of await readdir(this.dir)) {
-      const file = join(this.dir, name, 'job.json')
+      const file = this.folder(name).record
       if (!existsSync(file)) continue
       try {
         const job = parseJobRecord(await readFile(file, 'utf8'), name)
@@ -93,7 +96,7 @@ export class JobStore {
       const job = this.records.get(id)
       if (job === undefined || !this.dirty.has(id)) return
       this.dirty.delete(id)
-      const file = join(this.jobDir(id), 'job.json')
+      const file = this.folder(id).record
       const tmp = `${file}.tmp`
       await mkdir(this.jobDir(id), { recursive: true, mode: 0o700 })
       await writeFile(tmp, JSON.stringify(job, null, 1), { mode: 0o600 })

@@ -1,20 +1,20 @@
-import { randomBytes, createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { availableParallelism } from 'node:os'
-import { access, mkdir, rename, rm, stat } from 'node:fs/promises'
-import { basename, isAbsolute, join, resolve } from 'node:path'
+import { access, mkdir, rm, stat } from 'node:fs/promises'
+import { basename, join, resolve } from 'node:path'
 import {
-  checkFidelity, checkSourceCrc, reserveSpace, type SpaceReservation, DISK_RESERVE_BYTES, freeBytes, comparePictures, convicts, copyOutput, effectiveSettings, extractCaptions, formatFidelity, encodedSize, mergeChunks, otherTracksInput, parseX264Settings, statedRange, planChunks, prepareSource, sha256File,
-  segmentTimesFromSource, VerificationError, verifyEncodedChunk, verifyMergedOutput, referenceStructure, type ReferenceStructure, type MediaInfo, type PlanOptions, type Segment
+  checkFidelity, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, otherTracksInput, parseX264Settings, statedRange, planChunks, prepareSource,
+  verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
+import { jobTag, logger, shortJob, type Logger, type LogSink } from '../log/index.js'
+import type { Answer, ReportOffence, SegmentOffer } from '../swarm/index.js'
+import { checkChunkCount, checkInput, checkRoomForSegments, InputError, jobIdOf, planOptionsFor, type AddJobRequest } from './admission.js'
+import type { JobFolder } from './job-folder.js'
 import { JobStore } from './job-store.js'
-import { jobTag, logger, shortChunk, shortJob, shortPeer, type Logger, type LogSink } from '../log/index.js'
-import type { Answer, Refusal, ReportOffence, SegmentOffer } from '../swarm/index.js'
-import { countStat, DEFAULT_MAX_LEASES_PER_PEER, LeaseTable, type LeaseAnswer } from './lease-table.js'
+import { DEFAULT_MAX_LEASES_PER_PEER, LeaseTable, type LeaseAnswer } from './lease-table.js'
+import { ResultIntake } from './result-intake.js'
 import { splitSource } from './splitter.js'
-import { JOB_RECORD_VERSION, refusal, type ChunkRecord, type JobRecord } from './types.js'
-
+import { JOB_RECORD_VERSION, refusal, type JobRecord } from './types.js'
 
 const rangeOption = (range: 'tv' | 'pc' | undefined): { range?: 'tv' | 'pc' } => range !== undefined ? { range } : {}
 
@@ -67,137 +67,29 @@ export interface OriginatorOptions {
   isBanned?: (peer: string, jobId: string) => boolean
 }
 
-export interface AddJobRequest {
-  file: string
-  settings: string
-  output?: string
-  plan?: Pick<PlanOptions, 'gopsPerChunk' | 'chunkSeconds'>
-  /** Encode a source the probe found truncated (what is there is encoded; the damage is recorded). */
-  allowDamaged?: boolean
-  /** Encode a source with closed captions in its video although they cannot be carried over. */
-  dropCaptions?: boolean
-}
-
-/**
- * At most `limit` works at once, peers taking turns: the next work to start is the first waiting
- * one of the first peer in turn with nothing running, else of the first peer in turn; a peer that
- * started or finished one goes to the back. A peer that uploads fifty results then uses idle cores
- * only while nobody else waits, and an honest peer's single result waits for one of the flooder's
- * to finish, not for all of them: they used to wait in one queue in arrival order.
- */
-class FairTurns {
-  private active = 0
-  private readonly running = new Map<string, number>()
-  /** Per peer, its waiting works in arrival order; the map's order is the peers' turn order. */
-  private readonly queues = new Map<string, Array<() => void>>()
-  constructor (private readonly limit: number) {}
-
-  async run<T> (peer: string, work: () => Promise<T>): Promise<T> {
-    await new Promise<void>(resolve => {
-      const q = this.queues.get(peer)
-      if (q !== undefined) q.push(resolve)
-      else this.queues.set(peer, [resolve])
-      this.next()
-    })
-    try {
-      return await work()
-    } finally {
-      this.active--
-      this.running.set(peer, (this.running.get(peer) ?? 1) - 1)
-      if (this.running.get(peer) === 0) this.running.delete(peer)
-      this.toBack(peer)
-      this.next()
-    }
-  }
-
-  private toBack (peer: string): void {
-    const q = this.queues.get(peer)
-    if (q === undefined) return
-    this.queues.delete(peer)
-    if (q.length > 0) this.queues.set(peer, q)
-  }
-
-  private next (): void {
-    while (this.active < this.limit) {
-      let peer: string | undefined
-      for (const p of this.queues.keys()) if (!this.running.has(p)) { peer = p; break }
-      peer ??= this.queues.keys().next().value
-      if (peer === undefined) return
-      const resolve = this.queues.get(peer)?.shift()
-      this.toBack(peer)
-      if (resolve === undefined) continue
-      this.active++
-      this.running.set(peer, (this.running.get(peer) ?? 0) + 1)
-      resolve()
-    }
-  }
-}
-
-/**
- * A result may be this many times its segment's size. Measured on every test fixture, x264 at
- * `--crf 0` made 5.2-11.2x the segment (medium 8-bit ... ultrafast 10-bit) and `--qp 0
- * --output-csp i444` up to 21x (those sources are clean synthetic pictures at low bitrates, which
- * lossless coding punishes most); 32 leaves half as much again.
- */
-const RESULT_SEGMENT_MULTIPLE = 32
-/**
- * Whatever the segment's size, a result may hold its frames' raw pictures in the output format
- * and a quarter more: lossless x264 on noisy pictures approaches the raw size (PCM macroblocks
- * are raw), and a tiny, heavily compressed segment must not turn away an honest `--crf 0`.
- */
-const RESULT_RAW_MARGIN = 1.25
-
-/** Bytes per pixel of a raw picture as x264 would write it with these settings (output colour space and depth). */
-function rawBytesPerPixel (settings: string): number {
-  let args: string[] = []
-  let depth = 8
-  try { const parsed = parseX264Settings(settings); args = parsed.args; depth = parsed.outputDepth } catch { /* checked when the job was added */ }
-  const at = args.indexOf('--output-csp')
-  const csp = at >= 0 ? args[at + 1] ?? 'i420' : 'i420'
-  const samples = csp === 'i400' ? 1 : ['i422', 'yv16', 'nv16', 'yuyv', 'uyvy'].includes(csp) ? 2 : ['i444', 'yv24', 'bgr', 'rgb'].includes(csp) ? 3 : csp === 'bgra' ? 4 : 1.5
-  return samples * depth / 8
-}
-
-/** The largest result a chunk can honestly have (see RESULT_SEGMENT_MULTIPLE and RESULT_RAW_MARGIN). */
-export function maxResultBytes (job: JobRecord, chunk: ChunkRecord): number {
-  const raw = chunk.frames * job.video.width * job.video.height * rawBytesPerPixel(job.encodeSettings ?? job.settings)
-  return Math.ceil(Math.max(RESULT_SEGMENT_MULTIPLE * (chunk.segment?.size ?? 0), RESULT_RAW_MARGIN * raw)) + 1024 * 1024
-}
-
-const formatMiB = (bytes: number): string => bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(1)} GiB` : `${Math.ceil(bytes / 1024 ** 2)} MiB`
-
-export class InputError extends Error {
-  readonly kind = 'input'
-}
-
-/** A job still to split, or with every chunk verified but not merged yet, has work for the originator itself. */
 /** Unclaimed segments a large job keeps cut per encoder in the swarm (at least MIN_SEGMENTS_AHEAD in all). */
 const SEGMENTS_AHEAD_PER_ENCODER = 2
 const MIN_SEGMENTS_AHEAD = 4
 const DEFAULT_CUT_AHEAD_FROM_BYTES = 1024 ** 3
 
+/** A job still to split, or with every chunk verified but not merged yet, has work for the originator itself. */
 function needsRun (job: JobRecord): boolean {
   return job.state === 'splitting' || (job.state === 'encoding' && job.chunks.every(c => c.state === 'done'))
 }
 
 /**
- * The originator of jobs added on this node: it splits, hands out leases, takes verified results
- * and merges. It is the only arbiter of its jobs, and everything it knows is on disk so a
- * restarted node resumes where it stopped without re-encoding a verified chunk. It wires three
- * parts: the job store (records and job.json), the lease table (who may hold which chunk) and the
- * splitter (segments from the source); verifying results and merging are its own.
+ * The originator of jobs added on this node: the coordinator of a job's life (added, split,
+ * encoded, merged, done or failed, retried, cancelled). It is the only arbiter of its jobs, and
+ * everything it knows is on disk so a restarted node resumes where it stopped without re-encoding
+ * a verified chunk. It wires four parts: the job store (records and job.json), the lease table
+ * (who may hold which chunk), the splitter (segments from the source) and the result intake
+ * (uploads let in, verified and kept); the job's folder is job-folder.ts. Merging is its own.
  */
 export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   private readonly store: JobStore
   private readonly leases: LeaseTable
-  private readonly verifyTurns: FairTurns
-  /** Uploads let in by resultSlot, by the temporary path their bytes go to. */
-  private readonly uploads = new Map<string, { jobId: string, chunk: number, leaseId: string, peer: string, space?: SpaceReservation }>()
-  /** Peers' results being verified now, per chunk ("job#index"): their picture checks read its segment. */
-  private readonly verifying = new Map<string, number>()
+  private readonly intake: ResultIntake
   private readonly sources = new Map<string, MediaInfo>()
-  /** Per job, what this machine's x264 writes for its settings: peers' results must match it (media/structure.ts). */
-  private readonly structures = new Map<string, Promise<ReferenceStructure>>()
   private readonly running = new Map<string, Promise<void>>()
   private readonly aborts = new Map<string, AbortController>()
   private readonly now: () => number
@@ -209,7 +101,6 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     super()
     this.now = o.now ?? Date.now
     this.log = logger('jobs', o.log)
-    this.verifyTurns = new FairTurns(Math.max(1, o.verifyConcurrency ?? availableParallelism()))
     this.store = new JobStore(join(o.home, 'jobs'), this.now, o.log)
     this.leases = new LeaseTable(this.store.jobs, {
       now: this.now,
@@ -226,13 +117,26 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       minDeadlineMs: o.minDeadlineMs,
       noPaceDeadlineMs: o.noPaceDeadlineMs
     })
+    this.intake = new ResultIntake({
+      self: o.peerId,
+      home: o.home,
+      jobs: this.store,
+      leases: this.leases,
+      folder: (id) => this.folder(id),
+      source: (id) => this.sources.get(id),
+      // The last verified chunk: the merge can start.
+      chunkDone: (job) => { if (job.chunks.every(c => c.state === 'done') && job.state === 'encoding') this.runInBackground(job.id) },
+      now: this.now,
+      log: o.log,
+      verifyConcurrency: o.verifyConcurrency,
+      reportOffence: o.reportOffence,
+      isBanned: o.isBanned
+    })
   }
 
   get jobsDir (): string { return this.store.dir }
   jobDir (id: string): string { return this.store.jobDir(id) }
-
-  /** The source's other tracks copied out at add, when mkvmerge cannot read them from the source itself (otherTracksInput). */
-  private tracksPath (id: string): string { return join(this.jobDir(id), 'merge', 'tracks.mkv') }
+  private folder (id: string): JobFolder { return this.store.folder(id) }
 
   /** Loads every job from disk and resumes the ones that were not finished. */
   async start (): Promise<void> {
@@ -264,8 +168,8 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
    * (missing file, refused settings, CRC mismatch, no video) throws InputError and queues nothing.
    */
   async addJob (req: AddJobRequest): Promise<{ job: JobRecord, existing: boolean }> {
-    const { args, source, sourceSha256 } = await this.checkInput(req)
-    const id = createHash('sha256').update(`swarm-job/v1\n${sourceSha256}\n${args.join('\u0000')}`).digest('hex')
+    const { args, source, sourceSha256 } = await checkInput(req)
+    const id = jobIdOf(sourceSha256, args)
     const existing = this.store.get(id)
     if (existing !== undefined) {
       // A failed job added again is retried from where it stopped: verified chunks are kept.
@@ -273,16 +177,14 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       else if (existing.state === 'done') await this.deliverAgain(existing, req)
       return { job: existing, existing: true }
     }
-    const planOptions = this.planOptionsFor(req)
+    const planOptions = planOptionsFor(req, this.o.plan, { peers: this.o.swarmSize?.(), slotsPerPeer: this.o.slotsPerPeer })
     const plan = planChunks(source, planOptions)
-    if (this.o.maxChunks !== undefined && plan.chunks.length > this.o.maxChunks) {
-      throw new InputError(`${req.file}: the chunk size asked for cuts it into ${plan.chunks.length} chunks, more than the ${this.o.maxChunks} a job may have; give a larger --chunk-gops or --chunk-seconds`)
-    }
-    await this.checkRoomForSegments(req.file, source)
+    checkChunkCount(req.file, plan.chunks.length, this.o.maxChunks)
+    await checkRoomForSegments(this.store.dir, req.file, source)
     // The other tracks are copied now, not after the encode: a track nothing can copy is the
     // user's to hear of before any work is spent (the merge reuses the copy).
     try {
-      await otherTracksInput(source, this.tracksPath(id))
+      await otherTracksInput(source, this.folder(id).tracks)
     } catch (err) {
       await rm(this.jobDir(id), { recursive: true, force: true })
       throw new InputError((err as Error).message)
@@ -318,41 +220,6 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
   }
 
   /**
-   * The job's folder must hold the source's video, cut into segments (each is deleted once its
-   * chunk is verified, but all may be cut before the first is done), with room to spare: refused
-   * up front with the figures, rather than a split that fails half-way through a full disk.
-   */
-  private async checkRoomForSegments (file: string, source: MediaInfo): Promise<void> {
-    await mkdir(this.store.dir, { recursive: true })
-    const free = await freeBytes(this.store.dir)
-    const needed = Math.ceil(source.sizeBytes * 1.05) + DISK_RESERVE_BYTES
-    if (free < needed) {
-      throw new InputError(`${file}: ${this.store.dir} has ${formatMiB(free)} free; cutting this ${formatMiB(source.sizeBytes)} source into chunks needs about ${formatMiB(needed)} (its size and a margin), and the merge needs room for the output too. Free some space, or start the node with --home on a larger disk`)
-    }
-  }
-
-  /** The settings parsed, the source probed and its content hashed; any of them failing is the user's input at fault. */
-  private async checkInput (req: AddJobRequest): Promise<{ args: string[], source: MediaInfo, sourceSha256: string }> {
-    if (!isAbsolute(req.file)) throw new InputError(`${req.file}: give an absolute path`)
-    let args: string[]
-    try { args = parseX264Settings(req.settings).args } catch (err) { throw new InputError((err as Error).message) }
-    // The content hash (the job's id) is read alongside the probe: both read the whole file.
-    const hashing = sha256File(req.file)
-    hashing.catch(() => {}) // a missing or unreadable file is reported by the checks below
-    let source: MediaInfo
-    try {
-      await checkSourceCrc(req.file)
-      source = await prepareSource(req.file)
-    } catch (err) {
-      throw new InputError((err as Error).message)
-    }
-    if (source.damage !== undefined && req.allowDamaged !== true) {
-      throw new InputError(`${req.file}: ${source.damage.message}. Nothing was queued; fetch the file again, or add it with --allow-damaged to encode the ${source.damage.contentSec.toFixed(1)} s that are there`)
-    }
-    return { args, source, sourceSha256: await hashing }
-  }
-
-  /**
    * The same content with the same settings was encoded before. Its output is reused where it still
    * exists (copied when another output is asked for, or the copy lives beside another name);
    * when it is gone, the job runs again: the caller's output must exist when the job says done.
@@ -383,7 +250,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       delete c.formerLease; delete c.overdue; delete c.reservedFor
     }
     this.sources.delete(job.id)
-    this.structures.delete(job.id)
+    this.intake.forget(job.id)
     job.state = 'splitting'
     this.touch(job)
     await this.save(job.id)
@@ -399,26 +266,6 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     this.runInBackground(job.id)
   }
 
-  /**
-   * The job's own chunk size, if given, replaces the node's default. Exactly these options are
-   * kept with the job (job.json): a resumed split plans again from them and must get the same chunks.
-   */
-  private planOptionsFor (req: AddJobRequest): PlanOptions {
-    const explicit = req.plan?.gopsPerChunk !== undefined || req.plan?.chunkSeconds !== undefined
-    const planOptions: PlanOptions = explicit ? { ...req.plan } : { ...this.o.plan }
-    // About four chunks per encoder by default, with the last ones shrinking so every encoder runs
-    // out of work at about the same time; never fewer chunks than peers, whatever size was asked for.
-    const peers = Math.max(1, this.o.swarmSize?.() ?? 1)
-    const parallel = peers * Math.max(1, this.o.slotsPerPeer ?? 1)
-    const minChunks = explicit ? peers : 4 * parallel
-    planOptions.minChunks = Math.max(planOptions.minChunks ?? 1, minChunks)
-    if (!explicit) {
-      planOptions.tailParallelism ??= parallel
-      planOptions.absorbShortTail ??= true
-    }
-    return planOptions
-  }
-
   /** Stops a job: no more leases, its files are removed; the output, if merged, stays. */
   async cancelJob (id: string): Promise<boolean> {
     const job = this.store.get(id)
@@ -427,7 +274,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     await this.running.get(id)?.catch(() => {})
     this.leases.forget(id)
     this.sources.delete(id)
-    this.structures.delete(id)
+    this.intake.forget(id)
     await this.store.remove(id)
     // The originator is where a cancel happens; without this line its log never said so, and
     // the refusals peers' late messages get next looked like a fault.
@@ -471,7 +318,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     if (chunk.segment === undefined) return refusal('not-open', `chunk ${chunkIndex} has no segment yet`)
     return {
       ok: true,
-      path: join(this.jobDir(jobId), 'segments', chunk.segment.file),
+      path: this.folder(jobId).segment(chunk.segment.file),
       size: chunk.segment.size,
       sha256: chunk.segment.sha256,
       meta: {
@@ -481,162 +328,16 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     }
   }
 
-  /**
-   * May this peer upload a result of `size` bytes for this chunk? Decided before any byte is
-   * written: the sender must be the chunk's holder or its most recent one, with no other upload
-   * under that lease (LeaseTable.beginUpload), the size within what the chunk can honestly be
-   * (maxResultBytes), and the disk must have room. Returns where to write the bytes; the upload
-   * then ends with acceptResult, or with uploadFailed when the bytes never all arrive.
-   */
+  /** An upload's turn and checks: result-intake.ts. */
   async resultSlot (jobId: string, chunkIndex: number, leaseId: string, peer: string, size: number): Promise<Answer<{ tmpPath: string, maxBytes: number }>> {
-    const found = this.leases.beginUpload(jobId, chunkIndex, leaseId, peer)
-    if (!found.ok) return found
-    const { job, chunk } = found
-    const maxBytes = maxResultBytes(job, chunk)
-    const dir = join(this.jobDir(jobId), 'incoming')
-    const refuse = (r: Refusal): Refusal => { this.leases.endUpload(jobId, chunkIndex, leaseId, 'lost'); return r }
-    if (size > maxBytes) return refuse({ ok: false, code: 'too-large', message: `result of ${size} bytes is larger than the ${maxBytes} a chunk of ${chunk.frames} frames (segment of ${chunk.segment?.size ?? 0} bytes) can be` })
-    let space: SpaceReservation | undefined
-    try {
-      await mkdir(dir, { recursive: true })
-      // This node's own results are moved in, not copied. A peer's size is reserved until the upload ends.
-      if (peer !== this.o.peerId) space = await reserveSpace(dir, size, `a result for ${shortChunk(jobId, chunkIndex)}`)
-    } catch (err) {
-      this.log.info(`refused a result upload from ${shortPeer(peer)}: ${(err as Error).message}`)
-      // Our folder's name stays here: the peer only learns that there is no room.
-      return refuse(refusal('no-space', `the originator has no room for a result of ${size} bytes now`))
-    }
-    const tmpPath = join(dir, `chunk-${chunkIndex}-${randomBytes(6).toString('hex')}.264`)
-    this.uploads.set(tmpPath, { jobId, chunk: chunkIndex, leaseId, peer, ...(space !== undefined ? { space } : {}) })
-    return { ok: true, tmpPath, maxBytes }
+    return await this.intake.resultSlot(jobId, chunkIndex, leaseId, peer, size)
   }
 
-  /** An upload let in by resultSlot whose bytes never all arrived: its lease may send them again. */
-  async uploadFailed (tmpPath: string): Promise<void> {
-    const upload = this.uploads.get(tmpPath)
-    upload?.space?.release()
-    this.uploads.delete(tmpPath)
-    await rm(tmpPath, { force: true })
-    if (upload !== undefined) this.leases.endUpload(upload.jobId, upload.chunk, upload.leaseId, 'lost')
-  }
+  async uploadFailed (tmpPath: string): Promise<void> { await this.intake.uploadFailed(tmpPath) }
 
-  /**
-   * Takes a received result: verifies it as media (decodes, H.264, exact frame count, size) and
-   * keeps it if the chunk is still not done. Nothing unverified ever counts.
-   */
+  /** Takes a received result if it is verified and its chunk still not done (result-intake.ts). */
   async acceptResult (jobId: string, chunkIndex: number, peer: string, tmpPath: string, sha256: string): Promise<Answer> {
-    const upload = this.uploads.get(tmpPath)
-    // Its bytes are on disk now, where statfs counts them.
-    upload?.space?.release()
-    this.uploads.delete(tmpPath)
-    const ended = (how: 'lost' | 'refused'): void => { if (upload !== undefined) this.leases.endUpload(upload.jobId, upload.chunk, upload.leaseId, how) }
-    const job = this.store.get(jobId)
-    const chunk = job?.chunks[chunkIndex]
-    if (upload === undefined || upload.jobId !== jobId || upload.chunk !== chunkIndex || upload.peer !== peer) {
-      await rm(tmpPath, { force: true })
-      return refusal('not-holder', 'no upload was let in for this result')
-    }
-    if (job === undefined || chunk === undefined) { await rm(tmpPath, { force: true }); return refusal('unknown-job', 'job or chunk vanished') }
-    const bad = await this.verifyResult(job, chunk, peer, tmpPath)
-    if (bad !== undefined) { ended('refused'); return bad }
-    // Re-check after the await: another copy may have been taken meanwhile.
-    if (chunk.state === 'done') {
-      await rm(tmpPath, { force: true })
-      countStat(job, 'droppedResults')
-      ended('lost')
-      return refusal('already-done', `chunk ${chunkIndex} is already done`)
-    }
-    const file = `chunk-${chunkIndex}.264`
-    await mkdir(join(this.jobDir(jobId), 'results'), { recursive: true })
-    await rename(tmpPath, join(this.jobDir(jobId), 'results', file))
-    const size = (await stat(join(this.jobDir(jobId), 'results', file))).size
-    this.leases.complete(job, chunk, peer, { file, size, sha256, encodedBy: peer, at: this.now() })
-    await this.save(jobId)
-    await this.dropSegment(job, chunk)
-    if (job.chunks.every(c => c.state === 'done') && job.state === 'encoding') this.runInBackground(jobId)
-    return { ok: true }
-  }
-
-  /**
-   * A done chunk's segment is of no more use (the result is verified and kept; other holders are
-   * told to stop): deleted, so the job's extra disk shrinks as it goes, unless a picture check
-   * of another copy still reads it (that check deletes it when it ends).
-   */
-  private async dropSegment (job: JobRecord, chunk: ChunkRecord): Promise<void> {
-    if (chunk.state !== 'done' || chunk.segment === undefined || (this.verifying.get(`${job.id}#${chunk.index}`) ?? 0) > 0) return
-    await rm(join(this.jobDir(job.id), 'segments', chunk.segment.file), { force: true })
-  }
-
-  /**
-   * The structure every result of the job must have, from a two-frame encode with its settings on
-   * this machine (once per job; a failed one is tried again next time, and fails as our side, not the peer's).
-   */
-  private async structureOf (job: JobRecord): Promise<ReferenceStructure> {
-    let reference = this.structures.get(job.id)
-    if (reference === undefined) {
-      reference = referenceStructure({ settings: job.encodeSettings ?? job.settings, width: job.video.width, height: job.video.height, sourcePixFmt: job.video.pixFmt, frameRate: job.video.frameRate })
-      this.structures.set(job.id, reference)
-      reference.catch(() => { if (this.structures.get(job.id) === reference) this.structures.delete(job.id) })
-    }
-    return await reference
-  }
-
-  /** Undefined if the result is good media for the chunk; else the refusal, and the file is gone. */
-  private async verifyResult (job: JobRecord, chunk: ChunkRecord, peer: string, tmpPath: string): Promise<Refusal | undefined> {
-    const chunkIndex = chunk.index
-    try {
-      // A peer's result is parsed first (count, IDR, parameter sets, size: in-process, cheap), then
-      // decoded once for the picture check, a few at a time: fifty peers that finish in the same
-      // second would otherwise start fifty decoders. This node's own x264 output is only parsed.
-      const expectations = {
-        frameCount: chunk.frames, ...encodedSize(job.video.width, job.video.height, job.video.pixFmt), decode: false,
-        ...(peer !== this.o.peerId ? { structure: await this.structureOf(job) } : {})
-      }
-      await verifyEncodedChunk(tmpPath, expectations)
-      if (peer !== this.o.peerId) {
-        let bannedWhileQueued = false
-        const key = `${job.id}#${chunkIndex}`
-        this.verifying.set(key, (this.verifying.get(key) ?? 0) + 1)
-        try {
-          await this.verifyTurns.run(peer, async () => {
-            // Done while this copy waited its turn: the segment may be gone, and the copy is not needed.
-            if (chunk.state === 'done') return
-            // Caught lying while this one waited (a flood of wrong results): the rest cost no decode.
-            if (this.o.isBanned?.(peer, job.id) === true) { bannedWhileQueued = true; return }
-            // Right count and size say nothing of the pictures: frames drawn now, after the upload,
-            // are compared with the source segment's (media/pictures.ts).
-            if (chunk.segment === undefined) throw new VerificationError(`chunk ${chunkIndex} has no source segment to compare the result with`)
-            const segment = { path: join(this.jobDir(job.id), 'segments', chunk.segment.file), selectFromTime: chunk.segment.selectFromTime }
-            // The source's probe, while in memory, already says when the segment's frames are shown.
-            const source = this.sources.get(job.id)
-            const segmentTimes = source !== undefined ? segmentTimesFromSource(source.video, chunk.startFrame, chunk.frames, chunk.segment.decoded === true) : undefined
-            await comparePictures(tmpPath, segment, chunk.frames, { width: job.video.width, height: job.video.height, ...(segmentTimes !== undefined ? { segmentTimes } : {}) })
-          })
-        } finally {
-          const left = (this.verifying.get(key) ?? 1) - 1
-          if (left > 0) this.verifying.set(key, left)
-          else this.verifying.delete(key)
-          await this.dropSegment(job, chunk)
-        }
-        if (bannedWhileQueued) {
-          await rm(tmpPath, { force: true })
-          this.log.info(`refused result for ${shortChunk(job.id, chunkIndex)} from ${shortPeer(peer)} unchecked: banned while it waited its turn`)
-          return { ok: false, code: 'banned', message: 'this peer is banned from this job; its result was not checked' }
-        }
-      }
-      return undefined
-    } catch (err) {
-      await rm(tmpPath, { force: true })
-      // The reason goes back to the peer: no path of ours may be in it.
-      const reason = (err as Error).message.replaceAll(tmpPath, `result for chunk ${chunkIndex}`).replaceAll(this.o.home, '<home>')
-      this.log.info(`refused result for ${shortChunk(job.id, chunkIndex)} from ${shortPeer(peer)}: ${reason}`)
-      // Caught lying: the result itself is not what the chunk must be. Not when the check failed on
-      // our side (a missing tool, our own segment, a stop): see convicts.
-      if (peer !== this.o.peerId && convicts(err, tmpPath)) {
-        this.o.reportOffence?.({ peer, jobId: job.id, reason: `failed verification: ${reason}` })
-      }
-      return refusal('bad-result', reason)
-    }
+    return await this.intake.accept(jobId, chunkIndex, peer, tmpPath, sha256)
   }
 
   // ---- background work: split and merge ------------------------------------------------------
@@ -710,7 +411,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       source,
       plan: plan.chunks,
       pending: job.chunks.filter(c => c.state === 'pending').map(c => c.index),
-      dir: this.jobDir(job.id),
+      folder: this.folder(job.id),
       tag: jobTag(job.id),
       signal,
       log: this.log,
@@ -725,14 +426,14 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
 
   private async merge (job: JobRecord, signal: AbortSignal): Promise<void> {
     const source = await this.sourceOf(job, signal)
-    const dir = this.jobDir(job.id)
-    const chunkPaths = job.chunks.map(c => join(dir, 'results', c.result?.file ?? `chunk-${c.index}.264`))
+    const folder = this.folder(job.id)
+    const chunkPaths = job.chunks.map(c => folder.result(c.result?.file ?? folder.resultName(c.index)))
     this.log.debug(`merging ${shortJob(job.id)}`)
-    const workDir = join(dir, 'merge')
+    const workDir = folder.merge
     await mkdir(workDir, { recursive: true })
     // Captions ride in the source's pictures, which the encode replaces: taken out as a subtitle track.
     const captions = source.video.closedCaptions && job.dropCaptions !== true ? await extractCaptions(job.sourcePath, workDir, { signal }) : []
-    const tracks = this.tracksPath(job.id)
+    const tracks = folder.tracks
     const otherTracks = await pathExists(tracks) ? tracks : await otherTracksInput(source, tracks, { signal })
     const result = await mergeChunks({
       source, chunkPaths, workDir, signal, otherTracks: otherTracks ?? null,
@@ -755,7 +456,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     this.touch(job)
     await this.save(job.id)
     // The output is verified: segments and results have done their work.
-    await Promise.all(['segments', 'results', 'merge', 'incoming'].map(async d => await rm(join(dir, d), { recursive: true, force: true })))
+    await Promise.all(folder.scratch.map(async d => await rm(d, { recursive: true, force: true })))
     this.log.info(`${shortJob(job.id)} done → ${result.path}`)
   }
 

@@ -5,6 +5,7 @@ import {
   cutSegment, extractVideo, sourceAsCutSource, splitByDecoding, UndecodableCutError, splitInOnePass, splitsInOnePass, type ChunkRange, type CutSource, type MediaInfo, type Segment
 } from '../media/index.js'
 import type { Logger } from '../log/index.js'
+import type { JobFolder } from './job-folder.js'
 
 export interface SplitRequest {
   source: MediaInfo
@@ -13,7 +14,7 @@ export interface SplitRequest {
   /** Indices of the chunks still to cut, in order. */
   pending: number[]
   /** The job's folder: segments go to segments/, work/ is scratch and removed at the end. */
-  dir: string
+  folder: JobFolder
   /** How log lines name the job. */
   tag: string
   signal: AbortSignal
@@ -58,23 +59,21 @@ class Splitter {
       }
     }
     await this.decodedPass()
-    await rm(join(this.req.dir, 'work'), { recursive: true, force: true })
+    await rm(this.req.folder.work, { recursive: true, force: true })
   }
-
-  private segmentPath (index: number): string { return join(this.req.dir, 'segments', `segment-${index}.mkv`) }
 
   /**
    * One sequential pass cuts every segment (one ffmpeg start, no seeks); a segment that fails its
    * check, or all that remain when the pass fails, are left for the cuts one by one.
    */
   private async onePass (): Promise<void> {
-    const { source, plan, dir, tag, signal, log } = this.req
+    const { source, plan, folder, tag, signal, log } = this.req
     const wanted = new Set(this.pending)
     const started = performance.now()
     try {
-      await splitInOnePass(source, plan, join(dir, 'work', 'split'), {
+      await splitInOnePass(source, plan, join(folder.work, 'split'), {
         signal,
-        pathOf: (index) => this.segmentPath(index),
+        pathOf: (index) => this.req.folder.segmentFor(index),
         wanted: (index) => wanted.has(index),
         onSegment: (index, result) => {
           if (!wanted.has(index)) return
@@ -99,15 +98,15 @@ class Splitter {
    * check fails the job: no other cut would be better.
    */
   private async decodedPass (): Promise<void> {
-    const { source, plan, dir, tag, signal, log } = this.req
+    const { source, plan, folder, tag, signal, log } = this.req
     const wanted = new Set(this.pending)
     if (wanted.size === 0) return
     if (source.video.cut?.by !== 'decode' && this.decodeInstead === undefined) throw new Error(`chunks ${this.pending.join(', ')} were left uncut`)
     const started = performance.now()
     let failed: Error | undefined
-    await splitByDecoding(source, plan, join(dir, 'work', 'split'), {
+    await splitByDecoding(source, plan, join(folder.work, 'split'), {
       signal,
-      pathOf: (index) => this.segmentPath(index),
+      pathOf: (index) => this.req.folder.segmentFor(index),
       wanted: (index) => wanted.has(index) && failed === undefined,
       onSegment: (index, result) => {
         if (result instanceof Error) { failed ??= result; return }
@@ -189,13 +188,13 @@ class Splitter {
   private async cut (index: number, from: CutSource): Promise<number> {
     const range = this.req.plan[index]
     if (range === undefined) throw new Error(`chunk ${index} missing from plan`)
-    const seg = await cutSegment(this.req.source, from, range, this.segmentPath(index), { signal: this.req.signal })
+    const seg = await cutSegment(this.req.source, from, range, this.req.folder.segmentFor(index), { signal: this.req.signal })
     this.req.opened(index, seg)
     return seg.packetCount
   }
 
   private async videoCopy (): Promise<CutSource> {
-    this.copying ??= extractVideo(this.req.source, join(this.req.dir, 'work', 'video-only.mkv'), { signal: this.req.signal })
+    this.copying ??= extractVideo(this.req.source, join(this.req.folder.work, 'video-only.mkv'), { signal: this.req.signal })
     return await this.copying
   }
 

@@ -1,12 +1,11 @@
 import type { FidelityReport, PlanOptions, Rational } from '../media/index.js'
-import type { OriginatorRefusalCode, Refusal } from '../swarm/index.js'
+import type { ChunkState, JobState, OriginatorRefusalCode, Refusal } from '../swarm/index.js'
 
 /** On-disk format version of job.json; bump with a migration when the shape changes. */
 export const JOB_RECORD_VERSION = 1
 
-export type JobState = 'splitting' | 'encoding' | 'merging' | 'done' | 'failed'
-/** pending: segment not cut yet; open: anyone may claim; leased: one peer holds it; done: verified result kept. */
-export type ChunkState = 'pending' | 'open' | 'leased' | 'done'
+/** The states are the wire contract's (swarm/contract.ts): announced, persisted and shown alike. */
+export type { ChunkState, JobState }
 
 export interface SegmentRecord {
   /** File name inside the job's segments/ folder. */

@@ -1,11 +1,8 @@
 import { stat, statfs } from 'node:fs/promises'
+import { DiskSpaceError } from './errors.js'
 
 /** Free space kept on a disk that takes bytes from peers: a transfer may not take it to the last byte. */
 export const DISK_RESERVE_BYTES = 64 * 1024 * 1024
-
-export class DiskSpaceError extends Error {
-  override name = 'DiskSpaceError'
-}
 
 /**
  * Throws a DiskSpaceError unless the disk holding `dir` has `bytes` free beyond DISK_RESERVE_BYTES.

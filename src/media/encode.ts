@@ -1,11 +1,10 @@
 import { mkdir, rm, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { execa } from 'execa'
 import { AbortError, VerificationError } from './errors.js'
 import type { Rational } from './probe.js'
 import { inspectSegment, peerInputArgs, type SegmentLimits } from './peer-bytes.js'
 import { parseX264Settings, type X264Settings } from './settings.js'
-import { lowerPriority, startPipeSource, toToolError } from './tools.js'
+import { lowerPriority, spawnTool, startPipeSource, toToolError } from './tools.js'
 
 export interface EncodeProgress {
   framesDone: number
@@ -125,7 +124,7 @@ export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk>
   const decoder = startPipeSource('ffmpeg', decoderArgs(o), `decoding ${o.segmentPath}`, o.signal)
   // Failures are read from the settled promises below; this only keeps an early one from going unhandled.
   decoder.done.catch(() => {})
-  const encoder = execa('x264', encoderArgs(settings, { ...o, outputPath: o.outputPath }), {
+  const encoder = spawnTool('x264', encoderArgs(settings, { ...o, outputPath: o.outputPath }), {
     cancelSignal: o.signal, stdin: decoder.stdout, forceKillAfterDelay: 2000
   })
   lowerPriority(decoder.pid, o.niceness)

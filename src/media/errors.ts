@@ -75,6 +75,11 @@ export class SourceError extends MediaError {
   override readonly name = 'SourceError'
 }
 
+/** A disk has too little room for a transfer or a cut (disk.ts checkFreeSpace): the message names the folder and the bytes. */
+export class DiskSpaceError extends MediaError {
+  override readonly name = 'DiskSpaceError'
+}
+
 /** The operation was aborted through its AbortSignal. */
 export class AbortError extends MediaError {
   override readonly name = 'AbortError'

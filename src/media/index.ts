@@ -1,6 +1,6 @@
 // The media layer's public face: probe, plan, cut, encode, verify and merge. Knows nothing of libp2p or jobs.
-export { MediaError, ToolError, SettingsError, VerificationError, SourceError, AbortError, convicts } from './errors.js'
-export { probeMedia, trackStartsOf, syncStartsOf, attachmentNamesOf, frameTimes, bitDepthOf, videoColourOf, type VideoColour, type SourceDamage, type MediaInfo, type StreamInfo, type PacketSpan, type VideoInfo, type VideoFrame, type VideoCut, type Rational } from './probe.js'
+export { MediaError, ToolError, SettingsError, VerificationError, SourceError, DiskSpaceError, AbortError, convicts } from './errors.js'
+export { probeMedia, trackStartsOf, syncStartsOf, attachmentNamesOf, bitDepthOf, videoColourOf, type VideoColour, type SourceDamage, type MediaInfo, type StreamInfo, type PacketSpan, type VideoInfo, type VideoFrame, type VideoCut, type Rational } from './probe.js'
 export { prepareSource, cleanTimes, otherTracksInput, emptyStreams, COPY_CUT_CODECS, DECODE_CUT_GOP_SECONDS } from './prepare.js'
 export { planChunks, cutPoints, DEFAULT_GOPS_PER_CHUNK, MIN_TAIL_CHUNK_SECONDS, type ChunkPlan, type ChunkRange, type PlanOptions } from './plan.js'
 export { cutSegment, extractVideo, sourceAsCutSource, splitByDecoding, UndecodableCutError, splitInOnePass, splitsInOnePass, losslessPixFmt, DECODED_FRAME_STEP_MS, TIMESTAMP_TOLERANCE, type Segment, type CutSource, type OnePassSplitOptions } from './split.js'
@@ -19,4 +19,4 @@ export { extractCaptions, CAPTIONS_TRACK_NAME, captionsTrackName, isCaptionsTrac
 export { compareCutPictures, cutFramesOf, CUT_FRAMES_LOOKED_AT, type CutPictures } from './cut-pictures.js'
 export { checkFidelity, formatFidelity, type FidelityCheck, type FidelityReport } from './fidelity.js'
 export { encodeFileLocally, verifyMergedOutput, type LocalEncodeOptions, type LocalEncodeReport } from './pipeline.js'
-export { checkFreeSpace, freeBytes, reserveSpace, reservedBytes, DiskSpaceError, DISK_RESERVE_BYTES, type SpaceReservation } from './disk.js'
+export { checkFreeSpace, freeBytes, reserveSpace, reservedBytes, DISK_RESERVE_BYTES, type SpaceReservation } from './disk.js'

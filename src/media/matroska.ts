@@ -4,7 +4,9 @@ import { open, type FileHandle } from 'node:fs/promises'
 export interface MatroskaPacket { time: number, key: boolean }
 
 /** The file uses a Matroska feature this reader leaves to ffprobe (lacing, unknown-size clusters, …). */
-export class UnsupportedMatroskaError extends Error {}
+export class UnsupportedMatroskaError extends Error {
+  override name = 'UnsupportedMatroskaError'
+}
 
 const ID = {
   EBML: 0x1A45DFA3,

@@ -2,13 +2,12 @@ import { createReadStream, createWriteStream } from 'node:fs'
 import { access, copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, extname, join } from 'node:path'
 import { once } from 'node:events'
-import { execa } from 'execa'
 import { AbortError, SourceError } from './errors.js'
 import { crc32File, crcInName, stripCrcTag } from './hash.js'
 import { probeMedia, syncStartsOf, type MediaInfo } from './probe.js'
 import { captionsTrackName, type CaptionsTrack } from './captions.js'
 import { encodedSize } from './encode.js'
-import { runTool, toToolError } from './tools.js'
+import { runTool, spawnTool, toToolError } from './tools.js'
 
 export interface MergeOptions {
   source: MediaInfo
@@ -181,10 +180,14 @@ export function displayDimensions (v: Pick<MediaInfo['video'], 'width' | 'height
   return `${w / g}x${h / g}`
 }
 
-/** Runs mkvmerge; its warnings (exit code 1) are returned, anything worse is thrown. */
+/**
+ * Runs mkvmerge; its warnings (exit code 1) are returned, anything worse is thrown. Started with
+ * spawnTool, not runTool: mkvmerge's exit code 1 is a success with warnings, and it writes its
+ * warnings and errors on stdout, where runTool's error would not look.
+ */
 async function runMkvmerge (args: string[], outDir: string, signal?: AbortSignal): Promise<string[]> {
   try {
-    await execa('mkvmerge', args, { cancelSignal: signal, stdin: 'ignore' })
+    await spawnTool('mkvmerge', args, { cancelSignal: signal, stdin: 'ignore' })
     return []
   } catch (err) {
     const e = err as { exitCode?: number, stdout?: string }

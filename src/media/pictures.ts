@@ -1,10 +1,9 @@
 import { randomInt } from 'node:crypto'
-import { execa } from 'execa'
-import { AbortError, lastLine, refusedByTool, VerificationError } from './errors.js'
+import { lastLine, refusedByTool, VerificationError } from './errors.js'
 import { peerInputArgs } from './peer-bytes.js'
 import type { VideoInfo } from './probe.js'
 import { DECODED_FRAME_STEP_MS } from './split.js'
-import { runTool, toToolError, type RunOptions } from './tools.js'
+import { runTool, runToolBytes, type RunOptions } from './tools.js'
 
 /**
  * Lowest PSNR (luma, both pictures scaled down 4×, in dB) a sampled frame of a result may have
@@ -201,13 +200,8 @@ function sourceRunDecode (segmentPath: string, run: SourceRun, chunkTimes: numbe
 
 /** Runs ffmpeg: its stdout as bytes (the pictures, raw 8-bit luma) and what it reported (`-v error`: errors only). */
 async function rawFrames (args: string[], what: string, options: RunOptions): Promise<{ pictures: Buffer, errors: string }> {
-  if (options.signal?.aborted === true) throw new AbortError(`${what}: aborted`)
-  try {
-    const r = await execa('ffmpeg', args, { cancelSignal: options.signal, encoding: 'buffer', stdin: 'ignore', maxBuffer: 256 * 1024 * 1024 })
-    return { pictures: Buffer.from(r.stdout), errors: Buffer.from(r.stderr).toString('utf8').trim() }
-  } catch (err) {
-    throw toToolError('ffmpeg', err, what)
-  }
+  const r = await runToolBytes('ffmpeg', args, what, { ...options, maxBuffer: 256 * 1024 * 1024 })
+  return { pictures: r.stdout, errors: r.stderr.trim() }
 }
 
 function psnr (a: Buffer, aOffset: number, b: Buffer, bOffset: number, size: number): number {

@@ -1,8 +1,7 @@
 import { stat } from 'node:fs/promises'
-import { execa } from 'execa'
 import { lastLine, SourceError, ToolError } from './errors.js'
 import { carriesA53Captions } from './h264.js'
-import { runTool, type RunOptions } from './tools.js'
+import { runTool, runToolBytes, type RunOptions } from './tools.js'
 
 export interface Rational { num: number, den: number }
 
@@ -414,17 +413,12 @@ const CAPTION_PROBE_SECONDS = 2
 async function carriesCaptions (path: string, video: FfprobeStream, options: RunOptions): Promise<boolean> {
   if (!CAPTION_CODECS.has(video.codec_name ?? '')) return false
   if (video.codec_name === 'h264') {
-    const r = await execa('ffmpeg', ['-v', 'error', '-nostdin', '-i', `file:${path}`, '-map', `0:${video.index}`, '-c', 'copy', '-t', String(CAPTION_PROBE_SECONDS), '-f', 'h264', '-'], {
-      encoding: 'buffer', stdin: 'ignore', maxBuffer: 512 * 1024 * 1024, reject: false, ...(options.signal !== undefined ? { cancelSignal: options.signal } : {})
-    })
-    if (r.exitCode === 0) return carriesA53Captions(r.stdout)
+    // Any failure of the copy (a stream ffmpeg cannot copy out) leaves it to the decode below.
+    const copied = await runToolBytes('ffmpeg', ['-v', 'error', '-nostdin', '-i', `file:${path}`, '-map', `0:${video.index}`, '-c', 'copy', '-t', String(CAPTION_PROBE_SECONDS), '-f', 'h264', '-'],
+      `copying the first seconds of ${path}`, { signal: options.signal }).catch(() => undefined)
+    if (copied !== undefined) return carriesA53Captions(copied.stdout)
   }
   const { stdout } = await runTool('ffprobe', ['-v', 'error', '-select_streams', String(video.index), '-read_intervals', `%+${CAPTION_PROBE_SECONDS}`,
     '-show_entries', 'frame_side_data=side_data_type', '-of', 'compact=p=0:nk=1', '--', path], `looking for captions in ${path}`, options)
   return /Closed Captions/i.test(stdout)
-}
-
-/** Times of the frames in display order, in seconds. */
-export function frameTimes (info: MediaInfo): number[] {
-  return info.video.frames.map(f => f.time)
 }

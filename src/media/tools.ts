@@ -39,26 +39,43 @@ export function toToolError (tool: string, err: unknown, what: string): Error {
 
 /** Runs a tool to completion with an argument array (never a shell) and returns stdout. */
 export async function runTool (tool: string, args: string[], what: string, options: RunOptions = {}): Promise<{ stdout: string, stderr: string }> {
+  const result = await run(tool, args, what, options, 'utf8')
+  return { stdout: String(result.stdout), stderr: String(result.stderr) }
+}
+
+/**
+ * As runTool, for a tool whose stdout is bytes (raw pictures, an H.264 stream): returned as they
+ * came, never decoded as text nor stripped of a final 0x0A. `maxBuffer` bounds stdout (default 512 MiB).
+ */
+export async function runToolBytes (tool: string, args: string[], what: string, options: RunOptions & { maxBuffer?: number } = {}): Promise<{ stdout: Buffer, stderr: string }> {
+  const result = await run(tool, args, what, options, 'buffer')
+  return { stdout: Buffer.from(result.stdout as Uint8Array), stderr: Buffer.from(result.stderr as Uint8Array).toString('utf8') }
+}
+
+async function run (tool: string, args: string[], what: string, options: RunOptions & { maxBuffer?: number }, encoding: 'utf8' | 'buffer'): Promise<{ stdout: unknown, stderr: unknown }> {
   if (options.signal?.aborted === true) throw new AbortError(`${what}: aborted`)
   try {
-    const result = await execa(tool, args, {
+    return await execa(tool, args, {
       cancelSignal: options.signal,
       cwd: options.cwd,
       env: options.env,
+      encoding,
+      // Output is returned as the tool wrote it: execa would otherwise drop a final newline, and
+      // from bytes a final 0x0A (a picture's last pixel of value 10).
       stripFinalNewline: false,
-      maxBuffer: 512 * 1024 * 1024,
+      maxBuffer: options.maxBuffer ?? 512 * 1024 * 1024,
       // Tools must not inherit the terminal: a stray prompt would hang a daemon.
       stdin: 'ignore'
     })
-    return { stdout: String(result.stdout), stderr: String(result.stderr) }
   } catch (err) {
     throw toToolError(tool, err, what)
   }
 }
 
-/** Starts a tool for streaming use; the caller owns the process. */
-export function spawnTool (tool: string, args: string[], options: Options = {}): ResultPromise {
-  return execa(tool, args, { ...options, reject: true })
+/** Starts a tool for streaming use (or to read its exit code and output itself); the caller owns the process. */
+export function spawnTool<O extends Options = Options> (tool: string, args: string[], options?: O): ResultPromise<{} & O> {
+  // It rejects on failure (execa's default): a caller's `reject: false` is the one option not honoured.
+  return execa(tool, args, { ...options, reject: true } as O)
 }
 
 /**

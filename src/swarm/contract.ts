@@ -1,10 +1,17 @@
-import type { SegmentMeta } from './messages.js'
-
 /**
  * The encode protocols as the code on each end sees them: the originator's arbiter (src/jobs)
  * answers, the worker (src/worker) asks, this layer carries. messages.ts holds the same shapes as
- * schemas; docs/protocol.md §4-§6 and §9 describe them.
+ * schemas (and imports them from here, never the other way); docs/protocol.md §4-§6 and §9
+ * describe them. This file imports nothing, so the dashboard's build can read it too.
  */
+
+/** A job's states: `splitting` → `encoding` → `merging` → `done`, or `failed` with a reason. Announced, persisted and shown. */
+export const JOB_STATES = ['splitting', 'encoding', 'merging', 'done', 'failed'] as const
+export type JobState = typeof JOB_STATES[number]
+
+/** A chunk's states. pending: segment not cut yet; open: anyone may claim; leased: one peer holds it; done: verified result kept. */
+export const CHUNK_STATES = ['pending', 'open', 'leased', 'done'] as const
+export type ChunkState = typeof CHUNK_STATES[number]
 
 /** Refusals of the originator's lease table and result check. */
 export type OriginatorRefusalCode =
@@ -71,6 +78,19 @@ export interface ChunkLease {
   expiresAt: number
 }
 
+/** What a chunk's encode needs besides its segment's bytes; sent with the segment (messages.ts SegmentMeta is its schema). */
+export interface SegmentMeta {
+  /** Frames to encode, from the first shown at or after selectFromTime. */
+  frames: number
+  selectFromTime: number
+  /** The effective x264 settings: the user's plus the source's colour description and SAR. */
+  settings: string
+  frameRate: { num: number, den: number }
+  pixFmt: string
+  width: number
+  height: number
+}
+
 /** A segment a leaseholder may fetch: where the arbiter keeps it, and what the encode needs. */
 export interface SegmentOffer { path: string, size: number, sha256: string, meta: SegmentMeta }
 
@@ -83,8 +103,6 @@ export type SegmentCheck = (header: { size: number, meta: SegmentMeta }) => Prom
 
 /** A segment as the worker has it: `owned` when it is a downloaded copy the worker deletes. */
 export interface FetchedSegment { path: string, owned: boolean, meta: SegmentMeta }
-
-export type { SegmentMeta }
 
 /**
  * A peer caught lying: a result that failed verification, a segment that is not one, requests

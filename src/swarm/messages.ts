@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import type { RefusalCode } from './contract.js'
+import { JOB_STATES, type RefusalCode, type SegmentMeta as SegmentMetaShape } from './contract.js'
 
 /**
  * Every message that crosses the network, as a schema. Anything that does not parse is refused at
@@ -17,8 +17,6 @@ const Reason = z.string().max(2000)
 /** Ours are RefusalCode; any code of this shape parses, so another implementation's is no violation (contract.ts). */
 const Code = z.custom<RefusalCode>(c => typeof c === 'string' && /^[a-z-]{1,64}$/.test(c), 'expected 1-64 characters of a-z and -')
 const Sha256Hex = HexId
-
-export const JOB_STATES = ['splitting', 'encoding', 'merging', 'done', 'failed'] as const
 
 // ---- gossipsub: job announcements -------------------------------------------------------------
 
@@ -129,6 +127,7 @@ export type ChunkRequest = z.infer<typeof ChunkRequest>
  */
 const Rational = z.object({ num: z.number().int().min(1).max(0x7fffffff), den: z.number().int().min(1).max(0x7fffffff) }).strict()
 
+/** The schema of contract.ts's SegmentMeta, which owns the type. */
 export const SegmentMeta = z.object({
   frames: z.number().int().min(1).max(10_000_000),
   selectFromTime: z.number().finite(),
@@ -137,8 +136,7 @@ export const SegmentMeta = z.object({
   pixFmt: z.string().regex(/^[a-z0-9_]{1,32}$/),
   width: z.number().int().min(1).max(16384),
   height: z.number().int().min(1).max(16384)
-}).strict()
-export type SegmentMeta = z.infer<typeof SegmentMeta>
+}).strict() satisfies z.ZodType<SegmentMetaShape>
 
 export const ChunkHeader = z.discriminatedUnion('ok', [
   z.object({ ok: z.literal(true), size: z.number().int().min(0), sha256: Sha256Hex, meta: SegmentMeta }).strict(),

@@ -8,6 +8,7 @@ import { chromium, type Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ceiling } from '../helpers/wait.js'
 import type { DashboardEvent, JobStatus, StatusJson } from '../../src/daemon/index.js'
+import { shortPeer } from '../../src/log/index.js'
 import { PROJECT_ROOT, runSwarm, startLocalNode, type LocalNode } from '../../scripts/local-swarm.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 
@@ -128,13 +129,14 @@ describe('web dashboard', () => {
     for (const h of leasedHolders) {
       const [holder, ...title] = h.split(' ')
       expect(peerIds).toContain(holder)
-      expect(title.join(' ')).toContain(`held by …${(holder as string).slice(-10)}`)
+      // The page names a peer as every log line and screen does (its own copy of shortPeer).
+      expect(title.join(' ')).toContain(`held by ${shortPeer(holder as string)}`)
     }
     const job = JSON.parse((await runSwarm(['status', jobId, '--home', a.home, '--json'])).stdout) as JobStatus
     expect(states.length).toBe(job.chunks.total)
     await page.waitForSelector(`[data-job-id="${jobId}"] .state[data-state="done"]`, { timeout: 30_000 })
     const doneTitles = await page.$$eval(`[data-job-id="${jobId}"] [data-chunk-state]`, cells => cells.map(c => c.getAttribute('title') ?? ''))
-    for (const [i, t] of doneTitles.entries()) expect(t).toContain(`encoded by …${(job.chunkList?.[i]?.encodedBy ?? '').slice(-10)}`)
+    for (const [i, t] of doneTitles.entries()) expect(t).toContain(`encoded by ${shortPeer(job.chunkList?.[i]?.encodedBy ?? '')}`)
     expect(await page.textContent(`[data-job-id="${jobId}"] .job-meta`)).toContain(`240 / 240 frames`)
 
     // The same document all along: no reload, one navigation.

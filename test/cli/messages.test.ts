@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { shortPeer } from '../../src/log/index.js'
 import type { JobStatus } from '../../src/daemon/index.js'
 import { runSwarm, startLocalNode, SWARM_CLI, type LocalNode } from '../../scripts/local-swarm.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
@@ -80,7 +81,7 @@ describe('messages instead of internals', () => {
       })
       const r = await runSwarm(['cancel', prefix, '--home', other.home])
       expect(r.exitCode).toBe(1)
-      expect(linesOf(r.stderr)).toEqual([`swarm: job ${job.id.slice(0, 12)} was added on another node (${node.peerId.slice(-8)}); only that node can cancel it`])
+      expect(linesOf(r.stderr)).toEqual([`swarm: job ${job.id.slice(0, 12)} was added on another node (${shortPeer(node.peerId)}); only that node can cancel it`])
       expect((await runSwarm(['cancel', prefix, '--home', node.home])).stdout.trim()).toBe(`cancelled ${job.id}`)
     } finally {
       await other.stop()

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { JobStatus, PeersJson, StatusJson } from '../../src/daemon/index.js'
+import { shortPeer } from '../../src/log/index.js'
 import { runSwarm, startLocalNode, SWARM_CLI, type LocalNode } from '../../scripts/local-swarm.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 
@@ -50,7 +51,7 @@ describe('live progress on a terminal', () => {
     expect(text).toContain('█')
     // Some frame had a speed and an ETA computed from it, and a row for this node's own chunks.
     expect(text).toMatch(/\d+\/240 frames {2}[1-9]\d*\.\d fps {2}ETA \d+:\d\d/)
-    expect(text).toMatch(new RegExp(`…${a.peerId.slice(-10)} \\(this node\\)\\s+\\d+\\.\\d fps {2}#\\d+ \\d+/\\d+`))
+    expect(text).toMatch(new RegExp(`${shortPeer(a.peerId)} \\(this node\\)\\s+\\d+\\.\\d fps {2}#\\d+ \\d+/\\d+`))
     expect(text).toMatch(/done\s+█+\s+100%\s+240\/240 frames\s+→ /)
     expect(text.trim().split('\n').at(-1)).toBe(output)
   })

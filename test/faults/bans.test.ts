@@ -169,7 +169,7 @@ describe('a worker caught returning the wrong pictures', () => {
     expect(text.stdout).toContain(hId)
     expect(text.stdout).toMatch(/reason {4}failed verification: result for chunk/)
     const st = await runSwarm(['status', '--home', home])
-    expect(st.stdout).toMatch(new RegExp(`BANNED \\(1\\)[\\s\\S]*…${hId.slice(-10)}\\s+until .*failed verification`))
+    expect(st.stdout).toMatch(new RegExp(`BANNED \\(1\\)[\\s\\S]*${short(hId)}\\s+until .*failed verification`))
     expect(A.status().banned.map(b => b.id)).toEqual([hId])
     // The dashboard (the built page, as swarm join serves it) shows the block list.
     const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] })

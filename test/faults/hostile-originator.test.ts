@@ -14,6 +14,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { shortPeer } from '../../src/log/index.js'
 import { startDaemon, type Daemon } from '../../src/daemon/index.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { createSwarmNode, encodeFrame, JOBS_TOPIC, type JobAnnouncement, type LeaseArbiter, type SegmentMeta, type SwarmNode } from '../../src/swarm/index.js'
@@ -102,7 +103,7 @@ describe('a hostile originator serving a manifest as a segment', () => {
     const ban = await waitFor('W to ban the originator', () => W.status().banned.find(b => b.id === mId), { timeoutMs: 5000, everyMs: 50 })
     expect(ban).toMatchObject({ active: true, jobs: [id] })
     expect(ban.reason).toMatch(/^served a segment that is not one: segment [0-9a-f]{8}\w*#\d+: not a Matroska file/)
-    expect(logsW.filter(l => l.startsWith(`swarm: banned ${mId.slice(-8)}`))).toHaveLength(1)
+    expect(logsW.filter(l => l.startsWith(`swarm: banned ${shortPeer(mId)}`))).toHaveLength(1)
     await waitFor('W to drop the job and the connection', () => W.status().jobs.every(j => j.originator !== mId) && !M.getPeers().some(p => p.toString() === W.peerId), { timeoutMs: 5000, everyMs: 50 })
     // M cannot connect to W any more; it tries again through H, which passes its gossip on to W:
     // the same job re-announced, and a new one. W's validator ignores both.

@@ -16,6 +16,7 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { shortPeer } from '../../src/log/index.js'
 import { startDaemon, type Daemon, type JobStatus } from '../../src/daemon/index.js'
 import { encodeChunk, verifyEncodedChunk, type EncodeChunkOptions } from '../../src/media/index.js'
 import {
@@ -83,7 +84,7 @@ let endlessLogsBefore = 0
 const auth = (): Record<string, string> => ({ authorization: `Bearer ${token}`, 'content-type': 'application/json' })
 const jobDir = (): string => join(home, 'jobs', jobId)
 const incoming = async (): Promise<string[]> => await readdir(join(jobDir(), 'incoming')).catch(() => [])
-const logsFrom = (peer: string, what: string): string[] => logsA.filter(l => l.includes(`${what} from ${peer.slice(-8)}`))
+const logsFrom = (peer: string, what: string): string[] => logsA.filter(l => l.includes(`${what} from ${shortPeer(peer)}`))
 
 async function chunkList (): Promise<NonNullable<JobStatus['chunkList']>> {
   const r = await http(`${A.controlUrl}/v1/jobs/${jobId}`, { headers: auth() })
@@ -329,7 +330,7 @@ describe('results', () => {
     expect(await incoming()).toEqual([])
     expect(existsSync(join(jobDir(), 'results', `chunk-${lease.chunk}.264`))).toBe(false)
     expect((await chunkList())[lease.chunk]?.state).not.toBe('done')
-    expect(logsA.some(l => l.includes(`refused result for ${jobId.slice(0, 8)}#${lease.chunk} from ${hId.slice(-8)}`))).toBe(true)
+    expect(logsA.some(l => l.includes(`refused result for ${jobId.slice(0, 8)}#${lease.chunk} from ${shortPeer(hId)}`))).toBe(true)
     await expectBannedThenLift(/^failed verification: result for chunk \d+: /)
     recordTally({ section: RESULTS, fault: '200 kB of random bytes (not H.264) with their correct SHA-256, from the leaseholder', happened: `refused with bad-result by the parse of its NAL units (${ms} ms), logged; chunk not done, nothing kept; H banned from the job and the node`, lost: 'nothing' })
   })
@@ -437,7 +438,7 @@ describe('A\'s job, under attack', () => {
     expect(job.output).not.toBeNull()
     expect(await decodedFrameCount(job.output as string)).toBe(240)
     expect(encoded.filter(p => p.includes(jobId))).toHaveLength(job.chunks.total)
-    recordTally({ section: RESULTS, fault: 'all of the claim and result attacks above, against one originator with a live job', happened: `job of ${job.chunks.total} chunks completed frame-exact (240/240 frames decoded), every chunk encoded and verified by A itself; A logged ${logsA.filter(l => l.includes(hId.slice(-8)) && l.includes('refused')).length} refusals naming H`, lost: 'nothing' })
+    recordTally({ section: RESULTS, fault: 'all of the claim and result attacks above, against one originator with a live job', happened: `job of ${job.chunks.total} chunks completed frame-exact (240/240 frames decoded), every chunk encoded and verified by A itself; A logged ${logsA.filter(l => l.includes(shortPeer(hId)) && l.includes('refused')).length} refusals naming H`, lost: 'nothing' })
   })
 })
 
@@ -527,7 +528,7 @@ describe('settings', () => {
 // ---- pubsub -------------------------------------------------------------------------------------
 
 describe('pubsub', () => {
-  const rejectedFromH = (): number => logsA.filter(l => l.startsWith(`swarm: rejected an announcement from ${hId.slice(-8)}`)).length
+  const rejectedFromH = (): number => logsA.filter(l => l.startsWith(`swarm: rejected an announcement from ${shortPeer(hId)}`)).length
   const rejectedBySize = (): number => logsA.filter(l => /^swarm: rejected a \d+-byte announcement/.test(l)).length
   const jobIds = (): string[] => A.status().jobs.map(j => j.id)
   const validFromH = (over: Record<string, unknown> = {}): Record<string, unknown> => ({
@@ -541,7 +542,7 @@ describe('pubsub', () => {
     await H.services.pubsub.publish(JOBS_TOPIC, encodeFrame(validFromH({ jobId: forgedId, originator: A.peerId, chunks: { total: 1, open: 1, leased: 0, done: 0 }, open: [[0, 1]] })))
     await H.services.pubsub.publish(JOBS_TOPIC, encodeFrame({ v: 1, type: 'gone', jobId, originator: A.peerId, seq: Number.MAX_SAFE_INTEGER }))
     await waitFor('A to reject both', () => rejectedFromH() >= before.rejected + 2, { timeoutMs: 10_000, everyMs: 50 })
-    expect(logsA.filter(l => l.includes(`from ${hId.slice(-8)} in the name of ${A.peerId.slice(-8)}`)).length).toBeGreaterThanOrEqual(2)
+    expect(logsA.filter(l => l.includes(`from ${shortPeer(hId)} in the name of ${shortPeer(A.peerId)}`)).length).toBeGreaterThanOrEqual(2)
     expect(jobIds()).toEqual(before.jobs)
     expect(jobIds()).not.toContain(forgedId)
     expect(A.status().jobs.find(j => j.id === jobId)).toMatchObject({ state: 'done', local: true })

@@ -8,6 +8,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { shortPeer } from '../../src/log/index.js'
 import type { JobRecord } from '../../src/jobs/index.js'
 import { probeMedia } from '../../src/media/index.js'
 import { startLocalNode, type LocalNode } from '../../scripts/local-swarm.js'
@@ -101,7 +102,7 @@ describe('the originator killed and restarted with the same home', () => {
     for (const h of heldBefore) expect(record.chunks[h.index]?.result?.at).toBeGreaterThan(killedAt)
     // Leases the originator's own worker held before the kill: nobody renews them after the restart.
     const ownHeld = heldBefore.filter(h => h.holder === peerId)
-    const ownLapsed = ownHeld.filter(h => new RegExp(`lease on ${job.id.slice(0, 8)}#${h.index} held by ${peerId.slice(-8)} expired`).test(o.stderr()))
+    const ownLapsed = ownHeld.filter(h => new RegExp(`lease on ${job.id.slice(0, 8)}#${h.index} held by ${shortPeer(peerId)} expired`).test(o.stderr()))
 
     tallyFault('originator SIGKILL mid-job, restarted with the same home', `killed with ${doneBefore.size}/${before.chunks.length} chunks verified and ${heldBefore.length} leased; restarted in ${secs(restart.ms)} (stale node.lock taken over, same peer id); ` +
         `the ${doneBefore.size} verified chunks kept their results and were never leased again; of the ${heldBefore.length} leased chunks ${delivered.length} were delivered by their holder after the restart and ${reclaimed.length} re-claimed ` +

@@ -11,6 +11,7 @@ import { expect } from 'vitest'
 import type { JobStatus, StatusJson } from '../../src/daemon/index.js'
 import { probeMedia } from '../../src/media/index.js'
 import type { JobRecord } from '../../src/jobs/index.js'
+import { shortPeer } from '../../src/log/index.js'
 import { runSwarm, startLocalNode, type LocalNode, type StartNodeOptions } from '../../scripts/local-swarm.js'
 import { decodedFrameCount } from './media.js'
 import { recordTally } from './tally.js'
@@ -116,8 +117,8 @@ export async function stopNodes (nodes: LocalNode[]): Promise<void> {
 /** Seconds for the tally: one decimal, two under a second. */
 export const secs = (ms: number): string => `${(ms / 1000).toFixed(ms < 1000 ? 2 : 1)} s`
 
-/** The short peer label used in logs: the last 8 characters of the peer id. */
-export const short = (peerId: string): string => peerId.slice(-8)
+/** How logs and screens name a peer (src/log/ids.ts): the tests match what the node prints. */
+export const short = shortPeer
 
 /** How often the originator's verbose log says each chunk of a job was taken ("jobs: chunk JOB8#N done by PEER8"). */
 export function chunksTakenInLog (log: string, jobId: string): Map<number, string[]> {

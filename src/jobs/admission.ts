@@ -1,0 +1,100 @@
+import { createHash } from 'node:crypto'
+import { mkdir } from 'node:fs/promises'
+import { isAbsolute } from 'node:path'
+import { checkSourceCrc, DISK_RESERVE_BYTES, freeBytes, parseX264Settings, prepareSource, sha256File, type MediaInfo, type PlanOptions } from '../media/index.js'
+
+/**
+ * What a request to add a job must be before it becomes one: the checks of `swarm add`'s input,
+ * the job's id, and the plan options kept with it. Every refusal here is an InputError: the
+ * user's input at fault, answered before anything is queued.
+ */
+
+export interface AddJobRequest {
+  file: string
+  settings: string
+  output?: string
+  plan?: Pick<PlanOptions, 'gopsPerChunk' | 'chunkSeconds'>
+  /** Encode a source the probe found truncated (what is there is encoded; the damage is recorded). */
+  allowDamaged?: boolean
+  /** Encode a source with closed captions in its video although they cannot be carried over. */
+  dropCaptions?: boolean
+}
+
+/** A request the node refuses because of what it asks for (a missing file, refused settings, no room): the control API answers 400. */
+export class InputError extends Error {
+  override name = 'InputError'
+  readonly kind = 'input'
+}
+
+const formatMiB = (bytes: number): string => bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(1)} GiB` : `${Math.ceil(bytes / 1024 ** 2)} MiB`
+
+/** The settings parsed, the source probed and its content hashed; any of them failing is the user's input at fault. */
+export async function checkInput (req: AddJobRequest): Promise<{ args: string[], source: MediaInfo, sourceSha256: string }> {
+  if (!isAbsolute(req.file)) throw new InputError(`${req.file}: give an absolute path`)
+  let args: string[]
+  try { args = parseX264Settings(req.settings).args } catch (err) { throw new InputError((err as Error).message) }
+  // The content hash (the job's id) is read alongside the probe: both read the whole file.
+  const hashing = sha256File(req.file)
+  hashing.catch(() => {}) // a missing or unreadable file is reported by the checks below
+  let source: MediaInfo
+  try {
+    await checkSourceCrc(req.file)
+    source = await prepareSource(req.file)
+  } catch (err) {
+    throw new InputError((err as Error).message)
+  }
+  if (source.damage !== undefined && req.allowDamaged !== true) {
+    throw new InputError(`${req.file}: ${source.damage.message}. Nothing was queued; fetch the file again, or add it with --allow-damaged to encode the ${source.damage.contentSec.toFixed(1)} s that are there`)
+  }
+  return { args, source, sourceSha256: await hashing }
+}
+
+/**
+ * A job's id: the same content with the same settings is the same job, however the settings were
+ * quoted or spaced (`args` are the parsed settings).
+ */
+export function jobIdOf (sourceSha256: string, args: string[]): string {
+  return createHash('sha256').update(`swarm-job/v1\n${sourceSha256}\n${args.join('\u0000')}`).digest('hex')
+}
+
+/**
+ * The job's folder must hold the source's video, cut into segments (each is deleted once its
+ * chunk is verified, but all may be cut before the first is done), with room to spare: refused
+ * up front with the figures, rather than a split that fails half-way through a full disk.
+ */
+export async function checkRoomForSegments (jobsDir: string, file: string, source: MediaInfo): Promise<void> {
+  await mkdir(jobsDir, { recursive: true })
+  const free = await freeBytes(jobsDir)
+  const needed = Math.ceil(source.sizeBytes * 1.05) + DISK_RESERVE_BYTES
+  if (free < needed) {
+    throw new InputError(`${file}: ${jobsDir} has ${formatMiB(free)} free; cutting this ${formatMiB(source.sizeBytes)} source into chunks needs about ${formatMiB(needed)} (its size and a margin), and the merge needs room for the output too. Free some space, or start the node with --home on a larger disk`)
+  }
+}
+
+/** A plan of more chunks than `maxChunks` (what peers accept in an announcement) is refused. */
+export function checkChunkCount (file: string, chunks: number, maxChunks: number | undefined): void {
+  if (maxChunks !== undefined && chunks > maxChunks) {
+    throw new InputError(`${file}: the chunk size asked for cuts it into ${chunks} chunks, more than the ${maxChunks} a job may have; give a larger --chunk-gops or --chunk-seconds`)
+  }
+}
+
+/**
+ * The job's own chunk size, if given, replaces the node's default (`nodePlan`). Exactly these
+ * options are kept with the job (job.json): a resumed split plans again from them and must get
+ * the same chunks. `peers` is the swarm's size, `slotsPerPeer` this node's encodes.
+ */
+export function planOptionsFor (req: AddJobRequest, nodePlan: PlanOptions | undefined, swarm: { peers?: number, slotsPerPeer?: number }): PlanOptions {
+  const explicit = req.plan?.gopsPerChunk !== undefined || req.plan?.chunkSeconds !== undefined
+  const planOptions: PlanOptions = explicit ? { ...req.plan } : { ...nodePlan }
+  // About four chunks per encoder by default, with the last ones shrinking so every encoder runs
+  // out of work at about the same time; never fewer chunks than peers, whatever size was asked for.
+  const peers = Math.max(1, swarm.peers ?? 1)
+  const parallel = peers * Math.max(1, swarm.slotsPerPeer ?? 1)
+  const minChunks = explicit ? peers : 4 * parallel
+  planOptions.minChunks = Math.max(planOptions.minChunks ?? 1, minChunks)
+  if (!explicit) {
+    planOptions.tailParallelism ??= parallel
+    planOptions.absorbShortTail ??= true
+  }
+  return planOptions
+}

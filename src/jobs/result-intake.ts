@@ -1,0 +1,307 @@
+import { availableParallelism } from 'node:os'
+import { mkdir, rename, rm, stat } from 'node:fs/promises'
+import {
+  reserveSpace, type SpaceReservation, comparePictures, convicts, encodedSize, parseX264Settings, referenceStructure, segmentTimesFromSource, VerificationError, verifyEncodedChunk,
+  type MediaInfo, type ReferenceStructure
+} from '../media/index.js'
+import { logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
+import type { Answer, Refusal, ReportOffence } from '../swarm/index.js'
+import type { JobFolder } from './job-folder.js'
+import { countStat, type LeaseTable } from './lease-table.js'
+import { refusal, type ChunkRecord, type JobRecord } from './types.js'
+
+/**
+ * At most `limit` works at once, peers taking turns: the next work to start is the first waiting
+ * one of the first peer in turn with nothing running, else of the first peer in turn; a peer that
+ * started or finished one goes to the back. A peer that uploads fifty results then uses idle cores
+ * only while nobody else waits, and an honest peer's single result waits for one of the flooder's
+ * to finish, not for all of them: they used to wait in one queue in arrival order.
+ */
+export class FairTurns {
+  private active = 0
+  private readonly running = new Map<string, number>()
+  /** Per peer, its waiting works in arrival order; the map's order is the peers' turn order. */
+  private readonly queues = new Map<string, Array<() => void>>()
+  constructor (private readonly limit: number) {}
+
+  async run<T> (peer: string, work: () => Promise<T>): Promise<T> {
+    await new Promise<void>(resolve => {
+      const q = this.queues.get(peer)
+      if (q !== undefined) q.push(resolve)
+      else this.queues.set(peer, [resolve])
+      this.next()
+    })
+    try {
+      return await work()
+    } finally {
+      this.active--
+      this.running.set(peer, (this.running.get(peer) ?? 1) - 1)
+      if (this.running.get(peer) === 0) this.running.delete(peer)
+      this.toBack(peer)
+      this.next()
+    }
+  }
+
+  private toBack (peer: string): void {
+    const q = this.queues.get(peer)
+    if (q === undefined) return
+    this.queues.delete(peer)
+    if (q.length > 0) this.queues.set(peer, q)
+  }
+
+  private next (): void {
+    while (this.active < this.limit) {
+      let peer: string | undefined
+      for (const p of this.queues.keys()) if (!this.running.has(p)) { peer = p; break }
+      peer ??= this.queues.keys().next().value
+      if (peer === undefined) return
+      const resolve = this.queues.get(peer)?.shift()
+      this.toBack(peer)
+      if (resolve === undefined) continue
+      this.active++
+      this.running.set(peer, (this.running.get(peer) ?? 0) + 1)
+      resolve()
+    }
+  }
+}
+
+/**
+ * A result may be this many times its segment's size. Measured on every test fixture, x264 at
+ * `--crf 0` made 5.2-11.2x the segment (medium 8-bit ... ultrafast 10-bit) and `--qp 0
+ * --output-csp i444` up to 21x (those sources are clean synthetic pictures at low bitrates, which
+ * lossless coding punishes most); 32 leaves half as much again.
+ */
+const RESULT_SEGMENT_MULTIPLE = 32
+/**
+ * Whatever the segment's size, a result may hold its frames' raw pictures in the output format
+ * and a quarter more: lossless x264 on noisy pictures approaches the raw size (PCM macroblocks
+ * are raw), and a tiny, heavily compressed segment must not turn away an honest `--crf 0`.
+ */
+const RESULT_RAW_MARGIN = 1.25
+
+/** Bytes per pixel of a raw picture as x264 would write it with these settings (output colour space and depth). */
+function rawBytesPerPixel (settings: string): number {
+  let args: string[] = []
+  let depth = 8
+  try { const parsed = parseX264Settings(settings); args = parsed.args; depth = parsed.outputDepth } catch { /* checked when the job was added */ }
+  const at = args.indexOf('--output-csp')
+  const csp = at >= 0 ? args[at + 1] ?? 'i420' : 'i420'
+  const samples = csp === 'i400' ? 1 : ['i422', 'yv16', 'nv16', 'yuyv', 'uyvy'].includes(csp) ? 2 : ['i444', 'yv24', 'bgr', 'rgb'].includes(csp) ? 3 : csp === 'bgra' ? 4 : 1.5
+  return samples * depth / 8
+}
+
+/** The largest result a chunk can honestly have (see RESULT_SEGMENT_MULTIPLE and RESULT_RAW_MARGIN). */
+export function maxResultBytes (job: JobRecord, chunk: ChunkRecord): number {
+  const raw = chunk.frames * job.video.width * job.video.height * rawBytesPerPixel(job.encodeSettings ?? job.settings)
+  return Math.ceil(Math.max(RESULT_SEGMENT_MULTIPLE * (chunk.segment?.size ?? 0), RESULT_RAW_MARGIN * raw)) + 1024 * 1024
+}
+
+export interface ResultIntakeOptions {
+  /** This node's peer id: its own worker's results are moved in, not copied, and only parsed. */
+  self: string
+  /** The node's home: replaced by `<home>` in reasons sent back to peers. */
+  home: string
+  /** The job records, and the write of job.json once a result is kept. */
+  jobs: { get: (id: string) => JobRecord | undefined, save: (id: string) => Promise<void> }
+  /** Who may upload, and the chunk's record once a result is kept (lease-table.ts). */
+  leases: Pick<LeaseTable, 'beginUpload' | 'endUpload' | 'complete'>
+  /** Where a job's segments, uploads and results are (job-folder.ts). */
+  folder: (jobId: string) => JobFolder
+  /** The job's source probe while the originator has it in memory: it says when a segment's frames are shown. */
+  source: (jobId: string) => MediaInfo | undefined
+  /** A chunk's result is verified, kept and written to job.json. */
+  chunkDone: (job: JobRecord, chunk: ChunkRecord) => void
+  /** Peers' results decoded at once (default: this machine's cores); the rest wait their turn, one per peer at a time. */
+  verifyConcurrency?: number
+  now?: () => number
+  log?: LogSink
+  /** A peer whose result failed verification is reported here: the daemon bans it (swarm/bans.ts). */
+  reportOffence?: ReportOffence
+  /** Whether a peer is banned now, from the node or from the job: its results still waiting to be checked are then refused unchecked. */
+  isBanned?: (peer: string, jobId: string) => boolean
+}
+
+/**
+ * The originator's intake of results: which uploads it lets in (slots, size bounds, disk room),
+ * the check of each result (parse, structure, pictures; a peer caught lying is reported), and the
+ * keeping of a good one. Nothing unverified ever counts.
+ */
+export class ResultIntake {
+  private readonly verifyTurns: FairTurns
+  /** Uploads let in by resultSlot, by the temporary path their bytes go to. */
+  private readonly uploads = new Map<string, { jobId: string, chunk: number, leaseId: string, peer: string, space?: SpaceReservation }>()
+  /** Peers' results being verified now, per chunk ("job#index"): their picture checks read its segment. */
+  private readonly verifying = new Map<string, number>()
+  /** Per job, what this machine's x264 writes for its settings: peers' results must match it (media/structure.ts). */
+  private readonly structures = new Map<string, Promise<ReferenceStructure>>()
+  private readonly now: () => number
+  private readonly log: Logger
+
+  constructor (private readonly o: ResultIntakeOptions) {
+    this.now = o.now ?? Date.now
+    this.log = logger('jobs', o.log)
+    this.verifyTurns = new FairTurns(Math.max(1, o.verifyConcurrency ?? availableParallelism()))
+  }
+
+  /** The job's settings or source may have changed (encoded again, cancelled): its reference structure is made anew. */
+  forget (jobId: string): void { this.structures.delete(jobId) }
+
+  /**
+   * May this peer upload a result of `size` bytes for this chunk? Decided before any byte is
+   * written: the sender must be the chunk's holder or its most recent one, with no other upload
+   * under that lease (LeaseTable.beginUpload), the size within what the chunk can honestly be
+   * (maxResultBytes), and the disk must have room. Returns where to write the bytes; the upload
+   * then ends with accept, or with uploadFailed when the bytes never all arrive.
+   */
+  async resultSlot (jobId: string, chunkIndex: number, leaseId: string, peer: string, size: number): Promise<Answer<{ tmpPath: string, maxBytes: number }>> {
+    const found = this.o.leases.beginUpload(jobId, chunkIndex, leaseId, peer)
+    if (!found.ok) return found
+    const { job, chunk } = found
+    const maxBytes = maxResultBytes(job, chunk)
+    const folder = this.o.folder(jobId)
+    const refuse = (r: Refusal): Refusal => { this.o.leases.endUpload(jobId, chunkIndex, leaseId, 'lost'); return r }
+    if (size > maxBytes) return refuse({ ok: false, code: 'too-large', message: `result of ${size} bytes is larger than the ${maxBytes} a chunk of ${chunk.frames} frames (segment of ${chunk.segment?.size ?? 0} bytes) can be` })
+    let space: SpaceReservation | undefined
+    try {
+      await mkdir(folder.incoming, { recursive: true })
+      // This node's own results are moved in, not copied. A peer's size is reserved until the upload ends.
+      if (peer !== this.o.self) space = await reserveSpace(folder.incoming, size, `a result for ${shortChunk(jobId, chunkIndex)}`)
+    } catch (err) {
+      this.log.info(`refused a result upload from ${shortPeer(peer)}: ${(err as Error).message}`)
+      // Our folder's name stays here: the peer only learns that there is no room.
+      return refuse(refusal('no-space', `the originator has no room for a result of ${size} bytes now`))
+    }
+    const tmpPath = folder.newIncoming(chunkIndex)
+    this.uploads.set(tmpPath, { jobId, chunk: chunkIndex, leaseId, peer, ...(space !== undefined ? { space } : {}) })
+    return { ok: true, tmpPath, maxBytes }
+  }
+
+  /** An upload let in by resultSlot whose bytes never all arrived: its lease may send them again. */
+  async uploadFailed (tmpPath: string): Promise<void> {
+    const upload = this.uploads.get(tmpPath)
+    upload?.space?.release()
+    this.uploads.delete(tmpPath)
+    await rm(tmpPath, { force: true })
+    if (upload !== undefined) this.o.leases.endUpload(upload.jobId, upload.chunk, upload.leaseId, 'lost')
+  }
+
+  /**
+   * Takes a received result: verifies it as media (decodes, H.264, exact frame count, size) and
+   * keeps it if the chunk is still not done. Nothing unverified ever counts.
+   */
+  async accept (jobId: string, chunkIndex: number, peer: string, tmpPath: string, sha256: string): Promise<Answer> {
+    const upload = this.uploads.get(tmpPath)
+    // Its bytes are on disk now, where statfs counts them.
+    upload?.space?.release()
+    this.uploads.delete(tmpPath)
+    const ended = (how: 'lost' | 'refused'): void => { if (upload !== undefined) this.o.leases.endUpload(upload.jobId, upload.chunk, upload.leaseId, how) }
+    const job = this.o.jobs.get(jobId)
+    const chunk = job?.chunks[chunkIndex]
+    if (upload === undefined || upload.jobId !== jobId || upload.chunk !== chunkIndex || upload.peer !== peer) {
+      await rm(tmpPath, { force: true })
+      return refusal('not-holder', 'no upload was let in for this result')
+    }
+    if (job === undefined || chunk === undefined) { await rm(tmpPath, { force: true }); return refusal('unknown-job', 'job or chunk vanished') }
+    const bad = await this.verifyResult(job, chunk, peer, tmpPath)
+    if (bad !== undefined) { ended('refused'); return bad }
+    // Re-check after the await: another copy may have been taken meanwhile.
+    if (chunk.state === 'done') {
+      await rm(tmpPath, { force: true })
+      countStat(job, 'droppedResults')
+      ended('lost')
+      return refusal('already-done', `chunk ${chunkIndex} is already done`)
+    }
+    const folder = this.o.folder(jobId)
+    const file = folder.resultName(chunkIndex)
+    await mkdir(folder.results, { recursive: true })
+    await rename(tmpPath, folder.result(file))
+    const size = (await stat(folder.result(file))).size
+    this.o.leases.complete(job, chunk, peer, { file, size, sha256, encodedBy: peer, at: this.now() })
+    await this.o.jobs.save(jobId)
+    await this.dropSegment(job, chunk)
+    this.o.chunkDone(job, chunk)
+    return { ok: true }
+  }
+
+  /**
+   * A done chunk's segment is of no more use (the result is verified and kept; other holders are
+   * told to stop): deleted, so the job's extra disk shrinks as it goes, unless a picture check
+   * of another copy still reads it (that check deletes it when it ends).
+   */
+  private async dropSegment (job: JobRecord, chunk: ChunkRecord): Promise<void> {
+    if (chunk.state !== 'done' || chunk.segment === undefined || (this.verifying.get(`${job.id}#${chunk.index}`) ?? 0) > 0) return
+    await rm(this.o.folder(job.id).segment(chunk.segment.file), { force: true })
+  }
+
+  /**
+   * The structure every result of the job must have, from a two-frame encode with its settings on
+   * this machine (once per job; a failed one is tried again next time, and fails as our side, not the peer's).
+   */
+  private async structureOf (job: JobRecord): Promise<ReferenceStructure> {
+    let reference = this.structures.get(job.id)
+    if (reference === undefined) {
+      reference = referenceStructure({ settings: job.encodeSettings ?? job.settings, width: job.video.width, height: job.video.height, sourcePixFmt: job.video.pixFmt, frameRate: job.video.frameRate })
+      this.structures.set(job.id, reference)
+      reference.catch(() => { if (this.structures.get(job.id) === reference) this.structures.delete(job.id) })
+    }
+    return await reference
+  }
+
+  /** Undefined if the result is good media for the chunk; else the refusal, and the file is gone. */
+  private async verifyResult (job: JobRecord, chunk: ChunkRecord, peer: string, tmpPath: string): Promise<Refusal | undefined> {
+    const chunkIndex = chunk.index
+    try {
+      // A peer's result is parsed first (count, IDR, parameter sets, size: in-process, cheap), then
+      // decoded once for the picture check, a few at a time: fifty peers that finish in the same
+      // second would otherwise start fifty decoders. This node's own x264 output is only parsed.
+      const expectations = {
+        frameCount: chunk.frames, ...encodedSize(job.video.width, job.video.height, job.video.pixFmt), decode: false,
+        ...(peer !== this.o.self ? { structure: await this.structureOf(job) } : {})
+      }
+      await verifyEncodedChunk(tmpPath, expectations)
+      if (peer !== this.o.self) {
+        let bannedWhileQueued = false
+        const key = `${job.id}#${chunkIndex}`
+        this.verifying.set(key, (this.verifying.get(key) ?? 0) + 1)
+        try {
+          await this.verifyTurns.run(peer, async () => {
+            // Done while this copy waited its turn: the segment may be gone, and the copy is not needed.
+            if (chunk.state === 'done') return
+            // Caught lying while this one waited (a flood of wrong results): the rest cost no decode.
+            if (this.o.isBanned?.(peer, job.id) === true) { bannedWhileQueued = true; return }
+            // Right count and size say nothing of the pictures: frames drawn now, after the upload,
+            // are compared with the source segment's (media/pictures.ts).
+            if (chunk.segment === undefined) throw new VerificationError(`chunk ${chunkIndex} has no source segment to compare the result with`)
+            const segment = { path: this.o.folder(job.id).segment(chunk.segment.file), selectFromTime: chunk.segment.selectFromTime }
+            // The source's probe, while in memory, already says when the segment's frames are shown.
+            const source = this.o.source(job.id)
+            const segmentTimes = source !== undefined ? segmentTimesFromSource(source.video, chunk.startFrame, chunk.frames, chunk.segment.decoded === true) : undefined
+            await comparePictures(tmpPath, segment, chunk.frames, { width: job.video.width, height: job.video.height, ...(segmentTimes !== undefined ? { segmentTimes } : {}) })
+          })
+        } finally {
+          const left = (this.verifying.get(key) ?? 1) - 1
+          if (left > 0) this.verifying.set(key, left)
+          else this.verifying.delete(key)
+          await this.dropSegment(job, chunk)
+        }
+        if (bannedWhileQueued) {
+          await rm(tmpPath, { force: true })
+          this.log.info(`refused result for ${shortChunk(job.id, chunkIndex)} from ${shortPeer(peer)} unchecked: banned while it waited its turn`)
+          return { ok: false, code: 'banned', message: 'this peer is banned from this job; its result was not checked' }
+        }
+      }
+      return undefined
+    } catch (err) {
+      await rm(tmpPath, { force: true })
+      // The reason goes back to the peer: no path of ours may be in it.
+      const reason = (err as Error).message.replaceAll(tmpPath, `result for chunk ${chunkIndex}`).replaceAll(this.o.home, '<home>')
+      this.log.info(`refused result for ${shortChunk(job.id, chunkIndex)} from ${shortPeer(peer)}: ${reason}`)
+      // Caught lying: the result itself is not what the chunk must be. Not when the check failed on
+      // our side (a missing tool, our own segment, a stop): see convicts.
+      if (peer !== this.o.self && convicts(err, tmpPath)) {
+        this.o.reportOffence?.({ peer, jobId: job.id, reason: `failed verification: ${reason}` })
+      }
+      return refusal('bad-result', reason)
+    }
+  }
+}
