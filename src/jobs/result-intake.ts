@@ -250,6 +250,7 @@ export class ResultIntake {
   /** Undefined if the result is good media for the chunk; else the refusal, and the file is gone. */
   private async verifyResult (job: JobRecord, chunk: ChunkRecord, peer: string, tmpPath: string): Promise<Refusal | undefined> {
     const chunkIndex = chunk.index
+    let reported = false
     try {
       // A peer's result is parsed first (count, IDR, parameter sets, size: in-process, cheap), then
       // decoded once for the picture check, a few at a time: fifty peers that finish in the same
@@ -276,7 +277,14 @@ export class ResultIntake {
             // The source's probe, while in memory, already says when the segment's frames are shown.
             const source = this.o.source(job.id)
             const segmentTimes = source !== undefined ? segmentTimesFromSource(source.video, chunk.startFrame, chunk.frames, chunk.segment.decoded === true) : undefined
-            await comparePictures(tmpPath, segment, chunk.frames, { width: job.video.width, height: job.video.height, ...(segmentTimes !== undefined ? { segmentTimes } : {}) })
+            try {
+              await comparePictures(tmpPath, segment, chunk.frames, { width: job.video.width, height: job.video.height, ...(segmentTimes !== undefined ? { segmentTimes } : {}) })
+            } catch (err) {
+              // Convicted inside its turn: the next result of this peer waiting for a turn must see
+              // the ban, or it costs a decode too (the turn passes on before any await out here).
+              if (convicts(err, tmpPath)) { this.convict(job, chunkIndex, peer, tmpPath, err); reported = true }
+              throw err
+            }
           })
         } finally {
           const left = (this.verifying.get(key) ?? 1) - 1
@@ -292,16 +300,27 @@ export class ResultIntake {
       }
       return undefined
     } catch (err) {
-      await rm(tmpPath, { force: true })
-      // The reason goes back to the peer: no path of ours may be in it.
-      const reason = (err as Error).message.replaceAll(tmpPath, `result for chunk ${chunkIndex}`).replaceAll(this.o.home, '<home>')
-      this.log.info(`refused result for ${shortChunk(job.id, chunkIndex)} from ${shortPeer(peer)}: ${reason}`)
-      // Caught lying: the result itself is not what the chunk must be. Not when the check failed on
-      // our side (a missing tool, our own segment, a stop): see convicts.
-      if (peer !== this.o.self && convicts(err, tmpPath)) {
-        this.o.reportOffence?.({ peer, jobId: job.id, reason: `failed verification: ${reason}` })
+      const reason = this.publicReason(err, tmpPath, chunkIndex)
+      if (!reported) {
+        this.log.info(`refused result for ${shortChunk(job.id, chunkIndex)} from ${shortPeer(peer)}: ${reason}`)
+        // Caught lying: the result itself is not what the chunk must be. Not when the check failed on
+        // our side (a missing tool, our own segment, a stop): see convicts.
+        if (peer !== this.o.self && convicts(err, tmpPath)) this.o.reportOffence?.({ peer, jobId: job.id, reason: `failed verification: ${reason}` })
       }
+      await rm(tmpPath, { force: true })
       return refusal('bad-result', reason)
     }
+  }
+
+  /** The reason goes back to the peer: no path of ours may be in it. */
+  private publicReason (err: unknown, tmpPath: string, chunkIndex: number): string {
+    return (err as Error).message.replaceAll(tmpPath, `result for chunk ${chunkIndex}`).replaceAll(this.o.home, '<home>')
+  }
+
+  /** Logs the refusal and reports the liar at once, so that a ban lands before anything else of its is looked at. */
+  private convict (job: JobRecord, chunkIndex: number, peer: string, tmpPath: string, err: unknown): void {
+    const reason = this.publicReason(err, tmpPath, chunkIndex)
+    this.log.info(`refused result for ${shortChunk(job.id, chunkIndex)} from ${shortPeer(peer)}: ${reason}`)
+    this.o.reportOffence?.({ peer, jobId: job.id, reason: `failed verification: ${reason}` })
   }
 }
