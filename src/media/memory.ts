@@ -1,0 +1,120 @@
+import { availableParallelism, totalmem } from 'node:os'
+import type { X264Settings } from './settings.js'
+
+/**
+ * A worker's memory budget per encode (per slot). A few KB of segment can ask for gigabytes: x264
+ * holds full pictures for its lookahead, its B-frames, its references and its frame threads, and a
+ * hostile originator chooses both the settings and the picture size. The worker states a budget,
+ * refuses a chunk whose settings × size need more by the estimate below, and runs the decoder and
+ * x264 each under an operating-system limit of that size (`prlimit --data`), so one that needs
+ * more fails alone, never the node.
+ *
+ * Why RLIMIT_DATA and not RLIMIT_AS (`--as`): the address space counts every shared library's
+ * mapping (ffmpeg maps about 260 MiB of libraries before its first frame: under `--as` of 250 MiB
+ * it cannot even start) and glibc's per-thread arena reservations, which grow with the cores.
+ * RLIMIT_DATA (Linux 4.7+) counts private writable memory only (heap, anonymous mappings, thread
+ * stacks): where frame buffers live, and close to what the encode really takes (measured in
+ * docs/reliability.md).
+ */
+
+export const MIB = 1024 * 1024
+export const GIB = 1024 * MIB
+
+/**
+ * What an honest encode at the largest size a worker takes (4K) with the heaviest preset
+ * (placebo: 16 references, 16 B-frames, 60 frames of lookahead) needs under RLIMIT_DATA, with
+ * headroom: about 1.9 GiB measured with 3 frame threads (docs/reliability.md), and more frame
+ * threads hold a picture each. The default budget never goes below this.
+ */
+export const HONEST_4K_PLACEBO_BYTES = 3 * GIB
+/** The default budget on a machine with plenty of memory: 4 GiB an encode. */
+export const DEFAULT_BUDGET_CAP_BYTES = 4 * GIB
+/** Of the machine's memory, this share is spread over the slots (the rest is the node's and the system's). */
+const SHARE_OF_MEMORY = 0.75
+/** The smallest budget `--max-memory` takes: below this not even ffmpeg starts (about 40 MiB of data before a frame). */
+export const MIN_BUDGET_BYTES = 128 * MIB
+
+/**
+ * The default per-encode budget: the machine's memory (three quarters of it) shared among the
+ * slots, at most DEFAULT_BUDGET_CAP_BYTES, but never below what an honest 4K placebo encode needs
+ * (HONEST_4K_PLACEBO_BYTES): a machine too small for that still takes honest work, and the budget
+ * still stops a bomb (the 3.7 GB one in issue 26).
+ */
+export function defaultMemoryBudget (slots: number, machineBytes = totalmem()): number {
+  const share = Math.floor(machineBytes * SHARE_OF_MEMORY / Math.max(1, slots))
+  return Math.max(HONEST_4K_PLACEBO_BYTES, Math.min(DEFAULT_BUDGET_CAP_BYTES, share))
+}
+
+/** Parses a size as `swarm join --max-memory` takes it: bytes, or a number with K, M, G or T (binary: 1G = 1024 MiB). */
+export function parseMemorySize (text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$/i.exec(text)
+  if (m === null) throw new Error(`"${text}" is not a size: write bytes or a number with K, M, G or T, e.g. 2G or 1500M`)
+  const unit = { '': 1, K: 1024, M: MIB, G: GIB, T: 1024 * GIB }[(m[2] as string).toUpperCase() as '' | 'K' | 'M' | 'G' | 'T']
+  const bytes = Math.floor(Number(m[1]) * unit)
+  if (bytes < MIN_BUDGET_BYTES) throw new Error(`${text} is too little memory for an encode: at least ${formatMemorySize(MIN_BUDGET_BYTES)} (ffmpeg alone takes about 40 MiB before its first frame)`)
+  return bytes
+}
+
+/** A size for people: 2 GiB, 1.5 GiB, 300 MiB. */
+export function formatMemorySize (bytes: number): string {
+  if (bytes >= GIB) return `${Number((bytes / GIB).toFixed(2))} GiB`
+  return `${Math.round(bytes / MIB)} MiB`
+}
+
+/**
+ * x264's presets' frame counts (x264 0.164 common/base.c): references, B-frames, lookahead.
+ * An option given explicitly wins over its preset's value.
+ */
+const PRESET_FRAMES: Record<string, { ref: number, bframes: number, lookahead: number }> = {
+  ultrafast: { ref: 1, bframes: 0, lookahead: 0 },
+  superfast: { ref: 1, bframes: 3, lookahead: 0 },
+  veryfast: { ref: 1, bframes: 3, lookahead: 10 },
+  faster: { ref: 2, bframes: 3, lookahead: 20 },
+  fast: { ref: 2, bframes: 3, lookahead: 30 },
+  medium: { ref: 3, bframes: 3, lookahead: 40 },
+  slow: { ref: 5, bframes: 3, lookahead: 50 },
+  slower: { ref: 8, bframes: 3, lookahead: 60 },
+  veryslow: { ref: 16, bframes: 8, lookahead: 60 },
+  placebo: { ref: 16, bframes: 16, lookahead: 60 }
+}
+
+/** Pictures x264 holds beyond lookahead, B-frames, references and threads: the one being encoded, its reconstruction, the input. */
+const FIXED_PICTURES = 3
+
+export interface MemoryEstimate {
+  bytes: number
+  /** The pictures counted, and what they are: for the refusal's message. */
+  pictures: number
+  explain: string
+}
+
+/**
+ * A lower bound on what x264 needs for these settings at this size: full pictures (width × height
+ * × 1.5 for 4:2:0, 2 for 4:2:2, 3 for 4:4:4, × 2 bytes a sample at 10 bits) for its lookahead,
+ * B-frames, references, frame threads and FIXED_PICTURES. x264 really takes about twice that
+ * (padding, half-pel planes, the lookahead's low-resolution copies, motion vectors; measured in
+ * docs/reliability.md), so a chunk refused by this estimate would surely have failed under the
+ * budget, and honest work that fits is never refused. The OS limit catches the rest.
+ */
+export function estimateEncodeMemory (settings: X264Settings, width: number, height: number, threads: number = Math.ceil(availableParallelism() * 1.5)): MemoryEstimate {
+  const value = (name: string): string | undefined => {
+    let found: string | undefined
+    for (let i = 0; i < settings.args.length - 1; i++) if (settings.args[i] === `--${name}`) found = settings.args[i + 1]
+    return found
+  }
+  const preset = PRESET_FRAMES[value('preset') ?? 'medium'] ?? PRESET_FRAMES.medium as { ref: number, bframes: number, lookahead: number }
+  const number = (name: string, fallback: number): number => { const v = Number(value(name)); return Number.isFinite(v) && v >= 0 ? v : fallback }
+  const ref = number('ref', preset.ref)
+  const bframes = number('bframes', preset.bframes)
+  const lookahead = number('rc-lookahead', preset.lookahead)
+  const csp = value('output-csp') ?? 'i420'
+  const samplesPerPixel = csp.includes('444') || csp === 'rgb' ? 3 : csp.includes('422') ? 2 : 1.5
+  const bytesPerSample = settings.outputDepth === 10 ? 2 : 1
+  const pictures = lookahead + bframes + ref + Math.max(1, threads) + FIXED_PICTURES
+  const pictureBytes = width * height * samplesPerPixel * bytesPerSample
+  return {
+    bytes: Math.ceil(pictures * pictureBytes),
+    pictures,
+    explain: `${pictures} pictures of ${width}x${height} (lookahead ${lookahead} + B-frames ${bframes} + references ${ref} + threads ${Math.max(1, threads)} + ${FIXED_PICTURES}) at ${formatMemorySize(pictureBytes)} each`
+  }
+}
