@@ -95,6 +95,8 @@ interface Task {
   segment?: FetchedSegment
   /** This encode is close enough to its end that the next chunk should be fetched (see prefetchDue). */
   nearEnd?: boolean
+  /** When (local time) the lease was first found gone: refused as expired, or lapsed with the originator out of reach. */
+  lostAt?: number
 }
 
 const HEX_ID = /^[0-9a-f]{64}$/
@@ -680,16 +682,38 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       task.lastBeat = now
       try {
         const answer = await this.o.linkFor(task.lease.originator).heartbeat(task.lease, { framesDone: task.framesDone, fps: task.fps }, AbortSignal.timeout(10_000))
-        if (answer.ok) task.lease.expiresAt = answer.expiresAt
+        if (answer.ok) { task.lease.expiresAt = answer.expiresAt; task.lostAt = undefined; return }
         // While uploading, a refusal usually means our own result was just taken: let the upload finish.
-        else if (task.stage === 'uploading') return
-        else if (answer.code !== 'lease-expired' || task.stage !== 'encoding') {
-          // Done elsewhere, or the job is gone: stop at once. An expired lease mid-encode still
-          // finishes: a late result is taken if the chunk is still open.
+        if (task.stage === 'uploading') return
+        if (answer.code !== 'lease-expired' || task.stage !== 'encoding') {
+          // Done elsewhere, or the job is gone: stop at once.
           this.log.debug(`lost ${shortChunk(task.lease.jobId, task.lease.chunk)}: ${answer.message}`)
           this.stopTask(task)
+          return
         }
-      } catch { /* transient; the lease has slack */ }
+        // An expired lease mid-encode still finishes while a late result can be taken (lateResultOver).
+        task.lostAt ??= now
+      } catch {
+        // Transient, while the lease has slack; past its end, the originator cannot be reached to keep it.
+        if (task.stage === 'uploading' || now <= task.lease.expiresAt) return
+        task.lostAt ??= now
+      }
+      if (this.lateResultOver(task, now)) {
+        this.log.info(`stopping ${shortChunk(task.lease.jobId, task.lease.chunk)}: its lease ended ${((now - (task.lostAt ?? now)) / 1000).toFixed(0)} s ago, too long for a late result to be taken`)
+        this.stopTask(task)
+      }
     }))
+  }
+
+  /**
+   * Whether the lease is gone for good: an originator takes a late result from a chunk's most recent
+   * holder for as long after the lease ended as the lease could last (lease-table.ts beginUpload),
+   * and a lease that reached its deadline lasted as long as it ran. Past that (and at least three
+   * heartbeats), whatever the encode delivers is refused, so its processes and memory are freed
+   * now instead of when it ends: an originator cannot hold a worker's slot with a lease it let go.
+   */
+  private lateResultOver (task: Task, now: number): boolean {
+    if (task.lostAt === undefined) return false
+    return now - task.lostAt > Math.max(3 * task.beatEvery, task.lostAt - task.fetchStarted)
   }
 }
