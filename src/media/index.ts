@@ -20,4 +20,4 @@ export { compareCutPictures, cutFramesOf, CUT_FRAMES_LOOKED_AT, type CutPictures
 export { checkFidelity, formatFidelity, type FidelityCheck, type FidelityReport } from './fidelity.js'
 export { encodeFileLocally, verifyMergedOutput, type LocalEncodeOptions, type LocalEncodeReport } from './pipeline.js'
 export { checkFreeSpace, freeBytes, reserveSpace, reservedBytes, DISK_RESERVE_BYTES, type SpaceReservation } from './disk.js'
-export { defaultMemoryBudget, estimateEncodeMemory, formatMemorySize, parseMemorySize, HONEST_4K_PLACEBO_BYTES, MIN_BUDGET_BYTES, type MemoryEstimate } from './memory.js'
+export { defaultMemoryBudget, estimateEncodeMemory, formatMemorySize, parseMemorySize, honest4kPlaceboBytes, MIN_BUDGET_BYTES, type MemoryEstimate } from './memory.js'

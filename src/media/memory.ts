@@ -20,29 +20,38 @@ import type { X264Settings } from './settings.js'
 export const MIB = 1024 * 1024
 export const GIB = 1024 * MIB
 
-/**
- * What an honest encode at the largest size a worker takes (4K) with the heaviest preset
- * (placebo: 16 references, 16 B-frames, 60 frames of lookahead) needs under RLIMIT_DATA, with
- * headroom: about 1.9 GiB measured with 3 frame threads (docs/reliability.md), and more frame
- * threads hold a picture each. The default budget never goes below this.
- */
-export const HONEST_4K_PLACEBO_BYTES = 3 * GIB
-/** The default budget on a machine with plenty of memory: 4 GiB an encode. */
-export const DEFAULT_BUDGET_CAP_BYTES = 4 * GIB
-/** Of the machine's memory, this share is spread over the slots (the rest is the node's and the system's). */
+/** The default budget's share of the machine: three quarters of its memory spread over the slots, at most this much an encode. */
+const DEFAULT_BUDGET_CAP_BYTES = 2 * GIB
 const SHARE_OF_MEMORY = 0.75
 /** The smallest budget `--max-memory` takes: below this not even ffmpeg starts (about 40 MiB of data before a frame). */
 export const MIN_BUDGET_BYTES = 128 * MIB
+/**
+ * What x264 really takes, as a multiple of the raw pictures the estimate counts, for an honest
+ * 4K --preset placebo encode (measured 4.54: 5,279 MiB of data for 98 pictures of 11.9 MiB, with
+ * 3 frame threads; docs/reliability.md), with 20% headroom.
+ */
+const HONEST_PLACEBO_RATIO = 4.54 * 1.2
+
+/**
+ * What an honest encode at 4K (the size the default budget is for) with the heaviest preset
+ * (placebo: 16 references, 16 B-frames, 60 frames of lookahead) takes with this many x264
+ * threads: about 6.2 GiB with 3, each thread one more picture.
+ */
+export function honest4kPlaceboBytes (threads: number = defaultX264Threads()): number {
+  return Math.ceil(rawPictures(PRESET_FRAMES.placebo as PresetFrames, threads) * 3840 * 2160 * 1.5 * HONEST_PLACEBO_RATIO)
+}
 
 /**
  * The default per-encode budget: the machine's memory (three quarters of it) shared among the
- * slots, at most DEFAULT_BUDGET_CAP_BYTES, but never below what an honest 4K placebo encode needs
- * (HONEST_4K_PLACEBO_BYTES): a machine too small for that still takes honest work, and the budget
- * still stops a bomb (the 3.7 GB one in issue 26).
+ * slots, at most 2 GiB, but never below what an honest 4K placebo encode needs
+ * (honest4kPlaceboBytes): a default never refuses honest work at 4K, and still stops a bomb past
+ * it (8K pictures, or a segment whose decode takes more than its settings explain). A machine
+ * that cannot afford that per slot says so with `--max-memory`: such chunks are then refused by
+ * the estimate before their download, at no one's fault.
  */
-export function defaultMemoryBudget (slots: number, machineBytes = totalmem()): number {
+export function defaultMemoryBudget (slots: number, threads?: number, machineBytes = totalmem()): number {
   const share = Math.floor(machineBytes * SHARE_OF_MEMORY / Math.max(1, slots))
-  return Math.max(HONEST_4K_PLACEBO_BYTES, Math.min(DEFAULT_BUDGET_CAP_BYTES, share))
+  return Math.max(honest4kPlaceboBytes(threads), Math.min(DEFAULT_BUDGET_CAP_BYTES, share))
 }
 
 /** Parses a size as `swarm join --max-memory` takes it: bytes, or a number with K, M, G or T (binary: 1G = 1024 MiB). */
@@ -65,7 +74,8 @@ export function formatMemorySize (bytes: number): string {
  * x264's presets' frame counts (x264 0.164 common/base.c): references, B-frames, lookahead.
  * An option given explicitly wins over its preset's value.
  */
-const PRESET_FRAMES: Record<string, { ref: number, bframes: number, lookahead: number }> = {
+interface PresetFrames { ref: number, bframes: number, lookahead: number }
+const PRESET_FRAMES: Record<string, PresetFrames> = {
   ultrafast: { ref: 1, bframes: 0, lookahead: 0 },
   superfast: { ref: 1, bframes: 3, lookahead: 0 },
   veryfast: { ref: 1, bframes: 3, lookahead: 10 },
@@ -80,6 +90,25 @@ const PRESET_FRAMES: Record<string, { ref: number, bframes: number, lookahead: n
 
 /** Pictures x264 holds beyond lookahead, B-frames, references and threads: the one being encoded, its reconstruction, the input. */
 const FIXED_PICTURES = 3
+/**
+ * x264 takes more than the raw pictures (padding, half-pel planes for references, the lookahead's
+ * low-resolution copies, motion vectors and costs), and each frame thread more again. Measured
+ * under RLIMIT_DATA (docs/reliability.md), per raw picture counted: 1.43 with one thread (1080p,
+ * 16 references and B-frames, lookahead 60), 2.68 with three (the same), 3.84 (1080p slow) and
+ * 4.54 (4K placebo) with three. The estimate takes 1.25, and 0.5 more for each of the first two
+ * threads past one: below every measurement, so it never refuses work that would have fit.
+ * Threads past three are not counted: not measured, so not assumed.
+ */
+function x264Overhead (threads: number): number {
+  return 1.25 + 0.5 * Math.min(2, Math.max(0, threads - 1))
+}
+
+/** x264's own choice of frame threads: 1.5 per core. */
+function defaultX264Threads (): number { return Math.ceil(availableParallelism() * 1.5) }
+
+function rawPictures (frames: PresetFrames, threads: number): number {
+  return frames.lookahead + frames.bframes + frames.ref + Math.max(1, threads) + FIXED_PICTURES
+}
 
 export interface MemoryEstimate {
   bytes: number
@@ -91,30 +120,28 @@ export interface MemoryEstimate {
 /**
  * A lower bound on what x264 needs for these settings at this size: full pictures (width × height
  * × 1.5 for 4:2:0, 2 for 4:2:2, 3 for 4:4:4, × 2 bytes a sample at 10 bits) for its lookahead,
- * B-frames, references, frame threads and FIXED_PICTURES. x264 really takes about twice that
- * (padding, half-pel planes, the lookahead's low-resolution copies, motion vectors; measured in
- * docs/reliability.md), so a chunk refused by this estimate would surely have failed under the
- * budget, and honest work that fits is never refused. The OS limit catches the rest.
+ * B-frames, references, frame threads and FIXED_PICTURES, times x264Overhead. x264 takes more
+ * than that, so a chunk refused by this estimate would surely have failed under the budget, and
+ * honest work that fits is never refused; the OS limit catches what the estimate lets through.
+ * `threads` is x264's --threads (the worker's; unset, x264's own choice).
  */
-export function estimateEncodeMemory (settings: X264Settings, width: number, height: number, threads: number = Math.ceil(availableParallelism() * 1.5)): MemoryEstimate {
+export function estimateEncodeMemory (settings: X264Settings, width: number, height: number, threads: number = defaultX264Threads()): MemoryEstimate {
   const value = (name: string): string | undefined => {
     let found: string | undefined
     for (let i = 0; i < settings.args.length - 1; i++) if (settings.args[i] === `--${name}`) found = settings.args[i + 1]
     return found
   }
-  const preset = PRESET_FRAMES[value('preset') ?? 'medium'] ?? PRESET_FRAMES.medium as { ref: number, bframes: number, lookahead: number }
-  const number = (name: string, fallback: number): number => { const v = Number(value(name)); return Number.isFinite(v) && v >= 0 ? v : fallback }
-  const ref = number('ref', preset.ref)
-  const bframes = number('bframes', preset.bframes)
-  const lookahead = number('rc-lookahead', preset.lookahead)
+  const preset = PRESET_FRAMES[value('preset') ?? 'medium'] ?? PRESET_FRAMES.medium as PresetFrames
+  const number = (name: string, fallback: number): number => { const v = Number(value(name)); return value(name) !== undefined && Number.isFinite(v) && v >= 0 ? v : fallback }
+  const frames = { ref: number('ref', preset.ref), bframes: number('bframes', preset.bframes), lookahead: number('rc-lookahead', preset.lookahead) }
   const csp = value('output-csp') ?? 'i420'
   const samplesPerPixel = csp.includes('444') || csp === 'rgb' ? 3 : csp.includes('422') ? 2 : 1.5
   const bytesPerSample = settings.outputDepth === 10 ? 2 : 1
-  const pictures = lookahead + bframes + ref + Math.max(1, threads) + FIXED_PICTURES
+  const pictures = rawPictures(frames, threads)
   const pictureBytes = width * height * samplesPerPixel * bytesPerSample
   return {
-    bytes: Math.ceil(pictures * pictureBytes),
+    bytes: Math.ceil(pictures * pictureBytes * x264Overhead(threads)),
     pictures,
-    explain: `${pictures} pictures of ${width}x${height} (lookahead ${lookahead} + B-frames ${bframes} + references ${ref} + threads ${Math.max(1, threads)} + ${FIXED_PICTURES}) at ${formatMemorySize(pictureBytes)} each`
+    explain: `${pictures} pictures of ${width}x${height} (lookahead ${frames.lookahead} + B-frames ${frames.bframes} + references ${frames.ref} + threads ${Math.max(1, threads)} + ${FIXED_PICTURES}) at ${formatMemorySize(pictureBytes)} each, x${x264Overhead(threads)} for x264's own planes and threads`
   }
 }
