@@ -648,6 +648,12 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     const { lease } = task
     const reason = `memory: ${err.message}`
     this.unable.set(jobKey(lease.originator, lease.jobId), reason)
+    // Its other chunks held here (a prefetch) need as much: given back now, not tried one by one.
+    for (const t of this.tasks.values()) {
+      if (t === task || t.lease.originator !== lease.originator || t.lease.jobId !== lease.jobId || t.stage === 'uploading') continue
+      this.stopTask(t)
+      void this.o.linkFor(t.lease.originator).release(t.lease, '', AbortSignal.timeout(3000)).catch(() => {})
+    }
     await this.giveUp(task, reason, true, out)
     if (!err.before && lease.originator !== this.o.peerId) {
       this.o.reportStrike?.({ peer: lease.originator, jobId: lease.jobId, reason: `sent a chunk that ran out of this worker's memory budget: ${err.message}` })
