@@ -27,9 +27,9 @@ ${HOME_HELP}
   --max-memory SIZE    memory one encode (one slot) may take, e.g. 2G or 1500M: a chunk whose
                        settings and picture size need more is refused, and the decoder and x264
                        each run under this limit, so a chunk built to exhaust memory fails alone
-                       (default: what an honest 4K --preset placebo encode needs, about 6 GiB,
-                       or 3/4 of the machine's memory shared among the slots if that is more,
-                       at most 2 GiB; here ${formatMemorySize(defaultMemoryBudget(defaultSlots(), defaultThreads(defaultSlots())))})
+                       (default: what an honest 4K --preset placebo encode needs with this
+                       node's x264 threads, about 6 GiB; lower it on a machine without that
+                       much per slot: such chunks are then refused up front; here ${formatMemorySize(defaultMemoryBudget(defaultThreads(defaultSlots())))})
   --no-mdns            do not look for peers on the LAN with multicast DNS
   --no-upnp            do not ask the router to forward a port to this node (UPnP-IGD); on by
                        default; SWARM_NO_UPNP=1 in the environment does the same

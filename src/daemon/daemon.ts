@@ -220,7 +220,7 @@ async function startWorker (o: DaemonOptions, p: Omit<Parts, 'worker'>, slots: n
   const worker = new Worker({
     peerId: p.self, slots, workDir, log: p.log, swarmSize, ...reports,
     ...(threads !== undefined ? { threads } : {}),
-    memoryBudgetBytes: o.memoryBudgetBytes ?? defaultMemoryBudget(slots, threads),
+    memoryBudgetBytes: o.memoryBudgetBytes ?? defaultMemoryBudget(threads),
     ...(o.encoder !== undefined ? { encoder: o.encoder } : {}),
     linkFor: (originatorId) => {
       if (originatorId === p.self) return localLink(p.originator, p.self)

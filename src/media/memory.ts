@@ -1,4 +1,4 @@
-import { availableParallelism, totalmem } from 'node:os'
+import { availableParallelism } from 'node:os'
 import type { X264Settings } from './settings.js'
 
 /**
@@ -14,21 +14,18 @@ import type { X264Settings } from './settings.js'
  * it cannot even start) and glibc's per-thread arena reservations, which grow with the cores.
  * RLIMIT_DATA (Linux 4.7+) counts private writable memory only (heap, anonymous mappings, thread
  * stacks): where frame buffers live, and close to what the encode really takes (measured in
- * docs/reliability.md).
+ * docs/operations.md, memory per encode).
  */
 
 export const MIB = 1024 * 1024
 export const GIB = 1024 * MIB
 
-/** The default budget's share of the machine: three quarters of its memory spread over the slots, at most this much an encode. */
-const DEFAULT_BUDGET_CAP_BYTES = 2 * GIB
-const SHARE_OF_MEMORY = 0.75
 /** The smallest budget `--max-memory` takes: below this not even ffmpeg starts (about 40 MiB of data before a frame). */
 export const MIN_BUDGET_BYTES = 128 * MIB
 /**
  * What x264 really takes, as a multiple of the raw pictures the estimate counts, for an honest
  * 4K --preset placebo encode (measured 4.54: 5,279 MiB of data for 98 pictures of 11.9 MiB, with
- * 3 frame threads; docs/reliability.md), with 20% headroom.
+ * 3 frame threads; docs/operations.md, memory per encode), with 20% headroom.
  */
 const HONEST_PLACEBO_RATIO = 4.54 * 1.2
 
@@ -42,16 +39,16 @@ export function honest4kPlaceboBytes (threads: number = defaultX264Threads()): n
 }
 
 /**
- * The default per-encode budget: the machine's memory (three quarters of it) shared among the
- * slots, at most 2 GiB, but never below what an honest 4K placebo encode needs
- * (honest4kPlaceboBytes): a default never refuses honest work at 4K, and still stops a bomb past
- * it (8K pictures, or a segment whose decode takes more than its settings explain). A machine
- * that cannot afford that per slot says so with `--max-memory`: such chunks are then refused by
- * the estimate before their download, at no one's fault.
+ * The default per-encode budget: what an honest 4K placebo encode needs with these threads
+ * (honest4kPlaceboBytes). Less (2 GiB, or the machine's memory shared among its slots) would have
+ * this worker refuse honest 4K work by default; this still stops anything past it (8K pictures
+ * with placebo's frame counts are refused by the estimate, a segment whose decode takes more than
+ * its settings explain is stopped by the limit). A machine that cannot afford it per slot says so
+ * with `--max-memory` (or fewer `--slots`): such chunks are then refused by the estimate before
+ * their download, at no one's fault.
  */
-export function defaultMemoryBudget (slots: number, threads?: number, machineBytes = totalmem()): number {
-  const share = Math.floor(machineBytes * SHARE_OF_MEMORY / Math.max(1, slots))
-  return Math.max(honest4kPlaceboBytes(threads), Math.min(DEFAULT_BUDGET_CAP_BYTES, share))
+export function defaultMemoryBudget (threads?: number): number {
+  return honest4kPlaceboBytes(threads)
 }
 
 /** Parses a size as `swarm join --max-memory` takes it: bytes, or a number with K, M, G or T (binary: 1G = 1024 MiB). */
@@ -93,7 +90,7 @@ const FIXED_PICTURES = 3
 /**
  * x264 takes more than the raw pictures (padding, half-pel planes for references, the lookahead's
  * low-resolution copies, motion vectors and costs), and each frame thread more again. Measured
- * under RLIMIT_DATA (docs/reliability.md), per raw picture counted: 1.43 with one thread (1080p,
+ * under RLIMIT_DATA (docs/operations.md, memory per encode), per raw picture counted: 1.43 with one thread (1080p,
  * 16 references and B-frames, lookahead 60), 2.68 with three (the same), 3.84 (1080p slow) and
  * 4.54 (4K placebo) with three. The estimate takes 1.25, and 0.5 more for each of the first two
  * threads past one: below every measurement, so it never refuses work that would have fit.
