@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { defaultSlots } from '../../src/daemon/client.js'
+import { defaultSlots, defaultThreads } from '../../src/daemon/client.js'
+import { defaultMemoryBudget, formatMemorySize, parseMemorySize } from '../../src/media/memory.js'
 import { debugEnabled, type LogSink } from '../../src/log/index.js'
 import { InputProblem, UsageError } from '../args.js'
 import { EXIT_FAILED, EXIT_OK, HOME_HELP, rejectExtraArguments, type Command } from '../command.js'
@@ -11,7 +12,7 @@ function isSet (v: string | undefined): boolean { return v !== undefined && ![''
 
 /** `swarm join`: runs a node in the foreground until SIGINT or SIGTERM. */
 export const join: Command = {
-  help: `Usage: swarm join [--home DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--slots N] [--no-mdns] [--no-upnp] [--relay] [--announce MULTIADDR]...
+  help: `Usage: swarm join [--home DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--slots N] [--max-memory SIZE] [--no-mdns] [--no-upnp] [--relay] [--announce MULTIADDR]...
 
 Runs a node until SIGINT or SIGTERM, then stops cleanly (leases it holds are given back).
 It encodes chunks of every job it hears of and originates the jobs added on it. It prints a
@@ -23,6 +24,12 @@ ${HOME_HELP}
                        (repeatable; host names too: /dns4/HOST/tcp/4010/p2p/ID, /dnsaddr/HOST/p2p/ID)
   --slots N            concurrent encodes (default: one per core below 8 cores, else 4 or 5; here ${defaultSlots()})
   --threads N          x264 --threads per encode (default: x264 decides with one slot, cores/slots with more)
+  --max-memory SIZE    memory one encode (one slot) may take, e.g. 2G or 1500M: a chunk whose
+                       settings and picture size need more is refused, and the decoder and x264
+                       each run under this limit, so a chunk built to exhaust memory fails alone
+                       (default: what an honest 4K --preset placebo encode needs with this
+                       node's x264 threads, about 6 GiB; lower it on a machine without that
+                       much per slot: such chunks are then refused up front; here ${formatMemorySize(defaultMemoryBudget(defaultThreads(defaultSlots())))})
   --no-mdns            do not look for peers on the LAN with multicast DNS
   --no-upnp            do not ask the router to forward a port to this node (UPnP-IGD); on by
                        default; SWARM_NO_UPNP=1 in the environment does the same
@@ -33,7 +40,7 @@ ${HOME_HELP}
   --lease-seconds N    how long a lease on a chunk of a job added here lasts without a heartbeat (default 30)
   --swarm-key FILE     private swarm: only nodes with this pre-shared key can connect
   --verbose            log the protocol story (claims, leases, transfers) to stderr`,
-  flags: { listen: { type: 'string', multiple: true }, bootstrap: { type: 'string', multiple: true }, slots: { type: 'number' }, threads: { type: 'number' }, 'lease-seconds': { type: 'number' }, 'no-mdns': { type: 'boolean' }, 'no-upnp': { type: 'boolean' }, 'swarm-key': { type: 'string' }, verbose: { type: 'boolean' }, relay: { type: 'boolean' }, announce: { type: 'string', multiple: true } },
+  flags: { listen: { type: 'string', multiple: true }, bootstrap: { type: 'string', multiple: true }, slots: { type: 'number' }, threads: { type: 'number' }, 'max-memory': { type: 'string' }, 'lease-seconds': { type: 'number' }, 'no-mdns': { type: 'boolean' }, 'no-upnp': { type: 'boolean' }, 'swarm-key': { type: 'string' }, verbose: { type: 'boolean' }, relay: { type: 'boolean' }, announce: { type: 'string', multiple: true } },
   takesHome: true,
   maxPositionals: 0,
   run: async ({ home, flags, positionals }) => {
@@ -54,6 +61,10 @@ ${HOME_HELP}
       const loose = looseKeyWarning(flags['swarm-key'], (await stat(resolve(flags['swarm-key']))).mode)
       if (loose !== undefined) log(`warning: ${loose}`, 'info', 'swarm')
     }
+    let memoryBudgetBytes: number | undefined
+    if (typeof flags['max-memory'] === 'string') {
+      try { memoryBudgetBytes = parseMemorySize(flags['max-memory']) } catch (e) { throw new UsageError(`--max-memory: ${(e as Error).message}`) }
+    }
     const { startDaemon, standInEncoder } = await import('../../src/daemon/index.js')
     const { DEFAULT_RELAY_LIMITS, describeRelayLimits } = await import('../../src/swarm/index.js')
     let daemon
@@ -68,6 +79,7 @@ ${HOME_HELP}
         ...(flags.announce !== undefined ? { announce: flags.announce as string[] } : {}),
         ...(flags.slots !== undefined ? { slots: flags.slots as number } : {}),
         ...(flags.threads !== undefined ? { threads: flags.threads as number } : {}),
+        ...(memoryBudgetBytes !== undefined ? { memoryBudgetBytes } : {}),
         ...(swarmKey !== undefined ? { swarmKey } : {}),
         ...(flags['lease-seconds'] !== undefined ? { leaseMs: (flags['lease-seconds'] as number) * 1000 } : {}),
         ...(process.env.SWARM_TEST_ENCODER !== undefined && process.env.SWARM_TEST_ENCODER !== '' ? { encoder: standInEncoder(process.env.SWARM_TEST_ENCODER) } : {}),

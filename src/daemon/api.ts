@@ -152,6 +152,8 @@ export interface DashboardEvent {
 
 export interface WorkerStatus {
   slots: number
+  /** Memory one encode (one slot) may take, in bytes: `swarm join --max-memory`, or its default. */
+  memoryBudgetBytes?: number
   /** `originator`: whose job the chunk is (two originators may announce one job id). */
   active: Array<{ originator: string, jobId: string, chunk: number, framesDone: number, frames: number, fps: number, stage: 'fetching' | 'queued' | 'encoding' | 'uploading' }>
 }

@@ -20,6 +20,7 @@ import { lockHome, prepareHome, writeControlFile } from './home.js'
 import { localLink } from './local-link.js'
 import { MAX_REMOTE_JOBS, MAX_REMOTE_JOBS_PER_ORIGINATOR, remoteJobFeed, RemoteJobs } from './remote-jobs.js'
 import { defaultSlots, defaultThreads } from './sizing.js'
+import { defaultMemoryBudget } from '../media/memory.js'
 import { jobStatus, peers, status, type ConnectedPeer } from './status-view.js'
 import type { RemoteJobFeed } from './remote-jobs.js'
 import { OriginatorReach } from './originator-reach.js'
@@ -35,6 +36,8 @@ export interface DaemonOptions {
   slots?: number
   /** x264 --threads per encode; default: x264's own choice with one slot, cores / slots with more. */
   threads?: number
+  /** Memory one encode may take (`--max-memory`); default defaultMemoryBudget(slots) in media/memory.ts. */
+  memoryBudgetBytes?: number
   swarmKey?: Uint8Array
   /** Serve as a circuit relay for the swarm (`swarm join --relay`) with these limits. */
   relay?: RelayLimits
@@ -217,6 +220,7 @@ async function startWorker (o: DaemonOptions, p: Omit<Parts, 'worker'>, slots: n
   const worker = new Worker({
     peerId: p.self, slots, workDir, log: p.log, swarmSize, ...reports,
     ...(threads !== undefined ? { threads } : {}),
+    memoryBudgetBytes: o.memoryBudgetBytes ?? defaultMemoryBudget(threads),
     ...(o.encoder !== undefined ? { encoder: o.encoder } : {}),
     linkFor: (originatorId) => {
       if (originatorId === p.self) return localLink(p.originator, p.self)

@@ -1,10 +1,11 @@
 import { mkdir, rm, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { AbortError, VerificationError } from './errors.js'
+import { AbortError, MemoryBudgetError, VerificationError } from './errors.js'
+import { formatMemorySize } from './memory.js'
 import type { Rational } from './probe.js'
 import { inspectSegment, peerInputArgs, type SegmentLimits } from './peer-bytes.js'
 import { parseX264Settings, type X264Settings } from './settings.js'
-import { lowerPriority, spawnTool, startPipeSource, toToolError } from './tools.js'
+import { lowerPriority, ranOutOfMemory, spawnTool, startPipeSource, toToolError } from './tools.js'
 
 export interface EncodeProgress {
   framesDone: number
@@ -37,6 +38,11 @@ export interface EncodeChunkOptions {
   niceness?: number
   signal?: AbortSignal
   onProgress?: (progress: EncodeProgress) => void
+  /**
+   * The decoder and x264 each run under this limit on their private memory (prlimit --data,
+   * memory.ts); one that runs out fails with a MemoryBudgetError. Unset: no limit.
+   */
+  memoryLimitBytes?: number
 }
 
 export interface EncodedChunk {
@@ -121,11 +127,12 @@ export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk>
   }
   await mkdir(dirname(o.outputPath), { recursive: true })
   const started = Date.now()
-  const decoder = startPipeSource('ffmpeg', decoderArgs(o), `decoding ${o.segmentPath}`, o.signal)
+  const decoder = startPipeSource('ffmpeg', decoderArgs(o), `decoding ${o.segmentPath}`, o.signal, o.memoryLimitBytes)
   // Failures are read from the settled promises below; this only keeps an early one from going unhandled.
   decoder.done.catch(() => {})
   const encoder = spawnTool('x264', encoderArgs(settings, { ...o, outputPath: o.outputPath }), {
-    cancelSignal: o.signal, stdin: decoder.stdout, forceKillAfterDelay: 2000
+    cancelSignal: o.signal, stdin: decoder.stdout, forceKillAfterDelay: 2000,
+    ...(o.memoryLimitBytes !== undefined ? { memoryLimitBytes: o.memoryLimitBytes } : {})
   })
   lowerPriority(decoder.pid, o.niceness)
   lowerPriority(encoder.pid, o.niceness)
@@ -155,8 +162,15 @@ export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk>
     await rm(o.outputPath, { force: true })
     if (isAborted(o.signal)) throw new AbortError(`encoding ${o.segmentPath}: aborted`)
     // x264 may exit first (bad settings); the decoder then sees EPIPE, which is not the story to tell.
-    if (enc.status === 'rejected') throw toToolError('x264', enc.reason, `encoding ${o.segmentPath}`)
-    throw (dec as PromiseRejectedResult).reason
+    const failure = enc.status === 'rejected' ? toToolError('x264', enc.reason, `encoding ${o.segmentPath}`) : (dec as PromiseRejectedResult).reason as Error
+    // Either one running out under the limit: the decoder's own failure first (x264 then only saw its input end).
+    if (o.memoryLimitBytes !== undefined) {
+      const [tool, err] = dec.status === 'rejected' && ranOutOfMemory(dec.reason) ? ['ffmpeg', dec.reason] : ranOutOfMemory(failure) ? ['x264', failure] : []
+      if (tool !== undefined) {
+        throw new MemoryBudgetError(`${tool as string} ran out of this worker's memory budget of ${formatMemorySize(o.memoryLimitBytes)} an encode (${(err as Error).message.split('\n').slice(-1)[0] ?? ''})`, false, { cause: err })
+      }
+    }
+    throw failure
   }
   // x264 reports what it wrote; a short count (a decoder that stopped early) is not a chunk.
   const encoded = /encoded (\d+) frames/.exec(enc.value.stderr)

@@ -23,6 +23,19 @@ export class ToolError extends MediaError {
   }
 }
 
+/**
+ * An encode needed more memory than the worker's per-encode budget (memory.ts): refused before it
+ * started, by the estimate from its settings and picture size (`before: true`), or stopped by the
+ * operating system's limit on its processes (`before: false`). Either way the need came from what
+ * the originator sent (its settings, its segment), not from this machine.
+ */
+export class MemoryBudgetError extends MediaError {
+  override readonly name = 'MemoryBudgetError'
+  constructor (message: string, readonly before: boolean, options?: { cause?: unknown }) {
+    super(message, options)
+  }
+}
+
 /** The x264 settings string was refused. `option` names the offending option. */
 export class SettingsError extends MediaError {
   override readonly name = 'SettingsError'

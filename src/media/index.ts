@@ -1,5 +1,5 @@
 // The media layer's public face: probe, plan, cut, encode, verify and merge. Knows nothing of libp2p or jobs.
-export { MediaError, ToolError, SettingsError, VerificationError, SourceError, DiskSpaceError, AbortError, convicts } from './errors.js'
+export { MediaError, ToolError, SettingsError, VerificationError, SourceError, DiskSpaceError, AbortError, MemoryBudgetError, convicts } from './errors.js'
 export { probeMedia, trackStartsOf, syncStartsOf, attachmentNamesOf, bitDepthOf, videoColourOf, type VideoColour, type SourceDamage, type MediaInfo, type StreamInfo, type PacketSpan, type VideoInfo, type VideoFrame, type VideoCut, type Rational } from './probe.js'
 export { prepareSource, cleanTimes, otherTracksInput, emptyStreams, COPY_CUT_CODECS, DECODE_CUT_GOP_SECONDS } from './prepare.js'
 export { planChunks, cutPoints, DEFAULT_GOPS_PER_CHUNK, MIN_TAIL_CHUNK_SECONDS, type ChunkPlan, type ChunkRange, type PlanOptions } from './plan.js'
@@ -7,7 +7,7 @@ export { cutSegment, extractVideo, sourceAsCutSource, splitByDecoding, Undecodab
 export { parseX264Settings, quoteShort, splitSettings, type X264Settings } from './settings.js'
 export { effectiveSettings, sourceColourArgs, statedRange } from './colour.js'
 export { encodeChunk, decoderArgs, encoderArgs, encodedSize, y4mPixFmt, type EncodeChunkOptions, type EncodeProgress, type EncodedChunk } from './encode.js'
-export { startPipeSource, type PipeSource } from './tools.js'
+export { startPipeSource, ranOutOfMemory, limitedCommand, type PipeSource } from './tools.js'
 export { inspectSegment, peerInputArgs, decoderMaxPixels, PEER_SEGMENT_CODECS, DEFAULT_SEGMENT_LIMITS, type SegmentShape, type SegmentLimits } from './peer-bytes.js'
 export { verifyEncodedChunk, type VerifiedChunk, type VerifyExpectations } from './verify.js'
 export { referenceStructure, structureMismatches, type StructureJob, type ReferenceStructure } from './structure.js'
@@ -20,3 +20,4 @@ export { compareCutPictures, cutFramesOf, CUT_FRAMES_LOOKED_AT, type CutPictures
 export { checkFidelity, formatFidelity, type FidelityCheck, type FidelityReport } from './fidelity.js'
 export { encodeFileLocally, verifyMergedOutput, type LocalEncodeOptions, type LocalEncodeReport } from './pipeline.js'
 export { checkFreeSpace, freeBytes, reserveSpace, reservedBytes, DISK_RESERVE_BYTES, type SpaceReservation } from './disk.js'
+export { defaultMemoryBudget, estimateEncodeMemory, formatMemorySize, parseMemorySize, honest4kPlaceboBytes, MIN_BUDGET_BYTES, type MemoryEstimate } from './memory.js'

@@ -10,7 +10,8 @@ const PACKAGE_OF: Record<string, string> = {
   ffprobe: 'ffmpeg',
   x264: 'x264',
   mkvmerge: 'mkvtoolnix',
-  mkvextract: 'mkvtoolnix'
+  mkvextract: 'mkvtoolnix',
+  prlimit: 'util-linux'
 }
 
 export interface RunOptions {
@@ -28,7 +29,9 @@ function missingToolError (tool: string, cause: unknown): ToolError {
 /** Turns an execa failure into an error that names the tool and carries its stderr. */
 export function toToolError (tool: string, err: unknown, what: string): Error {
   const e = err as { code?: string, isCanceled?: boolean, isTerminated?: boolean, stderr?: unknown, shortMessage?: string, exitCode?: number, signal?: string }
-  if (e?.code === 'ENOENT') return missingToolError(tool, err)
+  if (e?.code === 'ENOENT') return missingToolError(/prlimit/.test(String((err as Error)?.message)) ? 'prlimit' : tool, err)
+  // Under a memory limit the tool is started by prlimit, which says so when it cannot find it.
+  if (e?.exitCode === 127 && typeof e?.stderr === 'string' && /^prlimit: failed to execute/m.test(e.stderr)) return missingToolError(tool, err)
   if (e?.isCanceled === true || (e as { cause?: { name?: string } })?.cause?.name === 'AbortError') return new AbortError(`${what}: aborted`)
   // Runs started with `lines: true` keep stderr as an array of lines.
   const stderr = typeof e?.stderr === 'string' ? e.stderr : Array.isArray(e?.stderr) ? e.stderr.join('\n') : ''
@@ -72,10 +75,33 @@ async function run (tool: string, args: string[], what: string, options: RunOpti
   }
 }
 
+/**
+ * The command line that runs a tool under a memory limit (memory.ts): `prlimit --data=BYTES --
+ * tool args…`. prlimit sets the limit on itself and execs the tool, so the process id is the
+ * tool's (lowerPriority and kill reach it). No limit: the tool itself.
+ */
+export function limitedCommand (tool: string, args: string[], memoryLimitBytes?: number): { file: string, args: string[] } {
+  if (memoryLimitBytes === undefined) return { file: tool, args }
+  return { file: 'prlimit', args: [`--data=${Math.floor(memoryLimitBytes)}`, '--', tool, ...args] }
+}
+
+/**
+ * Whether a tool that ran under a memory limit failed for want of memory: what x264, ffmpeg and
+ * glibc say when an allocation or a thread's stack is refused, or a signal that a refused
+ * allocation ends in (a null pointer used, abort()). A stop of ours is an AbortError, not this.
+ */
+export function ranOutOfMemory (err: unknown): boolean {
+  if (!(err instanceof ToolError) || err.missing) return false
+  if (err.killedBy !== undefined && ['SIGSEGV', 'SIGABRT', 'SIGBUS'].includes(err.killedBy)) return true
+  return /malloc of size \d+ failed|cannot allocate memory|out of memory|failed to allocate|bad_alloc|ENOMEM|pthread_create failed|failed to create thread/i.test(err.stderr)
+}
+
 /** Starts a tool for streaming use (or to read its exit code and output itself); the caller owns the process. */
-export function spawnTool<O extends Options = Options> (tool: string, args: string[], options?: O): ResultPromise<{} & O> {
+export function spawnTool<O extends Options = Options> (tool: string, args: string[], options?: O & { memoryLimitBytes?: number }): ResultPromise<{} & O> {
+  const { memoryLimitBytes, ...rest } = options ?? {} as O & { memoryLimitBytes?: number }
+  const command = limitedCommand(tool, args, memoryLimitBytes)
   // It rejects on failure (execa's default): a caller's `reject: false` is the one option not honoured.
-  return execa(tool, args, { ...options, reject: true } as O)
+  return execa(command.file, command.args, { ...rest, reject: true } as unknown as O)
 }
 
 /**
@@ -107,8 +133,9 @@ export interface PipeSource {
  * in a shell pipe, never through this process (raw video is 1.4 MB per 720p frame: through Node
  * it cost a worker's core about 7% in copies and garbage collection).
  */
-export function startPipeSource (tool: string, args: string[], what: string, signal?: AbortSignal): PipeSource {
-  const child = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+export function startPipeSource (tool: string, args: string[], what: string, signal?: AbortSignal, memoryLimitBytes?: number): PipeSource {
+  const command = limitedCommand(tool, args, memoryLimitBytes)
+  const child = spawn(command.file, command.args, { stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-65_536) })
   const kill = (): void => { child.kill('SIGKILL') }

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import { mkdir, rm, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  reserveSpace, convicts, DEFAULT_SEGMENT_LIMITS, encodeChunk, parseX264Settings, sha256File,
+  reserveSpace, convicts, DEFAULT_SEGMENT_LIMITS, encodeChunk, estimateEncodeMemory, formatMemorySize, MemoryBudgetError, parseX264Settings, sha256File,
   type EncodeProgress, type EncodedChunk, type EncodeChunkOptions, type SegmentLimits, type SpaceReservation
 } from '../media/index.js'
 import { jobTag, logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
@@ -60,6 +60,12 @@ export interface WorkerOptions {
   prefetch?: number
   /** Longest gap between heartbeats; shorter when the originator's leases are short (a third of their length). */
   heartbeatMs?: number
+  /**
+   * Memory an encode (one slot) may take: chunks whose settings × size need more by the estimate
+   * are refused before their segment is downloaded, and the decoder and x264 each run under this
+   * limit (media/memory.ts). Unset: no estimate and no limit (tests with a stand-in encoder).
+   */
+  memoryBudgetBytes?: number
   /** What a segment from another node may ask of this machine: picture size, frames per chunk (default DEFAULT_SEGMENT_LIMITS, fit for 8K). */
   segmentLimits?: SegmentLimits
   /** Test hook: a stand-in encoder. Not reachable from the network. */
@@ -89,6 +95,8 @@ interface Task {
   segment?: FetchedSegment
   /** This encode is close enough to its end that the next chunk should be fetched (see prefetchDue). */
   nearEnd?: boolean
+  /** When (local time) the lease was first found gone: refused as expired, or lapsed with the originator out of reach. */
+  lostAt?: number
 }
 
 const HEX_ID = /^[0-9a-f]{64}$/
@@ -279,9 +287,10 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     if (task.stage === 'queued') void this.cleanup(task)
   }
 
-  status (): { slots: number, active: Array<{ originator: string, jobId: string, chunk: number, framesDone: number, frames: number, fps: number, stage: Stage }> } {
+  status (): { slots: number, memoryBudgetBytes?: number, active: Array<{ originator: string, jobId: string, chunk: number, framesDone: number, frames: number, fps: number, stage: Stage }> } {
     return {
       slots: this.o.slots,
+      ...(this.o.memoryBudgetBytes !== undefined ? { memoryBudgetBytes: this.o.memoryBudgetBytes } : {}),
       active: [...this.tasks.values()].map(t => ({ originator: t.lease.originator, jobId: t.lease.jobId, chunk: t.lease.chunk, framesDone: t.framesDone, frames: t.frames, fps: t.fps, stage: t.stage }))
     }
   }
@@ -480,6 +489,8 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
         const limits = this.o.segmentLimits ?? DEFAULT_SEGMENT_LIMITS
         if (meta.width > limits.maxSide || meta.height > limits.maxSide || meta.width * meta.height > limits.maxFramePixels) throw new Error(`the segment's header says ${meta.width}x${meta.height} pictures, over this worker's limit (${limits.maxSide} a side, ${limits.maxFramePixels} pixels)`)
         if (meta.frames > limits.maxChunkFrames) throw new Error(`the segment's header says ${meta.frames} frames, over this worker's limit of ${limits.maxChunkFrames} a chunk`)
+        // Before a byte too: settings and picture size that need more than an encode may take here.
+        this.checkMemoryEstimate(meta)
         const max = maxSegmentBytes(meta, view.totalFrames)
         if (size > max) throw new Error(`segment of ${size} bytes is more than the ${max} a ${meta.frames}-frame ${meta.width}x${meta.height} chunk of this job can be`)
         // Reserved until the download ends: concurrent downloads do not all pass against the same free space.
@@ -497,6 +508,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       // races) took up to 5 s at the start of a 50-node job while this chunk sat on disk.
       this.startEncodes()
     } catch (err) {
+      if (err instanceof MemoryBudgetError) { await this.refuseForMemory(task, err); return }
       await this.giveUp(task, `fetching the segment failed: ${(err as Error).message}`, false)
       // Trickled: the originator kept the download alive below any honest rate until its deadline.
       if ((err as Error).name === 'TransferTooSlow' && view.originator !== this.o.peerId) {
@@ -530,6 +542,8 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     try {
       // The worker never trusts the originator's check of the settings, nor its bytes.
       parseX264Settings(meta.settings)
+      // Again here: this node's own chunks are not downloaded, so no header check saw them.
+      this.checkMemoryEstimate(meta)
       const options: EncodeChunkOptions = {
         segmentPath: segment.path, selectFromTime: meta.selectFromTime, frameCount: meta.frames, settings: meta.settings,
         frameRate: meta.frameRate, sourcePixFmt: meta.pixFmt, width: meta.width, height: meta.height, outputPath: out, signal: task.controller.signal,
@@ -537,6 +551,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
         ...(this.o.segmentLimits !== undefined ? { segmentLimits: this.o.segmentLimits } : {}),
         ...(this.o.threads !== undefined ? { threads: this.o.threads } : {}),
         niceness: this.o.niceness ?? ENCODE_NICENESS,
+        ...(this.o.memoryBudgetBytes !== undefined ? { memoryLimitBytes: this.o.memoryBudgetBytes } : {}),
         onProgress: (p: EncodeProgress) => { task.framesDone = p.framesDone; task.fps = p.fps; this.noteProgress(task) }
       }
       // x264's own frame count is checked by encodeChunk; the full decode is the originator's
@@ -544,6 +559,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       await this.encoder(options)
     } catch (err) {
       if (task.controller.signal.aborted) { await this.cleanup(task, out); return undefined }
+      if (err instanceof MemoryBudgetError) { await this.refuseForMemory(task, err, out); return undefined }
       const reason = (err as Error).message
       // Settings this machine cannot encode: stop taking this job's chunks.
       const name = (err as Error).name
@@ -612,6 +628,38 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     }
   }
 
+  /** Throws a MemoryBudgetError when the chunk's settings at its picture size need more than an encode may take here (estimateEncodeMemory). */
+  private checkMemoryEstimate (meta: SegmentMeta): void {
+    const budget = this.o.memoryBudgetBytes
+    if (budget === undefined) return
+    const estimate = estimateEncodeMemory(parseX264Settings(meta.settings), meta.width, meta.height, this.o.threads)
+    if (estimate.bytes > budget) throw new MemoryBudgetError(`needs at least ${formatMemorySize(estimate.bytes)}, over this worker's memory budget of ${formatMemorySize(budget)} an encode: ${estimate.explain}`, true)
+  }
+
+  /**
+   * A chunk that needs more memory than an encode may take here: given back with the reason, and
+   * the job left alone (its other chunks have the same settings and size). Refused by the estimate
+   * it costs the originator nothing: honest settings can be too big for a small machine. Stopped
+   * by the limit after the estimate let it through, the memory went to what the originator sent
+   * (its settings or its segment's bytes), so it earns a strike (swarm/bans.ts), like a trickled
+   * segment: this worker did nothing wrong, and enough of them ban a peer that keeps sending bombs.
+   */
+  private async refuseForMemory (task: Task, err: MemoryBudgetError, out?: string): Promise<void> {
+    const { lease } = task
+    const reason = `memory: ${err.message}`
+    this.unable.set(jobKey(lease.originator, lease.jobId), reason)
+    // Its other chunks held here (a prefetch) need as much: given back now, not tried one by one.
+    for (const t of this.tasks.values()) {
+      if (t === task || t.lease.originator !== lease.originator || t.lease.jobId !== lease.jobId || t.stage === 'uploading') continue
+      this.stopTask(t)
+      void this.o.linkFor(t.lease.originator).release(t.lease, '', AbortSignal.timeout(3000)).catch(() => {})
+    }
+    await this.giveUp(task, reason, true, out)
+    if (!err.before && lease.originator !== this.o.peerId) {
+      this.o.reportStrike?.({ peer: lease.originator, jobId: lease.jobId, reason: `sent a chunk that ran out of this worker's memory budget: ${err.message}` })
+    }
+  }
+
   private async giveUp (task: Task, reason: string, countsAsFailure: boolean, out?: string): Promise<void> {
     this.log.info(`giving back ${shortChunk(task.lease.jobId, task.lease.chunk)}: ${reason}`)
     this.backoff.set(this.taskKey(task.lease), this.now() + 10_000)
@@ -640,16 +688,38 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       task.lastBeat = now
       try {
         const answer = await this.o.linkFor(task.lease.originator).heartbeat(task.lease, { framesDone: task.framesDone, fps: task.fps }, AbortSignal.timeout(10_000))
-        if (answer.ok) task.lease.expiresAt = answer.expiresAt
+        if (answer.ok) { task.lease.expiresAt = answer.expiresAt; task.lostAt = undefined; return }
         // While uploading, a refusal usually means our own result was just taken: let the upload finish.
-        else if (task.stage === 'uploading') return
-        else if (answer.code !== 'lease-expired' || task.stage !== 'encoding') {
-          // Done elsewhere, or the job is gone: stop at once. An expired lease mid-encode still
-          // finishes: a late result is taken if the chunk is still open.
+        if (task.stage === 'uploading') return
+        if (answer.code !== 'lease-expired' || task.stage !== 'encoding') {
+          // Done elsewhere, or the job is gone: stop at once.
           this.log.debug(`lost ${shortChunk(task.lease.jobId, task.lease.chunk)}: ${answer.message}`)
           this.stopTask(task)
+          return
         }
-      } catch { /* transient; the lease has slack */ }
+        // An expired lease mid-encode still finishes while a late result can be taken (lateResultOver).
+        task.lostAt ??= now
+      } catch {
+        // Transient, while the lease has slack; past its end, the originator cannot be reached to keep it.
+        if (task.stage === 'uploading' || now <= task.lease.expiresAt) return
+        task.lostAt ??= now
+      }
+      if (this.lateResultOver(task, now)) {
+        this.log.info(`stopping ${shortChunk(task.lease.jobId, task.lease.chunk)}: its lease ended ${((now - (task.lostAt ?? now)) / 1000).toFixed(0)} s ago, too long for a late result to be taken`)
+        this.stopTask(task)
+      }
     }))
+  }
+
+  /**
+   * Whether the lease is gone for good: an originator takes a late result from a chunk's most recent
+   * holder for as long after the lease ended as the lease could last (lease-table.ts beginUpload),
+   * and a lease that reached its deadline lasted as long as it ran. Past that (and at least three
+   * heartbeats), whatever the encode delivers is refused, so its processes and memory are freed
+   * now instead of when it ends: an originator cannot hold a worker's slot with a lease it let go.
+   */
+  private lateResultOver (task: Task, now: number): boolean {
+    if (task.lostAt === undefined) return false
+    return now - task.lostAt > Math.max(3 * task.beatEvery, task.lostAt - task.fetchStarted)
   }
 }

@@ -46,6 +46,27 @@ describe('swarm join', () => {
   it('has help that lists the options it takes', async () => {
     const r = await runSwarm(['join', '--help'])
     expect(r.exitCode).toBe(0)
-    for (const flag of ['--home', '--listen', '--bootstrap', '--slots', '--no-mdns']) expect(r.stdout).toContain(flag)
+    for (const flag of ['--home', '--listen', '--bootstrap', '--slots', '--no-mdns', '--max-memory']) expect(r.stdout).toContain(flag)
+    expect(r.stdout).toMatch(/--max-memory SIZE +memory one encode \(one slot\) may take, e\.g\. 2G or 1500M/)
+  })
+
+  it('takes --max-memory as the memory one encode may take, and swarm status shows it (text and --json)', async () => {
+    const home = join(root, 'm')
+    const node = await startLocalNode(home, { extraArgs: ['--max-memory', '1500M'] })
+    try {
+      const json = await runSwarm(['status', '--home', home, '--json'])
+      expect(json.exitCode).toBe(0)
+      expect((JSON.parse(json.stdout) as { worker: { memoryBudgetBytes: number } }).worker.memoryBudgetBytes).toBe(1500 * 1024 * 1024)
+      const text = await runSwarm(['status', '--home', home])
+      expect(text.stdout).toMatch(/^WORKER \(1 slot, 1\.46 GiB of memory each\)$/m)
+    } finally {
+      expect(await node.stop()).toBe(0)
+    }
+    // A size that is none, or too small for an encode, is a usage error before the node starts.
+    for (const [size, why] of [['lots', /--max-memory: "lots" is not a size/], ['64M', /--max-memory: 64M is too little memory for an encode/]] as const) {
+      const r = await runSwarm(['join', '--home', join(root, 'n'), '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--no-upnp', '--max-memory', size])
+      expect(r.exitCode).toBe(2)
+      expect(r.stderr).toMatch(why)
+    }
   })
 })

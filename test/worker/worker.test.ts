@@ -105,10 +105,14 @@ describe('Worker scheduling (a scripted originator link)', () => {
     refuseUpload?: (attempt: number) => RefusalCode | undefined
     /** A download: how long it takes, whether it is from another node, whether it stops when aborted. */
     fetch?: { ms: number, owned: boolean, heedsAbort: boolean }
+    /** The originator's answer to a heartbeat (default: renewed for 30 s). */
+    heartbeat?: OriginatorLink['heartbeat']
+    /** How long a granted lease runs (default 30 s). */
+    leaseMs?: number
   }
 
   async function scripted (tag: string, script: Script = {}) {
-    const { claimGate = async () => {}, refuseClaim = () => undefined, refuseUpload = () => undefined, fetch = { ms: 0, owned: true, heedsAbort: true }, ...extra } = script
+    const { claimGate = async () => {}, refuseClaim = () => undefined, refuseUpload = () => undefined, fetch = { ms: 0, owned: true, heedsAbort: true }, heartbeat = async () => ({ ok: true, expiresAt: Date.now() + 30_000 }), leaseMs = 30_000, ...extra } = script
     const workDir = await mkdtemp(join(tmpdir(), `swarm-worker-${tag}-`))
     cleanup.push(async () => { await rm(workDir, { recursive: true, force: true }) })
     const claims: number[] = []
@@ -123,9 +127,9 @@ describe('Worker scheduling (a scripted originator link)', () => {
         await Promise.race([claimGate(chunk), aborted(signal)])
         const code = refuseClaim(chunk)
         if (code !== undefined) return { ok: false, code, message: 'refused by the script' }
-        return { ok: true, lease: { jobId, chunk, leaseId: `l${chunk}`, originator: 'origin', expiresAt: Date.now() + 30_000, issuedAt: Date.now() } }
+        return { ok: true, lease: { jobId, chunk, leaseId: `l${chunk}`, originator: 'origin', expiresAt: Date.now() + leaseMs, issuedAt: Date.now() } }
       },
-      heartbeat: async () => ({ ok: true, expiresAt: Date.now() + 30_000 }),
+      heartbeat,
       release: async (lease, reason) => { releases.push({ chunk: lease.chunk, reason }); return { ok: true } },
       fetchSegment: async (_lease, dest, signal) => {
         if (fetch.ms > 0) await new Promise(resolve => setTimeout(resolve, fetch.ms))
@@ -189,6 +193,36 @@ describe('Worker scheduling (a scripted originator link)', () => {
     uploads.get(0)?.()
     await waitFor('the chunk to be delivered', () => delivered.some(d => d.chunk === 0), { timeoutMs: 5000, everyMs: 50 })
     expect(releases).toEqual([])
+  })
+
+  it('stops an encode whose lease the originator refuses as expired, once a late result could no longer be taken', async () => {
+    let refusedSince: number | undefined
+    const heartbeat: OriginatorLink['heartbeat'] = async () => {
+      refusedSince ??= Date.now()
+      return { ok: false, code: 'lease-expired', message: 'lease on chunk 0 reached its deadline without a result' }
+    }
+    const { worker, encodes, releases } = await scripted('lease-gone', { heartbeat })
+    worker.updateJob(view([0], 1))
+    await waitFor('the encode', () => encodes.size === 1, { timeoutMs: 5000, everyMs: 20 })
+    await waitFor('the first refused heartbeat', () => refusedSince !== undefined, { timeoutMs: 5000, everyMs: 20 })
+    // A late result is still welcome for a while: the encode goes on past the first refusal.
+    expect(worker.status().active.map(a => a.stage)).toEqual(['encoding'])
+    // Then it is stopped (its x264 would otherwise run on for nothing), never left to run to its end.
+    await waitFor('the encode to be stopped', () => worker.status().active.length === 0, { timeoutMs: 10_000, everyMs: 20 })
+    expect(Date.now() - (refusedSince as number)).toBeGreaterThanOrEqual(3 * 200)
+    // The lease is gone: nothing to give back.
+    expect(releases).toEqual([])
+  })
+
+  it('stops an encode whose originator cannot be reached past the lease\'s end, and not before', async () => {
+    const heartbeat: OriginatorLink['heartbeat'] = async () => { throw new Error('connection refused') }
+    const { worker, encodes } = await scripted('unreachable', { heartbeat, leaseMs: 1500 })
+    const started = Date.now()
+    worker.updateJob(view([0], 1))
+    await waitFor('the encode', () => encodes.size === 1, { timeoutMs: 5000, everyMs: 20 })
+    await waitFor('the encode to be stopped', () => worker.status().active.length === 0, { timeoutMs: 15_000, everyMs: 20 })
+    // Not at the first failed heartbeat (they are transient while the lease has slack): after its end, and a late result's span.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1500 + 3 * 200)
   })
 
   it('starts the next encode while the last result is still uploading', async () => {
