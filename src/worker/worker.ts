@@ -632,7 +632,10 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
   private checkMemoryEstimate (meta: SegmentMeta): void {
     const budget = this.o.memoryBudgetBytes
     if (budget === undefined) return
-    const estimate = estimateEncodeMemory(parseX264Settings(meta.settings), meta.width, meta.height, this.o.threads)
+    let settings: ReturnType<typeof parseX264Settings>
+    // Settings that do not parse are refused, naming the option, by the check before the encode.
+    try { settings = parseX264Settings(meta.settings) } catch { return }
+    const estimate = estimateEncodeMemory(settings, meta.width, meta.height, this.o.threads)
     if (estimate.bytes > budget) throw new MemoryBudgetError(`needs at least ${formatMemorySize(estimate.bytes)}, over this worker's memory budget of ${formatMemorySize(budget)} an encode: ${estimate.explain}`, true)
   }
 
