@@ -67,7 +67,8 @@ export async function makeClip (path: string, o: { frames: number, keyint: numbe
 /** A directory to use as PATH that has ffmpeg, ffprobe and mkvmerge but no x264. */
 export async function pathWithoutX264 (dir: string): Promise<string> {
   await mkdir(dir, { recursive: true })
-  for (const tool of ['ffmpeg', 'ffprobe', 'mkvmerge']) {
+  // prlimit (util-linux) starts every encode under the worker's memory budget.
+  for (const tool of ['ffmpeg', 'ffprobe', 'mkvmerge', 'prlimit']) {
     const target = join(dir, tool)
     if (!existsSync(target)) await symlink(`/usr/bin/${tool}`, target)
   }
