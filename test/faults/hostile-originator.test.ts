@@ -80,22 +80,28 @@ const manifests: Record<string, (file: string) => string> = {
   HLS: (file) => `#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n${file}\n#EXT-X-ENDLIST\n`
 }
 
+/** M announces a 4-chunk job of 160x90 and serves `path` as its segment; resolves once W gives the chunk back. */
+async function serveSegment (M: Awaited<ReturnType<typeof hostileOriginator>>['node'], mId: string, path: string, bytes: Buffer): Promise<{ id: string, meta: SegmentMeta, announcement: JobAnnouncement, release: NonNullable<ReturnType<typeof arbiter.callsFor>[number]> }> {
+  const id = hex(32)
+  const meta: SegmentMeta = { frames: 48, selectFromTime: 0, settings: '--preset ultrafast', frameRate: { num: 24, den: 1 }, pixFmt: 'yuv420p', width: 160, height: 90 }
+  arbiter.armed.set(id, { path, size: bytes.length, sha256: sha256(bytes), meta })
+  const announcement: JobAnnouncement = {
+    v: 1, type: 'job', jobId: id, originator: mId, seq: Date.now(), state: 'encoding', name: 'free-encode.mkv', settings: '--preset ultrafast',
+    totalFrames: 192, chunks: { total: 4, open: 4, leased: 0, done: 0 }, open: [[0, 4]],
+    addrs: M.getMultiaddrs().map(a => a.toString().replace(`/p2p/${mId}`, ''))
+  }
+  await M.services.pubsub.publish(JOBS_TOPIC, encodeFrame(announcement))
+  const release = await waitFor('W to give the chunk back', () => arbiter.callsFor(id, 'releaseLease')[0], { everyMs: 50, retryErrors: true })
+  return { id, meta, announcement, release }
+}
+
 describe('a hostile originator serving a manifest as a segment', () => {
   it.each(Object.keys(manifests))('%s: W refuses the segment before decoding it, uploads nothing, and bans the originator: its next job is ignored', async (kind) => {
     const { node: M, id: mId } = await hostileOriginator()
     const bytes = Buffer.from((manifests[kind] as (f: string) => string)(secret))
     const path = join(root, `${kind}.mkv`)
     await writeFile(path, bytes)
-    const id = hex(32)
-    const meta: SegmentMeta = { frames: 48, selectFromTime: 0, settings: '--preset ultrafast', frameRate: { num: 24, den: 1 }, pixFmt: 'yuv420p', width: 160, height: 90 }
-    arbiter.armed.set(id, { path, size: bytes.length, sha256: sha256(bytes), meta })
-    const announcement: JobAnnouncement = {
-      v: 1, type: 'job', jobId: id, originator: mId, seq: Date.now(), state: 'encoding', name: 'free-encode.mkv', settings: '--preset ultrafast',
-      totalFrames: 192, chunks: { total: 4, open: 4, leased: 0, done: 0 }, open: [[0, 4]],
-      addrs: M.getMultiaddrs().map(a => a.toString().replace(`/p2p/${mId}`, ''))
-    }
-    await M.services.pubsub.publish(JOBS_TOPIC, encodeFrame(announcement))
-    const release = await waitFor('W to give the chunk back', () => arbiter.callsFor(id, 'releaseLease')[0], { everyMs: 50, retryErrors: true })
+    const { id, meta, announcement, release } = await serveSegment(M, mId, path, bytes)
     expect(arbiter.callsFor(id, 'segmentFor').length).toBeGreaterThanOrEqual(1)
     expect(release.peer).toBe(W.peerId)
     expect(release.reason).toMatch(/not a Matroska file/)
@@ -147,16 +153,7 @@ describe('a hostile originator serving a segment in a codec no originator sends'
     const path = join(root, `segment-${codec}.mkv`)
     await execa('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=160x90:rate=24', '-frames:v', '48', '-c:v', codec, '-f', 'matroska', path])
     const bytes = await readFile(path)
-    const id = hex(32)
-    const meta: SegmentMeta = { frames: 48, selectFromTime: 0, settings: '--preset ultrafast', frameRate: { num: 24, den: 1 }, pixFmt: 'yuv420p', width: 160, height: 90 }
-    arbiter.armed.set(id, { path, size: bytes.length, sha256: sha256(bytes), meta })
-    const announcement: JobAnnouncement = {
-      v: 1, type: 'job', jobId: id, originator: mId, seq: Date.now(), state: 'encoding', name: 'free-encode.mkv', settings: '--preset ultrafast',
-      totalFrames: 192, chunks: { total: 4, open: 4, leased: 0, done: 0 }, open: [[0, 4]],
-      addrs: M.getMultiaddrs().map(a => a.toString().replace(`/p2p/${mId}`, ''))
-    }
-    await M.services.pubsub.publish(JOBS_TOPIC, encodeFrame(announcement))
-    const release = await waitFor('W to give the chunk back', () => arbiter.callsFor(id, 'releaseLease')[0], { everyMs: 50, retryErrors: true })
+    const { id, release } = await serveSegment(M, mId, path, bytes)
     // Before: accepted by the container check and decoded by ffmpeg's gif/png/qtrle decoder.
     // The Matroska codec id names it (V_QUICKTIME, V_MS/VFW/FOURCC): no decoder is opened to find out more.
     expect(release.reason).toMatch(/its video is \S+, not a codec an originator sends \(h264, hevc, vp8, vp9, av1\); refusing to decode it$/)
