@@ -9,6 +9,7 @@ import { jobTag, logger, shortChunk, shortPeer, type Logger, type LogSink } from
 import type { Answer, ChunkLease, FetchedSegment, ReportOffence, SegmentCheck, SegmentMeta } from '../swarm/index.js'
 // The contract alone, not the swarm layer's index: the worker needs no libp2p to know a race.
 import { isExpectedRace } from '../swarm/contract.js'
+import { ClaimPolicy, chunkKey, type JobView, type Pick, type TaskStage } from './claim-policy.js'
 
 /**
  * How a worker reaches one originator. Remote originators are reached over libp2p streams; the
@@ -21,25 +22,6 @@ export interface OriginatorLink {
   /** Fetches the segment to destPath (or returns a path the worker may read but not delete); `check` may refuse it from its header. */
   fetchSegment: (lease: ChunkLease, destPath: string, signal: AbortSignal, check?: SegmentCheck) => Promise<FetchedSegment>
   uploadResult: (lease: ChunkLease, path: string, sha256: string, signal: AbortSignal) => Promise<Answer>
-}
-
-/** What the worker knows of a job from its announcements. */
-export interface JobView {
-  jobId: string
-  originator: string
-  settings: string
-  totalChunks: number
-  /** Frames in the whole source, as announced: no segment of the job holds more. */
-  totalFrames?: number
-  open: number[]
-  /** Chunks this worker may take a backup copy of when nothing is open anywhere. */
-  backup?: number[]
-  /** Chunks done elsewhere: stop encoding them. */
-  settled?: number[]
-  /** Peers the originator has told no chunk was left for, longest waiting first: the i-th takes the i-th open chunk. */
-  waiting?: string[]
-  /** Announce sequence number; older announcements are ignored. */
-  seq: number
 }
 
 export type ChunkEncoder = (o: EncodeChunkOptions) => Promise<EncodedChunk>
@@ -78,7 +60,7 @@ export interface WorkerOptions {
   now?: () => number
 }
 
-type Stage = 'fetching' | 'queued' | 'encoding' | 'uploading'
+type Stage = TaskStage
 
 interface Task {
   lease: ChunkLease
@@ -93,8 +75,6 @@ interface Task {
   /** Heartbeat period for this lease. */
   beatEvery: number
   segment?: FetchedSegment
-  /** This encode is close enough to its end that the next chunk should be fetched (see prefetchDue). */
-  nearEnd?: boolean
   /** When (local time) the lease was first found gone: refused as expired, or lapsed with the originator out of reach. */
   lostAt?: number
 }
@@ -107,31 +87,8 @@ const HEX_ID = /^[0-9a-f]{64}$/
  * machine the encodes still get every cycle; other programs on it stay responsive too.
  */
 export const ENCODE_NICENESS = 10
-/** After losing a claim race, for this long, a worker chooses among the lowest-numbered few open chunks rather than the lowest. */
-const CLAIM_SPREAD = 4
-const CONTENDED_MS = 2000
-/** How long a chunk meant for a waiting peer is left to it before anyone may claim it (that peer may have found work elsewhere). */
-const DEFER_MS = 1000
-/**
- * A prefetch starts when a running encode has less than twice the last download's time left, plus
- * this much: soon enough for the download to land before the slot frees, late enough not to hold
- * a chunk another peer could start now, and not all at the start of a job, when every peer's first
- * download is still on its way (at 50 nodes, prefetches then doubled the originator's transfers
- * and the first downloads took 1-2.5 s).
- */
-const PREFETCH_MARGIN_MS = 1000
-/**
- * A download holds one of the worker's places (slots plus prefetch) for this long at least, or
- * three times the last download's time: past that it is stalled, and the worker claims other work
- * beside it. At most one download per originator runs at a time, and each ends at its transfer
- * deadline, so stalled ones are bounded by the originators heard of; before, a worker awaited
- * every download in its claim loop and one originator trickling a segment froze it (issue 26).
- */
-const FETCH_STALL_MIN_MS = 5000
 /** How long stop() waits for aborted fetches, encodes and uploads to wind down. */
 const STOP_GRACE_MS = 5000
-/** How long a job whose originator said we hold as many of its leases as we may is left alone (one of ours ends first). */
-const TOO_MANY_LEASES_MS = 3000
 /**
  * A segment is a stream copy of the source's video: the chunk's frames plus a pre-roll before and
  * a tail after (at most a GOP each; 600 frames is 10 s at 60 fps). Announcements carry no byte
@@ -151,14 +108,6 @@ export function maxSegmentBytes (meta: SegmentMeta, announcedFrames = Number.POS
 /** A chunk whose result the originator took: the worker's `delivered` event. */
 export interface Delivered { originator: string, jobId: string, chunk: number }
 
-/**
- * A job is its originator's: two originators may announce the same id (the same file and settings
- * added on two nodes, or a peer copying another's id in its own name), and neither may touch the
- * other's job through it. Everything the worker keeps about a job is keyed by both.
- */
-function jobKey (originator: string, jobId: string): string { return `${originator}/${jobId}` }
-/** One chunk of one originator's job. */
-function chunkKey (originator: string, jobId: string, chunk: number): string { return `${jobKey(originator, jobId)}#${chunk}` }
 /** A peer id as part of a file name: it comes from the network, so nothing but letters and digits. */
 function fileTag (originator: string): string { return originator.replace(/[^A-Za-z0-9]/g, '').slice(-24) }
 
@@ -168,25 +117,11 @@ function fileTag (originator: string): string { return originator.replace(/[^A-Z
  * `prefetch` more chunks downloaded, so the next encode starts without waiting on the network.
  */
 export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
-  /** jobKey → the job as its originator last announced it. */
-  private readonly jobs = new Map<string, JobView>()
   /** chunkKey → the lease held on it. */
   private readonly tasks = new Map<string, Task>()
   private readonly ready: Task[] = []
-  /** chunk key → time until which we do not try it again (it was refused to us). */
-  private readonly backoff = new Map<string, number>()
-  /** jobKey → when a claim of ours last lost to another peer's. */
-  private readonly lostRace = new Map<string, number>()
-  /** chunk key → when we first saw it open (for chunks open now). */
-  private readonly openSince = new Map<string, number>()
-  /** jobKey → time until which we claim nothing of it (its originator said we hold as many leases as we may). */
-  private readonly jobBackoff = new Map<string, number>()
-  /** Jobs (jobKey) whose settings this machine cannot encode: stop claiming them. */
-  private readonly unable = new Map<string, string>()
-  /** Tool failures per job (jobKey): one may be transient, two mean this machine cannot do it. */
-  private readonly toolFailures = new Map<string, number>()
-  /** How long our last segment download from another node took (ms); 0 before the first. */
-  private lastFetchMs = 0
+  /** What to claim and when: the jobs heard of, backoffs, lost races, jobs this machine cannot encode. */
+  private readonly policy: ClaimPolicy
   private readonly encoder: ChunkEncoder
   private readonly now: () => number
   private readonly log: Logger
@@ -199,13 +134,13 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
   private repump = false
   private stopped = false
   private encodingCount = 0
-  private rr = 0
 
   constructor (private readonly o: WorkerOptions) {
     super()
     this.encoder = o.encoder ?? encodeChunk
     this.now = o.now ?? Date.now
     this.log = logger('worker', o.log)
+    this.policy = new ClaimPolicy({ peerId: o.peerId, slots: o.slots, prefetch: o.prefetch, swarmSize: o.swarmSize, now: this.now })
   }
 
   start (): void {
@@ -234,24 +169,18 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
 
   updateJob (view: JobView): void {
     if (!HEX_ID.test(view.jobId)) return
-    const jk = jobKey(view.originator, view.jobId)
     // Sequence numbers are one originator's: another's (however large) says nothing about this job.
-    const known = this.jobs.get(jk)
-    if (known !== undefined && known.seq > view.seq) return
-    this.jobs.set(jk, view)
-    const now = this.now()
-    const openNow = new Set(view.open.map(c => chunkKey(view.originator, view.jobId, c)))
-    for (const k of this.openSince.keys()) if (k.startsWith(`${jk}#`) && !openNow.has(k)) this.openSince.delete(k)
-    for (const k of openNow) if (!this.openSince.has(k)) this.openSince.set(k, now)
+    const heard = this.policy.updateJob(view)
+    if (heard === 'stale') return
     // Settings this worker would refuse anyway: do not claim (and download) a chunk to find out.
-    if (known === undefined && !this.unable.has(jk)) {
+    if (heard === 'new' && !this.policy.isUnable(view)) {
       try { parseX264Settings(view.settings) } catch (err) {
-        this.unable.set(jk, (err as Error).message)
+        this.policy.markUnable(view, (err as Error).message)
         this.log.debug(`not taking chunks of ${jobTag(view.jobId)} from ${shortPeer(view.originator)}: ${(err as Error).message}`)
       }
     }
     for (const chunk of view.settled ?? []) {
-      const task = this.tasks.get(chunkKey(view.originator, view.jobId, chunk))
+      const task = this.tasks.get(chunkKey({ originator: view.originator, jobId: view.jobId, chunk }))
       if (task !== undefined && task.stage !== 'uploading') {
         this.log.debug(`${shortChunk(view.jobId, chunk)} was done by another peer; stopping`)
         this.stopTask(task)
@@ -266,11 +195,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
    * can hand the chunks out at once instead of after the lease runs out.
    */
   removeJob (originator: string, jobId: string): void {
-    const jk = jobKey(originator, jobId)
-    this.jobs.delete(jk)
-    this.lostRace.delete(jk)
-    this.jobBackoff.delete(jk)
-    for (const k of this.openSince.keys()) if (k.startsWith(`${jk}#`)) this.openSince.delete(k)
+    this.policy.removeJob({ originator, jobId })
     for (const t of this.tasks.values()) {
       if (t.lease.jobId !== jobId || t.lease.originator !== originator) continue
       this.stopTask(t)
@@ -301,91 +226,17 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     return false
   }
 
-  private taskKey (lease: ChunkLease): string { return chunkKey(lease.originator, lease.jobId, lease.chunk) }
+  private taskKey (lease: ChunkLease): string { return chunkKey(lease) }
 
-  /** Picks a chunk to claim: jobs in turn (fair sharing), and within a job a spot that depends on our peer id so peers rarely collide. */
-  private pickCandidate (): { view: JobView, chunk: number } | undefined {
-    // Open chunks of any job come before backup copies of anyone's stragglers.
-    return this.pickFrom(v => v.open, true) ?? this.pickFrom(v => v.backup ?? [], false)
+  /** A task moves on; the policy counts what holds a slot by it. */
+  private setStage (task: Task, stage: Stage): void {
+    task.stage = stage
+    this.policy.staged(task.lease, stage)
   }
 
-  private pickFrom (chunksOf: (v: JobView) => number[], open: boolean): { view: JobView, chunk: number } | undefined {
-    // With every slot busy a claim is a prefetch, which must not take work an idle peer could start
-    // now: never our own node's chunks (they need no download), never a backup copy, nothing while
-    // idle peers wait for this job's chunks, and only while the job has more open chunks than the
-    // swarm has encoders. Near the end a prefetched chunk waits a whole encode for its holder while
-    // another encoder runs dry: with 200 equal chunks on 50 peers, some did 5 and some 3.
-    const full = this.busyCount() >= this.o.slots
-    const encoders = Math.max(1, this.o.swarmSize?.() ?? 1) * this.o.slots
-    const due = full && this.prefetchDue()
-    const mayPrefetch = (v: JobView): boolean => due && open && chunksOf(v).length > encoders && v.originator !== this.o.peerId && (v.waiting?.length ?? 0) === 0
-    const now = this.now()
-    const views = [...this.jobs.values()].filter(v => !this.unable.has(jobKey(v.originator, v.jobId)) && !this.downloading(v.originator) && (this.jobBackoff.get(jobKey(v.originator, v.jobId)) ?? 0) <= now && chunksOf(v).length > 0 && (!full || mayPrefetch(v)))
-    if (views.length === 0) return undefined
-    for (let n = 0; n < views.length; n++) {
-      const view = views[(this.rr + n) % views.length] as JobView
-      const candidates = chunksOf(view).filter(c => !this.tasks.has(chunkKey(view.originator, view.jobId, c)) && (this.backoff.get(chunkKey(view.originator, view.jobId, c)) ?? 0) <= now)
-      if (candidates.length === 0) continue
-      // Backups: the furthest behind.
-      let chunk: number | undefined = candidates[0]
-      if (open) {
-        const ascending = candidates.sort((a, b) => a - b)
-        // A prefetch leaves the job's last `encoders` open chunks (its smallest: the plan shrinks
-        // them so the encoders end together) to be taken last and in order: with two nodes, a
-        // prefetch spread over the whole tail once took the 14-frame last chunk early and left a
-        // 46-frame one for the end, while the other node waited.
-        const pool = full ? ascending.slice(0, Math.max(1, chunksOf(view).length - encoders)) : ascending
-        chunk = this.pickOpen(view, pool, now, full ? 2 * encoders : 0)
-      }
-      if (chunk === undefined) continue
-      this.rr = (this.rr + n + 1) % views.length
-      return { view, chunk }
-    }
-    return undefined
-  }
-
-  /**
-   * Which open chunk to claim (candidates ascending), or none for now. In order, because a job's
-   * last chunks are its smallest and the tail ends together only if they are taken last. When the
-   * originator lists peers waiting for chunks, the i-th of them takes the i-th open chunk and peers
-   * further back (or not listed, if the queue covers every open chunk) leave them alone: one claim
-   * per chunk rather than one per idle peer. A chunk nobody took within DEFER_MS is anyone's.
-   * Right after losing a claim race, a random one of the first few, so racing peers stop colliding;
-   * a prefetch (prefetchSpread > 0), a random one of the first prefetchSpread (twice the encoders).
-   */
-  private pickOpen (view: JobView, candidates: number[], now: number, prefetchSpread: number): number | undefined {
-    const queue = view.waiting ?? []
-    if (queue.length > 0) {
-      const place = queue.indexOf(this.o.peerId)
-      const share = place >= 0 ? place : queue.length
-      if (share < candidates.length) return candidates[share]
-      const leftOver = candidates.find(c => now - (this.openSince.get(chunkKey(view.originator, view.jobId, c)) ?? now) >= DEFER_MS)
-      if (leftOver !== undefined) return leftOver
-      return undefined
-    }
-    // A prefetch is for after the current encode, so any of the next few will do: busy peers all
-    // asking for the lowest one at once made 50-60 refused claims a second at 50 nodes. Twice the
-    // swarm's encoders, because the lowest ones go first and a view can be half a second old.
-    const contended = now - (this.lostRace.get(jobKey(view.originator, view.jobId)) ?? Number.NEGATIVE_INFINITY) < CONTENDED_MS
-    const spread = Math.max(prefetchSpread, contended ? CLAIM_SPREAD : 1)
-    return candidates[Math.floor(Math.random() * Math.min(candidates.length, spread))]
-  }
-
-  /**
-   * Whether a running encode is near enough its end to fetch the next chunk now: less than twice
-   * the last download's time plus PREFETCH_MARGIN_MS left, at its current speed.
-   */
-  private prefetchDue (): boolean {
-    for (const t of this.tasks.values()) if (t.stage === 'encoding' && t.nearEnd === true) return true
-    return false
-  }
-
+  /** Encode progress: a prefetch may have become due. */
   private noteProgress (task: Task): void {
-    if (task.nearEnd === true || task.fps <= 0) return
-    const leftMs = (task.frames - task.framesDone) / task.fps * 1000
-    if (leftMs > 2 * this.lastFetchMs + PREFETCH_MARGIN_MS) return
-    task.nearEnd = true
-    void this.pump()
+    if (this.policy.progressed(task.lease, task.frames - task.framesDone, task.fps)) void this.pump()
   }
 
   private async track<T> (work: Promise<T>): Promise<T> {
@@ -393,28 +244,8 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     try { return await work } finally { this.inFlight.delete(work) }
   }
 
-  /** Leases that hold or wait for a slot; a chunk being uploaded no longer does, nor a stalled download (see FETCH_STALL_MIN_MS). */
-  private busyCount (): number {
-    const now = this.now()
-    const stallMs = Math.max(FETCH_STALL_MIN_MS, 3 * this.lastFetchMs)
-    let n = 0
-    for (const t of this.tasks.values()) {
-      if (t.stage === 'uploading') continue
-      if (t.stage === 'fetching' && now - t.fetchStarted > stallMs) continue
-      n++
-    }
-    return n
-  }
-
-  /** Whether a segment download from this originator is under way: one at a time per originator. */
-  private downloading (originator: string): boolean {
-    for (const t of this.tasks.values()) if (t.stage === 'fetching' && t.lease.originator === originator) return true
-    return false
-  }
-
   private wantMore (): boolean {
-    const held = this.busyCount()
-    return !this.stopped && held < this.o.slots + (this.o.prefetch ?? 1)
+    return !this.stopped && this.policy.wantsMore()
   }
 
   /**
@@ -428,9 +259,9 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       do {
         this.repump = false
         while (this.wantMore()) {
-          const pick = this.pickCandidate()
+          const pick = this.policy.next()
           if (pick === undefined) break
-          await this.track(this.claim(pick.view, pick.chunk))
+          await this.track(this.claim(pick))
         }
         this.startEncodes()
       } while (this.repump && !this.stopped)
@@ -439,38 +270,30 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     }
   }
 
-  private async claim (view: JobView, chunk: number): Promise<void> {
-    const k = chunkKey(view.originator, view.jobId, chunk)
+  private async claim (pick: Pick): Promise<void> {
+    const { view, chunk } = pick
+    const k = chunkKey({ originator: view.originator, jobId: view.jobId, chunk })
     const link = this.o.linkFor(view.originator)
     let answer: Answer<{ lease: ChunkLease }>
     try {
       answer = await link.claim(view.jobId, chunk, AbortSignal.any([AbortSignal.timeout(10_000), this.stopping.signal]))
     } catch (err) {
-      this.backoff.set(k, this.now() + 5000)
+      this.policy.unanswered(pick)
       this.log.info(`claim ${shortChunk(view.jobId, chunk)} failed: ${(err as Error).message}`)
       return
     }
     if (!answer.ok) {
-      this.backoff.set(k, this.now() + (answer.code === 'already-done' ? 600_000 : 3000))
-      // The originator banned this node (from the job, or from all of it): asking again only costs both sides.
-      if (answer.code === 'banned' && !this.unable.has(jobKey(view.originator, view.jobId))) {
-        this.unable.set(jobKey(view.originator, view.jobId), answer.message)
+      // The originator banned this node (from the job, or from all of it): said once.
+      if (this.policy.refused(pick, answer.code, answer.message)) {
         this.log.info(`not taking chunks of ${jobTag(view.jobId)} from ${shortPeer(view.originator)}: ${answer.message}`)
       }
-      if (answer.code === 'not-open') this.lostRace.set(jobKey(view.originator, view.jobId), this.now())
-      // Every other chunk of the job would be refused too, until one of our leases on it ends.
-      if (answer.code === 'too-many-leases') this.jobBackoff.set(jobKey(view.originator, view.jobId), this.now() + TOO_MANY_LEASES_MS)
-      // Drop it from our view right away so we do not ask again before the next announcement.
-      view.open = view.open.filter(c => c !== chunk)
-      view.backup = view.backup?.filter(c => c !== chunk)
       return
     }
     const span = answer.lease.expiresAt - answer.lease.issuedAt
     const beatEvery = Math.max(200, Math.min(this.o.heartbeatMs ?? 5000, Math.floor(span / 3)))
     const task: Task = { lease: answer.lease, stage: 'fetching', framesDone: 0, frames: 0, fps: 0, controller: new AbortController(), lastBeat: this.now(), fetchStarted: this.now(), beatEvery }
     this.tasks.set(k, task)
-    view.open = view.open.filter(c => c !== chunk)
-    view.backup = view.backup?.filter(c => c !== chunk)
+    this.policy.granted(pick)
     this.log.trace(`leased ${shortChunk(view.jobId, chunk)}`)
     void this.track(this.fetch(task, view, link)).finally(() => { void this.pump() })
   }
@@ -481,7 +304,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     let space: SpaceReservation | undefined
     try {
       const dir = join(this.o.workDir, view.jobId)
-      const asked = Date.now()
+      const asked = this.now()
       await mkdir(dir, { recursive: true })
       task.segment = await link.fetchSegment(task.lease, join(dir, `segment-${chunk}-${fileTag(view.originator)}.mkv`), task.controller.signal, async ({ size, meta }) => {
         if (view.totalFrames !== undefined && meta.frames > view.totalFrames) throw new Error(`the segment's header says ${meta.frames} frames, more than the ${view.totalFrames} the whole job announced`)
@@ -496,13 +319,13 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
         // Reserved until the download ends: concurrent downloads do not all pass against the same free space.
         space = await reserveSpace(dir, size, `segment ${shortChunk(view.jobId, chunk)}`)
       }).finally(() => { space?.release() })
-      const tookMs = Date.now() - asked
+      const tookMs = this.now() - asked
       // Only downloads: our own node's chunks need none, and timing a prefetch of another node's
       // chunk by them would start it a second before it is needed.
-      if (task.segment.owned) this.lastFetchMs = tookMs
+      if (task.segment.owned) this.policy.downloaded(tookMs)
       this.log.trace(`fetched ${shortChunk(view.jobId, chunk)} in ${(tookMs / 1000).toFixed(2)} s`)
       task.frames = task.segment.meta.frames
-      task.stage = 'queued'
+      this.setStage(task, 'queued')
       this.ready.push(task)
       // Now, not when pump() has finished claiming: the next claims (a prefetch that loses a few
       // races) took up to 5 s at the start of a 50-node job while this chunk sat on disk.
@@ -538,7 +361,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     const segment = task.segment as FetchedSegment
     const meta = segment.meta
     const out = join(this.o.workDir, lease.jobId, `chunk-${lease.chunk}-${fileTag(lease.originator)}.264`)
-    task.stage = 'encoding'
+    this.setStage(task, 'encoding')
     try {
       // The worker never trusts the originator's check of the settings, nor its bytes.
       parseX264Settings(meta.settings)
@@ -562,11 +385,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       if (err instanceof MemoryBudgetError) { await this.refuseForMemory(task, err, out); return undefined }
       const reason = (err as Error).message
       // Settings this machine cannot encode: stop taking this job's chunks.
-      const name = (err as Error).name
-      const jk = jobKey(lease.originator, lease.jobId)
-      const failures = (this.toolFailures.get(jk) ?? 0) + (name === 'ToolError' || name === 'VerificationError' ? 1 : 0)
-      this.toolFailures.set(jk, failures)
-      if (name === 'SettingsError' || failures >= 2) this.unable.set(jk, reason)
+      this.policy.encodeFailed(lease, (err as Error).name, reason)
       await this.giveUp(task, `encode failed: ${reason}`, true, out)
       // A segment from another node that is not one (a manifest naming our files, not Matroska, more
       // than a video stream): its originator lied, and is reported (once the chunk is given back
@@ -576,7 +395,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       }
       return undefined
     }
-    task.stage = 'uploading'
+    this.setStage(task, 'uploading')
     // The segment is not needed any more; only the result is.
     if (segment.owned) await rm(segment.path, { force: true })
     return out
@@ -650,7 +469,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
   private async refuseForMemory (task: Task, err: MemoryBudgetError, out?: string): Promise<void> {
     const { lease } = task
     const reason = `memory: ${err.message}`
-    this.unable.set(jobKey(lease.originator, lease.jobId), reason)
+    this.policy.markUnable(lease, reason)
     // Its other chunks held here (a prefetch) need as much: given back now, not tried one by one.
     for (const t of this.tasks.values()) {
       if (t === task || t.lease.originator !== lease.originator || t.lease.jobId !== lease.jobId || t.stage === 'uploading') continue
@@ -665,7 +484,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
 
   private async giveUp (task: Task, reason: string, countsAsFailure: boolean, out?: string): Promise<void> {
     this.log.info(`giving back ${shortChunk(task.lease.jobId, task.lease.chunk)}: ${reason}`)
-    this.backoff.set(this.taskKey(task.lease), this.now() + 10_000)
+    this.policy.gaveUp(task.lease)
     try {
       await this.o.linkFor(task.lease.originator).release(task.lease, countsAsFailure ? reason : '', AbortSignal.timeout(5000))
     } catch { /* the lease will lapse on its own */ }
@@ -674,6 +493,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
 
   private async cleanup (task: Task, out?: string): Promise<void> {
     this.tasks.delete(this.taskKey(task.lease))
+    this.policy.ended(task.lease)
     const idx = this.ready.indexOf(task)
     if (idx >= 0) this.ready.splice(idx, 1)
     if (task.segment?.owned === true) await rm(task.segment.path, { force: true })
