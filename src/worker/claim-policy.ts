@@ -87,7 +87,9 @@ const TOOL_FAILURES_UNABLE = 2
  */
 export function jobKey (originator: string, jobId: string): string { return `${originator}/${jobId}` }
 /** One chunk of one originator's job. */
-export function chunkKey (ref: ChunkRef): string { return `${jobKey(ref.originator, ref.jobId)}#${ref.chunk}` }
+export function chunkKey (ref: ChunkRef): string { return chunkOf(jobKey(ref.originator, ref.jobId), ref.chunk) }
+function chunkOf (jk: string, chunk: number): string { return `${jk}#${chunk}` }
+function pickKey ({ view, chunk }: Pick): string { return chunkOf(jobKey(view.originator, view.jobId), chunk) }
 
 /** A chunk the worker holds a lease on, as far as claiming more is concerned. */
 interface Held {
@@ -184,22 +186,20 @@ export class ClaimPolicy {
 
   /** A claim was granted: the chunk is held, downloading, and no longer ours to ask for. */
   granted (pick: Pick): void {
-    const { view, chunk } = pick
-    this.held.set(chunkKey({ originator: view.originator, jobId: view.jobId, chunk }), { originator: view.originator, stage: 'fetching', grantedAt: this.now(), nearEnd: false })
+    this.held.set(pickKey(pick), { originator: pick.view.originator, stage: 'fetching', grantedAt: this.now(), nearEnd: false })
     dropFromView(pick)
   }
 
   /** A claim got no answer (the originator out of reach, or slow): the chunk is left alone for a while. */
   unanswered (pick: Pick): void {
-    this.backoff.set(chunkKey({ originator: pick.view.originator, jobId: pick.view.jobId, chunk: pick.chunk }), this.now() + UNANSWERED_BACKOFF_MS)
+    this.backoff.set(pickKey(pick), this.now() + UNANSWERED_BACKOFF_MS)
   }
 
   /** A claim was refused. Returns whether the refusal is news that this node is banned from the job. */
   refused (pick: Pick, code: RefusalCode, message: string): boolean {
-    const { view, chunk } = pick
-    const jk = jobKey(view.originator, view.jobId)
+    const jk = jobKey(pick.view.originator, pick.view.jobId)
     const now = this.now()
-    this.backoff.set(chunkKey({ originator: view.originator, jobId: view.jobId, chunk }), now + (code === 'already-done' ? ALREADY_DONE_BACKOFF_MS : REFUSED_BACKOFF_MS))
+    this.backoff.set(pickKey(pick), now + (code === 'already-done' ? ALREADY_DONE_BACKOFF_MS : REFUSED_BACKOFF_MS))
     // Asking a job's originator that banned this node again only costs both sides.
     const banned = code === 'banned' && !this.unable.has(jk)
     if (banned) this.unable.set(jk, message)
@@ -284,8 +284,9 @@ export class ClaimPolicy {
   /** The chunk of this job to claim in this round, if any: a backup, the furthest behind; an open chunk, see pickOpen. */
   private chunkIn (view: JobView, round: Round): number | undefined {
     const chunks = chunksOf(view, round.open)
+    const jk = jobKey(view.originator, view.jobId)
     const candidates = chunks.filter(chunk => {
-      const k = chunkKey({ originator: view.originator, jobId: view.jobId, chunk })
+      const k = chunkOf(jk, chunk)
       return !this.held.has(k) && (this.backoff.get(k) ?? 0) <= round.now
     })
     if (candidates.length === 0 || !round.open) return candidates[0]
