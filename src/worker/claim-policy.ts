@@ -164,7 +164,7 @@ export class ClaimPolicy {
     return this.busyCount() < this.o.slots + (this.o.prefetch ?? 1)
   }
 
-  /** Picks a chunk to claim: jobs in turn (fair sharing), and within a job a spot that depends on our peer id so peers rarely collide. */
+  /** Picks a chunk to claim: jobs in turn (fair sharing), and within a job the one pickOpen gives (this peer's share of the waiting queue, else low), so peers rarely collide. */
   next (): Pick | undefined {
     // Open chunks of any job come before backup copies of anyone's stragglers.
     return this.pickFrom(true) ?? this.pickFrom(false)
