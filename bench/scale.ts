@@ -10,6 +10,8 @@
  * The originator (node 0) runs in this process; the other nodes in `--processes` child processes
  * (this same script with --host-nodes), so the originator's event loop is not shared with dozens of
  * other nodes (in one process, 50 nodes kept one core busy and the split of a job crawled).
+ * What happened (leases, the split, chunks done, lapses) comes from the nodes' events, taken
+ * in-process (DaemonOptions.onEvent), never from their log text.
  * Writes <out>/scale.json. Not part of the tests.
  */
 import { execa } from 'execa'
@@ -21,6 +23,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { connectControl, startDaemon, type Daemon } from '../src/daemon/index.js'
 import { AbortError, encodeChunk, type EncodeChunkOptions, type EncodedChunk } from '../src/media/index.js'
+import type { NodeEvent } from '../src/swarm/index.js'
 
 const { values } = parseArgs({
   options: {
@@ -48,17 +51,21 @@ const sleep = async (ms: number, signal?: AbortSignal): Promise<void> => {
  * A host's trace: `<ms since epoch> <line>` per line, appended synchronously (a line per event, a
  * few hundred per run), merged into the timeline by the parent.
  */
-function tracer (file: string): (line: string) => void {
-  return (line) => { appendFileSync(file, `${Date.now()} ${line}\n`) }
+function tracer (file: string): (line: string, at?: number) => void {
+  return (line, at = Date.now()) => { appendFileSync(file, `${at} ${line}\n`) }
+}
+
+/** A node event as a timeline line: its type, then its fields. */
+function eventLine (e: NodeEvent): string {
+  const { type, at: _at, ...fields } = e
+  return `${type} ${JSON.stringify(fields)}`
 }
 
 /** Sleeps msPerFrame per frame, then copies a real encode of the same shape (made once). */
-function simEncoder (msPerFrame: number, cacheDir: string, trace: (line: string) => void): (o: EncodeChunkOptions) => Promise<EncodedChunk> {
+function simEncoder (msPerFrame: number, cacheDir: string): (o: EncodeChunkOptions) => Promise<EncodedChunk> {
   const cache = new Map<string, Promise<string>>()
   return async (o) => {
     const started = Date.now()
-    // The segment's path names the worker's home (…/n<i>/…) and the chunk.
-    trace(`encode start ${o.segmentPath}`)
     const key = `${o.frameCount}`
     let made = cache.get(key)
     if (made === undefined) {
@@ -81,22 +88,24 @@ function simEncoder (msPerFrame: number, cacheDir: string, trace: (line: string)
     }
     await mkdir(join(o.outputPath, '..'), { recursive: true })
     await copyFile(await made, o.outputPath)
-    trace(`encode end ${o.segmentPath}`)
     return { path: o.outputPath, sizeBytes: 0, frameCount: o.frameCount, seconds: (Date.now() - started) / 1000 }
   }
 }
 
-/** Starts `count` nodes (homes <root>/n<first>…) bootstrapped to `boot`, in batches of 10. */
-async function startNodes (root: string, first: number, count: number, boot: string[], msPerFrame: number, cacheDir: string, log?: (line: string) => void, trace: (line: string) => void = () => {}): Promise<Daemon[]> {
+/**
+ * Starts `count` nodes (homes <root>/n<first>…) bootstrapped to `boot`, in batches of three. Each
+ * node's events go to `onEvent` with its name, or else into the trace.
+ */
+async function startNodes (root: string, first: number, count: number, boot: string[], msPerFrame: number, cacheDir: string, trace: (line: string, at?: number) => void, onEvent?: (event: NodeEvent) => void): Promise<Daemon[]> {
   await mkdir(cacheDir, { recursive: true })
-  const common = { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, slots: 1, encoder: simEncoder(msPerFrame, cacheDir, trace) }
+  const common = { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, slots: 1, encoder: simEncoder(msPerFrame, cacheDir) }
   const nodes: Daemon[] = []
   for (let i = 0; i < count; i += 3) {
     // Small batches (hosts start theirs at the same time), so the bootstrap node is not flooded
     // with handshakes all at once.
     nodes.push(...await Promise.all(Array.from({ length: Math.min(3, count - i) }, async (_, j) => {
       const name = `n${first + i + j}`
-      const node = await startDaemon({ home: join(root, name), bootstrap: boot, ...common, log: log ?? ((line) => { if (line.startsWith('worker:')) trace(`${name} ${line}`) }) })
+      const node = await startDaemon({ home: join(root, name), bootstrap: boot, ...common, onEvent: onEvent ?? ((e) => { trace(`${name} ${eventLine(e)}`, e.at) }) })
       trace(`${name} is ${node.peerId.slice(-8)}`)
       return node
     })))
@@ -110,7 +119,7 @@ async function hostNodes (): Promise<void> {
   const count = Number(values['host-nodes'])
   const first = Number(process.env.SWARM_SCALE_FIRST ?? '1')
   const trace = tracer(join(root, `trace-${process.pid}.txt`))
-  const nodes = await startNodes(root, first, count, [values.bootstrap as string], Number(values['ms-per-frame']), join(root, `cache-${process.pid}`), undefined, trace)
+  const nodes = await startNodes(root, first, count, [values.bootstrap as string], Number(values['ms-per-frame']), join(root, `cache-${process.pid}`), trace)
   // How late this process's event loop ran while it hosted its nodes: a node hears announcements
   // and answers claims no sooner than its loop gets to them.
   const lag = monitorEventLoopDelay({ resolution: 20 })
@@ -142,19 +151,21 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
     let t0 = 0
     /** A timeline line: seconds since the add, then the event. */
     const stamp = (ms: number, what: string): string => `${((ms - t0) / 1000).toFixed(2)} ${what}`
-    // Taken from the originator's log lines as they are written, so the bench need not poll the
+    // Taken from the originator's events as they happen, so the bench need not poll the
     // originator's status often (at 10 polls a second that cost its process about 2% of a core).
     let splitDone = 0
     let firstLease = 0
     const doneTimes: number[] = []
-    const originatorLog = (line: string): void => {
-      if (t0 > 0 && firstLease === 0 && / jobs: lease /.test(` ${line}`)) firstLease = Date.now()
-      if (t0 > 0 && splitDone === 0 && /jobs: \S+: every chunk cut/.test(line)) splitDone = Date.now()
-      if (t0 > 0 && /jobs: chunk \S+ done by/.test(line)) doneTimes.push(Date.now())
-      if (/ expired$| released /.test(line)) leaseLosses.push(line)
-      if (t0 > 0 && /jobs: (lease|backup lease|chunk \S+ done)|refused|sent segment/.test(line)) timeline.push(stamp(Date.now(), line))
+    const originatorEvent = (e: NodeEvent): void => {
+      // A lease that ended without a result (lapsed, past its deadline, refused, or given back with a reason).
+      if (e.type === 'lease:ended' && (e.why !== 'released' || (e.reason !== undefined && e.reason !== 'shutdown'))) leaseLosses.push(eventLine(e))
+      if (t0 === 0 || e.at < t0) return
+      if (e.type === 'lease:granted' && firstLease === 0) firstLease = e.at
+      if (e.type === 'split:done' && splitDone === 0) splitDone = e.at
+      if (e.type === 'chunk:done') doneTimes.push(e.at)
+      timeline.push(stamp(e.at, eventLine(e)))
     }
-    nodes.push(...await startNodes(root, 0, 1, [], msPerFrame, join(root, 'cache-0'), originatorLog))
+    nodes.push(...await startNodes(root, 0, 1, [], msPerFrame, join(root, 'cache-0'), () => {}, originatorEvent))
     const first = nodes[0] as Daemon
     const boot = first.addresses()[0] as string
     const processes = Math.max(1, Math.min(Number(values.processes), k - 1))

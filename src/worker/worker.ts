@@ -1,14 +1,16 @@
 import { EventEmitter } from 'node:events'
-import { mkdir, rm, rmdir } from 'node:fs/promises'
+import { mkdir, rm, rmdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
   reserveSpace, convicts, DEFAULT_SEGMENT_LIMITS, encodeChunk, estimateEncodeMemory, formatMemorySize, MemoryBudgetError, parseX264Settings, sha256File,
   type EncodeProgress, type EncodedChunk, type EncodeChunkOptions, type SegmentLimits, type SpaceReservation
 } from '../media/index.js'
 import { jobTag, logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
-import type { Answer, ChunkLease, FetchedSegment, ReportOffence, SegmentCheck, SegmentMeta } from '../swarm/index.js'
-// The contract alone, not the swarm layer's index: the worker needs no libp2p to know a race.
+import type { Answer, ChunkLease, FetchedSegment, ReportOffence, SegmentCheck, SegmentMeta, UnstampedEvent, WorkerEvent } from '../swarm/index.js'
+// The contract and events modules alone, not the swarm layer's index: the worker needs no libp2p
+// to know a race or stamp an event.
 import { isExpectedRace } from '../swarm/contract.js'
+import { stamped } from '../swarm/events.js'
 
 /**
  * How a worker reaches one originator. Remote originators are reached over libp2p streams; the
@@ -148,9 +150,6 @@ export function maxSegmentBytes (meta: SegmentMeta, announcedFrames = Number.POS
   return frames * meta.width * meta.height * SEGMENT_RAW_BYTES_PER_PIXEL + 1024 * 1024
 }
 
-/** A chunk whose result the originator took: the worker's `delivered` event. */
-export interface Delivered { originator: string, jobId: string, chunk: number }
-
 /**
  * A job is its originator's: two originators may announce the same id (the same file and settings
  * added on two nodes, or a peer copying another's id in its own name), and neither may touch the
@@ -167,7 +166,7 @@ function fileTag (originator: string): string { return originator.replace(/[^A-Z
  * encodes, verifies its own output and returns it. Runs `slots` encodes at once and keeps
  * `prefetch` more chunks downloaded, so the next encode starts without waiting on the network.
  */
-export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
+export class Worker extends EventEmitter<{ event: [WorkerEvent] }> {
   /** jobKey → the job as its originator last announced it. */
   private readonly jobs = new Map<string, JobView>()
   /** chunkKey → the lease held on it. */
@@ -207,6 +206,9 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     this.now = o.now ?? Date.now
     this.log = logger('worker', o.log)
   }
+
+  /** Emits a node event (swarm/events.ts) stamped with this worker's clock. */
+  private tell (event: UnstampedEvent<WorkerEvent>): void { this.emit('event', stamped(event, this.now())) }
 
   start (): void {
     this.heartbeatTimer = setInterval(() => {
@@ -451,6 +453,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       return
     }
     if (!answer.ok) {
+      this.tell({ type: 'claim:lost', jobId: view.jobId, chunk, originator: view.originator, code: answer.code, reason: answer.message })
       this.backoff.set(k, this.now() + (answer.code === 'already-done' ? 600_000 : 3000))
       // The originator banned this node (from the job, or from all of it): asking again only costs both sides.
       if (answer.code === 'banned' && !this.unable.has(jobKey(view.originator, view.jobId))) {
@@ -472,6 +475,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     view.open = view.open.filter(c => c !== chunk)
     view.backup = view.backup?.filter(c => c !== chunk)
     this.log.trace(`leased ${shortChunk(view.jobId, chunk)}`)
+    this.tell({ type: 'claim:won', jobId: view.jobId, chunk, originator: view.originator })
     void this.track(this.fetch(task, view, link)).finally(() => { void this.pump() })
   }
 
@@ -479,11 +483,13 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
   private async fetch (task: Task, view: JobView, link: OriginatorLink): Promise<void> {
     const chunk = task.lease.chunk
     let space: SpaceReservation | undefined
+    let bytes: number | undefined
     try {
       const dir = join(this.o.workDir, view.jobId)
       const asked = Date.now()
       await mkdir(dir, { recursive: true })
       task.segment = await link.fetchSegment(task.lease, join(dir, `segment-${chunk}-${fileTag(view.originator)}.mkv`), task.controller.signal, async ({ size, meta }) => {
+        bytes = size
         if (view.totalFrames !== undefined && meta.frames > view.totalFrames) throw new Error(`the segment's header says ${meta.frames} frames, more than the ${view.totalFrames} the whole job announced`)
         // Memory, before a byte: the decode holds a few pictures of this size, the chunk that many.
         const limits = this.o.segmentLimits ?? DEFAULT_SEGMENT_LIMITS
@@ -501,6 +507,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       // chunk by them would start it a second before it is needed.
       if (task.segment.owned) this.lastFetchMs = tookMs
       this.log.trace(`fetched ${shortChunk(view.jobId, chunk)} in ${(tookMs / 1000).toFixed(2)} s`)
+      this.tell({ type: 'segment:fetched', jobId: view.jobId, chunk, originator: view.originator, downloaded: task.segment.owned, ...(bytes !== undefined ? { bytes } : {}), ms: tookMs })
       task.frames = task.segment.meta.frames
       task.stage = 'queued'
       this.ready.push(task)
@@ -509,6 +516,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       this.startEncodes()
     } catch (err) {
       if (err instanceof MemoryBudgetError) { await this.refuseForMemory(task, err); return }
+      this.tell({ type: 'segment:fetch-failed', jobId: view.jobId, chunk, originator: view.originator, reason: (err as Error).message })
       await this.giveUp(task, `fetching the segment failed: ${(err as Error).message}`, false)
       // Trickled: the originator kept the download alive below any honest rate until its deadline.
       if ((err as Error).name === 'TransferTooSlow' && view.originator !== this.o.peerId) {
@@ -554,13 +562,17 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
         ...(this.o.memoryBudgetBytes !== undefined ? { memoryLimitBytes: this.o.memoryBudgetBytes } : {}),
         onProgress: (p: EncodeProgress) => { task.framesDone = p.framesDone; task.fps = p.fps; this.noteProgress(task) }
       }
+      const encodeStarted = this.now()
+      this.tell({ type: 'encode:started', jobId: lease.jobId, chunk: lease.chunk, originator: lease.originator, frames: meta.frames })
       // x264's own frame count is checked by encodeChunk; the full decode is the originator's
       // (it must verify anyway, and a second decode here would cost every worker ~5% of its time).
       await this.encoder(options)
+      this.tell({ type: 'encode:finished', jobId: lease.jobId, chunk: lease.chunk, originator: lease.originator, frames: meta.frames, ms: this.now() - encodeStarted })
     } catch (err) {
       if (task.controller.signal.aborted) { await this.cleanup(task, out); return undefined }
       if (err instanceof MemoryBudgetError) { await this.refuseForMemory(task, err, out); return undefined }
       const reason = (err as Error).message
+      this.tell({ type: 'encode:failed', jobId: lease.jobId, chunk: lease.chunk, originator: lease.originator, reason })
       // Settings this machine cannot encode: stop taking this job's chunks.
       const name = (err as Error).name
       const jk = jobKey(lease.originator, lease.jobId)
@@ -585,11 +597,14 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
   private async deliver (task: Task, out: string): Promise<void> {
     const { lease } = task
     try {
+      const started = this.now()
+      const bytes = (await stat(out)).size
       const answer = await this.uploadWithRetry(task, out)
       if (answer.ok) {
-        this.emit('delivered', { originator: lease.originator, jobId: lease.jobId, chunk: lease.chunk })
+        this.tell({ type: 'upload:accepted', jobId: lease.jobId, chunk: lease.chunk, originator: lease.originator, bytes, ms: this.now() - started })
         this.log.trace(`delivered ${shortChunk(lease.jobId, lease.chunk)}`)
       } else {
+        this.tell({ type: 'upload:refused', jobId: lease.jobId, chunk: lease.chunk, originator: lease.originator, code: answer.code, reason: answer.message })
         // Another copy finished first, or the job ended meanwhile: the protocol expects that.
         const line = `result for ${shortChunk(lease.jobId, lease.chunk)} refused: ${answer.message}`
         if (isExpectedRace(answer.code)) this.log.debug(line)
@@ -665,6 +680,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
 
   private async giveUp (task: Task, reason: string, countsAsFailure: boolean, out?: string): Promise<void> {
     this.log.info(`giving back ${shortChunk(task.lease.jobId, task.lease.chunk)}: ${reason}`)
+    this.tell({ type: 'chunk:given-back', jobId: task.lease.jobId, chunk: task.lease.chunk, originator: task.lease.originator, reason })
     this.backoff.set(this.taskKey(task.lease), this.now() + 10_000)
     try {
       await this.o.linkFor(task.lease.originator).release(task.lease, countsAsFailure ? reason : '', AbortSignal.timeout(5000))
