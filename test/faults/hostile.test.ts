@@ -18,7 +18,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { shortPeer } from '../../src/log/index.js'
 import { startDaemon, type Daemon, type JobStatus } from '../../src/daemon/index.js'
-import { encodeChunk, verifyEncodedChunk, type EncodeChunkOptions } from '../../src/media/index.js'
+import { encodeChunk, parseX264Settings, verifyEncodedChunk, type EncodeChunkOptions } from '../../src/media/index.js'
 import {
   CLAIM_MAX_LIFETIME_MS, CLAIM_MAX_SKEW_MS, createSwarmNode, encodeFrame, JOBS_TOPIC, LEASE_PROTOCOL, MAX_ANNOUNCEMENT_BYTES,
   MAX_TRANSFER_BYTES, RESULT_PROTOCOL, signClaim, STREAM_IDLE_TIMEOUT_MS, verifyLease,
@@ -343,7 +343,7 @@ describe('results', () => {
     const short = seg.meta.frames - 8
     const out = join(root, 'h', 'short.264')
     await encodeChunk({
-      segmentPath: seg.path, selectFromTime: seg.meta.selectFromTime, frameCount: short, settings: seg.meta.settings,
+      segmentPath: seg.path, selectFromTime: seg.meta.selectFromTime, frameCount: short, settings: parseX264Settings(seg.meta.settings),
       frameRate: seg.meta.frameRate, sourcePixFmt: seg.meta.pixFmt, outputPath: out
     })
     // It really is a valid H.264 chunk, just not the chunk's frame count.
