@@ -519,7 +519,7 @@ describe('settings', () => {
     recordTally({
       section: SETTINGS,
       fault: `H announces clean settings but serves the segment with "${option} /tmp/pwned-…${ext}" in its metadata`,
-      happened: `A's worker claimed ${claims.length}, refused the served settings before any encode and released them ("${release.reason?.slice(0, 90) ?? ''}…"), then claimed nothing more of that job; no file, 0 encodes`,
+      happened: `A's worker claimed ${claims.length}, refused the served settings from the segment's header, before its download and any encode, and released them ("${release.reason?.slice(0, 90) ?? ''}…"), then claimed nothing more of that job; no file, 0 encodes`,
       lost: 'nothing'
     })
   })
