@@ -53,7 +53,7 @@ export interface OptionTable {
 }
 
 /** The most characters a settings string may have (the protocol's bound too). */
-export const MAX_SETTINGS_CHARS = 4096
+const MAX_SETTINGS_CHARS = 4096
 
 /**
  * Splits a settings string the way a POSIX shell splits words (single quotes, double quotes and

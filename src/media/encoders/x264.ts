@@ -132,7 +132,7 @@ function encodedFrames (stderr: string): number | undefined {
  * x264's presets' frame counts (x264 0.164 common/base.c): references, B-frames, lookahead.
  * An option given explicitly wins over its preset's value.
  */
-export interface PresetFrames { ref: number, bframes: number, lookahead: number }
+interface PresetFrames { ref: number, bframes: number, lookahead: number }
 export const X264_PRESET_FRAMES: Record<string, PresetFrames> = {
   ultrafast: { ref: 1, bframes: 0, lookahead: 0 },
   superfast: { ref: 1, bframes: 3, lookahead: 0 },
