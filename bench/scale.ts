@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { connectControl, startDaemon, type Daemon } from '../src/daemon/index.js'
-import { AbortError, encodeChunk, type EncodeChunkOptions, type EncodedChunk } from '../src/media/index.js'
+import { AbortError, encodeChunk, parseX264Settings, type EncodeChunkOptions, type EncodedChunk } from '../src/media/index.js'
 import type { NodeEvent } from '../src/swarm/index.js'
 
 const { values } = parseArgs({
@@ -64,6 +64,7 @@ function eventLine (e: NodeEvent): string {
 /** Sleeps msPerFrame per frame, then copies a real encode of the same shape (made once). */
 function simEncoder (msPerFrame: number, cacheDir: string): (o: EncodeChunkOptions) => Promise<EncodedChunk> {
   const cache = new Map<string, Promise<string>>()
+  const shapeSettings = parseX264Settings('--preset ultrafast')
   return async (o) => {
     const started = Date.now()
     const key = `${o.frameCount}`
@@ -75,7 +76,7 @@ function simEncoder (msPerFrame: number, cacheDir: string): (o: EncodeChunkOptio
       // after the sleep, on a host busy with the start of a job, it added 1–4 s to every first chunk.
       // Not under this chunk's signal: a chunk given up must not take the shape with it.
       const { signal: _unused, ...unabortable } = o
-      made = encodeChunk({ ...unabortable, settings: '--preset ultrafast', outputPath: path, onProgress: () => {}, niceness: 0 }).then(() => path)
+      made = encodeChunk({ ...unabortable, settings: shapeSettings, outputPath: path, onProgress: () => {}, niceness: 0 }).then(() => path)
       made.catch(() => { cache.delete(key) })
       cache.set(key, made)
     }

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { access, mkdir, rm, stat } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import {
-  checkFidelity, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, otherTracksInput, parseX264Settings, statedRange, planChunks, prepareSource,
+  checkFidelity, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, otherTracksInput, statedRange, planChunks, prepareSource,
   verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { jobTag, logger, shortJob, type Logger, type LogSink } from '../log/index.js'
@@ -12,6 +12,7 @@ import type { Answer, OriginatorEvent, ReportOffence, SegmentOffer, UnstampedEve
 import { stamped } from '../swarm/events.js'
 import { checkChunkCount, checkInput, checkRoomForSegments, InputError, jobIdOf, planOptionsFor, type AddJobRequest } from './admission.js'
 import type { JobFolder } from './job-folder.js'
+import { keepSettings, settingsOf } from './job-settings.js'
 import { JobStore } from './job-store.js'
 import { DEFAULT_MAX_LEASES_PER_PEER, LeaseTable, type LeaseAnswer } from './lease-table.js'
 import { ResultIntake } from './result-intake.js'
@@ -175,8 +176,8 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
    * (missing file, refused settings, CRC mismatch, no video) throws InputError and queues nothing.
    */
   async addJob (req: AddJobRequest): Promise<{ job: JobRecord, existing: boolean }> {
-    const { args, source, sourceSha256 } = await checkInput(req)
-    const id = jobIdOf(sourceSha256, args)
+    const { settings, source, sourceSha256 } = await checkInput(req)
+    const id = jobIdOf(sourceSha256, settings.args)
     const existing = this.store.get(id)
     if (existing !== undefined) {
       // A failed job added again is retried from where it stopped: verified chunks are kept.
@@ -197,6 +198,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
       throw new InputError((err as Error).message)
     }
     const now = this.now()
+    const encodeSettings = effectiveSettings(settings, source.video)
     const job: JobRecord = {
       version: JOB_RECORD_VERSION,
       id,
@@ -204,7 +206,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
       sourceSha256,
       sourceSize: source.sizeBytes,
       settings: req.settings,
-      encodeSettings: effectiveSettings(req.settings, source.video).raw,
+      encodeSettings: encodeSettings.raw,
       ...(source.damage !== undefined ? { damage: source.damage.message } : {}),
       ...(source.video.closedCaptions && req.dropCaptions === true ? { dropCaptions: true } : {}),
       ...(req.output !== undefined ? { requestedOutput: resolve(req.output) } : {}),
@@ -218,6 +220,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
       plan: planOptions,
       chunks: plan.chunks.map(c => ({ index: c.index, startFrame: c.startFrame, frames: c.frameCount, state: 'pending', pastHolders: [], failures: [] }))
     }
+    keepSettings(job, { user: settings, encode: encodeSettings })
     this.sources.set(id, source)
     await this.store.create(job)
     this.log.info(`added ${shortJob(id)} ${req.file} (${plan.chunks.length} chunks, ${source.video.frameCount} frames)`)
@@ -458,7 +461,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
     const otherTracks = await pathExists(tracks) ? tracks : await otherTracksInput(source, tracks, { signal })
     const result = await mergeChunks({
       source, chunkPaths, workDir, signal, otherTracks: otherTracks ?? null,
-      ...rangeOption(statedRange(parseX264Settings(job.encodeSettings ?? job.settings))),
+      ...rangeOption(statedRange(settingsOf(job).encode)),
       ...(job.requestedOutput !== undefined ? { outputPath: job.requestedOutput } : {}),
       captions
     })
@@ -467,7 +470,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
     job.output = result.path
     // The single place where "nothing lost" is decided: a failed check fails the job, with the table.
     // The user's settings, not the effective ones: colour carried over from the source is compared, not skipped.
-    job.fidelity = await checkFidelity(source, result.path, { settings: job.settings, captionsDropped: job.dropCaptions === true, captionChannels: captions.map(c => c.channel), output, chunkStarts: job.chunks.map(c => c.startFrame), signal })
+    job.fidelity = await checkFidelity(source, result.path, { settings: settingsOf(job).user, captionsDropped: job.dropCaptions === true, captionChannels: captions.map(c => c.channel), output, chunkStarts: job.chunks.map(c => c.startFrame), signal })
     if (!job.fidelity.ok) {
       this.fail(job, `the output ${result.path} differs from the source:\n${formatFidelity(job.fidelity)}`)
       await this.save(job.id)

@@ -1,12 +1,13 @@
 import { availableParallelism } from 'node:os'
 import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import {
-  reserveSpace, type SpaceReservation, comparePictures, convicts, encodedSize, parseX264Settings, referenceStructure, segmentTimesFromSource, VerificationError, verifyEncodedChunk,
+  reserveSpace, type SpaceReservation, comparePictures, convicts, encodedSize, encoderFor, referenceStructure, segmentTimesFromSource, VerificationError, verifyEncodedChunk,
   type MediaInfo, type ReferenceStructure
 } from '../media/index.js'
 import { logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
 import type { Answer, EmitEvent, OriginatorEvent, Refusal, ReportOffence } from '../swarm/index.js'
 import type { JobFolder } from './job-folder.js'
+import { settingsOf } from './job-settings.js'
 import { countStat, type LeaseTable } from './lease-table.js'
 import { refusal, type ChunkRecord, type JobRecord } from './types.js'
 
@@ -79,20 +80,17 @@ const RESULT_SEGMENT_MULTIPLE = 32
  */
 const RESULT_RAW_MARGIN = 1.25
 
-/** Bytes per pixel of a raw picture as x264 would write it with these settings (output colour space and depth). */
-function rawBytesPerPixel (settings: string): number {
-  let args: string[] = []
-  let depth = 8
-  try { const parsed = parseX264Settings(settings); args = parsed.args; depth = parsed.outputDepth } catch { /* checked when the job was added */ }
-  const at = args.indexOf('--output-csp')
-  const csp = at >= 0 ? args[at + 1] ?? 'i420' : 'i420'
-  const samples = csp === 'i400' ? 1 : ['i422', 'yv16', 'nv16', 'yuyv', 'uyvy'].includes(csp) ? 2 : ['i444', 'yv24', 'bgr', 'rgb'].includes(csp) ? 3 : csp === 'bgra' ? 4 : 1.5
-  return samples * depth / 8
+/** Bytes per pixel of a raw picture as the job's encoder would write it (output colour space and depth); 8-bit 4:2:0 if its settings no longer parse. */
+function rawBytesPerPixel (job: JobRecord): number {
+  try {
+    const settings = settingsOf(job).encode
+    return encoderFor(settings.encoder).rawBytesPerPixel(settings)
+  } catch { return 1.5 /* checked when the job was added */ }
 }
 
 /** The largest result a chunk can honestly have (see RESULT_SEGMENT_MULTIPLE and RESULT_RAW_MARGIN). */
 export function maxResultBytes (job: JobRecord, chunk: ChunkRecord): number {
-  const raw = chunk.frames * job.video.width * job.video.height * rawBytesPerPixel(job.encodeSettings ?? job.settings)
+  const raw = chunk.frames * job.video.width * job.video.height * rawBytesPerPixel(job)
   return Math.ceil(Math.max(RESULT_SEGMENT_MULTIPLE * (chunk.segment?.size ?? 0), RESULT_RAW_MARGIN * raw)) + 1024 * 1024
 }
 
@@ -251,7 +249,7 @@ export class ResultIntake {
   private async structureOf (job: JobRecord): Promise<ReferenceStructure> {
     let reference = this.structures.get(job.id)
     if (reference === undefined) {
-      reference = referenceStructure({ settings: job.encodeSettings ?? job.settings, width: job.video.width, height: job.video.height, sourcePixFmt: job.video.pixFmt, frameRate: job.video.frameRate })
+      reference = referenceStructure({ settings: settingsOf(job).encode, width: job.video.width, height: job.video.height, sourcePixFmt: job.video.pixFmt, frameRate: job.video.frameRate })
       this.structures.set(job.id, reference)
       reference.catch(() => { if (this.structures.get(job.id) === reference) this.structures.delete(job.id) })
     }

@@ -2,8 +2,8 @@ import { EventEmitter } from 'node:events'
 import { mkdir, rm, rmdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  reserveSpace, convicts, DEFAULT_SEGMENT_LIMITS, encodeChunk, estimateEncodeMemory, formatMemorySize, MemoryBudgetError, parseX264Settings, sha256File,
-  type EncodeProgress, type EncodedChunk, type EncodeChunkOptions, type SegmentLimits, type SpaceReservation
+  reserveSpace, convicts, DEFAULT_ENCODER, DEFAULT_SEGMENT_LIMITS, encodeChunk, encoderFor, estimateEncodeMemory, formatMemorySize, MemoryBudgetError, SettingsError, sha256File,
+  type EncoderSettings, type EncodeProgress, type EncodedChunk, type EncodeChunkOptions, type SegmentLimits, type SpaceReservation
 } from '../media/index.js'
 import { jobTag, logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
 import type { Answer, ChunkLease, FetchedSegment, ReportOffence, SegmentCheck, SegmentMeta, UnstampedEvent, WorkerEvent } from '../swarm/index.js'
@@ -95,6 +95,8 @@ interface Task {
   /** Heartbeat period for this lease. */
   beatEvery: number
   segment?: FetchedSegment
+  /** The segment's settings as this worker parsed them from its meta: what it checks and encodes. */
+  settings?: EncoderSettings
   /** This encode is close enough to its end that the next chunk should be fetched (see prefetchDue). */
   nearEnd?: boolean
   /** When (local time) the lease was first found gone: refused as expired, or lapsed with the originator out of reach. */
@@ -102,6 +104,8 @@ interface Task {
 }
 
 const HEX_ID = /^[0-9a-f]{64}$/
+/** Settings from an originator, parsed and allowlisted by this worker (every job is x264's until jobs name their encoder). */
+const settingsFrom = (raw: string): EncoderSettings => encoderFor(DEFAULT_ENCODER).parseSettings(raw)
 /**
  * Encodes run below the node's own priority. The node's control work (claims, heartbeats, serving
  * segments, cutting and verifying an originator's chunks) is short but the whole swarm waits on
@@ -245,9 +249,11 @@ export class Worker extends EventEmitter<{ event: [WorkerEvent] }> {
     const openNow = new Set(view.open.map(c => chunkKey(view.originator, view.jobId, c)))
     for (const k of this.openSince.keys()) if (k.startsWith(`${jk}#`) && !openNow.has(k)) this.openSince.delete(k)
     for (const k of openNow) if (!this.openSince.has(k)) this.openSince.set(k, now)
-    // Settings this worker would refuse anyway: do not claim (and download) a chunk to find out.
+    // The worker's edge for a job's announced settings (the user's), parsed once per job: settings
+    // it would refuse anyway mean no claim (and no download) to find out. What it encodes are the
+    // settings in each segment's meta, parsed at that edge (fetch).
     if (known === undefined && !this.unable.has(jk)) {
-      try { parseX264Settings(view.settings) } catch (err) {
+      try { settingsFrom(view.settings) } catch (err) {
         this.unable.set(jk, (err as Error).message)
         this.log.debug(`not taking chunks of ${jobTag(view.jobId)} from ${shortPeer(view.originator)}: ${(err as Error).message}`)
       }
@@ -495,13 +501,17 @@ export class Worker extends EventEmitter<{ event: [WorkerEvent] }> {
         const limits = this.o.segmentLimits ?? DEFAULT_SEGMENT_LIMITS
         if (meta.width > limits.maxSide || meta.height > limits.maxSide || meta.width * meta.height > limits.maxFramePixels) throw new Error(`the segment's header says ${meta.width}x${meta.height} pictures, over this worker's limit (${limits.maxSide} a side, ${limits.maxFramePixels} pixels)`)
         if (meta.frames > limits.maxChunkFrames) throw new Error(`the segment's header says ${meta.frames} frames, over this worker's limit of ${limits.maxChunkFrames} a chunk`)
-        // Before a byte too: settings and picture size that need more than an encode may take here.
-        this.checkMemoryEstimate(meta)
+        // Before a byte too: settings this worker refuses, and settings and picture size that need
+        // more than an encode may take here.
+        task.settings = settingsFrom(meta.settings)
+        this.checkMemoryEstimate(meta, task.settings)
         const max = maxSegmentBytes(meta, view.totalFrames)
         if (size > max) throw new Error(`segment of ${size} bytes is more than the ${max} a ${meta.frames}-frame ${meta.width}x${meta.height} chunk of this job can be`)
         // Reserved until the download ends: concurrent downloads do not all pass against the same free space.
         space = await reserveSpace(dir, size, `segment ${shortChunk(view.jobId, chunk)}`)
       }).finally(() => { space?.release() })
+      // This node's own chunks are not downloaded: no header, so their meta is parsed here.
+      task.settings ??= settingsFrom(task.segment.meta.settings)
       const tookMs = Date.now() - asked
       // Only downloads: our own node's chunks need none, and timing a prefetch of another node's
       // chunk by them would start it a second before it is needed.
@@ -517,6 +527,7 @@ export class Worker extends EventEmitter<{ event: [WorkerEvent] }> {
     } catch (err) {
       if (err instanceof MemoryBudgetError) { await this.refuseForMemory(task, err); return }
       this.tell({ type: 'segment:fetch-failed', jobId: view.jobId, chunk, originator: view.originator, reason: (err as Error).message })
+      if (err instanceof SettingsError) { await this.refuseSettings(task, err); return }
       await this.giveUp(task, `fetching the segment failed: ${(err as Error).message}`, false)
       // Trickled: the originator kept the download alive below any honest rate until its deadline.
       if ((err as Error).name === 'TransferTooSlow' && view.originator !== this.o.peerId) {
@@ -548,12 +559,12 @@ export class Worker extends EventEmitter<{ event: [WorkerEvent] }> {
     const out = join(this.o.workDir, lease.jobId, `chunk-${lease.chunk}-${fileTag(lease.originator)}.264`)
     task.stage = 'encoding'
     try {
-      // The worker never trusts the originator's check of the settings, nor its bytes.
-      parseX264Settings(meta.settings)
+      // The settings this worker checked when the segment's meta arrived (fetch), never the originator's check.
+      const settings = task.settings as EncoderSettings
       // Again here: this node's own chunks are not downloaded, so no header check saw them.
-      this.checkMemoryEstimate(meta)
+      this.checkMemoryEstimate(meta, settings)
       const options: EncodeChunkOptions = {
-        segmentPath: segment.path, selectFromTime: meta.selectFromTime, frameCount: meta.frames, settings: meta.settings,
+        segmentPath: segment.path, selectFromTime: meta.selectFromTime, frameCount: meta.frames, settings,
         frameRate: meta.frameRate, sourcePixFmt: meta.pixFmt, width: meta.width, height: meta.height, outputPath: out, signal: task.controller.signal,
         segmentFromPeer: lease.originator !== this.o.peerId,
         ...(this.o.segmentLimits !== undefined ? { segmentLimits: this.o.segmentLimits } : {}),
@@ -644,12 +655,9 @@ export class Worker extends EventEmitter<{ event: [WorkerEvent] }> {
   }
 
   /** Throws a MemoryBudgetError when the chunk's settings at its picture size need more than an encode may take here (estimateEncodeMemory). */
-  private checkMemoryEstimate (meta: SegmentMeta): void {
+  private checkMemoryEstimate (meta: SegmentMeta, settings: EncoderSettings): void {
     const budget = this.o.memoryBudgetBytes
     if (budget === undefined) return
-    let settings: ReturnType<typeof parseX264Settings>
-    // Settings that do not parse are refused, naming the option, by the check before the encode.
-    try { settings = parseX264Settings(meta.settings) } catch { return }
     const estimate = estimateEncodeMemory(settings, meta.width, meta.height, this.o.threads)
     if (estimate.bytes > budget) throw new MemoryBudgetError(`needs at least ${formatMemorySize(estimate.bytes)}, over this worker's memory budget of ${formatMemorySize(budget)} an encode: ${estimate.explain}`, true)
   }
@@ -676,6 +684,17 @@ export class Worker extends EventEmitter<{ event: [WorkerEvent] }> {
     if (!err.before && lease.originator !== this.o.peerId) {
       this.o.reportStrike?.({ peer: lease.originator, jobId: lease.jobId, reason: `sent a chunk that ran out of this worker's memory budget: ${err.message}` })
     }
+  }
+
+  /**
+   * A segment whose settings this worker refuses: given back naming the option, and the job left
+   * alone (its other chunks have the same settings). No strike: a newer originator may send
+   * options this version's allowlist does not know.
+   */
+  private async refuseSettings (task: Task, err: SettingsError): Promise<void> {
+    const { lease } = task
+    this.unable.set(jobKey(lease.originator, lease.jobId), err.message)
+    await this.giveUp(task, `refused the segment's settings: ${err.message}`, true)
   }
 
   private async giveUp (task: Task, reason: string, countsAsFailure: boolean, out?: string): Promise<void> {

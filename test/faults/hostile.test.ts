@@ -18,7 +18,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { shortPeer } from '../../src/log/index.js'
 import { startDaemon, type Daemon, type JobStatus } from '../../src/daemon/index.js'
-import { encodeChunk, verifyEncodedChunk, type EncodeChunkOptions } from '../../src/media/index.js'
+import { encodeChunk, parseX264Settings, verifyEncodedChunk, type EncodeChunkOptions } from '../../src/media/index.js'
 import {
   CLAIM_MAX_LIFETIME_MS, CLAIM_MAX_SKEW_MS, createSwarmNode, encodeFrame, JOBS_TOPIC, LEASE_PROTOCOL, MAX_ANNOUNCEMENT_BYTES,
   MAX_TRANSFER_BYTES, RESULT_PROTOCOL, signClaim, STREAM_IDLE_TIMEOUT_MS, verifyLease,
@@ -340,7 +340,7 @@ describe('results', () => {
     const short = seg.meta.frames - 8
     const out = join(root, 'h', 'short.264')
     await encodeChunk({
-      segmentPath: seg.path, selectFromTime: seg.meta.selectFromTime, frameCount: short, settings: seg.meta.settings,
+      segmentPath: seg.path, selectFromTime: seg.meta.selectFromTime, frameCount: short, settings: parseX264Settings(seg.meta.settings),
       frameRate: seg.meta.frameRate, sourcePixFmt: seg.meta.pixFmt, outputPath: out
     })
     // It really is a valid H.264 chunk, just not the chunk's frame count.
@@ -516,7 +516,7 @@ describe('settings', () => {
     recordTally({
       section: SETTINGS,
       fault: `H announces clean settings but serves the segment with "${option} /tmp/pwned-…${ext}" in its metadata`,
-      happened: `A's worker claimed ${claims.length}, refused the served settings before any encode and released them ("${release.reason?.slice(0, 90) ?? ''}…"), then claimed nothing more of that job; no file, 0 encodes`,
+      happened: `A's worker claimed ${claims.length}, refused the served settings from the segment's header, before its download and any encode, and released them ("${release.reason?.slice(0, 90) ?? ''}…"), then claimed nothing more of that job; no file, 0 encodes`,
       lost: 'nothing'
     })
   })
