@@ -140,6 +140,59 @@ async function hostNodes (): Promise<void> {
   process.stdout.write('ready\n')
 }
 
+/**
+ * Starts the other k-1 nodes in child processes, all hosts together, each in batches of a few
+ * nodes, so the first nodes to join (the ones every later node grafts onto, up to twice the gossip
+ * mesh degree) are spread over the hosts: started one host after another they were all in the
+ * first, which then ran late (its event loop 2-3 s behind at the start of a job) while the others
+ * had time to spare.
+ */
+async function startHosts (k: number, boot: string, root: string, msPerFrame: number, children: Array<ReturnType<typeof execa>>): Promise<void> {
+  const processes = Math.max(1, Math.min(Number(values.processes), k - 1))
+  let next = 1
+  const ready: Array<Promise<void>> = []
+  for (let p = 0; p < processes && next < k; p++) {
+    const count = Math.ceil((k - next) / (processes - p))
+    const child = execa(process.execPath, [process.argv[1] as string, '--host-nodes', String(count), '--bootstrap', boot, '--root', root, '--ms-per-frame', String(msPerFrame)],
+      { env: { SWARM_SCALE_FIRST: String(next) }, stdin: 'ignore', stderr: 'inherit', buffer: false, reject: false })
+    children.push(child)
+    ready.push(new Promise<void>((resolve, reject) => {
+      child.stdout?.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve() })
+      void child.then(r => { reject(new Error(`node host exited early (${r.exitCode ?? r.signal ?? '?'})`)) })
+    }))
+    next += count
+  }
+  await Promise.all(ready)
+}
+
+/** The hosts' worker logs and stand-in encodes, on the same clock (one machine), after t0. */
+async function hostTraceLines (root: string, t0: number, stamp: (ms: number, what: string) => string): Promise<string[]> {
+  const lines: string[] = []
+  for (const f of (await readdir(root)).filter(f => f.startsWith('trace-'))) {
+    for (const line of (await readFile(join(root, f), 'utf8')).split('\n')) {
+      const m = /^(\d+) (.*)$/.exec(line)
+      if (m !== null && (Number(m[1]) >= t0 || / is \S{8}$/.test(m[2] as string))) lines.push(stamp(Number(m[1]), m[2] as string))
+    }
+  }
+  return lines
+}
+
+/** Waits for the job to end; returns timeline lines of how many announcements went out between polls (what the swarm relayed). */
+async function jobDone (originator: Daemon, jobId: string, stamp: (ms: number, what: string) => string): Promise<string[]> {
+  const lines: string[] = []
+  let announced = 0
+  for (;;) {
+    const published = originator.metrics().announcementsPublished
+    if (published > announced) lines.push(stamp(Date.now(), `announcements published: ${published - announced}`))
+    announced = published
+    const s = originator.status().jobs.find(j => j.id === jobId)
+    if (s === undefined) throw new Error('job vanished')
+    if (s.state === 'failed') throw new Error(`job failed: ${s.error ?? ''}`)
+    if (s.state === 'done') return lines
+    await sleep(s.chunks.done === s.chunks.total ? 100 : 500)
+  }
+}
+
 async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk: number, msPerFrame: number): Promise<Record<string, number | string[]>> {
   const root = await mkdtemp(join(tmpdir(), `swarm-scale-${k}-`))
   const nodes: Daemon[] = []
@@ -169,25 +222,7 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
     nodes.push(...await startNodes(root, 0, 1, [], msPerFrame, join(root, 'cache-0'), () => {}, originatorEvent))
     const first = nodes[0] as Daemon
     const boot = first.addresses()[0] as string
-    const processes = Math.max(1, Math.min(Number(values.processes), k - 1))
-    let next = 1
-    // All hosts start together, each in batches of a few nodes, so the first nodes to join (the
-    // ones every later node grafts onto, up to twice the gossip mesh degree) are spread over the
-    // hosts: started one host after another they were all in the first, which then ran late
-    // (its event loop 2-3 s behind at the start of a job) while the others had time to spare.
-    const ready: Array<Promise<void>> = []
-    for (let p = 0; p < processes && next < k; p++) {
-      const count = Math.ceil((k - next) / (processes - p))
-      const child = execa(process.execPath, [process.argv[1] as string, '--host-nodes', String(count), '--bootstrap', boot, '--root', root, '--ms-per-frame', String(msPerFrame)],
-        { env: { SWARM_SCALE_FIRST: String(next) }, stdin: 'ignore', stderr: 'inherit', buffer: false, reject: false })
-      children.push(child)
-      ready.push(new Promise<void>((resolve, reject) => {
-        child.stdout?.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve() })
-        void child.then(r => { reject(new Error(`node host exited early (${r.exitCode ?? r.signal ?? '?'})`)) })
-      }))
-      next += count
-    }
-    await Promise.all(ready)
+    await startHosts(k, boot, root, msPerFrame, children)
     const until = Date.now() + 120_000
     while (first.status().peers.length < k - 1 && Date.now() < until) await sleep(200)
     // Gossipsub needs a heartbeat or two to put every peer in a mesh.
@@ -200,18 +235,7 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
     t0 = Date.now()
     const { job } = await client.addJob({ file: clip, settings: '--preset ultrafast', gopsPerChunk: 1 })
     const added = Date.now()
-    let announced = 0
-    for (;;) {
-      // How many announcements went out since the last poll (half a second): what the swarm relayed.
-      const published = first.metrics().announcementsPublished
-      if (published > announced) timeline.push(stamp(Date.now(), `announcements published: ${published - announced}`))
-      announced = published
-      const s = first.status().jobs.find(j => j.id === job.id)
-      if (s === undefined) throw new Error('job vanished')
-      if (s.state === 'failed') throw new Error(`job failed: ${s.error ?? ''}`)
-      if (s.state === 'done') break
-      await sleep(s.chunks.done === s.chunks.total ? 100 : 500)
-    }
+    timeline.push(...await jobDone(first, job.id, stamp))
     originatorLag.disable()
     const usedCpu = process.cpuUsage(originatorCpu)
     console.error(`scale: originator: event-loop delay p50 ${Math.round(originatorLag.percentile(50) / 1e6)} ms, p99 ${Math.round(originatorLag.percentile(99) / 1e6)} ms, max ${Math.round(originatorLag.max / 1e6)} ms; Node.js CPU ${((usedCpu.user + usedCpu.system) / 1e6).toFixed(1)} s in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
@@ -219,13 +243,7 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
     const quarters = [1, 2, 3].map(q => Math.round(((doneTimes[Math.ceil(chunks * q / 4) - 1] ?? t0) - t0) / 100) / 10)
     const allDone = doneTimes[chunks - 1] ?? Date.now()
     const record = JSON.parse(await import('node:fs/promises').then(async fs => await fs.readFile(join(root, 'n0', 'jobs', job.id, 'job.json'), 'utf8'))) as { chunks: unknown[], stats?: { leases: number, backupLeases: number, droppedResults: number } }
-    // The hosts' worker logs and stand-in encodes, on the same clock (one machine), after t0.
-    for (const f of (await readdir(root)).filter(f => f.startsWith('trace-'))) {
-      for (const line of (await readFile(join(root, f), 'utf8')).split('\n')) {
-        const m = /^(\d+) (.*)$/.exec(line)
-        if (m !== null && (Number(m[1]) >= t0 || / is \S{8}$/.test(m[2] as string))) timeline.push(stamp(Number(m[1]), m[2] as string))
-      }
-    }
+    timeline.push(...await hostTraceLines(root, t0, stamp))
     timeline.sort((a, b) => parseFloat(a) - parseFloat(b))
     await mkdir(values.out, { recursive: true })
     await writeFile(join(values.out, `scale-${k}-timeline.txt`), timeline.join('\n') + '\n')
