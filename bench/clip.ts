@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { encoderArgs, startPipeSource, y4mPixFmt, type MediaInfo, type X264Settings } from '../src/media/index.js'
+import { encoderArgs, startPipeSource, y4mPixFmt, type MediaInfo, type EncoderSettings } from '../src/media/index.js'
 
 export interface BenchClip { path: string, seconds: number, width: number, height: number }
 
@@ -61,7 +61,7 @@ function pinned (core: number | undefined, file: string, args: string[]): [strin
  * two, as a shell's `ffmpeg | x264` and as the product's encoder does), both pinned to `core` when
  * given. The whole file in one go needs no --stitchable. Returns wall seconds.
  */
-export async function plainEncode (clip: string, source: MediaInfo, settings: X264Settings, threads: number, outputPath: string, core?: number): Promise<number> {
+export async function plainEncode (clip: string, source: MediaInfo, settings: EncoderSettings, threads: number, outputPath: string, core?: number): Promise<number> {
   const decArgs = ['-v', 'error', '-nostdin', '-i', clip, '-map', '0:v:0', '-fps_mode', 'passthrough', '-pix_fmt', y4mPixFmt(source.video.pixFmt), '-strict', '-1', '-f', 'yuv4mpegpipe', '-']
   const encArgs = encoderArgs(settings, { frameRate: source.video.frameRate, frameCount: source.video.frameCount, threads, outputPath }).filter(a => a !== '--stitchable')
   const t0 = performance.now()

@@ -33,7 +33,7 @@ async function main (): Promise<void> {
   const plainOut = join(work, 'plain.264')
   const plainSec = await plainEncode(clip.path, source, settings, threads, plainOut)
 
-  const report = await encodeFileLocally(clip.path, settings.raw, { workDir: join(work, 'pipeline'), outputPath: join(work, 'pipeline.mkv'), threads, keepWork: true })
+  const report = await encodeFileLocally(clip.path, settings, { workDir: join(work, 'pipeline'), outputPath: join(work, 'pipeline.mkv'), threads, keepWork: true })
   const pipelineSec = report.timings.totalSec
   const pipelineVideoBytes = report.encodedBytes
   const plainBytes = (await stat(plainOut)).size

@@ -10,6 +10,8 @@
  * The originator (node 0) runs in this process; the other nodes in `--processes` child processes
  * (this same script with --host-nodes), so the originator's event loop is not shared with dozens of
  * other nodes (in one process, 50 nodes kept one core busy and the split of a job crawled).
+ * What happened (leases, the split, chunks done, lapses) comes from the nodes' events, taken
+ * in-process (DaemonOptions.onEvent), never from their log text.
  * Writes <out>/scale.json. Not part of the tests.
  */
 import { execa } from 'execa'
@@ -20,7 +22,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { connectControl, startDaemon, type Daemon } from '../src/daemon/index.js'
-import { AbortError, encodeChunk, type EncodeChunkOptions, type EncodedChunk } from '../src/media/index.js'
+import { AbortError, encodeChunk, parseX264Settings, type EncodeChunkOptions, type EncodedChunk } from '../src/media/index.js'
+import type { NodeEvent } from '../src/swarm/index.js'
 
 const { values } = parseArgs({
   options: {
@@ -48,17 +51,22 @@ const sleep = async (ms: number, signal?: AbortSignal): Promise<void> => {
  * A host's trace: `<ms since epoch> <line>` per line, appended synchronously (a line per event, a
  * few hundred per run), merged into the timeline by the parent.
  */
-function tracer (file: string): (line: string) => void {
-  return (line) => { appendFileSync(file, `${Date.now()} ${line}\n`) }
+function tracer (file: string): (line: string, at?: number) => void {
+  return (line, at = Date.now()) => { appendFileSync(file, `${at} ${line}\n`) }
+}
+
+/** A node event as a timeline line: its type, then its fields. */
+function eventLine (e: NodeEvent): string {
+  const { type, at: _at, ...fields } = e
+  return `${type} ${JSON.stringify(fields)}`
 }
 
 /** Sleeps msPerFrame per frame, then copies a real encode of the same shape (made once). */
-function simEncoder (msPerFrame: number, cacheDir: string, trace: (line: string) => void): (o: EncodeChunkOptions) => Promise<EncodedChunk> {
+function simEncoder (msPerFrame: number, cacheDir: string): (o: EncodeChunkOptions) => Promise<EncodedChunk> {
   const cache = new Map<string, Promise<string>>()
+  const shapeSettings = parseX264Settings('--preset ultrafast')
   return async (o) => {
     const started = Date.now()
-    // The segment's path names the worker's home (…/n<i>/…) and the chunk.
-    trace(`encode start ${o.segmentPath}`)
     const key = `${o.frameCount}`
     let made = cache.get(key)
     if (made === undefined) {
@@ -68,7 +76,7 @@ function simEncoder (msPerFrame: number, cacheDir: string, trace: (line: string)
       // after the sleep, on a host busy with the start of a job, it added 1–4 s to every first chunk.
       // Not under this chunk's signal: a chunk given up must not take the shape with it.
       const { signal: _unused, ...unabortable } = o
-      made = encodeChunk({ ...unabortable, settings: '--preset ultrafast', outputPath: path, onProgress: () => {}, niceness: 0 }).then(() => path)
+      made = encodeChunk({ ...unabortable, settings: shapeSettings, outputPath: path, onProgress: () => {}, niceness: 0 }).then(() => path)
       made.catch(() => { cache.delete(key) })
       cache.set(key, made)
     }
@@ -81,22 +89,24 @@ function simEncoder (msPerFrame: number, cacheDir: string, trace: (line: string)
     }
     await mkdir(join(o.outputPath, '..'), { recursive: true })
     await copyFile(await made, o.outputPath)
-    trace(`encode end ${o.segmentPath}`)
     return { path: o.outputPath, sizeBytes: 0, frameCount: o.frameCount, seconds: (Date.now() - started) / 1000 }
   }
 }
 
-/** Starts `count` nodes (homes <root>/n<first>…) bootstrapped to `boot`, in batches of 10. */
-async function startNodes (root: string, first: number, count: number, boot: string[], msPerFrame: number, cacheDir: string, log?: (line: string) => void, trace: (line: string) => void = () => {}): Promise<Daemon[]> {
+/**
+ * Starts `count` nodes (homes <root>/n<first>…) bootstrapped to `boot`, in batches of three. Each
+ * node's events go to `onEvent` with its name, or else into the trace.
+ */
+async function startNodes (root: string, first: number, count: number, boot: string[], msPerFrame: number, cacheDir: string, trace: (line: string, at?: number) => void, onEvent?: (event: NodeEvent) => void): Promise<Daemon[]> {
   await mkdir(cacheDir, { recursive: true })
-  const common = { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, slots: 1, encoder: simEncoder(msPerFrame, cacheDir, trace) }
+  const common = { listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, slots: 1, encoder: simEncoder(msPerFrame, cacheDir) }
   const nodes: Daemon[] = []
   for (let i = 0; i < count; i += 3) {
     // Small batches (hosts start theirs at the same time), so the bootstrap node is not flooded
     // with handshakes all at once.
     nodes.push(...await Promise.all(Array.from({ length: Math.min(3, count - i) }, async (_, j) => {
       const name = `n${first + i + j}`
-      const node = await startDaemon({ home: join(root, name), bootstrap: boot, ...common, log: log ?? ((line) => { if (line.startsWith('worker:')) trace(`${name} ${line}`) }) })
+      const node = await startDaemon({ home: join(root, name), bootstrap: boot, ...common, onEvent: onEvent ?? ((e) => { trace(`${name} ${eventLine(e)}`, e.at) }) })
       trace(`${name} is ${node.peerId.slice(-8)}`)
       return node
     })))
@@ -110,7 +120,7 @@ async function hostNodes (): Promise<void> {
   const count = Number(values['host-nodes'])
   const first = Number(process.env.SWARM_SCALE_FIRST ?? '1')
   const trace = tracer(join(root, `trace-${process.pid}.txt`))
-  const nodes = await startNodes(root, first, count, [values.bootstrap as string], Number(values['ms-per-frame']), join(root, `cache-${process.pid}`), undefined, trace)
+  const nodes = await startNodes(root, first, count, [values.bootstrap as string], Number(values['ms-per-frame']), join(root, `cache-${process.pid}`), trace)
   // How late this process's event loop ran while it hosted its nodes: a node hears announcements
   // and answers claims no sooner than its loop gets to them.
   const lag = monitorEventLoopDelay({ resolution: 20 })
@@ -130,6 +140,59 @@ async function hostNodes (): Promise<void> {
   process.stdout.write('ready\n')
 }
 
+/**
+ * Starts the other k-1 nodes in child processes, all hosts together, each in batches of a few
+ * nodes, so the first nodes to join (the ones every later node grafts onto, up to twice the gossip
+ * mesh degree) are spread over the hosts: started one host after another they were all in the
+ * first, which then ran late (its event loop 2-3 s behind at the start of a job) while the others
+ * had time to spare.
+ */
+async function startHosts (k: number, boot: string, root: string, msPerFrame: number, children: Array<ReturnType<typeof execa>>): Promise<void> {
+  const processes = Math.max(1, Math.min(Number(values.processes), k - 1))
+  let next = 1
+  const ready: Array<Promise<void>> = []
+  for (let p = 0; p < processes && next < k; p++) {
+    const count = Math.ceil((k - next) / (processes - p))
+    const child = execa(process.execPath, [process.argv[1] as string, '--host-nodes', String(count), '--bootstrap', boot, '--root', root, '--ms-per-frame', String(msPerFrame)],
+      { env: { SWARM_SCALE_FIRST: String(next) }, stdin: 'ignore', stderr: 'inherit', buffer: false, reject: false })
+    children.push(child)
+    ready.push(new Promise<void>((resolve, reject) => {
+      child.stdout?.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve() })
+      void child.then(r => { reject(new Error(`node host exited early (${r.exitCode ?? r.signal ?? '?'})`)) })
+    }))
+    next += count
+  }
+  await Promise.all(ready)
+}
+
+/** The hosts' worker logs and stand-in encodes, on the same clock (one machine), after t0. */
+async function hostTraceLines (root: string, t0: number, stamp: (ms: number, what: string) => string): Promise<string[]> {
+  const lines: string[] = []
+  for (const f of (await readdir(root)).filter(f => f.startsWith('trace-'))) {
+    for (const line of (await readFile(join(root, f), 'utf8')).split('\n')) {
+      const m = /^(\d+) (.*)$/.exec(line)
+      if (m !== null && (Number(m[1]) >= t0 || / is \S{8}$/.test(m[2] as string))) lines.push(stamp(Number(m[1]), m[2] as string))
+    }
+  }
+  return lines
+}
+
+/** Waits for the job to end; returns timeline lines of how many announcements went out between polls (what the swarm relayed). */
+async function jobDone (originator: Daemon, jobId: string, stamp: (ms: number, what: string) => string): Promise<string[]> {
+  const lines: string[] = []
+  let announced = 0
+  for (;;) {
+    const published = originator.metrics().announcementsPublished
+    if (published > announced) lines.push(stamp(Date.now(), `announcements published: ${published - announced}`))
+    announced = published
+    const s = originator.status().jobs.find(j => j.id === jobId)
+    if (s === undefined) throw new Error('job vanished')
+    if (s.state === 'failed') throw new Error(`job failed: ${s.error ?? ''}`)
+    if (s.state === 'done') return lines
+    await sleep(s.chunks.done === s.chunks.total ? 100 : 500)
+  }
+}
+
 async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk: number, msPerFrame: number): Promise<Record<string, number | string[]>> {
   const root = await mkdtemp(join(tmpdir(), `swarm-scale-${k}-`))
   const nodes: Daemon[] = []
@@ -142,40 +205,24 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
     let t0 = 0
     /** A timeline line: seconds since the add, then the event. */
     const stamp = (ms: number, what: string): string => `${((ms - t0) / 1000).toFixed(2)} ${what}`
-    // Taken from the originator's log lines as they are written, so the bench need not poll the
+    // Taken from the originator's events as they happen, so the bench need not poll the
     // originator's status often (at 10 polls a second that cost its process about 2% of a core).
     let splitDone = 0
     let firstLease = 0
     const doneTimes: number[] = []
-    const originatorLog = (line: string): void => {
-      if (t0 > 0 && firstLease === 0 && / jobs: lease /.test(` ${line}`)) firstLease = Date.now()
-      if (t0 > 0 && splitDone === 0 && /jobs: \S+: every chunk cut/.test(line)) splitDone = Date.now()
-      if (t0 > 0 && /jobs: chunk \S+ done by/.test(line)) doneTimes.push(Date.now())
-      if (/ expired$| released /.test(line)) leaseLosses.push(line)
-      if (t0 > 0 && /jobs: (lease|backup lease|chunk \S+ done)|refused|sent segment/.test(line)) timeline.push(stamp(Date.now(), line))
+    const originatorEvent = (e: NodeEvent): void => {
+      // A lease that ended without a result (lapsed, past its deadline, refused, or given back with a reason).
+      if (e.type === 'lease:ended' && (e.why !== 'released' || (e.reason !== undefined && e.reason !== 'shutdown'))) leaseLosses.push(eventLine(e))
+      if (t0 === 0 || e.at < t0) return
+      if (e.type === 'lease:granted' && firstLease === 0) firstLease = e.at
+      if (e.type === 'split:done' && splitDone === 0) splitDone = e.at
+      if (e.type === 'chunk:done') doneTimes.push(e.at)
+      timeline.push(stamp(e.at, eventLine(e)))
     }
-    nodes.push(...await startNodes(root, 0, 1, [], msPerFrame, join(root, 'cache-0'), originatorLog))
+    nodes.push(...await startNodes(root, 0, 1, [], msPerFrame, join(root, 'cache-0'), () => {}, originatorEvent))
     const first = nodes[0] as Daemon
     const boot = first.addresses()[0] as string
-    const processes = Math.max(1, Math.min(Number(values.processes), k - 1))
-    let next = 1
-    // All hosts start together, each in batches of a few nodes, so the first nodes to join (the
-    // ones every later node grafts onto, up to twice the gossip mesh degree) are spread over the
-    // hosts: started one host after another they were all in the first, which then ran late
-    // (its event loop 2-3 s behind at the start of a job) while the others had time to spare.
-    const ready: Array<Promise<void>> = []
-    for (let p = 0; p < processes && next < k; p++) {
-      const count = Math.ceil((k - next) / (processes - p))
-      const child = execa(process.execPath, [process.argv[1] as string, '--host-nodes', String(count), '--bootstrap', boot, '--root', root, '--ms-per-frame', String(msPerFrame)],
-        { env: { SWARM_SCALE_FIRST: String(next) }, stdin: 'ignore', stderr: 'inherit', buffer: false, reject: false })
-      children.push(child)
-      ready.push(new Promise<void>((resolve, reject) => {
-        child.stdout?.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve() })
-        void child.then(r => { reject(new Error(`node host exited early (${r.exitCode ?? r.signal ?? '?'})`)) })
-      }))
-      next += count
-    }
-    await Promise.all(ready)
+    await startHosts(k, boot, root, msPerFrame, children)
     const until = Date.now() + 120_000
     while (first.status().peers.length < k - 1 && Date.now() < until) await sleep(200)
     // Gossipsub needs a heartbeat or two to put every peer in a mesh.
@@ -188,18 +235,7 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
     t0 = Date.now()
     const { job } = await client.addJob({ file: clip, settings: '--preset ultrafast', gopsPerChunk: 1 })
     const added = Date.now()
-    let announced = 0
-    for (;;) {
-      // How many announcements went out since the last poll (half a second): what the swarm relayed.
-      const published = first.metrics().announcementsPublished
-      if (published > announced) timeline.push(stamp(Date.now(), `announcements published: ${published - announced}`))
-      announced = published
-      const s = first.status().jobs.find(j => j.id === job.id)
-      if (s === undefined) throw new Error('job vanished')
-      if (s.state === 'failed') throw new Error(`job failed: ${s.error ?? ''}`)
-      if (s.state === 'done') break
-      await sleep(s.chunks.done === s.chunks.total ? 100 : 500)
-    }
+    timeline.push(...await jobDone(first, job.id, stamp))
     originatorLag.disable()
     const usedCpu = process.cpuUsage(originatorCpu)
     console.error(`scale: originator: event-loop delay p50 ${Math.round(originatorLag.percentile(50) / 1e6)} ms, p99 ${Math.round(originatorLag.percentile(99) / 1e6)} ms, max ${Math.round(originatorLag.max / 1e6)} ms; Node.js CPU ${((usedCpu.user + usedCpu.system) / 1e6).toFixed(1)} s in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
@@ -207,13 +243,7 @@ async function runSwarm (k: number, clip: string, chunks: number, framesPerChunk
     const quarters = [1, 2, 3].map(q => Math.round(((doneTimes[Math.ceil(chunks * q / 4) - 1] ?? t0) - t0) / 100) / 10)
     const allDone = doneTimes[chunks - 1] ?? Date.now()
     const record = JSON.parse(await import('node:fs/promises').then(async fs => await fs.readFile(join(root, 'n0', 'jobs', job.id, 'job.json'), 'utf8'))) as { chunks: unknown[], stats?: { leases: number, backupLeases: number, droppedResults: number } }
-    // The hosts' worker logs and stand-in encodes, on the same clock (one machine), after t0.
-    for (const f of (await readdir(root)).filter(f => f.startsWith('trace-'))) {
-      for (const line of (await readFile(join(root, f), 'utf8')).split('\n')) {
-        const m = /^(\d+) (.*)$/.exec(line)
-        if (m !== null && (Number(m[1]) >= t0 || / is \S{8}$/.test(m[2] as string))) timeline.push(stamp(Number(m[1]), m[2] as string))
-      }
-    }
+    timeline.push(...await hostTraceLines(root, t0, stamp))
     timeline.sort((a, b) => parseFloat(a) - parseFloat(b))
     await mkdir(values.out, { recursive: true })
     await writeFile(join(values.out, `scale-${k}-timeline.txt`), timeline.join('\n') + '\n')

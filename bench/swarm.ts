@@ -14,8 +14,10 @@
  *      segment + result bytes, time from `swarm add` to the first lease, merge time as a share of the whole
  *   6. video size and SSIM of swarm-k's output against baseline-1
  *
- * Prints a table and writes <out>/swarm.json (plus every node's stderr under <out>/swarm-logs/).
+ * Prints a table and writes <out>/swarm.json (plus every node's stderr and event log under <out>/swarm-logs/).
  * Real `swarm join` processes on 127.0.0.1 with mDNS off; every node is stopped (SIGINT) at the end.
+ * What happened in a swarm run (leases, segments sent, merge) comes from the nodes' event logs
+ * (`swarm join --events FILE`), never from their log text.
  */
 import { execa } from 'execa'
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
@@ -25,7 +27,8 @@ import { parseArgs } from 'node:util'
 import { defaultSlots, type JobStatus, type StatusJson } from '../src/daemon/client.js'
 import type { JobRecord } from '../src/jobs/index.js'
 import { parseX264Settings, probeMedia } from '../src/media/index.js'
-import { runSwarm, startLocalNode, type LocalNode, type StartNodeOptions } from '../scripts/local-swarm.js'
+import { readEventLog, runSwarm, startLocalNode, type LocalNode, type StartNodeOptions } from '../scripts/local-swarm.js'
+import type { NodeEvent, NodeEventOf, NodeEventType } from '../src/swarm/index.js'
 import { ensureBenchClip, plainEncode, ssim } from './clip.js'
 import { readToolCpu, writeToolShims, type ToolCpu } from './tool-cpu.js'
 
@@ -79,26 +82,33 @@ async function waitForPeers (home: string, want: number, timeoutMs = 60_000): Pr
   }
 }
 
-/** Timestamped lines of one node's stderr, as they arrive in this process. */
+/** One node's stderr, kept to be saved with the results (what the bench measures comes from events). */
 class LineLog {
-  readonly lines: Array<{ t: number, line: string }> = []
+  readonly lines: string[] = []
   private partial = ''
-  constructor (private readonly onLine?: (line: string, t: number) => void) {}
   feed = (text: string): void => {
-    const t = performance.now()
     const parts = (this.partial + text).split('\n')
     this.partial = parts.pop() ?? ''
-    for (const line of parts) { this.lines.push({ t, line }); this.onLine?.(line, t) }
+    this.lines.push(...parts)
   }
-
-  first (re: RegExp, after = 0): number | undefined { return this.lines.find(l => l.t >= after && re.test(l.line))?.t }
 }
 
-async function startNode (home: string, o: StartNodeOptions, log: LineLog): Promise<LocalNode> {
-  const node = await startLocalNode(home, { ...o, onStderr: log.feed })
+/** Starts a node that writes its event log to `events` (a file left over from an earlier run is removed first). */
+async function startNode (home: string, o: StartNodeOptions, log: LineLog, events: string): Promise<LocalNode> {
+  await rm(events, { force: true })
+  const node = await startLocalNode(home, { ...o, onStderr: log.feed, events })
   live.add(node)
   return node
 }
+
+/** A node's events of these types at or after `since` (ms since the epoch), in order. */
+async function eventsOf<T extends NodeEventType> (file: string, since: number, ...types: T[]): Promise<Array<NodeEventOf<T>>> {
+  const all: NodeEvent[] = await readEventLog(file)
+  return all.filter((e): e is NodeEventOf<T> => e.at >= since && (types as string[]).includes(e.type))
+}
+
+/** Seconds from `since` (ms since the epoch) to an event. */
+const secondsAfter = (since: number, e: { at: number } | undefined): number | undefined => e === undefined ? undefined : round((e.at - since) / 1000)
 
 async function stopNodes (nodes: LocalNode[]): Promise<void> {
   await Promise.allSettled(nodes.map(async n => { await n.stop('SIGINT'); live.delete(n) }))
@@ -261,7 +271,8 @@ class WireSampler {
 
 interface SwarmRun {
   seconds: number
-  t0: number
+  /** When `swarm add` was spawned, in ms since the epoch: the nodes' events are stamped on the same clock. */
+  startedAt: number
   job: JobStatus
   record: JobRecord
   output: string
@@ -269,6 +280,7 @@ interface SwarmRun {
 
 /** `swarm add FILE SETTINGS --wait --json` on `home`, timed from spawn to exit; reads the job's record afterwards. */
 async function addAndWait (home: string, clip: string, settings: string, output: string): Promise<SwarmRun> {
+  const startedAt = Date.now()
   const t0 = performance.now()
   const r = await runSwarm(['add', clip, settings, '--home', home, '--output', output, '--wait', '--json'])
   const seconds = (performance.now() - t0) / 1000
@@ -276,12 +288,12 @@ async function addAndWait (home: string, clip: string, settings: string, output:
   const { job } = JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as { job: JobStatus }
   if (job.state !== 'done') throw new Error(`job ${job.id.slice(0, 12)} ended ${job.state}: ${job.error ?? ''}`)
   const record = JSON.parse(await readFile(join(home, 'jobs', job.id, 'job.json'), 'utf8')) as JobRecord
-  return { seconds, t0, job, record, output }
+  return { seconds, startedAt, job, record, output }
 }
 
 async function saveLogs (dir: string, name: string, logs: LineLog[]): Promise<void> {
   await mkdir(dir, { recursive: true })
-  await Promise.all(logs.map(async (l, i) => await writeFile(join(dir, `${name}-node${i + 1}.log`), l.lines.map(x => x.line).join('\n') + '\n')))
+  await Promise.all(logs.map(async (l, i) => await writeFile(join(dir, `${name}-node${i + 1}.log`), l.lines.join('\n') + '\n')))
 }
 
 // ---- main ---------------------------------------------------------------------------------------
@@ -319,7 +331,8 @@ async function main (): Promise<void> {
     const runSwarm1 = async (name: string, slots: number, threads: number): Promise<{ run: SwarmRun, firstLeaseSec: number | undefined }> => {
       load[`before${name}`] = loadavg().map(n => round(n, 2))
       const lineLog = new LineLog()
-      const node = await startNode(join(work, name, 'n1'), { slots, extraArgs: ['--threads', String(threads), '--verbose'] }, lineLog)
+      const events = join(logDir, `${name}-node1.events.jsonl`)
+      const node = await startNode(join(work, name, 'n1'), { slots, extraArgs: ['--threads', String(threads), '--verbose'] }, lineLog, events)
       let run: SwarmRun
       try {
         run = await addAndWait(node.home, clip.path, settings.raw, join(work, name, 'out.mkv'))
@@ -327,9 +340,9 @@ async function main (): Promise<void> {
         await stopNodes([node])
         await saveLogs(logDir, name, [lineLog])
       }
-      const first = lineLog.first(/jobs: lease \S+#\d+ → /, run.t0)
+      const [first] = await eventsOf(events, run.startedAt, 'lease:granted')
       console.log(`${name} (--slots ${slots} --threads ${threads}): ${run.seconds.toFixed(2)} s, ${run.record.chunks.length} chunks`)
-      return { run, firstLeaseSec: first !== undefined ? (first - run.t0) / 1000 : undefined }
+      return { run, firstLeaseSec: secondsAfter(run.startedAt, first) }
     }
     const { run: s1, firstLeaseSec: s1FirstLeaseSec } = pinnedOnly ? { run: undefined, firstLeaseSec: undefined } : await runSwarm1('swarm-1', S, s1Threads)
     const { run: s1One } = pinnedOnly ? { run: undefined } : await runSwarm1('swarm-1-one-encode', 1, T)
@@ -347,6 +360,8 @@ async function main (): Promise<void> {
     // 4. swarm-k: node i (0-based) under `taskset -c i`, so node 1, the originator, shares core 0 with nothing else of ours, like baseline-1
     load.beforeSwarmK = loadavg().map(n => round(n, 2))
     const kLogs = Array.from({ length: k }, () => new LineLog())
+    await mkdir(logDir, { recursive: true })
+    const kEvents = Array.from({ length: k }, (_, i) => join(logDir, `swarm-k-node${i + 1}.events.jsonl`))
     const kNodes: LocalNode[] = []
     let sk: SwarmRun
     let wire: ReturnType<WireSampler['totals']> & { samples: number }
@@ -363,10 +378,10 @@ async function main (): Promise<void> {
         slots: 1, wrapper: ['taskset', '-c', String(i % CORES)], extraArgs: ['--threads', '1', '--verbose'],
         ...(shims !== undefined ? { env: shims.envFor(join(work, `tool-cpu-n${i + 1}.log`)) } : {})
       })
-      const first = await startNode(join(work, 'swarm-k', 'n1'), nodeOpts(0), kLogs[0]!)
+      const first = await startNode(join(work, 'swarm-k', 'n1'), nodeOpts(0), kLogs[0]!, kEvents[0]!)
       kNodes.push(first)
       const boot = first.addresses.find(a => a.startsWith('/ip4/127.0.0.1/')) ?? first.addresses[0] as string
-      const rest = await Promise.all(Array.from({ length: k - 1 }, async (_, j) => await startNode(join(work, 'swarm-k', `n${j + 2}`), { ...nodeOpts(j + 1), bootstrap: [boot] }, kLogs[j + 1]!)))
+      const rest = await Promise.all(Array.from({ length: k - 1 }, async (_, j) => await startNode(join(work, 'swarm-k', `n${j + 2}`), { ...nodeOpts(j + 1), bootstrap: [boot] }, kLogs[j + 1]!, kEvents[j + 1]!)))
       kNodes.push(...rest)
       peersSec = await waitForPeers(first.home, k - 1)
       const listen = `127.0.0.1:${/\/tcp\/(\d+)/.exec(boot)?.[1] ?? ''}`
@@ -417,24 +432,17 @@ async function main (): Promise<void> {
     const base1MeanSec = base1AfterSec === undefined ? base1Sec : (base1Sec + base1AfterSec) / 2
     const ceiling = pairSec === undefined ? undefined : 2 * base1MeanSec / Math.max(...pairSec)
 
-    // 5. from swarm-k's originator: leases, merge, bytes
-    const origin = kLogs[0]!
+    // 5. from swarm-k's originator's events: leases, merge, bytes
+    const origin = kEvents[0]!
     const self = sk.record.originator
-    const leaseLines = origin.lines.filter(l => l.t >= sk.t0 && /jobs: (backup )?lease \S+#\d+ → /.test(l.line)).map(l => {
-      const m = /jobs: (backup )?lease \S+#(\d+) → (\S+)/.exec(l.line)!
-      return { atSec: round((l.t - sk.t0) / 1000), chunk: Number(m[2]), holder: m[3] as string, backup: m[1] !== undefined }
-    })
+    const mine = <E extends { jobId: string }>(e: E): boolean => e.jobId === sk.job.id
+    const leaseLines = (await eventsOf(origin, sk.startedAt, 'lease:granted')).filter(mine).map(e => ({ atSec: secondsAfter(sk.startedAt, e) as number, chunk: e.chunk, holder: e.peer, backup: e.backup }))
     const firstLeaseSec = leaseLines[0]?.atSec
-    const firstRemoteLeaseSec = leaseLines.find(l => !self.endsWith(l.holder))?.atSec
-    const added = origin.first(/jobs: added /, sk.t0)
-    const addedSec = added !== undefined ? (added - sk.t0) / 1000 : undefined
-    const mergeStart = origin.first(/jobs: merging /, sk.t0)
-    const mergeEnd = origin.first(/jobs: \S+ done → /, sk.t0)
-    const mergeSec = mergeStart !== undefined && mergeEnd !== undefined ? (mergeEnd - mergeStart) / 1000 : undefined
-    const segmentsSent = origin.lines.filter(l => l.t >= sk.t0).flatMap(l => {
-      const m = /swarm: sent segment (\S+) \((\d+) bytes\)/.exec(l.line)
-      return m === null ? [] : [{ chunk: m[1] as string, bytes: Number(m[2]) }]
-    })
+    const firstRemoteLeaseSec = leaseLines.find(l => l.holder !== self)?.atSec
+    const addedSec = secondsAfter(sk.startedAt, (await eventsOf(origin, sk.startedAt, 'job:added')).find(mine))
+    const merged = (await eventsOf(origin, sk.startedAt, 'merge:done')).find(mine)
+    const mergeSec = merged !== undefined ? merged.ms / 1000 : undefined
+    const segmentsSent = (await eventsOf(origin, sk.startedAt, 'segment:sent')).filter(mine).map(e => ({ chunk: e.chunk, peer: e.peer, bytes: e.bytes }))
     // What had to cross the wire: for every chunk whose kept result came from another peer, its segment
     // out and its result back (sizes from job.json). Everything else the originator's sockets carried
     // (gossip, claims, heartbeats, aborted transfers, backup copies) is overhead.
@@ -444,9 +452,10 @@ async function main (): Promise<void> {
     const payload = segmentBytes + resultBytes
     const wireBytes = wire.sentAcked + wire.received
     const chunksOverWire = remoteChunks.length
-    // Segment transfers that did not complete: the originator's stream refused or a worker's fetch failed.
-    const failedTransfers = origin.lines.filter(l => l.t >= sk.t0 && /swarm: chunk stream from \S+ refused/.test(l.line)).map(l => l.line.replace(/^\S+ /, ''))
-    const failedFetches = kLogs.flatMap(log => log.lines.filter(l => l.t >= sk.t0 && /fetching the segment failed/.test(l.line)).map(l => l.line.replace(/^\S+ /, '')))
+    // Segment transfers that did not complete: the originator's send broke off or a worker's fetch failed.
+    const failedTransfers = (await eventsOf(origin, sk.startedAt, 'segment:send-failed')).filter(mine).map(e => ({ chunk: e.chunk, peer: e.peer, reason: e.reason }))
+    const failedFetches = (await Promise.all(kEvents.map(async file => await eventsOf(file, sk.startedAt, 'segment:fetch-failed'))))
+      .flatMap((list, i) => list.filter(mine).map(e => ({ node: i + 1, chunk: e.chunk, reason: e.reason })))
     // The best efficiency this chunk plan allows on k equal nodes: no schedule ends before the largest chunk, nor before total / k.
     const frames = sk.record.chunks.map(c => c.frames)
     const totalFrames = frames.reduce((a, b) => a + b, 0)
@@ -575,8 +584,8 @@ async function main (): Promise<void> {
           total: wireBytes,
           connections: wire.connections
         },
-        // "swarm: sent segment" lines: logged once the originator has written the bytes, also when the worker then aborted the transfer.
-        segmentsSentLog: segmentsSent,
+        // segment:sent events: once the originator has written the bytes, also when the worker then aborted the transfer.
+        segmentsSent,
         segmentBytes,
         resultBytes,
         payloadBytes: payload,

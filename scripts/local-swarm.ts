@@ -3,8 +3,10 @@
  * benchmark use to start a local swarm on 127.0.0.1 with mDNS and UPnP off.
  */
 import { execa, type ResultPromise } from 'execa'
+import { readFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { NodeEvent } from '../src/swarm/events.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 /** The project root, whether this runs from scripts/ (tests) or dist/scripts/ (demo). */
@@ -35,6 +37,8 @@ export interface StartNodeOptions {
   timeoutMs?: number
   /** A command put in front of the node, e.g. ['taskset', '-c', '1'] to pin it to a core; none by default. */
   wrapper?: string[]
+  /** `--events FILE`: the node appends its events there (read them with readEventLog). */
+  events?: string
 }
 
 /** Starts `swarm join` on 127.0.0.1 with mDNS off and waits until it prints its peer id, addresses and control URL. */
@@ -43,6 +47,7 @@ export async function startLocalNode (home: string, o: StartNodeOptions = {}): P
   // its real router for a port mapping.
   const args = ['join', '--home', home, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--no-upnp', '--slots', String(o.slots ?? 1), ...(o.extraArgs ?? [])]
   for (const b of o.bootstrap ?? []) args.push('--bootstrap', b)
+  if (o.events !== undefined) args.push('--events', o.events)
   const [file, ...pre] = o.wrapper !== undefined && o.wrapper.length > 0 ? [...o.wrapper, process.execPath] : [process.execPath]
   const proc = execa(file as string, [...pre, SWARM_CLI, ...args], { buffer: false, stdin: 'ignore', reject: false, env: { ...o.env } })
   let stderr = ''
@@ -91,4 +96,12 @@ export async function startLocalNode (home: string, o: StartNodeOptions = {}): P
 export async function runSwarm (args: string[], env: Record<string, string> = {}): Promise<{ exitCode: number, stdout: string, stderr: string }> {
   const r = await execa(process.execPath, [SWARM_CLI, ...args], { reject: false, env, stdin: 'ignore' })
   return { exitCode: r.exitCode ?? 1, stdout: r.stdout, stderr: r.stderr }
+}
+
+/** The events a node wrote with `--events FILE`, in order; a line that is not JSON throws (the node writes whole lines). */
+export async function readEventLog (file: string): Promise<NodeEvent[]> {
+  const text = await readFile(file, 'utf8')
+  return text.split('\n').filter(line => line !== '').map((line, i) => {
+    try { return JSON.parse(line) as NodeEvent } catch (err) { throw new Error(`${file} line ${i + 1} is not JSON: ${(err as Error).message}`) }
+  })
 }

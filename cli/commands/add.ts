@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { connectControl, type ControlClient, type JobStatus } from '../../src/daemon/client.js'
-import { parseX264Settings, quoteShort } from '../../src/media/index.js'
+import { DEFAULT_ENCODER, encoderFor, quoteShort } from '../../src/media/index.js'
 import { UsageError } from '../args.js'
 import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, HOME_HELP, rejectExtraArguments, type Command } from '../command.js'
 import { formatFidelitySummary, formatGivenBack, formatProgressLine } from '../format.js'
@@ -44,7 +44,9 @@ ${HOME_HELP}
     let info
     try { info = await stat(path) } catch { throw new UsageError(`${file}: no such file`) }
     if (!info.isFile()) throw new UsageError(`${file}: not a regular file`)
-    try { parseX264Settings(settings) } catch (e) { throw new UsageError(`settings ${quoteShort(settings)}: ${(e as Error).message}`) }
+    // A trust boundary: the user's settings, checked in this process so bad ones fail before the
+    // node is asked; the node checks them again at its own (jobs/admission.ts checkInput).
+    try { encoderFor(DEFAULT_ENCODER).parseSettings(settings) } catch (e) { throw new UsageError(`settings ${quoteShort(settings)}: ${(e as Error).message}`) }
     const client = await connectControl(home)
     const json = flags.json === true
     if (settings.trim() === '' && !json) err('settings are empty: x264\'s defaults are used (--preset medium --crf 23)')

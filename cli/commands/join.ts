@@ -12,7 +12,7 @@ function isSet (v: string | undefined): boolean { return v !== undefined && ![''
 
 /** `swarm join`: runs a node in the foreground until SIGINT or SIGTERM. */
 export const join: Command = {
-  help: `Usage: swarm join [--home DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--slots N] [--max-memory SIZE] [--no-mdns] [--no-upnp] [--relay] [--announce MULTIADDR]...
+  help: `Usage: swarm join [--home DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--slots N] [--max-memory SIZE] [--no-mdns] [--no-upnp] [--relay] [--announce MULTIADDR]... [--events FILE]
 
 Runs a node until SIGINT or SIGTERM, then stops cleanly (leases it holds are given back).
 It encodes chunks of every job it hears of and originates the jobs added on it. It prints a
@@ -39,8 +39,12 @@ ${HOME_HELP}
                        address's port 4010 is forwarded to this node (repeatable)
   --lease-seconds N    how long a lease on a chunk of a job added here lasts without a heartbeat (default 30)
   --swarm-key FILE     private swarm: only nodes with this pre-shared key can connect
+  --events FILE        append what the node does (leases granted, chunks done, merges, claims,
+                       encodes, uploads, bans) to FILE, one JSON object a line with its "type"
+                       and "at" (ms since the epoch); created readable by you only. For scripts
+                       and benchmarks: the log lines may be reworded, the events keep their fields
   --verbose            log the protocol story (claims, leases, transfers) to stderr`,
-  flags: { listen: { type: 'string', multiple: true }, bootstrap: { type: 'string', multiple: true }, slots: { type: 'number' }, threads: { type: 'number' }, 'max-memory': { type: 'string' }, 'lease-seconds': { type: 'number' }, 'no-mdns': { type: 'boolean' }, 'no-upnp': { type: 'boolean' }, 'swarm-key': { type: 'string' }, verbose: { type: 'boolean' }, relay: { type: 'boolean' }, announce: { type: 'string', multiple: true } },
+  flags: { listen: { type: 'string', multiple: true }, bootstrap: { type: 'string', multiple: true }, slots: { type: 'number' }, threads: { type: 'number' }, 'max-memory': { type: 'string' }, 'lease-seconds': { type: 'number' }, 'no-mdns': { type: 'boolean' }, 'no-upnp': { type: 'boolean' }, 'swarm-key': { type: 'string' }, events: { type: 'string' }, verbose: { type: 'boolean' }, relay: { type: 'boolean' }, announce: { type: 'string', multiple: true } },
   takesHome: true,
   maxPositionals: 0,
   run: async ({ home, flags, positionals }) => {
@@ -83,10 +87,12 @@ ${HOME_HELP}
         ...(swarmKey !== undefined ? { swarmKey } : {}),
         ...(flags['lease-seconds'] !== undefined ? { leaseMs: (flags['lease-seconds'] as number) * 1000 } : {}),
         ...(process.env.SWARM_TEST_ENCODER !== undefined && process.env.SWARM_TEST_ENCODER !== '' ? { encoder: standInEncoder(process.env.SWARM_TEST_ENCODER) } : {}),
+        ...(typeof flags.events === 'string' ? { eventsFile: resolve(flags.events) } : {}),
         log
       })
     } catch (e) {
       const message = (e as Error).message
+      if ((e as Error).name === 'EventLogError') throw new InputProblem(message)
       const inUse = portsInUse(message)
       if (inUse.length > 0) throw new InputProblem(describePortsInUse(inUse))
       if (/multiaddr|another swarm node/i.test(message)) throw new UsageError(message)

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { logger, type Logger, type LogSink } from '../log/index.js'
+import type { NodeEvent } from '../swarm/index.js'
 import { AddJobRequest, type ApiError } from './api.js'
 
 export interface ControlHandlers {
@@ -181,7 +182,10 @@ export class ControlServer {
     res.end(body)
   }
 
-  /** Server-sent events: a DashboardEvent now, then whenever the snapshot changes, and at least every 2 s. */
+  /**
+   * Server-sent events: a DashboardEvent now, then whenever the snapshot changes, and at least
+   * every 2 s; between them, each node event as it happens (an SSE event named `node`).
+   */
   private openEventStream (req: IncomingMessage, res: ServerResponse): void {
     if (this.streams.size >= MAX_EVENT_STREAMS) throw new ControlError(503, 'internal', `too many open event streams (${MAX_EVENT_STREAMS})`)
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-content-type-options': 'nosniff' })
@@ -207,7 +211,15 @@ export class ControlServer {
     if (snapshot === this.lastEvent && now - this.lastEventAt < EVENT_MAX_GAP_MS) return
     this.lastEvent = snapshot
     this.lastEventAt = now
-    const frame = eventFrame(snapshot, now)
+    this.broadcast(eventFrame(snapshot, now))
+  }
+
+  /** A node event (swarm/events.ts), sent to every open stream as a server-sent event named `node`. */
+  event (e: NodeEvent): void {
+    if (this.streams.size > 0) this.broadcast(`event: node\ndata: ${JSON.stringify(e)}\n\n`)
+  }
+
+  private broadcast (frame: string): void {
     for (const res of this.streams) {
       // A client that does not read is not worth buffering for: it gets a fresh snapshot when it catches up.
       if (res.writableLength < 1024 * 1024) res.write(frame)

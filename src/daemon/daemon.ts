@@ -8,13 +8,14 @@ import type { LogSink } from '../log/index.js'
 import type { PlanOptions } from '../media/index.js'
 import {
   ANNOUNCE_INTERVAL_MS, BanList, BANS_FILE, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, JobBoard, loadOrCreateIdentity,
-  describeRelayLimits, pathOf, type RelayLimits, type ReportOffence, type SwarmNode, type BanListOptions, type TransferStats, MAX_CHUNKS_PER_JOB
+  describeRelayLimits, pathOf, type RelayLimits, type ReportOffence, type SwarmNode, type BanListOptions, type TransferStats, MAX_CHUNKS_PER_JOB, type NodeEvent
 } from '../swarm/index.js'
 import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
 import { Worker, type ChunkEncoder } from '../worker/index.js'
 import { API_VERSION, type PeersJson, type StatusJson } from './api.js'
 import { Announcer } from './announcer.js'
 import { controlHandlers } from './control-handlers.js'
+import { EventLog, NodeEvents } from './event-log.js'
 import { ControlServer } from './control-server.js'
 import { lockHome, prepareHome, writeControlFile } from './home.js'
 import { localLink } from './local-link.js'
@@ -63,6 +64,10 @@ export interface DaemonOptions {
    * environment. Never chosen by a peer: nothing from the network reaches this option.
    */
   encoder?: ChunkEncoder
+  /** `swarm join --events FILE`: every node event (swarm/events.ts) appended to FILE as a line of JSON. */
+  eventsFile?: string
+  /** Called with every node event, in order (the scale benchmark takes them in-process). */
+  onEvent?: (event: NodeEvent) => void
 }
 
 export interface Daemon {
@@ -99,6 +104,8 @@ interface Parts {
   reach: OriginatorReach
   /** Peers caught lying, persisted in the home (swarm/bans.ts). */
   bans: BanList
+  /** What the originator, the worker and the block list did, fanned out (event-log.ts). */
+  events: NodeEvents
   relayLimits?: RelayLimits
 }
 
@@ -118,10 +125,12 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
   try {
     const { privateKey } = await loadOrCreateIdentity(o.home)
     const self = peerIdFromPrivateKey(privateKey).toString()
+    const events = await startEvents(o, self, onStop)
     // Before anything listens: a peer banned before a restart is still banned at the first dial.
     const bans = new BanList({ file: join(o.home, BANS_FILE), log, ...o.banLimits })
     await bans.load()
     onStop(async () => { await bans.flush() })
+    bans.on('banned', (ban) => { events.publish({ type: 'peer:banned', at: ban.since, peer: ban.peer, reason: ban.reason, until: ban.until, jobIds: ban.jobs }) })
     const reportOffence: ReportOffence = (offence) => { if (offence.peer !== self) bans.report(offence) }
     const reportStrike: ReportOffence = (offence) => { if (offence.peer !== self) bans.strike(offence) }
     let node: SwarmNode | undefined
@@ -139,6 +148,8 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}),
       ...(o.plan !== undefined ? { plan: o.plan } : {})
     })
+    // Before start: resuming a job is the first thing that may happen.
+    originator.on('event', events.publish)
     await originator.start()
     onStop(async () => { await originator.stop() })
 
@@ -165,14 +176,15 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       ...(o.remoteJobLimits?.strangerEvictions !== undefined ? { strangerEvictions: o.remoteJobLimits.strangerEvictions } : {})
     })
     const beforeWorker = {
-      self, log, libp2p, originator, bans, remoteJobs, reach: new OriginatorReach({ log }),
+      self, log, libp2p, originator, bans, events, remoteJobs, reach: new OriginatorReach({ log }),
       ...(o.relay !== undefined ? { relayLimits: o.relay } : {})
     }
     const workerStopping = new AbortController()
     const worker = await startWorker(o, beforeWorker, slots, swarmSize, { reportOffence, reportStrike }, workerStopping.signal)
     workerRef = worker
+    worker.on('event', events.publish)
     // An originator that took a result of ours is one this node works for: room is kept for its jobs.
-    worker.on('delivered', (d) => { if (d.originator !== self) remoteJobs.workedFor(d.originator, Date.now()) })
+    events.add((e) => { if (e.type === 'upload:accepted' && e.originator !== self) remoteJobs.workedFor(e.originator, e.at) })
     onStop(async () => { await worker.stop() })
     // Stops run in reverse: connections the worker is still making are given up before it stops.
     onStop(async () => { workerStopping.abort() })
@@ -205,6 +217,19 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     await undo()
     throw err
   }
+}
+
+/** The node's event fan-out, with the event log (`--events FILE`) and the caller's listener as its first sinks. */
+async function startEvents (o: DaemonOptions, self: string, onStop: OnStop): Promise<NodeEvents> {
+  const events = new NodeEvents(o.log)
+  if (o.eventsFile !== undefined) {
+    const file = await EventLog.open(o.eventsFile, o.log)
+    events.add(file.write)
+    onStop(async () => { await file.close() })
+  }
+  if (o.onEvent !== undefined) events.add(o.onEvent)
+  events.publish({ type: 'node:started', at: Date.now(), peer: self })
+  return events
 }
 
 function remoteJobLimits (o: DaemonOptions): { perOriginator: number, total: number } {
@@ -298,6 +323,7 @@ async function startControl (home: string, p: Parts, onStop: OnStop): Promise<Co
   }), p.log)
   await control.start()
   onStop(async () => { await control.stop() })
+  p.events.add((e) => { control.event(e) })
   const controlFile = await writeControlFile(home, { url: control.url, token: control.token, pid: process.pid, peerId: p.self, apiVersion: API_VERSION })
   onStop(async () => { if (existsSync(controlFile)) await rm(controlFile, { force: true }) })
   return control

@@ -2,10 +2,13 @@
  * The swarm dashboard: one page served by the node's control server on 127.0.0.1. It listens to
  * the server-sent event stream /v1/events (a DashboardEvent per change, at least every 2 s) and
  * updates the page in place: peers, jobs, a chunk map per job, throughput over time and ETA.
+ * Between snapshots the same stream carries each node event (an SSE event named `node`): the
+ * activity list.
  */
 
 // ---- the shapes the node sends: the control API's own (src/daemon/api.ts), types only ----
 import type { BannedPeerInfo, ChunkStatus, DashboardEvent, JobStatus, StatusJson } from '../daemon/api.js'
+import type { NodeEvent } from '../swarm/events.js'
 
 // ---- helpers ----
 function $ (id: string): HTMLElement {
@@ -186,6 +189,25 @@ function renderBanned (banned: BannedPeerInfo[]): void {
   }))
 }
 
+// ---- node events ----
+const ACTIVITY_LINES = 40
+
+/** One line for any event: its type, job and chunk, the other peer, and why, where it says. */
+function describeEvent (e: NodeEvent): string {
+  const where = 'jobId' in e ? `${e.jobId.slice(0, 8)}${'chunk' in e ? `#${e.chunk}` : ''}` : ''
+  const who = 'peer' in e ? shortPeer(e.peer) : 'originator' in e ? `for ${shortPeer(e.originator)}` : ''
+  const why = 'reason' in e && e.reason !== undefined ? e.reason : ''
+  return [new Date(e.at).toLocaleTimeString(), e.type, where, who, why].filter(p => p !== '').join(' ')
+}
+
+function addActivity (e: NodeEvent): void {
+  const list = $('activity')
+  // textContent only: a reason may quote what a peer sent.
+  list.prepend(el('li', '', describeEvent(e)))
+  while (list.children.length > ACTIVITY_LINES) list.lastElementChild?.remove()
+  $('no-activity').hidden = true
+}
+
 // ---- the event stream ----
 function render (e: DashboardEvent): void {
   const s = e.status
@@ -214,6 +236,7 @@ function connect (): void {
     show('live', 'live')
     render(JSON.parse(m.data) as DashboardEvent)
   }
+  source.addEventListener('node', (m: MessageEvent<string>) => { addActivity(JSON.parse(m.data) as NodeEvent) })
   source.onerror = () => {
     show(source.readyState === EventSource.CLOSED ? 'lost' : 'connecting', source.readyState === EventSource.CLOSED ? 'disconnected: reload (a restarted node prints a new dashboard URL)' : 'reconnecting…')
   }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { isAbsolute } from 'node:path'
-import { checkSourceCrc, DISK_RESERVE_BYTES, freeBytes, parseX264Settings, prepareSource, sha256File, type MediaInfo, type PlanOptions } from '../media/index.js'
+import { checkSourceCrc, DEFAULT_ENCODER, DISK_RESERVE_BYTES, encoderFor, freeBytes, prepareSource, sha256File, type EncoderSettings, type MediaInfo, type PlanOptions } from '../media/index.js'
 
 /**
  * What a request to add a job must be before it becomes one: the checks of `swarm add`'s input,
@@ -28,11 +28,15 @@ export class InputError extends Error {
 
 const formatMiB = (bytes: number): string => bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(1)} GiB` : `${Math.ceil(bytes / 1024 ** 2)} MiB`
 
-/** The settings parsed, the source probed and its content hashed; any of them failing is the user's input at fault. */
-export async function checkInput (req: AddJobRequest): Promise<{ args: string[], source: MediaInfo, sourceSha256: string }> {
+/**
+ * The settings parsed, the source probed and its content hashed; any of them failing is the user's
+ * input at fault. This is the originator's trust boundary for settings: whatever asked (the
+ * control API, `swarm add`), they are parsed here, once, and the job's code takes the parsed value.
+ */
+export async function checkInput (req: AddJobRequest): Promise<{ settings: EncoderSettings, source: MediaInfo, sourceSha256: string }> {
   if (!isAbsolute(req.file)) throw new InputError(`${req.file}: give an absolute path`)
-  let args: string[]
-  try { args = parseX264Settings(req.settings).args } catch (err) { throw new InputError((err as Error).message) }
+  let settings: EncoderSettings
+  try { settings = encoderFor(DEFAULT_ENCODER).parseSettings(req.settings) } catch (err) { throw new InputError((err as Error).message) }
   // The content hash (the job's id) is read alongside the probe: both read the whole file.
   const hashing = sha256File(req.file)
   hashing.catch(() => {}) // a missing or unreadable file is reported by the checks below
@@ -46,14 +50,14 @@ export async function checkInput (req: AddJobRequest): Promise<{ args: string[],
   if (source.damage !== undefined && req.allowDamaged !== true) {
     throw new InputError(`${req.file}: ${source.damage.message}. Nothing was queued; fetch the file again, or add it with --allow-damaged to encode the ${source.damage.contentSec.toFixed(1)} s that are there`)
   }
-  return { args, source, sourceSha256: await hashing }
+  return { settings, source, sourceSha256: await hashing }
 }
 
 /**
  * A job's id: the same content with the same settings is the same job, however the settings were
  * quoted or spaced (`args` are the parsed settings).
  */
-export function jobIdOf (sourceSha256: string, args: string[]): string {
+export function jobIdOf (sourceSha256: string, args: readonly string[]): string {
   return createHash('sha256').update(`swarm-job/v1\n${sourceSha256}\n${args.join('\u0000')}`).digest('hex')
 }
 

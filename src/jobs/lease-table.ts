@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { logger, shortChunk, shortJob, shortPeer, type Logger, type LogSink } from '../log/index.js'
-import type { Answer } from '../swarm/index.js'
+import type { Answer, EmitEvent, OriginatorEvent } from '../swarm/index.js'
 import { refusal, type ChunkRecord, type JobRecord, type JobStats, type LeaseRecord, type ResultRecord } from './types.js'
 
 export const DEFAULT_LEASE_MS = 30_000
@@ -69,6 +69,8 @@ export interface LeaseTableOptions {
   changed: (job: JobRecord, announce: boolean) => void
   /** A job can no longer finish (a chunk failed everywhere): the owner fails it, which calls abandon. */
   failed: (job: JobRecord, error: string) => void
+  /** Leases granted and ended, as node events (swarm/events.ts); the owner stamps them. */
+  event?: EmitEvent<OriginatorEvent>
 }
 
 /** A claim's answer: the lease as this table records it. */
@@ -195,6 +197,7 @@ export class LeaseTable {
     if (!found.ok) return found
     const { job, chunk } = found
     this.drop(chunk, found.lease)
+    this.o.event?.({ type: 'lease:ended', why: 'released', jobId, chunk: chunkIndex, peer, ...(reason !== '' ? { reason: reason.slice(0, 500) } : {}) })
     if (reason !== '' && reason !== 'shutdown') {
       chunk.failures.push({ peer, reason: reason.slice(0, 500), at: this.now() })
       this.log.info(`${shortPeer(peer)} released ${shortChunk(jobId, chunkIndex)}: ${reason}`)
@@ -221,6 +224,7 @@ export class LeaseTable {
           } else if (lease.expiresAt <= now) {
             this.log.info(`lease on ${shortChunk(job.id, chunk.index)} held by ${shortPeer(lease.holder)} expired`)
             this.drop(chunk, lease)
+            this.o.event?.({ type: 'lease:ended', why: 'expired', jobId: job.id, chunk: chunk.index, peer: lease.holder })
           } else {
             continue
           }
@@ -297,6 +301,7 @@ export class LeaseTable {
     if (job === undefined || chunk === undefined || lease === undefined || chunk.state !== 'leased') return
     this.log.info(`lease on ${shortChunk(jobId, chunkIndex)} held by ${shortPeer(lease.holder)} ends: its result was refused`)
     this.drop(chunk, lease)
+    this.o.event?.({ type: 'lease:ended', why: 'refused', jobId, chunk: chunkIndex, peer: lease.holder })
     this.o.changed(job, true)
   }
 
@@ -395,6 +400,7 @@ export class LeaseTable {
     if (overdue.length > PAST_HOLDERS) overdue.shift()
     chunk.overdue = overdue
     this.drop(chunk, lease)
+    this.o.event?.({ type: 'lease:ended', why: 'overdue', jobId: job.id, chunk: chunk.index, peer: lease.holder })
   }
 
   private leasesHeld (job: JobRecord, peer: string): number {
@@ -437,6 +443,7 @@ export class LeaseTable {
     countStat(job, 'leases')
     this.o.changed(job, true)
     this.log.trace(`lease ${shortChunk(jobId, chunkIndex)} → ${shortPeer(claimant)}`)
+    this.o.event?.({ type: 'lease:granted', jobId, chunk: chunkIndex, peer: claimant, backup: false })
     return { ok: true, lease }
   }
 
@@ -454,6 +461,7 @@ export class LeaseTable {
     countStat(job, 'backupLeases')
     this.o.changed(job, true)
     this.log.trace(`backup lease ${shortChunk(job.id, chunk.index)} → ${shortPeer(claimant)} (holder ${shortPeer(lease.holder)} at ${lease.framesDone}/${chunk.frames})`)
+    this.o.event?.({ type: 'lease:granted', jobId: job.id, chunk: chunk.index, peer: claimant, backup: true })
     return { ok: true, lease: backup }
   }
 

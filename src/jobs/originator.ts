@@ -3,13 +3,16 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { access, mkdir, rm, stat } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import {
-  checkFidelity, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, otherTracksInput, parseX264Settings, statedRange, planChunks, prepareSource,
+  checkFidelity, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, otherTracksInput, statedRange, planChunks, prepareSource,
   verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { jobTag, logger, shortJob, type Logger, type LogSink } from '../log/index.js'
-import type { Answer, ReportOffence, SegmentOffer } from '../swarm/index.js'
+import type { Answer, OriginatorEvent, ReportOffence, SegmentOffer, UnstampedEvent } from '../swarm/index.js'
+// The events module alone, not the swarm layer's index: stamping an event needs no libp2p.
+import { stamped } from '../swarm/events.js'
 import { checkChunkCount, checkInput, checkRoomForSegments, InputError, jobIdOf, planOptionsFor, type AddJobRequest } from './admission.js'
 import type { JobFolder } from './job-folder.js'
+import { keepSettings, settingsOf } from './job-settings.js'
 import { JobStore } from './job-store.js'
 import { DEFAULT_MAX_LEASES_PER_PEER, LeaseTable, type LeaseAnswer } from './lease-table.js'
 import { ResultIntake } from './result-intake.js'
@@ -85,7 +88,7 @@ function needsRun (job: JobRecord): boolean {
  * (who may hold which chunk), the splitter (segments from the source) and the result intake
  * (uploads let in, verified and kept); the job's folder is job-folder.ts. Merging is its own.
  */
-export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
+export class Originator extends EventEmitter<{ changed: [jobId: string], event: [OriginatorEvent] }> {
   private readonly store: JobStore
   private readonly leases: LeaseTable
   private readonly intake: ResultIntake
@@ -107,6 +110,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       log: o.log,
       changed: (job, announce) => { this.touch(job, announce) },
       failed: (job, error) => { this.fail(job, error) },
+      event: (e) => { this.tell(e) },
       leaseMs: o.leaseMs,
       maxChunkFailures: o.maxChunkFailures,
       swarmSize: o.swarmSize,
@@ -130,9 +134,13 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       log: o.log,
       verifyConcurrency: o.verifyConcurrency,
       reportOffence: o.reportOffence,
-      isBanned: o.isBanned
+      isBanned: o.isBanned,
+      event: (e) => { this.tell(e) }
     })
   }
+
+  /** Emits a node event (swarm/events.ts) stamped with this originator's clock. */
+  private tell (event: UnstampedEvent<OriginatorEvent>): void { this.emit('event', stamped(event, this.now())) }
 
   get jobsDir (): string { return this.store.dir }
   jobDir (id: string): string { return this.store.jobDir(id) }
@@ -168,8 +176,8 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
    * (missing file, refused settings, CRC mismatch, no video) throws InputError and queues nothing.
    */
   async addJob (req: AddJobRequest): Promise<{ job: JobRecord, existing: boolean }> {
-    const { args, source, sourceSha256 } = await checkInput(req)
-    const id = jobIdOf(sourceSha256, args)
+    const { settings, source, sourceSha256 } = await checkInput(req)
+    const id = jobIdOf(sourceSha256, settings.args)
     const existing = this.store.get(id)
     if (existing !== undefined) {
       // A failed job added again is retried from where it stopped: verified chunks are kept.
@@ -190,6 +198,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       throw new InputError((err as Error).message)
     }
     const now = this.now()
+    const encodeSettings = effectiveSettings(settings, source.video)
     const job: JobRecord = {
       version: JOB_RECORD_VERSION,
       id,
@@ -197,7 +206,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       sourceSha256,
       sourceSize: source.sizeBytes,
       settings: req.settings,
-      encodeSettings: effectiveSettings(req.settings, source.video).raw,
+      encodeSettings: encodeSettings.raw,
       ...(source.damage !== undefined ? { damage: source.damage.message } : {}),
       ...(source.video.closedCaptions && req.dropCaptions === true ? { dropCaptions: true } : {}),
       ...(req.output !== undefined ? { requestedOutput: resolve(req.output) } : {}),
@@ -211,9 +220,11 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       plan: planOptions,
       chunks: plan.chunks.map(c => ({ index: c.index, startFrame: c.startFrame, frames: c.frameCount, state: 'pending', pastHolders: [], failures: [] }))
     }
+    keepSettings(job, { user: settings, encode: encodeSettings })
     this.sources.set(id, source)
     await this.store.create(job)
     this.log.info(`added ${shortJob(id)} ${req.file} (${plan.chunks.length} chunks, ${source.video.frameCount} frames)`)
+    this.tell({ type: 'job:added', jobId: id, file: req.file, chunks: plan.chunks.length, frames: source.video.frameCount })
     this.runInBackground(id)
     this.emit('changed', id)
     return { job, existing: false }
@@ -279,6 +290,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     // The originator is where a cancel happens; without this line its log never said so, and
     // the refusals peers' late messages get next looked like a fault.
     this.log.info(`${shortJob(id)} cancelled: its segments and results are removed, peers are told it is gone`)
+    this.tell({ type: 'job:cancelled', jobId: id })
     this.emit('changed', id)
     return true
   }
@@ -326,6 +338,15 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
         frameRate: job.video.frameRate, pixFmt: job.video.pixFmt, width: job.video.width, height: job.video.height
       }
     }
+  }
+
+  /** A segment's bytes all went out on the holder's stream (the swarm layer's chunk protocol says so). */
+  segmentSent (jobId: string, chunkIndex: number, peer: string, bytes: number, relayed: boolean): void {
+    this.tell({ type: 'segment:sent', jobId, chunk: chunkIndex, peer, bytes, relayed })
+  }
+
+  segmentSendFailed (jobId: string, chunkIndex: number, peer: string, reason: string): void {
+    this.tell({ type: 'segment:send-failed', jobId, chunk: chunkIndex, peer, reason })
   }
 
   /** An upload's turn and checks: result-intake.ts. */
@@ -397,7 +418,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
 
   /** Cuts the chunks still pending; each opens as soon as its segment exists, so workers start early. */
   private async split (job: JobRecord, signal: AbortSignal): Promise<void> {
-    const splitStarted = performance.now()
+    const splitStarted = this.now()
     const source = await this.sourceOf(job, signal)
     const plan = planChunks(source, job.plan ?? { ...this.o.plan, minChunks: job.chunks.length })
     if (plan.chunks.length !== job.chunks.length) throw new Error(`the plan for ${job.sourcePath} no longer matches the job (${plan.chunks.length} chunks, was ${job.chunks.length})`)
@@ -419,7 +440,8 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
       ...(source.sizeBytes >= (this.o.cutAheadFromBytes ?? DEFAULT_CUT_AHEAD_FROM_BYTES) ? { room: async () => { await this.roomToCut(job, signal) } } : {})
     })
     job.state = 'encoding'
-    this.log.debug(`${jobTag(job.id)}: every chunk cut (${((performance.now() - splitStarted) / 1000).toFixed(2)} s)`)
+    this.log.debug(`${jobTag(job.id)}: every chunk cut (${((this.now() - splitStarted) / 1000).toFixed(2)} s)`)
+    this.tell({ type: 'split:done', jobId: job.id, chunks: job.chunks.length, ms: this.now() - splitStarted })
     this.touch(job)
     await this.save(job.id)
   }
@@ -429,6 +451,8 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const folder = this.folder(job.id)
     const chunkPaths = job.chunks.map(c => folder.result(c.result?.file ?? folder.resultName(c.index)))
     this.log.debug(`merging ${shortJob(job.id)}`)
+    const mergeStarted = this.now()
+    this.tell({ type: 'merge:started', jobId: job.id })
     const workDir = folder.merge
     await mkdir(workDir, { recursive: true })
     // Captions ride in the source's pictures, which the encode replaces: taken out as a subtitle track.
@@ -437,7 +461,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     const otherTracks = await pathExists(tracks) ? tracks : await otherTracksInput(source, tracks, { signal })
     const result = await mergeChunks({
       source, chunkPaths, workDir, signal, otherTracks: otherTracks ?? null,
-      ...rangeOption(statedRange(parseX264Settings(job.encodeSettings ?? job.settings))),
+      ...rangeOption(statedRange(settingsOf(job).encode)),
       ...(job.requestedOutput !== undefined ? { outputPath: job.requestedOutput } : {}),
       captions
     })
@@ -446,7 +470,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     job.output = result.path
     // The single place where "nothing lost" is decided: a failed check fails the job, with the table.
     // The user's settings, not the effective ones: colour carried over from the source is compared, not skipped.
-    job.fidelity = await checkFidelity(source, result.path, { settings: job.settings, captionsDropped: job.dropCaptions === true, captionChannels: captions.map(c => c.channel), output, chunkStarts: job.chunks.map(c => c.startFrame), signal })
+    job.fidelity = await checkFidelity(source, result.path, { settings: settingsOf(job).user, captionsDropped: job.dropCaptions === true, captionChannels: captions.map(c => c.channel), output, chunkStarts: job.chunks.map(c => c.startFrame), signal })
     if (!job.fidelity.ok) {
       this.fail(job, `the output ${result.path} differs from the source:\n${formatFidelity(job.fidelity)}`)
       await this.save(job.id)
@@ -458,6 +482,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     // The output is verified: segments and results have done their work.
     await Promise.all(folder.scratch.map(async d => await rm(d, { recursive: true, force: true })))
     this.log.info(`${shortJob(job.id)} done → ${result.path}`)
+    this.tell({ type: 'merge:done', jobId: job.id, ms: this.now() - mergeStarted, output: result.path })
   }
 
   private fail (job: JobRecord, error: string): void {
@@ -466,6 +491,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string] }> {
     job.error = error
     this.leases.abandon(job)
     this.log.info(`${shortJob(job.id)} failed: ${error}`)
+    this.tell({ type: 'job:failed', jobId: job.id, reason: error })
     this.touch(job)
     void this.save(job.id)
   }

@@ -1,12 +1,13 @@
 import { availableParallelism } from 'node:os'
 import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import {
-  reserveSpace, type SpaceReservation, comparePictures, convicts, encodedSize, parseX264Settings, referenceStructure, segmentTimesFromSource, VerificationError, verifyEncodedChunk,
+  reserveSpace, type SpaceReservation, comparePictures, convicts, encodedSize, encoderFor, referenceStructure, segmentTimesFromSource, VerificationError, verifyEncodedChunk,
   type MediaInfo, type ReferenceStructure
 } from '../media/index.js'
 import { logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
-import type { Answer, Refusal, ReportOffence } from '../swarm/index.js'
+import type { Answer, EmitEvent, OriginatorEvent, Refusal, ReportOffence } from '../swarm/index.js'
 import type { JobFolder } from './job-folder.js'
+import { settingsOf } from './job-settings.js'
 import { countStat, type LeaseTable } from './lease-table.js'
 import { refusal, type ChunkRecord, type JobRecord } from './types.js'
 
@@ -79,20 +80,17 @@ const RESULT_SEGMENT_MULTIPLE = 32
  */
 const RESULT_RAW_MARGIN = 1.25
 
-/** Bytes per pixel of a raw picture as x264 would write it with these settings (output colour space and depth). */
-function rawBytesPerPixel (settings: string): number {
-  let args: string[] = []
-  let depth = 8
-  try { const parsed = parseX264Settings(settings); args = parsed.args; depth = parsed.outputDepth } catch { /* checked when the job was added */ }
-  const at = args.indexOf('--output-csp')
-  const csp = at >= 0 ? args[at + 1] ?? 'i420' : 'i420'
-  const samples = csp === 'i400' ? 1 : ['i422', 'yv16', 'nv16', 'yuyv', 'uyvy'].includes(csp) ? 2 : ['i444', 'yv24', 'bgr', 'rgb'].includes(csp) ? 3 : csp === 'bgra' ? 4 : 1.5
-  return samples * depth / 8
+/** Bytes per pixel of a raw picture as the job's encoder would write it (output colour space and depth); 8-bit 4:2:0 if its settings no longer parse. */
+function rawBytesPerPixel (job: JobRecord): number {
+  try {
+    const settings = settingsOf(job).encode
+    return encoderFor(settings.encoder).rawBytesPerPixel(settings)
+  } catch { return 1.5 /* checked when the job was added */ }
 }
 
 /** The largest result a chunk can honestly have (see RESULT_SEGMENT_MULTIPLE and RESULT_RAW_MARGIN). */
 export function maxResultBytes (job: JobRecord, chunk: ChunkRecord): number {
-  const raw = chunk.frames * job.video.width * job.video.height * rawBytesPerPixel(job.encodeSettings ?? job.settings)
+  const raw = chunk.frames * job.video.width * job.video.height * rawBytesPerPixel(job)
   return Math.ceil(Math.max(RESULT_SEGMENT_MULTIPLE * (chunk.segment?.size ?? 0), RESULT_RAW_MARGIN * raw)) + 1024 * 1024
 }
 
@@ -119,6 +117,8 @@ export interface ResultIntakeOptions {
   reportOffence?: ReportOffence
   /** Whether a peer is banned now, from the node or from the job: its results still waiting to be checked are then refused unchecked. */
   isBanned?: (peer: string, jobId: string) => boolean
+  /** Results refused and chunks done, as node events (swarm/events.ts); the owner stamps them. */
+  event?: EmitEvent<OriginatorEvent>
 }
 
 /**
@@ -155,11 +155,11 @@ export class ResultIntake {
    */
   async resultSlot (jobId: string, chunkIndex: number, leaseId: string, peer: string, size: number): Promise<Answer<{ tmpPath: string, maxBytes: number }>> {
     const found = this.o.leases.beginUpload(jobId, chunkIndex, leaseId, peer)
-    if (!found.ok) return found
+    if (!found.ok) return this.told(jobId, chunkIndex, peer, found)
     const { job, chunk } = found
     const maxBytes = maxResultBytes(job, chunk)
     const folder = this.o.folder(jobId)
-    const refuse = (r: Refusal): Refusal => { this.o.leases.endUpload(jobId, chunkIndex, leaseId, 'lost'); return r }
+    const refuse = (r: Refusal): Refusal => { this.o.leases.endUpload(jobId, chunkIndex, leaseId, 'lost'); return this.told(jobId, chunkIndex, peer, r) }
     if (size > maxBytes) return refuse({ ok: false, code: 'too-large', message: `result of ${size} bytes is larger than the ${maxBytes} a chunk of ${chunk.frames} frames (segment of ${chunk.segment?.size ?? 0} bytes) can be` })
     let space: SpaceReservation | undefined
     try {
@@ -190,6 +190,7 @@ export class ResultIntake {
    * keeps it if the chunk is still not done. Nothing unverified ever counts.
    */
   async accept (jobId: string, chunkIndex: number, peer: string, tmpPath: string, sha256: string): Promise<Answer> {
+    const started = this.now()
     const upload = this.uploads.get(tmpPath)
     // Its bytes are on disk now, where statfs counts them.
     upload?.space?.release()
@@ -199,28 +200,36 @@ export class ResultIntake {
     const chunk = job?.chunks[chunkIndex]
     if (upload === undefined || upload.jobId !== jobId || upload.chunk !== chunkIndex || upload.peer !== peer) {
       await rm(tmpPath, { force: true })
-      return refusal('not-holder', 'no upload was let in for this result')
+      return this.told(jobId, chunkIndex, peer, refusal('not-holder', 'no upload was let in for this result'))
     }
-    if (job === undefined || chunk === undefined) { await rm(tmpPath, { force: true }); return refusal('unknown-job', 'job or chunk vanished') }
+    if (job === undefined || chunk === undefined) { await rm(tmpPath, { force: true }); return this.told(jobId, chunkIndex, peer, refusal('unknown-job', 'job or chunk vanished')) }
     const bad = await this.verifyResult(job, chunk, peer, tmpPath)
-    if (bad !== undefined) { ended('refused'); return bad }
+    if (bad !== undefined) { ended('refused'); return this.told(jobId, chunkIndex, peer, bad) }
     // Re-check after the await: another copy may have been taken meanwhile.
     if (chunk.state === 'done') {
       await rm(tmpPath, { force: true })
       countStat(job, 'droppedResults')
       ended('lost')
-      return refusal('already-done', `chunk ${chunkIndex} is already done`)
+      return this.told(jobId, chunkIndex, peer, refusal('already-done', `chunk ${chunkIndex} is already done`))
     }
     const folder = this.o.folder(jobId)
     const file = folder.resultName(chunkIndex)
     await mkdir(folder.results, { recursive: true })
     await rename(tmpPath, folder.result(file))
     const size = (await stat(folder.result(file))).size
+    const leasedAt = [chunk.lease, chunk.backup].find(l => l?.holder === peer)?.issuedAt
     this.o.leases.complete(job, chunk, peer, { file, size, sha256, encodedBy: peer, at: this.now() })
+    this.o.event?.({ type: 'chunk:done', jobId, chunk: chunkIndex, peer, bytes: size, verifyMs: this.now() - started, ...(leasedAt !== undefined ? { leaseMs: this.now() - leasedAt } : {}) })
     await this.o.jobs.save(jobId)
     await this.dropSegment(job, chunk)
     this.o.chunkDone(job, chunk)
     return { ok: true }
+  }
+
+  /** A refusal on its way back to the peer, told as a node event. */
+  private told (jobId: string, chunk: number, peer: string, r: Refusal): Refusal {
+    this.o.event?.({ type: 'result:refused', jobId, chunk, peer, code: r.code, reason: r.message })
+    return r
   }
 
   /**
@@ -240,7 +249,7 @@ export class ResultIntake {
   private async structureOf (job: JobRecord): Promise<ReferenceStructure> {
     let reference = this.structures.get(job.id)
     if (reference === undefined) {
-      reference = referenceStructure({ settings: job.encodeSettings ?? job.settings, width: job.video.width, height: job.video.height, sourcePixFmt: job.video.pixFmt, frameRate: job.video.frameRate })
+      reference = referenceStructure({ settings: settingsOf(job).encode, width: job.video.width, height: job.video.height, sourcePixFmt: job.video.pixFmt, frameRate: job.video.frameRate })
       this.structures.set(job.id, reference)
       reference.catch(() => { if (this.structures.get(job.id) === reference) this.structures.delete(job.id) })
     }

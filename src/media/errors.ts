@@ -36,7 +36,7 @@ export class MemoryBudgetError extends MediaError {
   }
 }
 
-/** The x264 settings string was refused. `option` names the offending option. */
+/** An encoder's settings string was refused. `option` names the offending option. */
 export class SettingsError extends MediaError {
   override readonly name = 'SettingsError'
   constructor (message: string, readonly option?: string) {

@@ -2,7 +2,8 @@ import { basename } from 'node:path'
 import { captionsTrackName, isCaptionsTrackName, type CaptionsChannel } from './captions.js'
 import { compareCutPictures } from './cut-pictures.js'
 import { attachmentNamesOf, probeMedia, syncStartsOf, type MediaInfo, type PacketSpan, type StreamInfo, type VideoColour } from './probe.js'
-import { parseX264Settings, type X264Settings } from './settings.js'
+import { colourSetBy } from './colour.js'
+import type { EncoderSettings } from './encoders/index.js'
 
 /**
  * The one place where "nothing lost" is decided: the merged output against its source, from
@@ -26,9 +27,7 @@ export interface FidelityReport {
 /** Matroska stores times in milliseconds; half of one is rounding, a whole one is the promise. */
 const OFFSET_TOLERANCE_S = 0.001
 
-const COLOUR_OPTIONS: Record<keyof VideoColour, string> = {
-  range: 'range', primaries: 'colorprim', transfer: 'transfer', matrix: 'colormatrix', chromaLocation: 'chromaloc', sar: 'sar'
-}
+const COLOUR_FIELDS: Array<keyof VideoColour> = ['range', 'primaries', 'transfer', 'matrix', 'chromaLocation', 'sar']
 
 function describeTrack (s: StreamInfo): string {
   const flags = [s.default ? 'default' : '', s.forced ? 'forced' : ''].filter(Boolean).join('+')
@@ -139,9 +138,9 @@ function audioSpans (info: MediaInfo): Array<{ span: number, frame: number }> {
     .map(p => ({ span: p.end - p.first, frame: p.longest }))
 }
 
-function colourCheck (source: MediaInfo, output: MediaInfo, settings: X264Settings | undefined): FidelityCheck {
-  const set = new Set((settings?.args ?? []).filter(a => a.startsWith('--')).map(a => a.slice(2)))
-  const fields = (Object.keys(COLOUR_OPTIONS) as Array<keyof VideoColour>).filter(k => !set.has(COLOUR_OPTIONS[k]))
+function colourCheck (source: MediaInfo, output: MediaInfo, settings: EncoderSettings | undefined): FidelityCheck {
+  const setBy = colourSetBy(settings)
+  const fields = COLOUR_FIELDS.filter(k => !setBy.has(k))
   const show = (c: VideoColour): string => fields.map(k => `${k} ${c[k] ?? 'unknown'}`).join(', ')
   // An H.264 stream that states no chroma location is read by ffmpeg as "left", the standard's
   // default: a source that states none has nothing the output could have kept or lost.
@@ -160,18 +159,17 @@ function colourCheck (source: MediaInfo, output: MediaInfo, settings: X264Settin
  * duration; colour description and SAR (except what the settings set); chapters, attachments, and
  * captions carried inside the video.
  */
-export async function checkFidelity (source: MediaInfo, outputPath: string, o: { settings?: string | X264Settings, captionsDropped?: boolean, captionChannels?: CaptionsChannel[], output?: MediaInfo | Promise<MediaInfo>, chunkStarts?: number[], signal?: AbortSignal } = {}): Promise<FidelityReport> {
+export async function checkFidelity (source: MediaInfo, outputPath: string, o: { settings?: EncoderSettings, captionsDropped?: boolean, captionChannels?: CaptionsChannel[], output?: MediaInfo | Promise<MediaInfo>, chunkStarts?: number[], signal?: AbortSignal } = {}): Promise<FidelityReport> {
   // Everything compared comes from the two probes (every packet of each file): no other read.
   // The caller may have probed the output already (the merge does).
   const output = await (o.output ?? probeMedia(outputPath))
-  const settings = typeof o.settings === 'string' ? parseX264Settings(o.settings) : o.settings
   const sa = attachmentNamesOf(source)
   const oa = attachmentNamesOf(output)
   const checks: FidelityCheck[] = [
     ...frameChecks(source, output),
     ...trackChecks(source, output),
     ...offsetChecks(source, output),
-    colourCheck(source, output, settings),
+    colourCheck(source, output, o.settings),
     { name: 'chapters', ok: source.chapterCount === output.chapterCount, source: String(source.chapterCount), output: String(output.chapterCount) },
     { name: 'attachments', ok: sa.join('\n') === oa.join('\n'), source: sa.join(', ') || 'none', output: oa.join(', ') || 'none' }
   ]

@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os'
-import type { X264Settings } from './settings.js'
+import { encoderFor, X264_PRESET_FRAMES, type EncoderMemoryInputs, type EncoderSettings } from './encoders/index.js'
 
 /**
  * A worker's memory budget per encode (per slot). A few KB of segment can ask for gigabytes: x264
@@ -35,7 +35,7 @@ const HONEST_PLACEBO_RATIO = 4.54 * 1.2
  * threads: about 6.2 GiB with 3, each thread one more picture.
  */
 export function honest4kPlaceboBytes (threads: number = defaultX264Threads()): number {
-  return Math.ceil(rawPictures(PRESET_FRAMES.placebo as PresetFrames, threads) * 3840 * 2160 * 1.5 * HONEST_PLACEBO_RATIO)
+  return Math.ceil(rawPictures(X264_PRESET_FRAMES.placebo as HeldFrames, threads) * 3840 * 2160 * 1.5 * HONEST_PLACEBO_RATIO)
 }
 
 /**
@@ -67,23 +67,8 @@ export function formatMemorySize (bytes: number): string {
   return `${Math.round(bytes / MIB)} MiB`
 }
 
-/**
- * x264's presets' frame counts (x264 0.164 common/base.c): references, B-frames, lookahead.
- * An option given explicitly wins over its preset's value.
- */
-interface PresetFrames { ref: number, bframes: number, lookahead: number }
-const PRESET_FRAMES: Record<string, PresetFrames> = {
-  ultrafast: { ref: 1, bframes: 0, lookahead: 0 },
-  superfast: { ref: 1, bframes: 3, lookahead: 0 },
-  veryfast: { ref: 1, bframes: 3, lookahead: 10 },
-  faster: { ref: 2, bframes: 3, lookahead: 20 },
-  fast: { ref: 2, bframes: 3, lookahead: 30 },
-  medium: { ref: 3, bframes: 3, lookahead: 40 },
-  slow: { ref: 5, bframes: 3, lookahead: 50 },
-  slower: { ref: 8, bframes: 3, lookahead: 60 },
-  veryslow: { ref: 16, bframes: 8, lookahead: 60 },
-  placebo: { ref: 16, bframes: 16, lookahead: 60 }
-}
+/** Pictures the encoder holds for its lookahead, B-frames and references (Encoder.memoryInputs). */
+type HeldFrames = Pick<EncoderMemoryInputs, 'lookahead' | 'bframes' | 'ref'>
 
 /** Pictures x264 holds beyond lookahead, B-frames, references and threads: the one being encoded, its reconstruction, the input. */
 const FIXED_PICTURES = 3
@@ -103,7 +88,7 @@ function x264Overhead (threads: number): number {
 /** x264's own choice of frame threads: 1.5 per core. */
 function defaultX264Threads (): number { return Math.ceil(availableParallelism() * 1.5) }
 
-function rawPictures (frames: PresetFrames, threads: number): number {
+function rawPictures (frames: HeldFrames, threads: number): number {
   return frames.lookahead + frames.bframes + frames.ref + Math.max(1, threads) + FIXED_PICTURES
 }
 
@@ -120,22 +105,14 @@ export interface MemoryEstimate {
  * B-frames, references, frame threads and FIXED_PICTURES, times x264Overhead. x264 takes more
  * than that, so a chunk refused by this estimate would surely have failed under the budget, and
  * honest work that fits is never refused; the OS limit catches what the estimate lets through.
- * `threads` is x264's --threads (the worker's; unset, x264's own choice).
+ * `threads` is x264's --threads (the worker's; unset, x264's own choice). The pictures held and
+ * their size come from the settings' encoder (Encoder.memoryInputs); the overhead was measured
+ * for x264, and another encoder needs its own measurement.
  */
-export function estimateEncodeMemory (settings: X264Settings, width: number, height: number, threads: number = defaultX264Threads()): MemoryEstimate {
-  const value = (name: string): string | undefined => {
-    let found: string | undefined
-    for (let i = 0; i < settings.args.length - 1; i++) if (settings.args[i] === `--${name}`) found = settings.args[i + 1]
-    return found
-  }
-  const preset = PRESET_FRAMES[value('preset') ?? 'medium'] ?? PRESET_FRAMES.medium as PresetFrames
-  const number = (name: string, fallback: number): number => { const v = Number(value(name)); return value(name) !== undefined && Number.isFinite(v) && v >= 0 ? v : fallback }
-  const frames = { ref: number('ref', preset.ref), bframes: number('bframes', preset.bframes), lookahead: number('rc-lookahead', preset.lookahead) }
-  const csp = value('output-csp') ?? 'i420'
-  const samplesPerPixel = csp.includes('444') || csp === 'rgb' ? 3 : csp.includes('422') ? 2 : 1.5
-  const bytesPerSample = settings.outputDepth === 10 ? 2 : 1
+export function estimateEncodeMemory (settings: EncoderSettings, width: number, height: number, threads: number = defaultX264Threads()): MemoryEstimate {
+  const frames = encoderFor(settings.encoder).memoryInputs(settings)
   const pictures = rawPictures(frames, threads)
-  const pictureBytes = width * height * samplesPerPixel * bytesPerSample
+  const pictureBytes = width * height * frames.samplesPerPixel * frames.bytesPerSample
   return {
     bytes: Math.ceil(pictures * pictureBytes * x264Overhead(threads)),
     pictures,

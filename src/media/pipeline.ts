@@ -8,7 +8,7 @@ import type { MediaInfo } from './probe.js'
 import { otherTracksInput, prepareSource } from './prepare.js'
 import { extractCaptions } from './captions.js'
 import { effectiveSettings, statedRange } from './colour.js'
-import { parseX264Settings } from './settings.js'
+import type { EncoderSettings } from './encoders/index.js'
 import { cutSegment, extractVideo, splitByDecoding, splitInOnePass, splitsInOnePass, UndecodableCutError, type Segment } from './split.js'
 import { verifyEncodedChunk } from './verify.js'
 
@@ -44,17 +44,17 @@ export function verifyMergedOutput (source: MediaInfo, out: MediaInfo): MediaInf
 
 /**
  * The whole pipeline on one machine: probe, plan, cut, encode chunk after chunk, verify each,
- * merge and verify the result. The swarm runs the same steps, spread over peers.
+ * merge and verify the result. The swarm runs the same steps, spread over peers. The settings
+ * come parsed, by whoever took them in (the benchmark's command line).
  */
-export async function encodeFileLocally (sourcePath: string, settingsString: string, o: LocalEncodeOptions): Promise<LocalEncodeReport> {
+export async function encodeFileLocally (sourcePath: string, userSettings: EncoderSettings, o: LocalEncodeOptions): Promise<LocalEncodeReport> {
   const t0 = performance.now()
-  // Checked before any work; the chunks get the source's colour description added (colour.ts).
-  parseX264Settings(settingsString)
   o.onStage?.('probe', sourcePath)
   await checkSourceCrc(sourcePath)
   const source = await prepareSource(sourcePath, o.signal !== undefined ? { signal: o.signal } : {})
   const plan = planChunks(source, o)
-  const settings = effectiveSettings(settingsString, source.video)
+  // The chunks get the source's colour description added (colour.ts).
+  const settings = effectiveSettings(userSettings, source.video)
   await mkdir(o.workDir, { recursive: true })
   o.onStage?.('split', `${plan.chunks.length} chunks`)
   const segmentPath = (index: number): string => join(o.workDir, `segment-${index}.mkv`)

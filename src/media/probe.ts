@@ -191,15 +191,7 @@ export interface ProbeOptions extends RunOptions {
 }
 
 export async function probeMedia (path: string, options: ProbeOptions = {}): Promise<MediaInfo> {
-  let sizeBytes: number
-  try {
-    const st = await stat(path)
-    if (!st.isFile()) throw new SourceError(`${path}: not a regular file`)
-    sizeBytes = st.size
-  } catch (err) {
-    if (err instanceof SourceError) throw err
-    throw new SourceError(`${path}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? String(err)}); check the path`)
-  }
+  const sizeBytes = await sourceSize(path)
   // The packet listing needs nothing from the description, so both ffprobes start at once: each
   // start loads 215 libraries, and this is the time from swarm add to the first lease.
   const stopListing = new AbortController()
@@ -221,25 +213,7 @@ export async function probeMedia (path: string, options: ProbeOptions = {}): Pro
     }
     throw err
   }
-  const streams: StreamInfo[] = (parsed.streams ?? []).map((s) => ({
-    index: s.index,
-    type: s.codec_type ?? 'data',
-    codec: s.codec_name ?? 'unknown',
-    ...(s.profile !== undefined ? { profile: s.profile } : {}),
-    ...(tag(s.tags, 'language') !== undefined ? { language: tag(s.tags, 'language') } : {}),
-    ...(tag(s.tags, 'title') !== undefined ? { title: tag(s.tags, 'title') } : {}),
-    default: s.disposition?.default === 1,
-    forced: s.disposition?.forced === 1,
-    attachedPic: s.disposition?.attached_pic === 1,
-    ...(s.width !== undefined ? { width: s.width } : {}),
-    ...(s.height !== undefined ? { height: s.height } : {}),
-    ...(s.pix_fmt !== undefined ? { pixFmt: s.pix_fmt } : {}),
-    ...(s.channels !== undefined ? { channels: s.channels } : {}),
-    ...(s.sample_rate !== undefined ? { sampleRate: Number(s.sample_rate) } : {}),
-    ...(streamDuration(s) !== undefined ? { durationSec: streamDuration(s) } : {}),
-    tags: s.tags ?? {},
-    ...(Number.isFinite(Number(s.start_time ?? 'N/A')) ? { startTime: Number(s.start_time) } : {})
-  }))
+  const streams = (parsed.streams ?? []).map(streamInfoOf)
   const videoStream = (parsed.streams ?? []).find(s => s.codec_type === 'video' && s.disposition?.attached_pic !== 1)
   const timeBase = parseRational(videoStream?.time_base)
   if (videoStream === undefined || timeBase === undefined) {
@@ -250,51 +224,10 @@ export async function probeMedia (path: string, options: ProbeOptions = {}): Pro
   // The caption check needs only the stream's description: it runs beside the packet listing.
   const captions = videoStream.closed_captions === 1 ? Promise.resolve(true) : carriesCaptions(path, videoStream, options)
   captions.catch(() => {}) // awaited below; only keeps a failure before then from going unhandled
-  const { stdout: packetText } = await packetListing
-  const decodeOrder: VideoFrame[] = []
-  let contentEnd = -Infinity
-  // Every stream's first played packet and extent come from this same pass, so that comparing an
-  // output with its source (fidelity.ts) and keeping tracks in sync (merge.ts) need no more reads.
-  const byIndex = new Map(streams.map(s => [s.index, s]))
-  let timestampIssue: string | undefined
-  for (const line of packetText.split('\n')) {
-    if (line === '') continue
-    let pts: number | undefined
-    let flags = ''
-    let stream = -1
-    let ptsTime = NaN
-    let durationTime = 0
-    for (const field of line.split('|')) {
-      const eq = field.indexOf('=')
-      const k = field.slice(0, eq); const v = field.slice(eq + 1)
-      if (k === 'pts') pts = v === 'N/A' ? undefined : Number(v)
-      else if (k === 'flags') flags = v
-      else if (k === 'stream_index') stream = Number(v)
-      else if (k === 'pts_time') ptsTime = Number(v)
-      else if (k === 'duration_time') durationTime = Number.isFinite(Number(v)) ? Number(v) : 0
-    }
-    if (Number.isFinite(ptsTime)) {
-      contentEnd = Math.max(contentEnd, ptsTime + durationTime)
-      noteStreamPacket(byIndex.get(stream), ptsTime, durationTime, flags.includes('D'))
-    }
-    if (stream !== videoStream.index) continue
-    // Packets the demuxer marks discardable (edit-list pre-roll) are never displayed.
-    if (flags.includes('D')) continue
-    if (pts === undefined || !Number.isFinite(pts)) {
-      if (options.lenient === true) { timestampIssue ??= `video packet ${decodeOrder.length} has no timestamp`; continue }
-      throw new SourceError(`${path}: video packet ${decodeOrder.length} has no timestamp`)
-    }
-    decodeOrder.push({ decodeIndex: decodeOrder.length, displayIndex: -1, pts, time: (pts * timeBase.num) / timeBase.den, key: flags.includes('K') })
-  }
-  if (decodeOrder.length === 0 && timestampIssue === undefined) throw new SourceError(`${path}: the video stream has no frames`)
-  const frames = [...decodeOrder].sort((a, b) => a.pts - b.pts || a.decodeIndex - b.decodeIndex)
-  frames.forEach((f, i) => { f.displayIndex = i })
-  for (let i = 1; i < frames.length; i++) {
-    if ((frames[i] as VideoFrame).pts === (frames[i - 1] as VideoFrame).pts) {
-      if (options.lenient === true) { timestampIssue ??= `two video frames share timestamp ${(frames[i] as VideoFrame).time.toFixed(6)}s`; break }
-      throw new SourceError(`${path}: two video frames share timestamp ${(frames[i] as VideoFrame).time.toFixed(6)}s`)
-    }
-  }
+  const listing = readPacketListing((await packetListing).stdout, { path, videoStreamIndex: videoStream.index, timeBase, streams, lenient: options.lenient === true })
+  const ordered = displayOrder(listing.decodeOrder, path, options.lenient === true)
+  const frames = ordered.frames
+  const timestampIssue = listing.timestampIssue ?? ordered.timestampIssue
 
   // A lenient probe of a file without video timestamps may list no frames: a decode lists them.
   const first = frames[0] ?? { time: 0 }
@@ -316,7 +249,7 @@ export async function probeMedia (path: string, options: ProbeOptions = {}): Pro
     frameRate,
     frameCount: frames.length,
     frames,
-    decodeOrder,
+    decodeOrder: listing.decodeOrder,
     ...(tag(videoStream.tags, 'language') !== undefined ? { language: tag(videoStream.tags, 'language') } : {}),
     ...(tag(videoStream.tags, 'title') !== undefined ? { title: tag(videoStream.tags, 'title') } : {}),
     default: videoStream.disposition?.default === 1,
@@ -326,7 +259,7 @@ export async function probeMedia (path: string, options: ProbeOptions = {}): Pro
     ...(timestampIssue !== undefined ? { timestampIssue } : {})
   }
   const durationSec = Number(parsed.format?.duration ?? span)
-  const damage = truncation(durationSec, contentEnd, first.time)
+  const damage = truncation(durationSec, listing.contentEnd, first.time)
   return {
     path,
     sizeBytes,
@@ -337,6 +270,99 @@ export async function probeMedia (path: string, options: ProbeOptions = {}): Pro
     chapterCount: parsed.chapters?.length ?? 0,
     video
   }
+}
+
+async function sourceSize (path: string): Promise<number> {
+  try {
+    const st = await stat(path)
+    if (!st.isFile()) throw new SourceError(`${path}: not a regular file`)
+    return st.size
+  } catch (err) {
+    if (err instanceof SourceError) throw err
+    throw new SourceError(`${path}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? String(err)}); check the path`)
+  }
+}
+
+function streamInfoOf (s: FfprobeStream): StreamInfo {
+  return {
+    index: s.index,
+    type: s.codec_type ?? 'data',
+    codec: s.codec_name ?? 'unknown',
+    ...(s.profile !== undefined ? { profile: s.profile } : {}),
+    ...(tag(s.tags, 'language') !== undefined ? { language: tag(s.tags, 'language') } : {}),
+    ...(tag(s.tags, 'title') !== undefined ? { title: tag(s.tags, 'title') } : {}),
+    default: s.disposition?.default === 1,
+    forced: s.disposition?.forced === 1,
+    attachedPic: s.disposition?.attached_pic === 1,
+    ...(s.width !== undefined ? { width: s.width } : {}),
+    ...(s.height !== undefined ? { height: s.height } : {}),
+    ...(s.pix_fmt !== undefined ? { pixFmt: s.pix_fmt } : {}),
+    ...(s.channels !== undefined ? { channels: s.channels } : {}),
+    ...(s.sample_rate !== undefined ? { sampleRate: Number(s.sample_rate) } : {}),
+    ...(streamDuration(s) !== undefined ? { durationSec: streamDuration(s) } : {}),
+    tags: s.tags ?? {},
+    ...(Number.isFinite(Number(s.start_time ?? 'N/A')) ? { startTime: Number(s.start_time) } : {})
+  }
+}
+
+interface PacketListing { decodeOrder: VideoFrame[], contentEnd: number, timestampIssue?: string }
+
+/**
+ * The video's frames in decode order, from ffprobe's compact packet listing; on the way, every
+ * stream's first played packet and extent (noted on `streams`), so that comparing an output with
+ * its source (fidelity.ts) and keeping tracks in sync (merge.ts) need no more reads.
+ */
+function readPacketListing (text: string, o: { path: string, videoStreamIndex: number, timeBase: Rational, streams: StreamInfo[], lenient: boolean }): PacketListing {
+  const decodeOrder: VideoFrame[] = []
+  let contentEnd = -Infinity
+  const byIndex = new Map(o.streams.map(s => [s.index, s]))
+  let timestampIssue: string | undefined
+  for (const line of text.split('\n')) {
+    if (line === '') continue
+    const p = packetFields(line)
+    if (Number.isFinite(p.ptsTime)) {
+      contentEnd = Math.max(contentEnd, p.ptsTime + p.durationTime)
+      noteStreamPacket(byIndex.get(p.stream), p.ptsTime, p.durationTime, p.flags.includes('D'))
+    }
+    if (p.stream !== o.videoStreamIndex) continue
+    // Packets the demuxer marks discardable (edit-list pre-roll) are never displayed.
+    if (p.flags.includes('D')) continue
+    if (p.pts === undefined || !Number.isFinite(p.pts)) {
+      if (o.lenient) { timestampIssue ??= `video packet ${decodeOrder.length} has no timestamp`; continue }
+      throw new SourceError(`${o.path}: video packet ${decodeOrder.length} has no timestamp`)
+    }
+    decodeOrder.push({ decodeIndex: decodeOrder.length, displayIndex: -1, pts: p.pts, time: (p.pts * o.timeBase.num) / o.timeBase.den, key: p.flags.includes('K') })
+  }
+  if (decodeOrder.length === 0 && timestampIssue === undefined) throw new SourceError(`${o.path}: the video stream has no frames`)
+  return { decodeOrder, contentEnd, ...(timestampIssue !== undefined ? { timestampIssue } : {}) }
+}
+
+function packetFields (line: string): { pts?: number, flags: string, stream: number, ptsTime: number, durationTime: number } {
+  const p: { pts?: number, flags: string, stream: number, ptsTime: number, durationTime: number } = { flags: '', stream: -1, ptsTime: NaN, durationTime: 0 }
+  for (const field of line.split('|')) {
+    const eq = field.indexOf('=')
+    const k = field.slice(0, eq); const v = field.slice(eq + 1)
+    if (k === 'pts' && v !== 'N/A') p.pts = Number(v)
+    else if (k === 'flags') p.flags = v
+    else if (k === 'stream_index') p.stream = Number(v)
+    else if (k === 'pts_time') p.ptsTime = Number(v)
+    else if (k === 'duration_time') p.durationTime = Number.isFinite(Number(v)) ? Number(v) : 0
+  }
+  return p
+}
+
+/** Frames in display order (numbered so); two sharing a timestamp are an error unless lenient. */
+function displayOrder (decodeOrder: VideoFrame[], path: string, lenient: boolean): { frames: VideoFrame[], timestampIssue?: string } {
+  const frames = [...decodeOrder].sort((a, b) => a.pts - b.pts || a.decodeIndex - b.decodeIndex)
+  frames.forEach((f, i) => { f.displayIndex = i })
+  for (let i = 1; i < frames.length; i++) {
+    if ((frames[i] as VideoFrame).pts === (frames[i - 1] as VideoFrame).pts) {
+      const issue = `two video frames share timestamp ${(frames[i] as VideoFrame).time.toFixed(6)}s`
+      if (lenient) return { frames, timestampIssue: issue }
+      throw new SourceError(`${path}: ${issue}`)
+    }
+  }
+  return { frames }
 }
 
 function noteStreamPacket (s: StreamInfo | undefined, time: number, duration: number, discarded: boolean): void {

@@ -1,10 +1,11 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { encodedSize, encoderArgs, y4mPixFmt } from './encode.js'
+import { colourSetBy } from './colour.js'
+import { encodedSize, y4mPixFmt } from './encode.js'
+import { encoderFor, type EncoderSettings } from './encoders/index.js'
 import { describeH264Structure, type H264Structure } from './h264.js'
 import type { Rational } from './probe.js'
-import { parseX264Settings, type X264Settings } from './settings.js'
 import { runTool, type RunOptions } from './tools.js'
 
 /**
@@ -26,7 +27,7 @@ export const SEI_BYTES_PER_PICTURE = 96
 
 export interface StructureJob {
   /** The job's effective settings (user's plus the source's colour: effectiveSettings). */
-  settings: string | X264Settings
+  settings: EncoderSettings
   width: number
   height: number
   sourcePixFmt: string
@@ -44,10 +45,12 @@ export interface ReferenceStructure extends H264Structure {
  * follow from those alone, not from the pictures, so every honest chunk of the job has the same.
  */
 export async function referenceStructure (job: StructureJob, options: RunOptions = {}): Promise<ReferenceStructure> {
-  const settings = typeof job.settings === 'string' ? parseX264Settings(job.settings) : job.settings
+  const settings = job.settings
+  const encoder = encoderFor(settings.encoder)
   // x264 takes SAR and range from the y4m header when the settings leave them open, and what a
   // worker's decode of a segment writes there is not ours to predict: compared only when stated.
-  const stated = { sar: settings.args.includes('--sar'), range: settings.args.includes('--range') }
+  const setBy = colourSetBy(settings)
+  const stated = { sar: setBy.has('sar'), range: setBy.has('range') }
   const size = encodedSize(job.width, job.height, job.sourcePixFmt)
   const dir = await mkdtemp(join(tmpdir(), 'swarm-structure-'))
   try {
@@ -55,9 +58,9 @@ export async function referenceStructure (job: StructureJob, options: RunOptions
     const out = join(dir, 'reference.264')
     await runTool('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', `color=c=gray:size=${size.width}x${size.height}:rate=${job.frameRate.num}/${job.frameRate.den}`,
       '-frames:v', '2', '-pix_fmt', y4mPixFmt(job.sourcePixFmt), '-strict', '-1', '-f', 'yuv4mpegpipe', y4m], 'making the reference frames for the structure check', options)
-    const args = encoderArgs(settings, { frameRate: job.frameRate, frameCount: 2, threads: 1, outputPath: out })
+    const args = encoder.chunkArgs(settings, { frameRate: job.frameRate, frameCount: 2, threads: 1, outputPath: out })
     args[args.length - 1] = y4m
-    await runTool('x264', args, 'encoding the reference frames for the structure check', options)
+    await runTool(encoder.binary, args, 'encoding the reference frames for the structure check', options)
     return { ...describeH264Structure(await readFile(out)), stated }
   } finally {
     await rm(dir, { recursive: true, force: true })

@@ -12,6 +12,8 @@ export type {
   JobState, ChunkState, Answer, Refusal, RefusalCode, Offence, ReportOffence, OriginatorRefusalCode, SignatureRefusalCode, StreamRefusalCode, LeaseGrant, ChunkLease, SegmentMeta, SegmentOffer, FetchedSegment, SegmentCheck
 } from './contract.js'
 export { JobBoard } from './board.js'
+export { stamped } from './events.js'
+export type { NodeEvent, NodeEventType, NodeEventOf, OriginatorEvent, WorkerEvent, DaemonEvent, UnstampedEvent, EmitEvent } from './events.js'
 export { BanList, BANS_FILE, FIRST_BAN_MS, MAX_BAN_MS, MAX_BAN_RECORDS, MAX_ACTIVE_BANS, MAX_COUNTED_PEERS, VIOLATIONS_TO_BAN, STRIKES_TO_BAN, STRIKE_WINDOW_MS, describeMs, type BanRecord, type BanListOptions } from './bans.js'
 export { parseSwarmKey, generateSwarmKey, looseKeyWarning, SwarmKeyError } from './private-swarm.js'
 export { FramedStream, TransferTooSlow } from './streams.js'

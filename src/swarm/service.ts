@@ -38,6 +38,10 @@ export interface LeaseArbiter {
   acceptResult: (jobId: string, chunk: number, peer: string, tmpPath: string, sha256: string) => Promise<Answer>
   /** The bytes of an upload let in never all arrived (reset, timeout, SHA-256 mismatch): the partial file and the slot go. */
   uploadFailed: (tmpPath: string) => Promise<void>
+  /** A segment's bytes were all written to the holder's stream (the originator tells it as a node event). */
+  segmentSent?: (jobId: string, chunk: number, peer: string, bytes: number, relayed: boolean) => void
+  /** A segment's transfer broke off after its offer (reset, too slow, shutdown). */
+  segmentSendFailed?: (jobId: string, chunk: number, peer: string, reason: string) => void
 }
 
 /** The worker's view of one remote originator: the same calls as the in-process link. */
@@ -215,11 +219,17 @@ export class SwarmEncode implements Startable {
     const seg = this.init.arbiter.segmentFor(req.jobId, req.chunk, req.leaseId, peer)
     if (!seg.ok) { this.refused('segment', peer, seg); await f.writeMessage(wireRefusal(seg)); return }
     const m = seg.meta
-    await f.writeMessage({ ok: true, size: seg.size, sha256: seg.sha256, meta: { frames: m.frames, selectFromTime: m.selectFromTime, settings: m.settings, frameRate: { num: m.frameRate.num, den: m.frameRate.den }, pixFmt: m.pixFmt, width: m.width, height: m.height } })
-    await f.sendFile(seg.path, seg.size)
+    try {
+      await f.writeMessage({ ok: true, size: seg.size, sha256: seg.sha256, meta: { frames: m.frames, selectFromTime: m.selectFromTime, settings: m.settings, frameRate: { num: m.frameRate.num, den: m.frameRate.den }, pixFmt: m.pixFmt, width: m.width, height: m.height } })
+      await f.sendFile(seg.path, seg.size)
+    } catch (err) {
+      this.init.arbiter.segmentSendFailed?.(req.jobId, req.chunk, peer, (err as Error).message)
+      throw err
+    }
     this.stats.segmentBytesOut += seg.size
     if (relayed) this.stats.segmentBytesOutRelayed += seg.size
     this.log.trace(`sent segment ${shortChunk(req.jobId, req.chunk)} (${seg.size} bytes) to ${shortPeer(peer)}${relayed ? ' through a relay' : ''}`)
+    this.init.arbiter.segmentSent?.(req.jobId, req.chunk, peer, seg.size, relayed)
   }
 
   private async handleResult (f: FramedStream, peer: string, relayed: boolean): Promise<void> {

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { AbortError, encodeChunk } from '../media/index.js'
+import { AbortError, encodeChunk, encoderFor } from '../media/index.js'
 import type { ChunkEncoder } from './worker.js'
 
 /**
@@ -28,6 +28,6 @@ export function standInEncoder (spec: string): ChunkEncoder {
       if (done % 5 === 0) o.onProgress?.({ framesDone: done, frameCount: o.frameCount, fps: done / Math.max(0.001, (Date.now() - started) / 1000) })
     }
     if (o.signal?.aborted === true) throw new AbortError(`encoding ${o.segmentPath}: aborted`)
-    return await encodeChunk(fast ? { ...o, settings: `${typeof o.settings === 'string' ? o.settings : o.settings.raw} ${CHEAP_SEARCH}` } : o)
+    return await encodeChunk(fast ? { ...o, settings: encoderFor(o.settings.encoder).parseSettings(`${o.settings.raw} ${CHEAP_SEARCH}`) } : o)
   }
 }

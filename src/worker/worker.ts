@@ -1,14 +1,16 @@
 import { EventEmitter } from 'node:events'
-import { mkdir, rm, rmdir } from 'node:fs/promises'
+import { mkdir, rm, rmdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  reserveSpace, convicts, DEFAULT_SEGMENT_LIMITS, encodeChunk, estimateEncodeMemory, formatMemorySize, MemoryBudgetError, parseX264Settings, sha256File,
-  type EncodeProgress, type EncodedChunk, type EncodeChunkOptions, type SegmentLimits, type SpaceReservation
+  reserveSpace, convicts, DEFAULT_ENCODER, DEFAULT_SEGMENT_LIMITS, encodeChunk, encoderFor, estimateEncodeMemory, formatMemorySize, MemoryBudgetError, SettingsError, sha256File,
+  type EncoderSettings, type EncodeProgress, type EncodedChunk, type EncodeChunkOptions, type SegmentLimits, type SpaceReservation
 } from '../media/index.js'
 import { jobTag, logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
-import type { Answer, ChunkLease, FetchedSegment, ReportOffence, SegmentCheck, SegmentMeta } from '../swarm/index.js'
-// The contract alone, not the swarm layer's index: the worker needs no libp2p to know a race.
+import type { Answer, ChunkLease, FetchedSegment, ReportOffence, SegmentCheck, SegmentMeta, UnstampedEvent, WorkerEvent } from '../swarm/index.js'
+// The contract and events modules alone, not the swarm layer's index: the worker needs no libp2p
+// to know a race or stamp an event.
 import { isExpectedRace } from '../swarm/contract.js'
+import { stamped } from '../swarm/events.js'
 import { ClaimPolicy, chunkKey, type JobView, type Pick, type TaskStage } from './claim-policy.js'
 
 /**
@@ -75,11 +77,15 @@ interface Task {
   /** Heartbeat period for this lease. */
   beatEvery: number
   segment?: FetchedSegment
+  /** The segment's settings as this worker parsed them from its meta: what it checks and encodes. */
+  settings?: EncoderSettings
   /** When (local time) the lease was first found gone: refused as expired, or lapsed with the originator out of reach. */
   lostAt?: number
 }
 
 const HEX_ID = /^[0-9a-f]{64}$/
+/** Settings from an originator, parsed and allowlisted by this worker (every job is x264's until jobs name their encoder). */
+const settingsFrom = (raw: string): EncoderSettings => encoderFor(DEFAULT_ENCODER).parseSettings(raw)
 /**
  * Encodes run below the node's own priority. The node's control work (claims, heartbeats, serving
  * segments, cutting and verifying an originator's chunks) is short but the whole swarm waits on
@@ -105,9 +111,6 @@ export function maxSegmentBytes (meta: SegmentMeta, announcedFrames = Number.POS
   return frames * meta.width * meta.height * SEGMENT_RAW_BYTES_PER_PIXEL + 1024 * 1024
 }
 
-/** A chunk whose result the originator took: the worker's `delivered` event. */
-export interface Delivered { originator: string, jobId: string, chunk: number }
-
 /** A peer id as part of a file name: it comes from the network, so nothing but letters and digits. */
 function fileTag (originator: string): string { return originator.replace(/[^A-Za-z0-9]/g, '').slice(-24) }
 
@@ -116,7 +119,7 @@ function fileTag (originator: string): string { return originator.replace(/[^A-Z
  * encodes, verifies its own output and returns it. Runs `slots` encodes at once and keeps
  * `prefetch` more chunks downloaded, so the next encode starts without waiting on the network.
  */
-export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
+export class Worker extends EventEmitter<{ event: [WorkerEvent] }> {
   /** chunkKey → the lease held on it. */
   private readonly tasks = new Map<string, Task>()
   private readonly ready: Task[] = []
@@ -142,6 +145,9 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     this.log = logger('worker', o.log)
     this.policy = new ClaimPolicy({ peerId: o.peerId, slots: o.slots, prefetch: o.prefetch, swarmSize: o.swarmSize, now: this.now })
   }
+
+  /** Emits a node event (swarm/events.ts) stamped with this worker's clock. */
+  private tell (event: UnstampedEvent<WorkerEvent>): void { this.emit('event', stamped(event, this.now())) }
 
   start (): void {
     this.heartbeatTimer = setInterval(() => {
@@ -172,9 +178,11 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     // Sequence numbers are one originator's: another's (however large) says nothing about this job.
     const heard = this.policy.updateJob(view)
     if (heard === 'stale') return
-    // Settings this worker would refuse anyway: do not claim (and download) a chunk to find out.
+    // The worker's edge for a job's announced settings (the user's), parsed once per job: settings
+    // it would refuse anyway mean no claim (and no download) to find out. What it encodes are the
+    // settings in each segment's meta, parsed at that edge (fetch).
     if (heard === 'new' && !this.policy.isUnable(view)) {
-      try { parseX264Settings(view.settings) } catch (err) {
+      try { settingsFrom(view.settings) } catch (err) {
         this.policy.markUnable(view, (err as Error).message)
         this.log.debug(`not taking chunks of ${jobTag(view.jobId)} from ${shortPeer(view.originator)}: ${(err as Error).message}`)
       }
@@ -283,6 +291,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       return
     }
     if (!answer.ok) {
+      this.tell({ type: 'claim:lost', jobId: view.jobId, chunk, originator: view.originator, code: answer.code, reason: answer.message })
       // The originator banned this node (from the job, or from all of it): said once.
       if (this.policy.refused(pick, answer.code, answer.message)) {
         this.log.info(`not taking chunks of ${jobTag(view.jobId)} from ${shortPeer(view.originator)}: ${answer.message}`)
@@ -295,6 +304,7 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     this.tasks.set(k, task)
     this.policy.granted(pick)
     this.log.trace(`leased ${shortChunk(view.jobId, chunk)}`)
+    this.tell({ type: 'claim:won', jobId: view.jobId, chunk, originator: view.originator })
     void this.track(this.fetch(task, view, link)).finally(() => { void this.pump() })
   }
 
@@ -302,28 +312,35 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
   private async fetch (task: Task, view: JobView, link: OriginatorLink): Promise<void> {
     const chunk = task.lease.chunk
     let space: SpaceReservation | undefined
+    let bytes: number | undefined
     try {
       const dir = join(this.o.workDir, view.jobId)
       const asked = this.now()
       await mkdir(dir, { recursive: true })
       task.segment = await link.fetchSegment(task.lease, join(dir, `segment-${chunk}-${fileTag(view.originator)}.mkv`), task.controller.signal, async ({ size, meta }) => {
+        bytes = size
         if (view.totalFrames !== undefined && meta.frames > view.totalFrames) throw new Error(`the segment's header says ${meta.frames} frames, more than the ${view.totalFrames} the whole job announced`)
         // Memory, before a byte: the decode holds a few pictures of this size, the chunk that many.
         const limits = this.o.segmentLimits ?? DEFAULT_SEGMENT_LIMITS
         if (meta.width > limits.maxSide || meta.height > limits.maxSide || meta.width * meta.height > limits.maxFramePixels) throw new Error(`the segment's header says ${meta.width}x${meta.height} pictures, over this worker's limit (${limits.maxSide} a side, ${limits.maxFramePixels} pixels)`)
         if (meta.frames > limits.maxChunkFrames) throw new Error(`the segment's header says ${meta.frames} frames, over this worker's limit of ${limits.maxChunkFrames} a chunk`)
-        // Before a byte too: settings and picture size that need more than an encode may take here.
-        this.checkMemoryEstimate(meta)
+        // Before a byte too: settings this worker refuses, and settings and picture size that need
+        // more than an encode may take here.
+        task.settings = settingsFrom(meta.settings)
+        this.checkMemoryEstimate(meta, task.settings)
         const max = maxSegmentBytes(meta, view.totalFrames)
         if (size > max) throw new Error(`segment of ${size} bytes is more than the ${max} a ${meta.frames}-frame ${meta.width}x${meta.height} chunk of this job can be`)
         // Reserved until the download ends: concurrent downloads do not all pass against the same free space.
         space = await reserveSpace(dir, size, `segment ${shortChunk(view.jobId, chunk)}`)
       }).finally(() => { space?.release() })
+      // This node's own chunks are not downloaded: no header, so their meta is parsed here.
+      task.settings ??= settingsFrom(task.segment.meta.settings)
       const tookMs = this.now() - asked
       // Only downloads: our own node's chunks need none, and timing a prefetch of another node's
       // chunk by them would start it a second before it is needed.
       if (task.segment.owned) this.policy.downloaded(tookMs)
       this.log.trace(`fetched ${shortChunk(view.jobId, chunk)} in ${(tookMs / 1000).toFixed(2)} s`)
+      this.tell({ type: 'segment:fetched', jobId: view.jobId, chunk, originator: view.originator, downloaded: task.segment.owned, ...(bytes !== undefined ? { bytes } : {}), ms: tookMs })
       task.frames = task.segment.meta.frames
       this.setStage(task, 'queued')
       this.ready.push(task)
@@ -332,6 +349,8 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
       this.startEncodes()
     } catch (err) {
       if (err instanceof MemoryBudgetError) { await this.refuseForMemory(task, err); return }
+      this.tell({ type: 'segment:fetch-failed', jobId: view.jobId, chunk, originator: view.originator, reason: (err as Error).message })
+      if (err instanceof SettingsError) { await this.refuseSettings(task, err); return }
       await this.giveUp(task, `fetching the segment failed: ${(err as Error).message}`, false)
       // Trickled: the originator kept the download alive below any honest rate until its deadline.
       if ((err as Error).name === 'TransferTooSlow' && view.originator !== this.o.peerId) {
@@ -363,12 +382,12 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     const out = join(this.o.workDir, lease.jobId, `chunk-${lease.chunk}-${fileTag(lease.originator)}.264`)
     this.setStage(task, 'encoding')
     try {
-      // The worker never trusts the originator's check of the settings, nor its bytes.
-      parseX264Settings(meta.settings)
+      // The settings this worker checked when the segment's meta arrived (fetch), never the originator's check.
+      const settings = task.settings as EncoderSettings
       // Again here: this node's own chunks are not downloaded, so no header check saw them.
-      this.checkMemoryEstimate(meta)
+      this.checkMemoryEstimate(meta, settings)
       const options: EncodeChunkOptions = {
-        segmentPath: segment.path, selectFromTime: meta.selectFromTime, frameCount: meta.frames, settings: meta.settings,
+        segmentPath: segment.path, selectFromTime: meta.selectFromTime, frameCount: meta.frames, settings,
         frameRate: meta.frameRate, sourcePixFmt: meta.pixFmt, width: meta.width, height: meta.height, outputPath: out, signal: task.controller.signal,
         segmentFromPeer: lease.originator !== this.o.peerId,
         ...(this.o.segmentLimits !== undefined ? { segmentLimits: this.o.segmentLimits } : {}),
@@ -377,13 +396,17 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
         ...(this.o.memoryBudgetBytes !== undefined ? { memoryLimitBytes: this.o.memoryBudgetBytes } : {}),
         onProgress: (p: EncodeProgress) => { task.framesDone = p.framesDone; task.fps = p.fps; this.noteProgress(task) }
       }
+      const encodeStarted = this.now()
+      this.tell({ type: 'encode:started', jobId: lease.jobId, chunk: lease.chunk, originator: lease.originator, frames: meta.frames })
       // x264's own frame count is checked by encodeChunk; the full decode is the originator's
       // (it must verify anyway, and a second decode here would cost every worker ~5% of its time).
       await this.encoder(options)
+      this.tell({ type: 'encode:finished', jobId: lease.jobId, chunk: lease.chunk, originator: lease.originator, frames: meta.frames, ms: this.now() - encodeStarted })
     } catch (err) {
       if (task.controller.signal.aborted) { await this.cleanup(task, out); return undefined }
       if (err instanceof MemoryBudgetError) { await this.refuseForMemory(task, err, out); return undefined }
       const reason = (err as Error).message
+      this.tell({ type: 'encode:failed', jobId: lease.jobId, chunk: lease.chunk, originator: lease.originator, reason })
       // Settings this machine cannot encode: stop taking this job's chunks.
       this.policy.encodeFailed(lease, (err as Error).name, reason)
       await this.giveUp(task, `encode failed: ${reason}`, true, out)
@@ -404,11 +427,14 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
   private async deliver (task: Task, out: string): Promise<void> {
     const { lease } = task
     try {
+      const started = this.now()
+      const bytes = (await stat(out)).size
       const answer = await this.uploadWithRetry(task, out)
       if (answer.ok) {
-        this.emit('delivered', { originator: lease.originator, jobId: lease.jobId, chunk: lease.chunk })
+        this.tell({ type: 'upload:accepted', jobId: lease.jobId, chunk: lease.chunk, originator: lease.originator, bytes, ms: this.now() - started })
         this.log.trace(`delivered ${shortChunk(lease.jobId, lease.chunk)}`)
       } else {
+        this.tell({ type: 'upload:refused', jobId: lease.jobId, chunk: lease.chunk, originator: lease.originator, code: answer.code, reason: answer.message })
         // Another copy finished first, or the job ended meanwhile: the protocol expects that.
         const line = `result for ${shortChunk(lease.jobId, lease.chunk)} refused: ${answer.message}`
         if (isExpectedRace(answer.code)) this.log.debug(line)
@@ -448,12 +474,9 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
   }
 
   /** Throws a MemoryBudgetError when the chunk's settings at its picture size need more than an encode may take here (estimateEncodeMemory). */
-  private checkMemoryEstimate (meta: SegmentMeta): void {
+  private checkMemoryEstimate (meta: SegmentMeta, settings: EncoderSettings): void {
     const budget = this.o.memoryBudgetBytes
     if (budget === undefined) return
-    let settings: ReturnType<typeof parseX264Settings>
-    // Settings that do not parse are refused, naming the option, by the check before the encode.
-    try { settings = parseX264Settings(meta.settings) } catch { return }
     const estimate = estimateEncodeMemory(settings, meta.width, meta.height, this.o.threads)
     if (estimate.bytes > budget) throw new MemoryBudgetError(`needs at least ${formatMemorySize(estimate.bytes)}, over this worker's memory budget of ${formatMemorySize(budget)} an encode: ${estimate.explain}`, true)
   }
@@ -482,8 +505,20 @@ export class Worker extends EventEmitter<{ delivered: [Delivered] }> {
     }
   }
 
+  /**
+   * A segment whose settings this worker refuses: given back naming the option, and the job left
+   * alone (its other chunks have the same settings). No strike: a newer originator may send
+   * options this version's allowlist does not know.
+   */
+  private async refuseSettings (task: Task, err: SettingsError): Promise<void> {
+    const { lease } = task
+    this.policy.markUnable(lease, err.message)
+    await this.giveUp(task, `refused the segment's settings: ${err.message}`, true)
+  }
+
   private async giveUp (task: Task, reason: string, countsAsFailure: boolean, out?: string): Promise<void> {
     this.log.info(`giving back ${shortChunk(task.lease.jobId, task.lease.chunk)}: ${reason}`)
+    this.tell({ type: 'chunk:given-back', jobId: task.lease.jobId, chunk: task.lease.chunk, originator: task.lease.originator, reason })
     this.policy.gaveUp(task.lease)
     try {
       await this.o.linkFor(task.lease.originator).release(task.lease, countsAsFailure ? reason : '', AbortSignal.timeout(5000))

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Daemon } from '../../src/daemon/index.js'
-import { encodeChunk } from '../../src/media/index.js'
+import { encodeChunk, parseX264Settings } from '../../src/media/index.js'
 import { encodeFrame, RESULT_PROTOCOL, type ChunkLease, type RemoteOriginatorLink, type SegmentMeta, type SwarmNode } from '../../src/swarm/index.js'
 import { maxSegmentBytes } from '../../src/worker/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
@@ -147,7 +147,7 @@ describe('results', () => {
   /** An honest encode of a fetched segment, as a worker makes it. */
   async function encodeHonestly (seg: { path: string, meta: SegmentMeta }, outputPath: string): Promise<string> {
     const m = seg.meta
-    return (await encodeChunk({ segmentPath: seg.path, selectFromTime: m.selectFromTime, frameCount: m.frames, settings: m.settings, frameRate: m.frameRate, sourcePixFmt: m.pixFmt, outputPath })).path
+    return (await encodeChunk({ segmentPath: seg.path, selectFromTime: m.selectFromTime, frameCount: m.frames, settings: parseX264Settings(m.settings), frameRate: m.frameRate, sourcePixFmt: m.pixFmt, outputPath })).path
   }
 
   /** H takes three chunks and uploads a result for each at once (each costs a decode and a picture check), then T uploads one honest result. */

@@ -4,7 +4,7 @@ import { copyFile, mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { encodeChunk, planChunks, probeMedia } from '../../src/media/index.js'
+import { encodeChunk, parseX264Settings, planChunks, probeMedia } from '../../src/media/index.js'
 import { InputError, Originator, type JobRecord } from '../../src/jobs/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 import { waitFor } from '../helpers/wait.js'
@@ -42,7 +42,7 @@ async function encodeFor (o: Originator, job: JobRecord, chunk: number, leaseId:
   const seg = o.segmentFor(job.id, chunk, leaseId, peer)
   if (!seg.ok) throw new Error(seg.message)
   const out = join(scratch, `c${chunk}-${peer}.264`)
-  await encodeChunk({ segmentPath: seg.path, selectFromTime: seg.meta.selectFromTime, frameCount: seg.meta.frames, settings: seg.meta.settings, frameRate: seg.meta.frameRate, sourcePixFmt: seg.meta.pixFmt, outputPath: out })
+  await encodeChunk({ segmentPath: seg.path, selectFromTime: seg.meta.selectFromTime, frameCount: seg.meta.frames, settings: parseX264Settings(seg.meta.settings), frameRate: seg.meta.frameRate, sourcePixFmt: seg.meta.pixFmt, outputPath: out })
   const slot = await o.resultSlot(job.id, chunk, leaseId, peer, (await stat(out)).size)
   if (!slot.ok) throw new Error(slot.message)
   await copyFile(out, slot.tmpPath).catch(async () => {

@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AbortError, cutSegment, encodeChunk, extractVideo, planChunks, probeMedia, SettingsError, ToolError, VerificationError, verifyEncodedChunk, type EncodeProgress, type MediaInfo, type Segment } from '../../src/media/index.js'
+import { AbortError, cutSegment, encodeChunk, extractVideo, parseX264Settings, planChunks, probeMedia, SettingsError, ToolError, VerificationError, verifyEncodedChunk, type EncoderSettings, type EncodeProgress, type MediaInfo, type Segment } from '../../src/media/index.js'
 import { ensureFixtures } from '../fixtures.js'
 
 let scratch: string
@@ -25,7 +25,7 @@ afterAll(async () => { await rm(scratch, { recursive: true, force: true }) })
 function base (out: string, settings: string) {
   return {
     segmentPath: segment.path, selectFromTime: segment.selectFromTime, frameCount: segment.frameCount,
-    settings, frameRate: source.video.frameRate, sourcePixFmt: source.video.pixFmt, outputPath: out, threads: 1
+    settings: parseX264Settings(settings), frameRate: source.video.frameRate, sourcePixFmt: source.video.pixFmt, outputPath: out, threads: 1
   }
 }
 
@@ -47,7 +47,13 @@ describe('encodeChunk', () => {
   })
 
   it('re-checks untrusted settings itself', async () => {
-    await expect(encodeChunk(base(join(scratch, 'x.264'), '--preset fast --dump-yuv /tmp/stolen.yuv'))).rejects.toThrow(SettingsError)
+    // Only settings their encoder parsed reach its command line: hostile ones never parse, and the
+    // raw string, or a look-alike of parsed settings, is refused before anything runs.
+    const hostile = '--preset fast --dump-yuv /tmp/stolen.yuv'
+    expect(() => parseX264Settings(hostile)).toThrow(SettingsError)
+    const lookalike = { encoder: 'x264', raw: hostile, args: ['--preset', 'fast', '--dump-yuv', '/tmp/stolen.yuv'], outputDepth: 8 }
+    await expect(encodeChunk({ ...base(join(scratch, 'x.264'), '--preset fast'), settings: lookalike as EncoderSettings })).rejects.toThrow(SettingsError)
+    await expect(encodeChunk({ ...base(join(scratch, 'x.264'), '--preset fast'), settings: hostile as unknown as EncoderSettings })).rejects.toThrow(SettingsError)
     expect(existsSync('/tmp/stolen.yuv')).toBe(false)
   })
 

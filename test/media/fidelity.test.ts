@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CAPTIONS_TRACK_NAME, checkFidelity, encodeFileLocally, formatFidelity, mergeChunks, probeMedia, type FidelityReport } from '../../src/media/index.js'
+import { CAPTIONS_TRACK_NAME, checkFidelity, encodeFileLocally, formatFidelity, mergeChunks, parseX264Settings, probeMedia, type FidelityReport } from '../../src/media/index.js'
 import { ffprobeTrackStarts as trackStarts } from '../helpers/track-starts.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 
@@ -24,7 +24,7 @@ afterAll(async () => { await rm(work, { recursive: true, force: true }) })
 async function encoded (name: keyof Fixtures): Promise<string> {
   const known = outputs.get(name)
   if (known !== undefined) return known
-  const report = await encodeFileLocally(fx[name], '--preset ultrafast --crf 30', { workDir: join(work, `w-${name}`), outputPath: join(work, `${name}.mkv`) })
+  const report = await encodeFileLocally(fx[name], parseX264Settings('--preset ultrafast --crf 30'), { workDir: join(work, `w-${name}`), outputPath: join(work, `${name}.mkv`) })
   outputs.set(name, report.output.path)
   return report.output.path
 }
@@ -50,7 +50,7 @@ describe('checkFidelity', () => {
 
   it.each(['openGop10bit', 'vfrMp4', 'offsetTs', 'taggedMp4', 'captionsTs'] as const)('passes the swarm\'s output of %s', async (name) => {
     const out = await encoded(name)
-    const report = await checkFidelity(await probeMedia(fx[name]), out, { settings: '--preset ultrafast --crf 30' })
+    const report = await checkFidelity(await probeMedia(fx[name]), out, { settings: parseX264Settings('--preset ultrafast --crf 30') })
     expect(failed(report), formatFidelity(report, out)).toEqual([])
     expect(report.ok).toBe(true)
     const names = report.checks.map(c => c.name)
@@ -75,7 +75,7 @@ describe('checkFidelity', () => {
 
   it('looks at the pictures where the chunks join: a chunk of green garbage fails it, the honest output passes', async () => {
     // What a keyframe that cannot start a decode gives: the right frame count, wrong pictures.
-    const report = await encodeFileLocally(fx.vfrMp4, '--preset ultrafast --crf 30', { workDir: join(work, 'w-cuts'), outputPath: join(work, 'cuts.mkv'), keepWork: true, gopsPerChunk: 1 })
+    const report = await encodeFileLocally(fx.vfrMp4, parseX264Settings('--preset ultrafast --crf 30'), { workDir: join(work, 'w-cuts'), outputPath: join(work, 'cuts.mkv'), keepWork: true, gopsPerChunk: 1 })
     const starts = report.plan.chunks.map(c => c.startFrame)
     expect(starts.length).toBeGreaterThanOrEqual(3)
     const honest = await checkFidelity(report.source, report.output.path, { chunkStarts: starts })
@@ -104,10 +104,10 @@ describe('checkFidelity', () => {
 
   it('compares the colour the settings left to the source, and skips what they set', async () => {
     const out = join(work, 'overridden.mkv')
-    await encodeFileLocally(fx.taggedMp4, '--preset ultrafast --colorprim bt470bg', { workDir: join(work, 'w-over'), outputPath: out })
+    await encodeFileLocally(fx.taggedMp4, parseX264Settings('--preset ultrafast --colorprim bt470bg'), { workDir: join(work, 'w-over'), outputPath: out })
     const source = await probeMedia(fx.taggedMp4)
     expect(failed(await checkFidelity(source, out))).toEqual(['colour and aspect'])
-    const told = await checkFidelity(source, out, { settings: '--preset ultrafast --colorprim bt470bg' })
+    const told = await checkFidelity(source, out, { settings: parseX264Settings('--preset ultrafast --colorprim bt470bg') })
     expect(told.ok).toBe(true)
     expect(told.checks.find(c => c.name === 'colour and aspect')?.detail).toMatch(/1 set by the settings/)
   })

@@ -74,7 +74,7 @@ describe('encodeChunk under a memory limit', () => {
     const budget = defaultMemoryBudget(1)
     const out = join(scratch, 'honest.264')
     const result = await encodeChunk({
-      segmentPath: honestSegment.path, selectFromTime: honestSegment.selectFromTime, frameCount: honestSegment.frameCount, settings: '--preset slow --crf 24',
+      segmentPath: honestSegment.path, selectFromTime: honestSegment.selectFromTime, frameCount: honestSegment.frameCount, settings: parseX264Settings('--preset slow --crf 24'),
       frameRate: honestSource.video.frameRate, sourcePixFmt: honestSource.video.pixFmt, outputPath: out, threads: 1, memoryLimitBytes: budget
     })
     expect(result.frameCount).toBe(honestSegment.frameCount)
@@ -84,7 +84,7 @@ describe('encodeChunk under a memory limit', () => {
   it('stops x264 alone when a chunk needs more than the limit, and says it ran out of the budget', async () => {
     const out = join(scratch, 'bomb.264')
     const err = await encodeChunk({
-      segmentPath: bomb1080, selectFromTime: 0, frameCount: 100, settings: BOMB, frameRate: { num: 25, den: 1 }, sourcePixFmt: 'yuv420p',
+      segmentPath: bomb1080, selectFromTime: 0, frameCount: 100, settings: parseX264Settings(BOMB), frameRate: { num: 25, den: 1 }, sourcePixFmt: 'yuv420p',
       width: 1920, height: 1080, segmentFromPeer: true, outputPath: out, threads: 1, memoryLimitBytes: 200 * MIB
     }).catch(e => e)
     expect(err).toBeInstanceOf(MemoryBudgetError)
@@ -92,7 +92,7 @@ describe('encodeChunk under a memory limit', () => {
     expect((err as Error).message).toMatch(/x264 ran out of this worker's memory budget of 200 MiB an encode/)
     // Without the limit the same chunk encodes: it is the limit that stopped it, not the chunk's bytes.
     const free = await encodeChunk({
-      segmentPath: bomb1080, selectFromTime: 0, frameCount: 100, settings: BOMB, frameRate: { num: 25, den: 1 }, sourcePixFmt: 'yuv420p',
+      segmentPath: bomb1080, selectFromTime: 0, frameCount: 100, settings: parseX264Settings(BOMB), frameRate: { num: 25, den: 1 }, sourcePixFmt: 'yuv420p',
       width: 1920, height: 1080, segmentFromPeer: true, outputPath: out, threads: 1
     })
     expect(free.frameCount).toBe(100)

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execa } from 'execa'
-import { effectiveSettings, encodeFileLocally, probeMedia, timestampFileV2, trackPropertyArgs } from '../../src/media/index.js'
+import { effectiveSettings, encodeFileLocally, parseX264Settings, probeMedia, timestampFileV2, trackPropertyArgs } from '../../src/media/index.js'
 import { ffprobeTrackStarts as trackStarts } from '../helpers/track-starts.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 
@@ -32,7 +32,7 @@ describe('merge', () => {
     expect(src).toHaveLength(1)
     expect(src[0]?.offsetMs).toBeGreaterThan(350)
     expect(src[0]?.offsetMs).toBeLessThan(450)
-    const report = await encodeFileLocally(fx.offsetTs, '--preset ultrafast --crf 30', { workDir: join(work, 'ts'), outputPath: join(work, 'ts.mkv') })
+    const report = await encodeFileLocally(fx.offsetTs, parseX264Settings('--preset ultrafast --crf 30'), { workDir: join(work, 'ts'), outputPath: join(work, 'ts.mkv') })
     const out = await offsets(report.output.path)
     expect(out.map(t => t.type)).toEqual(['audio'])
     // Matroska keeps milliseconds.
@@ -46,7 +46,7 @@ describe('merge', () => {
     // it (ffmpeg's and mkvmerge's alike): compared from the first packet, not the first played one.
     const src = await offsets(fx.vfrMp4, { everyPacket: true })
     expect(src[0]?.offsetMs).toBeLessThan(-20)
-    const report = await encodeFileLocally(fx.vfrMp4, '--preset ultrafast --crf 30', { workDir: join(work, 'mp4'), outputPath: join(work, 'mp4.mkv') })
+    const report = await encodeFileLocally(fx.vfrMp4, parseX264Settings('--preset ultrafast --crf 30'), { workDir: join(work, 'mp4'), outputPath: join(work, 'mp4.mkv') })
     const out = await offsets(report.output.path, { everyPacket: true })
     expect(out.map(t => t.type)).toEqual(src.map(t => t.type))
     for (const [i, t] of out.entries()) expect(Math.abs(t.offsetMs - (src[i]?.offsetMs ?? 0))).toBeLessThanOrEqual(1)
@@ -55,7 +55,7 @@ describe('merge', () => {
   it('carries the colour description and sample aspect ratio into the encode, and every audio track\'s language and default flag', async () => {
     const source = await probeMedia(fx.taggedMp4)
     expect(source.video.colour).toEqual({ range: 'tv', primaries: 'bt709', transfer: 'bt709', matrix: 'bt709', chromaLocation: 'left', sar: '16:15' })
-    const report = await encodeFileLocally(fx.taggedMp4, '--preset ultrafast --crf 30', { workDir: join(work, 'tagged'), outputPath: join(work, 'tagged.mkv') })
+    const report = await encodeFileLocally(fx.taggedMp4, parseX264Settings('--preset ultrafast --crf 30'), { workDir: join(work, 'tagged'), outputPath: join(work, 'tagged.mkv') })
     const out = await probeMedia(report.output.path)
     // It used to read "unknown" for all four, and a square SAR.
     expect(out.video.colour).toEqual(source.video.colour)
@@ -66,9 +66,9 @@ describe('merge', () => {
 
   it('lets the user\'s settings win over the source\'s colour, and leaves unknown values out', () => {
     const video = { colour: { range: 'tv', primaries: 'bt709', transfer: 'gamma28', matrix: 'ycgco', sar: '16:15' } }
-    expect(effectiveSettings('--crf 18 --colorprim bt470bg --sar 1:1', video).args).toEqual(
+    expect(effectiveSettings(parseX264Settings('--crf 18 --colorprim bt470bg --sar 1:1'), video).args).toEqual(
       ['--crf', '18', '--colorprim', 'bt470bg', '--sar', '1:1', '--range', 'tv', '--transfer', 'bt470bg', '--colormatrix', 'YCgCo'])
-    expect(effectiveSettings('--crf 18', { colour: {} }).args).toEqual(['--crf', '18'])
+    expect(effectiveSettings(parseX264Settings('--crf 18'), { colour: {} }).args).toEqual(['--crf', '18'])
   })
 
   it('names every audio and subtitle track\'s language, name and flags to mkvmerge explicitly', () => {

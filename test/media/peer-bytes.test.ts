@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { DEFAULT_SEGMENT_LIMITS, encodeChunk, inspectSegment, PEER_SEGMENT_CODECS, verifyEncodedChunk, VerificationError } from '../../src/media/index.js'
+import { DEFAULT_SEGMENT_LIMITS, encodeChunk, inspectSegment, parseX264Settings, PEER_SEGMENT_CODECS, VerificationError, verifyEncodedChunk } from '../../src/media/index.js'
 
 let dir: string
 let secret: string
@@ -40,7 +40,7 @@ beforeAll(async () => {
 afterAll(async () => { await rm(dir, { recursive: true, force: true }) })
 
 const encodeOptions = (segmentPath: string, outputPath: string, segmentFromPeer: boolean): Parameters<typeof encodeChunk>[0] => ({
-  segmentPath, selectFromTime: 0, frameCount: 48, settings: '--preset ultrafast', frameRate: { num: 24, den: 1 }, sourcePixFmt: 'yuv420p', outputPath, segmentFromPeer
+  segmentPath, selectFromTime: 0, frameCount: 48, settings: parseX264Settings('--preset ultrafast'), frameRate: { num: 24, den: 1 }, sourcePixFmt: 'yuv420p', outputPath, segmentFromPeer
 })
 
 describe('segments from a peer', () => {

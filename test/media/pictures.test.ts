@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
-  comparePictures, convicts, cutSegment, encodeChunk, extractVideo, pickPicturePositions, planChunks, probeMedia, segmentTimesFromSource, sourceAsCutSource, PICTURE_NEIGHBOUR_RULE_BELOW_DB, PICTURE_NEIGHBOUR_MARGIN_DB, PICTURE_PSNR_THRESHOLD, ToolError, VerificationError,
+  comparePictures, convicts, cutSegment, encodeChunk, extractVideo, parseX264Settings, pickPicturePositions, planChunks, probeMedia, segmentTimesFromSource, sourceAsCutSource, PICTURE_NEIGHBOUR_RULE_BELOW_DB, PICTURE_NEIGHBOUR_MARGIN_DB, PICTURE_PSNR_THRESHOLD, ToolError, VerificationError,
   type MediaInfo, type SampledFrame, type Segment
 } from '../../src/media/index.js'
 import { ensureFixtures } from '../fixtures.js'
@@ -28,7 +28,7 @@ beforeAll(async () => {
   for (const c of plan.chunks) segments.push(await cutSegment(source, cut, c, join(scratch, `seg-${c.index}.mkv`)))
   seg = segments[1]!
   honest = (await encodeChunk({
-    segmentPath: seg.path, selectFromTime: seg.selectFromTime, frameCount: seg.frameCount, settings: '--preset ultrafast --crf 51',
+    segmentPath: seg.path, selectFromTime: seg.selectFromTime, frameCount: seg.frameCount, settings: parseX264Settings('--preset ultrafast --crf 51'),
     frameRate: source.video.frameRate, sourcePixFmt: source.video.pixFmt, outputPath: join(scratch, 'honest.264'), threads: 1
   })).path
 })
@@ -172,7 +172,7 @@ describe('comparePictures', () => {
     const chunk = planChunks(tiny, { gopsPerChunk: 1 }).chunks[0]!
     const tinySeg = await cutSegment(tiny, sourceAsCutSource(tiny), chunk, join(scratch, 'tiny-seg.mkv'))
     const out = (await encodeChunk({
-      segmentPath: tinySeg.path, selectFromTime: tinySeg.selectFromTime, frameCount: tinySeg.frameCount, settings: '--preset ultrafast --crf 30',
+      segmentPath: tinySeg.path, selectFromTime: tinySeg.selectFromTime, frameCount: tinySeg.frameCount, settings: parseX264Settings('--preset ultrafast --crf 30'),
       frameRate: tiny.video.frameRate, sourcePixFmt: tiny.video.pixFmt, outputPath: join(scratch, 'tiny.264'), threads: 1
     })).path
     const all = Array.from({ length: tinySeg.frameCount }, (_, i) => i)

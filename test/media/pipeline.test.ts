@@ -3,7 +3,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { crc32File, encodeFileLocally, SourceError, type LocalEncodeReport } from '../../src/media/index.js'
+import { crc32File, encodeFileLocally, parseX264Settings, SourceError, type LocalEncodeReport } from '../../src/media/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 import { decodedFrameCount, identify, streamDurations, streamSummary, videoTimes } from '../helpers/media.js'
 
@@ -19,7 +19,7 @@ beforeAll(async () => {
 afterAll(async () => { await rm(scratch, { recursive: true, force: true }) })
 
 async function run (source: string, name: string, gopsPerChunk = 1): Promise<LocalEncodeReport> {
-  return await encodeFileLocally(source, SETTINGS, { workDir: join(scratch, `work-${name}`), outputPath: join(scratch, `${name}.mkv`), gopsPerChunk })
+  return await encodeFileLocally(source, parseX264Settings(SETTINGS), { workDir: join(scratch, `work-${name}`), outputPath: join(scratch, `${name}.mkv`), gopsPerChunk })
 }
 
 /** Frame times from the first frame on: where the video starts follows the other tracks (the merge keeps their offsets). */
@@ -101,7 +101,7 @@ describe('a clip shorter than one GOP', () => {
 
 describe('output naming', () => {
   it('puts the output beside a source with spaces, brackets and quotes, with its own CRC32 in the name', async () => {
-    const report = await encodeFileLocally(fx.awkwardName, SETTINGS, { workDir: join(scratch, 'work-awkward'), gopsPerChunk: 1 })
+    const report = await encodeFileLocally(fx.awkwardName, parseX264Settings(SETTINGS), { workDir: join(scratch, 'work-awkward'), gopsPerChunk: 1 })
     try {
       expect(dirname(report.output.path)).toBe(dirname(fx.awkwardName))
       const crc = await crc32File(report.output.path)
@@ -115,12 +115,12 @@ describe('output naming', () => {
   it('refuses a source whose CRC32 does not match its name, before doing any work', async () => {
     const work = join(scratch, 'work-wrong-crc')
     const before = await readdir(dirname(fx.wrongCrc))
-    await expect(encodeFileLocally(fx.wrongCrc, SETTINGS, { workDir: work })).rejects.toThrow(SourceError)
-    await expect(encodeFileLocally(fx.wrongCrc, SETTINGS, { workDir: work })).rejects.toThrow(/CRC32 is [0-9A-F]{8} but the name says \[DEADBEEF\]/)
+    await expect(encodeFileLocally(fx.wrongCrc, parseX264Settings(SETTINGS), { workDir: work })).rejects.toThrow(SourceError)
+    await expect(encodeFileLocally(fx.wrongCrc, parseX264Settings(SETTINGS), { workDir: work })).rejects.toThrow(/CRC32 is [0-9A-F]{8} but the name says \[DEADBEEF\]/)
     expect(existsSync(work)).toBe(false)
     expect(await readdir(dirname(fx.wrongCrc))).toEqual(before)
   })
   it('says which file is missing', async () => {
-    await expect(encodeFileLocally(join(scratch, 'nope.mkv'), SETTINGS, { workDir: join(scratch, 'w') })).rejects.toThrow(/nope\.mkv: cannot read the file \(ENOENT\)/)
+    await expect(encodeFileLocally(join(scratch, 'nope.mkv'), parseX264Settings(SETTINGS), { workDir: join(scratch, 'w') })).rejects.toThrow(/nope\.mkv: cannot read the file \(ENOENT\)/)
   })
 })

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { checkFidelity, cleanTimes, encodeFileLocally, formatFidelity, planChunks, prepareSource, splitByDecoding, type Segment } from '../../src/media/index.js'
+import { checkFidelity, cleanTimes, encodeFileLocally, formatFidelity, parseX264Settings, planChunks, prepareSource, splitByDecoding, type Segment } from '../../src/media/index.js'
 import { decodedFrameCount } from '../helpers/media.js'
 
 let work: string
@@ -60,7 +60,7 @@ describe('an open-GOP MPEG-2 program stream', () => {
   })
 
   it('comes out frame for frame with its audio, and passes the fidelity check, pictures at the cuts included', async () => {
-    const report = await encodeFileLocally(mpeg2, '--preset ultrafast --crf 30', { workDir: join(work, 'w-mpeg2'), outputPath: join(work, 'mpeg2.mkv'), gopsPerChunk: 1 })
+    const report = await encodeFileLocally(mpeg2, parseX264Settings('--preset ultrafast --crf 30'), { workDir: join(work, 'w-mpeg2'), outputPath: join(work, 'mpeg2.mkv'), gopsPerChunk: 1 })
     expect(await decodedFrameCount(report.output.path)).toBe(report.source.video.frameCount)
     const fidelity = await checkFidelity(report.source, report.output.path, { chunkStarts: report.plan.chunks.map(c => c.startFrame) })
     expect(fidelity.ok, formatFidelity(fidelity)).toBe(true)
@@ -70,7 +70,7 @@ describe('an open-GOP MPEG-2 program stream', () => {
 
 describe('a 4:2:0 source of odd size (321x181)', () => {
   it('is encoded a row and a column larger, which the container crops off again', async () => {
-    const report = await encodeFileLocally(oddSize, '--preset ultrafast --crf 30', { workDir: join(work, 'w-odd'), outputPath: join(work, 'odd.mkv') })
+    const report = await encodeFileLocally(oddSize, parseX264Settings('--preset ultrafast --crf 30'), { workDir: join(work, 'w-odd'), outputPath: join(work, 'odd.mkv') })
     const { stdout } = await execa('mkvmerge', ['-J', report.output.path])
     const video = (JSON.parse(stdout) as { tracks: Array<{ type: string, properties: Record<string, unknown> }> }).tracks.find(t => t.type === 'video')
     expect(video?.properties.pixel_dimensions).toBe('322x182')

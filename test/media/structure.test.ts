@@ -8,10 +8,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { describeH264Structure, referenceStructure, structureMismatches } from '../../src/media/index.js'
+import { describeH264Structure, parseX264Settings, referenceStructure, structureMismatches } from '../../src/media/index.js'
 
 let work: string
-const job = { settings: '--preset veryfast --crf 30', width: 320, height: 180, sourcePixFmt: 'yuv420p', frameRate: { num: 25, den: 1 } }
+const job = { settings: parseX264Settings('--preset veryfast --crf 30'), width: 320, height: 180, sourcePixFmt: 'yuv420p', frameRate: { num: 25, den: 1 } }
 
 beforeAll(async () => { work = await mkdtemp(join(tmpdir(), 'swarm-structure-')) })
 afterAll(async () => { await rm(work, { recursive: true, force: true }) })
@@ -49,7 +49,7 @@ describe('structureMismatches', () => {
     const otherColour = describeH264Structure(await encode('bt2020', ['--colorprim', 'bt2020', '--transfer', 'smpte2084']))
     expect(structureMismatches(otherColour, reference, 24)).toEqual(expect.arrayContaining(['colour primaries 9, expected not stated', 'transfer 16, expected not stated']))
     // Range is compared when the settings state it (else x264 follows its input, which is the worker's decode).
-    const pc = await referenceStructure({ ...job, settings: '--preset veryfast --crf 30 --range pc' })
+    const pc = await referenceStructure({ ...job, settings: parseX264Settings('--preset veryfast --crf 30 --range pc') })
     expect(pc.sps?.vui.fullRange).toBe(true)
     const limited = describeH264Structure(await encode('no-range', []))
     expect(structureMismatches(limited, pc, 24)).toContain('full range not stated, expected true')

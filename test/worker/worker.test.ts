@@ -6,10 +6,10 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { localLink } from '../../src/daemon/local-link.js'
 import { Originator, type JobRecord } from '../../src/jobs/index.js'
 import { probeMedia, type EncodeChunkOptions } from '../../src/media/index.js'
-import { ENCODE_NICENESS, Worker, type Delivered, type JobView, type OriginatorLink } from '../../src/worker/index.js'
+import { ENCODE_NICENESS, Worker, type JobView, type OriginatorLink } from '../../src/worker/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 import { waitFor } from '../helpers/wait.js'
-import type { RefusalCode } from '../../src/swarm/index.js'
+import type { NodeEventOf, RefusalCode } from '../../src/swarm/index.js'
 
 let fx: Fixtures
 const cleanup: Array<() => Promise<void>> = []
@@ -20,6 +20,13 @@ function viewOf (job: JobRecord): JobView {
   return { jobId: job.id, originator: job.originator, settings: job.settings, totalChunks: job.chunks.length, open: job.chunks.filter(c => c.state === 'open').map(c => c.index), seq: job.updatedAt }
 }
 
+/** The chunks whose results the originator took, as the worker tells them. */
+function acceptedUploads (worker: Worker): Array<NodeEventOf<'upload:accepted'>> {
+  const accepted: Array<NodeEventOf<'upload:accepted'>> = []
+  worker.on('event', (e) => { if (e.type === 'upload:accepted') accepted.push(e) })
+  return accepted
+}
+
 async function setup (settings: string, workerOptions: { slots?: number, link?: (o: Originator) => OriginatorLink, encoder?: (o: EncodeChunkOptions) => Promise<never>, now?: () => number } = {}) {
   const home = await mkdtemp(join(tmpdir(), 'swarm-worker-'))
   // The worker is this originator's own (peer 'self'): its failures are evidence.
@@ -27,8 +34,7 @@ async function setup (settings: string, workerOptions: { slots?: number, link?: 
   await originator.start()
   const link = workerOptions.link?.(originator) ?? localLink(originator, 'self')
   const worker = new Worker({ peerId: 'self', slots: workerOptions.slots ?? 2, workDir: join(home, 'work'), linkFor: () => link, heartbeatMs: 200, log: process.env.DEBUG_WORKER !== undefined ? console.log : undefined, ...(workerOptions.encoder !== undefined ? { encoder: workerOptions.encoder } : {}), ...(workerOptions.now !== undefined ? { now: workerOptions.now } : {}) })
-  const delivered: Delivered[] = []
-  worker.on('delivered', (d) => { delivered.push(d) })
+  const delivered = acceptedUploads(worker)
   worker.start()
   originator.on('changed', (id) => { const job = originator.get(id); if (job !== undefined) worker.updateJob(viewOf(job)) })
   cleanup.push(async () => { await worker.stop(); await originator.stop(); await rm(home, { recursive: true, force: true }) })
@@ -160,8 +166,7 @@ describe('Worker scheduling (a scripted originator link)', () => {
       for (const release of [...uploads.values(), ...encodes.values()]) release()
       await worker.stop()
     })
-    const delivered: Delivered[] = []
-    worker.on('delivered', (d) => { delivered.push(d) })
+    const delivered = acceptedUploads(worker)
     worker.start()
     // x264 reports the chunk nearly done: from now on the worker may fetch its next chunk.
     const nearEnd = (chunk: number): void => { progress.get(chunk)?.({ framesDone: META.frames, frameCount: META.frames, fps: 100 }) }

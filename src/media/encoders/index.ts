@@ -1,0 +1,19 @@
+import { SettingsError } from '../errors.js'
+import type { Encoder, EncoderId } from './types.js'
+import { x264 } from './x264.js'
+
+export type { ChunkArgsOptions, Encoder, EncoderId, EncoderMemoryInputs, EncoderProgress, EncoderSettings } from './types.js'
+export { parseX264Settings, X264_PRESET_FRAMES } from './x264.js'
+
+/** The encoders this version implements. */
+const ENCODERS: Partial<Record<EncoderId, Encoder>> = { x264 }
+
+/** The encoder of a job that names none: every job until jobs name theirs. */
+export const DEFAULT_ENCODER: EncoderId = 'x264'
+
+/** The implementation of an encoder; a SettingsError for one this version does not have. */
+export function encoderFor (id: EncoderId): Encoder {
+  const encoder = ENCODERS[id]
+  if (encoder === undefined) throw new SettingsError(`encoder ${String(id)} is not available in this version of swarm (it has ${Object.keys(ENCODERS).join(', ')})`)
+  return encoder
+}

@@ -1,0 +1,181 @@
+import { SettingsError } from '../errors.js'
+import type { VideoColour } from '../probe.js'
+import { parseAllowlisted, sealSettings } from '../settings.js'
+import type { ChunkArgsOptions, Encoder, EncoderMemoryInputs, EncoderProgress, EncoderSettings } from './types.js'
+import { X264_OPTIONS } from './x264-options.js'
+
+/**
+ * Parses and checks an x264 settings string (the allowlist: x264-options.ts). Throws SettingsError
+ * naming the first refused option. Runs where settings cross a trust boundary: `swarm add`, the
+ * originator's admission, and every worker on what an originator sends (a worker never trusts the
+ * originator's check).
+ */
+export function parseX264Settings (raw: string): EncoderSettings {
+  const { args, values } = parseAllowlisted(raw, X264_OPTIONS)
+  const outputDepth = values.get('output-depth') === '10' ? 10 : 8
+  const profile = values.get('profile')
+  if (profile !== undefined && outputDepth === 10 && ['baseline', 'main', 'high'].includes(profile)) {
+    throw new SettingsError(`x264 settings: --profile ${profile} cannot carry 10-bit output; use --profile high10 or drop --output-depth 10`, '--profile')
+  }
+  return sealSettings({ encoder: 'x264', raw, args, outputDepth, ...(profile !== undefined ? { profile } : {}) })
+}
+
+/** The options the settings give (`--name` without its dashes). */
+function optionsGiven (settings: EncoderSettings): Set<string> {
+  return new Set(settings.args.filter(a => a.startsWith('--')).map(a => a.slice(2)))
+}
+
+/** The value of an option the settings give, the last one given (x264 takes the last). */
+function lastValue (settings: EncoderSettings, name: string): string | undefined {
+  let found: string | undefined
+  for (let i = 0; i < settings.args.length - 1; i++) if (settings.args[i] === `--${name}`) found = settings.args[i + 1]
+  return found
+}
+
+// ---- colour ------------------------------------------------------------------------------------
+
+/*
+ * x264 writes "unknown" for range, primaries, transfer and matrix unless told, and players then
+ * guess (often BT.601 for SD, wrong for most sources). What the source says is carried into the
+ * encode, except where the user's settings say otherwise. ffprobe and x264 mostly share names;
+ * these tables hold the ones x264 accepts, under ffprobe's name.
+ */
+const PRIMARIES: Record<string, string> = Object.fromEntries(['bt709', 'bt470m', 'bt470bg', 'smpte170m', 'smpte240m', 'film', 'bt2020', 'smpte428', 'smpte431', 'smpte432'].map(n => [n, n]))
+const TRANSFER: Record<string, string> = {
+  ...Object.fromEntries(['bt709', 'smpte170m', 'smpte240m', 'linear', 'log100', 'log316', 'iec61966-2-4', 'bt1361e', 'iec61966-2-1', 'bt2020-10', 'bt2020-12', 'smpte2084', 'smpte428', 'arib-std-b67'].map(n => [n, n])),
+  // ffprobe names BT.470 M and B/G transfers both ways (gamma22/gamma28 and bt470m/bt470bg).
+  gamma22: 'bt470m',
+  gamma28: 'bt470bg',
+  bt470m: 'bt470m',
+  bt470bg: 'bt470bg'
+}
+const MATRIX: Record<string, string> = {
+  ...Object.fromEntries(['bt709', 'fcc', 'bt470bg', 'smpte170m', 'smpte240m', 'bt2020nc', 'bt2020c', 'smpte2085', 'chroma-derived-nc', 'chroma-derived-c'].map(n => [n, n])),
+  gbr: 'GBR',
+  ycgco: 'YCgCo',
+  ictcp: 'ICtCp'
+}
+const RANGE: Record<string, string> = { tv: 'tv', pc: 'pc' }
+/** H.264 chroma_sample_loc_type numbering, which x264's --chromaloc takes. */
+const CHROMA_LOCATION: Record<string, string> = { left: '0', center: '1', topleft: '2', top: '3', bottomleft: '4', bottom: '5' }
+
+/** The x264 option that states each colour field. */
+const COLOUR_OPTIONS: Record<keyof VideoColour, string> = {
+  range: 'range', primaries: 'colorprim', transfer: 'transfer', matrix: 'colormatrix', chromaLocation: 'chromaloc', sar: 'sar'
+}
+
+/** x264 options that describe the source's colour and geometry, for each thing the source states and the settings leave open. */
+function sourceColourArgs (colour: VideoColour, settings: EncoderSettings): string[] {
+  const set = optionsGiven(settings)
+  const args: string[] = []
+  const carry = (option: string, value: string | undefined): void => {
+    if (value !== undefined && !set.has(option)) args.push(`--${option}`, value)
+  }
+  carry('range', colour.range !== undefined ? RANGE[colour.range] : undefined)
+  carry('colorprim', colour.primaries !== undefined ? PRIMARIES[colour.primaries] : undefined)
+  carry('transfer', colour.transfer !== undefined ? TRANSFER[colour.transfer] : undefined)
+  carry('colormatrix', colour.matrix !== undefined ? MATRIX[colour.matrix] : undefined)
+  carry('chromaloc', colour.chromaLocation !== undefined ? CHROMA_LOCATION[colour.chromaLocation] : undefined)
+  carry('sar', colour.sar)
+  return args
+}
+
+function colourSetBy (settings: EncoderSettings): Set<keyof VideoColour> {
+  const set = optionsGiven(settings)
+  return new Set((Object.keys(COLOUR_OPTIONS) as Array<keyof VideoColour>).filter(k => set.has(COLOUR_OPTIONS[k])))
+}
+
+/**
+ * x264 writes no signal-type VUI for `--range tv` alone, so without the container's word the
+ * output says nothing and players guess. Undefined when the settings leave it to x264 (auto).
+ */
+function statedRange (settings: EncoderSettings): 'tv' | 'pc' | undefined {
+  const i = settings.args.lastIndexOf('--range')
+  const value = i >= 0 ? settings.args[i + 1] : undefined
+  return value === 'tv' || value === 'pc' ? value : undefined
+}
+
+// ---- one chunk ---------------------------------------------------------------------------------
+
+function chunkArgs (settings: EncoderSettings, o: ChunkArgsOptions): string[] {
+  return [
+    ...settings.args,
+    ...(o.threads !== undefined ? ['--threads', String(o.threads)] : []),
+    // Chunks are concatenated, so every one must carry the same self-contained headers.
+    '--stitchable',
+    '--fps', `${o.frameRate.num}/${o.frameRate.den}`,
+    '--frames', String(o.frameCount),
+    '--demuxer', 'y4m',
+    '--output', o.outputPath,
+    '-'
+  ]
+}
+
+const PROGRESS_RE = /(\d+)(?:\/\d+)? frames[:,] ([\d.]+) fps/g
+
+function parseProgress (stderr: string): EncoderProgress | undefined {
+  let match: RegExpExecArray | null
+  let latest: EncoderProgress | undefined
+  PROGRESS_RE.lastIndex = 0
+  while ((match = PROGRESS_RE.exec(stderr)) !== null) latest = { framesDone: Number(match[1]), fps: Number(match[2]) }
+  return latest
+}
+
+function encodedFrames (stderr: string): number | undefined {
+  const encoded = /encoded (\d+) frames/.exec(stderr)
+  return encoded === null ? undefined : Number(encoded[1])
+}
+
+// ---- memory and size ---------------------------------------------------------------------------
+
+/**
+ * x264's presets' frame counts (x264 0.164 common/base.c): references, B-frames, lookahead.
+ * An option given explicitly wins over its preset's value.
+ */
+interface PresetFrames { ref: number, bframes: number, lookahead: number }
+export const X264_PRESET_FRAMES: Record<string, PresetFrames> = {
+  ultrafast: { ref: 1, bframes: 0, lookahead: 0 },
+  superfast: { ref: 1, bframes: 3, lookahead: 0 },
+  veryfast: { ref: 1, bframes: 3, lookahead: 10 },
+  faster: { ref: 2, bframes: 3, lookahead: 20 },
+  fast: { ref: 2, bframes: 3, lookahead: 30 },
+  medium: { ref: 3, bframes: 3, lookahead: 40 },
+  slow: { ref: 5, bframes: 3, lookahead: 50 },
+  slower: { ref: 8, bframes: 3, lookahead: 60 },
+  veryslow: { ref: 16, bframes: 8, lookahead: 60 },
+  placebo: { ref: 16, bframes: 16, lookahead: 60 }
+}
+
+function memoryInputs (settings: EncoderSettings): EncoderMemoryInputs {
+  const preset = X264_PRESET_FRAMES[lastValue(settings, 'preset') ?? 'medium'] ?? X264_PRESET_FRAMES.medium as PresetFrames
+  const number = (name: string, fallback: number): number => { const v = Number(lastValue(settings, name)); return lastValue(settings, name) !== undefined && Number.isFinite(v) && v >= 0 ? v : fallback }
+  const csp = lastValue(settings, 'output-csp') ?? 'i420'
+  return {
+    ref: number('ref', preset.ref),
+    bframes: number('bframes', preset.bframes),
+    lookahead: number('rc-lookahead', preset.lookahead),
+    samplesPerPixel: csp.includes('444') || csp === 'rgb' ? 3 : csp.includes('422') ? 2 : 1.5,
+    bytesPerSample: settings.outputDepth === 10 ? 2 : 1
+  }
+}
+
+function rawBytesPerPixel (settings: EncoderSettings): number {
+  const at = settings.args.indexOf('--output-csp')
+  const csp = at >= 0 ? settings.args[at + 1] ?? 'i420' : 'i420'
+  const samples = csp === 'i400' ? 1 : ['i422', 'yv16', 'nv16', 'yuyv', 'uyvy'].includes(csp) ? 2 : ['i444', 'yv24', 'bgr', 'rgb'].includes(csp) ? 3 : csp === 'bgra' ? 4 : 1.5
+  return samples * settings.outputDepth / 8
+}
+
+export const x264: Encoder = {
+  id: 'x264',
+  binary: 'x264',
+  parseSettings: parseX264Settings,
+  chunkArgs,
+  sourceColourArgs,
+  colourSetBy,
+  statedRange,
+  parseProgress,
+  encodedFrames,
+  memoryInputs,
+  rawBytesPerPixel
+}
