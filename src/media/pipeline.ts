@@ -57,47 +57,7 @@ export async function encodeFileLocally (sourcePath: string, userSettings: Encod
   const settings = effectiveSettings(userSettings, source.video)
   await mkdir(o.workDir, { recursive: true })
   o.onStage?.('split', `${plan.chunks.length} chunks`)
-  const segmentPath = (index: number): string => join(o.workDir, `segment-${index}.mkv`)
-  const cutSegments: Array<Segment | undefined> = plan.chunks.map(() => undefined)
-  const decoded = source.video.cut?.by === 'decode'
-  if (decoded || splitsInOnePass(plan.chunks)) {
-    try {
-      await (decoded ? splitByDecoding : splitInOnePass)(source, plan.chunks, join(o.workDir, 'split'), {
-        ...(o.signal !== undefined ? { signal: o.signal } : {}),
-        pathOf: segmentPath,
-        wanted: () => true,
-        onSegment: (index, result) => { if (!(result instanceof Error)) cutSegments[index] = result }
-      })
-    } catch (err) {
-      if (o.signal?.aborted === true || decoded) throw err
-    }
-  }
-  // Open-GOP plans, and whatever the one pass could not cut, one chunk at a time from a copy of the video.
-  const rest = plan.chunks.filter(c => cutSegments[c.index] === undefined)
-  if (decoded && rest.length > 0) throw new VerificationError(`${sourcePath}: chunk ${rest[0]?.index ?? 0} could not be made from the decoded source`)
-  if (rest.length > 0) {
-    const cutSource = await extractVideo(source, join(o.workDir, 'video-only.mkv'), { signal: o.signal })
-    for (const chunk of rest) {
-      try {
-        cutSegments[chunk.index] = await cutSegment(source, cutSource, chunk, segmentPath(chunk.index), { signal: o.signal })
-      } catch (err) {
-        // A keyframe no decode can start from: the rest is made from the decoded source (as the swarm's splitter does).
-        if (!(err instanceof UndecodableCutError)) throw err
-        break
-      }
-    }
-  }
-  const undecodable = plan.chunks.filter(c => cutSegments[c.index] === undefined)
-  if (undecodable.length > 0) {
-    // The decoding pass runs over every chunk (its cuts are frame numbers); only the missing ones are kept.
-    await splitByDecoding(source, plan.chunks, join(o.workDir, 'split-decoded'), {
-      ...(o.signal !== undefined ? { signal: o.signal } : {}),
-      pathOf: segmentPath,
-      wanted: index => cutSegments[index] === undefined,
-      onSegment: (index, result) => { if (result instanceof Error) throw result; cutSegments[index] = result }
-    })
-  }
-  const segments = cutSegments as Segment[]
+  const segments = await cutLocally(sourcePath, source, plan, o)
   const t1 = performance.now()
   o.onStage?.('encode')
   const encoded: string[] = []
@@ -145,4 +105,52 @@ export async function encodeFileLocally (sourcePath: string, userSettings: Encod
     encodedBytes,
     timings: { splitSec: (t1 - t0) / 1000, encodeSec: (t2 - t1) / 1000, mergeSec: (t3 - t2) / 1000, totalSec: (performance.now() - t0) / 1000 }
   }
+}
+
+/**
+ * The chunks' segments, cut as the swarm's splitter cuts them: in one pass where it can, else one
+ * by one from a copy of the video, and from the decoded source where a cut cannot be decoded.
+ */
+async function cutLocally (sourcePath: string, source: MediaInfo, plan: ChunkPlan, o: LocalEncodeOptions): Promise<Segment[]> {
+  const segmentPath = (index: number): string => join(o.workDir, `segment-${index}.mkv`)
+  const cutSegments: Array<Segment | undefined> = plan.chunks.map(() => undefined)
+  const decoded = source.video.cut?.by === 'decode'
+  if (decoded || splitsInOnePass(plan.chunks)) {
+    try {
+      await (decoded ? splitByDecoding : splitInOnePass)(source, plan.chunks, join(o.workDir, 'split'), {
+        ...(o.signal !== undefined ? { signal: o.signal } : {}),
+        pathOf: segmentPath,
+        wanted: () => true,
+        onSegment: (index, result) => { if (!(result instanceof Error)) cutSegments[index] = result }
+      })
+    } catch (err) {
+      if (o.signal?.aborted === true || decoded) throw err
+    }
+  }
+  // Open-GOP plans, and whatever the one pass could not cut, one chunk at a time from a copy of the video.
+  const rest = plan.chunks.filter(c => cutSegments[c.index] === undefined)
+  if (decoded && rest.length > 0) throw new VerificationError(`${sourcePath}: chunk ${rest[0]?.index ?? 0} could not be made from the decoded source`)
+  if (rest.length > 0) {
+    const cutSource = await extractVideo(source, join(o.workDir, 'video-only.mkv'), { signal: o.signal })
+    for (const chunk of rest) {
+      try {
+        cutSegments[chunk.index] = await cutSegment(source, cutSource, chunk, segmentPath(chunk.index), { signal: o.signal })
+      } catch (err) {
+        // A keyframe no decode can start from: the rest is made from the decoded source (as the swarm's splitter does).
+        if (!(err instanceof UndecodableCutError)) throw err
+        break
+      }
+    }
+  }
+  const undecodable = plan.chunks.filter(c => cutSegments[c.index] === undefined)
+  if (undecodable.length > 0) {
+    // The decoding pass runs over every chunk (its cuts are frame numbers); only the missing ones are kept.
+    await splitByDecoding(source, plan.chunks, join(o.workDir, 'split-decoded'), {
+      ...(o.signal !== undefined ? { signal: o.signal } : {}),
+      pathOf: segmentPath,
+      wanted: index => cutSegments[index] === undefined,
+      onSegment: (index, result) => { if (result instanceof Error) throw result; cutSegments[index] = result }
+    })
+  }
+  return cutSegments as Segment[]
 }
