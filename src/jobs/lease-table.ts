@@ -390,7 +390,7 @@ export class LeaseTable {
       job.stats ??= { leases: 0, backupLeases: 0, droppedResults: 0 }
       job.stats.requeuedResults = (job.stats.requeuedResults ?? 0) + reopened.length
       if (job.state === 'encoding' || job.state === 'merging') job.state = 'splitting'
-      this.log.info(`${shortJob(job.id)}: ${reopened.length} chunk${reopened.length === 1 ? '' : 's'} ${shortPeer(peer)} encoded go back to be encoded again (${reopened.map(r => r.chunk.index).join(', ')}): it was caught with a wrong result`)
+      this.log.info(`${shortJob(job.id)}: ${shortPeer(peer)} was caught with a wrong result; the ${reopened.length} chunk${reopened.length === 1 ? '' : 's'} it encoded (${reopened.map(r => r.chunk.index).join(', ')}) go back to be encoded again`)
     }
     this.o.changed(job, true)
     return reopened
