@@ -391,6 +391,7 @@ export class LeaseTable {
       job.stats.requeuedResults = (job.stats.requeuedResults ?? 0) + reopened.length
       if (job.state === 'encoding' || job.state === 'merging') job.state = 'splitting'
       this.log.info(`${shortJob(job.id)}: ${shortPeer(peer)} was caught with a wrong result; the ${reopened.length} chunk${reopened.length === 1 ? '' : 's'} it encoded (${reopened.map(r => r.chunk.index).join(', ')}) go back to be encoded again`)
+      this.o.event?.({ type: 'chunks:requeued', jobId: job.id, peer, chunks: reopened.map(r => r.chunk.index) })
     }
     this.o.changed(job, true)
     return reopened

@@ -11,14 +11,15 @@
  * node come from node:crypto, so a peer cannot know which of its results get the picture check:
  * test/jobs/verification-policy.test.ts has the share and the escape probability.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { probeMedia } from '../../src/media/index.js'
+import type { NodeEvent, NodeEventOf, NodeEventType } from '../../src/swarm/index.js'
 import { psnrAgainst } from '../helpers/media.js'
 import { runSwarm, type LocalNode } from '../../scripts/local-swarm.js'
-import { addJob, chunksTakenInLog, dumpLogs, expectCompleteJob, jobStatus, makeClip, shimX264, short, startSwarm, stopNodes, tallyFault, waitForJobEnd } from '../helpers/faults.js'
+import { addJob, dumpLogs, expectCompleteJob, jobStatus, makeClip, shimX264, short, startSwarm, stopNodes, tallyFault, waitForJobEnd } from '../helpers/faults.js'
 
 let root: string
 const nodes: LocalNode[] = []
@@ -53,9 +54,10 @@ describe('adaptive checking in a private swarm, against a worker that goes wrong
     const clip = await makeClip(join(root, 'src', 'sixteen-chunks.mkv'), { frames: 16 * 21, keyint: 3 })
     const shimDir = await failingX264(join(root, 'liar-bin'))
     const keyArgs = ['--swarm-key', key]
+    const eventsFile = join(root, 'o-events.jsonl')
     // O and B encode slowly (100 ms a frame), so the liar takes enough chunks to reach its lies.
     const [o, b, l] = await startSwarm(root, [
-      { name: 'o', extraArgs: [...keyArgs, '--verbose'], env: { SWARM_TEST_ENCODER: 'delay:100', SWARM_TEST_VERIFY_DRAWS: '0.99,0' } },
+      { name: 'o', extraArgs: [...keyArgs, '--verbose', '--events', eventsFile], env: { SWARM_TEST_ENCODER: 'delay:100', SWARM_TEST_VERIFY_DRAWS: '0.99,0' } },
       { name: 'b', extraArgs: keyArgs, env: { SWARM_TEST_ENCODER: 'delay:100' } },
       { name: 'l', extraArgs: [...keyArgs, '--verbose'], env: { PATH: `${shimDir}:${process.env.PATH ?? ''}` } }
     ], nodes) as [LocalNode, LocalNode, LocalNode]
@@ -65,32 +67,33 @@ describe('adaptive checking in a private swarm, against a worker that goes wrong
     const end = await waitForJobEnd(o.home, job.id, 240_000)
     expect(end.error).toBeUndefined()
     const { record } = await expectCompleteJob(o.home, job.id, srcFrames)
-    const log = o.stderr()
-    const lines = log.split('\n')
-    const tag = job.id.slice(0, 8)
+    const events = (await readFile(eventsFile, 'utf8')).split('\n').filter(line => line !== '').map(line => JSON.parse(line) as NodeEvent)
+    const of = <T extends NodeEventType>(type: T): Array<NodeEventOf<T>> => events.filter((e): e is NodeEventOf<T> => e.type === type && (!('jobId' in e) || e.jobId === job.id))
 
     // L's first chunks were kept, the lie on its structure alone; then its next lie got the picture check.
-    const takenByL = [...chunksTakenInLog(log, job.id)].filter(([, peers]) => peers.includes(short(l.peerId))).map(([chunk]) => chunk)
-    const structureOnly = lines.flatMap(line => { const m = new RegExp(`kept ${tag}#(\\d+) from ${short(l.peerId)} on its structure alone`).exec(line); return m !== null ? [Number(m[1])] : [] })
-    expect(takenByL.length).toBeGreaterThanOrEqual(HONEST_FIRST + 1)
+    const requeued = of('chunks:requeued')
+    expect(requeued.map(e => e.peer)).toEqual([l.peerId])
+    const requeuedAt = events.indexOf(requeued[0] as NodeEvent)
+    const keptByL = of('chunk:done').filter(e => e.peer === l.peerId)
+    expect(keptByL.every(e => events.indexOf(e) < requeuedAt)).toBe(true)
+    expect(keptByL.length).toBeGreaterThanOrEqual(HONEST_FIRST + 1)
+    expect(keptByL[0]?.check).toBe('full')
+    const structureOnly = keptByL.filter(e => e.check === 'structural').map(e => e.chunk)
     expect(structureOnly.length).toBeGreaterThanOrEqual(1)
-    const caught = lines.filter(line => line.includes(`refused result for ${tag}#`) && line.includes(`from ${short(l.peerId)}:`))
-    expect(caught.length).toBeGreaterThanOrEqual(1)
-    expect(caught[0]).toMatch(/frame \d+ does not show the source's picture \(PSNR [\d.]+ dB|shows a neighbouring frame/)
+    const caught = of('result:refused').filter(e => e.peer === l.peerId)
+    expect(caught[0]).toMatchObject({ code: 'bad-result', reason: expect.stringMatching(/frame \d+ does not show the source's picture \(PSNR [\d.]+ dB|shows a neighbouring frame/) })
     // Banned from the job and the node, once.
-    const bans = lines.filter(line => line.includes(`swarm: banned ${short(l.peerId)} for 1 h and from ${tag}`))
-    expect(bans).toHaveLength(1)
+    expect(of('peer:banned').filter(e => e.peer === l.peerId)).toMatchObject([{ jobIds: [job.id] }])
 
     // Every chunk L had kept went back, structure-only ones included, and was encoded again by O or B.
-    const sentBack = lines.flatMap(line => {
-      const m = new RegExp(`jobs: ${job.id.slice(0, 12)}: ${short(l.peerId)} was caught with a wrong result; the \\d+ chunks? it encoded \\(([\\d, ]+)\\) go back to be encoded again`).exec(line)
-      return m !== null ? (m[1] as string).split(', ').map(Number) : []
-    })
-    expect(sentBack.sort((x, y) => x - y)).toEqual([...takenByL].sort((x, y) => x - y))
+    const sentBack = requeued[0]?.chunks ?? []
+    expect([...sentBack].sort((x, y) => x - y)).toEqual(keptByL.map(e => e.chunk).sort((x, y) => x - y))
     for (const c of structureOnly) expect(sentBack).toContain(c)
     expect(record.stats?.requeuedResults).toBe(sentBack.length)
     expect(record.chunks.filter(c => c.result?.encodedBy === l.peerId)).toEqual([])
     for (const c of sentBack) expect([o.peerId, b.peerId]).toContain(record.chunks[c]?.result?.encodedBy)
+    // The log says so too, once, naming the chunks.
+    expect(o.stderr().split('\n').filter(line => line.includes(`jobs: ${job.id.slice(0, 12)}: ${short(l.peerId)} was caught with a wrong result; the ${sentBack.length} chunk`))).toHaveLength(1)
 
     // The output shows the source: neither the lie that was caught nor the one kept on its structure is in it.
     const psnr = await psnrAgainst(record.output as string, clip)
@@ -105,6 +108,6 @@ describe('adaptive checking in a private swarm, against a worker that goes wrong
 
     const encodedBy = Object.entries(end.encodedBy).map(([p, n]) => `${p === o.peerId ? 'O' : p === b.peerId ? 'B' : 'L'} ${n}`).join(', ')
     tallyFault('private swarm, adaptive checks: a worker encodes its first chunks honestly, then negated pictures',
-      `L kept ${takenByL.length} results (${structureOnly.length} on their structure alone, a lie among them) before a drawn picture check caught its next lie; L banned, its ${sentBack.length} kept chunks sent back and encoded again; the ${record.chunks.length} chunks encoded by ${encodedBy}; output PSNR ${psnr.toFixed(1)} dB against the source`)
+      `L kept ${keptByL.length} results (${structureOnly.length} on their structure alone, a lie among them) before a drawn picture check caught its next lie; L banned, its ${sentBack.length} kept chunks sent back and encoded again; the ${record.chunks.length} chunks encoded by ${encodedBy}; output PSNR ${psnr.toFixed(1)} dB against the source`)
   })
 })

@@ -366,7 +366,8 @@ describe('LeaseTable: results', () => {
 describe('LeaseTable: a peer caught with a wrong result', () => {
   it('sends every chunk it encoded back to be cut and encoded again, ends its leases, and leaves others\' work alone', () => {
     const job = jobRecord('j', ['open', 'open', 'open', 'open', 'open'])
-    const { table, clock, changes } = harness([job])
+    const events: unknown[] = []
+    const { table, clock, changes } = harness([job], { event: (e) => { events.push(e) } })
     // The liar delivered chunks 0 and 2 (one checked in full, one on its structure alone) and holds 3 and a backup of 4; b delivered 1.
     const delivered = new Map<number, LeaseRecord>()
     for (const [c, peer, check] of [[0, 'liar', 'full'], [1, 'b', 'full'], [2, 'liar', 'structural']] as const) {
@@ -378,7 +379,9 @@ describe('LeaseTable: a peer caught with a wrong result', () => {
     const backup = granted(table.claim('j', 4, 'liar'))
     expect(backup.backup).toBe(true)
     changes.length = 0
+    events.length = 0
     const reopened = table.reopenEncodedBy(job, 'liar')
+    expect(events).toEqual([{ type: 'chunks:requeued', jobId: 'j', peer: 'liar', chunks: [0, 2] }])
     expect(reopened.map(r => [r.chunk.index, r.result.check])).toEqual([[0, 'full'], [2, 'structural']])
     expect(job.chunks.map(c => c.state)).toEqual(['pending', 'done', 'pending', 'open', 'leased'])
     for (const c of [0, 2]) {
