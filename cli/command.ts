@@ -1,4 +1,7 @@
 import { UsageError, type FlagSpec, type ParsedFlags } from './args.js'
+import { VerifyModeSchema, type VerifyMode } from '../src/daemon/client.js'
+// Its own file, not the jobs layer's face, which loads libp2p.
+import { ADAPTIVE_RULE } from '../src/jobs/verification-policy.js'
 
 /**
  * What a `swarm` command is to the dispatcher in main.ts. main.ts owns what every command shares
@@ -44,4 +47,17 @@ export function rejectExtraArguments (command: string, positionals: string[], ma
       ? `unknown option ${extra} for ${command} (it takes ${takes})`
       : `unexpected argument ${JSON.stringify(extra)} (${command} takes ${takes})`)
   }
+}
+
+/** The value of a --verify option (join and add), or undefined when it was not given. */
+export function verifyMode (value: unknown, command: string): VerifyMode | undefined {
+  if (value === undefined) return undefined
+  const parsed = VerifyModeSchema.safeParse(value)
+  if (!parsed.success) throw new UsageError(`${command}: --verify is ${VerifyModeSchema.options.join(' or ')}, not ${JSON.stringify(value)}`)
+  return parsed.data
+}
+
+/** "one in 4": the share of a peer's later results in a job that get the picture check in adaptive mode (ADAPTIVE_RULE). */
+export function shareInWords (): string {
+  return `one in ${Math.round(1 / ADAPTIVE_RULE.share)}`
 }

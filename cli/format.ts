@@ -49,8 +49,8 @@ export function formatStatus (s: StatusJson): string {
   if (s.unreachable.length > 0) lines.push(`  found but not connected: ${s.unreachable.map(u => `${shortPeer(u.id)} (${u.foundBy.join(',')}, ${u.attempts} failed)`).join(', ')}; see swarm peers`)
   lines.push('', `JOBS (${s.jobs.length})`)
   if (s.jobs.length > 0) {
-    lines.push(table([['ID', 'STATE', 'CHUNKS done/leased/open', 'FRAMES', 'ORIGIN', 'FILE'],
-      ...s.jobs.map(j => [shortJob(j.id), j.state, `${j.chunks.done}/${j.chunks.leased}/${j.chunks.open} of ${j.chunks.total}`, j.local ? percent(j) : '-', j.local ? 'here' : shortPeer(j.originator), j.output ?? j.file])]))
+    lines.push(table([['ID', 'STATE', 'CHUNKS done/leased/open', 'FRAMES', 'CHECKED full/structure', 'ORIGIN', 'FILE'],
+      ...s.jobs.map(j => [shortJob(j.id), j.state, `${j.chunks.done}/${j.chunks.leased}/${j.chunks.open} of ${j.chunks.total}`, j.local ? percent(j) : '-', checkedCell(j), j.local ? 'here' : shortPeer(j.originator), j.output ?? j.file])]))
     for (const j of s.jobs) if (j.reach?.kind === 'control-only') lines.push(`  ${shortJob(j.id)}: ${reachText(j)}`)
   }
   const banned = s.banned ?? []
@@ -67,6 +67,20 @@ export function formatStatus (s: StatusJson): string {
   return lines.join('\n')
 }
 
+/** The status table's cell: the job's mode and how its kept peers' results were checked (`adaptive 2/7`). */
+function checkedCell (j: JobStatus): string {
+  const v = j.verification
+  return v === undefined ? '-' : `${v.mode} ${v.full}/${v.structural}`
+}
+
+/** `swarm status JOB`'s line: how the job checks peers' results, and how those kept were checked. */
+export function formatVerification (j: JobStatus): string | undefined {
+  const v = j.verification
+  if (v === undefined) return undefined
+  const how = v.mode === 'all' ? 'all (every peer\'s result: structure and pictures)' : 'adaptive (every peer\'s result: structure; pictures: each peer\'s first, then a random share)'
+  return `checks    ${how}; kept: ${v.full} checked in full, ${v.structural} on structure only, ${v.own} encoded here`
+}
+
 export function formatJob (j: JobStatus): string {
   const lines = [
     `job       ${j.id}`,
@@ -79,6 +93,8 @@ export function formatJob (j: JobStatus): string {
   ]
   const by = Object.entries(j.encodedBy)
   if (by.length > 0) lines.push(`encoded   ${by.map(([p, n]) => `${shortPeer(p)}: ${n}`).join(', ')}`)
+  const checks = formatVerification(j)
+  if (checks !== undefined) lines.push(checks)
   if (j.damage !== undefined) lines.push(`damage    ${j.damage} (encoded anyway: --allow-damaged)`)
   for (const l of formatGivenBack(j)) lines.push(l)
   if (j.fidelity !== undefined) for (const l of formatFidelitySummary(j)) lines.push(l)

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { connectControl, type ControlClient, type JobStatus } from '../../src/daemon/client.js'
 import { DEFAULT_ENCODER, encoderFor, quoteShort } from '../../src/media/index.js'
 import { UsageError } from '../args.js'
-import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, HOME_HELP, rejectExtraArguments, type Command } from '../command.js'
+import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, HOME_HELP, rejectExtraArguments, shareInWords, verifyMode, type Command } from '../command.js'
 import { formatFidelitySummary, formatGivenBack, formatProgressLine } from '../format.js'
 import { liveCapable, LiveScreen, REFRESH_MS, renderJob } from '../live.js'
 import { err, out, printable } from '../output.js'
@@ -12,7 +12,7 @@ import { shortJob } from '../../src/log/index.js'
 
 /** `swarm add FILE "SETTINGS"`: queues FILE on the local node, which becomes the job's originator. */
 export const add: Command = {
-  help: `Usage: swarm add FILE "SETTINGS" [--home DIR] [--output PATH] [--wait] [--json] [--allow-damaged] [--drop-captions]
+  help: `Usage: swarm add FILE "SETTINGS" [--home DIR] [--output PATH] [--wait] [--json] [--allow-damaged] [--drop-captions] [--verify all|adaptive]
 
 Queues FILE on the local node, which becomes the job's originator. SETTINGS is one argument with
 x264 options, e.g. "--preset slow --crf 18 --profile high"; no -- separator is needed. Options
@@ -27,12 +27,19 @@ ${HOME_HELP}
                        packets hold); without it such a file is refused with both figures
   --drop-captions      leave out the CEA-608/708 closed captions of the source's video (by default
                        they become a subtitle track of the output)
+  --verify all|adaptive  how peers' results of this job are checked (default: the node's, swarm
+                       join --verify: adaptive with --swarm-key, all without). all: every result's
+                       structure and pictures. adaptive: every result's structure; the pictures
+                       of each peer's first result and of a random ${shareInWords()} of its others,
+                       drawn after each upload; one wrong result bans the peer and sends every
+                       chunk it encoded for this job back to be encoded again. Adding the same
+                       file and settings again with --verify changes the job's mode from then on
   --wait               block until the output is merged and print its path; shows live progress
                        on a terminal (plain lines when stderr is not one or NO_COLOR is set), then
                        the fidelity check of the output against the source; Ctrl-C stops
                        the waiting, not the job (exit 130; it says how to follow or cancel it)
   --json               print JSON instead of text`,
-  flags: { output: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, 'chunk-gops': { type: 'number' }, 'chunk-seconds': { type: 'number' }, 'allow-damaged': { type: 'boolean' }, 'drop-captions': { type: 'boolean' } },
+  flags: { verify: { type: 'string' }, output: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, 'chunk-gops': { type: 'number' }, 'chunk-seconds': { type: 'number' }, 'allow-damaged': { type: 'boolean' }, 'drop-captions': { type: 'boolean' } },
   takesHome: true,
   maxPositionals: 2,
   run: async ({ home, flags, positionals }) => {
@@ -47,22 +54,25 @@ ${HOME_HELP}
     // A trust boundary: the user's settings, checked in this process so bad ones fail before the
     // node is asked; the node checks them again at its own (jobs/admission.ts checkInput).
     try { encoderFor(DEFAULT_ENCODER).parseSettings(settings) } catch (e) { throw new UsageError(`settings ${quoteShort(settings)}: ${(e as Error).message}`) }
+    const verify = verifyMode(flags.verify, 'swarm add')
     const client = await connectControl(home)
     const json = flags.json === true
     if (settings.trim() === '' && !json) err('settings are empty: x264\'s defaults are used (--preset medium --crf 23)')
     if (flags['chunk-gops'] !== undefined && flags['chunk-seconds'] !== undefined) throw new UsageError('give --chunk-gops or --chunk-seconds, not both')
-    const { job, existing } = await client.addJob({
+    const { job, existing, warning } = await client.addJob({
       file: path,
       settings,
       ...(typeof flags.output === 'string' ? { output: resolve(flags.output) } : {}),
       ...(flags['chunk-gops'] !== undefined ? { gopsPerChunk: flags['chunk-gops'] as number } : {}),
       ...(flags['chunk-seconds'] !== undefined ? { chunkSeconds: flags['chunk-seconds'] as number } : {}),
       ...(flags['allow-damaged'] === true ? { allowDamaged: true } : {}),
-      ...(flags['drop-captions'] === true ? { dropCaptions: true } : {})
+      ...(flags['drop-captions'] === true ? { dropCaptions: true } : {}),
+      ...(verify !== undefined ? { verify } : {})
     })
+    if (warning !== undefined && !json) err(`warning: ${warning}`)
     if (!json) out(`${existing ? 'already known' : 'queued'}: job ${job.id} (${job.chunks.total} chunks, ${job.totalFrames} frames)`)
     if (flags.wait !== true) {
-      if (json) out(JSON.stringify({ job, existing }))
+      if (json) out(JSON.stringify({ job, existing, ...(warning !== undefined ? { warning } : {}) }))
       return EXIT_OK
     }
     // Ctrl-C stops the waiting, not the job: the node goes on encoding it, so say so and how to
@@ -81,7 +91,7 @@ ${HOME_HELP}
       err(`job ${id} is still encoding on this node; \`swarm status ${id}\` to follow, \`swarm cancel ${id}\` to stop`)
       return EXIT_INTERRUPTED
     }
-    if (json) out(JSON.stringify({ job: final, existing }))
+    if (json) out(JSON.stringify({ job: final, existing, ...(warning !== undefined ? { warning } : {}) }))
     // A failed job's error already holds the fidelity table, when that is why it failed.
     if (!json) for (const line of [...formatGivenBack(final), ...(final.state === 'done' ? formatFidelitySummary(final) : [])]) err(line)
     if (final.state === 'failed') { if (!json) err(`job ${shortJob(final.id)} failed: ${final.error ?? 'unknown error'}`); return EXIT_FAILED }

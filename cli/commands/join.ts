@@ -4,7 +4,9 @@ import { defaultSlots, defaultThreads } from '../../src/daemon/client.js'
 import { defaultMemoryBudget, formatMemorySize, parseMemorySize } from '../../src/media/memory.js'
 import { debugEnabled, type LogSink } from '../../src/log/index.js'
 import { InputProblem, UsageError } from '../args.js'
-import { EXIT_FAILED, EXIT_OK, HOME_HELP, rejectExtraArguments, type Command } from '../command.js'
+// Its own file, not the jobs layer's face, which loads libp2p (as memory.ts above is media's).
+import { parseDraws, scriptedDraws } from '../../src/jobs/verification-policy.js'
+import { EXIT_FAILED, EXIT_OK, HOME_HELP, rejectExtraArguments, shareInWords, verifyMode, type Command } from '../command.js'
 import { err, out, printable } from '../output.js'
 
 /** An environment switch is on when set to anything but empty, 0 or false. */
@@ -12,7 +14,7 @@ function isSet (v: string | undefined): boolean { return v !== undefined && ![''
 
 /** `swarm join`: runs a node in the foreground until SIGINT or SIGTERM. */
 export const join: Command = {
-  help: `Usage: swarm join [--home DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--slots N] [--max-memory SIZE] [--no-mdns] [--no-upnp] [--relay] [--announce MULTIADDR]... [--events FILE]
+  help: `Usage: swarm join [--home DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--slots N] [--max-memory SIZE] [--no-mdns] [--no-upnp] [--relay] [--announce MULTIADDR]... [--swarm-key FILE] [--verify all|adaptive] [--events FILE]
 
 Runs a node until SIGINT or SIGTERM, then stops cleanly (leases it holds are given back).
 It encodes chunks of every job it hears of and originates the jobs added on it. It prints a
@@ -39,12 +41,20 @@ ${HOME_HELP}
                        address's port 4010 is forwarded to this node (repeatable)
   --lease-seconds N    how long a lease on a chunk of a job added here lasts without a heartbeat (default 30)
   --swarm-key FILE     private swarm: only nodes with this pre-shared key can connect
+  --verify all|adaptive  how peers' results of jobs added here are checked (swarm add --verify
+                       overrides it per job). all: every result's structure and pictures.
+                       adaptive: every result's structure; the pictures of each peer's first
+                       result in a job and of a random ${shareInWords()} of its others, drawn
+                       after each upload; one wrong result bans the peer and sends every chunk it
+                       encoded for the job back to be encoded again. Default: adaptive with
+                       --swarm-key (your own machines: a fault, not a liar, is the risk), all
+                       without; adaptive without a key works but trusts every peer, and says so
   --events FILE        append what the node does (leases granted, chunks done, merges, claims,
                        encodes, uploads, bans) to FILE, one JSON object a line with its "type"
                        and "at" (ms since the epoch); created readable by you only. For scripts
                        and benchmarks: the log lines may be reworded, the events keep their fields
   --verbose            log the protocol story (claims, leases, transfers) to stderr`,
-  flags: { listen: { type: 'string', multiple: true }, bootstrap: { type: 'string', multiple: true }, slots: { type: 'number' }, threads: { type: 'number' }, 'max-memory': { type: 'string' }, 'lease-seconds': { type: 'number' }, 'no-mdns': { type: 'boolean' }, 'no-upnp': { type: 'boolean' }, 'swarm-key': { type: 'string' }, events: { type: 'string' }, verbose: { type: 'boolean' }, relay: { type: 'boolean' }, announce: { type: 'string', multiple: true } },
+  flags: { verify: { type: 'string' }, listen: { type: 'string', multiple: true }, bootstrap: { type: 'string', multiple: true }, slots: { type: 'number' }, threads: { type: 'number' }, 'max-memory': { type: 'string' }, 'lease-seconds': { type: 'number' }, 'no-mdns': { type: 'boolean' }, 'no-upnp': { type: 'boolean' }, 'swarm-key': { type: 'string' }, events: { type: 'string' }, verbose: { type: 'boolean' }, relay: { type: 'boolean' }, announce: { type: 'string', multiple: true } },
   takesHome: true,
   maxPositionals: 0,
   run: async ({ home, flags, positionals }) => {
@@ -65,11 +75,18 @@ ${HOME_HELP}
       const loose = looseKeyWarning(flags['swarm-key'], (await stat(resolve(flags['swarm-key']))).mode)
       if (loose !== undefined) log(`warning: ${loose}`, 'info', 'swarm')
     }
+    const verify = verifyMode(flags.verify, 'swarm join')
     let memoryBudgetBytes: number | undefined
     if (typeof flags['max-memory'] === 'string') {
       try { memoryBudgetBytes = parseMemorySize(flags['max-memory']) } catch (e) { throw new UsageError(`--max-memory: ${(e as Error).message}`) }
     }
     const { startDaemon, standInEncoder } = await import('../../src/daemon/index.js')
+    // For tests only: which results get the picture check in adaptive mode, in a fixed order.
+    const drawsText = process.env.SWARM_TEST_VERIFY_DRAWS
+    let testDraws: ((jobId: string, peer: string) => number) | undefined
+    if (drawsText !== undefined && drawsText !== '') {
+      try { testDraws = scriptedDraws(parseDraws(drawsText)) } catch (e) { throw new UsageError(`SWARM_TEST_VERIFY_DRAWS: ${(e as Error).message}`) }
+    }
     const { DEFAULT_RELAY_LIMITS, describeRelayLimits } = await import('../../src/swarm/index.js')
     let daemon
     try {
@@ -85,6 +102,8 @@ ${HOME_HELP}
         ...(flags.threads !== undefined ? { threads: flags.threads as number } : {}),
         ...(memoryBudgetBytes !== undefined ? { memoryBudgetBytes } : {}),
         ...(swarmKey !== undefined ? { swarmKey } : {}),
+        ...(verify !== undefined ? { verify } : {}),
+        ...(testDraws !== undefined ? { verifyDraw: testDraws } : {}),
         ...(flags['lease-seconds'] !== undefined ? { leaseMs: (flags['lease-seconds'] as number) * 1000 } : {}),
         ...(process.env.SWARM_TEST_ENCODER !== undefined && process.env.SWARM_TEST_ENCODER !== '' ? { encoder: standInEncoder(process.env.SWARM_TEST_ENCODER) } : {}),
         ...(typeof flags.events === 'string' ? { eventsFile: resolve(flags.events) } : {}),

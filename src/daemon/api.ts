@@ -56,6 +56,13 @@ export interface JobStatus {
   /** The output compared with its source, once merged (see docs/operations.md). */
   fidelity?: FidelityReport
   /**
+   * Jobs this node originated: how peers' results are checked (`all`: structure and pictures, every
+   * one; `adaptive`: structure every one, pictures for each peer's first and then a random share),
+   * and how the results kept in the job's done chunks were checked: `full`, `structural` (structure
+   * only), `own` (encoded by this node: parsed only).
+   */
+  verification?: { mode: VerifyMode, full: number, structural: number, own: number }
+  /**
    * Another originator's job: how this node's worker reaches that originator, once it has tried.
    * `control-only`: the job is heard over gossip but no connection can be made in either direction,
    * directly or through a relay, so this node claims nothing of it (`reason` says why).
@@ -211,6 +218,10 @@ export interface NetworkStatus {
   }
 }
 
+/** How an originator checks peers' results (src/jobs/verification-policy.ts; spelled here because this file imports nothing of the jobs layer). */
+export const VerifyModeSchema = z.enum(['all', 'adaptive'])
+export type VerifyMode = z.infer<typeof VerifyModeSchema>
+
 export const AddJobRequest = z.object({
   file: z.string().min(1).max(4096),
   settings: z.string().max(4096),
@@ -221,7 +232,9 @@ export const AddJobRequest = z.object({
   /** Encode a source the probe found truncated. */
   allowDamaged: z.boolean().optional(),
   /** Encode a source whose video carries closed captions, without them. */
-  dropCaptions: z.boolean().optional()
+  dropCaptions: z.boolean().optional(),
+  /** How peers' results of this job are checked; default the node's (`swarm join --verify`). */
+  verify: VerifyModeSchema.optional()
 }).strict()
 export type AddJobRequest = z.infer<typeof AddJobRequest>
 
@@ -229,6 +242,8 @@ export interface AddJobResponse {
   job: JobStatus
   /** True when the same file with the same settings was already a job: nothing new was queued. */
   existing: boolean
+  /** Something the user should know about the request, e.g. adaptive checking on a node without a swarm key. */
+  warning?: string
 }
 
 export interface ApiError {

@@ -1,4 +1,4 @@
-import { InputError, type JobRecord, type Originator } from '../jobs/index.js'
+import { ADAPTIVE_RULE, InputError, type AdaptiveRule, type JobRecord, type Originator } from '../jobs/index.js'
 import { shortJob, shortPeer } from '../log/index.js'
 import type { AddJobResponse, JobStatus, PeersJson, StatusJson } from './api.js'
 import { ControlError, type ControlHandlers } from './control-server.js'
@@ -15,6 +15,8 @@ export interface ControlSources {
   /** Peers on the block list, and lifting a ban (true when there was one). */
   banned: () => string[]
   unban: (peer: string) => boolean
+  /** The node runs with a swarm key: only machines that hold it can connect (adaptive checking trusts them). */
+  privateSwarm: boolean
 }
 
 /** The control API's answers: status and peers as the view gives them, jobs found by id prefix, jobs added and cancelled. */
@@ -29,7 +31,7 @@ export function controlHandlers (s: ControlSources): ControlHandlers {
         const { gopsPerChunk, chunkSeconds, ...rest } = req
         const plan = { ...(gopsPerChunk !== undefined ? { gopsPerChunk } : {}), ...(chunkSeconds !== undefined ? { chunkSeconds } : {}) }
         const { job, existing } = await s.jobs.addJob({ ...rest, plan })
-        return { job: s.jobStatus(job, false), existing }
+        return { job: s.jobStatus(job, false), existing, ...(job.verify === 'adaptive' && !s.privateSwarm ? { warning: adaptiveInTheOpen() } : {}) }
       } catch (err) {
         if (err instanceof InputError) throw new ControlError(400, 'input', err.message)
         throw err
@@ -60,6 +62,14 @@ export function controlHandlers (s: ControlSources): ControlHandlers {
       return job.id
     }
   }
+}
+
+/**
+ * Adaptive checking is allowed without a swarm key (the user asked for it), but in the open anyone
+ * can be a peer, and most of their results would be kept on their structure alone.
+ */
+export function adaptiveInTheOpen (rule: AdaptiveRule = ADAPTIVE_RULE): string {
+  return `this node has no --swarm-key, and --verify adaptive trusts every peer that connects: after each peer's first ${rule.fullFirst === 1 ? 'result' : `${rule.fullFirst} results`} in a job, only about one in ${Math.round(1 / rule.share)} of its results gets the picture check, the rest are kept on their structure alone; a wrong one caught sends all of that peer's chunks back, but one never checked can end up in the output`
 }
 
 /** A prefix that cannot name a job (job ids are 64 lowercase hex digits) says so, rather than failing as a route nobody knows. */

@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
-import { Originator, type OriginatorOptions } from '../jobs/index.js'
+import { Originator, type OriginatorOptions, type VerifyMode } from '../jobs/index.js'
 import type { LogSink } from '../log/index.js'
 import type { PlanOptions } from '../media/index.js'
 import {
@@ -14,7 +14,7 @@ import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
 import { Worker, type ChunkEncoder } from '../worker/index.js'
 import { API_VERSION, type PeersJson, type StatusJson } from './api.js'
 import { Announcer } from './announcer.js'
-import { controlHandlers } from './control-handlers.js'
+import { adaptiveInTheOpen, controlHandlers } from './control-handlers.js'
 import { EventLog, NodeEvents } from './event-log.js'
 import { ControlServer } from './control-server.js'
 import { lockHome, prepareHome, writeControlFile } from './home.js'
@@ -59,6 +59,17 @@ export interface DaemonOptions {
   /** Bounds of the list of other originators' jobs (remote-jobs.ts); tests lower them to flood it with a few real peers. */
   remoteJobLimits?: { perOriginator: number, total: number, strangerEvictions?: { burst: number, perSecond: number } }
   log?: LogSink
+  /**
+   * How peers' results of jobs added here are checked unless the job says (`swarm join --verify`):
+   * default `adaptive` with a swarm key (machines the user trusts), `all` without.
+   */
+  verify?: VerifyMode
+  /**
+   * The draws that pick which results get the picture check in adaptive mode, for tests only:
+   * `swarm join` sets scripted ones when SWARM_TEST_VERIFY_DRAWS is in its environment. Default:
+   * node:crypto. Never chosen by a peer.
+   */
+  verifyDraw?: (jobId: string, peer: string) => number
   /**
    * A stand-in encoder, for tests and demos: `swarm join` sets one when SWARM_TEST_ENCODER is in its
    * environment. Never chosen by a peer: nothing from the network reaches this option.
@@ -107,6 +118,8 @@ interface Parts {
   /** What the originator, the worker and the block list did, fanned out (event-log.ts). */
   events: NodeEvents
   relayLimits?: RelayLimits
+  /** Started with a swarm key. */
+  privateSwarm: boolean
 }
 
 type OnStop = (cleanup: () => Promise<void>) => void
@@ -138,11 +151,15 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     /** This node and the peers that listen for jobs. */
     const swarmSize = (): number => 1 + encodePeers()
     const slots = o.slots ?? defaultSlots()
+    const verify = o.verify ?? (o.swarmKey !== undefined ? 'adaptive' : 'all')
+    if (verify === 'adaptive' && o.swarmKey === undefined) log(`warning: ${adaptiveInTheOpen()}`, 'info', 'jobs')
     const originator = new Originator({
       home: o.home, peerId: self, log, swarmSize, slotsPerPeer: slots, maxChunks: MAX_CHUNKS_PER_JOB, reportOffence,
       isBanned: (peer, jobId) => bans.isBanned(peer, jobId),
       // This node's worker encodes its own jobs too: it is the one that tries a chunk others gave back.
       ownWorker: true,
+      verify,
+      ...(o.verifyDraw !== undefined ? { checks: { draw: o.verifyDraw } } : {}),
       isPresent: (peer) => node?.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.toString() === peer) ?? false,
       ...o.leaseLimits,
       ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}),
@@ -176,7 +193,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       ...(o.remoteJobLimits?.strangerEvictions !== undefined ? { strangerEvictions: o.remoteJobLimits.strangerEvictions } : {})
     })
     const beforeWorker = {
-      self, log, libp2p, originator, bans, events, remoteJobs, reach: new OriginatorReach({ log }),
+      self, log, libp2p, originator, bans, events, remoteJobs, reach: new OriginatorReach({ log }), privateSwarm: o.swarmKey !== undefined,
       ...(o.relay !== undefined ? { relayLimits: o.relay } : {})
     }
     const workerStopping = new AbortController()
@@ -319,7 +336,8 @@ async function startControl (home: string, p: Parts, onStop: OnStop): Promise<Co
     status: (withChunks) => statusOf(p, withChunks),
     peers: async () => await peersOf(p),
     banned: () => p.bans.list().map(b => b.peer),
-    unban: (peer) => p.bans.lift(peer)
+    unban: (peer) => p.bans.lift(peer),
+    privateSwarm: p.privateSwarm
   }), p.log)
   await control.start()
   onStop(async () => { await control.stop() })

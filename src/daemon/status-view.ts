@@ -101,6 +101,7 @@ export function jobStatus (self: string, job: JobRecord, worker: WorkerStatus, w
     ...givenBack(job),
     ...(job.damage !== undefined ? { damage: job.damage } : {}),
     ...(job.fidelity !== undefined ? { fidelity: job.fidelity } : {}),
+    verification: verification(job),
     ...(withChunks
       ? {
           chunkList: job.chunks.map(c => ({
@@ -111,6 +112,22 @@ export function jobStatus (self: string, job: JobRecord, worker: WorkerStatus, w
         }
       : {})
   }
+}
+
+/**
+ * The job's mode, and how the results of its done chunks were checked. A peer's result recorded
+ * before adaptive checking existed has no `check`: every such result was checked in full.
+ */
+export function verification (job: JobRecord): NonNullable<JobStatus['verification']> {
+  const counts = { mode: job.verify ?? 'all', full: 0, structural: 0, own: 0 }
+  for (const c of job.chunks) {
+    const r = c.result
+    if (c.state !== 'done' || r === undefined) continue
+    if (r.encodedBy === job.originator) counts.own++
+    else if (r.check === 'structural') counts.structural++
+    else counts.full++
+  }
+  return counts
 }
 
 /** Who gave chunks back and why, latest reason per peer: a job a peer cannot encode must not stall silently. */

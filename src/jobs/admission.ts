@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { isAbsolute } from 'node:path'
 import { checkSourceCrc, DEFAULT_ENCODER, DISK_RESERVE_BYTES, encoderFor, freeBytes, prepareSource, sha256File, type EncoderSettings, type MediaInfo, type PlanOptions } from '../media/index.js'
+import type { VerifyMode } from './verification-policy.js'
 
 /**
  * What a request to add a job must be before it becomes one: the checks of `swarm add`'s input,
@@ -18,6 +19,8 @@ export interface AddJobRequest {
   allowDamaged?: boolean
   /** Encode a source with closed captions in its video although they cannot be carried over. */
   dropCaptions?: boolean
+  /** How peers' results are checked (verification-policy.ts); default the node's. Kept with the job from its first add. */
+  verify?: VerifyMode
 }
 
 /** A request the node refuses because of what it asks for (a missing file, refused settings, no room): the control API answers 400. */

@@ -363,6 +363,40 @@ export class LeaseTable {
     }
   }
 
+  /**
+   * A peer was caught with a wrong result: nothing it gave the job counts any more. Every chunk it
+   * encoded that was kept (checked in full or structure only) goes back to pending, without its
+   * result or segment record (its segment was deleted when the chunk was done, so the owner cuts
+   * it again and then opens it), and every lease the peer holds on the job ends. A running job is
+   * splitting again while those chunks are cut; a failed one stays failed (a retry cuts them). A
+   * done job is past help: nothing changes. Returns the chunks reopened, with the results they had,
+   * so the owner can delete the files.
+   */
+  reopenEncodedBy (job: JobRecord, peer: string): Array<{ chunk: ChunkRecord, result: ResultRecord }> {
+    if (job.state === 'done') return []
+    this.dropHolder(job, peer)
+    const reopened: Array<{ chunk: ChunkRecord, result: ResultRecord }> = []
+    for (const chunk of job.chunks) {
+      const result = chunk.result
+      if (chunk.state !== 'done' || result?.encodedBy !== peer) continue
+      chunk.state = 'pending'
+      delete chunk.result
+      delete chunk.segment
+      // Its lease ended with the result; a late upload under it must not count for the chunk's new round.
+      delete chunk.formerLease
+      reopened.push({ chunk, result })
+    }
+    if (reopened.length > 0) {
+      job.stats ??= { leases: 0, backupLeases: 0, droppedResults: 0 }
+      job.stats.requeuedResults = (job.stats.requeuedResults ?? 0) + reopened.length
+      if (job.state === 'encoding' || job.state === 'merging') job.state = 'splitting'
+      this.log.info(`${shortJob(job.id)}: ${shortPeer(peer)} was caught with a wrong result; the ${reopened.length} chunk${reopened.length === 1 ? '' : 's'} it encoded (${reopened.map(r => r.chunk.index).join(', ')}) go back to be encoded again`)
+      this.o.event?.({ type: 'chunks:requeued', jobId: job.id, peer, chunks: reopened.map(r => r.chunk.index) })
+    }
+    this.o.changed(job, true)
+    return reopened
+  }
+
   /** A failed job hands out nothing and holds nothing: its leased chunks are open again for a retry. */
   abandon (job: JobRecord): void {
     for (const c of job.chunks) if (c.state === 'leased') { delete c.lease; delete c.backup; c.state = 'open' }

@@ -6,7 +6,7 @@ import {
   checkFidelity, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, otherTracksInput, statedRange, planChunks, prepareSource,
   verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
-import { jobTag, logger, shortJob, type Logger, type LogSink } from '../log/index.js'
+import { jobTag, logger, shortJob, shortPeer, type Logger, type LogSink } from '../log/index.js'
 import type { Answer, OriginatorEvent, ReportOffence, SegmentOffer, UnstampedEvent } from '../swarm/index.js'
 // The events module alone, not the swarm layer's index: stamping an event needs no libp2p.
 import { stamped } from '../swarm/events.js'
@@ -18,6 +18,7 @@ import { DEFAULT_MAX_LEASES_PER_PEER, LeaseTable, type LeaseAnswer } from './lea
 import { ResultIntake } from './result-intake.js'
 import { splitSource } from './splitter.js'
 import { JOB_RECORD_VERSION, refusal, type JobRecord } from './types.js'
+import type { AdaptiveRule, VerifyMode } from './verification-policy.js'
 
 const rangeOption = (range: 'tv' | 'pc' | undefined): { range?: 'tv' | 'pc' } => range !== undefined ? { range } : {}
 
@@ -66,8 +67,15 @@ export interface OriginatorOptions {
   cutAheadFromBytes?: number
   /** A peer whose result failed verification is reported here: the daemon bans it (swarm/bans.ts). */
   reportOffence?: ReportOffence
-  /** Whether a peer is banned now, from the node or from the job: its results still waiting to be checked are then refused unchecked. */
+  /** Whether a peer is banned now, from the node or from the job: its results still waiting to be checked are then refused unchecked, and none is kept. */
   isBanned?: (peer: string, jobId: string) => boolean
+  /**
+   * How peers' results of jobs added here are checked unless the job says (`swarm add --verify`):
+   * `all` (default) or `adaptive` (verification-policy.ts).
+   */
+  verify?: VerifyMode
+  /** Which results get the picture check in adaptive mode: tests script the draw (`SWARM_TEST_VERIFY_DRAWS`). */
+  checks?: { draw?: (jobId: string, peer: string) => number, rule?: AdaptiveRule }
 }
 
 /** Unclaimed segments a large job keeps cut per encoder in the swarm (at least MIN_SEGMENTS_AHEAD in all). */
@@ -135,7 +143,9 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
       verifyConcurrency: o.verifyConcurrency,
       reportOffence: o.reportOffence,
       isBanned: o.isBanned,
-      event: (e) => { this.tell(e) }
+      event: (e) => { this.tell(e) },
+      convicted: (job, peer) => { this.requeue(job, peer).catch((err: Error) => { this.log.info(`${shortJob(job.id)}: sending ${shortPeer(peer)}'s chunks back failed: ${err.message}`) }) },
+      ...(o.checks !== undefined ? { checks: o.checks } : {})
     })
   }
 
@@ -180,6 +190,13 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
     const id = jobIdOf(sourceSha256, settings.args)
     const existing = this.store.get(id)
     if (existing !== undefined) {
+      // An explicit mode holds from now on; results already kept stay as they were checked.
+      if (req.verify !== undefined && (existing.verify ?? 'all') !== req.verify) {
+        this.log.info(`${shortJob(id)}: peers' results are checked ${req.verify === 'all' ? 'in full' : 'adaptively'} from now on (--verify ${req.verify})`)
+        existing.verify = req.verify
+        this.touch(existing)
+        await this.save(id)
+      }
       // A failed job added again is retried from where it stopped: verified chunks are kept.
       if (existing.state === 'failed') await this.retry(existing)
       else if (existing.state === 'done') await this.deliverAgain(existing, req)
@@ -218,6 +235,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
       totalFrames: source.video.frameCount,
       video: { frameRate: source.video.frameRate, pixFmt: source.video.pixFmt, width: source.video.width, height: source.video.height },
       plan: planOptions,
+      verify: req.verify ?? this.o.verify ?? 'all',
       chunks: plan.chunks.map(c => ({ index: c.index, startFrame: c.startFrame, frames: c.frameCount, state: 'pending', pastHolders: [], failures: [] }))
     }
     keepSettings(job, { user: settings, encode: encodeSettings })
@@ -361,6 +379,36 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
     return await this.intake.accept(jobId, chunkIndex, peer, tmpPath, sha256)
   }
 
+  /**
+   * A peer was caught with a wrong result for the job: every result it gave the job, checked in
+   * full or on its structure alone, is thrown away and its chunk encoded again by someone else
+   * (the peer is banned). Their chunks are cut again (their segments were deleted when they were
+   * done), so the job is splitting again; a merge under way is stopped first, and its output
+   * removed, since it holds the peer's chunks. Once the job is done it is too late: said in the log.
+   */
+  private async requeue (job: JobRecord, peer: string): Promise<void> {
+    if (!job.chunks.some(c => c.state === 'done' && c.result?.encodedBy === peer)) return
+    if (job.state === 'done') {
+      this.log.info(`${shortJob(job.id)} was merged before ${shortPeer(peer)} was caught with a wrong result; its chunks in ${job.output ?? 'the output'} were checked as the job's mode says (${job.verify ?? 'all'})`)
+      return
+    }
+    // A merge reads the results about to be deleted: stopped first (it fails nothing when stopped).
+    const merge = job.state === 'merging' ? this.running.get(job.id) : undefined
+    if (merge !== undefined) this.aborts.get(job.id)?.abort()
+    const reopened = this.leases.reopenEncodedBy(job, peer)
+    if (reopened.length === 0) return
+    const folder = this.folder(job.id)
+    // Deleted before they are cut again: a check of another copy may still read an old segment, and
+    // keeps its own file; a new result is written only once the chunk is cut and encoded again.
+    await Promise.all(reopened.flatMap(({ chunk, result }) => [
+      rm(folder.result(result.file), { force: true }),
+      rm(folder.segmentFor(chunk.index), { force: true })
+    ]))
+    await this.save(job.id)
+    await merge?.catch(() => {})
+    this.runInBackground(job.id)
+  }
+
   // ---- background work: split and merge ------------------------------------------------------
 
   private runInBackground (id: string): void {
@@ -400,6 +448,9 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
       this.touch(job)
       await this.save(id)
     }
+    // A result still being checked may catch its peer, and then its chunks are not to be merged
+    // (requeue): no new upload is let in once the job is merging, so this ends.
+    if (job.state === 'merging') await this.intake.settled(id)
     if (job.state === 'merging') await this.merge(job, signal)
   }
 
@@ -428,17 +479,20 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
       chunk.segment = { file: basename(seg.path), size: seg.sizeBytes, sha256: seg.sha256, selectFromTime: seg.selectFromTime, packetCount: seg.packetCount, ...(seg.decoded === true ? { decoded: true } : {}) }
       this.leases.open(job, chunk)
     }
-    await splitSource({
-      source,
-      plan: plan.chunks,
-      pending: job.chunks.filter(c => c.state === 'pending').map(c => c.index),
-      folder: this.folder(job.id),
-      tag: jobTag(job.id),
-      signal,
-      log: this.log,
-      opened,
-      ...(source.sizeBytes >= (this.o.cutAheadFromBytes ?? DEFAULT_CUT_AHEAD_FROM_BYTES) ? { room: async () => { await this.roomToCut(job, signal) } } : {})
-    })
+    // Again while chunks are pending: a peer caught lying during a pass sends its chunks back to be cut (requeue).
+    for (let pending = job.chunks.filter(c => c.state === 'pending'); pending.length > 0; pending = job.chunks.filter(c => c.state === 'pending')) {
+      await splitSource({
+        source,
+        plan: plan.chunks,
+        pending: pending.map(c => c.index),
+        folder: this.folder(job.id),
+        tag: jobTag(job.id),
+        signal,
+        log: this.log,
+        opened,
+        ...(source.sizeBytes >= (this.o.cutAheadFromBytes ?? DEFAULT_CUT_AHEAD_FROM_BYTES) ? { room: async () => { await this.roomToCut(job, signal) } } : {})
+      })
+    }
     job.state = 'encoding'
     this.log.debug(`${jobTag(job.id)}: every chunk cut (${((this.now() - splitStarted) / 1000).toFixed(2)} s)`)
     this.tell({ type: 'split:done', jobId: job.id, chunks: job.chunks.length, ms: this.now() - splitStarted })
@@ -465,12 +519,16 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
       ...(job.requestedOutput !== undefined ? { outputPath: job.requestedOutput } : {}),
       captions
     })
+    // Stopped because a peer whose chunks it holds was caught lying (requeue): the file must not stay.
+    if (signal.aborted) { await rm(result.path, { force: true }); signal.throwIfAborted() }
     // The merge's own probe of the output (every packet) serves both checks: no other read of either file.
     const output = verifyMergedOutput(source, result.info)
     job.output = result.path
     // The single place where "nothing lost" is decided: a failed check fails the job, with the table.
     // The user's settings, not the effective ones: colour carried over from the source is compared, not skipped.
-    job.fidelity = await checkFidelity(source, result.path, { settings: settingsOf(job).user, captionsDropped: job.dropCaptions === true, captionChannels: captions.map(c => c.channel), output, chunkStarts: job.chunks.map(c => c.startFrame), signal })
+    const fidelity = await checkFidelity(source, result.path, { settings: settingsOf(job).user, captionsDropped: job.dropCaptions === true, captionChannels: captions.map(c => c.channel), output, chunkStarts: job.chunks.map(c => c.startFrame), signal })
+    if (signal.aborted) { job.output = null; await rm(result.path, { force: true }); signal.throwIfAborted() }
+    job.fidelity = fidelity
     if (!job.fidelity.ok) {
       this.fail(job, `the output ${result.path} differs from the source:\n${formatFidelity(job.fidelity)}`)
       await this.save(job.id)

@@ -10,6 +10,7 @@ import type { JobFolder } from './job-folder.js'
 import { settingsOf } from './job-settings.js'
 import { countStat, type LeaseTable } from './lease-table.js'
 import { refusal, type ChunkRecord, type JobRecord } from './types.js'
+import { CheckPlanner, type AdaptiveRule, type CheckDepth } from './verification-policy.js'
 
 /**
  * At most `limit` works at once, peers taking turns: the next work to start is the first waiting
@@ -115,16 +116,31 @@ export interface ResultIntakeOptions {
   log?: LogSink
   /** A peer whose result failed verification is reported here: the daemon bans it (swarm/bans.ts). */
   reportOffence?: ReportOffence
-  /** Whether a peer is banned now, from the node or from the job: its results still waiting to be checked are then refused unchecked. */
+  /**
+   * Whether a peer is banned now, from the node or from the job: its results still waiting to be
+   * checked are then refused unchecked, and none of its results is kept (one that passed its check
+   * while the peer was caught with another must not count).
+   */
   isBanned?: (peer: string, jobId: string) => boolean
   /** Results refused and chunks done, as node events (swarm/events.ts); the owner stamps them. */
   event?: EmitEvent<OriginatorEvent>
+  /**
+   * A peer was caught with a wrong result for this job (reported as an offence just before): every
+   * result it gave the job must be encoded again (Originator.requeue).
+   */
+  convicted?: (job: JobRecord, peer: string) => void
+  /**
+   * Which results get the picture check in adaptive mode (verification-policy.ts): the draw
+   * (default: node:crypto) and the rule (default ADAPTIVE_RULE). Tests script the draw.
+   */
+  checks?: { draw?: (jobId: string, peer: string) => number, rule?: AdaptiveRule }
 }
 
 /**
  * The originator's intake of results: which uploads it lets in (slots, size bounds, disk room),
- * the check of each result (parse, structure, pictures; a peer caught lying is reported), and the
- * keeping of a good one. Nothing unverified ever counts.
+ * the check of each result (parse, structure, and pictures for every peer's result or, in adaptive
+ * mode, a drawn share: verification-policy.ts; a peer caught lying is reported, and everything it
+ * gave the job goes back to be encoded again), and the keeping of a good one. Nothing unverified ever counts.
  */
 export class ResultIntake {
   private readonly verifyTurns: FairTurns
@@ -134,6 +150,10 @@ export class ResultIntake {
   private readonly verifying = new Map<string, number>()
   /** Per job, what this machine's x264 writes for its settings: peers' results must match it (media/structure.ts). */
   private readonly structures = new Map<string, Promise<ReferenceStructure>>()
+  /** Which of a peer's results get the picture check (verification-policy.ts). */
+  private readonly planner: CheckPlanner
+  /** Per job, results being taken now (accept, from the upload's end to kept or refused), and who waits for none to be. */
+  private readonly accepting = new Map<string, { count: number, idle: Array<() => void> }>()
   private readonly now: () => number
   private readonly log: Logger
 
@@ -141,10 +161,24 @@ export class ResultIntake {
     this.now = o.now ?? Date.now
     this.log = logger('jobs', o.log)
     this.verifyTurns = new FairTurns(Math.max(1, o.verifyConcurrency ?? availableParallelism()))
+    this.planner = new CheckPlanner(o.checks ?? {})
   }
 
-  /** The job's settings or source may have changed (encoded again, cancelled): its reference structure is made anew. */
-  forget (jobId: string): void { this.structures.delete(jobId) }
+  /** The job's settings or source may have changed (encoded again, cancelled): its reference structure is made anew, and every peer starts again with its first full checks. */
+  forget (jobId: string): void {
+    this.structures.delete(jobId)
+    this.planner.forget(jobId)
+  }
+
+  /**
+   * Resolves once no result of the job is being taken (checked, then kept or refused). The merge
+   * waits for it: a check still running may catch its peer, whose other results must then not be merged.
+   */
+  async settled (jobId: string): Promise<void> {
+    const taking = this.accepting.get(jobId)
+    if (taking === undefined) return
+    await new Promise<void>(resolve => { taking.idle.push(resolve) })
+  }
 
   /**
    * May this peer upload a result of `size` bytes for this chunk? Decided before any byte is
@@ -190,6 +224,20 @@ export class ResultIntake {
    * keeps it if the chunk is still not done. Nothing unverified ever counts.
    */
   async accept (jobId: string, chunkIndex: number, peer: string, tmpPath: string, sha256: string): Promise<Answer> {
+    const taking = this.accepting.get(jobId) ?? { count: 0, idle: [] }
+    taking.count++
+    this.accepting.set(jobId, taking)
+    try {
+      return await this.take(jobId, chunkIndex, peer, tmpPath, sha256)
+    } finally {
+      if (--taking.count === 0) {
+        this.accepting.delete(jobId)
+        for (const resolve of taking.idle) resolve()
+      }
+    }
+  }
+
+  private async take (jobId: string, chunkIndex: number, peer: string, tmpPath: string, sha256: string): Promise<Answer> {
     const started = this.now()
     const upload = this.uploads.get(tmpPath)
     // Its bytes are on disk now, where statfs counts them.
@@ -203,8 +251,17 @@ export class ResultIntake {
       return this.told(jobId, chunkIndex, peer, refusal('not-holder', 'no upload was let in for this result'))
     }
     if (job === undefined || chunk === undefined) { await rm(tmpPath, { force: true }); return this.told(jobId, chunkIndex, peer, refusal('unknown-job', 'job or chunk vanished')) }
-    const bad = await this.verifyResult(job, chunk, peer, tmpPath)
+    // Drawn now, after the upload: the peer could not know which of its results get the picture check.
+    const depth: CheckDepth | 'own' = peer === this.o.self ? 'own' : this.planner.decide(jobId, peer, job.verify ?? 'all')
+    const bad = await this.verifyResult(job, chunk, peer, tmpPath, depth)
     if (bad !== undefined) { ended('refused'); return this.told(jobId, chunkIndex, peer, bad) }
+    // Caught with another result while this one was checked: nothing of this peer counts for the job any more.
+    if (peer !== this.o.self && this.o.isBanned?.(peer, jobId) === true) {
+      await rm(tmpPath, { force: true })
+      ended('refused')
+      this.log.info(`refused result for ${shortChunk(jobId, chunkIndex)} from ${shortPeer(peer)}: it passed its check, but the peer was caught with another result meanwhile`)
+      return this.told(jobId, chunkIndex, peer, { ok: false, code: 'banned', message: 'this peer is banned from this job; its result was not kept' })
+    }
     // Re-check after the await: another copy may have been taken meanwhile.
     if (chunk.state === 'done') {
       await rm(tmpPath, { force: true })
@@ -218,8 +275,9 @@ export class ResultIntake {
     await rename(tmpPath, folder.result(file))
     const size = (await stat(folder.result(file))).size
     const leasedAt = [chunk.lease, chunk.backup].find(l => l?.holder === peer)?.issuedAt
-    this.o.leases.complete(job, chunk, peer, { file, size, sha256, encodedBy: peer, at: this.now() })
-    this.o.event?.({ type: 'chunk:done', jobId, chunk: chunkIndex, peer, bytes: size, verifyMs: this.now() - started, ...(leasedAt !== undefined ? { leaseMs: this.now() - leasedAt } : {}) })
+    this.o.leases.complete(job, chunk, peer, { file, size, sha256, encodedBy: peer, at: this.now(), ...(depth !== 'own' ? { check: depth } : {}) })
+    this.o.event?.({ type: 'chunk:done', jobId, chunk: chunkIndex, peer, bytes: size, verifyMs: this.now() - started, ...(leasedAt !== undefined ? { leaseMs: this.now() - leasedAt } : {}), ...(depth !== 'own' ? { check: depth } : {}) })
+    if (depth === 'structural') this.log.debug(`kept ${shortChunk(jobId, chunkIndex)} from ${shortPeer(peer)} on its structure alone (adaptive checking)`)
     await this.o.jobs.save(jobId)
     await this.dropSegment(job, chunk)
     this.o.chunkDone(job, chunk)
@@ -256,8 +314,12 @@ export class ResultIntake {
     return await reference
   }
 
-  /** Undefined if the result is good media for the chunk; else the refusal, and the file is gone. */
-  private async verifyResult (job: JobRecord, chunk: ChunkRecord, peer: string, tmpPath: string): Promise<Refusal | undefined> {
+  /**
+   * Undefined if the result is good media for the chunk; else the refusal, and the file is gone.
+   * `depth`: a peer's result gets the structural checks and, when `full`, the picture check; this
+   * node's own is only parsed.
+   */
+  private async verifyResult (job: JobRecord, chunk: ChunkRecord, peer: string, tmpPath: string, depth: CheckDepth | 'own'): Promise<Refusal | undefined> {
     const chunkIndex = chunk.index
     let reported = false
     try {
@@ -269,7 +331,7 @@ export class ResultIntake {
         ...(peer !== this.o.self ? { structure: await this.structureOf(job) } : {})
       }
       await verifyEncodedChunk(tmpPath, expectations)
-      if (peer !== this.o.self) {
+      if (depth === 'full') {
         let bannedWhileQueued = false
         const key = `${job.id}#${chunkIndex}`
         this.verifying.set(key, (this.verifying.get(key) ?? 0) + 1)
@@ -314,7 +376,10 @@ export class ResultIntake {
         this.log.info(`refused result for ${shortChunk(job.id, chunkIndex)} from ${shortPeer(peer)}: ${reason}`)
         // Caught lying: the result itself is not what the chunk must be. Not when the check failed on
         // our side (a missing tool, our own segment, a stop): see convicts.
-        if (peer !== this.o.self && convicts(err, tmpPath)) this.o.reportOffence?.({ peer, jobId: job.id, reason: `failed verification: ${reason}` })
+        if (peer !== this.o.self && convicts(err, tmpPath)) {
+          this.o.reportOffence?.({ peer, jobId: job.id, reason: `failed verification: ${reason}` })
+          this.o.convicted?.(job, peer)
+        }
       }
       await rm(tmpPath, { force: true })
       return refusal('bad-result', reason)
@@ -326,10 +391,14 @@ export class ResultIntake {
     return (err as Error).message.replaceAll(tmpPath, `result for chunk ${chunkIndex}`).replaceAll(this.o.home, '<home>')
   }
 
-  /** Logs the refusal and reports the liar at once, so that a ban lands before anything else of its is looked at. */
+  /**
+   * Logs the refusal and reports the liar at once, so that a ban lands before anything else of its
+   * is looked at, and has every result it gave the job encoded again: none of them counts now.
+   */
   private convict (job: JobRecord, chunkIndex: number, peer: string, tmpPath: string, err: unknown): void {
     const reason = this.publicReason(err, tmpPath, chunkIndex)
     this.log.info(`refused result for ${shortChunk(job.id, chunkIndex)} from ${shortPeer(peer)}: ${reason}`)
     this.o.reportOffence?.({ peer, jobId: job.id, reason: `failed verification: ${reason}` })
+    this.o.convicted?.(job, peer)
   }
 }

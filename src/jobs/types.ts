@@ -1,5 +1,6 @@
 import type { FidelityReport, PlanOptions, Rational } from '../media/index.js'
 import type { ChunkState, JobState, OriginatorRefusalCode, Refusal } from '../swarm/index.js'
+import type { CheckDepth, VerifyMode } from './verification-policy.js'
 
 /** On-disk format version of job.json; bump with a migration when the shape changes. */
 export const JOB_RECORD_VERSION = 1
@@ -39,6 +40,12 @@ export interface ResultRecord {
   sha256: string
   encodedBy: string
   at: number
+  /**
+   * How a peer's result was checked (verification-policy.ts): `full` (structure and pictures) or
+   * `structural` (structure only, adaptive mode). Absent for this node's own results (parsed only)
+   * and in records written before adaptive checking existed (every peer's result was checked in full).
+   */
+  check?: CheckDepth
 }
 
 export interface ChunkRecord {
@@ -99,6 +106,8 @@ export interface JobRecord {
   dropCaptions?: boolean
   /** The merged output compared with its source; the job fails when a check fails. */
   fidelity?: FidelityReport
+  /** How peers' results are checked (verification-policy.ts); absent in records written before it existed: `all`. */
+  verify?: VerifyMode
 }
 
 export interface JobStats {
@@ -107,6 +116,8 @@ export interface JobStats {
   backupLeases: number
   /** Verified results that arrived for a chunk already done. */
   droppedResults: number
+  /** Kept results thrown away because their peer was later caught with a wrong one (absent until the first). */
+  requeuedResults?: number
 }
 
 export function refusal (code: OriginatorRefusalCode, message: string): Refusal {

@@ -44,9 +44,13 @@ export type OriginatorEvent =
   /**
    * A verified result kept: the chunk is done. `bytes` is the result's size, `verifyMs` how long
    * the upload's check and keeping took, `leaseMs` from the winning lease's grant to now (absent
-   * for a late result whose lease had ended).
+   * for a late result whose lease had ended). `check`: how a peer's result was checked, `full`
+   * (structure and pictures) or `structural` (structure only: adaptive mode); absent for this
+   * node's own result (parsed only).
    */
-  | ({ type: 'chunk:done', bytes: number, verifyMs: number, leaseMs?: number } & ChunkAndPeer)
+  | ({ type: 'chunk:done', bytes: number, verifyMs: number, leaseMs?: number, check?: 'full' | 'structural' } & ChunkAndPeer)
+  /** `peer` was caught with a wrong result for the job: the done chunks it encoded (`chunks`) go back to be cut and encoded again. */
+  | ({ type: 'chunks:requeued', peer: string, chunks: number[] } & OfJob)
   | ({ type: 'merge:started' } & OfJob)
   /** The output is merged and passed the fidelity check: the job is done. */
   | ({ type: 'merge:done', ms: number, output: string } & OfJob)

@@ -125,6 +125,12 @@ describe('swarm add', () => {
     expect(r.stderr).toMatch(/no swarm node is running .* start one with: swarm join --home/)
   })
 
+  it('takes --verify all or adaptive only, refused before the node is asked', async () => {
+    const r = await runSwarm(['add', fx.shortClip, '--crf 18', '--verify', 'never', '--home', join(root, 'nobody')])
+    expect(r.exitCode).toBe(2)
+    expect(r.stderr).toMatch(/swarm add: --verify is all or adaptive, not "never"/)
+  })
+
   it('rejects an unknown option of its own instead of taking it as a third argument', async () => {
     const r = await runSwarm(['add', fx.shortClip, '--crf 18', '--wiat', '--home', nodes[1]!.home])
     expect(r.exitCode).toBe(2)

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runSwarm, startLocalNode } from '../../scripts/local-swarm.js'
+import { ceiling, waitFor } from '../helpers/wait.js'
 
 let root: string
 beforeAll(async () => { root = await mkdtemp(join(tmpdir(), 'swarm-join-')) })
@@ -48,6 +49,27 @@ describe('swarm join', () => {
     expect(r.exitCode).toBe(0)
     for (const flag of ['--home', '--listen', '--bootstrap', '--slots', '--no-mdns', '--max-memory']) expect(r.stdout).toContain(flag)
     expect(r.stdout).toMatch(/--max-memory SIZE +memory one encode \(one slot\) may take, e\.g\. 2G or 1500M/)
+  })
+
+  it('takes --verify all or adaptive; adaptive without a swarm key starts, with a warning that it trusts every peer', async () => {
+    const node = await startLocalNode(join(root, 'v'), { extraArgs: ['--verify', 'adaptive'] })
+    try {
+      await waitFor('the warning', () => node.stderr().includes('warning: this node has no --swarm-key'), { timeoutMs: ceiling(5000), everyMs: 50 })
+      expect(node.stderr()).toMatch(/ warning: this node has no --swarm-key, and --verify adaptive trusts every peer that connects: after each peer's first result in a job, only about one in 4 of its results gets the picture check/)
+    } finally {
+      expect(await node.stop()).toBe(0)
+    }
+    // Without --verify and without a key: no such warning (mode all).
+    const plain = await startLocalNode(join(root, 'w'))
+    expect(await plain.stop()).toBe(0)
+    expect(plain.stderr()).not.toContain('--verify adaptive')
+    const bad = await runSwarm(['join', '--home', join(root, 'x'), '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--no-upnp', '--verify', 'sometimes'])
+    expect(bad.exitCode).toBe(2)
+    expect(bad.stderr).toMatch(/swarm join: --verify is all or adaptive, not "sometimes"/)
+    const help = await runSwarm(['join', '--help'])
+    expect(help.stdout).toMatch(/--verify all\|adaptive +how peers' results of jobs added here are checked/)
+    const addHelp = await runSwarm(['add', '--help'])
+    expect(addHelp.stdout).toMatch(/--verify all\|adaptive +how peers' results of this job are checked/)
   })
 
   it('takes --max-memory as the memory one encode may take, and swarm status shows it (text and --json)', async () => {

@@ -66,6 +66,22 @@ describe('control API', () => {
     tally('job request with an unknown field ("shell": "rm -rf /")', 'refused with 400, kind "input"')
     tally('job request with a 100 kB body', 'refused with 413 (or the connection closed on it)')
   })
+  it('takes a job\'s verify as all or adaptive only; a node without a swarm key checks all by default, and adds an adaptive job with a warning', async () => {
+    const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' }
+    const bad = await http(`${daemon.controlUrl}/v1/jobs`, { method: 'POST', headers: auth, body: JSON.stringify({ file: fx.shortClip, settings: '--crf 20', verify: 'never' }) })
+    expect(bad).toMatchObject({ status: 400, body: { kind: 'input', error: expect.stringMatching(/verify/) } })
+    const plain = await http(`${daemon.controlUrl}/v1/jobs`, { method: 'POST', headers: auth, body: JSON.stringify({ file: fx.shortClip, settings: '--preset ultrafast --crf 40' }) })
+    expect(plain).toMatchObject({ status: 200, body: { job: { verification: { mode: 'all' } } } })
+    expect(plain.body.warning).toBeUndefined()
+    const adaptive = await http(`${daemon.controlUrl}/v1/jobs`, { method: 'POST', headers: auth, body: JSON.stringify({ file: fx.shortClip, settings: '--preset ultrafast --crf 41', verify: 'adaptive' }) })
+    expect(adaptive).toMatchObject({ status: 200, body: { job: { verification: { mode: 'adaptive', full: 0, structural: 0, own: 0 } } } })
+    expect(adaptive.body.warning).toMatch(/^this node has no --swarm-key, and --verify adaptive trusts every peer that connects/)
+    // The same job added again with a mode: its mode from then on.
+    const again = await http(`${daemon.controlUrl}/v1/jobs`, { method: 'POST', headers: auth, body: JSON.stringify({ file: fx.shortClip, settings: '--preset ultrafast --crf 40', verify: 'adaptive' }) })
+    expect(again).toMatchObject({ status: 200, body: { existing: true, job: { verification: { mode: 'adaptive' } } } })
+    for (const r of [plain, adaptive]) expect((await http(`${daemon.controlUrl}/v1/jobs/${r.body.job.id as string}`, { method: 'DELETE', headers: auth })).status).toBe(200)
+    tally('job request with verify: "never"', 'refused with 400, kind "input"')
+  })
 })
 
 describe('restart', () => {

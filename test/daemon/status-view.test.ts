@@ -48,7 +48,9 @@ describe('jobStatus', () => {
       id, file: '/videos/film.mkv', settings: '--crf 20', state: 'encoding', output: null, local: true, originator: self,
       createdAt: new Date(1_700_000_000_000).toISOString(), updatedAt: new Date(1_700_000_001_000).toISOString(),
       totalFrames: 120, framesDone: 24 + 24 + 10 + 6, fps: 30, // each holder's fps is rounded before the sum
-      chunks: { total: 5, open: 1, leased: 2, done: 2 }, encodedBy: { [PEER_B]: 2 }
+      chunks: { total: 5, open: 1, leased: 2, done: 2 }, encodedBy: { [PEER_B]: 2 },
+      // A record from before adaptive checking: mode all, and a peer's result without a check was checked in full.
+      verification: { mode: 'all', full: 2, structural: 0, own: 0 }
     })
   })
   it('lists the chunks only when asked, with holder and progress or who encoded them', () => {
@@ -186,6 +188,22 @@ describe('jobStatus: what the user must be told', () => {
       { peer: PEER_C, times: 1, reason: 'x264 failed' }
     ])
     expect(jobStatus(self, jobRecord(jobId('h'), [chunk(0, 'open')]), idle, false).givenBack).toBeUndefined()
+  })
+
+  it('says how peers\' results are checked, and how the kept ones were: in full, on structure only, or encoded here', () => {
+    const job = jobRecord(jobId('v'), [
+      chunk(0, 'done', { result: { ...result(PEER_B), check: 'full' } }),
+      chunk(1, 'done', { result: { ...result(PEER_B), check: 'structural' } }),
+      chunk(2, 'done', { result: { ...result(PEER_C), check: 'structural' } }),
+      chunk(3, 'done', { result: result(self) }),
+      // Sent back to be encoded again (its peer was caught lying): it counts for nothing.
+      chunk(4, 'pending'),
+      chunk(5, 'leased', { lease: lease(PEER_C) })
+    ], { verify: 'adaptive' })
+    expect(jobStatus(self, job, idle, false).verification).toEqual({ mode: 'adaptive', full: 1, structural: 2, own: 1 })
+    expect(jobStatus(self, { ...job, verify: 'all' }, idle, false).verification?.mode).toBe('all')
+    // Other originators' jobs: this node does not check their results.
+    expect(remoteStatus({ ann: announcement(PEER_B, jobId('b'), 7), seen: 1 }).verification).toBeUndefined()
   })
 
   it('carries the damage a job was allowed to encode and its fidelity report', () => {

@@ -19,6 +19,14 @@ export async function videoTimes (path: string): Promise<number[]> {
   return stdout.split('\n').filter(l => l !== '').map(Number).sort((a, b) => a - b)
 }
 
+/** Mean luma PSNR of a file's frames against the source's, frame N against frame N. */
+export async function psnrAgainst (file: string, source: string): Promise<number> {
+  const { stderr } = await execa('ffmpeg', ['-nostdin', '-i', file, '-i', source, '-lavfi', '[0:v]setpts=N[a];[1:v]setpts=N[b];[a][b]psnr', '-f', 'null', '-'])
+  const m = /PSNR y:([\d.]+|inf)/.exec(stderr)
+  if (m === null) throw new Error(`ffmpeg printed no PSNR for ${file}`)
+  return m[1] === 'inf' ? 100 : Number(m[1])
+}
+
 /** Frames a decoder really produces (decodes the whole stream). */
 export async function decodedFrameCount (path: string): Promise<number> {
   const { stdout } = await execa('ffprobe', ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', path])

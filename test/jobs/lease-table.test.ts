@@ -363,6 +363,60 @@ describe('LeaseTable: results', () => {
   })
 })
 
+describe('LeaseTable: a peer caught with a wrong result', () => {
+  it('sends every chunk it encoded back to be cut and encoded again, ends its leases, and leaves others\' work alone', () => {
+    const job = jobRecord('j', ['open', 'open', 'open', 'open', 'open'])
+    const events: unknown[] = []
+    const { table, clock, changes } = harness([job], { event: (e) => { events.push(e) } })
+    // The liar delivered chunks 0 and 2 (one checked in full, one on its structure alone) and holds 3 and a backup of 4; b delivered 1.
+    const delivered = new Map<number, LeaseRecord>()
+    for (const [c, peer, check] of [[0, 'liar', 'full'], [1, 'b', 'full'], [2, 'liar', 'structural']] as const) {
+      delivered.set(c, granted(table.claim('j', c, peer)))
+      table.complete(job, chunkOf(job, c), peer, { ...result(peer, clock.t), check })
+    }
+    granted(table.claim('j', 3, 'liar'))
+    granted(table.claim('j', 4, 'c'))
+    const backup = granted(table.claim('j', 4, 'liar'))
+    expect(backup.backup).toBe(true)
+    changes.length = 0
+    events.length = 0
+    const reopened = table.reopenEncodedBy(job, 'liar')
+    expect(events).toEqual([{ type: 'chunks:requeued', jobId: 'j', peer: 'liar', chunks: [0, 2] }])
+    expect(reopened.map(r => [r.chunk.index, r.result.check])).toEqual([[0, 'full'], [2, 'structural']])
+    expect(job.chunks.map(c => c.state)).toEqual(['pending', 'done', 'pending', 'open', 'leased'])
+    for (const c of [0, 2]) {
+      expect(chunkOf(job, c).result).toBeUndefined()
+      expect(chunkOf(job, c).segment).toBeUndefined()
+      expect(chunkOf(job, c).formerLease).toBeUndefined()
+    }
+    expect(chunkOf(job, 1)).toMatchObject({ state: 'done', result: { encodedBy: 'b' } })
+    expect(chunkOf(job, 4)).toMatchObject({ lease: { holder: 'c' } })
+    expect(chunkOf(job, 4).backup).toBeUndefined()
+    // The job is splitting until those chunks are cut again; no claim, no upload on them meanwhile.
+    expect(job.state).toBe('splitting')
+    expect(job.stats?.requeuedResults).toBe(2)
+    expect(changes).toEqual([{ job: 'j', announce: true }])
+    expect(table.claim('j', 0, 'b')).toMatchObject({ ok: false, code: 'not-open' })
+    expect(table.beginUpload('j', 0, delivered.get(0)?.id ?? '', 'liar')).toMatchObject({ ok: false, code: 'not-holder' })
+    table.open(job, chunkOf(job, 0))
+    expect(granted(table.claim('j', 0, 'b')).holder).toBe('b')
+    // Nothing more of the liar's to send back.
+    expect(table.reopenEncodedBy(job, 'liar')).toEqual([])
+  })
+
+  it('changes nothing in a done job, and keeps a failed one failed (a retry cuts the chunks)', () => {
+    const done = jobRecord('d', ['done'], 'done')
+    const failed = jobRecord('f', ['done', 'open'], 'failed')
+    for (const job of [done, failed]) chunkOf(job, 0).result = result('liar', 0)
+    const { table } = harness([done, failed])
+    expect(table.reopenEncodedBy(done, 'liar')).toEqual([])
+    expect(chunkOf(done, 0).state).toBe('done')
+    expect(table.reopenEncodedBy(failed, 'liar')).toHaveLength(1)
+    expect(failed.state).toBe('failed')
+    expect(chunkOf(failed, 0).state).toBe('pending')
+  })
+})
+
 describe('LeaseTable: throwaway identities', () => {
   it('gives one peer at most maxLeasesPerPeer leases on a job, backups included; this node\'s own worker is not capped', () => {
     const job = jobRecord('j', ['open', 'open', 'open', 'open'])
@@ -470,6 +524,7 @@ describe('LeaseTable: random sequences', () => {
     | { kind: 'expire', advance: number }
     | { kind: 'result', chunk: number, peer: string, outcome: 'kept' | 'lost' | 'refused' }
     | { kind: 'open' }
+    | { kind: 'convict', peer: string }
 
   function check (ok: boolean, why: () => string): void {
     if (!ok) throw new Error(why())
@@ -517,6 +572,7 @@ describe('LeaseTable: random sequences', () => {
     if (r < 0.6 && known !== undefined) return { kind: 'release', lease: known.lease, chunk: known.chunk, reason }
     if (r < 0.75) return { kind: 'expire', advance: Math.floor(rand() * 25_000) }
     if (r < 0.92) return { kind: 'result', chunk, peer: known !== undefined && rand() < 0.8 ? known.lease.holder : pick(peers), outcome: pick(['kept', 'kept', 'lost', 'refused'] as const) }
+    if (r < 0.94) return { kind: 'convict', peer: pick(peers) }
     return { kind: 'open' }
   }
 
@@ -525,7 +581,7 @@ describe('LeaseTable: random sequences', () => {
   const CAP = 2
 
   it(`keeps every invariant through ${SEQUENCES} random sequences`, () => {
-    const tally = { grants: 0, backups: 0, completions: 0, jobFailures: 0, capped: 0, pastDeadline: 0, refusedResults: 0, reserved: 0 }
+    const tally = { grants: 0, backups: 0, completions: 0, jobFailures: 0, capped: 0, pastDeadline: 0, refusedResults: 0, reserved: 0, requeued: 0 }
     for (let seed = 1; seed <= SEQUENCES; seed++) {
       const rand = prng(seed)
       const size = 1 + Math.floor(rand() * 6)
@@ -613,6 +669,15 @@ describe('LeaseTable: random sequences', () => {
               }
             }
           }
+        } else if (s.kind === 'convict') {
+          // As the originator does when a check catches the peer: nothing of it counts for the job any more.
+          const was = job.chunks.filter(c => c.state === 'done' && c.result?.encodedBy === s.peer).map(c => c.index)
+          const reopened = table.reopenEncodedBy(job, s.peer)
+          check(JSON.stringify(reopened.map(r => r.chunk.index)) === JSON.stringify(stateBefore === 'done' ? [] : was), () => `${where()}: reopened ${reopened.map(r => r.chunk.index).join(',')} of ${was.join(',')}`)
+          for (const { chunk } of reopened) { done.delete(chunk.index); check(chunk.state === 'pending', () => `${where()}: chunk ${chunk.index} reopened as ${chunk.state}`) }
+          tally.requeued += reopened.length
+          if (stateBefore !== 'done') for (const c of job.chunks) check(c.lease?.holder !== s.peer && c.backup?.holder !== s.peer && c.result?.encodedBy !== s.peer, () => `${where()}: chunk ${c.index} still holds ${s.peer}'s work`)
+          mayEnd = (lease) => stateBefore !== 'done' && lease.holder === s.peer
         } else {
           const pending = job.chunks.find(c => c.state === 'pending')
           if (pending !== undefined) table.open(job, pending)
@@ -662,5 +727,6 @@ describe('LeaseTable: random sequences', () => {
     expect(tally.pastDeadline).toBeGreaterThan(50)
     expect(tally.refusedResults).toBeGreaterThan(100)
     expect(tally.reserved).toBeGreaterThan(20)
+    expect(tally.requeued).toBeGreaterThan(100)
   })
 })

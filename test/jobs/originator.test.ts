@@ -284,6 +284,53 @@ describe('Originator', () => {
     cleanup.push(async () => { await rm(job.output as string, { force: true }) })
   })
 
+  it('sends back every chunk of a peer caught with a wrong result, checked in full or not, even while merging: the merge stops, the chunks are cut and encoded again, and the output holds none of its work', async () => {
+    const scratch = await mkdtemp(join(tmpdir(), 'swarm-orig-requeue-'))
+    cleanup.push(async () => { await rm(scratch, { recursive: true, force: true }) })
+    const home = await mkdtemp(join(tmpdir(), 'swarm-orig-requeue-home-'))
+    // Adaptive, and every draw says "structure only": each peer's first result is checked in full, the rest are not.
+    // A clock that stands still: no pace, so a backup copy is worth giving at once.
+    const o = new Originator({ home, peerId: '12D3KooWorigin', now: new FakeClock().now, plan: { gopsPerChunk: 1 }, verify: 'adaptive', checks: { draw: () => 0.99 } })
+    await o.start()
+    cleanup.push(async () => { await o.stop(); await rm(home, { recursive: true, force: true }) })
+    const { job } = await o.addJob({ file: fx.openGop10bit, settings: SETTINGS })
+    cleanup.push(async () => { if (job.output !== null) await rm(job.output, { force: true }) })
+    expect(job.verify).toBe('adaptive')
+    await waitFor('the job to be encoding', () => job.state === 'encoding', { timeoutMs: 60_000, everyMs: 50 })
+    const last = job.chunks.length - 1
+    expect(last).toBeGreaterThanOrEqual(3)
+    const lease = (chunk: number, peer: string): { id: string } => { const l = o.requestLease(job.id, chunk, peer); if (!l.ok) throw new Error(`${peer} on ${chunk}: ${l.message}`); return l.lease }
+    // peerA hands in chunks 0 and 1, honestly: the first is checked in full, the second on its structure alone.
+    for (const c of [0, 1]) expect(await o.acceptResult(job.id, c, 'peerA', await encodeFor(o, job, c, lease(c, 'peerA').id, 'peerA', scratch), 'x')).toEqual({ ok: true })
+    expect(job.chunks.slice(0, 2).map(c => c.result?.check)).toEqual(['full', 'structural'])
+    // peerB takes the rest; peerA holds a backup of the last chunk and is let in to upload for it.
+    const bLeases = new Map(job.chunks.slice(2).map(c => [c.index, lease(c.index, 'peerB')]))
+    const backup = o.requestLease(job.id, last, 'peerA')
+    if (!backup.ok) throw new Error(backup.message)
+    expect(backup.lease.backup).toBe(true)
+    const slotA = await o.resultSlot(job.id, last, backup.lease.id, 'peerA', 10_000)
+    if (!slotA.ok) throw new Error(slotA.message)
+    const { mkdir, writeFile } = await import('node:fs/promises')
+    await mkdir(join(slotA.tmpPath, '..'), { recursive: true })
+    await writeFile(slotA.tmpPath, Buffer.alloc(10_000, 7))
+    for (const [c, l] of bLeases) expect(await o.acceptResult(job.id, c, 'peerB', await encodeFor(o, job, c, l.id, 'peerB', scratch), 'x')).toEqual({ ok: true })
+    // peerB's last result started the merge; peerA's upload is checked while it runs, and is not H.264.
+    expect(job.state).toBe('merging')
+    expect(await o.acceptResult(job.id, last, 'peerA', slotA.tmpPath, 'x')).toMatchObject({ ok: false, code: 'bad-result' })
+    // The merge stopped without failing the job; peerA's two chunks are cut again and open.
+    await waitFor('peerA\'s chunks to be open again', () => job.state === 'encoding' && job.chunks[0]?.state === 'open' && job.chunks[1]?.state === 'open', { timeoutMs: 60_000, everyMs: 20 })
+    expect(job.error).toBeUndefined()
+    expect(job.output).toBeNull()
+    expect(job.stats?.requeuedResults).toBe(2)
+    expect(readdirSync(join(o.jobDir(job.id), 'results')).sort()).toEqual(job.chunks.slice(2).map(c => `chunk-${c.index}.264`).sort())
+    for (const c of [0, 1]) expect(await o.acceptResult(job.id, c, 'peerB', await encodeFor(o, job, c, lease(c, 'peerB').id, 'peerB', scratch), 'x')).toEqual({ ok: true })
+    await waitFor('the job to end', () => job.state === 'done' || job.state === 'failed', { timeoutMs: 120_000, everyMs: 50 })
+    expect(job.error).toBeUndefined()
+    expect(job.chunks.map(c => c.result?.encodedBy)).toEqual(job.chunks.map(() => 'peerB'))
+    const { decodedFrameCount } = await import('../helpers/media.js')
+    expect(await decodedFrameCount(job.output as string)).toBe(job.totalFrames)
+  })
+
   it('fails a job whose chunk failed on several peers only once its own worker failed it too, with the reason', async () => {
     const home = await mkdtemp(join(tmpdir(), 'swarm-orig-fail-'))
     const o = new Originator({ home, peerId: '12D3KooWorigin', ownWorker: true, plan: { gopsPerChunk: 1 } })
