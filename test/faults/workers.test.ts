@@ -153,13 +153,15 @@ describe('a worker killed or frozen mid-encode', () => {
 
 describe('a frozen worker whose chunk is still open when it wakes', () => {
   it('SIGSTOP past the lease while the only other node is busy, SIGCONT: the late result is taken', async () => {
-    // 168 frames in GOPs of 6: 4 chunks of 42 frames. O has two slots and needs 12.6 s a chunk, so
+    // 168 frames in GOPs of 6: 4 chunks of 42 frames. O has two slots and needs 21 s a chunk, so
     // it holds as many chunks as it will take until A is long done; A holds the others. Nobody is
-    // free to take A's chunks while A is frozen.
+    // free to take A's chunks while A is frozen. O's pace is a sleep, which a busy machine does not
+    // slow while it slows A's real work: at 12.6 s a chunk, O once finished first on a loaded
+    // machine and leased the lapsed chunk itself.
     const clip = await makeClip(join(root, 'src', 'four-chunks.mkv'), { frames: 4 * 42, keyint: 6 })
     const srcFrames = (await probeMedia(clip)).video.frameCount
     const [o, a] = await startSwarm(root, [
-      { name: 'o2', slots: 2, extraArgs: ['--lease-seconds', String(LEASE_S), '--verbose'], env: { SWARM_TEST_ENCODER: 'delay:300' } },
+      { name: 'o2', slots: 2, extraArgs: ['--lease-seconds', String(LEASE_S), '--verbose'], env: { SWARM_TEST_ENCODER: 'delay:500' } },
       { name: 'a2', extraArgs: ['--verbose'], env: { SWARM_TEST_ENCODER: 'delay:100' } }
     ], nodes) as [LocalNode, LocalNode]
     const job = await addJob(o.home, clip, '--preset ultrafast --crf 30', join(root, 'out', 'frozen-taken.mkv'))
