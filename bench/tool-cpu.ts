@@ -42,6 +42,8 @@ export function classifyToolRun (command: string): string {
   if (tool === 'ffprobe') return args.some(a => a.startsWith('packet=')) ? 'ffprobe: packet listings' : 'ffprobe: descriptions'
   if (has('yuv4mpegpipe')) return 'ffmpeg: decodes for encodes'
   if (has('rawvideo')) return 'ffmpeg: picture checks'
+  // The merge's fidelity check: source and output decoded in full, PSNR of every frame (media/cut-pictures.ts).
+  if (args.some(a => a.includes('psnr=stats_file'))) return 'ffmpeg: pictures at cuts (merge)'
   if (has('segment') || (has('-c') && has('copy') && has('matroska'))) return 'ffmpeg: split'
   if (has('h264') && has('copy')) return 'ffmpeg: caption look at add'
   return 'ffmpeg: other'
