@@ -3,7 +3,7 @@
  * noise, near-lossless, 1 s GOPs: decoding it costs more than half a `--preset faster` encode).
  * "realistic" decodes like a real distribution file: scenes with camera motion and detail that is
  * not noise, x264 `--preset slow --crf 21` at a few Mbit/s, x264's default GOPs (keyint 250 with
- * scenecut, so keyframes fall at the scene cuts, 4-9 s apart). Both are cached under the OS temp
+ * scenecut, so keyframes fall at the scene cuts, 5-9 s apart). Both are cached under the OS temp
  * dir; the realistic one takes minutes to make (x264 slow), once.
  */
 import { execa } from 'execa'
@@ -97,7 +97,7 @@ function pan (w: number, h: number, seconds: number, flip: boolean): string {
   return `crop=${w}:${h}:x='${x}':y='(ih-oh)*(0.2+0.6*t/${seconds})'`
 }
 
-/** The filter chain of one scene, ending in [`label`]: exactly its frames, square pixels, 4:2:0. */
+/** The filter chain of one scene, ending in `[s<index>]`: exactly its frames, square pixels, 4:2:0. */
 export function sceneFilter (scene: Scene, index: number, w: number, h: number): string {
   const frames = Math.round(scene.seconds * REALISTIC_FPS)
   const n = index + scene.cycle
