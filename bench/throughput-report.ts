@@ -35,7 +35,10 @@ export interface VerificationFigures {
   structural: number
 }
 
-/** From the first node to run out of work to the last encode's end, and to the job's end. */
+/**
+ * From the first node to run out of work (its last encode whose result was kept: a backup copy
+ * that lost the race was work for nothing) to the last such encode's end, and to the job's end.
+ */
 export interface TailFigures { idleSec: number, toEndSec: number }
 
 export interface RunFigures {
@@ -70,12 +73,16 @@ export function verificationFigures (toolCpuPerNode: ToolCpu[][] | null, origina
   }
 }
 
-/** Each node's event log (the originator's first): when each stopped encoding, and when the job ended. */
+/** When a node's last encode whose result the originator took ended (its worker's events), if any did. */
+function lastKeptEncodeEnd (events: NodeEvent[]): number | undefined {
+  const taken = new Set(events.flatMap(e => e.type === 'upload:accepted' ? [`${e.jobId}#${e.chunk}`] : []))
+  const ends = events.flatMap(e => e.type === 'encode:finished' && taken.has(`${e.jobId}#${e.chunk}`) ? [e.at] : [])
+  return ends.length > 0 ? Math.max(...ends) : undefined
+}
+
+/** Each node's event log (the originator's first): when each stopped doing useful work, and when the job ended. */
 export function tailFigures (eventsPerNode: NodeEvent[][]): TailFigures | null {
-  const lastEncodeEnds = eventsPerNode.flatMap(events => {
-    const ends = events.filter(e => e.type === 'encode:finished').map(e => e.at)
-    return ends.length > 0 ? [Math.max(...ends)] : []
-  })
+  const lastEncodeEnds = eventsPerNode.flatMap(events => lastKeptEncodeEnd(events) ?? [])
   const end = eventsPerNode[0]?.find(e => e.type === 'merge:done')?.at
   if (lastEncodeEnds.length < 2 || end === undefined) return null
   const firstIdle = Math.min(...lastEncodeEnds)
@@ -167,7 +174,7 @@ const pct = (n: number | null): string => n === null ? '-' : `${(100 * n).toFixe
 export function caseRows (cases: CaseSummary[], crf: number): string[][] {
   const several = cases.some(c => c.runs > 1)
   const head = ['source', 'settings', 'verify', 'plain 1 core (s) before / after', 'swarm 2 × 1 core (s)', 'speedup', 'against mean plain', ...(several ? ['range'] : []), 'goal', 'ceiling',
-    'CPU swarm / plain', 'idle', 'checks CPU / their encode CPU', 'checks CPU per result (s)', 'checks full / structural', 'chunks', 'tail: idle / to end (s)', 'bench + others + steal (s)', 'size / plain', 'SSIM − plain']
+    'CPU swarm / plain', 'idle', 'checks CPU / their encode CPU', 'checks CPU per kept result (s)', 'checks full / structural', 'chunks', 'tail: idle / to end (s)', 'bench + others + steal (s)', 'size / plain', 'SSIM − plain']
   return [head, ...cases.map(c => {
     const m = c.median
     const goal = speedupGoal(c)

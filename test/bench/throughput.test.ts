@@ -44,7 +44,7 @@ describe('the command line', () => {
   it('parses every command line of it in the docs', () => {
     const docs = ['README.md', ...readdirSync(join(PROJECT_ROOT, 'docs')).filter(f => f.endsWith('.md')).map(f => `docs/${f}`)]
     const lines = docs.flatMap(file => readFileSync(join(PROJECT_ROOT, file), 'utf8').split('\n')
-      .flatMap(line => [...line.matchAll(/(?:npm run bench:throughput(?: --)?|node dist\/bench\/throughput\.js)((?: +--?[^\s`#]+)*)/g)].map(m => ({ file, args: m[1] as string }))))
+      .flatMap(line => [...line.matchAll(/(?:npm run bench:throughput(?: --)?|node dist\/bench\/throughput\.js)([^`#\n]*)/g)].map(m => ({ file, args: m[1] as string }))))
     expect(lines.length).toBeGreaterThan(0)
     for (const { file, args } of lines) expect(() => parseThroughputArgs(splitSettings(args.trim())), `${file}: ${args}`).not.toThrow()
   })
@@ -63,11 +63,19 @@ describe('figures of a run', () => {
     { type: 'chunk:done', ...base, chunk: 0, peer: 'o', bytes: 1, verifyMs: 1, ...at(10) },
     { type: 'chunk:done', ...base, chunk: 1, peer: 'w', bytes: 1, verifyMs: 900, check: 'full', ...at(11) },
     { type: 'chunk:done', ...base, chunk: 2, peer: 'w', bytes: 1, verifyMs: 20, check: 'structural', ...at(20) },
-    { type: 'encode:finished', ...base, chunk: 3, frames: 100, ms: 1, ...at(30) },
     { type: 'encode:finished', ...base, chunk: 0, frames: 100, ms: 1, ...at(9) },
+    { type: 'upload:accepted', ...base, chunk: 0, bytes: 1, ms: 1, ...at(10) },
+    { type: 'encode:finished', ...base, chunk: 3, frames: 100, ms: 1, ...at(30) },
+    { type: 'upload:accepted', ...base, chunk: 3, bytes: 1, ms: 1, ...at(30) },
     { type: 'merge:done', jobId: 'j', ms: 900, output: 'out.mkv', ...at(34) }
   ] as NodeEvent[]
-  const workerEvents = [{ type: 'encode:finished', ...base, chunk: 2, frames: 100, ms: 1, ...at(26) }] as NodeEvent[]
+  const workerEvents = [
+    { type: 'encode:finished', ...base, chunk: 2, frames: 100, ms: 1, ...at(26) },
+    { type: 'upload:accepted', ...base, chunk: 2, bytes: 1, ms: 1, ...at(27) },
+    // A backup copy of chunk 3 that lost: work for nothing, so the worker's useful work ended at 26 s.
+    { type: 'encode:finished', ...base, chunk: 3, frames: 100, ms: 1, ...at(31) },
+    { type: 'upload:refused', ...base, chunk: 3, code: 'already-done', reason: 'done', ...at(32) }
+  ] as NodeEvent[]
   const toolCpu = [
     [{ kind: 'ffmpeg: picture checks', runs: 4, cpuSeconds: 1.5 }, { kind: 'ffmpeg: structure reference', runs: 1, cpuSeconds: 0.1 }, { kind: 'x264: structure reference', runs: 1, cpuSeconds: 0.1 }, { kind: 'x264: encodes', runs: 2, cpuSeconds: 30 }],
     [{ kind: 'x264: encodes', runs: 2, cpuSeconds: 15 }, { kind: 'ffmpeg: decodes for encodes', runs: 2, cpuSeconds: 2 }]
@@ -82,7 +90,7 @@ describe('figures of a run', () => {
     expect(verificationFigures([toolCpu[0]!], originatorEvents)).toBeNull()
   })
 
-  it('tail: from the first node to stop encoding to the last encode\'s end and to the merge\'s end', () => {
+  it('tail: from the first node to finish its last kept encode to the last one\'s end and to the merge\'s end', () => {
     expect(tailFigures([originatorEvents, workerEvents])).toEqual({ idleSec: 4, toEndSec: 8 })
     expect(tailFigures([originatorEvents])).toBeNull()
   })
