@@ -56,13 +56,18 @@ function pinned (core: number | undefined, file: string, args: string[]): [strin
   return core === undefined ? [file, args] : ['taskset', ['-c', String(core), file, ...args]]
 }
 
+/** The baseline's decoder: every frame as it is, y4m to `output`. */
+export function plainDecoderArgs (clip: string, source: MediaInfo, output: string): string[] {
+  return ['-v', 'error', '-nostdin', '-i', clip, '-map', '0:v:0', '-fps_mode', 'passthrough', '-pix_fmt', y4mPixFmt(source.video.pixFmt), '-strict', '-1', '-f', 'yuv4mpegpipe', output]
+}
+
 /**
  * The baseline: one plain decoder piped into one x264 over the whole file (an OS pipe between the
  * two, as a shell's `ffmpeg | x264` and as the product's encoder does), both pinned to `core` when
  * given. The whole file in one go needs no --stitchable. Returns wall seconds.
  */
 export async function plainEncode (clip: string, source: MediaInfo, settings: EncoderSettings, threads: number, outputPath: string, core?: number): Promise<number> {
-  const decArgs = ['-v', 'error', '-nostdin', '-i', clip, '-map', '0:v:0', '-fps_mode', 'passthrough', '-pix_fmt', y4mPixFmt(source.video.pixFmt), '-strict', '-1', '-f', 'yuv4mpegpipe', '-']
+  const decArgs = plainDecoderArgs(clip, source, '-')
   const encArgs = encoderArgs(settings, { frameRate: source.video.frameRate, frameCount: source.video.frameCount, threads, outputPath }).filter(a => a !== '--stitchable')
   const t0 = performance.now()
   const dec = startPipeSource(...pinned(core, 'ffmpeg', decArgs), 'baseline decode')

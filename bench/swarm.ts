@@ -30,6 +30,7 @@ import { parseX264Settings, probeMedia, type EncoderSettings, type MediaInfo } f
 import { readEventLog, runSwarm, startLocalNode, type LocalNode, type StartNodeOptions } from '../scripts/local-swarm.js'
 import type { NodeEvent, NodeEventOf, NodeEventType } from '../src/swarm/index.js'
 import { ensureBenchClip, plainEncode, ssim, type BenchClip } from './clip.js'
+import { ensureSource, parseSourceSpec } from './sources.js'
 import { readToolCpu, writeToolShims, type ToolCpu } from './tool-cpu.js'
 
 const { values } = parseArgs({
@@ -48,7 +49,11 @@ const { values } = parseArgs({
     // swarm at all (they share caches and memory bandwidth, two real machines do not).
     ceiling: { type: 'boolean', default: false },
     // Every tool swarm-k's nodes run goes through GNU time: CPU by what it was for (bench/tool-cpu.ts).
-    'tool-cpu': { type: 'boolean', default: false }
+    'tool-cpu': { type: 'boolean', default: false },
+    // A source of bench/sources.ts (realistic-40s, stress-120s, …) instead of the --seconds clip.
+    source: { type: 'string' },
+    // Passed to swarm-k's nodes as `swarm join --verify`: how the originator checks peers' results.
+    verify: { type: 'string' }
   }
 })
 
@@ -323,12 +328,12 @@ interface Bench {
 
 async function setUp (): Promise<Bench> {
   const quick = values.quick === true
-  const seconds = quick ? 10 : Number(values.seconds)
   const k = Number(values.nodes)
   if (!Number.isInteger(k) || k < 2) throw new Error(`--nodes must be 2 or more (got ${values.nodes})`)
   if (k > CORES) console.warn(`warning: ${k} nodes on ${CORES} cores: node i is pinned to core i mod ${CORES}, so some share a core`)
   const settings = parseX264Settings(values.settings)
-  const clip = await ensureBenchClip(seconds)
+  const clip = values.source !== undefined ? await ensureSource(parseSourceSpec(values.source)) : await ensureBenchClip(quick ? 10 : Number(values.seconds))
+  const seconds = clip.seconds
   const source = await probeMedia(clip.path)
   const work = join(tmpdir(), `swarm-bench-swarm-${process.pid}`)
   const outDir = resolve(values.out)
@@ -439,7 +444,7 @@ interface SwarmKRun {
 async function startPinnedNodes (b: Bench, logs: LineLog[], events: string[], nodes: LocalNode[]): Promise<string> {
   const shims = values['tool-cpu'] === true ? await writeToolShims(join(b.work, 'tool-shims')) : undefined
   const nodeOpts = (i: number): StartNodeOptions => ({
-    slots: 1, wrapper: ['taskset', '-c', String(i % CORES)], extraArgs: ['--threads', '1', '--verbose'],
+    slots: 1, wrapper: ['taskset', '-c', String(i % CORES)], extraArgs: ['--threads', '1', '--verbose', ...(values.verify !== undefined ? ['--verify', values.verify] : [])],
     ...(shims !== undefined ? { env: shims.envFor(join(b.work, `tool-cpu-n${i + 1}.log`)) } : {})
   })
   const first = await startNode(join(b.work, 'swarm-k', 'n1'), nodeOpts(0), logs[0]!, events[0]!)
@@ -817,6 +822,7 @@ function resultJson (f: Figures): Record<string, unknown> {
     frames: source.video.frameCount,
     seconds,
     settings: settings.raw,
+    verify: values.verify ?? null,
     machine: { cores: CORES, cpu: cpus()[0]?.model ?? '', node: process.version, x264: f.b.x264Version, loadavg: load },
     baselineT: { threads: T, seconds: baseTSec, videoBytes: f.quality.baseTBytes },
     swarm1OneEncode: s1One === undefined ? null : { slots: 1, threads: T, seconds: s1One.seconds, chunks: s1One.record.chunks.length, ratioToBaselineT: s1One.seconds / baseTSec },

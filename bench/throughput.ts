@@ -1,137 +1,97 @@
 /**
- * `npm run bench:throughput`: the throughput issue's comparison, every case in one table. For each
- * preset and clip length, bench/swarm.ts --pinned-only: plain `ffmpeg | x264 --threads 1` pinned to
- * one core against two `swarm join` nodes pinned to one core each (--slots 1 --threads 1).
- * Writes <out>/throughput.json and each case's swarm.json under <out>/<preset>-<seconds>s/.
+ * `npm run bench:throughput` (issue 27): two `swarm join` nodes pinned to one core each against
+ * plain `ffmpeg | x264 --threads 1` on one core, for every source × preset × verification mode
+ * (bench/throughput-options.ts has the options). Each run is bench/swarm.ts --pinned-only: the
+ * plain run, the swarm, the plain run again and (unless --no-ceiling) two plain runs at once; the
+ * table gives each figure's median over a case's runs, and the speedup's range.
  *
- * Each case brackets the swarm with two plain runs (before and after) and ends with two plain runs
- * at once, one per core: the speedup is given against both, and against what the machine's two
- * cores give with no swarm at all (--no-ceiling skips the last two runs).
+ * Before the cases, each source's cost: its bit rate, its GOPs, and the CPU of decoding it against
+ * a `--preset faster` encode of it (bench/sources.ts). After them, the chunk plan of each case and
+ * its tail: from the first node to run out of work to the last encode's end, and to the job's end.
  *
- * With --repeat N each case runs N times (into run-1 … run-N) and the table gives the median of
- * each figure with the range of the speedup: one run's speedup moves by 5-10% with the VM's speed.
- *
- * --tool-cpu gives the nodes' tool CPU by purpose (bench/tool-cpu.ts; needs GNU time).
- *
- *   --presets faster,medium   --seconds 40,120   --crf 20   --out bench-results   --no-ceiling   --repeat 1   --tool-cpu
+ * Writes <out>/throughput.json, and each run's swarm.json and node logs under
+ * <out>/<source>-<preset>[-<verify>]/run-<n>/.
  */
 import { execa } from 'execa'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { loadavg } from 'node:os'
 import { join, resolve } from 'node:path'
-import { parseArgs } from 'node:util'
+import { checkCommandLine } from '../cli/main.js'
+import { readEventLog } from '../scripts/local-swarm.js'
+import type { NodeEvent } from '../src/swarm/index.js'
+import { formatTable, markdownTable } from './lib/table.js'
+import { ensureSource, parseSourceSpec, sourceCost, type SourceCost } from './sources.js'
+import { parseThroughputArgs, THROUGHPUT_HELP, type ThroughputOptions } from './throughput-options.js'
+import { caseRows, runFigures, sourceRows, summariseCase, verifyLabel, type CaseKey, type CaseSummary, type RunFigures, type SwarmJson } from './throughput-report.js'
 
-const { values } = parseArgs({
-  options: {
-    presets: { type: 'string', default: 'faster,medium' },
-    seconds: { type: 'string', default: '40,120' },
-    crf: { type: 'string', default: '20' },
-    out: { type: 'string', default: 'bench-results' },
-    'no-ceiling': { type: 'boolean', default: false },
-    repeat: { type: 'string', default: '1' },
-    'tool-cpu': { type: 'boolean', default: false }
+/** Every source made and measured (cached after the first time), in the order asked. */
+async function prepareSources (o: ThroughputOptions): Promise<Array<{ name: string, cost: SourceCost }>> {
+  const out: Array<{ name: string, cost: SourceCost }> = []
+  for (const name of o.sources) {
+    const clip = await ensureSource(parseSourceSpec(name))
+    const cost = await sourceCost(clip, o.remeasure)
+    out.push({ name, cost })
   }
-})
-
-interface CaseResult {
-  preset: string
-  seconds: number
-  plainSec: number
-  plainAfterSec: number | null
-  swarmSec: number
-  speedup: number
-  speedupAgainstMean: number
-  ceiling: number | null
-  sizeRatio: number
-  ssimDelta: number
-  cpuRatio: number
-  idleShare: number
-  /** CPU seconds of the bench's sampling, other processes and steal during the swarm run: each makes its idle share (and speedup) say less. */
-  besideSwarm: number
-  chunks: number
+  return out
 }
 
-async function runCase (preset: string, seconds: number, outDir: string, run: number, runs: number): Promise<CaseResult> {
-  const dir = join(outDir, `${preset}-${seconds}s`, ...(runs > 1 ? [`run-${run}`] : []))
+function caseDir (o: ThroughputOptions, key: CaseKey): string {
+  return join(resolve(o.out), `${key.source}-${key.preset}${key.verify !== '' ? `-${key.verify}` : ''}`)
+}
+
+/** One run of a case: bench/swarm.ts in a process of its own, then its swarm.json and the nodes' event logs. */
+async function runOnce (o: ThroughputOptions, key: CaseKey, run: number): Promise<RunFigures> {
+  const dir = join(caseDir(o, key), `run-${run}`)
   await mkdir(dir, { recursive: true })
-  const settings = `--preset ${preset} --crf ${values.crf}`
-  console.log(`\n== ${settings}, ${seconds} s clip${runs > 1 ? `, run ${run} of ${runs}` : ''} ==`)
-  await execa('node', [join(import.meta.dirname, 'swarm.js'), '--pinned-only', '--bracket', ...(values['no-ceiling'] === true ? [] : ['--ceiling']), ...(values['tool-cpu'] === true ? ['--tool-cpu'] : []), '--nodes', '2', `--settings=${settings}`, '--seconds', String(seconds), '--out', dir], { stdio: 'inherit' })
-  const j = JSON.parse(await readFile(join(dir, 'swarm.json'), 'utf8'))
-  const k = j.swarmK
-  return {
-    preset,
-    seconds,
-    plainSec: j.baseline1.seconds,
-    plainAfterSec: j.baseline1.secondsAfterSwarm,
-    swarmSec: k.seconds,
-    speedup: k.speedup,
-    speedupAgainstMean: k.speedupAgainstMeanBaseline,
-    ceiling: j.ceiling?.speedup ?? null,
-    sizeRatio: j.goals.sizeRatio.value,
-    ssimDelta: j.goals.ssimDelta.value,
-    cpuRatio: k.cpuSeconds.total / j.baseline1.cpuSeconds,
-    idleShare: k.cpuSeconds.idleCoreSeconds / (2 * k.seconds),
-    besideSwarm: (k.cpuSeconds.beside?.benchSampling ?? 0) + (k.cpuSeconds.beside?.otherCpu ?? 0) + (k.cpuSeconds.beside?.steal ?? 0),
-    chunks: k.chunks
-  }
+  console.log(`\n== ${key.source}, --preset ${key.preset} --crf ${o.crf}, verify ${verifyLabel(key.verify)}, run ${run} of ${o.runs} (load average ${loadavg()[0]?.toFixed(2)}) ==`)
+  await execa('node', [join(import.meta.dirname, 'swarm.js'), '--pinned-only', '--bracket', ...(o.ceiling ? ['--ceiling'] : []), ...(o.toolCpu ? ['--tool-cpu'] : []),
+    '--nodes', '2', `--settings=--preset ${key.preset} --crf ${o.crf}`, '--source', key.source, ...(key.verify !== '' ? ['--verify', key.verify] : []), '--out', dir], { stdio: 'inherit' })
+  const json = JSON.parse(await readFile(join(dir, 'swarm.json'), 'utf8')) as SwarmJson
+  const events: NodeEvent[][] = await Promise.all(Array.from({ length: json.swarmK.nodes }, async (_, i) => await readEventLog(join(dir, 'swarm-logs', `swarm-k-node${i + 1}.events.jsonl`))))
+  return runFigures(json, events)
 }
 
-function median (xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[mid] as number : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
+function printTables (title: string, rows: string[][]): void {
+  console.log(`\n${title}\n${formatTable(rows)}\n\nas Markdown:\n${markdownTable(rows)}`)
 }
 
-/** One row per case: each figure's median over the case's runs (null figures stay null). */
-function summarise (runs: CaseResult[]): CaseResult & { runs: number, speedupRange: [number, number] } {
-  const m = (pick: (r: CaseResult) => number | null): number | null => {
-    const xs = runs.map(pick).filter((x): x is number => x !== null && Number.isFinite(x))
-    return xs.length === 0 ? null : median(xs)
-  }
-  const first = runs[0] as CaseResult
-  const mean = runs.map(r => r.speedupAgainstMean)
-  return {
-    preset: first.preset,
-    seconds: first.seconds,
-    plainSec: m(r => r.plainSec) as number,
-    plainAfterSec: m(r => r.plainAfterSec),
-    swarmSec: m(r => r.swarmSec) as number,
-    speedup: m(r => r.speedup) as number,
-    speedupAgainstMean: m(r => r.speedupAgainstMean) as number,
-    ceiling: m(r => r.ceiling),
-    sizeRatio: m(r => r.sizeRatio) as number,
-    ssimDelta: m(r => r.ssimDelta) as number,
-    cpuRatio: m(r => r.cpuRatio) as number,
-    idleShare: m(r => r.idleShare) as number,
-    besideSwarm: m(r => r.besideSwarm) as number,
-    chunks: first.chunks,
-    runs: runs.length,
-    speedupRange: [Math.min(...mean), Math.max(...mean)]
+/** What each case's plan was, and how long its last chunks kept one node busy while the other had nothing left. */
+function printPlans (cases: CaseSummary[]): void {
+  console.log('\nchunk plans (seconds of source per chunk) and tails (median over the runs):')
+  for (const c of cases) {
+    const tail = c.median.tailIdleSec === null ? 'no tail figure' : `tail ${c.median.tailIdleSec.toFixed(1)} s from the first node going idle to the last encode's end, ${c.median.tailToEndSec?.toFixed(1)} s to the job's end`
+    console.log(`  ${c.source} ${c.preset} ${verifyLabel(c.verify)}: ${c.chunkSeconds.length} chunks: ${c.chunkSeconds.map(s => s.toFixed(1)).join(' ')}; ${tail}`)
   }
 }
 
 async function main (): Promise<void> {
-  const outDir = resolve(values.out)
-  const repeat = Math.max(1, Math.floor(Number(values.repeat)))
-  const all: CaseResult[][] = []
-  for (const preset of values.presets.split(',')) {
-    for (const seconds of values.seconds.split(',').map(Number)) {
-      const runs: CaseResult[] = []
-      for (let run = 1; run <= repeat; run++) runs.push(await runCase(preset, seconds, outDir, run, repeat))
-      all.push(runs)
+  const o = parseThroughputArgs(process.argv.slice(2))
+  if (o === 'help') { console.log(THROUGHPUT_HELP); return }
+  // The nodes are this build's `swarm join`: a --verify it does not know would fail the first run after minutes of plain encoding.
+  for (const mode of o.verify) {
+    const problem = checkCommandLine(['join', '--verify', mode])
+    if (problem !== undefined) throw new Error(`--verify ${mode}: this build's swarm join does not take it (${problem})`)
+  }
+  const sources = await prepareSources(o)
+  printTables('sources (CPU on one core; decode: the plain encode\'s decoder alone):', sourceRows(sources))
+  const cases: CaseSummary[] = []
+  const runs: Record<string, RunFigures[]> = {}
+  for (const source of o.sources) {
+    for (const preset of o.presets) {
+      for (const verify of o.verify.length > 0 ? o.verify : ['']) {
+        const key = { source, preset, verify }
+        const figures: RunFigures[] = []
+        for (let run = 1; run <= o.runs; run++) figures.push(await runOnce(o, key, run))
+        runs[caseDir(o, key)] = figures
+        cases.push(summariseCase(key, figures))
+      }
     }
   }
-  const results = all.map(summarise)
-  const rows = [
-    ['clip, settings', 'plain 1 core (s) before / after', 'swarm 2 × 1 core (s)', 'speedup', 'against mean plain', ...(repeat > 1 ? ['range'] : []), 'goal', 'ceiling', 'CPU swarm/plain', 'idle', 'bench + others + steal (s)', 'size ratio', 'SSIM delta', 'chunks'],
-    ...results.map(r => [`${r.seconds} s, --preset ${r.preset} --crf ${values.crf}`, `${r.plainSec.toFixed(1)} / ${r.plainAfterSec?.toFixed(1) ?? '-'}`, r.swarmSec.toFixed(1), r.speedup.toFixed(2), r.speedupAgainstMean.toFixed(2),
-      ...(repeat > 1 ? [`${r.speedupRange[0].toFixed(2)}–${r.speedupRange[1].toFixed(2)}`] : []), r.speedupAgainstMean >= 1.9 ? '>= 1.9 met' : '>= 1.9 NOT met', r.ceiling?.toFixed(2) ?? '-',
-      r.cpuRatio.toFixed(3), `${(100 * r.idleShare).toFixed(1)}%`, r.besideSwarm.toFixed(1), r.sizeRatio.toFixed(4), r.ssimDelta.toFixed(5), String(r.chunks)])
-  ]
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map(r => r[c]!.length)))
-  console.log(repeat > 1 ? `\nmedians of ${repeat} runs per case` : '')
-  for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd())
-  await writeFile(join(outDir, 'throughput.json'), JSON.stringify(repeat > 1 ? results.map((r, i) => ({ ...r, each: all[i] })) : results, null, 2) + '\n')
+  printTables(`medians of ${o.runs} run${o.runs > 1 ? 's' : ''} per case (load average now ${loadavg().map(n => n.toFixed(2)).join(' ')}):`, caseRows(cases, o.crf))
+  printPlans(cases)
+  await mkdir(resolve(o.out), { recursive: true })
+  await writeFile(join(resolve(o.out), 'throughput.json'), JSON.stringify({ options: o, sources, cases, runs }, null, 2) + '\n')
+  console.log(`\nwrote ${join(o.out, 'throughput.json')}`)
 }
 
 main().catch((err) => { console.error(err instanceof Error ? err.message : err); process.exit(1) })

@@ -35,17 +35,31 @@ export function classifyToolRun (command: string): string {
   const [path = '', ...args] = command.split(' ')
   const tool = path.split('/').pop() ?? path
   const has = (a: string): boolean => args.includes(a)
+  // The structure check's reference: two grey frames encoded once per job (media/structure.ts).
+  if (args.some(a => a.includes('swarm-structure-'))) return `${tool}: structure reference`
   if (tool === 'x264') return 'x264: encodes'
   if (tool === 'mkvmerge') return 'mkvmerge: merge'
   if (tool === 'ffprobe') return args.some(a => a.startsWith('packet=')) ? 'ffprobe: packet listings' : 'ffprobe: descriptions'
   if (has('yuv4mpegpipe')) return 'ffmpeg: decodes for encodes'
   if (has('rawvideo')) return 'ffmpeg: picture checks'
+  // The merge's fidelity check: source and output decoded in full, PSNR of every frame (media/cut-pictures.ts).
+  if (args.some(a => a.includes('psnr=stats_file'))) return 'ffmpeg: pictures at cuts (merge)'
   if (has('segment') || (has('-c') && has('copy') && has('matroska'))) return 'ffmpeg: split'
   if (has('h264') && has('copy')) return 'ffmpeg: caption look at add'
   return 'ffmpeg: other'
 }
 
 export interface ToolCpu { kind: string, runs: number, cpuSeconds: number }
+
+/** What the originator spends checking peers' results: the picture checks' decodes and the structure reference. */
+export const VERIFICATION_KINDS = ['ffmpeg: picture checks', 'ffmpeg: structure reference', 'x264: structure reference']
+/** What encoding a chunk costs a worker: its decoder and x264. */
+export const ENCODE_KINDS = ['x264: encodes', 'ffmpeg: decodes for encodes']
+
+/** CPU seconds of the runs of these kinds. */
+export function cpuOfKinds (runs: ToolCpu[], kinds: string[]): number {
+  return runs.filter(r => kinds.includes(r.kind)).reduce((a, r) => a + r.cpuSeconds, 0)
+}
 
 /** Sums a node's log by kind, largest first. */
 export async function readToolCpu (logPath: string): Promise<ToolCpu[]> {

@@ -27,9 +27,10 @@ function countTestFiles (dir: string): number {
 }
 
 // Runs once before any test file: fixtures are made here so parallel workers never race to build
-// them, and the CLI the end-to-end tests spawn is rebuilt if a source file is newer than it.
+// them, and the CLI the end-to-end tests spawn (and the benchmarks, whose --help a test runs) is
+// rebuilt if a source file is newer than it.
 export default async function setup (project: TestProject): Promise<(() => Promise<void>) | undefined> {
-  const sources = Math.max(...['src', 'cli', 'scripts'].map(d => newestSource(join(PROJECT_ROOT, d))))
+  const sources = Math.max(...['src', 'cli', 'scripts', 'bench'].map(d => newestSource(join(PROJECT_ROOT, d))))
   if (!existsSync(SWARM_CLI) || statSync(SWARM_CLI).mtimeMs < sources) {
     await execa('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: PROJECT_ROOT, stdio: 'inherit' })
   }
