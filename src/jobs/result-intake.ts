@@ -22,15 +22,15 @@ import { CheckPlanner, type AdaptiveRule, type CheckDepth } from './verification
 export class FairTurns {
   private active = 0
   private readonly running = new Map<string, number>()
-  /** Per peer, its waiting works in arrival order; the map's order is the peers' turn order. */
-  private readonly queues = new Map<string, Array<() => void>>()
+  /** Per peer, its waiting works in arrival order, each with its group (a job); the map's order is the peers' turn order. */
+  private readonly queues = new Map<string, Array<{ group: string, start: () => void }>>()
   constructor (private readonly limit: number) {}
 
-  async run<T> (peer: string, work: () => Promise<T>): Promise<T> {
+  async run<T> (peer: string, work: () => Promise<T>, group = ''): Promise<T> {
     await new Promise<void>(resolve => {
       const q = this.queues.get(peer)
-      if (q !== undefined) q.push(resolve)
-      else this.queues.set(peer, [resolve])
+      if (q !== undefined) q.push({ group, start: resolve })
+      else this.queues.set(peer, [{ group, start: resolve }])
       this.next()
     })
     try {
@@ -41,6 +41,24 @@ export class FairTurns {
       if (this.running.get(peer) === 0) this.running.delete(peer)
       this.toBack(peer)
       this.next()
+    }
+  }
+
+  /**
+   * Starts at once, beyond the limit, every waiting work of the peer in the group: for works that
+   * will find they need not run (a peer just banned from the job), so that their answers do not
+   * wait for other peers' turns, past the moment the banned peer's connections are closed.
+   */
+  startNow (peer: string, group: string): void {
+    const q = this.queues.get(peer)
+    if (q === undefined) return
+    const now = q.filter(w => w.group === group)
+    this.queues.set(peer, q.filter(w => w.group !== group))
+    this.toBack(peer)
+    for (const w of now) {
+      this.active++
+      this.running.set(peer, (this.running.get(peer) ?? 0) + 1)
+      w.start()
     }
   }
 
@@ -57,12 +75,12 @@ export class FairTurns {
       for (const p of this.queues.keys()) if (!this.running.has(p)) { peer = p; break }
       peer ??= this.queues.keys().next().value
       if (peer === undefined) return
-      const resolve = this.queues.get(peer)?.shift()
+      const waiting = this.queues.get(peer)?.shift()
       this.toBack(peer)
-      if (resolve === undefined) continue
+      if (waiting === undefined) continue
       this.active++
       this.running.set(peer, (this.running.get(peer) ?? 0) + 1)
-      resolve()
+      waiting.start()
     }
   }
 }
@@ -356,7 +374,7 @@ export class ResultIntake {
               if (convicts(err, tmpPath)) { this.convict(job, chunkIndex, peer, tmpPath, err); reported = true }
               throw err
             }
-          })
+          }, job.id)
         } finally {
           const left = (this.verifying.get(key) ?? 1) - 1
           if (left > 0) this.verifying.set(key, left)
@@ -399,6 +417,9 @@ export class ResultIntake {
     const reason = this.publicReason(err, tmpPath, chunkIndex)
     this.log.info(`refused result for ${shortChunk(job.id, chunkIndex)} from ${shortPeer(peer)}: ${reason}`)
     this.o.reportOffence?.({ peer, jobId: job.id, reason: `failed verification: ${reason}` })
+    // Its other results waiting for a turn are refused now, unchecked: not after other peers' turns,
+    // by which time the ban may have closed its connections and cut their answers off.
+    if (this.o.isBanned?.(peer, job.id) === true) this.verifyTurns.startNow(peer, job.id)
     this.o.convicted?.(job, peer)
   }
 }
