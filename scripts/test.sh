@@ -9,4 +9,10 @@ source scripts/setup.sh
 # The tests are typechecked too (tsc builds only src, cli, bench and scripts): a test double that
 # answers with a code the product never sends, or a fixture missing a field, fails here.
 npx tsc -p tsconfig.test.json
-exec npx vitest run "$@"
+# vitest's summary is for people; a plain "tests: N passed, N failed" line closes the run for CI.
+report="$(mktemp -t swarm-vitest-XXXXXX.json)"
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+if [ -s "$report" ]; then node dist/scripts/test-summary.js "$report" || status=1; fi
+rm -f "$report"
+exit "$status"
