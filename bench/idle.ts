@@ -35,9 +35,18 @@ const { values } = parseArgs({
     // swarm); all: each node bootstraps to every node started before it.
     bootstrap: { type: 'string', default: 'first' },
     profile: { type: 'string' },
+    // NAME=VALUE put in every node's environment (e.g. DEBUG=libp2p:*); may be given more than once.
+    'node-env': { type: 'string', multiple: true, default: [] },
     out: { type: 'string', default: 'bench-results' }
   }
 })
+
+/**
+ * The profiler's sampling period (µs). At node's default of 1 ms the profiled node's CPU went from
+ * 0.4% to 6% of a core, most of it the sampling itself; every 5 ms still gives thousands of samples
+ * over a few minutes.
+ */
+const PROFILE_INTERVAL_US = 5000
 
 const live = new Set<LocalNode>()
 const sleep = async (ms: number): Promise<void> => { await new Promise(r => setTimeout(r, ms)) }
@@ -131,6 +140,11 @@ async function main (): Promise<void> {
   if (!(windowSec > 0) || !Number.isInteger(runs) || runs < 1) throw new Error('--window and --runs: positive numbers')
   if (profiled !== undefined && !(Number.isInteger(profiled) && profiled >= 1 && profiled <= n)) throw new Error(`--profile: a node number from 1 to ${n}`)
   if (values.bootstrap !== 'first' && values.bootstrap !== 'all') throw new Error('--bootstrap: first or all')
+  const nodeEnv = Object.fromEntries((values['node-env'] as string[]).map(kv => {
+    const at = kv.indexOf('=')
+    if (at <= 0) throw new Error(`--node-env ${kv}: NAME=VALUE`)
+    return [kv.slice(0, at), kv.slice(at + 1)]
+  }))
   const outDir = resolve(values.out as string)
   const work = await mkdtemp(join(tmpdir(), 'swarm-idle-'))
   const profileDir = join(work, 'profile')
@@ -140,7 +154,7 @@ async function main (): Promise<void> {
     for (let i = 1; i <= n; i++) {
       const home = join(work, `node${i}`)
       const bootstrap = nodes.length === 0 ? [] : values.bootstrap === 'all' ? nodes.map(x => x.addresses[0] as string) : [nodes[0]?.addresses[0] as string]
-      const env: Record<string, string> = i === profiled ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` } : {}
+      const env: Record<string, string> = { ...nodeEnv, ...(i === profiled ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-interval ${PROFILE_INTERVAL_US} --cpu-prof-dir=${profileDir}` } : {}) }
       const node = await startLocalNode(home, { bootstrap, env, timeoutMs: 120_000 })
       live.add(node)
       nodes.push(node)
@@ -151,7 +165,7 @@ async function main (): Promise<void> {
     await sleep(settleSec * 1000)
 
     const pids = nodes.map(x => x.proc.pid as number)
-    const rows: Array<{ window: number, seconds: number, perNode: number[], mean: number, meanUnprofiled: number, machineBusy: number, steal: number, load: number[] }> = []
+    const rows: Array<{ window: number, monotonicUs: [number, number] | undefined, seconds: number, perNode: number[], mean: number, meanUnprofiled: number, machineBusy: number, steal: number, load: number[] }> = []
     const windows: Array<[number, number]> = []
     for (let w = 1; w <= runs; w++) {
       const m0 = await machineCpu()
@@ -167,7 +181,7 @@ async function main (): Promise<void> {
       const unprofiled = perNode.filter((_, i) => i + 1 !== profiled)
       const mean = perNode.reduce((a, b) => a + b, 0) / perNode.length
       const meanUnprofiled = unprofiled.reduce((a, b) => a + b, 0) / unprofiled.length
-      const row = { window: w, seconds, perNode, mean, meanUnprofiled, machineBusy: (m1.busy - m0.busy) / seconds, steal: (m1.steal - m0.steal) / seconds, load: loadavg() }
+      const row = { window: w, monotonicUs: windows[windows.length - 1], seconds, perNode, mean, meanUnprofiled, machineBusy: (m1.busy - m0.busy) / seconds, steal: (m1.steal - m0.steal) / seconds, load: loadavg() }
       rows.push(row)
       console.log(`window ${w}: ${seconds.toFixed(1)} s; node 1 ${perNode[0]?.toFixed(2)}% of a core, mean of ${unprofiled.length} node(s) ${meanUnprofiled.toFixed(2)}%` +
         `${profiled !== undefined ? ` (node ${profiled}, profiled: ${perNode[profiled - 1]?.toFixed(2)}%)` : ''}`)
@@ -194,7 +208,7 @@ async function main (): Promise<void> {
       }
     }
     await mkdir(outDir, { recursive: true })
-    await writeFile(join(outDir, 'idle.json'), JSON.stringify({ nodes: n, bootstrap: values.bootstrap, windowSec, settleSec, profiled: profiled ?? null, windows: rows, profile: profile ?? null }, null, 2) + '\n')
+    await writeFile(join(outDir, 'idle.json'), JSON.stringify({ nodes: n, bootstrap: values.bootstrap, nodeEnv, windowSec, settleSec, profiled: profiled ?? null, windows: rows, profile: profile ?? null }, null, 2) + '\n')
     console.log(`wrote ${join(values.out as string, 'idle.json')}${profile !== undefined ? ` and ${join(values.out as string, 'idle.cpuprofile')}` : ''}`)
   } finally {
     await Promise.allSettled([...live].map(async x => { await x.stop('SIGINT'); live.delete(x) }))
