@@ -189,6 +189,15 @@ async function main (): Promise<void> {
       console.log(`  machine: ${(100 * row.machineBusy).toFixed(0)}% busy of one core's worth (2 cores = 200%), ${(100 * row.steal).toFixed(1)}% stolen; load ${row.load.map(l => l.toFixed(2)).join(' ')}`)
     }
 
+    if (rows.length > 1) {
+      // Periodic work (the member finder's DHT rounds, kad-dht's refreshes) lands in some windows and not others.
+      const overall = (i: number): number => rows.reduce((a, r) => a + (r.perNode[i] as number) * r.seconds, 0) / rows.reduce((a, r) => a + r.seconds, 0)
+      const perNode = nodes.map((_, i) => overall(i))
+      const unprofiled = perNode.filter((_, i) => i + 1 !== profiled)
+      const means = rows.map(r => r.meanUnprofiled)
+      console.log(`all ${rows.length} windows: node 1 ${perNode[0]?.toFixed(2)}% of a core, mean of ${unprofiled.length} node(s) ${(unprofiled.reduce((a, b) => a + b, 0) / unprofiled.length).toFixed(2)}%; ` +
+        `window means from ${Math.min(...means).toFixed(2)}% to ${Math.max(...means).toFixed(2)}%`)
+    }
     await Promise.allSettled(nodes.map(async x => { await x.stop('SIGINT'); live.delete(x) }))
     let profile: ReturnType<typeof summariseProfile> | undefined
     if (profiled !== undefined) {
