@@ -166,7 +166,22 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
         this.runInBackground(job.id)
       }
     }
-    this.expiryTimer = setInterval(() => { this.expireLeases() }, 1000)
+    // Leases held by other peers when this node stopped are still to lapse.
+    this.watchLeases()
+  }
+
+  /**
+   * Looks for lapsed leases every second while a job hands out chunks; leases are granted only
+   * then (requestLease starts it again), so a node whose jobs are all done or failed has no timer.
+   */
+  private watchLeases (): void {
+    if (this.expiryTimer !== undefined || this.stopped) return
+    this.expiryTimer = setInterval(() => {
+      this.expireLeases()
+      if (this.store.list().some(j => j.state === 'encoding' || j.state === 'splitting')) return
+      clearInterval(this.expiryTimer)
+      this.expiryTimer = undefined
+    }, 1000)
     this.expiryTimer.unref()
   }
 
@@ -317,6 +332,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
 
   /** First valid claim wins; a peer that found nothing joins the job's waiting queue. */
   requestLease (jobId: string, chunkIndex: number, claimant: string): LeaseAnswer {
+    this.watchLeases()
     return this.leases.claim(jobId, chunkIndex, claimant)
   }
 

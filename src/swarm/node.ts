@@ -1,7 +1,6 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { autoNAT } from '@libp2p/autonat'
 import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
-import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { identify } from '@libp2p/identify'
@@ -20,6 +19,7 @@ import { JOBS_TOPIC, KAD_PROTOCOL, MAX_ANNOUNCEMENT_BYTES } from './protocol.js'
 import { swarmEncode, type SwarmEncode, type SwarmEncodeInit } from './service.js'
 import { DiscoveredPeers, peerDialer, tagDiscovery, type PeerDialer } from './discovery.js'
 import { reachabilityReport, RelayMeter, relayReserver, relayServerInit, type ReachabilityReport, type RelayLimits, type RelayReserver } from './reach.js'
+import { watchedYamux } from './liveness.js'
 import { memberFinder, membersKey, type MemberFinder } from './members.js'
 import { dialableAddress, usesLoopback, type DialPolicy } from './dial-filter.js'
 import { boundedDhtStore, DEFAULT_DHT_STORE_LIMITS, providerKeyOf } from './dht-store.js'
@@ -102,14 +102,6 @@ export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/4010']
  */
 export const LOOPBACK_ALLOW = ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128']
 
-/**
- * libp2p pings every connection and drops one whose ping fails. Its defaults (every 10 s, giving
- * up after 5 s or so) dropped healthy connections of busy nodes: at 50 nodes on one machine, 324
- * connections in one job, each redialled with a fresh handshake, which made the nodes busier
- * still. A node's event loop may run a few seconds late while it starts encodes and checks
- * results; a peer that is really gone is noticed within a minute, and leases have their own clocks.
- */
-export const CONNECTION_MONITOR = { pingInterval: 30_000, pingTimeout: { minTimeout: 20_000, maxTimeout: 25_000 } }
 /** mDNS service name: our own, so a node dials only swarm nodes, not every libp2p program on the LAN. */
 export const MDNS_SERVICE_TAG = '_swarm-encode._udp.local'
 
@@ -223,11 +215,12 @@ export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> 
     ...(o.dns !== undefined ? { dns: o.dns } : {}),
     privateKey: o.privateKey,
     connectionManager: { allow: LOOPBACK_ALLOW },
-    connectionMonitor: CONNECTION_MONITOR,
+    // Each connection is watched by its muxer's own ping instead (liveness.ts): far cheaper than a ping stream.
+    connectionMonitor: { enabled: false },
     addresses: { listen: o.listen, ...(o.announce !== undefined && o.announce.length > 0 ? { appendAnnounce: o.announce } : {}) },
     transports: [tcp(), circuitRelayTransport({ reservationCompletionTimeout: 10_000, discoveryFilter: NO_RELAY_DISCOVERY })],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [watchedYamux()],
     ...(o.swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: o.swarmKey }) } : {}),
     connectionGater: banGater(o.isBanned ?? (() => false), { loopback: usesLoopback([...o.listen, ...o.bootstrap].map(a => multiaddr(a))) }),
     peerDiscovery,

@@ -164,6 +164,12 @@ export class ClaimPolicy {
     return this.busyCount() < this.o.slots + (this.o.prefetch ?? 1)
   }
 
+  /** Whether any job has a chunk on offer (open, or a backup copy): one to claim now, or once its pause is over. */
+  hasOffers (): boolean {
+    for (const v of this.jobs.values()) if (v.open.length > 0 || (v.backup?.length ?? 0) > 0) return true
+    return false
+  }
+
   /** Picks a chunk to claim: jobs in turn (fair sharing), and within a job the one pickOpen gives (this peer's share of the waiting queue, else low), so peers rarely collide. */
   next (): Pick | undefined {
     // Open chunks of any job come before backup copies of anyone's stragglers.

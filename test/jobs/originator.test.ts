@@ -3,7 +3,7 @@ import { execa } from 'execa'
 import { copyFile, mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { encodeChunk, parseX264Settings, planChunks, probeMedia } from '../../src/media/index.js'
 import { InputError, Originator, type JobRecord } from '../../src/jobs/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
@@ -107,6 +107,26 @@ describe('Originator', () => {
     expect(o.requestLease(job.id, 0, 'peerB').ok).toBe(true)
     expect(o.requestLease(job.id, 99, 'peerB')).toMatchObject({ ok: false, code: 'unknown-chunk' })
     expect(o.requestLease('f'.repeat(64), 0, 'peerB')).toMatchObject({ ok: false, code: 'unknown-job' })
+  })
+
+  it('looks for lapsed leases by itself every second, but only while a job hands out chunks', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] })
+    try {
+      const { o, clock } = await makeOriginator()
+      await vi.advanceTimersByTimeAsync(2000)
+      expect(vi.getTimerCount(), 'no timer without a job').toBe(0)
+      const { job } = await o.addJob({ file: fx.openGop10bit, settings: SETTINGS })
+      await waitFor('the job to be encoding', () => job.state === 'encoding', { timeoutMs: 60_000, everyMs: 50 })
+      expect(o.requestLease(job.id, 0, 'peerA').ok).toBe(true)
+      clock.t += 31_000
+      await vi.advanceTimersByTimeAsync(1000)
+      expect(job.chunks[0]?.state, 'the lapsed lease reopened its chunk').toBe('open')
+      await o.cancelJob(job.id)
+      await vi.advanceTimersByTimeAsync(1000)
+      expect(vi.getTimerCount(), 'no timer once no job hands out chunks').toBe(0)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('queues peers that found nothing to claim, in order, until they get a lease or stop asking', async () => {

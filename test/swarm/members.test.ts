@@ -95,7 +95,7 @@ const silentLogger = { forComponent: () => Object.assign(() => {}, { error: () =
 describe('MemberFinder rounds', () => {
   afterEach(() => { vi.useRealTimers() })
 
-  it('runs once the first connection settles, retries a lookup that found nobody with a growing delay, looks again soon and then every 10 min once it found others, and starts over after the node lost every connection', async () => {
+  it('runs once the first connection settles, retries a lookup that found nobody with a growing delay, looks again soon (without storing its record again) and then every 10 min once it found others, and starts over after the node lost every connection', async () => {
     vi.useFakeTimers()
     const self = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
     const other = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
@@ -125,28 +125,59 @@ describe('MemberFinder rounds', () => {
     expect(calls).toHaveLength(6)
     expect(peers.foundBy(other.toString())).toEqual(['dht'])
     expect(finder.stats).toMatchObject({ rounds: 3, provided: true, found: 1 })
-    // Found someone: the next rounds come after 1 min, 2, 4, 8, then every 10 min...
-    for (const [wait, total] of [[59_000, 6], [1000, 8], [119_000, 8], [1000, 10], [240_000, 12], [480_000, 14], [599_000, 14], [1000, 16], [600_000, 18]] as const) {
+    // Found someone: the next rounds come after 1 min, 2, 4, 8, and only look (the record is
+    // stored), then every 10 min, storing it again each time...
+    for (const [wait, total] of [[59_000, 6], [1000, 7], [119_000, 7], [1000, 8], [240_000, 9], [480_000, 10], [599_000, 10], [1000, 12], [600_000, 14]] as const) {
       await vi.advanceTimersByTimeAsync(wait)
       expect(calls).toHaveLength(total)
     }
+    expect(calls.slice(6)).toEqual(['find', 'find', 'find', 'find', 'provide', 'find', 'provide', 'find'])
     // ...unless the node loses every connection and gets one again (the peers holding the record may be gone).
     events.dispatchEvent(new Event('connection:close'))
     events.dispatchEvent(new Event('connection:open'))
     await vi.advanceTimersByTimeAsync(1000)
-    expect(calls).toHaveLength(20)
+    expect(calls.slice(14)).toEqual(['provide', 'find'])
     // ...and then soon again: the record may have been missing where the lookup looked.
     await vi.advanceTimersByTimeAsync(60_000)
-    expect(calls).toHaveLength(22)
+    expect(calls.slice(16)).toEqual(['find'])
     // A large swarm: once a round finds that many others, the next is 10 min away.
     const many = await Promise.all(Array.from({ length: EARLY_ROUNDS_BELOW_MEMBERS }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))))
     providers = many.map(id => ({ id, multiaddrs: [multiaddr('/ip4/192.168.1.4/tcp/4010')], routing: 'kad-dht' }))
     await vi.advanceTimersByTimeAsync(120_000)
-    expect(calls).toHaveLength(24)
+    expect(calls).toHaveLength(18)
     await vi.advanceTimersByTimeAsync(599_000)
-    expect(calls).toHaveLength(24)
+    expect(calls).toHaveLength(18)
     await vi.advanceTimersByTimeAsync(1000)
-    expect(calls).toHaveLength(26)
+    expect(calls.slice(18)).toEqual(['provide', 'find'])
+    finder.stop()
+  })
+
+  it('keeps storing its record in the early rounds until a store has worked since the connection', async () => {
+    vi.useFakeTimers()
+    const self = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    const other = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    const calls: string[] = []
+    let storeWorks = false
+    const contentRouting = {
+      provide: async () => { calls.push('provide'); if (!storeWorks) throw new Error('no peer took the record') },
+      findProviders: async function * () { calls.push('find'); yield { id: other, multiaddrs: [multiaddr('/ip4/192.168.1.3/tcp/4010')], routing: 'kad-dht' } },
+      cancelReprovide: async () => {},
+      put: async () => {},
+      get: async () => new Uint8Array()
+    }
+    const events = new EventTarget()
+    const finder = new MemberFinder({ peerId: self, contentRouting, events, logger: silentLogger }, { key: membersKey({}), peers: new DiscoveredPeers(), settleMs: 1000, earlyIntervalMs: 60_000, intervalMs: 600_000 })
+    finder.start()
+    events.dispatchEvent(new Event('connection:open'))
+    await vi.advanceTimersByTimeAsync(1000)
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(calls).toEqual(['provide', 'find', 'provide', 'find'])
+    expect(finder.stats.provided).toBe(false)
+    storeWorks = true
+    await vi.advanceTimersByTimeAsync(120_000)
+    await vi.advanceTimersByTimeAsync(240_000)
+    expect(calls.slice(4)).toEqual(['provide', 'find', 'find'])
+    expect(finder.stats.provided).toBe(true)
     finder.stop()
   })
 })

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { localLink } from '../../src/daemon/local-link.js'
 import { Originator, type JobRecord } from '../../src/jobs/index.js'
 import { probeMedia, type EncodeChunkOptions } from '../../src/media/index.js'
@@ -320,6 +320,33 @@ describe('Worker scheduling (a scripted originator link)', () => {
     await new Promise(resolve => setTimeout(resolve, 600))
     expect(claims).toHaveLength(1)
     expect(log.filter(l => l.includes('this peer is banned from this job'))).toHaveLength(1)
+  })
+
+  it('sleeps while it holds nothing and no chunk is on offer; an announcement wakes it, and it then tries a chunk again after its pause with no announcement', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout', 'Date'] })
+    try {
+      let answer: 'unreachable' | 'not-open' = 'unreachable'
+      const { worker, claims } = await scripted('sleep', {
+        claimGate: async () => { if (answer === 'unreachable') throw new Error('no route to the originator') },
+        refuseClaim: () => answer === 'not-open' ? 'not-open' : undefined
+      })
+      await vi.advanceTimersByTimeAsync(1000)
+      expect(vi.getTimerCount(), 'no timer while idle').toBe(0)
+      worker.updateJob(view([0], 1))
+      await vi.advanceTimersByTimeAsync(100)
+      expect(claims).toEqual([0])
+      // A failed claim pauses the chunk for 5 s; the worker ticks meanwhile, and tries it again.
+      await vi.advanceTimersByTimeAsync(5500)
+      expect(claims).toEqual([0, 0])
+      // Taken by another peer: the chunk leaves the worker's view, and nothing else is on offer.
+      answer = 'not-open'
+      await vi.advanceTimersByTimeAsync(5500)
+      expect(claims).toEqual([0, 0, 0])
+      await vi.advanceTimersByTimeAsync(1000)
+      expect(vi.getTimerCount(), 'asleep again').toBe(0)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('gives the leases of a job it forgets back to the originator, without counting a failure', async () => {
