@@ -50,3 +50,11 @@ export async function truncatedCopy (path: string, fraction: number, out: string
   await writeFile(out, bytes.subarray(0, Math.floor(bytes.length * fraction)))
   return out
 }
+
+/** Mean luma PSNR of a file's frames against the source's, frame N against frame N. */
+export async function psnrAgainst (file: string, source: string): Promise<number> {
+  const { stderr } = await execa('ffmpeg', ['-nostdin', '-i', file, '-i', source, '-lavfi', '[0:v]setpts=N[a];[1:v]setpts=N[b];[a][b]psnr', '-f', 'null', '-'])
+  const m = /PSNR y:([\d.]+|inf)/.exec(stderr)
+  if (m === null) throw new Error(`ffmpeg printed no PSNR for ${file}`)
+  return m[1] === 'inf' ? 100 : Number(m[1])
+}
