@@ -35,11 +35,13 @@ export function classifyToolRun (command: string): string {
   const [path = '', ...args] = command.split(' ')
   const tool = path.split('/').pop() ?? path
   const has = (a: string): boolean => args.includes(a)
-  if (tool === 'x264') return 'x264: encodes'
+  // The picture check encodes the frames it draws one at a time, each from its own --seek.
+  if (tool === 'x264') return has('--seek') ? 'x264: picture checks' : 'x264: encodes'
   if (tool === 'mkvmerge') return 'mkvmerge: merge'
   if (tool === 'ffprobe') return args.some(a => a.startsWith('packet=')) ? 'ffprobe: packet listings' : 'ffprobe: descriptions'
-  if (has('yuv4mpegpipe')) return 'ffmpeg: decodes for encodes'
+  // Before yuv4mpegpipe: the picture check's source decode also writes the drawn frames as y4m.
   if (has('rawvideo')) return 'ffmpeg: picture checks'
+  if (has('yuv4mpegpipe')) return 'ffmpeg: decodes for encodes'
   if (has('segment') || (has('-c') && has('copy') && has('matroska'))) return 'ffmpeg: split'
   if (has('h264') && has('copy')) return 'ffmpeg: caption look at add'
   return 'ffmpeg: other'
