@@ -42,9 +42,9 @@ export const SAMPLED_FRAMES = 2
 export interface PictureThresholds {
   /**
    * Per plane, the drawn frames' error at half size may be this many dB above the error of this
-   * node's own encode of the same frames. Honest results came at most 7.6 dB above (ultrafast
-   * `--crf 51`, whose P-frames lose more than the I-frame the own encode makes; VBV-starved
-   * frames), blur then `--crf 51` on a `--crf 20` job 13.6 dB and more.
+   * node's own encode of the same frames. Honest results came at most 6.7 dB above (ultrafast
+   * `--crf 40`, whose P-frames lose more than the I-frame the own encode makes), blur then
+   * `--crf 51` on a `--crf 20` job 13.6 dB and more.
    */
   detailMarginDb: number
   /** The own encode's error counts as at least this (levels², about 45 dB): no job asks for more. */
@@ -52,7 +52,7 @@ export interface PictureThresholds {
   /**
    * A drawn frame's largest block difference, per plane, may be `localFloor + localFactor × RMS`
    * levels, RMS being the own encode's block difference on that frame: a region an honest encode
-   * does not change (an overlay, a logo, text, other colours). Honest results at most 0.67 of
+   * does not change (an overlay, a logo, text, other colours). Honest results at most 0.71 of
    * it; 16 px text 2.2 times it and more at `--crf 20`, 1.4 at `--crf 30`.
    */
   localFloor: number
