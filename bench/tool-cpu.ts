@@ -37,13 +37,15 @@ export function classifyToolRun (command: string): string {
   const has = (a: string): boolean => args.includes(a)
   // The structure check's reference: two grey frames encoded once per job (media/structure.ts).
   if (args.some(a => a.includes('swarm-structure-'))) return `${tool}: structure reference`
-  if (tool === 'x264') return 'x264: encodes'
+  // The picture check encodes the frames it draws one at a time, each from its own --seek.
+  if (tool === 'x264') return has('--seek') ? 'x264: picture checks' : 'x264: encodes'
   if (tool === 'mkvmerge') return 'mkvmerge: merge'
   if (tool === 'ffprobe') return args.some(a => a.startsWith('packet=')) ? 'ffprobe: packet listings' : 'ffprobe: descriptions'
-  if (has('yuv4mpegpipe')) return 'ffmpeg: decodes for encodes'
+  // Before yuv4mpegpipe: the picture check's source decode also writes the drawn frames as y4m.
   if (has('rawvideo')) return 'ffmpeg: picture checks'
   // The merge's fidelity check: source and output decoded in full, PSNR of every frame (media/cut-pictures.ts).
   if (args.some(a => a.includes('psnr=stats_file'))) return 'ffmpeg: pictures at cuts (merge)'
+  if (has('yuv4mpegpipe')) return 'ffmpeg: decodes for encodes'
   if (has('segment') || (has('-c') && has('copy') && has('matroska'))) return 'ffmpeg: split'
   if (has('h264') && has('copy')) return 'ffmpeg: caption look at add'
   return 'ffmpeg: other'

@@ -135,7 +135,6 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
       jobs: this.store,
       leases: this.leases,
       folder: (id) => this.folder(id),
-      source: (id) => this.sources.get(id),
       // The last verified chunk: the merge can start.
       chunkDone: (job) => { if (job.chunks.every(c => c.state === 'done') && job.state === 'encoding') this.runInBackground(job.id) },
       now: this.now,

@@ -1,8 +1,8 @@
 import { availableParallelism } from 'node:os'
 import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import {
-  reserveSpace, type SpaceReservation, comparePictures, convicts, encodedSize, encoderFor, referenceStructure, segmentTimesFromSource, VerificationError, verifyEncodedChunk,
-  type MediaInfo, type ReferenceStructure
+  reserveSpace, type SpaceReservation, comparePictures, convicts, encodedSize, encoderFor, referenceStructure, VerificationError, verifyEncodedChunk,
+  type ReferenceStructure, type StructureJob
 } from '../media/index.js'
 import { logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
 import type { Answer, EmitEvent, OriginatorEvent, Refusal, ReportOffence } from '../swarm/index.js'
@@ -107,6 +107,11 @@ function rawBytesPerPixel (job: JobRecord): number {
   } catch { return 1.5 /* checked when the job was added */ }
 }
 
+/** What the job's encoder is given: its effective settings, and the source's size, pixel format and rate. */
+function encodingOf (job: JobRecord): StructureJob {
+  return { settings: settingsOf(job).encode, width: job.video.width, height: job.video.height, sourcePixFmt: job.video.pixFmt, frameRate: job.video.frameRate }
+}
+
 /** The largest result a chunk can honestly have (see RESULT_SEGMENT_MULTIPLE and RESULT_RAW_MARGIN). */
 export function maxResultBytes (job: JobRecord, chunk: ChunkRecord): number {
   const raw = chunk.frames * job.video.width * job.video.height * rawBytesPerPixel(job)
@@ -124,8 +129,6 @@ export interface ResultIntakeOptions {
   leases: Pick<LeaseTable, 'beginUpload' | 'endUpload' | 'complete'>
   /** Where a job's segments, uploads and results are (job-folder.ts). */
   folder: (jobId: string) => JobFolder
-  /** The job's source probe while the originator has it in memory: it says when a segment's frames are shown. */
-  source: (jobId: string) => MediaInfo | undefined
   /** A chunk's result is verified, kept and written to job.json. */
   chunkDone: (job: JobRecord, chunk: ChunkRecord) => void
   /** Peers' results decoded at once (default: this machine's cores); the rest wait their turn, one per peer at a time. */
@@ -325,7 +328,7 @@ export class ResultIntake {
   private async structureOf (job: JobRecord): Promise<ReferenceStructure> {
     let reference = this.structures.get(job.id)
     if (reference === undefined) {
-      reference = referenceStructure({ settings: settingsOf(job).encode, width: job.video.width, height: job.video.height, sourcePixFmt: job.video.pixFmt, frameRate: job.video.frameRate })
+      reference = referenceStructure(encodingOf(job))
       this.structures.set(job.id, reference)
       reference.catch(() => { if (this.structures.get(job.id) === reference) this.structures.delete(job.id) })
     }
@@ -363,11 +366,9 @@ export class ResultIntake {
             // are compared with the source segment's (media/pictures.ts).
             if (chunk.segment === undefined) throw new VerificationError(`chunk ${chunkIndex} has no source segment to compare the result with`)
             const segment = { path: this.o.folder(job.id).segment(chunk.segment.file), selectFromTime: chunk.segment.selectFromTime }
-            // The source's probe, while in memory, already says when the segment's frames are shown.
-            const source = this.o.source(job.id)
-            const segmentTimes = source !== undefined ? segmentTimesFromSource(source.video, chunk.startFrame, chunk.frames, chunk.segment.decoded === true) : undefined
             try {
-              await comparePictures(tmpPath, segment, chunk.frames, { width: job.video.width, height: job.video.height, ...(segmentTimes !== undefined ? { segmentTimes } : {}) })
+              // The job's settings set what an honest encode of the drawn frames loses.
+              await comparePictures(tmpPath, segment, chunk.frames, { job: encodingOf(job) })
             } catch (err) {
               // Convicted inside its turn: the next result of this peer waiting for a turn must see
               // the ban, or it costs a decode too (the turn passes on before any await out here).

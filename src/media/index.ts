@@ -13,7 +13,7 @@ export { inspectSegment, peerInputArgs, decoderMaxPixels, PEER_SEGMENT_CODECS, D
 export { verifyEncodedChunk, type VerifiedChunk, type VerifyExpectations } from './verify.js'
 export { referenceStructure, structureMismatches, type StructureJob, type ReferenceStructure } from './structure.js'
 export { describeH264Structure, type H264Structure } from './h264.js'
-export { comparePictures, pickPicturePositions, segmentTimesFromSource, PICTURE_PSNR_THRESHOLD, PICTURE_NEIGHBOUR_MARGIN_DB, PICTURE_NEIGHBOUR_RULE_BELOW_DB, type PictureCheck, type PictureCheckOptions, type SampledFrame, type SegmentTimes, type SourceSegmentRef } from './pictures.js'
+export { comparePictures, pickSampledFrames, PICTURE_THRESHOLDS, SAMPLED_FRAMES, SIGNATURE_BLOCK, type FrameDifference, type PictureCheck, type PictureCheckOptions, type PictureScores, type PictureThresholds, type SampleScore, type SourceSegmentRef } from './pictures.js'
 export { mergeChunks, copyOutput, checkSourceCrc, defaultOutputStem, timestampFileV2, trackPropertyArgs, type MergeOptions, type MergeResult } from './merge.js'
 export { sha256File, crc32File, crcInName, stripCrcTag } from './hash.js'
 export { extractCaptions, CAPTIONS_TRACK_NAME, captionsTrackName, isCaptionsTrackName, type CaptionsChannel, type CaptionsTrack } from './captions.js'

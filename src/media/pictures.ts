@@ -1,36 +1,100 @@
 import { randomInt } from 'node:crypto'
-import { lastLine, refusedByTool, VerificationError } from './errors.js'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { encodedSize, y4mPixFmt } from './encode.js'
+import { encoderFor } from './encoders/index.js'
+import { lastLine, refusedByTool, ToolError, VerificationError } from './errors.js'
 import { peerInputArgs } from './peer-bytes.js'
-import type { VideoInfo } from './probe.js'
-import { DECODED_FRAME_STEP_MS } from './split.js'
-import { runTool, runToolBytes, type RunOptions } from './tools.js'
+import type { StructureJob } from './structure.js'
+import { runTool, type RunOptions } from './tools.js'
 
-/**
- * Lowest PSNR (luma, both pictures scaled down 4×, in dB) a sampled frame of a result may have
- * against the same frame of the source. Measured on the fixtures (docs/architecture.md, media
- * step 5): honest encodes at `--crf 51 --preset ultrafast` score 28 dB and more (34 dB on a noisy 720p clip), another
- * chunk's frames 21 dB or less, black and negated frames about 6 dB.
+/*
+ * The picture check: does a peer's result show what a viewer of the source would see, in every
+ * frame? Three pictures of the chunk are compared, all reduced by the same ffmpeg filters:
+ *
+ * - the source (this node's segment), every frame;
+ * - the result, every frame, decoded with error detection on: a stream that fails to decode
+ *   anywhere is refused;
+ * - this node's own encode of a few frames drawn with a CSPRNG after the upload, with the job's
+ *   settings: what an honest encode of exactly those pictures loses, so the bounds follow the job
+ *   (an honest `--crf 51` result is far worse than a `--crf 20` one) and the content (grain loses
+ *   more than a cartoon).
+ *
+ * Every frame is reduced to its signature: the means of its 8×8 blocks of luma and 16×16 blocks
+ * of each chroma plane. Coding noise averages out of a block's mean; a black frame, negated or missing colour, another
+ * frame's picture or an overlay does not. The drawn frames are also compared at half size, where
+ * blur and lost detail show. The figures behind each bound are in docs/architecture.md (media,
+ * step 5) and docs/security.md.
  */
-export const PICTURE_PSNR_THRESHOLD = 24
 
-/**
- * How much better (dB) a sampled frame may match the source's previous or next frame than its own.
- * An honest frame matches its own frame best; a frame shifted by one matches a neighbour several
- * dB better. Where the source does not move, neighbours are alike and the difference is a fraction
- * of a dB (and a shift there changes nothing anyone could see).
+/** A signature is the mean of each block of this many luma pixels a side (chroma: twice as many). */
+export const SIGNATURE_BLOCK = 8
+
+/** Frames of each result this node encodes itself for the detail comparison. */
+export const SAMPLED_FRAMES = 2
+
+/*
+ * The figures in the comments below are scores (a rule's figure over its bound) measured over 17
+ * settings × 3 tiny clips (test/media/pictures.test.ts), 11 settings × 7 real clips up to 1080p
+ * with 240-frame GOPs, and the real-file corpus; the whole table is in docs/security.md.
  */
-export const PICTURE_NEIGHBOUR_MARGIN_DB = 1
+export interface PictureThresholds {
+  /**
+   * Per plane, the drawn frames' error at half size may be this many dB above the error of this
+   * node's own encode of the same frames. Honest results came at most 6.7 dB above (ultrafast
+   * `--crf 40`, whose P-frames lose more than the I-frame the own encode makes), blur then
+   * `--crf 51` on a `--crf 20` job 13.6 dB and more.
+   */
+  detailMarginDb: number
+  /** The own encode's error counts as at least this (levels², about 45 dB): no job asks for more. */
+  detailMseFloor: number
+  /**
+   * A drawn frame's largest block difference, per plane, may be `localFloor + localFactor × RMS`
+   * levels, RMS being the own encode's block difference on that frame: a region an honest encode
+   * does not change (an overlay, a logo, text, other colours). Honest results at most 0.71 of
+   * it; 16 px text 2.2 times it and more at `--crf 20`, 1.4 at `--crf 30`.
+   */
+  localFloor: number
+  localFactor: number
+  /**
+   * Every frame's mean block difference, per plane (Y, U, V), may be this many levels, or
+   * `frameMeanFactor` times the chunk's median, whichever is more: one frame unlike the chunk's
+   * others (black, from elsewhere, garbled) stands out of the chunk's own coding noise. Honest
+   * results at most 0.54 of it, one black frame 4.3 times it and more.
+   */
+  frameMeanFloor: [number, number, number]
+  frameMeanFactor: number
+  /**
+   * As frameMeanFloor, for every frame's largest block difference: a damaged region of one frame.
+   * The floor is above what a VBV-starved honest frame after a scene change shows (about 50
+   * levels at `--crf 20 --vbv-maxrate 300` on slides).
+   */
+  frameMaxFloor: number
+  frameMaxFactor: number
+  /**
+   * The result's frames may not match the source's neighbouring frames (each frame against the
+   * one before, and against the one after) with less than this share of the error against their
+   * own: a result shifted by one does (0.005 of it on the test chunk, 0.03-0.14 on real clips),
+   * an honest one never came under 0.94 (a still picture: about 1).
+   */
+  shiftRatio: number
+  /** ...once the error against its own frames is at least this (mean squared block difference, levels²). */
+  shiftMinMse: number
+}
 
-/**
- * A sampled frame this close to its own source frame (dB) shows the source's picture, whatever its
- * neighbours score: the neighbour rule applies only below it. Where the picture hardly moves, an
- * honest frame scored 52.7 dB against its own frame and 54.0 against a neighbour (coding noise on
- * near-identical frames, 64x36 test pattern); a frame shifted by one scores 23-26 dB against its own.
- */
-export const PICTURE_NEIGHBOUR_RULE_BELOW_DB = 40
-
-/** Pictures are compared at a quarter of their width and height: coding noise averages out, content differences stay. */
-const SCALE_DOWN = 4
+export const PICTURE_THRESHOLDS: Readonly<PictureThresholds> = Object.freeze<PictureThresholds>({
+  detailMarginDb: 10,
+  detailMseFloor: 2,
+  localFloor: 16,
+  localFactor: 16,
+  frameMeanFloor: [16, 12, 12],
+  frameMeanFactor: 6,
+  frameMaxFloor: 80,
+  frameMaxFactor: 4,
+  shiftRatio: 0.5,
+  shiftMinMse: 0.25
+})
 
 export interface SourceSegmentRef {
   /** The chunk's source segment (Matroska, cut by this node). */
@@ -40,261 +104,422 @@ export interface SourceSegmentRef {
 }
 
 export interface PictureCheckOptions extends RunOptions {
-  /** Size of the pictures (the source's); the comparison runs at a quarter of it. */
-  width: number
-  height: number
-  /** Lowest per-frame PSNR accepted (default PICTURE_PSNR_THRESHOLD). */
-  threshold?: number
-  /** Default PICTURE_NEIGHBOUR_MARGIN_DB. */
-  neighbourMargin?: number
-  /** Positions to compare (tests, measurements). Default: drawn by pickPicturePositions once the segment's keyframes are known. */
-  positions?: number[]
-  /** The CSPRNG behind the default positions; a test may fix it. */
+  /** The job as its encoder sees it (effective settings, the source's size, pixel format and rate): the own encode uses it. */
+  job: StructureJob
+  /** Frames to encode here and compare at half size (tests, measurements). Default: SAMPLED_FRAMES drawn by pickSampledFrames. */
+  samples?: number[]
+  /** The CSPRNG behind the default samples; a test may fix it. */
   random?: (max: number) => number
-  /** The segment's frame times, when the caller knows them (segmentTimesFromSource); else read with ffprobe. */
-  segmentTimes?: SegmentTimes
+  thresholds?: Partial<PictureThresholds>
+  /** Return the scores without refusing anything (measurements). A result that does not decode is still refused. */
+  measureOnly?: boolean
 }
 
-export interface SampledFrame {
+type Planes = [number, number, number]
+
+/** One frame of the result against the source's frame at its position, block means in levels of 8 bits. */
+export interface FrameDifference {
   position: number
-  /** PSNR (dB, luma, scaled down) against the source's frame at the same position. */
-  psnr: number
-  /** The better of the PSNRs against the source's previous and next frames (-Infinity for a one-frame chunk). */
-  neighbourPsnr: number
+  /** Mean absolute block difference, Y, U, V. */
+  mean: Planes
+  /** Largest block difference, Y, U, V. */
+  max: Planes
+}
+
+export interface SampleScore {
+  position: number
+  /** The own encode's block difference on this frame (root mean square, Y, U, V): what honest coding costs here. */
+  ownRms: Planes
+  /** The largest block difference the result may have on this frame (localFloor + localFactor × ownRms). */
+  localBound: Planes
 }
 
 export interface PictureCheck {
-  frames: SampledFrame[]
-  /** The lowest PSNR of them. */
-  min: number
-  /** Runs of source frames read again from the segment's start because a seek landed past them (0 when seeks work). */
-  rereads: number
+  frames: FrameDifference[]
+  /** Over the frames with both neighbours: mean squared luma block difference against the source's own, previous and next frames. */
+  neighbours: { own: number, previous: number, next: number }
+  samples: SampleScore[]
+  /** Per plane, the drawn frames' error at half size over the own encode's, in dB (pooled over the samples). */
+  detailDb: Planes
+  /** Each rule's figure over its bound (above 1 breaks it): how far an honest result is from a refusal, or a lie past it. */
+  scores: PictureScores
+  /** With measureOnly: the first rule the result breaks, as a refusal would say it. */
+  failure?: string
+}
+
+/** The rules, in the order a refusal names them (PictureThresholds says what each bounds). */
+export interface PictureScores {
+  /** The worst frame's mean block difference, of any plane. */
+  frameMean: number
+  /** The worst frame's largest block difference, of any plane. */
+  frameMax: number
+  /** Shifted by one. */
+  shift: number
+  /** A region of a drawn frame. */
+  local: number
+  /** Detail lost in the drawn frames, of any plane. */
+  detail: number
 }
 
 /**
- * Frame positions to compare, drawn with a CSPRNG after the result is in, so the worker could not
- * know them. What a check costs is decoding: the result from its IDR up to the last sampled
- * frame, the source from the keyframe before each sampled frame's previous neighbour (a source
- * frame can cost a quarter of an x264 medium encode of it). So: one frame anywhere in the chunk
- * (every frame equally likely: whole-chunk substitutions fail wherever it lands, and a result
- * wrong in a fraction f of its frames fails with probability f at least), and a second look in
- * the same source GOP, the first or second frame after its keyframe: decoded on the way to the
- * first, so nearly free, and never the chunk's first or last frame, so that a shift by one (which
- * repeats an end frame) always shows. `keyPositions` are the chunk positions of the source's
- * keyframes (0 is always one). Sorted, distinct.
+ * Frames to encode here, drawn with a CSPRNG after the result is in, so the worker could not know
+ * them: `count` distinct positions, each frame equally likely. Sorted.
  */
-export function pickPicturePositions (frameCount: number, keyPositions: number[] = [0], random: (max: number) => number = randomInt): number[] {
-  if (frameCount <= 0) return []
-  const anywhere = random(frameCount)
-  if (frameCount < 3) return [anywhere]
-  const key = Math.max(0, ...keyPositions.filter(k => Number.isInteger(k) && k <= anywhere))
-  // Not the keyframe itself: its previous neighbour is the previous GOP's last frame, a whole GOP to decode.
-  const second = Math.min(frameCount - 2, key + 1 + random(2))
-  return [...new Set([second, anywhere])].sort((a, b) => a - b)
+export function pickSampledFrames (frameCount: number, count = SAMPLED_FRAMES, random: (max: number) => number = randomInt): number[] {
+  const free = Array.from({ length: Math.max(0, frameCount) }, (_, i) => i)
+  const picked: number[] = []
+  while (picked.length < count && free.length > 0) picked.push(...free.splice(random(free.length), 1))
+  return picked.sort((a, b) => a - b)
 }
 
-/** When a segment's frames and keyframes are shown, and whether its frames are reordered. */
-export interface SegmentTimes {
-  /** Display-order timestamps of the segment's frames (at least the chunk's), seconds. */
-  times: number[]
-  keyTimes: number[]
-  /** Frames are reordered (B-frames): ffmpeg then seeks 3/23 s before what -ss asks for. */
-  reordered: boolean
+interface Reduced {
+  /** Signatures of every frame (yuv420p, one sample a block), frame after frame. */
+  signatures: Uint8Array
+  /** The drawn frames at half size (yuv444p16le). */
+  halves: Uint16Array
 }
 
-/**
- * A segment's times as the source's probe knows them (the segment is a stream copy of the chunk's
- * packets, so they are the same frames, at most half a millisecond apart once Matroska rounds
- * them): what comparePictures would otherwise ask ffprobe for, a process start per result.
- */
-export function segmentTimesFromSource (video: Pick<VideoInfo, 'frames' | 'cut'>, startFrame: number, frameCount: number, decoded = video.cut?.by === 'decode'): SegmentTimes {
-  if (decoded) {
-    // Segments of a decoded source number their frames (splitByDecoding) and start on a keyframe.
-    const times = Array.from({ length: frameCount }, (_, i) => (startFrame + i) * DECODED_FRAME_STEP_MS / 1000)
-    return { times, keyTimes: times.slice(0, 1), reordered: false }
-  }
-  const frames = video.frames.slice(startFrame, startFrame + frameCount)
+/** Where a frame's planes are in a run of raw frames, and their sizes in samples. */
+interface Layout {
+  frame: number
+  planes: Array<{ offset: number, size: number }>
+}
+
+interface Geometry {
+  width: number
+  height: number
+  /** The signature: one sample an 8x8 block of luma, a 16x16 block of each chroma plane. */
+  grid: { width: number, height: number }
+  sig: Layout
+  half: { width: number, height: number }
+  halfLayout: Layout
+}
+
+function layoutOf (width: number, height: number, chromaWidth: number, chromaHeight: number): Layout {
+  const luma = width * height
+  const chroma = chromaWidth * chromaHeight
+  return { frame: luma + 2 * chroma, planes: [{ offset: 0, size: luma }, { offset: luma, size: chroma }, { offset: luma + chroma, size: chroma }] }
+}
+
+function geometryOf (width: number, height: number): Geometry {
+  // Even, so the chroma planes are exactly half the luma's.
+  const even = (x: number): number => Math.max(4, 2 * Math.round(x / 2))
+  const grid = { width: even(width / SIGNATURE_BLOCK), height: even(height / SIGNATURE_BLOCK) }
+  const half = { width: Math.max(8, Math.round(width / 2)), height: Math.max(8, Math.round(height / 2)) }
   return {
-    times: frames.map(f => f.time),
-    keyTimes: frames.filter(f => f.key).map(f => f.time),
-    reordered: video.frames.some(f => f.decodeIndex !== f.displayIndex)
+    width, height, grid, half,
+    sig: layoutOf(grid.width, grid.height, grid.width / 2, grid.height / 2),
+    halfLayout: layoutOf(half.width, half.height, half.width, half.height)
   }
 }
 
-/** The segment's frame and keyframe times (packets only, nothing decoded). */
-async function segmentFrameTimes (path: string, options: RunOptions): Promise<SegmentTimes> {
-  const r = await runTool('ffprobe', ['-v', 'error', ...peerInputArgs('matroska', path), '-select_streams', 'v:0',
-    '-show_entries', 'stream=has_b_frames', '-show_entries', 'packet=pts_time,flags', '-of', 'csv=p=0'], `reading the frame times of ${path}`, options)
-  const times: number[] = []
-  const keyTimes: number[] = []
-  let reordered = false
-  for (const line of r.stdout.split('\n')) {
-    const [first, flags] = line.split(',')
-    if (first === undefined || first === '' || first === 'N/A') continue
-    // The stream line is one number (has_b_frames); packet lines are "pts,flags".
-    if (flags === undefined) { reordered = Number(first) > 0; continue }
-    times.push(Number(first))
-    if (flags.includes('K')) keyTimes.push(Number(first))
-  }
-  return { times: times.sort((a, b) => a - b), keyTimes: keyTimes.sort((a, b) => a - b), reordered }
+/** 16-bit samples as the host reads them (ffmpeg wrote them little-endian; so are the hosts swarm runs on). */
+function samples16 (bytes: Buffer): Uint16Array {
+  const out = new Uint16Array(bytes.length >> 1)
+  new Uint8Array(out.buffer).set(bytes.subarray(0, out.length * 2))
+  return out
 }
 
 /**
- * Two times within this are the same frame: Matroska rounds to the millisecond, so a segment's
- * times and the source's differ by up to half of one; frames are never closer than 4 ms (240 fps).
+ * The filters that reduce a picture, the same for all three: at the source's size (a padded
+ * result is cropped back first) and the video range (a full-range picture is brought to it, as a
+ * player would show it). Signatures are 8-bit: a block's mean is not finer than a level. The
+ * drawn frames at half size keep 16 bits, so no dither differs between an 8- and a 10-bit picture.
  */
-const TIME_TOLERANCE = 0.001
+function signatureOf (g: Geometry): string {
+  return `scale=${g.grid.width}:${g.grid.height}:flags=area:out_range=tv,format=yuv420p`
+}
 
-/** ffmpeg (fftools) seeks this much earlier than -ss asks when the stream reorders frames. */
-const FFMPEG_DTS_HEURISTIC_S = 3 / 23
+function halfOf (g: Geometry): string {
+  return `scale=${g.half.width}:${g.half.height}:flags=area:out_range=tv,format=yuv444p16le`
+}
 
-/** Source frames first..last (chunk positions) decoded by one ffmpeg, from one seek. */
-interface SourceRun { first: number, last: number }
+function pick (positions: number[]): string {
+  return `select='${positions.map(p => `eq(n\\,${p})`).join('+')}'`
+}
+
+/** Where one ffmpeg writes what it reduced: files of a known size, read once (no pipe buffer grown chunk by chunk). */
+interface ReducedFiles { signatures: string, halves: string }
+
+function filesIn (dir: string, name: string): ReducedFiles {
+  return { signatures: join(dir, `${name}-signatures.raw`), halves: join(dir, `${name}-halves.raw`) }
+}
+
+/** ffmpeg's outputs for the signatures of `frames` frames and the drawn frames at half size. */
+function reducedOutputs (frames: number, samples: number, files: ReducedFiles): string[] {
+  return ['-map', '[sig]', '-frames:v', String(frames), '-fps_mode', 'passthrough', '-f', 'rawvideo', '-y', files.signatures,
+    '-map', '[half]', '-frames:v', String(samples), '-fps_mode', 'passthrough', '-f', 'rawvideo', '-y', files.halves]
+}
+
+async function reduced (args: string[], what: string, files: ReducedFiles, o: RunOptions): Promise<Reduced & { errors: string }> {
+  const r = await runTool('ffmpeg', args, what, o)
+  return { signatures: await readFile(files.signatures), halves: samples16(await readFile(files.halves)), errors: r.stderr.trim() }
+}
 
 /**
- * The source frames the comparison needs (each sampled frame and its neighbours), as runs: frames
- * that decode from the same keyframe, or follow on from the run before, share one ffmpeg. A new
- * run starts where seeking to a later keyframe beats decoding on.
+ * The result, every frame, in one single-threaded ffmpeg of its own, so a failure is plainly the
+ * result's: `-err_detect explode` turns a damaged slice the decoder would conceal into an error,
+ * `-xerror` stops there, and anything the decoder reports refuses it as well.
  */
-function sourceRuns (needed: number[], keyPositions: number[]): SourceRun[] {
-  const runs: SourceRun[] = []
-  for (const f of needed) {
-    const run = runs.at(-1)
-    const key = Math.max(0, ...keyPositions.filter(k => k <= f))
-    if (run !== undefined && key <= run.last) run.last = f
-    else runs.push({ first: f, last: f })
+async function reduceResult (resultPath: string, frameCount: number, samples: number[], g: Geometry, job: StructureJob, dir: string, o: RunOptions): Promise<Reduced> {
+  const coded = encodedSize(job.width, job.height, job.sourcePixFmt)
+  const files = filesIn(dir, 'result')
+  const graph = `[0:v]crop=${g.width}:${g.height}:0:0,split=2[all][drawn];[all]${signatureOf(g)}[sig];[drawn]${pick(samples)},${halfOf(g)}[half]`
+  const args = ['-v', 'error', '-nostdin', '-threads', '1', '-xerror', '-err_detect', 'explode',
+    ...peerInputArgs('h264', resultPath, { width: coded.width, height: coded.height }), '-filter_complex', graph, ...reducedOutputs(frameCount, samples.length, files)]
+  let r: Reduced & { errors: string }
+  try {
+    r = await reduced(args, `decoding ${resultPath}`, files, o)
+  } catch (err) {
+    throw refusedByTool(err, resultPath, `${resultPath}: its frames could not all be decoded`)
   }
-  return runs
-}
-
-/** What one decode reads and keeps: the input (with any seek), the filter that picks the frames, and how many. */
-interface PictureDecode { input: string[], filter: string, frames: number }
-
-/** One decode in an ffmpeg of its own (one thread), exactly its frames, raw, to stdout. */
-function decodeArgs (d: PictureDecode): string[] {
-  return ['-v', 'error', '-nostdin', '-threads', '1', ...d.input, '-map', '0:v:0', '-vf', d.filter,
-    '-frames:v', String(d.frames), '-fps_mode', 'passthrough', '-f', 'rawvideo', '-']
+  if (r.errors !== '') throw new VerificationError(`${resultPath}: decoding reported errors: ${r.errors.split('\n').slice(0, 3).join('; ')}`, { file: resultPath })
+  return r
 }
 
 /**
- * One run of source frames, scaled down, in order. With `seek`, the input starts at the last
- * keyframe at or before the run's first frame (the -ss value allows for fftools' dts heuristic, so
- * the demuxer lands on that keyframe rather than a GOP early); without, it is read from the
- * segment's start. Frames are picked by time window, so a seek that lands late yields too few
- * frames (caught by the caller) rather than the wrong ones. One process per run: several inputs in
- * one ffmpeg decode far past what they need (it reads the input with the earliest timestamps first).
+ * The source segment, every frame of the chunk, and the drawn frames twice: reduced, and as the
+ * worker's encoder got them (y4m at the encoded size and pixel format, encode.ts decoderArgs) for
+ * this node's own encode.
  */
-function sourceRunDecode (segmentPath: string, run: SourceRun, chunkTimes: number[], t: SegmentTimes, shrink: string, seek: boolean): PictureDecode {
-  const from = chunkTimes[run.first] as number
-  const to = chunkTimes[run.last] as number
-  const landing = t.keyTimes.filter(k => k <= from + TIME_TOLERANCE).pop()
-  const seekArgs = seek && landing !== undefined
-    ? ['-seek_timestamp', '1', '-noaccurate_seek', '-ss', (landing + TIME_TOLERANCE + (t.reordered ? FFMPEG_DTS_HEURISTIC_S : 0)).toFixed(6)]
-    : []
-  return {
-    input: ['-copyts', ...seekArgs, ...peerInputArgs('matroska', segmentPath)],
-    filter: `select='between(t\\,${(from - TIME_TOLERANCE).toFixed(6)}\\,${(to + TIME_TOLERANCE).toFixed(6)})',${shrink}`,
-    frames: run.last - run.first + 1
+async function reduceSource (segment: SourceSegmentRef, frameCount: number, samples: number[], g: Geometry, job: StructureJob, dir: string, o: RunOptions): Promise<Reduced & { y4m: string }> {
+  const coded = encodedSize(job.width, job.height, job.sourcePixFmt)
+  const pad = coded.width !== job.width || coded.height !== job.height ? `,pad=${coded.width}:${coded.height}` : ''
+  const files = filesIn(dir, 'source')
+  const y4m = join(dir, 'drawn.y4m')
+  const from = (segment.selectFromTime - 0.0005).toFixed(6)
+  const graph = `[0:v]select='gte(t\\,${from})',split=3[all][drawn][enc];[all]${signatureOf(g)}[sig];[drawn]${pick(samples)},${halfOf(g)}[half];` +
+    `[enc]${pick(samples)}${pad},format=${y4mPixFmt(job.sourcePixFmt)}[y4m]`
+  const args = ['-v', 'error', '-nostdin', '-threads', '1', '-copyts', ...peerInputArgs('matroska', segment.path), '-filter_complex', graph,
+    ...reducedOutputs(frameCount, samples.length, files),
+    '-map', '[y4m]', '-frames:v', String(samples.length), '-fps_mode', 'passthrough', '-strict', '-1', '-f', 'yuv4mpegpipe', '-y', y4m]
+  const r = await reduced(args, `decoding ${segment.path}`, files, o)
+  return { ...r, y4m }
+}
+
+/** The VBV buffer a drawn frame starts with in the own encode: a tenth of --vbv-bufsize. */
+const OWN_ENCODE_VBV_INIT = 0.1
+
+/**
+ * With a VBV (`--vbv-maxrate`), an honest chunk's frames after a scene change get what the buffer
+ * holds then, far less than a lone frame starting on a full buffer: a slide change at `--crf 18
+ * --vbv-maxrate 800` came out 1.6 times further from the source than the bound a full-buffer
+ * own encode allows. The own encode starts its frame on a nearly empty buffer instead, as an
+ * honest chunk's frame after a scene change does.
+ */
+function starvedBuffer (settings: StructureJob['settings']): string[] {
+  return settings.encoder === 'x264' && settings.args.includes('--vbv-maxrate') ? ['--vbv-init', String(OWN_ENCODE_VBV_INIT)] : []
+}
+
+/**
+ * What an honest encode of the drawn frames looks like: each encoded on its own with the job's
+ * settings (an I-frame, as the chunk's first frame is), the streams put end to end, and reduced
+ * like the result.
+ */
+async function reduceOwnEncode (y4m: string, samples: number[], g: Geometry, job: StructureJob, dir: string, o: RunOptions): Promise<Reduced> {
+  const encoder = encoderFor(job.settings.encoder)
+  const streams: Buffer[] = []
+  for (let i = 0; i < samples.length; i++) {
+    const out = join(dir, `own-${i}.264`)
+    const args = encoder.chunkArgs(job.settings, { frameRate: job.frameRate, frameCount: 1, threads: 1, outputPath: out })
+    args.splice(args.length - 1, 1, ...starvedBuffer(job.settings), '--seek', String(i), y4m)
+    await runTool(encoder.binary, args, 'encoding the drawn frames for the picture check', o)
+    streams.push(await readFile(out))
   }
+  const own = join(dir, 'own.264')
+  await writeFile(own, Buffer.concat(streams))
+  const files = filesIn(dir, 'own')
+  const graph = `[0:v]crop=${g.width}:${g.height}:0:0,split=2[all][drawn];[all]${signatureOf(g)}[sig];[drawn]${halfOf(g)}[half]`
+  return await reduced(['-v', 'error', '-nostdin', '-threads', '1', '-f', 'h264', '-i', own, '-filter_complex', graph, ...reducedOutputs(samples.length, samples.length, files)],
+    'decoding the own encode of the drawn frames', files, o)
 }
 
-/** Runs ffmpeg: its stdout as bytes (the pictures, raw 8-bit luma) and what it reported (`-v error`: errors only). */
-async function rawFrames (args: string[], what: string, options: RunOptions): Promise<{ pictures: Buffer, errors: string }> {
-  const r = await runToolBytes('ffmpeg', args, what, { ...options, maxBuffer: 256 * 1024 * 1024 })
-  return { pictures: r.stdout, errors: r.stderr.trim() }
+function median (values: number[]): number {
+  const s = [...values].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length === 0 ? 0 : s.length % 2 === 1 ? s[m] as number : ((s[m - 1] as number) + (s[m] as number)) / 2
 }
 
-function psnr (a: Buffer, aOffset: number, b: Buffer, bOffset: number, size: number): number {
+interface Difference { mean: number, max: number, squares: number }
+
+/*
+ * Mean and largest absolute difference, and the sum of squares, of two planes in levels of 8 bits.
+ * One loop per sample type: a loop that sees both stays polymorphic and ran 4x slower.
+ */
+function signatureDifference (a: Uint8Array, aOffset: number, b: Uint8Array, bOffset: number, size: number): Difference {
   let sum = 0
-  for (let i = 0; i < size; i++) { const d = (a[aOffset + i] as number) - (b[bOffset + i] as number); sum += d * d }
-  return sum === 0 ? 100 : 10 * Math.log10(255 * 255 / (sum / size))
+  let max = 0
+  let squares = 0
+  for (let i = 0; i < size; i++) {
+    const d = Math.abs((a[aOffset + i] as number) - (b[bOffset + i] as number))
+    sum += d
+    squares += d * d
+    if (d > max) max = d
+  }
+  return { mean: sum / size, max, squares }
 }
 
+/** Squared luma differences of a result frame (at `at`) against the source's previous and next frames, in one pass. */
+function neighbourSquares (result: Uint8Array, source: Uint8Array, at: number, frame: number, size: number): { previous: number, next: number } {
+  let previous = 0
+  let next = 0
+  for (let i = 0; i < size; i++) {
+    const r = result[at + i] as number
+    const p = r - (source[at - frame + i] as number)
+    const n = r - (source[at + frame + i] as number)
+    previous += p * p
+    next += n * n
+  }
+  return { previous, next }
+}
+
+/** The sum of squared differences of two 16-bit planes, in levels of 8 bits. */
+function halfSquares (a: Uint16Array, aOffset: number, b: Uint16Array, bOffset: number, size: number): number {
+  let squares = 0
+  for (let i = 0; i < size; i++) {
+    const d = (a[aOffset + i] as number) - (b[bOffset + i] as number)
+    squares += d * d
+  }
+  return squares / 257 / 257
+}
+
+const PLANES = ['luma', 'U', 'V'] as const
+const PLANE_INDEXES = [0, 1, 2] as const
+const f1 = (x: number): string => x.toFixed(1)
+
 /**
- * Compares sampled frames of a result (raw H.264 from a peer) with the source segment, so a valid
- * stream of the right length and size but other pictures (black, negated, another chunk's, shifted
- * by a frame) is caught: each sampled frame must be close to the source's frame at its position
- * (PSNR) and no closer to the source's previous or next frame. Cheap by design: the result is
- * decoded once, up to the last sampled frame, and any decoder error on the way refuses it; the
- * source (usually far heavier to decode) only from the keyframe before each sampled frame; pictures
- * are compared at a quarter of their size. Throws a VerificationError naming the first frame that fails.
+ * Compares a result (raw H.264 from a peer) with the chunk's source segment, every frame, and
+ * refuses one a viewer would see is not the source encoded with the job's settings: frames of
+ * the wrong picture or colour, one frame off, an overlay, lost detail. Throws a VerificationError
+ * naming the frame and the figures; a result that does not decode cleanly to its last frame is
+ * refused too. A failure on this node's side (its segment, its own encode, a missing tool) is
+ * not the peer's and is thrown as such (convicts: false).
  */
 export async function comparePictures (resultPath: string, segment: SourceSegmentRef, frameCount: number, o: PictureCheckOptions): Promise<PictureCheck> {
-  const threshold = o.threshold ?? PICTURE_PSNR_THRESHOLD
-  const margin = o.neighbourMargin ?? PICTURE_NEIGHBOUR_MARGIN_DB
+  const t: PictureThresholds = { ...PICTURE_THRESHOLDS, ...o.thresholds }
   const runOptions: RunOptions = o.signal !== undefined ? { signal: o.signal } : {}
-  const w = Math.max(8, Math.round(o.width / SCALE_DOWN))
-  const h = Math.max(8, Math.round(o.height / SCALE_DOWN))
-  const size = w * h
-  const shrink = `scale=${w}:${h}:flags=area,format=gray`
+  const { job } = o
+  const g = geometryOf(job.width, job.height)
+  const samples = [...new Set(o.samples ?? pickSampledFrames(frameCount, SAMPLED_FRAMES, o.random))].filter(p => Number.isInteger(p) && p >= 0 && p < frameCount).sort((a, b) => a - b)
+  if (samples.length === 0) throw new Error(`comparing ${resultPath}: no frame positions within 0..${frameCount - 1}`)
 
-  const segmentTimes = o.segmentTimes ?? await segmentFrameTimes(segment.path, runOptions)
-  const chunkTimes = segmentTimes.times.filter(t => t >= segment.selectFromTime - TIME_TOLERANCE).slice(0, frameCount)
-  if (chunkTimes.length < frameCount) throw new VerificationError(`segment ${segment.path}: holds ${chunkTimes.length} frames from ${segment.selectFromTime}, expected ${frameCount}`)
-  const keyPositions = [...chunkTimes.flatMap((t, i) => segmentTimes.keyTimes.some(k => Math.abs(k - t) <= TIME_TOLERANCE) ? [i] : [])]
-  const positions = o.positions ?? pickPicturePositions(frameCount, keyPositions, o.random)
-  const sorted = [...new Set(positions)].filter(p => Number.isInteger(p) && p >= 0 && p < frameCount).sort((a, b) => a - b)
-  if (sorted.length === 0) throw new Error(`comparing ${resultPath}: no frame positions within 0..${frameCount - 1}`)
-
-  // The result: the sampled frames picked by index, decoded up to the last one.
-  const resultDecode: PictureDecode = { input: peerInputArgs('h264', resultPath), filter: `select='${sorted.map(p => `eq(n\\,${p})`).join('+')}',${shrink}`, frames: sorted.length }
-  // The source: each sampled frame with its previous and next frame within the chunk.
-  const needed = [...new Set(sorted.flatMap(p => [p - 1, p, p + 1]).filter(f => f >= 0 && f < frameCount))].sort((a, b) => a - b)
-  const runs = sourceRuns(needed, keyPositions)
-  let rereads = 0
-  const decodeRun = async (run: SourceRun, seek: boolean): Promise<Buffer> => {
-    const what = `decoding frames ${run.first}-${run.last} of ${segment.path}`
-    const { pictures } = await rawFrames(decodeArgs(sourceRunDecode(segment.path, run, chunkTimes, segmentTimes, shrink, seek)), what, runOptions)
-    // A seek that landed past the run's first frame (a demuxer that seeks otherwise): read from the start instead.
-    if (!seek || pictures.length === (run.last - run.first + 1) * size) return pictures
-    rereads++
-    return await decodeRun(run, false)
-  }
-  /** Offset of a chunk position's picture in the decoded source runs, laid end to end. */
-  const sourceOffset = (position: number): number => {
-    let before = 0
-    for (const r of runs) {
-      if (position <= r.last) return (before + position - r.first) * size
-      before += r.last - r.first + 1
+  const dir = await mkdtemp(join(tmpdir(), 'swarm-pictures-'))
+  try {
+    const ours = async (): Promise<{ source: Reduced, own: Reduced }> => {
+      const source = await reduceSource(segment, frameCount, samples, g, job, dir, runOptions)
+      return { source, own: await reduceOwnEncode(source.y4m, samples, g, job, dir, runOptions) }
     }
-    throw new Error(`frame ${position} is in no decoded run`)
+    const [result, reference] = await Promise.allSettled([reduceResult(resultPath, frameCount, samples, g, job, dir, runOptions), ours()])
+    if (result.status === 'rejected') throw result.reason
+    if (reference.status === 'rejected') {
+      const err = reference.reason as Error
+      if (err.name === 'AbortError' || (err instanceof ToolError && err.missing)) throw err
+      // Our own segment or encode: nothing the peer did.
+      throw new VerificationError(`${resultPath}: its pictures could not be compared with the source (${lastLine(err)})`, { cause: err })
+    }
+    const { source, own } = reference.value
+    const res = result.value
+    const sig = g.sig.frame
+    const half = g.halfLayout.frame
+    if (source.signatures.length !== frameCount * sig || source.halves.length !== samples.length * half) {
+      throw new VerificationError(`segment ${segment.path}: ${Math.floor(source.signatures.length / sig)} of the chunk's ${frameCount} frames decoded`)
+    }
+    if (own.signatures.length !== samples.length * sig || own.halves.length !== samples.length * half) {
+      throw new VerificationError(`the own encode of ${samples.length} drawn frames decoded to ${Math.floor(own.signatures.length / sig)}`)
+    }
+    if (res.signatures.length !== frameCount * sig || res.halves.length !== samples.length * half) {
+      throw new VerificationError(`${resultPath}: only ${Math.floor(res.signatures.length / sig)} of its ${frameCount} frames decoded`, { file: resultPath })
+    }
+    return judge(resultPath, frameCount, samples, res, source, own, g, t, o.measureOnly === true)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
   }
-  const sourceFrames = runs.reduce((a, r) => a + r.last - r.first + 1, 0)
+}
 
-  // One ffmpeg for the result and one per source run. One for both read the result to its end
-  // first (its timestamps start at 0, the segment's where the chunk sits in the source): 0.87 s
-  // of CPU against 0.37 s for two on the bench clip, whatever frames were sampled. Apart, a
-  // failure of the result's decode is plainly the result's, not a damaged source's.
-  const [decoded, sourceParts] = await Promise.allSettled([
-    rawFrames(decodeArgs(resultDecode), `decoding sampled frames of ${resultPath}`, runOptions),
-    Promise.all(runs.map(async r => await decodeRun(r, true)))
-  ])
-  if (decoded.status === 'rejected') throw refusedByTool(decoded.reason, resultPath, `${resultPath}: its sampled frames could not be decoded`)
-  if (sourceParts.status === 'rejected') {
-    const err = sourceParts.reason as Error
-    if (err.name === 'AbortError') throw err
-    // Our own segment: nothing the peer did.
-    throw new VerificationError(`${resultPath}: its pictures could not be compared with the source (${lastLine(err)})`, { cause: err })
+function judge (resultPath: string, frameCount: number, samples: number[], res: Reduced, source: Reduced, own: Reduced, g: Geometry, t: PictureThresholds, measureOnly: boolean): PictureCheck {
+  /** Plane p of frame f of some signatures, against plane p of the source's frame `sourceFrame`. */
+  const sigDiff = (of: Uint8Array, f: number, p: 0 | 1 | 2, sourceFrame: number): Difference => {
+    const plane = g.sig.planes[p] as { offset: number, size: number }
+    return signatureDifference(of, f * g.sig.frame + plane.offset, source.signatures, sourceFrame * g.sig.frame + plane.offset, plane.size)
   }
-  const result = decoded.value.pictures
-  const source = Buffer.concat(sourceParts.value)
-  // This decode is the only one a peer's result gets: an error up to the last sampled frame refuses it.
-  if (decoded.value.errors !== '') throw new VerificationError(`${resultPath}: decoding reported errors: ${decoded.value.errors.split('\n').slice(0, 3).join('; ')}`, { file: resultPath })
-  if (result.length !== sorted.length * size) throw new VerificationError(`${resultPath}: only ${Math.floor(result.length / size)} of the ${sorted.length} sampled frames decoded`, { file: resultPath })
-  if (source.length !== sourceFrames * size) throw new Error(`segment ${segment.path}: ${Math.floor(source.length / size)} of its ${sourceFrames} sampled frames decoded`)
+  const lumaSize = g.sig.planes[0]?.size ?? 1
+  const frames: FrameDifference[] = []
+  const neighbours = { own: 0, previous: 0, next: 0 }
+  for (let f = 0; f < frameCount; f++) {
+    const d = PLANE_INDEXES.map(p => sigDiff(res.signatures, f, p, f))
+    frames.push({ position: f, mean: d.map(x => x.mean) as Planes, max: d.map(x => x.max) as Planes })
+    if (f === 0 || f === frameCount - 1) continue
+    neighbours.own += (d[0] as Difference).squares / lumaSize
+    const around = neighbourSquares(res.signatures, source.signatures, f * g.sig.frame, g.sig.frame, lumaSize)
+    neighbours.previous += around.previous / lumaSize
+    neighbours.next += around.next / lumaSize
+  }
+  const inner = Math.max(1, frameCount - 2)
+  neighbours.own /= inner
+  neighbours.previous /= inner
+  neighbours.next /= inner
 
-  const frames: SampledFrame[] = sorted.map((p, i) => {
-    const versus = (position: number): number => psnr(result, i * size, source, sourceOffset(position), size)
-    const neighbours = [p - 1, p + 1].filter(n => n >= 0 && n < frameCount).map(versus)
-    return { position: p, psnr: versus(p), neighbourPsnr: Math.max(-Infinity, ...neighbours) }
+  const resSquares: Planes = [0, 0, 0]
+  const ownSquares: Planes = [0, 0, 0]
+  const halfDiff = (of: Uint16Array, i: number, p: 0 | 1 | 2): number => {
+    const plane = g.halfLayout.planes[p] as { offset: number, size: number }
+    const at = i * g.halfLayout.frame + plane.offset
+    return halfSquares(of, at, source.halves, at, plane.size) / plane.size
+  }
+  const sampleScores: SampleScore[] = samples.map((position, i) => {
+    const ownRms = PLANE_INDEXES.map(p => {
+      resSquares[p] += halfDiff(res.halves, i, p)
+      ownSquares[p] += halfDiff(own.halves, i, p)
+      return Math.sqrt(sigDiff(own.signatures, i, p, position).squares / (g.sig.planes[p]?.size ?? 1))
+    }) as Planes
+    return { position, ownRms, localBound: ownRms.map(r => t.localFloor + t.localFactor * r) as Planes }
   })
-  for (const f of frames) {
-    if (f.psnr < threshold) {
-      throw new VerificationError(`${resultPath}: frame ${f.position} does not show the source's picture (PSNR ${f.psnr.toFixed(1)} dB against the source's frame, at least ${threshold} dB expected)`, { file: resultPath })
-    }
-    if (f.psnr < PICTURE_NEIGHBOUR_RULE_BELOW_DB && f.neighbourPsnr > f.psnr + margin) {
-      throw new VerificationError(`${resultPath}: frame ${f.position} shows a neighbouring frame of the source (PSNR ${f.neighbourPsnr.toFixed(1)} dB against the source's frame ${f.position - 1} or ${f.position + 1}, ${f.psnr.toFixed(1)} dB against its own)`, { file: resultPath })
+  const detailDb = PLANE_INDEXES.map(p => 10 * Math.log10(Math.max(resSquares[p], 1e-12) / Math.max(ownSquares[p], samples.length * t.detailMseFloor))) as Planes
+
+  const { scores, failure } = rate(frames, neighbours, sampleScores, detailDb, t)
+  if (failure !== undefined && !measureOnly) throw new VerificationError(`${resultPath}: ${failure}`, { file: resultPath })
+  return { frames, neighbours, samples: sampleScores, detailDb, scores, ...(failure !== undefined ? { failure } : {}) }
+}
+
+/** A rule's score and, past 1, what the refusal says. */
+interface Rated { score: number, why: string }
+
+/** The worst of some ratings (the first of equals). */
+function worst (ratings: Rated[]): Rated {
+  return ratings.reduce((a, b) => b.score > a.score ? b : a, { score: 0, why: '' })
+}
+
+/**
+ * Each rule's score (its figure over its bound: above 1 breaks it) and the first rule broken, in
+ * the order a refusal names them: whole frames, a shift, a region of a drawn frame, lost detail.
+ */
+function rate (frames: FrameDifference[], neighbours: PictureCheck['neighbours'], samples: SampleScore[], detailDb: Planes, t: PictureThresholds): { scores: PictureScores, failure?: string } {
+  const frameMean: Rated[] = []
+  const frameMax: Rated[] = []
+  for (const p of PLANE_INDEXES) {
+    const meanBound = Math.max(t.frameMeanFloor[p], t.frameMeanFactor * median(frames.map(f => f.mean[p])))
+    const maxBound = Math.max(t.frameMaxFloor, t.frameMaxFactor * median(frames.map(f => f.max[p])))
+    for (const f of frames) {
+      frameMean.push({ score: f.mean[p] / meanBound, why: `frame ${f.position} does not show the source's picture: its ${PLANES[p]} is ${f1(f.mean[p])} levels off the source's on average over 8x8 blocks (at most ${f1(meanBound)} for this chunk)` })
+      frameMax.push({ score: f.max[p] / maxBound, why: `frame ${f.position} does not show the source's picture in part: an 8x8 block's ${PLANES[p]} is ${f1(f.max[p])} levels off the source's (at most ${f1(maxBound)} for this chunk)` })
     }
   }
-  return { frames, min: Math.min(...frames.map(f => f.psnr)), rereads }
+  const closest = Math.min(neighbours.previous, neighbours.next)
+  const which = neighbours.previous < neighbours.next ? 'previous' : 'next'
+  const shift: Rated = {
+    score: neighbours.own < t.shiftMinMse ? 0 : t.shiftRatio * neighbours.own / Math.max(closest, 1e-9),
+    why: `its frames show the source's ${which} frames, not their own (shifted by one): mean squared error ${f1(closest)} against the ${which} frame, ${f1(neighbours.own)} against their own`
+  }
+  const local = worst(samples.flatMap(s => PLANE_INDEXES.map(p => {
+    const max = frames[s.position]?.max[p] ?? 0
+    return { score: max / s.localBound[p], why: `frame ${s.position} is further from the source than an encode with the job's settings: an 8x8 block's ${PLANES[p]} is ${f1(max)} levels off (this node's own encode of the frame allows at most ${f1(s.localBound[p])})` }
+  })))
+  const detail = worst(PLANE_INDEXES.map(p => ({
+    score: 10 ** ((detailDb[p] - t.detailMarginDb) / 10),
+    why: `its frames ${samples.map(s => s.position).join(' and ')} are further from the source than an encode with the job's settings: ${PLANES[p]} error at half size ${f1(detailDb[p])} dB above this node's own encode of them (at most ${t.detailMarginDb} dB)`
+  })))
+  const rated: Record<keyof PictureScores, Rated> = { frameMean: worst(frameMean), frameMax: worst(frameMax), shift, local, detail }
+  const scores = Object.fromEntries(Object.entries(rated).map(([k, r]) => [k, r.score])) as unknown as PictureScores
+  const broken = Object.values(rated).find(r => r.score > 1)
+  return { scores, ...(broken !== undefined ? { failure: broken.why } : {}) }
 }

@@ -175,9 +175,10 @@ describe('Originator', () => {
       let sampling = true
       const sampler = (async () => {
         while (sampling) {
-          // One decoder of a peer's result (raw H.264 forced) per picture check running.
+          // One decoder of a peer's result (raw H.264 forced, through the file protocol only: peerInputArgs)
+          // per picture check running; the check's decode of its own encode reads a file of ours.
           const { stdout } = await execa('ps', ['-o', 'args=', '--ppid', String(process.pid)], { reject: false })
-          most = Math.max(most, stdout.split('\n').filter(c => c.startsWith('ffmpeg') && c.includes('-f h264')).length)
+          most = Math.max(most, stdout.split('\n').filter(c => c.startsWith('ffmpeg') && c.includes('-f h264 -protocol_whitelist file')).length)
         }
       })()
       const answers = await Promise.all(files.map(async (f, i) => await o.acceptResult(job.id, i, `peer${i}`, f, 'x')))
