@@ -46,6 +46,8 @@ export function classifyToolRun (command: string): string {
   // The merge's fidelity check: source and output decoded in full, PSNR of every frame (media/cut-pictures.ts).
   if (args.some(a => a.includes('psnr=stats_file'))) return 'ffmpeg: pictures at cuts (merge)'
   if (has('yuv4mpegpipe')) return 'ffmpeg: decodes for encodes'
+  // Each stream-copied segment's first GOP decoded at the split, where a bad cut shows (media/split.ts).
+  if (has('null') && has('-frames:v')) return 'ffmpeg: first GOPs decoded (split)'
   if (has('segment') || (has('-c') && has('copy') && has('matroska'))) return 'ffmpeg: split'
   if (has('h264') && has('copy')) return 'ffmpeg: caption look at add'
   return 'ffmpeg: other'

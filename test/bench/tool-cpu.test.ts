@@ -6,13 +6,14 @@ import { describe, expect, it } from 'vitest'
 import { classifyToolRun, cpuOfKinds, ENCODE_KINDS, VERIFICATION_KINDS } from '../../bench/tool-cpu.js'
 
 describe('tool runs by purpose', () => {
-  it('tells the structure check\'s reference encode from the encodes of chunks, and the merge\'s picture comparison from the checks', () => {
+  it('tells the structure check\'s reference encode from the encodes of chunks, and the split\'s and the merge\'s decodes from the checks', () => {
     expect(classifyToolRun('/usr/bin/x264 --preset faster --crf 20 --threads 1 -o /tmp/swarm-structure-a1/reference.264 /tmp/swarm-structure-a1/grey.y4m')).toBe('x264: structure reference')
     expect(classifyToolRun('/usr/bin/ffmpeg -v error -f lavfi -i color=c=gray:size=1280x720 -frames:v 2 -f yuv4mpegpipe /tmp/swarm-structure-a1/grey.y4m')).toBe('ffmpeg: structure reference')
     expect(classifyToolRun('/usr/bin/x264 --preset faster --crf 20 -o /home/n2/work/chunk-3.264 -')).toBe('x264: encodes')
     expect(classifyToolRun('/usr/bin/ffmpeg -v error -i segment-3.mkv -f yuv4mpegpipe -')).toBe('ffmpeg: decodes for encodes')
     expect(classifyToolRun('/usr/bin/ffmpeg -v error -threads 1 -i file:chunk.264 -vf select -f rawvideo -')).toBe('ffmpeg: picture checks')
     expect(classifyToolRun('/usr/bin/ffmpeg -v error -nostdin -i file:src.mkv -i file:out.mkv -filter_complex [out][src]psnr=stats_file=- -f null -')).toBe('ffmpeg: pictures at cuts (merge)')
+    expect(classifyToolRun('/usr/bin/ffmpeg -v error -nostdin -i file:segment-2.mkv -map 0:v:0 -frames:v 168 -f null -')).toBe('ffmpeg: first GOPs decoded (split)')
   })
 
   it('adds up the CPU of the kinds asked for', () => {
