@@ -2,7 +2,7 @@ import { SettingsError } from '../errors.js'
 import type { Encoder, EncoderId } from './types.js'
 import { x264 } from './x264.js'
 
-export type { ChunkArgsOptions, Encoder, EncoderId, EncoderMemoryInputs, EncoderProgress, EncoderSettings } from './types.js'
+export type { ChunkArgsOptions, ChunkBitstream, Encoder, EncoderId, EncoderMemoryInputs, EncoderProgress, EncoderSettings, OutputCodec } from './types.js'
 export { parseX264Settings, X264_PRESET_FRAMES } from './x264.js'
 
 /** The encoders this version implements. */

@@ -55,10 +55,28 @@ export interface EncoderMemoryInputs {
   bytesPerSample: number
 }
 
+/**
+ * The raw bitstream an encoder writes for a chunk, named as ffmpeg's demuxer for it: a peer's
+ * bytes are always read with this format forced (ffmpeg never guesses a stranger's format).
+ * x264: Annex B H.264; x265: Annex B HEVC; the AV1 encoders: IVF.
+ */
+export type ChunkBitstream = 'h264' | 'hevc' | 'ivf'
+
+/** The bitstream's codec as ffprobe names it, and as the output's video track carries it. */
+export type OutputCodec = 'h264' | 'hevc' | 'av1'
+
 export interface Encoder {
   readonly id: EncoderId
   /** Its command-line program, run through tools.ts. */
   readonly binary: string
+  /** What `chunkArgs` writes to `outputPath`. */
+  readonly bitstream: ChunkBitstream
+  readonly codec: OutputCodec
+  /** A chunk file's extension, with its dot. */
+  readonly fileExtension: string
+  /** The arguments that make the binary print its version (and exit 0), and the version found in that output. */
+  readonly versionArgs: readonly string[]
+  parseVersion: (output: string) => string | undefined
   /**
    * Parses a settings string without a shell and checks it against this encoder's allowlist of
    * pure encoding options; throws a SettingsError naming the first refused option.

@@ -169,6 +169,12 @@ function rawBytesPerPixel (settings: EncoderSettings): number {
 export const x264: Encoder = {
   id: 'x264',
   binary: 'x264',
+  bitstream: 'h264',
+  codec: 'h264',
+  fileExtension: '.264',
+  versionArgs: ['--version'],
+  // "x264 0.164.3095 baf4803"
+  parseVersion: (output) => /^x264 (\S+)/m.exec(output)?.[1],
   parseSettings: parseX264Settings,
   chunkArgs,
   sourceColourArgs,
