@@ -45,13 +45,14 @@ export function reachabilityText (r: StatusJson['network']['reachability'], rese
 export function formatStatus (s: StatusJson): string {
   const lines = [`peer id   ${s.peerId}`, ...s.addresses.map((a, i) => `${i === 0 ? 'listening' : '         '} ${a}`), '']
   lines.push(`PEERS (${s.peers.length})`)
-  if (s.peers.length > 0) lines.push(table([['ID', 'ADDRESS', 'PATH', 'FOUND BY', 'ENCODING FOR US'], ...s.peers.map(p => [shortPeer(p.id), p.addresses[0] ?? '-', pathText(p), p.foundBy.join(',') || '-', p.encoding.join(' ') || '-'])]))
+  if (s.peers.length > 0) lines.push(table([['ID', 'ADDRESS', 'PATH', 'FOUND BY', 'ENCODERS', 'ENCODING FOR US'], ...s.peers.map(p => [shortPeer(p.id), p.addresses[0] ?? '-', pathText(p), p.foundBy.join(',') || '-', p.encoders?.map(e => e.encoder).join(',') ?? '?', p.encoding.join(' ') || '-'])]))
   if (s.unreachable.length > 0) lines.push(`  found but not connected: ${s.unreachable.map(u => `${shortPeer(u.id)} (${u.foundBy.join(',')}, ${u.attempts} failed)`).join(', ')}; see swarm peers`)
   lines.push('', `JOBS (${s.jobs.length})`)
   if (s.jobs.length > 0) {
     lines.push(table([['ID', 'STATE', 'CHUNKS done/leased/open', 'FRAMES', 'CHECKED full/structure', 'ORIGIN', 'FILE'],
       ...s.jobs.map(j => [shortJob(j.id), j.state, `${j.chunks.done}/${j.chunks.leased}/${j.chunks.open} of ${j.chunks.total}`, j.local ? percent(j) : '-', checkedCell(j), j.local ? 'here' : shortPeer(j.originator), j.output ?? j.file])]))
     for (const j of s.jobs) if (j.reach?.kind === 'control-only') lines.push(`  ${shortJob(j.id)}: ${reachText(j)}`)
+    for (const j of s.jobs) { const alone = aloneText(j); if (alone !== undefined) lines.push(`  ${shortJob(j.id)}: ${alone}`) }
   }
   const banned = s.banned ?? []
   if (banned.length > 0) {
@@ -73,6 +74,12 @@ function checkedCell (j: JobStatus): string {
   return v === undefined ? '-' : `${v.mode} ${v.full}/${v.structural}`
 }
 
+/** For a job of this node that no connected peer can encode: who encodes it, and what would change that. */
+export function aloneText (j: JobStatus): string | undefined {
+  if (!j.local || j.encoderPeers !== 0 || j.state === 'done' || j.state === 'failed') return undefined
+  return `no connected peer advertises ${j.encoder}: this node encodes every chunk of this job until a peer that has it joins`
+}
+
 /** `swarm status JOB`'s line: how the job checks peers' results, and how those kept were checked. */
 export function formatVerification (j: JobStatus): string | undefined {
   const v = j.verification
@@ -86,11 +93,14 @@ export function formatJob (j: JobStatus): string {
     `job       ${j.id}`,
     `file      ${j.file}`,
     `settings  ${j.settings}`,
+    `encoder   ${j.encoder}${j.encoderPeers !== undefined ? ` (${j.encoderPeers} connected peer${j.encoderPeers === 1 ? '' : 's'} ${j.encoderPeers === 1 ? 'has' : 'have'} it)` : ''}`,
     `state     ${j.state}${j.error !== undefined ? ` (${j.error})` : ''}`,
     `output    ${j.output ?? '-'}`,
     `origin    ${j.local ? 'this node' : `${j.originator}${j.reach !== undefined ? ` (${reachText(j)})` : ''}`}`,
     `chunks    ${j.chunks.done} done, ${j.chunks.leased} leased, ${j.chunks.open} open, ${j.chunks.total} in all; ${percent(j)} of ${j.totalFrames} frames`
   ]
+  const alone = aloneText(j)
+  if (alone !== undefined) lines.push(`          ${alone}`)
   const by = Object.entries(j.encodedBy)
   if (by.length > 0) lines.push(`encoded   ${by.map(([p, n]) => `${shortPeer(p)}: ${n}`).join(', ')}`)
   const checks = formatVerification(j)
@@ -139,6 +149,7 @@ export function formatPeers (p: PeersJson): string {
     lines.push(`  found by  ${peer.foundBy.join(', ')}`)
     lines.push(`  path      ${pathText(peer)}`)
     lines.push(`  latency   ${peer.latencyMs === null ? 'no answer to ping' : `${peer.latencyMs} ms`}`)
+    lines.push(`  encoders  ${peer.encoders === undefined ? 'not advertised (a node from before encoders were, or not a swarm node)' : peer.encoders.map(e => `${e.encoder} ${e.version}`).join(', ') || 'none'}`)
     for (const [i, a] of (peer.addresses.length > 0 ? peer.addresses : ['-']).entries()) lines.push(`  ${i === 0 ? 'address ' : '        '}  ${a}`)
     lines.push(`  encoding  ${peer.encoding.length === 0
       ? 'nothing for this node'

@@ -1,10 +1,11 @@
 import { ControlApiError, NodeNotRunningError, resolveHome } from '../src/daemon/client.js'
+import { SWARM_VERSION } from '../src/daemon/version.js'
 import { InputProblem, parseCommandArgs, UsageError, type FlagSpec } from './args.js'
 import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, type Command } from './command.js'
 import { commandNamed } from './commands/index.js'
 import { err, out } from './output.js'
 
-const VERSION = '0.1.0'
+const VERSION = SWARM_VERSION
 
 const MAIN_HELP = `swarm ${VERSION}: encode video with x264 across a peer-to-peer swarm, no central server.
 

@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { connectControl, type ControlClient, type JobStatus } from '../../src/daemon/client.js'
-import { DEFAULT_ENCODER, encoderFor, quoteShort } from '../../src/media/index.js'
+import { DEFAULT_ENCODER, ENCODER_IDS, encoderFor, quoteShort, type EncoderId } from '../../src/media/index.js'
 import { UsageError } from '../args.js'
 import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, HOME_HELP, rejectExtraArguments, shareInWords, verifyMode, type Command } from '../command.js'
 import { formatFidelitySummary, formatGivenBack, formatProgressLine } from '../format.js'
@@ -12,14 +12,17 @@ import { shortJob } from '../../src/log/index.js'
 
 /** `swarm add FILE "SETTINGS"`: queues FILE on the local node, which becomes the job's originator. */
 export const add: Command = {
-  help: `Usage: swarm add FILE "SETTINGS" [--home DIR] [--output PATH] [--wait] [--json] [--allow-damaged] [--drop-captions] [--verify all|adaptive]
+  help: `Usage: swarm add FILE "SETTINGS" [--encoder NAME] [--home DIR] [--output PATH] [--wait] [--json] [--allow-damaged] [--drop-captions] [--verify all|adaptive]
 
 Queues FILE on the local node, which becomes the job's originator. SETTINGS is one argument with
-x264 options, e.g. "--preset slow --crf 18 --profile high"; no -- separator is needed. Options
-that name files or change x264's input/output are refused. Adding the same file with the same
-settings again reports the existing job.
+the encoder's own options, e.g. "--preset slow --crf 18 --profile high" for x264; no --
+separator is needed. Options that name files or change the encoder's input/output are refused.
+Adding the same file with the same settings and encoder again reports the existing job.
 
 ${HOME_HELP}
+  --encoder NAME       the encoder: ${ENCODER_IDS.join(', ')} (default x264). This node must have
+                       it; peers without it leave the job to those that have it (swarm peers
+                       shows who has what)
   --output PATH        where to write the result (default: beside FILE, "NAME [x264].mkv")
   --chunk-gops N       keyframe intervals per chunk (default 7; more chunks are cut when the swarm is bigger)
   --chunk-seconds N    target chunk duration in seconds instead of --chunk-gops
@@ -39,7 +42,7 @@ ${HOME_HELP}
                        the fidelity check of the output against the source; Ctrl-C stops
                        the waiting, not the job (exit 130; it says how to follow or cancel it)
   --json               print JSON instead of text`,
-  flags: { verify: { type: 'string' }, output: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, 'chunk-gops': { type: 'number' }, 'chunk-seconds': { type: 'number' }, 'allow-damaged': { type: 'boolean' }, 'drop-captions': { type: 'boolean' } },
+  flags: { encoder: { type: 'string' }, verify: { type: 'string' }, output: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, 'chunk-gops': { type: 'number' }, 'chunk-seconds': { type: 'number' }, 'allow-damaged': { type: 'boolean' }, 'drop-captions': { type: 'boolean' } },
   takesHome: true,
   maxPositionals: 2,
   run: async ({ home, flags, positionals }) => {
@@ -53,7 +56,8 @@ ${HOME_HELP}
     if (!info.isFile()) throw new UsageError(`${file}: not a regular file`)
     // A trust boundary: the user's settings, checked in this process so bad ones fail before the
     // node is asked; the node checks them again at its own (jobs/admission.ts checkInput).
-    try { encoderFor(DEFAULT_ENCODER).parseSettings(settings) } catch (e) { throw new UsageError(`settings ${quoteShort(settings)}: ${(e as Error).message}`) }
+    const encoder = encoderNamed(flags.encoder)
+    try { encoderFor(encoder).parseSettings(settings) } catch (e) { throw new UsageError(`settings ${quoteShort(settings)}: ${(e as Error).message}`) }
     const verify = verifyMode(flags.verify, 'swarm add')
     const client = await connectControl(home)
     const json = flags.json === true
@@ -62,6 +66,7 @@ ${HOME_HELP}
     const { job, existing, warning } = await client.addJob({
       file: path,
       settings,
+      ...(encoder !== DEFAULT_ENCODER ? { encoder } : {}),
       ...(typeof flags.output === 'string' ? { output: resolve(flags.output) } : {}),
       ...(flags['chunk-gops'] !== undefined ? { gopsPerChunk: flags['chunk-gops'] as number } : {}),
       ...(flags['chunk-seconds'] !== undefined ? { chunkSeconds: flags['chunk-seconds'] as number } : {}),
@@ -98,6 +103,13 @@ ${HOME_HELP}
     if (!json) out(final.output ?? '')
     return EXIT_OK
   }
+}
+
+/** `--encoder NAME`, one of the encoders a job may name; x264 when not given. */
+function encoderNamed (flag: unknown): EncoderId {
+  if (flag === undefined) return DEFAULT_ENCODER
+  if (typeof flag === 'string' && (ENCODER_IDS as readonly string[]).includes(flag)) return flag as EncoderId
+  throw new UsageError(`--encoder ${String(flag)}: not an encoder swarm knows; give one of ${ENCODER_IDS.join(', ')}`)
 }
 
 type ProgressMode = 'quiet' | 'plain' | 'live'

@@ -115,10 +115,12 @@ export class Announcer {
     const settled = this.o.jobs.settledRecently(job.id).slice(-64)
     const waiting = CLAIMABLE.has(job.state) ? this.o.jobs.waitingPeers(job.id) : []
     const self = this.o.self
-    this.o.worker.updateJob({ jobId: job.id, originator: self, settings: job.settings, totalChunks: job.chunks.length, open, backup, settled, waiting, seq })
+    // x264's jobs name no encoder, so nodes from before the field still read them.
+    const encoder = job.encoder !== undefined ? { encoder: job.encoder } : {}
+    this.o.worker.updateJob({ jobId: job.id, originator: self, settings: job.settings, ...encoder, totalChunks: job.chunks.length, open, backup, settled, waiting, seq })
     void this.o.publish({
       v: 1, type: 'job', jobId: job.id, originator: self, seq, state: job.state,
-      name: basename(job.sourcePath).slice(0, 512), settings: job.settings, totalFrames: job.totalFrames,
+      name: basename(job.sourcePath).slice(0, 512), settings: job.settings, ...encoder, totalFrames: job.totalFrames,
       chunks: { total: counts.total, open: counts.open, leased: counts.leased, done: counts.done },
       // 2,000 ranges stay well under the announcement limit; peers learn the rest as these go.
       open: toRanges(open).slice(0, 2000),

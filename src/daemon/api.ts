@@ -1,7 +1,7 @@
 import { z } from 'zod'
 // Straight from the contract, not swarm/index.ts: the dashboard's build reads this file for its
 // types, and the contract imports nothing (the swarm layer's face would pull in libp2p).
-import type { ChunkState, JobState } from '../swarm/contract.js'
+import { WIRE_ENCODER_IDS, type ChunkState, type JobState } from '../swarm/contract.js'
 
 /**
  * The local control API between the `swarm` CLI and a running `swarm join`. Bound to 127.0.0.1
@@ -33,6 +33,13 @@ export interface JobStatus {
   id: string
   file: string
   settings: string
+  /** The encoder the settings are for (`swarm add --encoder`). */
+  encoder: string
+  /**
+   * Jobs this node originated: connected peers that advertise the job's encoder. 0 means only this
+   * node encodes it (status says so); peers that advertise nothing are not counted.
+   */
+  encoderPeers?: number
   state: JobState
   output: string | null
   error?: string
@@ -84,10 +91,15 @@ export interface PeerPathInfo {
   via?: string
 }
 
+/** An encoder a peer says it has (identify's agent version: swarm/capabilities.ts). */
+export interface PeerEncoder { encoder: string, version: string }
+
 export interface PeerStatus extends PeerPathInfo {
   id: string
   addresses: string[]
   foundBy: FoundBy[]
+  /** The encoders the peer advertises; absent when it names none (a node from before they were advertised, or not a swarm node). */
+  encoders?: PeerEncoder[]
   /** What this peer encodes for jobs we know about: chunk labels like "<jobId prefix>#<chunk>". */
   encoding: string[]
 }
@@ -99,6 +111,8 @@ export interface PeerInfo extends PeerPathInfo {
   addresses: string[]
   /** How the peer was found (several when more than one source reported it). */
   foundBy: FoundBy[]
+  /** The encoders the peer advertises (see PeerStatus). */
+  encoders?: PeerEncoder[]
   /** Round trip of a libp2p ping in milliseconds; null when the peer did not answer in time. */
   latencyMs: number | null
   /** Chunks of this node's jobs the peer holds leases on, with the progress it last reported. */
@@ -225,6 +239,8 @@ export type VerifyMode = z.infer<typeof VerifyModeSchema>
 export const AddJobRequest = z.object({
   file: z.string().min(1).max(4096),
   settings: z.string().max(4096),
+  /** The encoder the settings are for; default x264. */
+  encoder: z.enum(WIRE_ENCODER_IDS).optional(),
   output: z.string().min(1).max(4096).optional(),
   /** Chunk size for this job: keyframe intervals per chunk, or a target duration. Default: the node's (7 GOPs). */
   gopsPerChunk: z.number().int().min(1).max(100_000).optional(),

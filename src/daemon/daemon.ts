@@ -5,9 +5,9 @@ import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { Originator, type OriginatorOptions, type VerifyMode } from '../jobs/index.js'
 import type { LogSink } from '../log/index.js'
-import type { PlanOptions } from '../media/index.js'
+import { installedEncoders, type EncoderId, type PlanOptions } from '../media/index.js'
 import {
-  ANNOUNCE_INTERVAL_MS, BanList, BANS_FILE, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, JobBoard, loadOrCreateIdentity,
+  agentVersionOf, ANNOUNCE_INTERVAL_MS, BanList, BANS_FILE, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, JobBoard, loadOrCreateIdentity,
   describeRelayLimits, pathOf, type RelayLimits, type ReportOffence, type SwarmNode, type BanListOptions, type TransferStats, MAX_CHUNKS_PER_JOB, type NodeEvent
 } from '../swarm/index.js'
 import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
@@ -22,7 +22,9 @@ import { localLink } from './local-link.js'
 import { MAX_REMOTE_JOBS, MAX_REMOTE_JOBS_PER_ORIGINATOR, remoteJobFeed, RemoteJobs } from './remote-jobs.js'
 import { defaultSlots, defaultThreads } from './sizing.js'
 import { defaultMemoryBudget } from '../media/memory.js'
-import { jobStatus, peers, status, type ConnectedPeer } from './status-view.js'
+import { encoderPeerCount, jobStatus, peers, status, type ConnectedPeer } from './status-view.js'
+import { PeerEncoders } from './peer-encoders.js'
+import { SWARM_VERSION } from './version.js'
 import type { RemoteJobFeed } from './remote-jobs.js'
 import { OriginatorReach } from './originator-reach.js'
 import type { NetworkStatus } from './api.js'
@@ -120,6 +122,8 @@ interface Parts {
   relayLimits?: RelayLimits
   /** Started with a swarm key. */
   privateSwarm: boolean
+  /** What each connected peer says it encodes. */
+  peerEncoders: PeerEncoders
 }
 
 type OnStop = (cleanup: () => Promise<void>) => void
@@ -151,19 +155,15 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     /** This node and the peers that listen for jobs. */
     const swarmSize = (): number => 1 + encodePeers()
     const slots = o.slots ?? defaultSlots()
-    const verify = o.verify ?? (o.swarmKey !== undefined ? 'adaptive' : 'all')
-    if (verify === 'adaptive' && o.swarmKey === undefined) log(`warning: ${adaptiveInTheOpen()}`, 'info', 'jobs')
+    // Asked once: what the worker claims, what admission accepts and what peers are told.
+    const installed = await installedEncoders()
+    const installedIds = new Set(installed.map(e => e.encoder))
     const originator = new Originator({
+      ...originatorOptions(o, log),
       home: o.home, peerId: self, log, swarmSize, slotsPerPeer: slots, maxChunks: MAX_CHUNKS_PER_JOB, reportOffence,
       isBanned: (peer, jobId) => bans.isBanned(peer, jobId),
-      // This node's worker encodes its own jobs too: it is the one that tries a chunk others gave back.
-      ownWorker: true,
-      verify,
-      ...(o.verifyDraw !== undefined ? { checks: { draw: o.verifyDraw } } : {}),
-      isPresent: (peer) => node?.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.toString() === peer) ?? false,
-      ...o.leaseLimits,
-      ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}),
-      ...(o.plan !== undefined ? { plan: o.plan } : {})
+      installedEncoders: installedIds,
+      isPresent: (peer) => node?.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.toString() === peer) ?? false
     })
     // Before start: resuming a job is the first thing that may happen.
     originator.on('event', events.publish)
@@ -182,18 +182,22 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       ...(o.swarmName !== undefined ? { swarmName: o.swarmName } : {}),
       encode: { arbiter: originator, log, ...(o.transferAllowanceMs !== undefined ? { transferAllowanceMs: o.transferAllowanceMs } : {}), bans: { isBanned: (peer, jobId) => bans.isBanned(peer, jobId), violation: (peer, message) => { bans.violation(peer, message) } } },
       isBanned: (peer) => bans.isBanned(peer),
+      agentVersion: agentVersionOf(SWARM_VERSION, installed),
       log
     })
     const libp2p = node
     onStop(async () => { await libp2p.stop() })
+    log(`encoders: ${installed.length > 0 ? installed.map(e => `${e.encoder} ${e.version}`).join(', ') : 'none found: this node encodes nothing (apt-get install -y x264)'}`, 'info', 'node')
     // Bound late: the worker is made after the list it reads its jobs from.
     let workerRef: Worker | undefined
     const remoteJobs = new RemoteJobs(REMOTE_JOB_TTL_MS, remoteJobLimits(o), {
       isBusy: (originatorId, jobId) => workerRef?.holds(originatorId, jobId) ?? false,
       ...(o.remoteJobLimits?.strangerEvictions !== undefined ? { strangerEvictions: o.remoteJobLimits.strangerEvictions } : {})
     })
+    const peerEncoders = new PeerEncoders(libp2p)
+    onStop(async () => { peerEncoders.stop() })
     const beforeWorker = {
-      self, log, libp2p, originator, bans, events, remoteJobs, reach: new OriginatorReach({ log }), privateSwarm: o.swarmKey !== undefined,
+      self, log, libp2p, originator, bans, events, remoteJobs, reach: new OriginatorReach({ log }), privateSwarm: o.swarmKey !== undefined, peerEncoders, installedIds,
       ...(o.relay !== undefined ? { relayLimits: o.relay } : {})
     }
     const workerStopping = new AbortController()
@@ -253,14 +257,29 @@ function remoteJobLimits (o: DaemonOptions): { perOriginator: number, total: num
   return { perOriginator: o.remoteJobLimits?.perOriginator ?? MAX_REMOTE_JOBS_PER_ORIGINATOR, total: o.remoteJobLimits?.total ?? MAX_REMOTE_JOBS }
 }
 
+/** The originator's options that follow from the node's own (`swarm join`'s flags). */
+function originatorOptions (o: DaemonOptions, log: LogSink): Partial<OriginatorOptions> {
+  const verify = o.verify ?? (o.swarmKey !== undefined ? 'adaptive' : 'all')
+  if (verify === 'adaptive' && o.swarmKey === undefined) log(`warning: ${adaptiveInTheOpen()}`, 'info', 'jobs')
+  return {
+    // This node's worker encodes its own jobs too: it is the one that tries a chunk others gave back.
+    ownWorker: true,
+    verify,
+    ...(o.verifyDraw !== undefined ? { checks: { draw: o.verifyDraw } } : {}),
+    ...o.leaseLimits,
+    ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}),
+    ...(o.plan !== undefined ? { plan: o.plan } : {})
+  }
+}
+
 /** The worker, encoding for this node's own jobs through a local link and for other originators' over libp2p. */
-async function startWorker (o: DaemonOptions, p: Omit<Parts, 'worker'>, slots: number, swarmSize: () => number, reports: { reportOffence: ReportOffence, reportStrike: ReportOffence }, stopping: AbortSignal): Promise<Worker> {
+async function startWorker (o: DaemonOptions, p: Omit<Parts, 'worker'> & { installedIds: ReadonlySet<EncoderId> }, slots: number, swarmSize: () => number, reports: { reportOffence: ReportOffence, reportStrike: ReportOffence }, stopping: AbortSignal): Promise<Worker> {
   const threads = o.threads ?? defaultThreads(slots)
   const workDir = join(o.home, 'work')
   // Anything here is from a previous run that did not stop cleanly: its leases are long gone.
   await rm(workDir, { recursive: true, force: true })
   const worker = new Worker({
-    peerId: p.self, slots, workDir, log: p.log, swarmSize, ...reports,
+    peerId: p.self, slots, workDir, log: p.log, swarmSize, ...reports, installedEncoders: p.installedIds,
     ...(threads !== undefined ? { threads } : {}),
     memoryBudgetBytes: o.memoryBudgetBytes ?? defaultMemoryBudget(threads),
     ...(o.encoder !== undefined ? { encoder: o.encoder } : {}),
@@ -332,7 +351,7 @@ async function startControl (home: string, p: Parts, onStop: OnStop): Promise<Co
   const control = new ControlServer(controlHandlers({
     jobs: p.originator,
     remoteJobs: () => p.remoteJobs.current(),
-    jobStatus: (job, withChunks) => jobStatus(p.self, job, p.worker.status(), withChunks),
+    jobStatus: (job, withChunks) => jobStatus(p.self, job, p.worker.status(), withChunks, encoderPeerCount(connectedPeers(p))),
     status: (withChunks) => statusOf(p, withChunks),
     peers: async () => await peersOf(p),
     banned: () => p.bans.list().map(b => b.peer),
@@ -351,7 +370,13 @@ function ownAddrs (libp2p: SwarmNode): string[] {
   return libp2p.getMultiaddrs().map(a => a.toString())
 }
 
-function connectedPeer (libp2p: SwarmNode, peer: PeerId): ConnectedPeer {
+function connectedPeers (p: Parts): ConnectedPeer[] {
+  return p.libp2p.getPeers().map(peer => connectedPeer(p, peer))
+}
+
+function connectedPeer (p: Parts, peer: PeerId): ConnectedPeer {
+  const libp2p = p.libp2p
+  const encoders = p.peerEncoders.of(peer.toString())
   const connections = libp2p.getConnections(peer)
   const path = pathOf(connections)
   return {
@@ -359,7 +384,8 @@ function connectedPeer (libp2p: SwarmNode, peer: PeerId): ConnectedPeer {
     addresses: connections.map(c => c.remoteAddr.toString()),
     foundBy: libp2p.services.dialer.foundBy(peer.toString()),
     connection: path?.kind ?? 'direct',
-    ...(path?.via !== undefined ? { via: path.via } : {})
+    ...(path?.via !== undefined ? { via: path.via } : {}),
+    ...(encoders !== undefined ? { encoders } : {})
   }
 }
 
@@ -392,7 +418,7 @@ function statusOf (p: Parts, withChunks: boolean): StatusJson {
     addresses: ownAddrs(p.libp2p),
     jobs: p.originator.list(),
     remoteJobs: p.remoteJobs.current(),
-    peers: p.libp2p.getPeers().map(peer => connectedPeer(p.libp2p, peer)),
+    peers: connectedPeers(p),
     unreachable: p.libp2p.services.dialer.unreachable(),
     worker: p.worker.status(),
     network: networkOf(p),
@@ -409,7 +435,7 @@ async function peersOf (p: Parts): Promise<PeersJson> {
     try {
       latencyMs = await p.libp2p.services.ping.ping(peer, { signal: AbortSignal.timeout(PING_TIMEOUT_MS) })
     } catch {}
-    return { ...connectedPeer(p.libp2p, peer), latencyMs }
+    return { ...connectedPeer(p, peer), latencyMs }
   }))
   return peers({ self: p.self, jobs: p.originator.list(), peers: pinged, unreachable: p.libp2p.services.dialer.unreachable(), worker: p.worker.status(), banned: p.bans.list() })
 }

@@ -3,3 +3,4 @@
 export { standInEncoder } from '../worker/index.js'
 export { startDaemon, type Daemon, type DaemonOptions } from './daemon.js'
 export * from './client.js'
+export { SWARM_VERSION } from './version.js'

@@ -280,7 +280,7 @@ export function remoteJobFeed (o: RemoteJobFeedOptions): RemoteJobFeed {
 
 function workerView (ann: JobAnnouncement): JobView {
   return {
-    jobId: ann.jobId, originator: ann.originator, settings: ann.settings, totalChunks: ann.chunks.total, totalFrames: ann.totalFrames,
+    jobId: ann.jobId, originator: ann.originator, settings: ann.settings, ...(ann.encoder !== undefined ? { encoder: ann.encoder } : {}), totalChunks: ann.chunks.total, totalFrames: ann.totalFrames,
     open: fromRanges(ann.open, ann.chunks.total), backup: ann.backup ?? [], settled: ann.settled ?? [], waiting: ann.waiting ?? [], seq: ann.seq
   }
 }

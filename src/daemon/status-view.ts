@@ -22,7 +22,7 @@ export function bannedPeers (bans: BanEntry[]): BannedPeerInfo[] {
 }
 
 /** A connected peer as libp2p and the dialer describe it. */
-export type ConnectedPeer = Pick<PeerStatus, 'id' | 'addresses' | 'foundBy' | 'connection' | 'via'>
+export type ConnectedPeer = Pick<PeerStatus, 'id' | 'addresses' | 'foundBy' | 'connection' | 'via' | 'encoders'>
 
 type Chunk = JobRecord['chunks'][number]
 type Progress = { framesDone: number, fps: number }
@@ -84,7 +84,15 @@ export function leaseProgress (self: string, jobId: string, c: Chunk, live: Live
   return { framesDone: Math.max(lease.framesDone, Math.min(c.frames, own.framesDone)), fps: Math.round(own.fps * 10) / 10 }
 }
 
-export function jobStatus (self: string, job: JobRecord, worker: WorkerStatus, withChunks: boolean): JobStatus {
+/** Connected peers that advertise an encoder. */
+export type EncoderPeerCount = (encoder: string) => number
+
+/** Counts the peers among `peers` that advertise each encoder. */
+export function encoderPeerCount (peers: ConnectedPeer[]): EncoderPeerCount {
+  return (encoder) => peers.filter(p => p.encoders?.some(e => e.encoder === encoder) === true).length
+}
+
+export function jobStatus (self: string, job: JobRecord, worker: WorkerStatus, withChunks: boolean, encoderPeers?: EncoderPeerCount): JobStatus {
   const encodedBy: Record<string, number> = {}
   const live = liveProgress(worker, self)
   let framesDone = 0
@@ -94,7 +102,9 @@ export function jobStatus (self: string, job: JobRecord, worker: WorkerStatus, w
     else if (c.lease !== undefined) { const p = leaseProgress(self, job.id, c, live); framesDone += p.framesDone; fps += p.fps }
   }
   return {
-    id: job.id, file: job.sourcePath, settings: job.settings, state: job.state, output: job.output,
+    id: job.id, file: job.sourcePath, settings: job.settings, encoder: job.encoder ?? 'x264',
+    ...(encoderPeers !== undefined ? { encoderPeers: encoderPeers(job.encoder ?? 'x264') } : {}),
+    state: job.state, output: job.output,
     ...(job.error !== undefined ? { error: job.error } : {}),
     local: true, originator: self, createdAt: new Date(job.createdAt).toISOString(), updatedAt: new Date(job.updatedAt).toISOString(),
     totalFrames: job.totalFrames, framesDone, fps: Math.round(fps * 10) / 10, chunks: countChunks(job), encodedBy,
@@ -147,7 +157,7 @@ function givenBack (job: JobRecord): Pick<JobStatus, 'givenBack'> {
 export function remoteStatus (r: RemoteJob, reach?: JobStatus['reach']): JobStatus {
   return {
     ...(reach !== undefined ? { reach } : {}),
-    id: r.ann.jobId, file: r.ann.name, settings: r.ann.settings, state: r.ann.state, output: null, local: false,
+    id: r.ann.jobId, file: r.ann.name, settings: r.ann.settings, encoder: r.ann.encoder ?? 'x264', state: r.ann.state, output: null, local: false,
     originator: r.ann.originator, createdAt: '', updatedAt: new Date(r.seen).toISOString(), totalFrames: r.ann.totalFrames,
     framesDone: 0, fps: 0, chunks: r.ann.chunks, encodedBy: {}
   }
@@ -174,7 +184,7 @@ export function status (s: StatusInput): StatusJson {
     addresses: s.addresses,
     peers: s.peers.map(p => ({ ...p, encoding: holders.get(p.id) ?? [] })),
     unreachable: s.unreachable,
-    jobs: [...s.jobs.map(j => jobStatus(s.self, j, s.worker, s.withChunks ?? false)), ...remoteOnly(s.remoteJobs, s.jobs).map(r => remoteStatus(r, s.reachOf?.(r.ann.originator)))],
+    jobs: [...s.jobs.map(j => jobStatus(s.self, j, s.worker, s.withChunks ?? false, encoderPeerCount(s.peers))), ...remoteOnly(s.remoteJobs, s.jobs).map(r => remoteStatus(r, s.reachOf?.(r.ann.originator)))],
     worker: s.worker,
     network: s.network,
     banned: bannedPeers(s.banned ?? [])
@@ -195,7 +205,7 @@ export function peers (s: PeersInput): PeersJson {
   }
   const list = s.peers.map((p): PeerInfo => {
     const chunks = encoding.get(p.id) ?? []
-    return { id: p.id, addresses: p.addresses, foundBy: p.foundBy, connection: p.connection, ...(p.via !== undefined ? { via: p.via } : {}), latencyMs: p.latencyMs, encoding: chunks, fps: Math.round(chunks.reduce((sum, c) => sum + c.fps, 0) * 10) / 10 }
+    return { id: p.id, addresses: p.addresses, foundBy: p.foundBy, connection: p.connection, ...(p.via !== undefined ? { via: p.via } : {}), ...(p.encoders !== undefined ? { encoders: p.encoders } : {}), latencyMs: p.latencyMs, encoding: chunks, fps: Math.round(chunks.reduce((sum, c) => sum + c.fps, 0) * 10) / 10 }
   })
   return { peerId: s.self, peers: list.sort((a, b) => a.id.localeCompare(b.id)), unreachable: s.unreachable, banned: bannedPeers(s.banned ?? []) }
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { isAbsolute } from 'node:path'
-import { checkSourceCrc, DEFAULT_ENCODER, DISK_RESERVE_BYTES, encoderFor, freeBytes, prepareSource, sha256File, type EncoderSettings, type MediaInfo, type PlanOptions } from '../media/index.js'
+import { checkSourceCrc, DEFAULT_ENCODER, DISK_RESERVE_BYTES, encoderFor, freeBytes, prepareSource, sha256File, type EncoderId, type EncoderSettings, type MediaInfo, type PlanOptions } from '../media/index.js'
 import type { VerifyMode } from './verification-policy.js'
 
 /**
@@ -13,6 +13,8 @@ import type { VerifyMode } from './verification-policy.js'
 export interface AddJobRequest {
   file: string
   settings: string
+  /** Which encoder the settings are for; default x264. */
+  encoder?: EncoderId
   output?: string
   plan?: Pick<PlanOptions, 'gopsPerChunk' | 'chunkSeconds'>
   /** Encode a source the probe found truncated (what is there is encoded; the damage is recorded). */
@@ -36,10 +38,17 @@ const formatMiB = (bytes: number): string => bytes >= 1024 ** 3 ? `${(bytes / 10
  * input at fault. This is the originator's trust boundary for settings: whatever asked (the
  * control API, `swarm add`), they are parsed here, once, and the job's code takes the parsed value.
  */
-export async function checkInput (req: AddJobRequest): Promise<{ settings: EncoderSettings, source: MediaInfo, sourceSha256: string }> {
+export async function checkInput (req: AddJobRequest, installed?: ReadonlySet<EncoderId>): Promise<{ settings: EncoderSettings, source: MediaInfo, sourceSha256: string }> {
   if (!isAbsolute(req.file)) throw new InputError(`${req.file}: give an absolute path`)
+  const id = req.encoder ?? DEFAULT_ENCODER
   let settings: EncoderSettings
-  try { settings = encoderFor(DEFAULT_ENCODER).parseSettings(req.settings) } catch (err) { throw new InputError((err as Error).message) }
+  try { settings = encoderFor(id).parseSettings(req.settings) } catch (err) { throw new InputError((err as Error).message) }
+  // The originator checks every peer's result by encoding a few of its frames itself, and encodes
+  // whatever no peer takes: it must have the job's encoder.
+  if (installed !== undefined && !installed.has(id)) {
+    const binary = encoderFor(id).binary
+    throw new InputError(`--encoder ${id}: this node cannot run ${binary}, and the node that adds a job must (it checks every result by encoding frames itself, and encodes what no peer takes). Install it (apt-get install -y ${PACKAGES_OF_ENCODERS[id]}) and restart swarm join, or add the job on a node that has it`)
+  }
   // The content hash (the job's id) is read alongside the probe: both read the whole file.
   const hashing = sha256File(req.file)
   hashing.catch(() => {}) // a missing or unreadable file is reported by the checks below
@@ -56,12 +65,17 @@ export async function checkInput (req: AddJobRequest): Promise<{ settings: Encod
   return { settings, source, sourceSha256: await hashing }
 }
 
+/** Debian's package of each encoder's program. */
+const PACKAGES_OF_ENCODERS: Record<EncoderId, string> = { x264: 'x264', x265: 'x265', 'svt-av1': 'svt-av1', aomenc: 'aom-tools' }
+
 /**
- * A job's id: the same content with the same settings is the same job, however the settings were
- * quoted or spaced (`args` are the parsed settings).
+ * A job's id: the same content with the same settings for the same encoder is the same job,
+ * however the settings were quoted or spaced (`args` are the parsed settings). x264's ids are
+ * those of every job before jobs named their encoder.
  */
-export function jobIdOf (sourceSha256: string, args: readonly string[]): string {
-  return createHash('sha256').update(`swarm-job/v1\n${sourceSha256}\n${args.join('\u0000')}`).digest('hex')
+export function jobIdOf (sourceSha256: string, args: readonly string[], encoder: EncoderId = DEFAULT_ENCODER): string {
+  const settings = encoder === DEFAULT_ENCODER ? args.join('\u0000') : `${encoder}\u0000${args.join('\u0000')}`
+  return createHash('sha256').update(`swarm-job/v1\n${sourceSha256}\n${settings}`).digest('hex')
 }
 
 /**

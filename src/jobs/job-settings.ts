@@ -1,4 +1,4 @@
-import { DEFAULT_ENCODER, encoderFor, type EncoderSettings } from '../media/index.js'
+import { DEFAULT_ENCODER, encoderFor, type EncoderId, type EncoderSettings } from '../media/index.js'
 import type { JobRecord } from './types.js'
 
 /**
@@ -10,6 +10,11 @@ export interface JobSettings {
   user: EncoderSettings
   /** What every chunk is encoded with: the user's plus the source's colour (media/colour.ts effectiveSettings). */
   encode: EncoderSettings
+}
+
+/** The encoder a job's settings are for: records from before jobs named theirs are x264's. */
+export function encoderOf (job: Pick<JobRecord, 'encoder'>): EncoderId {
+  return job.encoder ?? DEFAULT_ENCODER
 }
 
 /** Per record: its parsed settings, or why this version refuses the strings it holds. */
@@ -29,8 +34,7 @@ export function settingsOf (job: JobRecord): JobSettings {
   let settings = parsed.get(job)
   if (settings === undefined) {
     try {
-      // Every job is x264's until a job names its encoder.
-      const encoder = encoderFor(DEFAULT_ENCODER)
+      const encoder = encoderFor(encoderOf(job))
       const user = encoder.parseSettings(job.settings)
       settings = { user, encode: job.encodeSettings !== undefined ? encoder.parseSettings(job.encodeSettings) : user }
     } catch (err) {

@@ -4,7 +4,7 @@ import { access, mkdir, rm, stat } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import {
   checkFidelity, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, otherTracksInput, statedRange, planChunks, prepareSource,
-  verifyMergedOutput, type MediaInfo, type PlanOptions, type Segment
+  verifyMergedOutput, DEFAULT_ENCODER, type EncoderId, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { jobTag, logger, shortJob, shortPeer, type Logger, type LogSink } from '../log/index.js'
 import type { Answer, OriginatorEvent, ReportOffence, SegmentOffer, UnstampedEvent } from '../swarm/index.js'
@@ -74,6 +74,8 @@ export interface OriginatorOptions {
    * `all` (default) or `adaptive` (verification-policy.ts).
    */
   verify?: VerifyMode
+  /** The encoders this machine has (media installedEncoders): a job for another is refused. Unset: not checked. */
+  installedEncoders?: ReadonlySet<EncoderId>
   /** Which results get the picture check in adaptive mode: tests script the draw (`SWARM_TEST_VERIFY_DRAWS`). */
   checks?: { draw?: (jobId: string, peer: string) => number, rule?: AdaptiveRule }
 }
@@ -200,8 +202,8 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
    * (missing file, refused settings, CRC mismatch, no video) throws InputError and queues nothing.
    */
   async addJob (req: AddJobRequest): Promise<{ job: JobRecord, existing: boolean }> {
-    const { settings, source, sourceSha256 } = await checkInput(req)
-    const id = jobIdOf(sourceSha256, settings.args)
+    const { settings, source, sourceSha256 } = await checkInput(req, this.o.installedEncoders)
+    const id = jobIdOf(sourceSha256, settings.args, settings.encoder)
     const existing = this.store.get(id)
     if (existing !== undefined) {
       // An explicit mode holds from now on; results already kept stay as they were checked.
@@ -237,6 +239,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
       sourceSha256,
       sourceSize: source.sizeBytes,
       settings: req.settings,
+      ...(settings.encoder !== DEFAULT_ENCODER ? { encoder: settings.encoder } : {}),
       encodeSettings: encodeSettings.raw,
       ...(source.damage !== undefined ? { damage: source.damage.message } : {}),
       ...(source.video.closedCaptions && req.dropCaptions === true ? { dropCaptions: true } : {}),
@@ -368,6 +371,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
       sha256: chunk.segment.sha256,
       meta: {
         frames: chunk.frames, selectFromTime: chunk.segment.selectFromTime, settings: job.encodeSettings ?? job.settings,
+        ...(job.encoder !== undefined ? { encoder: job.encoder } : {}),
         frameRate: job.video.frameRate, pixFmt: job.video.pixFmt, width: job.video.width, height: job.video.height
       }
     }

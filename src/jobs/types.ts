@@ -1,4 +1,4 @@
-import type { FidelityReport, PlanOptions, Rational } from '../media/index.js'
+import type { EncoderId, FidelityReport, PlanOptions, Rational } from '../media/index.js'
 import type { ChunkState, JobState, OriginatorRefusalCode, Refusal } from '../swarm/index.js'
 import type { CheckDepth, VerifyMode } from './verification-policy.js'
 
@@ -79,6 +79,8 @@ export interface JobRecord {
   sourceSha256: string
   sourceSize: number
   settings: string
+  /** The encoder the settings are for (`swarm add --encoder`); absent: x264, as every job before the option. */
+  encoder?: EncoderId
   /** Output path the user asked for, if any. */
   requestedOutput?: string
   /** Final output path once merged. */

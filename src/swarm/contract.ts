@@ -78,13 +78,23 @@ export interface ChunkLease {
   expiresAt: number
 }
 
+/**
+ * The encoders a job may name on the wire (media/encoders/types.ts ENCODER_IDS is the same list;
+ * this file imports nothing). A job of x264 leaves the field out, so nodes from before the field
+ * read its announcements as they always did.
+ */
+export const WIRE_ENCODER_IDS = ['x264', 'x265', 'svt-av1', 'aomenc'] as const
+export type WireEncoderId = typeof WIRE_ENCODER_IDS[number]
+
 /** What a chunk's encode needs besides its segment's bytes; sent with the segment (messages.ts SegmentMeta is its schema). */
 export interface SegmentMeta {
   /** Frames to encode, from the first shown at or after selectFromTime. */
   frames: number
   selectFromTime: number
-  /** The effective x264 settings: the user's plus the source's colour description and SAR. */
+  /** The effective settings: the user's plus the source's colour description and SAR. */
   settings: string
+  /** Whose settings they are; absent means x264 (every job before jobs named their encoder). */
+  encoder?: WireEncoderId
   frameRate: { num: number, den: number }
   pixFmt: string
   width: number

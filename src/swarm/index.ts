@@ -7,11 +7,12 @@ export { signClaim, signLease, verifyClaim, verifyLease, claimBytes, leaseBytes,
 export { loadOrCreateIdentity, IDENTITY_FILE } from './identity.js'
 export { createSwarmNode, checkAddresses, banGater, DEFAULT_LISTEN, MDNS_SERVICE_TAG, SCORE_THRESHOLDS, JOBS_TOPIC_SCORE, gossipFastMessageId, type SwarmNode, type SwarmNodeOptions } from './node.js'
 export { SwarmEncode, swarmEncode, type LeaseArbiter, type RemoteOriginatorLink, type TransferStats } from './service.js'
-export { JOB_STATES, CHUNK_STATES } from './contract.js'
+export { JOB_STATES, CHUNK_STATES, WIRE_ENCODER_IDS } from './contract.js'
 export type {
-  JobState, ChunkState, Answer, Refusal, RefusalCode, Offence, ReportOffence, OriginatorRefusalCode, SignatureRefusalCode, StreamRefusalCode, LeaseGrant, ChunkLease, SegmentMeta, SegmentOffer, FetchedSegment, SegmentCheck
+  JobState, ChunkState, Answer, Refusal, RefusalCode, Offence, ReportOffence, OriginatorRefusalCode, SignatureRefusalCode, StreamRefusalCode, LeaseGrant, ChunkLease, SegmentMeta, SegmentOffer, WireEncoderId, FetchedSegment, SegmentCheck
 } from './contract.js'
 export { JobBoard } from './board.js'
+export { agentVersionOf, encodersFromAgent, type EncoderCapability } from './capabilities.js'
 export { stamped } from './events.js'
 export type { NodeEvent, NodeEventType, NodeEventOf, OriginatorEvent, WorkerEvent, DaemonEvent, UnstampedEvent, EmitEvent } from './events.js'
 export { BanList, BANS_FILE, FIRST_BAN_MS, MAX_BAN_MS, MAX_BAN_RECORDS, MAX_ACTIVE_BANS, MAX_COUNTED_PEERS, VIOLATIONS_TO_BAN, STRIKES_TO_BAN, STRIKE_WINDOW_MS, describeMs, type BanRecord, type BanListOptions } from './bans.js'

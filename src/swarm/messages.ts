@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { JOB_STATES, type RefusalCode, type SegmentMeta as SegmentMetaShape } from './contract.js'
+import { JOB_STATES, WIRE_ENCODER_IDS, type RefusalCode, type SegmentMeta as SegmentMetaShape } from './contract.js'
 
 /**
  * Every message that crosses the network, as a schema. Anything that does not parse is refused at
@@ -40,6 +40,8 @@ export const JobAnnouncement = z.object({
   state: z.enum(JOB_STATES),
   name: z.string().max(512),
   settings: z.string().max(4096),
+  /** The encoder the settings are for; absent: x264. Nodes older than the field refuse an announcement that has it. */
+  encoder: z.enum(WIRE_ENCODER_IDS).optional(),
   totalFrames: z.number().int().min(0).max(100_000_000),
   chunks: z.object({ total: ChunkCount, open: ChunkCount, leased: ChunkCount, done: ChunkCount }).strict(),
   open: ChunkRanges,
@@ -132,6 +134,7 @@ export const SegmentMeta = z.object({
   frames: z.number().int().min(1).max(10_000_000),
   selectFromTime: z.number().finite(),
   settings: z.string().max(4096),
+  encoder: z.enum(WIRE_ENCODER_IDS).optional(),
   frameRate: Rational,
   pixFmt: z.string().regex(/^[a-z0-9_]{1,32}$/),
   width: z.number().int().min(1).max(16384),

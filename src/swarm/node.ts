@@ -54,6 +54,11 @@ export interface SwarmNodeOptions {
   log?: LogSink
   /** Peers banned from this node (bans.ts): never dialled, their connections refused once their key is known. */
   isBanned?: (peer: string) => boolean
+  /**
+   * What identify tells peers this node is: the swarm's version and the encoders it has
+   * (capabilities.ts agentVersionOf). Default: libp2p's own agent string.
+   */
+  agentVersion?: string
   /** Resolves host names in addresses (`/dns4/`, `/dnsaddr/`); default the system's. Tests pass one that answers without a network. */
   dns?: Libp2pOptions['dns']
 }
@@ -214,6 +219,7 @@ export async function createSwarmNode (o: SwarmNodeOptions): Promise<SwarmNode> 
     ...(meter !== undefined ? { metrics: meter.metrics() } : {}),
     ...(o.dns !== undefined ? { dns: o.dns } : {}),
     privateKey: o.privateKey,
+    ...(o.agentVersion !== undefined ? { nodeInfo: { userAgent: o.agentVersion } } : {}),
     connectionManager: { allow: LOOPBACK_ALLOW },
     // Each connection is watched by its muxer's own ping instead (liveness.ts): far cheaper than a ping stream.
     connectionMonitor: { enabled: false },

@@ -1,11 +1,13 @@
 // The contract alone, not the swarm layer's index: the policy needs no libp2p to read a refusal.
-import type { RefusalCode } from '../swarm/contract.js'
+import type { RefusalCode, WireEncoderId } from '../swarm/contract.js'
 
 /** What the worker knows of a job from its announcements. */
 export interface JobView {
   jobId: string
   originator: string
   settings: string
+  /** The encoder the settings are for; absent: x264. */
+  encoder?: WireEncoderId
   totalChunks: number
   /** Frames in the whole source, as announced: no segment of the job holds more. */
   totalFrames?: number

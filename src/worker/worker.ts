@@ -3,7 +3,7 @@ import { mkdir, rm, rmdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
   reserveSpace, convicts, DEFAULT_ENCODER, DEFAULT_SEGMENT_LIMITS, encodeChunk, encoderFor, estimateEncodeMemory, formatMemorySize, MemoryBudgetError, SettingsError, sha256File,
-  type EncoderSettings, type EncodeProgress, type EncodedChunk, type EncodeChunkOptions, type SegmentLimits, type SpaceReservation
+  type EncoderId, type EncoderSettings, type EncodeProgress, type EncodedChunk, type EncodeChunkOptions, type SegmentLimits, type SpaceReservation
 } from '../media/index.js'
 import { jobTag, logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
 import type { Answer, ChunkLease, FetchedSegment, ReportOffence, SegmentCheck, SegmentMeta, UnstampedEvent, WorkerEvent } from '../swarm/index.js'
@@ -34,6 +34,8 @@ export interface WorkerOptions {
   /** Scratch space; names from the network never become paths outside it. */
   workDir: string
   linkFor: (originator: string) => OriginatorLink
+  /** The encoders this machine has (media installedEncoders): jobs of others are never claimed. Unset: not checked. */
+  installedEncoders?: ReadonlySet<EncoderId>
   /** x264 --threads per encode; default lets x264 decide. */
   threads?: number
   /** Nice value of the encoding processes (default ENCODE_NICENESS; 0 keeps the node's own). */
@@ -85,7 +87,7 @@ interface Task {
 
 const HEX_ID = /^[0-9a-f]{64}$/
 /** Settings from an originator, parsed and allowlisted by this worker (every job is x264's until jobs name their encoder). */
-const settingsFrom = (raw: string): EncoderSettings => encoderFor(DEFAULT_ENCODER).parseSettings(raw)
+const settingsFrom = (raw: string, encoder: EncoderId = DEFAULT_ENCODER): EncoderSettings => encoderFor(encoder).parseSettings(raw)
 /**
  * Encodes run below the node's own priority. The node's control work (claims, heartbeats, serving
  * segments, cutting and verifying an originator's chunks) is short but the whole swarm waits on
@@ -196,7 +198,10 @@ export class Worker extends EventEmitter<{ event: [WorkerEvent] }> {
     // it would refuse anyway mean no claim (and no download) to find out. What it encodes are the
     // settings in each segment's meta, parsed at that edge (fetch).
     if (heard === 'new' && !this.policy.isUnable(view)) {
-      try { settingsFrom(view.settings) } catch (err) {
+      try {
+        this.checkHasEncoder(view.encoder)
+        settingsFrom(view.settings, view.encoder)
+      } catch (err) {
         this.policy.markUnable(view, (err as Error).message)
         this.log.debug(`not taking chunks of ${jobTag(view.jobId)} from ${shortPeer(view.originator)}: ${(err as Error).message}`)
       }
@@ -341,7 +346,8 @@ export class Worker extends EventEmitter<{ event: [WorkerEvent] }> {
         if (meta.frames > limits.maxChunkFrames) throw new Error(`the segment's header says ${meta.frames} frames, over this worker's limit of ${limits.maxChunkFrames} a chunk`)
         // Before a byte too: settings this worker refuses, and settings and picture size that need
         // more than an encode may take here.
-        task.settings = settingsFrom(meta.settings)
+        this.checkHasEncoder(meta.encoder)
+        task.settings = settingsFrom(meta.settings, meta.encoder)
         this.checkMemoryEstimate(meta, task.settings)
         const max = maxSegmentBytes(meta, view.totalFrames)
         if (size > max) throw new Error(`segment of ${size} bytes is more than the ${max} a ${meta.frames}-frame ${meta.width}x${meta.height} chunk of this job can be`)
@@ -349,7 +355,7 @@ export class Worker extends EventEmitter<{ event: [WorkerEvent] }> {
         space = await reserveSpace(dir, size, `segment ${shortChunk(view.jobId, chunk)}`)
       }).finally(() => { space?.release() })
       // This node's own chunks are not downloaded: no header, so their meta is parsed here.
-      task.settings ??= settingsFrom(task.segment.meta.settings)
+      task.settings ??= settingsFrom(task.segment.meta.settings, task.segment.meta.encoder)
       const tookMs = this.now() - asked
       // Only downloads: our own node's chunks need none, and timing a prefetch of another node's
       // chunk by them would start it a second before it is needed.
@@ -485,6 +491,13 @@ export class Worker extends EventEmitter<{ event: [WorkerEvent] }> {
           task.controller.signal.addEventListener('abort', () => { clearTimeout(t); resolve() }, { once: true })
         })
       }
+    }
+  }
+
+  /** Throws a SettingsError for a job of an encoder this machine does not have: its chunks are left to peers that do. */
+  private checkHasEncoder (encoder: EncoderId = DEFAULT_ENCODER): void {
+    if (this.o.installedEncoders !== undefined && !this.o.installedEncoders.has(encoder)) {
+      throw new SettingsError(`this node has no ${encoder} encoder (it has ${[...this.o.installedEncoders].join(', ') || 'none'})`)
     }
   }
 

@@ -3,7 +3,7 @@ import type { JobStatus } from '../../src/daemon/index.js'
 import { etaSeconds, fit, formatDuration, liveCapable, LiveScreen, renderJob } from '../../cli/live.js'
 
 const job = (over: Partial<JobStatus> = {}): JobStatus => ({
-  id: 'ab'.repeat(32), file: '/media/a.mkv', settings: '--crf 20', state: 'encoding', output: null, local: true,
+  id: 'ab'.repeat(32), file: '/media/a.mkv', settings: '--crf 20', encoder: 'x264', state: 'encoding', output: null, local: true,
   originator: '12D3KooWAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', createdAt: '', updatedAt: '',
   totalFrames: 1000, framesDone: 400, fps: 20,
   chunks: { total: 4, open: 1, leased: 2, done: 1 }, encodedBy: {},

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { NetworkStatus, WorkerStatus } from '../../src/daemon/api.js'
-import { countChunks, jobStatus, leaseProgress, liveProgress, peers, remoteStatus, status } from '../../src/daemon/status-view.js'
+import { countChunks, encoderPeerCount, jobStatus, leaseProgress, liveProgress, peers, remoteStatus, status } from '../../src/daemon/status-view.js'
 import { announcement, chunk, jobId, jobRecord, lease, PEER_A, PEER_B, PEER_C, result } from '../helpers/records.js'
 
 // The node is PEER_A; PEER_B and PEER_C encode for it.
@@ -45,7 +45,7 @@ describe('jobStatus', () => {
 
   it('sums done frames and the holders\' progress, and counts who encoded what', () => {
     expect(jobStatus(self, job, worker, false)).toEqual({
-      id, file: '/videos/film.mkv', settings: '--crf 20', state: 'encoding', output: null, local: true, originator: self,
+      id, file: '/videos/film.mkv', settings: '--crf 20', encoder: 'x264', state: 'encoding', output: null, local: true, originator: self,
       createdAt: new Date(1_700_000_000_000).toISOString(), updatedAt: new Date(1_700_000_001_000).toISOString(),
       totalFrames: 120, framesDone: 24 + 24 + 10 + 6, fps: 30, // each holder's fps is rounded before the sum
       chunks: { total: 5, open: 1, leased: 2, done: 2 }, encodedBy: { [PEER_B]: 2 },
@@ -63,6 +63,19 @@ describe('jobStatus', () => {
       { index: 4, state: 'open', frames: 24 }
     ])
   })
+  it('names the job\'s encoder, and counts the connected peers that advertise it when asked to', () => {
+    const peers = [
+      { id: PEER_B, addresses: [], foundBy: [], connection: 'direct' as const, encoders: [{ encoder: 'x264', version: '0.164.3095' }, { encoder: 'x265', version: '3.5' }] },
+      { id: PEER_C, addresses: [], foundBy: [], connection: 'direct' as const, encoders: [{ encoder: 'x264', version: '0.164.3095' }] },
+      // A node from before encoders were advertised: counted for none.
+      { id: self, addresses: [], foundBy: [], connection: 'direct' as const }
+    ]
+    expect(jobStatus(self, job, idle, false, encoderPeerCount(peers)).encoderPeers).toBe(2)
+    const x265 = jobStatus(self, { ...job, encoder: 'x265' }, idle, false, encoderPeerCount(peers))
+    expect([x265.encoder, x265.encoderPeers]).toEqual(['x265', 1])
+    expect(jobStatus(self, { ...job, encoder: 'aomenc' }, idle, false, encoderPeerCount(peers)).encoderPeers).toBe(0)
+    expect('encoderPeers' in jobStatus(self, job, idle, false)).toBe(false)
+  })
   it('carries an error only when the job has one', () => {
     expect('error' in jobStatus(self, job, idle, false)).toBe(false)
     expect(jobStatus(self, { ...job, state: 'failed', error: 'merge failed' }, idle, false)).toMatchObject({ state: 'failed', error: 'merge failed' })
@@ -72,7 +85,7 @@ describe('jobStatus', () => {
 describe('remoteStatus', () => {
   it('shows what the announcement says, with no progress of its own', () => {
     expect(remoteStatus({ ann: announcement(PEER_B, jobId('b'), 7), seen: 1_700_000_002_000 })).toEqual({
-      id: jobId('b'), file: 'film.mkv', settings: '--crf 20', state: 'encoding', output: null, local: false, originator: PEER_B,
+      id: jobId('b'), file: 'film.mkv', settings: '--crf 20', encoder: 'x264', state: 'encoding', output: null, local: false, originator: PEER_B,
       createdAt: '', updatedAt: new Date(1_700_000_002_000).toISOString(), totalFrames: 96, framesDone: 0, fps: 0,
       chunks: { total: 4, open: 2, leased: 1, done: 1 }, encodedBy: {}
     })

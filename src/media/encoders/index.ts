@@ -4,6 +4,7 @@ import { x264 } from './x264.js'
 
 export type { ChunkArgsOptions, ChunkBitstream, Encoder, EncoderId, EncoderMemoryInputs, EncoderProgress, EncoderSettings, OutputCodec } from './types.js'
 export { parseX264Settings, X264_PRESET_FRAMES } from './x264.js'
+export { installedEncoders, type InstalledEncoder } from './detect.js'
 
 /** The encoders this version implements. */
 const ENCODERS: Partial<Record<EncoderId, Encoder>> = { x264 }
