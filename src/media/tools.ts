@@ -9,6 +9,9 @@ const PACKAGE_OF: Record<string, string> = {
   ffmpeg: 'ffmpeg',
   ffprobe: 'ffmpeg',
   x264: 'x264',
+  x265: 'x265',
+  SvtAv1EncApp: 'svt-av1',
+  aomenc: 'aom-tools',
   mkvmerge: 'mkvtoolnix',
   mkvextract: 'mkvtoolnix',
   prlimit: 'util-linux'
