@@ -159,7 +159,7 @@ async function readHdrMetadata (path: string, stream: FfprobeStream, options: Ru
   if (!HDR_TRANSFERS.has(stream.color_transfer ?? '')) return undefined
   const fromStream = hdrMetadataOf(stream.side_data_list)
   if (Object.keys(fromStream).length > 0) return fromStream
-  const r = await runTool('ffprobe', ['-v', 'error', '-select_streams', String(stream.index), '-read_intervals', '%+#1', '-show_entries', 'frame=side_data_list', '-of', 'json', '--', path],
+  const r = await runTool('ffprobe', ['-v', 'error', '-select_streams', String(stream.index), '-read_intervals', '%+#1', '-show_frames', '-of', 'json', '--', path],
     `reading the HDR metadata of ${path}`, options)
   const frames = (JSON.parse(r.stdout) as { frames?: Array<{ side_data_list?: FfprobeSideData[] }> }).frames ?? []
   const fromFrame = hdrMetadataOf(frames[0]?.side_data_list)
