@@ -257,4 +257,15 @@ describe('an HDR10 source through x265', () => {
     })
     expect(sideData.find(d => d.side_data_type === 'Content light level metadata')).toMatchObject({ max_content: 1000, max_average: 400 })
   })
+
+  it('has x264 write the same metadata as mastering display and content light level SEI', async () => {
+    const source = await probeMedia(await ensureHdr10Fixture())
+    const settings = effectiveSettings(parseX264Settings('--preset ultrafast --crf 30 --output-depth 10'), source.video)
+    const out = join(scratch, 'hdr.264')
+    const args = encoderFor('x264').chunkArgs(settings, { frameRate: { num: 25, den: 1 }, frameCount: 2, threads: 1, outputPath: out })
+    args[args.length - 1] = await clip('hdr-10bit', 'yuv420p10le', 2)
+    await execa('x264', args)
+    // ffmpeg 5.1's H.264 decoder does not export these as side data: read from the SEI itself.
+    expect(describeStructure('h264', await readFile(out)).seiTypes).toEqual(expect.arrayContaining([137, 144]))
+  })
 })
