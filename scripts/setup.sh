@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what swarm needs, idempotently: Debian's ffmpeg, x264 and mkvtoolnix, a Node.js >= 22
+# Installs what swarm needs, idempotently: Debian's ffmpeg, mkvtoolnix and the encoders (x264,
+# x265, svt-av1, aom-tools: a worker advertises those it has), a Node.js >= 22
 # (from the npm registry's `node` package when the system one is older), the npm dependencies,
 # and a build; it records the Node.js it used as .tools/node for bin/swarm. Run it (`bash
 # scripts/setup.sh`), then `bash scripts/link.sh` to make `swarm` a command in every shell; or
@@ -15,6 +16,9 @@ swarm_setup() (
   need_apt=()
   command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || need_apt+=(ffmpeg)
   command -v x264 >/dev/null 2>&1 || need_apt+=(x264)
+  command -v x265 >/dev/null 2>&1 || need_apt+=(x265)
+  command -v SvtAv1EncApp >/dev/null 2>&1 || need_apt+=(svt-av1)
+  command -v aomenc >/dev/null 2>&1 || need_apt+=(aom-tools)
   command -v mkvmerge >/dev/null 2>&1 || need_apt+=(mkvtoolnix)
   for p in ${SWARM_SETUP_EXTRA_APT:-}; do dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p"); done
   if [ ${#need_apt[@]} -gt 0 ]; then

@@ -183,3 +183,29 @@ function resolveAwkward (p: Fixtures): Fixtures {
   if (awkward === undefined) throw new Error(`fixture with an awkward name is missing from ${FIXTURE_DIR}/names`)
   return { ...p, awkwardName: join(FIXTURE_DIR, 'names', awkward) }
 }
+
+/** The HDR10 fixture's mastering display and content light level, as x265 was told them. */
+export const HDR10_MASTERING_DISPLAY = 'G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50)'
+export const HDR10_CONTENT_LIGHT = '1000,400'
+
+/**
+ * An HDR10 Matroska made with x265 (10-bit, BT.2020, PQ, limited range, mastering display and
+ * content light level SEI): 48 frames of testsrc2 at 24 fps, 320x180. Cached beside the other
+ * fixtures under its own name (made apart from ensureFixtures, whose version it leaves alone).
+ */
+export async function ensureHdr10Fixture (): Promise<string> {
+  const target = join(tmpdir(), 'swarm-fixtures-hdr10-v1', 'hdr10.mkv')
+  if (existsSync(target)) return target
+  const work = join(tmpdir(), 'swarm-fixtures-hdr10-v1', `work-${process.pid}`)
+  await mkdir(work, { recursive: true })
+  const y4m = join(work, 'hdr.y4m')
+  const hevc = join(work, 'hdr.hevc')
+  await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=24', '-frames:v', '48', '-pix_fmt', 'yuv420p10le', '-strict', '-1', '-f', 'yuv4mpegpipe', y4m])
+  await execa('x265', ['--preset', 'ultrafast', '--crf', '24', '--output-depth', '10', '--range', 'limited', '--colorprim', 'bt2020', '--transfer', 'smpte2084', '--colormatrix', 'bt2020nc',
+    '--master-display', HDR10_MASTERING_DISPLAY, '--max-cll', HDR10_CONTENT_LIGHT, '--keyint', '24', '--y4m', '--output', hevc, y4m])
+  const tmp = join(work, 'hdr10.mkv')
+  await execa('mkvmerge', ['--quiet', '-o', tmp, '--default-duration', '0:24fps', hevc])
+  await rename(tmp, target)
+  await rm(work, { recursive: true, force: true })
+  return target
+}

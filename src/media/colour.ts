@@ -8,13 +8,13 @@ import type { VideoColour, VideoInfo } from './probe.js'
  */
 
 /**
- * The settings every chunk is encoded with: the user's, plus the source's colour description and
- * sample aspect ratio where the user set none. Still one settings string, checked like any other:
+ * The settings every chunk is encoded with: the user's, plus the source's colour description,
+ * sample aspect ratio and HDR10 metadata where the user set none. Still one settings string, checked like any other:
  * the string workers are sent is parsed here, so it is known to pass.
  */
-export function effectiveSettings (settings: EncoderSettings, video: Pick<VideoInfo, 'colour'>): EncoderSettings {
+export function effectiveSettings (settings: EncoderSettings, video: Pick<VideoInfo, 'colour' | 'hdr'>): EncoderSettings {
   const encoder = encoderFor(settings.encoder)
-  const extra = encoder.sourceColourArgs(video.colour ?? {}, settings)
+  const extra = encoder.sourceColourArgs(video.colour ?? {}, settings, video.hdr)
   return extra.length === 0 ? settings : encoder.parseSettings(`${settings.raw} ${extra.join(' ')}`.trim())
 }
 

@@ -21,7 +21,7 @@ export interface SpsSummary {
   vui: { sar?: string, fullRange?: boolean, primaries?: number, transfer?: number, matrix?: number }
 }
 
-/** H.264 Table E-1: aspect_ratio_idc 1 … 16. */
+/** H.264 Table E-1 (and H.265's, the same): aspect_ratio_idc 1 … 16. */
 const SAR_TABLE = ['1:1', '12:11', '10:11', '16:11', '40:33', '24:11', '20:11', '32:11', '80:33', '18:11', '15:11', '64:33', '160:99', '4:3', '3:2', '2:1']
 
 const NAL_SLICE = 1
@@ -29,10 +29,31 @@ const NAL_IDR = 5
 const NAL_SPS = 7
 const NAL_PPS = 8
 
+/**
+ * The start of vui_parameters(), which H.264 (E.1.1) and HEVC (E.2.1) share: the SAR, and the
+ * signal type (range and colour description).
+ */
+export function readVuiStart (r: BitReader): SpsSummary['vui'] {
+  const vui: SpsSummary['vui'] = {}
+  if (r.u(1) === 1) {
+    const idc = r.u(8)
+    if (idc === 255) vui.sar = `${r.u(16)}:${r.u(16)}`
+    else if (idc >= 1 && idc <= SAR_TABLE.length) vui.sar = SAR_TABLE[idc - 1]
+  }
+  if (r.u(1) === 1) r.u(1) // overscan_appropriate_flag
+  if (r.u(1) === 1) {
+    r.u(3) // video_format
+    vui.fullRange = r.u(1) === 1
+    if (r.u(1) === 1) { vui.primaries = r.u(8); vui.transfer = r.u(8); vui.matrix = r.u(8) }
+  }
+  return vui
+}
+
 /** Profiles whose SPS carries chroma format, bit depths and scaling matrices (H.264 7.3.2.1.1). */
 const HIGH_PROFILES = new Set([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135])
 
-class BitReader {
+/** Reads an RBSP bit by bit: fixed-length and exp-Golomb codes (H.264 and HEVC alike). */
+export class BitReader {
   private bit = 0
   constructor (private readonly b: Uint8Array) {}
   u (n: number): number {
@@ -59,7 +80,7 @@ class BitReader {
 }
 
 /** The NAL's payload with emulation-prevention bytes (00 00 03) removed. */
-function rbsp (nal: Uint8Array): Uint8Array {
+export function rbsp (nal: Uint8Array): Uint8Array {
   const out = new Uint8Array(nal.length)
   let n = 0; let zeros = 0
   for (const byte of nal) {
@@ -114,20 +135,7 @@ function parseSps (nal: Uint8Array): SpsSummary {
   const arrayType = separateColourPlane === 1 ? 0 : chromaFormatIdc
   const cropX = arrayType === 0 ? 1 : (arrayType === 3 ? 1 : 2)
   const cropY = (arrayType === 0 ? 1 : (arrayType === 1 ? 2 : 1)) * (2 - frameMbsOnly)
-  const vui: SpsSummary['vui'] = {}
-  if (r.u(1) === 1) {
-    if (r.u(1) === 1) {
-      const idc = r.u(8)
-      if (idc === 255) vui.sar = `${r.u(16)}:${r.u(16)}`
-      else if (idc >= 1 && idc <= SAR_TABLE.length) vui.sar = SAR_TABLE[idc - 1]
-    }
-    if (r.u(1) === 1) r.u(1) // overscan_appropriate_flag
-    if (r.u(1) === 1) {
-      r.u(3) // video_format
-      vui.fullRange = r.u(1) === 1
-      if (r.u(1) === 1) { vui.primaries = r.u(8); vui.transfer = r.u(8); vui.matrix = r.u(8) }
-    }
-  }
+  const vui: SpsSummary['vui'] = r.u(1) === 1 ? readVuiStart(r) : {}
   return {
     frameMbsOnly,
     vui,
@@ -160,8 +168,8 @@ export function summarizeAnnexB (data: Uint8Array): AnnexBSummary {
   return summary
 }
 
-/** The NAL units of an Annex B stream: type, and where each starts (its header byte) and ends. */
-function * nalUnits (data: Uint8Array): Generator<{ type: number, start: number, end: number }> {
+/** The NAL units of an Annex B stream: type (H.264's), and where each starts (its header byte) and ends. */
+export function * nalUnits (data: Uint8Array): Generator<{ type: number, start: number, end: number }> {
   let i = 0
   const n = data.length
   for (;;) {
@@ -197,9 +205,12 @@ export function carriesA53Captions (data: Uint8Array): boolean {
   return false
 }
 
-/** The sei_message()s of an SEI NAL unit (header byte included), up to the rbsp trailing bits (0x80). */
-function * seiMessages (nal: Uint8Array): Generator<{ payloadType: number, payload: Uint8Array }> {
-  const sei = rbsp(nal.subarray(1))
+/**
+ * The sei_message()s of an SEI NAL unit (its header included: one byte in H.264, two in HEVC), up
+ * to the rbsp trailing bits (0x80).
+ */
+export function * seiMessages (nal: Uint8Array, headerBytes = 1): Generator<{ payloadType: number, payload: Uint8Array }> {
+  const sei = rbsp(nal.subarray(headerBytes))
   let at = 0
   while (at < sei.length && sei[at] !== 0x80) {
     let payloadType = 0
@@ -220,6 +231,7 @@ function * seiMessages (nal: Uint8Array): Generator<{ payloadType: number, paylo
  * x264 writes for the job (structure.ts).
  */
 export interface H264Structure {
+  codec: 'h264'
   sps?: SpsSummary
   distinctSps: number
   distinctPps: number
@@ -248,6 +260,7 @@ export function describeH264Structure (data: Uint8Array): H264Structure {
     }
   }
   return {
+    codec: 'h264',
     ...(first !== undefined ? { sps: first } : {}),
     distinctSps: sps.size,
     distinctPps: pps.size,

@@ -7,12 +7,15 @@ import { crc32File, crcInName, stripCrcTag } from './hash.js'
 import { probeMedia, syncStartsOf, type MediaInfo } from './probe.js'
 import { captionsTrackName, type CaptionsTrack } from './captions.js'
 import { encodedSize } from './encode.js'
+import { DEFAULT_ENCODER, encoderFor, type EncoderId } from './encoders/index.js'
 import { runTool, spawnTool, toToolError } from './tools.js'
 
 export interface MergeOptions {
   source: MediaInfo
-  /** Encoded chunks (raw H.264), in chunk order. */
+  /** Encoded chunks (the encoder's raw bitstream), in chunk order. */
   chunkPaths: string[]
+  /** The encoder that wrote the chunks (default x264): their bitstream, and the output's name. */
+  encoder?: EncoderId
   /** Scratch space for the joined video and the timestamp file. */
   workDir: string
   /** Where to write; default beside the source (see defaultOutputName). */
@@ -40,10 +43,10 @@ export interface MergeResult {
   info: MediaInfo
 }
 
-/** `NAME [x264].mkv` beside the source; the CRC tag, if the source had one, is replaced later. */
-export function defaultOutputStem (sourcePath: string): string {
+/** `NAME [x264].mkv` beside the source (the encoder's name in the brackets); the CRC tag, if the source had one, is replaced later. */
+export function defaultOutputStem (sourcePath: string, encoder: EncoderId = DEFAULT_ENCODER): string {
   const stem = basename(sourcePath, extname(sourcePath))
-  return `${stripCrcTag(stem)} [x264]`
+  return `${stripCrcTag(stem)} [${encoder}]`
 }
 
 /** Checks a source whose name carries a CRC32 against it, before any work is spent on it. */
@@ -69,8 +72,8 @@ async function freePath (dir: string, stem: string, ext: string): Promise<string
 }
 
 /** The name an output gets beside its source: `NAME [x264].mkv`, with its own CRC32 where the source's name carries one. */
-async function defaultOutputPath (sourcePath: string, crc: string): Promise<string> {
-  const stem = defaultOutputStem(sourcePath)
+async function defaultOutputPath (sourcePath: string, crc: string, encoder?: EncoderId): Promise<string> {
+  const stem = defaultOutputStem(sourcePath, encoder)
   return await freePath(dirname(sourcePath), crcInName(basename(sourcePath)) !== undefined ? `${stem} [${crc}]` : stem, '.mkv')
 }
 
@@ -78,8 +81,8 @@ async function defaultOutputPath (sourcePath: string, crc: string): Promise<stri
  * Delivers an output made before to where a new request wants it (`outputPath`, or beside
  * `sourcePath` under the usual name): copied under a temporary name and renamed, like a merge.
  */
-export async function copyOutput (existing: string, to: { sourcePath: string, outputPath?: string }): Promise<string> {
-  const target = to.outputPath ?? await defaultOutputPath(to.sourcePath, await crc32File(existing))
+export async function copyOutput (existing: string, to: { sourcePath: string, outputPath?: string, encoder?: EncoderId }): Promise<string> {
+  const target = to.outputPath ?? await defaultOutputPath(to.sourcePath, await crc32File(existing), to.encoder)
   await mkdir(dirname(target), { recursive: true })
   const tmp = join(dirname(target), `.swarm-copy-${process.pid}-${Date.now()}.mkv`)
   try {
@@ -234,7 +237,8 @@ export async function mergeChunks (o: MergeOptions): Promise<MergeResult> {
   const { source } = o
   if (o.chunkPaths.length === 0) throw new SourceError('nothing to merge: no encoded chunks')
   await mkdir(o.workDir, { recursive: true })
-  const videoPath = join(o.workDir, 'video.264')
+  // mkvmerge reads the joined chunks by their content; the extension only names them honestly.
+  const videoPath = join(o.workDir, `video${encoderFor(o.encoder ?? DEFAULT_ENCODER).fileExtension}`)
   const out = createWriteStream(videoPath)
   for (const p of o.chunkPaths) {
     if (o.signal?.aborted === true) throw new AbortError('merge aborted')
@@ -289,7 +293,7 @@ export async function mergeChunks (o: MergeOptions): Promise<MergeResult> {
   if (explicit) {
     finalPath = o.outputPath as string
   } else {
-    finalPath = await defaultOutputPath(source.path, crc)
+    finalPath = await defaultOutputPath(source.path, crc, o.encoder)
   }
   await rename(tmpPath, finalPath)
   const { size } = await stat(finalPath)

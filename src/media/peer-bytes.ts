@@ -1,6 +1,7 @@
 import { open } from 'node:fs/promises'
 import { refusedByTool, ToolError, VerificationError } from './errors.js'
 import { readMatroskaTracks, UnsupportedMatroskaError } from './matroska.js'
+import type { ChunkBitstream } from './encoders/index.js'
 import { COPY_CUT_CODECS } from './prepare.js'
 import { runTool, type RunOptions } from './tools.js'
 
@@ -14,6 +15,9 @@ export const PEER_SEGMENT_CODECS: ReadonlySet<string> = COPY_CUT_CODECS
 
 /** ffmpeg's software decoders for PEER_SEGMENT_CODECS (AV1 has three), for -codec_whitelist. */
 const PEER_SEGMENT_DECODERS = 'h264,hevc,vp8,vp9,libdav1d,libaom-av1,av1'
+
+/** The decoders a result in each chunk bitstream may reach: its codec's, whatever its headers say. */
+const RESULT_DECODERS: Record<ChunkBitstream, string> = { h264: 'h264', hevc: 'hevc', ivf: 'libdav1d,libaom-av1,av1' }
 
 /**
  * What a worker lets a peer's segment ask of it, checked on the header before any byte and on the
@@ -48,9 +52,9 @@ export function decoderMaxPixels (width: number, height: number): number {
  * (`file:///home/…`), which it would then read. Every run on peer bytes names the format and allows
  * the file protocol only, and the path carries an explicit `file:` so it is never read as a URL.
  */
-export function peerInputArgs (format: 'matroska' | 'h264', path: string, size?: { width: number, height: number }): string[] {
+export function peerInputArgs (format: 'matroska' | ChunkBitstream, path: string, size?: { width: number, height: number }): string[] {
   // The decoders a segment or result may reach, whatever its headers say (see PEER_SEGMENT_CODECS).
-  const decoders = format === 'h264' ? 'h264' : PEER_SEGMENT_DECODERS
+  const decoders = format === 'matroska' ? PEER_SEGMENT_DECODERS : RESULT_DECODERS[format]
   const maxPixels = size !== undefined ? ['-max_pixels', String(decoderMaxPixels(size.width, size.height))] : []
   return ['-f', format, '-protocol_whitelist', 'file', '-codec_whitelist', decoders, ...maxPixels, '-i', `file:${path}`]
 }

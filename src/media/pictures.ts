@@ -266,7 +266,7 @@ async function reduceResult (resultPath: string, frameCount: number, samples: nu
   const files = filesIn(dir, 'result')
   const graph = `[0:v]crop=${g.width}:${g.height}:0:0,split=2[all][drawn];[all]${signatureOf(g)}[sig];[drawn]${pick(samples)},${halfOf(g)}[half]`
   const args = ['-v', 'error', '-nostdin', '-threads', '1', '-xerror', '-err_detect', 'explode',
-    ...peerInputArgs('h264', resultPath, { width: coded.width, height: coded.height }), '-filter_complex', graph, ...reducedOutputs(frameCount, samples.length, files)]
+    ...peerInputArgs(encoderFor(job.settings.encoder).bitstream, resultPath, { width: coded.width, height: coded.height }), '-filter_complex', graph, ...reducedOutputs(frameCount, samples.length, files)]
   let r: Reduced & { errors: string }
   try {
     r = await reduced(args, `decoding ${resultPath}`, files, o)
@@ -308,7 +308,7 @@ const OWN_ENCODE_VBV_INIT = 0.1
  * honest chunk's frame after a scene change does.
  */
 function starvedBuffer (settings: StructureJob['settings']): string[] {
-  return settings.encoder === 'x264' && settings.args.includes('--vbv-maxrate') ? ['--vbv-init', String(OWN_ENCODE_VBV_INIT)] : []
+  return (settings.encoder === 'x264' || settings.encoder === 'x265') && settings.args.includes('--vbv-maxrate') ? ['--vbv-init', String(OWN_ENCODE_VBV_INIT)] : []
 }
 
 /**
@@ -320,17 +320,17 @@ async function reduceOwnEncode (y4m: string, samples: number[], g: Geometry, job
   const encoder = encoderFor(job.settings.encoder)
   const streams: Buffer[] = []
   for (let i = 0; i < samples.length; i++) {
-    const out = join(dir, `own-${i}.264`)
+    const out = join(dir, `own-${i}${encoder.fileExtension}`)
     const args = encoder.chunkArgs(job.settings, { frameRate: job.frameRate, frameCount: 1, threads: 1, outputPath: out })
     args.splice(args.length - 1, 1, ...starvedBuffer(job.settings), '--seek', String(i), y4m)
     await runTool(encoder.binary, args, 'encoding the drawn frames for the picture check', o)
     streams.push(await readFile(out))
   }
-  const own = join(dir, 'own.264')
+  const own = join(dir, `own${encoder.fileExtension}`)
   await writeFile(own, Buffer.concat(streams))
   const files = filesIn(dir, 'own')
   const graph = `[0:v]crop=${g.width}:${g.height}:0:0,split=2[all][drawn];[all]${signatureOf(g)}[sig];[drawn]${halfOf(g)}[half]`
-  return await reduced(['-v', 'error', '-nostdin', '-threads', '1', '-f', 'h264', '-i', own, '-filter_complex', graph, ...reducedOutputs(samples.length, samples.length, files)],
+  return await reduced(['-v', 'error', '-nostdin', '-threads', '1', '-f', encoder.bitstream, '-i', own, '-filter_complex', graph, ...reducedOutputs(samples.length, samples.length, files)],
     'decoding the own encode of the drawn frames', files, o)
 }
 
@@ -388,7 +388,7 @@ const PLANE_INDEXES = [0, 1, 2] as const
 const f1 = (x: number): string => x.toFixed(1)
 
 /**
- * Compares a result (raw H.264 from a peer) with the chunk's source segment, every frame, and
+ * Compares a result (its encoder's raw bitstream, from a peer) with the chunk's source segment, every frame, and
  * refuses one a viewer would see is not the source encoded with the job's settings: frames of
  * the wrong picture or colour, one frame off, an overlay, lost detail. Throws a VerificationError
  * naming the frame and the figures; a result that does not decode cleanly to its last frame is

@@ -8,7 +8,7 @@ import type { MediaInfo } from './probe.js'
 import { otherTracksInput, prepareSource } from './prepare.js'
 import { extractCaptions } from './captions.js'
 import { effectiveSettings, statedRange } from './colour.js'
-import type { EncoderSettings } from './encoders/index.js'
+import { encoderFor, type EncoderSettings } from './encoders/index.js'
 import { cutSegment, extractVideo, splitByDecoding, splitInOnePass, splitsInOnePass, UndecodableCutError, type Segment } from './split.js'
 import { verifyEncodedChunk } from './verify.js'
 
@@ -62,6 +62,7 @@ export async function encodeFileLocally (sourcePath: string, userSettings: Encod
   o.onStage?.('encode')
   const encoded: string[] = []
   let encodedBytes = 0
+  const encoder = encoderFor(settings.encoder)
   for (const segment of segments) {
     const result = await encodeChunk({
       segmentPath: segment.path,
@@ -72,12 +73,12 @@ export async function encodeFileLocally (sourcePath: string, userSettings: Encod
       sourcePixFmt: source.video.pixFmt,
       width: source.video.width,
       height: source.video.height,
-      outputPath: join(o.workDir, `chunk-${segment.chunkIndex}.264`),
+      outputPath: join(o.workDir, `chunk-${segment.chunkIndex}${encoder.fileExtension}`),
       ...(o.threads !== undefined ? { threads: o.threads } : {}),
       ...(o.signal !== undefined ? { signal: o.signal } : {}),
       onProgress: (p) => o.onChunkProgress?.(segment.chunkIndex, p)
     })
-    await verifyEncodedChunk(result.path, { frameCount: segment.frameCount, ...encodedSize(source.video.width, source.video.height, source.video.pixFmt) })
+    await verifyEncodedChunk(result.path, { frameCount: segment.frameCount, encoder: settings.encoder, ...encodedSize(source.video.width, source.video.height, source.video.pixFmt) })
     encoded.push(result.path)
     encodedBytes += result.sizeBytes
   }
@@ -86,7 +87,7 @@ export async function encodeFileLocally (sourcePath: string, userSettings: Encod
   const captions = source.video.closedCaptions ? await extractCaptions(sourcePath, o.workDir, o.signal !== undefined ? { signal: o.signal } : {}) : []
   const otherTracks = await otherTracksInput(source, join(o.workDir, 'tracks.mkv'), o.signal !== undefined ? { signal: o.signal } : {})
   const output = await mergeChunks({
-    source, chunkPaths: encoded, workDir: o.workDir, otherTracks: otherTracks ?? null,
+    source, chunkPaths: encoded, encoder: settings.encoder, workDir: o.workDir, otherTracks: otherTracks ?? null,
     ...(statedRange(settings) !== undefined ? { range: statedRange(settings) } : {}),
     ...(o.outputPath !== undefined ? { outputPath: o.outputPath } : {}),
     ...(o.signal !== undefined ? { signal: o.signal } : {}),

@@ -65,6 +65,8 @@ export interface VideoInfo {
   forced: boolean
   /** The colour description and sample aspect ratio as ffprobe names them; absent when unknown. */
   colour: VideoColour
+  /** HDR10 static metadata, read only where the transfer is PQ or HLG; absent when the source carries none. */
+  hdr?: HdrMetadata
   /** CEA-608/708 captions ride inside the video stream (H.264 SEI). */
   closedCaptions: boolean
   /**
@@ -94,6 +96,74 @@ export interface VideoColour {
   chromaLocation?: string
   /** Sample aspect ratio as `num:den`, only when it is not square (1:1) or undefined (0:1). */
   sar?: string
+}
+
+/** HDR10 static metadata, in the form x264's and x265's options take it. */
+export interface HdrMetadata {
+  /**
+   * SMPTE ST 2086 mastering display: `G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min)`, chromaticities in
+   * units of 0.00002, luminance in units of 0.0001 cd/m².
+   */
+  masteringDisplay?: string
+  /** Content light level: `MaxCLL,MaxFALL` in cd/m². */
+  contentLight?: string
+}
+
+/** ffprobe's side data (a stream's or a frame's): the two HDR10 kinds, with their fields as ffprobe prints them. */
+interface FfprobeSideData {
+  side_data_type?: string
+  [field: string]: unknown
+}
+
+/** A rational ffprobe prints as "35400/50000" (or a plain number), in the given units. */
+function inUnits (v: unknown, unit: number): number | undefined {
+  const m = /^(\d+)(?:\/(\d+))?$/.exec(String(v ?? ''))
+  if (m === null || Number(m[2] ?? 1) === 0) return undefined
+  return Math.round(Number(m[1]) / Number(m[2] ?? 1) * unit)
+}
+
+/** The HDR10 metadata in side data, if any. */
+export function hdrMetadataOf (sideData: FfprobeSideData[] | undefined): HdrMetadata {
+  const hdr: HdrMetadata = {}
+  for (const d of sideData ?? []) {
+    if (d.side_data_type === 'Mastering display metadata') {
+      const xy = (c: string): string | undefined => {
+        const x = inUnits(d[`${c}_x`], 50000)
+        const y = inUnits(d[`${c}_y`], 50000)
+        return x === undefined || y === undefined ? undefined : `(${x},${y})`
+      }
+      const max = inUnits(d.max_luminance, 10000)
+      const min = inUnits(d.min_luminance, 10000)
+      const points = [xy('green'), xy('blue'), xy('red'), xy('white_point')]
+      if (points.every(p => p !== undefined) && max !== undefined && min !== undefined && max > 0) {
+        hdr.masteringDisplay = `G${points[0] as string}B${points[1] as string}R${points[2] as string}WP${points[3] as string}L(${max},${min})`
+      }
+    } else if (d.side_data_type === 'Content light level metadata') {
+      const cll = Number(d.max_content)
+      const fall = Number(d.max_average)
+      if (Number.isInteger(cll) && Number.isInteger(fall) && (cll > 0 || fall > 0)) hdr.contentLight = `${cll},${fall}`
+    }
+  }
+  return hdr
+}
+
+/** Transfers HDR10 metadata goes with (PQ; HLG sources sometimes carry it too). */
+const HDR_TRANSFERS = new Set(['smpte2084', 'arib-std-b67'])
+
+/**
+ * The source's HDR10 metadata: from the container (Matroska and MP4 state it for the stream), else
+ * from its first frame's side data (raw HEVC and TS carry it in SEI), which costs a decode of one
+ * frame: only looked for where the transfer is PQ or HLG.
+ */
+async function readHdrMetadata (path: string, stream: FfprobeStream, options: RunOptions): Promise<HdrMetadata | undefined> {
+  if (!HDR_TRANSFERS.has(stream.color_transfer ?? '')) return undefined
+  const fromStream = hdrMetadataOf(stream.side_data_list)
+  if (Object.keys(fromStream).length > 0) return fromStream
+  const r = await runTool('ffprobe', ['-v', 'error', '-select_streams', String(stream.index), '-read_intervals', '%+#1', '-show_frames', '-of', 'json', '--', path],
+    `reading the HDR metadata of ${path}`, options)
+  const frames = (JSON.parse(r.stdout) as { frames?: Array<{ side_data_list?: FfprobeSideData[] }> }).frames ?? []
+  const fromFrame = hdrMetadataOf(frames[0]?.side_data_list)
+  return Object.keys(fromFrame).length > 0 ? fromFrame : undefined
 }
 
 /** ffprobe's names for unknown values: nothing to carry over. */
@@ -162,6 +232,7 @@ interface FfprobeStream {
   chroma_location?: string
   sample_aspect_ratio?: string
   closed_captions?: number
+  side_data_list?: FfprobeSideData[]
 }
 
 /** A stream's duration: ffprobe's, or Matroska's DURATION tag (HH:MM:SS.nnnnnnnnn) where ffprobe has none. */
@@ -224,6 +295,8 @@ export async function probeMedia (path: string, options: ProbeOptions = {}): Pro
   // The caption check needs only the stream's description: it runs beside the packet listing.
   const captions = videoStream.closed_captions === 1 ? Promise.resolve(true) : carriesCaptions(path, videoStream, options)
   captions.catch(() => {}) // awaited below; only keeps a failure before then from going unhandled
+  // Metadata that cannot be read is metadata not carried, not a source refused.
+  const hdr = readHdrMetadata(path, videoStream, options).catch(() => undefined)
   const listing = readPacketListing((await packetListing).stdout, { path, videoStreamIndex: videoStream.index, timeBase, streams, lenient: options.lenient === true })
   const ordered = displayOrder(listing.decodeOrder, path, options.lenient === true)
   const frames = ordered.frames
@@ -255,6 +328,7 @@ export async function probeMedia (path: string, options: ProbeOptions = {}): Pro
     default: videoStream.disposition?.default === 1,
     forced: videoStream.disposition?.forced === 1,
     colour: videoColourOf(videoStream),
+    ...await hdr.then(h => h !== undefined ? { hdr: h } : {}),
     closedCaptions: await captions,
     ...(timestampIssue !== undefined ? { timestampIssue } : {})
   }

@@ -99,6 +99,18 @@ export function quoteShort (v: string, max = 80): string {
   return JSON.stringify(v.length > max ? `${v.slice(0, max)}…` : v) + (v.length > max ? ` (${v.length} characters)` : '')
 }
 
+/** The options the settings give (`--name` without its dashes). */
+export function optionsGiven (settings: EncoderSettings): Set<string> {
+  return new Set(settings.args.filter(a => a.startsWith('--')).map(a => a.slice(2)))
+}
+
+/** The value of an option the settings give, the last one given (x264 and x265 take the last). */
+export function lastValue (settings: EncoderSettings, name: string): string | undefined {
+  let found: string | undefined
+  for (let i = 0; i < settings.args.length - 1; i++) if (settings.args[i] === `--${name}`) found = settings.args[i + 1]
+  return found
+}
+
 /** Settings parsed by their encoder's parser; no other value is encoded with (isParsedSettings). */
 const parsedSettings = new WeakSet<EncoderSettings>()
 

@@ -1,13 +1,15 @@
 import { SettingsError } from '../errors.js'
 import type { Encoder, EncoderId } from './types.js'
 import { x264 } from './x264.js'
+import { x265 } from './x265.js'
 
 export type { ChunkArgsOptions, ChunkBitstream, Encoder, EncoderId, EncoderMemoryInputs, EncoderProgress, EncoderSettings, OutputCodec } from './types.js'
 export { parseX264Settings, X264_PRESET_FRAMES } from './x264.js'
 export { installedEncoders, type InstalledEncoder } from './detect.js'
+export { parseX265Settings, X265_PRESET_FRAMES } from './x265.js'
 
 /** The encoders this version implements. */
-const ENCODERS: Partial<Record<EncoderId, Encoder>> = { x264 }
+const ENCODERS: Partial<Record<EncoderId, Encoder>> = { x264, x265 }
 
 /** The encoder of a job that names none: every job until jobs name theirs. */
 export const DEFAULT_ENCODER: EncoderId = 'x264'

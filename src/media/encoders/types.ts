@@ -1,4 +1,4 @@
-import type { Rational, VideoColour } from '../probe.js'
+import type { HdrMetadata, Rational, VideoColour } from '../probe.js'
 
 /**
  * What an encoder is to the pipeline. Splitting, verification and merge do not change with the
@@ -82,10 +82,17 @@ export interface Encoder {
    * pure encoding options; throws a SettingsError naming the first refused option.
    */
   parseSettings: (raw: string) => EncoderSettings
-  /** The command line for one chunk: y4m on stdin, the raw bitstream written to `outputPath`. */
+  /**
+   * The command line for one chunk: y4m on stdin, the raw bitstream written to `outputPath`. Its
+   * last word names the input (`-`): the structure and picture checks put a file there.
+   */
   chunkArgs: (settings: EncoderSettings, o: ChunkArgsOptions) => string[]
-  /** Options stating the source's colour description and SAR, for each the source states and the settings leave open. */
-  sourceColourArgs: (colour: VideoColour, settings: EncoderSettings) => string[]
+  /**
+   * Options stating the source's colour description and SAR, and its HDR10 mastering display and
+   * content light level where the encoder can write them, for each the source states and the
+   * settings leave open.
+   */
+  sourceColourArgs: (colour: VideoColour, settings: EncoderSettings, hdr?: HdrMetadata) => string[]
   /** The colour fields the settings set themselves: the output follows them, not the source. */
   colourSetBy: (settings: EncoderSettings) => Set<keyof VideoColour>
   /** The range the encode states, for the container to state as well; undefined when left to the encoder. */

@@ -1,8 +1,8 @@
 import { SettingsError } from '../errors.js'
-import type { VideoColour } from '../probe.js'
-import { parseAllowlisted, sealSettings } from '../settings.js'
+import { lastValue, parseAllowlisted, sealSettings } from '../settings.js'
 import type { ChunkArgsOptions, Encoder, EncoderMemoryInputs, EncoderProgress, EncoderSettings } from './types.js'
 import { X264_OPTIONS } from './x264-options.js'
+import { colourArgsFor, colourFieldsSetBy, MATRIX, type ColourOptions } from './vui-names.js'
 
 /**
  * Parses and checks an x264 settings string (the allowlist: x264-options.ts). Throws SettingsError
@@ -20,69 +20,20 @@ export function parseX264Settings (raw: string): EncoderSettings {
   return sealSettings({ encoder: 'x264', raw, args, outputDepth, ...(profile !== undefined ? { profile } : {}) })
 }
 
-/** The options the settings give (`--name` without its dashes). */
-function optionsGiven (settings: EncoderSettings): Set<string> {
-  return new Set(settings.args.filter(a => a.startsWith('--')).map(a => a.slice(2)))
-}
-
-/** The value of an option the settings give, the last one given (x264 takes the last). */
-function lastValue (settings: EncoderSettings, name: string): string | undefined {
-  let found: string | undefined
-  for (let i = 0; i < settings.args.length - 1; i++) if (settings.args[i] === `--${name}`) found = settings.args[i + 1]
-  return found
-}
-
 // ---- colour ------------------------------------------------------------------------------------
 
 /*
  * x264 writes "unknown" for range, primaries, transfer and matrix unless told, and players then
  * guess (often BT.601 for SD, wrong for most sources). What the source says is carried into the
  * encode, except where the user's settings say otherwise. ffprobe and x264 mostly share names;
- * these tables hold the ones x264 accepts, under ffprobe's name.
+ * vui-names.ts holds the ones x264 accepts, under ffprobe's name.
  */
-const PRIMARIES: Record<string, string> = Object.fromEntries(['bt709', 'bt470m', 'bt470bg', 'smpte170m', 'smpte240m', 'film', 'bt2020', 'smpte428', 'smpte431', 'smpte432'].map(n => [n, n]))
-const TRANSFER: Record<string, string> = {
-  ...Object.fromEntries(['bt709', 'smpte170m', 'smpte240m', 'linear', 'log100', 'log316', 'iec61966-2-4', 'bt1361e', 'iec61966-2-1', 'bt2020-10', 'bt2020-12', 'smpte2084', 'smpte428', 'arib-std-b67'].map(n => [n, n])),
-  // ffprobe names BT.470 M and B/G transfers both ways (gamma22/gamma28 and bt470m/bt470bg).
-  gamma22: 'bt470m',
-  gamma28: 'bt470bg',
-  bt470m: 'bt470m',
-  bt470bg: 'bt470bg'
-}
-const MATRIX: Record<string, string> = {
-  ...Object.fromEntries(['bt709', 'fcc', 'bt470bg', 'smpte170m', 'smpte240m', 'bt2020nc', 'bt2020c', 'smpte2085', 'chroma-derived-nc', 'chroma-derived-c'].map(n => [n, n])),
-  gbr: 'GBR',
-  ycgco: 'YCgCo',
-  ictcp: 'ICtCp'
-}
-const RANGE: Record<string, string> = { tv: 'tv', pc: 'pc' }
-/** H.264 chroma_sample_loc_type numbering, which x264's --chromaloc takes. */
-const CHROMA_LOCATION: Record<string, string> = { left: '0', center: '1', topleft: '2', top: '3', bottomleft: '4', bottom: '5' }
-
-/** The x264 option that states each colour field. */
-const COLOUR_OPTIONS: Record<keyof VideoColour, string> = {
-  range: 'range', primaries: 'colorprim', transfer: 'transfer', matrix: 'colormatrix', chromaLocation: 'chromaloc', sar: 'sar'
-}
-
-/** x264 options that describe the source's colour and geometry, for each thing the source states and the settings leave open. */
-function sourceColourArgs (colour: VideoColour, settings: EncoderSettings): string[] {
-  const set = optionsGiven(settings)
-  const args: string[] = []
-  const carry = (option: string, value: string | undefined): void => {
-    if (value !== undefined && !set.has(option)) args.push(`--${option}`, value)
-  }
-  carry('range', colour.range !== undefined ? RANGE[colour.range] : undefined)
-  carry('colorprim', colour.primaries !== undefined ? PRIMARIES[colour.primaries] : undefined)
-  carry('transfer', colour.transfer !== undefined ? TRANSFER[colour.transfer] : undefined)
-  carry('colormatrix', colour.matrix !== undefined ? MATRIX[colour.matrix] : undefined)
-  carry('chromaloc', colour.chromaLocation !== undefined ? CHROMA_LOCATION[colour.chromaLocation] : undefined)
-  carry('sar', colour.sar)
-  return args
-}
-
-function colourSetBy (settings: EncoderSettings): Set<keyof VideoColour> {
-  const set = optionsGiven(settings)
-  return new Set((Object.keys(COLOUR_OPTIONS) as Array<keyof VideoColour>).filter(k => set.has(COLOUR_OPTIONS[k])))
+const X264_COLOUR: ColourOptions = {
+  options: { range: 'range', primaries: 'colorprim', transfer: 'transfer', matrix: 'colormatrix', chromaLocation: 'chromaloc', sar: 'sar' },
+  range: { tv: 'tv', pc: 'pc' },
+  matrix: { ...MATRIX, gbr: 'GBR', ycgco: 'YCgCo', ictcp: 'ICtCp' },
+  masteringDisplay: 'mastering-display',
+  contentLight: 'cll'
 }
 
 /**
@@ -113,7 +64,8 @@ function chunkArgs (settings: EncoderSettings, o: ChunkArgsOptions): string[] {
 
 const PROGRESS_RE = /(\d+)(?:\/\d+)? frames[:,] ([\d.]+) fps/g
 
-function parseProgress (stderr: string): EncoderProgress | undefined {
+/** Progress as x264 prints it (`12/48 frames, 20.5 fps`); x265 prints the same words. */
+export function parseProgress (stderr: string): EncoderProgress | undefined {
   let match: RegExpExecArray | null
   let latest: EncoderProgress | undefined
   PROGRESS_RE.lastIndex = 0
@@ -121,7 +73,8 @@ function parseProgress (stderr: string): EncoderProgress | undefined {
   return latest
 }
 
-function encodedFrames (stderr: string): number | undefined {
+/** The count in x264's closing `encoded N frames` line; x265 closes with the same words. */
+export function encodedFrames (stderr: string): number | undefined {
   const encoded = /encoded (\d+) frames/.exec(stderr)
   return encoded === null ? undefined : Number(encoded[1])
 }
@@ -177,8 +130,8 @@ export const x264: Encoder = {
   parseVersion: (output) => /^x264 (\S+)/m.exec(output)?.[1],
   parseSettings: parseX264Settings,
   chunkArgs,
-  sourceColourArgs,
-  colourSetBy,
+  sourceColourArgs: (colour, settings, hdr) => colourArgsFor(X264_COLOUR, colour, settings, hdr),
+  colourSetBy: (settings) => colourFieldsSetBy(X264_COLOUR, settings),
   statedRange,
   parseProgress,
   encodedFrames,

@@ -1,0 +1,89 @@
+import type { OutputCodec } from './encoders/types.js'
+import { describeH264Structure, summarizeAnnexB, type H264Structure } from './h264.js'
+import { describeHevcStructure, summarizeHevc, type HevcStructure } from './hevc.js'
+
+/*
+ * A chunk's bitstream read in-process, per codec: the one place that knows which parser reads
+ * which codec. verify.ts (parse-only checks) and structure.ts (the job's reference) ask here; a new
+ * codec is a parser and a line in each table below.
+ */
+
+/** What a parse-only check of a chunk needs, whatever its codec. */
+export interface ChunkSummary {
+  pictures: number
+  /** The first picture decodes on its own (H.264 and HEVC: an IDR picture). */
+  startsWithKeyframe: boolean
+  /** The header the stream lacks for a decoder to start (SPS, PPS, VPS…); undefined when it has them all. */
+  missing?: string
+  /** The format its first sequence header states. */
+  format?: ChunkFormat
+}
+
+export interface ChunkFormat {
+  profile: string
+  chromaFormatIdc: number
+  bitDepth: number
+  width: number
+  height: number
+}
+
+const H264_PROFILES: Record<number, string> = { 66: 'Constrained Baseline', 77: 'Main', 88: 'Extended', 100: 'High', 110: 'High 10', 122: 'High 4:2:2', 244: 'High 4:4:4 Predictive' }
+const HEVC_PROFILES: Record<number, string> = { 1: 'Main', 2: 'Main 10', 3: 'Main Still Picture', 4: 'Rext' }
+
+function summarizeH264Chunk (data: Uint8Array): ChunkSummary {
+  const s = summarizeAnnexB(data)
+  const missing = s.sps === undefined ? 'SPS' : !s.hasPps ? 'PPS' : undefined
+  return {
+    pictures: s.pictures,
+    startsWithKeyframe: s.startsWithIdr,
+    ...(missing !== undefined ? { missing } : {}),
+    ...(s.sps !== undefined ? { format: { ...s.sps, profile: H264_PROFILES[s.sps.profileIdc] ?? `profile ${s.sps.profileIdc}` } } : {})
+  }
+}
+
+function summarizeHevcChunk (data: Uint8Array): ChunkSummary {
+  const s = summarizeHevc(data)
+  const missing = !s.hasVps ? 'VPS' : s.sps === undefined ? 'SPS' : !s.hasPps ? 'PPS' : undefined
+  return {
+    pictures: s.pictures,
+    startsWithKeyframe: s.startsWithIdr,
+    ...(missing !== undefined ? { missing } : {}),
+    ...(s.sps !== undefined ? { format: { ...s.sps, profile: HEVC_PROFILES[s.sps.profileIdc] ?? `profile ${s.sps.profileIdc}` } } : {})
+  }
+}
+
+/** The structure check's reading of a stream (structure.ts), one shape per codec. */
+export type StreamStructure = H264Structure | HevcStructure
+
+interface CodecParsers {
+  summarize: (data: Uint8Array) => ChunkSummary
+  describe: (data: Uint8Array) => StreamStructure
+  /** How messages name the codec. */
+  name: string
+}
+
+const PARSERS: Partial<Record<OutputCodec, CodecParsers>> = {
+  h264: { summarize: summarizeH264Chunk, describe: describeH264Structure, name: 'H.264' },
+  hevc: { summarize: summarizeHevcChunk, describe: describeHevcStructure, name: 'HEVC' }
+}
+
+function parsersOf (codec: OutputCodec): CodecParsers {
+  const parsers = PARSERS[codec]
+  if (parsers === undefined) throw new Error(`no parser for ${codec} bitstreams in this version of swarm`)
+  return parsers
+}
+
+/** Counts a chunk's pictures and reads its first sequence header. */
+export function summarizeChunk (codec: OutputCodec, data: Uint8Array): ChunkSummary {
+  return parsersOf(codec).summarize(data)
+}
+
+/** Parameter sets, NAL and SEI types and bytes: what structure.ts compares with the job's reference. */
+export function describeStructure (codec: OutputCodec, data: Uint8Array): StreamStructure {
+  return parsersOf(codec).describe(data)
+}
+
+/** The codec as messages name it: "H.264", "HEVC". */
+export function codecName (codec: OutputCodec): string {
+  return PARSERS[codec]?.name ?? codec.toUpperCase()
+}
