@@ -82,6 +82,14 @@ export interface Encoder {
    * pure encoding options; throws a SettingsError naming the first refused option.
    */
   parseSettings: (raw: string) => EncoderSettings
+  /**
+   * Why this encoder cannot encode a source whose frames come as this y4m pixel format (encode.ts
+   * y4mPixFmt), for the user; undefined when it can. encodeChunk checks it before it starts; an
+   * originator should check it when it admits a job.
+   */
+  refuseSource: (y4mOfSource: string) => string | undefined
+  /** The y4m pixel format the decoder feeds the encoder, given the source's: what the encoder needs to write the settings' output. */
+  inputPixFmt: (settings: EncoderSettings, y4mOfSource: string) => string
   /** The command line for one chunk: y4m on stdin, the raw bitstream written to `outputPath`. */
   chunkArgs: (settings: EncoderSettings, o: ChunkArgsOptions) => string[]
   /** Options stating the source's colour description and SAR, for each the source states and the settings leave open. */

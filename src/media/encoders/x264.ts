@@ -1,6 +1,7 @@
 import { SettingsError } from '../errors.js'
 import type { VideoColour } from '../probe.js'
 import { parseAllowlisted, sealSettings } from '../settings.js'
+import { lastMatch, lastValue, optionsGiven } from './common.js'
 import type { ChunkArgsOptions, Encoder, EncoderMemoryInputs, EncoderProgress, EncoderSettings } from './types.js'
 import { X264_OPTIONS } from './x264-options.js'
 
@@ -18,18 +19,6 @@ export function parseX264Settings (raw: string): EncoderSettings {
     throw new SettingsError(`x264 settings: --profile ${profile} cannot carry 10-bit output; use --profile high10 or drop --output-depth 10`, '--profile')
   }
   return sealSettings({ encoder: 'x264', raw, args, outputDepth, ...(profile !== undefined ? { profile } : {}) })
-}
-
-/** The options the settings give (`--name` without its dashes). */
-function optionsGiven (settings: EncoderSettings): Set<string> {
-  return new Set(settings.args.filter(a => a.startsWith('--')).map(a => a.slice(2)))
-}
-
-/** The value of an option the settings give, the last one given (x264 takes the last). */
-function lastValue (settings: EncoderSettings, name: string): string | undefined {
-  let found: string | undefined
-  for (let i = 0; i < settings.args.length - 1; i++) if (settings.args[i] === `--${name}`) found = settings.args[i + 1]
-  return found
 }
 
 // ---- colour ------------------------------------------------------------------------------------
@@ -114,11 +103,8 @@ function chunkArgs (settings: EncoderSettings, o: ChunkArgsOptions): string[] {
 const PROGRESS_RE = /(\d+)(?:\/\d+)? frames[:,] ([\d.]+) fps/g
 
 function parseProgress (stderr: string): EncoderProgress | undefined {
-  let match: RegExpExecArray | null
-  let latest: EncoderProgress | undefined
-  PROGRESS_RE.lastIndex = 0
-  while ((match = PROGRESS_RE.exec(stderr)) !== null) latest = { framesDone: Number(match[1]), fps: Number(match[2]) }
-  return latest
+  const latest = lastMatch(PROGRESS_RE, stderr)
+  return latest === undefined ? undefined : { framesDone: Number(latest[1]), fps: Number(latest[2]) }
 }
 
 function encodedFrames (stderr: string): number | undefined {
@@ -176,6 +162,9 @@ export const x264: Encoder = {
   // "x264 0.164.3095 baf4803"
   parseVersion: (output) => /^x264 (\S+)/m.exec(output)?.[1],
   parseSettings: parseX264Settings,
+  // x264 converts any y4m it is given to its --output-csp and --output-depth itself.
+  refuseSource: () => undefined,
+  inputPixFmt: (_settings, y4mOfSource) => y4mOfSource,
   chunkArgs,
   sourceColourArgs,
   colourSetBy,
