@@ -250,9 +250,10 @@ describe('aomenc as an encoder', () => {
     expect(aom.encodedFrames(`${stderr}\x1b[K\rPass 1/1 frame   40/40     22959B    4591b/f  110184b/s 2267803 us (17.64 fps)\x1b[K\n`)).toBe(40)
   })
 
-  it('carries the source\'s colour in aomenc\'s names; the range it takes from the y4m', () => {
+  it('carries the source\'s colour in aomenc\'s names; the range and chroma position it takes from the y4m', () => {
     const colour = { range: 'pc', primaries: 'bt470bg', transfer: 'iec61966-2-1', matrix: 'smpte170m', chromaLocation: 'left' }
-    expect(aom.sourceColourArgs(colour, parseAomencSettings('--cq-level=30'))).toEqual(['--color-primaries', 'bt470bg', '--transfer-characteristics', 'srgb', '--matrix-coefficients', 'bt601', '--chroma-sample-position', 'vertical'])
+    expect(aom.sourceColourArgs(colour, parseAomencSettings('--cq-level=30'))).toEqual(['--color-primaries', 'bt470bg', '--transfer-characteristics', 'srgb', '--matrix-coefficients', 'bt601'])
+    expect(() => parseAomencSettings('--chroma-sample-position=vertical')).toThrow(/takes it from the y4m/)
     const own = parseAomencSettings('--transfer-characteristics=hlg')
     expect(aom.sourceColourArgs({ transfer: 'bt709', primaries: 'smpte170m', matrix: 'bt2020nc' }, own)).toEqual(['--color-primaries', 'bt601', '--matrix-coefficients', 'bt2020ncl'])
     expect([...aom.colourSetBy(own)]).toEqual(['transfer'])

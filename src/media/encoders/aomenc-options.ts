@@ -125,11 +125,10 @@ const ALLOWED: Record<string, OptionSpec> = {
   'denoise-noise-level': value(numIn(0, 50, true)),
   'denoise-block-size': value(numIn(2, 64, true)),
   'enable-dnl-denoising': ZERO_ONE,
-  // Colour description (aomenc's names for CICP code points; the range comes from the y4m the worker feeds).
+  // Colour description (aomenc's names for CICP code points; range and chroma position come from the y4m the worker feeds).
   'color-primaries': value(oneOf(AOMENC_PRIMARIES)),
   'transfer-characteristics': value(oneOf(AOMENC_TRANSFER)),
   'matrix-coefficients': value(oneOf(AOMENC_MATRIX)),
-  'chroma-sample-position': value(oneOf(['unknown', 'vertical', 'colocated'])),
   quiet: flag,
   'disable-warnings': flag
 }
@@ -184,6 +183,7 @@ const REFUSED: Record<string, string> = {
   yv12: 'the worker feeds aomenc itself',
   nv12: 'the worker feeds aomenc itself',
   monochrome: 'the output keeps the source\'s colour',
+  'chroma-sample-position': 'aomenc takes it from the y4m the worker feeds it, which carries the source\'s, and refuses any other',
   threads: 'the worker sets threads to fit its cores',
   debug: 'it is not an encoding option',
   help: 'it is not an encoding option'

@@ -24,12 +24,13 @@ function namesByCode (codes: number[], names: string[]): Map<number, string> {
 const PRIMARIES_BY_CODE = namesByCode([1, 2, 6, 4, 5, 7, 8, 9, 10, 11, 12, 22], AOMENC_PRIMARIES)
 const TRANSFER_BY_CODE = namesByCode([2, 1, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 17], AOMENC_TRANSFER)
 const MATRIX_BY_CODE = namesByCode([0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14], AOMENC_MATRIX)
-/** AV1's chroma_sample_position can say "left" (vertical) and "top-left" (colocated) only. */
-const CHROMA_POSITION: Record<string, string> = { left: 'vertical', topleft: 'colocated' }
-
-/** The aomenc option that states each colour field. The range has none: aomenc takes the y4m's, which is the source's. */
+/**
+ * The aomenc option that states each colour field. Range and chroma position have none that works
+ * here: aomenc takes both from the y4m it reads (XCOLORRANGE, C420mpeg2), which the decoder writes
+ * from the source's, and refuses --chroma-sample-position that the y4m's chroma tag does not match.
+ */
 const COLOUR_OPTIONS: Partial<Record<keyof VideoColour, string>> = {
-  primaries: 'color-primaries', transfer: 'transfer-characteristics', matrix: 'matrix-coefficients', chromaLocation: 'chroma-sample-position'
+  primaries: 'color-primaries', transfer: 'transfer-characteristics', matrix: 'matrix-coefficients'
 }
 
 function sourceColourArgs (colour: VideoColour, settings: EncoderSettings): string[] {
@@ -42,7 +43,6 @@ function sourceColourArgs (colour: VideoColour, settings: EncoderSettings): stri
   carry('color-primaries', PRIMARIES_BY_CODE.get(code(CICP_PRIMARIES, colour.primaries) ?? -1))
   carry('transfer-characteristics', TRANSFER_BY_CODE.get(code(CICP_TRANSFER, colour.transfer) ?? -1))
   carry('matrix-coefficients', MATRIX_BY_CODE.get(code(CICP_MATRIX, colour.matrix) ?? -1))
-  carry('chroma-sample-position', colour.chromaLocation !== undefined ? CHROMA_POSITION[colour.chromaLocation] : undefined)
   return args
 }
 
