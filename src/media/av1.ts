@@ -322,7 +322,7 @@ export function summarizeIvfAv1 (bytes: Uint8Array): IvfAv1Summary {
             awaitingTiles = false
             break
           }
-          if (tu === 0 && shown === 0 && hiddenFrames === 0 && !firstIsKey) {
+          if (!firstIsKey) {
             if (frame.frameType !== KEY_FRAME || !frame.showFrame) throw new Av1BitstreamError(`${what}: the first frame is not a shown key frame, so the chunk does not decode on its own`)
             firstIsKey = true
           }

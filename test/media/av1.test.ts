@@ -151,6 +151,26 @@ describe('summarizeIvfAv1 on hostile bytes', () => {
     expect(refused).toBeGreaterThan(0)
   })
 
+  it.each(['svt-av1', 'aomenc'] as const)('refuses %s output whose first frame is made an inter frame, or shown late', async (id) => {
+    const bytes = await realOutput(id)
+    // The first temporal unit's OBUs: its frame OBU (type 6) or frame header (type 3) opens with show_existing_frame, frame_type, show_frame.
+    let at = 32 + 12
+    let frameHeader = -1
+    while (frameHeader < 0) {
+      const type = ((bytes[at] as number) >> 3) & 0x0f
+      let size = 0; let shift = 0; let q = at + 1
+      for (;;) { const b = bytes[q++] as number; size += (b & 0x7f) * 2 ** shift; shift += 7; if ((b & 0x80) === 0) break }
+      if (type === 6 || type === 3) frameHeader = q
+      at = q + size
+    }
+    const inter = Uint8Array.from(bytes)
+    inter[frameHeader] = ((inter[frameHeader] as number) & 0x9f) | 0x20
+    expect(() => summarizeIvfAv1(inter)).toThrow(/the first frame is not a shown key frame/)
+    const hidden = Uint8Array.from(bytes)
+    hidden[frameHeader] = (hidden[frameHeader] as number) & 0xef
+    expect(() => summarizeIvfAv1(hidden)).toThrow(/the first frame is not a shown key frame/)
+  })
+
   it('refuses made-up bytes, lying sizes and overlong size fields with its own clear error', () => {
     const rand = prng(3)
     const header = (fourcc = 'AV01', length = 32): Uint8Array => {
