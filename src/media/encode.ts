@@ -80,8 +80,11 @@ export function encodedSize (width: number, height: number, sourcePixFmt: string
 // A function, so TypeScript does not carry a narrowing of `aborted` across awaits.
 function isAborted (signal?: AbortSignal): boolean { return signal?.aborted === true }
 
-/** The decoder half of the pipe: exactly the chunk's frames, in display order, as y4m. */
-export function decoderArgs (o: Pick<EncodeChunkOptions, 'segmentPath' | 'selectFromTime' | 'frameCount' | 'sourcePixFmt' | 'width' | 'height' | 'segmentFromPeer'>): string[] {
+/**
+ * The decoder half of the pipe: exactly the chunk's frames, in display order, as y4m (of the
+ * source's pixel format, y4mPixFmt, unless the encoder wants another: Encoder.inputPixFmt).
+ */
+export function decoderArgs (o: Pick<EncodeChunkOptions, 'segmentPath' | 'selectFromTime' | 'frameCount' | 'sourcePixFmt' | 'width' | 'height' | 'segmentFromPeer'>, pixFmt = y4mPixFmt(o.sourcePixFmt)): string[] {
   const from = (o.selectFromTime - 0.0005).toFixed(6)
   const size = o.width !== undefined && o.height !== undefined ? encodedSize(o.width, o.height, o.sourcePixFmt) : undefined
   const pad = size !== undefined && (size.width !== o.width || size.height !== o.height) ? `,pad=${size.width}:${size.height}` : ''
@@ -96,7 +99,7 @@ export function decoderArgs (o: Pick<EncodeChunkOptions, 'segmentPath' | 'select
     '-frames:v', String(o.frameCount),
     // Never duplicate or drop frames to fit a rate: VFR timestamps are restored at merge.
     '-fps_mode', 'passthrough',
-    '-pix_fmt', y4mPixFmt(o.sourcePixFmt),
+    '-pix_fmt', pixFmt,
     '-strict', '-1', '-f', 'yuv4mpegpipe', '-'
   ]
 }
@@ -119,13 +122,16 @@ export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk>
   const encoder = encoderFor(settings.encoder)
   const tool = encoder.binary
   if (o.signal?.aborted === true) throw new AbortError(`encoding ${o.segmentPath}: aborted`)
+  const sourceY4m = y4mPixFmt(o.sourcePixFmt)
+  const refused = encoder.refuseSource(sourceY4m)
+  if (refused !== undefined) throw new SettingsError(`encoding ${o.segmentPath}: ${refused}`)
   if (o.segmentFromPeer === true) {
     const declared = o.width !== undefined && o.height !== undefined ? { width: o.width, height: o.height, ...(o.segmentLimits !== undefined ? { limits: o.segmentLimits } : {}) } : undefined
     await inspectSegment(o.segmentPath, o.signal !== undefined ? { signal: o.signal } : {}, declared)
   }
   await mkdir(dirname(o.outputPath), { recursive: true })
   const started = Date.now()
-  const decoder = startPipeSource('ffmpeg', decoderArgs(o), `decoding ${o.segmentPath}`, o.signal, o.memoryLimitBytes)
+  const decoder = startPipeSource('ffmpeg', decoderArgs(o, encoder.inputPixFmt(settings, sourceY4m)), `decoding ${o.segmentPath}`, o.signal, o.memoryLimitBytes)
   // Failures are read from the settled promises below; this only keeps an early one from going unhandled.
   decoder.done.catch(() => {})
   const encoding = spawnTool(tool, encoder.chunkArgs(settings, { ...o, outputPath: o.outputPath }), {

@@ -1,5 +1,7 @@
 import { SettingsError } from '../errors.js'
 import type { Encoder, EncoderId } from './types.js'
+import { aomenc } from './aomenc.js'
+import { svtAv1 } from './svt-av1.js'
 import { x264 } from './x264.js'
 import { x265 } from './x265.js'
 
@@ -7,9 +9,11 @@ export type { ChunkArgsOptions, ChunkBitstream, Encoder, EncoderId, EncoderMemor
 export { parseX264Settings, X264_PRESET_FRAMES } from './x264.js'
 export { installedEncoders, type InstalledEncoder } from './detect.js'
 export { parseX265Settings, X265_PRESET_FRAMES } from './x265.js'
+export { parseSvtAv1Settings } from './svt-av1.js'
+export { parseAomencSettings } from './aomenc.js'
 
 /** The encoders this version implements. */
-const ENCODERS: Partial<Record<EncoderId, Encoder>> = { x264, x265 }
+const ENCODERS: Partial<Record<EncoderId, Encoder>> = { x264, x265, 'svt-av1': svtAv1, aomenc }
 
 /** The encoder of a job that names none: every job until jobs name theirs. */
 export const DEFAULT_ENCODER: EncoderId = 'x264'

@@ -83,6 +83,14 @@ export interface Encoder {
    */
   parseSettings: (raw: string) => EncoderSettings
   /**
+   * Why this encoder cannot encode a source whose frames come as this y4m pixel format (encode.ts
+   * y4mPixFmt), for the user; undefined when it can. encodeChunk checks it before it starts; an
+   * originator should check it when it admits a job.
+   */
+  refuseSource: (y4mOfSource: string) => string | undefined
+  /** The y4m pixel format the decoder feeds the encoder, given the source's: what the encoder needs to write the settings' output. */
+  inputPixFmt: (settings: EncoderSettings, y4mOfSource: string) => string
+  /**
    * The command line for one chunk: y4m on stdin, the raw bitstream written to `outputPath`. Its
    * last word names the input (`-`): the structure and picture checks put a file there.
    */

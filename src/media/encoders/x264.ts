@@ -1,5 +1,6 @@
 import { SettingsError } from '../errors.js'
 import { lastValue, parseAllowlisted, sealSettings } from '../settings.js'
+import { lastMatch } from './common.js'
 import type { ChunkArgsOptions, Encoder, EncoderMemoryInputs, EncoderProgress, EncoderSettings } from './types.js'
 import { X264_OPTIONS } from './x264-options.js'
 import { colourArgsFor, colourFieldsSetBy, MATRIX, type ColourOptions } from './vui-names.js'
@@ -66,11 +67,8 @@ const PROGRESS_RE = /(\d+)(?:\/\d+)? frames[:,] ([\d.]+) fps/g
 
 /** Progress as x264 prints it (`12/48 frames, 20.5 fps`); x265 prints the same words. */
 export function parseProgress (stderr: string): EncoderProgress | undefined {
-  let match: RegExpExecArray | null
-  let latest: EncoderProgress | undefined
-  PROGRESS_RE.lastIndex = 0
-  while ((match = PROGRESS_RE.exec(stderr)) !== null) latest = { framesDone: Number(match[1]), fps: Number(match[2]) }
-  return latest
+  const latest = lastMatch(PROGRESS_RE, stderr)
+  return latest === undefined ? undefined : { framesDone: Number(latest[1]), fps: Number(latest[2]) }
 }
 
 /** The count in x264's closing `encoded N frames` line; x265 closes with the same words. */
@@ -129,6 +127,9 @@ export const x264: Encoder = {
   // "x264 0.164.3095 baf4803"
   parseVersion: (output) => /^x264 (\S+)/m.exec(output)?.[1],
   parseSettings: parseX264Settings,
+  // x264 converts any y4m it is given to its --output-csp and --output-depth itself.
+  refuseSource: () => undefined,
+  inputPixFmt: (_settings, y4mOfSource) => y4mOfSource,
   chunkArgs,
   sourceColourArgs: (colour, settings, hdr) => colourArgsFor(X264_COLOUR, colour, settings, hdr),
   colourSetBy: (settings) => colourFieldsSetBy(X264_COLOUR, settings),

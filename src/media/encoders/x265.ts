@@ -123,6 +123,9 @@ export const x265: Encoder = {
   // "x265 [info]: HEVC encoder version 3.5+1-f0c1022b6"
   parseVersion: (output) => /HEVC encoder version (\S+)/.exec(output)?.[1],
   parseSettings: parseX265Settings,
+  // x265 encodes the chroma format it is fed (4:2:0, 4:2:2, 4:4:4) and converts the depth itself.
+  refuseSource: () => undefined,
+  inputPixFmt: (_settings, y4mOfSource) => y4mOfSource,
   chunkArgs,
   sourceColourArgs,
   colourSetBy: (settings) => colourFieldsSetBy(X265_COLOUR, settings),
