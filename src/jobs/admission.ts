@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { isAbsolute } from 'node:path'
-import { checkSourceCrc, DEFAULT_ENCODER, DISK_RESERVE_BYTES, encoderFor, freeBytes, prepareSource, sha256File, type EncoderId, type EncoderSettings, type MediaInfo, type PlanOptions } from '../media/index.js'
+import { checkSourceCrc, DEFAULT_ENCODER, DISK_RESERVE_BYTES, encoderFor, freeBytes, prepareSource, sha256File, y4mPixFmt, type EncoderId, type EncoderSettings, type MediaInfo, type PlanOptions } from '../media/index.js'
 import type { VerifyMode } from './verification-policy.js'
 
 /**
@@ -59,6 +59,8 @@ export async function checkInput (req: AddJobRequest, installed?: ReadonlySet<En
   } catch (err) {
     throw new InputError((err as Error).message)
   }
+  const cannot = encoderFor(id).refuseSource(y4mPixFmt(source.video.pixFmt))
+  if (cannot !== undefined) throw new InputError(`${req.file}: ${cannot}`)
   if (source.damage !== undefined && req.allowDamaged !== true) {
     throw new InputError(`${req.file}: ${source.damage.message}. Nothing was queued; fetch the file again, or add it with --allow-damaged to encode the ${source.damage.contentSec.toFixed(1)} s that are there`)
   }

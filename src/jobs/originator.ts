@@ -12,7 +12,7 @@ import type { Answer, OriginatorEvent, ReportOffence, SegmentOffer, UnstampedEve
 import { stamped } from '../swarm/events.js'
 import { checkChunkCount, checkInput, checkRoomForSegments, InputError, jobIdOf, planOptionsFor, type AddJobRequest } from './admission.js'
 import type { JobFolder } from './job-folder.js'
-import { keepSettings, settingsOf } from './job-settings.js'
+import { encoderOf, keepSettings, settingsOf } from './job-settings.js'
 import { JobStore } from './job-store.js'
 import { DEFAULT_MAX_LEASES_PER_PEER, LeaseTable, type LeaseAnswer } from './lease-table.js'
 import { ResultIntake } from './result-intake.js'
@@ -276,7 +276,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
     const stillThere = previous !== null && await stat(previous).then(s => s.isFile(), () => false)
     if (stillThere && (wanted === undefined ? req.file === job.sourcePath : wanted === previous)) return
     if (stillThere) {
-      job.output = await copyOutput(previous, { sourcePath: req.file, ...(wanted !== undefined ? { outputPath: wanted } : {}) })
+      job.output = await copyOutput(previous, { sourcePath: req.file, encoder: encoderOf(job), ...(wanted !== undefined ? { outputPath: wanted } : {}) })
       this.log.info(`${shortJob(job.id)} was encoded before; copied ${previous} to ${job.output}`)
       this.touch(job)
       await this.save(job.id)
@@ -533,7 +533,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
     const tracks = folder.tracks
     const otherTracks = await pathExists(tracks) ? tracks : await otherTracksInput(source, tracks, { signal })
     const result = await mergeChunks({
-      source, chunkPaths, workDir, signal, otherTracks: otherTracks ?? null,
+      source, chunkPaths, workDir, signal, otherTracks: otherTracks ?? null, encoder: encoderOf(job),
       ...rangeOption(statedRange(settingsOf(job).encode)),
       ...(job.requestedOutput !== undefined ? { outputPath: job.requestedOutput } : {}),
       captions

@@ -7,7 +7,7 @@ import {
 import { logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
 import type { Answer, EmitEvent, OriginatorEvent, Refusal, ReportOffence } from '../swarm/index.js'
 import type { JobFolder } from './job-folder.js'
-import { settingsOf } from './job-settings.js'
+import { encoderOf, settingsOf } from './job-settings.js'
 import { countStat, type LeaseTable } from './lease-table.js'
 import { refusal, type ChunkRecord, type JobRecord } from './types.js'
 import { CheckPlanner, type AdaptiveRule, type CheckDepth } from './verification-policy.js'
@@ -349,6 +349,8 @@ export class ResultIntake {
       // second would otherwise start fifty decoders. This node's own x264 output is only parsed.
       const expectations = {
         frameCount: chunk.frames, ...encodedSize(job.video.width, job.video.height, job.video.pixFmt), decode: false,
+        // The job's encoder says what a result must be (its codec), this node's own included.
+        encoder: encoderOf(job),
         ...(peer !== this.o.self ? { structure: await this.structureOf(job) } : {})
       }
       await verifyEncodedChunk(tmpPath, expectations)
