@@ -143,9 +143,12 @@ function colourCheck (source: MediaInfo, output: MediaInfo, settings: EncoderSet
   const fields = COLOUR_FIELDS.filter(k => !setBy.has(k))
   const show = (c: VideoColour): string => fields.map(k => `${k} ${c[k] ?? 'unknown'}`).join(', ')
   // An H.264 stream that states no chroma location is read by ffmpeg as "left", the standard's
-  // default: a source that states none has nothing the output could have kept or lost.
+  // default: a source that states none has nothing the output could have kept or lost. Likewise
+  // x265 and the AV1 encoders always code a range, limited unless told: what every player takes
+  // a YUV source that states none to be.
   const same = (k: keyof VideoColour): boolean => source.video.colour[k] === output.video.colour[k] ||
-    (k === 'chromaLocation' && source.video.colour.chromaLocation === undefined && output.video.colour.chromaLocation === 'left')
+    (k === 'chromaLocation' && source.video.colour.chromaLocation === undefined && output.video.colour.chromaLocation === 'left') ||
+    (k === 'range' && source.video.colour.range === undefined && output.video.colour.range === 'tv' && !source.video.pixFmt.startsWith('yuvj'))
   const ok = fields.every(same)
   return {
     name: 'colour and aspect', ok, source: show(source.video.colour), output: show(output.video.colour),

@@ -220,7 +220,7 @@ export class SwarmEncode implements Startable {
     if (!seg.ok) { this.refused('segment', peer, seg); await f.writeMessage(wireRefusal(seg)); return }
     const m = seg.meta
     try {
-      await f.writeMessage({ ok: true, size: seg.size, sha256: seg.sha256, meta: { frames: m.frames, selectFromTime: m.selectFromTime, settings: m.settings, frameRate: { num: m.frameRate.num, den: m.frameRate.den }, pixFmt: m.pixFmt, width: m.width, height: m.height } })
+      await f.writeMessage({ ok: true, size: seg.size, sha256: seg.sha256, meta: { frames: m.frames, selectFromTime: m.selectFromTime, settings: m.settings, ...(m.encoder !== undefined ? { encoder: m.encoder } : {}), frameRate: { num: m.frameRate.num, den: m.frameRate.den }, pixFmt: m.pixFmt, width: m.width, height: m.height } })
       await f.sendFile(seg.path, seg.size)
     } catch (err) {
       this.init.arbiter.segmentSendFailed?.(req.jobId, req.chunk, peer, (err as Error).message)

@@ -346,6 +346,8 @@ export class Worker extends EventEmitter<{ event: [WorkerEvent] }> {
         if (meta.frames > limits.maxChunkFrames) throw new Error(`the segment's header says ${meta.frames} frames, over this worker's limit of ${limits.maxChunkFrames} a chunk`)
         // Before a byte too: settings this worker refuses, and settings and picture size that need
         // more than an encode may take here.
+        // What the job was announced as is what is encoded: a header naming another encoder is the originator's lie or bug.
+        if ((meta.encoder ?? DEFAULT_ENCODER) !== (view.encoder ?? DEFAULT_ENCODER)) throw new Error(`the segment's header names the ${meta.encoder ?? DEFAULT_ENCODER} encoder, but the job was announced for ${view.encoder ?? DEFAULT_ENCODER}`)
         this.checkHasEncoder(meta.encoder)
         task.settings = settingsFrom(meta.settings, meta.encoder)
         this.checkMemoryEstimate(meta, task.settings)

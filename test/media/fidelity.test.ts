@@ -102,6 +102,19 @@ describe('checkFidelity', () => {
     expect(failed(await checkFidelity(source, late))).toContain('audio 1 start')
   })
 
+  it('takes a limited range stated where the source states none as kept (x265 and AV1 always code one), but not a full one', async () => {
+    const out = await encoded('vfrMp4')
+    const source = await probeMedia(fx.vfrMp4)
+    expect(source.video.colour.range).toBeUndefined()
+    const probed = await probeMedia(out)
+    const withRange = (range: 'tv' | 'pc'): typeof probed => ({ ...probed, video: { ...probed.video, colour: { ...probed.video.colour, range } } })
+    expect(failed(await checkFidelity(source, out, { output: withRange('tv') }))).toEqual([])
+    expect(failed(await checkFidelity(source, out, { output: withRange('pc') }))).toEqual(['colour and aspect'])
+    // A JPEG-range source stating nothing is full range: limited is not what it was.
+    const jpegRange = { ...source, video: { ...source.video, pixFmt: 'yuvj420p' } }
+    expect(failed(await checkFidelity(jpegRange, out, { output: withRange('tv') }))).toEqual(['colour and aspect'])
+  })
+
   it('compares the colour the settings left to the source, and skips what they set', async () => {
     const out = join(work, 'overridden.mkv')
     await encodeFileLocally(fx.taggedMp4, parseX264Settings('--preset ultrafast --colorprim bt470bg'), { workDir: join(work, 'w-over'), outputPath: out })
