@@ -40,6 +40,8 @@ export interface JobStatus {
    * node encodes it (status says so); peers that advertise nothing are not counted.
    */
   encoderPeers?: number
+  /** Jobs this node originated: done chunks by the encoder version that made them ("unknown": its peer advertised none). */
+  encoderVersions?: Record<string, number>
   state: JobState
   output: string | null
   error?: string

@@ -5,7 +5,7 @@ import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { Originator, type OriginatorOptions, type VerifyMode } from '../jobs/index.js'
 import type { LogSink } from '../log/index.js'
-import { installedEncoders, type EncoderId, type PlanOptions } from '../media/index.js'
+import { installedEncoders, type EncoderId, type InstalledEncoder, type PlanOptions } from '../media/index.js'
 import {
   agentVersionOf, ANNOUNCE_INTERVAL_MS, BanList, BANS_FILE, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, JobBoard, loadOrCreateIdentity,
   describeRelayLimits, pathOf, type RelayLimits, type ReportOffence, type SwarmNode, type BanListOptions, type TransferStats, MAX_CHUNKS_PER_JOB, type NodeEvent
@@ -151,6 +151,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     const reportOffence: ReportOffence = (offence) => { if (offence.peer !== self) bans.report(offence) }
     const reportStrike: ReportOffence = (offence) => { if (offence.peer !== self) bans.strike(offence) }
     let node: SwarmNode | undefined
+    let peerEncoders: PeerEncoders | undefined
     const encodePeers = (): number => node?.services.pubsub.getSubscribers(JOBS_TOPIC).length ?? 0
     /** This node and the peers that listen for jobs. */
     const swarmSize = (): number => 1 + encodePeers()
@@ -163,6 +164,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       home: o.home, peerId: self, log, swarmSize, slotsPerPeer: slots, maxChunks: MAX_CHUNKS_PER_JOB, reportOffence,
       isBanned: (peer, jobId) => bans.isBanned(peer, jobId),
       installedEncoders: installedIds,
+      encoderVersionOf: encoderVersions(self, installed, () => peerEncoders),
       isPresent: (peer) => node?.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.toString() === peer) ?? false
     })
     // Before start: resuming a job is the first thing that may happen.
@@ -194,8 +196,8 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
       isBusy: (originatorId, jobId) => workerRef?.holds(originatorId, jobId) ?? false,
       ...(o.remoteJobLimits?.strangerEvictions !== undefined ? { strangerEvictions: o.remoteJobLimits.strangerEvictions } : {})
     })
-    const peerEncoders = new PeerEncoders(libp2p)
-    onStop(async () => { peerEncoders.stop() })
+    peerEncoders = new PeerEncoders(libp2p)
+    onStop(async () => { peerEncoders?.stop() })
     const beforeWorker = {
       self, log, libp2p, originator, bans, events, remoteJobs, reach: new OriginatorReach({ log }), privateSwarm: o.swarmKey !== undefined, peerEncoders, installedIds,
       ...(o.relay !== undefined ? { relayLimits: o.relay } : {})
@@ -255,6 +257,11 @@ async function startEvents (o: DaemonOptions, self: string, onStop: OnStop): Pro
 
 function remoteJobLimits (o: DaemonOptions): { perOriginator: number, total: number } {
   return { perOriginator: o.remoteJobLimits?.perOriginator ?? MAX_REMOTE_JOBS_PER_ORIGINATOR, total: o.remoteJobLimits?.total ?? MAX_REMOTE_JOBS }
+}
+
+/** The version of an encoder a peer advertises, or this node's own: what a job records with each result. */
+function encoderVersions (self: string, installed: InstalledEncoder[], peers: () => PeerEncoders | undefined): (peer: string, encoder: EncoderId) => string | undefined {
+  return (peer, encoder) => (peer === self ? installed : peers()?.of(peer))?.find(e => e.encoder === encoder)?.version
 }
 
 /** The originator's options that follow from the node's own (`swarm join`'s flags). */

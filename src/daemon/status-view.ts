@@ -104,6 +104,7 @@ export function jobStatus (self: string, job: JobRecord, worker: WorkerStatus, w
   return {
     id: job.id, file: job.sourcePath, settings: job.settings, encoder: job.encoder ?? 'x264',
     ...(encoderPeers !== undefined ? { encoderPeers: encoderPeers(job.encoder ?? 'x264') } : {}),
+    ...encoderVersions(job),
     state: job.state, output: job.output,
     ...(job.error !== undefined ? { error: job.error } : {}),
     local: true, originator: self, createdAt: new Date(job.createdAt).toISOString(), updatedAt: new Date(job.updatedAt).toISOString(),
@@ -122,6 +123,13 @@ export function jobStatus (self: string, job: JobRecord, worker: WorkerStatus, w
         }
       : {})
   }
+}
+
+/** Done chunks by the encoder version that made them; nothing when no chunk is done. */
+function encoderVersions (job: JobRecord): Pick<JobStatus, 'encoderVersions'> {
+  const counts: Record<string, number> = {}
+  for (const c of job.chunks) if (c.state === 'done' && c.result !== undefined) counts[c.result.encoderVersion ?? 'unknown'] = (counts[c.result.encoderVersion ?? 'unknown'] ?? 0) + 1
+  return Object.keys(counts).length > 0 ? { encoderVersions: counts } : {}
 }
 
 /**

@@ -74,6 +74,8 @@ export interface OriginatorOptions {
    * `all` (default) or `adaptive` (verification-policy.ts).
    */
   verify?: VerifyMode
+  /** The version of an encoder a peer advertises (this node's own for itself), kept with each result of the job. */
+  encoderVersionOf?: (peer: string, encoder: EncoderId) => string | undefined
   /** The encoders this machine has (media installedEncoders): a job for another is refused. Unset: not checked. */
   installedEncoders?: ReadonlySet<EncoderId>
   /** Which results get the picture check in adaptive mode: tests script the draw (`SWARM_TEST_VERIFY_DRAWS`). */
@@ -146,7 +148,8 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
       isBanned: o.isBanned,
       event: (e) => { this.tell(e) },
       convicted: (job, peer) => { this.requeue(job, peer).catch((err: Error) => { this.log.info(`${shortJob(job.id)}: sending ${shortPeer(peer)}'s chunks back failed: ${err.message}`) }) },
-      ...(o.checks !== undefined ? { checks: o.checks } : {})
+      ...(o.checks !== undefined ? { checks: o.checks } : {}),
+      ...(o.encoderVersionOf !== undefined ? { encoderVersionOf: o.encoderVersionOf } : {})
     })
   }
 

@@ -2,7 +2,8 @@ import { availableParallelism } from 'node:os'
 import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import {
   reserveSpace, type SpaceReservation, comparePictures, convicts, encodedSize, encoderFor, referenceStructure, VerificationError, verifyEncodedChunk,
-  type ReferenceStructure, type StructureJob
+  type ReferenceStructure, type StructureJob,
+  type EncoderId
 } from '../media/index.js'
 import { logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
 import type { Answer, EmitEvent, OriginatorEvent, Refusal, ReportOffence } from '../swarm/index.js'
@@ -155,6 +156,8 @@ export interface ResultIntakeOptions {
    * (default: node:crypto) and the rule (default ADAPTIVE_RULE). Tests script the draw.
    */
   checks?: { draw?: (jobId: string, peer: string) => number, rule?: AdaptiveRule }
+  /** The version of an encoder a peer advertises (this node's own for itself), kept with each result. */
+  encoderVersionOf?: (peer: string, encoder: EncoderId) => string | undefined
 }
 
 /**
@@ -296,7 +299,8 @@ export class ResultIntake {
     await rename(tmpPath, folder.result(file))
     const size = (await stat(folder.result(file))).size
     const leasedAt = [chunk.lease, chunk.backup].find(l => l?.holder === peer)?.issuedAt
-    this.o.leases.complete(job, chunk, peer, { file, size, sha256, encodedBy: peer, at: this.now(), ...(depth !== 'own' ? { check: depth } : {}) })
+    const encoderVersion = this.o.encoderVersionOf?.(peer, encoderOf(job))
+    this.o.leases.complete(job, chunk, peer, { file, size, sha256, encodedBy: peer, at: this.now(), ...(depth !== 'own' ? { check: depth } : {}), ...(encoderVersion !== undefined ? { encoderVersion } : {}) })
     this.o.event?.({ type: 'chunk:done', jobId, chunk: chunkIndex, peer, bytes: size, verifyMs: this.now() - started, ...(leasedAt !== undefined ? { leaseMs: this.now() - leasedAt } : {}), ...(depth !== 'own' ? { check: depth } : {}) })
     if (depth === 'structural') this.log.debug(`kept ${shortChunk(jobId, chunkIndex)} from ${shortPeer(peer)} on its structure alone (adaptive checking)`)
     await this.o.jobs.save(jobId)

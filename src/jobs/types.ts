@@ -46,6 +46,12 @@ export interface ResultRecord {
    * and in records written before adaptive checking existed (every peer's result was checked in full).
    */
   check?: CheckDepth
+  /**
+   * The version of the job's encoder that made it, as its peer advertised it (this node's own for
+   * its own results): which build encoded what. A peer's word, kept for the record; absent when
+   * the peer advertised none, and in records written before versions were kept.
+   */
+  encoderVersion?: string
 }
 
 export interface ChunkRecord {

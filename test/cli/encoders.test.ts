@@ -50,6 +50,10 @@ describe('swarm add --encoder x265 on a two-node swarm', () => {
     const record = await jobRecord(o.home, job.id)
     expect(record.encoder).toBe('x265')
     expect(new Set(record.chunks.map(c => c.result?.encodedBy)).size).toBe(2)
+    // Which build made each chunk: both nodes advertise Debian's x265.
+    expect(record.chunks.every(c => /^3\.\d/.test(c.result?.encoderVersion ?? ''))).toBe(true)
+    expect(Object.values(end.encoderVersions ?? {}).reduce((a, b) => a + b, 0)).toBe(record.chunks.length)
+    expect((await runSwarm(['status', job.id.slice(0, 8), '--home', o.home])).stdout).toMatch(/made by x265 3\.\S+ \(\d+ chunks?\)/)
     const output = end.output as string
     expect(output).toBe(join(root, 'vfr [x265].mkv'))
     const tracks = (await identify(output)).tracks

@@ -48,7 +48,7 @@ describe('jobStatus', () => {
       id, file: '/videos/film.mkv', settings: '--crf 20', encoder: 'x264', state: 'encoding', output: null, local: true, originator: self,
       createdAt: new Date(1_700_000_000_000).toISOString(), updatedAt: new Date(1_700_000_001_000).toISOString(),
       totalFrames: 120, framesDone: 24 + 24 + 10 + 6, fps: 30, // each holder's fps is rounded before the sum
-      chunks: { total: 5, open: 1, leased: 2, done: 2 }, encodedBy: { [PEER_B]: 2 },
+      chunks: { total: 5, open: 1, leased: 2, done: 2 }, encodedBy: { [PEER_B]: 2 }, encoderVersions: { unknown: 2 },
       // A record from before adaptive checking: mode all, and a peer's result without a check was checked in full.
       verification: { mode: 'all', full: 2, structural: 0, own: 0 }
     })
