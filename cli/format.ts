@@ -101,6 +101,7 @@ export function formatJob (j: JobStatus): string {
   ]
   const alone = aloneText(j)
   if (alone !== undefined) lines.push(`          ${alone}`)
+  for (const w of j.warnings ?? []) lines.push(`warning   ${w}`)
   const versions = Object.entries(j.encoderVersions ?? {})
   if (versions.length > 0) lines.push(`          made by ${versions.map(([v, n]) => `${j.encoder} ${v} (${n} chunk${n === 1 ? '' : 's'})`).join(', ')}`)
   const by = Object.entries(j.encodedBy)

@@ -40,6 +40,8 @@ export interface JobStatus {
    * node encodes it (status says so); peers that advertise nothing are not counted.
    */
   encoderPeers?: number
+  /** What the source loses with the job's settings and encoder (an HDR source written in 8 bits, HDR10 metadata the encoder cannot write). */
+  warnings?: string[]
   /** Jobs this node originated: done chunks by the encoder version that made them ("unknown": its peer advertised none). */
   encoderVersions?: Record<string, number>
   state: JobState

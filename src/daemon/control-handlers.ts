@@ -31,7 +31,8 @@ export function controlHandlers (s: ControlSources): ControlHandlers {
         const { gopsPerChunk, chunkSeconds, ...rest } = req
         const plan = { ...(gopsPerChunk !== undefined ? { gopsPerChunk } : {}), ...(chunkSeconds !== undefined ? { chunkSeconds } : {}) }
         const { job, existing } = await s.jobs.addJob({ ...rest, plan })
-        return { job: s.jobStatus(job, false), existing, ...(job.verify === 'adaptive' && !s.privateSwarm ? { warning: adaptiveInTheOpen() } : {}) }
+        const warnings = [...(job.warnings ?? []), ...(job.verify === 'adaptive' && !s.privateSwarm ? [adaptiveInTheOpen()] : [])]
+        return { job: s.jobStatus(job, false), existing, ...(warnings.length > 0 ? { warning: warnings.join('; ') } : {}) }
       } catch (err) {
         if (err instanceof InputError) throw new ControlError(400, 'input', err.message)
         throw err

@@ -105,6 +105,7 @@ export function jobStatus (self: string, job: JobRecord, worker: WorkerStatus, w
     id: job.id, file: job.sourcePath, settings: job.settings, encoder: job.encoder ?? 'x264',
     ...(encoderPeers !== undefined ? { encoderPeers: encoderPeers(job.encoder ?? 'x264') } : {}),
     ...encoderVersions(job),
+    ...(job.warnings !== undefined ? { warnings: job.warnings } : {}),
     state: job.state, output: job.output,
     ...(job.error !== undefined ? { error: job.error } : {}),
     local: true, originator: self, createdAt: new Date(job.createdAt).toISOString(), updatedAt: new Date(job.updatedAt).toISOString(),

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { access, mkdir, rm, stat } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import {
-  checkFidelity, copyOutput, effectiveSettings, extractCaptions, formatFidelity, mergeChunks, otherTracksInput, statedRange, planChunks, prepareSource,
+  checkFidelity, copyOutput, effectiveSettings, hdrLosses, extractCaptions, formatFidelity, mergeChunks, otherTracksInput, statedRange, planChunks, prepareSource,
   verifyMergedOutput, DEFAULT_ENCODER, type EncoderId, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { jobTag, logger, shortJob, shortPeer, type Logger, type LogSink } from '../log/index.js'
@@ -235,6 +235,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
     }
     const now = this.now()
     const encodeSettings = effectiveSettings(settings, source.video)
+    const warnings = hdrLosses(settings, source.video)
     const job: JobRecord = {
       version: JOB_RECORD_VERSION,
       id,
@@ -245,6 +246,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
       ...(settings.encoder !== DEFAULT_ENCODER ? { encoder: settings.encoder } : {}),
       encodeSettings: encodeSettings.raw,
       ...(source.damage !== undefined ? { damage: source.damage.message } : {}),
+      ...(warnings.length > 0 ? { warnings } : {}),
       ...(source.video.closedCaptions && req.dropCaptions === true ? { dropCaptions: true } : {}),
       ...(req.output !== undefined ? { requestedOutput: resolve(req.output) } : {}),
       output: null,
@@ -262,6 +264,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
     this.sources.set(id, source)
     await this.store.create(job)
     this.log.info(`added ${shortJob(id)} ${req.file} (${plan.chunks.length} chunks, ${source.video.frameCount} frames)`)
+    for (const w of warnings) this.log.info(`${shortJob(id)}: warning: ${w}`)
     this.tell({ type: 'job:added', jobId: id, file: req.file, chunks: plan.chunks.length, frames: source.video.frameCount })
     this.runInBackground(id)
     this.emit('changed', id)

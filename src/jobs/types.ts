@@ -108,6 +108,8 @@ export interface JobRecord {
    * SAR where the user set none. Absent in records written before it existed (the user's are used).
    */
   encodeSettings?: string
+  /** What the source loses with this job's settings and encoder, said when it was added (media/colour.ts hdrLosses). */
+  warnings?: string[]
   /** Damage the user chose to encode anyway (`--allow-damaged`): what the probe found. */
   damage?: string
   /** The source's CEA-608/708 captions are left out at the user's request (`--drop-captions`). */

@@ -30,3 +30,30 @@ export function statedRange (settings: EncoderSettings): 'tv' | 'pc' | undefined
 export function colourSetBy (settings: EncoderSettings | undefined): Set<keyof VideoColour> {
   return settings === undefined ? new Set() : encoderFor(settings.encoder).colourSetBy(settings)
 }
+
+/** Options with which the user states HDR10 metadata themselves, in any encoder's words. */
+const HDR10_OPTIONS = ['--master-display', '--max-cll', '--mastering-display', '--cll', '--content-light']
+
+/**
+ * What an HDR source loses with these settings, said before the job starts: 8-bit output of a PQ
+ * or HLG source (visible banding), and HDR10 metadata the encoder cannot write (aomenc). Empty
+ * when nothing is lost.
+ */
+export function hdrLosses (settings: EncoderSettings, video: Pick<VideoInfo, 'colour' | 'hdr'>): string[] {
+  const losses: string[] = []
+  const transfer = video.colour?.transfer
+  const kind = transfer === 'smpte2084' ? 'PQ' : transfer === 'arib-std-b67' ? 'HLG' : undefined
+  if (kind !== undefined && settings.outputDepth === 8) {
+    losses.push(`the source is HDR (${kind}) and these ${settings.encoder} settings write 8 bits a sample, which bands visibly: ask ${settings.encoder} for 10-bit output`)
+  }
+  const hdr = video.hdr
+  const has = hdr?.masteringDisplay !== undefined || hdr?.contentLight !== undefined
+  const userSet = settings.args.some(a => HDR10_OPTIONS.includes(a))
+  if (has && !userSet) {
+    const encoder = encoderFor(settings.encoder)
+    const withHdr = encoder.sourceColourArgs(video.colour ?? {}, settings, hdr).join(' ')
+    const without = encoder.sourceColourArgs(video.colour ?? {}, settings, undefined).join(' ')
+    if (withHdr === without) losses.push(`the source's HDR10 mastering display and content light level are not kept: ${settings.encoder} cannot write them (x265, SVT-AV1 and x264 can)`)
+  }
+  return losses
+}

@@ -7,7 +7,7 @@ export { cutSegment, extractVideo, sourceAsCutSource, splitByDecoding, Undecodab
 export { quoteShort, splitSettings } from './settings.js'
 export { ENCODER_IDS } from './encoders/types.js'
 export { encoderFor, DEFAULT_ENCODER, parseX264Settings, parseX265Settings, parseSvtAv1Settings, parseAomencSettings, installedEncoders, type Encoder, type EncoderId, type EncoderSettings, type InstalledEncoder } from './encoders/index.js'
-export { effectiveSettings, statedRange } from './colour.js'
+export { effectiveSettings, hdrLosses, statedRange } from './colour.js'
 export { encodeChunk, decoderArgs, encoderArgs, encodedSize, y4mPixFmt, type EncodeChunkOptions, type EncodeProgress, type EncodedChunk } from './encode.js'
 export { startPipeSource, ranOutOfMemory, limitedCommand, type PipeSource } from './tools.js'
 export { inspectSegment, peerInputArgs, decoderMaxPixels, PEER_SEGMENT_CODECS, DEFAULT_SEGMENT_LIMITS, type SegmentShape, type SegmentLimits } from './peer-bytes.js'
