@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { isAbsolute } from 'node:path'
-import { checkSourceCrc, DEFAULT_ENCODER, DISK_RESERVE_BYTES, encoderFor, freeBytes, prepareSource, sha256File, y4mPixFmt, type EncoderId, type EncoderSettings, type MediaInfo, type PlanOptions } from '../media/index.js'
+import { AV1_MIN_TAIL_CHUNK_SECONDS, checkSourceCrc, DEFAULT_ENCODER, DISK_RESERVE_BYTES, encoderFor, freeBytes, prepareSource, sha256File, y4mPixFmt, type EncoderId, type EncoderSettings, type MediaInfo, type PlanOptions } from '../media/index.js'
 import type { VerifyMode } from './verification-policy.js'
 
 /**
@@ -118,6 +118,7 @@ export function planOptionsFor (req: AddJobRequest, nodePlan: PlanOptions | unde
   if (!explicit) {
     planOptions.tailParallelism ??= parallel
     planOptions.absorbShortTail ??= true
+    if (req.encoder === 'svt-av1' || req.encoder === 'aomenc') planOptions.minTailChunkSeconds ??= AV1_MIN_TAIL_CHUNK_SECONDS
   }
   return planOptions
 }

@@ -1,5 +1,6 @@
+import { planOptionsFor } from '../../src/jobs/admission.js'
 import { describe, expect, it } from 'vitest'
-import { cutPoints, MIN_TAIL_CHUNK_SECONDS, planChunks, type MediaInfo, type VideoFrame } from '../../src/media/index.js'
+import { AV1_MIN_TAIL_CHUNK_SECONDS, cutPoints, MIN_TAIL_CHUNK_SECONDS, planChunks, type MediaInfo, type VideoFrame } from '../../src/media/index.js'
 
 /** A synthetic stream: frames in decode order given as [pts, key]. */
 function fakeInfo (decode: Array<[number, boolean]>): MediaInfo {
@@ -65,6 +66,17 @@ describe('planChunks', () => {
     // Deterministic, and parallelism 1 changes nothing.
     expect(planChunks(info, { minChunks: 8, tailParallelism: 2 })).toEqual(guided)
     expect(planChunks(info, { minChunks: 8, tailParallelism: 1 })).toEqual(uniform)
+  })
+
+  it('keeps an AV1 job\'s tail chunks at least AV1_MIN_TAIL_CHUNK_SECONDS long (each pays for its one key frame), and planOptionsFor asks it for the AV1 encoders only', () => {
+    const info = closedGops(24 * 60, 24)
+    const av1 = planChunks(info, { minChunks: 8, tailParallelism: 2, minTailChunkSeconds: AV1_MIN_TAIL_CHUNK_SECONDS })
+    assertExactCover(info, av1)
+    expect(Math.min(...av1.chunks.slice(0, -1).map(c => c.frameCount * 0.04))).toBeGreaterThanOrEqual(AV1_MIN_TAIL_CHUNK_SECONDS)
+    const x264 = planChunks(info, { minChunks: 8, tailParallelism: 2 })
+    expect(Math.min(...x264.chunks.map(c => c.frameCount))).toBeLessThan(Math.min(...av1.chunks.slice(0, -1).map(c => c.frameCount)))
+    const opts = (encoder?: 'x264' | 'x265' | 'svt-av1' | 'aomenc'): number | undefined => planOptionsFor({ file: '/f.mkv', settings: '', ...(encoder !== undefined ? { encoder } : {}) }, undefined, { peers: 2 }).minTailChunkSeconds
+    expect([opts(), opts('x264'), opts('x265'), opts('svt-av1'), opts('aomenc')]).toEqual([undefined, undefined, undefined, AV1_MIN_TAIL_CHUNK_SECONDS, AV1_MIN_TAIL_CHUNK_SECONDS])
   })
 
   it('keeps the tail non-increasing when GOPs are uneven (the benchmark clip\'s 23-frame GOPs with a 17 at each 5th)', () => {
