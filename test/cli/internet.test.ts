@@ -23,7 +23,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { JobStatus, PeersJson, StatusJson } from '../../src/daemon/index.js'
 import { makeClip } from '../helpers/faults.js'
-import { waitFor } from '../helpers/wait.js'
+import { ceiling, waitFor } from '../helpers/wait.js'
 import { hostCli, type HostNode } from '../helpers/cli-hosts.js'
 import { TestNetwork, type Host } from '../helpers/netns.js'
 
@@ -52,7 +52,7 @@ beforeAll(async () => {
   bobHost = await net.addHost('bob', [homeB], { gateway: rb.addresses.homeb as string })
   carlHost = await net.addHost('carl', [homeB], { gateway: rb.addresses.homeb as string })
   for (const h of [meetHost, annHost, bobHost, carlHost]) await mkdir(dir(h), { recursive: true })
-}, 30_000)
+}, ceiling(30_000))
 
 afterAll(async () => {
   await Promise.all(nodes.map(stop))
@@ -152,7 +152,7 @@ describe('the swarm across two homes behind NAT, meeting at one public node', ()
     expect((await status(ann)).network.reachability.verdict).toBe('unknown')
     expect((await swarm(meet.host, meet.dir, ['status'])).stdout).toMatch(/^REACH {2}peers dial in: 2 connected directly/m)
     console.log(`internet: no relay: meet's first lease (over ann's connection) ${meetLeaseMs} ms after swarm add; bob showed control only by ${controlOnlyMs} ms; chunks ${byHost(final.encodedBy, [meet, ann, bob])}`)
-  }, 120_000)
+  }, ceiling(120_000))
 
   it('with meet started with --relay: ann and bob reserve slots on it and bob encodes ann\'s chunks through it', async () => {
     meet = await restart(meet, [...common, '--relay'])
@@ -193,7 +193,7 @@ describe('the swarm across two homes behind NAT, meeting at one public node', ()
     expect((await swarm(meet.host, meet.dir, ['status'])).stdout).toMatch(/^RELAY {2}\d+ peers reserved, \d+ circuits open, \d+ served carrying \d+\.\d MiB/m)
     console.log(`internet: bob's first lease ${firstLeaseMs} ms after swarm add; chunks ${byHost(final.encodedBy, [meet, ann, bob])}; ${relayedSince(NO_TRANSFER, t)}; ` +
       `meet carried ${relayed?.bytesRelayed} bytes on ${relayed?.circuitsServed} circuits`)
-  }, 240_000)
+  }, ceiling(240_000))
 
   it('carl, who knows only bob, finds ann and meet through the DHT provider records and encodes a chunk of ann\'s job', async () => {
     // A LAN address in home B, and --no-mdns: the only peer carl is told of is bob.
@@ -220,7 +220,7 @@ describe('the swarm across two homes behind NAT, meeting at one public node', ()
     expect(final.state).toBe('done')
     expect(final.encodedBy[carl.peerId] ?? 0, 'carl encoded chunks of ann\'s job').toBeGreaterThan(0)
     console.log(`internet: carl (found ann through the DHT) first lease ${firstLeaseMs} ms after swarm add; chunks ${byHost(final.encodedBy, [meet, ann, bob, carl])}; ${relayedSince(before, (await status(ann)).network.transfer)}`)
-  }, 240_000)
+  }, ceiling(240_000))
 
   it('meet restarting mid-job: the job finishes, and bob leases chunks of ann\'s job through meet again once it is back', async () => {
     // Back to one node in each home.
@@ -248,5 +248,5 @@ describe('the swarm across two homes behind NAT, meeting at one public node', ()
     expect(t.segmentBytesOutRelayed).toBeGreaterThan(before.segmentBytesOutRelayed)
     console.log(`internet: meet restart took ${upAt - stopping} ms (stop and start); reservations again ${JSON.stringify(reservedMs)} ms after it was up; ` +
       `bob's first new lease ${resumeMs} ms after meet was up; chunks ${byHost(final.encodedBy, [meet, ann, bob])}; ${relayedSince(before, t)}`)
-  }, 240_000)
+  }, ceiling(240_000))
 })
