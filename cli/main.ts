@@ -7,11 +7,11 @@ import { err, out } from './output.js'
 
 const VERSION = SWARM_VERSION
 
-const MAIN_HELP = `swarm ${VERSION}: encode video with x264 across a peer-to-peer swarm, no central server.
+const MAIN_HELP = `swarm ${VERSION}: encode video with x264, x265 or AV1 across a peer-to-peer swarm, no central server.
 
 Usage:
   swarm join [options]                 run a node in the foreground
-  swarm add FILE "SETTINGS" [options]  encode FILE with x264 SETTINGS across the swarm
+  swarm add FILE "SETTINGS" [options]  encode FILE across the swarm (x264 SETTINGS; --encoder for others)
   swarm status [JOB] [options]         peers, jobs, chunks and who encodes what (--watch: live)
   swarm peers [options]                connected peers: addresses, latency, what they encode for us;
                                        banned peers (swarm peers unban PEER lifts a ban)

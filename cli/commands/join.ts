@@ -25,7 +25,8 @@ ${HOME_HELP}
   --bootstrap MULTIADDR  a peer to dial at start, e.g. /ip4/192.168.1.20/tcp/4010/p2p/12D3Koo...
                        (repeatable; host names too: /dns4/HOST/tcp/4010/p2p/ID, /dnsaddr/HOST/p2p/ID)
   --slots N            concurrent encodes (default: one per core below 8 cores, else 4 or 5; here ${defaultSlots()})
-  --threads N          x264 --threads per encode (default: x264 decides with one slot, cores/slots with more)
+  --threads N          threads per encode (x264 --threads, x265 --pools, SVT-AV1 --lp, aomenc
+                       --threads; default: the encoder decides with one slot, cores/slots with more)
   --max-memory SIZE    memory one encode (one slot) may take, e.g. 2G or 1500M: a chunk whose
                        settings and picture size need more is refused, and the decoder and x264
                        each run under this limit, so a chunk built to exhaust memory fails alone
