@@ -457,8 +457,10 @@ export interface Av1Structure {
   codec: 'av1'
   /** Why the bytes are no AV1 chunk at all (summarizeIvfAv1's refusal); nothing else is read then. */
   invalid?: string
-  /** The sequence header (byte-identical wherever it repeats, or the file is invalid). */
+  /** The sequence header's syntax (byte-identical wherever it repeats, or the file is invalid). */
   sequence?: Av1SequenceSyntax
+  /** What the sequence header makes of it: the format as messages name it. */
+  format?: Pick<IvfAv1Summary, 'profile' | 'bitDepth' | 'chroma'>
   obuTypes: number[]
   /** metadata_type of every metadata OBU. */
   metadataTypes: number[]
@@ -481,8 +483,8 @@ export function describeAv1Structure (bytes: Uint8Array): Av1Structure {
   }
   const sorted = (s: Set<number>): number[] => [...s].sort((a, b) => a - b)
   try {
-    const { sequenceSyntax } = readIvfAv1(bytes, onObu)
-    return { codec: 'av1', sequence: sequenceSyntax, obuTypes: sorted(obuTypes), metadataTypes: sorted(metadataTypes), metadataBytes, paddingBytes }
+    const { sequenceSyntax, profile, bitDepth, chroma } = readIvfAv1(bytes, onObu)
+    return { codec: 'av1', sequence: sequenceSyntax, format: { profile, bitDepth, chroma }, obuTypes: sorted(obuTypes), metadataTypes: sorted(metadataTypes), metadataBytes, paddingBytes }
   } catch (err) {
     if (!(err instanceof Av1BitstreamError)) throw err
     return { codec: 'av1', invalid: err.message, obuTypes: sorted(obuTypes), metadataTypes: sorted(metadataTypes), metadataBytes, paddingBytes }
@@ -531,4 +533,48 @@ function readFrameStart (payload: Uint8Array, sequence: SequenceHeader, what: st
   }
   const refreshFrameFlags = everySlot ? 0xff : r.f(8)
   return { showExistingFrame: false, frameType, showFrame, refreshFrameFlags }
+}
+
+/**
+ * IVF files of one stream as one (the chunks of a job, a merge's video; the picture check's own
+ * encodes): the first file's header, then every file's frames, their timestamps counted on from
+ * the frames before, and the header's frame count the total. Each file is read as summarizeIvfAv1
+ * reads its framing (a bad size throws Av1BitstreamError); the OBUs are copied as they are.
+ */
+export class IvfJoiner {
+  private header: Buffer | undefined
+  private frames = 0
+
+  /** The bytes to write for the next file: its frames, after the header if it is the first. */
+  push (file: Uint8Array): Buffer {
+    readIvfHeader(file)
+    const parts: Buffer[] = []
+    if (this.header === undefined) {
+      this.header = Buffer.from(file.subarray(0, IVF_HEADER_BYTES))
+      parts.push(this.header)
+    }
+    for (const { start, end } of ivfFrames(file)) {
+      const frameHeader = Buffer.alloc(IVF_FRAME_HEADER_BYTES)
+      frameHeader.writeUInt32LE(end - start, 0)
+      frameHeader.writeBigUInt64LE(BigInt(this.frames++), 4)
+      parts.push(frameHeader, Buffer.from(file.buffer, file.byteOffset + start, end - start))
+    }
+    return Buffer.concat(parts)
+  }
+
+  /** The header's frame count field (bytes 24-27): where it is and what it must say now. */
+  frameCountField (): { offset: number, bytes: Buffer } {
+    const bytes = Buffer.alloc(4)
+    bytes.writeUInt32LE(this.frames, 0)
+    return { offset: 24, bytes }
+  }
+}
+
+/** IVF files joined in memory (IvfJoiner). */
+export function joinIvf (files: Uint8Array[]): Buffer {
+  const joiner = new IvfJoiner()
+  const joined = Buffer.concat(files.map(f => joiner.push(f)))
+  const { offset, bytes } = joiner.frameCountField()
+  bytes.copy(joined, offset)
+  return joined
 }

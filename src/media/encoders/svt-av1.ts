@@ -76,7 +76,7 @@ function chunkArgs (settings: EncoderSettings, o: ChunkArgsOptions): string[] {
     '--frames', String(o.frameCount),
     // aomenc-style lines: frame count and rate (parseProgress).
     '--progress', '2',
-    '-i', 'stdin',
+    '-i', o.inputPath ?? 'stdin',
     '-b', o.outputPath
   ]
 }
