@@ -80,6 +80,9 @@ function summarizeAv1Chunk (data: Uint8Array): ChunkSummary {
 /** The structure check's reading of a stream (structure.ts), one shape per codec. */
 export type StreamStructure = H264Structure | HevcStructure | Av1Structure
 
+/** The structure reading of each codec. */
+export type StructureOf<C extends OutputCodec> = C extends 'h264' ? H264Structure : C extends 'hevc' ? HevcStructure : Av1Structure
+
 interface CodecParsers {
   summarize: (data: Uint8Array) => ChunkSummary
   describe: (data: Uint8Array) => StreamStructure
@@ -105,8 +108,8 @@ export function summarizeChunk (codec: OutputCodec, data: Uint8Array): ChunkSumm
 }
 
 /** Parameter sets or sequence header, NAL or OBU types, SEI or metadata types and bytes: what structure.ts compares with the job's reference. */
-export function describeStructure (codec: OutputCodec, data: Uint8Array): StreamStructure {
-  return parsersOf(codec).describe(data)
+export function describeStructure<C extends OutputCodec> (codec: C, data: Uint8Array): StructureOf<C> {
+  return parsersOf(codec).describe(data) as StructureOf<C>
 }
 
 /** The codec as messages name it: "H.264", "HEVC", "AV1". */

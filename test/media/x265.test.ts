@@ -165,7 +165,7 @@ describe('x265 results: parsed, verified and structure-checked', () => {
   it('passes an honest x265 encode of the job and refuses 10-bit 4:4:4 in an 8-bit 4:2:0 job, and an H.264 stream', async () => {
     const reference = await referenceStructure(job8bit)
     expect(reference).toMatchObject({ codec: 'hevc', encoder: 'x265', distinctVps: 1, distinctSps: 1, distinctPps: 1, otherLayers: 0 })
-    expect(reference.seiTypes).toEqual([5])
+    expect(reference.codec === 'hevc' ? reference.seiTypes : undefined).toEqual([5])
     const honest = await readFile(await x265Encode('honest', '--preset ultrafast --crf 30', await clip('420', 'yuv420p')))
     expect(structureMismatches(describeHevcStructure(honest), reference, 24)).toEqual([])
     const deep = await x265Encode('deep444', '--preset ultrafast --crf 30 -D 10', await clip('444', 'yuv444p'))
