@@ -57,16 +57,14 @@ export interface IvfAv1Summary {
 const IVF_HEADER_BYTES = 32
 const IVF_FRAME_HEADER_BYTES = 12
 
-// OBU types (6.2.2).
-const OBU_SEQUENCE_HEADER = 1
-const OBU_TEMPORAL_DELIMITER = 2
-const OBU_FRAME_HEADER = 3
-const OBU_TILE_GROUP = 4
-const OBU_METADATA = 5
-const OBU_FRAME = 6
-const OBU_REDUNDANT_FRAME_HEADER = 7
-const OBU_TILE_LIST = 8
-const OBU_PADDING = 15
+/** OBU types (6.2.2). */
+export const AV1_OBU = {
+  SEQUENCE_HEADER: 1, TEMPORAL_DELIMITER: 2, FRAME_HEADER: 3, TILE_GROUP: 4, METADATA: 5, FRAME: 6, REDUNDANT_FRAME_HEADER: 7, TILE_LIST: 8, PADDING: 15
+} as const
+const {
+  SEQUENCE_HEADER: OBU_SEQUENCE_HEADER, TEMPORAL_DELIMITER: OBU_TEMPORAL_DELIMITER, FRAME_HEADER: OBU_FRAME_HEADER, TILE_GROUP: OBU_TILE_GROUP, METADATA: OBU_METADATA,
+  FRAME: OBU_FRAME, REDUNDANT_FRAME_HEADER: OBU_REDUNDANT_FRAME_HEADER, TILE_LIST: OBU_TILE_LIST, PADDING: OBU_PADDING
+} = AV1_OBU
 
 const KEY_FRAME = 0
 
@@ -94,6 +92,12 @@ class BitReader {
   }
 }
 
+/**
+ * Every syntax element of a sequence header (5.5) read, by its name in the specification
+ * (`seq_level_idx[0]`, `enable_cdef`…): what the structure check compares with the job's reference.
+ */
+export type Av1SequenceSyntax = Record<string, number>
+
 /** What the rest of the stream needs from the sequence header. */
 interface SequenceHeader {
   profile: number
@@ -104,6 +108,7 @@ interface SequenceHeader {
   chroma: IvfAv1Summary['chroma']
   colour: Av1ColourConfig
   filmGrain: boolean
+  syntax: Av1SequenceSyntax
   /** What reading a frame header as far as refresh_frame_flags takes (5.9.2). */
   frames: {
     equalPictureInterval: boolean
@@ -120,89 +125,120 @@ interface SequenceHeader {
   }
 }
 
-/** sequence_header_obu (5.5). */
-function parseSequenceHeader (payload: Uint8Array): SequenceHeader {
-  const r = new BitReader(payload, 'the sequence header')
-  const profile = r.f(3)
-  if (profile > 2) throw new Av1BitstreamError(`the sequence header names profile ${profile}; AV1 has profiles 0 to 2`)
-  r.f(1) // still_picture
-  const reducedStillPictureHeader = r.f(1) === 1
-  const frames: SequenceHeader['frames'] = {
-    equalPictureInterval: false, decoderModelInfoPresent: false, bufferRemovalTimeLength: 0, framePresentationTimeLength: 0,
-    decoderModelForOp: false, operatingPointIdc: 0, frameIdLength: undefined, forceScreenContentTools: 2, forceIntegerMv: 2, orderHintBits: 0
+/** A BitReader that writes down every syntax element it reads under its name. */
+class SyntaxReader {
+  readonly syntax: Av1SequenceSyntax = {}
+  constructor (private readonly r: BitReader) {}
+  f (name: string, n: number): number {
+    const v = this.r.f(n)
+    this.syntax[name] = v
+    return v
   }
+
+  flag (name: string): boolean { return this.f(name, 1) === 1 }
+  uvlc (name: string): number {
+    const v = this.r.uvlc()
+    this.syntax[name] = v
+    return v
+  }
+}
+
+/** timing_info, decoder_model_info and the operating points (5.5.1, reduced_still_picture_header off). */
+function readOperatingPoints (r: SyntaxReader, frames: SequenceHeader['frames']): void {
   let bufferDelayLength = 0
-  if (reducedStillPictureHeader) {
-    r.f(5) // seq_level_idx[0]
-  } else {
-    if (r.f(1) === 1) { // timing_info_present_flag
-      r.f(32); r.f(32) // num_units_in_display_tick, time_scale
-      frames.equalPictureInterval = r.f(1) === 1
-      if (frames.equalPictureInterval) r.uvlc() // num_ticks_per_picture_minus_1
-      frames.decoderModelInfoPresent = r.f(1) === 1
-      if (frames.decoderModelInfoPresent) {
-        bufferDelayLength = r.f(5) + 1
-        r.f(32) // num_units_in_decoding_tick
-        frames.bufferRemovalTimeLength = r.f(5) + 1
-        frames.framePresentationTimeLength = r.f(5) + 1
-      }
-    }
-    const initialDisplayDelayPresent = r.f(1) === 1
-    const operatingPoints = r.f(5) + 1
-    // Scalable streams (several operating points) decode to different pictures per operating point; no encoder swarm runs writes one.
-    if (operatingPoints !== 1) throw new Av1BitstreamError(`the sequence header describes ${operatingPoints} operating points (a scalable stream); a chunk has one`)
-    frames.operatingPointIdc = r.f(12)
-    if (r.f(5) > 7) r.f(1) // seq_level_idx[0], seq_tier[0]
+  if (r.flag('timing_info_present_flag')) {
+    r.f('num_units_in_display_tick', 32); r.f('time_scale', 32)
+    frames.equalPictureInterval = r.flag('equal_picture_interval')
+    if (frames.equalPictureInterval) r.uvlc('num_ticks_per_picture_minus_1')
+    frames.decoderModelInfoPresent = r.flag('decoder_model_info_present_flag')
     if (frames.decoderModelInfoPresent) {
-      frames.decoderModelForOp = r.f(1) === 1
-      if (frames.decoderModelForOp) { r.f(bufferDelayLength); r.f(bufferDelayLength); r.f(1) }
+      bufferDelayLength = r.f('buffer_delay_length_minus_1', 5) + 1
+      r.f('num_units_in_decoding_tick', 32)
+      frames.bufferRemovalTimeLength = r.f('buffer_removal_time_length_minus_1', 5) + 1
+      frames.framePresentationTimeLength = r.f('frame_presentation_time_length_minus_1', 5) + 1
     }
-    if (initialDisplayDelayPresent && r.f(1) === 1) r.f(4)
   }
-  const widthBits = r.f(4) + 1
-  const heightBits = r.f(4) + 1
-  const width = r.f(widthBits) + 1
-  const height = r.f(heightBits) + 1
-  if (!reducedStillPictureHeader && r.f(1) === 1) { // frame_id_numbers_present_flag
-    const delta = r.f(4) + 2
-    frames.frameIdLength = r.f(3) + 1 + delta
+  const initialDisplayDelayPresent = r.flag('initial_display_delay_present_flag')
+  const operatingPoints = r.f('operating_points_cnt_minus_1', 5) + 1
+  // Scalable streams (several operating points) decode to different pictures per operating point; no encoder swarm runs writes one.
+  if (operatingPoints !== 1) throw new Av1BitstreamError(`the sequence header describes ${operatingPoints} operating points (a scalable stream); a chunk has one`)
+  frames.operatingPointIdc = r.f('operating_point_idc[0]', 12)
+  if (r.f('seq_level_idx[0]', 5) > 7) r.f('seq_tier[0]', 1)
+  if (frames.decoderModelInfoPresent) {
+    frames.decoderModelForOp = r.flag('decoder_model_present_for_this_op[0]')
+    if (frames.decoderModelForOp) { r.f('decoder_buffer_delay[0]', bufferDelayLength); r.f('encoder_buffer_delay[0]', bufferDelayLength); r.f('low_delay_mode_flag[0]', 1) }
   }
-  r.f(1); r.f(1); r.f(1) // use_128x128_superblock, enable_filter_intra, enable_intra_edge_filter
-  if (!reducedStillPictureHeader) {
-    r.f(1); r.f(1); r.f(1); r.f(1) // interintra, masked compound, warped motion, dual filter
-    const orderHint = r.f(1) === 1
-    if (orderHint) { r.f(1); r.f(1) } // jnt_comp, ref_frame_mvs
-    frames.forceScreenContentTools = r.f(1) === 1 ? 2 : r.f(1) // seq_choose_screen_content_tools
-    if (frames.forceScreenContentTools > 0) frames.forceIntegerMv = r.f(1) === 1 ? 2 : r.f(1) // seq_choose_integer_mv
-    if (orderHint) frames.orderHintBits = r.f(3) + 1
+  if (initialDisplayDelayPresent && r.flag('initial_display_delay_present_for_this_op[0]')) r.f('initial_display_delay_minus_1[0]', 4)
+}
+
+/** The frame size, frame ids and the coding tools the sequence enables (5.5.1). */
+function readSizeAndTools (r: SyntaxReader, reduced: boolean, frames: SequenceHeader['frames']): { width: number, height: number } {
+  const widthBits = r.f('frame_width_bits_minus_1', 4) + 1
+  const heightBits = r.f('frame_height_bits_minus_1', 4) + 1
+  const width = r.f('max_frame_width_minus_1', widthBits) + 1
+  const height = r.f('max_frame_height_minus_1', heightBits) + 1
+  if (!reduced && r.flag('frame_id_numbers_present_flag')) {
+    const delta = r.f('delta_frame_id_length_minus_2', 4) + 2
+    frames.frameIdLength = r.f('additional_frame_id_length_minus_1', 3) + 1 + delta
   }
-  r.f(1); r.f(1); r.f(1) // superres, cdef, restoration
-  // color_config (5.5.2)
-  const highBitdepth = r.f(1) === 1
-  const bitDepth: 8 | 10 | 12 = profile === 2 && highBitdepth ? (r.f(1) === 1 ? 12 : 10) : highBitdepth ? 10 : 8
-  const mono = profile === 1 ? false : r.f(1) === 1
+  r.f('use_128x128_superblock', 1); r.f('enable_filter_intra', 1); r.f('enable_intra_edge_filter', 1)
+  if (!reduced) {
+    r.f('enable_interintra_compound', 1); r.f('enable_masked_compound', 1); r.f('enable_warped_motion', 1); r.f('enable_dual_filter', 1)
+    const orderHint = r.flag('enable_order_hint')
+    if (orderHint) { r.f('enable_jnt_comp', 1); r.f('enable_ref_frame_mvs', 1) }
+    frames.forceScreenContentTools = r.flag('seq_choose_screen_content_tools') ? 2 : r.f('seq_force_screen_content_tools', 1)
+    if (frames.forceScreenContentTools > 0) frames.forceIntegerMv = r.flag('seq_choose_integer_mv') ? 2 : r.f('seq_force_integer_mv', 1)
+    if (orderHint) frames.orderHintBits = r.f('order_hint_bits_minus_1', 3) + 1
+  }
+  r.f('enable_superres', 1); r.f('enable_cdef', 1); r.f('enable_restoration', 1)
+  return { width, height }
+}
+
+/** color_config (5.5.2): depth, subsampling and colour description. */
+function readColourConfig (r: SyntaxReader, profile: number): Pick<SequenceHeader, 'bitDepth' | 'chroma' | 'colour'> & { mono: boolean } {
+  const highBitdepth = r.flag('high_bitdepth')
+  const bitDepth: 8 | 10 | 12 = profile === 2 && highBitdepth ? (r.flag('twelve_bit') ? 12 : 10) : highBitdepth ? 10 : 8
+  const mono = profile === 1 ? false : r.flag('mono_chrome')
   let primaries = 2; let transfer = 2; let matrix = 2
-  if (r.f(1) === 1) { primaries = r.f(8); transfer = r.f(8); matrix = r.f(8) }
+  if (r.flag('color_description_present_flag')) { primaries = r.f('color_primaries', 8); transfer = r.f('transfer_characteristics', 8); matrix = r.f('matrix_coefficients', 8) }
   let fullRange: boolean
   let subX = 1; let subY = 1
   let chromaSamplePosition = 0
   if (mono) {
-    fullRange = r.f(1) === 1
+    fullRange = r.flag('color_range')
   } else if (primaries === 1 && transfer === 13 && matrix === 0) {
     // sRGB: 4:4:4, full range, no bits for either.
     fullRange = true; subX = 0; subY = 0
   } else {
-    fullRange = r.f(1) === 1
+    fullRange = r.flag('color_range')
     if (profile === 1) { subX = 0; subY = 0 } else if (profile === 2) {
-      if (bitDepth === 12) { subX = r.f(1); subY = subX === 1 ? r.f(1) : 0 } else { subX = 1; subY = 0 }
+      if (bitDepth === 12) { subX = r.f('subsampling_x', 1); subY = subX === 1 ? r.f('subsampling_y', 1) : 0 } else { subX = 1; subY = 0 }
     }
-    if (subX === 1 && subY === 1) chromaSamplePosition = r.f(2)
+    if (subX === 1 && subY === 1) chromaSamplePosition = r.f('chroma_sample_position', 2)
   }
-  if (!mono) r.f(1) // separate_uv_delta_q
-  const filmGrain = r.f(1) === 1
+  if (!mono) r.f('separate_uv_delta_q', 1)
   const chroma = mono ? '400' : subX === 1 && subY === 1 ? '420' : subX === 1 ? '422' : subY === 0 ? '444' : undefined
   if (chroma === undefined) throw new Av1BitstreamError('the sequence header codes chroma subsampled vertically only, which AV1 does not allow')
-  return { profile, reducedStillPictureHeader, width, height, bitDepth, chroma, colour: { primaries, transfer, matrix, fullRange, chromaSamplePosition }, filmGrain, frames }
+  return { bitDepth, chroma, mono, colour: { primaries, transfer, matrix, fullRange, chromaSamplePosition } }
+}
+
+/** sequence_header_obu (5.5). */
+function parseSequenceHeader (payload: Uint8Array): SequenceHeader {
+  const r = new SyntaxReader(new BitReader(payload, 'the sequence header'))
+  const profile = r.f('seq_profile', 3)
+  if (profile > 2) throw new Av1BitstreamError(`the sequence header names profile ${profile}; AV1 has profiles 0 to 2`)
+  r.f('still_picture', 1)
+  const reducedStillPictureHeader = r.flag('reduced_still_picture_header')
+  const frames: SequenceHeader['frames'] = {
+    equalPictureInterval: false, decoderModelInfoPresent: false, bufferRemovalTimeLength: 0, framePresentationTimeLength: 0,
+    decoderModelForOp: false, operatingPointIdc: 0, frameIdLength: undefined, forceScreenContentTools: 2, forceIntegerMv: 2, orderHintBits: 0
+  }
+  if (reducedStillPictureHeader) r.f('seq_level_idx[0]', 5)
+  else readOperatingPoints(r, frames)
+  const { width, height } = readSizeAndTools(r, reducedStillPictureHeader, frames)
+  const { bitDepth, chroma, colour } = readColourConfig(r, profile)
+  const filmGrain = r.flag('film_grain_params_present')
+  return { profile, reducedStillPictureHeader, width, height, bitDepth, chroma, colour, filmGrain, syntax: r.syntax, frames }
 }
 
 /** leb128() (4.10.5): at most 8 bytes, a value below 2^32, every byte inside `end`. */
@@ -223,6 +259,176 @@ function readLeb128 (b: Uint8Array, at: number, end: number, what: string): { va
 const u16 = (b: Uint8Array, at: number): number => (b[at] as number) | ((b[at + 1] as number) << 8)
 const u32 = (b: Uint8Array, at: number): number => u16(b, at) + u16(b, at + 2) * 0x10000
 
+/** The IVF file header: a DKIF signature, its own length and AV01; what it states besides. */
+function readIvfHeader (bytes: Uint8Array): IvfAv1Summary['ivf'] {
+  if (bytes.length < IVF_HEADER_BYTES) throw new Av1BitstreamError(`${bytes.length} bytes is shorter than an IVF header (${IVF_HEADER_BYTES})`)
+  const tag = (at: number): string => String.fromCharCode(...bytes.subarray(at, at + 4))
+  if (tag(0) !== 'DKIF') throw new Av1BitstreamError('not an IVF file (no DKIF signature)')
+  const headerBytes = u16(bytes, 6)
+  if (headerBytes !== IVF_HEADER_BYTES) throw new Av1BitstreamError(`the IVF header says it is ${headerBytes} bytes long; IVF headers are ${IVF_HEADER_BYTES}`)
+  if (tag(8) !== 'AV01') throw new Av1BitstreamError(`the IVF file holds ${JSON.stringify(tag(8))}, not AV1 (AV01)`)
+  return { width: u16(bytes, 12), height: u16(bytes, 14), rateNum: u32(bytes, 16), rateDen: u32(bytes, 20) }
+}
+
+/** One IVF frame: a temporal unit's bytes [start, end), and how messages name it. */
+interface IvfFrame { start: number, end: number, where: string }
+
+/** The IVF frames after the header, each one's size checked against the bytes really there. */
+function * ivfFrames (bytes: Uint8Array): Generator<IvfFrame> {
+  for (let at = IVF_HEADER_BYTES, index = 0; at < bytes.length; index++) {
+    const where = `temporal unit ${index} (at byte ${at})`
+    if (bytes.length - at < IVF_FRAME_HEADER_BYTES) throw new Av1BitstreamError(`${where}: the file ends inside an IVF frame header`)
+    const size = u32(bytes, at)
+    const start = at + IVF_FRAME_HEADER_BYTES
+    if (size > bytes.length - start) throw new Av1BitstreamError(`${where}: its IVF frame says ${size} bytes but ${bytes.length - start} remain`)
+    if (size === 0) throw new Av1BitstreamError(`${where}: an empty IVF frame`)
+    yield { start, end: start + size, where }
+    at = start + size
+  }
+}
+
+/** An OBU of a temporal unit: its type, its payload, its place in the unit and how messages name it. */
+export interface Av1Obu { type: number, payload: Uint8Array, index: number, what: string }
+
+/** The OBUs of one temporal unit (5.3): headers and sizes checked, base layer only, a temporal delimiter first. */
+function * obusOf (bytes: Uint8Array, frame: IvfFrame): Generator<Av1Obu> {
+  const { end, where } = frame
+  for (let p = frame.start, index = 0; p < end; index++) {
+    const what = `${where}, OBU ${index}`
+    const header = bytes[p] as number
+    if ((header & 0x80) !== 0) throw new Av1BitstreamError(`${what}: the forbidden bit is set`)
+    const type = (header >> 3) & 0x0f
+    let q = p + 1
+    if ((header & 0x04) !== 0) { // obu_extension_flag
+      if (q >= end) throw new Av1BitstreamError(`${what}: its extension header runs past the end of its frame`)
+      if ((bytes[q] as number) >> 3 !== 0) throw new Av1BitstreamError(`${what}: it belongs to a temporal or spatial layer other than the base one; a chunk has one layer`)
+      q++
+    }
+    let payloadEnd = end
+    if ((header & 0x02) !== 0) { // obu_has_size_field
+      const { value, next } = readLeb128(bytes, q, end, what)
+      if (value > end - next) throw new Av1BitstreamError(`${what}: its size ${value} runs past the end of its frame (${end - next} bytes remain)`)
+      q = next
+      payloadEnd = q + value
+    }
+    if (index === 0 && type !== OBU_TEMPORAL_DELIMITER) throw new Av1BitstreamError(`${what}: a temporal unit must open with a temporal delimiter, found OBU type ${type}`)
+    yield { type, payload: bytes.subarray(q, payloadEnd), index, what }
+    p = payloadEnd
+  }
+}
+
+/** The stream read temporal unit after temporal unit: the sequence header, the frames shown, the reference slots. */
+class StreamReader {
+  sequence: SequenceHeader | undefined
+  sequenceHeader: Uint8Array | undefined
+  pictures = 0
+  hiddenFrames = 0
+  keyFrames = 0
+  firstIsKey = false
+  /** frame_type of the frame in each of the 8 reference slots, so a shown existing frame's type is known. */
+  private readonly slotTypes: Array<number | undefined> = new Array(8).fill(undefined)
+  private shown = 0
+  private shownKey = false
+  /** A frame header read whose tile groups have not come yet: a frame header OBU now would be its copy. */
+  private awaitingTiles = false
+
+  readTemporalUnit (bytes: Uint8Array, frame: IvfFrame, onObu?: (obu: Av1Obu) => void): void {
+    this.shown = 0
+    this.shownKey = false
+    this.awaitingTiles = false
+    for (const obu of obusOf(bytes, frame)) {
+      this.readObu(obu)
+      onObu?.(obu)
+    }
+    const { where } = frame
+    if (this.sequence === undefined) throw new Av1BitstreamError(`${where}: the first temporal unit carries no sequence header`)
+    if (!this.firstIsKey) throw new Av1BitstreamError(`${where}: the first temporal unit holds no frame`)
+    if (this.shown !== 1) throw new Av1BitstreamError(`${where}: it holds ${this.shown} shown frames; a temporal unit shows exactly one`)
+    if (this.shownKey) this.keyFrames++
+    this.pictures++
+  }
+
+  private readObu ({ type, payload, index, what }: Av1Obu): void {
+    switch (type) {
+      case OBU_TEMPORAL_DELIMITER:
+        if (index !== 0) throw new Av1BitstreamError(`${what}: a second temporal delimiter inside one IVF frame`)
+        break
+      case OBU_SEQUENCE_HEADER:
+        if (this.sequenceHeader === undefined) {
+          this.sequence = parseSequenceHeader(payload)
+          this.sequenceHeader = payload.slice()
+        } else if (!sameBytes(this.sequenceHeader, payload)) {
+          throw new Av1BitstreamError(`${what}: a sequence header that differs from the first one`)
+        }
+        break
+      case OBU_FRAME_HEADER:
+      case OBU_FRAME:
+        this.readFrame(type, payload, what)
+        break
+      case OBU_TILE_GROUP:
+        if (this.sequence === undefined) throw new Av1BitstreamError(`${what}: a tile group before any sequence header`)
+        this.awaitingTiles = false
+        break
+      case OBU_REDUNDANT_FRAME_HEADER:
+      case OBU_METADATA:
+      case OBU_PADDING:
+        break
+      case OBU_TILE_LIST:
+        throw new Av1BitstreamError(`${what}: a tile list OBU (large-scale tile coding), which a chunk never holds`)
+      default:
+        // Reserved types are to be ignored by decoders (6.2.2); a chunk has no use for them.
+        throw new Av1BitstreamError(`${what}: reserved OBU type ${type}`)
+    }
+  }
+
+  private readFrame (type: number, payload: Uint8Array, what: string): void {
+    if (this.sequence === undefined) throw new Av1BitstreamError(`${what}: a frame before any sequence header`)
+    if (type === OBU_FRAME_HEADER && this.awaitingTiles) return
+    const frame = readFrameStart(payload, this.sequence, what)
+    if (frame.showExistingFrame) {
+      const slotType = this.slotTypes[frame.slot]
+      if (slotType === undefined) throw new Av1BitstreamError(`${what}: it shows reference slot ${frame.slot}, which no frame has filled`)
+      this.shown++
+      // Showing a key frame loads it into every slot (7.21).
+      if (slotType === KEY_FRAME) { this.shownKey = true; this.slotTypes.fill(KEY_FRAME) }
+      this.awaitingTiles = false
+      return
+    }
+    if (!this.firstIsKey) {
+      if (frame.frameType !== KEY_FRAME || !frame.showFrame) throw new Av1BitstreamError(`${what}: the first frame is not a shown key frame, so the chunk does not decode on its own`)
+      this.firstIsKey = true
+    }
+    if (frame.showFrame) { this.shown++; if (frame.frameType === KEY_FRAME) this.shownKey = true } else this.hiddenFrames++
+    for (let slot = 0; slot < 8; slot++) if ((frame.refreshFrameFlags >> slot) & 1) this.slotTypes[slot] = frame.frameType
+    this.awaitingTiles = type === OBU_FRAME_HEADER
+  }
+}
+
+/** Reads a whole IVF file of AV1, handing every OBU to `onObu` once it is read. */
+function readIvfAv1 (bytes: Uint8Array, onObu?: (obu: Av1Obu) => void): IvfAv1Summary & { sequenceSyntax: Av1SequenceSyntax } {
+  const ivf = readIvfHeader(bytes)
+  const stream = new StreamReader()
+  for (const frame of ivfFrames(bytes)) stream.readTemporalUnit(bytes, frame, onObu)
+  const { sequence, sequenceHeader, pictures } = stream
+  if (sequence === undefined || sequenceHeader === undefined || pictures === 0) throw new Av1BitstreamError('the IVF file holds no temporal unit')
+  return {
+    pictures,
+    hiddenFrames: stream.hiddenFrames,
+    firstIsKey: true,
+    keyFrames: stream.keyFrames,
+    width: sequence.width,
+    height: sequence.height,
+    profile: sequence.profile,
+    bitDepth: sequence.bitDepth,
+    chroma: sequence.chroma,
+    colour: sequence.colour,
+    filmGrain: sequence.filmGrain,
+    sequenceHeader,
+    sequenceSyntax: sequence.syntax,
+    ivf
+  }
+}
+
 /**
  * Summarises an IVF file of AV1 as a chunk must be: a DKIF header for AV01, then temporal units,
  * one per IVF frame, each opening with a temporal delimiter and holding exactly one shown frame
@@ -236,140 +442,52 @@ const u32 = (b: Uint8Array, at: number): number => u16(b, at) + u16(b, at + 2) *
  * specification allows (7.5), not a new frame.
  */
 export function summarizeIvfAv1 (bytes: Uint8Array): IvfAv1Summary {
-  if (bytes.length < IVF_HEADER_BYTES) throw new Av1BitstreamError(`${bytes.length} bytes is shorter than an IVF header (${IVF_HEADER_BYTES})`)
-  const tag = (at: number): string => String.fromCharCode(...bytes.subarray(at, at + 4))
-  if (tag(0) !== 'DKIF') throw new Av1BitstreamError('not an IVF file (no DKIF signature)')
-  const headerBytes = u16(bytes, 6)
-  if (headerBytes !== IVF_HEADER_BYTES) throw new Av1BitstreamError(`the IVF header says it is ${headerBytes} bytes long; IVF headers are ${IVF_HEADER_BYTES}`)
-  if (tag(8) !== 'AV01') throw new Av1BitstreamError(`the IVF file holds ${JSON.stringify(tag(8))}, not AV1 (AV01)`)
-  const ivf = { width: u16(bytes, 12), height: u16(bytes, 14), rateNum: u32(bytes, 16), rateDen: u32(bytes, 20) }
+  const { sequenceSyntax: _, ...summary } = readIvfAv1(bytes)
+  return summary
+}
 
-  let sequence: SequenceHeader | undefined
-  let sequenceHeader: Uint8Array | undefined
-  let pictures = 0
-  let hiddenFrames = 0
-  let keyFrames = 0
-  let firstIsKey = false
-  /** frame_type of the frame in each of the 8 reference slots, so a shown existing frame's type is known. */
-  const slotTypes: Array<number | undefined> = new Array(8).fill(undefined)
+/** metadata_type (6.7.1): what a metadata OBU carries. */
+export const AV1_METADATA = { HDR_CLL: 1, HDR_MDCV: 2, SCALABILITY: 3, ITUT_T35: 4, TIMECODE: 5 } as const
 
-  let at = IVF_HEADER_BYTES
-  while (at < bytes.length) {
-    const tu = pictures
-    const where = `temporal unit ${tu} (at byte ${at})`
-    if (bytes.length - at < IVF_FRAME_HEADER_BYTES) throw new Av1BitstreamError(`${where}: the file ends inside an IVF frame header`)
-    const size = u32(bytes, at)
-    const start = at + IVF_FRAME_HEADER_BYTES
-    if (size > bytes.length - start) throw new Av1BitstreamError(`${where}: its IVF frame says ${size} bytes but ${bytes.length - start} remain`)
-    if (size === 0) throw new Av1BitstreamError(`${where}: an empty IVF frame`)
-    const end = start + size
+/**
+ * What an AV1 chunk's structure says beyond its pictures, for the structure check (structure.ts),
+ * as describeHevcStructure for HEVC: its sequence header's syntax, OBU types, metadata types and bytes.
+ */
+export interface Av1Structure {
+  codec: 'av1'
+  /** Why the bytes are no AV1 chunk at all (summarizeIvfAv1's refusal); nothing else is read then. */
+  invalid?: string
+  /** The sequence header's syntax (byte-identical wherever it repeats, or the file is invalid). */
+  sequence?: Av1SequenceSyntax
+  /** What the sequence header makes of it: the format as messages name it. */
+  format?: Pick<IvfAv1Summary, 'profile' | 'bitDepth' | 'chroma'>
+  obuTypes: number[]
+  /** metadata_type of every metadata OBU. */
+  metadataTypes: number[]
+  /** Bytes of metadata and padding OBUs: what a liar could fill a result with. */
+  metadataBytes: number
+  paddingBytes: number
+}
 
-    let shown = 0
-    let shownKey = false
-    /** A frame header read whose tile groups have not come yet: a frame header OBU now would be its copy. */
-    let awaitingTiles = false
-    let obuIndex = 0
-    let p = start
-    while (p < end) {
-      const what = `${where}, OBU ${obuIndex}`
-      const header = bytes[p] as number
-      if ((header & 0x80) !== 0) throw new Av1BitstreamError(`${what}: the forbidden bit is set`)
-      const type = (header >> 3) & 0x0f
-      const hasExtension = (header & 0x04) !== 0
-      const hasSize = (header & 0x02) !== 0
-      let q = p + 1
-      if (hasExtension) {
-        if (q >= end) throw new Av1BitstreamError(`${what}: its extension header runs past the end of its frame`)
-        if ((bytes[q] as number) >> 3 !== 0) throw new Av1BitstreamError(`${what}: it belongs to a temporal or spatial layer other than the base one; a chunk has one layer`)
-        q++
-      }
-      let payloadEnd: number
-      if (hasSize) {
-        const { value, next } = readLeb128(bytes, q, end, what)
-        if (value > end - next) throw new Av1BitstreamError(`${what}: its size ${value} runs past the end of its frame (${end - next} bytes remain)`)
-        q = next
-        payloadEnd = q + value
-      } else {
-        payloadEnd = end
-      }
-      const payload = bytes.subarray(q, payloadEnd)
-      if (obuIndex === 0 && type !== OBU_TEMPORAL_DELIMITER) throw new Av1BitstreamError(`${what}: a temporal unit must open with a temporal delimiter, found OBU type ${type}`)
-
-      switch (type) {
-        case OBU_TEMPORAL_DELIMITER:
-          if (obuIndex !== 0) throw new Av1BitstreamError(`${what}: a second temporal delimiter inside one IVF frame`)
-          break
-        case OBU_SEQUENCE_HEADER: {
-          if (sequenceHeader === undefined) {
-            sequence = parseSequenceHeader(payload)
-            sequenceHeader = payload.slice()
-          } else if (!sameBytes(sequenceHeader, payload)) {
-            throw new Av1BitstreamError(`${what}: a sequence header that differs from the first one`)
-          }
-          break
-        }
-        case OBU_FRAME_HEADER:
-        case OBU_FRAME: {
-          if (sequence === undefined) throw new Av1BitstreamError(`${what}: a frame before any sequence header`)
-          if (type === OBU_FRAME_HEADER && awaitingTiles) break
-          const frame = readFrameStart(payload, sequence, what)
-          if (frame.showExistingFrame) {
-            const slotType = slotTypes[frame.slot]
-            if (slotType === undefined) throw new Av1BitstreamError(`${what}: it shows reference slot ${frame.slot}, which no frame has filled`)
-            shown++
-            // Showing a key frame loads it into every slot (7.21).
-            if (slotType === KEY_FRAME) { shownKey = true; slotTypes.fill(KEY_FRAME) }
-            awaitingTiles = false
-            break
-          }
-          if (!firstIsKey) {
-            if (frame.frameType !== KEY_FRAME || !frame.showFrame) throw new Av1BitstreamError(`${what}: the first frame is not a shown key frame, so the chunk does not decode on its own`)
-            firstIsKey = true
-          }
-          if (frame.showFrame) { shown++; if (frame.frameType === KEY_FRAME) shownKey = true } else hiddenFrames++
-          for (let slot = 0; slot < 8; slot++) if ((frame.refreshFrameFlags >> slot) & 1) slotTypes[slot] = frame.frameType
-          awaitingTiles = type === OBU_FRAME_HEADER
-          break
-        }
-        case OBU_TILE_GROUP:
-          if (sequence === undefined) throw new Av1BitstreamError(`${what}: a tile group before any sequence header`)
-          awaitingTiles = false
-          break
-        case OBU_REDUNDANT_FRAME_HEADER:
-        case OBU_METADATA:
-        case OBU_PADDING:
-          break
-        case OBU_TILE_LIST:
-          throw new Av1BitstreamError(`${what}: a tile list OBU (large-scale tile coding), which a chunk never holds`)
-        default:
-          // Reserved types are to be ignored by decoders (6.2.2); a chunk has no use for them.
-          throw new Av1BitstreamError(`${what}: reserved OBU type ${type}`)
-      }
-      obuIndex++
-      p = payloadEnd
-    }
-    if (tu === 0 && sequence === undefined) throw new Av1BitstreamError(`${where}: the first temporal unit carries no sequence header`)
-    if (!firstIsKey) throw new Av1BitstreamError(`${where}: the first temporal unit holds no frame`)
-    if (shown !== 1) throw new Av1BitstreamError(`${where}: it holds ${shown} shown frames; a temporal unit shows exactly one`)
-    if (shownKey) keyFrames++
-    pictures++
-    at = end
+export function describeAv1Structure (bytes: Uint8Array): Av1Structure {
+  const obuTypes = new Set<number>()
+  const metadataTypes = new Set<number>()
+  let metadataBytes = 0
+  let paddingBytes = 0
+  const onObu = ({ type, payload, what }: Av1Obu): void => {
+    obuTypes.add(type)
+    if (type === OBU_METADATA) {
+      metadataTypes.add(readLeb128(payload, 0, payload.length, `${what}: metadata_type`).value)
+      metadataBytes += payload.length
+    } else if (type === OBU_PADDING) paddingBytes += payload.length
   }
-  if (sequence === undefined || sequenceHeader === undefined || pictures === 0) throw new Av1BitstreamError('the IVF file holds no temporal unit')
-  return {
-    pictures,
-    hiddenFrames,
-    firstIsKey: true,
-    keyFrames,
-    width: sequence.width,
-    height: sequence.height,
-    profile: sequence.profile,
-    bitDepth: sequence.bitDepth,
-    chroma: sequence.chroma,
-    colour: sequence.colour,
-    filmGrain: sequence.filmGrain,
-    sequenceHeader,
-    ivf
+  const sorted = (s: Set<number>): number[] => [...s].sort((a, b) => a - b)
+  try {
+    const { sequenceSyntax, profile, bitDepth, chroma } = readIvfAv1(bytes, onObu)
+    return { codec: 'av1', sequence: sequenceSyntax, format: { profile, bitDepth, chroma }, obuTypes: sorted(obuTypes), metadataTypes: sorted(metadataTypes), metadataBytes, paddingBytes }
+  } catch (err) {
+    if (!(err instanceof Av1BitstreamError)) throw err
+    return { codec: 'av1', invalid: err.message, obuTypes: sorted(obuTypes), metadataTypes: sorted(metadataTypes), metadataBytes, paddingBytes }
   }
 }
 
@@ -415,4 +533,48 @@ function readFrameStart (payload: Uint8Array, sequence: SequenceHeader, what: st
   }
   const refreshFrameFlags = everySlot ? 0xff : r.f(8)
   return { showExistingFrame: false, frameType, showFrame, refreshFrameFlags }
+}
+
+/**
+ * IVF files of one stream as one (the chunks of a job, a merge's video; the picture check's own
+ * encodes): the first file's header, then every file's frames, their timestamps counted on from
+ * the frames before, and the header's frame count the total. Each file is read as summarizeIvfAv1
+ * reads its framing (a bad size throws Av1BitstreamError); the OBUs are copied as they are.
+ */
+export class IvfJoiner {
+  private header: Buffer | undefined
+  private frames = 0
+
+  /** The bytes to write for the next file: its frames, after the header if it is the first. */
+  push (file: Uint8Array): Buffer {
+    readIvfHeader(file)
+    const parts: Buffer[] = []
+    if (this.header === undefined) {
+      this.header = Buffer.from(file.subarray(0, IVF_HEADER_BYTES))
+      parts.push(this.header)
+    }
+    for (const { start, end } of ivfFrames(file)) {
+      const frameHeader = Buffer.alloc(IVF_FRAME_HEADER_BYTES)
+      frameHeader.writeUInt32LE(end - start, 0)
+      frameHeader.writeBigUInt64LE(BigInt(this.frames++), 4)
+      parts.push(frameHeader, Buffer.from(file.buffer, file.byteOffset + start, end - start))
+    }
+    return Buffer.concat(parts)
+  }
+
+  /** The header's frame count field (bytes 24-27): where it is and what it must say now. */
+  frameCountField (): { offset: number, bytes: Buffer } {
+    const bytes = Buffer.alloc(4)
+    bytes.writeUInt32LE(this.frames, 0)
+    return { offset: 24, bytes }
+  }
+}
+
+/** IVF files joined in memory (IvfJoiner). */
+export function joinIvf (files: Uint8Array[]): Buffer {
+  const joiner = new IvfJoiner()
+  const joined = Buffer.concat(files.map(f => joiner.push(f)))
+  const { offset, bytes } = joiner.frameCountField()
+  bytes.copy(joined, offset)
+  return joined
 }

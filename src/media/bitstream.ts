@@ -1,3 +1,4 @@
+import { Av1BitstreamError, describeAv1Structure, summarizeIvfAv1, type Av1Structure } from './av1.js'
 import type { OutputCodec } from './encoders/types.js'
 import { describeH264Structure, summarizeAnnexB, type H264Structure } from './h264.js'
 import { describeHevcStructure, summarizeHevc, type HevcStructure } from './hevc.js'
@@ -11,8 +12,10 @@ import { describeHevcStructure, summarizeHevc, type HevcStructure } from './hevc
 /** What a parse-only check of a chunk needs, whatever its codec. */
 export interface ChunkSummary {
   pictures: number
-  /** The first picture decodes on its own (H.264 and HEVC: an IDR picture). */
+  /** The first picture decodes on its own (H.264 and HEVC: an IDR picture; AV1: a shown key frame). */
   startsWithKeyframe: boolean
+  /** Why the bytes are not a stream of the codec at all, where its reader says (AV1: summarizeIvfAv1's refusal). */
+  invalid?: string
   /** The header the stream lacks for a decoder to start (SPS, PPS, VPS…); undefined when it has them all. */
   missing?: string
   /** The format its first sequence header states. */
@@ -52,8 +55,33 @@ function summarizeHevcChunk (data: Uint8Array): ChunkSummary {
   }
 }
 
+const AV1_PROFILES: Record<number, string> = { 0: 'Main', 1: 'High', 2: 'Professional' }
+const AV1_CHROMA_FORMAT: Record<string, number> = { 400: 0, 420: 1, 422: 2, 444: 3 }
+
+/**
+ * An IVF file of AV1: its shown pictures are what a decoder outputs (hidden alt-refs are shown
+ * later or never), its first a key frame after a sequence header (summarizeIvfAv1 refuses it
+ * otherwise), its size the sequence header's.
+ */
+function summarizeAv1Chunk (data: Uint8Array): ChunkSummary {
+  try {
+    const s = summarizeIvfAv1(data)
+    return {
+      pictures: s.pictures,
+      startsWithKeyframe: s.firstIsKey,
+      format: { profile: AV1_PROFILES[s.profile] ?? `profile ${s.profile}`, chromaFormatIdc: AV1_CHROMA_FORMAT[s.chroma] ?? 1, bitDepth: s.bitDepth, width: s.width, height: s.height }
+    }
+  } catch (err) {
+    if (!(err instanceof Av1BitstreamError)) throw err
+    return { pictures: 0, startsWithKeyframe: false, invalid: err.message }
+  }
+}
+
 /** The structure check's reading of a stream (structure.ts), one shape per codec. */
-export type StreamStructure = H264Structure | HevcStructure
+export type StreamStructure = H264Structure | HevcStructure | Av1Structure
+
+/** The structure reading of each codec. */
+export type StructureOf<C extends OutputCodec> = C extends 'h264' ? H264Structure : C extends 'hevc' ? HevcStructure : Av1Structure
 
 interface CodecParsers {
   summarize: (data: Uint8Array) => ChunkSummary
@@ -64,7 +92,8 @@ interface CodecParsers {
 
 const PARSERS: Partial<Record<OutputCodec, CodecParsers>> = {
   h264: { summarize: summarizeH264Chunk, describe: describeH264Structure, name: 'H.264' },
-  hevc: { summarize: summarizeHevcChunk, describe: describeHevcStructure, name: 'HEVC' }
+  hevc: { summarize: summarizeHevcChunk, describe: describeHevcStructure, name: 'HEVC' },
+  av1: { summarize: summarizeAv1Chunk, describe: describeAv1Structure, name: 'AV1' }
 }
 
 function parsersOf (codec: OutputCodec): CodecParsers {
@@ -78,12 +107,12 @@ export function summarizeChunk (codec: OutputCodec, data: Uint8Array): ChunkSumm
   return parsersOf(codec).summarize(data)
 }
 
-/** Parameter sets, NAL and SEI types and bytes: what structure.ts compares with the job's reference. */
-export function describeStructure (codec: OutputCodec, data: Uint8Array): StreamStructure {
-  return parsersOf(codec).describe(data)
+/** Parameter sets or sequence header, NAL or OBU types, SEI or metadata types and bytes: what structure.ts compares with the job's reference. */
+export function describeStructure<C extends OutputCodec> (codec: C, data: Uint8Array): StructureOf<C> {
+  return parsersOf(codec).describe(data) as StructureOf<C>
 }
 
-/** The codec as messages name it: "H.264", "HEVC". */
+/** The codec as messages name it: "H.264", "HEVC", "AV1". */
 export function codecName (codec: OutputCodec): string {
   return PARSERS[codec]?.name ?? codec.toUpperCase()
 }

@@ -16,7 +16,7 @@ export { referenceStructure, structureMismatches, type StructureJob, type Refere
 export { describeH264Structure, type H264Structure } from './h264.js'
 export { describeHevcStructure, summarizeHevc, type HevcStructure, type HevcSummary } from './hevc.js'
 export { summarizeChunk, describeStructure, codecName, type ChunkSummary, type ChunkFormat, type StreamStructure } from './bitstream.js'
-export { summarizeIvfAv1, Av1BitstreamError, type IvfAv1Summary, type Av1ColourConfig } from './av1.js'
+export { summarizeIvfAv1, describeAv1Structure, joinIvf, IvfJoiner, Av1BitstreamError, AV1_OBU, AV1_METADATA, type IvfAv1Summary, type Av1ColourConfig, type Av1Structure, type Av1SequenceSyntax } from './av1.js'
 export { comparePictures, pickSampledFrames, PICTURE_THRESHOLDS, SAMPLED_FRAMES, SIGNATURE_BLOCK, type FrameDifference, type PictureCheck, type PictureCheckOptions, type PictureScores, type PictureThresholds, type SampleScore, type SourceSegmentRef } from './pictures.js'
 export { mergeChunks, copyOutput, checkSourceCrc, defaultOutputStem, timestampFileV2, trackPropertyArgs, type MergeOptions, type MergeResult } from './merge.js'
 export { sha256File, crc32File, crcInName, stripCrcTag } from './hash.js'

@@ -1,7 +1,8 @@
 import { createReadStream, createWriteStream } from 'node:fs'
-import { access, copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { access, copyFile, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, extname, join } from 'node:path'
 import { once } from 'node:events'
+import { IvfJoiner } from './av1.js'
 import { AbortError, SourceError } from './errors.js'
 import { crc32File, crcInName, stripCrcTag } from './hash.js'
 import { probeMedia, syncStartsOf, type MediaInfo } from './probe.js'
@@ -43,10 +44,14 @@ export interface MergeResult {
   info: MediaInfo
 }
 
-/** `NAME [x264].mkv` beside the source (the encoder's name in the brackets); the CRC tag, if the source had one, is replaced later. */
+/**
+ * `NAME [x264].mkv` beside the source: the encoder's name in the brackets (`[x264]`, `[x265]`), or
+ * for the AV1 encoders the codec's (`[AV1]`, as AV1 releases are named). The CRC tag, if the
+ * source had one, is replaced later.
+ */
 export function defaultOutputStem (sourcePath: string, encoder: EncoderId = DEFAULT_ENCODER): string {
   const stem = basename(sourcePath, extname(sourcePath))
-  return `${stripCrcTag(stem)} [${encoder}]`
+  return `${stripCrcTag(stem)} [${encoderFor(encoder).codec === 'av1' ? 'AV1' : encoder}]`
 }
 
 /** Checks a source whose name carries a CRC32 against it, before any work is spent on it. */
@@ -227,6 +232,38 @@ function videoShiftToKeepOffsets (source: MediaInfo, output: MediaInfo): number 
   return Math.abs(drift) < 0.0005 ? 0 : drift
 }
 
+/** Raw H.264 and HEVC chunks join end to end: each starts with its own parameter sets. */
+async function concatenateChunks (chunkPaths: string[], videoPath: string, signal?: AbortSignal): Promise<void> {
+  const out = createWriteStream(videoPath)
+  for (const p of chunkPaths) {
+    if (signal?.aborted === true) throw new AbortError('merge aborted')
+    for await (const buf of createReadStream(p, { highWaterMark: 1 << 20 })) {
+      if (!out.write(buf)) await once(out, 'drain')
+    }
+  }
+  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => err != null ? reject(err) : resolve()))
+}
+
+/**
+ * IVF chunks join under one IVF header (IvfJoiner), a chunk in memory at a time: each file's own
+ * header would otherwise read as a frame. mkvmerge then builds the track's AV1 header from the
+ * first sequence header, which the structure check made every chunk's.
+ */
+async function joinIvfChunks (chunkPaths: string[], videoPath: string, signal?: AbortSignal): Promise<void> {
+  const joiner = new IvfJoiner()
+  const out = await open(videoPath, 'w')
+  try {
+    for (const p of chunkPaths) {
+      if (signal?.aborted === true) throw new AbortError('merge aborted')
+      await out.write(joiner.push(await readFile(p)))
+    }
+    const { offset, bytes } = joiner.frameCountField()
+    await out.write(bytes, 0, bytes.length, offset)
+  } finally {
+    await out.close()
+  }
+}
+
 /**
  * Joins the encoded chunks into one Matroska file: the new video carries the source's exact frame
  * timestamps (so VFR stays VFR and audio stays in sync), and every other track of the source comes
@@ -237,16 +274,10 @@ export async function mergeChunks (o: MergeOptions): Promise<MergeResult> {
   const { source } = o
   if (o.chunkPaths.length === 0) throw new SourceError('nothing to merge: no encoded chunks')
   await mkdir(o.workDir, { recursive: true })
+  const encoder = encoderFor(o.encoder ?? DEFAULT_ENCODER)
   // mkvmerge reads the joined chunks by their content; the extension only names them honestly.
-  const videoPath = join(o.workDir, `video${encoderFor(o.encoder ?? DEFAULT_ENCODER).fileExtension}`)
-  const out = createWriteStream(videoPath)
-  for (const p of o.chunkPaths) {
-    if (o.signal?.aborted === true) throw new AbortError('merge aborted')
-    for await (const buf of createReadStream(p, { highWaterMark: 1 << 20 })) {
-      if (!out.write(buf)) await once(out, 'drain')
-    }
-  }
-  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => err != null ? reject(err) : resolve()))
+  const videoPath = join(o.workDir, `video${encoder.fileExtension}`)
+  await (encoder.bitstream === 'ivf' ? joinIvfChunks(o.chunkPaths, videoPath, o.signal) : concatenateChunks(o.chunkPaths, videoPath, o.signal))
   const tcPath = join(o.workDir, 'timestamps.txt')
   // The video starts at 0, as in a plain remux; the other tracks keep their offsets to it (below).
   let videoShift = -(source.video.frames[0]?.time ?? 0)

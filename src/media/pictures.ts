@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { encodedSize, y4mPixFmt } from './encode.js'
+import { joinIvf } from './av1.js'
 import { encoderFor } from './encoders/index.js'
 import { lastLine, refusedByTool, ToolError, VerificationError } from './errors.js'
 import { peerInputArgs } from './peer-bytes.js'
@@ -289,7 +290,7 @@ async function reduceSource (segment: SourceSegmentRef, frameCount: number, samp
   const y4m = join(dir, 'drawn.y4m')
   const from = (segment.selectFromTime - 0.0005).toFixed(6)
   const graph = `[0:v]select='gte(t\\,${from})',split=3[all][drawn][enc];[all]${signatureOf(g)}[sig];[drawn]${pick(samples)},${halfOf(g)}[half];` +
-    `[enc]${pick(samples)}${pad},format=${y4mPixFmt(job.sourcePixFmt)}[y4m]`
+    `[enc]${pick(samples)}${pad},format=${encoderFor(job.settings.encoder).inputPixFmt(job.settings, y4mPixFmt(job.sourcePixFmt))}[y4m]`
   const args = ['-v', 'error', '-nostdin', '-threads', '1', '-copyts', ...peerInputArgs('matroska', segment.path), '-filter_complex', graph,
     ...reducedOutputs(frameCount, samples.length, files),
     '-map', '[y4m]', '-frames:v', String(samples.length), '-fps_mode', 'passthrough', '-strict', '-1', '-f', 'yuv4mpegpipe', '-y', y4m]
@@ -300,15 +301,35 @@ async function reduceSource (segment: SourceSegmentRef, frameCount: number, samp
 /** The VBV buffer a drawn frame starts with in the own encode: a tenth of --vbv-bufsize. */
 const OWN_ENCODE_VBV_INIT = 0.1
 
-/**
+/*
  * With a VBV (`--vbv-maxrate`), an honest chunk's frames after a scene change get what the buffer
  * holds then, far less than a lone frame starting on a full buffer: a slide change at `--crf 18
  * --vbv-maxrate 800` came out 1.6 times further from the source than the bound a full-buffer
  * own encode allows. The own encode starts its frame on a nearly empty buffer instead, as an
- * honest chunk's frame after a scene change does.
+ * honest chunk's frame after a scene change does (ChunkArgsOptions.vbvInit).
  */
-function starvedBuffer (settings: StructureJob['settings']): string[] {
-  return (settings.encoder === 'x264' || settings.encoder === 'x265') && settings.args.includes('--vbv-maxrate') ? ['--vbv-init', String(OWN_ENCODE_VBV_INIT)] : []
+
+/** The frames of a y4m file, each as a y4m file of its own: the stream header, then one frame. */
+export function y4mFrames (y4m: Buffer, frameBytes: number): Buffer[] {
+  const headerEnd = y4m.indexOf(0x0a) + 1
+  if (headerEnd <= 0) throw new Error('a y4m file without a stream header')
+  const header = y4m.subarray(0, headerEnd)
+  const frames: Buffer[] = []
+  for (let at = headerEnd; at < y4m.length;) {
+    const dataStart = y4m.indexOf(0x0a, at) + 1
+    if (dataStart <= 0 || y4m.subarray(at, at + 5).toString('latin1') !== 'FRAME' || dataStart + frameBytes > y4m.length) throw new Error(`a y4m frame at byte ${at} is cut short`)
+    frames.push(Buffer.concat([header, y4m.subarray(at, dataStart + frameBytes)]))
+    at = dataStart + frameBytes
+  }
+  return frames
+}
+
+/** Bytes of one raw picture of a planar YUV format (y4m's): 4:2:0, 4:2:2 or 4:4:4, one or two bytes a sample. */
+export function rawFrameBytes (pixFmt: string, width: number, height: number): number {
+  const m = /^yuvj?(420|422|444)p(\d+)?/.exec(pixFmt)
+  if (m === null) throw new Error(`no raw frame size for ${pixFmt}`)
+  const chroma = m[1] === '420' ? Math.ceil(width / 2) * Math.ceil(height / 2) : m[1] === '422' ? Math.ceil(width / 2) * height : width * height
+  return (width * height + 2 * chroma) * (m[2] !== undefined && Number(m[2]) > 8 ? 2 : 1)
 }
 
 /**
@@ -318,16 +339,21 @@ function starvedBuffer (settings: StructureJob['settings']): string[] {
  */
 async function reduceOwnEncode (y4m: string, samples: number[], g: Geometry, job: StructureJob, dir: string, o: RunOptions): Promise<Reduced> {
   const encoder = encoderFor(job.settings.encoder)
+  const coded = encodedSize(job.width, job.height, job.sourcePixFmt)
+  const frames = y4mFrames(await readFile(y4m), rawFrameBytes(encoder.inputPixFmt(job.settings, y4mPixFmt(job.sourcePixFmt)), coded.width, coded.height))
+  if (frames.length !== samples.length) throw new Error(`${frames.length} drawn frames were decoded for the own encode, not ${samples.length}`)
   const streams: Buffer[] = []
-  for (let i = 0; i < samples.length; i++) {
+  for (const [i, frame] of frames.entries()) {
+    const input = join(dir, `drawn-${i}.y4m`)
+    await writeFile(input, frame)
     const out = join(dir, `own-${i}${encoder.fileExtension}`)
-    const args = encoder.chunkArgs(job.settings, { frameRate: job.frameRate, frameCount: 1, threads: 1, outputPath: out })
-    args.splice(args.length - 1, 1, ...starvedBuffer(job.settings), '--seek', String(i), y4m)
+    const args = encoder.chunkArgs(job.settings, { frameRate: job.frameRate, frameCount: 1, threads: 1, outputPath: out, inputPath: input, vbvInit: OWN_ENCODE_VBV_INIT })
     await runTool(encoder.binary, args, 'encoding the drawn frames for the picture check', o)
     streams.push(await readFile(out))
   }
   const own = join(dir, `own${encoder.fileExtension}`)
-  await writeFile(own, Buffer.concat(streams))
+  // Raw H.264 and HEVC join end to end; IVF files join under one header.
+  await writeFile(own, encoder.bitstream === 'ivf' ? joinIvf(streams) : Buffer.concat(streams))
   const files = filesIn(dir, 'own')
   const graph = `[0:v]crop=${g.width}:${g.height}:0:0,split=2[all][drawn];[all]${signatureOf(g)}[sig];[drawn]${halfOf(g)}[half]`
   return await reduced(['-v', 'error', '-nostdin', '-threads', '1', '-f', encoder.bitstream, '-i', own, '-filter_complex', graph, ...reducedOutputs(samples.length, samples.length, files)],

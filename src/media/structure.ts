@@ -5,6 +5,7 @@ import { colourSetBy } from './colour.js'
 import { encodedSize, y4mPixFmt } from './encode.js'
 import { describeStructure, type StreamStructure } from './bitstream.js'
 import { encoderFor, type EncoderId, type EncoderSettings } from './encoders/index.js'
+import { AV1_OBU, type Av1Structure } from './av1.js'
 import type { H264Structure, SpsSummary } from './h264.js'
 import { HEVC_NAL, type HevcSpsSummary, type HevcStructure } from './hevc.js'
 import type { Rational } from './probe.js'
@@ -52,8 +53,8 @@ export interface StructureJob {
 export type ReferenceStructure = StreamStructure & {
   /** The encoder that wrote it, whose format every result must be in. */
   encoder: EncoderId
-  /** Whether the settings state the SAR and the range (else they follow the input and are not compared). */
-  stated: { sar: boolean, range: boolean }
+  /** Whether the settings state the SAR, the range and the chroma location (else they follow the input and are not compared). */
+  stated: { sar: boolean, range: boolean, chromaLocation: boolean }
 }
 
 /**
@@ -67,16 +68,15 @@ export async function referenceStructure (job: StructureJob, options: RunOptions
   // x264 and x265 take SAR and range from the y4m header when the settings leave them open, and what a
   // worker's decode of a segment writes there is not ours to predict: compared only when stated.
   const setBy = colourSetBy(settings)
-  const stated = { sar: setBy.has('sar'), range: setBy.has('range') }
+  const stated = { sar: setBy.has('sar'), range: setBy.has('range'), chromaLocation: setBy.has('chromaLocation') }
   const size = encodedSize(job.width, job.height, job.sourcePixFmt)
   const dir = await mkdtemp(join(tmpdir(), 'swarm-structure-'))
   try {
     const y4m = join(dir, 'grey.y4m')
     const out = join(dir, `reference${encoder.fileExtension}`)
     await runTool('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', `color=c=gray:size=${size.width}x${size.height}:rate=${job.frameRate.num}/${job.frameRate.den}`,
-      '-frames:v', '2', '-pix_fmt', y4mPixFmt(job.sourcePixFmt), '-strict', '-1', '-f', 'yuv4mpegpipe', y4m], 'making the reference frames for the structure check', options)
-    const args = encoder.chunkArgs(settings, { frameRate: job.frameRate, frameCount: 2, threads: 1, outputPath: out })
-    args[args.length - 1] = y4m
+      '-frames:v', '2', '-pix_fmt', encoder.inputPixFmt(settings, y4mPixFmt(job.sourcePixFmt)), '-strict', '-1', '-f', 'yuv4mpegpipe', y4m], 'making the reference frames for the structure check', options)
+    const args = encoder.chunkArgs(settings, { frameRate: job.frameRate, frameCount: 2, threads: 1, outputPath: out, inputPath: y4m })
     await runTool(encoder.binary, args, 'encoding the reference frames for the structure check', options)
     return { ...describeStructure(encoder.codec, await readFile(out)), encoder: settings.encoder, stated }
   } finally {
@@ -90,8 +90,9 @@ export async function referenceStructure (job: StructureJob, options: RunOptions
  */
 export function structureMismatches (result: StreamStructure, reference: ReferenceStructure, pictures: number): string[] {
   if (result.codec !== reference.codec) return [`a ${result.codec} stream, expected ${reference.codec}`]
+  if (result.codec === 'av1') return av1Mismatches(result, reference as Av1Structure & ReferenceStructure, pictures)
   const problems = result.codec === 'h264' ? h264Mismatches(result, reference as H264Structure & ReferenceStructure) : hevcMismatches(result, reference as HevcStructure & ReferenceStructure)
-  const foreignSei = result.seiTypes.filter(t => !reference.seiTypes.includes(t) && !ALWAYS_ALLOWED_SEI.has(t))
+  const foreignSei = result.seiTypes.filter(t => !(reference as H264Structure | HevcStructure).seiTypes.includes(t) && !ALWAYS_ALLOWED_SEI.has(t))
   if (foreignSei.length > 0) problems.push(`SEI payload types this job's encoder does not write: ${foreignSei.join(', ')}`)
   const seiCap = SEI_BYTES_ALLOWANCE + SEI_BYTES_PER_PICTURE * pictures
   if (result.seiBytes > seiCap) problems.push(`${result.seiBytes} bytes of SEI for ${pictures} pictures (at most ${seiCap})`)
@@ -108,7 +109,7 @@ const HEVC_FIELDS: Array<Field<HevcSpsSummary>> = [['general_profile_idc', 'prof
  * What both codecs compare alike: the sequence header's format fields and VUI (SAR and range where
  * the settings state them), one SPS throughout, the reference's PPS count, and NAL unit types.
  */
-function sequenceMismatches<S extends Pick<SpsSummary, 'vui'>> (result: { sps?: S, distinctSps: number, distinctPps: number, nalTypes: number[] }, reference: ReferenceStructure & { sps?: S },
+function sequenceMismatches<S extends Pick<SpsSummary, 'vui'>> (result: { sps?: S, distinctSps: number, distinctPps: number, nalTypes: number[] }, reference: ReferenceStructure & { sps?: S, distinctPps: number },
   fields: Array<Field<S>>, nal: { writer: string, types: Set<number> }): string[] {
   const problems: string[] = []
   const r = result.sps
@@ -138,5 +139,47 @@ function hevcMismatches (result: HevcStructure, reference: HevcStructure & Refer
   const problems = sequenceMismatches(result, reference, HEVC_FIELDS, { writer: 'x265', types: X265_NAL_TYPES })
   if (result.sps !== undefined && result.distinctVps !== 1) problems.push(`${result.distinctVps} different VPS (one expected)`)
   if (result.otherLayers > 0) problems.push(`${result.otherLayers} NAL units of layers other than the base layer, which x265 does not write`)
+  return problems
+}
+
+/**
+ * OBU types SvtAv1EncApp and aomenc write: sequence headers, temporal delimiters, frames, frame
+ * headers (a shown existing frame) and tile groups, and metadata (HDR10's, where the settings
+ * ask). Not padding, redundant frame headers or tile lists (refused by the reader already).
+ */
+const AV1_OBU_TYPES = new Set<number>([AV1_OBU.SEQUENCE_HEADER, AV1_OBU.TEMPORAL_DELIMITER, AV1_OBU.FRAME_HEADER, AV1_OBU.TILE_GROUP, AV1_OBU.METADATA, AV1_OBU.FRAME])
+
+/** Sequence header syntax the format comparison below already covers, with a clearer message. */
+const AV1_FORMAT_SYNTAX = new Set(['seq_profile', 'high_bitdepth', 'twelve_bit', 'mono_chrome', 'subsampling_x', 'subsampling_y'])
+
+/**
+ * An AV1 result's sequence header must be the reference's, syntax element for syntax element:
+ * the chunks are joined into one track under the first one's (the merge), so any difference a
+ * decoder acts on (profile, depth, chroma, colour, tools, timing, level, film grain) is a stream
+ * that is not the job's. The range and chroma position are compared where the settings state
+ * them: else the encoder codes the y4m's (aomenc), which follows the worker's decode of the source.
+ */
+function av1Mismatches (result: Av1Structure, reference: Av1Structure & ReferenceStructure, pictures: number): string[] {
+  if (result.invalid !== undefined) return [result.invalid]
+  const r = result.sequence
+  const e = reference.sequence
+  if (r === undefined || e === undefined || result.format === undefined || reference.format === undefined) return r === undefined ? ['no sequence header'] : []
+  const problems: string[] = []
+  const compare = (what: string, got: unknown, want: unknown): void => {
+    if (got !== want) problems.push(`${what} ${String(got ?? 'absent')}, expected ${String(want ?? 'absent')}`)
+  }
+  compare('seq_profile', result.format.profile, reference.format.profile)
+  compare('bit depth', result.format.bitDepth, reference.format.bitDepth)
+  compare('chroma', result.format.chroma, reference.format.chroma)
+  const open = new Set(AV1_FORMAT_SYNTAX)
+  if (!reference.stated.range) open.add('color_range')
+  if (!reference.stated.chromaLocation) open.add('chroma_sample_position')
+  for (const name of new Set([...Object.keys(e), ...Object.keys(r)])) if (!open.has(name)) compare(name, r[name], e[name])
+  const foreignObu = result.obuTypes.filter(t => !AV1_OBU_TYPES.has(t))
+  if (foreignObu.length > 0) problems.push(`OBU types ${reference.encoder} does not write: ${foreignObu.join(', ')}`)
+  const foreignMetadata = result.metadataTypes.filter(t => !reference.metadataTypes.includes(t))
+  if (foreignMetadata.length > 0) problems.push(`metadata types this job's encoder does not write: ${foreignMetadata.join(', ')}`)
+  const cap = SEI_BYTES_ALLOWANCE + SEI_BYTES_PER_PICTURE * pictures
+  if (result.metadataBytes > cap) problems.push(`${result.metadataBytes} bytes of metadata OBUs for ${pictures} pictures (at most ${cap})`)
   return problems
 }

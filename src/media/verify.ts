@@ -21,8 +21,8 @@ export interface VerifyExpectations {
   height?: number
   /**
    * Decode every frame (default). Off, only the bitstream is parsed, in this process (pictures,
-   * IDR first, SPS and PPS, size from the SPS): for a chunk this machine's own x264 just wrote,
-   * whose frame count x264 already reported.
+   * IDR or key frame first, parameter sets or sequence header, size from them): for a chunk this
+   * machine's own encoder just wrote, whose frame count the encoder already reported.
    */
   decode?: boolean
   /**
@@ -54,6 +54,7 @@ async function parseOnly (path: string, expect: VerifyExpectations, options: Run
   const { codec } = expectedEncoder(expect)
   const data = await readFile(path)
   const s = summarizeChunk(codec, data)
+  if (s.invalid !== undefined) throw wrongFile(path, `not an ${codecName(codec)} stream a chunk can be: ${s.invalid}`)
   if (s.missing !== undefined || s.format === undefined) throw wrongFile(path, `not an ${codecName(codec)} stream with its parameter sets (no ${s.missing ?? 'SPS'} found)`)
   if (s.pictures !== expect.frameCount) throw wrongFile(path, `holds ${s.pictures} frames, expected ${expect.frameCount}`)
   if (!s.startsWithKeyframe) throw wrongFile(path, `does not start with a keyframe`)
@@ -71,7 +72,7 @@ async function parseOnly (path: string, expect: VerifyExpectations, options: Run
 
 /**
  * Checks an encoded chunk before it may count: it must decode without errors, be in its encoder's
- * codec (x264: H.264, x265: HEVC), start with a keyframe and hold exactly the range's frame count (and the source's size when given).
+ * codec (x264: H.264, x265: HEVC, SVT-AV1 and aomenc: AV1 in IVF), start with a keyframe and hold exactly the range's frame count (and the source's size when given).
  * Results come from other machines, so nothing here trusts what the file claims about itself.
  */
 export async function verifyEncodedChunk (path: string, expect: VerifyExpectations, options: RunOptions = {}): Promise<VerifiedChunk> {

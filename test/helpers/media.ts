@@ -58,3 +58,10 @@ export async function truncatedCopy (path: string, fraction: number, out: string
   await writeFile(out, bytes.subarray(0, Math.floor(bytes.length * fraction)))
   return out
 }
+
+/** How far any frame of a merged output is from its source frame's time, both counted from their first frame (seconds). */
+export function worstFrameTimeOffset (source: { video: { frames: Array<{ time: number }> } }, output: { video: { frames: Array<{ time: number }> } }): number {
+  const s0 = source.video.frames[0]?.time ?? 0
+  const o0 = output.video.frames[0]?.time ?? 0
+  return Math.max(...source.video.frames.map((f, i) => Math.abs((f.time - s0) - ((output.video.frames[i]?.time ?? NaN) - o0))))
+}

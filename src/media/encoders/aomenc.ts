@@ -81,7 +81,7 @@ function chunkArgs (settings: EncoderSettings, o: ChunkArgsOptions): string[] {
     // On a warning aomenc otherwise asks whether to go on, and reads the answer from stdin: the y4m.
     '--disable-warning-prompt',
     '-o', o.outputPath,
-    '-'
+    o.inputPath ?? '-'
   ]
 }
 

@@ -1,4 +1,4 @@
-import type { VideoColour } from '../probe.js'
+import type { HdrMetadata, VideoColour } from '../probe.js'
 import { parseAllowlisted, sealSettings } from '../settings.js'
 import { AV1_IVF, av1MemoryInputs, av1RefuseSource, CICP_MATRIX, CICP_PRIMARIES, CICP_TRANSFER, lastMatch, lastValue, optionsGiven } from './common.js'
 import type { ChunkArgsOptions, Encoder, EncoderMemoryInputs, EncoderProgress, EncoderSettings } from './types.js'
@@ -25,8 +25,33 @@ const COLOUR_OPTIONS: Partial<Record<keyof VideoColour, string>> = {
   range: 'color-range', primaries: 'color-primaries', transfer: 'transfer-characteristics', matrix: 'matrix-coefficients', chromaLocation: 'chroma-sample-position'
 }
 
-/** SvtAv1EncApp writes "unspecified" colour and studio range unless told: the source's is carried, in CICP numbers. */
-function sourceColourArgs (colour: VideoColour, settings: EncoderSettings): string[] {
+/**
+ * HDR10's mastering display as SvtAv1EncApp 1.4.1 reads it: the same G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min)
+ * as x265's, but chromaticities as fractions and luminance in cd/m², where the source's (probe.ts
+ * HdrMetadata) counts 0.00002 and 0.0001 steps. Given x265's integers it clips them all to 1.0.
+ */
+export function svtMasteringDisplay (x265Form: string): string | undefined {
+  const m = /^G\((\d+),(\d+)\)B\((\d+),(\d+)\)R\((\d+),(\d+)\)WP\((\d+),(\d+)\)L\((\d+),(\d+)\)$/.exec(x265Form)
+  if (m === null) return undefined
+  const [gx, gy, bx, by, rx, ry, wx, wy, max, min] = m.slice(1).map(Number) as number[]
+  const xy = (x: number | undefined, y: number | undefined): string => `(${String((x ?? 0) / 50000)},${String((y ?? 0) / 50000)})`
+  return `G${xy(gx, gy)}B${xy(bx, by)}R${xy(rx, ry)}WP${xy(wx, wy)}L(${String((max ?? 0) / 10000)},${String((min ?? 0) / 10000)})`
+}
+
+/** HDR10's metadata OBUs (mastering display, content light level) for what the source states and the settings leave open. */
+function hdrArgs (settings: EncoderSettings, hdr: HdrMetadata = {}): string[] {
+  const set = optionsGiven(settings)
+  const args: string[] = []
+  const mastering = hdr.masteringDisplay !== undefined ? svtMasteringDisplay(hdr.masteringDisplay) : undefined
+  if (mastering !== undefined && !set.has('mastering-display')) args.push('--mastering-display', mastering)
+  if (hdr.contentLight !== undefined && !set.has('content-light')) args.push('--content-light', hdr.contentLight)
+  // SvtAv1EncApp writes neither without it.
+  if (args.length > 0 && !set.has('enable-hdr')) args.push('--enable-hdr', '1')
+  return args
+}
+
+/** SvtAv1EncApp writes "unspecified" colour and studio range unless told: the source's is carried, in CICP numbers, and its HDR10 metadata. */
+function sourceColourArgs (colour: VideoColour, settings: EncoderSettings, hdr?: HdrMetadata): string[] {
   const set = optionsGiven(settings)
   const args: string[] = []
   const carry = (option: string, value: string | number | undefined): void => {
@@ -37,7 +62,7 @@ function sourceColourArgs (colour: VideoColour, settings: EncoderSettings): stri
   carry('transfer-characteristics', colour.transfer !== undefined ? CICP_TRANSFER[colour.transfer] : undefined)
   carry('matrix-coefficients', colour.matrix !== undefined ? CICP_MATRIX[colour.matrix] : undefined)
   carry('chroma-sample-position', colour.chromaLocation !== undefined ? CHROMA_POSITION[colour.chromaLocation] : undefined)
-  return args
+  return [...args, ...hdrArgs(settings, hdr)]
 }
 
 function colourSetBy (settings: EncoderSettings): Set<keyof VideoColour> {
@@ -76,7 +101,7 @@ function chunkArgs (settings: EncoderSettings, o: ChunkArgsOptions): string[] {
     '--frames', String(o.frameCount),
     // aomenc-style lines: frame count and rate (parseProgress).
     '--progress', '2',
-    '-i', 'stdin',
+    '-i', o.inputPath ?? 'stdin',
     '-b', o.outputPath
   ]
 }

@@ -36,6 +36,16 @@ export interface ChunkArgsOptions {
   /** The encoder's threads; unset lets it pick. */
   threads?: number
   outputPath: string
+  /**
+   * The y4m the encoder reads: a file (the structure check's reference, the picture check's own
+   * encode), or, unset, stdin (a chunk, fed by the decoder).
+   */
+  inputPath?: string
+  /**
+   * How full the VBV starts, where the settings set one (x264 and x265 `--vbv-init`; the AV1
+   * encoders have no such option and ignore it). Unset: the encoder's default.
+   */
+  vbvInit?: number
 }
 
 /** Progress an encoder printed: frames done so far and its rate. */
@@ -91,8 +101,8 @@ export interface Encoder {
   /** The y4m pixel format the decoder feeds the encoder, given the source's: what the encoder needs to write the settings' output. */
   inputPixFmt: (settings: EncoderSettings, y4mOfSource: string) => string
   /**
-   * The command line for one chunk: y4m on stdin, the raw bitstream written to `outputPath`. Its
-   * last word names the input (`-`): the structure and picture checks put a file there.
+   * The command line for one chunk: y4m from `inputPath` (stdin by default), the raw bitstream
+   * written to `outputPath`.
    */
   chunkArgs: (settings: EncoderSettings, o: ChunkArgsOptions) => string[]
   /**

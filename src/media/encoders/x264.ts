@@ -49,6 +49,11 @@ function statedRange (settings: EncoderSettings): 'tv' | 'pc' | undefined {
 
 // ---- one chunk ---------------------------------------------------------------------------------
 
+/** `--vbv-init` where the settings set a VBV (x265 takes the same option). */
+export function vbvInitArgs (settings: EncoderSettings, o: ChunkArgsOptions): string[] {
+  return o.vbvInit !== undefined && settings.args.includes('--vbv-maxrate') ? ['--vbv-init', String(o.vbvInit)] : []
+}
+
 function chunkArgs (settings: EncoderSettings, o: ChunkArgsOptions): string[] {
   return [
     ...settings.args,
@@ -58,8 +63,9 @@ function chunkArgs (settings: EncoderSettings, o: ChunkArgsOptions): string[] {
     '--fps', `${o.frameRate.num}/${o.frameRate.den}`,
     '--frames', String(o.frameCount),
     '--demuxer', 'y4m',
+    ...vbvInitArgs(settings, o),
     '--output', o.outputPath,
-    '-'
+    o.inputPath ?? '-'
   ]
 }
 

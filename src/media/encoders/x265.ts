@@ -1,7 +1,7 @@
 import { SettingsError } from '../errors.js'
 import { lastValue, optionsGiven, parseAllowlisted, sealSettings } from '../settings.js'
 import type { ChunkArgsOptions, Encoder, EncoderMemoryInputs, EncoderSettings } from './types.js'
-import { encodedFrames, parseProgress } from './x264.js'
+import { encodedFrames, parseProgress, vbvInitArgs } from './x264.js'
 import { X265_8BIT_PROFILES, X265_OPTIONS } from './x265-options.js'
 import { colourArgsFor, colourFieldsSetBy, MATRIX, type ColourOptions } from './vui-names.js'
 
@@ -62,9 +62,10 @@ function chunkArgs (settings: EncoderSettings, o: ChunkArgsOptions): string[] {
     '--fps', `${o.frameRate.num}/${o.frameRate.den}`,
     '--frames', String(o.frameCount),
     '--y4m',
+    ...vbvInitArgs(settings, o),
     '--output', o.outputPath,
-    // The input as x265's one positional argument (stdin), last: where the checks put a file.
-    '-'
+    // The input as x265's one positional argument.
+    o.inputPath ?? '-'
   ]
 }
 
