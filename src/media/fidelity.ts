@@ -145,9 +145,12 @@ function colourCheck (source: MediaInfo, output: MediaInfo, settings: EncoderSet
   // An H.264 stream that states no chroma location is read by ffmpeg as "left", the standard's
   // default: a source that states none has nothing the output could have kept or lost. Likewise
   // x265 and the AV1 encoders always code a range, limited unless told: what every player takes
-  // a YUV source that states none to be.
+  // a YUV source that states none to be. The other way round, "left" is what a player takes 4:2:0
+  // that states no chroma location to be: aomenc 3.6 codes none (chroma_sample_position 0) from
+  // any y4m but an 8-bit one that says so, which loses nothing a viewer sees.
   const same = (k: keyof VideoColour): boolean => source.video.colour[k] === output.video.colour[k] ||
     (k === 'chromaLocation' && source.video.colour.chromaLocation === undefined && output.video.colour.chromaLocation === 'left') ||
+    (k === 'chromaLocation' && source.video.colour.chromaLocation === 'left' && output.video.colour.chromaLocation === undefined) ||
     (k === 'range' && source.video.colour.range === undefined && output.video.colour.range === 'tv' && !source.video.pixFmt.startsWith('yuvj'))
   const ok = fields.every(same)
   return {

@@ -37,7 +37,8 @@ async function addWith (home: string, file: string, settings: string, encoder: s
 
 describe('swarm add --encoder x265 on a two-node swarm', () => {
   it('encodes the VFR source on both nodes as HEVC, frame-exact with its timestamps and audio, named [x265]', async () => {
-    const [o, w] = await startSwarm(root, [{ name: 'o' }, { name: 'w' }], nodes) as [LocalNode, LocalNode]
+    // One encode at a time on each, each chunk at least 30 ms a frame: both nodes take chunks however fast the encoder.
+    const [o, w] = await startSwarm(root, [{ name: 'o', extraArgs: ['--slots', '1'], env: { SWARM_TEST_ENCODER: 'delay:30' } }, { name: 'w', extraArgs: ['--slots', '1'], env: { SWARM_TEST_ENCODER: 'delay:30' } }], nodes) as [LocalNode, LocalNode]
     // A copy, so the output the node names lands beside it, not among the shared fixtures.
     const source = join(root, 'vfr.mp4')
     await copyFile(fixtures.vfrMp4, source)
@@ -66,10 +67,10 @@ describe('swarm add --encoder x265 on a two-node swarm', () => {
     void w
   })
 
-  it('keeps an HDR10 source\'s mastering display and content light level', async () => {
+  it.each([['x265', '--preset ultrafast --crf 28 --output-depth 10'], ['svt-av1', '--preset 12 --crf 40 --input-depth 10']])('keeps an HDR10 source\'s mastering display and content light level with %s', async (encoder, settings) => {
     const o = nodes[0] as LocalNode
     const hdr = await ensureHdr10Fixture()
-    const job = await addWith(o.home, hdr, '--preset ultrafast --crf 28 --output-depth 10', 'x265', join(root, 'out', 'hdr10.mkv'))
+    const job = await addWith(o.home, hdr, settings, encoder, join(root, 'out', `hdr10-${encoder}.mkv`))
     const end = await waitForJobEnd(o.home, job.id, 180_000)
     expect(end.error).toBeUndefined()
     expect(end.state).toBe('done')
@@ -81,4 +82,25 @@ describe('swarm add --encoder x265 on a two-node swarm', () => {
     const light = side.find(s => s.side_data_type === 'Content light level metadata')
     expect([light?.max_content, light?.max_average].join(',')).toBe(HDR10_CONTENT_LIGHT)
   })
+
+  for (const [encoder, settings] of [['svt-av1', '--preset 12 --crf 40'], ['aomenc', '--cpu-used=6 --end-usage=q --cq-level=40']] as const) {
+    it(`encodes it with --encoder ${encoder} on both nodes as AV1, frame-exact with its timestamps and audio, named [AV1]`, async () => {
+      const [o] = nodes as [LocalNode]
+      const source = join(root, `vfr-${encoder}.mp4`)
+      await copyFile(fixtures.vfrMp4, source)
+      const job = await addWith(o.home, source, settings, encoder)
+      const end = await waitForJobEnd(o.home, job.id, 180_000)
+      expect(end.error).toBeUndefined()
+      expect([end.state, end.encoder]).toEqual(['done', encoder])
+      const record = await jobRecord(o.home, job.id)
+      expect(new Set(record.chunks.map(c => c.result?.encodedBy)).size).toBe(2)
+      expect(end.output).toBe(join(root, `vfr-${encoder} [AV1].mkv`))
+      const tracks = (await identify(end.output as string)).tracks
+      expect(tracks.map(t => [t.type, t.codec])).toEqual([['video', 'AV1'], ['audio', expect.stringMatching(/AAC/) as unknown as string]])
+      const [got, want] = await Promise.all([videoTimes(end.output as string), videoTimes(fixtures.vfrMp4)])
+      expect(got.length).toBe(want.length)
+      for (const [i, t] of want.entries()) expect(Math.abs((got[i] as number) - (got[0] as number) - (t - (want[0] as number)))).toBeLessThan(0.002)
+      expect(end.fidelity?.ok).toBe(true)
+    })
+  }
 })

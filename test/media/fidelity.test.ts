@@ -102,7 +102,7 @@ describe('checkFidelity', () => {
     expect(failed(await checkFidelity(source, late))).toContain('audio 1 start')
   })
 
-  it('takes a limited range stated where the source states none as kept (x265 and AV1 always code one), but not a full one', async () => {
+  it('takes a limited range stated where the source states none, and no chroma location where it says left, as kept (x265 and AV1 always code a range, aomenc no location); not other values', async () => {
     const out = await encoded('vfrMp4')
     const source = await probeMedia(fx.vfrMp4)
     expect(source.video.colour.range).toBeUndefined()
@@ -110,6 +110,11 @@ describe('checkFidelity', () => {
     const withRange = (range: 'tv' | 'pc'): typeof probed => ({ ...probed, video: { ...probed.video, colour: { ...probed.video.colour, range } } })
     expect(failed(await checkFidelity(source, out, { output: withRange('tv') }))).toEqual([])
     expect(failed(await checkFidelity(source, out, { output: withRange('pc') }))).toEqual(['colour and aspect'])
+    // A chroma location left unstated where the source says "left" (aomenc) is what players assume; another one is not.
+    expect(source.video.colour.chromaLocation).toBe('left')
+    const withSiting = (chromaLocation: string | undefined): typeof probed => ({ ...probed, video: { ...probed.video, colour: { ...probed.video.colour, chromaLocation } } })
+    expect(failed(await checkFidelity(source, out, { output: withSiting(undefined) }))).toEqual([])
+    expect(failed(await checkFidelity(source, out, { output: withSiting('topleft') }))).toEqual(['colour and aspect'])
     // A JPEG-range source stating nothing is full range: limited is not what it was.
     const jpegRange = { ...source, video: { ...source.video, pixFmt: 'yuvj420p' } }
     expect(failed(await checkFidelity(jpegRange, out, { output: withRange('tv') }))).toEqual(['colour and aspect'])
