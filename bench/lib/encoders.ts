@@ -8,10 +8,8 @@ import { ENCODER_IDS, encoderFor, type EncoderId, type EncoderSettings } from '.
 export interface BenchEncoder {
   /** The speed presets a case may name, as written on the benchmark's command line. */
   presets: readonly string[]
-  /** What a preset is to the encoder, for help texts. */
-  presetMeaning: string
-  /** The quality value's range, its default, and the option that takes it (for help texts). */
-  quality: { min: number, max: number, default: number, option: string }
+  /** The quality value's range and default (x264, x265 and SVT-AV1 --crf, aomenc --cq-level). */
+  quality: { min: number, max: number, default: number }
   /** bench:throughput's presets when --presets is not given: a faster and a slower one. */
   throughputPresets: readonly string[]
   /** bench/swarm.ts's preset when --settings is not given. */
@@ -24,32 +22,29 @@ const X26X_PRESETS = ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'm
 const numbers = (from: number, to: number): string[] => Array.from({ length: to - from + 1 }, (_, i) => String(from + i))
 
 /** x264 and x265: the same preset names and --crf range, a quality default of their own. */
-const x26x = (name: string, defaultCrf: number): BenchEncoder => ({
+const x26x = (defaultCrf: number): BenchEncoder => ({
   presets: X26X_PRESETS,
-  presetMeaning: `${name} --preset names`,
-  quality: { min: 0, max: 51, default: defaultCrf, option: `${name} --crf` },
+  quality: { min: 0, max: 51, default: defaultCrf },
   throughputPresets: ['faster', 'medium'],
   swarmPreset: 'medium',
   settings: (preset, crf) => `--preset ${preset} --crf ${crf}`
 })
 
 export const BENCH_ENCODERS: Record<EncoderId, BenchEncoder> = {
-  x264: x26x('x264', 20),
+  x264: x26x(20),
   // About x264's --crf 20 in what the eye sees; x265's own default is 28.
-  x265: x26x('x265', 24),
+  x265: x26x(24),
   'svt-av1': {
     presets: numbers(0, 13),
-    presetMeaning: 'SVT-AV1 --preset 0-13 (higher is faster)',
-    quality: { min: 1, max: 63, default: 35, option: 'SVT-AV1 --crf' },
+    quality: { min: 1, max: 63, default: 35 },
     throughputPresets: ['10', '8'],
     swarmPreset: '8',
     settings: (preset, crf) => `--preset ${preset} --crf ${crf}`
   },
   aomenc: {
+    // --cpu-used: its good-quality mode (its default) takes 0-6 and encodes 7-9 as 6.
     presets: numbers(0, 9),
-    // aomenc's good-quality mode (its default) takes 0-6; above that it encodes as at 6.
-    presetMeaning: 'aomenc --cpu-used=N, 0-9 (higher is faster; above 6 encodes as 6 in good-quality mode)',
-    quality: { min: 0, max: 63, default: 30, option: 'aomenc --end-usage=q --cq-level=N' },
+    quality: { min: 0, max: 63, default: 30 },
     throughputPresets: ['6', '4'],
     swarmPreset: '4',
     settings: (cpuUsed, cq) => `--cpu-used=${cpuUsed} --end-usage=q --cq-level=${cq}`
