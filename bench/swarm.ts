@@ -32,7 +32,7 @@ import { encoderFor, installedEncoders, probeMedia, type EncoderSettings, type M
 import { readEventLog, runSwarm, startLocalNode, type LocalNode, type StartNodeOptions } from '../scripts/local-swarm.js'
 import type { NodeEvent, NodeEventOf, NodeEventType } from '../src/swarm/index.js'
 import { ensureBenchClip, plainEncode, ssim, type BenchClip } from './clip.js'
-import { BENCH_ENCODERS, benchEncoderId } from './lib/encoders.js'
+import { BENCH_ENCODERS, encoderNamed } from './lib/encoders.js'
 import { ensureSource, parseSourceSpec } from './sources.js'
 import { readToolCpu, writeToolShims, type ToolCpu } from './tool-cpu.js'
 
@@ -339,7 +339,7 @@ async function setUp (): Promise<Bench> {
   const k = Number(values.nodes)
   if (!Number.isInteger(k) || k < 2) throw new Error(`--nodes must be 2 or more (got ${values.nodes})`)
   if (k > CORES) console.warn(`warning: ${k} nodes on ${CORES} cores: node i is pinned to core i mod ${CORES}, so some share a core`)
-  const encoderId = benchEncoderId(values.encoder)
+  const encoderId = encoderNamed(values.encoder)
   const defaults = BENCH_ENCODERS[encoderId]
   const settings = encoderFor(encoderId).parseSettings(values.settings ?? defaults.settings(defaults.swarmPreset, defaults.quality.default))
   const encoderVersion = (await installedEncoders()).find(e => e.encoder === encoderId)?.version

@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util'
 import { VERIFY_MODES } from '../src/jobs/index.js'
 import type { EncoderId } from '../src/media/index.js'
-import { BENCH_ENCODERS, benchEncoderId, benchSettings } from './lib/encoders.js'
+import { BENCH_ENCODERS, encoderNamed, benchSettings } from './lib/encoders.js'
 import { parseSourceSpec, sourceName } from './sources.js'
 
 export const THROUGHPUT_HELP = `Usage: npm run bench:throughput -- [options]   (node dist/bench/throughput.js [options])
@@ -81,7 +81,7 @@ function wholeNumber (what: string, text: string, min: number, max: number): num
 export function parseThroughputArgs (argv: string[]): ThroughputOptions | 'help' {
   const { values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false })
   if (values.help) return 'help'
-  const encoder = benchEncoderId(values.encoder)
+  const encoder = encoderNamed(values.encoder)
   const e = BENCH_ENCODERS[encoder]
   const presets = oneOf('presets', values.presets === undefined ? [...e.throughputPresets] : list(values.presets), [...e.presets])
   const crf = values.crf === undefined ? e.quality.default : wholeNumber('crf', values.crf, e.quality.min, e.quality.max)

@@ -51,8 +51,8 @@ export const BENCH_ENCODERS: Record<EncoderId, BenchEncoder> = {
   }
 }
 
-/** `--encoder NAME` of a benchmark: one of the encoders a job may name. */
-export function benchEncoderId (name: string): EncoderId {
+/** `--encoder NAME` of a benchmark or the demo: one of the encoders a job may name. */
+export function encoderNamed (name: string): EncoderId {
   const id = ENCODER_IDS.find(e => e === name)
   if (id === undefined) throw new Error(`--encoder ${name}: one of ${ENCODER_IDS.join(', ')}`)
   return id
