@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { encoderArgs, startPipeSource, y4mPixFmt, type MediaInfo, type EncoderSettings } from '../src/media/index.js'
+import { encoderArgs, encoderFor, startPipeSource, y4mPixFmt, type MediaInfo, type EncoderSettings } from '../src/media/index.js'
 
 export interface BenchClip { path: string, seconds: number, width: number, height: number }
 
@@ -56,22 +56,25 @@ function pinned (core: number | undefined, file: string, args: string[]): [strin
   return core === undefined ? [file, args] : ['taskset', ['-c', String(core), file, ...args]]
 }
 
-/** The baseline's decoder: every frame as it is, y4m to `output`. */
-export function plainDecoderArgs (clip: string, source: MediaInfo, output: string): string[] {
-  return ['-v', 'error', '-nostdin', '-i', clip, '-map', '0:v:0', '-fps_mode', 'passthrough', '-pix_fmt', y4mPixFmt(source.video.pixFmt), '-strict', '-1', '-f', 'yuv4mpegpipe', output]
+/** The baseline's decoder: every frame as it is, y4m (of the source's pixel format unless `pixFmt` says another) to `output`. */
+export function plainDecoderArgs (clip: string, source: MediaInfo, output: string, pixFmt = y4mPixFmt(source.video.pixFmt)): string[] {
+  return ['-v', 'error', '-nostdin', '-i', clip, '-map', '0:v:0', '-fps_mode', 'passthrough', '-pix_fmt', pixFmt, '-strict', '-1', '-f', 'yuv4mpegpipe', output]
 }
 
 /**
- * The baseline: one plain decoder piped into one x264 over the whole file (an OS pipe between the
- * two, as a shell's `ffmpeg | x264` and as the product's encoder does), both pinned to `core` when
- * given. The whole file in one go needs no --stitchable. Returns wall seconds.
+ * The baseline: one plain decoder piped into one encoder (the settings') over the whole file (an
+ * OS pipe between the two, as a shell's `ffmpeg | x264` and as the product's encoder does), both
+ * pinned to `core` when given. Its command line is the one a chunk gets (Encoder.chunkArgs, with
+ * `threads` as the encoder counts them) for one chunk of the whole file, which needs no
+ * --stitchable; its decoder feeds the encoder the pixel format a chunk's would. Returns wall seconds.
  */
 export async function plainEncode (clip: string, source: MediaInfo, settings: EncoderSettings, threads: number, outputPath: string, core?: number): Promise<number> {
-  const decArgs = plainDecoderArgs(clip, source, '-')
+  const encoder = encoderFor(settings.encoder)
+  const decArgs = plainDecoderArgs(clip, source, '-', encoder.inputPixFmt(settings, y4mPixFmt(source.video.pixFmt)))
   const encArgs = encoderArgs(settings, { frameRate: source.video.frameRate, frameCount: source.video.frameCount, threads, outputPath }).filter(a => a !== '--stitchable')
   const t0 = performance.now()
   const dec = startPipeSource(...pinned(core, 'ffmpeg', decArgs), 'baseline decode')
-  const enc = execa(...pinned(core, 'x264', encArgs), { stdin: dec.stdout })
+  const enc = execa(...pinned(core, encoder.binary, encArgs), { stdin: dec.stdout })
   dec.release()
   await Promise.all([dec.done, enc])
   return (performance.now() - t0) / 1000

@@ -1,5 +1,7 @@
 /**
- * `npm run bench` (second half): the swarm against plain `ffmpeg | x264` on the generated clip.
+ * `npm run bench` (second half): the swarm against plain `ffmpeg | x264` on the generated clip
+ * (`--encoder NAME`: x265, SVT-AV1 or aomenc instead, the plain runs and the swarm alike; its
+ * "--threads T" is that encoder's threads: x265 --pools, SVT-AV1 --lp, aomenc --threads).
  *
  *   1. baseline-T   one plain ffmpeg|x264 over the whole file, x264 --threads T (T = cores)
  *   2. swarm-1      one `swarm join` node sized as the product sizes it for T cores (--slots S --threads T/S,
@@ -26,16 +28,19 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { defaultSlots, type JobStatus, type StatusJson } from '../src/daemon/client.js'
 import type { JobRecord } from '../src/jobs/index.js'
-import { parseX264Settings, probeMedia, type EncoderSettings, type MediaInfo } from '../src/media/index.js'
+import { encoderFor, installedEncoders, probeMedia, type EncoderSettings, type MediaInfo } from '../src/media/index.js'
 import { readEventLog, runSwarm, startLocalNode, type LocalNode, type StartNodeOptions } from '../scripts/local-swarm.js'
 import type { NodeEvent, NodeEventOf, NodeEventType } from '../src/swarm/index.js'
 import { ensureBenchClip, plainEncode, ssim, type BenchClip } from './clip.js'
+import { BENCH_ENCODERS, encoderNamed } from './lib/encoders.js'
 import { ensureSource, parseSourceSpec } from './sources.js'
 import { readToolCpu, writeToolShims, type ToolCpu } from './tool-cpu.js'
 
 const { values } = parseArgs({
   options: {
-    settings: { type: 'string', default: '--preset medium --crf 20' },
+    encoder: { type: 'string', default: 'x264' },
+    // Without it, the encoder's medium preset and quality (bench/lib/encoders.ts): x264 "--preset medium --crf 20".
+    settings: { type: 'string' },
     seconds: { type: 'string', default: '30' },
     nodes: { type: 'string', default: String(availableParallelism()) },
     out: { type: 'string', default: 'bench-results' },
@@ -285,11 +290,11 @@ interface SwarmRun {
   output: string
 }
 
-/** `swarm add FILE SETTINGS --wait --json` on `home`, timed from spawn to exit; reads the job's record afterwards. */
-async function addAndWait (home: string, clip: string, settings: string, output: string): Promise<SwarmRun> {
+/** `swarm add FILE SETTINGS --encoder NAME --wait --json` on `home`, timed from spawn to exit; reads the job's record afterwards. */
+async function addAndWait (home: string, clip: string, settings: EncoderSettings, output: string): Promise<SwarmRun> {
   const startedAt = Date.now()
   const t0 = performance.now()
-  const r = await runSwarm(['add', clip, settings, '--home', home, '--output', output, '--wait', '--json'])
+  const r = await runSwarm(['add', clip, settings.raw, '--encoder', settings.encoder, '--home', home, '--output', output, '--wait', '--json'])
   const seconds = (performance.now() - t0) / 1000
   if (r.exitCode !== 0) throw new Error(`swarm add exited ${r.exitCode}: ${r.stderr.trim()}`)
   const { job } = JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as { job: JobStatus }
@@ -316,12 +321,15 @@ interface Bench {
   T: number
   pinnedOnly: boolean
   settings: EncoderSettings
+  /** The plain runs' files: the encoder's raw bitstream (.264, .hevc, .ivf). */
+  ext: string
   clip: BenchClip
   source: MediaInfo
   work: string
   outDir: string
   logDir: string
-  x264Version: string
+  /** The encoder's version as installedEncoders read it. */
+  encoderVersion: string
   /** Before each step, in the order taken (the JSON keeps that order). */
   load: Record<string, number[]>
 }
@@ -331,7 +339,11 @@ async function setUp (): Promise<Bench> {
   const k = Number(values.nodes)
   if (!Number.isInteger(k) || k < 2) throw new Error(`--nodes must be 2 or more (got ${values.nodes})`)
   if (k > CORES) console.warn(`warning: ${k} nodes on ${CORES} cores: node i is pinned to core i mod ${CORES}, so some share a core`)
-  const settings = parseX264Settings(values.settings)
+  const encoderId = encoderNamed(values.encoder)
+  const defaults = BENCH_ENCODERS[encoderId]
+  const settings = encoderFor(encoderId).parseSettings(values.settings ?? defaults.settings(defaults.swarmPreset, defaults.quality.default))
+  const encoderVersion = (await installedEncoders()).find(e => e.encoder === encoderId)?.version
+  if (encoderVersion === undefined) throw new Error(`--encoder ${encoderId}: ${encoderFor(encoderId).binary} is not installed here, or printed no version`)
   const clip = values.source !== undefined ? await ensureSource(parseSourceSpec(values.source)) : await ensureBenchClip(quick ? 10 : Number(values.seconds))
   const seconds = clip.seconds
   const source = await probeMedia(clip.path)
@@ -339,12 +351,11 @@ async function setUp (): Promise<Bench> {
   const outDir = resolve(values.out)
   await rm(work, { recursive: true, force: true })
   await mkdir(work, { recursive: true })
-  const x264Version = (await execa('x264', ['--version'])).stdout.split('\n')[0] ?? ''
   const load: Record<string, number[]> = { start: loadNow() }
   console.log(`clip: ${clip.path} (${source.video.width}x${source.video.height}, ${source.video.frameCount} frames)${quick ? '  [--quick]' : ''}`)
-  console.log(`settings: ${settings.raw}   cores: ${CORES}   nodes (k): ${k}   load average: ${load.start!.join(' ')}`)
+  console.log(`encoder: ${encoderId} ${encoderVersion}   settings: ${settings.raw}   cores: ${CORES}   nodes (k): ${k}   load average: ${load.start!.join(' ')}`)
   const pinnedOnly = values['pinned-only'] === true
-  return { quick, seconds, k, T: CORES, pinnedOnly, settings, clip, source, work, outDir, logDir: join(outDir, 'swarm-logs'), x264Version, load }
+  return { quick, seconds, k, T: CORES, pinnedOnly, settings, ext: encoderFor(encoderId).fileExtension, clip, source, work, outDir, logDir: join(outDir, 'swarm-logs'), encoderVersion, load }
 }
 
 /** A plain encode's time, and where it wrote its video. */
@@ -352,7 +363,7 @@ interface PlainRun { seconds: number, out: string }
 
 /** 1. One plain ffmpeg|x264 with a thread per core (NaN with --pinned-only, which skips it). */
 async function baselineT (b: Bench): Promise<PlainRun> {
-  const out = join(b.work, 'baseline-T.264')
+  const out = join(b.work, `baseline-T${b.ext}`)
   if (b.pinnedOnly) return { seconds: Number.NaN, out }
   const seconds = await plainEncode(b.clip.path, b.source, b.settings, b.T, out)
   console.log(`baseline-${b.T}: ${seconds.toFixed(2)} s`)
@@ -369,7 +380,7 @@ async function runSwarm1 (b: Bench, name: string, slots: number, threads: number
   const node = await startNode(join(b.work, name, 'n1'), { slots, extraArgs: ['--threads', String(threads), '--verbose'] }, lineLog, events)
   let run: SwarmRun
   try {
-    run = await addAndWait(node.home, b.clip.path, b.settings.raw, join(b.work, name, 'out.mkv'))
+    run = await addAndWait(node.home, b.clip.path, b.settings, join(b.work, name, 'out.mkv'))
   } finally {
     await stopNodes([node])
     await saveLogs(b.logDir, name, [lineLog])
@@ -399,7 +410,7 @@ async function swarm1Runs (b: Bench): Promise<Swarm1Runs> {
 }
 
 interface Baseline1 extends PlainRun {
-  /** CPU seconds of ffmpeg and x264. */
+  /** CPU seconds of ffmpeg and the encoder. */
   cpu: number
   beside: Beside
 }
@@ -407,7 +418,7 @@ interface Baseline1 extends PlainRun {
 /** 3. baseline-1: plain ffmpeg|x264, --threads 1, pinned to core 0. */
 async function baseline1 (b: Bench): Promise<Baseline1> {
   b.load.beforeBaseline1 = loadNow()
-  const out = join(b.work, 'baseline-1.264')
+  const out = join(b.work, `baseline-1${b.ext}`)
   const cpu0 = await processCpu(process.pid)
   const machine0 = await machineCpu()
   const seconds = await plainEncode(b.clip.path, b.source, b.settings, 1, out, 0)
@@ -472,7 +483,7 @@ async function measureSwarmK (b: Bench, logs: LineLog[], events: string[], nodes
   let run: SwarmRun
   let peakJobBytes: number
   try {
-    run = await addAndWait(first.home, b.clip.path, b.settings.raw, join(b.work, 'swarm-k', 'out.mkv'))
+    run = await addAndWait(first.home, b.clip.path, b.settings, join(b.work, 'swarm-k', 'out.mkv'))
   } finally {
     await sampler.stop()
     peakJobBytes = await disk.stop()
@@ -526,12 +537,12 @@ interface Bracket {
 async function bracketRuns (b: Bench, base1Sec: number): Promise<Bracket> {
   let afterSec: number | undefined
   if (values.bracket === true || values.ceiling === true) {
-    afterSec = await plainEncode(b.clip.path, b.source, b.settings, 1, join(b.work, 'baseline-1-after.264'), 0)
+    afterSec = await plainEncode(b.clip.path, b.source, b.settings, 1, join(b.work, `baseline-1-after${b.ext}`), 0)
     console.log(`baseline-1 again, after swarm-${b.k} (core 0): ${afterSec.toFixed(2)} s`)
   }
   let pairSec: number[] | undefined
   if (values.ceiling === true) {
-    pairSec = await Promise.all([0, 1].map(async core => await plainEncode(b.clip.path, b.source, b.settings, 1, join(b.work, `baseline-pair-${core}.264`), core % CORES)))
+    pairSec = await Promise.all([0, 1].map(async core => await plainEncode(b.clip.path, b.source, b.settings, 1, join(b.work, `baseline-pair-${core}${b.ext}`), core % CORES)))
     console.log(`two baseline-1 at once (cores 0 and 1): ${pairSec.map(t => t.toFixed(2)).join(' s, ')} s`)
   }
   const meanSec = afterSec === undefined ? base1Sec : (base1Sec + afterSec) / 2
@@ -712,7 +723,7 @@ function resultRows (f: Figures): string[][] {
     [`speedup against the mean of both baseline-1 runs`, base1AfterSec === undefined ? 'n/a' : fmt(base1MeanSec / sk.seconds), '', ''],
     ['two baseline-1 at once, one per core (s)', pairSec === undefined ? 'not run (--ceiling)' : pairSec.map(t => fmt(t, 2)).join(', '), '', ''],
     [`this machine's ceiling: 2 × mean baseline-1 / slower of the pair`, fmt(ceiling), '', ''],
-    ['CPU s, baseline-1 (ffmpeg + x264)', fmt(base1Cpu, 1), '', ''],
+    [`CPU s, baseline-1 (ffmpeg + ${encoderFor(f.b.settings.encoder).binary})`, fmt(base1Cpu, 1), '', ''],
     [`CPU s, swarm-${k} tools: originator / other nodes`, `${fmt(originCpu.children, 1)} / ${fmt(workerCpu.children, 1)}`, '', ''],
     [`CPU s, swarm-${k} Node.js: originator / other nodes`, `${fmt(originCpu.self, 1)} / ${fmt(workerCpu.self, 1)}`, '', ''],
     [`swarm-${k} CPU / baseline-1 CPU`, fmt(swarmCpu / base1Cpu), '', ''],
@@ -821,9 +832,10 @@ function resultJson (f: Figures): Record<string, unknown> {
     clip: clip.path,
     frames: source.video.frameCount,
     seconds,
+    encoder: settings.encoder,
     settings: settings.raw,
     verify: values.verify ?? null,
-    machine: { cores: CORES, cpu: cpus()[0]?.model ?? '', node: process.version, x264: f.b.x264Version, loadavg: load },
+    machine: { cores: CORES, cpu: cpus()[0]?.model ?? '', node: process.version, encoder: settings.encoder, encoderVersion: f.b.encoderVersion, loadavg: load },
     baselineT: { threads: T, seconds: baseTSec, videoBytes: f.quality.baseTBytes },
     swarm1OneEncode: s1One === undefined ? null : { slots: 1, threads: T, seconds: s1One.seconds, chunks: s1One.record.chunks.length, ratioToBaselineT: s1One.seconds / baseTSec },
     swarm1: s1 === undefined ? null : { slots: S, threads: s1Threads, seconds: s1.seconds, chunks: s1.record.chunks.length, chunkFrames: s1.record.chunks.map(c => c.frames), chunkResultBytes: s1.record.chunks.map(c => c.result?.size ?? null), firstLeaseSec: sized?.firstLeaseSec ?? null, videoBytes: f.quality.s1VideoBytes, ratioToBaselineT: s1Ratio },

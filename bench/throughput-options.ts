@@ -4,19 +4,25 @@
  */
 import { parseArgs } from 'node:util'
 import { VERIFY_MODES } from '../src/jobs/index.js'
+import type { EncoderId } from '../src/media/index.js'
+import { BENCH_ENCODERS, encoderNamed, benchSettings } from './lib/encoders.js'
 import { parseSourceSpec, sourceName } from './sources.js'
 
 export const THROUGHPUT_HELP = `Usage: npm run bench:throughput -- [options]   (node dist/bench/throughput.js [options])
 
-Two swarm join nodes pinned to one core each against plain ffmpeg | x264 --threads 1 on one core,
-for every source × preset × verification mode, each case run --runs times (the table gives
-medians). Before the cases, each source's decode cost against a --preset faster encode of it.
+Two swarm join nodes pinned to one core each against plain ffmpeg | ENCODER on one thread and one
+core, for every source × preset × verification mode, each case run --runs times (the table gives
+medians). Before the cases, each source's decode cost against an x264 --preset faster encode of it.
 
   --sources LIST   comma-separated: realistic-<N>s (720p, distribution bitrate, 4-9 s GOPs),
                    realistic-1080p-<N>s, stress-<N>s (the noisy near-lossless clip, 1 s GOPs)
                    (default: realistic-40s,realistic-120s,stress-40s)
-  --presets LIST   x264 presets, comma-separated (default: faster,medium)
-  --crf N          x264 --crf of every case (default: 20)
+  --encoder NAME   x264, x265, svt-av1 or aomenc: the encoder of every case (default: x264)
+  --presets LIST   the encoder's presets, comma-separated: x264 and x265 --preset names (default:
+                   faster,medium), SVT-AV1 --preset 0-13 (default: 10,8), aomenc --cpu-used=N 0-9
+                   (default: 6,4; above 6 encodes as 6 in its good-quality mode)
+  --crf N          the quality of every case: x264 and x265 --crf 0-51 (default: 20 and 24),
+                   SVT-AV1 --crf 1-63 (default: 35), aomenc --end-usage=q --cq-level=N 0-63 (default: 30)
   --runs N         runs per case (default: 3)
   --verify LIST    all, adaptive or all,adaptive: given to the nodes as swarm join --verify; without
                    it the nodes' own default (all, as they have no --swarm-key)
@@ -27,9 +33,8 @@ medians). Before the cases, each source's decode cost against a --preset faster 
   --help           this text
 `
 
-export const X264_PRESETS = ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow', 'placebo']
-
 export interface ThroughputOptions {
+  encoder: EncoderId
   /** Source names as bench/sources.ts spells them. */
   sources: string[]
   presets: string[]
@@ -45,8 +50,10 @@ export interface ThroughputOptions {
 
 const OPTIONS = {
   sources: { type: 'string', default: 'realistic-40s,realistic-120s,stress-40s' },
-  presets: { type: 'string', default: 'faster,medium' },
-  crf: { type: 'string', default: '20' },
+  encoder: { type: 'string', default: 'x264' },
+  // Their defaults are the encoder's (bench/lib/encoders.ts).
+  presets: { type: 'string' },
+  crf: { type: 'string' },
   runs: { type: 'string', default: '3' },
   verify: { type: 'string' },
   out: { type: 'string', default: 'bench-results' },
@@ -74,10 +81,17 @@ function wholeNumber (what: string, text: string, min: number, max: number): num
 export function parseThroughputArgs (argv: string[]): ThroughputOptions | 'help' {
   const { values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false })
   if (values.help) return 'help'
+  const encoder = encoderNamed(values.encoder)
+  const e = BENCH_ENCODERS[encoder]
+  const presets = oneOf('presets', values.presets === undefined ? [...e.throughputPresets] : list(values.presets), [...e.presets])
+  const crf = values.crf === undefined ? e.quality.default : wholeNumber('crf', values.crf, e.quality.min, e.quality.max)
+  // The encoder's own parser has the last word, before minutes of plain encoding rather than after.
+  for (const preset of presets) benchSettings(encoder, preset, crf)
   return {
+    encoder,
     sources: list(values.sources).map(s => sourceName(parseSourceSpec(s))),
-    presets: oneOf('presets', list(values.presets), X264_PRESETS),
-    crf: wholeNumber('crf', values.crf, 0, 51),
+    presets,
+    crf,
     runs: wholeNumber('runs', values.runs, 1, 100),
     verify: values.verify === undefined ? [] : oneOf('verify', list(values.verify), [...VERIFY_MODES]),
     out: values.out,

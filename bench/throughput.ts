@@ -1,7 +1,7 @@
 /**
  * `npm run bench:throughput` (issue 27): two `swarm join` nodes pinned to one core each against
- * plain `ffmpeg | x264 --threads 1` on one core, for every source × preset × verification mode
- * (bench/throughput-options.ts has the options). Each run is bench/swarm.ts --pinned-only: the
+ * plain `ffmpeg | x264 --threads 1` on one core (or --encoder's encoder on one thread), for every
+ * source × preset × verification mode (bench/throughput-options.ts has the options). Each run is bench/swarm.ts --pinned-only: the
  * plain run, the swarm, the plain run again and (unless --no-ceiling) two plain runs at once; the
  * table gives each figure's median over a case's runs, and the speedup's range.
  *
@@ -10,7 +10,7 @@
  * its tail: from the first node to run out of work to the last encode's end, and to the job's end.
  *
  * Writes <out>/throughput.json, and each run's swarm.json and node logs under
- * <out>/<source>-<preset>[-<verify>]/run-<n>/.
+ * <out>/<source>[-<encoder>]-<preset>[-<verify>]/run-<n>/ (the encoder named unless it is x264).
  */
 import { execa } from 'execa'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
@@ -18,11 +18,13 @@ import { loadavg } from 'node:os'
 import { join, resolve } from 'node:path'
 import { checkCommandLine } from '../cli/main.js'
 import { readEventLog } from '../scripts/local-swarm.js'
+import { DEFAULT_ENCODER } from '../src/media/index.js'
 import type { NodeEvent } from '../src/swarm/index.js'
 import { formatTable, markdownTable } from './lib/table.js'
 import { ensureSource, parseSourceSpec, sourceCost, type SourceCost } from './sources.js'
 import { parseThroughputArgs, THROUGHPUT_HELP, type ThroughputOptions } from './throughput-options.js'
-import { caseRows, runFigures, sourceRows, summariseCase, verifyLabel, type CaseKey, type CaseSummary, type RunFigures, type SwarmJson } from './throughput-report.js'
+import { BENCH_ENCODERS } from './lib/encoders.js'
+import { caseDirName, caseRows, caseSettingsLabel, runFigures, sourceRows, summariseCase, verifyLabel, type CaseKey, type CaseSummary, type RunFigures, type SwarmJson } from './throughput-report.js'
 
 /** Every source made and measured (cached after the first time), in the order asked. */
 async function prepareSources (o: ThroughputOptions): Promise<Array<{ name: string, cost: SourceCost }>> {
@@ -36,16 +38,16 @@ async function prepareSources (o: ThroughputOptions): Promise<Array<{ name: stri
 }
 
 function caseDir (o: ThroughputOptions, key: CaseKey): string {
-  return join(resolve(o.out), `${key.source}-${key.preset}${key.verify !== '' ? `-${key.verify}` : ''}`)
+  return join(resolve(o.out), caseDirName(key))
 }
 
 /** One run of a case: bench/swarm.ts in a process of its own, then its swarm.json and the nodes' event logs. */
 async function runOnce (o: ThroughputOptions, key: CaseKey, run: number): Promise<RunFigures> {
   const dir = join(caseDir(o, key), `run-${run}`)
   await mkdir(dir, { recursive: true })
-  console.log(`\n== ${key.source}, --preset ${key.preset} --crf ${o.crf}, verify ${verifyLabel(key.verify)}, run ${run} of ${o.runs} (load average ${loadavg()[0]?.toFixed(2)}) ==`)
+  console.log(`\n== ${key.source}, ${caseSettingsLabel(key, o.crf)}, verify ${verifyLabel(key.verify)}, run ${run} of ${o.runs} (load average ${loadavg()[0]?.toFixed(2)}) ==`)
   await execa('node', [join(import.meta.dirname, 'swarm.js'), '--pinned-only', '--bracket', ...(o.ceiling ? ['--ceiling'] : []), ...(o.toolCpu ? ['--tool-cpu'] : []),
-    '--nodes', '2', `--settings=--preset ${key.preset} --crf ${o.crf}`, '--source', key.source, ...(key.verify !== '' ? ['--verify', key.verify] : []), '--out', dir], { stdio: 'inherit' })
+    '--nodes', '2', '--encoder', key.encoder, `--settings=${BENCH_ENCODERS[key.encoder].settings(key.preset, o.crf)}`, '--source', key.source, ...(key.verify !== '' ? ['--verify', key.verify] : []), '--out', dir], { stdio: 'inherit' })
   const json = JSON.parse(await readFile(join(dir, 'swarm.json'), 'utf8')) as SwarmJson
   const events: NodeEvent[][] = await Promise.all(Array.from({ length: json.swarmK.nodes }, async (_, i) => await readEventLog(join(dir, 'swarm-logs', `swarm-k-node${i + 1}.events.jsonl`))))
   return runFigures(json, events)
@@ -60,7 +62,7 @@ function printPlans (cases: CaseSummary[]): void {
   console.log('\nchunk plans (seconds of source per chunk) and tails (median over the runs):')
   for (const c of cases) {
     const tail = c.median.tailIdleSec === null ? 'no tail figure' : `tail ${c.median.tailIdleSec.toFixed(1)} s from the first node going idle to the last encode's end, ${c.median.tailToEndSec?.toFixed(1)} s to the job's end`
-    console.log(`  ${c.source} ${c.preset} ${verifyLabel(c.verify)}: ${c.chunkSeconds.length} chunks: ${c.chunkSeconds.map(s => s.toFixed(1)).join(' ')}; ${tail}`)
+    console.log(`  ${c.source} ${c.encoder === DEFAULT_ENCODER ? '' : `${c.encoder} `}${c.preset} ${verifyLabel(c.verify)}: ${c.chunkSeconds.length} chunks: ${c.chunkSeconds.map(s => s.toFixed(1)).join(' ')}; ${tail}`)
   }
 }
 
@@ -79,7 +81,7 @@ async function main (): Promise<void> {
   for (const source of o.sources) {
     for (const preset of o.presets) {
       for (const verify of o.verify.length > 0 ? o.verify : ['']) {
-        const key = { source, preset, verify }
+        const key = { encoder: o.encoder, source, preset, verify }
         const figures: RunFigures[] = []
         for (let run = 1; run <= o.runs; run++) figures.push(await runOnce(o, key, run))
         runs[caseDir(o, key)] = figures

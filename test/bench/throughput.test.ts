@@ -8,16 +8,18 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parseThroughputArgs, THROUGHPUT_HELP } from '../../bench/throughput-options.js'
-import { caseRows, runFigures, speedupGoal, summariseCase, tailFigures, verificationFigures, type RunFigures, type SwarmJson } from '../../bench/throughput-report.js'
+import { BENCH_ENCODERS, benchSettings } from '../../bench/lib/encoders.js'
+import { caseDirName, caseRows, caseSettingsLabel, runFigures, speedupGoal, summariseCase, tailFigures, verificationFigures, type RunFigures, type SwarmJson } from '../../bench/throughput-report.js'
 import { PROJECT_ROOT } from '../../scripts/local-swarm.js'
-import { splitSettings } from '../../src/media/index.js'
+import { ENCODER_IDS, splitSettings } from '../../src/media/index.js'
 import type { NodeEvent } from '../../src/swarm/index.js'
 
-const SAMPLE_VALUES: Record<string, string> = { '--sources': 'realistic-40s', '--presets': 'faster', '--crf': '20', '--runs': '1', '--verify': 'adaptive', '--out': 'x' }
+const SAMPLE_VALUES: Record<string, string> = { '--encoder': 'x264', '--sources': 'realistic-40s', '--presets': 'faster', '--crf': '20', '--runs': '1', '--verify': 'adaptive', '--out': 'x' }
 
 describe('the command line', () => {
   it('has the defaults the issue asks for', () => {
     expect(parseThroughputArgs([])).toEqual({
+      encoder: 'x264',
       sources: ['realistic-40s', 'realistic-120s', 'stress-40s'], presets: ['faster', 'medium'], crf: 20, runs: 3, verify: [], out: 'bench-results', ceiling: true, toolCpu: true, remeasure: false
     })
   })
@@ -38,6 +40,29 @@ describe('the command line', () => {
   it('refuses what it cannot run', () => {
     for (const argv of [['--presets', 'fastest'], ['--verify', 'some'], ['--runs', '0'], ['--runs', '1.5'], ['--crf', '60'], ['--sources', 'clip-40s'], ['--seconds', '40'], ['extra']]) {
       expect(() => parseThroughputArgs(argv), argv.join(' ')).toThrow()
+    }
+  })
+
+  it('takes each encoder\'s own presets and quality range, with defaults of its own', () => {
+    expect(parseThroughputArgs(['--encoder', 'svt-av1'])).toMatchObject({ encoder: 'svt-av1', presets: ['10', '8'], crf: 35 })
+    expect(parseThroughputArgs(['--encoder', 'aomenc', '--presets', '0,9', '--crf', '63'])).toMatchObject({ encoder: 'aomenc', presets: ['0', '9'], crf: 63 })
+    expect(parseThroughputArgs(['--encoder', 'x265', '--presets', 'veryfast'])).toMatchObject({ encoder: 'x265', presets: ['veryfast'], crf: 24 })
+    expect(parseThroughputArgs(['--encoder', 'svt-av1', '--presets', '13', '--crf', '1'])).toMatchObject({ presets: ['13'], crf: 1 })
+    for (const argv of [['--encoder', 'x266'], ['--encoder', 'svt-av1', '--presets', 'faster'], ['--encoder', 'svt-av1', '--presets', '14'], ['--encoder', 'svt-av1', '--crf', '0'],
+      ['--encoder', 'aomenc', '--presets', '10'], ['--encoder', 'aomenc', '--crf', '64'], ['--encoder', 'x265', '--crf', '52'], ['--presets', '8']]) {
+      expect(() => parseThroughputArgs(argv), argv.join(' ')).toThrow()
+    }
+  })
+
+  it('makes settings every encoder\'s own parser takes, at both ends of its presets and quality', () => {
+    expect(BENCH_ENCODERS.x264.settings('faster', 20)).toBe('--preset faster --crf 20')
+    expect(BENCH_ENCODERS['svt-av1'].settings('10', 35)).toBe('--preset 10 --crf 35')
+    expect(BENCH_ENCODERS.aomenc.settings('6', 30)).toBe('--cpu-used=6 --end-usage=q --cq-level=30')
+    for (const id of ENCODER_IDS) {
+      const { presets, quality } = BENCH_ENCODERS[id]
+      for (const preset of [presets[0]!, presets.at(-1)!]) {
+        for (const q of [quality.min, quality.default, quality.max]) expect(benchSettings(id, preset, q).encoder, `${id} ${preset} ${q}`).toBe(id)
+      }
     }
   })
 
@@ -121,7 +146,7 @@ function run (speedupAgainstMean: number, extra: Partial<RunFigures> = {}): RunF
 
 describe('a case over its runs', () => {
   it('takes each figure\'s median, keeps nulls where no run had the figure, and the range', () => {
-    const s = summariseCase({ source: 'realistic-40s', preset: 'faster', verify: '' }, [run(1.5), run(1.9, { tail: { idleSec: 3, toEndSec: 5 } }), run(1.7)])
+    const s = summariseCase({ encoder: 'x264', source: 'realistic-40s', preset: 'faster', verify: '' }, [run(1.5), run(1.9, { tail: { idleSec: 3, toEndSec: 5 } }), run(1.7)])
     expect(s.median.speedupAgainstMean).toBeCloseTo(1.7)
     expect(s.median.plainAfterSec).toBeNull()
     expect(s.median.tailIdleSec).toBe(3)
@@ -131,21 +156,35 @@ describe('a case over its runs', () => {
   })
 
   it('states the issue\'s goal per source, preset and mode, and a report where it asks for none', () => {
-    expect(speedupGoal({ source: 'realistic-40s', preset: 'faster', verify: 'adaptive' })).toBe(1.9)
-    expect(speedupGoal({ source: 'realistic-120s', preset: 'faster', verify: 'all' })).toBe(1.8)
-    expect(speedupGoal({ source: 'realistic-120s', preset: 'medium', verify: '' })).toBe(1.85)
-    expect(speedupGoal({ source: 'stress-40s', preset: 'medium', verify: 'adaptive' })).toBe(1.9)
-    expect(speedupGoal({ source: 'stress-40s', preset: 'faster', verify: 'adaptive' })).toBeUndefined()
-    expect(speedupGoal({ source: 'realistic-40s', preset: 'slow', verify: 'all' })).toBeUndefined()
+    expect(speedupGoal({ encoder: 'x264', source: 'realistic-40s', preset: 'faster', verify: 'adaptive' })).toBe(1.9)
+    expect(speedupGoal({ encoder: 'x264', source: 'realistic-120s', preset: 'faster', verify: 'all' })).toBe(1.8)
+    expect(speedupGoal({ encoder: 'x264', source: 'realistic-120s', preset: 'medium', verify: '' })).toBe(1.85)
+    expect(speedupGoal({ encoder: 'x264', source: 'stress-40s', preset: 'medium', verify: 'adaptive' })).toBe(1.9)
+    expect(speedupGoal({ encoder: 'x264', source: 'stress-40s', preset: 'faster', verify: 'adaptive' })).toBeUndefined()
+    expect(speedupGoal({ encoder: 'x264', source: 'realistic-40s', preset: 'slow', verify: 'all' })).toBeUndefined()
+    expect(speedupGoal({ encoder: 'x265', source: 'realistic-40s', preset: 'faster', verify: 'adaptive' })).toBeUndefined()
   })
 
   it('makes a table with a cell for every column, the verification mode named', () => {
-    const cases = [summariseCase({ source: 'realistic-40s', preset: 'faster', verify: 'adaptive' }, [run(1.95), run(1.92)]), summariseCase({ source: 'stress-40s', preset: 'faster', verify: '' }, [run(1.4)])]
+    const cases = [summariseCase({ encoder: 'x264', source: 'realistic-40s', preset: 'faster', verify: 'adaptive' }, [run(1.95), run(1.92)]), summariseCase({ encoder: 'x264', source: 'stress-40s', preset: 'faster', verify: '' }, [run(1.4)])]
     const rows = caseRows(cases, 20)
     expect(new Set(rows.map(r => r.length)).size).toBe(1)
     expect(rows[1]).toContain('adaptive')
     expect(rows[1]).toContain('≥ 1.9 met')
     expect(rows[2]).toContain('all (default)')
     expect(rows[2]).toContain('report')
+    expect(rows[1]).toContain('--preset faster --crf 20')
+  })
+
+  it('names an encoder other than x264 in the table and the case\'s folder, and x264\'s as before', () => {
+    const svt = { encoder: 'svt-av1', source: 'realistic-40s', preset: '10', verify: 'adaptive' } as const
+    const x264 = { encoder: 'x264', source: 'realistic-40s', preset: 'faster', verify: '' } as const
+    expect(caseDirName(svt)).toBe('realistic-40s-svt-av1-10-adaptive')
+    expect(caseDirName(x264)).toBe('realistic-40s-faster')
+    expect(caseSettingsLabel(svt, 35)).toBe('svt-av1 --preset 10 --crf 35')
+    expect(caseSettingsLabel(x264, 20)).toBe('--preset faster --crf 20')
+    const rows = caseRows([summariseCase(svt, [run(1.95)])], 35)
+    expect(rows[1]).toContain('svt-av1 --preset 10 --crf 35')
+    expect(rows[1]).toContain('report')
   })
 })
