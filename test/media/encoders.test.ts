@@ -201,6 +201,7 @@ describe('aomenc as an encoder', () => {
       ['--fpf=/tmp/stats', '--fpf', /statistics file/],
       ['--passes=2', '--passes', /multi-pass/],
       ['-p 2', '-p', /multi-pass/],
+      ['--rt', '--rt', /real-time mode/],
       ['--pass=1', '--pass', /multi-pass/],
       ['--cfg=/tmp/x.cfg', '--cfg', /configuration file/],
       ['--film-grain-table=/tmp/t', '--film-grain-table', /film grain table/],
