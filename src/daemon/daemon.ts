@@ -152,9 +152,7 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     const reportStrike: ReportOffence = (offence) => { if (offence.peer !== self) bans.strike(offence) }
     let node: SwarmNode | undefined
     let peerEncoders: PeerEncoders | undefined
-    const encodePeers = (): number => node?.services.pubsub.getSubscribers(JOBS_TOPIC).length ?? 0
-    /** This node and the peers that listen for jobs. */
-    const swarmSize = (): number => 1 + encodePeers()
+    const swarmSize = swarmSizeOf(() => node, () => peerEncoders)
     const slots = o.slots ?? defaultSlots()
     // Asked once: what the worker claims, what admission accepts and what peers are told.
     const installed = await installedEncoders()
@@ -257,6 +255,19 @@ async function startEvents (o: DaemonOptions, self: string, onStop: OnStop): Pro
 
 function remoteJobLimits (o: DaemonOptions): { perOriginator: number, total: number } {
   return { perOriginator: o.remoteJobLimits?.perOriginator ?? MAX_REMOTE_JOBS_PER_ORIGINATOR, total: o.remoteJobLimits?.total ?? MAX_REMOTE_JOBS }
+}
+
+/**
+ * This node and the peers that listen for jobs; given an encoder, those of them that can run it
+ * (a peer that advertises no encoders counts: it claims and fails like any, as before they were
+ * advertised). What plans a job's chunks and decides when nobody is left to finish it.
+ */
+function swarmSizeOf (node: () => SwarmNode | undefined, peerEncoders: () => PeerEncoders | undefined): (encoder?: EncoderId) => number {
+  return (encoder) => {
+    const listening = node()?.services.pubsub.getSubscribers(JOBS_TOPIC) ?? []
+    if (encoder === undefined) return 1 + listening.length
+    return 1 + listening.filter(p => peerEncoders()?.of(p.toString())?.some(e => e.encoder === encoder) ?? true).length
+  }
 }
 
 /** The version of an encoder a peer advertises, or this node's own: what a job records with each result. */

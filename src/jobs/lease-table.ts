@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto'
 import { logger, shortChunk, shortJob, shortPeer, type Logger, type LogSink } from '../log/index.js'
 import type { Answer, EmitEvent, OriginatorEvent } from '../swarm/index.js'
 import { refusal, type ChunkRecord, type JobRecord, type JobStats, type LeaseRecord, type ResultRecord } from './types.js'
+import type { EncoderId } from '../media/index.js'
+import { encoderOf } from './job-settings.js'
 
 export const DEFAULT_LEASE_MS = 30_000
 /** A waiting peer that has not asked again for this long leaves the queue (it found work elsewhere, or left). */
@@ -46,8 +48,11 @@ export interface LeaseTableOptions {
    */
   maxChunkFailures?: number
   now: () => number
-  /** How many peers could encode (this node included): once every one of them has failed a job twice, nobody will finish it. */
-  swarmSize?: () => number
+  /**
+   * How many peers could encode a job of this encoder (this node included): once every one of them
+   * has failed a job twice, nobody will finish it. Peers without the encoder never claim it.
+   */
+  swarmSize?: (encoder: EncoderId) => number
   /** Whether a peer is still in the swarm; a peer that left is no evidence that the job cannot finish. Default: every peer is. */
   isPresent?: (peer: string) => boolean
   /**
@@ -553,7 +558,7 @@ export class LeaseTable {
     for (const c of job.chunks) for (const f of c.failures) if (present(f.peer)) perPeer.set(f.peer, (perPeer.get(f.peer) ?? 0) + 1)
     const givenUp = [...perPeer.entries()].filter(([, n]) => n >= 2).map(([p]) => p)
     if (self === undefined || !givenUp.includes(self)) return undefined
-    if (givenUp.length >= Math.max(1, this.o.swarmSize?.() ?? 1)) return `every peer (${givenUp.length}) failed to encode this job twice; last error, from chunk ${chunk.index}: ${reason}`
+    if (givenUp.length >= Math.max(1, this.o.swarmSize?.(encoderOf(job)) ?? 1)) return `every peer (${givenUp.length}) failed to encode this job twice; last error, from chunk ${chunk.index}: ${reason}`
     return undefined
   }
 

@@ -38,8 +38,11 @@ export interface OriginatorOptions {
   plan?: PlanOptions
   now?: () => number
   log?: LogSink
-  /** Called to learn how many peers could encode, so a job is planned with enough chunks. */
-  swarmSize?: () => number
+  /**
+   * How many peers could encode a job of this encoder (this node included; peers that advertise no
+   * encoders count), so a job is planned with enough chunks, and fails once all of them gave up.
+   */
+  swarmSize?: (encoder: EncoderId) => number
   /** Concurrent encodes per peer, as an estimate of the swarm's (peers do not announce theirs): this node's own slots. */
   slotsPerPeer?: number
   /** Peers' results decoded at once (default: this machine's cores); the rest wait their turn, one per peer at a time. */
@@ -221,7 +224,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
       else if (existing.state === 'done') await this.deliverAgain(existing, req)
       return { job: existing, existing: true }
     }
-    const planOptions = planOptionsFor(req, this.o.plan, { peers: this.o.swarmSize?.(), slotsPerPeer: this.o.slotsPerPeer })
+    const planOptions = planOptionsFor(req, this.o.plan, { peers: this.o.swarmSize?.(settings.encoder), slotsPerPeer: this.o.slotsPerPeer })
     const plan = planChunks(source, planOptions)
     checkChunkCount(req.file, plan.chunks.length, this.o.maxChunks)
     await checkRoomForSegments(this.store.dir, req.file, source)
@@ -486,7 +489,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
    */
   private async roomToCut (job: JobRecord, signal: AbortSignal): Promise<void> {
     const ahead = (): number => {
-      const encoders = Math.max(1, this.o.swarmSize?.() ?? 1) * Math.max(1, this.o.slotsPerPeer ?? 1)
+      const encoders = Math.max(1, this.o.swarmSize?.(encoderOf(job)) ?? 1) * Math.max(1, this.o.slotsPerPeer ?? 1)
       return Math.max(MIN_SEGMENTS_AHEAD, SEGMENTS_AHEAD_PER_ENCODER * encoders)
     }
     while (job.chunks.filter(c => c.state === 'open').length >= ahead()) await sleep(200, undefined, { signal })
