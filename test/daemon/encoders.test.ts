@@ -38,7 +38,10 @@ describe('a worker without the job\'s encoder', () => {
 
     // While it encodes: O knows W has no encoder, and says this node encodes every chunk.
     const during = await nodeStatus(o.home)
-    expect(during.peers.find(p => p.id === w.peerId)?.encoders).toEqual([])
+    // What W advertises (the other encoders, where this machine has them), x264 not among them.
+    const advertised = during.peers.find(p => p.id === w.peerId)?.encoders
+    expect(advertised).toBeDefined()
+    expect(advertised?.map(e => e.encoder)).not.toContain('x264')
     expect(during.jobs.find(j => j.id === job.id)?.encoderPeers).toBe(0)
     const text = await runSwarm(['status', '--home', o.home])
     expect(text.stdout).toMatch(/no connected peer advertises x264: this node encodes every chunk of this job/)
@@ -48,11 +51,11 @@ describe('a worker without the job\'s encoder', () => {
     const { record } = await expectCompleteJob(o.home, job.id, frames)
     expect(record.chunks.every(c => c.result?.encodedBy === o.peerId)).toBe(true)
     expect(record.stats?.leases).toBe(record.chunks.length)
-    expect(w.stderr()).toMatch(new RegExp(`not taking chunks of ${job.id.slice(0, 8)}.*this node has no x264 encoder \\(it has none\\)`))
+    expect(w.stderr()).toMatch(new RegExp(`not taking chunks of ${job.id.slice(0, 8)}.*this node has no x264 encoder \\(it has `))
 
     // W sees what O advertises: x264 and the version its binary printed.
     const peers = JSON.parse((await runSwarm(['peers', '--home', w.home, '--json'])).stdout) as PeersJson
-    expect(peers.peers.find(p => p.id === o.peerId)?.encoders).toEqual([{ encoder: 'x264', version: expect.stringMatching(/^0\.\d+\.\d+$/) as unknown as string }])
+    expect(peers.peers.find(p => p.id === o.peerId)?.encoders).toContainEqual({ encoder: 'x264', version: expect.stringMatching(/^0\.\d+\.\d+$/) as unknown as string })
     expect((await jobStatus(o.home, job.id)).encoder).toBe('x264')
   })
 
