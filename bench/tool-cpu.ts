@@ -9,6 +9,8 @@ import { access, chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 
 const TOOLS = ['ffmpeg', 'ffprobe', 'x264', 'mkvmerge'] as const
+/** The other encoders' programs: shimmed where this machine has them. */
+const OTHER_ENCODERS = ['x265', 'SvtAv1EncApp', 'aomenc'] as const
 const TIME = '/usr/bin/time'
 const MARK = 'SWARM-TOOL-CPU'
 
@@ -21,7 +23,8 @@ export interface ToolShims {
 export async function writeToolShims (dir: string): Promise<ToolShims> {
   try { await access(TIME) } catch { throw new Error(`--tool-cpu needs GNU time at ${TIME}: apt-get install -y time`) }
   await mkdir(dir, { recursive: true })
-  for (const tool of TOOLS) {
+  const others = await Promise.all(OTHER_ENCODERS.map(async t => await execa('which', [t]).then(() => t, () => undefined)))
+  for (const tool of [...TOOLS, ...others.filter((t): t is typeof OTHER_ENCODERS[number] => t !== undefined)]) {
     const real = (await execa('which', [tool])).stdout.trim()
     const shim = join(dir, tool)
     await writeFile(shim, `#!/bin/sh\nexec ${TIME} -a -o "$SWARM_TOOL_CPU_LOG" -f "${MARK} %U %S %C" ${real} "$@"\n`)
@@ -37,8 +40,10 @@ export function classifyToolRun (command: string): string {
   const has = (a: string): boolean => args.includes(a)
   // The structure check's reference: two grey frames encoded once per job (media/structure.ts).
   if (args.some(a => a.includes('swarm-structure-'))) return `${tool}: structure reference`
-  // The picture check encodes the frames it draws one at a time, each from its own --seek.
+  // The picture check encodes the frames it draws one at a time, each from its own --seek (x264,
+  // x265) or its own y4m in the check's folder (the AV1 encoders).
   if (tool === 'x264') return has('--seek') ? 'x264: picture checks' : 'x264: encodes'
+  if ((OTHER_ENCODERS as readonly string[]).includes(tool)) return has('--seek') || args.some(a => a.includes('swarm-pictures-')) ? `${tool}: picture checks` : `${tool}: encodes`
   if (tool === 'mkvmerge') return 'mkvmerge: merge'
   if (tool === 'ffprobe') return args.some(a => a.startsWith('packet=')) ? 'ffprobe: packet listings' : 'ffprobe: descriptions'
   // Before yuv4mpegpipe: the picture check's source decode also writes the drawn frames as y4m.
@@ -56,9 +61,9 @@ export function classifyToolRun (command: string): string {
 export interface ToolCpu { kind: string, runs: number, cpuSeconds: number }
 
 /** What the originator spends checking peers' results: the picture checks' decodes and the structure reference. */
-export const VERIFICATION_KINDS = ['ffmpeg: picture checks', 'ffmpeg: structure reference', 'x264: structure reference']
+export const VERIFICATION_KINDS = ['ffmpeg: picture checks', 'ffmpeg: structure reference', 'x264: structure reference', ...OTHER_ENCODERS.map(t => `${t}: structure reference`)]
 /** What encoding a chunk costs a worker: its decoder and x264. */
-export const ENCODE_KINDS = ['x264: encodes', 'ffmpeg: decodes for encodes']
+export const ENCODE_KINDS = ['x264: encodes', 'ffmpeg: decodes for encodes', ...OTHER_ENCODERS.map(t => `${t}: encodes`)]
 
 /** CPU seconds of the runs of these kinds. */
 export function cpuOfKinds (runs: ToolCpu[], kinds: string[]): number {
