@@ -152,14 +152,15 @@ describe('encodes that fail', () => {
     const record = await jobRecord(o.home, status?.id as string)
     const peers = new Set(record.chunks[0]?.failures.map(f => f.peer))
     expect(peers).toEqual(new Set([o.peerId, b.peerId]))
-    // Each node tried once (a lease, or a backup copy while another held it): no loop. A lease
-    // that lapsed (a heartbeat late on a busy machine) is no try: its holder may be given the
-    // chunk again, so each lapse allows one more grant.
+    // Each node that can encode it tried at most twice (a lease, or a backup copy while another
+    // held it): no loop; the job fails once both gave up. A lease that lapsed (a heartbeat late on
+    // a busy machine) is no try: its holder may be given the chunk again, so each lapse allows one more grant.
     const log = o.stderr()
     const grants = leasesInLog(log, record.id)
     const tries = withoutLapsed(grants, log, record.id)
-    expect(tries.length).toBeLessThanOrEqual(3)
-    expect(new Set(tries.map(g => g.holder)).size).toBe(tries.length)
+    expect(tries.length).toBeLessThanOrEqual(4)
+    for (const holder of new Set(tries.map(g => g.holder))) expect(tries.filter(g => g.holder === holder).length).toBeLessThanOrEqual(2)
+    expect(tries.map(g => g.holder)).not.toContain(short(a.peerId))
 
     tallyFault('a one-chunk job that fails on every node (--profile high --qp 0)',
       `the chunk was leased ${grants.length} times, once to each node with x264 (the third has none and claims nothing), and given back with a reason each time; the job failed ${secs(r.ms)} after swarm add --wait started, which exited 1; ` +
