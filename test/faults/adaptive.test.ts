@@ -77,7 +77,9 @@ describe('adaptive checking in a private swarm, against a worker that goes wrong
     const keptByL = of('chunk:done').filter(e => e.peer === l.peerId)
     expect(keptByL.every(e => events.indexOf(e) < requeuedAt)).toBe(true)
     expect(keptByL.length).toBeGreaterThanOrEqual(HONEST_FIRST + 1)
-    expect(keptByL[0]?.check).toBe('full')
+    // Exactly its first result got the picture check; the structure-only checks are quicker, so a
+    // later result's chunk:done may come before the first one's.
+    expect(keptByL.filter(e => e.check === 'full')).toHaveLength(HONEST_FIRST)
     const structureOnly = keptByL.filter(e => e.check === 'structural').map(e => e.chunk)
     expect(structureOnly.length).toBeGreaterThanOrEqual(1)
     const caught = of('result:refused').filter(e => e.peer === l.peerId)
