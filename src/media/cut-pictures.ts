@@ -32,28 +32,69 @@ export function cutFramesOf (chunkStarts: number[], frameCount: number): number[
 }
 
 /**
+ * ffmpeg's expression parser refuses a `select` of more than about a hundred terms (its recursion
+ * limit), so the judged frames' runs are spread over branches of this many each, joined again in
+ * time order.
+ */
+export const CUTS_PER_SELECT = 60
+
+/**
+ * The filters that keep only the judged frames of a stream whose timestamps are frame numbers:
+ * one `select` per branch of CUTS_PER_SELECT runs. Runs go to branches in turn (run k to branch
+ * k mod n), so every branch passes a frame every few cuts and `interleave` holds a few pictures
+ * at a time, not a branch's worth.
+ */
+export function judgedFramesFilter (input: string, output: string, chunkStarts: number[], frameCount: number): string {
+  // Runs of consecutive judged frames, disjoint (cuts closer than CUT_FRAMES_LOOKED_AT share one),
+  // so no frame passes two branches.
+  const runs: Array<[number, number]> = []
+  for (const f of cutFramesOf(chunkStarts, frameCount)) {
+    const last = runs[runs.length - 1]
+    if (last !== undefined && last[1] === f - 1) last[1] = f
+    else runs.push([f, f])
+  }
+  const ranges = runs.map(([a, b]) => `between(n\\,${a}\\,${b})`)
+  const branches = Math.max(1, Math.ceil(ranges.length / CUTS_PER_SELECT))
+  if (branches === 1) return `${input}select='${ranges.join('+') || '0'}'${output}`
+  const groups = Array.from({ length: branches }, (_, b) => ranges.filter((_, k) => k % branches === b))
+  const label = (b: number): string => `${output.slice(1, -1)}_${b}`
+  return [
+    `${input}split=${branches}${groups.map((_, b) => `[${label(b)}i]`).join('')}`,
+    ...groups.map((g, b) => `[${label(b)}i]select='${g.join('+')}'[${label(b)}o]`),
+    `${groups.map((_, b) => `[${label(b)}o]`).join('')}interleave=nb_inputs=${branches}${output}`
+  ].join(';')
+}
+
+/**
  * Compares the output's pictures where the chunks join with the source's, both decoded
  * continuously from their first frame (the source across the cut, not from it: what a player
  * shows). A chunk cut where a decode cannot start passes every count and timestamp check; only its
- * pictures are wrong. One ffmpeg decodes both files once and scores every frame (a `select` of the
- * cut frames would be cheaper, but ffmpeg's expression parser refuses one that names a long film's
- * hundreds of cuts); only the cut frames are judged.
+ * pictures are wrong. One ffmpeg decodes both files once; only the judged frames reach the
+ * comparison, so its cost is the two decodes. `output`, the probe of the output, lets it compare
+ * the planes as they are when both have the source's pixel format (no 4:4:4 conversion per frame).
  */
-export async function compareCutPictures (source: MediaInfo, outputPath: string, chunkStarts: number[], options: RunOptions = {}): Promise<CutPictures> {
+export async function compareCutPictures (source: MediaInfo, outputPath: string, chunkStarts: number[], options: RunOptions & { output?: MediaInfo } = {}): Promise<CutPictures> {
   const picked = cutFramesOf(chunkStarts, source.video.frameCount)
-  const wanted = new Set(picked)
-  const { width, height } = source.video
+  const { width, height, pixFmt } = source.video
+  // crop rounds odd sizes of 4:2:0 down, and psnr needs one pixel format: convert only then.
+  const asIs = options.output?.video.pixFmt === pixFmt && width % 2 === 0 && height % 2 === 0
+  const toCompare = asIs ? '' : 'format=yuv444p,'
+  const { output: _probed, ...runOptions } = options
   const graph = [
-    `[0:${source.video.streamIndex}]setpts=N/TB,format=yuv444p[src]`,
+    `[0:${source.video.streamIndex}]setpts=N/TB[srcall]`,
+    judgedFramesFilter('[srcall]', '[srcsel]', chunkStarts, source.video.frameCount),
+    `[srcsel]${toCompare.slice(0, -1) || 'null'}[src]`,
     // The output may carry a row or column that the container crops (encodedSize); crop after
-    // the 4:4:4 conversion, since crop rounds odd sizes of 4:2:0 down.
-    `[1:v:0]setpts=N/TB,format=yuv444p,crop=${width}:${height}:0:0[out]`,
+    // any 4:4:4 conversion.
+    '[1:v:0]setpts=N/TB[outall]',
+    judgedFramesFilter('[outall]', '[outsel]', chunkStarts, source.video.frameCount),
+    `[outsel]${toCompare}crop=${width}:${height}:0:0[out]`,
     '[out][src]psnr=stats_file=-'
   ].join(';')
   let stdout: string
   try {
     ({ stdout } = await runTool('ffmpeg', ['-v', 'error', '-nostdin', '-i', `file:${source.path}`, '-i', `file:${outputPath}`,
-      '-filter_complex', graph, '-f', 'null', '-'], `comparing ${outputPath} with its source where the chunks join`, options))
+      '-filter_complex', graph, '-f', 'null', '-'], `comparing ${outputPath} with its source where the chunks join`, runOptions))
   } catch (err) {
     if (err instanceof ToolError) throw new VerificationError(err.message)
     throw err
@@ -67,8 +108,9 @@ export async function compareCutPictures (source: MediaInfo, outputPath: string,
     if (n === null || y === null || u === null || v === null) continue
     // "inf" for identical planes: a perfect picture.
     const db = (s: string): number => s === 'inf' ? 100 : Math.min(100, Number(s))
-    const frame = Number(n[1]) - 1
-    if (!wanted.has(frame)) continue
+    // The psnr filter numbers the frames it compares: the judged ones, in order.
+    const frame = picked[Number(n[1]) - 1]
+    if (frame === undefined) continue
     const psnr = (db(y[1] as string) * 4 + db(u[1] as string) + db(v[1] as string)) / 6
     frames.push({ frame, psnr })
   }

@@ -179,7 +179,7 @@ export async function checkFidelity (source: MediaInfo, outputPath: string, o: {
     { name: 'chapters', ok: source.chapterCount === output.chapterCount, source: String(source.chapterCount), output: String(output.chapterCount) },
     { name: 'attachments', ok: sa.join('\n') === oa.join('\n'), source: sa.join(', ') || 'none', output: oa.join(', ') || 'none' }
   ]
-  if (o.chunkStarts !== undefined) checks.push(await cutPicturesCheck(source, outputPath, o.chunkStarts, o.signal))
+  if (o.chunkStarts !== undefined) checks.push(await cutPicturesCheck(source, outputPath, output, o.chunkStarts, o.signal))
   if (source.video.closedCaptions) {
     const tracks = output.streams.filter(s => s.type === 'subtitle' && isCaptionsTrackName(s.title))
     // Each channel the source's captions hold (CC1, CC3) comes out as a track of its own.
@@ -195,8 +195,8 @@ export async function checkFidelity (source: MediaInfo, outputPath: string, o: {
 }
 
 /** The pictures where the chunks join, against the source decoded across each cut (cut-pictures.ts). */
-async function cutPicturesCheck (source: MediaInfo, outputPath: string, chunkStarts: number[], signal?: AbortSignal): Promise<FidelityCheck> {
-  const r = await compareCutPictures(source, outputPath, chunkStarts, signal !== undefined ? { signal } : {})
+async function cutPicturesCheck (source: MediaInfo, outputPath: string, output: MediaInfo, chunkStarts: number[], signal?: AbortSignal): Promise<FidelityCheck> {
+  const r = await compareCutPictures(source, outputPath, chunkStarts, { output, ...(signal !== undefined ? { signal } : {}) })
   const worst = r.worst !== undefined ? `worst ${r.worst.psnr.toFixed(1)} dB (frame ${r.worst.frame})` : 'none compared'
   return {
     name: 'pictures at cuts',
