@@ -54,6 +54,8 @@ export function classifyToolRun (command: string): string {
   // Each stream-copied segment's first GOP decoded at the split, where a bad cut shows (media/split.ts).
   if (has('null') && has('-frames:v')) return 'ffmpeg: first GOPs decoded (split)'
   if (has('segment') || (has('-c') && has('copy') && has('matroska'))) return 'ffmpeg: split'
+  // Each cut's first picture parsed for an IDR or IRAP slice (media/split.ts startsAtRandomAccessPoint).
+  if (args.some(a => a.endsWith('_mp4toannexb'))) return 'ffmpeg: cut pictures parsed (split)'
   if (has('h264') && has('copy')) return 'ffmpeg: caption look at add'
   return 'ffmpeg: other'
 }

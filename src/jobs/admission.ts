@@ -118,6 +118,7 @@ export function planOptionsFor (req: AddJobRequest, nodePlan: PlanOptions | unde
   if (!explicit) {
     planOptions.tailParallelism ??= parallel
     planOptions.absorbShortTail ??= true
+    planOptions.midGopCuts ??= true
     if (req.encoder === 'svt-av1' || req.encoder === 'aomenc') planOptions.minTailChunkSeconds ??= AV1_MIN_TAIL_CHUNK_SECONDS
   }
   return planOptions

@@ -504,7 +504,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
     const opened = (index: number, seg: Segment): void => {
       const chunk = job.chunks[index]
       if (chunk === undefined) return
-      chunk.segment = { file: basename(seg.path), size: seg.sizeBytes, sha256: seg.sha256, selectFromTime: seg.selectFromTime, packetCount: seg.packetCount, ...(seg.decoded === true ? { decoded: true } : {}) }
+      chunk.segment = { file: basename(seg.path), size: seg.sizeBytes, sha256: seg.sha256, selectFromTime: seg.selectFromTime, packetCount: seg.packetCount, ...(seg.decoded === true ? { decoded: true } : {}), ...(seg.cutProven === true ? { cutProven: true } : {}) }
       this.leases.open(job, chunk)
     }
     // Again while chunks are pending: a peer caught lying during a pass sends its chunks back to be cut (requeue).
@@ -554,7 +554,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
     job.output = result.path
     // The single place where "nothing lost" is decided: a failed check fails the job, with the table.
     // The user's settings, not the effective ones: colour carried over from the source is compared, not skipped.
-    const fidelity = await checkFidelity(source, result.path, { settings: settingsOf(job).user, captionsDropped: job.dropCaptions === true, captionChannels: captions.map(c => c.channel), output, chunkStarts: job.chunks.map(c => c.startFrame), signal })
+    const fidelity = await checkFidelity(source, result.path, { settings: settingsOf(job).user, captionsDropped: job.dropCaptions === true, captionChannels: captions.map(c => c.channel), output, ...cutsToCompare(job), signal })
     if (signal.aborted) { job.output = null; await rm(result.path, { force: true }); signal.throwIfAborted() }
     job.fidelity = fidelity
     if (!job.fidelity.ok) {
@@ -596,4 +596,15 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
 
   /** Writes job.json atomically; overlapping saves are serialised per job. */
   async save (id: string): Promise<void> { await this.store.save(id) }
+}
+
+/**
+ * The cuts whose pictures the merge compares with the source decoded across them: those the split
+ * could not prove clean (a segment cut at an IDR or IRAP picture, or made from the decoded source,
+ * decodes as the source does across the cut, by the codec's rules). The first chunk is no cut.
+ */
+function cutsToCompare (job: JobRecord): { chunkStarts: number[], cutsProven: number } {
+  const cuts = job.chunks.slice(1)
+  const proven = (c: JobRecord['chunks'][number]): boolean => c.segment?.cutProven === true || c.segment?.decoded === true
+  return { chunkStarts: cuts.filter(c => !proven(c)).map(c => c.startFrame), cutsProven: cuts.filter(proven).length }
 }

@@ -17,6 +17,8 @@ export interface SegmentRecord {
   packetCount: number
   /** Made from the decoded source: its frames are numbered (media's splitByDecoding), not timed as the source's. */
   decoded?: boolean
+  /** Cut at an IDR or IRAP picture (media's Segment.cutProven): the merge need not compare its pictures with the source's. */
+  cutProven?: boolean
 }
 
 export interface LeaseRecord {

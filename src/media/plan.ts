@@ -21,7 +21,27 @@ export interface PlanOptions {
   absorbShortTail?: boolean
   /** The shortest a tail chunk may be cut (default MIN_TAIL_CHUNK_SECONDS; AV1_MIN_TAIL_CHUNK_SECONDS for the AV1 encoders). */
   minTailChunkSeconds?: number
+  /**
+   * Chunks may also start between keyframes (their segment then starts at the keyframe before,
+   * and the encoder skips the pre-roll), where the source's keyframes are too far apart for
+   * minChunks or for the tail: a real encode's GOPs are 4-10 s, and a 40 s file cut only at its
+   * keyframes is six chunks of uneven size. At most MAX_PREROLL_FRAMES before the chunk.
+   */
+  midGopCuts?: boolean
 }
+
+/**
+ * The most frames a chunk that starts between keyframes decodes before its first one: each costs
+ * its encoder a decode (a few ms at 720p against tens for the encode) and the transfer a frame. A
+ * worker takes segments with up to 600 frames besides the chunk's (worker's SEGMENT_OVERLAP_FRAMES).
+ */
+export const MAX_PREROLL_FRAMES = 300
+
+/**
+ * A chunk that starts between keyframes starts at least this far (a share of its target length)
+ * from one: nearer, it starts at the keyframe instead, and costs no pre-roll.
+ */
+const SNAP_TO_KEYFRAME = 0.25
 
 /** A chunk is an exact range of frames in display order: [startFrame, endFrame). */
 export interface ChunkRange {
@@ -74,6 +94,56 @@ function chooseStarts (frames: VideoFrame[], points: number[], options: PlanOpti
   const gops = options.gopsPerChunk ?? DEFAULT_GOPS_PER_CHUNK
   if (!Number.isInteger(gops) || gops < 1) throw new MediaError(`GOPs per chunk must be a whole number >= 1, got ${gops}`)
   return points.filter((_, i) => i % gops === 0)
+}
+
+/**
+ * Where chunks may start when they may start between keyframes: inside a GOP longer than twice
+ * the shortest tail chunk (a shorter one gains the tail nothing a keyframe does not), any frame
+ * whose decode from the GOP's cut point K passes at most MAX_PREROLL_FRAMES other pictures. Every
+ * frame shown at or after K decodes from K alone (cutPoints), so such a chunk's segment is K's
+ * packets on.
+ */
+function midGopStarts (frames: VideoFrame[], points: number[], minSeconds: number): { candidates: number[], keyOf: Record<number, number> } {
+  const keyOf: Record<number, number> = {}
+  const candidates: number[] = []
+  for (const [p, key] of points.entries()) {
+    const end = points[p + 1] ?? frames.length
+    const span = ((frames[end - 1] as VideoFrame).time - (frames[key] as VideoFrame).time)
+    candidates.push(key)
+    keyOf[key] = key
+    if (span <= 2 * minSeconds) continue
+    for (let i = key + 1; i < end; i++) {
+      if ((frames[i] as VideoFrame).decodeIndex - (frames[key] as VideoFrame).decodeIndex > MAX_PREROLL_FRAMES) continue
+      keyOf[i] = key
+      candidates.push(i)
+    }
+  }
+  return { candidates, keyOf }
+}
+
+/**
+ * minChunks chunks of about equal length, each starting at a keyframe when one is near
+ * (SNAP_TO_KEYFRAME of the length), else between keyframes where the pre-roll allows.
+ */
+function evenStarts (frameCount: number, points: number[], midGop: { candidates: number[] }, minChunks: number): number[] {
+  const length = frameCount / minChunks
+  const allowed = new Set(midGop.candidates)
+  const starts = [0]
+  for (let k = 1; k < minChunks; k++) {
+    const target = Math.round(k * length)
+    const last = starts[starts.length - 1] as number
+    const near = points.filter(q => q > last && Math.abs(q - target) <= SNAP_TO_KEYFRAME * length)
+    let next = near.sort((a, b) => Math.abs(a - target) - Math.abs(b - target))[0]
+    if (next === undefined) {
+      // The nearest frame to the target that a chunk may start at.
+      for (let d = 0; d <= length / 2 && next === undefined; d++) {
+        if (target - d > last && allowed.has(target - d)) next = target - d
+        else if (allowed.has(target + d) && target + d < frameCount) next = target + d
+      }
+    }
+    if (next !== undefined && next > last && next < frameCount) starts.push(next)
+  }
+  return starts
 }
 
 /**
@@ -133,12 +203,18 @@ function shrinkTail (starts: number[], points: number[], frames: VideoFrame[], p
  * A last chunk shorter than half a typical GOP (a keyframe a few frames before the end) costs a
  * whole claim, transfer and encoder start for almost nothing: it joins the chunk before it.
  */
-function dropStub (starts: number[], points: number[], frameCount: number): number[] {
+function dropStub (starts: number[], points: number[], frameCount: number, stub?: number): number[] {
   if (starts.length < 2 || points.length < 2) return starts
   const gaps = points.map((q, i) => (i + 1 < points.length ? points[i + 1] as number : frameCount) - q).sort((a, b) => a - b)
   const medianGop = gaps[Math.floor(gaps.length / 2)] as number
   const last = frameCount - (starts[starts.length - 1] as number)
-  return last * 2 < medianGop ? starts.slice(0, -1) : starts
+  return last * 2 < (stub !== undefined ? 2 * stub : medianGop) ? starts.slice(0, -1) : starts
+}
+
+/** Frames in half of `seconds`, at the source's average rate. */
+function stubFrames (frames: VideoFrame[], seconds: number): number {
+  const span = (frames[frames.length - 1]?.time ?? 0) - (frames[0]?.time ?? 0)
+  return span > 0 ? Math.ceil((seconds / 2) * (frames.length - 1) / span) : 1
 }
 
 /**
@@ -155,20 +231,25 @@ export function planChunks (info: MediaInfo, options: PlanOptions = {}): ChunkPl
     const gops = Math.max(1, Math.floor(points.length / minChunks))
     starts = points.filter((_, i) => i % gops === 0)
   }
-  if (options.tailParallelism !== undefined && options.tailParallelism > 1) starts = shrinkTail(starts, points, frames, options.tailParallelism, options.minTailChunkSeconds)
-  if (options.absorbShortTail === true) starts = dropStub(starts, points, frames.length)
+  const midGop = options.midGopCuts === true ? midGopStarts(frames, points, options.minTailChunkSeconds ?? MIN_TAIL_CHUNK_SECONDS) : undefined
+  if (midGop !== undefined && starts.length < minChunks && options.chunkSeconds === undefined) starts = evenStarts(frames.length, points, midGop, minChunks)
+  if (options.tailParallelism !== undefined && options.tailParallelism > 1) starts = shrinkTail(starts, midGop?.candidates ?? points, frames, options.tailParallelism, options.minTailChunkSeconds)
+  // Between keyframes, a stub is what is shorter than half the shortest tail chunk, not half a GOP.
+  if (options.absorbShortTail === true) starts = dropStub(starts, midGop !== undefined ? midGop.candidates : points, frames.length, midGop !== undefined ? stubFrames(frames, options.minTailChunkSeconds ?? MIN_TAIL_CHUNK_SECONDS) : undefined)
   const chunks: ChunkRange[] = starts.map((startFrame, index) => {
     const endFrame = index + 1 < starts.length ? starts[index + 1] as number : frames.length
     let decodeEnd = 0
     for (let i = startFrame; i < endFrame; i++) decodeEnd = Math.max(decodeEnd, (frames[i] as VideoFrame).decodeIndex)
     const first = frames[startFrame] as VideoFrame
+    // Between keyframes, the segment starts at the cut point before (midGopStarts).
+    const key = midGop?.keyOf[startFrame] ?? startFrame
     return {
       index,
       startFrame,
       endFrame,
       frameCount: endFrame - startFrame,
       startTime: first.time,
-      decodeStart: startFrame === 0 ? 0 : first.decodeIndex,
+      decodeStart: startFrame === 0 ? 0 : (frames[key] as VideoFrame).decodeIndex,
       decodeEnd
     }
   })

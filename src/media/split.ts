@@ -3,9 +3,10 @@ import { dirname, join } from 'node:path'
 import { MediaError, VerificationError } from './errors.js'
 import { sha256File } from './hash.js'
 import type { ChunkRange } from './plan.js'
+import { nalUnits } from './h264.js'
 import { readMatroskaVideoPackets, UnsupportedMatroskaError } from './matroska.js'
 import { probeMedia, type MediaInfo, type VideoFrame, type VideoInfo } from './probe.js'
-import { runTool, spawnTool, toToolError, type RunOptions } from './tools.js'
+import { runTool, runToolBytes, spawnTool, toToolError, type RunOptions } from './tools.js'
 
 /**
  * A chunk's segment: a stream copy of the source video (no re-encode) that holds every packet
@@ -24,6 +25,43 @@ export interface Segment {
   packetCount: number
   /** Made from the decoded source (splitByDecoding): its frames are numbered, not the source's packets. */
   decoded?: boolean
+  /**
+   * Decoding the segment from its first packet shows, by the codec's own rules, exactly what
+   * decoding the source across the cut shows: the first chunk, a decoded segment, or a cut at an
+   * H.264 IDR or HEVC IRAP picture. The merge compares pictures only at the other cuts.
+   */
+  cutProven?: boolean
+}
+
+/** H.264 NAL unit type of an IDR slice. */
+const H264_IDR_SLICE = 5
+/** HEVC NAL unit types of IRAP pictures (BLA, IDR, CRA: 16-21); no trailing picture of one references a picture before it. */
+const HEVC_IRAP = { min: 16, max: 21 }
+
+/**
+ * Whether the segment's first packet is a picture that no later-shown picture decodes through
+ * anything before: an H.264 IDR slice, or an HEVC IRAP one (the leading pictures of a CRA are
+ * shown before it, in the chunk before). Parsed from the packet's own NAL units, not trusted
+ * from the container's keyframe flag (some MP4s flag pictures that cannot start a decode). Other
+ * codecs: false (not known), so their cuts are decoded and compared as before.
+ */
+export async function startsAtRandomAccessPoint (path: string, codec: string, options: RunOptions = {}): Promise<boolean> {
+  if (codec !== 'h264' && codec !== 'hevc') return false
+  const { stdout: data } = await runToolBytes('ffmpeg', ['-v', 'error', '-nostdin', '-i', `file:${path}`, '-map', '0:v:0', '-c', 'copy', '-frames:v', '1',
+    '-bsf:v', `${codec}_mp4toannexb`, '-f', codec, 'pipe:1'], `reading the first picture of ${path}`, { ...options, maxBuffer: 64 * 1024 * 1024 })
+  for (const nal of nalUnits(data)) {
+    const header = data[nal.start] as number
+    if (codec === 'h264') {
+      const type = header & 0x1F
+      if (type === H264_IDR_SLICE) return true
+      if (type >= 1 && type <= 4) return false
+    } else {
+      const type = (header >> 1) & 0x3F
+      if (type >= HEVC_IRAP.min && type <= HEVC_IRAP.max) return true
+      if (type < 16) return false
+    }
+  }
+  return false
 }
 
 /**
@@ -138,7 +176,7 @@ export async function extractVideo (source: MediaInfo, outPath: string, options:
 }
 
 /** Checks that every frame of the range is in the segment, in display order from its first frame on, and describes it. */
-async function finishSegment (chunk: ChunkRange, rangeTimes: number[], packets: SegmentPacket[], outPath: string, options: RunOptions = {}): Promise<Segment> {
+async function finishSegment (chunk: ChunkRange, rangeTimes: number[], packets: SegmentPacket[], outPath: string, codec: string | undefined, options: RunOptions = {}): Promise<Segment> {
   const chunkStart = rangeTimes[0] as number
   const shown = packets.map(p => p.time).filter(t => t >= chunkStart - TIMESTAMP_TOLERANCE).sort((a, b) => a - b)
   const missing = rangeTimes.findIndex((t, i) => shown[i] === undefined || Math.abs((shown[i] as number) - t) > TIMESTAMP_TOLERANCE)
@@ -146,8 +184,13 @@ async function finishSegment (chunk: ChunkRange, rangeTimes: number[], packets: 
     await rm(outPath, { force: true })
     throw new VerificationError(`chunk ${chunk.index}: the cut segment lacks frame ${chunk.startFrame + missing} (t=${(rangeTimes[missing] as number).toFixed(3)}s)`)
   }
+  // The first chunk is not cut: it decodes from the source's first packet, as a player does. A cut
+  // at an IDR or IRAP picture needs no decode to know it is clean; any other is decoded to its
+  // second keyframe, and its pictures are compared at the merge.
+  let cutProven = chunk.decodeStart === 0
   try {
-    await checkCutDecodes(chunk, packets, outPath, options)
+    if (!cutProven && codec !== undefined) cutProven = await startsAtRandomAccessPoint(outPath, codec, options)
+    if (!cutProven) await checkCutDecodes(chunk, packets, outPath, options)
   } catch (err) {
     await rm(outPath, { force: true })
     throw err
@@ -159,7 +202,8 @@ async function finishSegment (chunk: ChunkRange, rangeTimes: number[], packets: 
     sha256: await sha256File(outPath),
     selectFromTime: shown[0] as number,
     frameCount: chunk.frameCount,
-    packetCount: packets.length
+    packetCount: packets.length,
+    ...(cutProven ? { cutProven: true } : {})
   }
 }
 
@@ -179,7 +223,13 @@ export async function cutSegment (source: MediaInfo, cutSource: CutSource, chunk
   for (let i = startIdx; i < Math.min(frames.length, startIdx + chunk.frameCount); i++) decodeEnd = Math.max(decodeEnd, (frames[i] as VideoFrame).decodeIndex)
   await mkdir(dirname(outPath), { recursive: true })
 
-  let startDecode = startIdx === 0 ? 0 : (frames[startIdx] as VideoFrame).decodeIndex
+  // A chunk that starts between keyframes (planChunks' midGopCuts) is cut from the keyframe before.
+  const chunkKey = source.video.decodeOrder[chunk.decodeStart]
+  const keyInCopy = chunkKey !== undefined && chunk.decodeStart !== (source.video.frames[chunk.startFrame] as VideoFrame | undefined)?.decodeIndex
+    ? decodeOrder.find(f => f.key && Math.abs(f.time - chunkKey.time) <= TIMESTAMP_TOLERANCE)
+    : undefined
+  const firstDecode = (): number => startIdx === 0 ? 0 : keyInCopy?.decodeIndex ?? (frames[startIdx] as VideoFrame).decodeIndex
+  let startDecode = firstDecode()
   const startKey = decodeOrder[startDecode] as VideoFrame
   let seekTo: number | undefined
   if (startDecode > 0) {
@@ -212,10 +262,10 @@ export async function cutSegment (source: MediaInfo, cutSource: CutSource, chunk
         if (landed !== undefined && landed.decodeIndex < startDecode) { startDecode = landed.decodeIndex; continue }
       }
       seekTo = startKey.time + 0.0005
-      startDecode = startIdx === 0 ? 0 : (frames[startIdx] as VideoFrame).decodeIndex
+      startDecode = firstDecode()
       continue
     }
-    return await finishSegment(chunk, rangeTimes, packets, outPath, options)
+    return await finishSegment(chunk, rangeTimes, packets, outPath, source.video.codec, options)
   }
   await rm(outPath, { force: true })
   throw new VerificationError(`chunk ${chunk.index}: ffmpeg could not seek to the keyframe at ${startKey.time.toFixed(3)}s of ${source.path}`)
@@ -264,7 +314,7 @@ export async function splitInOnePass (source: MediaInfo, chunks: ChunkRange[], t
     if (first === undefined || !first.key || Math.abs(first.time - expected.time) > TIMESTAMP_TOLERANCE) {
       throw new VerificationError(`chunk ${chunk.index}: the segment starts at ${first?.time.toFixed(3) ?? 'nothing'} instead of the keyframe at ${expected.time.toFixed(3)}s`)
     }
-    return await finishSegment(chunk, source.video.frames.slice(chunk.startFrame, chunk.endFrame).map(f => f.time), packets, path, o)
+    return await finishSegment(chunk, source.video.frames.slice(chunk.startFrame, chunk.endFrame).map(f => f.time), packets, path, source.video.codec, o)
   })
 }
 
@@ -318,7 +368,8 @@ export async function splitByDecoding (source: MediaInfo, chunks: ChunkRange[], 
       selectFromTime: first.time,
       frameCount: chunk.frameCount,
       packetCount: packets.length,
-      decoded: true
+      decoded: true,
+      cutProven: true
     }
   })
 }

@@ -64,6 +64,9 @@ describe('swarm add --encoder x265 on a two-node swarm', () => {
     // Relative to the first frame: the MP4's edit list moves its whole timeline, the merge keeps the spacing.
     for (const [i, t] of want.entries()) expect(Math.abs((got[i] as number) - (got[0] as number) - (t - (want[0] as number)))).toBeLessThan(0.002)
     expect(end.fidelity?.ok).toBe(true)
+    // The source's keyframes are IDR pictures: every cut is proven clean by its first slice, no decode at the merge.
+    expect(record.chunks.length).toBeGreaterThan(1)
+    expect(end.fidelity?.checks.find(c => c.name === 'pictures at cuts')).toMatchObject({ ok: true, source: `${record.chunks.length - 1} cuts, each at an IDR or IRAP picture` })
     void w
   })
 

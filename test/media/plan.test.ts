@@ -1,6 +1,6 @@
 import { planOptionsFor } from '../../src/jobs/admission.js'
 import { describe, expect, it } from 'vitest'
-import { AV1_MIN_TAIL_CHUNK_SECONDS, cutPoints, MIN_TAIL_CHUNK_SECONDS, planChunks, type MediaInfo, type VideoFrame } from '../../src/media/index.js'
+import { AV1_MIN_TAIL_CHUNK_SECONDS, cutPoints, MAX_PREROLL_FRAMES, MIN_TAIL_CHUNK_SECONDS, planChunks, type MediaInfo, type VideoFrame } from '../../src/media/index.js'
 
 /** A synthetic stream: frames in decode order given as [pts, key]. */
 function fakeInfo (decode: Array<[number, boolean]>): MediaInfo {
@@ -103,6 +103,57 @@ describe('planChunks', () => {
     // A last GOP of half the usual length or more stays a chunk of its own.
     const half = fakeInfo(Array.from({ length: 252 }, (_, i) => [i * 40, i % 24 === 0]))
     expect(planChunks(half, { gopsPerChunk: 1, absorbShortTail: true }).chunks.at(-1)?.frameCount).toBe(12)
+  })
+
+  describe('with midGopCuts, for sources whose keyframes are too far apart', () => {
+    // The benchmark's realistic source: 40 s at 24 fps, six GOPs of 4-9 s (an x264 default encode's).
+    const gops = [120, 216, 156, 168, 180, 120]
+    const keys = new Set(gops.map((_, i) => gops.slice(0, i).reduce((a, b) => a + b, 0)))
+    const info = fakeInfo(Array.from({ length: 960 }, (_, i) => [i * 1000 / 24, keys.has(i)]))
+    const preroll = (c: { startFrame: number, decodeStart: number }): number => info.video.frames[c.startFrame]!.decodeIndex - c.decodeStart
+
+    it('reaches minChunks with chunks of about equal length, at a keyframe when one is near, else from the keyframe before', () => {
+      expect(planChunks(info, { minChunks: 8 }).chunks).toHaveLength(6)
+      const plan = planChunks(info, { minChunks: 8, midGopCuts: true })
+      assertExactCover(info, plan)
+      expect(plan.chunks).toHaveLength(8)
+      for (const c of plan.chunks) expect(Math.abs(c.frameCount - 120)).toBeLessThanOrEqual(60)
+      // Its segment starts at the keyframe the chunk's frames decode from, never more than MAX_PREROLL_FRAMES before.
+      for (const c of plan.chunks) {
+        expect(info.video.decodeOrder[c.decodeStart]?.key).toBe(true)
+        expect(preroll(c)).toBeGreaterThanOrEqual(0)
+        expect(preroll(c)).toBeLessThanOrEqual(MAX_PREROLL_FRAMES)
+      }
+      expect(plan.chunks.some(c => preroll(c) > 0)).toBe(true)
+      expect(plan.chunks.filter(c => preroll(c) === 0).length).toBeGreaterThanOrEqual(3)
+      // Not cut in one pass: the segments overlap.
+      expect(plan.chunks.slice(1).some((c, i) => c.decodeStart <= plan.chunks[i]!.decodeEnd)).toBe(true)
+    })
+
+    it('shrinks the tail below one GOP, so two encoders run out of work together', () => {
+      const plan = planChunks(info, { minChunks: 8, tailParallelism: 2, midGopCuts: true, absorbShortTail: true })
+      assertExactCover(info, plan)
+      const sizes = plan.chunks.map(c => c.frameCount)
+      // The head snaps to keyframes where they are near; the tail, from where it starts shrinking,
+      // goes down (the last one may have taken a stub of under 0.75 s).
+      const tail = plan.chunks.findIndex(c => c.frameCount < Math.min(...planChunks(info, { minChunks: 8, midGopCuts: true }).chunks.map(h => h.frameCount)))
+      expect(tail).toBeGreaterThan(0)
+      for (let i = tail + 1; i < sizes.length - 1; i++) expect(sizes[i]).toBeLessThanOrEqual(sizes[i - 1]!)
+      expect(sizes.at(-1)).toBeLessThanOrEqual(sizes.at(-2)! + 18)
+      expect(Math.min(...sizes)).toBeLessThan(Math.min(...gops))
+      expect(Math.min(...sizes.slice(0, -1)) / 24).toBeGreaterThanOrEqual(MIN_TAIL_CHUNK_SECONDS)
+      for (const c of plan.chunks) expect(preroll(c)).toBeLessThanOrEqual(MAX_PREROLL_FRAMES)
+    })
+
+    it('never starts a chunk more than MAX_PREROLL_FRAMES after its keyframe, even in one GOP of 2000 frames', () => {
+      const long = closedGops(2000, 2000)
+      const plan = planChunks(long, { minChunks: 8, tailParallelism: 2, midGopCuts: true })
+      assertExactCover(long, plan)
+      for (const c of plan.chunks) expect(c.startFrame).toBeLessThanOrEqual(MAX_PREROLL_FRAMES)
+      // Sources whose keyframes are close change nothing.
+      const short = closedGops(24 * 30, 24)
+      expect(planChunks(short, { minChunks: 8, tailParallelism: 2, midGopCuts: true })).toEqual(planChunks(short, { minChunks: 8, tailParallelism: 2 }))
+    })
   })
 
   it('splits finer to reach minChunks when keyframes allow', () => {

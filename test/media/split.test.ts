@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { cutSegment, decoderArgs, extractVideo, planChunks, probeMedia, sha256File, sourceAsCutSource, splitInOnePass, splitsInOnePass, type CutSource, type MediaInfo, type Segment } from '../../src/media/index.js'
+import { cutSegment, decoderArgs, startsAtRandomAccessPoint, extractVideo, planChunks, probeMedia, sha256File, sourceAsCutSource, splitInOnePass, splitsInOnePass, type CutSource, type MediaInfo, type Segment } from '../../src/media/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 
 let fx: Fixtures
@@ -45,6 +45,9 @@ describe('cutSegment on an open-GOP source', () => {
       const segment = await cutSegment(info, from, chunk, join(scratch, `seg-${tag}-${chunk.index}.mkv`))
       expect(segment.frameCount).toBe(chunk.frameCount)
       expect(segment.sha256).toBe(await sha256File(segment.path))
+      // x264's open-GOP keyframes after the first are I pictures, not IDR: their cuts are not
+      // proven clean by the bitstream, so the merge compares their pictures with the source's.
+      expect(segment.cutProven === true, `chunk ${chunk.index}`).toBe(chunk.index === 0)
       // Pre-roll/tail overlap stays small: at most one GOP's worth of extra packets.
       expect(segment.packetCount - segment.frameCount).toBeLessThan(50)
       const args = decoderArgs({ segmentPath: segment.path, selectFromTime: segment.selectFromTime, frameCount: segment.frameCount, sourcePixFmt: source.video.pixFmt })
@@ -56,6 +59,24 @@ describe('cutSegment on an open-GOP source', () => {
 
   it('gives each chunk exactly its frames, bit-identical to decoding the whole file', async () => {
     await expectExactPieces(source, cut, 'copy')
+  })
+
+  it('gives chunks that start between keyframes exactly their frames too: each segment starts at the keyframe before', async () => {
+    const plan = planChunks(source, { minChunks: 12, midGopCuts: true, minTailChunkSeconds: 0.5 })
+    expect(plan.chunks).toHaveLength(12)
+    const between = plan.chunks.filter(c => c.decodeStart !== source.video.frames[c.startFrame]?.decodeIndex)
+    expect(between.length).toBeGreaterThanOrEqual(6)
+    const whole = await frameHashes(['-v', 'error', '-i', source.path, '-map', `0:${source.video.streamIndex}`, '-fps_mode', 'passthrough', '-f', 'null', '-'])
+    const pieces: string[] = []
+    for (const chunk of plan.chunks) {
+      const segment = await cutSegment(source, cut, chunk, join(scratch, `seg-midgop-${chunk.index}.mkv`))
+      expect(segment.frameCount).toBe(chunk.frameCount)
+      // The pre-roll from the keyframe is in the segment, and skipped by selectFromTime.
+      if (between.includes(chunk)) expect(segment.packetCount).toBeGreaterThan(chunk.frameCount)
+      expect(segment.selectFromTime).toBeCloseTo(chunk.startTime, 3)
+      pieces.push(...await frameHashes(decoderArgs({ segmentPath: segment.path, selectFromTime: segment.selectFromTime, frameCount: segment.frameCount, sourcePixFmt: source.video.pixFmt })))
+    }
+    expect(pieces).toEqual(whole)
   })
 
   it('cuts the first chunk straight from the source as exactly as from the copy (no seek, so subtitles cannot pull it back)', async () => {
@@ -78,6 +99,38 @@ describe('cutSegment on an open-GOP source', () => {
       total += Number(stdout.trim())
     }
     expect(total).toBeLessThan(240)
+  })
+})
+
+describe('startsAtRandomAccessPoint', () => {
+  it('tells HEVC IDR and CRA pictures and an H.264 IDR from an H.264 I picture that is not one, and knows no other codec', async () => {
+    const make = async (name: string, args: string[]): Promise<string> => {
+      const out = join(scratch, name)
+      await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=128x96:rate=25,trim=end_frame=20', ...args, out])
+      return out
+    }
+    /** Whether each chunk's segment (one GOP each) starts at a random access point, by the parse. */
+    const proven = async (path: string): Promise<boolean[]> => {
+      const info = await probeMedia(path)
+      const plan = planChunks(info, { gopsPerChunk: 1 })
+      expect(plan.chunks.length).toBeGreaterThan(1)
+      const from = await extractVideo(info, `${path}.video.mkv`)
+      const out: boolean[] = []
+      for (const chunk of plan.chunks) {
+        const seg = await cutSegment(info, from, chunk, `${path}.${chunk.index}.mkv`)
+        expect(await startsAtRandomAccessPoint(seg.path, info.video.codec)).toBe(seg.cutProven === true || chunk.index === 0)
+        out.push(await startsAtRandomAccessPoint(seg.path, info.video.codec))
+      }
+      return out
+    }
+    const gop = 'keyint=5:min-keyint=5:scenecut=0'
+    expect(await proven(await make('idr.mkv', ['-c:v', 'libx264', '-preset', 'ultrafast', '-x264-params', gop]))).toEqual([true, true, true, true])
+    // After the first, the keyframes of an open-GOP x264 stream are plain I pictures.
+    expect(await proven(await make('open.mkv', ['-c:v', 'libx264', '-preset', 'ultrafast', '-bf', '2', '-x264-params', `${gop}:open-gop=1:bframes=2`]))).toEqual([true, false, false, false])
+    expect(await proven(await make('idr.hevc.mkv', ['-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', `log-level=error:${gop}`]))).toEqual([true, true, true, true])
+    // HEVC's CRA: no picture shown after it references one before it, by the standard.
+    expect(await proven(await make('cra.hevc.mkv', ['-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', `log-level=error:${gop}:open-gop=1`]))).toEqual([true, true, true, true])
+    expect(await startsAtRandomAccessPoint(join(scratch, 'idr.mkv'), 'mpeg2video')).toBe(false)
   })
 })
 
@@ -111,6 +164,8 @@ describe('splitInOnePass on a closed-GOP source', () => {
       const chunk = plan.chunks[seg.chunkIndex]!
       expect(seg.path).toBe(join(scratch, `onepass-${chunk.index}.mkv`))
       expect(seg.sha256).toBe(await sha256File(seg.path))
+      // Every keyframe of x264's closed GOPs is an IDR picture: each cut is proven clean.
+      expect(seg.cutProven).toBe(true)
       // Closed GOPs: a segment is its chunk's packets, no overlap with the next.
       expect(seg.packetCount).toBe(chunk.frameCount)
       // The same segment a seek-and-cut from the copied video gives, to the packet.
