@@ -97,8 +97,8 @@ function chooseStarts (frames: VideoFrame[], points: number[], options: PlanOpti
 }
 
 /**
- * Where chunks may start when they may start between keyframes: inside a GOP longer than twice
- * the shortest tail chunk (a shorter one gains the tail nothing a keyframe does not), any frame
+ * Where chunks may start when they may start between keyframes: inside a GOP longer than the
+ * shortest tail chunk (a shorter one gains the tail nothing a keyframe does not), any frame
  * whose decode from the GOP's cut point K passes at most MAX_PREROLL_FRAMES other pictures. Every
  * frame shown at or after K decodes from K alone (cutPoints), so such a chunk's segment is K's
  * packets on.
@@ -111,7 +111,7 @@ function midGopStarts (frames: VideoFrame[], points: number[], minSeconds: numbe
     const span = ((frames[end - 1] as VideoFrame).time - (frames[key] as VideoFrame).time)
     candidates.push(key)
     keyOf[key] = key
-    if (span <= 2 * minSeconds) continue
+    if (span <= minSeconds) continue
     for (let i = key + 1; i < end; i++) {
       if ((frames[i] as VideoFrame).decodeIndex - (frames[key] as VideoFrame).decodeIndex > MAX_PREROLL_FRAMES) continue
       keyOf[i] = key
@@ -122,28 +122,41 @@ function midGopStarts (frames: VideoFrame[], points: number[], minSeconds: numbe
 }
 
 /**
- * minChunks chunks of about equal length, each starting at a keyframe when one is near
- * (SNAP_TO_KEYFRAME of the length), else between keyframes where the pre-roll allows.
+ * Chunk starts for a source whose keyframes are too far apart to plan by: guided self-scheduling
+ * over every frame a chunk may start at. Each chunk is about min(L, max(shortest, R / 2P)) frames
+ * (L: the frames over minChunks; R: the frames still to come; P: the encodes at once), starting at
+ * a keyframe within SNAP_TO_KEYFRAME of that (no pre-roll) or else at the nearest frame allowed;
+ * a remainder under half the shortest chunk joins the last one.
  */
-function evenStarts (frameCount: number, points: number[], midGop: { candidates: number[] }, minChunks: number): number[] {
-  const length = frameCount / minChunks
-  const allowed = new Set(midGop.candidates)
+function guidedStarts (frames: VideoFrame[], points: number[], candidates: number[], minChunks: number, parallel: number, minSeconds: number): number[] {
+  const n = frames.length
+  const length = n / Math.max(1, minChunks)
+  const shortest = Math.min(length, 2 * stubFrames(frames, minSeconds))
+  const keyframes = new Set(points)
   const starts = [0]
-  for (let k = 1; k < minChunks; k++) {
-    const target = Math.round(k * length)
-    const last = starts[starts.length - 1] as number
-    const near = points.filter(q => q > last && Math.abs(q - target) <= SNAP_TO_KEYFRAME * length)
-    let next = near.sort((a, b) => Math.abs(a - target) - Math.abs(b - target))[0]
-    if (next === undefined) {
-      // The nearest frame to the target that a chunk may start at.
-      for (let d = 0; d <= length / 2 && next === undefined; d++) {
-        if (target - d > last && allowed.has(target - d)) next = target - d
-        else if (allowed.has(target + d) && target + d < frameCount) next = target + d
-      }
+  let cur = 0
+  let c = 0
+  for (;;) {
+    // One encode at a time gains nothing from a shrinking tail.
+    const target = Math.round(parallel > 1 ? Math.min(length, Math.max(shortest, (n - cur) / (2 * parallel))) : length)
+    if (n - cur - target < shortest / 2) return starts
+    const lo = cur + Math.ceil((1 - SNAP_TO_KEYFRAME) * target)
+    const hi = cur + Math.floor((1 + SNAP_TO_KEYFRAME) * target)
+    const want = cur + target
+    while (c < candidates.length && (candidates[c] as number) < lo) c++
+    let best: number | undefined
+    let bestKey: number | undefined
+    for (let i = c; i < candidates.length && (candidates[i] as number) <= hi; i++) {
+      const q = candidates[i] as number
+      if (best === undefined || Math.abs(q - want) < Math.abs(best - want)) best = q
+      if (keyframes.has(q) && (bestKey === undefined || Math.abs(q - want) < Math.abs(bestKey - want))) bestKey = q
     }
-    if (next !== undefined && next > last && next < frameCount) starts.push(next)
+    // No frame in reach (a GOP past MAX_PREROLL_FRAMES): the next one a chunk may start at.
+    const next = bestKey ?? best ?? candidates[c]
+    if (next === undefined || next >= n || n - next < shortest / 2) return starts
+    starts.push(next)
+    cur = next
   }
-  return starts
 }
 
 /**
@@ -203,12 +216,19 @@ function shrinkTail (starts: number[], points: number[], frames: VideoFrame[], p
  * A last chunk shorter than half a typical GOP (a keyframe a few frames before the end) costs a
  * whole claim, transfer and encoder start for almost nothing: it joins the chunk before it.
  */
-function dropStub (starts: number[], points: number[], frameCount: number, stub?: number): number[] {
+function dropStub (starts: number[], points: number[], frameCount: number): number[] {
   if (starts.length < 2 || points.length < 2) return starts
   const gaps = points.map((q, i) => (i + 1 < points.length ? points[i + 1] as number : frameCount) - q).sort((a, b) => a - b)
   const medianGop = gaps[Math.floor(gaps.length / 2)] as number
   const last = frameCount - (starts[starts.length - 1] as number)
-  return last * 2 < (stub !== undefined ? 2 * stub : medianGop) ? starts.slice(0, -1) : starts
+  return last * 2 < medianGop ? starts.slice(0, -1) : starts
+}
+
+/** The median time from a cut point to the next (the last to the end). */
+function medianGopSeconds (frames: VideoFrame[], points: number[]): number {
+  const end = frames[frames.length - 1]?.time ?? 0
+  const spans = points.map((q, i) => (frames[points[i + 1] ?? -1]?.time ?? end) - (frames[q] as VideoFrame).time).sort((a, b) => a - b)
+  return spans[Math.floor(spans.length / 2)] ?? 0
 }
 
 /** Frames in half of `seconds`, at the source's average rate. */
@@ -231,11 +251,16 @@ export function planChunks (info: MediaInfo, options: PlanOptions = {}): ChunkPl
     const gops = Math.max(1, Math.floor(points.length / minChunks))
     starts = points.filter((_, i) => i % gops === 0)
   }
-  const midGop = options.midGopCuts === true ? midGopStarts(frames, points, options.minTailChunkSeconds ?? MIN_TAIL_CHUNK_SECONDS) : undefined
-  if (midGop !== undefined && starts.length < minChunks && options.chunkSeconds === undefined) starts = evenStarts(frames.length, points, midGop, minChunks)
-  if (options.tailParallelism !== undefined && options.tailParallelism > 1) starts = shrinkTail(starts, midGop?.candidates ?? points, frames, options.tailParallelism, options.minTailChunkSeconds)
-  // Between keyframes, a stub is what is shorter than half the shortest tail chunk, not half a GOP.
-  if (options.absorbShortTail === true) starts = dropStub(starts, midGop !== undefined ? midGop.candidates : points, frames.length, midGop !== undefined ? stubFrames(frames, options.minTailChunkSeconds ?? MIN_TAIL_CHUNK_SECONDS) : undefined)
+  const minSeconds = options.minTailChunkSeconds ?? MIN_TAIL_CHUNK_SECONDS
+  // Between keyframes only where the keyframes are too far apart: too few of them for minChunks,
+  // or GOPs longer than the shortest tail chunk, which a keyframe plan's tail cannot reach.
+  const midGop = options.midGopCuts === true && options.chunkSeconds === undefined && (starts.length < minChunks || medianGopSeconds(frames, points) > minSeconds)
+    ? midGopStarts(frames, points, minSeconds)
+    : undefined
+  if (midGop !== undefined) starts = guidedStarts(frames, points, midGop.candidates, minChunks, options.tailParallelism ?? 1, minSeconds)
+  else if (options.tailParallelism !== undefined && options.tailParallelism > 1) starts = shrinkTail(starts, points, frames, options.tailParallelism, options.minTailChunkSeconds)
+  // A guided plan has no stub (guidedStarts).
+  if (options.absorbShortTail === true && midGop === undefined) starts = dropStub(starts, points, frames.length)
   const chunks: ChunkRange[] = starts.map((startFrame, index) => {
     const endFrame = index + 1 < starts.length ? starts[index + 1] as number : frames.length
     let decodeEnd = 0
