@@ -38,10 +38,11 @@ export interface PlanOptions {
 export const MAX_PREROLL_FRAMES = 300
 
 /**
- * A chunk that starts between keyframes starts at least this far (a share of its target length)
- * from one: nearer, it starts at the keyframe instead, and costs no pre-roll.
+ * A guided plan's chunk ends at a keyframe within this share of its target length either way
+ * (the next chunk then needs no pre-roll), else between keyframes within MID_GOP_WINDOW of it.
  */
-const SNAP_TO_KEYFRAME = 0.25
+const KEYFRAME_WINDOW = 0.5
+const MID_GOP_WINDOW = 0.25
 
 /** A chunk is an exact range of frames in display order: [startFrame, endFrame). */
 export interface ChunkRange {
@@ -123,36 +124,43 @@ function midGopStarts (frames: VideoFrame[], points: number[], minSeconds: numbe
 
 /**
  * Chunk starts for a source whose keyframes are too far apart to plan by: guided self-scheduling
- * over every frame a chunk may start at. Each chunk is about min(L, max(shortest, R / 2P)) frames
- * (L: the frames over minChunks; R: the frames still to come; P: the encodes at once), starting at
- * a keyframe within SNAP_TO_KEYFRAME of that (no pre-roll) or else at the nearest frame allowed;
- * a remainder under half the shortest chunk joins the last one.
+ * over every frame a chunk may start at. Each chunk aims at T = max(shortest, min(L, R / 2P))
+ * frames (R: the frames still to come; P: the encodes at once; L: twice the frames over minChunks,
+ * or once with one encode at a time). It ends at the keyframe nearest T within half of it either
+ * way (no pre-roll for the next chunk: each costs its encoder a decode), else at the frame nearest
+ * T within a quarter of it that a chunk may start at; a remainder under half the shortest chunk
+ * joins the last one.
  */
 function guidedStarts (frames: VideoFrame[], points: number[], candidates: number[], minChunks: number, parallel: number, minSeconds: number): number[] {
   const n = frames.length
-  const length = n / Math.max(1, minChunks)
+  const length = (parallel > 1 ? 2 : 1) * n / Math.max(1, minChunks)
   const shortest = Math.min(length, 2 * stubFrames(frames, minSeconds))
-  const keyframes = new Set(points)
   const starts = [0]
   let cur = 0
   let c = 0
+  let k = 0
+  const nearest = (list: number[], from: number, lo: number, hi: number, want: number): { best?: number, from: number } => {
+    while (from < list.length && (list[from] as number) < lo) from++
+    let best: number | undefined
+    for (let i = from; i < list.length && (list[i] as number) <= hi; i++) {
+      const q = list[i] as number
+      if (best === undefined || Math.abs(q - want) < Math.abs(best - want)) best = q
+    }
+    return best !== undefined ? { best, from } : { from }
+  }
   for (;;) {
     // One encode at a time gains nothing from a shrinking tail.
-    const target = Math.round(parallel > 1 ? Math.min(length, Math.max(shortest, (n - cur) / (2 * parallel))) : length)
+    const target = Math.round(parallel > 1 ? Math.max(shortest, Math.min(length, (n - cur) / (2 * parallel))) : length)
     if (n - cur - target < shortest / 2) return starts
-    const lo = cur + Math.ceil((1 - SNAP_TO_KEYFRAME) * target)
-    const hi = cur + Math.floor((1 + SNAP_TO_KEYFRAME) * target)
     const want = cur + target
-    while (c < candidates.length && (candidates[c] as number) < lo) c++
-    let best: number | undefined
-    let bestKey: number | undefined
-    for (let i = c; i < candidates.length && (candidates[i] as number) <= hi; i++) {
-      const q = candidates[i] as number
-      if (best === undefined || Math.abs(q - want) < Math.abs(best - want)) best = q
-      if (keyframes.has(q) && (bestKey === undefined || Math.abs(q - want) < Math.abs(bestKey - want))) bestKey = q
-    }
+    // With one encode at a time the chunks stay near L, so that there are minChunks of them.
+    const window = parallel > 1 ? KEYFRAME_WINDOW : MID_GOP_WINDOW
+    const key = nearest(points, k, cur + Math.max(shortest, Math.ceil((1 - window) * target)), cur + Math.floor((1 + window) * target), want)
+    const mid = nearest(candidates, c, cur + Math.ceil((1 - MID_GOP_WINDOW) * target), cur + Math.floor((1 + MID_GOP_WINDOW) * target), want)
+    k = key.from
+    c = mid.from
     // No frame in reach (a GOP past MAX_PREROLL_FRAMES): the next one a chunk may start at.
-    const next = bestKey ?? best ?? candidates[c]
+    const next = key.best ?? mid.best ?? candidates[c]
     if (next === undefined || next >= n || n - next < shortest / 2) return starts
     starts.push(next)
     cur = next

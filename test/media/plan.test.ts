@@ -135,13 +135,18 @@ describe('planChunks', () => {
       const plan = planChunks(info, { minChunks: 8, tailParallelism: 2, midGopCuts: true, absorbShortTail: true })
       assertExactCover(info, plan)
       const sizes = plan.chunks.map(c => c.frameCount)
-      // Each chunk about a quarter of what is left (1/(2P)), within 120 frames and at least 1.5 s,
-      // a keyframe within a quarter of that taken instead; the last one takes what is left.
+      // Each chunk aims at a quarter of what is left (1/(2P)), within 240 frames (twice 960 / 8)
+      // and at least 1.5 s: it ends at a keyframe within half of that either way, else between
+      // keyframes within a quarter; the last one takes what is left.
       for (const c of plan.chunks.slice(0, -1)) {
-        const target = Math.min(120, Math.max(36, (960 - c.startFrame) / 4))
-        expect(c.frameCount).toBeGreaterThanOrEqual(Math.floor(0.75 * target))
-        expect(c.frameCount).toBeLessThanOrEqual(Math.ceil(1.25 * target))
+        const target = Math.max(36, Math.min(240, (960 - c.startFrame) / 4))
+        const end = c.startFrame + c.frameCount
+        const window = keys.has(end) ? 0.5 : 0.25
+        expect(c.frameCount, `chunk ${c.index}`).toBeGreaterThanOrEqual(Math.min(Math.floor((1 - window) * target), 36))
+        expect(c.frameCount, `chunk ${c.index}`).toBeLessThanOrEqual(Math.ceil((1 + window) * target))
       }
+      // Only the small chunks of the tail start between keyframes.
+      expect(plan.chunks.filter(c => preroll(c) > 0).every(c => c.frameCount <= 60)).toBe(true)
       expect(sizes.at(-1)).toBeGreaterThanOrEqual(18)
       expect(sizes.at(-1)).toBeLessThanOrEqual(60)
       expect(Math.min(...sizes)).toBeLessThan(Math.min(...gops))
