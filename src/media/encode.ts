@@ -131,11 +131,13 @@ export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk>
   }
   await mkdir(dirname(o.outputPath), { recursive: true })
   const started = Date.now()
-  const decoder = startPipeSource('ffmpeg', decoderArgs(o, encoder.inputPixFmt(settings, sourceY4m)), `decoding ${o.segmentPath}`, o.signal, o.memoryLimitBytes)
+  // Below the node's own work (see limitedCommand): a worker's niceness puts both in the idle class too.
+  const idle = o.niceness !== undefined && o.niceness > 0
+  const decoder = startPipeSource('ffmpeg', decoderArgs(o, encoder.inputPixFmt(settings, sourceY4m)), `decoding ${o.segmentPath}`, o.signal, o.memoryLimitBytes, idle)
   // Failures are read from the settled promises below; this only keeps an early one from going unhandled.
   decoder.done.catch(() => {})
   const encoding = spawnTool(tool, encoder.chunkArgs(settings, { ...o, outputPath: o.outputPath }), {
-    cancelSignal: o.signal, stdin: decoder.stdout, forceKillAfterDelay: 2000,
+    cancelSignal: o.signal, stdin: decoder.stdout, forceKillAfterDelay: 2000, idle,
     ...(o.memoryLimitBytes !== undefined ? { memoryLimitBytes: o.memoryLimitBytes } : {})
   })
   lowerPriority(decoder.pid, o.niceness)

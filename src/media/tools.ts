@@ -14,7 +14,27 @@ const PACKAGE_OF: Record<string, string> = {
   aomenc: 'aom-tools',
   mkvmerge: 'mkvtoolnix',
   mkvextract: 'mkvtoolnix',
-  prlimit: 'util-linux'
+  prlimit: 'util-linux',
+  chrt: 'util-linux',
+  setpriv: 'util-linux'
+}
+
+/**
+ * Tools that put their own threads in a real-time class when they can: SVT-AV1 run as root gives
+ * every thread SCHED_FIFO priority 99, and then an encode holds its core against the node itself
+ * (a worker's heartbeats, an originator's checks: a 3 s picture check took 20 s beside one, as
+ * Linux leaves other work 5% of a core). As root they run without CAP_SYS_NICE (setpriv), so
+ * their request fails and their threads keep the class they were started in.
+ */
+const TAKES_REALTIME = new Set(['SvtAv1EncApp'])
+
+/** Whether this process is root (CAP_SETPCAP and CAP_SYS_NICE with it): only then can and must a tool's CAP_SYS_NICE be dropped. */
+const runningAsRoot = (): boolean => process.getuid?.() === 0
+
+/** The tool's command line with what keeps it out of the real-time classes (TAKES_REALTIME), if it needs it. */
+export function withoutRealtime (tool: string, args: string[]): string[] {
+  if (!TAKES_REALTIME.has(tool) || !runningAsRoot()) return [tool, ...args]
+  return ['setpriv', '--bounding-set=-sys_nice', '--inh-caps=-sys_nice', '--', tool, ...args]
 }
 
 export interface RunOptions {
@@ -32,9 +52,12 @@ function missingToolError (tool: string, cause: unknown): ToolError {
 /** Turns an execa failure into an error that names the tool and carries its stderr. */
 export function toToolError (tool: string, err: unknown, what: string): Error {
   const e = err as { code?: string, isCanceled?: boolean, isTerminated?: boolean, stderr?: unknown, shortMessage?: string, exitCode?: number, signal?: string }
-  if (e?.code === 'ENOENT') return missingToolError(/prlimit/.test(String((err as Error)?.message)) ? 'prlimit' : tool, err)
+  if (e?.code === 'ENOENT') {
+    const wrapper = /\b(prlimit|chrt|setpriv)\b/.exec(String((err as Error)?.message))?.[1]
+    return missingToolError(wrapper ?? tool, err)
+  }
   // Under a memory limit the tool is started by prlimit, which says so when it cannot find it.
-  if (e?.exitCode === 127 && typeof e?.stderr === 'string' && /^prlimit: failed to execute/m.test(e.stderr)) return missingToolError(tool, err)
+  if (e?.exitCode === 127 && typeof e?.stderr === 'string' && /^(prlimit|chrt|setpriv): failed to execute/m.test(e.stderr)) return missingToolError(tool, err)
   if (e?.isCanceled === true || (e as { cause?: { name?: string } })?.cause?.name === 'AbortError') return new AbortError(`${what}: aborted`)
   // Runs started with `lines: true` keep stderr as an array of lines.
   const stderr = typeof e?.stderr === 'string' ? e.stderr : Array.isArray(e?.stderr) ? e.stderr.join('\n') : ''
@@ -60,8 +83,9 @@ export async function runToolBytes (tool: string, args: string[], what: string, 
 
 async function run (tool: string, args: string[], what: string, options: RunOptions & { maxBuffer?: number }, encoding: 'utf8' | 'buffer'): Promise<{ stdout: unknown, stderr: unknown }> {
   if (options.signal?.aborted === true) throw new AbortError(`${what}: aborted`)
+  const [file, ...rest] = withoutRealtime(tool, args) as [string, ...string[]]
   try {
-    return await execa(tool, args, {
+    return await execa(file, rest, {
       cancelSignal: options.signal,
       cwd: options.cwd,
       env: options.env,
@@ -79,13 +103,19 @@ async function run (tool: string, args: string[], what: string, options: RunOpti
 }
 
 /**
- * The command line that runs a tool under a memory limit (memory.ts): `prlimit --data=BYTES --
- * tool args…`. prlimit sets the limit on itself and execs the tool, so the process id is the
- * tool's (lowerPriority and kill reach it). No limit: the tool itself.
+ * The command line that runs a tool under a memory limit (memory.ts) and, when `idle`, in Linux's
+ * SCHED_IDLE class: `chrt --idle 0 prlimit --data=BYTES -- tool args…`. Each wrapper sets its
+ * part on itself and execs the next, so the process id is the tool's (lowerPriority and kill reach
+ * it), and every thread the tool starts inherits both. SCHED_IDLE rather than a nice value for an
+ * encoder: nice weighs each thread, and SVT-AV1's 17 threads at nice 10 outweighed the node's
+ * single-threaded picture check (a 3 s check took 20 s beside one), while an idle-class thread
+ * runs only when nothing else of the machine wants the core. No limit and not idle: the tool itself.
  */
-export function limitedCommand (tool: string, args: string[], memoryLimitBytes?: number): { file: string, args: string[] } {
-  if (memoryLimitBytes === undefined) return { file: tool, args }
-  return { file: 'prlimit', args: [`--data=${Math.floor(memoryLimitBytes)}`, '--', tool, ...args] }
+export function limitedCommand (tool: string, args: string[], memoryLimitBytes?: number, idle = false): { file: string, args: string[] } {
+  const own = withoutRealtime(tool, args)
+  const limited = memoryLimitBytes === undefined ? own : ['prlimit', `--data=${Math.floor(memoryLimitBytes)}`, '--', ...own]
+  const command = idle ? ['chrt', '--idle', '0', ...limited] : limited
+  return { file: command[0] as string, args: command.slice(1) }
 }
 
 /**
@@ -100,9 +130,9 @@ export function ranOutOfMemory (err: unknown): boolean {
 }
 
 /** Starts a tool for streaming use (or to read its exit code and output itself); the caller owns the process. */
-export function spawnTool<O extends Options = Options> (tool: string, args: string[], options?: O & { memoryLimitBytes?: number }): ResultPromise<{} & O> {
-  const { memoryLimitBytes, ...rest } = options ?? {} as O & { memoryLimitBytes?: number }
-  const command = limitedCommand(tool, args, memoryLimitBytes)
+export function spawnTool<O extends Options = Options> (tool: string, args: string[], options?: O & { memoryLimitBytes?: number, idle?: boolean }): ResultPromise<{} & O> {
+  const { memoryLimitBytes, idle, ...rest } = options ?? {} as O & { memoryLimitBytes?: number, idle?: boolean }
+  const command = limitedCommand(tool, args, memoryLimitBytes, idle === true)
   // It rejects on failure (execa's default): a caller's `reject: false` is the one option not honoured.
   return execa(command.file, command.args, { ...rest, reject: true } as unknown as O)
 }
@@ -136,8 +166,8 @@ export interface PipeSource {
  * in a shell pipe, never through this process (raw video is 1.4 MB per 720p frame: through Node
  * it cost a worker's core about 7% in copies and garbage collection).
  */
-export function startPipeSource (tool: string, args: string[], what: string, signal?: AbortSignal, memoryLimitBytes?: number): PipeSource {
-  const command = limitedCommand(tool, args, memoryLimitBytes)
+export function startPipeSource (tool: string, args: string[], what: string, signal?: AbortSignal, memoryLimitBytes?: number, idle = false): PipeSource {
+  const command = limitedCommand(tool, args, memoryLimitBytes, idle)
   const child = spawn(command.file, command.args, { stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-65_536) })

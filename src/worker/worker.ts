@@ -38,7 +38,7 @@ export interface WorkerOptions {
   installedEncoders?: ReadonlySet<EncoderId>
   /** x264 --threads per encode; default lets x264 decide. */
   threads?: number
-  /** Nice value of the encoding processes (default ENCODE_NICENESS; 0 keeps the node's own). */
+  /** Nice value of the encoding processes (default ENCODE_NICENESS; 0 keeps the node's own); above 0 they also run in the idle scheduling class (media's limitedCommand). */
   niceness?: number
   /** Peers in the swarm that encode, this one included (default 1); with slots, how many encoders may want a job's open chunks. */
   swarmSize?: () => number

@@ -88,16 +88,16 @@ describe('encodeChunk', () => {
     expect(await childrenOf(process.pid)).toEqual([])
   })
 
-  it('runs the decoder and x264 at the nice value asked for, every thread of them', async () => {
+  it('runs the decoder and x264 in the idle scheduling class when given a nice value, every thread of them', async () => {
     const out = join(scratch, 'niced.264')
-    // From x264's first progress report to the end: the nice value of every thread of this
-    // process's ffmpeg and x264 children (the first milliseconds after a spawn are at the parent's).
+    // From x264's first progress report to the end: the scheduling class of every thread of this
+    // process's ffmpeg and x264 children (chrt puts them there before they exec).
     const seen = new Set<string>()
     let encoding = true
     let sampler: Promise<void> | undefined
     const sample = async (): Promise<void> => {
       while (encoding) {
-        const { stdout } = await execa('ps', ['-L', '-o', 'comm=,ni=', '--ppid', String(process.pid)], { reject: false })
+        const { stdout } = await execa('ps', ['-L', '-o', 'comm=,cls=', '--ppid', String(process.pid)], { reject: false })
         for (const [c, ni] of stdout.split('\n').map(l => l.trim().split(/\s+/))) if (c === 'ffmpeg' || c === 'x264') seen.add(`${c} ${ni ?? ''}`)
       }
     }
@@ -107,7 +107,7 @@ describe('encodeChunk', () => {
       encoding = false
       await sampler
     }
-    expect(seen).toEqual(new Set(['ffmpeg 7', 'x264 7']))
+    expect(seen).toEqual(new Set(['ffmpeg IDL', 'x264 IDL']))
   })
 })
 
