@@ -4,7 +4,7 @@ import { MediaError, VerificationError } from './errors.js'
 import { sha256File } from './hash.js'
 import type { ChunkRange } from './plan.js'
 import { nalUnits } from './h264.js'
-import { readMatroskaVideoPackets, UnsupportedMatroskaError } from './matroska.js'
+import { readMatroskaFirstVideoPacket, readMatroskaVideoPackets, UnsupportedMatroskaError } from './matroska.js'
 import { probeMedia, type MediaInfo, type VideoFrame, type VideoInfo } from './probe.js'
 import { runTool, runToolBytes, spawnTool, toToolError, type RunOptions } from './tools.js'
 
@@ -47,21 +47,46 @@ const HEVC_IRAP = { min: 16, max: 21 }
  */
 export async function startsAtRandomAccessPoint (path: string, codec: string, options: RunOptions = {}): Promise<boolean> {
   if (codec !== 'h264' && codec !== 'hevc') return false
-  const { stdout: data } = await runToolBytes('ffmpeg', ['-v', 'error', '-nostdin', '-i', `file:${path}`, '-map', '0:v:0', '-c', 'copy', '-frames:v', '1',
-    '-bsf:v', `${codec}_mp4toannexb`, '-f', codec, 'pipe:1'], `reading the first picture of ${path}`, { ...options, maxBuffer: 64 * 1024 * 1024 })
-  for (const nal of nalUnits(data)) {
-    const header = data[nal.start] as number
+  const types = await firstPictureNalTypes(path, codec, options)
+  for (const type of types) {
     if (codec === 'h264') {
-      const type = header & 0x1F
       if (type === H264_IDR_SLICE) return true
       if (type >= 1 && type <= 4) return false
     } else {
-      const type = (header >> 1) & 0x3F
       if (type >= HEVC_IRAP.min && type <= HEVC_IRAP.max) return true
       if (type < 16) return false
     }
   }
   return false
+}
+
+/** The NAL unit types of a segment's first packet, in order: read from the Matroska file in-process, else through ffmpeg. */
+async function firstPictureNalTypes (path: string, codec: 'h264' | 'hevc', options: RunOptions): Promise<number[]> {
+  const typeOf = (header: number): number => codec === 'h264' ? header & 0x1F : (header >> 1) & 0x3F
+  try {
+    const first = await readMatroskaFirstVideoPacket(path)
+    const expected = codec === 'h264' ? 'V_MPEG4/ISO/AVC' : 'V_MPEGH/ISO/HEVC'
+    // avcC keeps its NAL length size in byte 4, hvcC in byte 21 (the two low bits: size - 1).
+    const at = codec === 'h264' ? 4 : 21
+    if (first.codecId === expected && first.codecPrivate !== undefined && first.codecPrivate.length > at) {
+      const lengthSize = ((first.codecPrivate[at] as number) & 3) + 1
+      const types: number[] = []
+      for (let i = 0; i + lengthSize < first.data.length;) {
+        let len = 0
+        for (let k = 0; k < lengthSize; k++) len = len * 256 + (first.data[i + k] as number)
+        i += lengthSize
+        if (len === 0 || i + len > first.data.length) break
+        types.push(typeOf(first.data[i] as number))
+        i += len
+      }
+      return types
+    }
+  } catch (err) {
+    if (!(err instanceof UnsupportedMatroskaError)) throw err
+  }
+  const { stdout: data } = await runToolBytes('ffmpeg', ['-v', 'error', '-nostdin', '-i', `file:${path}`, '-map', '0:v:0', '-c', 'copy', '-frames:v', '1',
+    '-bsf:v', `${codec}_mp4toannexb`, '-f', codec, 'pipe:1'], `reading the first picture of ${path}`, { ...options, maxBuffer: 64 * 1024 * 1024 })
+  return [...nalUnits(data)].map(nal => typeOf(data[nal.start] as number))
 }
 
 /**

@@ -3,7 +3,7 @@ import { appendFile, copyFile, mkdtemp, readFile, rm, stat, truncate, writeFile 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { readMatroskaTracks, readMatroskaVideoPackets, UnsupportedMatroskaError } from '../../src/media/matroska.js'
+import { readMatroskaFirstVideoPacket, readMatroskaTracks, readMatroskaVideoPackets, UnsupportedMatroskaError } from '../../src/media/matroska.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 
 let fx: Fixtures
@@ -110,5 +110,35 @@ describe('readMatroskaTracks', () => {
     // 150,000 empty Void elements after the segment: two bytes each, all of them legal.
     await appendFile(padded, Buffer.alloc(300_000).fill(Buffer.from([0xec, 0x80])))
     await expect(readMatroskaTracks(padded)).rejects.toThrow(/more than 100000 elements/)
+  })
+})
+
+describe('readMatroskaFirstVideoPacket', () => {
+  /** The first video packet's bytes as ffmpeg's demuxer gives them. */
+  async function ffmpegFirstPacket (path: string): Promise<Buffer> {
+    const { stdout } = await execa('ffmpeg', ['-v', 'error', '-nostdin', '-i', path, '-map', '0:v:0', '-c', 'copy', '-frames:v', '1', '-f', 'data', '-'], { encoding: 'buffer', stripFinalNewline: false })
+    return Buffer.from(stdout)
+  }
+
+  it('reads the first video packet as ffmpeg does, with its codec and avcC, past audio, subtitles and attachments', async () => {
+    const first = await readMatroskaFirstVideoPacket(fx.openGop10bit)
+    expect(first.codecId).toBe('V_MPEG4/ISO/AVC')
+    expect(first.codecPrivate?.[0]).toBe(1)
+    expect(first.data.equals(await ffmpegFirstPacket(fx.openGop10bit))).toBe(true)
+  })
+
+  it('reads a block group\'s block, and HEVC with its hvcC', async () => {
+    const hevc = join(scratch, 'first-hevc.mkv')
+    await execa('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=128x96:rate=25,trim=end_frame=5', '-c:v', 'libx265', '-x265-params', 'log-level=error', hevc])
+    const first = await readMatroskaFirstVideoPacket(hevc)
+    expect(first.codecId).toBe('V_MPEGH/ISO/HEVC')
+    expect(first.data.equals(await ffmpegFirstPacket(hevc))).toBe(true)
+    const groups = join(scratch, 'first-groups.mkv')
+    await execa('mkvmerge', ['--quiet', '-o', groups, '--disable-lacing', '--engage', 'no_simpleblocks', fx.openGop10bit])
+    expect((await readMatroskaFirstVideoPacket(groups)).data.equals(await ffmpegFirstPacket(groups))).toBe(true)
+  })
+
+  it('leaves another container to ffmpeg', async () => {
+    await expect(readMatroskaFirstVideoPacket(fx.vfrMp4)).rejects.toThrow(UnsupportedMatroskaError)
   })
 })
