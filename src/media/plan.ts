@@ -150,7 +150,7 @@ function guidedStarts (frames: VideoFrame[], points: number[], candidates: numbe
   }
   for (;;) {
     // One encode at a time gains nothing from a shrinking tail.
-    const target = Math.round(parallel > 1 ? Math.max(shortest, Math.min(length, (n - cur) / (2 * parallel))) : length)
+    const target = Math.max(1, Math.round(parallel > 1 ? Math.max(shortest, Math.min(length, (n - cur) / (2 * parallel))) : length))
     if (n - cur - target < shortest / 2) return starts
     const want = cur + target
     // With one encode at a time the chunks stay near L, so that there are minChunks of them.
@@ -161,7 +161,7 @@ function guidedStarts (frames: VideoFrame[], points: number[], candidates: numbe
     c = mid.from
     // No frame in reach (a GOP past MAX_PREROLL_FRAMES): the next one a chunk may start at.
     const next = key.best ?? mid.best ?? candidates[c]
-    if (next === undefined || next >= n || n - next < shortest / 2) return starts
+    if (next === undefined || next <= cur || next >= n || n - next < shortest / 2) return starts
     starts.push(next)
     cur = next
   }

@@ -154,6 +154,17 @@ describe('planChunks', () => {
       for (const c of plan.chunks) expect(preroll(c)).toBeLessThanOrEqual(MAX_PREROLL_FRAMES)
     })
 
+    it('plans a clip of one, two or a few frames as one chunk or a few (a one-frame DV file looped forever)', () => {
+      for (const frames of [1, 2, 3, 10]) {
+        for (const parallel of [1, 2, 8]) {
+          const tiny = closedGops(frames, 250)
+          const plan = planChunks(tiny, { minChunks: 4 * parallel, tailParallelism: parallel, midGopCuts: true, absorbShortTail: true })
+          assertExactCover(tiny, plan)
+          expect(plan.chunks.length).toBeLessThanOrEqual(frames)
+        }
+      }
+    })
+
     it('never starts a chunk more than MAX_PREROLL_FRAMES after its keyframe, even in one GOP of 2000 frames', () => {
       const long = closedGops(2000, 2000)
       const plan = planChunks(long, { minChunks: 8, tailParallelism: 2, midGopCuts: true })
