@@ -44,7 +44,12 @@ export async function connectControl (home: string): Promise<ControlClient> {
       const req = request(url, {
         method,
         headers: { authorization: `Bearer ${file.token}`, ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}) },
-        timeout: 120_000
+        timeout: 120_000,
+        // A connection per call: Node's default agent keeps sockets alive, and a call that reused
+        // one just as the node's keep-alive timeout closed it failed with ECONNRESET (a `status
+        // --watch` whose one-second refresh was late on a busy machine exited 1). Loopback makes
+        // a new connection cheap.
+        agent: false
       }, (res) => {
         const parts: Buffer[] = []
         res.on('data', (d: Buffer) => parts.push(d))

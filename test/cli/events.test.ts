@@ -7,7 +7,7 @@ import type { StatusJson } from '../../src/daemon/index.js'
 import type { NodeEvent, NodeEventOf, NodeEventType } from '../../src/swarm/index.js'
 import { runSwarm, startLocalNode, type LocalNode } from '../../scripts/local-swarm.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
-import { ceiling, waitFor } from '../helpers/wait.js'
+import { waitFor } from '../helpers/wait.js'
 
 let root: string
 let fx: Fixtures
@@ -69,7 +69,7 @@ describe('swarm join --events FILE', () => {
     await waitFor('the nodes to see each other', async () => {
       const s = JSON.parse((await runSwarm(['status', '--home', a.home, '--json'])).stdout) as StatusJson
       return s.peers.length >= 1
-    }, { timeoutMs: ceiling(30_000), everyMs: 200 })
+    }, { timeoutMs: 30_000, everyMs: 200 })
     const token = (JSON.parse(await readFile(join(a.home, 'control.json'), 'utf8')) as { token: string }).token
     const stream = nodeEventStream(a, token)
 
@@ -80,7 +80,7 @@ describe('swarm join --events FILE', () => {
     const jobId = /job ([0-9a-f]{64})/.exec(r.stdout)?.[1] as string
     expect(jobId).toBeDefined()
     // The stream is behind the file by at most a write: wait for its end of the story.
-    await waitFor('the merge on the dashboard stream', () => ofType(stream.events, 'merge:done', jobId).length > 0, { timeoutMs: ceiling(10_000) })
+    await waitFor('the merge on the dashboard stream', () => ofType(stream.events, 'merge:done', jobId).length > 0, { timeoutMs: 10_000 })
     stream.stop()
     // Stopped, each node has written out every event.
     expect(await a.stop()).toBe(0)

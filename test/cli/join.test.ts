@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runSwarm, startLocalNode } from '../../scripts/local-swarm.js'
-import { ceiling, waitFor } from '../helpers/wait.js'
+import { waitFor } from '../helpers/wait.js'
 
 let root: string
 beforeAll(async () => { root = await mkdtemp(join(tmpdir(), 'swarm-join-')) })
@@ -54,7 +54,7 @@ describe('swarm join', () => {
   it('takes --verify all or adaptive; adaptive without a swarm key starts, with a warning that it trusts every peer', async () => {
     const node = await startLocalNode(join(root, 'v'), { extraArgs: ['--verify', 'adaptive'] })
     try {
-      await waitFor('the warning', () => node.stderr().includes('warning: this node has no --swarm-key'), { timeoutMs: ceiling(5000), everyMs: 50 })
+      await waitFor('the warning', () => node.stderr().includes('warning: this node has no --swarm-key'), { timeoutMs: 5000, everyMs: 50 })
       expect(node.stderr()).toMatch(/ warning: this node has no --swarm-key, and --verify adaptive trusts every peer that connects: after each peer's first result in a job, only about one in 4 of its results gets the picture check/)
     } finally {
       expect(await node.stop()).toBe(0)

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { JobStatus, PeersJson, StatusJson } from '../../src/daemon/index.js'
 import { probeMedia } from '../../src/media/index.js'
 import { makeClip } from '../helpers/faults.js'
-import { ceiling, waitFor } from '../helpers/wait.js'
+import { waitFor } from '../helpers/wait.js'
 import { decodedFrameCount } from '../helpers/media.js'
 import { TestNetwork, type Host } from '../helpers/netns.js'
 import { hostCli, type HostNode } from '../helpers/cli-hosts.js'
@@ -75,7 +75,7 @@ describe('the README LAN walkthrough, on hosts in network namespaces', () => {
       await waitFor(`${n.host.name} to be connected to ${others.map(o => o.host.name).join(' and ')}`, async () => {
         const p = await peersOf(n)
         return others.every(o => p.includes(o.peerId))
-      }, { timeoutMs: ceiling(20_000), everyMs: 250, retryErrors: true })
+      }, { timeoutMs: 20_000, everyMs: 250, retryErrors: true })
     }
     const meshMs = Date.now() - foundAt
     const peers = await swarm(ann, dir(ann), ['peers', '--json'])
@@ -94,32 +94,32 @@ describe('the README LAN walkthrough, on hosts in network namespaces', () => {
     const srcFrames = (await probeMedia(clip)).video.frameCount
     // Step 6: swarm add on ann, --wait; it runs while a host joins and another restarts.
     const adding = spawn(ann, dir(ann), ['add', clip, '--preset ultrafast --crf 30', '--wait', '--json'])
-    const jobId = await waitFor('the job to be listed on ann', async () => (await status(A)).jobs.find(j => j.local)?.id, { timeoutMs: ceiling(20_000), everyMs: 200, retryErrors: true })
+    const jobId = await waitFor('the job to be listed on ann', async () => (await status(A)).jobs.find(j => j.local)?.id, { timeoutMs: 20_000, everyMs: 200, retryErrors: true })
     const doneBy = async (peer: string): Promise<number> => {
       const s = await status(A)
       return s.jobs.find(j => j.id === jobId)?.encodedBy[peer] ?? 0
     }
-    await waitFor('bob and cat to each have delivered a chunk', async () => (await doneBy(B.peerId)) > 0 && (await doneBy(C.peerId)) > 0, { timeoutMs: ceiling(60_000), everyMs: 250, retryErrors: true })
+    await waitFor('bob and cat to each have delivered a chunk', async () => (await doneBy(B.peerId)) > 0 && (await doneBy(C.peerId)) > 0, { timeoutMs: 60_000, everyMs: 250, retryErrors: true })
 
     // A host that joins after the job started: found by mDNS, hears of the job, gets chunks.
     const D = await joinSwarm(dan, dir(dan), ['--swarm-key', 'swarm.key'])
     nodes.push(D)
     const danJoined = Date.now()
-    await waitFor('dan to deliver a chunk of the running job', async () => (await doneBy(D.peerId)) > 0, { timeoutMs: ceiling(60_000), everyMs: 250, retryErrors: true })
+    await waitFor('dan to deliver a chunk of the running job', async () => (await doneBy(D.peerId)) > 0, { timeoutMs: 60_000, everyMs: 250, retryErrors: true })
     const danFirstChunkMs = Date.now() - danJoined
 
     // A host restarted mid-job (a clean stop, the same home): found again, works again.
     const bobBefore = await doneBy(B.peerId)
     await stop(B)
     nodes.splice(nodes.indexOf(B), 1)
-    await waitFor('ann to notice bob left', async () => !(await peersOf(A)).includes(B.peerId), { timeoutMs: ceiling(15_000), everyMs: 200, retryErrors: true })
+    await waitFor('ann to notice bob left', async () => !(await peersOf(A)).includes(B.peerId), { timeoutMs: 15_000, everyMs: 200, retryErrors: true })
     const B2 = await joinSwarm(bob, dir(bob), ['--swarm-key', 'swarm.key'])
     nodes.push(B2)
     expect(B2.peerId).toBe(B.peerId)
     const bobBack = Date.now()
-    await waitFor('ann to be connected to the restarted bob', async () => (await peersOf(A)).includes(B2.peerId), { timeoutMs: ceiling(20_000), everyMs: 200, retryErrors: true })
+    await waitFor('ann to be connected to the restarted bob', async () => (await peersOf(A)).includes(B2.peerId), { timeoutMs: 20_000, everyMs: 200, retryErrors: true })
     const bobFoundMs = Date.now() - bobBack
-    await waitFor('the restarted bob to deliver another chunk', async () => (await doneBy(B2.peerId)) > bobBefore, { timeoutMs: ceiling(60_000), everyMs: 250, retryErrors: true })
+    await waitFor('the restarted bob to deliver another chunk', async () => (await doneBy(B2.peerId)) > bobBefore, { timeoutMs: 60_000, everyMs: 250, retryErrors: true })
 
     const result = await adding
     expect(result.exitCode, String(result.stderr)).toBe(0)

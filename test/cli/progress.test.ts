@@ -97,10 +97,10 @@ describe('swarm status --watch', () => {
       runSwarm(['status', id.slice(0, 8), '--watch', '--home', a.home]),
       runSwarm(['status', id.slice(0, 8), '--watch', '--json', '--home', a.home])
     ])
-    expect(plain.exitCode).toBe(0)
+    expect(plain.exitCode, `${plain.stdout}\n${plain.stderr}`).toBe(0)
     expect(plain.stdout).not.toContain('\x1b')
     expect(plain.stdout.trim().split('\n').at(-1)).toMatch(new RegExp(`^job ${id.slice(0, 12)} done: `))
-    expect(json.exitCode).toBe(0)
+    expect(json.exitCode, json.stderr).toBe(0)
     const objects = json.stdout.trim().split('\n').map(l => JSON.parse(l) as JobStatus)
     expect(objects.length).toBeGreaterThanOrEqual(2)
     expect(objects.every(o => o.id === id && Array.isArray(o.chunkList))).toBe(true)

@@ -31,7 +31,7 @@ import { makeNode } from '../swarm/helpers.js'
 import { prng } from '../helpers/random.js'
 import { http } from '../helpers/http.js'
 import { HostileArbiter } from '../helpers/hostile-arbiter.js'
-import { ceiling, waitFor } from '../helpers/wait.js'
+import { waitFor } from '../helpers/wait.js'
 
 const CLAIMS = 'Hostile input: claims'
 const RESULTS = 'Hostile input: results'
@@ -567,7 +567,7 @@ describe('pubsub', () => {
     await waitFor('A to list an announcement of the fresh peer', async () => {
       await node.services.pubsub.publish(JOBS_TOPIC, encodeFrame(validFromH({ originator: id, jobId: probe, seq: Date.now() }))).catch(() => {})
       return jobIds().includes(probe) ? true : await sleep(250).then(() => jobIds().includes(probe))
-    }, { timeoutMs: ceiling(20_000), everyMs: 0 })
+    }, { timeoutMs: 20_000, everyMs: 0 })
     return { node, id, rejected: () => logsA.filter(l => l.startsWith(`swarm: rejected an announcement from ${shortPeer(id)}`)).length }
   }
 
@@ -609,7 +609,7 @@ describe('pubsub', () => {
     for (const p of payloads) await H3.services.pubsub.publish(JOBS_TOPIC, p)
     // Each rejection scores the sender down (the square of its count, times -10): past the graylist
     // A drops its messages unread, so the count stops growing long before 2,000.
-    await waitFor('A to have rejected the first three payloads', () => rejectedFromH3() >= before.rejected + 3, { timeoutMs: ceiling(30_000), everyMs: 50 })
+    await waitFor('A to have rejected the first three payloads', () => rejectedFromH3() >= before.rejected + 3, { timeoutMs: 30_000, everyMs: 50 })
       .catch((err: Error) => { throw new Error(`${err.message}; A rejected ${rejectedFromH3() - before.rejected}; the sender's pubsub peers: [${H3.services.pubsub.getPeers().map(p => shortPeer(p.toString())).join(' ')}], A subscribed in its view: ${H3.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.toString() === A.peerId)}`) })
     let settled = rejectedFromH3()
     await waitFor('A to stop validating H\'s messages', async () => {

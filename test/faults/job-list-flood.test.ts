@@ -18,7 +18,7 @@ import { createSwarmNode, encodeFrame, JOBS_TOPIC, type JobAnnouncement, type Sw
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 import { gatedOriginator, type GatedOriginator } from '../helpers/gated-originator.js'
 import { recordTally } from '../helpers/tally.js'
-import { ceiling, waitFor } from '../helpers/wait.js'
+import { waitFor } from '../helpers/wait.js'
 import { refusingArbiter } from '../swarm/helpers.js'
 
 const ATTACKERS = 8
@@ -65,7 +65,7 @@ async function attacker (): Promise<SwarmNode> {
   const node = await createSwarmNode({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [W.addresses()[0] as string], mdns: false, encode: { arbiter: refusingArbiter() } })
   attackers.push(node)
   node.services.pubsub.subscribe(JOBS_TOPIC)
-  await waitFor('the attacker to see W on the jobs topic', () => node.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.toString() === W.peerId), { timeoutMs: ceiling(20_000), everyMs: 50, retryErrors: true })
+  await waitFor('the attacker to see W on the jobs topic', () => node.services.pubsub.getSubscribers(JOBS_TOPIC).some(p => p.toString() === W.peerId), { timeoutMs: 20_000, everyMs: 50, retryErrors: true })
   return node
 }
 
@@ -79,7 +79,7 @@ function fakeJob (originator: string): JobAnnouncement {
 describe('a flood of job announcements from throwaway ids while W encodes a chunk of an honest job', () => {
   it('never drops the honest job: W\'s encode runs on, it delivers, and the job completes', async () => {
     const heldByW = (): boolean => W.status().worker.active.some(a => a.originator === A.A.peerId && a.jobId === A.jobId)
-    await waitFor('W to hold a chunk of A\'s job, encoding', () => W.status().worker.active.some(a => a.originator === A.A.peerId && a.stage === 'encoding'), { timeoutMs: ceiling(60_000), everyMs: 50 })
+    await waitFor('W to hold a chunk of A\'s job, encoding', () => W.status().worker.active.some(a => a.originator === A.A.peerId && a.stage === 'encoding'), { timeoutMs: 60_000, everyMs: 50 })
     const nodes: SwarmNode[] = []
     for (let i = 0; i < ATTACKERS; i++) nodes.push(await attacker())
     const heardBefore = W.metrics().remoteJobs
@@ -96,7 +96,7 @@ describe('a flood of job announcements from throwaway ids while W encodes a chun
       await waitFor(`W to have heard round ${round + 1} of the flood`, () => {
         const m = W.metrics().remoteJobs
         return m.admitted + m.refused - heardBefore.admitted - heardBefore.refused >= published
-      }, { timeoutMs: ceiling(20_000), everyMs: 50 })
+      }, { timeoutMs: 20_000, everyMs: 50 })
       if (W.status().jobs.some(j => j.id === A.jobId && j.originator === A.A.peerId) && heldByW()) listedAfterRound++
     }
     const m = W.metrics().remoteJobs
@@ -108,9 +108,9 @@ describe('a flood of job announcements from throwaway ids while W encodes a chun
     expect(listedAfterRound).toBe(ROUNDS)
     expect(m.refused - heardBefore.refused).toBeGreaterThan(0)
     openW()
-    await waitFor('W to deliver its chunk of A\'s job', async () => (await A.chunks()).some(c => c.state === 'done' && c.encodedBy === W.peerId), { timeoutMs: ceiling(120_000), everyMs: 100 })
+    await waitFor('W to deliver its chunk of A\'s job', async () => (await A.chunks()).some(c => c.state === 'done' && c.encodedBy === W.peerId), { timeoutMs: 120_000, everyMs: 100 })
     A.open()
-    await waitFor('A\'s job to be done', async () => (await A.job()).state === 'done', { timeoutMs: ceiling(180_000), everyMs: 100 })
+    await waitFor('A\'s job to be done', async () => (await A.job()).state === 'done', { timeoutMs: 180_000, everyMs: 100 })
     recordTally({
       section: 'Hostile input: pubsub',
       fault: `${ATTACKERS} throwaway ids announce ${published} jobs in ${ROUNDS} rounds to a worker (job list lowered to 4, 2 per originator; stranger evictions: a burst of 2, no refill) while it encodes a chunk of an honest job`,

@@ -29,7 +29,7 @@ import { startLocalNode, type LocalNode } from '../../scripts/local-swarm.js'
 import { http } from '../helpers/http.js'
 import { hostileOriginator, type HostileOriginator } from '../helpers/hostile-arbiter.js'
 import { recordTally } from '../helpers/tally.js'
-import { ceiling, waitFor } from '../helpers/wait.js'
+import { waitFor } from '../helpers/wait.js'
 
 const MIB = 1024 * 1024
 const BUDGET = 380 * MIB
@@ -77,15 +77,15 @@ describe('an originator serving a memory bomb to a worker with --max-memory 380M
     const job1080 = await H.announce(await flatSegment(join(root, 'bomb-1080.mkv'), '1920x1080'), meta(1920, 1080), 4 * FRAMES)
     const stopped = await waitFor('W to give the 1080p chunk back with a reason', () => H.arbiter.callsFor(job1080, 'releaseLease').find(r => r.reason !== ''), { timeoutMs: 60_000, everyMs: 50, retryErrors: true })
     expect(stopped.reason).toMatch(/^memory: x264 ran out of this worker's memory budget of 380 MiB an encode/)
-    const strike = await waitFor('W to strike H', () => logsW().find(l => /^swarm: strike 1 of 3 against /.test(l)), { timeoutMs: ceiling(5000), everyMs: 50 })
+    const strike = await waitFor('W to strike H', () => logsW().find(l => /^swarm: strike 1 of 3 against /.test(l)), { timeoutMs: 5000, everyMs: 50 })
     expect(strike).toMatch(/ran out of this worker's memory budget/)
     // Neither job is claimed again (each of its chunks would need the same): a chunk prefetched
     // beside the one stopped is given back unencoded. One strike, and nothing left on disk.
     expect(H.arbiter.callsFor(job4k, 'requestLease')).toHaveLength(1)
     const claims1080 = H.arbiter.callsFor(job1080, 'requestLease').length
     expect(claims1080).toBeLessThanOrEqual(2)
-    await waitFor('W to give back every lease of the 1080p job', () => H.arbiter.callsFor(job1080, 'releaseLease').length === claims1080, { timeoutMs: ceiling(10_000), everyMs: 50 })
-    await waitFor('W to hold nothing of H', async () => (await nodeStatus(W.home)).worker.active.every(t => t.originator !== H.node.peerId.toString()), { timeoutMs: ceiling(10_000), everyMs: 50 })
+    await waitFor('W to give back every lease of the 1080p job', () => H.arbiter.callsFor(job1080, 'releaseLease').length === claims1080, { timeoutMs: 10_000, everyMs: 50 })
+    await waitFor('W to hold nothing of H', async () => (await nodeStatus(W.home)).worker.active.every(t => t.originator !== H.node.peerId.toString()), { timeoutMs: 10_000, everyMs: 50 })
     expect(H.arbiter.callsFor(job1080, 'resultSlot')).toHaveLength(0)
     expect(await readdir(join(root, 'w', 'work', job1080)).catch(() => [])).toEqual([])
 

@@ -7,7 +7,7 @@
 import type { ResultPromise } from 'execa'
 import type { StatusJson } from '../../src/daemon/index.js'
 import { SWARM_CLI } from '../../scripts/local-swarm.js'
-import { ceiling, waitFor } from './wait.js'
+import { waitFor } from './wait.js'
 import type { Host } from './netns.js'
 
 export interface HostNode { host: Host, dir: string, proc: ResultPromise, stderr: () => string, stdout: () => string, peerId: string }
@@ -48,7 +48,7 @@ export function hostCli (encoder: string): HostCli {
       const peerId = await waitFor(`swarm join on ${host.name} to start`, () => {
         if (proc.exitCode !== null) throw new Error(`swarm join on ${host.name} exited ${proc.exitCode}: ${stderr}`)
         return /^dashboard: /m.test(stdout) ? /^peer id: (\S+)/m.exec(stdout)?.[1] : undefined
-      }, { timeoutMs: ceiling(30_000), everyMs: 50, retryErrors: true })
+      }, { timeoutMs: 30_000, everyMs: 50, retryErrors: true })
       return { host, dir, proc, stderr: () => stderr, stdout: () => stdout, peerId }
     },
     stop: async (n) => {

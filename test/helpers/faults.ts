@@ -51,7 +51,7 @@ export async function waitForJobEnd (home: string, jobId: string, timeoutMs = 60
   return await waitFor(`job ${jobId.slice(0, 8)} to finish`, async () => {
     const j = await jobStatus(home, jobId)
     return j.state === 'done' || j.state === 'failed' ? j : undefined
-  }, { timeoutMs: ceiling(timeoutMs), everyMs: 200, retryErrors: true })
+  }, { timeoutMs: timeoutMs, everyMs: 200, retryErrors: true })
 }
 
 /** A small H.264 clip from lavfi: closed GOPs of exactly `keyint` frames, so the chunk plan is predictable (with `--chunk-gops 7`, chunks of 7 × keyint frames). */
@@ -93,7 +93,7 @@ export async function startSwarm (root: string, specs: NodeSpec[], track: LocalN
     track.push(node)
   }
   const first = started[0] as LocalNode
-  await waitFor('the first node to see every other', async () => (await nodeStatus(first.home)).peers.length >= started.length - 1, { timeoutMs: ceiling(20_000), retryErrors: true })
+  await waitFor('the first node to see every other', async () => (await nodeStatus(first.home)).peers.length >= started.length - 1, { timeoutMs: 20_000, retryErrors: true })
   // Gossipsub subscriptions travel just after the connection; the originator counts subscribers when it plans.
   await sleep(600)
   return started
@@ -151,7 +151,7 @@ export async function expectCompleteJob (home: string, jobId: string, sourceFram
   expect(status.chunks).toEqual({ total: status.chunks.total, open: 0, leased: 0, done: status.chunks.total })
   expect(Object.values(status.encodedBy).reduce((a, b) => a + b, 0)).toBe(status.chunks.total)
   // job.json is written just after the state changes in memory.
-  const record = await waitFor('job.json to say done', async () => { const r = await jobRecord(home, jobId); return r.state === 'done' ? r : undefined }, { timeoutMs: ceiling(5000), everyMs: 50, retryErrors: true })
+  const record = await waitFor('job.json to say done', async () => { const r = await jobRecord(home, jobId); return r.state === 'done' ? r : undefined }, { timeoutMs: 5000, everyMs: 50, retryErrors: true })
   expect(record.chunks.every(c => c.state === 'done' && c.result !== undefined)).toBe(true)
   expect(record.chunks.reduce((a, c) => a + c.frames, 0)).toBe(sourceFrames)
   expect(record.output).not.toBeNull()

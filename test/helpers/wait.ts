@@ -18,7 +18,11 @@ function busyFactor (value: string | undefined): number {
 export function ceiling (ms: number): number { return Math.round(ms * BUSY_MACHINE_FACTOR) }
 
 export interface WaitOptions {
-  /** Give up after this long (as given: wrap a ceiling in `ceiling()`); default ceiling(30 s). */
+  /**
+   * Give up after this long on a quiet machine (default 30 s). It is only a ceiling for a hang, so
+   * it is stretched by the busy-machine factor: the suite runs files side by side, and an encode in
+   * the idle class waits while another file's nodes keep both cores busy.
+   */
   timeoutMs?: number
   /** Check this often; default 100 ms. */
   everyMs?: number
@@ -32,7 +36,7 @@ export interface WaitOptions {
 
 /** Polls `check` until it returns something other than undefined or false, and returns that; throws after the timeout. */
 export async function waitFor<T> (what: string, check: () => T | undefined | false | Promise<T | undefined | false>, o: WaitOptions = {}): Promise<T> {
-  const timeoutMs = o.timeoutMs ?? ceiling(30_000)
+  const timeoutMs = ceiling(o.timeoutMs ?? 30_000)
   const until = Date.now() + timeoutMs
   let lastError: unknown
   for (;;) {

@@ -7,7 +7,7 @@ import { Originator, type JobRecord } from '../../src/jobs/index.js'
 import type { NodeEvent, NodeEventOf, NodeEventType } from '../../src/swarm/index.js'
 import { Worker } from '../../src/worker/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
-import { ceiling, waitFor } from '../helpers/wait.js'
+import { waitFor } from '../helpers/wait.js'
 
 let fx: Fixtures
 const cleanup: Array<() => Promise<void>> = []
@@ -47,7 +47,7 @@ describe('node events', () => {
     const from = now()
 
     const { job } = await originator.addJob({ file: fx.awkwardName, settings: SETTINGS, output })
-    await waitFor('the merge', () => ofType(events, 'merge:done').length > 0 || job.state === 'failed', { timeoutMs: ceiling(60_000), everyMs: 50 })
+    await waitFor('the merge', () => ofType(events, 'merge:done').length > 0 || job.state === 'failed', { timeoutMs: 60_000, everyMs: 50 })
     const until = now()
     expect(job.error).toBeUndefined()
     const chunks = job.chunks.length
@@ -92,7 +92,7 @@ describe('node events', () => {
     cleanup.push(async () => { await originator.stop(); await rm(home, { recursive: true, force: true }) })
     const events = recorder(originator)
     const { job } = await originator.addJob({ file: fx.awkwardName, settings: SETTINGS })
-    await waitFor('the job to be encoding', () => job.state === 'encoding', { timeoutMs: ceiling(30_000), everyMs: 50 })
+    await waitFor('the job to be encoding', () => job.state === 'encoding', { timeoutMs: 30_000, everyMs: 50 })
 
     // A result that is not H.264: refused, and its lease ends with it.
     const first = originator.requestLease(job.id, 0, 'peerA')

@@ -40,7 +40,7 @@ async function startFour (env: Record<string, string>): Promise<LocalNode[]> {
   for (let i = 1; i < 4; i++) list.push(await startLocalNode(join(root, `n${i}`), { env, slots: 2, bootstrap: [first.addresses[0] as string], timeoutMs: ceiling(30_000) }))
   // The job is planned for the peers the first node sees, and the test expects all four to encode.
   await waitFor('the first node to see the other three', async () =>
-    (JSON.parse((await runSwarm(['status', '--home', first.home, '--json'])).stdout) as StatusJson).peers.length >= 3, { timeoutMs: ceiling(20_000), everyMs: 200, retryErrors: true })
+    (JSON.parse((await runSwarm(['status', '--home', first.home, '--json'])).stdout) as StatusJson).peers.length >= 3, { timeoutMs: 20_000, everyMs: 200, retryErrors: true })
   return list
 }
 

@@ -10,7 +10,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { watchedYamux, type LivenessOptions } from '../../src/swarm/liveness.js'
-import { ceiling, waitFor } from '../helpers/wait.js'
+import { waitFor } from '../helpers/wait.js'
 
 /** Short enough for a test, long enough that a busy machine's late event loop is not taken for a silent peer. */
 const QUICK: LivenessOptions = { intervalMs: 300, timeoutMs: 3000 }
@@ -70,7 +70,7 @@ describe('connection liveness by the muxer\'s ping', () => {
     const before = { ...relay.bytes }
     // Each ping and each answer is one 12-byte yamux frame in a Noise message: well under 100
     // bytes. Five intervals' worth each way, both ends pinging.
-    await waitFor('pings and answers both ways', () => relay.bytes.toTarget - before.toTarget >= 300 && relay.bytes.toClient - before.toClient >= 300, { timeoutMs: ceiling(10_000) })
+    await waitFor('pings and answers both ways', () => relay.bytes.toTarget - before.toTarget >= 300 && relay.bytes.toClient - before.toClient >= 300, { timeoutMs: 10_000 })
     expect(a.getConnections(b.peerId).map(c => c.status)).toEqual(['open'])
     expect(b.getConnections(a.peerId).map(c => c.status)).toEqual(['open'])
     expect(a.getConnections(b.peerId)[0]?.streams).toEqual([])
@@ -82,7 +82,7 @@ describe('connection liveness by the muxer\'s ping', () => {
     a.addEventListener('connection:close', () => { openWhenAborted ??= relay.open() })
     const frozenAt = Date.now()
     relay.freeze()
-    await waitFor('a to give up the silent connection', () => a.getConnections(b.peerId).length === 0, { timeoutMs: ceiling(15_000) })
+    await waitFor('a to give up the silent connection', () => a.getConnections(b.peerId).length === 0, { timeoutMs: 15_000 })
     // Nothing closed the TCP connections (the relay holds both of its sockets): the unanswered ping did.
     expect(openWhenAborted).toBe(2)
     expect(Date.now() - frozenAt).toBeGreaterThanOrEqual(QUICK.timeoutMs)

@@ -175,7 +175,7 @@ describe('many nodes on one machine', () => {
       }
       const results = await Promise.allSettled(peers.map(dialPatiently))
       expect(results.filter(r => r.status === 'rejected').map(r => String((r as PromiseRejectedResult).reason))).toEqual([])
-      await waitFor('twenty connections at the hub', () => hub.getConnections().length >= 20, { timeoutMs: ceiling(5000) })
+      await waitFor('twenty connections at the hub', () => hub.getConnections().length >= 20, { timeoutMs: 5000 })
     } finally {
       await Promise.all([hub, ...peers].map(async n => await n.stop()))
     }

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { parseX264Settings, type EncodeChunkOptions, type EncoderSettings } from '../../src/media/index.js'
 import type { SegmentMeta } from '../../src/swarm/index.js'
 import { Worker, type OriginatorLink } from '../../src/worker/index.js'
-import { ceiling, waitFor } from '../helpers/wait.js'
+import { waitFor } from '../helpers/wait.js'
 
 const cleanup: Array<() => Promise<void>> = []
 afterEach(async () => { for (const c of cleanup.splice(0).reverse()) await c() })
@@ -63,7 +63,7 @@ describe('a worker\'s settings edge', () => {
     const served = '--preset ultrafast --crf 30 --range tv --colorprim bt709'
     const w = await workerServing('served', { [JOB_A]: served })
     w.announce(JOB_A, [0])
-    const settings = await waitFor('the encode', () => w.encodedWith[0], { timeoutMs: ceiling(5000), everyMs: 20 })
+    const settings = await waitFor('the encode', () => w.encodedWith[0], { timeoutMs: 5000, everyMs: 20 })
     expect(settings.raw).toBe(served)
     expect(settings.args).toEqual(parseX264Settings(served).args)
     // A parsed value, frozen: nothing below the edge can change what was checked.
@@ -76,14 +76,14 @@ describe('a worker\'s settings edge', () => {
     const target = join(tmpdir(), `swarm-pwned-${process.pid}.264`)
     const w = await workerServing('refused', { [JOB_A]: `--preset ultrafast --output ${target}`, [JOB_B]: '--preset ultrafast' })
     w.announce(JOB_A, [0, 1, 2, 3])
-    const release = await waitFor('the chunk given back', () => w.releases[0], { timeoutMs: ceiling(5000), everyMs: 20 })
+    const release = await waitFor('the chunk given back', () => w.releases[0], { timeoutMs: 5000, everyMs: 20 })
     expect(release).toMatchObject({ jobId: JOB_A, chunk: 0 })
     expect(release.reason).toContain('option --output is not allowed')
     expect(w.downloaded).toEqual([])
     expect(w.encodedWith).toEqual([])
     // Another job's chunk is claimed and encoded; none of the refused job's other open chunks is.
     w.announce(JOB_B, [0])
-    await waitFor('the other job\'s encode', () => w.encodedWith.length === 1, { timeoutMs: ceiling(5000), everyMs: 20 })
+    await waitFor('the other job\'s encode', () => w.encodedWith.length === 1, { timeoutMs: 5000, everyMs: 20 })
     expect(w.claims.filter(c => c.jobId === JOB_A)).toEqual([{ jobId: JOB_A, chunk: 0 }])
     expect(existsSync(target)).toBe(false)
   })
