@@ -76,7 +76,7 @@ function simEncoder (msPerFrame: number, cacheDir: string): (o: EncodeChunkOptio
       // after the sleep, on a host busy with the start of a job, it added 1–4 s to every first chunk.
       // Not under this chunk's signal: a chunk given up must not take the shape with it.
       const { signal: _unused, ...unabortable } = o
-      made = encodeChunk({ ...unabortable, settings: shapeSettings, outputPath: path, onProgress: () => {}, niceness: 0 }).then(() => path)
+      made = encodeChunk({ ...unabortable, settings: shapeSettings, outputPath: path, onProgress: () => {} }).then(() => path)
       made.catch(() => { cache.delete(key) })
       cache.set(key, made)
     }

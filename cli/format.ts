@@ -62,7 +62,7 @@ export function formatStatus (s: StatusJson): string {
   lines.push('', `REACH  ${reachabilityText(s.network.reachability, s.network.reservedOn)}`)
   if (s.network.relay !== undefined) lines.push('', `RELAY  ${s.network.relay.reservations} peers reserved, ${s.network.relay.circuits} circuits open, ${s.network.relay.circuitsServed} served carrying ${mib(s.network.relay.bytesRelayed)}; ${s.network.relay.limits}`)
   if (s.network.reservedOn.length > 0) lines.push('', `reachable through relay${s.network.reservedOn.length === 1 ? '' : 's'} ${s.network.reservedOn.map(shortPeer).join(', ')}`)
-  lines.push('', `WORKER (${s.worker.slots} slot${s.worker.slots === 1 ? '' : 's'}${s.worker.memoryBudgetBytes !== undefined ? `, ${formatMemorySize(s.worker.memoryBudgetBytes)} of memory each` : ''})`)
+  lines.push('', `WORKER (${s.worker.slots} slot${s.worker.slots === 1 ? '' : 's'}${s.worker.memoryBudgetBytes !== undefined ? `, ${formatMemorySize(s.worker.memoryBudgetBytes)} of memory each` : ''}, encodes at ${s.worker.encodePriority} priority)`)
   if (s.worker.active.length === 0) lines.push('  idle')
   else lines.push(table([['CHUNK', 'STAGE', 'FRAMES', 'FPS'], ...s.worker.active.map(a => [shortChunk(a.jobId, a.chunk), a.stage, `${a.framesDone}/${a.frames}`, a.fps.toFixed(1)])]))
   return lines.join('\n')

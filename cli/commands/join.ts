@@ -2,6 +2,7 @@ import { readFile, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { defaultSlots, defaultThreads } from '../../src/daemon/client.js'
 import { defaultMemoryBudget, formatMemorySize, parseMemorySize } from '../../src/media/memory.js'
+import { ENCODE_PRIORITIES, type EncodePriority } from '../../src/media/priority.js'
 import { debugEnabled, type LogSink } from '../../src/log/index.js'
 import { InputProblem, UsageError } from '../args.js'
 // Its own file, not the jobs layer's face, which loads libp2p (as memory.ts above is media's).
@@ -14,7 +15,7 @@ function isSet (v: string | undefined): boolean { return v !== undefined && ![''
 
 /** `swarm join`: runs a node in the foreground until SIGINT or SIGTERM. */
 export const join: Command = {
-  help: `Usage: swarm join [--home DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--slots N] [--max-memory SIZE] [--no-mdns] [--no-upnp] [--relay] [--announce MULTIADDR]... [--swarm-key FILE] [--verify all|adaptive] [--events FILE]
+  help: `Usage: swarm join [--home DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--slots N] [--max-memory SIZE] [--encode-priority idle|low|normal] [--no-mdns] [--no-upnp] [--relay] [--announce MULTIADDR]... [--swarm-key FILE] [--verify all|adaptive] [--events FILE]
 
 Runs a node until SIGINT or SIGTERM, then stops cleanly (leases it holds are given back).
 It encodes chunks of every job it hears of and originates the jobs added on it. It prints a
@@ -33,6 +34,11 @@ ${HOME_HELP}
                        (default: what an honest 4K --preset placebo encode needs with this
                        node's x264 threads, about 6 GiB; lower it on a machine without that
                        much per slot: such chunks are then refused up front; here ${formatMemorySize(defaultMemoryBudget(defaultThreads(defaultSlots())))})
+  --encode-priority idle|low|normal  how encodes share this machine. idle (default): only CPU
+                       nothing else wants (Linux's idle scheduling class), so the machine's own
+                       work never waits; a machine kept busy by other work encodes nothing and
+                       its chunks go to other peers. low: nice 10, a small share even then.
+                       normal: the same priority as everything else
   --no-mdns            do not look for peers on the LAN with multicast DNS
   --no-upnp            do not ask the router to forward a port to this node (UPnP-IGD); on by
                        default; SWARM_NO_UPNP=1 in the environment does the same
@@ -55,7 +61,7 @@ ${HOME_HELP}
                        and "at" (ms since the epoch); created readable by you only. For scripts
                        and benchmarks: the log lines may be reworded, the events keep their fields
   --verbose            log the protocol story (claims, leases, transfers) to stderr`,
-  flags: { verify: { type: 'string' }, listen: { type: 'string', multiple: true }, bootstrap: { type: 'string', multiple: true }, slots: { type: 'number' }, threads: { type: 'number' }, 'max-memory': { type: 'string' }, 'lease-seconds': { type: 'number' }, 'no-mdns': { type: 'boolean' }, 'no-upnp': { type: 'boolean' }, 'swarm-key': { type: 'string' }, events: { type: 'string' }, verbose: { type: 'boolean' }, relay: { type: 'boolean' }, announce: { type: 'string', multiple: true } },
+  flags: { verify: { type: 'string' }, 'encode-priority': { type: 'string' }, listen: { type: 'string', multiple: true }, bootstrap: { type: 'string', multiple: true }, slots: { type: 'number' }, threads: { type: 'number' }, 'max-memory': { type: 'string' }, 'lease-seconds': { type: 'number' }, 'no-mdns': { type: 'boolean' }, 'no-upnp': { type: 'boolean' }, 'swarm-key': { type: 'string' }, events: { type: 'string' }, verbose: { type: 'boolean' }, relay: { type: 'boolean' }, announce: { type: 'string', multiple: true } },
   takesHome: true,
   maxPositionals: 0,
   run: async ({ home, flags, positionals }) => {
@@ -77,6 +83,7 @@ ${HOME_HELP}
       if (loose !== undefined) log(`warning: ${loose}`, 'info', 'swarm')
     }
     const verify = verifyMode(flags.verify, 'swarm join')
+    const encodePriority = encodePriorityOf(flags['encode-priority'])
     let memoryBudgetBytes: number | undefined
     if (typeof flags['max-memory'] === 'string') {
       try { memoryBudgetBytes = parseMemorySize(flags['max-memory']) } catch (e) { throw new UsageError(`--max-memory: ${(e as Error).message}`) }
@@ -102,6 +109,7 @@ ${HOME_HELP}
         ...(flags.slots !== undefined ? { slots: flags.slots as number } : {}),
         ...(flags.threads !== undefined ? { threads: flags.threads as number } : {}),
         ...(memoryBudgetBytes !== undefined ? { memoryBudgetBytes } : {}),
+        ...(encodePriority !== undefined ? { encodePriority } : {}),
         ...(swarmKey !== undefined ? { swarmKey } : {}),
         ...(verify !== undefined ? { verify } : {}),
         ...(testDraws !== undefined ? { verifyDraw: testDraws } : {}),
@@ -165,4 +173,11 @@ export function describePortsInUse (inUse: Array<{ address: string, port: string
   const ports = [...new Set(inUse.map(u => u.port))]
   const example = (inUse[0]?.address ?? '/ip4/0.0.0.0/tcp/4010').replace(/\/tcp\/\d+$/, '/tcp/PORT')
   return `${ports.length === 1 ? `port ${ports[0] ?? ''} is` : `ports ${ports.join(', ')} are`} in use by another program (or another swarm node); choose another with --listen ${example}, or stop what uses it`
+}
+
+function encodePriorityOf (value: unknown): EncodePriority | undefined {
+  if (value === undefined) return undefined
+  const known = ENCODE_PRIORITIES.find(p => p === value)
+  if (known === undefined) throw new UsageError(`swarm join: --encode-priority is ${ENCODE_PRIORITIES.join(', ')}, not ${JSON.stringify(value)}`)
+  return known
 }

@@ -179,6 +179,8 @@ export interface WorkerStatus {
   slots: number
   /** Memory one encode (one slot) may take, in bytes: `swarm join --max-memory`, or its default. */
   memoryBudgetBytes?: number
+  /** How encodes share the machine: `swarm join --encode-priority`, or its default ('idle'). */
+  encodePriority: 'idle' | 'low' | 'normal'
   /** `originator`: whose job the chunk is (two originators may announce one job id). */
   active: Array<{ originator: string, jobId: string, chunk: number, framesDone: number, frames: number, fps: number, stage: 'fetching' | 'queued' | 'encoding' | 'uploading' }>
 }

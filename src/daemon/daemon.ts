@@ -5,7 +5,7 @@ import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { Originator, type OriginatorOptions, type VerifyMode } from '../jobs/index.js'
 import type { LogSink } from '../log/index.js'
-import { installedEncoders, type EncoderId, type InstalledEncoder, type PlanOptions } from '../media/index.js'
+import { installedEncoders, type EncodePriority, type EncoderId, type InstalledEncoder, type PlanOptions } from '../media/index.js'
 import {
   agentVersionOf, ANNOUNCE_INTERVAL_MS, BanList, BANS_FILE, createSwarmNode, JOBS_TOPIC, DEFAULT_LISTEN, JobBoard, loadOrCreateIdentity,
   describeRelayLimits, pathOf, type RelayLimits, type ReportOffence, type SwarmNode, type BanListOptions, type TransferStats, MAX_CHUNKS_PER_JOB, type NodeEvent
@@ -41,6 +41,8 @@ export interface DaemonOptions {
   threads?: number
   /** Memory one encode may take (`--max-memory`); default defaultMemoryBudget(slots) in media/memory.ts. */
   memoryBudgetBytes?: number
+  /** How encodes share the machine (`--encode-priority`); default the worker's DEFAULT_ENCODE_PRIORITY. */
+  encodePriority?: EncodePriority
   swarmKey?: Uint8Array
   /** Serve as a circuit relay for the swarm (`swarm join --relay`) with these limits. */
   relay?: RelayLimits
@@ -300,6 +302,7 @@ async function startWorker (o: DaemonOptions, p: Omit<Parts, 'worker'> & { insta
     peerId: p.self, slots, workDir, log: p.log, swarmSize, ...reports, installedEncoders: p.installedIds,
     ...(threads !== undefined ? { threads } : {}),
     memoryBudgetBytes: o.memoryBudgetBytes ?? defaultMemoryBudget(threads),
+    ...(o.encodePriority !== undefined ? { encodePriority: o.encodePriority } : {}),
     ...(o.encoder !== undefined ? { encoder: o.encoder } : {}),
     linkFor: (originatorId) => {
       if (originatorId === p.self) return localLink(p.originator, p.self)

@@ -6,6 +6,7 @@ import { formatMemorySize } from './memory.js'
 import type { Rational } from './probe.js'
 import { inspectSegment, peerInputArgs, type SegmentLimits } from './peer-bytes.js'
 import { isParsedSettings } from './settings.js'
+import { LOW_PRIORITY_NICENESS, type EncodePriority } from './priority.js'
 import { lowerPriority, ranOutOfMemory, spawnTool, startPipeSource, toToolError } from './tools.js'
 
 export interface EncodeProgress {
@@ -38,8 +39,8 @@ export interface EncodeChunkOptions {
   outputPath: string
   /** The encoder's threads; default lets it pick. */
   threads?: number
-  /** Nice value for the decoder and the encoder (0 or unset: the caller's priority). */
-  niceness?: number
+  /** How the decoder and the encoder share the machine with everything else (EncodePriority); unset: 'normal'. */
+  priority?: EncodePriority
   signal?: AbortSignal
   onProgress?: (progress: EncodeProgress) => void
   /**
@@ -131,8 +132,7 @@ export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk>
   }
   await mkdir(dirname(o.outputPath), { recursive: true })
   const started = Date.now()
-  // Below the node's own work (see limitedCommand): a worker's niceness puts both in the idle class too.
-  const idle = o.niceness !== undefined && o.niceness > 0
+  const idle = o.priority === 'idle'
   const decoder = startPipeSource('ffmpeg', decoderArgs(o, encoder.inputPixFmt(settings, sourceY4m)), `decoding ${o.segmentPath}`, o.signal, o.memoryLimitBytes, idle)
   // Failures are read from the settled promises below; this only keeps an early one from going unhandled.
   decoder.done.catch(() => {})
@@ -140,8 +140,10 @@ export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk>
     cancelSignal: o.signal, stdin: decoder.stdout, forceKillAfterDelay: 2000, idle,
     ...(o.memoryLimitBytes !== undefined ? { memoryLimitBytes: o.memoryLimitBytes } : {})
   })
-  lowerPriority(decoder.pid, o.niceness)
-  lowerPriority(encoding.pid, o.niceness)
+  if (o.priority === 'low') {
+    lowerPriority(decoder.pid, LOW_PRIORITY_NICENESS)
+    lowerPriority(encoding.pid, LOW_PRIORITY_NICENESS)
+  }
   // The encoder holds its own end now. Without ours, a decoder whose encoder died gets EPIPE and stops
   // rather than blocking on a pipe nobody reads.
   decoder.release()

@@ -3,7 +3,7 @@ import { mkdir, rm, rmdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
   reserveSpace, convicts, DEFAULT_ENCODER, DEFAULT_SEGMENT_LIMITS, encodeChunk, encoderFor, estimateEncodeMemory, formatMemorySize, MemoryBudgetError, SettingsError, sha256File,
-  type EncoderId, type EncoderSettings, type EncodeProgress, type EncodedChunk, type EncodeChunkOptions, type SegmentLimits, type SpaceReservation
+  type EncodePriority, type EncoderId, type EncoderSettings, type EncodeProgress, type EncodedChunk, type EncodeChunkOptions, type SegmentLimits, type SpaceReservation
 } from '../media/index.js'
 import { jobTag, logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
 import type { Answer, ChunkLease, FetchedSegment, ReportOffence, SegmentCheck, SegmentMeta, UnstampedEvent, WorkerEvent } from '../swarm/index.js'
@@ -38,8 +38,8 @@ export interface WorkerOptions {
   installedEncoders?: ReadonlySet<EncoderId>
   /** x264 --threads per encode; default lets x264 decide. */
   threads?: number
-  /** Nice value of the encoding processes (default ENCODE_NICENESS; 0 keeps the node's own); above 0 they also run in the idle scheduling class (media's limitedCommand). */
-  niceness?: number
+  /** How encodes share the machine (media's EncodePriority; default DEFAULT_ENCODE_PRIORITY). */
+  encodePriority?: EncodePriority
   /** Peers in the swarm that encode, this one included (default 1); with slots, how many encoders may want a job's open chunks. */
   swarmSize?: () => number
   /** Leases held but not yet encoding (prefetched), beyond the slots. */
@@ -89,12 +89,14 @@ const HEX_ID = /^[0-9a-f]{64}$/
 /** Settings from an originator, parsed and allowlisted by this worker (every job is x264's until jobs name their encoder). */
 const settingsFrom = (raw: string, encoder: EncoderId = DEFAULT_ENCODER): EncoderSettings => encoderFor(encoder).parseSettings(raw)
 /**
- * Encodes run below the node's own priority. The node's control work (claims, heartbeats, serving
- * segments, cutting and verifying an originator's chunks) is short but the whole swarm waits on
- * it, and on a machine whose cores all encode it used to queue behind x264. On an otherwise idle
- * machine the encodes still get every cycle; other programs on it stay responsive too.
+ * Encodes run below the node's own priority, by default in the idle class. The node's control work
+ * (claims, heartbeats, serving segments, cutting and verifying an originator's chunks) is short
+ * but the whole swarm waits on it, and on a machine whose cores all encode it used to queue behind
+ * x264. On an otherwise idle machine the encodes still get every cycle; other programs on it stay
+ * responsive too. A machine kept busy by other work gets no encoding done at 'idle' (its leases
+ * lapse to other peers): `swarm join --encode-priority low` gives encodes a share there.
  */
-export const ENCODE_NICENESS = 10
+export const DEFAULT_ENCODE_PRIORITY: EncodePriority = 'idle'
 /** How long stop() waits for aborted fetches, encodes and uploads to wind down. */
 const STOP_GRACE_MS = 5000
 /**
@@ -240,10 +242,11 @@ export class Worker extends EventEmitter<{ event: [WorkerEvent] }> {
     if (task.stage === 'queued') void this.cleanup(task)
   }
 
-  status (): { slots: number, memoryBudgetBytes?: number, active: Array<{ originator: string, jobId: string, chunk: number, framesDone: number, frames: number, fps: number, stage: Stage }> } {
+  status (): { slots: number, memoryBudgetBytes?: number, encodePriority: EncodePriority, active: Array<{ originator: string, jobId: string, chunk: number, framesDone: number, frames: number, fps: number, stage: Stage }> } {
     return {
       slots: this.o.slots,
       ...(this.o.memoryBudgetBytes !== undefined ? { memoryBudgetBytes: this.o.memoryBudgetBytes } : {}),
+      encodePriority: this.o.encodePriority ?? DEFAULT_ENCODE_PRIORITY,
       active: [...this.tasks.values()].map(t => ({ originator: t.lease.originator, jobId: t.lease.jobId, chunk: t.lease.chunk, framesDone: t.framesDone, frames: t.frames, fps: t.fps, stage: t.stage }))
     }
   }
@@ -415,7 +418,7 @@ export class Worker extends EventEmitter<{ event: [WorkerEvent] }> {
         segmentFromPeer: lease.originator !== this.o.peerId,
         ...(this.o.segmentLimits !== undefined ? { segmentLimits: this.o.segmentLimits } : {}),
         ...(this.o.threads !== undefined ? { threads: this.o.threads } : {}),
-        niceness: this.o.niceness ?? ENCODE_NICENESS,
+        priority: this.o.encodePriority ?? DEFAULT_ENCODE_PRIORITY,
         ...(this.o.memoryBudgetBytes !== undefined ? { memoryLimitBytes: this.o.memoryBudgetBytes } : {}),
         onProgress: (p: EncodeProgress) => { task.framesDone = p.framesDone; task.fps = p.fps; this.noteProgress(task) }
       }

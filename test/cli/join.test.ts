@@ -72,15 +72,15 @@ describe('swarm join', () => {
     expect(addHelp.stdout).toMatch(/--verify all\|adaptive +how peers' results of this job are checked/)
   })
 
-  it('takes --max-memory as the memory one encode may take, and swarm status shows it (text and --json)', async () => {
+  it('takes --max-memory as the memory one encode may take and --encode-priority, and swarm status shows them (text and --json)', async () => {
     const home = join(root, 'm')
-    const node = await startLocalNode(home, { extraArgs: ['--max-memory', '1500M'] })
+    const node = await startLocalNode(home, { extraArgs: ['--max-memory', '1500M', '--encode-priority', 'low'] })
     try {
       const json = await runSwarm(['status', '--home', home, '--json'])
       expect(json.exitCode).toBe(0)
-      expect((JSON.parse(json.stdout) as { worker: { memoryBudgetBytes: number } }).worker.memoryBudgetBytes).toBe(1500 * 1024 * 1024)
+      expect((JSON.parse(json.stdout) as { worker: { memoryBudgetBytes: number } }).worker).toMatchObject({ memoryBudgetBytes: 1500 * 1024 * 1024, encodePriority: 'low' })
       const text = await runSwarm(['status', '--home', home])
-      expect(text.stdout).toMatch(/^WORKER \(1 slot, 1\.46 GiB of memory each\)$/m)
+      expect(text.stdout).toMatch(/^WORKER \(1 slot, 1\.46 GiB of memory each, encodes at low priority\)$/m)
     } finally {
       expect(await node.stop()).toBe(0)
     }
@@ -90,5 +90,8 @@ describe('swarm join', () => {
       expect(r.exitCode).toBe(2)
       expect(r.stderr).toMatch(why)
     }
+    const priority = await runSwarm(['join', '--home', join(root, 'n'), '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--no-upnp', '--encode-priority', 'high'])
+    expect(priority.exitCode).toBe(2)
+    expect(priority.stderr).toMatch(/swarm join: --encode-priority is idle, low, normal, not "high"/)
   })
 })

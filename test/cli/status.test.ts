@@ -63,6 +63,6 @@ describe('swarm status', () => {
     expect(r.stdout).toContain(`peer id   ${a.peerId}`)
     expect(r.stdout).toMatch(/PEERS \(1\)/)
     expect(r.stdout).toMatch(/JOBS \(1\)[\s\S]*done/)
-    expect(r.stdout).toMatch(/WORKER \(1 slot, [\d.]+ [MG]iB of memory each\)/)
+    expect(r.stdout).toMatch(/WORKER \(1 slot, [\d.]+ [MG]iB of memory each, encodes at idle priority\)/)
   })
 })

@@ -5,7 +5,7 @@ import { announcement, chunk, jobId, jobRecord, lease, PEER_A, PEER_B, PEER_C, r
 
 // The node is PEER_A; PEER_B and PEER_C encode for it.
 const self = PEER_A
-const idle: WorkerStatus = { slots: 1, active: [] }
+const idle: WorkerStatus = { slots: 1, encodePriority: 'idle', active: [] }
 
 describe('countChunks', () => {
   it('counts pending chunks as open, and anything neither open nor leased as done', () => {
@@ -41,7 +41,7 @@ describe('jobStatus', () => {
     chunk(3, 'leased', { lease: lease(self, 0, 0) }),
     chunk(4, 'open')
   ])
-  const worker: WorkerStatus = { slots: 1, active: [{ originator: self, jobId: id, chunk: 3, framesDone: 6, frames: 24, fps: 10.02, stage: 'encoding' }] }
+  const worker: WorkerStatus = { slots: 1, encodePriority: 'idle', active: [{ originator: self, jobId: id, chunk: 3, framesDone: 6, frames: 24, fps: 10.02, stage: 'encoding' }] }
 
   it('sums done frames and the holders\' progress, and counts who encoded what', () => {
     expect(jobStatus(self, job, worker, false)).toEqual({
@@ -179,13 +179,13 @@ describe('peers', () => {
   })
   it('uses the live figures of chunks this node encodes itself', () => {
     const id = jobId('a')
-    const live = liveProgress({ slots: 1, active: [{ originator: self, jobId: id, chunk: 0, framesDone: 12, frames: 24, fps: 7, stage: 'encoding' }] }, self)
+    const live = liveProgress({ slots: 1, encodePriority: 'idle', active: [{ originator: self, jobId: id, chunk: 0, framesDone: 12, frames: 24, fps: 7, stage: 'encoding' }] }, self)
     expect(live.get(`${id}#0`)).toMatchObject({ framesDone: 12, fps: 7 })
   })
 
   it('never counts a chunk of another originator\'s job with the same id as this node\'s own', () => {
     const id = jobId('a')
-    const live = liveProgress({ slots: 1, active: [{ originator: PEER_B, jobId: id, chunk: 0, framesDone: 12, frames: 24, fps: 7, stage: 'encoding' }] }, self)
+    const live = liveProgress({ slots: 1, encodePriority: 'idle', active: [{ originator: PEER_B, jobId: id, chunk: 0, framesDone: 12, frames: 24, fps: 7, stage: 'encoding' }] }, self)
     expect(live.get(`${id}#0`)).toBeUndefined()
   })
 })

@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AbortError, cutSegment, encodeChunk, extractVideo, parseX264Settings, planChunks, probeMedia, SettingsError, ToolError, VerificationError, verifyEncodedChunk, type EncoderSettings, type EncodeProgress, type MediaInfo, type Segment } from '../../src/media/index.js'
+import { AbortError, cutSegment, encodeChunk, extractVideo, LOW_PRIORITY_NICENESS, parseX264Settings, planChunks, probeMedia, SettingsError, ToolError, VerificationError, verifyEncodedChunk, type EncoderSettings, type EncodeProgress, type MediaInfo, type Segment } from '../../src/media/index.js'
 import { ensureFixtures } from '../fixtures.js'
 
 let scratch: string
@@ -88,26 +88,30 @@ describe('encodeChunk', () => {
     expect(await childrenOf(process.pid)).toEqual([])
   })
 
-  it('runs the decoder and x264 in the idle scheduling class when given a nice value, every thread of them', async () => {
-    const out = join(scratch, 'niced.264')
-    // From x264's first progress report to the end: the scheduling class of every thread of this
-    // process's ffmpeg and x264 children (chrt puts them there before they exec).
+  // From x264's first progress report to the end: the scheduling class and nice value of every
+  // thread of this process's ffmpeg and x264 children (chrt and setpriority put them there).
+  it.each([
+    ['idle', 'IDL -'],
+    ['low', `TS ${LOW_PRIORITY_NICENESS}`],
+    ['normal', 'TS 0']
+  ] as const)('runs the decoder and x264 at priority %s as %s, every thread of them', async (priority, expected) => {
+    const out = join(scratch, `priority-${priority}.264`)
     const seen = new Set<string>()
     let encoding = true
     let sampler: Promise<void> | undefined
     const sample = async (): Promise<void> => {
       while (encoding) {
-        const { stdout } = await execa('ps', ['-L', '-o', 'comm=,cls=', '--ppid', String(process.pid)], { reject: false })
-        for (const [c, ni] of stdout.split('\n').map(l => l.trim().split(/\s+/))) if (c === 'ffmpeg' || c === 'x264') seen.add(`${c} ${ni ?? ''}`)
+        const { stdout } = await execa('ps', ['-L', '-o', 'comm=,cls=,ni=', '--ppid', String(process.pid)], { reject: false })
+        for (const [c, cls, ni] of stdout.split('\n').map(l => l.trim().split(/\s+/))) if (c === 'ffmpeg' || c === 'x264') seen.add(`${c} ${cls ?? ''} ${ni ?? ''}`)
       }
     }
     try {
-      await encodeChunk({ ...base(out, '--preset veryslow --crf 18'), threads: 2, niceness: 7, onProgress: (p) => { if (p.framesDone < p.frameCount) sampler ??= sample() } })
+      await encodeChunk({ ...base(out, '--preset veryslow --crf 18'), threads: 2, priority, onProgress: (p) => { if (p.framesDone < p.frameCount) sampler ??= sample() } })
     } finally {
       encoding = false
       await sampler
     }
-    expect(seen).toEqual(new Set(['ffmpeg IDL', 'x264 IDL']))
+    expect(seen).toEqual(new Set([`ffmpeg ${expected}`, `x264 ${expected}`]))
   })
 })
 

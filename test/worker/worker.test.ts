@@ -6,7 +6,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { localLink } from '../../src/daemon/local-link.js'
 import { Originator, type JobRecord } from '../../src/jobs/index.js'
 import { probeMedia, type EncodeChunkOptions } from '../../src/media/index.js'
-import { ENCODE_NICENESS, Worker, type JobView, type OriginatorLink } from '../../src/worker/index.js'
+import { DEFAULT_ENCODE_PRIORITY, Worker, type JobView, type OriginatorLink } from '../../src/worker/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 import { waitFor } from '../helpers/wait.js'
 import type { NodeEventOf, RefusalCode } from '../../src/swarm/index.js'
@@ -55,8 +55,8 @@ describe('Worker with its own node as originator', () => {
   })
 
   it('gives a chunk back with the reason when its encode fails, tries once more after a pause, then stops claiming that job', async () => {
-    const niceness: Array<number | undefined> = []
-    const failing = async (o: EncodeChunkOptions): Promise<never> => { niceness.push(o.niceness); const e = new Error('x264 [error]: could not open output file'); e.name = 'ToolError'; throw e }
+    const priorities: Array<string | undefined> = []
+    const failing = async (o: EncodeChunkOptions): Promise<never> => { priorities.push(o.priority); const e = new Error('x264 [error]: could not open output file'); e.name = 'ToolError'; throw e }
     let offset = 0
     const now = (): number => Date.now() + offset
     const { originator, worker, home } = await setup('--preset ultrafast', { slots: 1, encoder: failing, now })
@@ -64,8 +64,9 @@ describe('Worker with its own node as originator', () => {
     await waitFor('a failure on chunk 0', () => (job.chunks[0]?.failures.length ?? 0) > 0, { timeoutMs: 90_000, everyMs: 50 })
     expect(job.chunks[0]?.failures[0]?.reason).toMatch(/could not open output file/)
     expect(job.chunks[0]?.state).toBe('open')
-    // Encodes run below the node's own priority.
-    expect(niceness).toEqual([ENCODE_NICENESS])
+    // Encodes run below the node's own priority: in the idle class unless the node says otherwise.
+    expect(DEFAULT_ENCODE_PRIORITY).toBe('idle')
+    expect(priorities).toEqual([DEFAULT_ENCODE_PRIORITY])
     // Backed off: no second try within the pause.
     await new Promise(r => setTimeout(r, 1000))
     expect(job.chunks[0]?.failures).toHaveLength(1)
