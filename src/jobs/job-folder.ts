@@ -14,6 +14,8 @@ import { join } from 'node:path'
  * - `merge/`: the merge's work: the joined video, the timestamp file, extracted captions, and
  *   `tracks.mkv`, the source's other tracks when mkvmerge cannot read them from the source.
  * - `work/`: the splitter's scratch, removed when the split ends.
+ * - `checks/reference-<random>/`: the source's side of a picture check, made while a peer encodes
+ *   the chunk and removed once used (result-intake.ts).
  *
  * All but job.json are removed once the output is verified (`scratch`).
  */
@@ -26,6 +28,7 @@ export class JobFolder {
   get results (): string { return join(this.dir, 'results') }
   get merge (): string { return join(this.dir, 'merge') }
   get work (): string { return join(this.dir, 'work') }
+  get checks (): string { return join(this.dir, 'checks') }
 
   /** Where the splitter writes chunk `index`'s segment. */
   segmentFor (index: number): string { return join(this.segments, `segment-${index}.mkv`) }
@@ -44,5 +47,5 @@ export class JobFolder {
   get tracks (): string { return join(this.merge, 'tracks.mkv') }
 
   /** Everything the job's output no longer needs once it is verified: all but job.json. */
-  get scratch (): string[] { return [this.segments, this.results, this.merge, this.incoming] }
+  get scratch (): string[] { return [this.segments, this.results, this.merge, this.incoming, this.checks] }
 }

@@ -47,6 +47,8 @@ export interface OriginatorOptions {
   slotsPerPeer?: number
   /** Peers' results decoded at once (default: this machine's cores); the rest wait their turn, one per peer at a time. */
   verifyConcurrency?: number
+  /** Make the source's side of a picture check while the peer encodes (ResultIntake.leased); default true. */
+  prepareChecks?: boolean
   /**
    * This node runs a worker that can encode its own jobs (the daemon always does): a chunk given
    * back by several peers is kept for it, and only its failure fails the job (LeaseTable.hopeless).
@@ -125,7 +127,10 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
       log: o.log,
       changed: (job, announce) => { this.touch(job, announce) },
       failed: (job, error) => { this.fail(job, error) },
-      event: (e) => { this.tell(e) },
+      event: (e) => {
+        this.tell(e)
+        if (e.type === 'lease:granted') this.intake.leased(e.jobId, e.chunk, e.peer)
+      },
       leaseMs: o.leaseMs,
       maxChunkFailures: o.maxChunkFailures,
       swarmSize: o.swarmSize,
@@ -147,6 +152,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
       now: this.now,
       log: o.log,
       verifyConcurrency: o.verifyConcurrency,
+      ...(o.prepareChecks !== undefined ? { prepareChecks: o.prepareChecks } : {}),
       reportOffence: o.reportOffence,
       isBanned: o.isBanned,
       event: (e) => { this.tell(e) },
@@ -197,6 +203,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
     if (this.expiryTimer !== undefined) clearInterval(this.expiryTimer)
     for (const c of this.aborts.values()) c.abort()
     await Promise.allSettled([...this.running.values()])
+    await this.intake.stop()
     await this.store.flush()
   }
 
@@ -305,7 +312,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
       delete c.formerLease; delete c.overdue; delete c.reservedFor
     }
     this.sources.delete(job.id)
-    this.intake.forget(job.id)
+    await this.intake.forget(job.id)
     job.state = 'splitting'
     this.touch(job)
     await this.save(job.id)
@@ -329,7 +336,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
     await this.running.get(id)?.catch(() => {})
     this.leases.forget(id)
     this.sources.delete(id)
-    this.intake.forget(id)
+    await this.intake.forget(id)
     await this.store.remove(id)
     // The originator is where a cancel happens; without this line its log never said so, and
     // the refusals peers' late messages get next looked like a fault.

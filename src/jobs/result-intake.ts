@@ -1,8 +1,8 @@
 import { availableParallelism } from 'node:os'
 import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import {
-  reserveSpace, type SpaceReservation, comparePictures, convicts, encodedSize, encoderFor, referenceStructure, VerificationError, verifyEncodedChunk,
-  type ReferenceStructure, type StructureJob,
+  reserveSpace, type SpaceReservation, comparePictures, convicts, discardSourceReference, encodedSize, encoderFor, prepareSourceReference, referenceStructure, VerificationError, verifyEncodedChunk,
+  type ReferenceStructure, type SourceReference, type StructureJob,
   type EncoderId
 } from '../media/index.js'
 import { logger, shortChunk, shortPeer, type Logger, type LogSink } from '../log/index.js'
@@ -158,6 +158,18 @@ export interface ResultIntakeOptions {
   checks?: { draw?: (jobId: string, peer: string) => number, rule?: AdaptiveRule }
   /** The version of an encoder a peer advertises (this node's own for itself), kept with each result. */
   encoderVersionOf?: (peer: string, encoder: EncoderId) => string | undefined
+  /** Make the source's side of a picture check while the peer encodes (leased); default true. Off: all of it after the upload. */
+  prepareChecks?: boolean
+}
+
+/** The source's side of one chunk's next picture check, being made or made (ResultIntake.leased). */
+interface PreparedCheck {
+  /** Whose lease it was made for. */
+  peer: string
+  /** Its work has begun: the check waits for it rather than doing it again. */
+  started: boolean
+  controller: AbortController
+  reference: Promise<SourceReference | undefined>
 }
 
 /**
@@ -176,6 +188,15 @@ export class ResultIntake {
   private readonly structures = new Map<string, Promise<ReferenceStructure>>()
   /** Which of a peer's results get the picture check (verification-policy.ts). */
   private readonly planner: CheckPlanner
+  /** Per chunk ("job#index"), the source's side of its next picture check (leased). */
+  private readonly prepared = new Map<string, PreparedCheck>()
+  /** Preparations run one at a time, jobs taking turns: the checks of results that are in come first. */
+  private readonly preparing = new FairTurns(1)
+  /** Per job, preparations and removals of their files not yet ended: the job's folder goes only after them. */
+  private readonly preparationsOf = new Map<string, Set<Promise<unknown>>>()
+  private stopped = false
+  /** Aborted when the node stops: checks and preparations end rather than write into job folders after it. */
+  private readonly stopping = new AbortController()
   /** Per job, results being taken now (accept, from the upload's end to kept or refused), and who waits for none to be. */
   private readonly accepting = new Map<string, { count: number, idle: Array<() => void> }>()
   private readonly now: () => number
@@ -189,9 +210,91 @@ export class ResultIntake {
   }
 
   /** The job's settings or source may have changed (encoded again, cancelled): its reference structure is made anew, and every peer starts again with its first full checks. */
-  forget (jobId: string): void {
+  async forget (jobId: string): Promise<void> {
     this.structures.delete(jobId)
     this.planner.forget(jobId)
+    for (const key of [...this.prepared.keys()]) if (key.startsWith(`${jobId}#`)) this.discardPrepared(key)
+    await this.preparationsEnded(jobId)
+  }
+
+  /**
+   * A peer took a lease on a chunk. When its result will surely get the picture check (every result
+   * in mode all, a peer's first in adaptive mode), the source's side of that check (the source's
+   * frames reduced, the frames to compare drawn now and kept here, this node's own encode of them:
+   * media's prepareSourceReference) is made while the peer encodes, so the check of its result
+   * only decodes the result. At a job's end that is the time from the last encode to the merge.
+   * The frames are drawn with the CSPRNG and never leave this node before the check, as when
+   * drawn after the upload; a reference serves one check and is then gone.
+   */
+  leased (jobId: string, chunkIndex: number, peer: string): void {
+    if (peer === this.o.self || this.o.prepareChecks === false || this.stopped) return
+    const key = `${jobId}#${chunkIndex}`
+    const job = this.o.jobs.get(jobId)
+    const chunk = job?.chunks[chunkIndex]
+    if (job === undefined || chunk?.segment === undefined || this.prepared.has(key)) return
+    const mode = job.verify ?? 'all'
+    if (!this.planner.nextIsFull(jobId, peer, mode)) return
+    // Adaptive: only the peer's next result is sure to be checked in full, not two it holds at once.
+    if (mode !== 'all' && [...this.prepared].some(([k, e]) => e.peer === peer && k.startsWith(`${jobId}#`))) return
+    const segment = { path: this.o.folder(jobId).segment(chunk.segment.file), selectFromTime: chunk.segment.selectFromTime }
+    const frames = chunk.frames
+    const under = this.o.folder(jobId).checks
+    const entry: PreparedCheck = { peer, started: false, controller: new AbortController(), reference: Promise.resolve(undefined) }
+    entry.reference = this.preparing.run(jobId, async () => {
+      if (entry.controller.signal.aborted || chunk.state === 'done') return undefined
+      entry.started = true
+      return await prepareSourceReference(segment, frames, { job: encodingOf(job), signal: AbortSignal.any([entry.controller.signal, this.stopping.signal]), under })
+    }).catch((err: Error) => {
+      // Its check does it all after the upload, as without a preparation.
+      if (err.name !== 'AbortError') this.log.debug(`preparing the check of ${shortChunk(jobId, chunkIndex)} failed: ${err.message}`)
+      return undefined
+    })
+    this.track(jobId, entry.reference)
+    this.prepared.set(key, entry)
+  }
+
+  private track (jobId: string, work: Promise<unknown>): void {
+    const set = this.preparationsOf.get(jobId) ?? new Set()
+    this.preparationsOf.set(jobId, set)
+    set.add(work)
+    void work.finally(() => {
+      set.delete(work)
+      if (set.size === 0 && this.preparationsOf.get(jobId) === set) this.preparationsOf.delete(jobId)
+    })
+  }
+
+  private async preparationsEnded (jobId?: string): Promise<void> {
+    const sets = jobId !== undefined ? [this.preparationsOf.get(jobId)] : [...this.preparationsOf.values()]
+    await Promise.allSettled(sets.flatMap(set => [...(set ?? [])]))
+  }
+
+  /** The prepared source side of this chunk's check if its making has begun (waited for), else none: the check makes it itself. */
+  private async takePrepared (key: string): Promise<SourceReference | undefined> {
+    const entry = this.prepared.get(key)
+    if (entry === undefined) return undefined
+    this.prepared.delete(key)
+    if (!entry.started) { entry.controller.abort(); return undefined }
+    return await entry.reference
+  }
+
+  private discardPrepared (key: string): void {
+    const entry = this.prepared.get(key)
+    if (entry === undefined) return
+    this.prepared.delete(key)
+    entry.controller.abort()
+    this.track(key.slice(0, key.indexOf('#')), entry.reference.then(async r => { if (r !== undefined) await discardSourceReference(r) }))
+  }
+
+  /**
+   * A node stopping: every preparation and picture check stops (a result being checked is refused,
+   * blaming nobody), what they made is removed, and nothing of theirs writes into a job's folder after.
+   */
+  async stop (): Promise<void> {
+    this.stopped = true
+    this.stopping.abort()
+    for (const key of [...this.prepared.keys()]) this.discardPrepared(key)
+    await Promise.all([...this.accepting.keys()].map(async jobId => { await this.settled(jobId) }))
+    await this.preparationsEnded()
   }
 
   /**
@@ -200,8 +303,9 @@ export class ResultIntake {
    */
   async settled (jobId: string): Promise<void> {
     const taking = this.accepting.get(jobId)
-    if (taking === undefined) return
-    await new Promise<void>(resolve => { taking.idle.push(resolve) })
+    if (taking !== undefined) await new Promise<void>(resolve => { taking.idle.push(resolve) })
+    // Every chunk is done, so each preparation is stopped and its files on their way out.
+    await this.preparationsEnded(jobId)
   }
 
   /**
@@ -278,7 +382,8 @@ export class ResultIntake {
     // Drawn now, after the upload: the peer could not know which of its results get the picture check.
     const depth: CheckDepth | 'own' = peer === this.o.self ? 'own' : this.planner.decide(jobId, peer, job.verify ?? 'all')
     const bad = await this.verifyResult(job, chunk, peer, tmpPath, depth)
-    if (bad !== undefined) { ended('refused'); return this.told(jobId, chunkIndex, peer, bad) }
+    // A check stopped with the node says nothing of the result: its lease may send it again.
+    if (bad !== undefined) { ended(this.stopped ? 'lost' : 'refused'); return this.told(jobId, chunkIndex, peer, bad) }
     // Caught with another result while this one was checked: nothing of this peer counts for the job any more.
     if (peer !== this.o.self && this.o.isBanned?.(peer, jobId) === true) {
       await rm(tmpPath, { force: true })
@@ -304,6 +409,8 @@ export class ResultIntake {
     this.o.event?.({ type: 'chunk:done', jobId, chunk: chunkIndex, peer, bytes: size, verifyMs: this.now() - started, ...(leasedAt !== undefined ? { leaseMs: this.now() - leasedAt } : {}), ...(depth !== 'own' ? { check: depth } : {}) })
     if (depth === 'structural') this.log.debug(`kept ${shortChunk(jobId, chunkIndex)} from ${shortPeer(peer)} on its structure alone (adaptive checking)`)
     await this.o.jobs.save(jobId)
+    // Done by another copy (this node's own, a backup) before its check was needed.
+    this.discardPrepared(`${jobId}#${chunkIndex}`)
     await this.dropSegment(job, chunk)
     this.o.chunkDone(job, chunk)
     return { ok: true }
@@ -372,14 +479,31 @@ export class ResultIntake {
             // are compared with the source segment's (media/pictures.ts).
             if (chunk.segment === undefined) throw new VerificationError(`chunk ${chunkIndex} has no source segment to compare the result with`)
             const segment = { path: this.o.folder(job.id).segment(chunk.segment.file), selectFromTime: chunk.segment.selectFromTime }
+            const reference = await this.takePrepared(key)
+            // The job's settings set what an honest encode of the drawn frames loses.
+            const compare = async (prepared?: SourceReference): Promise<unknown> =>
+              await comparePictures(tmpPath, segment, chunk.frames, { job: encodingOf(job), signal: this.stopping.signal, ...(prepared !== undefined ? { reference: prepared } : {}) })
             try {
-              // The job's settings set what an honest encode of the drawn frames loses.
-              await comparePictures(tmpPath, segment, chunk.frames, { job: encodingOf(job) })
+              try {
+                await compare(reference)
+                if (reference !== undefined) this.log.debug(`checked the pictures of ${shortChunk(job.id, chunkIndex)} from ${shortPeer(peer)} against the source's side prepared while it was encoded`)
+              } catch (err) {
+                // Our prepared side unusable (its files gone, a disk error): the whole check again, rather than the peer's work refused for it.
+                if (reference === undefined || convicts(err, tmpPath) || (err as Error).name === 'AbortError') throw err
+                this.log.debug(`the prepared check of ${shortChunk(job.id, chunkIndex)} failed on this node's side (${(err as Error).message}); checking it in full`)
+                await compare()
+              }
             } catch (err) {
               // Convicted inside its turn: the next result of this peer waiting for a turn must see
               // the ban, or it costs a decode too (the turn passes on before any await out here).
               if (convicts(err, tmpPath)) { this.convict(job, chunkIndex, peer, tmpPath, err); reported = true }
               throw err
+            } finally {
+              if (reference !== undefined) {
+                const removal = discardSourceReference(reference)
+                this.track(job.id, removal)
+                await removal
+              }
             }
           }, job.id)
         } finally {

@@ -142,5 +142,13 @@ export class CheckPlanner {
     return depth
   }
 
+  /**
+   * Whether the peer's next result in the job will get the full check whatever is drawn: in mode
+   * all, or before its first `fullFirst` results are decided. Draws nothing.
+   */
+  nextIsFull (jobId: string, peer: string, mode: VerifyMode): boolean {
+    return mode === 'all' || (this.records.get(jobId)?.get(peer)?.decided ?? 0) < this.rule.fullFirst
+  }
+
   forget (jobId: string): void { this.records.delete(jobId) }
 }

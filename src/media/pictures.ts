@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { encodedSize, y4mPixFmt } from './encode.js'
@@ -109,6 +109,11 @@ export interface PictureCheckOptions extends RunOptions {
   job: StructureJob
   /** Frames to encode here and compare at half size (tests, measurements). Default: SAMPLED_FRAMES drawn by pickSampledFrames. */
   samples?: number[]
+  /**
+   * The source's side of the check, made before the result came (prepareSourceReference, for the
+   * same segment, frame count and job): its frames are compared, and only the result is decoded now.
+   */
+  reference?: SourceReference
   /** The CSPRNG behind the default samples; a test may fix it. */
   random?: (max: number) => number
   thresholds?: Partial<PictureThresholds>
@@ -426,15 +431,16 @@ export async function comparePictures (resultPath: string, segment: SourceSegmen
   const runOptions: RunOptions = o.signal !== undefined ? { signal: o.signal } : {}
   const { job } = o
   const g = geometryOf(job.width, job.height)
-  const samples = [...new Set(o.samples ?? pickSampledFrames(frameCount, SAMPLED_FRAMES, o.random))].filter(p => Number.isInteger(p) && p >= 0 && p < frameCount).sort((a, b) => a - b)
+  if (o.reference !== undefined && o.reference.frameCount !== frameCount) throw new Error(`comparing ${resultPath}: the prepared reference is of ${o.reference.frameCount} frames, not ${frameCount}`)
+  const samples = o.reference?.samples ?? drawnFrames(frameCount, o)
   if (samples.length === 0) throw new Error(`comparing ${resultPath}: no frame positions within 0..${frameCount - 1}`)
 
   const dir = await mkdtemp(join(tmpdir(), 'swarm-pictures-'))
   try {
-    const ours = async (): Promise<{ source: Reduced, own: Reduced }> => {
-      const source = await reduceSource(segment, frameCount, samples, g, job, dir, runOptions)
-      return { source, own: await reduceOwnEncode(source.y4m, samples, g, job, dir, runOptions) }
-    }
+    const prepared = o.reference
+    const ours = prepared !== undefined
+      ? async () => await readReference(prepared)
+      : async () => await reduceReference(segment, frameCount, samples, g, job, dir, runOptions)
     const [result, reference] = await Promise.allSettled([reduceResult(resultPath, frameCount, samples, g, job, dir, runOptions), ours()])
     if (result.status === 'rejected') throw result.reason
     if (reference.status === 'rejected') {
@@ -460,6 +466,58 @@ export async function comparePictures (resultPath: string, segment: SourceSegmen
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
+}
+
+function drawnFrames (frameCount: number, o: Pick<PictureCheckOptions, 'samples' | 'random'>): number[] {
+  return [...new Set(o.samples ?? pickSampledFrames(frameCount, SAMPLED_FRAMES, o.random))].filter(p => Number.isInteger(p) && p >= 0 && p < frameCount).sort((a, b) => a - b)
+}
+
+/** The source's frames reduced, and this node's own encode of the drawn ones, written to `dir`. */
+async function reduceReference (segment: SourceSegmentRef, frameCount: number, samples: number[], g: Geometry, job: StructureJob, dir: string, o: RunOptions): Promise<{ source: Reduced, own: Reduced }> {
+  const source = await reduceSource(segment, frameCount, samples, g, job, dir, o)
+  return { source, own: await reduceOwnEncode(source.y4m, samples, g, job, dir, o) }
+}
+
+/**
+ * The source's side of a picture check, made while the chunk is still being encoded elsewhere: the
+ * frames to compare, drawn now with the CSPRNG and known only to this node (the peer learns
+ * nothing until its result is judged), and the source's and the own encode's reductions, in files
+ * of `dir`. The check of the result then only decodes the result: at the job's end the last
+ * result's check no longer waits for this node's own encode (two AV1 key frames: 1.6 s of CPU).
+ * One reference serves one check; discardSourceReference removes its files.
+ */
+export interface SourceReference {
+  frameCount: number
+  samples: number[]
+  dir: string
+}
+
+/** `under`: the folder to make the reference's own in (default: the OS temp dir). */
+export async function prepareSourceReference (segment: SourceSegmentRef, frameCount: number, o: Pick<PictureCheckOptions, 'job' | 'samples' | 'random' | 'signal'> & { under?: string }): Promise<SourceReference> {
+  const samples = drawnFrames(frameCount, o)
+  if (samples.length === 0) throw new Error(`preparing the check of ${segment.path}: no frame positions within 0..${frameCount - 1}`)
+  const under = o.under ?? tmpdir()
+  await mkdir(under, { recursive: true })
+  const dir = await mkdtemp(join(under, 'reference-'))
+  try {
+    await reduceReference(segment, frameCount, samples, geometryOf(o.job.width, o.job.height), o.job, dir, o.signal !== undefined ? { signal: o.signal } : {})
+    // Only the reductions are read again: the drawn frames' y4m and the own encode's streams go.
+    const kept = new Set([...Object.values(filesIn(dir, 'source')), ...Object.values(filesIn(dir, 'own'))])
+    await Promise.all((await readdir(dir)).map(async name => { if (!kept.has(join(dir, name))) await rm(join(dir, name), { force: true }) }))
+    return { frameCount, samples, dir }
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true })
+    throw err
+  }
+}
+
+export async function discardSourceReference (reference: SourceReference): Promise<void> {
+  await rm(reference.dir, { recursive: true, force: true })
+}
+
+async function readReference (reference: SourceReference): Promise<{ source: Reduced, own: Reduced }> {
+  const read = async (files: ReducedFiles): Promise<Reduced> => ({ signatures: await readFile(files.signatures), halves: samples16(await readFile(files.halves)) })
+  return { source: await read(filesIn(reference.dir, 'source')), own: await read(filesIn(reference.dir, 'own')) }
 }
 
 function judge (resultPath: string, frameCount: number, samples: number[], res: Reduced, source: Reduced, own: Reduced, g: Geometry, t: PictureThresholds, measureOnly: boolean): PictureCheck {

@@ -156,11 +156,21 @@ describe('Originator', () => {
   it('decodes peers\' results a few at a time, however many arrive at once', async () => {
     const scratch = await mkdtemp(join(tmpdir(), 'swarm-orig-turns-'))
     cleanup.push(async () => { await rm(scratch, { recursive: true, force: true }) })
-    const { execa } = await import('execa')
-    /** Accepts chunks 0-2 (two GOPs each, so a decode lasts) from three peers at once; returns the most decoders seen running together. */
+    // Every ffmpeg this process starts, logged by a shim in front of the real one with its start
+    // and end: the decodes of peers' results (raw H.264 forced, through the file protocol only:
+    // peerInputArgs) are told from the check's other ffmpeg runs by their arguments.
+    const shim = join(scratch, 'bin')
+    const runs = join(scratch, 'ffmpeg-runs.log')
+    const { mkdir, writeFile, readFile, chmod } = await import('node:fs/promises')
+    await mkdir(shim, { recursive: true })
+    await writeFile(join(shim, 'ffmpeg'), `#!/bin/sh\nstart=$(date +%s%N)\n/usr/bin/ffmpeg "$@"\nrc=$?\necho "$start $(date +%s%N) $*" >> ${runs}\nexit $rc\n`)
+    await chmod(join(shim, 'ffmpeg'), 0o755)
+    const path = process.env.PATH
+    /** Accepts chunks 0-2 (two GOPs each) from three peers at once; returns the most result decodes that ran at the same time. */
     const burst = async (verifyConcurrency: number): Promise<number> => {
       const home = await mkdtemp(join(tmpdir(), 'swarm-orig-turns-home-'))
-      const o = new Originator({ home, peerId: '12D3KooWorigin', plan: { gopsPerChunk: 2 }, verifyConcurrency })
+      // Each check does all its decoding after the upload, as without a preparation.
+      const o = new Originator({ home, peerId: '12D3KooWorigin', plan: { gopsPerChunk: 2 }, verifyConcurrency, prepareChecks: false })
       await o.start()
       cleanup.push(async () => { await o.stop(); await rm(home, { recursive: true, force: true }) })
       const { job } = await o.addJob({ file: fx.openGop10bit, settings: SETTINGS })
@@ -171,25 +181,53 @@ describe('Originator', () => {
         if (!l.ok) throw new Error(l.message)
         files.push(await encodeFor(o, job, i, l.lease.id, `peer${i}`, scratch))
       }
-      let most = 0
-      let sampling = true
-      const sampler = (async () => {
-        while (sampling) {
-          // One decoder of a peer's result (raw H.264 forced, through the file protocol only: peerInputArgs)
-          // per picture check running; the check's decode of its own encode reads a file of ours.
-          const { stdout } = await execa('ps', ['-o', 'args=', '--ppid', String(process.pid)], { reject: false })
-          most = Math.max(most, stdout.split('\n').filter(c => c.startsWith('ffmpeg') && c.includes('-f h264 -protocol_whitelist file')).length)
-        }
-      })()
-      const answers = await Promise.all(files.map(async (f, i) => await o.acceptResult(job.id, i, `peer${i}`, f, 'x')))
-      sampling = false
-      await sampler
+      await rm(runs, { force: true })
+      process.env.PATH = `${shim}:${path ?? ''}`
+      let answers
+      try {
+        answers = await Promise.all(files.map(async (f, i) => await o.acceptResult(job.id, i, `peer${i}`, f, 'x')))
+      } finally {
+        process.env.PATH = path
+      }
       expect(answers).toEqual([{ ok: true }, { ok: true }, { ok: true }])
-      return most
+      const decodes = (await readFile(runs, 'utf8')).split('\n').filter(l => l.includes('-f h264 -protocol_whitelist file')).map(l => l.split(' ').slice(0, 2).map(BigInt))
+      expect(decodes).toHaveLength(3)
+      return Math.max(...decodes.map(([start]) => decodes.filter(([s, e]) => (s as bigint) <= (start as bigint) && (start as bigint) < (e as bigint)).length))
     }
-    expect(await burst(1)).toBeLessThanOrEqual(1)
-    // The sampling does see decoders overlap when they may.
+    expect(await burst(1)).toBe(1)
+    // The log does see decodes overlap when they may.
     expect(await burst(3)).toBeGreaterThan(1)
+  })
+
+  it('makes the source side of a leased chunk\'s picture check while the peer encodes; the check uses it once, then it is gone', async () => {
+    const scratch = await mkdtemp(join(tmpdir(), 'swarm-orig-prepared-'))
+    const home = await mkdtemp(join(tmpdir(), 'swarm-orig-prepared-home-'))
+    const lines: string[] = []
+    const o = new Originator({ home, peerId: '12D3KooWorigin', plan: { gopsPerChunk: 2 }, log: (line) => { lines.push(line) } })
+    await o.start()
+    cleanup.push(async () => { await o.stop(); await rm(home, { recursive: true, force: true }); await rm(scratch, { recursive: true, force: true }) })
+    const { job } = await o.addJob({ file: fx.openGop10bit, settings: SETTINGS })
+    await waitFor('the job to be encoding', () => job.state === 'encoding', { timeoutMs: 60_000, everyMs: 50 })
+    const checks = join(o.jobDir(job.id), 'checks')
+    const references = (): string[] => existsSync(checks) ? readdirSync(checks) : []
+    const l0 = o.requestLease(job.id, 0, 'peer0')
+    const l1 = o.requestLease(job.id, 1, 'peer1')
+    if (!l0.ok || !l1.ok) throw new Error('lease')
+    // Made one at a time, each in a folder of its own, only the reductions kept.
+    await waitFor('both references made', () => references().length === 2 && references().every(r => readdirSync(join(checks, r)).length === 4), { timeoutMs: 60_000, everyMs: 50 })
+    expect(await o.acceptResult(job.id, 0, 'peer0', await encodeFor(o, job, 0, l0.lease.id, 'peer0', scratch), 'x')).toEqual({ ok: true })
+    expect(lines.filter(l => /checked the pictures of .* against the source's side prepared while it was encoded/.test(l))).toHaveLength(1)
+    expect(references()).toHaveLength(1)
+    // Unusable (its files gone): the check does it all again rather than refuse the peer's work.
+    for (const r of references()) await rm(join(checks, r, 'own-signatures.raw'))
+    expect(await o.acceptResult(job.id, 1, 'peer1', await encodeFor(o, job, 1, l1.lease.id, 'peer1', scratch), 'x')).toEqual({ ok: true })
+    expect(lines.some(l => /the prepared check of .* failed on this node's side .*; checking it in full/.test(l))).toBe(true)
+    expect(references()).toEqual([])
+    // This node's own chunks get no picture check, so none is made for them.
+    const own = o.requestLease(job.id, 2, '12D3KooWorigin')
+    expect(own.ok).toBe(true)
+    await new Promise(resolve => setTimeout(resolve, 300))
+    expect(references()).toEqual([])
   })
 
   it('offers a backup copy only of a chunk whose holder would finish later than a fresh copy', async () => {

@@ -64,6 +64,21 @@ describe('CheckPlanner', () => {
     expect(counting.decide('j', 'a', 'adaptive')).toBe('structural')
   })
 
+  it('says ahead which next results surely get the full check (mode all, a peer\'s first ones), without drawing', () => {
+    let draws = 0
+    const planner = new CheckPlanner({ draw: () => { draws++; return 0.9 }, rule: { fullFirst: 2, share: 0.25 } })
+    expect(planner.nextIsFull('j', 'a', 'adaptive')).toBe(true)
+    planner.decide('j', 'a', 'adaptive')
+    expect(planner.nextIsFull('j', 'a', 'adaptive')).toBe(true)
+    planner.decide('j', 'a', 'adaptive')
+    // Past its first two: a draw decides, after the upload.
+    expect(planner.nextIsFull('j', 'a', 'adaptive')).toBe(false)
+    expect(planner.nextIsFull('j', 'a', 'all')).toBe(true)
+    expect(planner.nextIsFull('j', 'b', 'adaptive')).toBe(true)
+    expect(planner.nextIsFull('k', 'a', 'adaptive')).toBe(true)
+    expect(draws).toBe(0)
+  })
+
   it('gets its draws per job and peer from the source it is given (a scripted one lines up with each peer\'s draws)', () => {
     const planner = new CheckPlanner({ draw: scriptedDraws([0.99, 0.99, 0]) })
     const a = Array.from({ length: 7 }, () => planner.decide('j', 'a', 'adaptive'))

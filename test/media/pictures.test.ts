@@ -1,10 +1,10 @@
 import { execa } from 'execa'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
-  comparePictures, convicts, cutSegment, encodeChunk, extractVideo, parseX264Settings, pickSampledFrames, planChunks, probeMedia, sourceAsCutSource, ToolError, VerificationError,
+  comparePictures, convicts, cutSegment, discardSourceReference, prepareSourceReference, encodeChunk, extractVideo, parseX264Settings, pickSampledFrames, planChunks, probeMedia, sourceAsCutSource, ToolError, VerificationError,
   type MediaInfo, type PictureCheck, type PictureScores, type Segment, type StructureJob
 } from '../../src/media/index.js'
 import { ensureFixtures } from '../fixtures.js'
@@ -106,6 +106,30 @@ describe('comparePictures on a chunk of the open-GOP 10-bit fixture (pre-roll, B
       expect(r.samples).toHaveLength(2)
       expect(Math.max(...Object.values(r.scores))).toBeLessThan(0.8)
     }
+  })
+
+  it('judges alike with the source\'s side prepared before the result came, which keeps only its reductions and serves one check', async () => {
+    const samples = [5, 41]
+    const inline = await comparePictures(honest, seg, seg.frameCount, { job, samples })
+    const reference = await prepareSourceReference(seg, seg.frameCount, { job, samples, under: join(scratch, 'checks') })
+    expect(reference.samples).toEqual(samples)
+    expect((await readdir(reference.dir)).sort()).toEqual(['own-halves.raw', 'own-signatures.raw', 'source-halves.raw', 'source-signatures.raw'])
+    const prepared = await comparePictures(honest, seg, seg.frameCount, { job, reference })
+    expect(prepared.scores).toEqual(inline.scores)
+    expect(prepared.samples).toEqual(inline.samples)
+    // A lie is refused the same way, for the same rule.
+    const advert = await lie('advert', 'advert-prepared')
+    const refused = await comparePictures(advert, seg, seg.frameCount, { job, reference }).then(() => undefined, (err: unknown) => err)
+    expect(convicts(refused, advert)).toBe(true)
+    expect((refused as Error).message).toMatch(/an 8x8 block's luma is [\d.]+ levels off/)
+    await expect(comparePictures(honest, seg, seg.frameCount - 1, { job, reference })).rejects.toThrow(/prepared reference is of \d+ frames/)
+    await discardSourceReference(reference)
+    expect(await readdir(join(scratch, 'checks'))).toEqual([])
+    // Drawn with the CSPRNG when not given: two distinct frames of the chunk.
+    const drawn = await prepareSourceReference(seg, seg.frameCount, { job })
+    expect(drawn.samples).toHaveLength(2)
+    for (const p of drawn.samples) expect(p).toBeLessThan(seg.frameCount)
+    await discardSourceReference(drawn)
   })
 
   it('refuses negated chroma and greyscale in every frame', async () => {
