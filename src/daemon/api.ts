@@ -2,6 +2,7 @@ import { z } from 'zod'
 // Straight from the contract, not swarm/index.ts: the dashboard's build reads this file for its
 // types, and the contract imports nothing (the swarm layer's face would pull in libp2p).
 import { WIRE_ENCODER_IDS, type ChunkState, type JobState } from '../swarm/contract.js'
+import type { EncodePriority } from '../media/priority.js'
 
 /**
  * The local control API between the `swarm` CLI and a running `swarm join`. Bound to 127.0.0.1
@@ -180,7 +181,7 @@ export interface WorkerStatus {
   /** Memory one encode (one slot) may take, in bytes: `swarm join --max-memory`, or its default. */
   memoryBudgetBytes?: number
   /** How encodes share the machine: `swarm join --encode-priority`, or its default ('idle'). */
-  encodePriority: 'idle' | 'low' | 'normal'
+  encodePriority: EncodePriority
   /** `originator`: whose job the chunk is (two originators may announce one job id). */
   active: Array<{ originator: string, jobId: string, chunk: number, framesDone: number, frames: number, fps: number, stage: 'fetching' | 'queued' | 'encoding' | 'uploading' }>
 }

@@ -259,7 +259,11 @@ function reducedOutputs (frames: number, samples: number, files: ReducedFiles): 
 
 async function reduced (args: string[], what: string, files: ReducedFiles, o: RunOptions): Promise<Reduced & { errors: string }> {
   const r = await runTool('ffmpeg', args, what, o)
-  return { signatures: await readFile(files.signatures), halves: samples16(await readFile(files.halves)), errors: r.stderr.trim() }
+  return { ...await readReduced(files), errors: r.stderr.trim() }
+}
+
+async function readReduced (files: ReducedFiles): Promise<Reduced> {
+  return { signatures: await readFile(files.signatures), halves: samples16(await readFile(files.halves)) }
 }
 
 /**
@@ -516,8 +520,7 @@ export async function discardSourceReference (reference: SourceReference): Promi
 }
 
 async function readReference (reference: SourceReference): Promise<{ source: Reduced, own: Reduced }> {
-  const read = async (files: ReducedFiles): Promise<Reduced> => ({ signatures: await readFile(files.signatures), halves: samples16(await readFile(files.halves)) })
-  return { source: await read(filesIn(reference.dir, 'source')), own: await read(filesIn(reference.dir, 'own')) }
+  return { source: await readReduced(filesIn(reference.dir, 'source')), own: await readReduced(filesIn(reference.dir, 'own')) }
 }
 
 function judge (resultPath: string, frameCount: number, samples: number[], res: Reduced, source: Reduced, own: Reduced, g: Geometry, t: PictureThresholds, measureOnly: boolean): PictureCheck {
