@@ -154,6 +154,26 @@ describe('planChunks', () => {
       for (const c of plan.chunks) expect(preroll(c)).toBeLessThanOrEqual(MAX_PREROLL_FRAMES)
     })
 
+    it('balances the tail: encoders of equal speed taking chunks lowest first all end at the even share', () => {
+      /** When the last of `parallel` encoders ends, over frames / parallel. */
+      const makespan = (sizes: number[], parallel: number): number => {
+        const free = new Array<number>(parallel).fill(0)
+        for (const size of sizes) free[free.indexOf(Math.min(...free))] += size
+        return Math.max(...free) / (960 / parallel)
+      }
+      for (const [parallel, minTailChunkSeconds] of [[2, MIN_TAIL_CHUNK_SECONDS], [3, MIN_TAIL_CHUNK_SECONDS], [2, AV1_MIN_TAIL_CHUNK_SECONDS], [3, AV1_MIN_TAIL_CHUNK_SECONDS]] as const) {
+        const plan = planChunks(info, { minChunks: 4 * parallel, tailParallelism: parallel, midGopCuts: true, absorbShortTail: true, minTailChunkSeconds })
+        assertExactCover(info, plan)
+        const sizes = plan.chunks.map(c => c.frameCount)
+        // Whole frames and the frames a chunk may start at leave a frame or two.
+        expect(makespan(sizes, parallel), `${parallel} encoders, ${minTailChunkSeconds} s: ${sizes.join(' ')}`).toBeLessThanOrEqual(1.01)
+        // No chunk but the last is under the shortest a tail chunk may be; the last at least half of it.
+        const shortest = Math.min(2 * 960 / (4 * parallel), 24 * minTailChunkSeconds)
+        for (const size of sizes.slice(0, -1)) expect(size).toBeGreaterThanOrEqual(Math.floor(0.75 * shortest))
+        expect(sizes.at(-1)).toBeGreaterThanOrEqual(shortest / 2)
+      }
+    })
+
     it('plans a clip of one, two or a few frames as one chunk or a few (a one-frame DV file looped forever)', () => {
       for (const frames of [1, 2, 3, 10]) {
         for (const parallel of [1, 2, 8]) {
