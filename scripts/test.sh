@@ -10,9 +10,13 @@ source scripts/setup.sh
 # answers with a code the product never sends, or a fixture missing a field, fails here.
 npx tsc -p tsconfig.test.json
 # vitest's summary is for people; a plain "tests: N passed, N failed" line closes the run for CI.
+# Off a terminal (CI, a log file) the output has no colour codes: CI read none of the last three
+# green runs' coloured summaries as a run of tests.
 report="$(mktemp -t swarm-vitest-XXXXXX.json)"
+colour=()
+[ -t 1 ] || colour=(--no-color)
 status=0
-npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+npx vitest run "${colour[@]}" --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
 if [ -s "$report" ]; then node dist/scripts/test-summary.js "$report" || status=1; fi
 rm -f "$report"
 exit "$status"

@@ -158,7 +158,10 @@ describe('planChunks', () => {
       /** When the last of `parallel` encoders ends, over frames / parallel. */
       const makespan = (sizes: number[], parallel: number): number => {
         const free = new Array<number>(parallel).fill(0)
-        for (const size of sizes) free[free.indexOf(Math.min(...free))] += size
+        for (const size of sizes) {
+          const first = free.indexOf(Math.min(...free))
+          free[first] = (free[first] ?? 0) + size
+        }
         return Math.max(...free) / (960 / parallel)
       }
       for (const [parallel, minTailChunkSeconds] of [[2, MIN_TAIL_CHUNK_SECONDS], [3, MIN_TAIL_CHUNK_SECONDS], [2, AV1_MIN_TAIL_CHUNK_SECONDS], [3, AV1_MIN_TAIL_CHUNK_SECONDS]] as const) {
