@@ -151,9 +151,14 @@ export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk>
   const killBoth = (): void => { decoder.kill(); encoding.kill('SIGKILL') }
   o.signal?.addEventListener('abort', killBoth, { once: true })
   let lastReport = 0
+  // The last two pieces of stderr: a line the encoder printed may come in two.
+  let recent = ''
   encoding.stderr?.on('data', (data: Buffer) => {
+    const text = data.toString()
+    recent = recent.slice(-512) + text
+    if (encoder.hangsAfter?.test(recent) === true) killBoth()
     if (o.onProgress === undefined) return
-    const latest = encoder.parseProgress(data.toString())
+    const latest = encoder.parseProgress(text)
     const now = Date.now()
     if (latest !== undefined && now - lastReport >= 200) { lastReport = now; o.onProgress({ ...latest, frameCount: o.frameCount }) }
   })

@@ -126,7 +126,7 @@ export function limitedCommand (tool: string, args: string[], memoryLimitBytes?:
 export function ranOutOfMemory (err: unknown): boolean {
   if (!(err instanceof ToolError) || err.missing) return false
   if (err.killedBy !== undefined && ['SIGSEGV', 'SIGABRT', 'SIGBUS'].includes(err.killedBy)) return true
-  return /malloc of size \d+ failed|cannot allocate memory|out of memory|failed to allocate|bad_alloc|ENOMEM|pthread_create failed|failed to create thread/i.test(err.stderr)
+  return /malloc of size \d+ failed|allocate memory failed|cannot allocate memory|out of memory|failed to allocate|bad_alloc|ENOMEM|pthread_create failed|failed to create thread/i.test(err.stderr)
 }
 
 /** Starts a tool for streaming use (or to read its exit code and output itself); the caller owns the process. */

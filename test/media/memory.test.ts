@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
-  cutSegment, defaultMemoryBudget, encodeChunk, estimateEncodeMemory, extractVideo, formatMemorySize, honest4kPlaceboBytes, MemoryBudgetError,
+  cutSegment, defaultMemoryBudget, encodeChunk, encoderFor, estimateEncodeMemory, extractVideo, formatMemorySize, honest4kPlaceboBytes, MemoryBudgetError,
   parseMemorySize, parseX264Settings, planChunks, probeMedia, type MediaInfo, type Segment
 } from '../../src/media/index.js'
 import { ensureFixtures } from '../fixtures.js'
@@ -98,4 +98,18 @@ describe('encodeChunk under a memory limit', () => {
     expect(free.frameCount).toBe(100)
   })
 
+  it('stops SVT-AV1, which waits for ever once an allocation fails, and says it ran out of the budget', async () => {
+    // SvtAv1EncApp 1.4 under 100-150 MiB on 320x240 prints "SvtMalloc[fatal]" and never exits.
+    const small = join(scratch, 'small-320.mkv')
+    await execa('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=24', '-frames:v', '24', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-f', 'matroska', small])
+    const chunk = {
+      segmentPath: small, selectFromTime: 0, frameCount: 24, settings: encoderFor('svt-av1').parseSettings('--preset 8 --crf 35'), frameRate: { num: 24, den: 1 }, sourcePixFmt: 'yuv420p',
+      width: 320, height: 240, outputPath: join(scratch, 'small.ivf'), threads: 1
+    }
+    const err = await encodeChunk({ ...chunk, memoryLimitBytes: 128 * MIB }).catch(e => e)
+    expect(err).toBeInstanceOf(MemoryBudgetError)
+    expect((err as Error).message).toMatch(/SvtAv1EncApp ran out of this worker's memory budget of 128 MiB an encode/)
+    // Without the limit it encodes.
+    expect((await encodeChunk(chunk)).frameCount).toBe(24)
+  })
 })

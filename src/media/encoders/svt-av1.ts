@@ -106,6 +106,13 @@ function chunkArgs (settings: EncoderSettings, o: ChunkArgsOptions): string[] {
   ]
 }
 
+/*
+ * SvtAv1EncApp 1.4 whose allocation or thread start fails (under a worker's memory limit: a
+ * 320x240 encode under 100-150 MiB, a 720p one under 400 MB) prints these, then waits for ever
+ * ("deinit called without sending EOS!") with no CPU used: a worker's slot held until it stops.
+ */
+const SVT_FATAL_RE = /SvtMalloc\[fatal\]|Svt\[error\]: Failed to create thread/
+
 // "Encoding frame   17 89.67 kbps 60.48 fps  \r"
 const PROGRESS_RE = /Encoding frame\s+(\d+)\s+[\d.]+ kbps\s+([\d.]+) fps/g
 
@@ -154,5 +161,6 @@ export const svtAv1: Encoder = {
   statedRange,
   parseProgress,
   encodedFrames,
+  hangsAfter: SVT_FATAL_RE,
   memoryInputs
 }

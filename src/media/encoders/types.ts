@@ -119,6 +119,11 @@ export interface Encoder {
   parseProgress: (stderr: string) => EncoderProgress | undefined
   /** The frames the encoder says it wrote, from its whole stderr; undefined when it does not say. */
   encodedFrames: (stderr: string) => number | undefined
+  /**
+   * What the encoder prints when it has failed but will never exit by itself: the encode is killed
+   * when its stderr says this, rather than holding the worker's slot for ever.
+   */
+  hangsAfter?: RegExp
   memoryInputs: (settings: EncoderSettings) => EncoderMemoryInputs
   /** Bytes a pixel of a raw output picture takes (output chroma format and depth): what bounds an honest result's size. */
   rawBytesPerPixel: (settings: EncoderSettings) => number
