@@ -122,6 +122,17 @@ function midGopStarts (frames: VideoFrame[], points: number[], minSeconds: numbe
   return { candidates, keyOf }
 }
 
+/** The entry of a sorted list nearest `want` within [lo, hi], searched from index `from`; and where the search may resume for a higher lo. */
+function nearest (list: number[], from: number, lo: number, hi: number, want: number): { best?: number, from: number } {
+  while (from < list.length && (list[from] as number) < lo) from++
+  let best: number | undefined
+  for (let i = from; i < list.length && (list[i] as number) <= hi; i++) {
+    const q = list[i] as number
+    if (best === undefined || Math.abs(q - want) < Math.abs(best - want)) best = q
+  }
+  return best !== undefined ? { best, from } : { from }
+}
+
 /**
  * Chunk starts for a source whose keyframes are too far apart to plan by: guided self-scheduling
  * over every frame a chunk may start at. Each chunk aims at T = max(shortest, min(L, R / 2P))
@@ -138,7 +149,7 @@ function midGopStarts (frames: VideoFrame[], points: number[], minSeconds: numbe
  * chunks left one of two encoders idle for a third of a chunk, or the last chunk took a remainder
  * and outlasted the others (measured: 6.9% idle on SVT-AV1, a minute on aomenc).
  */
-function guidedStarts (frames: VideoFrame[], points: number[], candidates: number[], minChunks: number, parallel: number, minSeconds: number): number[] {
+function guidedStarts (frames: VideoFrame[], points: number[], candidates: number[], minChunks: number, parallel: number, minSeconds: number, balance: boolean): number[] {
   const n = frames.length
   const length = (parallel > 1 ? 2 : 1) * n / Math.max(1, minChunks)
   const shortest = Math.min(length, 2 * stubFrames(frames, minSeconds))
@@ -146,16 +157,7 @@ function guidedStarts (frames: VideoFrame[], points: number[], candidates: numbe
   let cur = 0
   let c = 0
   let k = 0
-  const nearest = (list: number[], from: number, lo: number, hi: number, want: number): { best?: number, from: number } => {
-    while (from < list.length && (list[from] as number) < lo) from++
-    let best: number | undefined
-    for (let i = from; i < list.length && (list[i] as number) <= hi; i++) {
-      const q = list[i] as number
-      if (best === undefined || Math.abs(q - want) < Math.abs(best - want)) best = q
-    }
-    return best !== undefined ? { best, from } : { from }
-  }
-  const tail = parallel > 1 ? new EncoderTimeline(parallel, n) : undefined
+  const tail = parallel > 1 && balance ? new EncoderTimeline(parallel, n) : undefined
   for (;;) {
     // One encode at a time gains nothing from a shrinking tail.
     const target = Math.max(1, Math.round(parallel > 1 ? Math.max(shortest, Math.min(length, (n - cur) / (2 * parallel))) : length))
@@ -254,19 +256,22 @@ export const AV1_MIN_TAIL_CHUNK_SECONDS = 5
 /**
  * The plan's head keeps its chunks; from the first chunk larger than 1/(2P) of the frames from its
  * start to the end, chunks are cut afresh, each the longest that stays within that bound (guided
- * self-scheduling), none shorter than MIN_TAIL_CHUNK_SECONDS (or the head's chunks, if shorter): sizes only go down, so the encoders,
- * which take chunks lowest first, run out of work together.
+ * self-scheduling), none shorter than MIN_TAIL_CHUNK_SECONDS (or the head's chunks, if shorter);
+ * the last ones at keyframes that bring every encoder to the even share (balancedTail).
  */
-function shrinkTail (starts: number[], points: number[], frames: VideoFrame[], parallel: number, minSeconds = MIN_TAIL_CHUNK_SECONDS): number[] {
+function shrinkTail (starts: number[], points: number[], frames: VideoFrame[], parallel: number, minSeconds: number, balance: boolean): number[] {
   const frameCount = frames.length
   const bound = (from: number): number => Math.max(1, Math.ceil((frameCount - from) / (2 * parallel)))
   const out: number[] = []
+  const timeline = new EncoderTimeline(parallel, frameCount)
+  const shortest = 2 * stubFrames(frames, minSeconds)
   let c = 0
   for (; c < starts.length; c++) {
     const start = starts[c] as number
     const end = c + 1 < starts.length ? starts[c + 1] as number : frameCount
     if (end - start > bound(start)) break
     out.push(start)
+    timeline.take(end - start)
   }
   if (c === starts.length) return out
   let cur = starts[c] as number
@@ -281,11 +286,42 @@ function shrinkTail (starts: number[], points: number[], frames: VideoFrame[], p
     // … and not before the minimum length, when the frames allow it, unless the head's chunks are shorter still.
     while (next < points.length && (frames[points[next] as number] as VideoFrame).time < minEnd && (points[next] as number) - cur < largest) next++
     const nextStart = next < points.length ? points[next] as number : frameCount
+    // As in guidedStarts: the last chunks end every encoder at the even share.
+    if (balance && timeline.nextFree() + nextStart - cur > timeline.evenShare - shortest) {
+      return balancedTail(out, timeline, frameCount, shortest / 2, (lo, hi, want) => nearest(points, 0, lo, hi, want).best)
+    }
+    timeline.take(nextStart - cur)
     largest = Math.max(nextStart - cur, 1)
     p = next
     cur = nextStart
   }
   return out
+}
+
+/**
+ * When the last of `parallel` encoders of equal speed ends, taking the chunks lowest first (in
+ * frames): what a plan's tail is judged by.
+ */
+function makespanOf (starts: number[], frameCount: number, parallel: number): number {
+  const free = new Array<number>(Math.max(1, parallel)).fill(0)
+  starts.forEach((start, i) => {
+    const first = free.indexOf(Math.min(...free))
+    free[first] = (free[first] as number) + (starts[i + 1] ?? frameCount) - start
+  })
+  return Math.max(...free)
+}
+
+/**
+ * The plan with a balanced tail, unless the plan without one ends sooner on equal encoders (or as
+ * soon, with fewer chunks): where the even share is hardly longer than the shortest chunk, or the
+ * keyframes are too coarse for the shares, balancing can lose.
+ */
+function betterBalanced (frameCount: number, parallel: number, plan: (balance: boolean) => number[]): number[] {
+  const balanced = plan(true)
+  if (parallel < 2) return balanced
+  const plain = plan(false)
+  const [b, p] = [makespanOf(balanced, frameCount, parallel), makespanOf(plain, frameCount, parallel)]
+  return b < p || (b === p && balanced.length <= plain.length) ? balanced : plain
 }
 
 /**
@@ -333,8 +369,12 @@ export function planChunks (info: MediaInfo, options: PlanOptions = {}): ChunkPl
   const midGop = options.midGopCuts === true && options.chunkSeconds === undefined && (starts.length < minChunks || medianGopSeconds(frames, points) > minSeconds)
     ? midGopStarts(frames, points, minSeconds)
     : undefined
-  if (midGop !== undefined) starts = guidedStarts(frames, points, midGop.candidates, minChunks, options.tailParallelism ?? 1, minSeconds)
-  else if (options.tailParallelism !== undefined && options.tailParallelism > 1) starts = shrinkTail(starts, points, frames, options.tailParallelism, options.minTailChunkSeconds)
+  const parallel = options.tailParallelism ?? 1
+  if (midGop !== undefined) starts = betterBalanced(frames.length, parallel, balance => guidedStarts(frames, points, midGop.candidates, minChunks, parallel, minSeconds, balance))
+  else if (parallel > 1) {
+    const head = starts
+    starts = betterBalanced(frames.length, parallel, balance => shrinkTail(head, points, frames, parallel, minSeconds, balance))
+  }
   // A guided plan has no stub (guidedStarts).
   if (options.absorbShortTail === true && midGop === undefined) starts = dropStub(starts, points, frames.length)
   const chunks: ChunkRange[] = starts.map((startFrame, index) => {
