@@ -103,8 +103,9 @@ export function checkChunkCount (file: string, chunks: number, maxChunks: number
 
 /**
  * The job's own chunk size, if given, replaces the node's default (`nodePlan`). Exactly these
- * options are kept with the job (job.json): a resumed split plans again from them and must get
- * the same chunks. `peers` is the swarm's size, `slotsPerPeer` this node's encodes.
+ * options are kept with the job (job.json), beside its chunks' own ranges, which a resumed split
+ * cuts (media chunkRanges): a newer planner may plan the same options otherwise. `peers` is the
+ * swarm's size, `slotsPerPeer` this node's encodes.
  */
 export function planOptionsFor (req: AddJobRequest, nodePlan: PlanOptions | undefined, swarm: { peers?: number, slotsPerPeer?: number }): PlanOptions {
   const explicit = req.plan?.gopsPerChunk !== undefined || req.plan?.chunkSeconds !== undefined

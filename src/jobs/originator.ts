@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { access, mkdir, rm, stat } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import {
-  checkFidelity, copyOutput, effectiveSettings, hdrLosses, extractCaptions, formatFidelity, mergeChunks, otherTracksInput, statedRange, planChunks, prepareSource,
+  checkFidelity, chunkRanges, copyOutput, effectiveSettings, hdrLosses, extractCaptions, formatFidelity, mergeChunks, otherTracksInput, statedRange, planChunks, prepareSource,
   verifyMergedOutput, DEFAULT_ENCODER, type EncoderId, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { jobTag, logger, shortJob, shortPeer, type Logger, type LogSink } from '../log/index.js'
@@ -506,8 +506,9 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
   private async split (job: JobRecord, signal: AbortSignal): Promise<void> {
     const splitStarted = this.now()
     const source = await this.sourceOf(job, signal)
-    const plan = planChunks(source, job.plan ?? { ...this.o.plan, minChunks: job.chunks.length })
-    if (plan.chunks.length !== job.chunks.length) throw new Error(`the plan for ${job.sourcePath} no longer matches the job (${plan.chunks.length} chunks, was ${job.chunks.length})`)
+    // The chunks the job was planned with, not a plan made again: the planner may have changed since.
+    const plan = chunkRanges(source, job.chunks.map(c => c.startFrame))
+    if (plan.chunks.some((c, i) => c.frameCount !== job.chunks[i]?.frames)) throw new Error(`${job.sourcePath} no longer has the frames its job's chunks were planned on (${source.video.frameCount} frames now)`)
     const opened = (index: number, seg: Segment): void => {
       const chunk = job.chunks[index]
       if (chunk === undefined) return

@@ -100,7 +100,7 @@ export interface JobRecord {
   updatedAt: number
   totalFrames: number
   video: { frameRate: Rational, pixFmt: string, width: number, height: number }
-  /** How the job was planned (chunk size), so a resumed split cuts exactly the same chunks. */
+  /** How the job was planned (chunk size): for the record; a resumed split cuts the chunks' own ranges (startFrame, frames). */
   plan?: PlanOptions
   chunks: ChunkRecord[]
   /** Counters for status and the benchmark. */

@@ -2,7 +2,7 @@
 export { MediaError, ToolError, SettingsError, VerificationError, SourceError, DiskSpaceError, AbortError, MemoryBudgetError, convicts } from './errors.js'
 export { probeMedia, trackStartsOf, syncStartsOf, attachmentNamesOf, bitDepthOf, videoColourOf, hdrMetadataOf, type VideoColour, type HdrMetadata, type SourceDamage, type MediaInfo, type StreamInfo, type PacketSpan, type VideoInfo, type VideoFrame, type VideoCut, type Rational } from './probe.js'
 export { prepareSource, cleanTimes, otherTracksInput, emptyStreams, COPY_CUT_CODECS, DECODE_CUT_GOP_SECONDS } from './prepare.js'
-export { planChunks, cutPoints, DEFAULT_GOPS_PER_CHUNK, MIN_TAIL_CHUNK_SECONDS, AV1_MIN_TAIL_CHUNK_SECONDS, MAX_PREROLL_FRAMES, type ChunkPlan, type ChunkRange, type PlanOptions } from './plan.js'
+export { planChunks, chunkRanges, cutPoints, DEFAULT_GOPS_PER_CHUNK, MIN_TAIL_CHUNK_SECONDS, AV1_MIN_TAIL_CHUNK_SECONDS, MAX_PREROLL_FRAMES, type ChunkPlan, type ChunkRange, type PlanOptions } from './plan.js'
 export { cutSegment, startsAtRandomAccessPoint, extractVideo, sourceAsCutSource, splitByDecoding, UndecodableCutError, splitInOnePass, splitsInOnePass, losslessPixFmt, DECODED_FRAME_STEP_MS, TIMESTAMP_TOLERANCE, type Segment, type CutSource, type OnePassSplitOptions } from './split.js'
 export { quoteShort, splitSettings } from './settings.js'
 export { ENCODER_IDS } from './encoders/types.js'

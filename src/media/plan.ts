@@ -111,22 +111,19 @@ function chooseStarts (frames: VideoFrame[], points: number[], options: PlanOpti
  * frame shown at or after K decodes from K alone (cutPoints), so such a chunk's segment is K's
  * packets on.
  */
-function midGopStarts (frames: VideoFrame[], points: number[], minSeconds: number): { candidates: number[], keyOf: Record<number, number> } {
-  const keyOf: Record<number, number> = {}
+function midGopStarts (frames: VideoFrame[], points: number[], minSeconds: number): { candidates: number[] } {
   const candidates: number[] = []
   for (const [p, key] of points.entries()) {
     const end = points[p + 1] ?? frames.length
     const span = ((frames[end - 1] as VideoFrame).time - (frames[key] as VideoFrame).time)
     candidates.push(key)
-    keyOf[key] = key
     if (span <= minSeconds) continue
     for (let i = key + 1; i < end; i++) {
       if ((frames[i] as VideoFrame).decodeIndex - (frames[key] as VideoFrame).decodeIndex > MAX_PREROLL_FRAMES) continue
-      keyOf[i] = key
       candidates.push(i)
     }
   }
-  return { candidates, keyOf }
+  return { candidates }
 }
 
 /** The entry of a sorted list nearest `want` within [lo, hi], searched from index `from`; and where the search may resume for a higher lo. */
@@ -415,13 +412,32 @@ export function planChunks (info: MediaInfo, options: PlanOptions = {}): ChunkPl
   }
   // A guided plan has no stub (guidedStarts).
   if (options.absorbShortTail === true && midGop === undefined) starts = dropStub(starts, points, frames.length)
+  return chunkRanges(info, starts, points)
+}
+
+/**
+ * The chunks that start at these frames, each to the next (the last to the end), with the span of
+ * packets each needs: from the cut point at or before its start (midGopStarts), at most
+ * MAX_PREROLL_FRAMES pictures before it. A job keeps its chunks' starts, so a node that resumes it
+ * cuts exactly those, whatever planChunks would plan now for the same options. Throws MediaError
+ * for starts this source cannot have: not increasing from 0, past its end, or too far from a cut.
+ */
+export function chunkRanges (info: MediaInfo, starts: number[], points = cutPoints(info.video.frames)): ChunkPlan {
+  const frames = info.video.frames
+  let p = 0
   const chunks: ChunkRange[] = starts.map((startFrame, index) => {
     const endFrame = index + 1 < starts.length ? starts[index + 1] as number : frames.length
+    if (!Number.isInteger(startFrame) || (index === 0 && startFrame !== 0) || endFrame <= startFrame || endFrame > frames.length) {
+      throw new MediaError(`chunk ${index} of ${starts.length} cannot start at frame ${startFrame} of a video of ${frames.length} frames`)
+    }
+    while (p + 1 < points.length && (points[p + 1] as number) <= startFrame) p++
+    const key = points[p] as number
+    const first = frames[startFrame] as VideoFrame
+    if (first.decodeIndex - (frames[key] as VideoFrame).decodeIndex > MAX_PREROLL_FRAMES) {
+      throw new MediaError(`chunk ${index} starts at frame ${startFrame}, more than ${MAX_PREROLL_FRAMES} pictures after the cut point before it (frame ${key})`)
+    }
     let decodeEnd = 0
     for (let i = startFrame; i < endFrame; i++) decodeEnd = Math.max(decodeEnd, (frames[i] as VideoFrame).decodeIndex)
-    const first = frames[startFrame] as VideoFrame
-    // Between keyframes, the segment starts at the cut point before (midGopStarts).
-    const key = midGop?.keyOf[startFrame] ?? startFrame
     return {
       index,
       startFrame,

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs'
 import { execa } from 'execa'
-import { copyFile, mkdtemp, rm, stat } from 'node:fs/promises'
+import { copyFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
@@ -546,5 +546,36 @@ describe('Originator', () => {
     expect(again?.chunks[2]?.result?.encodedBy).toBe('peerA')
     // The lease on chunk 3 survived the restart: its holder may keep renewing it.
     expect(second.o.renewLease(job.id, 3, held.lease.id, 'peerB', { framesDone: 1, fps: 1 })).toMatchObject({ ok: true })
+  })
+
+  it('cuts a resumed job\'s chunks where its record says, whatever the planner would plan now for the same options', async () => {
+    const first = await makeOriginator()
+    const { job } = await first.o.addJob({ file: fx.openGop10bit, settings: SETTINGS })
+    await waitFor('the job to be encoding', () => job.state === 'encoding', { timeoutMs: 60_000, everyMs: 50 })
+    const planned = job.chunks.map(c => [c.startFrame, c.frames])
+    await first.o.stop()
+    // As if a newer planner plans these options otherwise: the record keeps other options, and
+    // every chunk is still to be cut.
+    const file = join(first.home, 'jobs', job.id, 'job.json')
+    const record = JSON.parse(await readFile(file, 'utf8')) as JobRecord
+    record.plan = { gopsPerChunk: 1000 }
+    record.state = 'splitting'
+    for (const c of record.chunks) { c.state = 'pending'; delete c.segment }
+    await writeFile(file, JSON.stringify(record))
+    expect(planChunks(await probeMedia(fx.openGop10bit), record.plan).chunks).toHaveLength(1)
+    const second = await makeOriginator(new FakeClock(), first.home)
+    const again = second.o.get(job.id)!
+    await waitFor('the split to end', () => again.state !== 'splitting', { timeoutMs: 60_000, everyMs: 50 })
+    expect(again.error).toBeUndefined()
+    expect(again.state).toBe('encoding')
+    expect(again.chunks.map(c => [c.startFrame, c.frames])).toEqual(planned)
+    // Each segment starts where its chunk does: one encoded from it has exactly the chunk's frames.
+    const scratch = await mkdtemp(join(tmpdir(), 'swarm-orig-replan-'))
+    cleanup.push(async () => { await rm(scratch, { recursive: true, force: true }) })
+    const last = again.chunks.length - 1
+    const l = second.o.requestLease(job.id, last, 'peerA'); if (!l.ok) throw new Error('lease')
+    const out = await encodeFor(second.o, again, last, l.lease.id, 'peerA', scratch)
+    await second.o.acceptResult(job.id, last, 'peerA', out, 'x')
+    expect(again.chunks[last]?.state).toBe('done')
   })
 })

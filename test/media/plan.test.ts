@@ -1,6 +1,6 @@
 import { planOptionsFor } from '../../src/jobs/admission.js'
 import { describe, expect, it } from 'vitest'
-import { AV1_MIN_TAIL_CHUNK_SECONDS, cutPoints, MAX_PREROLL_FRAMES, MIN_TAIL_CHUNK_SECONDS, planChunks, type MediaInfo, type VideoFrame } from '../../src/media/index.js'
+import { AV1_MIN_TAIL_CHUNK_SECONDS, chunkRanges, cutPoints, MAX_PREROLL_FRAMES, MIN_TAIL_CHUNK_SECONDS, planChunks, type MediaInfo, type VideoFrame } from '../../src/media/index.js'
 
 /** A synthetic stream: frames in decode order given as [pts, key]. */
 function fakeInfo (decode: Array<[number, boolean]>): MediaInfo {
@@ -204,6 +204,16 @@ describe('planChunks', () => {
         // x264 codes no mini-GOP of a fixed size: its chunks end at keyframes where one is near.
         expect(planOptionsFor({ file: '/f.mkv', settings: '', encoder: 'x264' }, undefined, { peers }).frameMultiple).toBeUndefined()
       }
+    })
+
+    it('makes the same chunks from their starts alone (chunkRanges, what a resumed job is cut by), and refuses starts the source cannot have', () => {
+      const plan = planChunks(info, planOptionsFor({ file: '/f.mkv', settings: '', encoder: 'svt-av1' }, undefined, { peers: 2 }))
+      expect(chunkRanges(info, plan.chunks.map(c => c.startFrame))).toEqual(plan)
+      expect(() => chunkRanges(info, [5, 100])).toThrow(/chunk 0 of 2 cannot start at frame 5/)
+      expect(() => chunkRanges(info, [0, 100, 100])).toThrow(/chunk 1 of 3 cannot start at frame 100/)
+      expect(() => chunkRanges(info, [0, 960])).toThrow(/cannot start at frame 960 of a video of 960 frames/)
+      // One GOP of 2000 frames: 301 pictures past its cut point is beyond any pre-roll.
+      expect(() => chunkRanges(closedGops(2000, 2000), [0, 301])).toThrow(/more than 300 pictures after the cut point before it \(frame 0\)/)
     })
 
     it('plans a clip of one, two or a few frames as one chunk or a few (a one-frame DV file looped forever)', () => {
