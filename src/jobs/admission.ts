@@ -121,8 +121,6 @@ export function planOptionsFor (req: AddJobRequest, nodePlan: PlanOptions | unde
     planOptions.absorbShortTail ??= true
     planOptions.midGopCuts ??= true
     if (req.encoder === 'svt-av1' || req.encoder === 'aomenc') planOptions.minTailChunkSeconds ??= AV1_MIN_TAIL_CHUNK_SECONDS
-    const multiple = encoderFor(req.encoder ?? DEFAULT_ENCODER).chunkFrameMultiple
-    if (multiple !== undefined) planOptions.frameMultiple ??= multiple
   }
   return planOptions
 }

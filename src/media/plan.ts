@@ -28,13 +28,6 @@ export interface PlanOptions {
    * keyframes is six chunks of uneven size. At most MAX_PREROLL_FRAMES before the chunk.
    */
   midGopCuts?: boolean
-  /**
-   * With midGopCuts: every chunk but the last a multiple of this many frames where the frames a
-   * chunk may start at allow, even between keyframes (all of them then may be cut). SVT-AV1 codes
-   * in mini-GOPs of 32 frames, and a chunk that ends with a partial one costs 1.3-2.1% more bytes
-   * (96 frames +0.6% against one long encode, 97 frames +2.1%; Av1an #1217, docs/performance.md).
-   */
-  frameMultiple?: number
 }
 
 /**
@@ -153,36 +146,8 @@ function nearest (list: number[], from: number, lo: number, hi: number, want: nu
  * chunks left one of two encoders idle for a third of a chunk, or the last chunk took a remainder
  * and outlasted the others (measured: 6.9% idle on SVT-AV1, a minute on aomenc).
  */
-interface GuidedOptions {
-  minChunks: number
-  parallel: number
-  minSeconds: number
-  balance: boolean
-  /** PlanOptions.frameMultiple */
-  multiple?: number
-}
-
-/**
- * A start `from` + k × multiple (k ≥ 1) in [lo, hi] that a chunk may start at (`allowed`), the
- * nearest `want` first; undefined when there is none (or no multiple).
- */
-function alignedStart (allowed: Uint8Array, multiple: number | undefined, from: number, lo: number, hi: number, want: number): number | undefined {
-  if (multiple === undefined) return undefined
-  const k0 = Math.round((want - from) / multiple)
-  for (let d = 0; d <= Math.ceil((hi - lo) / multiple) + 1; d++) {
-    for (const k of d === 0 ? [k0] : [k0 - d, k0 + d]) {
-      const q = from + k * multiple
-      if (k >= 1 && q >= lo && q <= hi && allowed[q] === 1) return q
-    }
-  }
-  return undefined
-}
-
-function guidedStarts (frames: VideoFrame[], points: number[], candidates: number[], g: GuidedOptions): number[] {
-  const { minChunks, parallel, minSeconds, balance, multiple } = g
+function guidedStarts (frames: VideoFrame[], points: number[], candidates: number[], minChunks: number, parallel: number, minSeconds: number, balance: boolean): number[] {
   const n = frames.length
-  const allowed = new Uint8Array(n)
-  for (const q of candidates) allowed[q] = 1
   const length = (parallel > 1 ? 2 : 1) * n / Math.max(1, minChunks)
   const shortest = Math.min(length, 2 * stubFrames(frames, minSeconds))
   const starts = [0]
@@ -195,19 +160,17 @@ function guidedStarts (frames: VideoFrame[], points: number[], candidates: numbe
     const target = Math.max(1, Math.round(parallel > 1 ? Math.max(shortest, Math.min(length, (n - cur) / (2 * parallel))) : length))
     if (n - cur - target < shortest / 2) return starts
     if (tail !== undefined && tail.nextFree() + target > tail.evenShare - shortest) {
-      return balancedTail(starts, tail, n, shortest / 2, (from, lo, hi, want) => alignedStart(allowed, multiple, from, lo, hi, want) ?? nearest(candidates, 0, lo, hi, want).best)
+      return balancedTail(starts, tail, n, shortest / 2, (lo, hi, want) => nearest(candidates, 0, lo, hi, want).best)
     }
-    const want = cur + (multiple !== undefined ? Math.max(multiple, Math.round(target / multiple) * multiple) : target)
+    const want = cur + target
     // With one encode at a time the chunks stay near L, so that there are minChunks of them.
     const window = parallel > 1 ? KEYFRAME_WINDOW : MID_GOP_WINDOW
     const key = nearest(points, k, cur + Math.max(shortest, Math.ceil((1 - window) * target)), cur + Math.floor((1 + window) * target), want)
     const mid = nearest(candidates, c, cur + Math.ceil((1 - MID_GOP_WINDOW) * target), cur + Math.floor((1 + MID_GOP_WINDOW) * target), want)
     k = key.from
     c = mid.from
-    // A whole number of the encoder's mini-GOPs first; no frame in reach (a GOP past
-    // MAX_PREROLL_FRAMES): the next one a chunk may start at.
-    const aligned = alignedStart(allowed, multiple, cur, cur + Math.ceil((1 - MID_GOP_WINDOW) * target), cur + Math.floor((1 + MID_GOP_WINDOW) * target), want)
-    const next = aligned ?? key.best ?? mid.best ?? candidates[c]
+    // No frame in reach (a GOP past MAX_PREROLL_FRAMES): the next one a chunk may start at.
+    const next = key.best ?? mid.best ?? candidates[c]
     if (next === undefined || next <= cur || next >= n || n - next < shortest / 2) return starts
     starts.push(next)
     tail?.take(next - cur)
@@ -255,15 +218,15 @@ class EncoderTimeline {
  * the shortest chunk is cut only at its keyframe); the shares are drawn again after each chunk,
  * so one that came out shorter or longer is made up by the next ones.
  */
-function balancedTail (starts: number[], timeline: EncoderTimeline, frameCount: number, least: number, startNear: (from: number, lo: number, hi: number, want: number) => number | undefined): number[] {
+function balancedTail (starts: number[], timeline: EncoderTimeline, frameCount: number, least: number, startNear: (lo: number, hi: number, want: number) => number | undefined): number[] {
   let cur = starts[starts.length - 1] as number
   for (;;) {
     const shares = timeline.lastShares(frameCount - cur, least)
     const share = shares[0] as number
     if (shares.length < 2) return starts
     const want = Math.round(cur + share)
-    const next = startNear(cur, cur + Math.ceil(0.75 * share), want + Math.floor(0.25 * share), want) ??
-      startNear(cur, cur + Math.ceil(least), frameCount - Math.ceil(least), want)
+    const next = startNear(cur + Math.ceil(0.75 * share), want + Math.floor(0.25 * share), want) ??
+      startNear(cur + Math.ceil(least), frameCount - Math.ceil(least), want)
     if (next === undefined || next <= cur) return starts
     starts.push(next)
     timeline.take(next - cur)
@@ -322,7 +285,7 @@ function shrinkTail (starts: number[], points: number[], frames: VideoFrame[], p
     const nextStart = next < points.length ? points[next] as number : frameCount
     // As in guidedStarts: the last chunks end every encoder at the even share.
     if (balance && timeline.nextFree() + nextStart - cur > timeline.evenShare - shortest) {
-      return balancedTail(out, timeline, frameCount, shortest / 2, (_from, lo, hi, want) => nearest(points, 0, lo, hi, want).best)
+      return balancedTail(out, timeline, frameCount, shortest / 2, (lo, hi, want) => nearest(points, 0, lo, hi, want).best)
     }
     timeline.take(nextStart - cur)
     largest = Math.max(nextStart - cur, 1)
@@ -400,12 +363,11 @@ export function planChunks (info: MediaInfo, options: PlanOptions = {}): ChunkPl
   const minSeconds = options.minTailChunkSeconds ?? MIN_TAIL_CHUNK_SECONDS
   // Between keyframes only where the keyframes are too far apart: too few of them for minChunks,
   // or GOPs longer than the shortest tail chunk, which a keyframe plan's tail cannot reach.
-  const multiple = options.frameMultiple !== undefined && options.frameMultiple > 1 ? Math.round(options.frameMultiple) : undefined
-  const midGop = options.midGopCuts === true && options.chunkSeconds === undefined && (multiple !== undefined || starts.length < minChunks || medianGopSeconds(frames, points) > minSeconds)
-    ? midGopStarts(frames, points, multiple !== undefined ? 0 : minSeconds)
+  const midGop = options.midGopCuts === true && options.chunkSeconds === undefined && (starts.length < minChunks || medianGopSeconds(frames, points) > minSeconds)
+    ? midGopStarts(frames, points, minSeconds)
     : undefined
   const parallel = options.tailParallelism ?? 1
-  if (midGop !== undefined) starts = betterBalanced(frames.length, parallel, balance => guidedStarts(frames, points, midGop.candidates, { minChunks, parallel, minSeconds, balance, ...(multiple !== undefined ? { multiple } : {}) }))
+  if (midGop !== undefined) starts = betterBalanced(frames.length, parallel, balance => guidedStarts(frames, points, midGop.candidates, minChunks, parallel, minSeconds, balance))
   else if (parallel > 1) {
     const head = starts
     starts = betterBalanced(frames.length, parallel, balance => shrinkTail(head, points, frames, parallel, minSeconds, balance))

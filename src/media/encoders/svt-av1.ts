@@ -162,7 +162,5 @@ export const svtAv1: Encoder = {
   parseProgress,
   encodedFrames,
   hangsAfter: SVT_FATAL_RE,
-  // Its mini-GOP at presets up to 12 in CRF mode (16, which 32 is a multiple of, at 13 and in VBR/CBR).
-  chunkFrameMultiple: 32,
   memoryInputs
 }

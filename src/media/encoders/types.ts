@@ -124,8 +124,6 @@ export interface Encoder {
    * when its stderr says this, rather than holding the worker's slot for ever.
    */
   hangsAfter?: RegExp
-  /** Chunk lengths the encoder codes best, a multiple of this many frames (its mini-GOP): PlanOptions.frameMultiple. */
-  chunkFrameMultiple?: number
   memoryInputs: (settings: EncoderSettings) => EncoderMemoryInputs
   /** Bytes a pixel of a raw output picture takes (output chroma format and depth): what bounds an honest result's size. */
   rawBytesPerPixel: (settings: EncoderSettings) => number
