@@ -309,16 +309,17 @@ function makespanOf (starts: number[], frameCount: number, parallel: number): nu
 }
 
 /**
- * The plan with a balanced tail, unless the plan without one ends sooner on equal encoders (or as
- * soon, with fewer chunks): where the even share is hardly longer than the shortest chunk, or the
- * keyframes are too coarse for the shares, balancing can lose.
+ * The plan with a balanced tail where it ends sooner on equal encoders than the plan without one;
+ * else the guided sizes, which only go down, so a slower encoder that takes a last chunk holds the
+ * job up less (real swarms mix machines). Where the even share is hardly longer than the shortest
+ * chunk, or the keyframes are too coarse for the shares, balancing can lose.
  */
 function betterBalanced (frameCount: number, parallel: number, plan: (balance: boolean) => number[]): number[] {
   const balanced = plan(true)
   if (parallel < 2) return balanced
   const plain = plan(false)
   const [b, p] = [makespanOf(balanced, frameCount, parallel), makespanOf(plain, frameCount, parallel)]
-  return b < p || (b === p && balanced.length <= plain.length) ? balanced : plain
+  return b < p ? balanced : plain
 }
 
 /**
@@ -367,13 +368,13 @@ export function planChunks (info: MediaInfo, options: PlanOptions = {}): ChunkPl
     ? midGopStarts(frames, points, minSeconds)
     : undefined
   const parallel = options.tailParallelism ?? 1
+  // A guided plan has no stub (guidedStarts); a keyframe plan's is joined before the tails are compared.
+  const withoutStub = (s: number[]): number[] => options.absorbShortTail === true ? dropStub(s, points, frames.length) : s
   if (midGop !== undefined) starts = betterBalanced(frames.length, parallel, balance => guidedStarts(frames, points, midGop.candidates, minChunks, parallel, minSeconds, balance))
   else if (parallel > 1) {
     const head = starts
-    starts = betterBalanced(frames.length, parallel, balance => shrinkTail(head, points, frames, parallel, minSeconds, balance))
-  }
-  // A guided plan has no stub (guidedStarts).
-  if (options.absorbShortTail === true && midGop === undefined) starts = dropStub(starts, points, frames.length)
+    starts = betterBalanced(frames.length, parallel, balance => withoutStub(shrinkTail(head, points, frames, parallel, minSeconds, balance)))
+  } else starts = withoutStub(starts)
   return chunkRanges(info, starts, points)
 }
 

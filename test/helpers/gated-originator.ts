@@ -2,6 +2,8 @@
  * An originator under attack, for the hostile-peer tests: an in-process daemon with a job of its
  * own whose own worker (one slot) holds its first chunk at a gate, so the job's other chunks stay
  * open for the attackers until the test opens the gate. After that its worker encodes for real.
+ * The job is cut one GOP a chunk (the fixtures' 5-10 chunks), whatever the planner's tail would
+ * make of it for the swarm's size.
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -32,7 +34,7 @@ export async function gatedOriginator (home: string, file: string, settings: str
   const A = await startDaemon({ home, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, bootstrap: [], slots: 1, plan: { gopsPerChunk: 1 }, encoder, ...extra })
   const token = (JSON.parse(await readFile(join(home, 'control.json'), 'utf8')) as { token: string }).token
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' }
-  const added = await http(`${A.controlUrl}/v1/jobs`, { method: 'POST', headers, body: JSON.stringify({ file, settings, output: join(home, 'out.mkv') }) })
+  const added = await http(`${A.controlUrl}/v1/jobs`, { method: 'POST', headers, body: JSON.stringify({ file, settings, output: join(home, 'out.mkv'), gopsPerChunk: 1 }) })
   expect(added.status).toBe(200)
   const jobId = (added.body.job as JobStatus).id
   const job = async (): Promise<JobStatus> => (await http(`${A.controlUrl}/v1/jobs/${jobId}`, { headers })).body as JobStatus
