@@ -191,6 +191,9 @@ class EncoderTimeline {
   /** When the encoder that takes the next chunk is free. */
   nextFree (): number { return Math.min(...this.free) }
 
+  /** When the last encoder is done. */
+  lastEnd (): number { return Math.max(...this.free) }
+
   take (frames: number): void {
     const i = this.free.indexOf(this.nextFree())
     this.free[i] = (this.free[i] as number) + frames
@@ -300,12 +303,9 @@ function shrinkTail (starts: number[], points: number[], frames: VideoFrame[], p
  * frames): what a plan's tail is judged by.
  */
 function makespanOf (starts: number[], frameCount: number, parallel: number): number {
-  const free = new Array<number>(Math.max(1, parallel)).fill(0)
-  starts.forEach((start, i) => {
-    const first = free.indexOf(Math.min(...free))
-    free[first] = (free[first] as number) + (starts[i + 1] ?? frameCount) - start
-  })
-  return Math.max(...free)
+  const timeline = new EncoderTimeline(Math.max(1, parallel), frameCount)
+  starts.forEach((start, i) => { timeline.take((starts[i + 1] ?? frameCount) - start) })
+  return timeline.lastEnd()
 }
 
 /**
