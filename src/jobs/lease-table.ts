@@ -30,6 +30,14 @@ export const DEFAULT_MAX_LEASES_PER_PEER = 8
  * backupWorthwhile), so by the deadline a second copy has usually been running for a while.
  */
 const DEADLINE_PACE_FACTOR = 4
+/**
+ * A holder's reported pace counts for backups once it has done this share of its chunk. Before, it
+ * says little: SVT-AV1 on a 142-frame 720p chunk reported its first frames 5 s in (its decoder's
+ * pre-roll and its own start), at 1.2 fps, a running average that reached 15.6 fps by frame 114;
+ * and a worker at 0 frames is rarely waiting for a slot any more (prefetches start near the end of
+ * the encode before them and leave a job's last chunks alone: worker/claim-policy.ts).
+ */
+const PACE_FROM_SHARE = 0.1
 /** No deadline shorter than this, so a job of very short chunks does not cut honest holders off on noise. */
 const DEFAULT_MIN_DEADLINE_MS = 60_000
 /**
@@ -512,10 +520,11 @@ export class LeaseTable {
   /**
    * Whether a second copy of a leased chunk would likely finish before its holder does (the LATE
    * scheduler's rule): a copy takes what chunks of this job have taken per frame so far, lease to
-   * verified result. The holder's own pace comes from its heartbeats; before the first one it is
-   * assumed to go at the usual pace from its lease on, so it only counts as late once it has had
-   * half as long again as a fresh copy would need. A holder that reported no frames is waiting
-   * (a prefetched chunk queued behind another): any copy would beat it.
+   * verified result. The holder's own pace comes from its heartbeats once it has done
+   * PACE_FROM_SHARE of the chunk; before that it is assumed to go at the usual pace from its lease
+   * on, so it only counts as late once it has had half as long again as a fresh copy would need.
+   * A stranger's progress is only what it says, so past twice a fresh copy's time it is late
+   * whatever it says; this node's own worker's progress is measured, not claimed.
    */
   private backupWorthwhile (job: JobRecord, chunk: ChunkRecord): boolean {
     const lease = chunk.lease
@@ -523,10 +532,8 @@ export class LeaseTable {
     if (lease === undefined || perFrame === undefined || perFrame <= 0) return true
     const fresh = chunk.frames * perFrame
     const age = (this.now() - lease.issuedAt) / 1000
-    // Progress is only what the holder says: past twice a fresh copy's time, it is late whatever it says.
-    if (age > 2 * fresh) return true
-    if (lease.fps > 0) return (chunk.frames - lease.framesDone) / lease.fps > fresh
-    if (lease.renewedAt !== undefined) return true
+    if (lease.holder !== this.o.self && age > 2 * fresh) return true
+    if (lease.fps > 0 && lease.framesDone >= PACE_FROM_SHARE * chunk.frames) return (chunk.frames - lease.framesDone) / lease.fps > fresh
     return age > 1.5 * fresh
   }
 

@@ -256,7 +256,7 @@ describe('LeaseTable: backups', () => {
   })
 
   it('backs up only a holder that would finish later than a fresh copy (the LATE rule)', () => {
-    const job = jobRecord('j', ['open', 'open', 'open', 'open', 'open'])
+    const job = jobRecord('j', ['open', 'open', 'open', 'open', 'open', 'open'])
     const { table, clock } = harness([job])
     const leases = job.chunks.map(c => granted(table.claim('j', c.index, `p${c.index}`)))
     // Chunk 0 took 0.1 s a frame: a fresh copy of a 100-frame chunk takes 10 s.
@@ -264,15 +264,37 @@ describe('LeaseTable: backups', () => {
     table.complete(job, chunkOf(job, 0), 'p0', result('p0', clock.t))
     const lease = (i: number): string => leases[i]?.id ?? ''
     table.renew('j', 1, lease(1), 'p1', { framesDone: 10, fps: 100 }) // 0.9 s to go: keeps it
-    table.renew('j', 2, lease(2), 'p2', { framesDone: 0, fps: 0 }) // waiting for a slot: late
-    table.renew('j', 3, lease(3), 'p3', { framesDone: 1, fps: 0.5 }) // 198 s to go: late
-    // No heartbeat: late once it has had 1.5 fresh copies' time since its lease (15 s; 10 s so far).
-    expect(table.backupCandidates(job)).toEqual([2, 3])
+    table.renew('j', 2, lease(2), 'p2', { framesDone: 0, fps: 0 }) // nothing out yet: as if it had said nothing
+    table.renew('j', 3, lease(3), 'p3', { framesDone: 10, fps: 0.5 }) // 180 s to go: late
+    table.renew('j', 5, lease(5), 'p5', { framesDone: 3, fps: 1.2 }) // an encoder's first frames (SVT-AV1): too few to tell its pace
+    // Without a pace: late once it has had 1.5 fresh copies' time since its lease (15 s; 10 s so far).
+    expect(table.backupCandidates(job)).toEqual([3])
     expect(table.claim('j', 1, 'idle')).toMatchObject({ ok: false, message: /should finish it before a second copy could/ })
+    expect(table.claim('j', 5, 'idle')).toMatchObject({ ok: false, message: /should finish it before a second copy could/ })
     clock.t += 5_001
-    expect(table.backupCandidates(job)).toEqual([2, 4, 3])
+    expect(table.backupCandidates(job)).toEqual([2, 4, 5, 3])
     expect(table.backupCandidates(job, 1)).toEqual([2])
     expect(granted(table.claim('j', 4, 'idle')).backup).toBe(true)
+  })
+
+  it('takes this node\'s own worker at its word: no backup of its chunk while it says a copy would finish later, however long it took', () => {
+    const job = jobRecord('j', ['open', 'open', 'open'])
+    const { table, clock } = harness([job], { self: 'self' })
+    const own = granted(table.claim('j', 0, 'self'))
+    const stranger = granted(table.claim('j', 1, 'p1'))
+    granted(table.claim('j', 2, 'p2'))
+    // Chunk 2 took 0.1 s a frame: a fresh copy takes 10 s.
+    clock.t += 10_000
+    table.complete(job, chunkOf(job, 2), 'p2', result('p2', clock.t))
+    // Both have run 21 s, past twice a fresh copy, and both say 10 frames (1 s) are left.
+    clock.t += 11_000
+    table.renew('j', 0, own.id, 'self', { framesDone: 90, fps: 10 })
+    table.renew('j', 1, stranger.id, 'p1', { framesDone: 90, fps: 10 })
+    expect(table.backupCandidates(job)).toEqual([1])
+    expect(table.claim('j', 0, 'idle')).toMatchObject({ ok: false, message: /should finish it before a second copy could/ })
+    // Its own word that it is slow counts as much.
+    table.renew('j', 0, own.id, 'self', { framesDone: 20, fps: 0.5 })
+    expect(table.backupCandidates(job)).toEqual([0, 1])
   })
 })
 
