@@ -321,6 +321,12 @@ export class Worker extends EventEmitter<{ event: [WorkerEvent] }> {
       }
       return
     }
+    // A chunk of this job ran out of memory (or the job became one this node cannot encode) while
+    // the claim was on its way: the lease goes straight back, as a prefetch held then would have.
+    if (this.policy.isUnable(view)) {
+      void link.release(answer.lease, '', AbortSignal.timeout(3000)).catch(() => {})
+      return
+    }
     const span = answer.lease.expiresAt - answer.lease.issuedAt
     const beatEvery = Math.max(200, Math.min(this.o.heartbeatMs ?? 5000, Math.floor(span / 3)))
     const task: Task = { lease: answer.lease, stage: 'fetching', framesDone: 0, frames: 0, fps: 0, controller: new AbortController(), lastBeat: this.now(), fetchStarted: this.now(), beatEvery }

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { localLink } from '../../src/daemon/local-link.js'
 import { Originator, type JobRecord } from '../../src/jobs/index.js'
-import { probeMedia, type EncodeChunkOptions } from '../../src/media/index.js'
+import { MemoryBudgetError, probeMedia, type EncodeChunkOptions } from '../../src/media/index.js'
 import { DEFAULT_ENCODE_PRIORITY, Worker, type JobView, type OriginatorLink } from '../../src/worker/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
 import { waitFor } from '../helpers/wait.js'
@@ -114,12 +114,14 @@ describe('Worker scheduling (a scripted originator link)', () => {
     fetch?: { ms: number, owned: boolean, heedsAbort: boolean }
     /** The originator's answer to a heartbeat (default: renewed for 30 s). */
     heartbeat?: OriginatorLink['heartbeat']
+    /** An error a chunk's encode fails with when it is finished, instead of its output. */
+    failEncode?: (chunk: number) => Error | undefined
     /** How long a granted lease runs (default 30 s). */
     leaseMs?: number
   }
 
   async function scripted (tag: string, script: Script = {}) {
-    const { claimGate = async () => {}, refuseClaim = () => undefined, refuseUpload = () => undefined, fetch = { ms: 0, owned: true, heedsAbort: true }, heartbeat = async () => ({ ok: true, expiresAt: Date.now() + 30_000 }), leaseMs = 30_000, ...extra } = script
+    const { claimGate = async () => {}, refuseClaim = () => undefined, refuseUpload = () => undefined, failEncode = () => undefined, fetch = { ms: 0, owned: true, heedsAbort: true }, heartbeat = async () => ({ ok: true, expiresAt: Date.now() + 30_000 }), leaseMs = 30_000, ...extra } = script
     const workDir = await mkdtemp(join(tmpdir(), `swarm-worker-${tag}-`))
     cleanup.push(async () => { await rm(workDir, { recursive: true, force: true }) })
     const claims: number[] = []
@@ -159,6 +161,8 @@ describe('Worker scheduling (a scripted originator link)', () => {
         encodes.set(chunk, resolve)
         o.signal?.addEventListener('abort', () => { reject(new Error('aborted')) }, { once: true })
       })
+      const failure = failEncode(chunk)
+      if (failure !== undefined) throw failure
       await writeFile(o.outputPath, 'h264')
       return { path: o.outputPath, sizeBytes: 4, frameCount: o.frameCount, seconds: 0 }
     }
@@ -258,6 +262,29 @@ describe('Worker scheduling (a scripted originator link)', () => {
     await waitFor('chunk 0 to be encoding', () => encodes.has(0), { timeoutMs: 5000, everyMs: 50 })
     expect(worker.status().active.find(t => t.chunk === 0)?.stage).toBe('encoding')
     answerSecondClaim()
+  })
+
+  it('gives a lease back unencoded when its claim is answered after another chunk of the job ran out of memory', async () => {
+    let answerSecondClaim: () => void = () => {}
+    const secondClaim = new Promise<void>(resolve => { answerSecondClaim = resolve })
+    const { worker, claims, releases, encodes } = await scripted('memory-race', {
+      slots: 2,
+      claimGate: async (chunk) => { if (chunk !== 0) await secondClaim },
+      failEncode: (chunk) => chunk === 0 ? new MemoryBudgetError('x264 ran out of this worker\'s memory budget of 380 MiB an encode', false) : undefined
+    })
+    cleanup.push(async () => { answerSecondClaim() })
+    worker.updateJob(view([0, 1, 2], 1))
+    await waitFor('two claims', () => claims.length === 2, { timeoutMs: 5000, everyMs: 20 })
+    await waitFor('chunk 0 to be encoding', () => encodes.has(0), { timeoutMs: 5000, everyMs: 20 })
+    encodes.get(0)?.()
+    await waitFor('chunk 0 given back', () => releases.some(r => r.chunk === 0), { timeoutMs: 5000, everyMs: 20 })
+    expect(releases.find(r => r.chunk === 0)?.reason).toMatch(/^memory: /)
+    // The claim on chunk 1 was on its way when chunk 0 ran out: its lease comes back unencoded.
+    answerSecondClaim()
+    await waitFor('chunk 1 given back', () => releases.some(r => r.chunk === 1), { timeoutMs: 5000, everyMs: 20 })
+    expect(encodes.has(1)).toBe(false)
+    expect(worker.status().active).toEqual([])
+    expect(claims).toEqual([0, 1])
   })
 
   it('follows the originator\'s waiting queue: its own share of the open chunks, else leaves them to the peers ahead', async () => {
