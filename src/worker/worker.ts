@@ -229,8 +229,16 @@ export class Worker extends EventEmitter<{ event: [WorkerEvent] }> {
     for (const t of this.tasks.values()) {
       if (t.lease.jobId !== jobId || t.lease.originator !== originator) continue
       this.stopTask(t)
-      void this.o.linkFor(t.lease.originator).release(t.lease, '', AbortSignal.timeout(3000)).catch(() => {})
+      this.letGo(t.lease)
     }
+  }
+
+  /**
+   * Gives a lease back unencoded and without a reason (no failure is counted), best effort and
+   * without waiting: the originator can hand the chunk out at once instead of when the lease ends.
+   */
+  private letGo (lease: ChunkLease): void {
+    void this.o.linkFor(lease.originator).release(lease, '', AbortSignal.timeout(3000)).catch(() => {})
   }
 
   /**
@@ -324,7 +332,7 @@ export class Worker extends EventEmitter<{ event: [WorkerEvent] }> {
     // A chunk of this job ran out of memory (or the job became one this node cannot encode) while
     // the claim was on its way: the lease goes straight back, as a prefetch held then would have.
     if (this.policy.isUnable(view)) {
-      void link.release(answer.lease, '', AbortSignal.timeout(3000)).catch(() => {})
+      this.letGo(answer.lease)
       return
     }
     const span = answer.lease.expiresAt - answer.lease.issuedAt
@@ -536,7 +544,7 @@ export class Worker extends EventEmitter<{ event: [WorkerEvent] }> {
     for (const t of this.tasks.values()) {
       if (t === task || t.lease.originator !== lease.originator || t.lease.jobId !== lease.jobId || t.stage === 'uploading') continue
       this.stopTask(t)
-      void this.o.linkFor(t.lease.originator).release(t.lease, '', AbortSignal.timeout(3000)).catch(() => {})
+      this.letGo(t.lease)
     }
     await this.giveUp(task, reason, true, out)
     if (!err.before && lease.originator !== this.o.peerId) {

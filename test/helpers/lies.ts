@@ -98,8 +98,8 @@ const VISIBLE_BLOCK_SHIFT = 96
  * conceals without a word (its bits still parse) and a viewer sees. What 16 flipped bytes do
  * depends on where they land in the bitstream, which is not the same on every machine (each makes
  * the fixture anew; its 10-bit pictures come through swscale, whose SIMD code differs by CPU): 16
- * bytes mid-slice gave a block 1.21 times the check's bound on one machine, 0.23 on another. So places are tried from
- * the slice's middle outwards until one gives such damage; finding none is an error.
+ * bytes mid-slice gave a block 1.21 times the check's bound on one machine, 0.23 on another. So
+ * places are tried from the slice's middle outwards until one gives such damage; none is an error.
  */
 export async function corruptLastSlice (resultPath: string, out: string): Promise<string> {
   const honest = await readFile(resultPath)
