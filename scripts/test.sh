@@ -9,7 +9,7 @@ source scripts/setup.sh
 # The tests are typechecked too (tsc builds only src, cli, bench and scripts): a test double that
 # answers with a code the product never sends, or a fixture missing a field, fails here.
 npx tsc -p tsconfig.test.json
-# vitest's summary is for people; a plain "tests: N passed, N failed" line closes the run for CI.
+# vitest's summary is for people; a plain "N passed, N failed" line closes the run for CI.
 # Off a terminal (CI, a log file) the output has no colour codes: CI read none of the last three
 # green runs' coloured summaries as a run of tests.
 report="$(mktemp -t swarm-vitest-XXXXXX.json)"
