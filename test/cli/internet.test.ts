@@ -20,7 +20,7 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { JobStatus, PeersJson, StatusJson } from '../../src/daemon/index.js'
 import { makeClip } from '../helpers/faults.js'
 import { ceiling, waitFor } from '../helpers/wait.js'
@@ -54,9 +54,13 @@ beforeAll(async () => {
   for (const h of [meetHost, annHost, bobHost, carlHost]) await mkdir(dir(h), { recursive: true })
 }, ceiling(30_000))
 
+// The nodes' logs are printed when a test of the file failed: what to read first then.
+let aTestFailed = false
+afterEach((ctx) => { if (ctx.task.result?.state === 'fail') aTestFailed = true })
+
 afterAll(async () => {
   await Promise.all(nodes.map(stop))
-  for (const n of started) if (n.stderr() !== '') console.log(`---- ${n.host.name} (${n.peerId.slice(-8)}) ----\n${n.stderr().slice(-5000)}`)
+  if (aTestFailed) for (const n of started) if (n.stderr() !== '') console.log(`---- ${n.host.name} (${n.peerId.slice(-8)}) ----\n${n.stderr().slice(-5000)}`)
   await net?.destroy()
   await rm(root, { recursive: true, force: true })
 })

@@ -11,7 +11,7 @@ import { execa } from 'execa'
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { JobStatus, PeersJson, StatusJson } from '../../src/daemon/index.js'
 import { probeMedia } from '../../src/media/index.js'
 import { makeClip } from '../helpers/faults.js'
@@ -43,9 +43,13 @@ beforeAll(async () => {
   for (const h of ['ann', 'bob', 'cat', 'dan', 'eve']) await mkdir(join(root, h), { recursive: true })
 })
 
+// The nodes' logs are printed when a test of the file failed: what to read first then.
+let aTestFailed = false
+afterEach((ctx) => { if (ctx.task.result?.state === 'fail') aTestFailed = true })
+
 afterAll(async () => {
   await Promise.all(nodes.map(stop))
-  for (const n of nodes) if (n.stderr() !== '') console.log(`---- ${n.host.name} (${n.peerId.slice(-8)}) ----\n${n.stderr().slice(-6000)}`)
+  if (aTestFailed) for (const n of nodes) if (n.stderr() !== '') console.log(`---- ${n.host.name} (${n.peerId.slice(-8)}) ----\n${n.stderr().slice(-6000)}`)
   await net?.destroy()
   await rm(root, { recursive: true, force: true })
 })
