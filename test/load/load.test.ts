@@ -18,7 +18,7 @@ import { ceiling, waitFor } from '../helpers/wait.js'
  * The 500-chunk job runs in a private swarm (one swarm key), so its results get the checks of
  * adaptive mode: every one the structural check, a peer's first and then one in four the picture
  * check too. With every result picture-checked, five tool starts per two-frame result (0.8 s of
- * CPU each) made the checks 60% of the test's CPU and it took 10 minutes of CI beside other
+ * CPU a check) made the checks 60% of the test's CPU and it took 10 minutes of CI beside other
  * files; what it is here for (the bookkeeping of 500 chunks and memory) needs neither. The
  * 50-chunk job checks every result (no key: mode all).
  */
