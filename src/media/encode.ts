@@ -7,7 +7,8 @@ import type { Rational } from './probe.js'
 import { inspectSegment, peerInputArgs, type SegmentLimits } from './peer-bytes.js'
 import { isParsedSettings } from './settings.js'
 import { LOW_PRIORITY_NICENESS, type EncodePriority } from './priority.js'
-import { lowerPriority, ranOutOfMemory, spawnTool, startPipeSource, toToolError } from './tools.js'
+import { lowerPriority, ranOutOfMemory, spawnTool, startPipeSource, toToolError, type PipeSource } from './tools.js'
+import { Y4mFrameGate, type EncodeCutoff } from './cutoff.js'
 
 export interface EncodeProgress {
   framesDone: number
@@ -48,6 +49,11 @@ export interface EncodeChunkOptions {
    * memory.ts); one that runs out fails with a MemoryBudgetError. Unset: no limit.
    */
   memoryLimitBytes?: number
+  /**
+   * Lets the caller end the encode before its last frame (EncodeCutoff.endAt): the result then has
+   * the frames it was cut to. Its frames pass through this process, a little CPU per frame.
+   */
+  cutoff?: EncodeCutoff
 }
 
 export interface EncodedChunk {
@@ -132,21 +138,7 @@ export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk>
   }
   await mkdir(dirname(o.outputPath), { recursive: true })
   const started = Date.now()
-  const idle = o.priority === 'idle'
-  const decoder = startPipeSource('ffmpeg', decoderArgs(o, encoder.inputPixFmt(settings, sourceY4m)), `decoding ${o.segmentPath}`, o.signal, o.memoryLimitBytes, idle)
-  // Failures are read from the settled promises below; this only keeps an early one from going unhandled.
-  decoder.done.catch(() => {})
-  const encoding = spawnTool(tool, encoder.chunkArgs(settings, { ...o, outputPath: o.outputPath }), {
-    cancelSignal: o.signal, stdin: decoder.stdout, forceKillAfterDelay: 2000, idle,
-    ...(o.memoryLimitBytes !== undefined ? { memoryLimitBytes: o.memoryLimitBytes } : {})
-  })
-  if (o.priority === 'low') {
-    lowerPriority(decoder.pid, LOW_PRIORITY_NICENESS)
-    lowerPriority(encoding.pid, LOW_PRIORITY_NICENESS)
-  }
-  // The encoder holds its own end now. Without ours, a decoder whose encoder died gets EPIPE and stops
-  // rather than blocking on a pipe nobody reads.
-  decoder.release()
+  const { decoder, encoding, gate } = startEncodePipe(o, settings, sourceY4m)
   // Abort means stop now: SIGKILL both, rather than SIGTERM and a grace period.
   const killBoth = (): void => { decoder.kill(); encoding.kill('SIGKILL') }
   o.signal?.addEventListener('abort', killBoth, { once: true })
@@ -160,33 +152,75 @@ export async function encodeChunk (o: EncodeChunkOptions): Promise<EncodedChunk>
     if (o.onProgress === undefined) return
     const latest = encoder.parseProgress(text)
     const now = Date.now()
-    if (latest !== undefined && now - lastReport >= 200) { lastReport = now; o.onProgress({ ...latest, frameCount: o.frameCount }) }
+    if (latest !== undefined && now - lastReport >= 200) { lastReport = now; o.onProgress({ ...latest, frameCount: gate?.limit ?? o.frameCount }) }
   })
   // Once the encoder has failed, the decoder is of no use.
   encoding.catch(() => { decoder.kill() })
   const [dec, enc] = await Promise.allSettled([decoder.done, encoding])
   o.signal?.removeEventListener('abort', killBoth)
-  if (dec.status === 'rejected' || enc.status === 'rejected') {
+  o.cutoff?.detach()
+  // A decoder stopped because the encode was ended early (EncodeCutoff) did what it was asked.
+  const decoded = gate?.ended === true && dec.status === 'rejected' && !isAborted(o.signal) ? { status: 'fulfilled' as const, value: undefined } : dec
+  if (decoded.status === 'rejected' || enc.status === 'rejected') {
     await rm(o.outputPath, { force: true })
-    if (isAborted(o.signal)) throw new AbortError(`encoding ${o.segmentPath}: aborted`)
-    // The encoder may exit first (bad settings); the decoder then sees EPIPE, which is not the story to tell.
-    const failure = enc.status === 'rejected' ? toToolError(tool, enc.reason, `encoding ${o.segmentPath}`) : (dec as PromiseRejectedResult).reason as Error
-    // Either one running out under the limit: the decoder's own failure first (the encoder then only saw its input end).
-    if (o.memoryLimitBytes !== undefined) {
-      const [outOf, err] = dec.status === 'rejected' && ranOutOfMemory(dec.reason) ? ['ffmpeg', dec.reason] : ranOutOfMemory(failure) ? [tool, failure] : []
-      if (outOf !== undefined) {
-        throw new MemoryBudgetError(`${outOf as string} ran out of this worker's memory budget of ${formatMemorySize(o.memoryLimitBytes)} an encode (${(err as Error).message.split('\n').slice(-1)[0] ?? ''})`, false, { cause: err })
-      }
-    }
-    throw failure
+    throw encodeFailure(o, tool, decoded, enc)
   }
+  const frameCount = gate?.limit ?? o.frameCount
   // The encoder reports what it wrote; a short count (a decoder that stopped early) is not a chunk.
   const encoded = encoder.encodedFrames(enc.value.stderr)
-  if (encoded !== o.frameCount) {
+  if (encoded !== frameCount) {
     await rm(o.outputPath, { force: true })
-    throw new VerificationError(`encoding ${o.segmentPath}: ${tool} encoded ${encoded ?? 'an unknown number of'} frames, expected ${o.frameCount}`)
+    throw new VerificationError(`encoding ${o.segmentPath}: ${tool} encoded ${encoded ?? 'an unknown number of'} frames, expected ${frameCount}`)
   }
   const sizeBytes = (await stat(o.outputPath)).size
-  o.onProgress?.({ framesDone: o.frameCount, frameCount: o.frameCount, fps: o.frameCount / Math.max(0.001, (Date.now() - started) / 1000) })
-  return { path: o.outputPath, sizeBytes, frameCount: o.frameCount, seconds: (Date.now() - started) / 1000 }
+  o.onProgress?.({ framesDone: frameCount, frameCount, fps: frameCount / Math.max(0.001, (Date.now() - started) / 1000) })
+  return { path: o.outputPath, sizeBytes, frameCount, seconds: (Date.now() - started) / 1000 }
+}
+
+/**
+ * Starts the decoder and the encoder with the decoder's y4m on the encoder's stdin: straight from
+ * process to process, or through a Y4mFrameGate when the caller may end the encode early.
+ */
+function startEncodePipe (o: EncodeChunkOptions, settings: EncoderSettings, sourceY4m: string): { decoder: PipeSource, encoding: ReturnType<typeof spawnTool>, gate?: Y4mFrameGate } {
+  const encoder = encoderFor(settings.encoder)
+  const idle = o.priority === 'idle'
+  const decoder = startPipeSource('ffmpeg', decoderArgs(o, encoder.inputPixFmt(settings, sourceY4m)), `decoding ${o.segmentPath}`, o.signal, o.memoryLimitBytes, idle)
+  // Failures are read from the settled promises; this only keeps an early one from going unhandled.
+  decoder.done.catch(() => {})
+  const gate = o.cutoff !== undefined ? new Y4mFrameGate() : undefined
+  const encoding = spawnTool(encoder.binary, encoder.chunkArgs(settings, { ...o, outputPath: o.outputPath }), {
+    cancelSignal: o.signal, stdin: gate !== undefined ? 'pipe' : decoder.stdout, forceKillAfterDelay: 2000, idle,
+    ...(o.memoryLimitBytes !== undefined ? { memoryLimitBytes: o.memoryLimitBytes } : {})
+  })
+  if (o.priority === 'low') {
+    lowerPriority(decoder.pid, LOW_PRIORITY_NICENESS)
+    lowerPriority(encoding.pid, LOW_PRIORITY_NICENESS)
+  }
+  if (gate === undefined) {
+    // The encoder holds its own end now. Without ours, a decoder whose encoder died gets EPIPE and stops
+    // rather than blocking on a pipe nobody reads.
+    decoder.release()
+    return { decoder, encoding }
+  }
+  // An encoder that exits early closes its stdin under the gate: its own failure is the story.
+  encoding.stdin?.on('error', () => { decoder.kill() })
+  gate.on('end', () => { if (gate.ended) { decoder.stdout.unpipe(gate); decoder.kill() } })
+  decoder.stdout.pipe(gate).pipe(encoding.stdin as NodeJS.WritableStream)
+  o.cutoff?.attach(gate, o.frameCount)
+  return { decoder, encoding, gate }
+}
+
+/** The error an encode that failed ends with: the encoder's own, unless the decoder's (or the memory limit) tells more. */
+function encodeFailure (o: EncodeChunkOptions, tool: string, dec: PromiseSettledResult<unknown>, enc: PromiseSettledResult<unknown>): Error {
+  if (isAborted(o.signal)) return new AbortError(`encoding ${o.segmentPath}: aborted`)
+  // The encoder may exit first (bad settings); the decoder then sees EPIPE, which is not the story to tell.
+  const failure = enc.status === 'rejected' ? toToolError(tool, enc.reason, `encoding ${o.segmentPath}`) : (dec as PromiseRejectedResult).reason as Error
+  // Either one running out under the limit: the decoder's own failure first (the encoder then only saw its input end).
+  if (o.memoryLimitBytes !== undefined) {
+    const [outOf, err] = dec.status === 'rejected' && ranOutOfMemory(dec.reason) ? ['ffmpeg', dec.reason] : ranOutOfMemory(failure) ? [tool, failure] : []
+    if (outOf !== undefined) {
+      return new MemoryBudgetError(`${outOf as string} ran out of this worker's memory budget of ${formatMemorySize(o.memoryLimitBytes)} an encode (${(err as Error).message.split('\n').slice(-1)[0] ?? ''})`, false, { cause: err })
+    }
+  }
+  return failure
 }

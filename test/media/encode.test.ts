@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AbortError, cutSegment, encodeChunk, extractVideo, LOW_PRIORITY_NICENESS, parseX264Settings, planChunks, probeMedia, SettingsError, ToolError, VerificationError, verifyEncodedChunk, type EncoderSettings, type EncodeProgress, type MediaInfo, type Segment } from '../../src/media/index.js'
+import { AbortError, cutSegment, EncodeCutoff, encodeChunk, extractVideo, LOW_PRIORITY_NICENESS, parseX264Settings, planChunks, probeMedia, SettingsError, ToolError, VerificationError, verifyEncodedChunk, type EncoderSettings, type EncodeProgress, type MediaInfo, type Segment } from '../../src/media/index.js'
 import { ensureFixtures } from '../fixtures.js'
 
 let scratch: string
@@ -44,6 +44,42 @@ describe('encodeChunk', () => {
     expect(verified).toMatchObject({ codec: 'h264', profile: 'High 10', pixFmt: 'yuv420p10le' })
     expect(progress.at(-1)?.framesDone).toBe(240)
     expect(progress.every((p, i) => i === 0 || p.framesDone >= progress[i - 1]!.framesDone)).toBe(true)
+  })
+
+  it('ends an encode early at a frame not yet handed to the encoder, exactly there, and both processes go', async () => {
+    const out = join(scratch, 'cut-short.264')
+    const cutoff = new EncodeCutoff()
+    let asked: number | undefined
+    const result = await encodeChunk({
+      ...base(out, '--preset superfast --crf 30'), cutoff,
+      // At the first progress report: a few frames past what the encoder has been handed.
+      onProgress: () => {
+        const at = cutoff.progress()
+        if (asked !== undefined || at === undefined) return
+        asked = at.framesPiped + 5
+        expect(at.frames).toBe(240)
+        expect(cutoff.endAt(asked)).toBe(true)
+        // Never before what the encoder already has, and never the whole chunk or more.
+        expect(cutoff.endAt(Math.max(1, at.framesPiped - 1))).toBe(at.framesPiped <= 1)
+        expect(cutoff.endAt(240)).toBe(false)
+        expect(cutoff.endAt(asked)).toBe(true)
+      }
+    })
+    expect(asked).toBeGreaterThan(5)
+    expect(asked).toBeLessThan(240)
+    expect(result.frameCount).toBe(asked)
+    // The bitstream holds exactly those frames, the first ones of the chunk.
+    await verifyEncodedChunk(out, { frameCount: asked!, width: 320, height: 180 })
+    expect(cutoff.progress()).toBeUndefined()
+    expect(cutoff.endAt(10)).toBe(false)
+    expect(await childrenOf(process.pid)).toEqual([])
+  })
+
+  it('encodes every frame through the gate when nobody ends it early', async () => {
+    const out = join(scratch, 'gated-whole.264')
+    const result = await encodeChunk({ ...base(out, '--preset ultrafast --crf 30'), cutoff: new EncodeCutoff() })
+    expect(result.frameCount).toBe(240)
+    await verifyEncodedChunk(out, { frameCount: 240, width: 320, height: 180 })
   })
 
   it('re-checks untrusted settings itself', async () => {
