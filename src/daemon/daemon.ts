@@ -159,8 +159,11 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     // Asked once: what the worker claims, what admission accepts and what peers are told.
     const installed = await installedEncoders()
     const installedIds = new Set(installed.map(e => e.encoder))
+    // Bound late: the worker is made after the list it reads its jobs from, and after the originator it encodes for.
+    let workerRef: Worker | undefined
     const originator = new Originator({
       ...originatorOptions(o, log),
+      shortenOwnEncode: (jobId, chunk, leaseId, choose) => workerRef?.shortenOwnEncode(jobId, chunk, leaseId, choose),
       home: o.home, peerId: self, log, swarmSize, slotsPerPeer: slots, maxChunks: MAX_CHUNKS_PER_JOB, reportOffence,
       isBanned: (peer, jobId) => bans.isBanned(peer, jobId),
       installedEncoders: installedIds,
@@ -190,8 +193,6 @@ export async function startDaemon (o: DaemonOptions): Promise<Daemon> {
     const libp2p = node
     onStop(async () => { await libp2p.stop() })
     log(`encoders: ${installed.length > 0 ? installed.map(e => `${e.encoder} ${e.version}`).join(', ') : 'none found: this node encodes nothing (apt-get install -y x264)'}`, 'info', 'node')
-    // Bound late: the worker is made after the list it reads its jobs from.
-    let workerRef: Worker | undefined
     const remoteJobs = new RemoteJobs(REMOTE_JOB_TTL_MS, remoteJobLimits(o), {
       isBusy: (originatorId, jobId) => workerRef?.holds(originatorId, jobId) ?? false,
       ...(o.remoteJobLimits?.strangerEvictions !== undefined ? { strangerEvictions: o.remoteJobLimits.strangerEvictions } : {})

@@ -96,7 +96,7 @@ export type UploadEnd = 'lost' | 'refused'
 
 export function countStat (job: JobRecord, what: keyof JobStats): void {
   job.stats ??= { leases: 0, backupLeases: 0, droppedResults: 0 }
-  job.stats[what]++
+  job.stats[what] = (job.stats[what] ?? 0) + 1
 }
 
 function median (values: number[]): number | undefined {
@@ -369,6 +369,9 @@ export class LeaseTable {
       .map(c => c.index)
   }
 
+  /** The job's pace: seconds a frame of its recent chunks took, lease to kept result (the median); undefined before the first. */
+  secondsPerFrameOf (jobId: string): number | undefined { return median(this.secondsPerFrame.get(jobId) ?? []) }
+
   /** A peer holds nothing on this job any more (our own worker, restarted): its leases would only lapse. */
   dropHolder (job: JobRecord, peer: string): void {
     for (const chunk of job.chunks) {
@@ -464,7 +467,8 @@ export class LeaseTable {
     return { ok: true, job, chunk }
   }
 
-  private holdsLease (jobId: string, peer: string): boolean {
+  /** Whether the peer holds a lease (or a backup) on a chunk of the job now. */
+  holdsLease (jobId: string, peer: string): boolean {
     const job = this.jobs.get(jobId)
     return job?.chunks.some(c => c.state === 'leased' && (c.lease?.holder === peer || c.backup?.holder === peer)) ?? false
   }

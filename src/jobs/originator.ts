@@ -4,7 +4,7 @@ import { access, mkdir, rm, stat } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import {
   checkFidelity, chunkRanges, copyOutput, effectiveSettings, hdrLosses, extractCaptions, formatFidelity, mergeChunks, otherTracksInput, statedRange, planChunks, prepareSource,
-  verifyMergedOutput, DEFAULT_ENCODER, type EncoderId, type MediaInfo, type PlanOptions, type Segment
+  verifyMergedOutput, DEFAULT_ENCODER, type EncoderId, type ChunkRange, type MediaInfo, type PlanOptions, type Segment
 } from '../media/index.js'
 import { jobTag, logger, shortJob, shortPeer, type Logger, type LogSink } from '../log/index.js'
 import type { Answer, OriginatorEvent, ReportOffence, SegmentOffer, UnstampedEvent } from '../swarm/index.js'
@@ -17,6 +17,7 @@ import { JobStore } from './job-store.js'
 import { DEFAULT_MAX_LEASES_PER_PEER, LeaseTable, type LeaseAnswer } from './lease-table.js'
 import { ResultIntake } from './result-intake.js'
 import { splitSource } from './splitter.js'
+import { StragglerSplits, type ShortenOwnEncode } from './straggler.js'
 import { JOB_RECORD_VERSION, refusal, type JobRecord } from './types.js'
 import type { AdaptiveRule, VerifyMode } from './verification-policy.js'
 
@@ -85,6 +86,13 @@ export interface OriginatorOptions {
   installedEncoders?: ReadonlySet<EncoderId>
   /** Which results get the picture check in adaptive mode: tests script the draw (`SWARM_TEST_VERIFY_DRAWS`). */
   checks?: { draw?: (jobId: string, peer: string) => number, rule?: AdaptiveRule }
+  /**
+   * Ends this node's own encode of a chunk early, so an idle peer takes the rest (straggler.ts; the
+   * daemon: its worker's shortenOwnEncode). Unset: no chunk is split once planned.
+   */
+  shortenOwnEncode?: ShortenOwnEncode
+  /** How much sooner a split must end a chunk, in seconds (default 2; tests lower it to split chunks of a few seconds). */
+  splitMinGainSeconds?: number
 }
 
 /** Unclaimed segments a large job keeps cut per encoder in the swarm (at least MIN_SEGMENTS_AHEAD in all). */
@@ -109,6 +117,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
   private readonly store: JobStore
   private readonly leases: LeaseTable
   private readonly intake: ResultIntake
+  private readonly stragglers?: StragglerSplits
   private readonly sources = new Map<string, MediaInfo>()
   private readonly running = new Map<string, Promise<void>>()
   private readonly aborts = new Map<string, AbortController>()
@@ -129,7 +138,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
       failed: (job, error) => { this.fail(job, error) },
       event: (e) => {
         this.tell(e)
-        if (e.type === 'lease:granted') this.intake.leased(e.jobId, e.chunk, e.peer)
+        if (e.type === 'lease:granted') { this.intake.leased(e.jobId, e.chunk, e.peer); this.stragglers?.peerBusy(e.jobId, e.peer) }
       },
       leaseMs: o.leaseMs,
       maxChunkFailures: o.maxChunkFailures,
@@ -155,10 +164,36 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
       ...(o.prepareChecks !== undefined ? { prepareChecks: o.prepareChecks } : {}),
       reportOffence: o.reportOffence,
       isBanned: o.isBanned,
-      event: (e) => { this.tell(e) },
+      event: (e) => {
+        this.tell(e)
+        const job = e.type === 'chunk:done' ? this.store.get(e.jobId) : undefined
+        if (job !== undefined && e.type === 'chunk:done') this.stragglers?.peerIdle(job, e.peer)
+      },
       convicted: (job, peer) => { this.requeue(job, peer).catch((err: Error) => { this.log.info(`${shortJob(job.id)}: sending ${shortPeer(peer)}'s chunks back failed: ${err.message}`) }) },
       ...(o.checks !== undefined ? { checks: o.checks } : {}),
       ...(o.encoderVersionOf !== undefined ? { encoderVersionOf: o.encoderVersionOf } : {})
+    })
+    if (o.shortenOwnEncode !== undefined && o.ownWorker === true) this.stragglers = this.straggling(o.shortenOwnEncode)
+  }
+
+  private straggling (shorten: ShortenOwnEncode): StragglerSplits {
+    return new StragglerSplits({
+      self: this.o.peerId,
+      leases: this.leases,
+      shorten,
+      source: (job) => this.sources.get(job.id),
+      folder: (id) => this.folder(id),
+      maxChunks: this.o.maxChunks ?? Number.POSITIVE_INFINITY,
+      ...(this.o.splitMinGainSeconds !== undefined ? { minGainSeconds: this.o.splitMinGainSeconds } : {}),
+      changed: (job) => { this.touch(job); void this.save(job.id) },
+      cutAgain: (job) => {
+        if (this.store.get(job.id) !== job || job.state !== 'encoding') return
+        job.state = 'splitting'
+        this.touch(job)
+        this.runInBackground(job.id)
+      },
+      event: (e) => { this.tell(e) },
+      log: this.log
     })
   }
 
@@ -191,6 +226,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
     if (this.expiryTimer !== undefined || this.stopped) return
     this.expiryTimer = setInterval(() => {
       this.expireLeases()
+      this.stragglers?.tick(this.store.list())
       if (this.store.list().some(j => j.state === 'encoding' || j.state === 'splitting')) return
       clearInterval(this.expiryTimer)
       this.expiryTimer = undefined
@@ -335,6 +371,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
     this.aborts.get(id)?.abort()
     await this.running.get(id)?.catch(() => {})
     this.leases.forget(id)
+    this.stragglers?.forget(id)
     this.sources.delete(id)
     await this.intake.forget(id)
     await this.store.remove(id)
@@ -351,7 +388,10 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
   /** First valid claim wins; a peer that found nothing joins the job's waiting queue. */
   requestLease (jobId: string, chunkIndex: number, claimant: string): LeaseAnswer {
     this.watchLeases()
-    return this.leases.claim(jobId, chunkIndex, claimant)
+    const answer = this.leases.claim(jobId, chunkIndex, claimant)
+    const job = answer.ok ? undefined : this.store.get(jobId)
+    if (job !== undefined && !answer.ok && (answer.code === 'not-open' || answer.code === 'already-done')) this.stragglers?.peerIdle(job, claimant)
+    return answer
   }
 
   /** Heartbeat: renews the lease and records progress. */
@@ -506,9 +546,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
   private async split (job: JobRecord, signal: AbortSignal): Promise<void> {
     const splitStarted = this.now()
     const source = await this.sourceOf(job, signal)
-    // The chunks the job was planned with, not a plan made again: the planner may have changed since.
-    const plan = chunkRanges(source, job.chunks.map(c => c.startFrame))
-    if (plan.chunks.some((c, i) => c.frameCount !== job.chunks[i]?.frames)) throw new Error(`${job.sourcePath} no longer has the frames its job's chunks were planned on (${source.video.frameCount} frames now)`)
+    const plan = plannedRanges(job, source)
     const opened = (index: number, seg: Segment): void => {
       const chunk = job.chunks[index]
       if (chunk === undefined) return
@@ -519,7 +557,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
     for (let pending = job.chunks.filter(c => c.state === 'pending'); pending.length > 0; pending = job.chunks.filter(c => c.state === 'pending')) {
       await splitSource({
         source,
-        plan: plan.chunks,
+        plan,
         pending: pending.map(c => c.index),
         folder: this.folder(job.id),
         tag: jobTag(job.id),
@@ -539,7 +577,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
   private async merge (job: JobRecord, signal: AbortSignal): Promise<void> {
     const source = await this.sourceOf(job, signal)
     const folder = this.folder(job.id)
-    const chunkPaths = job.chunks.map(c => folder.result(c.result?.file ?? folder.resultName(c.index)))
+    const chunkPaths = inFrameOrder(job).map(c => folder.result(c.result?.file ?? folder.resultName(c.index)))
     this.log.debug(`merging ${shortJob(job.id)}`)
     const mergeStarted = this.now()
     this.tell({ type: 'merge:started', jobId: job.id })
@@ -612,7 +650,28 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
  * decodes as the source does across the cut, by the codec's rules). The first chunk is no cut.
  */
 function cutsToCompare (job: JobRecord): { chunkStarts: number[], cutsProven: number } {
-  const cuts = job.chunks.slice(1)
+  const cuts = inFrameOrder(job).slice(1)
   const proven = (c: JobRecord['chunks'][number]): boolean => c.segment?.cutProven === true || c.segment?.decoded === true
   return { chunkStarts: cuts.filter(c => !proven(c)).map(c => c.startFrame), cutsProven: cuts.filter(proven).length }
+}
+
+/** A job's chunks in the order of their frames: a split-off chunk (straggler.ts) comes last by index. */
+function inFrameOrder (job: JobRecord): JobRecord['chunks'] {
+  return [...job.chunks].sort((a, b) => a.startFrame - b.startFrame)
+}
+
+/**
+ * The ranges of the chunks the job has, not of a plan made again (the planner may have changed
+ * since), each at its chunk's index: chunks split off later come last by index, not by frame.
+ */
+function plannedRanges (job: JobRecord, source: MediaInfo): ChunkRange[] {
+  const ordered = inFrameOrder(job)
+  const ranges = chunkRanges(source, ordered.map(c => c.startFrame)).chunks
+  const plan: ChunkRange[] = []
+  ranges.forEach((range, i) => {
+    const chunk = ordered[i] as JobRecord['chunks'][number]
+    if (range.frameCount !== chunk.frames) throw new Error(`${job.sourcePath} no longer has the frames its job's chunks were planned on (${source.video.frameCount} frames now)`)
+    plan[chunk.index] = { ...range, index: chunk.index }
+  })
+  return plan
 }

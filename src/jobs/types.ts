@@ -130,6 +130,8 @@ export interface JobStats {
   droppedResults: number
   /** Kept results thrown away because their peer was later caught with a wrong one (absent until the first). */
   requeuedResults?: number
+  /** Chunks this node's own encode ended early so that an idle peer took the rest (jobs/straggler.ts; absent until the first). */
+  splits?: number
 }
 
 export function refusal (code: OriginatorRefusalCode, message: string): Refusal {

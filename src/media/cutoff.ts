@@ -26,22 +26,21 @@ export class EncodeCutoff {
   progress (): CutoffProgress | undefined {
     const gate = this.gate
     if (gate === undefined || gate.ended || !gate.parsing) return undefined
-    return { framesPiped: gate.framesPassed, frames: this.frames }
+    return { framesPiped: gate.framesPassed, frames: gate.limit ?? this.frames }
   }
 
   /**
    * Ends the encode after its first `frames` frames. Refused (false) when it is not running, when
-   * that is not fewer than it has, or when the encoder was already handed more: the result then has
-   * exactly `frames` frames, which encodeChunk checks as it would the whole count.
+   * that is not fewer than it has (or was already cut to: a second cut only shortens it more), or
+   * when the encoder was already handed more: the result then has exactly `frames` frames, which
+   * encodeChunk checks as it would the whole count.
    */
   endAt (frames: number): boolean {
     const gate = this.gate
-    if (gate === undefined || !Number.isInteger(frames) || frames < 1 || frames >= this.frames) return false
+    if (gate === undefined || !Number.isInteger(frames) || frames < 1 || frames >= (gate.limit ?? this.frames)) return false
     return gate.limitTo(frames)
   }
 
-  /** The frames the encode will have: fewer than it started with once endAt was accepted. */
-  get limit (): number | undefined { return this.gate?.limit }
 }
 
 /**

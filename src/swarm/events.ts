@@ -49,6 +49,11 @@ export type OriginatorEvent =
    * node's own result (parsed only).
    */
   | ({ type: 'chunk:done', bytes: number, verifyMs: number, leaseMs?: number, check?: 'full' | 'structural' } & ChunkAndPeer)
+  /**
+   * This node's own encode of `chunk` ends after `kept` frames; the `frames` after them are a new
+   * chunk, `into`, for a peer with nothing to do (a straggler split: jobs/straggler.ts).
+   */
+  | ({ type: 'chunk:split', chunk: number, into: number, kept: number, frames: number } & OfJob)
   /** `peer` was caught with a wrong result for the job: the done chunks it encoded (`chunks`) go back to be cut and encoded again. */
   | ({ type: 'chunks:requeued', peer: string, chunks: number[] } & OfJob)
   | ({ type: 'merge:started' } & OfJob)

@@ -1,0 +1,139 @@
+import { execa } from 'execa'
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { localLink } from '../../src/daemon/local-link.js'
+import { Originator } from '../../src/jobs/index.js'
+import { splitPoint } from '../../src/jobs/straggler.js'
+import { probeMedia } from '../../src/media/index.js'
+import type { NodeEvent, NodeEventOf } from '../../src/swarm/index.js'
+import { Worker, type OriginatorLink } from '../../src/worker/index.js'
+import { ensureFixtures, type Fixtures } from '../fixtures.js'
+import { waitFor } from '../helpers/wait.js'
+
+describe('splitPoint', () => {
+  const at = { framesPiped: 10, frames: 300, framesDone: 0, fps: 0 }
+  const options = { peerSecondsPerFrame: 0.1, frameRate: 24, preroll: 0 }
+
+  it('gives an idle peer of the same pace about half of what is left, less its start and its pre-roll', () => {
+    // Own pace unknown (nothing done yet): taken to be the job's. Own keeps a, the peer pays
+    // 1.5 s, decodes a frames at 10 ms and encodes 300 - a at 100 ms: a = (1.5 + 30) / 0.19.
+    expect(splitPoint(at, options)).toBe(166)
+    // The own encode measured at 20 fps, twice the job's pace: it keeps about two thirds.
+    expect(splitPoint({ framesPiped: 60, frames: 300, framesDone: 40, fps: 20 }, options)).toBe(40 + Math.ceil((1.5 + 40 * 0.01 + 260 * 0.1) / (0.05 + 0.1 - 0.01)))
+  })
+
+  it('never ends the encode before a frame its encoder already has', () => {
+    expect(splitPoint({ ...at, framesPiped: 200 }, options)).toBe(200)
+  })
+
+  it('does not split when the rest would be too short or the chunk end too little sooner', () => {
+    // The encoder was handed all but 20 frames (under a second at 24 fps).
+    expect(splitPoint({ ...at, framesPiped: 280 }, options)).toBeUndefined()
+    // 200 frames left at 20 ms a frame: 4 s to go, and a split would end them 1 s sooner.
+    const quick = { framesPiped: 100, frames: 300, framesDone: 100, fps: 50 }
+    expect(splitPoint(quick, { ...options, peerSecondsPerFrame: 0.02 })).toBeUndefined()
+    expect(splitPoint(quick, { ...options, peerSecondsPerFrame: 0.02, minGainSeconds: 0.5 })).toBe(250)
+    // No pace at all yet: no estimate to split by.
+    expect(splitPoint(at, { frameRate: 24, preroll: 0 })).toBeUndefined()
+  })
+
+  it('counts the decode of every frame before the peer\'s first one', () => {
+    const without = splitPoint(at, options) as number
+    const withPreroll = splitPoint(at, { ...options, preroll: 100 }) as number
+    // The peer starts later, so this node keeps more of the chunk.
+    expect(withPreroll).toBeGreaterThan(without)
+  })
+})
+
+let fx: Fixtures
+let shims: string
+const realPath = process.env.PATH
+const cleanup: Array<() => Promise<void>> = []
+beforeAll(async () => {
+  fx = await ensureFixtures()
+  // x265 for this node's own encodes stops itself before it reads a frame, until the test lets it
+  // go on: the straggler, made one whatever the machine's load.
+  shims = await mkdtemp(join(tmpdir(), 'swarm-straggler-shims-'))
+  const real = (await execa('sh', ['-c', 'command -v x265'])).stdout.trim()
+  await writeFile(join(shims, 'x265'), `#!/bin/sh\ncase "$*" in *work-self*) kill -STOP $$ ;; esac\nexec ${real} "$@"\n`)
+  await chmod(join(shims, 'x265'), 0o755)
+  process.env.PATH = `${shims}:${realPath ?? ''}`
+})
+afterAll(async () => {
+  process.env.PATH = realPath
+  await rm(shims, { recursive: true, force: true })
+})
+afterEach(async () => { for (const c of cleanup.splice(0).reverse()) await c() })
+
+/** The local link of a peer other than the originator: its leases name the originator, as a remote claim's do. */
+function peerLink (originator: Originator, peer: string): OriginatorLink {
+  const link = localLink(originator, peer)
+  return {
+    ...link,
+    claim: async (jobId, chunk, signal) => {
+      const answer = await link.claim(jobId, chunk, signal)
+      return answer.ok ? { ...answer, lease: { ...answer.lease, originator: 'self' } } : answer
+    }
+  }
+}
+
+const ofType = <T extends NodeEvent['type']>(events: NodeEvent[], type: T): Array<NodeEventOf<T>> => events.filter((e): e is NodeEventOf<T> => e.type === type)
+
+describe('a straggling chunk of this node\'s own encode', () => {
+  it('is split for an idle peer: the own encode ends at an exact frame, the peer encodes the rest, the output is the source\'s frames', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'swarm-straggler-'))
+    const output = join(home, 'out.mkv')
+    let own: Worker | undefined
+    const originator = new Originator({
+      home, peerId: 'self', ownWorker: true, plan: { chunkSeconds: 7 }, splitMinGainSeconds: 0,
+      shortenOwnEncode: (jobId, chunk, leaseId, choose) => own?.shortenOwnEncode(jobId, chunk, leaseId, choose)
+    })
+    await originator.start()
+    await mkdir(join(home, 'work-self'), { recursive: true })
+    own = new Worker({ peerId: 'self', slots: 1, workDir: join(home, 'work-self'), linkFor: () => localLink(originator, 'self'), heartbeatMs: 200 })
+    const peer = new Worker({ peerId: 'peer', slots: 1, prefetch: 0, workDir: join(home, 'work-peer'), linkFor: () => peerLink(originator, 'peer'), heartbeatMs: 200 })
+    const ownWorker = own
+    cleanup.push(async () => {
+      await execa('pkill', ['-CONT', '-f', 'work-self'], { reject: false })
+      await peer.stop(); await ownWorker.stop(); await originator.stop(); await rm(home, { recursive: true, force: true })
+    })
+    // Chunk 0 (200 of the 240 frames) is this node's: the peer is not shown it while it is open.
+    originator.on('changed', (id) => {
+      const job = originator.get(id)
+      if (job === undefined) return
+      const view = { jobId: job.id, originator: 'self', settings: job.settings, encoder: 'x265' as const, totalChunks: job.chunks.length, seq: job.updatedAt }
+      const open = job.chunks.filter(c => c.state === 'open').map(c => c.index)
+      ownWorker.updateJob({ ...view, open })
+      peer.updateJob({ ...view, open: open.filter(i => i !== 0) })
+    })
+    const events: NodeEvent[] = []
+    for (const emitter of [originator, ownWorker, peer]) emitter.on('event', (e: NodeEvent) => events.push(e))
+    ownWorker.start()
+    peer.start()
+
+    const { job } = await originator.addJob({ file: fx.openGop10bit, settings: '--preset ultrafast --crf 30', encoder: 'x265', output })
+    const split = await waitFor('the split', () => ofType(events, 'chunk:split')[0] ?? (job.state === 'failed' ? new Error(job.error) : undefined), { timeoutMs: 60_000, everyMs: 50 })
+    if (split instanceof Error) throw split
+    await execa('pkill', ['-CONT', '-f', 'work-self'], { reject: false })
+    await waitFor('the merge', () => job.state === 'done' || job.state === 'failed', { timeoutMs: 90_000, everyMs: 100 })
+    expect(job.error).toBeUndefined()
+
+    // Chunk 0 ended where the split said; the rest is chunk 2, right after it, encoded by the peer.
+    expect(split).toMatchObject({ jobId: job.id, chunk: 0, into: 2, frames: 200 - split.kept })
+    expect(split.kept).toBeGreaterThan(0)
+    expect(split.kept).toBeLessThan(200)
+    const [first, second, rest] = job.chunks
+    expect(first).toMatchObject({ startFrame: 0, frames: split.kept, result: { encodedBy: 'self' } })
+    expect(second).toMatchObject({ startFrame: 200, frames: 40, result: { encodedBy: 'peer' } })
+    expect(rest).toMatchObject({ startFrame: split.kept, frames: 200 - split.kept, result: { encodedBy: 'peer', check: 'full' } })
+    expect(job.stats?.splits).toBe(1)
+    expect(ofType(events, 'encode:finished').filter(e => e.originator === 'self' && e.chunk === 0).map(e => e.frames)).toEqual([split.kept])
+    // Every frame once, in order, and every track: the merge and its fidelity check passed.
+    expect(job.fidelity?.ok).toBe(true)
+    const out = await probeMedia(output)
+    expect(out.video.frameCount).toBe(240)
+    expect(ofType(events, 'result:refused')).toEqual([])
+  })
+})
