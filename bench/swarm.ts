@@ -733,7 +733,7 @@ function resultRows (f: Figures): string[][] {
     [`chunks (encoded by peers other than the originator)`, `${sk.record.chunks.length} (${chunksOverWire})`, `>= ${k}`, met(sk.record.chunks.length >= k)],
     ['chunk frames', frames.join(' '), '', ''],
     [`efficiency this chunk plan allows on ${k} nodes`, fmt(planBound), '', ''],
-    ['backup leases / results dropped', `${sk.record.stats?.backupLeases ?? 0} / ${sk.record.stats?.droppedResults ?? 0}`, '', ''],
+    ['backup leases / results dropped / straggler splits', `${sk.record.stats?.backupLeases ?? 0} / ${sk.record.stats?.droppedResults ?? 0} / ${sk.record.stats?.splits ?? 0}`, '', ''],
     ['segment transfers that failed', String(Math.max(failedTransfers.length, failedFetches.length)), '0', met(failedTransfers.length + failedFetches.length === 0)],
     ['originator wire bytes during the job (sent / received)', `${wire.sentAcked} / ${wire.received}`, '', ''],
     ['wire bytes per remote chunk', chunksOverWire > 0 ? String(Math.round(wireBytes / chunksOverWire)) : 'n/a', '', ''],
