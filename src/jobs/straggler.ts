@@ -1,7 +1,7 @@
 import { copyFile } from 'node:fs/promises'
 import { basename } from 'node:path'
 import { chunkRanges, type MediaInfo } from '../media/index.js'
-import { shortChunk, type Logger } from '../log/index.js'
+import { shortChunk, shortJob, type Logger } from '../log/index.js'
 import type { EmitEvent, OriginatorEvent } from '../swarm/index.js'
 import type { JobFolder } from './job-folder.js'
 import { countStat, type LeaseTable } from './lease-table.js'
@@ -134,6 +134,15 @@ export class StragglerSplits {
 
   /** Splits the own worker's straggling chunk of the job if an idle peer would end the job sooner with part of it. */
   consider (job: JobRecord): void {
+    // Called from the lease table's and the intake's events: a failure here must not become theirs.
+    try {
+      this.trySplit(job)
+    } catch (err) {
+      this.o.log.info(`${shortJob(job.id)}: splitting a straggler failed: ${(err as Error).message}`)
+    }
+  }
+
+  private trySplit (job: JobRecord): void {
     if (job.state !== 'encoding' || this.splitting.has(job.id) || (this.idle.get(job.id)?.size ?? 0) === 0) return
     if (job.chunks.some(c => c.state === 'open' || c.state === 'pending')) return
     if (job.chunks.length >= this.o.maxChunks || (job.stats?.splits ?? 0) >= MAX_SPLITS_PER_JOB) return
