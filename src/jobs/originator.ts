@@ -388,6 +388,9 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
   /** First valid claim wins; a peer that found nothing joins the job's waiting queue. */
   requestLease (jobId: string, chunkIndex: number, claimant: string): LeaseAnswer {
     this.watchLeases()
+    const claimed = this.store.get(jobId)
+    const chunk = claimed?.chunks[chunkIndex]
+    if (claimed !== undefined && chunk !== undefined) this.stragglers?.beforeGrant(claimed, chunk, claimant)
     const answer = this.leases.claim(jobId, chunkIndex, claimant)
     const job = answer.ok ? undefined : this.store.get(jobId)
     if (job !== undefined && !answer.ok && (answer.code === 'not-open' || answer.code === 'already-done')) this.stragglers?.peerIdle(job, claimant)

@@ -77,6 +77,40 @@ export function splitPoint (at: EncodeStanding, o: SplitPointOptions): number | 
   return unsplit - split >= (o.minGainSeconds ?? MIN_GAIN_SECONDS) ? end : undefined
 }
 
+export interface GrantSplitOptions extends SplitPointOptions {
+  /** The frames of the chunk a peer is about to be granted. */
+  frames: number
+  /** Seconds until this node's own worker has nothing left to encode of what it holds now (0: idle). */
+  ownFreeIn: number
+  /** Seconds a frame takes this node's own encode (its measured pace, else the job's). */
+  ownSecondsPerFrame: number
+  /** Seconds the claiming peer still encodes what it holds of the job (a claim made near the end of its encode before); default 0. */
+  peerBusyFor?: number
+}
+
+/**
+ * How many frames of the last open chunk a claiming peer should get when this node's own worker
+ * will be free before that peer could encode all of it: the peer encodes the first `k` at the
+ * job's pace, this node the rest once it is free (its start, the pre-roll's decode, its own pace).
+ * Undefined when that ends the chunk less than MIN_GAIN_SECONDS sooner or a part would be too short.
+ */
+export function grantSplitPoint (o: GrantSplitOptions): number | undefined {
+  const own = o.ownSecondsPerFrame
+  // No result of the job is in yet (it has hardly more chunks than encoders): the peer is taken to go at this node's pace.
+  const peer = o.peerSecondsPerFrame ?? own
+  if (peer === undefined || !(peer > 0) || !(own > 0) || !(o.ownFreeIn >= 0)) return undefined
+  const decode = prerollSecondsPerFrame(peer)
+  const least = Math.max(MIN_SPLIT_FRAMES, Math.ceil(MIN_SPLIT_SECONDS * o.frameRate))
+  // Both start from the segment, so both pay SPLIT_OVERHEAD_SECONDS: the peer's first k frames end
+  // with this node's wait, the pre-roll's decode and the rest at its pace.
+  const busy = Math.max(0, o.peerBusyFor ?? 0)
+  const k = Math.round((o.ownFreeIn - busy + o.frames * own + o.preroll * decode) / (peer + own - decode))
+  if (k < least || o.frames - k < least) return undefined
+  const unsplit = busy + SPLIT_OVERHEAD_SECONDS + o.frames * peer
+  const split = Math.max(busy + SPLIT_OVERHEAD_SECONDS + k * peer, o.ownFreeIn + SPLIT_OVERHEAD_SECONDS + (o.preroll + k) * decode + (o.frames - k) * own)
+  return unsplit - split >= (o.minGainSeconds ?? MIN_GAIN_SECONDS) ? k : undefined
+}
+
 export interface StragglerSplitsOptions {
   /** This node's peer id: the holder whose encodes can be ended early. */
   self: string
@@ -160,6 +194,74 @@ export class StragglerSplits {
     }
   }
 
+  /**
+   * A peer claims the job's last open chunk while this node's own worker is still encoding: the
+   * peer gets the first part, and the rest becomes a chunk for whoever is free first (this node,
+   * when done), so the job does not end on one peer's whole chunk while this node waits. Before the
+   * grant, so the peer is told the chunk's frames in its segment's meta as for any chunk: nothing
+   * on the wire changes. On two nodes this is the other half of the tail: measured, the peer took
+   * the last 142-frame chunk 1.3 s before this node's encode ended, which then idled 7.6 s.
+   */
+  beforeGrant (job: JobRecord, chunk: ChunkRecord, claimant: string): void {
+    try {
+      this.splitBeforeGrant(job, chunk, claimant)
+    } catch (err) {
+      this.o.log.info(`${shortJob(job.id)}: splitting chunk ${chunk.index} before its grant failed: ${(err as Error).message}`)
+    }
+  }
+
+  private splitBeforeGrant (job: JobRecord, chunk: ChunkRecord, claimant: string): void {
+    if (claimant === this.o.self || job.state !== 'encoding' || chunk.state !== 'open' || this.splitting.has(job.id)) return
+    if (job.chunks.some(c => c !== chunk && (c.state === 'open' || c.state === 'pending'))) return
+    if (job.chunks.length >= this.o.maxChunks || (job.stats?.splits ?? 0) >= MAX_SPLITS_PER_JOB) return
+    if (chunk.segment === undefined || chunk.segment.decoded === true) return
+    const source = this.o.source(job)
+    if (source === undefined || source.video.cut?.by === 'decode') return
+    const free = this.ownFreeIn(job)
+    if (free === undefined) return
+    const kept = grantSplitPoint({
+      ...this.splitOptions(job, chunk, source), frames: chunk.frames, ownFreeIn: free.seconds, ownSecondsPerFrame: free.secondsPerFrame, peerBusyFor: this.busyFor(job, claimant)
+    })
+    if (kept !== undefined) this.split(job, chunk, kept, source)
+  }
+
+  /**
+   * When this node's own worker will have encoded what it holds of the job, and at what pace a
+   * frame: its live standing where its encode can tell (EncodeStanding), else its heartbeats, else
+   * the job's pace. Undefined when it holds nothing of the job (it would take the chunk itself) or
+   * no pace is known yet.
+   */
+  private ownFreeIn (job: JobRecord): { seconds: number, secondsPerFrame: number } | undefined {
+    const pace = this.o.leases.secondsPerFrameOf(job.id)
+    let seconds = 0
+    let measured: number | undefined
+    let holds = false
+    for (const c of job.chunks) {
+      const lease = c.lease
+      if (c.state !== 'leased' || lease?.holder !== this.o.self) continue
+      holds = true
+      let standing: EncodeStanding | undefined
+      this.o.shorten(job.id, c.index, lease.id, at => { standing = at; return undefined })
+      const now = standing ?? { frames: c.frames, framesDone: lease.framesDone, fps: lease.fps }
+      const paced = now.fps > 0 && now.framesDone >= OWN_PACE_FROM_SHARE * now.frames
+      if (paced) measured = 1 / now.fps
+      const perFrame = paced ? 1 / now.fps : pace
+      if (perFrame === undefined) return undefined
+      seconds += Math.max(0, now.frames - now.framesDone) * perFrame
+    }
+    const secondsPerFrame = measured ?? pace
+    return holds && secondsPerFrame !== undefined ? { seconds, secondsPerFrame } : undefined
+  }
+
+  /** Seconds a peer still encodes what it holds of the job, by its heartbeats (its word: this only times a split); unknown pace counts as none. */
+  private busyFor (job: JobRecord, peer: string): number {
+    let seconds = 0
+    for (const c of job.chunks) {
+      for (const lease of [c.lease, c.backup]) if (c.state === 'leased' && lease?.holder === peer && lease.fps > 0) seconds += Math.max(0, c.frames - lease.framesDone) / lease.fps
+    }
+    return seconds
+  }
+
   private splitOptions (job: JobRecord, chunk: ChunkRecord, source: MediaInfo): SplitPointOptions {
     const ordered = [...job.chunks].sort((a, b) => a.startFrame - b.startFrame)
     const range = chunkRanges(source, ordered.map(c => c.startFrame)).chunks.find(r => r.startFrame === chunk.startFrame)
@@ -174,14 +276,14 @@ export class StragglerSplits {
     }
   }
 
-  /** The own encode ends after `kept` frames: the rest of the chunk is a new one, open once its segment is copied. */
+  /** The chunk keeps its first `kept` frames (its own encode ends there, or its peer is granted them): the rest is a new chunk, open once its segment is copied. */
   private split (job: JobRecord, chunk: ChunkRecord, kept: number, source: MediaInfo): void {
     const total = chunk.frames
     chunk.frames = kept
     const rest: ChunkRecord = { index: job.chunks.length, startFrame: chunk.startFrame + kept, frames: total - kept, state: 'pending', pastHolders: [], failures: [] }
     job.chunks.push(rest)
     countStat(job, 'splits')
-    this.o.log.info(`${shortChunk(job.id, chunk.index)}: this node's encode ends after ${kept} of its ${total} frames; the other ${total - kept} are chunk ${rest.index}, for a peer with nothing to do`)
+    this.o.log.info(`${shortChunk(job.id, chunk.index)}: split after ${kept} of its ${total} frames; the other ${total - kept} are chunk ${rest.index}`)
     this.o.event?.({ type: 'chunk:split', jobId: job.id, chunk: chunk.index, into: rest.index, kept, frames: rest.frames })
     this.o.changed(job)
     this.splitting.add(job.id)

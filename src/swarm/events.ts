@@ -50,8 +50,10 @@ export type OriginatorEvent =
    */
   | ({ type: 'chunk:done', bytes: number, verifyMs: number, leaseMs?: number, check?: 'full' | 'structural' } & ChunkAndPeer)
   /**
-   * This node's own encode of `chunk` ends after `kept` frames; the `frames` after them are a new
-   * chunk, `into`, for a peer with nothing to do (a straggler split: jobs/straggler.ts).
+   * `chunk` keeps its first `kept` frames and the `frames` after them are a new chunk, `into`
+   * (jobs/straggler.ts): this node's own encode of it ends there because a peer has nothing to do,
+   * or a peer claiming the job's last open chunk is granted only that part while this node's own
+   * worker will be free first.
    */
   | ({ type: 'chunk:split', chunk: number, into: number, kept: number, frames: number } & OfJob)
   /** `peer` was caught with a wrong result for the job: the done chunks it encoded (`chunks`) go back to be cut and encoded again. */

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { localLink } from '../../src/daemon/local-link.js'
 import { Originator } from '../../src/jobs/index.js'
-import { splitPoint } from '../../src/jobs/straggler.js'
+import { grantSplitPoint, splitPoint } from '../../src/jobs/straggler.js'
 import { probeMedia } from '../../src/media/index.js'
 import type { NodeEvent, NodeEventOf } from '../../src/swarm/index.js'
 import { Worker, type OriginatorLink } from '../../src/worker/index.js'
@@ -47,6 +47,27 @@ describe('splitPoint', () => {
   })
 })
 
+describe('grantSplitPoint', () => {
+  // Measured on two one-core nodes with SVT-AV1 preset 8: the peer claimed the last chunk (142
+  // frames, 65 ms a frame at the job's pace) 1.3 s before this node's own encode (130 ms a frame) ended.
+  const measured = { frames: 142, peerSecondsPerFrame: 0.065, ownSecondsPerFrame: 0.13, ownFreeIn: 1.3, frameRate: 24, preroll: 0 }
+
+  it('gives the peer the part it ends with the slower node taking the rest once free', () => {
+    // (1.3 + 142 × 0.13) / (0.065 + 0.13 - 0.0065) = 104.8: both end 8.3 s on, not 10.7.
+    expect(grantSplitPoint(measured)).toBe(105)
+    // A peer still busy for 3 s with its chunk before takes less.
+    expect(grantSplitPoint({ ...measured, peerBusyFor: 3 })).toBe(89)
+    // Before any result is in, the peer is taken to go at this node's pace.
+    expect(grantSplitPoint({ ...measured, peerSecondsPerFrame: undefined })).toBe(Math.round((1.3 + 142 * 0.13) / (0.26 - 0.013)))
+  })
+
+  it('leaves the chunk whole when this node is free too late, or the parts would be too short', () => {
+    expect(grantSplitPoint({ ...measured, ownFreeIn: 12 })).toBeUndefined()
+    expect(grantSplitPoint({ ...measured, frames: 40 })).toBeUndefined()
+    expect(grantSplitPoint({ ...measured, ownSecondsPerFrame: 0 })).toBeUndefined()
+  })
+})
+
 let fx: Fixtures
 let shims: string
 const realPath = process.env.PATH
@@ -80,6 +101,45 @@ function peerLink (originator: Originator, peer: string): OriginatorLink {
 }
 
 const ofType = <T extends NodeEvent['type']>(events: NodeEvent[], type: T): Array<NodeEventOf<T>> => events.filter((e): e is NodeEventOf<T> => e.type === type)
+
+describe('the last open chunk claimed by a peer while this node\'s own worker ends its encode', () => {
+  it('is granted in part: the peer is told the first frames in its segment\'s meta, the rest opens as a chunk of its own', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'swarm-grant-split-'))
+    cleanup.push(async () => { await originator.stop(); await rm(home, { recursive: true, force: true }) })
+    // This node's worker, as its encode reports itself: 30 of its 40 frames done at 40 fps.
+    const standing = { framesPiped: 34, frames: 40, framesDone: 30, fps: 40 }
+    const originator = new Originator({
+      home, peerId: 'self', ownWorker: true, plan: { chunkSeconds: 7 },
+      shortenOwnEncode: (_jobId, _chunk, _leaseId, choose) => { choose(standing); return undefined }
+    })
+    await originator.start()
+    const events: NodeEvent[] = []
+    originator.on('event', (e: NodeEvent) => events.push(e))
+    const { job } = await originator.addJob({ file: fx.openGop10bit, settings: '--preset ultrafast --crf 30', encoder: 'x265' })
+    await waitFor('the chunks to open', () => job.chunks.every(c => c.state === 'open'), { everyMs: 50 })
+    expect(job.chunks.map(c => c.frames)).toEqual([200, 40])
+
+    // Our worker takes the short chunk; a peer then claims the other, the last one open.
+    expect(originator.requestLease(job.id, 1, 'self').ok).toBe(true)
+    const granted = originator.requestLease(job.id, 0, 'peer')
+    expect(granted.ok).toBe(true)
+    // (0.25 s + 200 × 25 ms) / (25 + 25 - 2.5 ms) = 110.5: the peer 111 frames, this node 89 once free.
+    const split = ofType(events, 'chunk:split')[0]
+    expect(split).toMatchObject({ jobId: job.id, chunk: 0, into: 2, kept: 111, frames: 89 })
+    expect(job.chunks[0]).toMatchObject({ startFrame: 0, frames: 111, state: 'leased' })
+    expect(job.chunks[2]).toMatchObject({ startFrame: 111, frames: 89 })
+    const offer = originator.segmentFor(job.id, 0, granted.ok ? granted.lease.id : '', 'peer')
+    expect(offer.ok && offer.meta.frames).toBe(111)
+    await waitFor('the split-off chunk to open', () => job.chunks[2]?.state === 'open', { everyMs: 20 })
+    // Its segment is the first chunk's, its first frame named halfway from the frame before it.
+    const source = await probeMedia(fx.openGop10bit)
+    const t = (i: number): number => source.video.frames[i]!.time
+    const selectFrom = job.chunks[2]!.segment!.selectFromTime
+    expect(selectFrom).toBeGreaterThan(t(110))
+    expect(selectFrom).toBeLessThan(t(111))
+    expect(job.stats?.splits).toBe(1)
+  })
+})
 
 describe('a straggling chunk of this node\'s own encode', () => {
   it('is split for an idle peer: the own encode ends at an exact frame, the peer encodes the rest, the output is the source\'s frames', async () => {
