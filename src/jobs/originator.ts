@@ -167,7 +167,7 @@ export class Originator extends EventEmitter<{ changed: [jobId: string], event: 
       event: (e) => {
         this.tell(e)
         const job = e.type === 'chunk:done' ? this.store.get(e.jobId) : undefined
-        if (job !== undefined && e.type === 'chunk:done') this.stragglers?.peerIdle(job, e.peer)
+        if (job !== undefined && e.type === 'chunk:done') this.stragglers?.chunkDone(job, e.chunk, e.peer, e.leaseMs)
       },
       convicted: (job, peer) => { this.requeue(job, peer).catch((err: Error) => { this.log.info(`${shortJob(job.id)}: sending ${shortPeer(peer)}'s chunks back failed: ${err.message}`) }) },
       ...(o.checks !== undefined ? { checks: o.checks } : {}),

@@ -43,6 +43,14 @@ const prerollSecondsPerFrame = (encodeSecondsPerFrame: number): number => Math.m
 const OWN_PACE_FROM_SHARE = 0.1
 /** Splits one job may make: each adds a chunk to every announcement of it. */
 const MAX_SPLITS_PER_JOB = 32
+/** Recent chunks whose pace (lease to kept result, a frame) stands for this node's own worker's, and for the peers'. */
+const PACE_SAMPLES = 16
+
+function median (values: number[]): number | undefined {
+  if (values.length === 0) return undefined
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]
+}
 
 export interface SplitPointOptions {
   /** Seconds a frame of this job has taken a peer, lease to kept result; undefined before any result. */
@@ -53,6 +61,12 @@ export interface SplitPointOptions {
   preroll: number
   /** How much sooner the chunk must end for a split to be worth it (default MIN_GAIN_SECONDS). */
   minGainSeconds?: number
+  /**
+   * Seconds a frame of this job's earlier chunks took this node's own worker: its pace until its
+   * encode has measured its own on this chunk (else the peers' is assumed). On two nodes the
+   * originator's worker, beside every check, went at half the peer's pace.
+   */
+  ownSecondsPerFrame?: number
 }
 
 /**
@@ -64,7 +78,7 @@ export interface SplitPointOptions {
 export function splitPoint (at: EncodeStanding, o: SplitPointOptions): number | undefined {
   const done = Math.max(0, Math.min(at.framesDone, at.framesPiped))
   const ownPaced = at.fps > 0 && done >= OWN_PACE_FROM_SHARE * at.frames
-  const own = ownPaced ? 1 / at.fps : o.peerSecondsPerFrame
+  const own = ownPaced ? 1 / at.fps : o.ownSecondsPerFrame ?? o.peerSecondsPerFrame
   const peer = o.peerSecondsPerFrame ?? own
   if (own === undefined || peer === undefined || !(own > 0) || !(peer > 0)) return undefined
   const decode = prerollSecondsPerFrame(peer)
@@ -144,8 +158,27 @@ export class StragglerSplits {
   /** Per job: peers that delivered a chunk or asked for one and hold nothing of the job now. */
   private readonly idle = new Map<string, Set<string>>()
   private readonly splitting = new Set<string>()
+  /** Per job: seconds a frame took, lease to kept result, of this node's own recent chunks and of peers'. */
+  private readonly paces = new Map<string, { own: number[], peers: number[] }>()
 
   constructor (private readonly o: StragglerSplitsOptions) {}
+
+  /** A chunk's result was kept: its pace is this node's or the peers', and a peer that holds nothing more is idle. */
+  chunkDone (job: JobRecord, chunk: number, peer: string, leaseMs?: number): void {
+    const frames = job.chunks[chunk]?.frames ?? 0
+    if (leaseMs !== undefined && leaseMs > 0 && frames > 0) {
+      const paces = this.paces.get(job.id) ?? { own: [], peers: [] }
+      const list = peer === this.o.self ? paces.own : paces.peers
+      list.push(leaseMs / 1000 / frames)
+      if (list.length > PACE_SAMPLES) list.shift()
+      this.paces.set(job.id, paces)
+    }
+    this.peerIdle(job, peer)
+  }
+
+  private paceOf (jobId: string, whose: 'own' | 'peers'): number | undefined {
+    return median(this.paces.get(jobId)?.[whose] ?? [])
+  }
 
   /** A peer holds nothing of the job (its result was kept, or its claim found nothing): a split would have a taker. */
   peerIdle (job: JobRecord, peer: string): void {
@@ -159,7 +192,7 @@ export class StragglerSplits {
   /** A peer took a chunk of the job: it is busy again. */
   peerBusy (jobId: string, peer: string): void { this.idle.get(jobId)?.delete(peer) }
 
-  forget (jobId: string): void { this.idle.delete(jobId) }
+  forget (jobId: string): void { this.idle.delete(jobId); this.paces.delete(jobId) }
 
   /** Looks again at every job with an idle peer (the originator's second tick: the own encode's pace may be known by now). */
   tick (jobs: Iterable<JobRecord>): void {
@@ -228,11 +261,11 @@ export class StragglerSplits {
   /**
    * When this node's own worker will have encoded what it holds of the job, and at what pace a
    * frame: its live standing where its encode can tell (EncodeStanding), else its heartbeats, else
-   * the job's pace. Undefined when it holds nothing of the job (it would take the chunk itself) or
+   * its pace on the job's earlier chunks, else the peers'. Undefined when it holds nothing of the job (it would take the chunk itself) or
    * no pace is known yet.
    */
   private ownFreeIn (job: JobRecord): { seconds: number, secondsPerFrame: number } | undefined {
-    const pace = this.o.leases.secondsPerFrameOf(job.id)
+    const pace = this.paceOf(job.id, 'own') ?? this.paceOf(job.id, 'peers') ?? this.o.leases.secondsPerFrameOf(job.id)
     let seconds = 0
     let measured: number | undefined
     let holds = false
@@ -267,9 +300,11 @@ export class StragglerSplits {
     const range = chunkRanges(source, ordered.map(c => c.startFrame)).chunks.find(r => r.startFrame === chunk.startFrame)
     const first = source.video.frames[chunk.startFrame]
     const preroll = range !== undefined && first !== undefined ? Math.max(0, first.decodeIndex - range.decodeStart) : 0
-    const pace = this.o.leases.secondsPerFrameOf(job.id)
+    const pace = this.paceOf(job.id, 'peers') ?? this.o.leases.secondsPerFrameOf(job.id)
+    const own = this.paceOf(job.id, 'own')
     return {
       ...(pace !== undefined ? { peerSecondsPerFrame: pace } : {}),
+      ...(own !== undefined ? { ownSecondsPerFrame: own } : {}),
       ...(this.o.minGainSeconds !== undefined ? { minGainSeconds: this.o.minGainSeconds } : {}),
       frameRate: job.video.frameRate.num / job.video.frameRate.den,
       preroll

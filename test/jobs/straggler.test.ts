@@ -24,6 +24,13 @@ describe('splitPoint', () => {
     expect(splitPoint({ framesPiped: 60, frames: 300, framesDone: 40, fps: 20 }, options)).toBe(40 + Math.ceil((1.5 + 40 * 0.01 + 260 * 0.1) / (0.05 + 0.1 - 0.01)))
   })
 
+  it('takes this node\'s pace on the job\'s earlier chunks until its encode has measured one on this chunk', () => {
+    // Twice as slow as the peers (its core also checks their results): (1.5 + 30) / (0.2 + 0.1 - 0.01).
+    expect(splitPoint(at, { ...options, ownSecondsPerFrame: 0.2 })).toBe(109)
+    // Once it has done a tenth of the chunk, its own pace on it counts.
+    expect(splitPoint({ framesPiped: 60, frames: 300, framesDone: 40, fps: 20 }, { ...options, ownSecondsPerFrame: 0.2 })).toBe(240)
+  })
+
   it('never ends the encode before a frame its encoder already has', () => {
     expect(splitPoint({ ...at, framesPiped: 200 }, options)).toBe(200)
   })
