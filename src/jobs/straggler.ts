@@ -30,8 +30,13 @@ const MIN_GAIN_SECONDS = 2
 /** A split-off chunk holds at least this much video (and at least MIN_SPLIT_FRAMES): shorter ones cost a key frame for little. */
 const MIN_SPLIT_SECONDS = 1
 const MIN_SPLIT_FRAMES = 12
-/** What a split-off chunk costs before its peer encodes a frame: the announcement, the claim, the download, the tools' start. */
-const SPLIT_OVERHEAD_SECONDS = 1.5
+/**
+ * What a split-off chunk costs its peer beside its frames at the job's pace: the announcement, the
+ * claim, the download, the tools' start and the encoder's end of a short chunk. Measured with
+ * SVT-AV1 preset 8 on two one-core nodes: split-off parts of 50-77 frames took their peer 2.3-2.6 s
+ * more than their frames at its pace (with 1.5 s here, this node ended 2-3 s before the peer).
+ */
+const SPLIT_OVERHEAD_SECONDS = 2.5
 /**
  * Decoding a frame of the source before the split-off chunk (its segment is the straggler's, so
  * the peer decodes what this node already encoded): a tenth of an encode's time a frame, at most

@@ -18,17 +18,17 @@ describe('splitPoint', () => {
 
   it('gives an idle peer of the same pace about half of what is left, less its start and its pre-roll', () => {
     // Own pace unknown (nothing done yet): taken to be the job's. Own keeps a, the peer pays
-    // 1.5 s, decodes a frames at 10 ms and encodes 300 - a at 100 ms: a = (1.5 + 30) / 0.19.
-    expect(splitPoint(at, options)).toBe(166)
+    // 2.5 s, decodes a frames at 10 ms and encodes 300 - a at 100 ms: a = (2.5 + 30) / 0.19.
+    expect(splitPoint(at, options)).toBe(172)
     // The own encode measured at 20 fps, twice the job's pace: it keeps about two thirds.
-    expect(splitPoint({ framesPiped: 60, frames: 300, framesDone: 40, fps: 20 }, options)).toBe(40 + Math.ceil((1.5 + 40 * 0.01 + 260 * 0.1) / (0.05 + 0.1 - 0.01)))
+    expect(splitPoint({ framesPiped: 60, frames: 300, framesDone: 40, fps: 20 }, options)).toBe(40 + Math.ceil((2.5 + 40 * 0.01 + 260 * 0.1) / (0.05 + 0.1 - 0.01)))
   })
 
   it('takes this node\'s pace on the job\'s earlier chunks until its encode has measured one on this chunk', () => {
-    // Twice as slow as the peers (its core also checks their results): (1.5 + 30) / (0.2 + 0.1 - 0.01).
-    expect(splitPoint(at, { ...options, ownSecondsPerFrame: 0.2 })).toBe(109)
+    // Twice as slow as the peers (its core also checks their results): (2.5 + 30) / (0.2 + 0.1 - 0.01).
+    expect(splitPoint(at, { ...options, ownSecondsPerFrame: 0.2 })).toBe(113)
     // Once it has done a tenth of the chunk, its own pace on it counts.
-    expect(splitPoint({ framesPiped: 60, frames: 300, framesDone: 40, fps: 20 }, { ...options, ownSecondsPerFrame: 0.2 })).toBe(240)
+    expect(splitPoint({ framesPiped: 60, frames: 300, framesDone: 40, fps: 20 }, { ...options, ownSecondsPerFrame: 0.2 })).toBe(247)
   })
 
   it('never ends the encode before a frame its encoder already has', () => {
@@ -38,10 +38,10 @@ describe('splitPoint', () => {
   it('does not split when the rest would be too short or the chunk end too little sooner', () => {
     // The encoder was handed all but 20 frames (under a second at 24 fps).
     expect(splitPoint({ ...at, framesPiped: 280 }, options)).toBeUndefined()
-    // 200 frames left at 20 ms a frame: 4 s to go, and a split would end them 1 s sooner.
-    const quick = { framesPiped: 100, frames: 300, framesDone: 100, fps: 50 }
+    // 300 frames left at 20 ms a frame: 6 s to go, and a split would end them 1.4 s sooner.
+    const quick = { framesPiped: 100, frames: 400, framesDone: 100, fps: 50 }
     expect(splitPoint(quick, { ...options, peerSecondsPerFrame: 0.02 })).toBeUndefined()
-    expect(splitPoint(quick, { ...options, peerSecondsPerFrame: 0.02, minGainSeconds: 0.5 })).toBe(250)
+    expect(splitPoint(quick, { ...options, peerSecondsPerFrame: 0.02, minGainSeconds: 0.5 })).toBe(329)
     // No pace at all yet: no estimate to split by.
     expect(splitPoint(at, { frameRate: 24, preroll: 0 })).toBeUndefined()
   })
