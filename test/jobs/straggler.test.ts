@@ -123,7 +123,7 @@ describe('the last open chunk claimed by a peer while this node\'s own worker en
     const events: NodeEvent[] = []
     originator.on('event', (e: NodeEvent) => events.push(e))
     const { job } = await originator.addJob({ file: fx.openGop10bit, settings: '--preset ultrafast --crf 30', encoder: 'x265' })
-    await waitFor('the chunks to open', () => job.chunks.every(c => c.state === 'open'), { everyMs: 50 })
+    await waitFor('every chunk cut', () => job.state === 'encoding', { everyMs: 20 })
     expect(job.chunks.map(c => c.frames)).toEqual([200, 40])
 
     // Our worker takes the short chunk; a peer then claims the other, the last one open.
