@@ -667,7 +667,7 @@ function inFrameOrder (job: JobRecord): JobRecord['chunks'] {
  * The ranges of the chunks the job has, not of a plan made again (the planner may have changed
  * since), each at its chunk's index: chunks split off later come last by index, not by frame.
  */
-function plannedRanges (job: JobRecord, source: MediaInfo): ChunkRange[] {
+export function plannedRanges (job: JobRecord, source: MediaInfo): ChunkRange[] {
   const ordered = inFrameOrder(job)
   const ranges = chunkRanges(source, ordered.map(c => c.startFrame)).chunks
   const plan: ChunkRange[] = []

@@ -4,9 +4,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { localLink } from '../../src/daemon/local-link.js'
-import { Originator } from '../../src/jobs/index.js'
+import { Originator, type JobRecord } from '../../src/jobs/index.js'
+import { JobFolder } from '../../src/jobs/job-folder.js'
+import { plannedRanges } from '../../src/jobs/originator.js'
+import { splitSource } from '../../src/jobs/splitter.js'
+import { logger } from '../../src/log/index.js'
 import { grantSplitPoint, splitPoint } from '../../src/jobs/straggler.js'
-import { probeMedia } from '../../src/media/index.js'
+import { encodeChunk, parseX264Settings, prepareSource, probeMedia, type Segment } from '../../src/media/index.js'
 import type { NodeEvent, NodeEventOf } from '../../src/swarm/index.js'
 import { Worker, type OriginatorLink } from '../../src/worker/index.js'
 import { ensureFixtures, type Fixtures } from '../fixtures.js'
@@ -202,5 +206,33 @@ describe('a straggling chunk of this node\'s own encode', () => {
     const out = await probeMedia(output)
     expect(out.video.frameCount).toBe(240)
     expect(ofType(events, 'result:refused')).toEqual([])
+  })
+})
+
+describe('a job whose chunks were split, cut again', () => {
+  it('plans each chunk at its own index in frame order, and the splitter cuts a split-off chunk exactly', async () => {
+    const source = await prepareSource(fx.openGop10bit)
+    // Chunk 0 of 200 frames split after 111: the rest is chunk 2, last by index.
+    const chunk = (index: number, startFrame: number, frames: number): JobRecord['chunks'][number] => ({ index, startFrame, frames, state: 'pending', pastHolders: [], failures: [] })
+    const job = { sourcePath: fx.openGop10bit, chunks: [chunk(0, 0, 111), chunk(1, 200, 40), chunk(2, 111, 89)] } as unknown as JobRecord
+    const plan = plannedRanges(job, source)
+    expect(plan.map(r => [r.index, r.startFrame, r.frameCount])).toEqual([[0, 0, 111], [1, 200, 40], [2, 111, 89]])
+    // Not the frames the job says: the source changed under it.
+    expect(() => plannedRanges({ ...job, chunks: [chunk(0, 0, 111), chunk(1, 200, 41), chunk(2, 111, 89)] } as unknown as JobRecord, source)).toThrow(/no longer has the frames/)
+
+    const dir = await mkdtemp(join(tmpdir(), 'swarm-split-again-'))
+    cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
+    const folder = new JobFolder(dir)
+    const opened: Segment[] = []
+    await splitSource({ source, plan, pending: [2], folder, tag: 'test', signal: new AbortController().signal, log: logger('jobs'), opened: (_index, seg) => { opened.push(seg) } })
+    expect(opened.map(s => [s.chunkIndex, s.frameCount])).toEqual([[2, 89]])
+    // Its frames are the source's 111-199: encoded from the segment, exactly 89 of them.
+    const out = join(dir, 'rest.264')
+    const encoded = await encodeChunk({
+      segmentPath: opened[0]!.path, selectFromTime: opened[0]!.selectFromTime, frameCount: 89, settings: parseX264Settings('--preset ultrafast --crf 30'),
+      frameRate: source.video.frameRate, sourcePixFmt: source.video.pixFmt, outputPath: out, threads: 1
+    })
+    expect(encoded.frameCount).toBe(89)
+    expect(Math.abs(opened[0]!.selectFromTime - source.video.frames[111]!.time)).toBeLessThan(0.001)
   })
 })
