@@ -99,7 +99,8 @@ export function countStat (job: JobRecord, what: keyof JobStats): void {
   job.stats[what] = (job.stats[what] ?? 0) + 1
 }
 
-function median (values: number[]): number | undefined {
+/** The middle of a job's pace samples (the upper one of an even count); undefined for none. */
+export function median (values: number[]): number | undefined {
   if (values.length === 0) return undefined
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.floor(sorted.length / 2)]

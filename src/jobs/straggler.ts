@@ -4,7 +4,7 @@ import { chunkRanges, type MediaInfo } from '../media/index.js'
 import { shortChunk, shortJob, type Logger } from '../log/index.js'
 import type { EmitEvent, OriginatorEvent } from '../swarm/index.js'
 import type { JobFolder } from './job-folder.js'
-import { countStat, type LeaseTable } from './lease-table.js'
+import { countStat, median, type LeaseTable } from './lease-table.js'
 import type { ChunkRecord, JobRecord } from './types.js'
 
 /** How far this node's own encode of a chunk has got (the worker's measure, not a peer's word). */
@@ -50,12 +50,6 @@ const OWN_PACE_FROM_SHARE = 0.1
 const MAX_SPLITS_PER_JOB = 32
 /** Recent chunks whose pace (lease to kept result, a frame) stands for this node's own worker's, and for the peers'. */
 const PACE_SAMPLES = 16
-
-function median (values: number[]): number | undefined {
-  if (values.length === 0) return undefined
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)]
-}
 
 export interface SplitPointOptions {
   /** Seconds a frame of this job has taken a peer, lease to kept result; undefined before any result. */
@@ -151,13 +145,15 @@ export interface StragglerSplitsOptions {
 }
 
 /**
- * Splits the chunk this node's own worker is encoding when a peer has nothing left to do: a plan
+ * Splits a chunk while the job runs, at either end of the tail: the one this node's own worker is
+ * encoding when a peer has nothing left to do (consider), or the last open one as a peer claims it
+ * while this node will be free first (beforeGrant). A plan
  * made before any chunk is encoded cannot know which chunks are dear (a chunk's cost here varies
  * 2.5× a frame with its content), and the originator's own worker encodes beside its checks, so
  * on two nodes the job used to end with one of them idle for 4-13 s. The own encode stops at a
  * frame it has not handed to its encoder yet; the frames after it become a new chunk, with a copy
- * of the straggler's segment, for the idle peer. Peers' chunks are not split: a holder's lease
- * cannot shrink on the wire (a backup copy is their remedy).
+ * of the straggler's segment, for the idle peer. A peer's chunk is only shortened before its grant:
+ * a holder's lease cannot shrink on the wire (a backup copy is their remedy).
  */
 export class StragglerSplits {
   /** Per job: peers that delivered a chunk or asked for one and hold nothing of the job now. */
